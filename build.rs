@@ -1,0 +1,116 @@
+//! Build script of the module Apache loads.
+//!
+//! It does not guess paths: like ngx-rust's `nginx-sys`, it asks the server build it targets.
+//! `apxs -q` names Apache's include directory and its APR configuration, `apr-1-config` names
+//! APR's; bindgen then generates bindings for the few Apache and APR items the module uses.
+//! It also records which Python the default engine is built for (`PYO3_PYTHON`), so that the
+//! module knows which engine to load when no `WSGIPythonHome` says otherwise.
+
+use std::env;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    for var in ["APXS", "APR_CONFIG", "PYO3_PYTHON", "LIBCLANG_PATH"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    println!("cargo:rerun-if-changed=src/module/wrapper.h");
+
+    let apxs = env::var("APXS").unwrap_or_else(|_| find_program(&["apxs", "apxs2"]));
+    let include_dir = apxs_query(&apxs, "INCLUDEDIR");
+    let apr_config = env::var("APR_CONFIG").unwrap_or_else(|_| apxs_query(&apxs, "APR_CONFIG"));
+    let apr_includes = run(&apr_config, &["--includes"]).unwrap_or_else(|| {
+        fail(&format!("`{apr_config} --includes` failed; install Debian's apache2-dev (it brings libapr1-dev) or set APR_CONFIG"))
+    });
+    if !PathBuf::from(&include_dir).join("httpd.h").exists() {
+        fail(&format!("httpd.h is not in {include_dir}; install Debian's apache2-dev or set APXS"));
+    }
+
+    // Facts the express binary needs to drive this Apache (as mod_wsgi's setup.py stores them).
+    for key in ["SBINDIR", "LIBEXECDIR", "SYSCONFDIR", "PROGNAME"] {
+        println!("cargo:rustc-env=MOD_WSGI_APXS_{key}={}", apxs_query(&apxs, key));
+    }
+    let (py_version, py_exe) = default_python();
+    println!("cargo:rustc-env=MOD_WSGI_DEFAULT_PYTHON_VERSION={py_version}");
+    println!("cargo:rustc-env=MOD_WSGI_DEFAULT_PYTHON={py_exe}");
+
+    let mut builder = bindgen::Builder::default()
+        .header("src/module/wrapper.h")
+        .clang_arg(format!("-I{include_dir}"))
+        .clang_args(apr_includes.split_whitespace())
+        .clang_args(["-DLINUX", "-D_REENTRANT", "-D_GNU_SOURCE"])
+        .derive_default(true)
+        .layout_tests(false)
+        .generate_comments(false)
+        .prepend_enum_name(false);
+    for item in ALLOWED_TYPES {
+        builder = builder.allowlist_type(item);
+    }
+    for item in ALLOWED_FUNCTIONS {
+        builder = builder.allowlist_function(item);
+    }
+    for item in ALLOWED_VARS {
+        builder = builder.allowlist_var(item);
+    }
+    let bindings = builder.generate().unwrap_or_else(|e| {
+        fail(&format!("bindgen could not read Apache's headers ({e}); install Debian's apache2-dev and libclang-dev"))
+    });
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("apache.rs");
+    bindings.write_to_file(&out).expect("write apache.rs");
+}
+
+/// Only what `src/module` uses: each new call into Apache is added here on purpose.
+const ALLOWED_TYPES: &[&str] = &[
+    "module", "command_rec", "cmd_parms", "request_rec", "server_rec", "conn_rec", "process_rec",
+    "apr_table_entry_t", "apr_array_header_t", "ap_regex_t", "ap_regmatch_t", "apr_finfo_t",
+];
+const ALLOWED_FUNCTIONS: &[&str] = &[
+    "ap_hook_translate_name", "ap_hook_handler", "ap_hook_check_config", "ap_hook_child_init", "ap_hook_post_config",
+    "ap_log_error_", "ap_log_rerror_", "ap_get_module_config", "ap_set_module_config",
+    "ap_check_cmd_context", "ap_pregcomp", "ap_regexec", "ap_pregsub", "ap_server_root_relative",
+    "ap_setup_client_block", "ap_should_client_block", "ap_get_client_block", "ap_rwrite", "ap_rflush",
+    "ap_add_common_vars", "ap_add_cgi_vars", "ap_set_content_type", "ap_set_content_length",
+    "ap_get_server_port", "ap_get_server_banner", "ap_mpm_query", "ap_getword_conf",
+    "apr_table_get", "apr_table_set", "apr_table_add", "apr_table_elts", "apr_table_unset",
+    "apr_pstrdup", "apr_pstrmemdup", "apr_palloc", "apr_pool_cleanup_register", "apr_pool_cleanup_null", "ap_rflush",
+];
+const ALLOWED_VARS: &[&str] = &[
+    "MODULE_MAGIC_NUMBER_MAJOR", "MODULE_MAGIC_NUMBER_MINOR", "MODULE_MAGIC_COOKIE",
+    "APR_HOOK_MIDDLE", "APR_HOOK_REALLY_FIRST", "APR_HOOK_FIRST", "APLOG_.*", "OK", "DECLINED", "DONE",
+    "HTTP_.*", "RSRC_CONF", "ACCESS_CONF", "OR_FILEINFO", "OR_AUTHCFG", "OR_NONE", "NOT_IN_.*", "GLOBAL_ONLY",
+    "REQUEST_CHUNKED_ERROR", "REQUEST_CHUNKED_DECHUNK", "AP_MPMQ_.*", "M_GET", "M_HEAD",
+    "APR_NOFILE", "APR_REG", "APR_DIR", "AP_MAX_REG_MATCH", "AP_REG_EXTENDED",
+];
+
+fn find_program(candidates: &[&str]) -> String {
+    for name in candidates {
+        if Command::new(name).arg("-q").arg("INCLUDEDIR").output().map(|o| o.status.success()).unwrap_or(false) {
+            return (*name).to_string();
+        }
+    }
+    fail("apxs was not found; install Debian's apache2-dev or set APXS=/path/to/apxs")
+}
+
+fn apxs_query(apxs: &str, key: &str) -> String {
+    run(apxs, &["-q", key]).unwrap_or_else(|| fail(&format!("`{apxs} -q {key}` failed; install Debian's apache2-dev or set APXS")))
+}
+
+fn run(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The Python the default engine is built for: `PYO3_PYTHON`, else Debian's `/usr/bin/python3`
+/// (deliberately not the pyenv shim that comes first on PATH here).
+fn default_python() -> (String, String) {
+    let exe = env::var("PYO3_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".to_string());
+    let version = run(&exe, &["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .unwrap_or_else(|| fail(&format!("cannot run {exe}; set PYO3_PYTHON to a Python interpreter (Debian: apt-get install python3-dev)")));
+    (version, exe)
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    println!("cargo:warning={message}");
+    std::process::exit(1);
+}

@@ -1,0 +1,137 @@
+//! The versioned `extern "C"` interface between the module Apache loads and a Python engine.
+//!
+//! The module is built once; engines are built per Python ABI and loaded with `dlopen` in each
+//! child after fork. Everything that crosses between them is in this file and nothing else:
+//! plain `#[repr(C)]` records of borrowed byte strings and function pointers. The request is
+//! described as the engine needs it (environ source, body reader, response writer, logger), so
+//! the same engine can later serve requests that arrive at a daemon process instead of Apache.
+//!
+//! Any change to a record here bumps [`ABI_VERSION`]; the module refuses an engine of another
+//! version at start-up instead of crashing in a child.
+
+use std::ffi::{c_int, c_void};
+
+/// Version of the records below. Bumped on every incompatible change.
+pub const ABI_VERSION: u32 = 1;
+
+/// Name of the function an engine exports; it returns a pointer to its static [`Engine`].
+pub const ENTRY_SYMBOL: &[u8] = b"mod_wsgi_engine_v1\0";
+
+/// Signature of [`ENTRY_SYMBOL`].
+pub type EntryFn = unsafe extern "C" fn() -> *const Engine;
+
+/// A borrowed byte string: valid for the duration of the call it is passed to.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Bytes {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+impl Bytes {
+    pub const EMPTY: Bytes = Bytes { ptr: std::ptr::null(), len: 0 };
+
+    pub fn new(s: &[u8]) -> Bytes {
+        Bytes { ptr: s.as_ptr(), len: s.len() }
+    }
+
+    /// # Safety
+    /// `ptr` must point to `len` readable bytes that outlive `'a` (or be null with `len == 0`).
+    pub unsafe fn as_slice<'a>(self) -> &'a [u8] {
+        if self.ptr.is_null() || self.len == 0 {
+            &[]
+        } else {
+            // SAFETY: the caller guarantees ptr/len describe live memory for 'a.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        }
+    }
+}
+
+/// A name/value pair: an environ entry or a response header.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Pair {
+    pub name: Bytes,
+    pub value: Bytes,
+}
+
+/// Log levels, numbered as Apache's `APLOG_*`.
+pub mod level {
+    pub const ERR: i32 = 3;
+    pub const WARNING: i32 = 4;
+    pub const NOTICE: i32 = 5;
+    pub const INFO: i32 = 6;
+    pub const DEBUG: i32 = 7;
+}
+
+/// Process-wide settings, given once to [`Engine::init`] in a child.
+#[repr(C)]
+pub struct EngineConfig {
+    /// `WSGIPythonHome`, or empty for the interpreter's own prefix.
+    pub python_home: Bytes,
+    /// `WSGIPythonPath` entries, `:`-separated; each is added with `site.addsitedir`.
+    pub python_path: Bytes,
+    /// Apache's MPM: whether several threads and several processes serve requests.
+    pub multithread: c_int,
+    pub multiprocess: c_int,
+    /// Version string of the module, for `mod_wsgi.version` and the environ.
+    pub module_version: Bytes,
+    /// Apache's server banner, for `apache.version`-like keys.
+    pub server_banner: Bytes,
+    /// Logs a process-level line (no request) to the main server's error log.
+    pub log: unsafe extern "C" fn(level: c_int, message: Bytes),
+}
+
+/// Outcome of [`Engine::handle`]: what the module's handler returns to Apache.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The response was produced (possibly cut short by the client going away).
+    Done = 0,
+    /// The script or its callable does not exist: Apache sends its 404.
+    NotFound = 404,
+    /// Nothing was sent and the application failed: Apache sends its 500.
+    ServerError = 500,
+}
+
+/// One request as the engine sees it. The callbacks are only valid during [`Engine::handle`].
+#[repr(C)]
+pub struct Request {
+    /// Opaque to the engine; passed back to every callback.
+    pub ctx: *mut c_void,
+    /// CGI and `mod_wsgi.*` variables, native strings as bytes (decoded as latin-1 by the engine).
+    pub environ: *const Pair,
+    pub environ_len: usize,
+    /// The script file, the callable's name in it and the (expanded) application group.
+    pub script: Bytes,
+    pub callable: Bytes,
+    pub group: Bytes,
+    /// Reads up to `len` bytes of the request body into `buf`: the count, 0 at the end, -1 on error.
+    /// Called without the GIL.
+    pub read: unsafe extern "C" fn(ctx: *mut c_void, buf: *mut u8, len: usize) -> isize,
+    /// Sets the status line (`"200 OK"`) and headers; called once, before the first write.
+    /// Returns 0, or -1 when Apache refused them (the engine reports a server error).
+    pub start: unsafe extern "C" fn(ctx: *mut c_void, status: Bytes, headers: *const Pair, len: usize) -> c_int,
+    /// Writes one body chunk to the client (`Bytes::EMPTY` flushes). 0, or -1 when the client is gone.
+    /// Called without the GIL.
+    pub write: unsafe extern "C" fn(ctx: *mut c_void, data: Bytes) -> c_int,
+    /// Logs a line to the error log, attributed to this request.
+    pub log: unsafe extern "C" fn(ctx: *mut c_void, level: c_int, message: Bytes),
+}
+
+/// The table an engine exports through [`ENTRY_SYMBOL`].
+#[repr(C)]
+pub struct Engine {
+    pub abi_version: u32,
+    /// `"3.11"`: the Python this engine was built for.
+    pub python_version: Bytes,
+    /// Initialises Python in this process. 0 on success.
+    pub init: unsafe extern "C" fn(config: *const EngineConfig) -> c_int,
+    /// Serves one request on the calling thread.
+    pub handle: unsafe extern "C" fn(request: *const Request) -> Outcome,
+    /// Ends every interpreter and finalises Python; called once, when the child exits.
+    pub shutdown: unsafe extern "C" fn(),
+}
+
+// SAFETY: an Engine is an immutable static table of function pointers and a static string.
+unsafe impl Sync for Engine {}

@@ -1,0 +1,159 @@
+//! Per-server and per-directory configuration, in plain Rust.
+//!
+//! Apache owns the records' lifetime through its pools: each record is a `Box` whose drop is
+//! registered as a cleanup on the pool it was created in. Every field is an `Option` ("not set
+//! here"), and [`Merge`] says how a virtual host or directory inherits from its parent; the merge
+//! rules are ordinary functions that the unit tests call directly.
+//! Config records are read-only after start-up: request code only ever receives `&ServerConfig`
+//! and `&DirConfig`.
+
+use super::apache;
+use super::group_name::GroupSpec;
+use std::ffi::c_void;
+
+/// How a configuration of one level inherits from the enclosing one.
+pub trait Merge: Default {
+    /// `base` is the enclosing level (main server, parent directory), `add` the nearer one.
+    fn merge(base: &Self, add: &Self) -> Self;
+}
+
+/// Options shared by the directives and by the `WSGIScriptAlias` options.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AppOptions {
+    pub group: Option<GroupSpec>,
+    pub callable: Option<String>,
+    pub pass_authorization: Option<bool>,
+}
+
+impl Merge for AppOptions {
+    fn merge(base: &Self, add: &Self) -> Self {
+        AppOptions {
+            group: add.group.clone().or_else(|| base.group.clone()),
+            callable: add.callable.clone().or_else(|| base.callable.clone()),
+            pass_authorization: add.pass_authorization.or(base.pass_authorization),
+        }
+    }
+}
+
+/// Where a `WSGIScriptAlias` or `WSGIScriptAliasMatch` sends requests.
+#[derive(Debug)]
+pub enum UrlMatch {
+    /// A URL prefix, matched on whole path segments.
+    Prefix(String),
+    /// A regular expression compiled by Apache (`ap_pregcomp`) in the configuration pool.
+    Regex { pattern: String, compiled: *mut apache::ap_regex_t },
+}
+
+#[derive(Debug)]
+pub struct ScriptAlias {
+    pub url: UrlMatch,
+    /// A script file or a directory of scripts; for a regex, may hold `$1`-style references.
+    pub target: String,
+    pub options: AppOptions,
+}
+
+/// Per-server (main server and each virtual host) configuration.
+#[derive(Debug, Default)]
+pub struct ServerConfig {
+    pub aliases: Vec<ScriptAlias>,
+    pub options: AppOptions,
+    /// Process-wide settings: only the main server's values count (`GLOBAL_ONLY` directives).
+    pub python_home: Option<String>,
+    pub python_path: Vec<String>,
+}
+
+impl Merge for ServerConfig {
+    /// A virtual host's aliases come first, then the main server's, as in mod_wsgi.
+    fn merge(base: &Self, add: &Self) -> Self {
+        let aliases = add.aliases.iter().chain(&base.aliases).map(ScriptAlias::share).collect();
+        ServerConfig {
+            aliases,
+            options: AppOptions::merge(&base.options, &add.options),
+            python_home: add.python_home.clone().or_else(|| base.python_home.clone()),
+            python_path: if add.python_path.is_empty() { base.python_path.clone() } else { add.python_path.clone() },
+        }
+    }
+}
+
+impl ScriptAlias {
+    /// A copy for a merged record; the compiled regex stays owned by the configuration pool.
+    fn share(&self) -> ScriptAlias {
+        let url = match &self.url {
+            UrlMatch::Prefix(p) => UrlMatch::Prefix(p.clone()),
+            UrlMatch::Regex { pattern, compiled } => UrlMatch::Regex { pattern: pattern.clone(), compiled: *compiled },
+        };
+        ScriptAlias { url, target: self.target.clone(), options: self.options.clone() }
+    }
+}
+
+/// Per-directory (`<Directory>`, `<Location>`, `.htaccess`) configuration.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DirConfig {
+    pub options: AppOptions,
+}
+
+impl Merge for DirConfig {
+    fn merge(base: &Self, add: &Self) -> Self {
+        DirConfig { options: AppOptions::merge(&base.options, &add.options) }
+    }
+}
+
+/// Moves `value` into memory owned by `pool`: it is dropped when the pool is cleared.
+pub fn pool_owned<T>(pool: *mut apache::apr_pool_t, value: T) -> *mut c_void {
+    unsafe extern "C" fn drop_box<T>(data: *mut c_void) -> apache::apr_status_t {
+        super::trampoline::guard("config cleanup", 0, || {
+            // SAFETY: `data` came from Box::into_raw below and the pool calls this cleanup once.
+            drop(unsafe { Box::from_raw(data.cast::<T>()) });
+            0
+        })
+    }
+    let raw = Box::into_raw(Box::new(value)).cast::<c_void>();
+    // SAFETY: `pool` is a live pool handed to us by Apache; the cleanup frees exactly `raw`.
+    unsafe { apache::apr_pool_cleanup_register(pool, raw, Some(drop_box::<T>), Some(apache::apr_pool_cleanup_null)) };
+    raw
+}
+
+/// The generic `create_*_config` shim.
+pub unsafe extern "C" fn create<T: Merge + 'static>(pool: *mut apache::apr_pool_t) -> *mut c_void {
+    super::trampoline::guard("config creation", std::ptr::null_mut(), || pool_owned(pool, T::default()))
+}
+
+/// The generic `merge_*_config` shim over a [`Merge`] implementation.
+pub unsafe extern "C" fn merge<T: Merge + 'static>(
+    pool: *mut apache::apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
+    super::trampoline::guard("config merge", base, || {
+        // SAFETY: Apache passes two records this module created with `create::<T>`.
+        let (base, add) = unsafe { (&*base.cast::<T>(), &*add.cast::<T>()) };
+        pool_owned(pool, T::merge(base, add))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearer_level_wins_and_unset_inherits() {
+        let base = AppOptions { group: Some(GroupSpec::Global), callable: Some("app".into()), pass_authorization: Some(true) };
+        let add = AppOptions { callable: Some("application2".into()), ..Default::default() };
+        let merged = AppOptions::merge(&base, &add);
+        assert_eq!(merged.group, Some(GroupSpec::Global));
+        assert_eq!(merged.callable.as_deref(), Some("application2"));
+        assert_eq!(merged.pass_authorization, Some(true));
+        assert_eq!(AppOptions::merge(&AppOptions::default(), &AppOptions::default()), AppOptions::default());
+    }
+
+    #[test]
+    fn vhost_aliases_come_before_main_server_aliases() {
+        let alias = |url: &str| ScriptAlias { url: UrlMatch::Prefix(url.into()), target: "/t".into(), options: AppOptions::default() };
+        let base = ServerConfig { aliases: vec![alias("/main")], python_home: Some("/opt/py".into()), ..Default::default() };
+        let add = ServerConfig { aliases: vec![alias("/vhost")], ..Default::default() };
+        let merged = ServerConfig::merge(&base, &add);
+        let urls: Vec<_> = merged.aliases.iter().map(|a| match &a.url { UrlMatch::Prefix(p) => p.clone(), _ => unreachable!() }).collect();
+        assert_eq!(urls, ["/vhost", "/main"]);
+        assert_eq!(merged.python_home.as_deref(), Some("/opt/py"));
+    }
+}

@@ -1,0 +1,306 @@
+//! The directive table, in one place, and one small parser per directive.
+//!
+//! Each handler runs through [`directive`], which catches panics and turns an `Err(String)` into
+//! the message Apache prints with the config file and line (`apache2 -t` then fails).
+
+use super::apache::{self, cmd_func, cmd_parms, command_rec};
+use super::args::{split_option, split_words};
+use super::config::{AppOptions, DirConfig, ScriptAlias, UrlMatch};
+use super::engine_loader;
+use super::group_name::GroupSpec;
+use super::record::server_config_mut;
+use super::trampoline::guard;
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::path::Path;
+
+/// Apache reads this array up to the entry with a null name.
+#[repr(transparent)]
+pub struct CommandTable<const N: usize>([command_rec; N]);
+
+// SAFETY: the table is immutable and only holds pointers to static strings and functions.
+unsafe impl<const N: usize> Sync for CommandTable<N> {}
+
+impl<const N: usize> CommandTable<N> {
+    pub const fn as_ptr(&self) -> *const command_rec {
+        self.0.as_ptr()
+    }
+}
+
+type RawFn = unsafe extern "C" fn(*mut cmd_parms, *mut c_void, *const c_char) -> *const c_char;
+
+const fn raw_args(name: &'static CStr, func: RawFn, req_override: u32, errmsg: &'static CStr) -> command_rec {
+    command_rec {
+        name: name.as_ptr(),
+        func: cmd_func { raw_args: Some(func) },
+        cmd_data: std::ptr::null_mut(),
+        req_override: req_override as i32,
+        args_how: apache::RAW_ARGS,
+        errmsg: errmsg.as_ptr(),
+    }
+}
+
+const fn take1(name: &'static CStr, func: RawFn, req_override: u32, errmsg: &'static CStr) -> command_rec {
+    command_rec { args_how: apache::TAKE1, ..raw_args(name, func, req_override, errmsg) }
+}
+
+const END: command_rec = command_rec {
+    name: std::ptr::null(),
+    func: cmd_func { raw_args: None },
+    cmd_data: std::ptr::null_mut(),
+    req_override: 0,
+    args_how: 0,
+    errmsg: std::ptr::null(),
+};
+
+const SERVER: u32 = apache::RSRC_CONF;
+const ANYWHERE: u32 = apache::RSRC_CONF | apache::ACCESS_CONF | apache::OR_FILEINFO;
+const AUTH: u32 = apache::RSRC_CONF | apache::ACCESS_CONF | apache::OR_AUTHCFG;
+
+pub static COMMANDS: CommandTable<9> = CommandTable([
+    raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
+    raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
+    take1(c"WSGIApplicationGroup", application_group, ANYWHERE, c"Application interpreter group."),
+    take1(c"WSGICallableObject", callable_object, ANYWHERE, c"Name of entry point in WSGI script file."),
+    take1(c"WSGIPythonHome", python_home, SERVER, c"Python prefix or virtual environment for the engine."),
+    take1(c"WSGIPythonPath", python_path, SERVER, c"Python module search path (':'-separated)."),
+    take1(c"WSGIPassAuthorization", pass_authorization, AUTH, c"Enable/Disable passing of authorization headers."),
+    raw_args(c"WSGIScriptReloading", accepted_flag, ANYWHERE, c"Enable/Disable script reloading mechanism."),
+    END,
+]);
+
+/// What a directive handler works on.
+struct Directive {
+    cmd: *mut cmd_parms,
+    dir: *mut DirConfig,
+    arg: String,
+}
+
+impl Directive {
+    /// True inside `<Directory>`, `<Location>`, `<Files>` or `.htaccess`.
+    fn in_directory(&self) -> bool {
+        // SAFETY: cmd is the live cmd_parms of this directive call.
+        unsafe { !(*self.cmd).path.is_null() }
+    }
+
+    /// Options of the current level: the directory's, or the (virtual) server's.
+    fn options(&mut self) -> &mut AppOptions {
+        if self.in_directory() {
+            // SAFETY: Apache passes our DirConfig for the current section as mconfig.
+            unsafe { &mut (*self.dir).options }
+        } else {
+            // SAFETY: directive handlers run single-threaded during config reading.
+            unsafe { &mut server_config_mut((*self.cmd).server).options }
+        }
+    }
+
+    fn server(&mut self) -> &mut super::config::ServerConfig {
+        // SAFETY: as above.
+        unsafe { server_config_mut((*self.cmd).server) }
+    }
+
+    /// Refuses the directive outside the main server (`GLOBAL_ONLY`), with Apache's message.
+    fn global_only(&self) -> Result<(), String> {
+        // SAFETY: cmd is live; ap_check_cmd_context returns null or a static/pool message.
+        let message = unsafe { apache::ap_check_cmd_context(self.cmd, apache::GLOBAL_ONLY) };
+        if message.is_null() {
+            Ok(())
+        } else {
+            // SAFETY: non-null messages are NUL-terminated strings.
+            Err(unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned())
+        }
+    }
+
+    fn pool(&self) -> *mut apache::apr_pool_t {
+        // SAFETY: cmd is live.
+        unsafe { (*self.cmd).pool }
+    }
+}
+
+/// Runs a directive parser; an `Err` becomes the message Apache prints with file and line.
+fn directive(
+    cmd: *mut cmd_parms,
+    mconfig: *mut c_void,
+    arg: *const c_char,
+    parse: impl FnOnce(&mut Directive) -> Result<(), String>,
+) -> *const c_char {
+    guard("a directive handler", c"mod_wsgi-rs: internal error while reading this directive".as_ptr(), || {
+        let arg = if arg.is_null() {
+            String::new()
+        } else {
+            // SAFETY: Apache passes a NUL-terminated argument string.
+            unsafe { CStr::from_ptr(arg) }.to_string_lossy().into_owned()
+        };
+        let mut d = Directive { cmd, dir: mconfig.cast(), arg };
+        match parse(&mut d) {
+            Ok(()) => std::ptr::null(),
+            Err(message) => {
+                let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
+                // SAFETY: the pool outlives the message's use by Apache's error reporting.
+                unsafe { apache::apr_pstrdup(d.pool(), message.as_ptr()) }
+            }
+        }
+    })
+}
+
+/// Parses `WSGIScriptAlias`-style words: URL, target, then `key=value` options.
+pub fn parse_alias_words(name: &str, line: &str) -> Result<(String, String, AppOptions), String> {
+    let words = split_words(line)?;
+    let [url, target, rest @ ..] = words.as_slice() else {
+        return Err(format!("{name} takes a URL, a script file or directory, and options; got '{line}'"));
+    };
+    let mut options = AppOptions::default();
+    for word in rest {
+        let Some((key, value)) = split_option(word) else {
+            return Err(format!("{name}: invalid option '{word}', expected key=value"));
+        };
+        match key {
+            "application-group" => options.group = Some(GroupSpec::parse(value)?),
+            "callable-object" => {
+                check_identifier(value)?;
+                options.callable = Some(value.to_string());
+            }
+            "pass-authorization" => options.pass_authorization = Some(parse_on_off(name, value)?),
+            "process-group" if value.is_empty() || value == "%{GLOBAL}" => {}
+            "process-group" => {
+                return Err(format!(
+                    "{name}: process-group={value}: daemon mode (WSGIDaemonProcess) is not available in this build of mod_wsgi-rs; remove the option to run the application embedded"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "{name}: invalid option '{key}'; valid options are application-group, callable-object, pass-authorization and process-group"
+                ))
+            }
+        }
+    }
+    Ok((url.clone(), target.clone(), options))
+}
+
+fn check_identifier(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid callable object name '{name}': must be a Python identifier"))
+    }
+}
+
+/// `On`/`Off`, case-insensitive, with mod_wsgi's wording.
+pub fn parse_on_off(name: &str, value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{name} must be one of: Off | On")),
+    }
+}
+
+unsafe extern "C" fn script_alias(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        let (url, target, options) = parse_alias_words("WSGIScriptAlias", &d.arg)?;
+        if !url.starts_with('/') {
+            return Err(format!("WSGIScriptAlias: URL '{url}' must start with '/'"));
+        }
+        d.server().aliases.push(ScriptAlias { url: UrlMatch::Prefix(url), target, options });
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn script_alias_match(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        let (pattern, target, options) = parse_alias_words("WSGIScriptAliasMatch", &d.arg)?;
+        let c_pattern = CString::new(pattern.clone()).map_err(|_| "pattern contains a NUL byte".to_string())?;
+        // SAFETY: pool and pattern are valid; Apache registers the regex's cleanup on the pool.
+        let compiled = unsafe { apache::ap_pregcomp(d.pool(), c_pattern.as_ptr(), apache::AP_REG_EXTENDED as i32) };
+        if compiled.is_null() {
+            return Err(format!("WSGIScriptAliasMatch: regular expression '{pattern}' could not be compiled"));
+        }
+        d.server().aliases.push(ScriptAlias { url: UrlMatch::Regex { pattern, compiled }, target, options });
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn application_group(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        let spec = GroupSpec::parse(&d.arg).map_err(|e| format!("WSGIApplicationGroup: {e}"))?;
+        d.options().group = Some(spec);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn callable_object(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        check_identifier(&d.arg).map_err(|e| format!("WSGICallableObject: {e}"))?;
+        let name = d.arg.clone();
+        d.options().callable = Some(name);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn pass_authorization(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        let on = parse_on_off("WSGIPassAuthorization", &d.arg)?;
+        d.options().pass_authorization = Some(on);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn python_home(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        let home = d.arg.trim_end_matches('/').to_string();
+        if !home.starts_with('/') {
+            return Err(format!("WSGIPythonHome '{home}' must be an absolute path"));
+        }
+        // Refuse here, with the file and line, rather than fail in every child.
+        engine_loader::engine_for(Some(Path::new(&home)))?;
+        d.server().python_home = Some(home);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn python_path(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        let entries: Vec<String> = d.arg.split(':').filter(|p| !p.is_empty()).map(str::to_string).collect();
+        d.server().python_path.extend(entries);
+        Ok(())
+    })
+}
+
+/// Accepted for compatibility: script reloading is always on in this version.
+unsafe extern "C" fn accepted_flag(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| parse_on_off("WSGIScriptReloading", d.arg.trim()).map(|_| ()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alias_words_and_options() {
+        let (url, target, o) =
+            parse_alias_words("WSGIScriptAlias", "/app /srv/app.wsgi application-group=%{GLOBAL} callable-object=app").unwrap();
+        assert_eq!((url.as_str(), target.as_str()), ("/app", "/srv/app.wsgi"));
+        assert_eq!(o.group, Some(GroupSpec::Global));
+        assert_eq!(o.callable.as_deref(), Some("app"));
+    }
+
+    #[test]
+    fn bad_aliases_say_why() {
+        let err = |line| parse_alias_words("WSGIScriptAlias", line).unwrap_err();
+        assert!(err("/app").contains("takes a URL"));
+        assert!(err("/app /x.wsgi colour=blue").contains("invalid option 'colour'"));
+        assert!(err("/app /x.wsgi oops").contains("expected key=value"));
+        assert!(err("/app /x.wsgi callable-object=1abc").contains("Python identifier"));
+        assert!(err("/app /x.wsgi application-group=%{NOPE}").contains("invalid application group"));
+        assert!(err("/app /x.wsgi process-group=site1").contains("daemon mode"));
+    }
+
+    #[test]
+    fn on_off() {
+        assert_eq!(parse_on_off("X", "ON"), Ok(true));
+        assert_eq!(parse_on_off("X", "off"), Ok(false));
+        assert!(parse_on_off("X", "yes").is_err());
+    }
+}

@@ -1,0 +1,140 @@
+//! `WSGIApplicationGroup` values and their expansion into the name of an interpreter.
+//!
+//! Parsing happens at config time, so a bad value stops `apache2 -t` with the file and line;
+//! expansion happens per request from a [`RequestFacts`], which keeps this file free of FFI and
+//! lets the tests (and proptest) drive it with plain values.
+
+/// A parsed `WSGIApplicationGroup` (or `application-group=` option) value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupSpec {
+    /// `%{GLOBAL}`: the main interpreter, named by the empty string.
+    Global,
+    /// `%{SERVER}`: one group per virtual host (`host` or `host:port`).
+    Server,
+    /// `%{RESOURCE}`, also the default: one group per virtual host and mount point.
+    Resource,
+    /// `%{ENV:NAME}`: the value of a request variable (`SetEnv`, notes) or process variable.
+    Env(String),
+    /// Any other text: that group name.
+    Literal(String),
+}
+
+/// What expansion needs to know about the request.
+pub trait RequestFacts {
+    fn server_hostname(&self) -> String;
+    fn server_port(&self) -> u16;
+    /// The mount point as the environ's SCRIPT_NAME has it.
+    fn script_name(&self) -> String;
+    /// A request note, then a request environment variable, then a process environment variable.
+    fn variable(&self, name: &str) -> Option<String>;
+}
+
+impl GroupSpec {
+    /// Parses a directive argument. Only the `%{...}` forms mod_wsgi defines are accepted: an
+    /// unknown one is almost always a typo, and mod_wsgi would silently use it as a literal.
+    pub fn parse(value: &str) -> Result<GroupSpec, String> {
+        if !value.starts_with("%{") {
+            return Ok(GroupSpec::Literal(value.to_string()));
+        }
+        match value {
+            "%{GLOBAL}" => Ok(GroupSpec::Global),
+            "%{SERVER}" => Ok(GroupSpec::Server),
+            "%{RESOURCE}" => Ok(GroupSpec::Resource),
+            _ => match value.strip_prefix("%{ENV:").and_then(|rest| rest.strip_suffix('}')) {
+                Some(name) if !name.is_empty() && !name.contains(['{', '}']) => Ok(GroupSpec::Env(name.to_string())),
+                _ => Err(format!(
+                    "invalid application group '{value}': expected a name, %{{GLOBAL}}, %{{SERVER}}, %{{RESOURCE}} or %{{ENV:variable}}"
+                )),
+            },
+        }
+    }
+
+    /// The interpreter name for a request. `None` (no directive anywhere) means `%{RESOURCE}`.
+    pub fn expand(spec: Option<&GroupSpec>, facts: &dyn RequestFacts) -> String {
+        match spec.unwrap_or(&GroupSpec::Resource) {
+            GroupSpec::Global => String::new(),
+            GroupSpec::Server => server_name(facts),
+            GroupSpec::Resource => format!("{}|{}", server_name(facts), facts.script_name().to_lowercase()),
+            GroupSpec::Literal(name) => name.clone(),
+            GroupSpec::Env(name) => match facts.variable(name) {
+                // A variable may itself name a %{...} form (not another %{ENV:}), as in mod_wsgi.
+                Some(value) if value.starts_with("%{") && !value.starts_with("%{ENV:") => {
+                    GroupSpec::expand(GroupSpec::parse(&value).ok().as_ref(), facts)
+                }
+                Some(value) => value,
+                None => format!("%{{ENV:{name}}}"),
+            },
+        }
+    }
+}
+
+/// `host`, or `host:port` when the port is not 80 or 443 (mod_wsgi's naming).
+fn server_name(facts: &dyn RequestFacts) -> String {
+    match facts.server_port() {
+        80 | 443 => facts.server_hostname(),
+        port => format!("{}:{}", facts.server_hostname(), port),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    struct Facts {
+        port: u16,
+        script: &'static str,
+        var: Option<&'static str>,
+    }
+    impl RequestFacts for Facts {
+        fn server_hostname(&self) -> String {
+            "example.com".into()
+        }
+        fn server_port(&self) -> u16 {
+            self.port
+        }
+        fn script_name(&self) -> String {
+            self.script.into()
+        }
+        fn variable(&self, _: &str) -> Option<String> {
+            self.var.map(String::from)
+        }
+    }
+
+    #[test]
+    fn expansions() {
+        let f = Facts { port: 8000, script: "/App", var: Some("site-a") };
+        let p = |s| GroupSpec::parse(s).unwrap();
+        assert_eq!(GroupSpec::expand(None, &f), "example.com:8000|/app");
+        assert_eq!(GroupSpec::expand(Some(&p("%{GLOBAL}")), &f), "");
+        assert_eq!(GroupSpec::expand(Some(&p("%{SERVER}")), &f), "example.com:8000");
+        assert_eq!(GroupSpec::expand(Some(&p("%{ENV:SITE}")), &f), "site-a");
+        assert_eq!(GroupSpec::expand(Some(&p("shop")), &f), "shop");
+        let f80 = Facts { port: 80, script: "", var: Some("%{GLOBAL}") };
+        assert_eq!(GroupSpec::expand(None, &f80), "example.com|");
+        assert_eq!(GroupSpec::expand(Some(&p("%{ENV:SITE}")), &f80), "");
+        let unset = Facts { port: 443, script: "", var: None };
+        assert_eq!(GroupSpec::expand(Some(&p("%{ENV:SITE}")), &unset), "%{ENV:SITE}");
+    }
+
+    #[test]
+    fn bad_forms_are_refused() {
+        for bad in ["%{GLOBALS}", "%{ENV:}", "%{ENV:A", "%{FOO}", "%{"] {
+            assert!(GroupSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn literals_expand_to_themselves(name in "[a-zA-Z0-9_.|:/-][^%]{0,30}") {
+            let f = Facts { port: 80, script: "/", var: None };
+            let spec = GroupSpec::parse(&name).unwrap();
+            prop_assert_eq!(GroupSpec::expand(Some(&spec), &f), name);
+        }
+
+        #[test]
+        fn parse_never_panics(value in "\\PC{0,30}") {
+            let _ = GroupSpec::parse(&value);
+        }
+    }
+}

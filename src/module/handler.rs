@@ -1,0 +1,300 @@
+//! The request path on the Apache side: mapping URLs to scripts (translate_name), then the
+//! handler that describes the request to the engine and serves its callbacks.
+
+use super::alias::prefix_match;
+use super::apache;
+use super::config::{AppOptions, Merge, UrlMatch};
+use super::group_name::{GroupSpec, RequestFacts};
+use super::hooks::engine;
+use super::log;
+use super::record::{dir_config, server_config};
+use super::request::Request;
+use super::trampoline::guard;
+use crate::abi;
+use std::ffi::{c_int, c_void, CStr, CString};
+
+/// The handler names that select us, as in mod_wsgi.
+const HANDLERS: [&str; 2] = ["wsgi-script", "application/x-httpd-wsgi"];
+/// Request note naming the alias that mapped the request (its index in the server's list).
+const ALIAS_NOTE: &str = "mod_wsgi.alias";
+
+pub unsafe extern "C" fn translate_name(r: *mut apache::request_rec) -> c_int {
+    guard("translate_name", apache::DECLINED, || {
+        // SAFETY: Apache passes the live request.
+        let request = unsafe { Request::from_raw(r) };
+        translate(request).unwrap_or(apache::DECLINED)
+    })
+}
+
+fn translate(r: &mut Request) -> Option<c_int> {
+    let uri = r.uri().to_string();
+    if !uri.starts_with('/') {
+        return None;
+    }
+    // SAFETY: every request has a live server_rec with our config.
+    let config = unsafe { server_config(r.server()) };
+    for (index, alias) in config.aliases.iter().enumerate() {
+        let (target, matched) = match &alias.url {
+            UrlMatch::Prefix(prefix) => match prefix_match(&uri, prefix) {
+                Some(matched) => (alias.target.clone(), matched),
+                None => continue,
+            },
+            UrlMatch::Regex { compiled, .. } => match regex_target(r, *compiled, &alias.target, &uri) {
+                Some(found) => found,
+                None => continue,
+            },
+        };
+        // The first alias that matches wins, as in mod_wsgi.
+        r.set_filename(&format!("{}{}", target, &uri[matched..]));
+        r.set_handler("wsgi-script");
+        r.notes().set(ALIAS_NOTE, index.to_string().as_bytes());
+        return Some(apache::OK as c_int);
+    }
+    None
+}
+
+fn regex_target(r: &Request, regex: *mut apache::ap_regex_t, target: &str, uri: &str) -> Option<(String, usize)> {
+    const N: usize = apache::AP_MAX_REG_MATCH as usize;
+    let mut matches = [apache::ap_regmatch_t { rm_so: 0, rm_eo: 0 }; N];
+    let c_uri = CString::new(uri).ok()?;
+    let c_target = CString::new(target).ok()?;
+    // SAFETY: regex was compiled by ap_pregcomp; matches has room for N entries.
+    if unsafe { apache::ap_regexec(regex, c_uri.as_ptr(), N, matches.as_mut_ptr(), 0) } != 0 {
+        return None;
+    }
+    // SAFETY: the same live uri and match array; ap_pregsub allocates in the request pool.
+    let expanded = unsafe { apache::ap_pregsub(r.pool(), c_target.as_ptr(), c_uri.as_ptr(), N, matches.as_mut_ptr()) };
+    if expanded.is_null() {
+        return None;
+    }
+    // SAFETY: ap_pregsub returns a NUL-terminated pool string.
+    let expanded = unsafe { CStr::from_ptr(expanded) }.to_string_lossy().into_owned();
+    Some((expanded, usize::try_from(matches[0].rm_eo).ok()?))
+}
+
+pub unsafe extern "C" fn handler(r: *mut apache::request_rec) -> c_int {
+    guard("the request handler", apache::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
+        // SAFETY: Apache passes the live request.
+        let request = unsafe { Request::from_raw(r) };
+        if !request.handler().is_some_and(|h| HANDLERS.contains(&h)) {
+            return apache::DECLINED;
+        }
+        serve(request)
+    })
+}
+
+/// mod_wsgi's precedence: the alias's options, then the directory's, then the server's.
+fn effective_options(r: &Request) -> AppOptions {
+    // SAFETY: live request; both config vectors hold our records.
+    let (server, dir) = unsafe { (server_config(r.server()), dir_config(r.per_dir_config())) };
+    let mut options = AppOptions::merge(&server.options, &dir.options);
+    let alias = r.notes().get(ALIAS_NOTE).and_then(|i| i.parse::<usize>().ok()).and_then(|i| server.aliases.get(i));
+    if let Some(alias) = alias {
+        options = AppOptions::merge(&options, &alias.options);
+    }
+    options
+}
+
+fn serve(r: &mut Request) -> c_int {
+    let script = r.filename().unwrap_or("").to_string();
+    match r.file_type() {
+        apache::APR_NOFILE => {
+            log::request(log::ERR, r.as_ptr(), &format!("Target WSGI script not found or unable to stat: {script}"));
+            return apache::HTTP_NOT_FOUND as c_int;
+        }
+        apache::APR_DIR => {
+            log::request(log::ERR, r.as_ptr(), &format!("Attempt to invoke directory as WSGI application: {script}"));
+            return apache::HTTP_FORBIDDEN as c_int;
+        }
+        _ => {}
+    }
+    let Some(engine) = engine() else {
+        log::request(log::ERR, r.as_ptr(), "no Python engine is running in this process; see the child start-up lines in the error log");
+        return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    };
+    // SAFETY: live request.
+    let status = unsafe { apache::ap_setup_client_block(r.as_ptr(), apache::REQUEST_CHUNKED_ERROR as c_int) };
+    if status != apache::OK as c_int {
+        return status;
+    }
+    let options = effective_options(r);
+    let environ = build_environ(r, &options);
+    let group = GroupSpec::expand(options.group.as_ref(), &Facts { r, environ: &environ });
+    let callable = options.callable.clone().unwrap_or_else(|| "application".to_string());
+    let mut environ = environ;
+    environ.push((b"mod_wsgi.application_group".to_vec(), group.clone().into_bytes()));
+    environ.push((b"mod_wsgi.callable_object".to_vec(), callable.clone().into_bytes()));
+    let pairs: Vec<abi::Pair> =
+        environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
+
+    let mut ctx = Exchange { r: r.as_ptr(), body_checked: false, has_body: false };
+    let request = abi::Request {
+        ctx: (&mut ctx as *mut Exchange).cast(),
+        environ: pairs.as_ptr(),
+        environ_len: pairs.len(),
+        script: abi::Bytes::new(script.as_bytes()),
+        callable: abi::Bytes::new(callable.as_bytes()),
+        group: abi::Bytes::new(group.as_bytes()),
+        read: read_body,
+        start: start_response,
+        write: write_body,
+        log: log_line,
+    };
+    // SAFETY: request and everything it points to outlive the call.
+    match unsafe { (engine.handle)(&request) } {
+        abi::Outcome::Done => apache::OK as c_int,
+        abi::Outcome::NotFound => apache::HTTP_NOT_FOUND as c_int,
+        abi::Outcome::ServerError => apache::HTTP_INTERNAL_SERVER_ERROR as c_int,
+    }
+}
+
+/// The environ as bytes: Apache's CGI variables, with mod_wsgi's adjustments.
+fn build_environ(r: &Request, options: &AppOptions) -> Vec<(Vec<u8>, Vec<u8>)> {
+    // SAFETY: live request; these fill r->subprocess_env.
+    unsafe {
+        apache::ap_add_common_vars(r.as_ptr());
+        apache::ap_add_cgi_vars(r.as_ptr());
+    }
+    let env = r.subprocess_env();
+    if options.pass_authorization == Some(true) {
+        if let Some(auth) = r.headers_in().get("Authorization") {
+            env.set("HTTP_AUTHORIZATION", auth.as_bytes());
+        }
+    }
+    let mut environ = env.entries();
+    // A mount at "/" (or any SCRIPT_NAME ending in '/') hands its slash to PATH_INFO, so that
+    // SCRIPT_NAME + PATH_INFO is the URL and SCRIPT_NAME never ends in '/' (PEP 3333).
+    let script_name = environ.iter().find(|(k, _)| k == b"SCRIPT_NAME").map(|(_, v)| v.clone()).unwrap_or_default();
+    if script_name.ends_with(b"/") {
+        let trimmed = script_name.trim_ascii_end().strip_suffix(b"/").unwrap_or(&script_name).to_vec();
+        let path_info = environ.iter().find(|(k, _)| k == b"PATH_INFO").map(|(_, v)| v.clone()).unwrap_or_default();
+        environ.retain(|(k, _)| k != b"SCRIPT_NAME" && k != b"PATH_INFO");
+        environ.push((b"SCRIPT_NAME".to_vec(), trimmed));
+        environ.push((b"PATH_INFO".to_vec(), [b"/".as_slice(), &path_info].concat()));
+    }
+    environ.push((b"mod_wsgi.request_handler".to_vec(), b"wsgi-script".to_vec()));
+    environ.push((b"mod_wsgi.script_reloading".to_vec(), b"1".to_vec()));
+    environ.push((b"mod_wsgi.process_group".to_vec(), Vec::new()));
+    environ
+}
+
+/// Group-name expansion reads the request through this.
+struct Facts<'a> {
+    r: &'a Request,
+    environ: &'a [(Vec<u8>, Vec<u8>)],
+}
+
+impl RequestFacts for Facts<'_> {
+    fn server_hostname(&self) -> String {
+        self.r.server_hostname()
+    }
+    fn server_port(&self) -> u16 {
+        self.r.server_port()
+    }
+    fn script_name(&self) -> String {
+        let value = self.environ.iter().find(|(k, _)| k == b"SCRIPT_NAME").map(|(_, v)| v.as_slice()).unwrap_or(b"");
+        String::from_utf8_lossy(value).into_owned()
+    }
+    fn variable(&self, name: &str) -> Option<String> {
+        self.r.notes().get(name).or_else(|| self.r.subprocess_env().get(name)).or_else(|| std::env::var(name).ok())
+    }
+}
+
+/// The handler's side of one request, passed to the engine as the opaque context.
+struct Exchange {
+    r: *mut apache::request_rec,
+    body_checked: bool,
+    has_body: bool,
+}
+
+/// # Safety
+/// `ctx` must be the `Exchange` of the request being handled.
+unsafe fn exchange<'a>(ctx: *mut c_void) -> &'a mut Exchange {
+    // SAFETY: the engine passes back the ctx we gave it, during the handle call.
+    unsafe { &mut *ctx.cast::<Exchange>() }
+}
+
+unsafe extern "C" fn read_body(ctx: *mut c_void, buf: *mut u8, len: usize) -> isize {
+    guard("wsgi.input read", -1, || {
+        // SAFETY: see exchange().
+        let x = unsafe { exchange(ctx) };
+        if !x.body_checked {
+            x.body_checked = true;
+            // SAFETY: live request; tells Apache we will read the body (sends 100-continue).
+            x.has_body = unsafe { apache::ap_should_client_block(x.r) } != 0;
+        }
+        if !x.has_body || len == 0 {
+            return 0;
+        }
+        // SAFETY: buf has room for len bytes (engine contract).
+        let n = unsafe { apache::ap_get_client_block(x.r, buf.cast(), len as apache::apr_size_t) };
+        if n < 0 {
+            -1
+        } else {
+            n as isize
+        }
+    })
+}
+
+unsafe extern "C" fn start_response(ctx: *mut c_void, status: abi::Bytes, headers: *const abi::Pair, len: usize) -> c_int {
+    guard("start_response", -1, || {
+        // SAFETY: see exchange(); the engine's byte strings are valid for the call.
+        let (x, status) = unsafe { (exchange(ctx), status.as_slice()) };
+        // SAFETY: x.r is the live request.
+        let r = unsafe { Request::from_raw(x.r) };
+        let status = String::from_utf8_lossy(status).into_owned();
+        let Some(code) = status.get(..3).and_then(|c| c.parse::<i32>().ok()) else { return -1 };
+        r.set_status(code, &status);
+        let headers = if headers.is_null() || len == 0 {
+            &[][..]
+        } else {
+            // SAFETY: the engine passes `len` pairs.
+            unsafe { std::slice::from_raw_parts(headers, len) }
+        };
+        for pair in headers {
+            // SAFETY: pair strings are valid for the call.
+            let (name, value) = unsafe { (pair.name.as_slice(), pair.value.as_slice()) };
+            let name = String::from_utf8_lossy(name);
+            if name.eq_ignore_ascii_case("Content-Type") {
+                let v = CString::new(value.to_vec()).unwrap_or_default();
+                // SAFETY: the type is copied into the request pool before Apache keeps it.
+                unsafe { apache::ap_set_content_type(x.r, apache::apr_pstrdup(r.pool(), v.as_ptr())) };
+            } else if name.eq_ignore_ascii_case("Content-Length") {
+                let Some(length) = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<i64>().ok()) else { return -1 };
+                // SAFETY: live request.
+                unsafe { apache::ap_set_content_length(x.r, length) };
+            } else {
+                r.headers_out().add(&name, value);
+            }
+        }
+        0
+    })
+}
+
+unsafe extern "C" fn write_body(ctx: *mut c_void, data: abi::Bytes) -> c_int {
+    guard("response write", -1, || {
+        // SAFETY: see exchange(); data is valid for the call.
+        let (x, data) = unsafe { (exchange(ctx), data.as_slice()) };
+        // SAFETY: live request; Apache copies or sends the bytes before returning.
+        let n = unsafe {
+            if data.is_empty() {
+                apache::ap_rflush(x.r)
+            } else {
+                apache::ap_rwrite(data.as_ptr().cast(), data.len() as c_int, x.r)
+            }
+        };
+        if n < 0 {
+            -1
+        } else {
+            0
+        }
+    })
+}
+
+unsafe extern "C" fn log_line(ctx: *mut c_void, level: c_int, message: abi::Bytes) {
+    guard("request log", (), || {
+        // SAFETY: see exchange(); message is valid for the call.
+        let (x, message) = unsafe { (exchange(ctx), message.as_slice()) };
+        log::request(level, x.r, &String::from_utf8_lossy(message));
+    })
+}

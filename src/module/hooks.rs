@@ -1,0 +1,134 @@
+//! Hook registration and the process-level hooks: checking the engine at config time (in the
+//! parent, without loading it) and loading it in each child after fork.
+
+use super::apache;
+use super::engine_loader::{self, LoadedEngine};
+use super::record::server_config;
+use super::trampoline::guard;
+use super::{handler, log};
+use crate::abi;
+use std::ffi::{c_char, c_int, c_void};
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The engine of this child process, once child-init has loaded and initialised it.
+static ENGINE: OnceLock<LoadedEngine> = OnceLock::new();
+
+pub fn engine() -> Option<&'static abi::Engine> {
+    ENGINE.get().map(|e| e.table)
+}
+
+/// A null-terminated list of module names for hook ordering.
+#[repr(transparent)]
+struct ModuleNames<const N: usize>([*const c_char; N]);
+// SAFETY: immutable pointers to static strings.
+unsafe impl<const N: usize> Sync for ModuleNames<N> {}
+
+/// Like mod_wsgi: after mod_alias (so `Alias /static` wins over `WSGIScriptAlias /`), before
+/// mod_userdir and mod_vhost_alias.
+static TRANSLATE_AFTER: ModuleNames<2> = ModuleNames([c"mod_alias.c".as_ptr(), std::ptr::null()]);
+static TRANSLATE_BEFORE: ModuleNames<3> =
+    ModuleNames([c"mod_userdir.c".as_ptr(), c"mod_vhost_alias.c".as_ptr(), std::ptr::null()]);
+
+pub unsafe extern "C" fn register_hooks(_pool: *mut apache::apr_pool_t) {
+    guard("register_hooks", (), || {
+        let middle = apache::APR_HOOK_MIDDLE as c_int;
+        // SAFETY: registering static functions with static, null-terminated ordering lists.
+        unsafe {
+            apache::ap_hook_check_config(Some(check_config), std::ptr::null(), std::ptr::null(), middle);
+            apache::ap_hook_child_init(Some(child_init), std::ptr::null(), std::ptr::null(), middle);
+            apache::ap_hook_translate_name(
+                Some(handler::translate_name),
+                TRANSLATE_AFTER.0.as_ptr(),
+                TRANSLATE_BEFORE.0.as_ptr(),
+                middle,
+            );
+            apache::ap_hook_handler(Some(handler::handler), std::ptr::null(), std::ptr::null(), middle);
+        }
+    })
+}
+
+/// Runs in the parent after the configuration is read, also for `apache2 -t`: a missing
+/// engine stops Apache here rather than failing in every child.
+unsafe extern "C" fn check_config(
+    _pconf: *mut apache::apr_pool_t,
+    _plog: *mut apache::apr_pool_t,
+    _ptemp: *mut apache::apr_pool_t,
+    s: *mut apache::server_rec,
+) -> c_int {
+    guard("check_config", apache::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
+        // SAFETY: s is the main server_rec.
+        let config = unsafe { server_config(s) };
+        match engine_loader::engine_for(config.python_home.as_deref().map(Path::new)) {
+            Ok(_) => apache::OK as c_int,
+            Err(message) => {
+                eprintln!("mod_wsgi: {message}");
+                log::server(log::ERR, s, &message);
+                apache::HTTP_INTERNAL_SERVER_ERROR as c_int
+            }
+        }
+    })
+}
+
+fn mpm_query(code: u32) -> c_int {
+    let mut value: c_int = 0;
+    // SAFETY: ap_mpm_query writes one int.
+    let status = unsafe { apache::ap_mpm_query(code as c_int, &mut value) };
+    if status == 0 {
+        value
+    } else {
+        0
+    }
+}
+
+unsafe extern "C" fn process_log(level: c_int, message: abi::Bytes) {
+    guard("engine log", (), || {
+        // SAFETY: the engine passes a valid byte string for the duration of the call.
+        let text = String::from_utf8_lossy(unsafe { message.as_slice() });
+        log::server(level, std::ptr::null(), &text);
+    })
+}
+
+/// Loads the engine and starts Python, in the child, after fork.
+unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache::server_rec) {
+    guard("child_init", (), || {
+        // SAFETY: s is the main server_rec.
+        let config = unsafe { server_config(s) };
+        let loaded = engine_loader::engine_for(config.python_home.as_deref().map(Path::new)).and_then(|p| engine_loader::load(&p));
+        let engine = match loaded {
+            Ok(engine) => engine,
+            Err(message) => return log::server(log::ERR, s, &message),
+        };
+        let home = config.python_home.clone().unwrap_or_default();
+        let path = config.python_path.join(":");
+        // SAFETY: ap_get_server_banner returns a static string.
+        let banner = unsafe { std::ffi::CStr::from_ptr(apache::ap_get_server_banner()) }.to_bytes();
+        let threaded = mpm_query(apache::AP_MPMQ_IS_THREADED) != apache::AP_MPMQ_NOT_SUPPORTED as c_int;
+        let engine_config = abi::EngineConfig {
+            python_home: abi::Bytes::new(home.as_bytes()),
+            python_path: abi::Bytes::new(path.as_bytes()),
+            multithread: threaded as c_int,
+            multiprocess: (mpm_query(apache::AP_MPMQ_MAX_DAEMONS) > 1) as c_int,
+            module_version: abi::Bytes::new(env!("CARGO_PKG_VERSION").as_bytes()),
+            server_banner: abi::Bytes::new(banner),
+            log: process_log,
+        };
+        // SAFETY: the engine's init takes a config valid for the call.
+        if unsafe { (engine.table.init)(&engine_config) } != 0 {
+            return log::server(log::ERR, s, "the Python engine failed to initialise; see the lines above");
+        }
+        let _ = ENGINE.set(engine);
+        // SAFETY: pchild lives until the child exits; the cleanup finalises Python then.
+        unsafe { apache::apr_pool_cleanup_register(pchild, std::ptr::null(), Some(child_exit), Some(apache::apr_pool_cleanup_null)) };
+    })
+}
+
+unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
+    guard("child exit", 0, || {
+        if let Some(engine) = engine() {
+            // SAFETY: called once, when the child's pool is destroyed.
+            unsafe { (engine.shutdown)() };
+        }
+        0
+    })
+}

@@ -1,0 +1,15 @@
+//! Everything Apache: the module record, directives, configuration, hooks and the handler.
+
+mod alias;
+mod apache;
+pub mod args;
+mod config;
+mod directives;
+mod engine_loader;
+mod handler;
+pub mod group_name;
+mod hooks;
+mod log;
+mod record;
+mod request;
+mod trampoline;

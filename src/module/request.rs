@@ -1,0 +1,168 @@
+//! A thin safe view of Apache's `request_rec`, after ngx-rust's `Request`: handlers take
+//! `&Request` and never touch the raw record.
+
+use super::apache::{self, request_rec};
+use std::ffi::{c_char, CStr, CString};
+
+#[repr(transparent)]
+pub struct Request(request_rec);
+
+/// Reads a C string field; null is `None`.
+fn c_str<'a>(p: *const c_char) -> Option<&'a str> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: Apache's string fields are NUL-terminated and live as long as the request pool.
+    unsafe { CStr::from_ptr(p) }.to_str().ok()
+}
+
+impl Request {
+    /// # Safety
+    /// `r` must be a live `request_rec` for the duration of the returned borrow.
+    pub unsafe fn from_raw<'a>(r: *mut request_rec) -> &'a mut Request {
+        // SAFETY: Request is repr(transparent) over request_rec.
+        unsafe { &mut *r.cast::<Request>() }
+    }
+
+    pub fn as_ptr(&self) -> *mut request_rec {
+        &self.0 as *const request_rec as *mut request_rec
+    }
+
+    pub fn uri(&self) -> &str {
+        c_str(self.0.uri).unwrap_or("")
+    }
+    pub fn filename(&self) -> Option<&str> {
+        c_str(self.0.filename)
+    }
+    pub fn handler(&self) -> Option<&str> {
+        c_str(self.0.handler)
+    }
+    pub fn path_info(&self) -> &str {
+        c_str(self.0.path_info).unwrap_or("")
+    }
+    pub fn header_only(&self) -> bool {
+        self.0.header_only != 0
+    }
+    pub fn server(&self) -> *mut apache::server_rec {
+        self.0.server
+    }
+    pub fn per_dir_config(&self) -> *mut apache::ap_conf_vector_t {
+        self.0.per_dir_config
+    }
+    pub fn is_main(&self) -> bool {
+        self.0.main.is_null()
+    }
+    pub fn pool(&self) -> *mut apache::apr_pool_t {
+        self.0.pool
+    }
+    pub fn file_type(&self) -> apache::apr_filetype_e {
+        self.0.finfo.filetype
+    }
+    pub fn server_hostname(&self) -> String {
+        // SAFETY: every request has a live server_rec.
+        c_str(unsafe { (*self.0.server).server_hostname }).unwrap_or("localhost").to_string()
+    }
+    pub fn server_port(&self) -> u16 {
+        // SAFETY: the request is live.
+        unsafe { apache::ap_get_server_port(self.as_ptr()) }
+    }
+
+    /// Copies a string into the request pool, for fields Apache keeps after we return.
+    pub fn pool_str(&self, s: &str) -> *const c_char {
+        let c = CString::new(s.replace('\0', "")).unwrap_or_default();
+        // SAFETY: the pool is live; apr_pstrdup copies the bytes.
+        unsafe { apache::apr_pstrdup(self.0.pool, c.as_ptr()) }
+    }
+
+    pub fn set_filename(&mut self, s: &str) {
+        self.0.filename = self.pool_str(s) as *mut c_char;
+    }
+    pub fn set_handler(&mut self, s: &str) {
+        self.0.handler = self.pool_str(s);
+    }
+    pub fn set_status(&mut self, status: i32, line: &str) {
+        self.0.status = status;
+        self.0.status_line = self.pool_str(line);
+    }
+
+    pub fn notes(&self) -> Table {
+        Table(self.0.notes, self.0.pool)
+    }
+    pub fn subprocess_env(&self) -> Table {
+        Table(self.0.subprocess_env, self.0.pool)
+    }
+    pub fn headers_in(&self) -> Table {
+        Table(self.0.headers_in, self.0.pool)
+    }
+    pub fn headers_out(&self) -> Table {
+        Table(self.0.headers_out, self.0.pool)
+    }
+    pub fn err_headers_out(&self) -> Table {
+        Table(self.0.err_headers_out, self.0.pool)
+    }
+}
+
+/// An `apr_table_t` of the request, with the pool its copies go into.
+pub struct Table(*mut apache::apr_table_t, *mut apache::apr_pool_t);
+
+impl Table {
+    pub fn get(&self, key: &str) -> Option<String> {
+        let key = CString::new(key).ok()?;
+        // SAFETY: live table; apr_table_get returns null or a pool string.
+        let v = unsafe { apache::apr_table_get(self.0, key.as_ptr()) };
+        if v.is_null() {
+            None
+        } else {
+            // SAFETY: non-null table values are NUL-terminated.
+            Some(unsafe { CStr::from_ptr(v) }.to_string_lossy().into_owned())
+        }
+    }
+
+    pub fn set(&self, key: &str, value: &[u8]) {
+        self.store(key, value, false)
+    }
+
+    pub fn add(&self, key: &str, value: &[u8]) {
+        self.store(key, value, true)
+    }
+
+    fn store(&self, key: &str, value: &[u8], add: bool) {
+        // NULs were refused by the callers; strip defensively so nothing is silently cut.
+        let k = CString::new(key.replace('\0', "")).unwrap_or_default();
+        let v = CString::new(value.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>()).unwrap_or_default();
+        // SAFETY: live table; apr_table_set/add copy key and value into the table's pool.
+        unsafe {
+            if add {
+                apache::apr_table_add(self.0, k.as_ptr(), v.as_ptr())
+            } else {
+                apache::apr_table_set(self.0, k.as_ptr(), v.as_ptr())
+            }
+        }
+    }
+
+    pub fn unset(&self, key: &str) {
+        let Ok(k) = CString::new(key) else { return };
+        // SAFETY: live table.
+        unsafe { apache::apr_table_unset(self.0, k.as_ptr()) }
+    }
+
+    /// Every entry, as raw bytes (Apache does not promise UTF-8).
+    pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        // SAFETY: apr_table_elts returns the table's live array header.
+        let arr = unsafe { &*apache::apr_table_elts(self.0) };
+        let elts = arr.elts.cast::<apache::apr_table_entry_t>();
+        (0..arr.nelts as usize)
+            .filter_map(|i| {
+                // SAFETY: elts holds nelts entries.
+                let e = unsafe { &*elts.add(i) };
+                if e.key.is_null() {
+                    return None;
+                }
+                // SAFETY: keys and values are NUL-terminated pool strings.
+                let k = unsafe { CStr::from_ptr(e.key) }.to_bytes().to_vec();
+                let v = if e.val.is_null() { Vec::new() } else { unsafe { CStr::from_ptr(e.val) }.to_bytes().to_vec() };
+                Some((k, v))
+            })
+            .collect()
+    }
+}
