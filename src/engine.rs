@@ -1,0 +1,70 @@
+//! mod_wsgi-rs engine: the Python side, built once per Python ABI
+//! (`mod_wsgi-engine-py3.11.so`) and loaded by the module with `dlopen` in each Apache child
+//! after fork. It exports one symbol, [`abi::ENTRY_SYMBOL`], returning its [`abi::Engine`] table.
+
+pub mod abi;
+pub mod gil;
+pub mod interp;
+
+use abi::{Engine, EngineConfig, Outcome, Request};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+static ENGINE: Engine = Engine {
+    abi_version: abi::ABI_VERSION,
+    python_version: abi::Bytes {
+        ptr: env!("MOD_WSGI_ENGINE_PYTHON_VERSION").as_ptr(),
+        len: env!("MOD_WSGI_ENGINE_PYTHON_VERSION").len(),
+    },
+    init,
+    handle,
+    shutdown,
+};
+
+/// The engine's entry point, looked up by name by the module.
+#[no_mangle]
+pub extern "C" fn mod_wsgi_engine_v1() -> *const Engine {
+    &ENGINE
+}
+
+/// Runs an entry's body; a panic is logged and turned into `fallback`.
+fn trampoline<R>(what: &str, fallback: R, body: impl FnOnce() -> R) -> R {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        let reason = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let _ = catch_unwind(|| interp_log(&format!("internal error in the engine's {what}: {reason}")));
+        fallback
+    })
+}
+
+fn interp_log(message: &str) {
+    eprintln!("mod_wsgi (pid={}): {message}", std::process::id());
+}
+
+unsafe extern "C" fn init(config: *const EngineConfig) -> i32 {
+    trampoline("init", -1, || {
+        // SAFETY: the module passes a config valid for the call.
+        let config = unsafe { &*config };
+        match interp::runtime::init(config) {
+            Ok(()) => 0,
+            Err(message) => {
+                // SAFETY: the module's logger takes a byte string valid for the call.
+                unsafe { (config.log)(abi::level::ERR, abi::Bytes::new(message.as_bytes())) };
+                -1
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn handle(request: *const Request) -> Outcome {
+    trampoline("request handler", Outcome::ServerError, || {
+        // SAFETY: the module passes a request valid for the call.
+        interp::wsgi::handle(unsafe { &*request })
+    })
+}
+
+unsafe extern "C" fn shutdown() {
+    trampoline("shutdown", (), interp::runtime::shutdown)
+}

@@ -1,0 +1,44 @@
+//! RAII guards for holding and releasing the GIL, after pyo3's `SuspendAttach`.
+
+use super::thread_state::{thread_state, Slot};
+use pyo3_ffi as ffi;
+use std::marker::PhantomData;
+
+/// Holds the GIL in one interpreter, through this thread's cached state for it.
+/// Not `Send`: a thread state belongs to the OS thread that made it.
+pub struct GilGuard {
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl GilGuard {
+    /// Enters the interpreter in `slot`, waiting for the GIL.
+    pub fn acquire(slot: Slot) -> GilGuard {
+        let tstate = thread_state(slot);
+        // SAFETY: tstate belongs to this thread and is not current (no guard is active on this
+        // thread: guards do not nest across interpreters in this engine).
+        unsafe { ffi::PyEval_RestoreThread(tstate) };
+        GilGuard { _not_send: PhantomData }
+    }
+}
+
+impl Drop for GilGuard {
+    fn drop(&mut self) {
+        // SAFETY: this thread holds the GIL through the state restored in acquire().
+        unsafe { ffi::PyEval_SaveThread() };
+    }
+}
+
+/// Runs `f` with the GIL released (Apache's network I/O, waiting on a lock), then takes it
+/// back in the same thread state.
+pub fn released<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(*mut ffi::PyThreadState);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: the state saved below, on this thread; restored even if f panics.
+            unsafe { ffi::PyEval_RestoreThread(self.0) };
+        }
+    }
+    // SAFETY: the caller holds the GIL (a GilGuard is active on this thread).
+    let _restore = Restore(unsafe { ffi::PyEval_SaveThread() });
+    f()
+}

@@ -1,0 +1,13 @@
+//! Our GIL and thread-state layer.
+//!
+//! Each Apache worker thread keeps one `PyThreadState` per interpreter, created on first use
+//! and reused by every later request on that thread ([`thread_state`]); entering an interpreter
+//! is then one `PyEval_RestoreThread` ([`GilGuard`]), and Apache's network I/O runs with the
+//! GIL released ([`Released`]). The `PyGILState_*` API is not used for this: it only knows the
+//! main interpreter.
+
+mod guard;
+mod thread_state;
+
+pub use guard::{released, GilGuard};
+pub use thread_state::{adopt_current, cached_on_this_thread, forget_interpreter, register_interpreter, thread_state, Slot, MAIN_SLOT};

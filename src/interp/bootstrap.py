@@ -1,0 +1,27 @@
+# Runs once in every new interpreter (src/interp/group.rs), before any application code.
+
+
+def setup(group, is_main, initial_environ, python_path, version):
+    import os
+    import site
+    import sys
+    import types
+
+    if not is_main:
+        # CPython fills a new sub-interpreter's os.environ from the process environment as it
+        # is now, which includes whatever another group's application put there (for example
+        # DJANGO_SETTINGS_MODULE). Start from the environment the child started with instead.
+        # Only the mapping is replaced: the process environment itself is left alone.
+        data = os.environ._data
+        data.clear()
+        for key, value in initial_environ:
+            data[os.environ.encodekey(os.fsdecode(key))] = os.environ.encodevalue(os.fsdecode(value))
+
+    for path in python_path:
+        site.addsitedir(path)
+
+    module = types.ModuleType("mod_wsgi")
+    module.version = version
+    module.process_group = ""
+    module.application_group = group
+    sys.modules["mod_wsgi"] = module

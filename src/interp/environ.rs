@@ -1,0 +1,40 @@
+//! The WSGI environ dict: the module's CGI variables as native strings, plus `wsgi.*`.
+
+use super::exchange::Exchange;
+use super::py::{self, PyObj, PyResult};
+use super::settings;
+
+/// Builds the environ for one request (GIL held, in the request's interpreter).
+pub fn build(ex: &Exchange, input: &PyObj) -> PyResult<PyObj> {
+    let environ = py::dict()?;
+    let request = ex.request;
+    let pairs = if request.environ.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: the module passes environ_len pairs valid for the request.
+        unsafe { std::slice::from_raw_parts(request.environ, request.environ_len) }
+    };
+    let mut https = false;
+    for pair in pairs {
+        // SAFETY: byte strings valid for the request.
+        let (name, value) = unsafe { (pair.name.as_slice(), pair.value.as_slice()) };
+        if name == b"HTTPS" {
+            https = matches!(value.to_ascii_lowercase().as_slice(), b"on" | b"1");
+        }
+        let key = py::latin1(name)?;
+        let value = py::latin1(value)?;
+        // SAFETY: live dict, key and value.
+        py::check(unsafe { pyo3_ffi::PyDict_SetItem(environ.as_ptr(), key.as_ptr(), value.as_ptr()) })?;
+    }
+    let s = settings::get();
+    py::dict_set(&environ, "wsgi.version", &py::tuple(&[&py::int(1)?, &py::int(0)?])?)?;
+    py::dict_set(&environ, "wsgi.url_scheme", &py::text(if https { "https" } else { "http" })?)?;
+    py::dict_set(&environ, "wsgi.multithread", &py::boolean(s.multithread))?;
+    py::dict_set(&environ, "wsgi.multiprocess", &py::boolean(s.multiprocess))?;
+    py::dict_set(&environ, "wsgi.run_once", &py::boolean(false))?;
+    py::dict_set(&environ, "wsgi.input", input)?;
+    py::dict_set(&environ, "wsgi.input_terminated", &py::boolean(true))?;
+    py::dict_set(&environ, "wsgi.errors", &py::import("sys")?.getattr("stderr")?)?;
+    py::dict_set(&environ, "mod_wsgi.version", &py::tuple(&[&py::int(4)?, &py::int(9)?, &py::int(4)?])?)?;
+    Ok(environ)
+}

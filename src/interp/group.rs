@@ -1,0 +1,155 @@
+//! Application groups: the name → interpreter registry.
+//!
+//! The main interpreter serves `%{GLOBAL}` (the empty name); every other name gets its own
+//! sub-interpreter, created once, on first use, even when many threads ask for it at the same
+//! moment. A look-up that finds the group takes no GIL and no exclusive lock.
+
+use super::py::{self, PyObj, PyResult};
+use super::{error, settings, types};
+use crate::abi::level;
+use crate::gil::{self, GilGuard, Slot, MAIN_SLOT};
+use parking_lot::{Mutex, RwLock};
+use pyo3_ffi as ffi;
+use std::collections::HashMap;
+
+/// One interpreter and what the engine keeps for it.
+pub struct Group {
+    pub name: String,
+    pub slot: Slot,
+    /// Held while a script is (re)loaded into this interpreter, so that no thread sees a
+    /// half-loaded module; taken with the GIL released (see `script.rs`).
+    pub loader: Mutex<()>,
+    /// Script path → its module name and the mtime it was loaded at.
+    pub scripts: Mutex<HashMap<String, super::script::Loaded>>,
+    /// This interpreter's own `wsgi.input` and `start_response` types.
+    pub types: types::Types,
+}
+
+// SAFETY: the type objects in `types` are only touched with this interpreter's GIL held.
+unsafe impl Sync for Group {}
+// SAFETY: as above.
+unsafe impl Send for Group {}
+
+/// Groups live until the process exits, so the registry hands out `&'static Group`.
+static GROUPS: RwLock<Option<HashMap<String, &'static Group>>> = RwLock::new(None);
+/// Serialises creation, so each interpreter is created at most once.
+static CREATING: Mutex<usize> = Mutex::new(1);
+
+/// Registers the main interpreter: called by `runtime::init` with the GIL held on this thread.
+pub fn register_main(interp: *mut ffi::PyInterpreterState, tstate: *mut ffi::PyThreadState) -> Result<(), String> {
+    gil::register_interpreter(MAIN_SLOT, interp);
+    gil::adopt_current(MAIN_SLOT, tstate);
+    let group = setup("", MAIN_SLOT)?;
+    GROUPS.write().get_or_insert_with(HashMap::new).insert(String::new(), group);
+    Ok(())
+}
+
+/// The group for `name`, creating its interpreter on first use. Call without the GIL.
+pub fn get_or_create(name: &str) -> Result<&'static Group, String> {
+    if let Some(group) = lookup(name) {
+        return Ok(group);
+    }
+    let mut next_slot = CREATING.lock();
+    if let Some(group) = lookup(name) {
+        return Ok(group);
+    }
+    let slot = Slot(*next_slot);
+    let group = create(name, slot)?;
+    *next_slot += 1;
+    GROUPS.write().get_or_insert_with(HashMap::new).insert(name.to_string(), group);
+    settings::log(level::INFO, &format!("Create interpreter '{name}'."));
+    Ok(group)
+}
+
+fn lookup(name: &str) -> Option<&'static Group> {
+    GROUPS.read().as_ref()?.get(name).copied()
+}
+
+/// Every group (for shutdown), the main interpreter's last.
+pub fn all() -> Vec<&'static Group> {
+    let mut groups: Vec<_> = GROUPS.read().as_ref().map(|g| g.values().copied().collect()).unwrap_or_default();
+    groups.sort_by_key(|g| std::cmp::Reverse(g.slot.0));
+    groups
+}
+
+fn create(name: &str, slot: Slot) -> Result<&'static Group, String> {
+    let _main = GilGuard::acquire(MAIN_SLOT);
+    let main_tstate = gil::thread_state(MAIN_SLOT);
+    // SAFETY: the GIL is held through the main interpreter; Py_NewInterpreter makes a new
+    // interpreter and a thread state for it on this thread, and makes that state current.
+    let tstate = unsafe { ffi::Py_NewInterpreter() };
+    if tstate.is_null() {
+        return Err(format!("Python could not create a sub interpreter for application group '{name}'"));
+    }
+    // SAFETY: tstate is the new, current thread state.
+    let interp = unsafe { ffi::PyInterpreterState_Get() };
+    gil::register_interpreter(slot, interp);
+    gil::adopt_current(slot, tstate);
+    let group = setup(name, slot);
+    // SAFETY: back to this thread's main state; _main's drop releases the GIL through it.
+    unsafe { ffi::PyThreadState_Swap(main_tstate) };
+    group
+}
+
+/// Prepares a fresh interpreter (current on this thread, GIL held) for applications.
+fn setup(name: &str, slot: Slot) -> Result<&'static Group, String> {
+    let run = || -> PyResult<types::Types> {
+        let s = settings::get();
+        let bootstrap = run_bootstrap()?;
+        let environ: Vec<PyObj> = s
+            .initial_environ
+            .iter()
+            .map(|(k, v)| py::tuple(&[&py::bytes(k)?, &py::bytes(v)?]))
+            .collect::<PyResult<_>>()?;
+        let environ = list(&environ)?;
+        let path = list(&s.python_path.iter().map(|p| py::text(p)).collect::<PyResult<Vec<_>>>()?)?;
+        let version = py::tuple(&[&py::int(4)?, &py::int(9)?, &py::int(4)?])?;
+        bootstrap.call(&[&py::text(name)?, &py::boolean(slot == MAIN_SLOT), &environ, &path, &version])?;
+        types::Types::create()
+    };
+    match run() {
+        Ok(types) => Ok(Box::leak(Box::new(Group {
+            name: name.to_string(),
+            slot,
+            loader: Mutex::new(()),
+            scripts: Mutex::new(HashMap::new()),
+            types,
+        }))),
+        Err(_) => {
+            let lines = error::take_traceback();
+            Err(format!("Failed to set up interpreter for application group '{name}':\n{}", lines.join("\n")))
+        }
+    }
+}
+
+/// Compiles `bootstrap.py` in this interpreter and returns its `setup` function.
+fn run_bootstrap() -> PyResult<PyObj> {
+    let source = py::cstring(include_str!("bootstrap.py"));
+    let globals = py::dict()?;
+    let builtins = py::import("builtins")?;
+    py::dict_set(&globals, "__builtins__", &builtins)?;
+    // SAFETY: C source string and a live globals dict; the result is a new reference.
+    let _ = unsafe {
+        PyObj::from_owned(ffi::PyRun_StringFlags(
+            source.as_ptr(),
+            ffi::Py_file_input,
+            globals.as_ptr(),
+            globals.as_ptr(),
+            std::ptr::null_mut(),
+        ))?
+    };
+    let key = py::cstring("setup");
+    // SAFETY: live dict; the borrowed result is turned into an owned one.
+    unsafe { PyObj::from_borrowed(ffi::PyDict_GetItemString(globals.as_ptr(), key.as_ptr())) }
+}
+
+fn list(items: &[PyObj]) -> PyResult<PyObj> {
+    // SAFETY: a new list filled slot by slot with new references (SetItem steals them).
+    unsafe {
+        let l = PyObj::from_owned(ffi::PyList_New(items.len() as _))?;
+        for (i, item) in items.iter().enumerate() {
+            ffi::PyList_SetItem(l.as_ptr(), i as _, item.clone().into_ptr());
+        }
+        Ok(l)
+    }
+}

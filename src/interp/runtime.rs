@@ -1,0 +1,114 @@
+//! Starting and ending Python in a child process.
+
+use super::{error, group, settings};
+use crate::abi::{self, level};
+use crate::gil::{self, MAIN_SLOT};
+use pyo3_ffi as ffi;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Initialises Python in this process: called once, in the child, after fork.
+pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
+    // SAFETY: the module's byte strings are valid for the call.
+    let (home, path, version) =
+        unsafe { (text(config.python_home), text(config.python_path), text(config.module_version)) };
+    settings::set(settings::Settings {
+        python_path: path.split(':').filter(|p| !p.is_empty()).map(str::to_string).collect(),
+        multithread: config.multithread != 0,
+        multiprocess: config.multiprocess != 0,
+        module_version: version,
+        log: config.log,
+        initial_environ: std::env::vars_os()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect(),
+    });
+
+    // SAFETY: PyConfig is initialised by CPython before use and cleared after.
+    unsafe {
+        let mut py_config: ffi::PyConfig = std::mem::zeroed();
+        ffi::PyConfig_InitPythonConfig(&mut py_config);
+        // Apache owns the process's signals; Python must not install handlers.
+        py_config.install_signal_handlers = 0;
+        py_config.parse_argv = 0;
+        let status = if home.is_empty() {
+            None
+        } else if Path::new(&home).join("pyvenv.cfg").is_file() {
+            // A virtual environment: let Python find pyvenv.cfg from its program path, which
+            // sets the base installation as prefix and the venv's site-packages on sys.path.
+            let program = CString::new(format!("{home}/bin/python")).map_err(|e| e.to_string())?;
+            Some(ffi::PyConfig_SetBytesString(&mut py_config, &mut py_config.program_name, program.as_ptr()))
+        } else {
+            let home_c = CString::new(home.clone()).map_err(|e| e.to_string())?;
+            Some(ffi::PyConfig_SetBytesString(&mut py_config, &mut py_config.home, home_c.as_ptr()))
+        };
+        if let Some(status) = status {
+            if ffi::PyStatus_Exception(status) != 0 {
+                ffi::PyConfig_Clear(&mut py_config);
+                return Err(format!("cannot use WSGIPythonHome '{home}'"));
+            }
+        }
+        let status = ffi::Py_InitializeFromConfig(&py_config);
+        ffi::PyConfig_Clear(&mut py_config);
+        if ffi::PyStatus_Exception(status) != 0 {
+            let reason = if status.err_msg.is_null() {
+                "unknown error".to_string()
+            } else {
+                std::ffi::CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+            };
+            return Err(format!("Python could not be initialised (home '{home}'): {reason}"));
+        }
+    }
+    // SAFETY: Python is initialised and this thread holds the GIL through its first state.
+    let (interp, tstate) = unsafe { (ffi::PyInterpreterState_Get(), ffi::PyThreadState_Get()) };
+    let registered = group::register_main(interp, tstate);
+    if registered.is_err() {
+        error::take_traceback();
+    }
+    // SAFETY: releases the GIL; the state stays this thread's main-interpreter state.
+    unsafe { ffi::PyEval_SaveThread() };
+    registered?;
+    settings::log(level::INFO, &format!("Initializing Python {}.", env!("MOD_WSGI_ENGINE_PYTHON_VERSION")));
+    Ok(())
+}
+
+/// Ends every sub-interpreter (running its atexit callbacks), then finalises Python.
+/// Called once, from the child's exit, after Apache's worker threads have stopped.
+pub fn shutdown() {
+    let main = gil::thread_state(MAIN_SLOT);
+    // SAFETY: takes the GIL through this thread's main-interpreter state.
+    unsafe { ffi::PyEval_RestoreThread(main) };
+    for group in group::all() {
+        if group.slot == MAIN_SLOT {
+            continue;
+        }
+        let own = gil::thread_state(group.slot);
+        // SAFETY: GIL held. Py_EndInterpreter needs its state current and the only one left,
+        // so the states other (now idle) threads cached for this interpreter are deleted first.
+        unsafe {
+            ffi::PyThreadState_Swap(own);
+            let interp = ffi::PyInterpreterState_Get();
+            let mut other = ffi::PyInterpreterState_ThreadHead(interp);
+            while !other.is_null() {
+                let next = ffi::PyThreadState_Next(other);
+                if other != own {
+                    ffi::PyThreadState_Clear(other);
+                    ffi::PyThreadState_Delete(other);
+                }
+                other = next;
+            }
+            ffi::Py_EndInterpreter(own);
+            gil::forget_interpreter(group.slot);
+            ffi::PyThreadState_Swap(main);
+        }
+    }
+    // SAFETY: GIL held in the main interpreter on this thread.
+    unsafe { ffi::Py_FinalizeEx() };
+}
+
+/// # Safety
+/// `b` must be valid for the call.
+unsafe fn text(b: abi::Bytes) -> String {
+    // SAFETY: forwarded from the caller.
+    String::from_utf8_lossy(unsafe { b.as_slice() }).into_owned()
+}

@@ -1,0 +1,109 @@
+//! Loading a WSGI script file as a module of its group's interpreter.
+//!
+//! As in mod_wsgi, the module is named `_mod_wsgi_` plus the MD5 of the script's path and lives
+//! in that interpreter's `sys.modules`. A script whose mtime changed is executed again into a
+//! fresh module before the next request (script reloading); a script that raised while loading
+//! is removed again, so the next request imports it again.
+
+use super::group::Group;
+use super::py::{self, PyErrSet, PyObj, PyResult};
+use crate::gil::released;
+use pyo3_ffi as ffi;
+use std::time::SystemTime;
+
+/// What the group remembers of a loaded script.
+#[derive(Clone)]
+pub struct Loaded {
+    pub module_name: String,
+    pub mtime: SystemTime,
+}
+
+pub enum LoadError {
+    /// The file cannot be read (the handler saw it a moment ago: it went away or is unreadable).
+    Unreadable(std::io::Error),
+    /// The script raised; the exception is set.
+    Raised,
+}
+
+/// The script's module, loading or reloading it as needed. Called with the group's GIL held.
+pub fn load(group: &Group, path: &str) -> Result<PyObj, LoadError> {
+    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).map_err(LoadError::Unreadable)?;
+    // One loader at a time per interpreter; wait for it without the GIL, so the thread that
+    // is executing a script (and may release the GIL in its imports) can finish.
+    let _loading = match group.loader.try_lock() {
+        Some(guard) => guard,
+        None => released(|| group.loader.lock()),
+    };
+    let known = group.scripts.lock().get(path).cloned();
+    if let Some(loaded) = &known {
+        if loaded.mtime == mtime {
+            if let Some(module) = sys_module(&loaded.module_name) {
+                return Ok(module);
+            }
+        }
+    }
+    let module_name = match known {
+        Some(loaded) => loaded.module_name,
+        None => module_name(path).map_err(|_| LoadError::Raised)?,
+    };
+    let module = execute(path, &module_name, mtime).map_err(|_| LoadError::Raised)?;
+    group.scripts.lock().insert(path.to_string(), Loaded { module_name, mtime });
+    Ok(module)
+}
+
+/// `_mod_wsgi_` + md5(path), mod_wsgi's naming, computed with the interpreter's own hashlib.
+fn module_name(path: &str) -> PyResult<String> {
+    let digest = py::import("hashlib")?.call_method("md5", &[&py::bytes(path.as_bytes())?])?.call_method("hexdigest", &[])?;
+    Ok(format!("_mod_wsgi_{}", py::utf8(&digest).unwrap_or_default()))
+}
+
+fn sys_module(name: &str) -> Option<PyObj> {
+    let key = py::cstring(name);
+    // SAFETY: the interpreter's module dict (borrowed); a missing key returns null, no exception.
+    unsafe {
+        let modules = ffi::PyImport_GetModuleDict();
+        PyObj::from_borrowed(ffi::PyDict_GetItemString(modules, key.as_ptr())).ok()
+    }
+}
+
+/// Compiles and runs the file in a fresh module registered under `name`.
+fn execute(path: &str, name: &str, mtime: SystemTime) -> PyResult<PyObj> {
+    let source = match std::fs::read(path) {
+        Ok(source) => source,
+        // SAFETY: static exception type.
+        Err(e) => return Err(py::raise(unsafe { ffi::PyExc_OSError }, &format!("cannot read {path}: {e}"))),
+    };
+    let builtins = py::import("builtins")?;
+    let code = builtins.call_method("compile", &[&py::bytes(&source)?, &py::text(path)?, &py::text("exec")?])?;
+    let c_name = py::cstring(name);
+    // SAFETY: a new module object.
+    let module = unsafe { PyObj::from_owned(ffi::PyModule_New(c_name.as_ptr()))? };
+    module.setattr("__file__", &py::text(path)?)?;
+    let seconds = mtime.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    // SAFETY: a new float.
+    module.setattr("__mtime__", &unsafe { PyObj::from_owned(ffi::PyFloat_FromDouble(seconds))? })?;
+    // SAFETY: the module dict is borrowed from a live module; builtins are set for exec.
+    let globals = unsafe { PyObj::from_borrowed(ffi::PyModule_GetDict(module.as_ptr()))? };
+    py::dict_set(&globals, "__builtins__", &builtins)?;
+    // SAFETY: the interpreter's module dict (borrowed).
+    let modules = unsafe { ffi::PyImport_GetModuleDict() };
+    // SAFETY: live dict, key and value.
+    py::check(unsafe { ffi::PyDict_SetItemString(modules, c_name.as_ptr(), module.as_ptr()) })?;
+    // SAFETY: code object and globals are live.
+    let result = unsafe { PyObj::from_owned(ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr())) };
+    if result.is_err() {
+        // Leave nothing half-loaded behind: the next request imports the script again.
+        // SAFETY: keep the pending exception while removing the entry.
+        #[allow(deprecated)]
+        unsafe {
+            let (mut t, mut v, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+            ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
+            if ffi::PyDict_DelItemString(modules, c_name.as_ptr()) < 0 {
+                ffi::PyErr_Clear();
+            }
+            ffi::PyErr_Restore(t, v, tb);
+        }
+        return Err(PyErrSet);
+    }
+    Ok(module)
+}

@@ -1,0 +1,33 @@
+//! Process-wide engine settings, copied out of the module's `EngineConfig` at init.
+
+use crate::abi;
+use std::sync::OnceLock;
+
+pub struct Settings {
+    pub python_path: Vec<String>,
+    pub multithread: bool,
+    pub multiprocess: bool,
+    pub module_version: String,
+    pub log: unsafe extern "C" fn(level: i32, message: abi::Bytes),
+    /// The process environment as the child started, before any application changed it:
+    /// every new interpreter starts its `os.environ` from this (see `group.rs`).
+    pub initial_environ: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+pub fn set(settings: Settings) {
+    let _ = SETTINGS.set(settings);
+}
+
+pub fn get() -> &'static Settings {
+    SETTINGS.get().expect("the engine is initialised before it serves")
+}
+
+/// Logs a process-level line through the module.
+pub fn log(level: i32, message: &str) {
+    if let Some(s) = SETTINGS.get() {
+        // SAFETY: the module's log callback takes a byte string valid for the call.
+        unsafe { (s.log)(level, abi::Bytes::new(message.as_bytes())) }
+    }
+}

@@ -1,0 +1,151 @@
+//! One WSGI request, from the group's interpreter to the last body byte: load the script,
+//! call the application, send each chunk as it is produced, always call `close()`.
+
+use super::exchange::{Exchange, SendError};
+use super::py::{self, PyObj};
+use super::script::{self, LoadError};
+use super::{environ, error, group, types};
+use crate::abi::{self, level, Outcome};
+use crate::gil::GilGuard;
+use pyo3_ffi as ffi;
+
+pub fn handle(request: &abi::Request) -> Outcome {
+    let ex = Exchange::new(request);
+    // SAFETY: byte strings valid for the call.
+    let (script, callable, group_name) = unsafe { (text(request.script), text(request.callable), text(request.group)) };
+    let group = match group::get_or_create(&group_name) {
+        Ok(group) => group,
+        Err(message) => {
+            for line in message.lines() {
+                ex.log(level::ERR, line);
+            }
+            return Outcome::ServerError;
+        }
+    };
+    let _gil = GilGuard::acquire(group.slot);
+
+    let module = match script::load(group, &script) {
+        Ok(module) => module,
+        Err(LoadError::Unreadable(e)) => {
+            ex.log(level::ERR, &format!("Target WSGI script '{script}' cannot be read: {e}"));
+            return Outcome::NotFound;
+        }
+        Err(LoadError::Raised) => {
+            ex.log(level::ERR, &format!("Failed to exec Python script file '{script}'."));
+            log_exception(&ex, &format!("Exception occurred processing WSGI script '{script}' in application group '{group_name}'."));
+            return Outcome::ServerError;
+        }
+    };
+    let Some(app) = module.hasattr(&callable).then(|| module.getattr(&callable).ok()).flatten() else {
+        ex.log(level::ERR, &format!("Target WSGI script '{script}' does not contain WSGI application '{callable}'."));
+        return Outcome::NotFound;
+    };
+    let outcome = run(&ex, group, &app, &script);
+    outcome
+}
+
+/// Calls the application and streams its response. The Python objects the application got
+/// are detached before the Exchange goes away.
+fn run(ex: &Exchange, group: &group::Group, app: &PyObj, script: &str) -> Outcome {
+    let (adapter, input) = match (group.types.adapter(ex), group.types.input(ex)) {
+        (Ok(a), Ok(i)) => (a, i),
+        _ => {
+            log_exception(ex, "Cannot create the request objects.");
+            return Outcome::ServerError;
+        }
+    };
+    let outcome = respond(ex, app, &adapter, &input, script);
+    types::detach(&adapter);
+    types::detach(&input);
+    outcome
+}
+
+fn respond(ex: &Exchange, app: &PyObj, adapter: &PyObj, input: &PyObj, script: &str) -> Outcome {
+    let failed = |ex: &Exchange| {
+        log_exception(ex, &format!("Exception occurred processing WSGI script '{script}'."));
+        // After the first byte the status is on the wire: the response just ends short.
+        if ex.state.borrow().headers_sent {
+            Outcome::Done
+        } else {
+            Outcome::ServerError
+        }
+    };
+    let environ = match environ::build(ex, input) {
+        Ok(environ) => environ,
+        Err(_) => return failed(ex),
+    };
+    let start_response = match adapter.getattr("start_response") {
+        Ok(f) => f,
+        Err(_) => return failed(ex),
+    };
+    let result = match app.call(&[&environ, &start_response]) {
+        Ok(result) => result,
+        Err(_) => return failed(ex),
+    };
+    let mut outcome = stream(ex, &result, script).unwrap_or_else(|()| failed(ex));
+    // close() is always called, also after an error or a client that went away.
+    if result.hasattr("close") {
+        if result.call_method("close", &[]).is_err() {
+            outcome = failed(ex);
+        }
+    }
+    if outcome == Outcome::Done && !ex.state.borrow().headers_sent {
+        // An empty body: the status and headers still go out.
+        match ex.send_headers() {
+            Ok(()) => {}
+            Err(SendError::NoStatus) => {
+                ex.log(level::ERR, &format!("Exception occurred processing WSGI script '{script}'."));
+                ex.log(level::ERR, "RuntimeError: the application returned without calling start_response()");
+                return Outcome::ServerError;
+            }
+            Err(SendError::Refused) => return Outcome::ServerError,
+        }
+    }
+    outcome
+}
+
+/// Iterates the application's result, sending each non-empty chunk. `Err` means a Python
+/// exception is set.
+fn stream(ex: &Exchange, result: &PyObj, _script: &str) -> Result<Outcome, ()> {
+    // SAFETY: live object; a new iterator reference or null with an exception.
+    let iter = unsafe { PyObj::from_owned(ffi::PyObject_GetIter(result.as_ptr())) }.map_err(|_| ())?;
+    loop {
+        if ex.state.borrow().client_gone {
+            // Stop producing for a client that is gone; close() still runs.
+            return Ok(Outcome::Done);
+        }
+        // SAFETY: live iterator; null is the end, or an error when one is set.
+        let item = unsafe { ffi::PyIter_Next(iter.as_ptr()) };
+        if item.is_null() {
+            // SAFETY: checks whether null meant an error.
+            return if unsafe { ffi::PyErr_Occurred() }.is_null() { Ok(Outcome::Done) } else { Err(()) };
+        }
+        // SAFETY: PyIter_Next returned a new reference.
+        let item = unsafe { PyObj::from_owned(item) }.map_err(|_| ())?;
+        let Some(data) = py::as_bytes(&item) else {
+            let kind = {
+                // SAFETY: live object's type name.
+                let t = unsafe { PyObj::from_borrowed(ffi::Py_TYPE(item.as_ptr()).cast()) }.map_err(|_| ())?;
+                t.getattr("__name__").map(|n| n.to_text()).unwrap_or_default()
+            };
+            // SAFETY: static exception type.
+            py::raise(unsafe { ffi::PyExc_TypeError }, &format!("sequence of byte string values expected, value of type {kind} found"));
+            return Err(());
+        };
+        types::send(ex, data).map_err(|_| ())?;
+    }
+}
+
+fn log_exception(ex: &Exchange, headline: &str) {
+    ex.log(level::ERR, headline);
+    for line in error::take_traceback() {
+        ex.log(level::ERR, &line);
+    }
+}
+
+/// # Safety
+/// `b` must be valid for the call.
+unsafe fn text(b: abi::Bytes) -> String {
+    // SAFETY: forwarded from the caller.
+    String::from_utf8_lossy(unsafe { b.as_slice() }).into_owned()
+}
