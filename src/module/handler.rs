@@ -36,6 +36,9 @@ fn translate(r: &mut Request) -> Option<c_int> {
     for (index, alias) in config.aliases.iter().enumerate() {
         let (target, matched) = match &alias.url {
             UrlMatch::Prefix(prefix) => match prefix_match(&uri, prefix) {
+                // A prefix ending in '/' (such as a mount at '/') consumed the slash that starts
+                // PATH_INFO: give it back, so '/x' under '/' maps to 'app.wsgi/x', not 'app.wsgix'.
+                Some(matched) if prefix.ends_with('/') => (alias.target.clone(), matched - 1),
                 Some(matched) => (alias.target.clone(), matched),
                 None => continue,
             },

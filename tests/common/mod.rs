@@ -1,0 +1,344 @@
+//! Test harness: a real Debian Apache on a free 127.0.0.1 port, with a generated config.
+//!
+//! Each [`Apache`] gets its own world-readable directory under /tmp (Apache's children run as
+//! `nobody` when the tests run as root, and cannot read root's home), writes `httpd.conf` there,
+//! starts `/usr/sbin/apache2 -k start`, waits until it answers, and on drop stops it by the PID
+//! in its pidfile (never by name) and prints the error log if the test failed.
+//! The module and engine come from `target/modules` (built by `scripts/build`).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub const APACHE: &str = "/usr/sbin/apache2";
+pub const APACHE_MODULES: &str = "/usr/lib/apache2/modules";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mpm {
+    Event,
+    Worker,
+    Prefork,
+}
+
+pub const ALL_MPMS: [Mpm; 3] = [Mpm::Event, Mpm::Worker, Mpm::Prefork];
+
+impl Mpm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mpm::Event => "event",
+            Mpm::Worker => "worker",
+            Mpm::Prefork => "prefork",
+        }
+    }
+
+    /// One child process, so that "the same child" is guaranteed; threads where the MPM has them.
+    fn directives(self) -> String {
+        match self {
+            Mpm::Prefork => "StartServers 1\nMinSpareServers 1\nMaxSpareServers 1\nServerLimit 1\nMaxRequestWorkers 1\n".into(),
+            _ => "StartServers 1\nServerLimit 1\nThreadLimit 8\nThreadsPerChild 8\nMaxRequestWorkers 8\nMinSpareThreads 1\nMaxSpareThreads 8\n".into(),
+        }
+    }
+}
+
+/// The repository root (where `target/modules` is).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The module Apache loads; the tests refuse to run without a build.
+pub fn module_path() -> PathBuf {
+    let path = repo().join("target/modules/mod_wsgi.so");
+    assert!(path.is_file(), "{} is missing: run scripts/build (scripts/test does) first", path.display());
+    path
+}
+
+/// A fresh world-readable directory for one server and its apps.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("mod_wsgi-rs-test-{}-{}-{}", tag, std::process::id(), n));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes a world-readable file (and its directories).
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.0.join(name);
+        let parent = path.parent().unwrap();
+        std::fs::create_dir_all(parent).unwrap();
+        let mut dir = parent.to_path_buf();
+        while dir.starts_with(&self.0) {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+            if !dir.pop() {
+                break;
+            }
+        }
+        std::fs::write(&path, content).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: getuid has no preconditions.
+    unsafe { libc::getuid() == 0 }
+}
+
+/// A running Apache.
+pub struct Apache {
+    pub dir: TempDir,
+    pub port: u16,
+    pub mpm: Mpm,
+    pid: Option<i32>,
+}
+
+/// The config around `body`: everything a bare Apache needs plus our module.
+pub fn base_config(dir: &Path, port: u16, mpm: Mpm, module: &Path) -> String {
+    let d = dir.display();
+    let user = if is_root() { "User nobody\nGroup nogroup\n" } else { "" };
+    format!(
+        "ServerRoot {d}\nDefaultRuntimeDir {d}\nPidFile {d}/httpd.pid\nErrorLog {d}/error.log\nLogLevel info\n\
+         Listen 127.0.0.1:{port}\nServerName localhost\n{user}\
+         LoadModule mpm_{m}_module {APACHE_MODULES}/mod_mpm_{m}.so\n{mpm_directives}\
+         LoadModule authz_core_module {APACHE_MODULES}/mod_authz_core.so\n\
+         LoadModule alias_module {APACHE_MODULES}/mod_alias.so\n\
+         LoadModule env_module {APACHE_MODULES}/mod_env.so\n\
+         LoadModule wsgi_module {module}\n\
+         GracefulShutdownTimeout 5\n\
+         <Directory />\n  Require all denied\n</Directory>\n<Directory {d}>\n  Require all granted\n</Directory>\n",
+        m = mpm.name(),
+        mpm_directives = mpm.directives(),
+        module = module.display(),
+    )
+}
+
+impl Apache {
+    /// Starts Apache with `body` appended to the base config. `{dir}` in `body` is replaced by
+    /// the server's directory. Panics (printing the error log) if it does not come up.
+    pub fn start(mpm: Mpm, body: &str) -> Apache {
+        Apache::start_in(TempDir::new(mpm.name()), mpm, body)
+    }
+
+    pub fn start_in(dir: TempDir, mpm: Mpm, body: &str) -> Apache {
+        let port = free_port();
+        let mut apache = Apache { dir, port, mpm, pid: None };
+        let conf = apache.write_config(body);
+        let out = Command::new(APACHE).args(["-f", conf.to_str().unwrap(), "-k", "start"]).output().unwrap();
+        assert!(out.status.success(), "apache2 -k start failed:\n{}\n{}", String::from_utf8_lossy(&out.stderr), apache.error_log());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if apache.pid.is_none() {
+                apache.pid = std::fs::read_to_string(apache.dir.path().join("httpd.pid")).ok().and_then(|s| s.trim().parse().ok());
+            }
+            if apache.pid.is_some() && TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return apache;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("Apache did not come up on port {port}:\n{}", apache.error_log());
+    }
+
+    pub fn write_config(&self, body: &str) -> PathBuf {
+        let dir = self.dir.path();
+        let mut conf = base_config(dir, self.port, self.mpm, &module_path());
+        conf.push_str(&body.replace("{dir}", &dir.display().to_string()));
+        self.dir.write("httpd.conf", &conf)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid.expect("started")
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    /// Waits until the error log contains `needle` (log lines can trail the response).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.error_log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        http(self.port, method, path, headers, body)
+    }
+
+    /// PIDs of this Apache's children.
+    pub fn children(&self) -> Vec<i32> {
+        let parent = self.pid();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string)))
+                    .flatten()
+                    .and_then(|ppid| ppid.parse::<i32>().ok())
+                    == Some(parent)
+            })
+            .collect()
+    }
+
+    /// Stops Apache (SIGTERM to the pidfile's PID) and waits until it is gone.
+    pub fn stop(&mut self) {
+        let Some(pid) = self.pid.take() else { return };
+        // SAFETY: signals only the Apache parent this harness started.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        // SAFETY: signal 0 only checks that the process exists.
+        while unsafe { libc::kill(pid, 0) } == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: as above.
+        if unsafe { libc::kill(pid, 0) } == 0 {
+            eprintln!("Apache {pid} did not stop in 15 s; sending SIGKILL");
+            // SAFETY: our own Apache parent.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("---- Apache error log ({}) ----\n{}\n---- end of error log ----", self.dir.path().display(), self.error_log());
+        }
+    }
+}
+
+/// Runs `apache2 -t` on a config made of the base config and `body`; returns (ok, output).
+pub fn config_test(body: &str) -> (bool, String) {
+    let dir = TempDir::new("configtest");
+    let mut conf = base_config(dir.path(), free_port(), Mpm::Event, &module_path());
+    conf.push_str(&body.replace("{dir}", &dir.path().display().to_string()));
+    let path = dir.write("httpd.conf", &conf);
+    let out = Command::new(APACHE).args(["-t", "-f", path.to_str().unwrap()]).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text.replace(&dir.path().display().to_string(), "{dir}"))
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A small HTTP/1.1 client (one request per connection), enough for these tests; it
+/// de-chunks chunked responses.
+pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding")) && (!body.is_empty() || method == "POST") {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse_response(&raw, method == "HEAD")
+}
+
+pub fn parse_response(raw: &[u8], head_only: bool) -> Response {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked && !head_only {
+        body = dechunk(&body);
+    }
+    Response { status, headers, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else { return out };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).split(';').next().unwrap().trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 2 + size + 2..];
+    }
+}
+
+/// Runs `f` for each MPM, each with its own Apache.
+pub fn for_each_mpm(body: &str, f: impl Fn(&Apache)) {
+    for mpm in ALL_MPMS {
+        let apache = Apache::start(mpm, body);
+        f(&apache);
+    }
+}
+
+/// Copies a directory of test apps into a server directory, world-readable.
+pub fn copy_tree(src: &Path, dir: &TempDir, under: &str) {
+    for entry in std::fs::read_dir(src).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "__pycache__" {
+            continue;
+        }
+        let rel = if under.is_empty() { name.clone() } else { format!("{under}/{name}") };
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), dir, &rel);
+        } else {
+            dir.write(&rel, &std::fs::read_to_string(entry.path()).unwrap());
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The request path end to end through a real Apache: serving, environ, request body,
+//! streaming and close(), under each MPM.
+
+mod common;
+use common::*;
+
+const APP: &str = r#"
+import hashlib, json, os, sys
+
+def application(environ, start_response):
+    path = environ.get('PATH_INFO', '')
+    if path == '/environ':
+        keys = ['REQUEST_METHOD', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'SERVER_NAME', 'SERVER_PORT',
+                'SERVER_PROTOCOL', 'REMOTE_ADDR', 'HTTP_X_TEST', 'CONTENT_TYPE', 'wsgi.url_scheme',
+                'mod_wsgi.application_group', 'mod_wsgi.callable_object', 'HTTP_AUTHORIZATION', 'FROM_SETENV']
+        data = {k: environ.get(k) for k in keys}
+        data['wsgi.version'] = list(environ['wsgi.version'])
+        data['wsgi.multithread'] = environ['wsgi.multithread']
+        data['types'] = sorted({type(v).__name__ for k, v in environ.items() if k.isupper()})
+        body = json.dumps(data).encode()
+    elif path == '/echo':
+        inp = environ['wsgi.input']
+        h = hashlib.sha256()
+        n = 0
+        while True:
+            block = inp.read(65536)
+            if not block:
+                break
+            h.update(block)
+            n += len(block)
+        body = ('%d %s' % (n, h.hexdigest())).encode()
+    elif path == '/lines':
+        inp = environ['wsgi.input']
+        first = inp.readline()
+        second = inp.readline(3)
+        rest = list(inp)
+        body = json.dumps([first.decode(), second.decode(), [l.decode() for l in rest]]).encode()
+    elif path == '/stream':
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        def gen():
+            for i in range(5):
+                yield b'chunk %d\n' % i
+                yield b''
+        return gen()
+    elif path == '/write':
+        write = start_response('200 OK', [('Content-Type', 'text/plain')])
+        write(b'written ')
+        return [b'then returned']
+    elif path == '/close':
+        marker = environ['QUERY_STRING']
+        class Body:
+            def __iter__(self):
+                yield b'body'
+            def close(self):
+                open(marker, 'w').write('closed')
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return Body()
+    elif path == '/cut':
+        start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '5')])
+        return [b'12345678']
+    else:
+        body = b'Hello World!'
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('X-Pid', str(os.getpid()))])
+    return [body]
+"#;
+
+fn server(mpm: Mpm) -> Apache {
+    let dir = TempDir::new("basics");
+    dir.write("app.wsgi", APP);
+    Apache::start_in(
+        dir,
+        mpm,
+        "WSGIScriptAlias /app {dir}/app.wsgi\nWSGIScriptAlias / {dir}/app.wsgi\nSetEnv FROM_SETENV yes\n",
+    )
+}
+
+fn json(r: &Response) -> serde_like::Value {
+    serde_like::parse(&r.text())
+}
+
+#[test]
+fn hello_under_each_mpm() {
+    for mpm in ALL_MPMS {
+        let apache = server(mpm);
+        let r = apache.get("/app");
+        assert_eq!(r.status, 200, "{mpm:?}");
+        assert_eq!(r.text(), "Hello World!");
+        assert_eq!(r.header("Content-Type"), Some("text/plain"));
+        let r = apache.get("/app/stream");
+        assert_eq!(r.text(), "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n", "{mpm:?}");
+    }
+}
+
+#[test]
+fn environ_follows_the_mount_point() {
+    let apache = server(Mpm::Event);
+    let r = apache.request("GET", "/app/environ?a=1&b=%20", &[("X-Test", "yes")], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let env = json(&r);
+    assert_eq!(env.get("REQUEST_METHOD"), "GET");
+    assert_eq!(env.get("SCRIPT_NAME"), "/app");
+    assert_eq!(env.get("PATH_INFO"), "/environ");
+    assert_eq!(env.get("QUERY_STRING"), "a=1&b=%20");
+    assert_eq!(env.get("HTTP_X_TEST"), "yes");
+    assert_eq!(env.get("SERVER_PORT"), apache.port.to_string());
+    assert_eq!(env.get("REMOTE_ADDR"), "127.0.0.1");
+    assert_eq!(env.get("wsgi.url_scheme"), "http");
+    assert_eq!(env.get("FROM_SETENV"), "yes");
+    assert_eq!(env.get("mod_wsgi.application_group"), format!("localhost:{}|/app", apache.port));
+    assert_eq!(env.get("mod_wsgi.callable_object"), "application");
+    assert_eq!(env.get("wsgi.version"), "[1, 0]");
+    assert_eq!(env.get("wsgi.multithread"), "true");
+    // Every CGI variable is a native string.
+    assert_eq!(env.get("types"), "[\"str\"]");
+    // Authorization is passed only where WSGIPassAuthorization is On.
+    assert_eq!(env.get("HTTP_AUTHORIZATION"), "null");
+
+    // Mounted at '/', SCRIPT_NAME is empty and PATH_INFO keeps the slash.
+    let env = json(&apache.get("/environ"));
+    assert_eq!(env.get("SCRIPT_NAME"), "");
+    assert_eq!(env.get("PATH_INFO"), "/environ");
+    assert_eq!(env.get("mod_wsgi.application_group"), format!("localhost:{}|", apache.port));
+}
+
+#[test]
+fn authorization_only_with_pass_authorization() {
+    let dir = TempDir::new("auth");
+    dir.write("env.wsgi", "import json\ndef application(e, s):\n    s('200 OK', [])\n    return [json.dumps(e.get('HTTP_AUTHORIZATION')).encode()]\n");
+    let apache = Apache::start_in(
+        dir,
+        Mpm::Event,
+        "WSGIScriptAlias /on {dir}/env.wsgi\nWSGIScriptAlias /off {dir}/env.wsgi\n<Location /on>\nWSGIPassAuthorization On\n</Location>\n",
+    );
+    let auth = [("Authorization", "Basic dXNlcjpwdw==")];
+    assert_eq!(apache.request("GET", "/on", &auth, b"").text(), "\"Basic dXNlcjpwdw==\"");
+    assert_eq!(apache.request("GET", "/off", &auth, b"").text(), "null");
+}
+
+#[test]
+fn request_body_streams_through_wsgi_input() {
+    for mpm in ALL_MPMS {
+        let apache = server(mpm);
+        // 8 MiB of varied bytes; the app hashes what it reads in 64 KiB blocks.
+        let body: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let expected = sha256_hex(&body);
+        let r = apache.request("POST", "/app/echo", &[("Content-Type", "application/octet-stream")], &body);
+        assert_eq!(r.status, 200, "{mpm:?}");
+        assert_eq!(r.text(), format!("{} {}", body.len(), expected), "{mpm:?}");
+    }
+}
+
+#[test]
+fn readline_and_iteration() {
+    let apache = server(Mpm::Worker);
+    let r = apache.request("POST", "/app/lines", &[], b"first line\nsecond\nthird\nlast");
+    assert_eq!(r.text(), r#"["first line\n", "sec", ["ond\n", "third\n", "last"]]"#);
+}
+
+#[test]
+fn write_callable_close_and_content_length() {
+    let apache = server(Mpm::Event);
+    assert_eq!(apache.get("/app/write").text(), "written then returned");
+    let marker = apache.dir.path().join("closed.txt");
+    let r = apache.get(&format!("/app/close?{}", marker.display()));
+    assert_eq!(r.text(), "body");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "closed");
+    let r = apache.get("/app/cut");
+    assert_eq!(r.header("Content-Length"), Some("5"));
+    assert_eq!(r.text(), "12345");
+}
+
+/// SHA-256 through the system's sha256sum, so the test does not need a crypto crate.
+fn sha256_hex(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+/// Just enough JSON reading for flat objects of the app's answers.
+mod serde_like {
+    pub struct Value(Vec<(String, String)>);
+    impl Value {
+        pub fn get(&self, key: &str) -> String {
+            self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("no key {key}"))
+        }
+    }
+    /// Parses `{"k": value, ...}` with Python's own json module, printing `k\tvalue-as-json`.
+    pub fn parse(text: &str) -> Value {
+        let out = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", "import json,sys\nfor k,v in json.loads(sys.argv[1]).items(): print(k + '\\t' + (v if isinstance(v, str) else json.dumps(v)))", text])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "not JSON: {text}");
+        Value(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.split_once('\t'))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+}
