@@ -74,8 +74,8 @@ fn server(mpm: Mpm) -> Apache {
     )
 }
 
-fn json(r: &Response) -> serde_like::Value {
-    serde_like::parse(&r.text())
+fn json(r: &Response) -> Json {
+    Json::parse(&r.text())
 }
 
 #[test]
@@ -180,29 +180,4 @@ fn sha256_hex(data: &[u8]) -> String {
     child.stdin.take().unwrap().write_all(data).unwrap();
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
-}
-
-/// Just enough JSON reading for flat objects of the app's answers.
-mod serde_like {
-    pub struct Value(Vec<(String, String)>);
-    impl Value {
-        pub fn get(&self, key: &str) -> String {
-            self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("no key {key}"))
-        }
-    }
-    /// Parses `{"k": value, ...}` with Python's own json module, printing `k\tvalue-as-json`.
-    pub fn parse(text: &str) -> Value {
-        let out = std::process::Command::new("/usr/bin/python3")
-            .args(["-c", "import json,sys\nfor k,v in json.loads(sys.argv[1]).items(): print(k + '\\t' + (v if isinstance(v, str) else json.dumps(v)))", text])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "not JSON: {text}");
-        Value(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| l.split_once('\t'))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
 }

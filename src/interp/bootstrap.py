@@ -7,7 +7,11 @@ def setup(group, is_main, initial_environ, python_path, version):
     import sys
     import types
 
-    if not is_main:
+    if is_main:
+        # threading records the thread that first imports it as the main thread, and waits for
+        # that thread at finalisation: make it the thread that starts (and ends) Python here.
+        import threading  # noqa: F401
+    else:
         # CPython fills a new sub-interpreter's os.environ from the process environment as it
         # is now, which includes whatever another group's application put there (for example
         # DJANGO_SETTINGS_MODULE). Start from the environment the child started with instead.

@@ -83,27 +83,44 @@ pub fn shutdown() {
             continue;
         }
         let own = gil::thread_state(group.slot);
-        // SAFETY: GIL held. Py_EndInterpreter needs its state current and the only one left,
-        // so the states other (now idle) threads cached for this interpreter are deleted first.
+        // SAFETY: GIL held; Py_EndInterpreter needs its own state current.
         unsafe {
             ffi::PyThreadState_Swap(own);
-            let interp = ffi::PyInterpreterState_Get();
-            let mut other = ffi::PyInterpreterState_ThreadHead(interp);
-            while !other.is_null() {
-                let next = ffi::PyThreadState_Next(other);
-                if other != own {
-                    ffi::PyThreadState_Clear(other);
-                    ffi::PyThreadState_Delete(other);
-                }
-                other = next;
-            }
+            delete_other_thread_states(own);
             ffi::Py_EndInterpreter(own);
             gil::forget_interpreter(group.slot);
             ffi::PyThreadState_Swap(main);
         }
     }
+    // SAFETY: GIL held in the main interpreter through `main`.
+    unsafe { delete_other_thread_states(main) };
     // SAFETY: GIL held in the main interpreter on this thread.
     unsafe { ffi::Py_FinalizeEx() };
+}
+
+/// Deletes every thread state of the current interpreter but `own`, the current one.
+///
+/// Worker threads have stopped by the time a child exits, but their cached states remain, and
+/// both `Py_EndInterpreter` (which requires its state to be the last one) and
+/// `threading._shutdown` (which waits for the state lock of the thread that first imported
+/// `threading`, often a worker thread) need them gone.
+///
+/// # Safety
+/// The GIL must be held through `own`, and no other thread may use these states again.
+unsafe fn delete_other_thread_states(own: *mut ffi::PyThreadState) {
+    // SAFETY: forwarded from the caller; states are cleared under the GIL, then deleted.
+    unsafe {
+        let interp = ffi::PyInterpreterState_Get();
+        let mut other = ffi::PyInterpreterState_ThreadHead(interp);
+        while !other.is_null() {
+            let next = ffi::PyThreadState_Next(other);
+            if other != own {
+                ffi::PyThreadState_Clear(other);
+                ffi::PyThreadState_Delete(other);
+            }
+            other = next;
+        }
+    }
 }
 
 /// # Safety

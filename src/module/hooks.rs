@@ -9,10 +9,14 @@ use super::{handler, log};
 use crate::abi;
 use std::ffi::{c_char, c_int, c_void};
 use std::path::Path;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::OnceLock;
 
 /// The engine of this child process, once child-init has loaded and initialised it.
 static ENGINE: OnceLock<LoadedEngine> = OnceLock::new();
+
+/// The main server, for the engine's process-level log lines (so `LogLevel` applies to them).
+static MAIN_SERVER: AtomicPtr<apache::server_rec> = AtomicPtr::new(std::ptr::null_mut());
 
 pub fn engine() -> Option<&'static abi::Engine> {
     ENGINE.get().map(|e| e.table)
@@ -85,13 +89,14 @@ unsafe extern "C" fn process_log(level: c_int, message: abi::Bytes) {
     guard("engine log", (), || {
         // SAFETY: the engine passes a valid byte string for the duration of the call.
         let text = String::from_utf8_lossy(unsafe { message.as_slice() });
-        log::server(level, std::ptr::null(), &text);
+        log::server(level, MAIN_SERVER.load(Ordering::Relaxed), &text);
     })
 }
 
 /// Loads the engine and starts Python, in the child, after fork.
 unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache::server_rec) {
     guard("child_init", (), || {
+        MAIN_SERVER.store(s, Ordering::Relaxed);
         // SAFETY: s is the main server_rec.
         let config = unsafe { server_config(s) };
         let loaded = engine_loader::engine_for(config.python_home.as_deref().map(Path::new)).and_then(|p| engine_loader::load(&p));

@@ -342,3 +342,29 @@ pub fn copy_tree(src: &Path, dir: &TempDir, under: &str) {
         }
     }
 }
+
+/// Just enough JSON reading for the flat objects test apps answer with: Python's own json
+/// module (Debian's /usr/bin/python3) flattens it to `key<TAB>value`, strings raw and
+/// everything else as JSON text.
+pub struct Json(Vec<(String, String)>);
+
+impl Json {
+    pub fn parse(text: &str) -> Json {
+        let out = Command::new("/usr/bin/python3")
+            .args(["-c", "import json,sys\nfor k,v in json.loads(sys.argv[1]).items(): print(k + '\\t' + (v if isinstance(v, str) else json.dumps(v)))", text])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "not JSON: {text}");
+        Json(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.split_once('\t'))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> String {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("no key {key}"))
+    }
+}

@@ -1,0 +1,152 @@
+//! The one table of command-line options.
+//!
+//! Each option is declared once, here: its name, how many values it takes, its default and its
+//! help text. The parser (`cli.rs`) looks options up in this table and reads defaults from it, and
+//! the help screens are printed from it, so the three can never disagree.
+
+/// How many values an option takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arity {
+    /// A switch: `--setup-only`.
+    Flag,
+    /// One value: `--port 8000` or `--port=8000`.
+    One,
+    /// Two values: `--url-alias /static /srv/static` (the first may also be `--url-alias=/static`).
+    Two,
+}
+
+/// Which subcommands accept an option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Only `start-server`.
+    Server,
+    /// `start-server` and `module-config`.
+    Both,
+}
+
+/// A subcommand, as far as option lookup is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sub {
+    StartServer,
+    ModuleConfig,
+}
+
+impl Sub {
+    pub fn name(self) -> &'static str {
+        match self {
+            Sub::StartServer => "start-server",
+            Sub::ModuleConfig => "module-config",
+        }
+    }
+}
+
+/// One option of the table.
+#[derive(Debug)]
+pub struct OptSpec {
+    /// Long name without the leading `--`, as the original mod_wsgi-express spells it.
+    pub name: &'static str,
+    pub arity: Arity,
+    /// Whether giving it twice accumulates (`--python-path`) rather than the last one winning.
+    pub repeatable: bool,
+    /// The default, as the text a user would type; `None` when absent means "not set".
+    pub default: Option<&'static str>,
+    /// How the value is shown in help (`NUMBER`, `URL PATH`...).
+    pub metavar: &'static str,
+    pub help: &'static str,
+    pub scope: Scope,
+}
+
+const fn opt(
+    name: &'static str,
+    arity: Arity,
+    default: Option<&'static str>,
+    metavar: &'static str,
+    help: &'static str,
+) -> OptSpec {
+    OptSpec { name, arity, repeatable: false, default, metavar, help, scope: Scope::Server }
+}
+
+/// Every option, in the order help shows them.
+pub const OPTIONS: &[OptSpec] = &[
+    opt("port", Arity::One, Some("8000"), "NUMBER", "Port to listen on (1-65535)."),
+    // Never 0.0.0.0 by default: a development server should not be reachable from the network
+    // unless asked for.
+    opt("host", Arity::One, Some("127.0.0.1"), "ADDRESS", "Address to listen on."),
+    opt("server-name", Arity::One, Some("localhost"), "NAME", "ServerName of the generated site."),
+    opt(
+        "server-root",
+        Arity::One,
+        None,
+        "DIRECTORY",
+        "Where httpd.conf, logs and the pid file go (default /tmp/mod_wsgi-HOST:PORT:UID).",
+    ),
+    opt("user", Arity::One, None, "NAME", "User the server children run as (when started as root; default nobody)."),
+    opt("group", Arity::One, None, "NAME", "Group the server children run as (when started as root; default nogroup)."),
+    opt("processes", Arity::One, Some("1"), "NUMBER", "Number of server child processes."),
+    opt("threads", Arity::One, Some("5"), "NUMBER", "Number of request threads per child process."),
+    opt("mpm", Arity::One, Some("event"), "NAME", "Apache MPM: event, worker or prefork."),
+    opt("application-type", Arity::One, Some("script"), "TYPE", "How the WSGI application is given; only 'script'."),
+    opt("callable-object", Arity::One, Some("application"), "NAME", "Name of the WSGI callable in the script."),
+    opt("mount-point", Arity::One, Some("/"), "URL", "URL the application is mounted at."),
+    OptSpec {
+        repeatable: true,
+        ..opt("url-alias", Arity::Two, None, "URL PATH", "Serve the file or directory PATH at URL (repeatable).")
+    },
+    OptSpec {
+        scope: Scope::Both,
+        ..opt("python-home", Arity::One, None, "DIRECTORY", "Python installation or virtual environment (WSGIPythonHome).")
+    },
+    OptSpec {
+        repeatable: true,
+        ..opt("python-path", Arity::One, None, "DIRECTORY", "Add DIRECTORY to the Python module search path (repeatable).")
+    },
+    opt("log-level", Arity::One, Some("info"), "LEVEL", "Apache LogLevel (emerg ... debug, trace1 ... trace8)."),
+    opt("log-to-terminal", Arity::Flag, None, "", "Send the error log (and the access log, if enabled) to the terminal."),
+    opt("access-log", Arity::Flag, None, "", "Enable the access log (access_log in the server root)."),
+    opt("setup-only", Arity::Flag, None, "", "Write the configuration and print the Apache command instead of running it."),
+    OptSpec { scope: Scope::Both, ..opt("help", Arity::Flag, None, "", "Show this help and exit.") },
+];
+
+/// The option called `name` if `sub` accepts it.
+pub fn find(sub: Sub, name: &str) -> Option<&'static OptSpec> {
+    OPTIONS.iter().find(|o| o.name == name && (o.scope == Scope::Both || sub == Sub::StartServer))
+}
+
+/// The default of a declared option; panics on a name missing from the table (a programming
+/// error the unit tests catch).
+pub fn default_of(name: &str) -> Option<&'static str> {
+    OPTIONS.iter().find(|o| o.name == name).unwrap_or_else(|| panic!("option --{name} is not in the table")).default
+}
+
+/// Synopsis of a subcommand: the first line of its help, and what usage errors show.
+pub fn synopsis(sub: Sub) -> String {
+    match sub {
+        Sub::StartServer => "usage: mod_wsgi-express start-server [options] script.wsgi".to_string(),
+        Sub::ModuleConfig => "usage: mod_wsgi-express module-config [--python-home DIRECTORY]".to_string(),
+    }
+}
+
+/// Full help of a subcommand, generated from the table.
+pub fn help(sub: Sub) -> String {
+    let mut out = synopsis(sub);
+    out.push_str("\n\noptions:\n");
+    for o in OPTIONS.iter().filter(|o| find(sub, o.name).is_some()) {
+        let left = if o.metavar.is_empty() { format!("--{}", o.name) } else { format!("--{} {}", o.name, o.metavar) };
+        out.push_str(&format!("  {left:<30} {}", o.help));
+        if let Some(d) = o.default {
+            out.push_str(&format!(" [default: {d}]"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Top-level help: the subcommands.
+pub fn main_help() -> String {
+    "usage: mod_wsgi-express COMMAND [options]\n\n\
+     commands:\n  \
+     start-server    Generate an Apache configuration for a WSGI script and run Apache in the foreground.\n  \
+     module-config   Print the LoadModule line (and WSGIPythonHome) for an existing Apache configuration.\n\n\
+     Run 'mod_wsgi-express COMMAND --help' for the options of a command.\n"
+        .to_string()
+}
