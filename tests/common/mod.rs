@@ -49,11 +49,27 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The module Apache loads; the tests refuse to run without a build.
+/// The module Apache loads, and its engines beside it, copied once per test process to a
+/// world-readable directory: Apache's children run as `nobody` and load the engine after
+/// dropping privileges, so a checkout under a mode-700 home (root's, here) would be unreadable
+/// to them. The tests refuse to run without a build (`scripts/build`; `scripts/test` runs it).
 pub fn module_path() -> PathBuf {
-    let path = repo().join("target/modules/mod_wsgi.so");
-    assert!(path.is_file(), "{} is missing: run scripts/build (scripts/test does) first", path.display());
-    path
+    static INSTALLED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let built = repo().join("target/modules");
+            assert!(built.join("mod_wsgi.so").is_file(), "{}/mod_wsgi.so is missing: run scripts/build (scripts/test does) first", built.display());
+            let dir = std::env::temp_dir().join(format!("mod_wsgi-rs-test-modules-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+            for entry in std::fs::read_dir(&built).unwrap().flatten() {
+                let target = dir.join(entry.file_name());
+                std::fs::copy(entry.path(), &target).unwrap();
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            dir.join("mod_wsgi.so")
+        })
+        .clone()
 }
 
 /// A fresh world-readable directory for one server and its apps.

@@ -13,7 +13,7 @@ pub enum Command {
     /// Print this text to stdout and exit 0.
     Help(String),
     ModuleConfig { python_home: Option<PathBuf> },
-    StartServer(ServerOptions),
+    StartServer(Box<ServerOptions>),
 }
 
 /// A usage error: shown with a short usage line, exit status 2.
@@ -106,7 +106,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             }
             Ok(Command::ModuleConfig { python_home: raw.one("python-home").map(PathBuf::from) })
         }
-        Sub::StartServer => server_options(&raw).map(Command::StartServer),
+        Sub::StartServer => server_options(&raw).map(|o| Command::StartServer(Box::new(o))),
     }
 }
 
@@ -274,7 +274,7 @@ mod tests {
     }
     fn server(words: &[&str]) -> ServerOptions {
         match parse(&args(words)) {
-            Ok(Command::StartServer(o)) => o,
+            Ok(Command::StartServer(o)) => *o,
             other => panic!("expected start-server, got {other:?}"),
         }
     }

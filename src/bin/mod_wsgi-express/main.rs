@@ -1,1 +1,46 @@
-fn main(){}
+//! `mod_wsgi-express`: run a WSGI script under Apache with mod_wsgi-rs, without writing any
+//! Apache configuration by hand. A subset of the original mod_wsgi-express, same names and flags.
+//!
+//! Exit status: 0 on success (and for help), 1 when setting up or starting the server failed,
+//! 2 on a usage error (as the original's optparse does). A successful `start-server` does not
+//! exit at all: the process becomes Apache.
+
+mod cli;
+mod options;
+mod setup;
+mod template;
+
+use cli::Command;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut args = Vec::new();
+    for arg in std::env::args_os().skip(1) {
+        match arg.into_string() {
+            Ok(a) => args.push(a),
+            Err(bad) => {
+                eprintln!("mod_wsgi-express: argument {bad:?} is not valid UTF-8");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let result = match cli::parse(&args) {
+        Ok(Command::Help(text)) => {
+            print!("{text}");
+            Ok(())
+        }
+        Ok(Command::ModuleConfig { python_home }) => setup::module_config(python_home.as_deref()).map(|text| print!("{text}")),
+        Ok(Command::StartServer(opts)) => setup::start_server(*opts),
+        Err(usage) => {
+            eprintln!("mod_wsgi-express: {}\n{}", usage.message, usage.usage);
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("mod_wsgi-express: error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}

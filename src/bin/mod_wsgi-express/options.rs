@@ -90,7 +90,7 @@ pub const OPTIONS: &[OptSpec] = &[
     opt("mount-point", Arity::One, Some("/"), "URL", "URL the application is mounted at."),
     OptSpec {
         repeatable: true,
-        ..opt("url-alias", Arity::Two, None, "URL PATH", "Serve the file or directory PATH at URL (repeatable).")
+        ..opt("url-alias", Arity::Two, None, "URL PATH", "Serve the file or directory PATH at URL.")
     },
     OptSpec {
         scope: Scope::Both,
@@ -98,7 +98,7 @@ pub const OPTIONS: &[OptSpec] = &[
     },
     OptSpec {
         repeatable: true,
-        ..opt("python-path", Arity::One, None, "DIRECTORY", "Add DIRECTORY to the Python module search path (repeatable).")
+        ..opt("python-path", Arity::One, None, "DIRECTORY", "Add DIRECTORY to the Python module search path.")
     },
     opt("log-level", Arity::One, Some("info"), "LEVEL", "Apache LogLevel (emerg ... debug, trace1 ... trace8)."),
     opt("log-to-terminal", Arity::Flag, None, "", "Send the error log (and the access log, if enabled) to the terminal."),
@@ -133,6 +133,9 @@ pub fn help(sub: Sub) -> String {
     for o in OPTIONS.iter().filter(|o| find(sub, o.name).is_some()) {
         let left = if o.metavar.is_empty() { format!("--{}", o.name) } else { format!("--{} {}", o.name, o.metavar) };
         out.push_str(&format!("  {left:<30} {}", o.help));
+        if o.repeatable {
+            out.push_str(" May be repeated.");
+        }
         if let Some(d) = o.default {
             out.push_str(&format!(" [default: {d}]"));
         }

@@ -30,13 +30,13 @@ pub fn quote(text: &str) -> Result<String, String> {
     Ok(format!("\"{text}\""))
 }
 
-fn quote_path(path: &Path) -> Result<String, String> {
+pub fn quote_path(path: &Path) -> Result<String, String> {
     let text = path.to_str().ok_or_else(|| format!("path '{}' is not valid UTF-8", path.display()))?;
     quote(text)
 }
 
 /// `Listen` address: IPv6 literals need brackets before the port.
-fn listen_address(host: &str, port: u16) -> String {
+pub fn listen_address(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
@@ -170,7 +170,7 @@ mod tests {
     fn opts(words: &[&str]) -> ServerOptions {
         let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
         match parse(&words) {
-            Ok(Command::StartServer(o)) => o,
+            Ok(Command::StartServer(o)) => *o,
             other => panic!("{other:?}"),
         }
     }
@@ -274,13 +274,15 @@ mod tests {
 
     #[test]
     fn refuses_what_cannot_be_quoted() {
+        let error = |o: &ServerOptions| {
+            let site = Site { opts: o, server_root: Path::new("/r"), module: Path::new("/m.so"), libexec: Path::new("/l"), mime_types: None, run_as: None };
+            httpd_conf(&site).unwrap_err()
+        };
         let mut o = opts(&["start-server", "/srv/app.wsgi"]);
         o.script = PathBuf::from("/srv/a\"pp.wsgi");
-        let site = Site { opts: &o, server_root: Path::new("/r"), module: Path::new("/m.so"), libexec: Path::new("/l"), mime_types: None, run_as: None };
-        assert!(httpd_conf(&site).unwrap_err().contains("cannot be written"));
+        assert!(error(&o).contains("cannot be written"));
         o.script = PathBuf::from("/srv/app.wsgi");
         o.python_path = vec![PathBuf::from("/a:b")];
-        let site = Site { opts: &o, ..site };
-        assert!(httpd_conf(&site).unwrap_err().contains("contains ':'"));
+        assert!(error(&o).contains("contains ':'"));
     }
 }

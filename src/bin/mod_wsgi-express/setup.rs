@@ -1,0 +1,203 @@
+//! From parsed options to a running Apache: find the module, resolve paths, lay out the server
+//! root, write `httpd.conf`, then replace this process with Apache.
+//!
+//! Apache is `exec`ed rather than spawned so that Ctrl-C and SIGTERM reach it directly and its
+//! pid is the pid the caller started: no supervisor in between to forward signals or lose them.
+
+use crate::cli::ServerOptions;
+use crate::template::{self, Site};
+use std::env;
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Apache's directories, as `apxs -q` reported them when this binary was built.
+const SBINDIR: &str = env!("MOD_WSGI_APXS_SBINDIR");
+const LIBEXECDIR: &str = env!("MOD_WSGI_APXS_LIBEXECDIR");
+const PROGNAME: &str = env!("MOD_WSGI_APXS_PROGNAME");
+const MIME_TYPES: &str = "/etc/mime.types";
+
+/// Where `mod_wsgi.so` is: `MOD_WSGI_MODULE`, else next to this binary as `scripts/build` lays
+/// it out (`target/release/../modules`), else in the binary's own directory.
+pub fn locate_module() -> Result<PathBuf, String> {
+    if let Some(path) = env::var_os("MOD_WSGI_MODULE") {
+        return fs::canonicalize(&path).map_err(|e| format!("MOD_WSGI_MODULE={}: {e}", Path::new(&path).display()));
+    }
+    let not_found = || "cannot find mod_wsgi.so; run scripts/build or set MOD_WSGI_MODULE".to_string();
+    let exe = env::current_exe().map_err(|_| not_found())?;
+    let dir = exe.parent().ok_or_else(not_found)?;
+    [dir.join("../modules/mod_wsgi.so"), dir.join("mod_wsgi.so")]
+        .iter()
+        .find(|p| p.is_file())
+        .and_then(|p| fs::canonicalize(p).ok())
+        .ok_or_else(not_found)
+}
+
+/// `module-config`: the lines to paste into an existing Apache configuration.
+pub fn module_config(python_home: Option<&Path>) -> Result<String, String> {
+    let module = locate_module()?;
+    let mut out = format!("LoadModule wsgi_module {}\n", template::quote_path(&module)?);
+    if let Some(home) = python_home {
+        out.push_str(&format!("WSGIPythonHome {}\n", template::quote_path(&absolute(home)?)?));
+    }
+    Ok(out)
+}
+
+/// `start-server`: returns only with `--setup-only` or on error.
+pub fn start_server(mut opts: ServerOptions) -> Result<(), String> {
+    let module = locate_module()?;
+    resolve_paths(&mut opts)?;
+    let httpd = Path::new(SBINDIR).join(PROGNAME);
+    if !httpd.is_file() {
+        return Err(format!("Apache is not at {} (where apxs said when this was built)", httpd.display()));
+    }
+
+    let (server_root, is_default) = match &opts.server_root {
+        Some(dir) => (absolute(dir)?, false),
+        None => {
+            let host = if opts.host_given { opts.host.as_str() } else { "localhost" };
+            (PathBuf::from(format!("/tmp/mod_wsgi-{host}:{}:{}", opts.port, uid())), true)
+        }
+    };
+    prepare_root(&server_root, is_default)?;
+    make_dir(&server_root.join("htdocs"))?;
+
+    // Apache can only switch users when started as root; otherwise User/Group would be errors.
+    let is_root = euid() == 0;
+    let user = opts.user.clone().unwrap_or_else(|| "nobody".into());
+    let group = opts.group.clone().unwrap_or_else(|| "nogroup".into());
+    let mime_types = Path::new(MIME_TYPES);
+    let site = Site {
+        opts: &opts,
+        server_root: &server_root,
+        module: &module,
+        libexec: Path::new(LIBEXECDIR),
+        mime_types: mime_types.is_file().then_some(mime_types),
+        run_as: is_root.then_some((user.as_str(), group.as_str())),
+    };
+    let conf_text = template::httpd_conf(&site)?;
+    let conf = server_root.join("httpd.conf");
+    write_world_readable(&conf, &conf_text)?;
+
+    let args = ["-f".to_string(), path_str(&conf)?, "-DFOREGROUND".to_string()];
+    let url = format!("http://{}{}", template::listen_address(&opts.host, opts.port), opts.mount_point);
+    let error_log = if opts.log_to_terminal { "(terminal)".to_string() } else { server_root.join("error_log").display().to_string() };
+    let mut summary = format!(
+        "Server URL     : {url}\nServer Root    : {}\nServer Conf    : {}\nError Log File : {error_log} ({})\n",
+        server_root.display(),
+        conf.display(),
+        opts.log_level
+    );
+    if opts.setup_only {
+        let words: Vec<String> = std::iter::once(path_str(&httpd)?).chain(args.iter().cloned()).collect();
+        summary.push_str(&format!("Apache Command : {}\n", words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")));
+        print!("{summary}");
+        return Ok(());
+    }
+    print!("{summary}");
+    let _ = std::io::stdout().flush(); // exec discards whatever is still buffered
+
+    let err = Command::new(&httpd).args(&args).exec();
+    Err(format!("cannot run {}: {err}", httpd.display()))
+}
+
+/// Makes every path absolute (Apache's ServerRoot would otherwise change their meaning) and
+/// checks the ones that must exist, with messages naming the option.
+fn resolve_paths(opts: &mut ServerOptions) -> Result<(), String> {
+    let script = &opts.script;
+    if !script.is_file() {
+        return Err(format!("WSGI script '{}' does not exist or is not a file", script.display()));
+    }
+    // Canonical, so that the <Directory> granted is the one Apache walks for the script.
+    opts.script = fs::canonicalize(script).map_err(|e| format!("WSGI script '{}': {e}", script.display()))?;
+    for alias in &mut opts.url_aliases {
+        alias.path = fs::canonicalize(&alias.path)
+            .map_err(|e| format!("--url-alias {} '{}': {e}", alias.url, alias.path.display()))?;
+        alias.is_file = alias.path.is_file();
+    }
+    if let Some(home) = &opts.python_home {
+        if !home.is_dir() {
+            return Err(format!("--python-home '{}' is not a directory", home.display()));
+        }
+        opts.python_home = Some(absolute(home)?);
+    }
+    opts.python_path = opts.python_path.iter().map(|p| absolute(p)).collect::<Result<_, _>>()?;
+    Ok(())
+}
+
+/// Creates the server root 0755 (children running as another user must traverse it) or checks
+/// an existing one. The default lives in the shared /tmp under a predictable name, so there it
+/// must be a real directory owned by us and writable by nobody else, or another local user
+/// could have planted it (and with it our config and logs).
+fn prepare_root(root: &Path, is_default: bool) -> Result<(), String> {
+    match fs::symlink_metadata(root) {
+        Ok(meta) if is_default => {
+            if !meta.file_type().is_dir() || meta.uid() != euid() || meta.mode() & 0o022 != 0 {
+                return Err(format!(
+                    "refusing to use server root {}: not a directory owned by you and writable only by you; remove it or pass --server-root",
+                    root.display()
+                ));
+            }
+            Ok(())
+        }
+        Ok(_) if root.is_dir() => Ok(()),
+        Ok(_) => Err(format!("server root {} exists and is not a directory", root.display())),
+        Err(e) if e.kind() == ErrorKind::NotFound => make_dir(root),
+        Err(e) => Err(format!("server root {}: {e}", root.display())),
+    }
+}
+
+/// Creates a directory (and its parents) 0755 regardless of the umask; an existing one is left
+/// alone, its permissions are the owner's business.
+fn make_dir(dir: &Path) -> Result<(), String> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let fail = |e: std::io::Error| format!("cannot create {}: {e}", dir.display());
+    fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(fail)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(fail)
+}
+
+/// Writes a file 0644 regardless of the umask, replacing any old one atomically.
+fn write_world_readable(path: &Path, text: &str) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let tmp = path.with_extension("conf.tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp).map_err(fail)?;
+    file.write_all(text.as_bytes()).map_err(fail)?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).map_err(fail)?;
+    fs::rename(&tmp, path).map_err(fail)
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, String> {
+    std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn path_str(path: &Path) -> Result<String, String> {
+    path.to_str().map(str::to_string).ok_or_else(|| format!("path '{}' is not valid UTF-8", path.display()))
+}
+
+/// Quotes a word for a POSIX shell, only when needed, so the printed command can be pasted.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:=+,@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// Real user id: names the default server root, as the original's `os.getuid()` does.
+fn uid() -> u32 {
+    // SAFETY: getuid takes no arguments, cannot fail and touches no memory of ours.
+    unsafe { libc::getuid() }
+}
+
+/// Effective user id: what Apache itself checks before switching to `User`.
+fn euid() -> u32 {
+    // SAFETY: geteuid takes no arguments, cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() }
+}
