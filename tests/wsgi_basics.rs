@@ -181,3 +181,21 @@ fn sha256_hex(data: &[u8]) -> String {
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
 }
+
+#[test]
+fn changed_script_is_reloaded_without_a_restart() {
+    for mpm in ALL_MPMS {
+        let dir = TempDir::new("reload");
+        let version = |n: u32| format!("import os\nVERSION = {n}\ndef application(e, s):\n    s('200 OK', [])\n    return [b'v%d %d' % (VERSION, os.getpid())]\n");
+        dir.write("app.wsgi", &version(1));
+        let apache = Apache::start_in(dir, mpm, "WSGIScriptAlias /app {dir}/app.wsgi\n");
+        let first = apache.get("/app").text();
+        assert!(first.starts_with("v1 "), "{first}");
+        // mtimes have one-second granularity on some filesystems.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        apache.dir.write("app.wsgi", &version(2));
+        let second = apache.get("/app").text();
+        assert!(second.starts_with("v2 "), "{mpm:?}: {second}");
+        assert_eq!(first.split(' ').nth(1), second.split(' ').nth(1), "{mpm:?}: reloading restarted the process");
+    }
+}
