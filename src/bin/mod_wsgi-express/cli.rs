@@ -268,6 +268,7 @@ fn count(raw: &Raw, name: &str) -> Result<u32, UsageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn args(words: &[&str]) -> Vec<String> {
         words.iter().map(|w| w.to_string()).collect()
@@ -343,7 +344,7 @@ mod tests {
         assert!(matches!(parse(&args(&["start-server", "--help"])), Ok(Command::Help(h)) if h.contains("--url-alias URL PATH")));
         assert!(matches!(parse(&args(&["module-config"])), Ok(Command::ModuleConfig { python_home: None })));
         let home = parse(&args(&["module-config", "--python-home=/opt/venv"]));
-        assert!(matches!(home, Ok(Command::ModuleConfig { python_home: Some(h) }) if h == PathBuf::from("/opt/venv")));
+        assert!(matches!(home, Ok(Command::ModuleConfig { python_home: Some(h) }) if h == Path::new("/opt/venv")));
     }
 
     #[test]

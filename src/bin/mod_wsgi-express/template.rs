@@ -106,6 +106,9 @@ pub fn httpd_conf(site: &Site) -> Result<String, String> {
     line(String::new());
 
     line("<Directory />\n    AllowOverride None\n    Require all denied\n</Directory>".into());
+    // The empty document root is granted, as the original does: Apache maps PATH_INFO into it
+    // for PATH_TRANSLATED, and a denial there would log an error on every such request.
+    line(format!("<Directory {}>\n    Require all granted\n</Directory>", quote_path(&root.join("htdocs"))?));
     for alias in &o.url_aliases {
         line(format!("Alias {} {}", quote(&alias.url)?, quote_path(&alias.path)?));
         // A single file is granted by name; granting its whole directory would expose neighbours.
@@ -213,6 +216,7 @@ mod tests {
             "<Directory \"/srv/app\">",
             "Require all granted",
             "<Directory />",
+            "<Directory \"/tmp/root/htdocs\">",
             "Require all denied",
             "AllowOverride None",
             "ServerLimit 1",
