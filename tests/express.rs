@@ -45,7 +45,7 @@ fn start_server_serves_a_script_in_the_foreground() {
     assert_eq!(r.status, 200, "{}", std::fs::read_to_string(root.join("error_log")).unwrap_or_default());
     assert_eq!(r.text(), "express says hi /x/y");
     assert!(root.join("httpd.conf").is_file());
-    assert!(std::fs::read_to_string(root.join("httpd.conf")).unwrap().contains(&format!("Listen 127.0.0.1:{port}")));
+    assert!(std::fs::read_to_string(root.join("httpd.conf")).unwrap().contains(&format!("Listen \"127.0.0.1:{port}\"")));
 }
 
 #[test]
