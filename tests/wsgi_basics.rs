@@ -12,7 +12,8 @@ def application(environ, start_response):
     if path == '/environ':
         keys = ['REQUEST_METHOD', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'SERVER_NAME', 'SERVER_PORT',
                 'SERVER_PROTOCOL', 'REMOTE_ADDR', 'HTTP_X_TEST', 'CONTENT_TYPE', 'wsgi.url_scheme',
-                'mod_wsgi.application_group', 'mod_wsgi.callable_object', 'HTTP_AUTHORIZATION', 'FROM_SETENV']
+                'mod_wsgi.application_group', 'mod_wsgi.callable_object', 'HTTP_AUTHORIZATION', 'FROM_SETENV',
+                'REQUEST_URI', 'GATEWAY_INTERFACE']
         data = {k: environ.get(k) for k in keys}
         data['wsgi.version'] = list(environ['wsgi.version'])
         data['wsgi.multithread'] = environ['wsgi.multithread']
@@ -101,6 +102,8 @@ fn environ_follows_the_mount_point() {
     assert_eq!(env.get("SCRIPT_NAME"), "/app");
     assert_eq!(env.get("PATH_INFO"), "/environ");
     assert_eq!(env.get("QUERY_STRING"), "a=1&b=%20");
+    assert_eq!(env.get("REQUEST_URI"), "/app/environ?a=1&b=%20");
+    assert_eq!(env.get("GATEWAY_INTERFACE"), "CGI/1.1");
     assert_eq!(env.get("HTTP_X_TEST"), "yes");
     assert_eq!(env.get("SERVER_PORT"), apache.port.to_string());
     assert_eq!(env.get("REMOTE_ADDR"), "127.0.0.1");
@@ -198,4 +201,31 @@ fn changed_script_is_reloaded_without_a_restart() {
         assert!(second.starts_with("v2 "), "{mpm:?}: {second}");
         assert_eq!(first.split(' ').nth(1), second.split(' ').nth(1), "{mpm:?}: reloading restarted the process");
     }
+}
+
+#[test]
+fn group_naming_forms_and_alias_match() {
+    let dir = TempDir::new("groups");
+    dir.write(
+        "group.wsgi",
+        "def application(e, s):\n    s('200 OK', [])\n    return [('%s|%s|%s' % (e['mod_wsgi.application_group'], e['SCRIPT_NAME'], e['PATH_INFO'])).encode()]\n",
+    );
+    let apache = Apache::start_in(
+        dir,
+        Mpm::Worker,
+        "WSGIScriptAlias /server {dir}/group.wsgi application-group=%{SERVER}\n\
+         WSGIScriptAlias /env {dir}/group.wsgi\n\
+         <Location /env>\n  WSGIApplicationGroup %{ENV:SITE_GROUP}\n</Location>\n\
+         SetEnv SITE_GROUP from-env\n\
+         WSGIScriptAliasMatch ^/match/([a-z]+) {dir}/$1.wsgi\n\
+         WSGIScriptAlias /literal {dir}/group.wsgi application-group=shop\n",
+    );
+    let port = apache.port;
+    assert_eq!(apache.get("/server/x").text(), format!("localhost:{port}|/server|/x"));
+    assert_eq!(apache.get("/env").text(), "from-env|/env|");
+    assert_eq!(apache.get("/literal").text(), "shop|/literal|");
+    assert_eq!(apache.get("/match/group/extra").text(), format!("localhost:{port}|/match/group|/match/group|/extra"));
+    assert_eq!(apache.get("/match/nosuch").status, 404);
+    // PATH_INFO is not looked up as a URL of its own (no PATH_TRANSLATED sub-request).
+    assert!(!apache.error_log().contains("AH01630"), "{}", apache.error_log());
 }

@@ -153,11 +153,8 @@ fn serve(r: &mut Request) -> c_int {
 
 /// The environ as bytes: Apache's CGI variables, with mod_wsgi's adjustments.
 fn build_environ(r: &Request, options: &AppOptions) -> Vec<(Vec<u8>, Vec<u8>)> {
-    // SAFETY: live request; these fill r->subprocess_env.
-    unsafe {
-        apache::ap_add_common_vars(r.as_ptr());
-        apache::ap_add_cgi_vars(r.as_ptr());
-    }
+    // SAFETY: live request; fills r->subprocess_env with the server and HTTP_* variables.
+    unsafe { apache::ap_add_common_vars(r.as_ptr()) };
     let env = r.subprocess_env();
     if options.pass_authorization == Some(true) {
         if let Some(auth) = r.headers_in().get("Authorization") {
@@ -165,15 +162,26 @@ fn build_environ(r: &Request, options: &AppOptions) -> Vec<(Vec<u8>, Vec<u8>)> {
         }
     }
     let mut environ = env.entries();
+    // What ap_add_cgi_vars would add, without its PATH_TRANSLATED: that costs a sub-request
+    // per request and logs an access error whenever PATH_INFO is not a permitted URL.
+    let script_name = &r.uri_bytes()[..r.script_name_len()];
     // A mount at "/" (or any SCRIPT_NAME ending in '/') hands its slash to PATH_INFO, so that
     // SCRIPT_NAME + PATH_INFO is the URL and SCRIPT_NAME never ends in '/' (PEP 3333).
-    let script_name = environ.iter().find(|(k, _)| k == b"SCRIPT_NAME").map(|(_, v)| v.clone()).unwrap_or_default();
-    if script_name.ends_with(b"/") {
-        let trimmed = script_name.trim_ascii_end().strip_suffix(b"/").unwrap_or(&script_name).to_vec();
-        let path_info = environ.iter().find(|(k, _)| k == b"PATH_INFO").map(|(_, v)| v.clone()).unwrap_or_default();
-        environ.retain(|(k, _)| k != b"SCRIPT_NAME" && k != b"PATH_INFO");
-        environ.push((b"SCRIPT_NAME".to_vec(), trimmed));
-        environ.push((b"PATH_INFO".to_vec(), [b"/".as_slice(), &path_info].concat()));
+    let (script_name, path_info) = match script_name.strip_suffix(b"/") {
+        Some(trimmed) => (trimmed.to_vec(), [b"/", r.path_info_bytes()].concat()),
+        None => (script_name.to_vec(), r.path_info_bytes().to_vec()),
+    };
+    for (key, value) in [
+        ("GATEWAY_INTERFACE", &b"CGI/1.1"[..]),
+        ("SERVER_PROTOCOL", r.protocol()),
+        ("REQUEST_METHOD", r.method()),
+        ("QUERY_STRING", r.args()),
+        ("REQUEST_URI", r.request_target()),
+        ("SCRIPT_NAME", &script_name),
+        ("PATH_INFO", &path_info),
+    ] {
+        environ.retain(|(k, _)| k != key.as_bytes());
+        environ.push((key.as_bytes().to_vec(), value.to_vec()));
     }
     environ.push((b"mod_wsgi.request_handler".to_vec(), b"wsgi-script".to_vec()));
     environ.push((b"mod_wsgi.script_reloading".to_vec(), b"1".to_vec()));

@@ -7,6 +7,15 @@ use std::ffi::{c_char, CStr, CString};
 #[repr(transparent)]
 pub struct Request(request_rec);
 
+/// Reads a C string field as bytes (Apache does not promise UTF-8); null is empty.
+fn c_bytes<'a>(p: *const c_char) -> &'a [u8] {
+    if p.is_null() {
+        return b"";
+    }
+    // SAFETY: as for c_str.
+    unsafe { CStr::from_ptr(p) }.to_bytes()
+}
+
 /// Reads a C string field; null is `None`.
 fn c_str<'a>(p: *const c_char) -> Option<&'a str> {
     if p.is_null() {
@@ -37,20 +46,40 @@ impl Request {
     pub fn handler(&self) -> Option<&str> {
         c_str(self.0.handler)
     }
-    pub fn path_info(&self) -> &str {
-        c_str(self.0.path_info).unwrap_or("")
+    pub fn method(&self) -> &[u8] {
+        c_bytes(self.0.method)
     }
-    pub fn header_only(&self) -> bool {
-        self.0.header_only != 0
+    pub fn protocol(&self) -> &[u8] {
+        c_bytes(self.0.protocol)
+    }
+    pub fn args(&self) -> &[u8] {
+        c_bytes(self.0.args)
+    }
+    pub fn uri_bytes(&self) -> &[u8] {
+        c_bytes(self.0.uri)
+    }
+    pub fn path_info_bytes(&self) -> &[u8] {
+        c_bytes(self.0.path_info)
+    }
+    /// The request target as the client sent it (with the query string), like CGI's REQUEST_URI.
+    pub fn request_target(&self) -> &[u8] {
+        c_bytes(self.0.the_request).split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()).nth(1).unwrap_or(b"")
+    }
+    /// The length of `uri` before PATH_INFO, by Apache's own rule (`ap_find_path_info`).
+    pub fn script_name_len(&self) -> usize {
+        let uri = self.uri_bytes();
+        if self.path_info_bytes().is_empty() {
+            return uri.len();
+        }
+        // SAFETY: both are NUL-terminated strings of this live request.
+        let n = unsafe { apache::ap_find_path_info(self.0.uri, self.0.path_info) };
+        usize::try_from(n).unwrap_or(0).min(uri.len())
     }
     pub fn server(&self) -> *mut apache::server_rec {
         self.0.server
     }
     pub fn per_dir_config(&self) -> *mut apache::ap_conf_vector_t {
         self.0.per_dir_config
-    }
-    pub fn is_main(&self) -> bool {
-        self.0.main.is_null()
     }
     pub fn pool(&self) -> *mut apache::apr_pool_t {
         self.0.pool
