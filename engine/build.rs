@@ -9,7 +9,7 @@
 fn main() {
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
     let config = pyo3_build_config::get();
-    if config.shared == false {
+    if !config.shared {
         fail(&format!(
             "{} has no shared libpython; the engine must link one (Debian: apt-get install libpython3-dev; pyenv: PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install)",
             config.executable.as_deref().unwrap_or("the selected Python")

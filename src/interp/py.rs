@@ -3,7 +3,7 @@
 //! exception left set for the caller to log or propagate. All of this needs the GIL.
 
 use pyo3_ffi as ffi;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::CString;
 use std::ptr::NonNull;
 
 /// A Python exception is set in the current thread state.
@@ -235,9 +235,4 @@ pub fn raise(exc_type: *mut ffi::PyObject, message: &str) -> PyErrSet {
     // SAFETY: exc_type is one of CPython's static exception types.
     unsafe { ffi::PyErr_SetString(exc_type, message.as_ptr()) };
     PyErrSet
-}
-
-/// Borrowed C string from a static.
-pub fn c(s: &'static CStr) -> *const c_char {
-    s.as_ptr()
 }

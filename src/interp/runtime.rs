@@ -68,7 +68,10 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
     // SAFETY: releases the GIL; the state stays this thread's main-interpreter state.
     unsafe { ffi::PyEval_SaveThread() };
     registered?;
-    settings::log(level::INFO, &format!("Initializing Python {}.", env!("MOD_WSGI_ENGINE_PYTHON_VERSION")));
+    settings::log(
+        level::INFO,
+        &format!("mod_wsgi-rs/{} initialised Python {}.", settings::get().module_version, env!("MOD_WSGI_ENGINE_PYTHON_VERSION")),
+    );
     Ok(())
 }
 

@@ -40,8 +40,7 @@ pub fn handle(request: &abi::Request) -> Outcome {
         ex.log(level::ERR, &format!("Target WSGI script '{script}' does not contain WSGI application '{callable}'."));
         return Outcome::NotFound;
     };
-    let outcome = run(&ex, group, &app, &script);
-    outcome
+    run(&ex, group, &app, &script)
 }
 
 /// Calls the application and streams its response. The Python objects the application got
@@ -84,10 +83,8 @@ fn respond(ex: &Exchange, app: &PyObj, adapter: &PyObj, input: &PyObj, script: &
     };
     let mut outcome = stream(ex, &result, script).unwrap_or_else(|()| failed(ex));
     // close() is always called, also after an error or a client that went away.
-    if result.hasattr("close") {
-        if result.call_method("close", &[]).is_err() {
-            outcome = failed(ex);
-        }
+    if result.hasattr("close") && result.call_method("close", &[]).is_err() {
+        outcome = failed(ex);
     }
     if outcome == Outcome::Done && !ex.state.borrow().headers_sent {
         // An empty body: the status and headers still go out.

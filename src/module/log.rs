@@ -50,5 +50,3 @@ pub fn request(level: c_int, request: *const apache::request_rec, message: &str)
 }
 
 pub const ERR: c_int = apache::APLOG_ERR as c_int;
-pub const INFO: c_int = apache::APLOG_INFO as c_int;
-pub const DEBUG: c_int = apache::APLOG_DEBUG as c_int;

@@ -115,24 +115,21 @@ impl Request {
     }
 
     pub fn notes(&self) -> Table {
-        Table(self.0.notes, self.0.pool)
+        Table(self.0.notes)
     }
     pub fn subprocess_env(&self) -> Table {
-        Table(self.0.subprocess_env, self.0.pool)
+        Table(self.0.subprocess_env)
     }
     pub fn headers_in(&self) -> Table {
-        Table(self.0.headers_in, self.0.pool)
+        Table(self.0.headers_in)
     }
     pub fn headers_out(&self) -> Table {
-        Table(self.0.headers_out, self.0.pool)
-    }
-    pub fn err_headers_out(&self) -> Table {
-        Table(self.0.err_headers_out, self.0.pool)
+        Table(self.0.headers_out)
     }
 }
 
-/// An `apr_table_t` of the request, with the pool its copies go into.
-pub struct Table(*mut apache::apr_table_t, *mut apache::apr_pool_t);
+/// An `apr_table_t` of the request (the table copies what is stored into its own pool).
+pub struct Table(*mut apache::apr_table_t);
 
 impl Table {
     pub fn get(&self, key: &str) -> Option<String> {
@@ -169,12 +166,6 @@ impl Table {
         }
     }
 
-    pub fn unset(&self, key: &str) {
-        let Ok(k) = CString::new(key) else { return };
-        // SAFETY: live table.
-        unsafe { apache::apr_table_unset(self.0, k.as_ptr()) }
-    }
-
     /// Every entry, as raw bytes (Apache does not promise UTF-8).
     pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         // SAFETY: apr_table_elts returns the table's live array header.
@@ -187,9 +178,7 @@ impl Table {
                 if e.key.is_null() {
                     return None;
                 }
-                // SAFETY: keys and values are NUL-terminated pool strings.
-                let k = unsafe { CStr::from_ptr(e.key) }.to_bytes().to_vec();
-                let v = if e.val.is_null() { Vec::new() } else { unsafe { CStr::from_ptr(e.val) }.to_bytes().to_vec() };
+                let (k, v) = (c_bytes(e.key).to_vec(), c_bytes(e.val).to_vec());
                 Some((k, v))
             })
             .collect()
