@@ -12,10 +12,10 @@
 use std::ffi::{c_int, c_void};
 
 /// Version of the records below. Bumped on every incompatible change.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Name of the function an engine exports; it returns a pointer to its static [`Engine`].
-pub const ENTRY_SYMBOL: &[u8] = b"mod_wsgi_engine_v1\0";
+pub const ENTRY_SYMBOL: &[u8] = b"mod_wsgi_engine_v2\0";
 
 /// Signature of [`ENTRY_SYMBOL`].
 pub type EntryFn = unsafe extern "C" fn() -> *const Engine;
@@ -74,6 +74,12 @@ pub struct EngineConfig {
     /// Apache's MPM: whether several threads and several processes serve requests.
     pub multithread: c_int,
     pub multiprocess: c_int,
+    /// `WSGIPythonConcurrency`: 0 off (no limit), -1 auto, N a fixed limit.
+    pub python_concurrency: c_int,
+    /// `WSGIPythonQueueTimeout` in milliseconds: the longest a request waits for a slot.
+    pub queue_timeout_ms: u64,
+    /// Threads per child (ThreadsPerChild; 1 under prefork): the most `auto` will allow.
+    pub threads_per_child: c_int,
     /// Version string of the module, for `mod_wsgi.version` and the environ.
     pub module_version: Bytes,
     /// Apache's server banner, for `apache.version`-like keys.
@@ -92,6 +98,8 @@ pub enum Outcome {
     NotFound = 404,
     /// Nothing was sent and the application failed: Apache sends its 500.
     ServerError = 500,
+    /// The request waited too long for a Python slot, or the child is exiting: Apache's 503.
+    Unavailable = 503,
 }
 
 /// One request as the engine sees it. The callbacks are only valid during [`Engine::handle`].

@@ -1,5 +1,6 @@
 //! RAII guards for holding and releasing the GIL, after pyo3's `SuspendAttach`.
 
+use super::scheduler;
 use super::thread_state::{thread_state, Slot};
 use pyo3_ffi as ffi;
 use std::marker::PhantomData;
@@ -29,16 +30,24 @@ impl Drop for GilGuard {
 }
 
 /// Runs `f` with the GIL released (Apache's network I/O, waiting on a lock), then takes it
-/// back in the same thread state.
+/// back in the same thread state. The request's scheduler slot is given back meanwhile, and
+/// re-taken before the GIL: a thread never waits for a slot while holding the GIL.
 pub fn released<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(*mut ffi::PyThreadState);
+    struct Restore {
+        tstate: *mut ffi::PyThreadState,
+        paused: bool,
+    }
     impl Drop for Restore {
         fn drop(&mut self) {
+            if self.paused {
+                scheduler::resume();
+            }
             // SAFETY: the state saved below, on this thread; restored even if f panics.
-            unsafe { ffi::PyEval_RestoreThread(self.0) };
+            unsafe { ffi::PyEval_RestoreThread(self.tstate) };
         }
     }
     // SAFETY: the caller holds the GIL (a GilGuard is active on this thread).
-    let _restore = Restore(unsafe { ffi::PyEval_SaveThread() });
+    let tstate = unsafe { ffi::PyEval_SaveThread() };
+    let _restore = Restore { tstate, paused: scheduler::pause() };
     f()
 }

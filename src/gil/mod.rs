@@ -5,9 +5,16 @@
 //! is then one `PyEval_RestoreThread` ([`GilGuard`]), and Apache's network I/O runs with the
 //! GIL released ([`Released`]). The `PyGILState_*` API is not used for this: it only knows the
 //! main interpreter.
+//!
+//! In front of the GIL sits a scheduler ([`scheduler`]): at most N Apache threads run Python
+//! at once, the others queue in FIFO order outside Python (`WSGIPythonConcurrency`).
 
+mod admission;
 mod guard;
+pub mod scheduler;
 mod thread_state;
+mod tuner;
 
+pub use admission::Refused;
 pub use guard::{released, GilGuard};
 pub use thread_state::{adopt_current, cached_on_this_thread, forget_interpreter, register_interpreter, thread_state, Slot, MAIN_SLOT};

@@ -1,7 +1,7 @@
 # Runs once in every new interpreter (src/interp/group.rs), before any application code.
 
 
-def setup(group, is_main, initial_environ, python_path, version):
+def setup(group, is_main, initial_environ, python_path, version, process_metrics):
     import os
     import site
     import sys
@@ -28,4 +28,5 @@ def setup(group, is_main, initial_environ, python_path, version):
     module.version = version
     module.process_group = ""
     module.application_group = group
+    module.process_metrics = process_metrics
     sys.modules["mod_wsgi"] = module

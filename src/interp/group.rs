@@ -104,7 +104,7 @@ fn setup(name: &str, slot: Slot) -> Result<&'static Group, String> {
         let environ = list(&environ)?;
         let path = list(&s.python_path.iter().map(|p| py::text(p)).collect::<PyResult<Vec<_>>>()?)?;
         let version = py::tuple(&[&py::int(4)?, &py::int(9)?, &py::int(4)?])?;
-        bootstrap.call(&[&py::text(name)?, &py::boolean(slot == MAIN_SLOT), &environ, &path, &version])?;
+        bootstrap.call(&[&py::text(name)?, &py::boolean(slot == MAIN_SLOT), &environ, &path, &version, &super::metrics::function()?])?;
         types::Types::create()
     };
     match run() {

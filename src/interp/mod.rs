@@ -5,9 +5,15 @@ mod error;
 mod exchange;
 pub mod group;
 pub mod headers;
+mod metrics;
 mod py;
 pub mod runtime;
 mod script;
 mod settings;
 mod types;
 pub mod wsgi;
+
+/// A debug-level line in the error log (`LogLevel wsgi:debug`).
+pub fn log_debug(message: &str) {
+    settings::log(crate::abi::level::DEBUG, message);
+}

@@ -2,7 +2,9 @@
 
 use super::{error, group, settings};
 use crate::abi::{self, level};
+use crate::gil::scheduler::{self, Concurrency};
 use crate::gil::{self, MAIN_SLOT};
+use std::time::Duration;
 use pyo3_ffi as ffi;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -23,6 +25,13 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
             .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
             .collect(),
     });
+
+    let concurrency = match config.python_concurrency {
+        0 => Concurrency::Unlimited,
+        n if n < 0 => Concurrency::Auto,
+        n => Concurrency::Fixed(n as usize),
+    };
+    scheduler::configure(concurrency, Duration::from_millis(config.queue_timeout_ms), config.threads_per_child.max(1) as usize);
 
     // SAFETY: PyConfig is initialised by CPython before use and cleared after.
     unsafe {
@@ -78,6 +87,8 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
 /// Ends every sub-interpreter (running its atexit callbacks), then finalises Python.
 /// Called once, from the child's exit, after Apache's worker threads have stopped.
 pub fn shutdown() {
+    // Requests still queued for a slot get a 503 instead of waiting on a dying process.
+    scheduler::close();
     let main = gil::thread_state(MAIN_SLOT);
     // SAFETY: takes the GIL through this thread's main-interpreter state.
     unsafe { ffi::PyEval_RestoreThread(main) };

@@ -6,13 +6,29 @@ use super::py::{self, PyObj};
 use super::script::{self, LoadError};
 use super::{environ, error, group, types};
 use crate::abi::{self, level, Outcome};
-use crate::gil::GilGuard;
+use crate::gil::scheduler;
+use crate::gil::{GilGuard, Refused};
 use pyo3_ffi as ffi;
 
 pub fn handle(request: &abi::Request) -> Outcome {
     let ex = Exchange::new(request);
     // SAFETY: byte strings valid for the call.
     let (script, callable, group_name) = unsafe { (text(request.script), text(request.callable), text(request.group)) };
+    // The slot first, without the GIL: at most WSGIPythonConcurrency threads go further.
+    let _ticket = match scheduler::enter() {
+        Ok(ticket) => ticket,
+        Err(refused) => {
+            let m = scheduler::metrics();
+            ex.log(level::ERR, &match refused {
+                Refused::TimedOut => format!(
+                    "Request for '{script}' waited {} s for one of the {} Python slots ({} requests queued); returning 503. Raise WSGIPythonConcurrency or WSGIPythonQueueTimeout, or find what holds the slots.",
+                    m.queue_timeout.as_secs_f64(), m.counts.limit, m.counts.queued
+                ),
+                Refused::Closing => format!("Request for '{script}' refused with 503: this process is shutting down."),
+            });
+            return Outcome::Unavailable;
+        }
+    };
     let group = match group::get_or_create(&group_name) {
         Ok(group) => group,
         Err(message) => {

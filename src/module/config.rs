@@ -60,6 +60,10 @@ pub struct ServerConfig {
     /// Process-wide settings: only the main server's values count (`GLOBAL_ONLY` directives).
     pub python_home: Option<String>,
     pub python_path: Vec<String>,
+    /// `WSGIPythonConcurrency`: 0 off, -1 auto, N fixed (main server only).
+    pub python_concurrency: Option<i32>,
+    /// `WSGIPythonQueueTimeout`, in milliseconds (main server only).
+    pub queue_timeout_ms: Option<u64>,
 }
 
 impl Merge for ServerConfig {
@@ -71,6 +75,8 @@ impl Merge for ServerConfig {
             options: AppOptions::merge(&base.options, &add.options),
             python_home: add.python_home.clone().or_else(|| base.python_home.clone()),
             python_path: if add.python_path.is_empty() { base.python_path.clone() } else { add.python_path.clone() },
+            python_concurrency: add.python_concurrency.or(base.python_concurrency),
+            queue_timeout_ms: add.queue_timeout_ms.or(base.queue_timeout_ms),
         }
     }
 }

@@ -56,7 +56,7 @@ const SERVER: u32 = apache::RSRC_CONF;
 const ANYWHERE: u32 = apache::RSRC_CONF | apache::ACCESS_CONF | apache::OR_FILEINFO;
 const AUTH: u32 = apache::RSRC_CONF | apache::ACCESS_CONF | apache::OR_AUTHCFG;
 
-pub static COMMANDS: CommandTable<9> = CommandTable([
+pub static COMMANDS: CommandTable<11> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
     take1(c"WSGIApplicationGroup", application_group, ANYWHERE, c"Application interpreter group."),
@@ -64,6 +64,8 @@ pub static COMMANDS: CommandTable<9> = CommandTable([
     take1(c"WSGIPythonHome", python_home, SERVER, c"Python prefix or virtual environment for the engine."),
     take1(c"WSGIPythonPath", python_path, SERVER, c"Python module search path (':'-separated)."),
     take1(c"WSGIPassAuthorization", pass_authorization, AUTH, c"Enable/Disable passing of authorization headers."),
+    take1(c"WSGIPythonConcurrency", python_concurrency, SERVER, c"How many threads may run Python at once: off, auto or a number."),
+    take1(c"WSGIPythonQueueTimeout", queue_timeout, SERVER, c"Seconds a request may wait for a Python slot before a 503."),
     raw_args(c"WSGIScriptReloading", accepted_flag, ANYWHERE, c"Enable/Disable script reloading mechanism."),
     END,
 ]);
@@ -268,6 +270,44 @@ unsafe extern "C" fn python_path(cmd: *mut cmd_parms, mconfig: *mut c_void, arg:
     })
 }
 
+/// `off` (0), `auto` (-1) or a positive number.
+pub fn parse_concurrency(value: &str) -> Result<i32, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "off" => Ok(0),
+        "auto" => Ok(-1),
+        n => match n.parse::<i32>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(format!("WSGIPythonConcurrency must be off, auto or a number of threads (1 or more), got '{value}'")),
+        },
+    }
+}
+
+/// Seconds, fractions allowed, more than zero.
+pub fn parse_timeout(value: &str) -> Result<u64, String> {
+    match value.parse::<f64>() {
+        Ok(s) if s > 0.0 && s.is_finite() && s < 1e9 => Ok((s * 1000.0).ceil() as u64),
+        _ => Err(format!("WSGIPythonQueueTimeout must be a number of seconds greater than 0, got '{value}'")),
+    }
+}
+
+unsafe extern "C" fn python_concurrency(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        let n = parse_concurrency(&d.arg)?;
+        d.server().python_concurrency = Some(n);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn queue_timeout(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        let ms = parse_timeout(&d.arg)?;
+        d.server().queue_timeout_ms = Some(ms);
+        Ok(())
+    })
+}
+
 /// Accepted for compatibility: script reloading is always on in this version.
 unsafe extern "C" fn accepted_flag(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| parse_on_off("WSGIScriptReloading", d.arg.trim()).map(|_| ()))
@@ -295,6 +335,18 @@ mod tests {
         assert!(err("/app /x.wsgi callable-object=1abc").contains("Python identifier"));
         assert!(err("/app /x.wsgi application-group=%{NOPE}").contains("invalid application group"));
         assert!(err("/app /x.wsgi process-group=site1").contains("daemon mode"));
+    }
+
+    #[test]
+    fn concurrency_and_timeout() {
+        assert_eq!(parse_concurrency("auto"), Ok(-1));
+        assert_eq!(parse_concurrency("Off"), Ok(0));
+        assert_eq!(parse_concurrency("4"), Ok(4));
+        assert!(parse_concurrency("0").is_err());
+        assert!(parse_concurrency("many").is_err());
+        assert_eq!(parse_timeout("2.5"), Ok(2500));
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("-1").is_err());
     }
 
     #[test]

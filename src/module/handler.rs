@@ -148,6 +148,7 @@ fn serve(r: &mut Request) -> c_int {
         abi::Outcome::Done => apache::OK as c_int,
         abi::Outcome::NotFound => apache::HTTP_NOT_FOUND as c_int,
         abi::Outcome::ServerError => apache::HTTP_INTERNAL_SERVER_ERROR as c_int,
+        abi::Outcome::Unavailable => apache::HTTP_SERVICE_UNAVAILABLE as c_int,
     }
 }
 

@@ -12,6 +12,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::OnceLock;
 
+/// `WSGIPythonQueueTimeout` when not set: long enough for any sane burst, short enough that a
+/// wedged application shows up as 503s with a log line rather than as hung connections.
+const DEFAULT_QUEUE_TIMEOUT_MS: u64 = 30_000;
+
 /// The engine of this child process, once child-init has loaded and initialised it.
 static ENGINE: OnceLock<LoadedEngine> = OnceLock::new();
 
@@ -114,6 +118,9 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
             python_path: abi::Bytes::new(path.as_bytes()),
             multithread: threaded as c_int,
             multiprocess: (mpm_query(apache::AP_MPMQ_MAX_DAEMONS) > 1) as c_int,
+            python_concurrency: config.python_concurrency.unwrap_or(0),
+            queue_timeout_ms: config.queue_timeout_ms.unwrap_or(DEFAULT_QUEUE_TIMEOUT_MS),
+            threads_per_child: mpm_query(apache::AP_MPMQ_MAX_THREADS).max(1),
             module_version: abi::Bytes::new(env!("CARGO_PKG_VERSION").as_bytes()),
             server_banner: abi::Bytes::new(banner),
             log: process_log,

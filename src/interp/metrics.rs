@@ -1,0 +1,56 @@
+//! `mod_wsgi.process_metrics()` in every interpreter: what this process's scheduler is
+//! doing (the current limit, how many run and wait). The rest of mod_wsgi's metrics come with
+//! the application-group engine work.
+
+use super::py::{self, PyObj, PyResult};
+use crate::gil::scheduler;
+use pyo3_ffi as ffi;
+
+/// A `PyMethodDef` in a static.
+#[repr(transparent)]
+struct Def(ffi::PyMethodDef);
+// SAFETY: immutable; CPython only reads it.
+unsafe impl Sync for Def {}
+
+static PROCESS_METRICS: Def = Def(ffi::PyMethodDef {
+    ml_name: c"process_metrics".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer { PyCFunction: process_metrics },
+    ml_flags: ffi::METH_NOARGS,
+    ml_doc: c"process_metrics() -> dict of this process's metrics".as_ptr(),
+});
+
+/// The `process_metrics` builtin for the current interpreter.
+pub fn function() -> PyResult<PyObj> {
+    // SAFETY: a static method definition; no self, no module.
+    unsafe {
+        PyObj::from_owned(ffi::PyCFunction_NewEx(
+            &PROCESS_METRICS.0 as *const ffi::PyMethodDef as *mut ffi::PyMethodDef,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        ))
+    }
+}
+
+unsafe extern "C" fn process_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let build = || -> PyResult<PyObj> {
+        let m = scheduler::metrics();
+        let d = py::dict()?;
+        py::dict_set(&d, "pid", &py::int(std::process::id() as i64)?)?;
+        py::dict_set(&d, "python_concurrency_mode", &py::text(m.mode)?)?;
+        py::dict_set(&d, "python_concurrency", &py::int(m.counts.limit as i64)?)?;
+        py::dict_set(&d, "python_active", &py::int(m.counts.active as i64)?)?;
+        py::dict_set(&d, "python_queued", &py::int(m.counts.queued as i64)?)?;
+        py::dict_set(&d, "python_peak_active", &py::int(m.counts.peak_active as i64)?)?;
+        py::dict_set(&d, "python_peak_queued", &py::int(m.counts.peak_queued as i64)?)?;
+        Ok(d)
+    };
+    match std::panic::catch_unwind(build) {
+        Ok(Ok(d)) => d.into_ptr(),
+        Ok(Err(_)) => std::ptr::null_mut(),
+        Err(_) => {
+            // SAFETY: static exception type.
+            py::raise(unsafe { ffi::PyExc_RuntimeError }, "internal error in mod_wsgi-rs (a Rust panic)");
+            std::ptr::null_mut()
+        }
+    }
+}
