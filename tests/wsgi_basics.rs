@@ -172,19 +172,6 @@ fn write_callable_close_and_content_length() {
     assert_eq!(r.text(), "12345");
 }
 
-/// SHA-256 through the system's sha256sum, so the test does not need a crypto crate.
-fn sha256_hex(data: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
-}
-
 #[test]
 fn changed_script_is_reloaded_without_a_restart() {
     for mpm in ALL_MPMS {

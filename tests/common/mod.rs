@@ -384,3 +384,11 @@ impl Json {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("no key {key}"))
     }
 }
+
+/// SHA-256 through the system's sha256sum, so the tests need no crypto crate.
+pub fn sha256_hex(data: &[u8]) -> String {
+    let mut child = Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+}

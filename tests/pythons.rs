@@ -1,0 +1,101 @@
+//! The core end-to-end suite against every other Python an engine was built for: one module
+//! build, one engine per Python, the site's `WSGIPythonHome` picking it.
+//!
+//! `scripts/pythons` copies pyenv's interpreters to world-readable prefixes under
+//! /opt/mod_wsgi-rs/python (Apache's children cannot read root's home) and builds their
+//! engines; `scripts/test` runs it and names the versions in `MOD_WSGI_TEST_PYTHONS`, and then
+//! every one of them must be here. Run by hand, the test covers whichever are installed.
+
+mod common;
+use common::*;
+use std::path::PathBuf;
+
+const PYTHONS: &str = "/opt/mod_wsgi-rs/python";
+
+const APP: &str = r#"
+import hashlib, os, sys
+VALUE = None
+
+def application(environ, start_response):
+    global VALUE
+    path = environ.get('PATH_INFO', '')
+    if path == '/version':
+        body = ('%d.%d' % sys.version_info[:2]).encode()
+    elif path == '/environ':
+        body = ('%s|%s|%s' % (environ['SCRIPT_NAME'], environ['PATH_INFO'], environ['QUERY_STRING'])).encode()
+    elif path == '/echo':
+        body = hashlib.sha256(environ['wsgi.input'].read()).hexdigest().encode()
+    elif path == '/set':
+        VALUE = environ['QUERY_STRING']
+        os.environ['DJANGO_SETTINGS_MODULE'] = VALUE
+        body = b'set'
+    elif path == '/get':
+        body = ('%s|%s' % (VALUE, os.environ.get('DJANGO_SETTINGS_MODULE'))).encode()
+    elif path == '/raise':
+        raise ValueError('raised on purpose')
+    else:
+        body = b'hello'
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body]
+"#;
+
+/// (version, home) of every Python with both a copy under /opt and an engine.
+fn installed() -> Vec<(String, PathBuf)> {
+    let engines = module_path().parent().unwrap().to_path_buf();
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(PYTHONS)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .filter(|(v, _)| engines.join(format!("mod_wsgi-engine-py{v}.so")).is_file())
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn core_suite_on_every_built_python() {
+    let pythons = installed();
+    if let Ok(expected) = std::env::var("MOD_WSGI_TEST_PYTHONS") {
+        let have: Vec<&str> = pythons.iter().map(|(v, _)| v.as_str()).collect();
+        for v in expected.split_whitespace() {
+            assert!(have.contains(&v), "Python {v} was built by scripts/pythons but is not installed: {have:?}");
+        }
+    }
+    eprintln!("testing Pythons: {:?}", pythons.iter().map(|(v, _)| v).collect::<Vec<_>>());
+    for (version, home) in &pythons {
+        let dir = TempDir::new(&format!("py{version}"));
+        dir.write("app.wsgi", APP);
+        let apache = Apache::start_in(
+            dir,
+            Mpm::Event,
+            &format!(
+                "WSGIPythonHome {}\nWSGIScriptAlias /a {{dir}}/app.wsgi application-group=a\nWSGIScriptAlias /b {{dir}}/app.wsgi application-group=b\n",
+                home.display()
+            ),
+        );
+        let get = |path: &str| {
+            let r = apache.get(path);
+            assert_eq!(r.status, 200, "Python {version} {path}: {}", r.text());
+            r.text()
+        };
+        assert_eq!(get("/a/version"), *version);
+        assert_eq!(get("/a/environ?x=1"), "/a|/environ|x=1");
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let r = apache.request("POST", "/a/echo", &[], &body);
+        assert_eq!(r.text(), sha256_hex(&body), "Python {version}: wsgi.input");
+        // Groups: globals and os.environ stay in their interpreter.
+        get("/a/set?site_a.settings");
+        assert_eq!(get("/b/get"), "None|None", "Python {version}: group b saw group a's state");
+        assert_eq!(get("/a/get"), "site_a.settings|site_a.settings");
+        // Errors: a 500 with the traceback, and the child keeps serving.
+        assert_eq!(apache.get("/a/raise").status, 500);
+        let log = apache.wait_for_log("ValueError: raised on purpose");
+        assert!(log.contains("Traceback (most recent call last):"), "Python {version}:\n{log}");
+        assert_eq!(get("/a/version"), *version);
+        // Reloading: a changed script is executed again.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        apache.dir.write("app.wsgi", &APP.replace("b'hello'", "b'hello again'"));
+        assert_eq!(get("/a/"), "hello again", "Python {version}: reloading");
+    }
+}
