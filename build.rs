@@ -65,7 +65,7 @@ const ALLOWED_TYPES: &[&str] = &[
     "apr_table_entry_t", "apr_array_header_t", "ap_regex_t", "ap_regmatch_t", "apr_finfo_t",
 ];
 const ALLOWED_FUNCTIONS: &[&str] = &[
-    "ap_hook_translate_name", "ap_hook_handler", "ap_hook_check_config", "ap_hook_child_init", "ap_hook_post_config",
+    "ap_hook_translate_name", "ap_hook_handler", "ap_hook_check_config", "ap_hook_child_stopping", "ap_hook_child_init", "ap_hook_post_config",
     "ap_log_error_", "ap_log_rerror_", "ap_get_module_config", "ap_set_module_config",
     "ap_check_cmd_context", "ap_pregcomp", "ap_regexec", "ap_pregsub", "ap_server_root_relative",
     "ap_setup_client_block", "ap_should_client_block", "ap_get_client_block", "ap_rwrite", "ap_rflush",

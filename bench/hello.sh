@@ -30,8 +30,8 @@ OUR_MODULE=$REPO/target/modules/mod_wsgi.so
 DEBIAN_MODULE=$MODULES/mod_wsgi.so
 EXPECTED=$'Hello World!\n'
 
-log() { echo "bench: $*" >&2; }
-die() { echo "bench: error: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 
 # --- prerequisites ---------------------------------------------------------------------------
 need=()
@@ -39,52 +39,17 @@ need=()
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 [ -e "$DEBIAN_MODULE" ] || need+=(libapache2-mod-wsgi-py3)
 command -v curl >/dev/null 2>&1 || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  [ "$(id -u)" -eq 0 ] || die "missing packages: ${need[*]} (run as root to install them)"
-  log "installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y "${need[@]}" >&2; then
-    apt-get update >&2
-    apt-get install -y "${need[@]}" >&2
-  fi
-fi
+install_packages "${need[@]}"
 [ -x "$PY" ] || die "$PY not found"
 
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-  log "building (scripts/build)"
-  if ! build_out=$("$REPO/scripts/build" 2>&1); then
-    printf '%s\n' "$build_out" >&2
-    die "scripts/build failed"
-  fi
-fi
-[ -f "$OUR_MODULE" ] || die "$OUR_MODULE not found (run scripts/build)"
+build_module
 
 DEBIAN_VERSION=$(dpkg-query -W -f='${Version}' libapache2-mod-wsgi-py3 2>/dev/null | sed 's/-.*//' || true)
 DEBIAN_LABEL="Debian mod_wsgi ${DEBIAN_VERSION:-?}"
 
 # --- servers ---------------------------------------------------------------------------------
 DIRS=()
-cleanup() {
-  local d pid pids=()
-  for d in "${DIRS[@]}"; do
-    pid=$(cat "$d/httpd.pid" 2>/dev/null || true)
-    if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then pids+=("$pid"); fi
-  done
-  # Apache SIGKILLs a child that ignores SIGTERM after ~10s (Debian's mod_wsgi needs that long).
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  done
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then
-    log "kept ${DIRS[*]}"
-  else
-    for d in "${DIRS[@]}"; do rm -rf "$d"; done
-  fi
-}
 trap cleanup EXIT
-
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # make_server MODULE_PATH -> prints "dir port"
 make_server() {
@@ -136,19 +101,6 @@ EOF
   echo "$dir $port"
 }
 
-start_server() {
-  local dir=$1 url=$2 code=""
-  "$HTTPD" -f "$dir/httpd.conf" -k start >&2 || { cat "$dir/error.log" >&2 2>/dev/null || true; die "apache2 failed to start ($dir)"; }
-  for _ in $(seq 200); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
-    [ "$code" = 200 ] && return 0
-    sleep 0.1
-  done
-  echo "--- $dir/error.log ---" >&2
-  cat "$dir/error.log" >&2 2>/dev/null || true
-  die "no 200 from $url within 20s (last status: ${code:-none})"
-}
-
 check_body() {
   local url=$1 body
   body=$(curl -s --max-time 5 "$url"; echo x)   # keep the trailing newline
@@ -168,32 +120,6 @@ start_server "$DIR_B" "$URL_B"
 for u in "$URL_A" "$URL_B" "$URL_C"; do check_body "$u"; done
 
 # --- measuring -------------------------------------------------------------------------------
-# run_wrk URL DURATION -> prints "req_per_sec p99_ms socket_errors"
-# Socket read errors are expected when connections >= threads: the event MPM closes idle
-# keep-alive connections while all worker threads are busy.
-run_wrk() {
-  local out
-  out=$(wrk -t2 -c"$CONNECTIONS" -d"$2" --latency "$1") || die "wrk failed against $1"
-  printf '%s\n' "$out" >>"$WRK_LOG"
-  printf '%s\n' "$out" | awk '
-    function ms(v) {
-      if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
-      if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
-      if (v ~ /m$/)  { sub(/m$/, "", v);  return v * 60000 }
-      if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
-      return v + 0
-    }
-    /Requests\/sec:/ { rps = $2 }
-    $1 == "99%" { p99 = ms($2) }
-    /Non-2xx or 3xx responses:/ { bad += $NF }
-    /Socket errors:/ { gsub(/,/, ""); errs = $4 + $6 + $8 + $10 }
-    END {
-      if (bad > 0) print "bench: warning: " bad " non-2xx/3xx responses" > "/dev/stderr"
-      if (rps == "" || p99 == "") exit 1
-      printf "%s %s %d\n", rps, p99, errs
-    }' || die "could not parse wrk output for $1"
-}
-
 WRK_LOG=$DIR_A/wrk.log
 NAMES=(ours debian static)
 URLS=("$URL_A" "$URL_B" "$URL_C")
@@ -205,14 +131,13 @@ for i in 0 1 2; do run_wrk "${URLS[$i]}" "$WARMUP" >/dev/null; done
 for r in $(seq "$ROUNDS"); do
   for i in 0 1 2; do
     out=$(run_wrk "${URLS[$i]}" "$DURATION")
-    read -r rps p99 errs <<<"$out"
+    read -r rps p99 errs _ <<<"$out"
     RPS[${NAMES[$i]}]+="$rps "
     P99[${NAMES[$i]}]+="$p99 "
     log "round $r/$ROUNDS ${NAMES[$i]}: $rps req/s, p99 $p99 ms, socket errors $errs"
   done
 done
 
-median() { "$PY" -c 'import sys, statistics; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 # shellcheck disable=SC2086
 {
   M_RPS_A=$(median ${RPS[ours]});   M_P99_A=$(median ${P99[ours]})

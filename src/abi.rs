@@ -12,10 +12,10 @@
 use std::ffi::{c_int, c_void};
 
 /// Version of the records below. Bumped on every incompatible change.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Name of the function an engine exports; it returns a pointer to its static [`Engine`].
-pub const ENTRY_SYMBOL: &[u8] = b"mod_wsgi_engine_v2\0";
+pub const ENTRY_SYMBOL: &[u8] = b"mod_wsgi_engine_v3\0";
 
 /// Signature of [`ENTRY_SYMBOL`].
 pub type EntryFn = unsafe extern "C" fn() -> *const Engine;
@@ -64,6 +64,15 @@ pub mod level {
     pub const DEBUG: i32 = 7;
 }
 
+/// A `WSGIImportScript`: a script loaded into a group when the child starts.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ImportScript {
+    pub script: Bytes,
+    /// The application group: a literal name, or empty for `%{GLOBAL}`.
+    pub group: Bytes,
+}
+
 /// Process-wide settings, given once to [`Engine::init`] in a child.
 #[repr(C)]
 pub struct EngineConfig {
@@ -80,6 +89,17 @@ pub struct EngineConfig {
     pub queue_timeout_ms: u64,
     /// Threads per child (ThreadsPerChild; 1 under prefork): the most `auto` will allow.
     pub threads_per_child: c_int,
+    /// `WSGIPythonOptimize` (-1: not set), `WSGIDontWriteBytecode` (0/1).
+    pub python_optimize: c_int,
+    pub dont_write_bytecode: c_int,
+    /// `WSGIPythonWarnings` options, one per line.
+    pub python_warnings: Bytes,
+    /// Apache's process and thread limits, for `mod_wsgi.maximum_processes` and
+    /// `mod_wsgi.threads_per_process`.
+    pub maximum_processes: c_int,
+    /// `WSGIImportScript` entries, loaded in order after Python starts.
+    pub import_scripts: *const ImportScript,
+    pub import_scripts_len: usize,
     /// Version string of the module, for `mod_wsgi.version` and the environ.
     pub module_version: Bytes,
     /// Apache's server banner, for `apache.version`-like keys.
@@ -137,6 +157,9 @@ pub struct Engine {
     pub init: unsafe extern "C" fn(config: *const EngineConfig) -> c_int,
     /// Serves one request on the calling thread.
     pub handle: unsafe extern "C" fn(request: *const Request) -> Outcome,
+    /// The child is stopping (Apache's `child_stopping`): a non-graceful stop interrupts
+    /// Python code that is still running, so that the child can exit in time.
+    pub stopping: unsafe extern "C" fn(graceful: c_int),
     /// Ends every interpreter and finalises Python; called once, when the child exits.
     pub shutdown: unsafe extern "C" fn(),
 }

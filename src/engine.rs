@@ -17,12 +17,13 @@ static ENGINE: Engine = Engine {
     },
     init,
     handle,
+    stopping,
     shutdown,
 };
 
 /// The engine's entry point, looked up by name by the module.
 #[no_mangle]
-pub extern "C" fn mod_wsgi_engine_v2() -> *const Engine {
+pub extern "C" fn mod_wsgi_engine_v3() -> *const Engine {
     &ENGINE
 }
 
@@ -48,7 +49,10 @@ unsafe extern "C" fn init(config: *const EngineConfig) -> i32 {
         // SAFETY: the module passes a config valid for the call.
         let config = unsafe { &*config };
         match interp::runtime::init(config) {
-            Ok(()) => 0,
+            Ok(()) => {
+                interp::runtime::import_scripts(config);
+                0
+            }
             Err(message) => {
                 // SAFETY: the module's logger takes a byte string valid for the call.
                 unsafe { (config.log)(abi::level::ERR, abi::Bytes::new(message.as_bytes())) };
@@ -63,6 +67,10 @@ unsafe extern "C" fn handle(request: *const Request) -> Outcome {
         // SAFETY: the module passes a request valid for the call.
         interp::wsgi::handle(unsafe { &*request })
     })
+}
+
+unsafe extern "C" fn stopping(graceful: i32) {
+    trampoline("stopping", (), || interp::runtime::stopping(graceful != 0))
 }
 
 unsafe extern "C" fn shutdown() {

@@ -24,6 +24,23 @@ thread_local! {
     static STATES: RefCell<Vec<*mut ffi::PyThreadState>> = const { RefCell::new(Vec::new()) };
 }
 
+/// How many thread states exist per slot (all threads together): bounded by threads x
+/// interpreters, and back to zero when an interpreter ends.
+static COUNTS: parking_lot::Mutex<Vec<usize>> = parking_lot::Mutex::new(Vec::new());
+
+fn count(slot: Slot, change: impl FnOnce(&mut usize)) {
+    let mut counts = COUNTS.lock();
+    if counts.len() <= slot.0 {
+        counts.resize(slot.0 + 1, 0);
+    }
+    change(&mut counts[slot.0]);
+}
+
+/// Thread states per slot, for `mod_wsgi.process_metrics()` and the tests.
+pub fn thread_state_counts() -> Vec<usize> {
+    COUNTS.lock().clone()
+}
+
 /// The interpreter behind each slot, registered when the interpreter is created.
 static INTERPRETERS: parking_lot::RwLock<Vec<usize>> = parking_lot::RwLock::new(Vec::new());
 
@@ -46,10 +63,13 @@ pub fn adopt_current(slot: Slot, tstate: *mut ffi::PyThreadState) {
         }
         states[slot.0] = tstate;
     });
+    count(slot, |n| *n += 1);
 }
 
-/// Stops handing out this thread's state for an interpreter that is being ended.
+/// Stops handing out this thread's state for an interpreter that is being ended (its states
+/// are deleted by then: the count goes back to zero).
 pub fn forget_interpreter(slot: Slot) {
+    count(slot, |n| *n = 0);
     STATES.with(|states| {
         if let Some(entry) = states.borrow_mut().get_mut(slot.0) {
             *entry = std::ptr::null_mut();
@@ -72,12 +92,8 @@ pub fn thread_state(slot: Slot) -> *mut ffi::PyThreadState {
             assert!(!interp.is_null(), "no interpreter registered for slot {}", slot.0);
             // SAFETY: interp is a live interpreter; PyThreadState_New does not need the GIL.
             states[slot.0] = unsafe { ffi::PyThreadState_New(interp) };
+            count(slot, |n| *n += 1);
         }
         states[slot.0]
     })
-}
-
-/// How many thread states this thread holds (for tests and metrics).
-pub fn cached_on_this_thread() -> usize {
-    STATES.with(|states| states.borrow().iter().filter(|s| !s.is_null()).count())
 }

@@ -23,6 +23,38 @@ pub struct Group {
     pub scripts: Mutex<HashMap<String, super::script::Loaded>>,
     /// This interpreter's own `wsgi.input` and `start_response` types.
     pub types: types::Types,
+    /// `mod_wsgi.subscribe_events()` and `subscribe_shutdown()` callbacks, and the function
+    /// that calls them (`bootstrap.py`'s `fire`).
+    pub events: Events,
+}
+
+/// The subscriber lists of one interpreter (Python lists, owned for the interpreter's life).
+pub struct Events {
+    pub requests: *mut ffi::PyObject,
+    pub shutdown: *mut ffi::PyObject,
+    fire: *mut ffi::PyObject,
+}
+
+impl Events {
+    /// Calls `callbacks`' subscribers with `name` and `kwargs` (GIL held, in this interpreter).
+    /// Cheap when nobody subscribed.
+    pub fn fire(&self, callbacks: *mut ffi::PyObject, name: &str, kwargs: impl FnOnce() -> PyResult<PyObj>) {
+        // SAFETY: callbacks is this interpreter's list; a size check needs only the GIL.
+        if unsafe { ffi::PyList_Size(callbacks) } <= 0 {
+            return;
+        }
+        let call = || -> PyResult<()> {
+            // SAFETY: both are live objects owned by this group.
+            let (fire, list) = unsafe { (PyObj::from_borrowed(self.fire)?, PyObj::from_borrowed(callbacks)?) };
+            fire.call(&[&list, &py::text(name)?, &kwargs()?])?;
+            Ok(())
+        };
+        if call().is_err() {
+            for line in error::take_traceback() {
+                settings::log(level::ERR, &line);
+            }
+        }
+    }
 }
 
 // SAFETY: the type objects in `types` are only touched with this interpreter's GIL held.
@@ -93,7 +125,7 @@ fn create(name: &str, slot: Slot) -> Result<&'static Group, String> {
 
 /// Prepares a fresh interpreter (current on this thread, GIL held) for applications.
 fn setup(name: &str, slot: Slot) -> Result<&'static Group, String> {
-    let run = || -> PyResult<types::Types> {
+    let run = || -> PyResult<(types::Types, Events)> {
         let s = settings::get();
         let bootstrap = run_bootstrap()?;
         let environ: Vec<PyObj> = s
@@ -104,16 +136,30 @@ fn setup(name: &str, slot: Slot) -> Result<&'static Group, String> {
         let environ = list(&environ)?;
         let path = list(&s.python_path.iter().map(|p| py::text(p)).collect::<PyResult<Vec<_>>>()?)?;
         let version = py::tuple(&[&py::int(4)?, &py::int(9)?, &py::int(4)?])?;
-        bootstrap.call(&[&py::text(name)?, &py::boolean(slot == MAIN_SLOT), &environ, &path, &version, &super::metrics::function()?])?;
-        types::Types::create()
+        let limits = (py::int(s.maximum_processes as i64)?, py::int(s.threads_per_process as i64)?);
+        let lists = bootstrap.call(&[
+            &py::text(name)?,
+            &py::boolean(slot == MAIN_SLOT),
+            &environ,
+            &path,
+            &version,
+            &super::metrics::function()?,
+            &limits.0,
+            &limits.1,
+        ])?;
+        // SAFETY: setup() returns a 3-tuple; each item is kept (one reference) for good.
+        let item = |i| unsafe { PyObj::from_borrowed(ffi::PyTuple_GetItem(lists.as_ptr(), i)).map(PyObj::into_ptr) };
+        let events = Events { requests: item(0)?, shutdown: item(1)?, fire: item(2)? };
+        Ok((types::Types::create()?, events))
     };
     match run() {
-        Ok(types) => Ok(Box::leak(Box::new(Group {
+        Ok((types, events)) => Ok(Box::leak(Box::new(Group {
             name: name.to_string(),
             slot,
             loader: Mutex::new(()),
             scripts: Mutex::new(HashMap::new()),
             types,
+            events,
         }))),
         Err(_) => {
             let lines = error::take_traceback();

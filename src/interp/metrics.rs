@@ -42,6 +42,15 @@ unsafe extern "C" fn process_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::
         py::dict_set(&d, "python_queued", &py::int(m.counts.queued as i64)?)?;
         py::dict_set(&d, "python_peak_active", &py::int(m.counts.peak_active as i64)?)?;
         py::dict_set(&d, "python_peak_queued", &py::int(m.counts.peak_queued as i64)?)?;
+        // Thread states per application group ('' is %{GLOBAL}).
+        let states = py::dict()?;
+        let counts = crate::gil::thread_state_counts();
+        for group in super::group::all() {
+            let n = counts.get(group.slot.0).copied().unwrap_or(0);
+            py::dict_set(&states, &group.name, &py::int(n as i64)?)?;
+        }
+        py::dict_set(&d, "thread_states", &states)?;
+        py::dict_set(&d, "interpreters", &py::int(super::group::all().len() as i64)?)?;
         Ok(d)
     };
     match std::panic::catch_unwind(build) {

@@ -1,5 +1,6 @@
 //! Interpreters, application groups, script loading and the WSGI protocol (the engine side).
 
+mod busy;
 mod environ;
 mod error;
 mod exchange;

@@ -1,6 +1,6 @@
 //! Starting and ending Python in a child process.
 
-use super::{error, group, settings};
+use super::{error, group, py, settings};
 use crate::abi::{self, level};
 use crate::gil::scheduler::{self, Concurrency};
 use crate::gil::{self, MAIN_SLOT};
@@ -19,6 +19,8 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         python_path: path.split(':').filter(|p| !p.is_empty()).map(str::to_string).collect(),
         multithread: config.multithread != 0,
         multiprocess: config.multiprocess != 0,
+        maximum_processes: config.maximum_processes.max(1) as usize,
+        threads_per_process: config.threads_per_child.max(1) as usize,
         module_version: version,
         log: config.log,
         initial_environ: std::env::vars_os()
@@ -40,6 +42,21 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         // Apache owns the process's signals; Python must not install handlers.
         py_config.install_signal_handlers = 0;
         py_config.parse_argv = 0;
+        if config.python_optimize >= 0 {
+            py_config.optimization_level = config.python_optimize;
+        }
+        if config.dont_write_bytecode != 0 {
+            py_config.write_bytecode = 0;
+        }
+        // The module's byte string is valid for the call.
+        for option in String::from_utf8_lossy(config.python_warnings.as_slice()).lines() {
+            let option = CString::new(option).map_err(|e| e.to_string())?;
+            let wide = ffi::Py_DecodeLocale(option.as_ptr(), std::ptr::null_mut());
+            if !wide.is_null() {
+                ffi::PyWideStringList_Append(&mut py_config.warnoptions, wide);
+                ffi::PyMem_RawFree(wide.cast());
+            }
+        }
         let status = if home.is_empty() {
             None
         } else if Path::new(&home).join("pyvenv.cfg").is_file() {
@@ -84,11 +101,64 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// Loads the `WSGIImportScript` scripts into their groups (after Python started, GIL free).
+pub fn import_scripts(config: &abi::EngineConfig) {
+    let entries = if config.import_scripts.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: the module passes import_scripts_len entries valid for the init call.
+        unsafe { std::slice::from_raw_parts(config.import_scripts, config.import_scripts_len) }
+    };
+    for entry in entries {
+        // SAFETY: byte strings valid for the call.
+        let (script, group_name) = unsafe { (text(entry.script), text(entry.group)) };
+        let group = match group::get_or_create(&group_name) {
+            Ok(group) => group,
+            Err(message) => {
+                settings::log(level::ERR, &message);
+                continue;
+            }
+        };
+        let _gil = gil::GilGuard::acquire(group.slot);
+        match super::script::load(group, &script) {
+            Ok(_) => settings::log(level::INFO, &format!("Imported WSGI script '{script}' into application group '{group_name}'.")),
+            Err(_) => {
+                settings::log(level::ERR, &format!("Failed to import WSGI script '{script}' into application group '{group_name}' (WSGIImportScript)."));
+                for line in error::take_traceback() {
+                    settings::log(level::ERR, &line);
+                }
+            }
+        }
+    }
+}
+
+/// Apache is stopping this child. A graceful stop lets requests finish (queued ones too); a
+/// non-graceful one refuses the queue and interrupts Python code still running in requests.
+pub fn stopping(graceful: bool) {
+    // Prefork stops a child from its SIGTERM handler, possibly on a thread that is inside a
+    // request with the GIL held: taking the GIL from here would deadlock. The child exits
+    // right after this without finalising Python (see shutdown()).
+    if graceful || gil::in_request_on_this_thread() {
+        return;
+    }
+    scheduler::close();
+    let n = super::busy::interrupt_all();
+    if n > 0 {
+        settings::log(level::INFO, &format!("Child stopping: interrupted {n} request(s) still running Python."));
+    }
+}
+
 /// Ends every sub-interpreter (running its atexit callbacks), then finalises Python.
 /// Called once, from the child's exit, after Apache's worker threads have stopped.
 pub fn shutdown() {
     // Requests still queued for a slot get a 503 instead of waiting on a dying process.
     scheduler::close();
+    if gil::in_request_on_this_thread() {
+        // Prefork's SIGTERM handler exits the child from inside a request: this thread holds
+        // the GIL mid-bytecode, and finalising from here would deadlock. The process is
+        // ending anyway; leave Python as it is.
+        return;
+    }
     let main = gil::thread_state(MAIN_SLOT);
     // SAFETY: takes the GIL through this thread's main-interpreter state.
     unsafe { ffi::PyEval_RestoreThread(main) };
@@ -100,11 +170,15 @@ pub fn shutdown() {
         // SAFETY: GIL held; Py_EndInterpreter needs its own state current.
         unsafe {
             ffi::PyThreadState_Swap(own);
+            group.events.fire(group.events.shutdown, "process_stopping", py::dict);
             delete_other_thread_states(own);
             ffi::Py_EndInterpreter(own);
             gil::forget_interpreter(group.slot);
             ffi::PyThreadState_Swap(main);
         }
+    }
+    if let Some(main_group) = group::all().into_iter().find(|g| g.slot == MAIN_SLOT) {
+        main_group.events.fire(main_group.events.shutdown, "process_stopping", py::dict);
     }
     // SAFETY: GIL held in the main interpreter through `main`.
     unsafe { delete_other_thread_states(main) };

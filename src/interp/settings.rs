@@ -7,6 +7,8 @@ pub struct Settings {
     pub python_path: Vec<String>,
     pub multithread: bool,
     pub multiprocess: bool,
+    pub maximum_processes: usize,
+    pub threads_per_process: usize,
     pub module_version: String,
     pub log: unsafe extern "C" fn(level: i32, message: abi::Bytes),
     /// The process environment as the child started, before any application changed it:

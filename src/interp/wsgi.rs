@@ -4,6 +4,7 @@
 use super::exchange::{Exchange, SendError};
 use super::py::{self, PyObj};
 use super::script::{self, LoadError};
+use super::busy::Busy;
 use super::{environ, error, group, types};
 use crate::abi::{self, level, Outcome};
 use crate::gil::scheduler;
@@ -39,6 +40,10 @@ pub fn handle(request: &abi::Request) -> Outcome {
         }
     };
     let _gil = GilGuard::acquire(group.slot);
+    let Ok(_busy) = Busy::enter(group.slot) else {
+        ex.log(level::ERR, &format!("Request for '{script}' refused with 503: this process is shutting down."));
+        return Outcome::Unavailable;
+    };
 
     let module = match script::load(group, &script) {
         Ok(module) => module,
@@ -69,14 +74,17 @@ fn run(ex: &Exchange, group: &group::Group, app: &PyObj, script: &str) -> Outcom
             return Outcome::ServerError;
         }
     };
-    let outcome = respond(ex, app, &adapter, &input, script);
+    let outcome = respond(ex, group, app, &adapter, &input, script);
     types::detach(&adapter);
     types::detach(&input);
     outcome
 }
 
-fn respond(ex: &Exchange, app: &PyObj, adapter: &PyObj, input: &PyObj, script: &str) -> Outcome {
+fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, input: &PyObj, script: &str) -> Outcome {
+    let started = std::time::Instant::now();
+    let events = &group.events;
     let failed = |ex: &Exchange| {
+        fire_exception(events);
         log_exception(ex, &format!("Exception occurred processing WSGI script '{script}'."));
         // After the first byte the status is on the wire: the response just ends short.
         if ex.state.borrow().headers_sent {
@@ -93,6 +101,12 @@ fn respond(ex: &Exchange, app: &PyObj, adapter: &PyObj, input: &PyObj, script: &
         Ok(f) => f,
         Err(_) => return failed(ex),
     };
+    events.fire(events.requests, "request_started", || {
+        let kwargs = py::dict()?;
+        py::dict_set(&kwargs, "request_environ", &environ)?;
+        py::dict_set(&kwargs, "application_object", app)?;
+        Ok(kwargs)
+    });
     let result = match app.call(&[&environ, &start_response]) {
         Ok(result) => result,
         Err(_) => return failed(ex),
@@ -102,6 +116,14 @@ fn respond(ex: &Exchange, app: &PyObj, adapter: &PyObj, input: &PyObj, script: &
     if result.hasattr("close") && result.call_method("close", &[]).is_err() {
         outcome = failed(ex);
     }
+    events.fire(events.requests, "request_finished", || {
+        let kwargs = py::dict()?;
+        py::dict_set(&kwargs, "output_length", &py::int(ex.state.borrow().body_sent as i64)?)?;
+        // SAFETY: a new float.
+        let elapsed = unsafe { PyObj::from_owned(ffi::PyFloat_FromDouble(started.elapsed().as_secs_f64()))? };
+        py::dict_set(&kwargs, "application_time", &elapsed)?;
+        Ok(kwargs)
+    });
     if outcome == Outcome::Done && !ex.state.borrow().headers_sent {
         // An empty body: the status and headers still go out.
         match ex.send_headers() {
@@ -147,6 +169,35 @@ fn stream(ex: &Exchange, result: &PyObj, _script: &str) -> Result<Outcome, ()> {
         };
         types::send(ex, data).map_err(|_| ())?;
     }
+}
+
+/// Tells `request_exception` subscribers about the pending exception, which stays pending.
+fn fire_exception(events: &group::Events) {
+    // SAFETY: a size check under the GIL.
+    if unsafe { ffi::PyList_Size(events.requests) } <= 0 {
+        return;
+    }
+    let (mut t, mut v, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: under the GIL: take the exception out (owned references) while the subscribers
+    // run, then put the same references back.
+    #[allow(deprecated)]
+    unsafe {
+        ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
+        ffi::PyErr_NormalizeException(&mut t, &mut v, &mut tb);
+    }
+    let none = py::none();
+    // SAFETY: borrowed views of the owned references (null ones shown as None).
+    let view = |p: *mut ffi::PyObject| unsafe { PyObj::from_borrowed(if p.is_null() { none.as_ptr() } else { p }) };
+    events.fire(events.requests, "request_exception", || {
+        let kwargs = py::dict()?;
+        py::dict_set(&kwargs, "exception_info", &py::tuple(&[&view(t)?, &view(v)?, &view(tb)?])?)?;
+        Ok(kwargs)
+    });
+    // SAFETY: restores the references fetched above.
+    #[allow(deprecated)]
+    unsafe {
+        ffi::PyErr_Restore(t, v, tb)
+    };
 }
 
 fn log_exception(ex: &Exchange, headline: &str) {

@@ -64,6 +64,13 @@ pub struct ServerConfig {
     pub python_concurrency: Option<i32>,
     /// `WSGIPythonQueueTimeout`, in milliseconds (main server only).
     pub queue_timeout_ms: Option<u64>,
+    /// `WSGIImportScript`: (script, group; empty for `%{GLOBAL}`), main server only.
+    pub import_scripts: Vec<(String, String)>,
+    pub python_optimize: Option<i32>,
+    pub dont_write_bytecode: Option<bool>,
+    pub python_warnings: Vec<String>,
+    /// `WSGIRestrictEmbedded On`: no Python in Apache's children at all.
+    pub restrict_embedded: Option<bool>,
 }
 
 impl Merge for ServerConfig {
@@ -77,6 +84,11 @@ impl Merge for ServerConfig {
             python_path: if add.python_path.is_empty() { base.python_path.clone() } else { add.python_path.clone() },
             python_concurrency: add.python_concurrency.or(base.python_concurrency),
             queue_timeout_ms: add.queue_timeout_ms.or(base.queue_timeout_ms),
+            import_scripts: base.import_scripts.iter().chain(&add.import_scripts).cloned().collect(),
+            python_optimize: add.python_optimize.or(base.python_optimize),
+            dont_write_bytecode: add.dont_write_bytecode.or(base.dont_write_bytecode),
+            python_warnings: base.python_warnings.iter().chain(&add.python_warnings).cloned().collect(),
+            restrict_embedded: add.restrict_embedded.or(base.restrict_embedded),
         }
     }
 }

@@ -56,7 +56,7 @@ const SERVER: u32 = apache::RSRC_CONF;
 const ANYWHERE: u32 = apache::RSRC_CONF | apache::ACCESS_CONF | apache::OR_FILEINFO;
 const AUTH: u32 = apache::RSRC_CONF | apache::ACCESS_CONF | apache::OR_AUTHCFG;
 
-pub static COMMANDS: CommandTable<11> = CommandTable([
+pub static COMMANDS: CommandTable<17> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
     take1(c"WSGIApplicationGroup", application_group, ANYWHERE, c"Application interpreter group."),
@@ -66,6 +66,12 @@ pub static COMMANDS: CommandTable<11> = CommandTable([
     take1(c"WSGIPassAuthorization", pass_authorization, AUTH, c"Enable/Disable passing of authorization headers."),
     take1(c"WSGIPythonConcurrency", python_concurrency, SERVER, c"How many threads may run Python at once: off, auto or a number."),
     take1(c"WSGIPythonQueueTimeout", queue_timeout, SERVER, c"Seconds a request may wait for a Python slot before a 503."),
+    raw_args(c"WSGIImportScript", import_script, SERVER, c"Name of WSGI script file to import on child start."),
+    take1(c"WSGIPythonOptimize", python_optimize, SERVER, c"Python optimisation level (0, 1 or 2)."),
+    take1(c"WSGIDontWriteBytecode", dont_write_bytecode, SERVER, c"Do not write .pyc files."),
+    take1(c"WSGIPythonWarnings", python_warnings, SERVER, c"Python warning options (as python -W)."),
+    take1(c"WSGIRestrictEmbedded", restrict_embedded, SERVER, c"Do not run Python in Apache's child processes."),
+    take1(c"WSGILazyInitialization", lazy_initialization, SERVER, c"Accepted: Python always starts in the child."),
     raw_args(c"WSGIScriptReloading", accepted_flag, ANYWHERE, c"Enable/Disable script reloading mechanism."),
     END,
 ]);
@@ -308,6 +314,100 @@ unsafe extern "C" fn queue_timeout(cmd: *mut cmd_parms, mconfig: *mut c_void, ar
     })
 }
 
+/// `WSGIImportScript path process-group=... application-group=...`: both options are required,
+/// as in mod_wsgi; only embedded mode exists, so the process group must be `%{GLOBAL}`, and
+/// the group must be a name or `%{GLOBAL}` (the other forms need a request to expand).
+pub fn parse_import_script(line: &str) -> Result<(String, String), String> {
+    let words = split_words(line)?;
+    let [script, options @ ..] = words.as_slice() else {
+        return Err("WSGIImportScript takes a script file, process-group= and application-group=".into());
+    };
+    let (mut process_group, mut group) = (None, None);
+    for word in options {
+        match split_option(word) {
+            Some(("process-group", v)) => process_group = Some(v.to_string()),
+            Some(("application-group", v)) => group = Some(v.to_string()),
+            _ => return Err(format!("WSGIImportScript: invalid option '{word}'; valid options are process-group and application-group")),
+        }
+    }
+    let (Some(process_group), Some(group)) = (process_group, group) else {
+        return Err("WSGIImportScript requires both process-group= and application-group=".into());
+    };
+    if !(process_group.is_empty() || process_group == "%{GLOBAL}") {
+        return Err(format!(
+            "WSGIImportScript: process-group={process_group}: daemon mode is not available in this build of mod_wsgi-rs; use process-group=%{{GLOBAL}}"
+        ));
+    }
+    let group = match GroupSpec::parse(&group)? {
+        GroupSpec::Global => String::new(),
+        GroupSpec::Literal(name) => name,
+        _ => return Err(format!("WSGIImportScript: application-group={group} needs a request to expand; use a name or %{{GLOBAL}}")),
+    };
+    Ok((script.clone(), group))
+}
+
+unsafe extern "C" fn import_script(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        let entry = parse_import_script(&d.arg)?;
+        d.server().import_scripts.push(entry);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn python_optimize(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        let level = match d.arg.parse::<i32>() {
+            Ok(n @ 0..=2) => n,
+            _ => return Err(format!("WSGIPythonOptimize must be 0, 1 or 2, got '{}'", d.arg)),
+        };
+        d.server().python_optimize = Some(level);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn dont_write_bytecode(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        let on = parse_on_off("WSGIDontWriteBytecode", &d.arg)?;
+        d.server().dont_write_bytecode = Some(on);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn python_warnings(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        // The -W syntax: action[:message[:category[:module[:lineno]]]].
+        let action = d.arg.split(':').next().unwrap_or("");
+        if !["default", "error", "ignore", "always", "module", "once", "d", "e", "i", "a", "m", "o"].contains(&action) {
+            return Err(format!("WSGIPythonWarnings: '{}' is not a Python warning option (action[:message[:category[:module[:lineno]]]])", d.arg));
+        }
+        let option = d.arg.clone();
+        d.server().python_warnings.push(option);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn restrict_embedded(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        let on = parse_on_off("WSGIRestrictEmbedded", &d.arg)?;
+        d.server().restrict_embedded = Some(on);
+        Ok(())
+    })
+}
+
+/// mod_wsgi's `Off` starts Python in Apache's parent, which this module never does: both
+/// values are accepted and Python always starts in each child.
+unsafe extern "C" fn lazy_initialization(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        parse_on_off("WSGILazyInitialization", &d.arg).map(|_| ())
+    })
+}
+
 /// Accepted for compatibility: script reloading is always on in this version.
 unsafe extern "C" fn accepted_flag(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| parse_on_off("WSGIScriptReloading", d.arg.trim()).map(|_| ()))
@@ -347,6 +447,18 @@ mod tests {
         assert_eq!(parse_timeout("2.5"), Ok(2500));
         assert!(parse_timeout("0").is_err());
         assert!(parse_timeout("-1").is_err());
+    }
+
+    #[test]
+    fn import_script() {
+        assert_eq!(
+            parse_import_script("/srv/a.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}"),
+            Ok(("/srv/a.wsgi".into(), String::new()))
+        );
+        assert_eq!(parse_import_script("/a.wsgi application-group=site process-group=").unwrap().1, "site");
+        assert!(parse_import_script("/a.wsgi application-group=x").unwrap_err().contains("requires both"));
+        assert!(parse_import_script("/a.wsgi process-group=d application-group=x").unwrap_err().contains("daemon mode"));
+        assert!(parse_import_script("/a.wsgi process-group= application-group=%{RESOURCE}").unwrap_err().contains("needs a request"));
     }
 
     #[test]

@@ -111,6 +111,11 @@ fn serve(r: &mut Request) -> c_int {
         }
         _ => {}
     }
+    // SAFETY: every request has a live server_rec with our config.
+    if unsafe { server_config(r.server()) }.restrict_embedded == Some(true) {
+        log::request(log::ERR, r.as_ptr(), &format!("Embedded mode of mod_wsgi disabled by runtime configuration: {script}"));
+        return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    }
     let Some(engine) = engine() else {
         log::request(log::ERR, r.as_ptr(), "no Python engine is running in this process; see the child start-up lines in the error log");
         return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;

@@ -45,6 +45,7 @@ pub unsafe extern "C" fn register_hooks(_pool: *mut apache::apr_pool_t) {
         unsafe {
             apache::ap_hook_check_config(Some(check_config), std::ptr::null(), std::ptr::null(), middle);
             apache::ap_hook_child_init(Some(child_init), std::ptr::null(), std::ptr::null(), middle);
+            apache::ap_hook_child_stopping(Some(child_stopping), std::ptr::null(), std::ptr::null(), middle);
             apache::ap_hook_translate_name(
                 Some(handler::translate_name),
                 TRANSLATE_AFTER.0.as_ptr(),
@@ -67,6 +68,9 @@ unsafe extern "C" fn check_config(
     guard("check_config", apache::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
         // SAFETY: s is the main server_rec.
         let config = unsafe { server_config(s) };
+        if config.restrict_embedded == Some(true) {
+            return apache::OK as c_int;
+        }
         match engine_loader::engine_for(config.python_home.as_deref().map(Path::new)) {
             Ok(_) => apache::OK as c_int,
             Err(message) => {
@@ -103,6 +107,9 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
         MAIN_SERVER.store(s, Ordering::Relaxed);
         // SAFETY: s is the main server_rec.
         let config = unsafe { server_config(s) };
+        if config.restrict_embedded == Some(true) {
+            return;
+        }
         let loaded = engine_loader::engine_for(config.python_home.as_deref().map(Path::new)).and_then(|p| engine_loader::load(&p));
         let engine = match loaded {
             Ok(engine) => engine,
@@ -110,6 +117,12 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
         };
         let home = config.python_home.clone().unwrap_or_default();
         let path = config.python_path.join(":");
+        let warnings = config.python_warnings.join("\n");
+        let imports: Vec<abi::ImportScript> = config
+            .import_scripts
+            .iter()
+            .map(|(script, group)| abi::ImportScript { script: abi::Bytes::new(script.as_bytes()), group: abi::Bytes::new(group.as_bytes()) })
+            .collect();
         // SAFETY: ap_get_server_banner returns a static string.
         let banner = unsafe { std::ffi::CStr::from_ptr(apache::ap_get_server_banner()) }.to_bytes();
         let threaded = mpm_query(apache::AP_MPMQ_IS_THREADED) != apache::AP_MPMQ_NOT_SUPPORTED as c_int;
@@ -121,6 +134,12 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
             python_concurrency: config.python_concurrency.unwrap_or(0),
             queue_timeout_ms: config.queue_timeout_ms.unwrap_or(DEFAULT_QUEUE_TIMEOUT_MS),
             threads_per_child: mpm_query(apache::AP_MPMQ_MAX_THREADS).max(1),
+            python_optimize: config.python_optimize.unwrap_or(-1),
+            dont_write_bytecode: config.dont_write_bytecode.unwrap_or(false) as c_int,
+            python_warnings: abi::Bytes::new(warnings.as_bytes()),
+            maximum_processes: mpm_query(apache::AP_MPMQ_MAX_DAEMONS).max(1),
+            import_scripts: imports.as_ptr(),
+            import_scripts_len: imports.len(),
             module_version: abi::Bytes::new(env!("CARGO_PKG_VERSION").as_bytes()),
             server_banner: abi::Bytes::new(banner),
             log: process_log,
@@ -132,6 +151,17 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
         let _ = ENGINE.set(engine);
         // SAFETY: pchild lives until the child exits; the cleanup finalises Python then.
         unsafe { apache::apr_pool_cleanup_register(pchild, std::ptr::null(), Some(child_exit), Some(apache::apr_pool_cleanup_null)) };
+    })
+}
+
+/// The MPM is stopping this child: on a non-graceful stop, the engine interrupts Python code
+/// still running in requests so that the child exits before Apache has to SIGKILL it.
+unsafe extern "C" fn child_stopping(_pchild: *mut apache::apr_pool_t, graceful: c_int) {
+    guard("child_stopping", (), || {
+        if let Some(engine) = engine() {
+            // SAFETY: the engine is initialised; stopping may be called from any thread.
+            unsafe { (engine.stopping)(graceful) };
+        }
     })
 }
 

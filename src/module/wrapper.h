@@ -7,6 +7,7 @@
 #include <http_request.h>
 #include <util_script.h>
 #include <ap_mpm.h>
+#include <mpm_common.h>
 #include <ap_regex.h>
 #include <apr_strings.h>
 #include <apr_tables.h>

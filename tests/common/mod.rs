@@ -290,8 +290,13 @@ impl Response {
 /// A small HTTP/1.1 client (one request per connection), enough for these tests; it
 /// de-chunks chunked responses.
 pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    try_http(port, method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// As [`http`], but a connection that fails or closes without a response is an `Err`.
+pub fn try_http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding")) && (!body.is_empty() || method == "POST") {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
@@ -300,11 +305,14 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
+    stream.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+    stream.write_all(body).map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    parse_response(&raw, method == "HEAD")
+    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Err(format!("no response ({} bytes)", raw.len()));
+    }
+    Ok(parse_response(&raw, method == "HEAD"))
 }
 
 pub fn parse_response(raw: &[u8], head_only: bool) -> Response {

@@ -1,0 +1,103 @@
+# Helpers shared by the benchmarks (bench/hello.sh, bench/gil.sh); sourced, not run.
+# The sourcing script sets `set -euo pipefail` and these variables before calling them:
+#   REPO         the repository root
+#   PY           the Python used for small helpers (/usr/bin/python3)
+#   HTTPD        the apache2 binary
+#   OUR_MODULE   target/modules/mod_wsgi.so
+#   CONNECTIONS  wrk -c
+#   WRK_LOG      file that collects every wrk output
+#   DIRS         array of server dirs (each may hold httpd.pid) that cleanup stops and removes
+# and installs the clean-up with `trap cleanup EXIT`.
+
+log() { echo "bench: $*" >&2; }
+die() { echo "bench: error: $*" >&2; exit 1; }
+
+# install_packages PKG... : installs the missing Debian packages (root only); no-op without args.
+install_packages() {
+  [ $# -gt 0 ] || return 0
+  [ "$(id -u)" -eq 0 ] || die "missing packages: $* (run as root to install them)"
+  log "installing $*"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y "$@" >&2; then
+    apt-get update >&2
+    apt-get install -y "$@" >&2
+  fi
+}
+
+# build_module : runs scripts/build unless BENCH_SKIP_BUILD=1, then checks OUR_MODULE exists.
+build_module() {
+  local build_out
+  if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    log "building (scripts/build)"
+    if ! build_out=$("$REPO/scripts/build" 2>&1); then
+      printf '%s\n' "$build_out" >&2
+      die "scripts/build failed"
+    fi
+  fi
+  [ -f "$OUR_MODULE" ] || die "$OUR_MODULE not found (run scripts/build)"
+}
+
+# cleanup : stops the Apaches started from DIRS (by pidfile only) and removes DIRS.
+cleanup() {
+  local d pid pids=()
+  for d in "${DIRS[@]}"; do
+    pid=$(cat "$d/httpd.pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then pids+=("$pid"); fi
+  done
+  # Apache SIGKILLs a child that ignores SIGTERM after ~10s (Debian's mod_wsgi needs that long).
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    log "kept ${DIRS[*]}"
+  else
+    for d in "${DIRS[@]}"; do rm -rf "$d"; done
+  fi
+}
+
+free_port() {
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_server DIR URL : starts the Apache of DIR/httpd.conf and waits for a 200 from URL
+# (printing the error log and exiting on failure).
+start_server() {
+  local dir=$1 url=$2 code=""
+  "$HTTPD" -f "$dir/httpd.conf" -k start >&2 || { cat "$dir/error.log" >&2 2>/dev/null || true; die "apache2 failed to start ($dir)"; }
+  for _ in $(seq 200); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
+    [ "$code" = 200 ] && return 0
+    sleep 0.1
+  done
+  echo "--- $dir/error.log ---" >&2
+  cat "$dir/error.log" >&2 2>/dev/null || true
+  die "no 200 from $url within 20s (last status: ${code:-none})"
+}
+
+# run_wrk URL DURATION -> prints "req_per_sec p99_ms socket_errors non_2xx_3xx"
+# Socket read errors are expected when connections >= threads: the event MPM closes idle
+# keep-alive connections while all worker threads are busy.
+run_wrk() {
+  local out
+  out=$(wrk -t2 -c"$CONNECTIONS" -d"$2" --latency "$1") || die "wrk failed against $1"
+  printf '%s\n' "$out" >>"$WRK_LOG"
+  printf '%s\n' "$out" | awk '
+    function ms(v) {
+      if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+      if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
+      if (v ~ /m$/)  { sub(/m$/, "", v);  return v * 60000 }
+      if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
+      return v + 0
+    }
+    /Requests\/sec:/ { rps = $2 }
+    $1 == "99%" { p99 = ms($2) }
+    /Non-2xx or 3xx responses:/ { bad += $NF }
+    /Socket errors:/ { gsub(/,/, ""); errs = $4 + $6 + $8 + $10 }
+    END {
+      if (bad > 0) print "bench: warning: " bad " non-2xx/3xx responses" > "/dev/stderr"
+      if (rps == "" || p99 == "") exit 1
+      printf "%s %s %d %d\n", rps, p99, errs, bad
+    }' || die "could not parse wrk output for $1"
+}
+
+median() { "$PY" -c 'import sys, statistics; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
