@@ -15,7 +15,7 @@ fn main() {
             config.executable.as_deref().unwrap_or("the selected Python")
         ));
     }
-    match runtime_lib_dir(&config) {
+    match runtime_lib_dir(config) {
         Some(dir) => println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}"),
         None => fail("pyo3-build-config found no library directory for libpython; set PYO3_PYTHON to a Python built with a shared library"),
     }

@@ -30,19 +30,41 @@ pub struct Group {
 
 /// The subscriber lists of one interpreter (Python lists, owned for the interpreter's life).
 pub struct Events {
-    pub requests: *mut ffi::PyObject,
-    pub shutdown: *mut ffi::PyObject,
+    requests: *mut ffi::PyObject,
+    shutdown: *mut ffi::PyObject,
     fire: *mut ffi::PyObject,
 }
 
+/// Which subscribers an event goes to.
+#[derive(Clone, Copy)]
+pub enum Subscribers {
+    /// `mod_wsgi.subscribe_events()`: request_started, request_finished, request_exception.
+    Requests,
+    /// `mod_wsgi.subscribe_shutdown()`: process_stopping.
+    Shutdown,
+}
+
 impl Events {
-    /// Calls `callbacks`' subscribers with `name` and `kwargs` (GIL held, in this interpreter).
+    fn list(&self, which: Subscribers) -> *mut ffi::PyObject {
+        match which {
+            Subscribers::Requests => self.requests,
+            Subscribers::Shutdown => self.shutdown,
+        }
+    }
+
+    /// Whether anybody subscribed (GIL held, in this interpreter).
+    pub fn any(&self, which: Subscribers) -> bool {
+        // SAFETY: the list is this interpreter's, alive as long as the group; the GIL is held.
+        unsafe { ffi::PyList_Size(self.list(which)) > 0 }
+    }
+
+    /// Calls the subscribers with `name` and `kwargs` (GIL held, in this interpreter).
     /// Cheap when nobody subscribed.
-    pub fn fire(&self, callbacks: *mut ffi::PyObject, name: &str, kwargs: impl FnOnce() -> PyResult<PyObj>) {
-        // SAFETY: callbacks is this interpreter's list; a size check needs only the GIL.
-        if unsafe { ffi::PyList_Size(callbacks) } <= 0 {
+    pub fn fire(&self, which: Subscribers, name: &str, kwargs: impl FnOnce() -> PyResult<PyObj>) {
+        if !self.any(which) {
             return;
         }
+        let callbacks = self.list(which);
         let call = || -> PyResult<()> {
             // SAFETY: both are live objects owned by this group.
             let (fire, list) = unsafe { (PyObj::from_borrowed(self.fire)?, PyObj::from_borrowed(callbacks)?) };

@@ -1,5 +1,6 @@
 //! Starting and ending Python in a child process.
 
+use super::group::Subscribers;
 use super::{error, group, py, settings};
 use crate::abi::{self, level};
 use crate::gil::scheduler::{self, Concurrency};
@@ -170,7 +171,7 @@ pub fn shutdown() {
         // SAFETY: GIL held; Py_EndInterpreter needs its own state current.
         unsafe {
             ffi::PyThreadState_Swap(own);
-            group.events.fire(group.events.shutdown, "process_stopping", py::dict);
+            group.events.fire(Subscribers::Shutdown, "process_stopping", py::dict);
             delete_other_thread_states(own);
             ffi::Py_EndInterpreter(own);
             gil::forget_interpreter(group.slot);
@@ -178,7 +179,7 @@ pub fn shutdown() {
         }
     }
     if let Some(main_group) = group::all().into_iter().find(|g| g.slot == MAIN_SLOT) {
-        main_group.events.fire(main_group.events.shutdown, "process_stopping", py::dict);
+        main_group.events.fire(Subscribers::Shutdown, "process_stopping", py::dict);
     }
     // SAFETY: GIL held in the main interpreter through `main`.
     unsafe { delete_other_thread_states(main) };

@@ -5,6 +5,7 @@ use super::exchange::{Exchange, SendError};
 use super::py::{self, PyObj};
 use super::script::{self, LoadError};
 use super::busy::Busy;
+use super::group::Subscribers;
 use super::{environ, error, group, types};
 use crate::abi::{self, level, Outcome};
 use crate::gil::scheduler;
@@ -101,7 +102,7 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
         Ok(f) => f,
         Err(_) => return failed(ex),
     };
-    events.fire(events.requests, "request_started", || {
+    events.fire(Subscribers::Requests, "request_started", || {
         let kwargs = py::dict()?;
         py::dict_set(&kwargs, "request_environ", &environ)?;
         py::dict_set(&kwargs, "application_object", app)?;
@@ -116,7 +117,7 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
     if result.hasattr("close") && result.call_method("close", &[]).is_err() {
         outcome = failed(ex);
     }
-    events.fire(events.requests, "request_finished", || {
+    events.fire(Subscribers::Requests, "request_finished", || {
         let kwargs = py::dict()?;
         py::dict_set(&kwargs, "output_length", &py::int(ex.state.borrow().body_sent as i64)?)?;
         // SAFETY: a new float.
@@ -173,8 +174,7 @@ fn stream(ex: &Exchange, result: &PyObj, _script: &str) -> Result<Outcome, ()> {
 
 /// Tells `request_exception` subscribers about the pending exception, which stays pending.
 fn fire_exception(events: &group::Events) {
-    // SAFETY: a size check under the GIL.
-    if unsafe { ffi::PyList_Size(events.requests) } <= 0 {
+    if !events.any(Subscribers::Requests) {
         return;
     }
     let (mut t, mut v, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
@@ -188,7 +188,7 @@ fn fire_exception(events: &group::Events) {
     let none = py::none();
     // SAFETY: borrowed views of the owned references (null ones shown as None).
     let view = |p: *mut ffi::PyObject| unsafe { PyObj::from_borrowed(if p.is_null() { none.as_ptr() } else { p }) };
-    events.fire(events.requests, "request_exception", || {
+    events.fire(Subscribers::Requests, "request_exception", || {
         let kwargs = py::dict()?;
         py::dict_set(&kwargs, "exception_info", &py::tuple(&[&view(t)?, &view(v)?, &view(tb)?])?)?;
         Ok(kwargs)
