@@ -126,3 +126,76 @@ fn two_django_sites_in_one_child_answer_with_their_own_settings() {
         assert_eq!(apache.children().len(), 1, "the sites must share one child for this test to mean anything");
     }
 }
+
+/// One minimal Django project per site, generated: package `siteNN`, the classic wsgi.py
+/// (setdefault of DJANGO_SETTINGS_MODULE), plus a sys.path entry, an os.environ edit and an
+/// atexit registration of its own.
+fn write_django_site(dir: &TempDir, n: usize) {
+    let site = format!("site{n:02}");
+    dir.write(&format!("sites/{site}/{site}/__init__.py"), "");
+    dir.write(
+        &format!("sites/{site}/{site}/settings.py"),
+        &format!(
+            "SECRET_KEY = 'k{n}'\nDEBUG = False\nALLOWED_HOSTS = ['*']\nROOT_URLCONF = '{site}.urls'\nINSTALLED_APPS = []\nMIDDLEWARE = []\nDATABASES = {{}}\nSITE_NAME = '{site}'\n"
+        ),
+    );
+    dir.write(
+        &format!("sites/{site}/{site}/urls.py"),
+        "import os, sys\nfrom django.conf import settings\nfrom django.http import HttpResponse\nfrom django.urls import path\n\n\
+         def index(request):\n    others = sorted(m for m in sys.modules if m.startswith('site') and m[4:].isdigit() and m != settings.SITE_NAME)\n    \
+         paths = [p for p in sys.path if '/sites/site' in p]\n    \
+         return HttpResponse('%s|%s|%s|%s|%d' % (settings.SITE_NAME, os.environ.get('DJANGO_SETTINGS_MODULE'), os.environ.get('SITE_MARK'), ','.join(others) or '-', len(paths)), content_type='text/plain')\n\n\
+         urlpatterns = [path('', index)]\n",
+    );
+    dir.write(
+        &format!("sites/{site}/wsgi.py"),
+        &format!(
+            "import atexit, os, sys\nimport mod_wsgi\nsys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))\n\
+             os.environ.setdefault('DJANGO_SETTINGS_MODULE', '{site}.settings')\nos.environ['SITE_MARK'] = '{site}'\n\
+             def _mark(path=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'atexit-{site}')):\n    \
+             with open(path, 'w') as f:\n        f.write(mod_wsgi.application_group)\n\
+             atexit.register(_mark)\n\
+             from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n"
+        ),
+    );
+}
+
+#[test]
+fn twenty_django_sites_in_one_child_each_keep_their_own_state() {
+    const SITES: usize = 20;
+    for mpm in ALL_MPMS {
+        let dir = TempDir::new("twenty");
+        let mut config = String::new();
+        for n in 1..=SITES {
+            write_django_site(&dir, n);
+            config.push_str(&format!("WSGIScriptAlias /site{n:02} {{dir}}/sites/site{n:02}/wsgi.py application-group=site{n:02}\n"));
+        }
+        let mut apache = Apache::start_in(dir, mpm, &config);
+        let expected = |n: usize| format!("site{n:02}|site{n:02}.settings|site{n:02}|-|1");
+        // First requests in order: each new group is created after the others edited os.environ.
+        for n in 1..=SITES {
+            let r = apache.get(&format!("/site{n:02}/"));
+            assert_eq!((r.status, r.text()), (200, expected(n)), "{mpm:?}");
+        }
+        // Then all of them at once, from several client threads.
+        std::thread::scope(|scope| {
+            for t in 0..5 {
+                let apache = &apache;
+                scope.spawn(move || {
+                    for i in 0..SITES {
+                        let n = (i + t * 7) % SITES + 1;
+                        let r = apache.get(&format!("/site{n:02}/"));
+                        assert_eq!((r.status, r.text()), (200, expected(n)), "{mpm:?}");
+                    }
+                });
+            }
+        });
+        assert_eq!(apache.children().len(), 1, "{mpm:?}: the sites must share one child");
+        apache.stop();
+        for n in 1..=SITES {
+            let marker = apache.dir.path().join(format!("sites/atexit-site{n:02}"));
+            let group = std::fs::read_to_string(&marker).unwrap_or_else(|_| panic!("{mpm:?}: site{n:02}'s atexit did not run\n{}", apache.error_log()));
+            assert_eq!(group, format!("site{n:02}"), "{mpm:?}: an atexit callback ran in another group");
+        }
+    }
+}
