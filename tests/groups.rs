@@ -282,3 +282,51 @@ fn graceful_restarts_under_load_lose_no_request() {
     apache.stop();
     assert!(apache.dir.path().join("markers/shutdown-one").is_file(), "{}", apache.error_log());
 }
+
+#[test]
+fn application_group_from_htaccess_with_allow_override_fileinfo() {
+    let dir = TempDir::new("htaccess");
+    dir.write("app/app.wsgi", "def application(e, s):\n    s('200 OK', [])\n    return [e['mod_wsgi.application_group'].encode()]\n");
+    dir.write("app/.htaccess", "WSGIApplicationGroup from-htaccess\n");
+    dir.write("locked/app.wsgi", "def application(e, s):\n    s('200 OK', [])\n    return [e['mod_wsgi.application_group'].encode()]\n");
+    dir.write("locked/.htaccess", "WSGIApplicationGroup not-allowed\n");
+    let apache = Apache::start_in(
+        dir,
+        Mpm::Event,
+        "AccessFileName .htaccess\n\
+         <Directory {dir}/app>\n  AllowOverride FileInfo\n</Directory>\n\
+         <Directory {dir}/locked>\n  AllowOverride AuthConfig\n</Directory>\n\
+         WSGIScriptAlias /app {dir}/app/app.wsgi\nWSGIScriptAlias /locked {dir}/locked/app.wsgi\n",
+    );
+    assert_eq!(apache.get("/app").text(), "from-htaccess");
+    // Without FileInfo the directive is not allowed there: Apache answers 500 and says why.
+    assert_eq!(apache.get("/locked").status, 500);
+    apache.wait_for_log("WSGIApplicationGroup not allowed here");
+}
+
+#[test]
+fn graceful_stop_under_load_finishes_requests_and_runs_atexit() {
+    let dir = TempDir::new("graceful-stop");
+    dir.write("markers/.keep", "");
+    dir.write(
+        "app.wsgi",
+        "import atexit, os, time\n\
+         atexit.register(lambda: open(os.path.join(os.path.dirname(__file__), 'markers', 'atexit-%d' % os.getpid()), 'w').close())\n\
+         def application(e, s):\n    time.sleep(0.3)\n    s('200 OK', [])\n    return [b'finished']\n",
+    );
+    let mut apache = Apache::start_in(dir, Mpm::Worker, "WSGIScriptAlias /app {dir}/app.wsgi\n");
+    assert_eq!(apache.get("/app").text(), "finished");
+    let port = apache.port;
+    let in_flight: Vec<_> = (0..4).map(|_| std::thread::spawn(move || try_http(port, "GET", "/app", &[], b""))).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    // SIGWINCH: graceful stop; requests under way are finished first.
+    // SAFETY: signals the Apache parent this test started.
+    unsafe { libc::kill(apache.pid(), libc::SIGWINCH) };
+    for t in in_flight {
+        let r = t.join().unwrap().expect("a request in flight failed during a graceful stop");
+        assert_eq!((r.status, r.text()), (200, "finished".to_string()));
+    }
+    apache.stop();
+    let markers: Vec<_> = std::fs::read_dir(apache.dir.path().join("markers")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("atexit-")).collect();
+    assert!(!markers.is_empty(), "atexit did not run on graceful stop:\n{}", apache.error_log());
+}
