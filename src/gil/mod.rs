@@ -18,3 +18,6 @@ mod tuner;
 pub use admission::Refused;
 pub use guard::{in_request_on_this_thread, released, GilGuard};
 pub use thread_state::{adopt_current, forget_interpreter, register_interpreter, thread_state, thread_state_counts, Slot, MAIN_SLOT};
+
+#[cfg(test)]
+mod tests;

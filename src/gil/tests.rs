@@ -1,0 +1,82 @@
+//! The thread-state cache and guards against a real CPython, under random interleavings of
+//! threads and interpreters (proptest): every entry into an interpreter runs in that
+//! interpreter, with the same cached state each time on a given thread; the cache holds at
+//! most one state per (thread, interpreter); and every thread's `PyGILState` state is its
+//! main-interpreter one, whatever interpreter it entered first.
+
+use super::*;
+use proptest::prelude::*;
+use pyo3_ffi as ffi;
+use std::sync::OnceLock;
+
+const SUB_INTERPRETERS: usize = 3;
+
+/// Python, started once for the test process: the main interpreter plus three others, each
+/// registered in its slot as the group registry would.
+fn interpreters() -> &'static [usize] {
+    static INTERPRETERS: OnceLock<Vec<usize>> = OnceLock::new();
+    INTERPRETERS.get_or_init(|| {
+        let mut interps = Vec::new();
+        // SAFETY: initialises Python on this thread, which then holds the GIL; each new
+        // interpreter is registered, and the thread swaps back to main before releasing.
+        unsafe {
+            ffi::Py_InitializeEx(0);
+            let main = ffi::PyThreadState_Get();
+            register_interpreter(MAIN_SLOT, ffi::PyInterpreterState_Get());
+            adopt_current(MAIN_SLOT, main);
+            interps.push(ffi::PyInterpreterState_Get() as usize);
+            for i in 1..=SUB_INTERPRETERS {
+                let tstate = ffi::Py_NewInterpreter();
+                assert!(!tstate.is_null());
+                register_interpreter(Slot(i), ffi::PyInterpreterState_Get());
+                adopt_current(Slot(i), tstate);
+                interps.push(ffi::PyInterpreterState_Get() as usize);
+                ffi::PyThreadState_Swap(main);
+            }
+            ffi::PyEval_SaveThread();
+        }
+        interps
+    })
+}
+
+/// Serialises the cases: the counts are process-wide.
+static CASES: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn cache_under_random_interleavings(
+        plans in proptest::collection::vec(proptest::collection::vec(0..=SUB_INTERPRETERS, 1..12), 1..5)
+    ) {
+        let interps = interpreters();
+        let _case = CASES.lock();
+        let before = thread_state_counts();
+        std::thread::scope(|scope| {
+            for plan in &plans {
+                scope.spawn(move || {
+                    let mut seen: Vec<Option<usize>> = vec![None; SUB_INTERPRETERS + 1];
+                    for &slot in plan {
+                        let _gil = GilGuard::acquire(Slot(slot));
+                        // SAFETY: GIL held through this thread's state for `slot`.
+                        let (interp, tstate, gilstate) = unsafe {
+                            (ffi::PyInterpreterState_Get() as usize, ffi::PyThreadState_Get() as usize, ffi::PyGILState_GetThisThreadState() as usize)
+                        };
+                        assert_eq!(interp, interps[slot], "entered the wrong interpreter");
+                        assert_eq!(*seen[slot].get_or_insert(tstate), tstate, "a second state for the same thread and interpreter");
+                        assert_eq!(gilstate, thread_state(MAIN_SLOT) as usize, "PyGILState is not the main interpreter's state");
+                        // Some Python work with the GIL released in the middle, as during I/O.
+                        released(std::thread::yield_now);
+                    }
+                });
+            }
+        });
+        let after = thread_state_counts();
+        for slot in 0..=SUB_INTERPRETERS {
+            // Each thread made one state per interpreter it used, and a main one first.
+            let users = plans.iter().filter(|p| slot == 0 || p.contains(&slot)).count();
+            let expected = before.get(slot).copied().unwrap_or(0) + users;
+            prop_assert_eq!(after[slot], expected, "slot {}: plans {:?}", slot, plans);
+        }
+    }
+}
