@@ -12,10 +12,10 @@
 use std::ffi::{c_int, c_void};
 
 /// Version of the records below. Bumped on every incompatible change.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Name of the function an engine exports; it returns a pointer to its static [`Engine`].
-pub const ENTRY_SYMBOL: &[u8] = b"mod_wsgi_engine_v3\0";
+pub const ENTRY_SYMBOL: &[u8] = b"mod_wsgi_engine_v4\0";
 
 /// Signature of [`ENTRY_SYMBOL`].
 pub type EntryFn = unsafe extern "C" fn() -> *const Engine;
@@ -89,6 +89,9 @@ pub struct EngineConfig {
     pub queue_timeout_ms: u64,
     /// Threads per child (ThreadsPerChild; 1 under prefork): the most `auto` will allow.
     pub threads_per_child: c_int,
+    /// `WSGIRestrictStdin` and `WSGIRestrictStdout` (0/1).
+    pub restrict_stdin: c_int,
+    pub restrict_stdout: c_int,
     /// `WSGIPythonOptimize` (-1: not set), `WSGIDontWriteBytecode` (0/1).
     pub python_optimize: c_int,
     pub dont_write_bytecode: c_int,
@@ -116,6 +119,8 @@ pub enum Outcome {
     Done = 0,
     /// The script or its callable does not exist: Apache sends its 404.
     NotFound = 404,
+    /// `WSGIErrorOverride`: the application's error status goes to Apache's error pages.
+    Override = 1,
     /// Nothing was sent and the application failed: Apache sends its 500.
     ServerError = 500,
     /// The request waited too long for a Python slot, or the child is exiting: Apache's 503.
@@ -138,11 +143,16 @@ pub struct Request {
     /// Called without the GIL.
     pub read: unsafe extern "C" fn(ctx: *mut c_void, buf: *mut u8, len: usize) -> isize,
     /// Sets the status line (`"200 OK"`) and headers; called once, before the first write.
-    /// Returns 0, or -1 when Apache refused them (the engine reports a server error).
+    /// Returns 0; 1 when `WSGIErrorOverride` takes an error status over (the engine sends no
+    /// body and returns [`Outcome::Override`]); -1 when Apache refused them (a server error).
     pub start: unsafe extern "C" fn(ctx: *mut c_void, status: Bytes, headers: *const Pair, len: usize) -> c_int,
     /// Writes one body chunk to the client (`Bytes::EMPTY` flushes). 0, or -1 when the client is gone.
     /// Called without the GIL.
     pub write: unsafe extern "C" fn(ctx: *mut c_void, data: Bytes) -> c_int,
+    /// Sends `len` bytes of the open file `fd` from `offset` (`wsgi.file_wrapper`), through
+    /// Apache's file bucket so that the kernel's sendfile can be used; the module does not
+    /// close `fd`. 0, or -1 when the client is gone. Called without the GIL.
+    pub send_file: unsafe extern "C" fn(ctx: *mut c_void, fd: c_int, offset: u64, len: u64) -> c_int,
     /// Logs a line to the error log, attributed to this request.
     pub log: unsafe extern "C" fn(ctx: *mut c_void, level: c_int, message: Bytes),
 }

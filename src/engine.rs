@@ -23,7 +23,7 @@ static ENGINE: Engine = Engine {
 
 /// The engine's entry point, looked up by name by the module.
 #[no_mangle]
-pub extern "C" fn mod_wsgi_engine_v3() -> *const Engine {
+pub extern "C" fn mod_wsgi_engine_v4() -> *const Engine {
     &ENGINE
 }
 

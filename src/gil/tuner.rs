@@ -53,7 +53,8 @@ impl Tuner {
         self.window_start = now;
         self.completed = 0;
         self.contended = false;
-        if !contended {
+        // A window that spans an idle spell measures the idleness, not the limit.
+        if !contended || elapsed > WINDOW * 4 {
             self.last = None;
             return None;
         }
@@ -107,6 +108,17 @@ mod tests {
         // The GIL is the bottleneck: one thread already gives all there is.
         let history = settle(|n| if n == 0 { 0.0 } else { 400.0 }, 2, 32);
         assert!(history[history.len() - 20..].iter().all(|&n| n <= 3), "{history:?}");
+    }
+
+    #[test]
+    fn an_idle_spell_is_not_a_measurement() {
+        let mut tuner = Tuner::new(1, 16);
+        let start = Instant::now();
+        // Nine quick requests, an idle minute, then one more: no step from that window.
+        for i in 1..=9 {
+            assert_eq!(tuner.request_done(8, true, start + Duration::from_millis(i)), None);
+        }
+        assert_eq!(tuner.request_done(8, true, start + Duration::from_secs(60)), None);
     }
 
     #[test]

@@ -1,8 +1,98 @@
 # Runs once in every new interpreter (src/interp/group.rs), before any application code.
 
 
-def setup(group, is_main, initial_environ, python_path, version, process_metrics,
-          maximum_processes, threads_per_process):
+ERR = 3
+INFO = 6
+
+
+class Log(object):
+    """A text stream whose complete lines go to Apache's error log (attributed to the
+    current request, if any): sys.stdout, sys.stderr and each request's wsgi.errors."""
+
+    encoding = 'utf-8'
+    errors = 'backslashreplace'
+
+    def __init__(self, log, level, name):
+        self._log = log
+        self._level = level
+        self._buffer = ''
+        self.name = name
+        self.closed = False
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError('write() argument must be str, not %s' % type(text).__name__)
+        lines = (self._buffer + text).split('\n')
+        self._buffer = lines.pop()
+        for line in lines:
+            self._log(self._level, line)
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        if self._buffer:
+            buffered, self._buffer = self._buffer, ''
+            self._log(self._level, buffered)
+
+    def close(self):
+        self.flush()
+
+    def isatty(self):
+        return False
+
+    def readable(self):
+        return False
+
+    def writable(self):
+        return True
+
+
+class Restricted(object):
+    """sys.stdin (WSGIRestrictStdin On) or sys.stdout (WSGIRestrictStdout On): any use is an
+    error, as in mod_wsgi, because nothing sensible is connected to them."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def _refuse(self, *args, **kwargs):
+        raise OSError('%s access restricted by mod_wsgi' % self.name)
+
+    read = readline = readlines = write = writelines = __iter__ = _refuse
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+class FileWrapper(object):
+    """wsgi.file_wrapper. For a real file the engine sends it through Apache's file bucket
+    (sendfile) instead of iterating; any other file-like object is read in blocks."""
+
+    def __init__(self, filelike, blksize=8192):
+        self._mod_wsgi_filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, 'close'):
+            self.close = filelike.close
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self._mod_wsgi_filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+    next = __next__
+
+
+def setup(group, is_main, initial_environ, python_path, version, process_metrics, log,
+          restrict_stdin, restrict_stdout, maximum_processes, threads_per_process):
     import os
     import site
     import sys
@@ -21,6 +111,11 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
         data.clear()
         for key, value in initial_environ:
             data[os.environ.encodekey(os.fsdecode(key))] = os.environ.encodevalue(os.fsdecode(value))
+
+    sys.stdout = Restricted('sys.stdout') if restrict_stdout else Log(log, ERR, '<stdout>')
+    sys.stderr = Log(log, ERR, '<stderr>')
+    if restrict_stdin:
+        sys.stdin = Restricted('sys.stdin')
 
     for path in python_path:
         site.addsitedir(path)
@@ -52,6 +147,8 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
     module.server_metrics = server_metrics
     module.subscribe_events = subscribe_events
     module.subscribe_shutdown = subscribe_shutdown
+    module._errors = lambda: Log(log, ERR, 'wsgi.errors')
+    module._FileWrapper = FileWrapper
     sys.modules["mod_wsgi"] = module
     return event_callbacks, shutdown_callbacks, fire
 

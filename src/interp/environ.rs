@@ -34,7 +34,9 @@ pub fn build(ex: &Exchange, input: &PyObj) -> PyResult<PyObj> {
     py::dict_set(&environ, "wsgi.run_once", &py::boolean(false))?;
     py::dict_set(&environ, "wsgi.input", input)?;
     py::dict_set(&environ, "wsgi.input_terminated", &py::boolean(true))?;
-    py::dict_set(&environ, "wsgi.errors", &py::import("sys")?.getattr("stderr")?)?;
+    let module = py::import("mod_wsgi")?;
+    py::dict_set(&environ, "wsgi.errors", &module.call_method("_errors", &[])?)?;
+    py::dict_set(&environ, "wsgi.file_wrapper", &module.getattr("_FileWrapper")?)?;
     py::dict_set(&environ, "mod_wsgi.version", &py::tuple(&[&py::int(4)?, &py::int(9)?, &py::int(4)?])?)?;
     Ok(environ)
 }

@@ -9,6 +9,41 @@ use crate::abi;
 use crate::gil::released;
 use std::cell::RefCell;
 
+thread_local! {
+    /// The request this thread is serving, for log lines written through `sys.stdout`,
+    /// `sys.stderr` and `wsgi.errors`. Set for the duration of `wsgi::handle`.
+    static CURRENT: std::cell::Cell<*const abi::Request> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Logs a line against the request this thread is serving, or the process when none.
+pub fn log_current(level: i32, message: &str) {
+    let request = CURRENT.with(|c| c.get());
+    if request.is_null() {
+        super::settings::log(level, message);
+    } else {
+        // SAFETY: CURRENT is only non-null while its request is being handled on this thread.
+        let request = unsafe { &*request };
+        // SAFETY: the module's callback takes a byte string valid for the call.
+        unsafe { (request.log)(request.ctx, level, abi::Bytes::new(message.as_bytes())) }
+    }
+}
+
+/// Marks the request this thread serves (for [`log_current`]) until dropped.
+pub struct Current;
+
+impl Current {
+    pub fn set(request: &abi::Request) -> Current {
+        CURRENT.with(|c| c.set(request));
+        Current
+    }
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(std::ptr::null()));
+    }
+}
+
 pub struct Exchange<'a> {
     pub request: &'a abi::Request,
     pub state: RefCell<State>,
@@ -25,6 +60,8 @@ pub struct State {
     pub body_sent: u64,
     /// The client went away; the rest of the response is dropped.
     pub client_gone: bool,
+    /// `WSGIErrorOverride` took the response over: the body is dropped.
+    pub overridden: bool,
     /// Request body bytes read from Apache but not yet handed to the application.
     pub input_buffer: Vec<u8>,
     pub input_done: bool,
@@ -63,10 +100,11 @@ impl<'a> Exchange<'a> {
             .collect();
         // SAFETY: status and pairs outlive the call; Apache copies what it keeps.
         let rc = unsafe { (self.request.start)(self.request.ctx, abi::Bytes::new(&status), pairs.as_ptr(), pairs.len()) };
-        if rc != 0 {
-            return Err(SendError::Refused);
+        match rc {
+            0 => state.headers_sent = true,
+            1 => state.overridden = true,
+            _ => return Err(SendError::Refused),
         }
-        state.headers_sent = true;
         Ok(())
     }
 
@@ -79,7 +117,7 @@ impl<'a> Exchange<'a> {
         self.send_headers()?;
         let chunk = {
             let mut state = self.state.borrow_mut();
-            if state.client_gone {
+            if state.client_gone || state.overridden {
                 return Ok(());
             }
             let allowed = match state.content_length {
@@ -95,6 +133,34 @@ impl<'a> Exchange<'a> {
         let (request, bytes) = (self.request, abi::Bytes::new(chunk));
         // SAFETY: the chunk outlives the call; the module writes it to the client.
         let rc = released(|| unsafe { (request.write)(request.ctx, bytes) });
+        if rc != 0 {
+            self.state.borrow_mut().client_gone = true;
+        }
+        Ok(())
+    }
+
+    /// Sends `len` bytes of an open file from `offset` through Apache's file bucket (headers
+    /// first), cut to the declared Content-Length. GIL released around the send.
+    pub fn send_file(&self, fd: i32, offset: u64, len: u64) -> Result<(), SendError> {
+        self.send_headers()?;
+        let len = {
+            let mut state = self.state.borrow_mut();
+            if state.client_gone || state.overridden {
+                return Ok(());
+            }
+            let len = match state.content_length {
+                Some(limit) => limit.saturating_sub(state.body_sent).min(len),
+                None => len,
+            };
+            state.body_sent += len;
+            len
+        };
+        if len == 0 {
+            return Ok(());
+        }
+        let request = self.request;
+        // SAFETY: fd stays open (the application's file object is alive) for the call.
+        let rc = released(|| unsafe { (request.send_file)(request.ctx, fd, offset, len) });
         if rc != 0 {
             self.state.borrow_mut().client_gone = true;
         }

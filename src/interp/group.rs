@@ -165,7 +165,10 @@ fn setup(name: &str, slot: Slot) -> Result<&'static Group, String> {
             &environ,
             &path,
             &version,
-            &super::metrics::function()?,
+            &super::builtins::process_metrics_function()?,
+            &super::builtins::log_function()?,
+            &py::boolean(s.restrict_stdin),
+            &py::boolean(s.restrict_stdout),
             &limits.0,
             &limits.1,
         ])?;

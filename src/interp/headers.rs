@@ -34,8 +34,16 @@ pub fn check_header(name: &[u8], value: &[u8]) -> Result<(), String> {
     if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return Err(format!("value of header {shown:?} contains a control character (CR, LF or NUL are refused)"));
     }
+    if HOP_BY_HOP.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name)) {
+        // PEP 3333: hop-by-hop headers belong to the server. An application's own
+        // Transfer-Encoding would leave the body unframed on the wire.
+        return Err(format!("hop-by-hop header {shown:?} is not allowed from a WSGI application"));
+    }
     Ok(())
 }
+
+/// RFC 2616 13.5.1's hop-by-hop headers, which PEP 3333 keeps for the server.
+const HOP_BY_HOP: [&str; 8] = ["Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailers", "Transfer-Encoding", "Upgrade"];
 
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -64,6 +72,8 @@ mod tests {
         assert!(check_header(b"Bad:Name", b"v").is_err());
         assert!(check_header(b"Bad Name", b"v").is_err());
         assert!(check_header(b"", b"v").is_err());
+        assert!(check_header(b"Transfer-Encoding", b"chunked").unwrap_err().contains("hop-by-hop"));
+        assert!(check_header(b"connection", b"close").is_err());
     }
 
     proptest! {

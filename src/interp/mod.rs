@@ -1,12 +1,12 @@
 //! Interpreters, application groups, script loading and the WSGI protocol (the engine side).
 
+mod builtins;
 mod busy;
 mod environ;
 mod error;
 mod exchange;
 pub mod group;
 pub mod headers;
-mod metrics;
 mod py;
 pub mod runtime;
 mod script;

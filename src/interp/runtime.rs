@@ -21,6 +21,8 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         multithread: config.multithread != 0,
         multiprocess: config.multiprocess != 0,
         maximum_processes: config.maximum_processes.max(1) as usize,
+        restrict_stdin: config.restrict_stdin != 0,
+        restrict_stdout: config.restrict_stdout != 0,
         threads_per_process: config.threads_per_child.max(1) as usize,
         module_version: version,
         log: config.log,

@@ -8,6 +8,9 @@ pub struct Settings {
     pub multithread: bool,
     pub multiprocess: bool,
     pub maximum_processes: usize,
+    /// `WSGIRestrictStdin` (default On) and `WSGIRestrictStdout` (default Off).
+    pub restrict_stdin: bool,
+    pub restrict_stdout: bool,
     pub threads_per_process: usize,
     pub module_version: String,
     pub log: unsafe extern "C" fn(level: i32, message: abi::Bytes),

@@ -1,7 +1,7 @@
 //! One WSGI request, from the group's interpreter to the last body byte: load the script,
 //! call the application, send each chunk as it is produced, always call `close()`.
 
-use super::exchange::{Exchange, SendError};
+use super::exchange::{Current, Exchange, SendError};
 use super::py::{self, PyObj};
 use super::script::{self, LoadError};
 use super::busy::Busy;
@@ -14,6 +14,7 @@ use pyo3_ffi as ffi;
 
 pub fn handle(request: &abi::Request) -> Outcome {
     let ex = Exchange::new(request);
+    let _current = Current::set(request);
     // SAFETY: byte strings valid for the call.
     let (script, callable, group_name) = unsafe { (text(request.script), text(request.callable), text(request.group)) };
     // The slot first, without the GIL: at most WSGIPythonConcurrency threads go further.
@@ -125,6 +126,9 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
         py::dict_set(&kwargs, "application_time", &elapsed)?;
         Ok(kwargs)
     });
+    if ex.state.borrow().overridden {
+        return Outcome::Override;
+    }
     if outcome == Outcome::Done && !ex.state.borrow().headers_sent {
         // An empty body: the status and headers still go out.
         match ex.send_headers() {
@@ -136,6 +140,18 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
             }
             Err(SendError::Refused) => return Outcome::ServerError,
         }
+        if ex.state.borrow().overridden {
+            return Outcome::Override;
+        }
+    }
+    let state = ex.state.borrow();
+    if let Some(declared) = state.content_length {
+        if outcome == Outcome::Done && state.body_sent < declared && !state.client_gone {
+            ex.log(level::ERR, &format!(
+                "Truncated response from WSGI script '{script}': Content-Length was {declared} but only {} bytes were sent.",
+                state.body_sent
+            ));
+        }
     }
     outcome
 }
@@ -143,6 +159,9 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
 /// Iterates the application's result, sending each non-empty chunk. `Err` means a Python
 /// exception is set.
 fn stream(ex: &Exchange, result: &PyObj, _script: &str) -> Result<Outcome, ()> {
+    if let Some(outcome) = send_file(ex, result)? {
+        return Ok(outcome);
+    }
     // SAFETY: live object; a new iterator reference or null with an exception.
     let iter = unsafe { PyObj::from_owned(ffi::PyObject_GetIter(result.as_ptr())) }.map_err(|_| ())?;
     loop {
@@ -198,6 +217,56 @@ fn fire_exception(events: &group::Events) {
     unsafe {
         ffi::PyErr_Restore(t, v, tb)
     };
+}
+
+/// `wsgi.file_wrapper` around a real, regular file: sent from its current position to its
+/// end through Apache's file bucket. `None` when `result` is anything else (then iterated).
+fn send_file(ex: &Exchange, result: &PyObj) -> Result<Option<Outcome>, ()> {
+    if !result.hasattr("_mod_wsgi_filelike") {
+        return Ok(None);
+    }
+    let filelike = result.getattr("_mod_wsgi_filelike").map_err(|_| ())?;
+    if !filelike.hasattr("fileno") {
+        return Ok(None);
+    }
+    let Ok(fd) = filelike.call_method("fileno", &[]) else {
+        // io.BytesIO and the like raise here: not a real file.
+        // SAFETY: under the GIL: the failed fileno() is not an application error.
+        unsafe { ffi::PyErr_Clear() };
+        return Ok(None);
+    };
+    // SAFETY: live int object; -1 with an exception set means it was not one.
+    let fd = unsafe { ffi::PyLong_AsLong(fd.as_ptr()) };
+    // SAFETY: checks for the exception PyLong_AsLong may have set.
+    if fd < 0 || unsafe { !ffi::PyErr_Occurred().is_null() } {
+        // SAFETY: as above.
+        unsafe { ffi::PyErr_Clear() };
+        return Ok(None);
+    }
+    // SAFETY: fstat and lseek on a descriptor the application's file object holds open.
+    let (size, offset) = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd as i32, &mut st) != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
+            return Ok(None);
+        }
+        (st.st_size as u64, libc::lseek(fd as i32, 0, libc::SEEK_CUR))
+    };
+    if offset < 0 {
+        return Ok(None);
+    }
+    let offset = offset as u64;
+    match ex.send_file(fd as i32, offset, size.saturating_sub(offset)) {
+        Ok(()) => Ok(Some(Outcome::Done)),
+        Err(e) => {
+            let message = match e {
+                SendError::NoStatus => "response has not been started: call start_response() first",
+                SendError::Refused => "Apache refused the response status or headers",
+            };
+            // SAFETY: static exception type.
+            py::raise(unsafe { ffi::PyExc_RuntimeError }, message);
+            Err(())
+        }
+    }
 }
 
 fn log_exception(ex: &Exchange, headline: &str) {

@@ -9,6 +9,7 @@
 
 use super::apache;
 use super::group_name::GroupSpec;
+use super::proxy::Network;
 use std::ffi::c_void;
 
 /// How a configuration of one level inherits from the enclosing one.
@@ -17,12 +18,27 @@ pub trait Merge: Default {
     fn merge(base: &Self, add: &Self) -> Self;
 }
 
+/// `WSGIMapHEADToGET`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapHead {
+    Off,
+    On,
+    /// Only when output filters that may need the body (mod_deflate, ...) are present.
+    Auto,
+}
+
 /// Options shared by the directives and by the `WSGIScriptAlias` options.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AppOptions {
     pub group: Option<GroupSpec>,
     pub callable: Option<String>,
     pub pass_authorization: Option<bool>,
+    pub chunked_request: Option<bool>,
+    pub map_head: Option<MapHead>,
+    pub error_override: Option<bool>,
+    /// `WSGITrustedProxyHeaders`, in environ form (`HTTP_X_FORWARDED_FOR`).
+    pub trusted_proxy_headers: Option<Vec<String>>,
+    pub trusted_proxies: Option<Vec<Network>>,
 }
 
 impl Merge for AppOptions {
@@ -31,6 +47,11 @@ impl Merge for AppOptions {
             group: add.group.clone().or_else(|| base.group.clone()),
             callable: add.callable.clone().or_else(|| base.callable.clone()),
             pass_authorization: add.pass_authorization.or(base.pass_authorization),
+            chunked_request: add.chunked_request.or(base.chunked_request),
+            map_head: add.map_head.or(base.map_head),
+            error_override: add.error_override.or(base.error_override),
+            trusted_proxy_headers: add.trusted_proxy_headers.clone().or_else(|| base.trusted_proxy_headers.clone()),
+            trusted_proxies: add.trusted_proxies.clone().or_else(|| base.trusted_proxies.clone()),
         }
     }
 }
@@ -71,6 +92,8 @@ pub struct ServerConfig {
     pub python_warnings: Vec<String>,
     /// `WSGIRestrictEmbedded On`: no Python in Apache's children at all.
     pub restrict_embedded: Option<bool>,
+    pub restrict_stdin: Option<bool>,
+    pub restrict_stdout: Option<bool>,
 }
 
 impl Merge for ServerConfig {
@@ -89,6 +112,8 @@ impl Merge for ServerConfig {
             dont_write_bytecode: add.dont_write_bytecode.or(base.dont_write_bytecode),
             python_warnings: base.python_warnings.iter().chain(&add.python_warnings).cloned().collect(),
             restrict_embedded: add.restrict_embedded.or(base.restrict_embedded),
+            restrict_stdin: add.restrict_stdin.or(base.restrict_stdin),
+            restrict_stdout: add.restrict_stdout.or(base.restrict_stdout),
         }
     }
 }
@@ -155,7 +180,7 @@ mod tests {
 
     #[test]
     fn nearer_level_wins_and_unset_inherits() {
-        let base = AppOptions { group: Some(GroupSpec::Global), callable: Some("app".into()), pass_authorization: Some(true) };
+        let base = AppOptions { group: Some(GroupSpec::Global), callable: Some("app".into()), pass_authorization: Some(true), ..Default::default() };
         let add = AppOptions { callable: Some("application2".into()), ..Default::default() };
         let merged = AppOptions::merge(&base, &add);
         assert_eq!(merged.group, Some(GroupSpec::Global));

@@ -5,7 +5,8 @@
 
 use super::apache::{self, cmd_func, cmd_parms, command_rec};
 use super::args::{split_option, split_words};
-use super::config::{AppOptions, DirConfig, ScriptAlias, UrlMatch};
+use super::config::{AppOptions, DirConfig, MapHead, ScriptAlias, UrlMatch};
+use super::proxy::{environ_name, Network};
 use super::engine_loader;
 use super::group_name::GroupSpec;
 use super::record::server_config_mut;
@@ -43,6 +44,10 @@ const fn take1(name: &'static CStr, func: RawFn, req_override: u32, errmsg: &'st
     command_rec { args_how: apache::TAKE1, ..raw_args(name, func, req_override, errmsg) }
 }
 
+const fn iterate(name: &'static CStr, func: RawFn, req_override: u32, errmsg: &'static CStr) -> command_rec {
+    command_rec { args_how: apache::ITERATE, ..raw_args(name, func, req_override, errmsg) }
+}
+
 const END: command_rec = command_rec {
     name: std::ptr::null(),
     func: cmd_func { raw_args: None },
@@ -56,7 +61,7 @@ const SERVER: u32 = apache::RSRC_CONF;
 const ANYWHERE: u32 = apache::RSRC_CONF | apache::ACCESS_CONF | apache::OR_FILEINFO;
 const AUTH: u32 = apache::RSRC_CONF | apache::ACCESS_CONF | apache::OR_AUTHCFG;
 
-pub static COMMANDS: CommandTable<17> = CommandTable([
+pub static COMMANDS: CommandTable<24> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
     take1(c"WSGIApplicationGroup", application_group, ANYWHERE, c"Application interpreter group."),
@@ -72,6 +77,13 @@ pub static COMMANDS: CommandTable<17> = CommandTable([
     take1(c"WSGIPythonWarnings", python_warnings, SERVER, c"Python warning options (as python -W)."),
     take1(c"WSGIRestrictEmbedded", restrict_embedded, SERVER, c"Do not run Python in Apache's child processes."),
     take1(c"WSGILazyInitialization", lazy_initialization, SERVER, c"Accepted: Python always starts in the child."),
+    take1(c"WSGIRestrictStdin", restrict_stdin, SERVER, c"Refuse access to sys.stdin."),
+    take1(c"WSGIRestrictStdout", restrict_stdout, SERVER, c"Refuse access to sys.stdout."),
+    take1(c"WSGIChunkedRequest", chunked_request, ANYWHERE, c"Accept chunked request bodies."),
+    take1(c"WSGIMapHEADToGET", map_head, ANYWHERE, c"Present HEAD requests to the application as GET: Off, On or Auto."),
+    take1(c"WSGIErrorOverride", error_override, ANYWHERE, c"Let Apache's error pages replace the application's error responses."),
+    iterate(c"WSGITrustedProxyHeaders", trusted_proxy_headers, ANYWHERE, c"Proxy headers the application may believe."),
+    iterate(c"WSGITrustedProxies", trusted_proxies, ANYWHERE, c"Addresses of the proxies those headers are believed from."),
     raw_args(c"WSGIScriptReloading", accepted_flag, ANYWHERE, c"Enable/Disable script reloading mechanism."),
     END,
 ]);
@@ -405,6 +417,74 @@ unsafe extern "C" fn lazy_initialization(cmd: *mut cmd_parms, mconfig: *mut c_vo
     directive(cmd, mconfig, arg, |d| {
         d.global_only()?;
         parse_on_off("WSGILazyInitialization", &d.arg).map(|_| ())
+    })
+}
+
+unsafe extern "C" fn restrict_stdin(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        let on = parse_on_off("WSGIRestrictStdin", &d.arg)?;
+        d.server().restrict_stdin = Some(on);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn restrict_stdout(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        let on = parse_on_off("WSGIRestrictStdout", &d.arg)?;
+        d.server().restrict_stdout = Some(on);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn chunked_request(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        let on = parse_on_off("WSGIChunkedRequest", &d.arg)?;
+        d.options().chunked_request = Some(on);
+        Ok(())
+    })
+}
+
+/// `Off`, `On` or `Auto`, with mod_wsgi's wording.
+pub fn parse_map_head(value: &str) -> Result<MapHead, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "off" => Ok(MapHead::Off),
+        "on" => Ok(MapHead::On),
+        "auto" => Ok(MapHead::Auto),
+        _ => Err("WSGIMapHEADToGET must be one of: Off | On | Auto".into()),
+    }
+}
+
+unsafe extern "C" fn map_head(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        let value = parse_map_head(&d.arg)?;
+        d.options().map_head = Some(value);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn error_override(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        let on = parse_on_off("WSGIErrorOverride", &d.arg)?;
+        d.options().error_override = Some(on);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn trusted_proxy_headers(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        let name = environ_name(&d.arg)?;
+        d.options().trusted_proxy_headers.get_or_insert_with(Vec::new).push(name);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn trusted_proxies(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        let network = Network::parse(&d.arg)?;
+        d.options().trusted_proxies.get_or_insert_with(Vec::new).push(network);
+        Ok(())
     })
 }
 

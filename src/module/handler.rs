@@ -3,7 +3,8 @@
 
 use super::alias::prefix_match;
 use super::apache;
-use super::config::{AppOptions, Merge, UrlMatch};
+use super::config::{AppOptions, MapHead, Merge, UrlMatch};
+use super::proxy;
 use super::group_name::{GroupSpec, RequestFacts};
 use super::hooks::engine;
 use super::log;
@@ -121,11 +122,14 @@ fn serve(r: &mut Request) -> c_int {
         return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
     };
     // SAFETY: live request.
-    let status = unsafe { apache::ap_setup_client_block(r.as_ptr(), apache::REQUEST_CHUNKED_ERROR as c_int) };
+    let options = effective_options(r);
+    // Without WSGIChunkedRequest, a chunked body is Apache's 411 (as in mod_wsgi): many WSGI
+    // applications misread a body without CONTENT_LENGTH.
+    let chunked = if options.chunked_request == Some(true) { apache::REQUEST_CHUNKED_DECHUNK } else { apache::REQUEST_CHUNKED_ERROR };
+    let status = unsafe { apache::ap_setup_client_block(r.as_ptr(), chunked as c_int) };
     if status != apache::OK as c_int {
         return status;
     }
-    let options = effective_options(r);
     let environ = build_environ(r, &options);
     let group = GroupSpec::expand(options.group.as_ref(), &Facts { r, environ: &environ });
     let callable = options.callable.clone().unwrap_or_else(|| "application".to_string());
@@ -135,7 +139,13 @@ fn serve(r: &mut Request) -> c_int {
     let pairs: Vec<abi::Pair> =
         environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
 
-    let mut ctx = Exchange { r: r.as_ptr(), body_checked: false, has_body: false };
+    let mut ctx = Exchange {
+        r: r.as_ptr(),
+        body_checked: false,
+        has_body: false,
+        error_override: options.error_override == Some(true),
+        override_status: None,
+    };
     let request = abi::Request {
         ctx: (&mut ctx as *mut Exchange).cast(),
         environ: pairs.as_ptr(),
@@ -146,11 +156,13 @@ fn serve(r: &mut Request) -> c_int {
         read: read_body,
         start: start_response,
         write: write_body,
+        send_file,
         log: log_line,
     };
     // SAFETY: request and everything it points to outlive the call.
     match unsafe { (engine.handle)(&request) } {
         abi::Outcome::Done => apache::OK as c_int,
+        abi::Outcome::Override => ctx.override_status.unwrap_or(apache::HTTP_INTERNAL_SERVER_ERROR as c_int),
         abi::Outcome::NotFound => apache::HTTP_NOT_FOUND as c_int,
         abi::Outcome::ServerError => apache::HTTP_INTERNAL_SERVER_ERROR as c_int,
         abi::Outcome::Unavailable => apache::HTTP_SERVICE_UNAVAILABLE as c_int,
@@ -180,7 +192,7 @@ fn build_environ(r: &Request, options: &AppOptions) -> Vec<(Vec<u8>, Vec<u8>)> {
     for (key, value) in [
         ("GATEWAY_INTERFACE", &b"CGI/1.1"[..]),
         ("SERVER_PROTOCOL", r.protocol()),
-        ("REQUEST_METHOD", r.method()),
+        ("REQUEST_METHOD", request_method(r, options)),
         ("QUERY_STRING", r.args()),
         ("REQUEST_URI", r.request_target()),
         ("SCRIPT_NAME", &script_name),
@@ -189,10 +201,31 @@ fn build_environ(r: &Request, options: &AppOptions) -> Vec<(Vec<u8>, Vec<u8>)> {
         environ.retain(|(k, _)| k != key.as_bytes());
         environ.push((key.as_bytes().to_vec(), value.to_vec()));
     }
+    if let Some(headers) = &options.trusted_proxy_headers {
+        proxy::apply(&mut environ, r.client_ip(), headers, options.trusted_proxies.as_deref().unwrap_or(&[]));
+    }
     environ.push((b"mod_wsgi.request_handler".to_vec(), b"wsgi-script".to_vec()));
     environ.push((b"mod_wsgi.script_reloading".to_vec(), b"1".to_vec()));
     environ.push((b"mod_wsgi.process_group".to_vec(), Vec::new()));
     environ
+}
+
+/// HEAD is shown to the application as GET where `WSGIMapHEADToGET` says so (Apache drops the
+/// body either way), so that applications that skip the body for HEAD cannot get the
+/// headers wrong (Content-Length, ETag) — or a filter such as mod_deflate, which needs the
+/// body to compute them, gets one.
+fn request_method<'a>(r: &'a Request, options: &AppOptions) -> &'a [u8] {
+    let method = r.method();
+    let map = match options.map_head.unwrap_or(MapHead::Auto) {
+        MapHead::On => true,
+        MapHead::Off => false,
+        MapHead::Auto => r.has_content_filters(),
+    };
+    if method == b"HEAD" && map {
+        b"GET"
+    } else {
+        method
+    }
 }
 
 /// Group-name expansion reads the request through this.
@@ -222,6 +255,9 @@ struct Exchange {
     r: *mut apache::request_rec,
     body_checked: bool,
     has_body: bool,
+    /// `WSGIErrorOverride On`: an error status from the application is handed to Apache.
+    error_override: bool,
+    override_status: Option<c_int>,
 }
 
 /// # Safety
@@ -261,6 +297,11 @@ unsafe extern "C" fn start_response(ctx: *mut c_void, status: abi::Bytes, header
         let r = unsafe { Request::from_raw(x.r) };
         let status = String::from_utf8_lossy(status).into_owned();
         let Some(code) = status.get(..3).and_then(|c| c.parse::<i32>().ok()) else { return -1 };
+        if x.error_override && code >= 400 {
+            // Apache's ErrorDocument machinery produces the response instead.
+            x.override_status = Some(code);
+            return 1;
+        }
         r.set_status(code, &status);
         let headers = if headers.is_null() || len == 0 {
             &[][..]
@@ -301,6 +342,43 @@ unsafe extern "C" fn write_body(ctx: *mut c_void, data: abi::Bytes) -> c_int {
             }
         };
         if n < 0 {
+            -1
+        } else {
+            0
+        }
+    })
+}
+
+unsafe extern "C" fn send_file(ctx: *mut c_void, fd: c_int, offset: u64, len: u64) -> c_int {
+    guard("wsgi.file_wrapper", -1, || {
+        // SAFETY: see exchange().
+        let x = unsafe { exchange(ctx) };
+        // SAFETY: x.r is the live request.
+        let r = unsafe { Request::from_raw(x.r) };
+        let (Ok(offset), Ok(len)) = (apache::apr_off_t::try_from(offset), apache::apr_off_t::try_from(len)) else { return -1 };
+        let mut file: *mut apache::apr_file_t = std::ptr::null_mut();
+        let mut os_fd = fd;
+        // SAFETY: wraps the engine's open descriptor without taking ownership (no cleanup that
+        // would close it); the pool outlives the send.
+        let status = unsafe { apache::apr_os_file_put(&mut file, &mut os_fd, (apache::APR_FOPEN_READ | apache::APR_FOPEN_SENDFILE_ENABLED) as i32, r.pool()) };
+        if status != 0 {
+            return -1;
+        }
+        // SAFETY: a brigade from the request pool; the file bucket(s) refer to `file`.
+        let rc = unsafe {
+            let bb = apache::apr_brigade_create(r.pool(), r.bucket_alloc());
+            apache::apr_brigade_insert_file(bb, file, offset, len, r.pool());
+            let rc = apache::ap_pass_brigade(r.output_filters(), bb);
+            apache::apr_brigade_destroy(bb);
+            // The engine may close the file as soon as we return: make Apache write all of it
+            // now rather than keep the file bucket set aside.
+            if rc == 0 {
+                apache::ap_rflush(x.r)
+            } else {
+                -1
+            }
+        };
+        if rc < 0 {
             -1
         } else {
             0

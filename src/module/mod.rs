@@ -10,6 +10,7 @@ mod handler;
 pub mod group_name;
 mod hooks;
 mod log;
+pub mod proxy;
 mod record;
 mod request;
 mod trampoline;

@@ -55,6 +55,22 @@ impl Request {
     pub fn args(&self) -> &[u8] {
         c_bytes(self.0.args)
     }
+    /// The client's address (after mod_remoteip, if any).
+    pub fn client_ip(&self) -> Option<std::net::IpAddr> {
+        c_str(self.0.useragent_ip)?.parse().ok()
+    }
+    /// Whether output filters beyond the protocol's are present (mod_deflate and the like),
+    /// which may need a body even for HEAD (`WSGIMapHEADToGET Auto`).
+    pub fn has_content_filters(&self) -> bool {
+        self.0.output_filters != self.0.proto_output_filters
+    }
+    pub fn bucket_alloc(&self) -> *mut apache::apr_bucket_alloc_t {
+        // SAFETY: every request has a live connection.
+        unsafe { (*self.0.connection).bucket_alloc }
+    }
+    pub fn output_filters(&self) -> *mut apache::ap_filter_t {
+        self.0.output_filters
+    }
     pub fn uri_bytes(&self) -> &[u8] {
         c_bytes(self.0.uri)
     }

@@ -11,3 +11,6 @@
 #include <ap_regex.h>
 #include <apr_strings.h>
 #include <apr_tables.h>
+#include <apr_buckets.h>
+#include <apr_portable.h>
+#include <util_filter.h>

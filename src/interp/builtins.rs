@@ -1,6 +1,6 @@
-//! `mod_wsgi.process_metrics()` in every interpreter: what this process's scheduler is
-//! doing (the current limit, how many run and wait). The rest of mod_wsgi's metrics come with
-//! the application-group engine work.
+//! The functions the engine gives every interpreter: `mod_wsgi.process_metrics()` (what this
+//! process's scheduler is doing, thread states per group) and the error-log writer behind
+//! `sys.stdout`, `sys.stderr` and `wsgi.errors` (`bootstrap.py`'s `Log`).
 
 use super::py::{self, PyObj, PyResult};
 use crate::gil::scheduler;
@@ -19,15 +19,61 @@ static PROCESS_METRICS: Def = Def(ffi::PyMethodDef {
     ml_doc: c"process_metrics() -> dict of this process's metrics".as_ptr(),
 });
 
-/// The `process_metrics` builtin for the current interpreter.
-pub fn function() -> PyResult<PyObj> {
+static LOG: Def = Def(ffi::PyMethodDef {
+    ml_name: c"log".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer { PyCFunction: log },
+    ml_flags: ffi::METH_VARARGS,
+    ml_doc: c"log(level, line): one line to Apache's error log, attributed to the current request".as_ptr(),
+});
+
+fn function(def: &'static Def) -> PyResult<PyObj> {
     // SAFETY: a static method definition; no self, no module.
     unsafe {
         PyObj::from_owned(ffi::PyCFunction_NewEx(
-            &PROCESS_METRICS.0 as *const ffi::PyMethodDef as *mut ffi::PyMethodDef,
+            &def.0 as *const ffi::PyMethodDef as *mut ffi::PyMethodDef,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
         ))
+    }
+}
+
+/// `mod_wsgi.process_metrics` for the current interpreter.
+pub fn process_metrics_function() -> PyResult<PyObj> {
+    function(&PROCESS_METRICS)
+}
+
+/// The error-log writer for the current interpreter.
+pub fn log_function() -> PyResult<PyObj> {
+    function(&LOG)
+}
+
+unsafe extern "C" fn log(_slf: *mut ffi::PyObject, args: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let write = || -> PyResult<PyObj> {
+        // SAFETY: args is the call's tuple; items are borrowed then re-owned.
+        let (level, line) = unsafe {
+            if ffi::PyTuple_Size(args) != 2 {
+                return Err(py::raise(ffi::PyExc_TypeError, "log() takes a level and a line"));
+            }
+            (PyObj::from_borrowed(ffi::PyTuple_GetItem(args, 0))?, PyObj::from_borrowed(ffi::PyTuple_GetItem(args, 1))?)
+        };
+        // SAFETY: live object; -1 with an exception means not an int.
+        let level = unsafe { ffi::PyLong_AsLong(level.as_ptr()) };
+        // SAFETY: checks the exception PyLong_AsLong may have set.
+        if level == -1 && unsafe { !ffi::PyErr_Occurred().is_null() } {
+            return Err(py::PyErrSet);
+        }
+        let text = py::utf8(&line).unwrap_or_else(|| line.to_text());
+        super::exchange::log_current(level as i32, &text);
+        Ok(py::none())
+    };
+    match std::panic::catch_unwind(write) {
+        Ok(Ok(v)) => v.into_ptr(),
+        Ok(Err(_)) => std::ptr::null_mut(),
+        Err(_) => {
+            // SAFETY: static exception type.
+            py::raise(unsafe { ffi::PyExc_RuntimeError }, "internal error in mod_wsgi-rs (a Rust panic)");
+            std::ptr::null_mut()
+        }
     }
 }
 
