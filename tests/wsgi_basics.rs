@@ -13,9 +13,11 @@ def application(environ, start_response):
         keys = ['REQUEST_METHOD', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'SERVER_NAME', 'SERVER_PORT',
                 'SERVER_PROTOCOL', 'REMOTE_ADDR', 'HTTP_X_TEST', 'CONTENT_TYPE', 'wsgi.url_scheme',
                 'mod_wsgi.application_group', 'mod_wsgi.callable_object', 'HTTP_AUTHORIZATION', 'FROM_SETENV',
-                'REQUEST_URI', 'GATEWAY_INTERFACE']
+                'REQUEST_URI', 'GATEWAY_INTERFACE', 'mod_wsgi.listener_port', 'mod_wsgi.request_start']
         data = {k: environ.get(k) for k in keys}
         data['wsgi.version'] = list(environ['wsgi.version'])
+        data['apache.version'] = list(environ['apache.version'])
+        data['file_wrapper'] = callable(environ['wsgi.file_wrapper'])
         data['wsgi.multithread'] = environ['wsgi.multithread']
         data['types'] = sorted({type(v).__name__ for k, v in environ.items() if k.isupper()})
         body = json.dumps(data).encode()
@@ -112,6 +114,10 @@ fn environ_follows_the_mount_point() {
     assert_eq!(env.get("mod_wsgi.application_group"), format!("localhost:{}|/app", apache.port));
     assert_eq!(env.get("mod_wsgi.callable_object"), "application");
     assert_eq!(env.get("wsgi.version"), "[1, 0]");
+    assert_eq!(env.get("apache.version"), "[2, 4, 71]".replace("71", &apache_patch_version()));
+    assert_eq!(env.get("file_wrapper"), "true");
+    assert_eq!(env.get("mod_wsgi.listener_port"), apache.port.to_string());
+    assert!(env.get("mod_wsgi.request_start").parse::<u64>().unwrap() > 1_700_000_000_000_000);
     assert_eq!(env.get("wsgi.multithread"), "true");
     // Every CGI variable is a native string.
     assert_eq!(env.get("types"), "[\"str\"]");
@@ -215,4 +221,11 @@ fn group_naming_forms_and_alias_match() {
     assert_eq!(apache.get("/match/nosuch").status, 404);
     // PATH_INFO is not looked up as a URL of its own (no PATH_TRANSLATED sub-request).
     assert!(!apache.error_log().contains("AH01630"), "{}", apache.error_log());
+}
+
+/// The patch level of the Apache under test (`apache2 -v`).
+fn apache_patch_version() -> String {
+    let out = std::process::Command::new(APACHE).arg("-v").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split("Apache/2.4.").nth(1).unwrap().split(|c: char| !c.is_ascii_digit()).next().unwrap().to_string()
 }

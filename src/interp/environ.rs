@@ -38,5 +38,7 @@ pub fn build(ex: &Exchange, input: &PyObj) -> PyResult<PyObj> {
     py::dict_set(&environ, "wsgi.errors", &module.call_method("_errors", &[])?)?;
     py::dict_set(&environ, "wsgi.file_wrapper", &module.getattr("_FileWrapper")?)?;
     py::dict_set(&environ, "mod_wsgi.version", &py::tuple(&[&py::int(4)?, &py::int(9)?, &py::int(4)?])?)?;
+    let (major, minor, patch) = s.apache_version;
+    py::dict_set(&environ, "apache.version", &py::tuple(&[&py::int(major)?, &py::int(minor)?, &py::int(patch)?])?)?;
     Ok(environ)
 }

@@ -25,6 +25,8 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         restrict_stdout: config.restrict_stdout != 0,
         threads_per_process: config.threads_per_child.max(1) as usize,
         module_version: version,
+        // SAFETY: the module's byte string is valid for the call.
+        apache_version: parse_apache_version(&unsafe { text(config.server_banner) }),
         log: config.log,
         initial_environ: std::env::vars_os()
             .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
@@ -212,6 +214,20 @@ unsafe fn delete_other_thread_states(own: *mut ffi::PyThreadState) {
             other = next;
         }
     }
+}
+
+/// `Apache/2.4.71 (Debian)` → (2, 4, 71); zeros where the banner hides the version.
+fn parse_apache_version(banner: &str) -> (i64, i64, i64) {
+    let numbers: Vec<i64> = banner
+        .strip_prefix("Apache/")
+        .unwrap_or("")
+        .split(|c: char| !c.is_ascii_digit() && c != '.')
+        .next()
+        .unwrap_or("")
+        .split('.')
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    (numbers.first().copied().unwrap_or(0), numbers.get(1).copied().unwrap_or(0), numbers.get(2).copied().unwrap_or(0))
 }
 
 /// # Safety

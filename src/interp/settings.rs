@@ -13,6 +13,8 @@ pub struct Settings {
     pub restrict_stdout: bool,
     pub threads_per_process: usize,
     pub module_version: String,
+    /// Apache's version from its banner (`Apache/2.4.71 (Debian)`), for `apache.version`.
+    pub apache_version: (i64, i64, i64),
     pub log: unsafe extern "C" fn(level: i32, message: abi::Bytes),
     /// The process environment as the child started, before any application changed it:
     /// every new interpreter starts its `os.environ` from this (see `group.rs`).

@@ -204,6 +204,12 @@ fn build_environ(r: &Request, options: &AppOptions) -> Vec<(Vec<u8>, Vec<u8>)> {
     if let Some(headers) = &options.trusted_proxy_headers {
         proxy::apply(&mut environ, r.client_ip(), headers, options.trusted_proxies.as_deref().unwrap_or(&[]));
     }
+    let (listener_host, listener_port) = r.listener();
+    environ.push((b"mod_wsgi.listener_host".to_vec(), listener_host.into_bytes()));
+    environ.push((b"mod_wsgi.listener_port".to_vec(), listener_port.to_string().into_bytes()));
+    environ.push((b"mod_wsgi.request_start".to_vec(), r.request_time().to_string().into_bytes()));
+    environ.push((b"mod_wsgi.handler_script".to_vec(), Vec::new()));
+    environ.push((b"mod_wsgi.ignore_activity".to_vec(), b"0".to_vec()));
     environ.push((b"mod_wsgi.request_handler".to_vec(), b"wsgi-script".to_vec()));
     environ.push((b"mod_wsgi.script_reloading".to_vec(), b"1".to_vec()));
     environ.push((b"mod_wsgi.process_group".to_vec(), Vec::new()));

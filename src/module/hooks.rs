@@ -123,8 +123,9 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
             .iter()
             .map(|(script, group)| abi::ImportScript { script: abi::Bytes::new(script.as_bytes()), group: abi::Bytes::new(group.as_bytes()) })
             .collect();
-        // SAFETY: ap_get_server_banner returns a static string.
-        let banner = unsafe { std::ffi::CStr::from_ptr(apache::ap_get_server_banner()) }.to_bytes();
+        // SAFETY: returns a static string; unlike the banner, the description always carries
+        // the full version, whatever ServerTokens says.
+        let banner = unsafe { std::ffi::CStr::from_ptr(apache::ap_get_server_description()) }.to_bytes();
         let threaded = mpm_query(apache::AP_MPMQ_IS_THREADED) != apache::AP_MPMQ_NOT_SUPPORTED as c_int;
         let engine_config = abi::EngineConfig {
             python_home: abi::Bytes::new(home.as_bytes()),

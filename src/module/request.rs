@@ -55,6 +55,19 @@ impl Request {
     pub fn args(&self) -> &[u8] {
         c_bytes(self.0.args)
     }
+    /// When Apache read the request line, in microseconds since the epoch.
+    pub fn request_time(&self) -> i64 {
+        self.0.request_time
+    }
+    /// The address and port the request arrived on.
+    pub fn listener(&self) -> (String, u16) {
+        // SAFETY: every request has a live connection with a local address.
+        unsafe {
+            let c = &*self.0.connection;
+            let port = if c.local_addr.is_null() { 0 } else { (*c.local_addr).port };
+            (c_str(c.local_ip).unwrap_or("").to_string(), port)
+        }
+    }
     /// The client's address (after mod_remoteip, if any).
     pub fn client_ip(&self) -> Option<std::net::IpAddr> {
         c_str(self.0.useragent_ip)?.parse().ok()
