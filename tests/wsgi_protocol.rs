@@ -108,6 +108,14 @@ def endless(environ, start_response):
     start_response('200 OK', [('Content-Type', 'application/octet-stream')])
     return Body()
 
+def slow_stream(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    def gen():
+        yield b'first block\n'
+        time.sleep(3)
+        yield b'second block\n'
+    return gen()
+
 def application(environ, start_response):
     path = environ.get('PATH_INFO', '')
     if path.startswith('/validate/'):
@@ -264,4 +272,20 @@ fn a_client_that_goes_away_stops_the_iteration_and_close_is_called() {
         assert!(chunks < 1000, "{mpm:?}: kept producing after the client left ({text})");
         assert_eq!(apache.get("/app/hello").text(), "hello", "{mpm:?}: the child stopped serving");
     }
+}
+
+#[test]
+fn each_generated_block_reaches_the_client_without_waiting_for_the_next() {
+    let (apache, _) = server(Mpm::Event, "");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
+    write!(s, "GET /app/slow_stream HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(2000))).unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&received).contains("first block") {
+        let n = s.read(&mut buf).expect("the first block was held back while the application slept");
+        assert!(n > 0, "connection closed early");
+        received.extend_from_slice(&buf[..n]);
+    }
+    assert!(!String::from_utf8_lossy(&received).contains("second block"));
 }

@@ -108,9 +108,11 @@ impl<'a> Exchange<'a> {
         Ok(())
     }
 
-    /// Sends one body chunk (headers first), cut to the declared Content-Length.
-    /// Called with the GIL held; releases it around the network write.
-    pub fn write(&self, data: &[u8]) -> Result<(), SendError> {
+    /// Sends one body chunk (headers first), cut to the declared Content-Length; with `flush`,
+    /// Apache sends it on at once instead of buffering it (PEP 3333: no block may be delayed
+    /// while the application produces the next one). Called with the GIL held; releases it
+    /// around the network write.
+    pub fn write(&self, data: &[u8], flush: bool) -> Result<(), SendError> {
         if data.is_empty() {
             return Ok(());
         }
@@ -131,8 +133,14 @@ impl<'a> Exchange<'a> {
             return Ok(());
         }
         let (request, bytes) = (self.request, abi::Bytes::new(chunk));
-        // SAFETY: the chunk outlives the call; the module writes it to the client.
-        let rc = released(|| unsafe { (request.write)(request.ctx, bytes) });
+        // SAFETY: the chunk outlives the call; the module writes it to the client (an empty
+        // write is a flush).
+        let rc = released(|| unsafe {
+            match (request.write)(request.ctx, bytes) {
+                0 if flush => (request.write)(request.ctx, abi::Bytes::EMPTY),
+                rc => rc,
+            }
+        });
         if rc != 0 {
             self.state.borrow_mut().client_gone = true;
         }

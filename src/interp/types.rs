@@ -263,7 +263,8 @@ unsafe extern "C" fn write(slf: *mut ffi::PyObject, args: *mut ffi::PyObject, kw
         let ex = unsafe { exchange(slf)? };
         let data = arg(args, kwargs, 0, c"data")?.ok_or_else(|| type_error("write() missing 'data'"))?;
         let bytes = py::as_bytes(&data).ok_or_else(|| type_error("write() argument must be a bytes object"))?;
-        send(ex, bytes)?;
+        // write() is for streaming: what it sends goes out at once.
+        send(ex, bytes, true)?;
         if ex.state.borrow().client_gone {
             // SAFETY: static exception type.
             return Err(py::raise(unsafe { ffi::PyExc_OSError }, "failed to write data: the client closed the connection"));
@@ -273,8 +274,8 @@ unsafe extern "C" fn write(slf: *mut ffi::PyObject, args: *mut ffi::PyObject, kw
 }
 
 /// Sends a chunk, turning a refusal into a Python exception.
-pub fn send(ex: &Exchange, data: &[u8]) -> PyResult<()> {
-    match ex.write(data) {
+pub fn send(ex: &Exchange, data: &[u8], flush: bool) -> PyResult<()> {
+    match ex.write(data, flush) {
         Ok(()) => Ok(()),
         // SAFETY: static exception type.
         Err(SendError::NoStatus) => Err(py::raise(unsafe { ffi::PyExc_RuntimeError }, "response has not been started: call start_response() first")),

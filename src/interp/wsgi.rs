@@ -162,6 +162,11 @@ fn stream(ex: &Exchange, result: &PyObj, _script: &str) -> Result<Outcome, ()> {
     if let Some(outcome) = send_file(ex, result)? {
         return Ok(outcome);
     }
+    // A list or tuple is all there already: Apache may buffer it (and then frame it with
+    // Content-Length). Anything else produces blocks over time, each flushed as it comes,
+    // as mod_wsgi does.
+    // SAFETY: type checks on a live object.
+    let flush = unsafe { ffi::PyList_Check(result.as_ptr()) == 0 && ffi::PyTuple_Check(result.as_ptr()) == 0 };
     // SAFETY: live object; a new iterator reference or null with an exception.
     let iter = unsafe { PyObj::from_owned(ffi::PyObject_GetIter(result.as_ptr())) }.map_err(|_| ())?;
     loop {
@@ -187,7 +192,7 @@ fn stream(ex: &Exchange, result: &PyObj, _script: &str) -> Result<Outcome, ()> {
             py::raise(unsafe { ffi::PyExc_TypeError }, &format!("sequence of byte string values expected, value of type {kind} found"));
             return Err(());
         };
-        types::send(ex, data).map_err(|_| ())?;
+        types::send(ex, data, flush).map_err(|_| ())?;
     }
 }
 

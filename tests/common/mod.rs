@@ -161,9 +161,15 @@ impl Apache {
     }
 
     pub fn start_in(dir: TempDir, mpm: Mpm, body: &str) -> Apache {
+        Apache::start_with_module(dir, mpm, &module_path(), body)
+    }
+
+    /// As [`Apache::start_in`], loading `module` as `wsgi_module` (Debian's mod_wsgi, for
+    /// side-by-side comparisons).
+    pub fn start_with_module(dir: TempDir, mpm: Mpm, module: &Path, body: &str) -> Apache {
         let port = free_port();
         let mut apache = Apache { dir, port, mpm, pid: None };
-        let conf = apache.write_config(body);
+        let conf = apache.write_config_with(module, body);
         let out = Command::new(APACHE).args(["-f", conf.to_str().unwrap(), "-k", "start"]).output().unwrap();
         assert!(out.status.success(), "apache2 -k start failed:\n{}\n{}", String::from_utf8_lossy(&out.stderr), apache.error_log());
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -179,9 +185,9 @@ impl Apache {
         panic!("Apache did not come up on port {port}:\n{}", apache.error_log());
     }
 
-    pub fn write_config(&self, body: &str) -> PathBuf {
+    pub fn write_config_with(&self, module: &Path, body: &str) -> PathBuf {
         let dir = self.dir.path();
-        let mut conf = base_config(dir, self.port, self.mpm, &module_path());
+        let mut conf = base_config(dir, self.port, self.mpm, module);
         conf.push_str(&body.replace("{dir}", &dir.display().to_string()));
         self.dir.write("httpd.conf", &conf)
     }

@@ -1,0 +1,124 @@
+//! Side by side with Debian's mod_wsgi 4.9 (`libapache2-mod-wsgi-py3`, the reference for
+//! behaviour): the same application and requests through both modules, in one run. Cases
+//! where we differ on purpose are listed in the README ("Deliberate differences") and
+//! checked here too, so that the list stays true.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+const DEBIAN_MOD_WSGI: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
+
+const APP: &str = r#"
+import json
+
+def application(environ, start_response):
+    path = environ.get('PATH_INFO', '')
+    if path.startswith('/environ'):
+        keys = ['REQUEST_METHOD', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'CONTENT_TYPE', 'CONTENT_LENGTH',
+                'SERVER_PROTOCOL', 'HTTP_X_CUSTOM', 'wsgi.url_scheme', 'wsgi.multithread', 'wsgi.multiprocess',
+                'wsgi.run_once', 'wsgi.input_terminated', 'mod_wsgi.application_group', 'mod_wsgi.callable_object',
+                'mod_wsgi.process_group', 'mod_wsgi.request_handler', 'mod_wsgi.script_reloading', 'HTTP_AUTHORIZATION']
+        body = json.dumps({k: environ.get(k) for k in keys}, sort_keys=True).encode()
+    elif path == '/echo':
+        body = environ['wsgi.input'].read()
+    elif path == '/lines':
+        body = json.dumps([l.decode() for l in environ['wsgi.input']]).encode()
+    elif path == '/nostart':
+        return [b'x']
+    elif path == '/raise':
+        raise RuntimeError('boom')
+    elif path == '/str':
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return ['text']
+    elif path == '/cut':
+        start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '3')])
+        return [b'abcdef']
+    elif path == '/status':
+        start_response('418 I\'m a teapot', [('Content-Type', 'text/plain'), ('X-Extra', 'yes')])
+        return [b'teapot']
+    elif path == '/empty':
+        start_response('204 No Content', [])
+        return []
+    elif path == '/write':
+        write = start_response('200 OK', [('Content-Type', 'text/plain')])
+        write(b'a')
+        return [b'b', b'', b'c']
+    elif path == '/crlf':
+        start_response('200 OK', [('X-Split', 'a\r\nX-Injected: 1')])
+        return [b'split']
+    elif path == '/te':
+        start_response('200 OK', [('Transfer-Encoding', 'chunked')])
+        return [b'unframed']
+    else:
+        body = b'hello'
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body]
+"#;
+
+fn server(module: &Path) -> Apache {
+    let dir = TempDir::new("compare");
+    dir.write("app.wsgi", APP);
+    Apache::start_with_module(
+        dir,
+        Mpm::Event,
+        module,
+        "WSGIScriptAlias /app {dir}/app.wsgi\nWSGIScriptAlias /missing {dir}/missing.wsgi\n\
+         <Location /app/environ/auth>\n  WSGIPassAuthorization On\n</Location>\n",
+    )
+}
+
+/// What a response looks like with the server's own port taken out.
+fn summary(apache: &Apache, r: &Response) -> String {
+    let mut headers: Vec<String> = r
+        .headers
+        .iter()
+        // Framing is left out: for a list body we send Content-Length where mod_wsgi chunks.
+        .filter(|(k, _)| ["content-type", "x-extra", "x-injected"].contains(&k.to_ascii_lowercase().as_str()))
+        .map(|(k, v)| format!("{}: {v}", k.to_ascii_lowercase()))
+        .collect();
+    headers.sort();
+    let body = if r.status >= 500 { "<error page>".to_string() } else { r.text() };
+    format!("{} [{}] {}", r.status, headers.join(", "), body).replace(&apache.port.to_string(), "PORT")
+}
+
+#[test]
+fn same_answers_as_debian_mod_wsgi() {
+    assert!(Path::new(DEBIAN_MOD_WSGI).is_file(), "Debian's mod_wsgi is missing: scripts/setup installs libapache2-mod-wsgi-py3");
+    let ours = server(&module_path());
+    let theirs = server(Path::new(DEBIAN_MOD_WSGI));
+    let auth = [("Authorization", "Basic dXNlcjpwdw=="), ("X-Custom", "custom value")];
+    let cases: Vec<(&str, &str, &[(&str, &str)], &[u8])> = vec![
+        ("GET", "/app", &[], b""),
+        ("GET", "/app/environ/x/y?a=1&b=2", &auth, b""),
+        ("GET", "/app/environ/auth", &auth, b""),
+        ("POST", "/app/environ", &[("Content-Type", "application/x-www-form-urlencoded")], b"a=1"),
+        ("POST", "/app/echo", &[], b"some body bytes"),
+        ("POST", "/app/lines", &[], b"one\ntwo\nthree"),
+        ("GET", "/app/nostart", &[], b""),
+        ("GET", "/app/raise", &[], b""),
+        ("GET", "/app/str", &[], b""),
+        ("GET", "/app/cut", &[], b""),
+        ("GET", "/app/status", &[], b""),
+        ("GET", "/app/empty", &[], b""),
+        ("GET", "/app/write", &[], b""),
+        ("HEAD", "/app", &[], b""),
+        ("GET", "/missing", &[], b""),
+    ];
+    let mut differences = Vec::new();
+    for (method, path, headers, body) in cases {
+        let a = summary(&ours, &ours.request(method, path, headers, body));
+        let b = summary(&theirs, &theirs.request(method, path, headers, body));
+        if a != b {
+            differences.push(format!("{method} {path}\n  mod_wsgi-rs: {a}\n  mod_wsgi:    {b}"));
+        }
+    }
+    assert!(differences.is_empty(), "differences from Debian's mod_wsgi:\n{}", differences.join("\n"));
+
+    // Deliberate differences (README): we refuse what would corrupt the response.
+    for path in ["/app/crlf", "/app/te"] {
+        let r = ours.get(path);
+        assert_eq!(r.status, 500, "{path}");
+        assert!(r.header("X-Injected").is_none() && !r.text().contains("unframed"), "{path}");
+    }
+}
