@@ -309,6 +309,7 @@ transfer() {
   log "round $r/$ROUNDS ${LABEL[$s]} ${TITLE[$kind]}: $mbs MB/s (${t}s), VmRSS before $((rss0 / 1024)) MiB, VmHWM +$((hwm_d / 1024)) MiB, sampled VmRSS +$((rss_d / 1024)) MiB$( [ "$kind" = upload ] && echo ", sha256 ok")"
 }
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in $(seq "$ROUNDS"); do
   for kind in "${KINDS[@]}"; do
     for s in "${SERVERS[@]}"; do
@@ -362,6 +363,7 @@ done
 echo
 echo "bodies of $SIZE_MB MiB, 1 child x $THREADS threads (event MPM), EnableSendfile On, $ROUNDS round(s), medians; MB = 2^20 bytes"
 [ "$DEBIAN_WSGI_SENDFILE" = 1 ] && echo "(${DEBIAN_LABEL} with WSGIEnableSendfile On)"
+echo "load average (1/5/15 min) before the rounds: $LOAD_START, after: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores: other work skews MB/s)"
 echo "RSS growth of the Apache child, max over the rounds, MiB: VmHWM delta / (max sampled VmRSS - VmRSS before)"
 printf '%-23s %10s %14s %14s %20s %20s\n' "" "ours MB/s" "mod_wsgi MB/s" "ours/mod_wsgi" "ours RSS+ MiB" "mod_wsgi RSS+ MiB"
 for kind in "${KINDS[@]}"; do

@@ -14,6 +14,16 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below. Bumped on every incompatible change.
 pub const ABI_VERSION: u32 = 4;
 
+/// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
+/// module can check an engine at config time by reading the file, without loading it (which
+/// would bring libpython into Apache's parent).
+pub const MARKER_PREFIX: &[u8] = b"mod_wsgi-rs-engine-abi:";
+
+/// The marker of this ABI version, as [`MARKER_PREFIX`] + four digits.
+pub fn marker() -> String {
+    format!("{}{:04}", String::from_utf8_lossy(MARKER_PREFIX), ABI_VERSION)
+}
+
 /// Name of the function an engine exports; it returns a pointer to its static [`Engine`].
 pub const ENTRY_SYMBOL: &[u8] = b"mod_wsgi_engine_v4\0";
 

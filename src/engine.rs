@@ -21,6 +21,11 @@ static ENGINE: Engine = Engine {
     shutdown,
 };
 
+/// The ABI marker the module finds by reading this file (see `abi::MARKER_PREFIX`); kept in
+/// the binary by `#[used]`. Must match `abi::ABI_VERSION` (checked by a test below).
+#[used]
+static ABI_MARKER: [u8; 27] = *b"mod_wsgi-rs-engine-abi:0004";
+
 /// The engine's entry point, looked up by name by the module.
 #[no_mangle]
 pub extern "C" fn mod_wsgi_engine_v4() -> *const Engine {
@@ -71,6 +76,12 @@ unsafe extern "C" fn handle(request: *const Request) -> Outcome {
 
 unsafe extern "C" fn stopping(graceful: i32) {
     trampoline("stopping", (), || interp::runtime::stopping(graceful != 0))
+}
+
+#[cfg(test)]
+#[test]
+fn abi_marker_matches_the_abi_version() {
+    assert_eq!(String::from_utf8_lossy(&ABI_MARKER), abi::marker());
 }
 
 unsafe extern "C" fn shutdown() {

@@ -128,3 +128,17 @@ fn python_home_without_a_matching_engine_names_both_versions() {
     assert!(out.contains(&format!("engines installed: {}", env!("MOD_WSGI_DEFAULT_PYTHON_VERSION"))) || out.contains("engines installed:"), "{out}");
     assert!(out.contains("mod_wsgi-engine-py3.99.so"), "{out}");
 }
+
+#[test]
+fn a_stale_engine_stops_config_test_instead_of_every_child() {
+    // An engine built for an older interface, for a made-up Python 3.98.
+    let engines = module_path().parent().unwrap().to_path_buf();
+    let stale = engines.join("mod_wsgi-engine-py3.98.so");
+    std::fs::write(&stale, b"\x7fELF...mod_wsgi-rs-engine-abi:0001...").unwrap();
+    let dir = TempDir::new("stale");
+    dir.write("venv/pyvenv.cfg", "home = /usr/bin\nversion = 3.98.0\n");
+    let (ok, out) = config_test(&format!("WSGIPythonHome {}/venv\n", dir.path().display()));
+    std::fs::remove_file(&stale).unwrap();
+    assert!(!ok);
+    assert!(out.contains("was built for engine interface 1, this module speaks"), "{out}");
+}

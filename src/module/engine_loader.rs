@@ -93,7 +93,7 @@ pub fn engine_for(home: Option<&Path>) -> Result<PathBuf, String> {
     };
     let path = dir.join(engine_file_name(&version));
     if path.is_file() {
-        return Ok(path);
+        return check_abi(&path).map(|()| path);
     }
     let installed = installed_versions(&dir);
     let have = if installed.is_empty() { "none".to_string() } else { installed.join(", ") };
@@ -106,6 +106,27 @@ pub fn engine_for(home: Option<&Path>) -> Result<PathBuf, String> {
         dir.display(),
         engine_file_name(&version)
     ))
+}
+
+/// Reads the engine's ABI marker from the file (not loading it: that would bring libpython
+/// into Apache's parent), so that a stale engine stops `apache2 -t` instead of every child.
+pub fn check_abi(path: &Path) -> Result<(), String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let prefix = abi::MARKER_PREFIX;
+    let found = data
+        .windows(prefix.len() + 4)
+        .find(|w| w.starts_with(prefix))
+        .map(|w| String::from_utf8_lossy(&w[prefix.len()..]).into_owned());
+    match found {
+        Some(version) if version.parse::<u32>() == Ok(abi::ABI_VERSION) => Ok(()),
+        Some(version) => Err(format!(
+            "{} was built for engine interface {}, this module speaks {}; rebuild it (scripts/build, scripts/build-engine or scripts/pythons)",
+            path.display(),
+            version.trim_start_matches('0'),
+            abi::ABI_VERSION
+        )),
+        None => Err(format!("{} is not a mod_wsgi-rs engine (no interface marker)", path.display())),
+    }
 }
 
 /// A loaded engine: its static table. The library stays loaded until the process exits.
