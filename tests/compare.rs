@@ -88,7 +88,8 @@ fn same_answers_as_debian_mod_wsgi() {
     let ours = server(&module_path());
     let theirs = server(Path::new(DEBIAN_MOD_WSGI));
     let auth = [("Authorization", "Basic dXNlcjpwdw=="), ("X-Custom", "custom value")];
-    let cases: Vec<(&str, &str, &[(&str, &str)], &[u8])> = vec![
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a [u8]);
+    let cases: Vec<Case> = vec![
         ("GET", "/app", &[], b""),
         ("GET", "/app/environ/x/y?a=1&b=2", &auth, b""),
         ("GET", "/app/environ/auth", &auth, b""),

@@ -108,6 +108,31 @@ def endless(environ, start_response):
     start_response('200 OK', [('Content-Type', 'application/octet-stream')])
     return Body()
 
+def exc_before_sent(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    try:
+        raise ValueError('changed my mind')
+    except ValueError:
+        start_response('503 Service Unavailable', [('Content-Type', 'text/plain')], sys.exc_info())
+    return [b'replaced before sending']
+
+def exc_after_sent(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    def gen():
+        yield b'already sent\n'
+        try:
+            raise KeyError('too late')
+        except KeyError:
+            start_response('500 Oops', [], sys.exc_info())
+        yield b'never sent'
+    return gen()
+
+def lines(environ, start_response):
+    inp = environ['wsgi.input']
+    got = inp.readlines()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [('%d:' % len(got)).encode()] + got
+
 def slow_stream(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain')])
     def gen():
@@ -288,4 +313,17 @@ fn each_generated_block_reaches_the_client_without_waiting_for_the_next() {
         received.extend_from_slice(&buf[..n]);
     }
     assert!(!String::from_utf8_lossy(&received).contains("second block"));
+}
+
+#[test]
+fn exc_info_replaces_unsent_headers_and_reraises_after_sending() {
+    let (apache, _) = server(Mpm::Event, "");
+    let r = apache.get("/app/exc_before_sent");
+    assert_eq!((r.status, r.text().as_str()), (503, "replaced before sending"));
+    let r = apache.get("/app/exc_after_sent");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "already sent\n", "the body ends where the exception was re-raised");
+    apache.wait_for_log("KeyError: 'too late'");
+    let r = apache.request("POST", "/app/lines", &[], b"a\nbb\nccc");
+    assert_eq!(r.text(), "3:a\nbb\nccc");
 }

@@ -126,6 +126,7 @@ fn serve(r: &mut Request) -> c_int {
     // Without WSGIChunkedRequest, a chunked body is Apache's 411 (as in mod_wsgi): many WSGI
     // applications misread a body without CONTENT_LENGTH.
     let chunked = if options.chunked_request == Some(true) { apache::REQUEST_CHUNKED_DECHUNK } else { apache::REQUEST_CHUNKED_ERROR };
+    // SAFETY: live request.
     let status = unsafe { apache::ap_setup_client_block(r.as_ptr(), chunked as c_int) };
     if status != apache::OK as c_int {
         return status;
