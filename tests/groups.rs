@@ -30,7 +30,7 @@ def application(environ, start_response):
             'maximum_processes': mod_wsgi.maximum_processes, 'threads_per_process': mod_wsgi.threads_per_process,
             'server_metrics': mod_wsgi.server_metrics(), 'metrics': mod_wsgi.process_metrics(),
             'optimize': sys.flags.optimize, 'dont_write_bytecode': sys.dont_write_bytecode,
-            'warnoptions': sys.warnoptions,
+            'warnoptions': sys.warnoptions, 'path0': sys.path[0],
         })
     elif path == '/events':
         body = json.dumps({'events': EVENTS[-4:]})
@@ -67,7 +67,8 @@ fn server(mpm: Mpm, extra: &str) -> Apache {
 fn mod_wsgi_module_and_interpreter_directives() {
     let apache = server(
         Mpm::Worker,
-        "WSGIPythonOptimize 1\nWSGIDontWriteBytecode On\nWSGIPythonWarnings ignore::DeprecationWarning\nWSGILazyInitialization On\n",
+        "WSGIPythonOptimize 1\nWSGIDontWriteBytecode On\nWSGIPythonWarnings ignore::DeprecationWarning\nWSGILazyInitialization On\n\
+         WSGIPythonPath /opt/mod_wsgi-rs-test-path-a:/opt/mod_wsgi-rs-test-path-b\n",
     );
     let m = Json::parse(&apache.get("/one/module").text());
     assert_eq!(m.get("version"), "[4, 9, 4]");
@@ -79,6 +80,8 @@ fn mod_wsgi_module_and_interpreter_directives() {
     assert_eq!(m.get("optimize"), "1");
     assert_eq!(m.get("dont_write_bytecode"), "true");
     assert_eq!(m.get("warnoptions"), "[\"ignore::DeprecationWarning\"]");
+    // WSGIPythonPath directories go to the front of sys.path, as in mod_wsgi.
+    assert_eq!(m.get("path0"), "/opt/mod_wsgi-rs-test-path-a");
     assert!(m.get("metrics").contains("\"thread_states\""), "{}", m.get("metrics"));
 }
 
@@ -220,7 +223,7 @@ fn reloading_under_concurrent_load_never_fails() {
             .collect();
         for n in 2..5 {
             std::thread::sleep(Duration::from_millis(1050));
-            apache.dir.write("app.wsgi", &version(n));
+            apache.dir.replace("app.wsgi", &version(n));
         }
         clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
     });

@@ -201,7 +201,8 @@ fn group_naming_forms_and_alias_match() {
     let dir = TempDir::new("groups");
     dir.write(
         "group.wsgi",
-        "def application(e, s):\n    s('200 OK', [])\n    return [('%s|%s|%s' % (e['mod_wsgi.application_group'], e['SCRIPT_NAME'], e['PATH_INFO'])).encode()]\n",
+        "def application(e, s):\n    s('200 OK', [])\n    return [('%s|%s|%s' % (e['mod_wsgi.application_group'], e['SCRIPT_NAME'], e['PATH_INFO'])).encode()]\n\
+         def other(e, s):\n    s('200 OK', [])\n    return [b'other callable']\n",
     );
     let apache = Apache::start_in(
         dir,
@@ -211,12 +212,17 @@ fn group_naming_forms_and_alias_match() {
          <Location /env>\n  WSGIApplicationGroup %{ENV:SITE_GROUP}\n</Location>\n\
          SetEnv SITE_GROUP from-env\n\
          WSGIScriptAliasMatch ^/match/([a-z]+) {dir}/$1.wsgi\n\
-         WSGIScriptAlias /literal {dir}/group.wsgi application-group=shop\n",
+         WSGIScriptAlias /literal {dir}/group.wsgi application-group=shop\n\
+         WSGIScriptAlias /host {dir}/group.wsgi application-group=%{HOST}\n\
+         WSGIScriptAlias /callable {dir}/group.wsgi callable-object=%{ENV:APP_CALLABLE}\n\
+         SetEnv APP_CALLABLE other\n",
     );
     let port = apache.port;
     assert_eq!(apache.get("/server/x").text(), format!("localhost:{port}|/server|/x"));
     assert_eq!(apache.get("/env").text(), "from-env|/env|");
     assert_eq!(apache.get("/literal").text(), "shop|/literal|");
+    assert_eq!(apache.get("/host").text(), format!("localhost:{port}|/host|"));
+    assert_eq!(apache.get("/callable").text(), "other callable");
     assert_eq!(apache.get("/match/group/extra").text(), format!("localhost:{port}|/match/group|/match/group|/extra"));
     assert_eq!(apache.get("/match/nosuch").status, 404);
     // PATH_INFO is not looked up as a URL of its own (no PATH_TRANSLATED sub-request).

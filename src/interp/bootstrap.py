@@ -117,8 +117,13 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
     if restrict_stdin:
         sys.stdin = Restricted('sys.stdin')
 
+    # As mod_wsgi: each directory through site.addsitedir (so .pth files work), and the
+    # directories added are moved to the front of sys.path.
+    before = list(sys.path)
     for path in python_path:
         site.addsitedir(path)
+    added = [p for p in sys.path if p not in before]
+    sys.path[:] = added + [p for p in sys.path if p not in added]
 
     event_callbacks = []
     shutdown_callbacks = []

@@ -59,7 +59,6 @@ const END: command_rec = command_rec {
 
 const SERVER: u32 = apache::RSRC_CONF;
 const ANYWHERE: u32 = apache::RSRC_CONF | apache::ACCESS_CONF | apache::OR_FILEINFO;
-const AUTH: u32 = apache::RSRC_CONF | apache::ACCESS_CONF | apache::OR_AUTHCFG;
 
 pub static COMMANDS: CommandTable<24> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
@@ -68,7 +67,7 @@ pub static COMMANDS: CommandTable<24> = CommandTable([
     take1(c"WSGICallableObject", callable_object, ANYWHERE, c"Name of entry point in WSGI script file."),
     take1(c"WSGIPythonHome", python_home, SERVER, c"Python prefix or virtual environment for the engine."),
     take1(c"WSGIPythonPath", python_path, SERVER, c"Python module search path (':'-separated)."),
-    take1(c"WSGIPassAuthorization", pass_authorization, AUTH, c"Enable/Disable passing of authorization headers."),
+    take1(c"WSGIPassAuthorization", pass_authorization, ANYWHERE, c"Enable/Disable passing of authorization headers."),
     take1(c"WSGIPythonConcurrency", python_concurrency, SERVER, c"How many threads may run Python at once: off, auto or a number."),
     take1(c"WSGIPythonQueueTimeout", queue_timeout, SERVER, c"Seconds a request may wait for a Python slot before a 503."),
     raw_args(c"WSGIImportScript", import_script, SERVER, c"Name of WSGI script file to import on child start."),
@@ -197,12 +196,17 @@ pub fn parse_alias_words(name: &str, line: &str) -> Result<(String, String, AppO
 }
 
 fn check_identifier(name: &str) -> Result<(), String> {
+    if let Some(variable) = name.strip_prefix("%{ENV:").and_then(|r| r.strip_suffix('}')) {
+        if !variable.is_empty() {
+            return Ok(());
+        }
+    }
     let mut chars = name.chars();
     let ok = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || c == '_');
     if ok {
         Ok(())
     } else {
-        Err(format!("invalid callable object name '{name}': must be a Python identifier"))
+        Err(format!("invalid callable object name '{name}': must be a Python identifier or %{{ENV:variable}}"))
     }
 }
 

@@ -11,6 +11,8 @@ pub enum GroupSpec {
     Global,
     /// `%{SERVER}`: one group per virtual host (`host` or `host:port`).
     Server,
+    /// `%{HOST}`: one group per Host header name (`host` or `host:port`).
+    Host,
     /// `%{RESOURCE}`, also the default: one group per virtual host and mount point.
     Resource,
     /// `%{ENV:NAME}`: the value of a request variable (`SetEnv`, notes) or process variable.
@@ -22,6 +24,8 @@ pub enum GroupSpec {
 /// What expansion needs to know about the request.
 pub trait RequestFacts {
     fn server_hostname(&self) -> String;
+    /// The Host header's name, if the request had one.
+    fn request_hostname(&self) -> Option<String>;
     fn server_port(&self) -> u16;
     /// The mount point as the environ's SCRIPT_NAME has it.
     fn script_name(&self) -> String;
@@ -39,11 +43,12 @@ impl GroupSpec {
         match value {
             "%{GLOBAL}" => Ok(GroupSpec::Global),
             "%{SERVER}" => Ok(GroupSpec::Server),
+            "%{HOST}" => Ok(GroupSpec::Host),
             "%{RESOURCE}" => Ok(GroupSpec::Resource),
             _ => match value.strip_prefix("%{ENV:").and_then(|rest| rest.strip_suffix('}')) {
                 Some(name) if !name.is_empty() && !name.contains(['{', '}']) => Ok(GroupSpec::Env(name.to_string())),
                 _ => Err(format!(
-                    "invalid application group '{value}': expected a name, %{{GLOBAL}}, %{{SERVER}}, %{{RESOURCE}} or %{{ENV:variable}}"
+                    "invalid application group '{value}': expected a name, %{{GLOBAL}}, %{{SERVER}}, %{{HOST}}, %{{RESOURCE}} or %{{ENV:variable}}"
                 )),
             },
         }
@@ -54,6 +59,7 @@ impl GroupSpec {
         match spec.unwrap_or(&GroupSpec::Resource) {
             GroupSpec::Global => String::new(),
             GroupSpec::Server => server_name(facts),
+            GroupSpec::Host => with_port(facts.request_hostname().filter(|h| !h.is_empty()).unwrap_or_else(|| facts.server_hostname()), facts),
             GroupSpec::Resource => format!("{}|{}", server_name(facts), facts.script_name().to_lowercase()),
             GroupSpec::Literal(name) => name.clone(),
             GroupSpec::Env(name) => match facts.variable(name) {
@@ -70,9 +76,25 @@ impl GroupSpec {
 
 /// `host`, or `host:port` when the port is not 80 or 443 (mod_wsgi's naming).
 fn server_name(facts: &dyn RequestFacts) -> String {
+    with_port(facts.server_hostname(), facts)
+}
+
+fn with_port(host: String, facts: &dyn RequestFacts) -> String {
     match facts.server_port() {
-        80 | 443 => facts.server_hostname(),
-        port => format!("{}:{}", facts.server_hostname(), port),
+        80 | 443 => host,
+        port => format!("{host}:{port}"),
+    }
+}
+
+/// `WSGICallableObject` / `callable-object=`: a name, or `%{ENV:NAME}` (then the variable's
+/// value, or `application` when it is not set), as in mod_wsgi.
+pub fn expand_callable(spec: Option<&str>, facts: &dyn RequestFacts) -> String {
+    match spec {
+        None => "application".into(),
+        Some(spec) => match spec.strip_prefix("%{ENV:").and_then(|r| r.strip_suffix('}')) {
+            Some(name) => facts.variable(name).unwrap_or_else(|| "application".into()),
+            None => spec.to_string(),
+        },
     }
 }
 
@@ -89,6 +111,9 @@ mod tests {
     impl RequestFacts for Facts {
         fn server_hostname(&self) -> String {
             "example.com".into()
+        }
+        fn request_hostname(&self) -> Option<String> {
+            Some("www.example.org".into())
         }
         fn server_port(&self) -> u16 {
             self.port
@@ -108,6 +133,9 @@ mod tests {
         assert_eq!(GroupSpec::expand(None, &f), "example.com:8000|/app");
         assert_eq!(GroupSpec::expand(Some(&p("%{GLOBAL}")), &f), "");
         assert_eq!(GroupSpec::expand(Some(&p("%{SERVER}")), &f), "example.com:8000");
+        assert_eq!(GroupSpec::expand(Some(&p("%{HOST}")), &f), "www.example.org:8000");
+        assert_eq!(expand_callable(Some("%{ENV:APP}"), &f), "site-a");
+        assert_eq!(expand_callable(None, &f), "application");
         assert_eq!(GroupSpec::expand(Some(&p("%{ENV:SITE}")), &f), "site-a");
         assert_eq!(GroupSpec::expand(Some(&p("shop")), &f), "shop");
         let f80 = Facts { port: 80, script: "", var: Some("%{GLOBAL}") };

@@ -5,7 +5,7 @@ use super::alias::prefix_match;
 use super::apache;
 use super::config::{AppOptions, MapHead, Merge, UrlMatch};
 use super::proxy;
-use super::group_name::{GroupSpec, RequestFacts};
+use super::group_name::{expand_callable, GroupSpec, RequestFacts};
 use super::hooks::engine;
 use super::log;
 use super::record::{dir_config, server_config};
@@ -132,8 +132,9 @@ fn serve(r: &mut Request) -> c_int {
         return status;
     }
     let environ = build_environ(r, &options);
-    let group = GroupSpec::expand(options.group.as_ref(), &Facts { r, environ: &environ });
-    let callable = options.callable.clone().unwrap_or_else(|| "application".to_string());
+    let facts = Facts { r, environ: &environ };
+    let group = GroupSpec::expand(options.group.as_ref(), &facts);
+    let callable = expand_callable(options.callable.as_deref(), &facts);
     let mut environ = environ;
     environ.push((b"mod_wsgi.application_group".to_vec(), group.clone().into_bytes()));
     environ.push((b"mod_wsgi.callable_object".to_vec(), callable.clone().into_bytes()));
@@ -244,6 +245,9 @@ struct Facts<'a> {
 impl RequestFacts for Facts<'_> {
     fn server_hostname(&self) -> String {
         self.r.server_hostname()
+    }
+    fn request_hostname(&self) -> Option<String> {
+        self.r.hostname()
     }
     fn server_port(&self) -> u16 {
         self.r.server_port()

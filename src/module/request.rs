@@ -116,6 +116,10 @@ impl Request {
     pub fn file_type(&self) -> apache::apr_filetype_e {
         self.0.finfo.filetype
     }
+    /// The host name the client asked for (Host header), if any.
+    pub fn hostname(&self) -> Option<String> {
+        c_str(self.0.hostname).map(str::to_string)
+    }
     pub fn server_hostname(&self) -> String {
         // SAFETY: every request has a live server_rec.
         c_str(unsafe { (*self.0.server).server_hostname }).unwrap_or("localhost").to_string()

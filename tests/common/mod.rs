@@ -90,6 +90,15 @@ impl TempDir {
         &self.0
     }
 
+    /// Replaces a file the way a deployment should (write aside, then rename), so that a
+    /// reader sees the old or the new content, never a half-written file.
+    pub fn replace(&self, name: &str, content: &str) -> PathBuf {
+        let aside = self.write(&format!("{name}.new"), content);
+        let path = self.0.join(name);
+        std::fs::rename(&aside, &path).unwrap();
+        path
+    }
+
     /// Writes a world-readable file (and its directories).
     pub fn write(&self, name: &str, content: &str) -> PathBuf {
         let path = self.0.join(name);
