@@ -15,6 +15,7 @@
 #   BENCH_WARMUP=2s         wrk -d of the warm-up run against each URL
 #   BENCH_SKIP_BUILD=1      do not run scripts/build first
 #   BENCH_KEEP=1            keep the temp dirs (configs, error logs) after the run
+#   BENCH_OURS_DIRECTIVES   extra directives for our server (e.g. "WSGIPythonConcurrency auto")
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -53,7 +54,7 @@ trap cleanup EXIT
 
 # make_server MODULE_PATH -> prints "dir port"
 make_server() {
-  local module=$1 dir port user=""
+  local module=$1 extra=${2:-} dir port user=""
   dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-hello.XXXXXX")
   chmod 755 "$dir"
   port=$(free_port)
@@ -94,6 +95,7 @@ MaxKeepAliveRequests 0
 <Directory $dir>
     Require all granted
 </Directory>
+$extra
 WSGIScriptAlias /hello $dir/hello.wsgi
 Alias /static/hello.txt $dir/hello.txt
 EOF
@@ -108,7 +110,7 @@ check_body() {
   [ "$body" = "$EXPECTED" ] || die "unexpected body from $url: $(printf %q "$body")"
 }
 
-out=$(make_server "$OUR_MODULE");    read -r DIR_A PORT_A <<<"$out"; DIRS+=("$DIR_A")
+out=$(make_server "$OUR_MODULE" "${BENCH_OURS_DIRECTIVES:-}");    read -r DIR_A PORT_A <<<"$out"; DIRS+=("$DIR_A")
 out=$(make_server "$DEBIAN_MODULE"); read -r DIR_B PORT_B <<<"$out"; DIRS+=("$DIR_B")
 URL_A=http://127.0.0.1:$PORT_A/hello
 URL_B=http://127.0.0.1:$PORT_B/hello

@@ -13,17 +13,24 @@ class Log(object):
     errors = 'backslashreplace'
 
     def __init__(self, log, level, name):
+        import _thread
         self._log = log
         self._level = level
-        self._buffer = ''
+        # Partial lines per thread: one object serves every request of the interpreter, and
+        # each thread's lines stay whole and attributed to its own request.
+        self._buffers = {}
+        self._ident = _thread.get_ident
         self.name = name
         self.closed = False
 
     def write(self, text):
         if not isinstance(text, str):
             raise TypeError('write() argument must be str, not %s' % type(text).__name__)
-        lines = (self._buffer + text).split('\n')
-        self._buffer = lines.pop()
+        ident = self._ident()
+        lines = (self._buffers.pop(ident, '') + text).split('\n')
+        rest = lines.pop()
+        if rest:
+            self._buffers[ident] = rest
         for line in lines:
             self._log(self._level, line)
         return len(text)
@@ -33,8 +40,8 @@ class Log(object):
             self.write(line)
 
     def flush(self):
-        if self._buffer:
-            buffered, self._buffer = self._buffer, ''
+        buffered = self._buffers.pop(self._ident(), '')
+        if buffered:
             self._log(self._level, buffered)
 
     def close(self):
@@ -152,10 +159,8 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
     module.server_metrics = server_metrics
     module.subscribe_events = subscribe_events
     module.subscribe_shutdown = subscribe_shutdown
-    module._errors = lambda: Log(log, ERR, 'wsgi.errors')
-    module._FileWrapper = FileWrapper
     sys.modules["mod_wsgi"] = module
-    return event_callbacks, shutdown_callbacks, fire
+    return event_callbacks, shutdown_callbacks, fire, Log(log, ERR, 'wsgi.errors'), FileWrapper
 
 
 def fire(callbacks, name, kwargs):

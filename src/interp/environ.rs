@@ -2,10 +2,11 @@
 
 use super::exchange::Exchange;
 use super::py::{self, PyObj, PyResult};
+use super::group::Group;
 use super::settings;
 
 /// Builds the environ for one request (GIL held, in the request's interpreter).
-pub fn build(ex: &Exchange, input: &PyObj) -> PyResult<PyObj> {
+pub fn build(ex: &Exchange, group: &Group, input: &PyObj) -> PyResult<PyObj> {
     let environ = py::dict()?;
     let request = ex.request;
     let pairs = if request.environ.is_null() {
@@ -34,9 +35,10 @@ pub fn build(ex: &Exchange, input: &PyObj) -> PyResult<PyObj> {
     py::dict_set(&environ, "wsgi.run_once", &py::boolean(false))?;
     py::dict_set(&environ, "wsgi.input", input)?;
     py::dict_set(&environ, "wsgi.input_terminated", &py::boolean(true))?;
-    let module = py::import("mod_wsgi")?;
-    py::dict_set(&environ, "wsgi.errors", &module.call_method("_errors", &[])?)?;
-    py::dict_set(&environ, "wsgi.file_wrapper", &module.getattr("_FileWrapper")?)?;
+    // SAFETY: the group's own objects, alive for the interpreter's life.
+    let (errors, file_wrapper) = unsafe { (PyObj::from_borrowed(group.errors)?, PyObj::from_borrowed(group.file_wrapper)?) };
+    py::dict_set(&environ, "wsgi.errors", &errors)?;
+    py::dict_set(&environ, "wsgi.file_wrapper", &file_wrapper)?;
     py::dict_set(&environ, "mod_wsgi.version", &py::tuple(&[&py::int(4)?, &py::int(9)?, &py::int(4)?])?)?;
     let (major, minor, patch) = s.apache_version;
     py::dict_set(&environ, "apache.version", &py::tuple(&[&py::int(major)?, &py::int(minor)?, &py::int(patch)?])?)?;

@@ -44,6 +44,10 @@ impl Drop for Current {
     }
 }
 
+/// Writes from this size on (or any flushed write) release the GIL: they may reach the
+/// network. Below it, Apache's output buffering (8 KB) only copies the bytes.
+const RELEASE_GIL_FROM: usize = 4096;
+
 pub struct Exchange<'a> {
     pub request: &'a abi::Request,
     pub state: RefCell<State>,
@@ -135,12 +139,16 @@ impl<'a> Exchange<'a> {
         let (request, bytes) = (self.request, abi::Bytes::new(chunk));
         // SAFETY: the chunk outlives the call; the module writes it to the client (an empty
         // write is a flush).
-        let rc = released(|| unsafe {
+        let send = || unsafe {
             match (request.write)(request.ctx, bytes) {
                 0 if flush => (request.write)(request.ctx, abi::Bytes::EMPTY),
                 rc => rc,
             }
-        });
+        };
+        // A small chunk that is not flushed only lands in Apache's output buffer: releasing
+        // the GIL for that memcpy would hand the GIL to another thread and make this one wait
+        // to get it back, for nothing.
+        let rc = if flush || chunk.len() >= RELEASE_GIL_FROM { released(send) } else { send() };
         if rc != 0 {
             self.state.borrow_mut().client_gone = true;
         }

@@ -26,6 +26,9 @@ pub struct Group {
     /// `mod_wsgi.subscribe_events()` and `subscribe_shutdown()` callbacks, and the function
     /// that calls them (`bootstrap.py`'s `fire`).
     pub events: Events,
+    /// This interpreter's `wsgi.errors` stream and `wsgi.file_wrapper` class (owned for good).
+    pub errors: *mut ffi::PyObject,
+    pub file_wrapper: *mut ffi::PyObject,
 }
 
 /// The subscriber lists of one interpreter (Python lists, owned for the interpreter's life).
@@ -147,7 +150,7 @@ fn create(name: &str, slot: Slot) -> Result<&'static Group, String> {
 
 /// Prepares a fresh interpreter (current on this thread, GIL held) for applications.
 fn setup(name: &str, slot: Slot) -> Result<&'static Group, String> {
-    let run = || -> PyResult<(types::Types, Events)> {
+    let run = || -> PyResult<(types::Types, Events, [*mut ffi::PyObject; 2])> {
         let s = settings::get();
         let bootstrap = run_bootstrap()?;
         let environ: Vec<PyObj> = s
@@ -172,19 +175,21 @@ fn setup(name: &str, slot: Slot) -> Result<&'static Group, String> {
             &limits.0,
             &limits.1,
         ])?;
-        // SAFETY: setup() returns a 3-tuple; each item is kept (one reference) for good.
+        // SAFETY: setup() returns a 5-tuple; each item is kept (one reference) for good.
         let item = |i| unsafe { PyObj::from_borrowed(ffi::PyTuple_GetItem(lists.as_ptr(), i)).map(PyObj::into_ptr) };
         let events = Events { requests: item(0)?, shutdown: item(1)?, fire: item(2)? };
-        Ok((types::Types::create()?, events))
+        Ok((types::Types::create()?, events, [item(3)?, item(4)?]))
     };
     match run() {
-        Ok((types, events)) => Ok(Box::leak(Box::new(Group {
+        Ok((types, events, [errors, file_wrapper])) => Ok(Box::leak(Box::new(Group {
             name: name.to_string(),
             slot,
             loader: Mutex::new(()),
             scripts: Mutex::new(HashMap::new()),
             types,
             events,
+            errors,
+            file_wrapper,
         }))),
         Err(_) => {
             let lines = error::take_traceback();

@@ -95,7 +95,7 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
             Outcome::ServerError
         }
     };
-    let environ = match environ::build(ex, input) {
+    let environ = match environ::build(ex, group, input) {
         Ok(environ) => environ,
         Err(_) => return failed(ex),
     };
@@ -113,9 +113,12 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
         Ok(result) => result,
         Err(_) => return failed(ex),
     };
-    let mut outcome = stream(ex, &result, script).unwrap_or_else(|()| failed(ex));
-    // close() is always called, also after an error or a client that went away.
-    if result.hasattr("close") && result.call_method("close", &[]).is_err() {
+    let mut outcome = stream(ex, group, &result).unwrap_or_else(|()| failed(ex));
+    // close() is always called, also after an error or a client that went away (a list or
+    // tuple has none: skip the look-up, which would build an AttributeError per request).
+    // SAFETY: type checks on a live object.
+    let plain = unsafe { ffi::PyList_CheckExact(result.as_ptr()) != 0 || ffi::PyTuple_CheckExact(result.as_ptr()) != 0 };
+    if !plain && result.hasattr("close") && result.call_method("close", &[]).is_err() {
         outcome = failed(ex);
     }
     events.fire(Subscribers::Requests, "request_finished", || {
@@ -158,9 +161,12 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
 
 /// Iterates the application's result, sending each non-empty chunk. `Err` means a Python
 /// exception is set.
-fn stream(ex: &Exchange, result: &PyObj, _script: &str) -> Result<Outcome, ()> {
-    if let Some(outcome) = send_file(ex, result)? {
-        return Ok(outcome);
+fn stream(ex: &Exchange, group: &group::Group, result: &PyObj) -> Result<Outcome, ()> {
+    // SAFETY: the type of a live object, compared with the group's FileWrapper class.
+    if unsafe { ffi::Py_TYPE(result.as_ptr()) }.cast() == group.file_wrapper {
+        if let Some(outcome) = send_file(ex, result)? {
+            return Ok(outcome);
+        }
     }
     // A list or tuple is all there already: Apache may buffer it (and then frame it with
     // Content-Length). Anything else produces blocks over time, each flushed as it comes,
@@ -227,9 +233,6 @@ fn fire_exception(events: &group::Events) {
 /// `wsgi.file_wrapper` around a real, regular file: sent from its current position to its
 /// end through Apache's file bucket. `None` when `result` is anything else (then iterated).
 fn send_file(ex: &Exchange, result: &PyObj) -> Result<Option<Outcome>, ()> {
-    if !result.hasattr("_mod_wsgi_filelike") {
-        return Ok(None);
-    }
     let filelike = result.getattr("_mod_wsgi_filelike").map_err(|_| ())?;
     if !filelike.hasattr("fileno") {
         return Ok(None);
