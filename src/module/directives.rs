@@ -161,6 +161,31 @@ fn directive(
     })
 }
 
+/// An `On`/`Off` directive of the main server only.
+fn global_flag(
+    cmd: *mut cmd_parms,
+    mconfig: *mut c_void,
+    arg: *const c_char,
+    name: &str,
+    set: impl FnOnce(&mut super::config::ServerConfig, bool),
+) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        let on = parse_on_off(name, &d.arg)?;
+        set(d.server(), on);
+        Ok(())
+    })
+}
+
+/// An `On`/`Off` option of the current level (server, virtual host or directory).
+fn option_flag(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char, name: &str, set: impl FnOnce(&mut AppOptions, bool)) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        let on = parse_on_off(name, &d.arg)?;
+        set(d.options(), on);
+        Ok(())
+    })
+}
+
 /// Parses `WSGIScriptAlias`-style words: URL, target, then `key=value` options.
 pub fn parse_alias_words(name: &str, line: &str) -> Result<(String, String, AppOptions), String> {
     let words = split_words(line)?;
@@ -262,11 +287,7 @@ unsafe extern "C" fn callable_object(cmd: *mut cmd_parms, mconfig: *mut c_void, 
 }
 
 unsafe extern "C" fn pass_authorization(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
-    directive(cmd, mconfig, arg, |d| {
-        let on = parse_on_off("WSGIPassAuthorization", &d.arg)?;
-        d.options().pass_authorization = Some(on);
-        Ok(())
-    })
+    option_flag(cmd, mconfig, arg, "WSGIPassAuthorization", |o, on| o.pass_authorization = Some(on))
 }
 
 unsafe extern "C" fn python_home(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
@@ -384,12 +405,7 @@ unsafe extern "C" fn python_optimize(cmd: *mut cmd_parms, mconfig: *mut c_void, 
 }
 
 unsafe extern "C" fn dont_write_bytecode(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
-    directive(cmd, mconfig, arg, |d| {
-        d.global_only()?;
-        let on = parse_on_off("WSGIDontWriteBytecode", &d.arg)?;
-        d.server().dont_write_bytecode = Some(on);
-        Ok(())
-    })
+    global_flag(cmd, mconfig, arg, "WSGIDontWriteBytecode", |c, on| c.dont_write_bytecode = Some(on))
 }
 
 unsafe extern "C" fn python_warnings(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
@@ -407,12 +423,7 @@ unsafe extern "C" fn python_warnings(cmd: *mut cmd_parms, mconfig: *mut c_void, 
 }
 
 unsafe extern "C" fn restrict_embedded(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
-    directive(cmd, mconfig, arg, |d| {
-        d.global_only()?;
-        let on = parse_on_off("WSGIRestrictEmbedded", &d.arg)?;
-        d.server().restrict_embedded = Some(on);
-        Ok(())
-    })
+    global_flag(cmd, mconfig, arg, "WSGIRestrictEmbedded", |c, on| c.restrict_embedded = Some(on))
 }
 
 /// mod_wsgi's `Off` starts Python in Apache's parent, which this module never does: both
@@ -425,29 +436,15 @@ unsafe extern "C" fn lazy_initialization(cmd: *mut cmd_parms, mconfig: *mut c_vo
 }
 
 unsafe extern "C" fn restrict_stdin(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
-    directive(cmd, mconfig, arg, |d| {
-        d.global_only()?;
-        let on = parse_on_off("WSGIRestrictStdin", &d.arg)?;
-        d.server().restrict_stdin = Some(on);
-        Ok(())
-    })
+    global_flag(cmd, mconfig, arg, "WSGIRestrictStdin", |c, on| c.restrict_stdin = Some(on))
 }
 
 unsafe extern "C" fn restrict_stdout(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
-    directive(cmd, mconfig, arg, |d| {
-        d.global_only()?;
-        let on = parse_on_off("WSGIRestrictStdout", &d.arg)?;
-        d.server().restrict_stdout = Some(on);
-        Ok(())
-    })
+    global_flag(cmd, mconfig, arg, "WSGIRestrictStdout", |c, on| c.restrict_stdout = Some(on))
 }
 
 unsafe extern "C" fn chunked_request(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
-    directive(cmd, mconfig, arg, |d| {
-        let on = parse_on_off("WSGIChunkedRequest", &d.arg)?;
-        d.options().chunked_request = Some(on);
-        Ok(())
-    })
+    option_flag(cmd, mconfig, arg, "WSGIChunkedRequest", |o, on| o.chunked_request = Some(on))
 }
 
 /// `Off`, `On` or `Auto`, with mod_wsgi's wording.
@@ -469,11 +466,7 @@ unsafe extern "C" fn map_head(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *c
 }
 
 unsafe extern "C" fn error_override(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
-    directive(cmd, mconfig, arg, |d| {
-        let on = parse_on_off("WSGIErrorOverride", &d.arg)?;
-        d.options().error_override = Some(on);
-        Ok(())
-    })
+    option_flag(cmd, mconfig, arg, "WSGIErrorOverride", |o, on| o.error_override = Some(on))
 }
 
 unsafe extern "C" fn trusted_proxy_headers(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
