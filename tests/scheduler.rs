@@ -147,3 +147,23 @@ fn bad_values_stop_config_test() {
         assert!(!ok && out.contains(reason) && out.contains("Syntax error on line"), "{directive:?}: {out}");
     }
 }
+
+#[test]
+fn queued_requests_are_served_when_apache_stops_gracefully() {
+    let mut apache = server("WSGIPythonConcurrency 1");
+    let port = apache.port;
+    let clients: Vec<_> = (0..4).map(|_| std::thread::spawn(move || try_http(port, "GET", "/app/slow?0.4", &[], b""))).collect();
+    // Let them queue behind the single slot, then stop gracefully (SIGWINCH).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !apache.error_log().contains("Create interpreter") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: signals the Apache parent this test started.
+    unsafe { libc::kill(apache.pid(), libc::SIGWINCH) };
+    for c in clients {
+        let r = c.join().unwrap().expect("a queued request was dropped at stop");
+        assert_eq!((r.status, r.text()), (200, "done /slow".to_string()));
+    }
+    apache.stop();
+}
