@@ -183,6 +183,31 @@ impl<'a> Exchange<'a> {
         Ok(())
     }
 
+    /// Bytes read from Apache and not yet handed to the application.
+    pub fn input_buffered(&self) -> usize {
+        self.state.borrow().input_buffer.len()
+    }
+
+    /// Fills `buf` from the request body (nothing may be buffered), until it is full or the
+    /// body ends; the count, or `None` on a read error. GIL released around each read.
+    pub fn read_into(&self, buf: &mut [u8]) -> Option<usize> {
+        let mut filled = 0;
+        while filled < buf.len() && !self.state.borrow().input_done {
+            let (request, ptr, len) = (self.request, buf[filled..].as_mut_ptr(), buf.len() - filled);
+            // SAFETY: ptr has room for len bytes and outlives the call.
+            let n = released(|| unsafe { (request.read)(request.ctx, ptr, len) });
+            match n {
+                n if n < 0 => {
+                    self.state.borrow_mut().input_done = true;
+                    return None;
+                }
+                0 => self.state.borrow_mut().input_done = true,
+                n => filled += n as usize,
+            }
+        }
+        Some(filled)
+    }
+
     /// Makes sure at least `wanted` bytes are buffered (or the body has ended).
     /// Releases the GIL around each read from Apache; returns false on a read error.
     pub fn fill_input(&self, wanted: usize) -> bool {
