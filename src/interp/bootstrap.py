@@ -113,11 +113,12 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
         # CPython fills a new sub-interpreter's os.environ from the process environment as it
         # is now, which includes whatever another group's application put there (for example
         # DJANGO_SETTINGS_MODULE). Start from the environment the child started with instead.
-        # Only the mapping is replaced: the process environment itself is left alone.
-        data = os.environ._data
-        data.clear()
-        for key, value in initial_environ:
-            data[os.environ.encodekey(os.fsdecode(key))] = os.environ.encodevalue(os.fsdecode(value))
+        # Only the mapping is replaced, by a new dict: the process environment is left alone,
+        # and on Python 3.8 the old mapping is posix.environ itself, one object shared by
+        # every interpreter, which must not be changed.
+        os.environ._data = dict(
+            (os.environ.encodekey(os.fsdecode(key)), os.environ.encodevalue(os.fsdecode(value)))
+            for key, value in initial_environ)
 
     sys.stdout = Restricted('sys.stdout') if restrict_stdout else Log(log, ERR, '<stdout>')
     sys.stderr = Log(log, ERR, '<stderr>')

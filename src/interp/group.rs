@@ -139,7 +139,7 @@ fn create(name: &str, slot: Slot) -> Result<&'static Group, String> {
         return Err(format!("Python could not create a sub interpreter for application group '{name}'"));
     }
     // SAFETY: tstate is the new, current thread state.
-    let interp = unsafe { ffi::PyInterpreterState_Get() };
+    let interp = unsafe { super::compat::current_interpreter() };
     gil::register_interpreter(slot, interp);
     gil::adopt_current(slot, tstate);
     let group = setup(name, slot);

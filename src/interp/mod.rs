@@ -2,6 +2,7 @@
 
 mod builtins;
 mod busy;
+mod compat;
 mod environ;
 mod error;
 mod exchange;

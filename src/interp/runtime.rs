@@ -91,7 +91,7 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         }
     }
     // SAFETY: Python is initialised and this thread holds the GIL through its first state.
-    let (interp, tstate) = unsafe { (ffi::PyInterpreterState_Get(), ffi::PyThreadState_Get()) };
+    let (interp, tstate) = unsafe { (super::compat::current_interpreter(), ffi::PyThreadState_Get()) };
     let registered = group::register_main(interp, tstate);
     if registered.is_err() {
         error::take_traceback();
@@ -203,7 +203,7 @@ pub fn shutdown() {
 unsafe fn delete_other_thread_states(own: *mut ffi::PyThreadState) {
     // SAFETY: forwarded from the caller; states are cleared under the GIL, then deleted.
     unsafe {
-        let interp = ffi::PyInterpreterState_Get();
+        let interp = super::compat::current_interpreter();
         let mut other = ffi::PyInterpreterState_ThreadHead(interp);
         while !other.is_null() {
             let next = ffi::PyThreadState_Next(other);
