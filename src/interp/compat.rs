@@ -13,7 +13,7 @@ pub unsafe fn current_interpreter() -> *mut ffi::PyInterpreterState {
         // SAFETY: forwarded from the caller.
         unsafe { ffi::PyInterpreterState_Get() }
     }
-    #[cfg(not(Py_3_9))]
+    #[cfg(all(Py_3_8, not(Py_3_9)))]
     {
         extern "C" {
             /// 3.8's name for the same function (exported, with a leading underscore).
@@ -22,4 +22,134 @@ pub unsafe fn current_interpreter() -> *mut ffi::PyInterpreterState {
         // SAFETY: forwarded from the caller.
         unsafe { _PyInterpreterState_Get() }
     }
+    #[cfg(not(Py_3_8))]
+    {
+        // 3.7 has no such function: find the interpreter that owns the current thread state.
+        // Only used when interpreters are created or ended, never per request.
+        // SAFETY: forwarded from the caller; the lists are walked under the GIL.
+        unsafe {
+            let current = ffi::PyThreadState_Get();
+            let mut interp = ffi::PyInterpreterState_Head();
+            while !interp.is_null() {
+                let mut tstate = ffi::PyInterpreterState_ThreadHead(interp);
+                while !tstate.is_null() {
+                    if tstate == current {
+                        return interp;
+                    }
+                    tstate = ffi::PyThreadState_Next(tstate);
+                }
+                interp = ffi::PyInterpreterState_Next(interp);
+            }
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// How Python is to be started (the interpreter directives).
+pub struct InitOptions {
+    /// `WSGIPythonHome`, or empty.
+    pub home: String,
+    /// The home is a virtual environment (it has a `pyvenv.cfg`).
+    pub venv: bool,
+    /// `WSGIPythonOptimize`, or -1.
+    pub optimize: i32,
+    pub dont_write_bytecode: bool,
+    /// `WSGIPythonWarnings` options.
+    pub warnings: Vec<String>,
+}
+
+/// Starts Python in this process without touching signal handlers (Apache owns them).
+/// Python 3.8 and later: through `PyConfig`.
+#[cfg(Py_3_8)]
+pub fn initialize(o: &InitOptions) -> Result<(), String> {
+    use std::ffi::CString;
+    // SAFETY: PyConfig is initialised by CPython before use and cleared after; every C string
+    // outlives the call it is passed to.
+    unsafe {
+        let mut config: ffi::PyConfig = std::mem::zeroed();
+        ffi::PyConfig_InitPythonConfig(&mut config);
+        config.install_signal_handlers = 0;
+        config.parse_argv = 0;
+        if o.optimize >= 0 {
+            config.optimization_level = o.optimize;
+        }
+        if o.dont_write_bytecode {
+            config.write_bytecode = 0;
+        }
+        for option in &o.warnings {
+            let option = CString::new(option.as_str()).map_err(|e| e.to_string())?;
+            let wide = ffi::Py_DecodeLocale(option.as_ptr(), std::ptr::null_mut());
+            if !wide.is_null() {
+                ffi::PyWideStringList_Append(&mut config.warnoptions, wide);
+                ffi::PyMem_RawFree(wide.cast());
+            }
+        }
+        let status = if o.home.is_empty() {
+            None
+        } else if o.venv {
+            // A virtual environment: Python finds pyvenv.cfg from its program path, which sets
+            // the base installation as prefix and the venv's site-packages on sys.path.
+            let program = CString::new(format!("{}/bin/python", o.home)).map_err(|e| e.to_string())?;
+            Some(ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, program.as_ptr()))
+        } else {
+            let home = CString::new(o.home.as_str()).map_err(|e| e.to_string())?;
+            Some(ffi::PyConfig_SetBytesString(&mut config, &mut config.home, home.as_ptr()))
+        };
+        if let Some(status) = status {
+            if ffi::PyStatus_Exception(status) != 0 {
+                ffi::PyConfig_Clear(&mut config);
+                return Err(format!("cannot use WSGIPythonHome '{}'", o.home));
+            }
+        }
+        let status = ffi::Py_InitializeFromConfig(&config);
+        ffi::PyConfig_Clear(&mut config);
+        if ffi::PyStatus_Exception(status) != 0 {
+            let reason = if status.err_msg.is_null() {
+                "unknown error".to_string()
+            } else {
+                std::ffi::CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+            };
+            return Err(format!("Python could not be initialised (home '{}'): {reason}", o.home));
+        }
+    }
+    Ok(())
+}
+
+/// Python 3.7: through the pre-PEP 587 globals, then `Py_InitializeEx(0)` (no signal
+/// handlers). A failure there is fatal to the child, as it is for any 3.7 embedding.
+#[cfg(not(Py_3_8))]
+pub fn initialize(o: &InitOptions) -> Result<(), String> {
+    /// A wide string that lives as long as the process (Python keeps the pointers).
+    fn wide(text: &str) -> Result<*mut libc::wchar_t, String> {
+        let c = std::ffi::CString::new(text).map_err(|e| e.to_string())?;
+        // SAFETY: a valid C string; the result is never freed, on purpose.
+        let w = unsafe { ffi::Py_DecodeLocale(c.as_ptr(), std::ptr::null_mut()) };
+        if w.is_null() {
+            Err(format!("cannot decode '{text}'"))
+        } else {
+            Ok(w)
+        }
+    }
+    // SAFETY: the pre-initialisation globals and setters, called before Py_InitializeEx on
+    // the only thread that uses Python yet.
+    unsafe {
+        if !o.home.is_empty() {
+            if o.venv {
+                ffi::Py_SetProgramName(wide(&format!("{}/bin/python", o.home))?);
+            } else {
+                ffi::Py_SetPythonHome(wide(&o.home)?);
+            }
+        }
+        if o.optimize >= 0 {
+            ffi::Py_OptimizeFlag = o.optimize;
+        }
+        if o.dont_write_bytecode {
+            ffi::Py_DontWriteBytecodeFlag = 1;
+        }
+        for option in &o.warnings {
+            ffi::PySys_AddWarnOption(wide(option)?);
+        }
+        ffi::Py_InitializeEx(0);
+    }
+    Ok(())
 }

@@ -7,7 +7,6 @@ use crate::gil::scheduler::{self, Concurrency};
 use crate::gil::{self, MAIN_SLOT};
 use std::time::Duration;
 use pyo3_ffi as ffi;
-use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -40,56 +39,15 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
     };
     scheduler::configure(concurrency, Duration::from_millis(config.queue_timeout_ms), config.threads_per_child.max(1) as usize);
 
-    // SAFETY: PyConfig is initialised by CPython before use and cleared after.
-    unsafe {
-        let mut py_config: ffi::PyConfig = std::mem::zeroed();
-        ffi::PyConfig_InitPythonConfig(&mut py_config);
-        // Apache owns the process's signals; Python must not install handlers.
-        py_config.install_signal_handlers = 0;
-        py_config.parse_argv = 0;
-        if config.python_optimize >= 0 {
-            py_config.optimization_level = config.python_optimize;
-        }
-        if config.dont_write_bytecode != 0 {
-            py_config.write_bytecode = 0;
-        }
-        // The module's byte string is valid for the call.
-        for option in String::from_utf8_lossy(config.python_warnings.as_slice()).lines() {
-            let option = CString::new(option).map_err(|e| e.to_string())?;
-            let wide = ffi::Py_DecodeLocale(option.as_ptr(), std::ptr::null_mut());
-            if !wide.is_null() {
-                ffi::PyWideStringList_Append(&mut py_config.warnoptions, wide);
-                ffi::PyMem_RawFree(wide.cast());
-            }
-        }
-        let status = if home.is_empty() {
-            None
-        } else if Path::new(&home).join("pyvenv.cfg").is_file() {
-            // A virtual environment: let Python find pyvenv.cfg from its program path, which
-            // sets the base installation as prefix and the venv's site-packages on sys.path.
-            let program = CString::new(format!("{home}/bin/python")).map_err(|e| e.to_string())?;
-            Some(ffi::PyConfig_SetBytesString(&mut py_config, &mut py_config.program_name, program.as_ptr()))
-        } else {
-            let home_c = CString::new(home.clone()).map_err(|e| e.to_string())?;
-            Some(ffi::PyConfig_SetBytesString(&mut py_config, &mut py_config.home, home_c.as_ptr()))
-        };
-        if let Some(status) = status {
-            if ffi::PyStatus_Exception(status) != 0 {
-                ffi::PyConfig_Clear(&mut py_config);
-                return Err(format!("cannot use WSGIPythonHome '{home}'"));
-            }
-        }
-        let status = ffi::Py_InitializeFromConfig(&py_config);
-        ffi::PyConfig_Clear(&mut py_config);
-        if ffi::PyStatus_Exception(status) != 0 {
-            let reason = if status.err_msg.is_null() {
-                "unknown error".to_string()
-            } else {
-                std::ffi::CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
-            };
-            return Err(format!("Python could not be initialised (home '{home}'): {reason}"));
-        }
-    }
+    // SAFETY: the module's byte string is valid for the call.
+    let warnings = String::from_utf8_lossy(unsafe { config.python_warnings.as_slice() }).lines().map(str::to_string).collect();
+    super::compat::initialize(&super::compat::InitOptions {
+        venv: !home.is_empty() && Path::new(&home).join("pyvenv.cfg").is_file(),
+        home: home.clone(),
+        optimize: config.python_optimize,
+        dont_write_bytecode: config.dont_write_bytecode != 0,
+        warnings,
+    })?;
     // SAFETY: Python is initialised and this thread holds the GIL through its first state.
     let (interp, tstate) = unsafe { (super::compat::current_interpreter(), ffi::PyThreadState_Get()) };
     let registered = group::register_main(interp, tstate);
