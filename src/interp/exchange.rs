@@ -140,12 +140,12 @@ impl<'a> Exchange<'a> {
             return Ok(());
         }
         let (request, bytes) = (self.request, abi::Bytes::new(chunk));
-        // SAFETY: the chunk outlives the call; the module writes it to the client (an empty
-        // write is a flush).
         // Only small blocks need the explicit flush: from 8000 bytes on (AP_MIN_BYTES_TO_WRITE)
         // ap_rwrite passes the block on at once, and the core output filter writes what the
         // socket takes; a flush per large block only costs throughput.
         let flush = flush && chunk.len() < FLUSH_BELOW;
+        // SAFETY: the chunk outlives the call; the module writes it to the client (an empty
+        // write is a flush).
         let send = || unsafe {
             match (request.write)(request.ctx, bytes) {
                 0 if flush => (request.write)(request.ctx, abi::Bytes::EMPTY),
