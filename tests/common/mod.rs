@@ -67,6 +67,12 @@ pub fn module_path() -> PathBuf {
                 std::fs::copy(entry.path(), &target).unwrap();
                 std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
             }
+            extern "C" fn remove_copies() {
+                let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("mod_wsgi-rs-test-modules-{}", std::process::id())));
+            }
+            // SAFETY: registers a plain function to run at process exit (every Apache of this
+            // process has been stopped by then, by the tests' drops).
+            unsafe { libc::atexit(remove_copies) };
             dir.join("mod_wsgi.so")
         })
         .clone()
