@@ -106,6 +106,9 @@ fn bad_directives_stop_config_test_with_file_line_and_reason() {
         ("WSGIPythonHome /nonexistent/python\n", "is not a directory"),
         ("WSGIScriptAliasMatch ^/(a( {dir}/a.wsgi\n", "could not be compiled"),
         ("<VirtualHost 127.0.0.1:80>\nWSGIPythonHome /usr\n</VirtualHost>\n", "cannot occur within <VirtualHost> section"),
+        ("WSGIDaemonProcess site1 processes=2 threads=15\n", "WSGIDaemonProcess site1: daemon mode is not available"),
+        ("WSGIProcessGroup site1\n", "WSGIProcessGroup site1: daemon mode is not available"),
+        ("WSGIScriptReloading sometimes\n", "WSGIScriptReloading must be one of: Off | On"),
     ];
     for (directive, reason) in cases {
         let (ok, out) = config_test(directive);
@@ -114,7 +117,7 @@ fn bad_directives_stop_config_test_with_file_line_and_reason() {
         assert!(out.contains("{dir}/httpd.conf"), "{directive:?} does not name the file: {out}");
         assert!(out.contains(reason), "{directive:?}: expected {reason:?} in {out}");
     }
-    let (ok, out) = config_test("<IfModule mod_wsgi.c>\nWSGIScriptAlias /a {dir}/a.wsgi\n</IfModule>\n<IfModule !wsgi_module>\nBogusDirective\n</IfModule>\n");
+    let (ok, out) = config_test("<IfModule mod_wsgi.c>\nWSGIScriptAlias /a {dir}/a.wsgi\nWSGIProcessGroup %{GLOBAL}\n</IfModule>\n<IfModule !wsgi_module>\nBogusDirective\n</IfModule>\n");
     assert!(ok, "{out}");
 }
 

@@ -194,6 +194,14 @@ fn changed_script_is_reloaded_without_a_restart() {
         assert!(second.starts_with("v2 "), "{mpm:?}: {second}");
         assert_eq!(first.split(' ').nth(1), second.split(' ').nth(1), "{mpm:?}: reloading restarted the process");
     }
+    // WSGIScriptReloading Off: the loaded script stays until the child restarts.
+    let dir = TempDir::new("noreload");
+    dir.write("app.wsgi", "def application(e, s):\n    s('200 OK', [])\n    return [b'v1 ' + e['mod_wsgi.script_reloading'].encode()]\n");
+    let apache = Apache::start_in(dir, Mpm::Prefork, "WSGIScriptReloading Off\nWSGIScriptAlias /app {dir}/app.wsgi\n");
+    assert_eq!(apache.get("/app").text(), "v1 0");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    apache.dir.replace("app.wsgi", "def application(e, s):\n    s('200 OK', [])\n    return [b'v2']\n");
+    assert_eq!(apache.get("/app").text(), "v1 0", "reloaded although WSGIScriptReloading is Off");
 }
 
 #[test]

@@ -88,6 +88,17 @@ impl<'a> Exchange<'a> {
         Exchange { request, state: RefCell::new(State::default()) }
     }
 
+    /// A variable the module put in the environ, as bytes.
+    pub fn environ_value(&self, name: &[u8]) -> Option<&'a [u8]> {
+        if self.request.environ.is_null() {
+            return None;
+        }
+        // SAFETY: the module passes environ_len pairs valid for the request.
+        let pairs = unsafe { std::slice::from_raw_parts(self.request.environ, self.request.environ_len) };
+        // SAFETY: byte strings valid for the request.
+        pairs.iter().find(|p| unsafe { p.name.as_slice() } == name).map(|p| unsafe { p.value.as_slice() })
+    }
+
     pub fn log(&self, level: i32, message: &str) {
         // SAFETY: the module's callback takes a byte string valid for the call.
         unsafe { (self.request.log)(self.request.ctx, level, abi::Bytes::new(message.as_bytes())) }

@@ -83,7 +83,7 @@ pub fn import_scripts(config: &abi::EngineConfig) {
             }
         };
         let _gil = gil::GilGuard::acquire(group.slot);
-        match super::script::load(group, &script) {
+        match super::script::load(group, &script, true) {
             Ok(_) => settings::log(level::INFO, &format!("Imported WSGI script '{script}' into application group '{group_name}'.")),
             Err(_) => {
                 settings::log(level::ERR, &format!("Failed to import WSGI script '{script}' into application group '{group_name}' (WSGIImportScript)."));

@@ -26,7 +26,15 @@ pub enum LoadError {
 }
 
 /// The script's module, loading or reloading it as needed. Called with the group's GIL held.
-pub fn load(group: &Group, path: &str) -> Result<PyObj, LoadError> {
+/// With `reloading` off (`WSGIScriptReloading Off`), a loaded script is used as it is,
+/// without even a stat.
+pub fn load(group: &Group, path: &str, reloading: bool) -> Result<PyObj, LoadError> {
+    if !reloading {
+        let known = group.scripts.lock().get(path).cloned();
+        if let Some(module) = known.and_then(|loaded| sys_module(&loaded.module_name)) {
+            return Ok(module);
+        }
+    }
     let mtime = std::fs::metadata(path).and_then(|m| m.modified()).map_err(LoadError::Unreadable)?;
     // One loader at a time per interpreter; wait for it without the GIL, so the thread that
     // is executing a script (and may release the GIL in its imports) can finish.

@@ -47,7 +47,8 @@ pub fn handle(request: &abi::Request) -> Outcome {
         return Outcome::Unavailable;
     };
 
-    let module = match script::load(group, &script) {
+    let reloading = ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0");
+    let module = match script::load(group, &script, reloading) {
         Ok(module) => module,
         Err(LoadError::Unreadable(e)) => {
             ex.log(level::ERR, &format!("Target WSGI script '{script}' cannot be read: {e}"));

@@ -34,6 +34,8 @@ pub struct AppOptions {
     pub callable: Option<String>,
     pub pass_authorization: Option<bool>,
     pub chunked_request: Option<bool>,
+    /// `WSGIScriptReloading`: check the script's mtime before each request (default On).
+    pub script_reloading: Option<bool>,
     pub map_head: Option<MapHead>,
     pub error_override: Option<bool>,
     /// `WSGITrustedProxyHeaders`, in environ form (`HTTP_X_FORWARDED_FOR`).
@@ -48,6 +50,7 @@ impl Merge for AppOptions {
             callable: add.callable.clone().or_else(|| base.callable.clone()),
             pass_authorization: add.pass_authorization.or(base.pass_authorization),
             chunked_request: add.chunked_request.or(base.chunked_request),
+            script_reloading: add.script_reloading.or(base.script_reloading),
             map_head: add.map_head.or(base.map_head),
             error_override: add.error_override.or(base.error_override),
             trusted_proxy_headers: add.trusted_proxy_headers.clone().or_else(|| base.trusted_proxy_headers.clone()),

@@ -60,7 +60,7 @@ const END: command_rec = command_rec {
 const SERVER: u32 = apache::RSRC_CONF;
 const ANYWHERE: u32 = apache::RSRC_CONF | apache::ACCESS_CONF | apache::OR_FILEINFO;
 
-pub static COMMANDS: CommandTable<24> = CommandTable([
+pub static COMMANDS: CommandTable<26> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
     take1(c"WSGIApplicationGroup", application_group, ANYWHERE, c"Application interpreter group."),
@@ -83,7 +83,9 @@ pub static COMMANDS: CommandTable<24> = CommandTable([
     take1(c"WSGIErrorOverride", error_override, ANYWHERE, c"Let Apache's error pages replace the application's error responses."),
     iterate(c"WSGITrustedProxyHeaders", trusted_proxy_headers, ANYWHERE, c"Proxy headers the application may believe."),
     iterate(c"WSGITrustedProxies", trusted_proxies, ANYWHERE, c"Addresses of the proxies those headers are believed from."),
-    raw_args(c"WSGIScriptReloading", accepted_flag, ANYWHERE, c"Enable/Disable script reloading mechanism."),
+    take1(c"WSGIScriptReloading", script_reloading, ANYWHERE, c"Enable/Disable script reloading mechanism."),
+    raw_args(c"WSGIDaemonProcess", daemon_process, SERVER, c"Daemon mode: not available in this build."),
+    take1(c"WSGIProcessGroup", process_group, ANYWHERE, c"Process group: only %{GLOBAL} (embedded) in this build."),
     END,
 ]);
 
@@ -485,9 +487,29 @@ unsafe extern "C" fn trusted_proxies(cmd: *mut cmd_parms, mconfig: *mut c_void, 
     })
 }
 
-/// Accepted for compatibility: script reloading is always on in this version.
-unsafe extern "C" fn accepted_flag(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
-    directive(cmd, mconfig, arg, |d| parse_on_off("WSGIScriptReloading", d.arg.trim()).map(|_| ()))
+unsafe extern "C" fn script_reloading(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    option_flag(cmd, mconfig, arg, "WSGIScriptReloading", |o, on| o.script_reloading = Some(on))
+}
+
+/// Daemon mode is not built yet: say so, with the file and line, rather than let Apache
+/// report an unknown command (or, worse, run the site embedded without telling).
+unsafe extern "C" fn daemon_process(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        let name = split_words(&d.arg)?.into_iter().next().unwrap_or_default();
+        Err(format!(
+            "WSGIDaemonProcess {name}: daemon mode is not available in this build of mod_wsgi-rs; remove it (and WSGIProcessGroup) to run the site embedded"
+        ))
+    })
+}
+
+/// Only `%{GLOBAL}` (embedded mode, mod_wsgi's meaning) is accepted.
+unsafe extern "C" fn process_group(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| match d.arg.as_str() {
+        "%{GLOBAL}" | "" => Ok(()),
+        other => Err(format!(
+            "WSGIProcessGroup {other}: daemon mode is not available in this build of mod_wsgi-rs; use %{{GLOBAL}} or remove the directive"
+        )),
+    })
 }
 
 #[cfg(test)]

@@ -213,7 +213,8 @@ fn build_environ(r: &Request, options: &AppOptions) -> Vec<(Vec<u8>, Vec<u8>)> {
     environ.push((b"mod_wsgi.handler_script".to_vec(), Vec::new()));
     environ.push((b"mod_wsgi.ignore_activity".to_vec(), b"0".to_vec()));
     environ.push((b"mod_wsgi.request_handler".to_vec(), b"wsgi-script".to_vec()));
-    environ.push((b"mod_wsgi.script_reloading".to_vec(), b"1".to_vec()));
+    let reloading = if options.script_reloading == Some(false) { b"0" } else { b"1" };
+    environ.push((b"mod_wsgi.script_reloading".to_vec(), reloading.to_vec()));
     environ.push((b"mod_wsgi.process_group".to_vec(), Vec::new()));
     environ
 }
