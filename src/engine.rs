@@ -5,6 +5,7 @@
 pub mod abi;
 pub mod gil;
 pub mod interp;
+pub mod pyffi;
 
 use abi::{Engine, EngineConfig, Outcome, Request};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -2,7 +2,7 @@
 
 use super::scheduler;
 use super::thread_state::{thread_state, Slot};
-use pyo3_ffi as ffi;
+use crate::pyffi as ffi;
 use std::marker::PhantomData;
 
 thread_local! {

@@ -6,7 +6,7 @@
 
 use super::*;
 use proptest::prelude::*;
-use pyo3_ffi as ffi;
+use crate::pyffi as ffi;
 use std::sync::OnceLock;
 
 const SUB_INTERPRETERS: usize = 3;

@@ -7,7 +7,7 @@
 //! `_PyGILState_NoteThreadState`), and C extensions running in `%{GLOBAL}` rely on that state
 //! being the main interpreter's, even on a thread that has served a named group before.
 
-use pyo3_ffi as ffi;
+use crate::pyffi as ffi;
 use std::cell::RefCell;
 
 /// The index of an interpreter in the per-thread caches.

@@ -4,7 +4,7 @@
 
 use super::py::{self, PyObj, PyResult};
 use crate::gil::scheduler;
-use pyo3_ffi as ffi;
+use crate::pyffi as ffi;
 
 /// A `PyMethodDef` in a static.
 #[repr(transparent)]
@@ -12,19 +12,19 @@ struct Def(ffi::PyMethodDef);
 // SAFETY: immutable; CPython only reads it.
 unsafe impl Sync for Def {}
 
-static PROCESS_METRICS: Def = Def(ffi::PyMethodDef {
-    ml_name: c"process_metrics".as_ptr(),
-    ml_meth: ffi::PyMethodDefPointer { PyCFunction: process_metrics },
-    ml_flags: ffi::METH_NOARGS,
-    ml_doc: c"process_metrics() -> dict of this process's metrics".as_ptr(),
-});
+static PROCESS_METRICS: Def = Def(ffi::method_args(
+    c"process_metrics",
+    process_metrics,
+    ffi::METH_NOARGS,
+    c"process_metrics() -> dict of this process's metrics",
+));
 
-static LOG: Def = Def(ffi::PyMethodDef {
-    ml_name: c"log".as_ptr(),
-    ml_meth: ffi::PyMethodDefPointer { PyCFunction: log },
-    ml_flags: ffi::METH_VARARGS,
-    ml_doc: c"log(level, line): one line to Apache's error log, attributed to the current request".as_ptr(),
-});
+static LOG: Def = Def(ffi::method_args(
+    c"log",
+    log,
+    ffi::METH_VARARGS,
+    c"log(level, line): one line to Apache's error log, attributed to the current request",
+));
 
 fn function(def: &'static Def) -> PyResult<PyObj> {
     // SAFETY: a static method definition; no self, no module.

@@ -9,7 +9,7 @@
 
 use crate::gil::{GilGuard, Slot};
 use parking_lot::Mutex;
-use pyo3_ffi as ffi;
+use crate::pyffi as ffi;
 
 /// (OS thread identity as CPython knows it, interpreter) of every request being served, and
 /// whether a non-graceful stop has begun (then no request may start running Python).

@@ -1,7 +1,7 @@
 //! Shims for C-API functions that not every supported Python has, after pyo3-ffi's
 //! `compat` module: the rest of the engine calls one function whatever the version.
 
-use pyo3_ffi as ffi;
+use crate::pyffi as ffi;
 
 /// The current thread state's interpreter (`PyInterpreterState_Get`, public from 3.9).
 ///

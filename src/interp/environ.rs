@@ -25,7 +25,7 @@ pub fn build(ex: &Exchange, group: &Group, input: &PyObj) -> PyResult<PyObj> {
         let key = py::latin1(name)?;
         let value = py::latin1(value)?;
         // SAFETY: live dict, key and value.
-        py::check(unsafe { pyo3_ffi::PyDict_SetItem(environ.as_ptr(), key.as_ptr(), value.as_ptr()) })?;
+        py::check(unsafe { crate::pyffi::PyDict_SetItem(environ.as_ptr(), key.as_ptr(), value.as_ptr()) })?;
     }
     let s = settings::get();
     py::dict_set(&environ, "wsgi.version", &py::tuple(&[&py::int(1)?, &py::int(0)?])?)?;

@@ -1,7 +1,7 @@
 //! Turning the current Python exception into error-log lines.
 
 use super::py::{self, PyObj};
-use pyo3_ffi as ffi;
+use crate::pyffi as ffi;
 
 /// Takes (and clears) the current exception and formats it as `traceback` would print it.
 pub fn take_traceback() -> Vec<String> {

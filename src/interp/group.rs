@@ -9,7 +9,7 @@ use super::{error, settings, types};
 use crate::abi::level;
 use crate::gil::{self, GilGuard, Slot, MAIN_SLOT};
 use parking_lot::{Mutex, RwLock};
-use pyo3_ffi as ffi;
+use crate::pyffi as ffi;
 use std::collections::HashMap;
 
 /// One interpreter and what the engine keeps for it.

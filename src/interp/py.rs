@@ -2,7 +2,7 @@
 //! owns one reference and drops it; a failing call returns `Err(PyErrSet)` with the Python
 //! exception left set for the caller to log or propagate. All of this needs the GIL.
 
-use pyo3_ffi as ffi;
+use crate::pyffi as ffi;
 use std::ffi::CString;
 use std::ptr::NonNull;
 

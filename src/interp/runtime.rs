@@ -6,7 +6,7 @@ use crate::abi::{self, level};
 use crate::gil::scheduler::{self, Concurrency};
 use crate::gil::{self, MAIN_SLOT};
 use std::time::Duration;
-use pyo3_ffi as ffi;
+use crate::pyffi as ffi;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 

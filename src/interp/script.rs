@@ -8,7 +8,7 @@
 use super::group::Group;
 use super::py::{self, PyErrSet, PyObj, PyResult};
 use crate::gil::released;
-use pyo3_ffi as ffi;
+use crate::pyffi as ffi;
 use std::time::SystemTime;
 
 /// What the group remembers of a loaded script.

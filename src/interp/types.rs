@@ -6,7 +6,7 @@
 use super::exchange::{Exchange, SendError};
 use super::headers;
 use super::py::{self, PyErrSet, PyObj, PyResult};
-use pyo3_ffi as ffi;
+use crate::pyffi as ffi;
 use std::ffi::{c_char, c_int, c_void, CStr};
 
 /// Layout of both object types: the Python header and the exchange pointer.
@@ -28,18 +28,9 @@ struct Methods<const N: usize>([ffi::PyMethodDef; N]);
 // SAFETY: immutable after construction; CPython only reads method tables.
 unsafe impl<const N: usize> Sync for Methods<N> {}
 
-type Kw = unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject;
+use ffi::method_kw as method;
 
-const fn method(name: &'static CStr, f: Kw, doc: &'static CStr) -> ffi::PyMethodDef {
-    ffi::PyMethodDef {
-        ml_name: name.as_ptr(),
-        ml_meth: ffi::PyMethodDefPointer { PyCFunctionWithKeywords: f },
-        ml_flags: ffi::METH_VARARGS | ffi::METH_KEYWORDS,
-        ml_doc: doc.as_ptr(),
-    }
-}
-
-const END: ffi::PyMethodDef = ffi::PyMethodDef::zeroed();
+const END: ffi::PyMethodDef = ffi::method_end();
 
 static ADAPTER_METHODS: Methods<3> = Methods([
     method(c"start_response", start_response, c"start_response(status, headers, exc_info=None)"),

@@ -10,7 +10,7 @@ use super::{environ, error, group, types};
 use crate::abi::{self, level, Outcome};
 use crate::gil::scheduler;
 use crate::gil::{GilGuard, Refused};
-use pyo3_ffi as ffi;
+use crate::pyffi as ffi;
 
 pub fn handle(request: &abi::Request) -> Outcome {
     let ex = Exchange::new(request);
