@@ -29,6 +29,7 @@ fn pyo3_engine() {
         None => fail("pyo3-build-config found no library directory for libpython; set PYO3_PYTHON to a Python built with a shared library"),
     }
     pyo3_build_config::use_pyo3_cfgs();
+    println!("cargo:rustc-cfg=Py_3");
     println!("cargo:rustc-env=MOD_WSGI_ENGINE_PYTHON_VERSION={}.{}", config.version.major, config.version.minor);
 }
 
@@ -74,8 +75,8 @@ mod legacy {
         let [version, include, ldlibrary, prefix] = lines[..] else { fail(&format!("{python} did not describe itself: {text}")) };
         let mut v = version.split(' ').map(|n| n.parse::<u32>().unwrap_or(0));
         let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
-        if major != 3 {
-            fail(&format!("{python} is Python {major}.{minor}: the legacy-abi engine supports Python 3.6 (Python 2.7 is not built yet)"));
+        if !(major == 3 && minor <= 6 || major == 2 && minor == 7) {
+            fail(&format!("{python} is Python {major}.{minor}: the legacy-abi engine is for 2.7 and 3.6 (3.7 and later build with pyo3-ffi, the default)"));
         }
         let header = std::path::Path::new(include).join("Python.h");
         if !header.is_file() {
@@ -89,13 +90,14 @@ mod legacy {
         println!("cargo:rustc-link-search=native={}", lib_dir.display());
         println!("cargo:rustc-link-lib=dylib={lib}");
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib_dir.display());
-        for m in 6..=minor {
-            println!("cargo:rustc-cfg=Py_3_{m}");
+        if major == 3 {
+            println!("cargo:rustc-cfg=Py_3");
+            for m in 6..=minor {
+                println!("cargo:rustc-cfg=Py_3_{m}");
+            }
         }
         println!("cargo:rustc-env=MOD_WSGI_ENGINE_PYTHON_VERSION={major}.{minor}");
-        let functions = [
-            "Py.*", "_Py_.*", "_PyBytes_Resize",
-        ];
+        let functions = ["Py.*", "_Py_.*", "_PyBytes_Resize", "_PyString_Resize"];
         let mut builder = bindgen::Builder::default()
             .header_contents("wrapper.h", "#include <Python.h>\n")
             .clang_arg(format!("-I{include}"))
@@ -105,10 +107,10 @@ mod legacy {
         for f in functions {
             builder = builder.allowlist_function(f);
         }
-        for t in ["PyObject", "PyTypeObject", "PyMethodDef", "PyType_Spec", "PyType_Slot", "PyThreadState", "PyInterpreterState", "PyCFunction", "Py_ssize_t"] {
+        for t in ["PyObject", "PyTypeObject", "PyMethodDef", "PyType_Spec", "PyType_Slot", "PyThreadState", "PyInterpreterState", "PyCFunction", "Py_ssize_t", "PyCodeObject"] {
             builder = builder.allowlist_type(t);
         }
-        for var in ["METH_.*", "Py_tp_.*", "Py_file_input", "PyExc_.*", "_Py_NoneStruct", "PyList_Type", "PyTuple_Type", "Py_OptimizeFlag", "Py_DontWriteBytecodeFlag"] {
+        for var in ["METH_.*", "Py_tp_.*", "Py_file_input", "PyExc_.*", "_Py_NoneStruct", "PyList_Type", "PyTuple_Type", "PyType_Type", "Py_OptimizeFlag", "Py_DontWriteBytecodeFlag", "Py_TPFLAGS_.*"] {
             builder = builder.allowlist_var(var);
         }
         let bindings = builder.generate().unwrap_or_else(|e| fail(&format!("bindgen could not read {}: {e} (Debian: apt-get install libclang-dev)", header.display())));

@@ -31,6 +31,12 @@ def application(environ, start_response):
         body = b'set'
     elif path == '/get':
         body = ('%s|%s' % (VALUE, os.environ.get('DJANGO_SETTINGS_MODULE'))).encode()
+    elif path == '/native':
+        # PEP 3333: native strings are str, i.e. bytes on Python 2 and text on Python 3.
+        body = ','.join(sorted(set(type(environ[k]).__name__ for k in ('REQUEST_METHOD', 'PATH_INFO', 'wsgi.url_scheme', 'mod_wsgi.application_group')))).encode()
+    elif path == '/unicode_header':
+        start_response('200 OK', [(u'X-Text', u'value')])
+        return [b'unicode header accepted']
     elif path == '/raise':
         raise ValueError('raised on purpose')
     else:
@@ -88,6 +94,14 @@ fn core_suite_on_every_built_python() {
         get("/a/set?site_a.settings");
         assert_eq!(get("/b/get"), "None|None", "Python {version}: group b saw group a's state");
         assert_eq!(get("/a/get"), "site_a.settings|site_a.settings");
+        // Native strings, and (Python 2) unicode headers refused as mod_wsgi refuses them.
+        assert_eq!(get("/a/native"), "str", "Python {version}");
+        let r = apache.get("/a/unicode_header");
+        if version.starts_with("2.") {
+            assert_eq!(r.status, 500, "Python 2 must refuse unicode header names and values");
+        } else {
+            assert_eq!((r.status, r.text().as_str()), (200, "unicode header accepted"));
+        }
         // Errors: a 500 with the traceback, and the child keeps serving.
         assert_eq!(apache.get("/a/raise").status, 500);
         let log = apache.wait_for_log("ValueError: raised on purpose");

@@ -1,4 +1,11 @@
 # Runs once in every new interpreter (src/interp/group.rs), before any application code.
+# Written for Python 2.7 and 3.x alike.
+import sys
+
+try:
+    _string_types = (str, unicode)  # noqa: F821 (Python 2)
+except NameError:
+    _string_types = (str,)
 
 
 ERR = 3
@@ -13,7 +20,10 @@ class Log(object):
     errors = 'backslashreplace'
 
     def __init__(self, log, level, name):
-        import _thread
+        try:
+            import _thread
+        except ImportError:  # Python 2
+            import thread as _thread
         self._log = log
         self._level = level
         # Partial lines per thread: one object serves every request of the interpreter, and
@@ -24,7 +34,7 @@ class Log(object):
         self.closed = False
 
     def write(self, text):
-        if not isinstance(text, str):
+        if not isinstance(text, _string_types):
             raise TypeError('write() argument must be str, not %s' % type(text).__name__)
         ident = self._ident()
         lines = (self._buffers.pop(ident, '') + text).split('\n')
@@ -65,7 +75,7 @@ class Restricted(object):
         self.name = name
 
     def _refuse(self, *args, **kwargs):
-        raise OSError('%s access restricted by mod_wsgi' % self.name)
+        raise IOError('%s access restricted by mod_wsgi' % self.name)
 
     read = readline = readlines = write = writelines = __iter__ = _refuse
 
@@ -116,9 +126,12 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
         # Only the mapping is replaced, by a new dict: the process environment is left alone,
         # and on Python 3.8 the old mapping is posix.environ itself, one object shared by
         # every interpreter, which must not be changed.
-        os.environ._data = dict(
-            (os.environ.encodekey(os.fsdecode(key)), os.environ.encodevalue(os.fsdecode(value)))
-            for key, value in initial_environ)
+        if sys.version_info[0] >= 3:
+            os.environ._data = dict(
+                (os.environ.encodekey(os.fsdecode(key)), os.environ.encodevalue(os.fsdecode(value)))
+                for key, value in initial_environ)
+        else:
+            os.environ.data = dict(initial_environ)
 
     sys.stdout = Restricted('sys.stdout') if restrict_stdout else Log(log, ERR, '<stdout>')
     sys.stderr = Log(log, ERR, '<stderr>')

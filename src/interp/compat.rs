@@ -115,11 +115,13 @@ pub fn initialize(o: &InitOptions) -> Result<(), String> {
     Ok(())
 }
 
-/// Python 3.7: through the pre-PEP 587 globals, then `Py_InitializeEx(0)` (no signal
+/// Python 2.7 to 3.7: through the pre-PEP 587 globals, then `Py_InitializeEx(0)` (no signal
 /// handlers). A failure there is fatal to the child, as it is for any 3.7 embedding.
 #[cfg(not(Py_3_8))]
 pub fn initialize(o: &InitOptions) -> Result<(), String> {
-    /// A wide string that lives as long as the process (Python keeps the pointers).
+    /// A string for the pre-initialisation API that lives as long as the process (Python
+    /// keeps the pointers): `wchar_t*` on Python 3, `char*` on Python 2.
+    #[cfg(Py_3)]
     fn wide(text: &str) -> Result<*mut libc::wchar_t, String> {
         let c = std::ffi::CString::new(text).map_err(|e| e.to_string())?;
         // SAFETY: a valid C string; the result is never freed, on purpose.
@@ -129,6 +131,10 @@ pub fn initialize(o: &InitOptions) -> Result<(), String> {
         } else {
             Ok(w)
         }
+    }
+    #[cfg(not(Py_3))]
+    fn wide(text: &str) -> Result<*mut std::ffi::c_char, String> {
+        Ok(std::ffi::CString::new(text).map_err(|e| e.to_string())?.into_raw())
     }
     // SAFETY: the pre-initialisation globals and setters, called before Py_InitializeEx on
     // the only thread that uses Python yet.

@@ -202,7 +202,7 @@ fn setup(name: &str, slot: Slot) -> Result<&'static Group, String> {
 fn run_bootstrap() -> PyResult<PyObj> {
     let source = py::cstring(include_str!("bootstrap.py"));
     let globals = py::dict()?;
-    let builtins = py::import("builtins")?;
+    let builtins = py::builtins()?;
     py::dict_set(&globals, "__builtins__", &builtins)?;
     // SAFETY: C source string and a live globals dict; the result is a new reference.
     let _ = unsafe {

@@ -137,12 +137,25 @@ pub fn int(value: i64) -> PyResult<PyObj> {
     unsafe { PyObj::from_owned(ffi::PyLong_FromLongLong(value)) }
 }
 
+/// A native string (PEP 3333): on Python 2, `str`, the bytes as they are.
+#[cfg(not(Py_3))]
+pub fn latin1(bytes: &[u8]) -> PyResult<PyObj> {
+    self::bytes(bytes)
+}
+
 /// A native string (PEP 3333): each byte is one code point, i.e. latin-1.
+#[cfg(Py_3)]
 pub fn latin1(bytes: &[u8]) -> PyResult<PyObj> {
     // SAFETY: pointer and length describe `bytes`; latin-1 decoding cannot fail.
     unsafe { PyObj::from_owned(ffi::PyUnicode_DecodeLatin1(bytes.as_ptr().cast(), bytes.len() as _, std::ptr::null())) }
 }
 
+#[cfg(not(Py_3))]
+pub fn text(s: &str) -> PyResult<PyObj> {
+    bytes(s.as_bytes())
+}
+
+#[cfg(Py_3)]
 pub fn text(s: &str) -> PyResult<PyObj> {
     // SAFETY: pointer and length describe valid UTF-8.
     unsafe { PyObj::from_owned(ffi::PyUnicode_FromStringAndSize(s.as_ptr().cast(), s.len() as _)) }
@@ -175,6 +188,11 @@ pub fn dict_set(dict: &PyObj, key: &str, value: &PyObj) -> PyResult<()> {
     check(unsafe { ffi::PyDict_SetItemString(dict.as_ptr(), key.as_ptr(), value.as_ptr()) })
 }
 
+/// The `builtins` module (`__builtin__` on Python 2).
+pub fn builtins() -> PyResult<PyObj> {
+    import(if cfg!(Py_3) { "builtins" } else { "__builtin__" })
+}
+
 /// `import name`.
 pub fn import(name: &str) -> PyResult<PyObj> {
     let name = cstring(name);
@@ -195,7 +213,29 @@ pub fn as_bytes(obj: &PyObj) -> Option<&[u8]> {
     }
 }
 
+/// A `str` (or `unicode`) as text, or `None` for other types (Python 2).
+#[cfg(not(Py_3))]
+pub fn utf8(obj: &PyObj) -> Option<String> {
+    if let Some(b) = as_bytes(obj) {
+        return Some(String::from_utf8_lossy(b).into_owned());
+    }
+    // SAFETY: type check first; a failed encode is cleared.
+    unsafe {
+        if ffi::PyUnicode_Check(obj.as_ptr()) == 0 {
+            return None;
+        }
+        match PyObj::from_owned(ffi::PyUnicode_AsUTF8String(obj.as_ptr())) {
+            Ok(b) => as_bytes(&b).map(|b| String::from_utf8_lossy(b).into_owned()),
+            Err(_) => {
+                ffi::PyErr_Clear();
+                None
+            }
+        }
+    }
+}
+
 /// A `str` as UTF-8 text, or `None` for other types (or lone surrogates).
+#[cfg(Py_3)]
 pub fn utf8(obj: &PyObj) -> Option<String> {
     let mut size: ffi::Py_ssize_t = 0;
     // SAFETY: type check first; the UTF-8 buffer is cached on the object.
@@ -212,7 +252,15 @@ pub fn utf8(obj: &PyObj) -> Option<String> {
     }
 }
 
+/// A native `str` as bytes (PEP 3333 on Python 2: status and headers are byte strings;
+/// `unicode` is refused, as mod_wsgi refuses it).
+#[cfg(not(Py_3))]
+pub fn latin1_bytes(obj: &PyObj) -> Option<Vec<u8>> {
+    as_bytes(obj).map(<[u8]>::to_vec)
+}
+
 /// A `str` encoded as latin-1 (the only encoding PEP 3333 allows for headers), or `None`.
+#[cfg(Py_3)]
 pub fn latin1_bytes(obj: &PyObj) -> Option<Vec<u8>> {
     // SAFETY: type check first; a failed encode is cleared.
     unsafe {

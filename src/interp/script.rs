@@ -81,7 +81,7 @@ fn execute(path: &str, name: &str, mtime: SystemTime) -> PyResult<PyObj> {
         // SAFETY: static exception type.
         Err(e) => return Err(py::raise(unsafe { ffi::PyExc_OSError }, &format!("cannot read {path}: {e}"))),
     };
-    let builtins = py::import("builtins")?;
+    let builtins = py::builtins()?;
     let code = builtins.call_method("compile", &[&py::bytes(&source)?, &py::text(path)?, &py::text("exec")?])?;
     let c_name = py::cstring(name);
     // SAFETY: a new module object.

@@ -17,11 +17,21 @@ pub const METH_VARARGS: c_int = bindings::METH_VARARGS as c_int;
 pub const METH_KEYWORDS: c_int = bindings::METH_KEYWORDS as c_int;
 pub const METH_NOARGS: c_int = bindings::METH_NOARGS as c_int;
 pub const Py_file_input: c_int = bindings::Py_file_input as c_int;
+#[cfg(Py_3)]
 pub const Py_tp_iter: c_int = bindings::Py_tp_iter as c_int;
+#[cfg(Py_3)]
 pub const Py_tp_iternext: c_int = bindings::Py_tp_iternext as c_int;
+#[cfg(Py_3)]
 pub const Py_tp_methods: c_int = bindings::Py_tp_methods as c_int;
 /// `Py_TPFLAGS_DEFAULT` is an expression bindgen does not evaluate.
+#[cfg(Py_3)]
 pub const Py_TPFLAGS_DEFAULT: std::ffi::c_ulong = 1 << 18; // Py_TPFLAGS_HAVE_VERSION_TAG
+#[cfg(not(Py_3))]
+pub use python2::{
+    PyBytes_AsString, PyBytes_FromStringAndSize, PyBytes_Size, PyEval_EvalCode, PyType_FromSpec, PyType_Slot, PyType_Spec,
+    PyUnicode_AsLatin1String, PyUnicode_AsUTF8String, PyUnicode_DecodeLatin1, PyUnicode_FromStringAndSize, Py_FinalizeEx,
+    Py_TPFLAGS_DEFAULT, Py_tp_iter, Py_tp_iternext, Py_tp_methods, _PyBytes_Resize,
+};
 
 const TPFLAGS_LIST_SUBCLASS: std::ffi::c_ulong = 1 << 25;
 const TPFLAGS_TUPLE_SUBCLASS: std::ffi::c_ulong = 1 << 26;
@@ -40,7 +50,7 @@ pub unsafe fn Py_TYPE(o: *mut PyObject) -> *mut PyTypeObject {
 
 #[inline]
 unsafe fn has_flag(o: *mut PyObject, flag: std::ffi::c_ulong) -> c_int {
-    ((PyType_GetFlags(Py_TYPE(o)) as std::ffi::c_ulong & flag) != 0) as c_int
+    (((*Py_TYPE(o)).tp_flags as std::ffi::c_ulong & flag) != 0) as c_int
 }
 
 #[inline]
@@ -80,4 +90,92 @@ pub(super) const fn args_pointer(f: super::ArgsFn) -> PyCFunction {
 }
 pub(super) const fn null_pointer() -> PyCFunction {
     None
+}
+
+/// Python 2.7: the names Python 3 code uses, mapped onto 2.7's API (`PyString` for bytes,
+/// UCS4-suffixed unicode functions), and `PyType_FromSpec`, which 2.7 lacks, emulated with a
+/// type object made once per interpreter and readied by `PyType_Ready`.
+#[cfg(not(Py_3))]
+mod python2 {
+    use super::bindings::*;
+    use std::ffi::{c_char, c_int, c_uint, c_void};
+
+    pub const Py_tp_iter: c_int = 62;
+    pub const Py_tp_iternext: c_int = 63;
+    pub const Py_tp_methods: c_int = 64;
+    /// 2.7's Py_TPFLAGS_DEFAULT_EXTERNAL: GETCHARBUFFER, SEQUENCE_IN, INPLACEOPS, RICHCOMPARE,
+    /// WEAKREFS, ITER, CLASS, INDEX.
+    pub const Py_TPFLAGS_DEFAULT: std::ffi::c_ulong = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 17);
+
+    #[repr(C)]
+    pub struct PyType_Slot {
+        pub slot: c_int,
+        pub pfunc: *mut c_void,
+    }
+
+    #[repr(C)]
+    pub struct PyType_Spec {
+        pub name: *const c_char,
+        pub basicsize: c_int,
+        pub itemsize: c_int,
+        pub flags: c_uint,
+        pub slots: *mut PyType_Slot,
+    }
+
+    pub unsafe fn PyType_FromSpec(spec: *mut PyType_Spec) -> *mut PyObject {
+        let t: *mut PyTypeObject = Box::into_raw(Box::new(std::mem::zeroed::<PyTypeObject>()));
+        (*t).ob_refcnt = 1;
+        (*t).ob_type = std::ptr::addr_of_mut!(PyType_Type);
+        (*t).tp_name = (*spec).name;
+        (*t).tp_basicsize = (*spec).basicsize as Py_ssize_t;
+        (*t).tp_itemsize = (*spec).itemsize as Py_ssize_t;
+        (*t).tp_flags = Py_TPFLAGS_DEFAULT as _;
+        let mut slot = (*spec).slots;
+        while (*slot).slot != 0 {
+            let f = (*slot).pfunc;
+            match (*slot).slot {
+                Py_tp_iter => (*t).tp_iter = std::mem::transmute::<*mut c_void, getiterfunc>(f),
+                Py_tp_iternext => (*t).tp_iternext = std::mem::transmute::<*mut c_void, iternextfunc>(f),
+                Py_tp_methods => (*t).tp_methods = f.cast(),
+                _ => {}
+            }
+            slot = slot.add(1);
+        }
+        if PyType_Ready(t) < 0 {
+            return std::ptr::null_mut();
+        }
+        t.cast()
+    }
+
+    pub unsafe fn PyBytes_FromStringAndSize(v: *const c_char, len: Py_ssize_t) -> *mut PyObject {
+        PyString_FromStringAndSize(v, len)
+    }
+    pub unsafe fn PyBytes_AsString(o: *mut PyObject) -> *mut c_char {
+        PyString_AsString(o)
+    }
+    pub unsafe fn PyBytes_Size(o: *mut PyObject) -> Py_ssize_t {
+        PyString_Size(o)
+    }
+    pub unsafe fn _PyBytes_Resize(o: *mut *mut PyObject, len: Py_ssize_t) -> c_int {
+        _PyString_Resize(o, len)
+    }
+    pub unsafe fn PyUnicode_FromStringAndSize(v: *const c_char, len: Py_ssize_t) -> *mut PyObject {
+        PyUnicodeUCS4_FromStringAndSize(v, len)
+    }
+    pub unsafe fn PyUnicode_DecodeLatin1(v: *const c_char, len: Py_ssize_t, errors: *const c_char) -> *mut PyObject {
+        PyUnicodeUCS4_DecodeLatin1(v, len, errors)
+    }
+    pub unsafe fn PyUnicode_AsLatin1String(o: *mut PyObject) -> *mut PyObject {
+        PyUnicodeUCS4_AsLatin1String(o)
+    }
+    pub unsafe fn PyUnicode_AsUTF8String(o: *mut PyObject) -> *mut PyObject {
+        PyUnicodeUCS4_AsUTF8String(o)
+    }
+    pub unsafe fn Py_FinalizeEx() -> c_int {
+        Py_Finalize();
+        0
+    }
+    pub unsafe fn PyEval_EvalCode(code: *mut PyObject, globals: *mut PyObject, locals: *mut PyObject) -> *mut PyObject {
+        super::bindings::PyEval_EvalCode(code.cast(), globals, locals)
+    }
 }
