@@ -11,11 +11,13 @@ use crate::gil::released;
 use crate::pyffi as ffi;
 use std::time::SystemTime;
 
-/// What the group remembers of a loaded script.
-#[derive(Clone)]
+/// What the group remembers of a loaded script: the module as it was when it finished
+/// running (not a `sys.modules` look-up, which during a reload would find the new module
+/// half-executed). Cloned and dropped only with the GIL held.
 pub struct Loaded {
     pub module_name: String,
     pub mtime: SystemTime,
+    module: PyObj,
 }
 
 pub enum LoadError {
@@ -30,48 +32,50 @@ pub enum LoadError {
 /// without even a stat.
 pub fn load(group: &Group, path: &str, reloading: bool) -> Result<PyObj, LoadError> {
     if !reloading {
-        let known = group.scripts.lock().get(path).cloned();
-        if let Some(module) = known.and_then(|loaded| sys_module(&loaded.module_name)) {
+        if let Some(module) = cached(group, path, None) {
             return Ok(module);
         }
     }
     let mtime = std::fs::metadata(path).and_then(|m| m.modified()).map_err(LoadError::Unreadable)?;
+    // The common case takes no loader lock: the cache records a module only once it has run
+    // to the end, so what it hands out is never half-loaded.
+    if let Some(module) = cached(group, path, Some(mtime)) {
+        return Ok(module);
+    }
     // One loader at a time per interpreter; wait for it without the GIL, so the thread that
     // is executing a script (and may release the GIL in its imports) can finish.
     let _loading = match group.loader.try_lock() {
         Some(guard) => guard,
         None => released(|| group.loader.lock()),
     };
-    let known = group.scripts.lock().get(path).cloned();
-    if let Some(loaded) = &known {
-        if loaded.mtime == mtime {
-            if let Some(module) = sys_module(&loaded.module_name) {
-                return Ok(module);
-            }
-        }
+    // Another thread may have loaded it while this one waited.
+    if let Some(module) = cached(group, path, Some(mtime)) {
+        return Ok(module);
     }
+    let known = group.scripts.lock().get(path).map(|loaded| loaded.module_name.clone());
     let module_name = match known {
-        Some(loaded) => loaded.module_name,
+        Some(name) => name,
         None => module_name(path).map_err(|_| LoadError::Raised)?,
     };
     let module = execute(path, &module_name, mtime).map_err(|_| LoadError::Raised)?;
-    group.scripts.lock().insert(path.to_string(), Loaded { module_name, mtime });
+    group.scripts.lock().insert(path.to_string(), Loaded { module_name, mtime, module: module.clone() });
     Ok(module)
+}
+
+/// The loaded module of `path`, if it is loaded (and, given an mtime, loaded at that mtime).
+fn cached(group: &Group, path: &str, mtime: Option<SystemTime>) -> Option<PyObj> {
+    let scripts = group.scripts.lock();
+    let loaded = scripts.get(path)?;
+    if mtime.is_some_and(|m| m != loaded.mtime) {
+        return None;
+    }
+    Some(loaded.module.clone())
 }
 
 /// `_mod_wsgi_` + md5(path), mod_wsgi's naming, computed with the interpreter's own hashlib.
 fn module_name(path: &str) -> PyResult<String> {
     let digest = py::import("hashlib")?.call_method("md5", &[&py::bytes(path.as_bytes())?])?.call_method("hexdigest", &[])?;
     Ok(format!("_mod_wsgi_{}", py::utf8(&digest).unwrap_or_default()))
-}
-
-fn sys_module(name: &str) -> Option<PyObj> {
-    let key = py::cstring(name);
-    // SAFETY: the interpreter's module dict (borrowed); a missing key returns null, no exception.
-    unsafe {
-        let modules = ffi::PyImport_GetModuleDict();
-        PyObj::from_borrowed(ffi::PyDict_GetItemString(modules, key.as_ptr())).ok()
-    }
 }
 
 /// Compiles and runs the file in a fresh module registered under `name`.
