@@ -55,6 +55,15 @@ impl Bytes {
             unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
         }
     }
+
+    /// The bytes as text, invalid UTF-8 replaced.
+    ///
+    /// # Safety
+    /// As for [`Bytes::as_slice`].
+    pub unsafe fn to_text(self) -> String {
+        // SAFETY: forwarded from the caller.
+        String::from_utf8_lossy(unsafe { self.as_slice() }).into_owned()
+    }
 }
 
 /// A name/value pair: an environ entry or a response header.

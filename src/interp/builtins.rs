@@ -3,6 +3,7 @@
 //! `sys.stdout`, `sys.stderr` and `wsgi.errors` (`bootstrap.py`'s `Log`).
 
 use super::py::{self, PyObj, PyResult};
+use super::types::entry;
 use crate::gil::scheduler;
 use crate::pyffi as ffi;
 
@@ -66,15 +67,7 @@ unsafe extern "C" fn log(_slf: *mut ffi::PyObject, args: *mut ffi::PyObject) -> 
         super::exchange::log_current(level as i32, &text);
         Ok(py::none())
     };
-    match std::panic::catch_unwind(write) {
-        Ok(Ok(v)) => v.into_ptr(),
-        Ok(Err(_)) => std::ptr::null_mut(),
-        Err(_) => {
-            // SAFETY: static exception type.
-            py::raise(unsafe { ffi::PyExc_RuntimeError }, "internal error in mod_wsgi-rs (a Rust panic)");
-            std::ptr::null_mut()
-        }
-    }
+    entry(write)
 }
 
 unsafe extern "C" fn process_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
@@ -91,21 +84,14 @@ unsafe extern "C" fn process_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::
         // Thread states per application group ('' is %{GLOBAL}).
         let states = py::dict()?;
         let counts = crate::gil::thread_state_counts();
-        for group in super::group::all() {
+        let groups = super::group::all();
+        for group in &groups {
             let n = counts.get(group.slot.0).copied().unwrap_or(0);
             py::dict_set(&states, &group.name, &py::int(n as i64)?)?;
         }
         py::dict_set(&d, "thread_states", &states)?;
-        py::dict_set(&d, "interpreters", &py::int(super::group::all().len() as i64)?)?;
+        py::dict_set(&d, "interpreters", &py::int(groups.len() as i64)?)?;
         Ok(d)
     };
-    match std::panic::catch_unwind(build) {
-        Ok(Ok(d)) => d.into_ptr(),
-        Ok(Err(_)) => std::ptr::null_mut(),
-        Err(_) => {
-            // SAFETY: static exception type.
-            py::raise(unsafe { ffi::PyExc_RuntimeError }, "internal error in mod_wsgi-rs (a Rust panic)");
-            std::ptr::null_mut()
-        }
-    }
+    entry(build)
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
     // SAFETY: the module's byte strings are valid for the call.
     let (home, path, version) =
-        unsafe { (text(config.python_home), text(config.python_path), text(config.module_version)) };
+        unsafe { (config.python_home.to_text(), config.python_path.to_text(), config.module_version.to_text()) };
     settings::set(settings::Settings {
         python_path: path.split(':').filter(|p| !p.is_empty()).map(str::to_string).collect(),
         multithread: config.multithread != 0,
@@ -25,7 +25,7 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         threads_per_process: config.threads_per_child.max(1) as usize,
         module_version: version,
         // SAFETY: the module's byte string is valid for the call.
-        apache_version: parse_apache_version(&unsafe { text(config.server_banner) }),
+        apache_version: parse_apache_version(&unsafe { config.server_banner.to_text() }),
         log: config.log,
         initial_environ: std::env::vars_os()
             .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
@@ -74,7 +74,7 @@ pub fn import_scripts(config: &abi::EngineConfig) {
     };
     for entry in entries {
         // SAFETY: byte strings valid for the call.
-        let (script, group_name) = unsafe { (text(entry.script), text(entry.group)) };
+        let (script, group_name) = unsafe { (entry.script.to_text(), entry.group.to_text()) };
         let group = match group::get_or_create(&group_name) {
             Ok(group) => group,
             Err(message) => {
@@ -188,9 +188,3 @@ fn parse_apache_version(banner: &str) -> (i64, i64, i64) {
     (numbers.first().copied().unwrap_or(0), numbers.get(1).copied().unwrap_or(0), numbers.get(2).copied().unwrap_or(0))
 }
 
-/// # Safety
-/// `b` must be valid for the call.
-unsafe fn text(b: abi::Bytes) -> String {
-    // SAFETY: forwarded from the caller.
-    String::from_utf8_lossy(unsafe { b.as_slice() }).into_owned()
-}

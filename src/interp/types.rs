@@ -116,8 +116,9 @@ unsafe fn exchange<'a>(slf: *mut ffi::PyObject) -> PyResult<&'a Exchange<'a>> {
     Ok(unsafe { &*p.cast::<Exchange>() })
 }
 
-/// Runs a method body: a panic becomes a RuntimeError, an `Err` a null return.
-fn entry(body: impl FnOnce() -> PyResult<PyObj>) -> *mut ffi::PyObject {
+/// Runs a method body: a panic becomes a RuntimeError, an `Err` a null return. Every
+/// function the engine gives Python goes through it.
+pub(super) fn entry(body: impl FnOnce() -> PyResult<PyObj>) -> *mut ffi::PyObject {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
         Ok(Ok(obj)) => obj.into_ptr(),
         Ok(Err(PyErrSet)) => std::ptr::null_mut(),
@@ -266,13 +267,17 @@ unsafe extern "C" fn write(slf: *mut ffi::PyObject, args: *mut ffi::PyObject, kw
 
 /// Sends a chunk, turning a refusal into a Python exception.
 pub fn send(ex: &Exchange, data: &[u8], flush: bool) -> PyResult<()> {
-    match ex.write(data, flush) {
-        Ok(()) => Ok(()),
-        // SAFETY: static exception type.
-        Err(SendError::NoStatus) => Err(py::raise(unsafe { ffi::PyExc_RuntimeError }, "response has not been started: call start_response() first")),
-        // SAFETY: static exception type.
-        Err(SendError::Refused) => Err(py::raise(unsafe { ffi::PyExc_RuntimeError }, "Apache refused the response status or headers")),
-    }
+    ex.write(data, flush).map_err(raise_send_error)
+}
+
+/// Raises the Python exception that stands for a response Apache would not take.
+pub fn raise_send_error(error: SendError) -> PyErrSet {
+    let message = match error {
+        SendError::NoStatus => "response has not been started: call start_response() first",
+        SendError::Refused => "Apache refused the response status or headers",
+    };
+    // SAFETY: static exception type.
+    py::raise(unsafe { ffi::PyExc_RuntimeError }, message)
 }
 
 fn read_error() -> PyErrSet {

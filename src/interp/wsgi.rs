@@ -16,7 +16,7 @@ pub fn handle(request: &abi::Request) -> Outcome {
     let ex = Exchange::new(request);
     let _current = Current::set(request);
     // SAFETY: byte strings valid for the call.
-    let (script, callable, group_name) = unsafe { (text(request.script), text(request.callable), text(request.group)) };
+    let (script, callable, group_name) = unsafe { (request.script.to_text(), request.callable.to_text(), request.group.to_text()) };
     // The slot first, without the GIL: at most WSGIPythonConcurrency threads go further.
     let _ticket = match scheduler::enter() {
         Ok(ticket) => ticket,
@@ -267,12 +267,7 @@ fn send_file(ex: &Exchange, result: &PyObj) -> Result<Option<Outcome>, ()> {
     match ex.send_file(fd as i32, offset, size.saturating_sub(offset)) {
         Ok(()) => Ok(Some(Outcome::Done)),
         Err(e) => {
-            let message = match e {
-                SendError::NoStatus => "response has not been started: call start_response() first",
-                SendError::Refused => "Apache refused the response status or headers",
-            };
-            // SAFETY: static exception type.
-            py::raise(unsafe { ffi::PyExc_RuntimeError }, message);
+            types::raise_send_error(e);
             Err(())
         }
     }
@@ -285,9 +280,3 @@ fn log_exception(ex: &Exchange, headline: &str) {
     }
 }
 
-/// # Safety
-/// `b` must be valid for the call.
-unsafe fn text(b: abi::Bytes) -> String {
-    // SAFETY: forwarded from the caller.
-    String::from_utf8_lossy(unsafe { b.as_slice() }).into_owned()
-}

@@ -96,7 +96,7 @@ fn mpm_query(code: u32) -> c_int {
 unsafe extern "C" fn process_log(level: c_int, message: abi::Bytes) {
     guard("engine log", (), || {
         // SAFETY: the engine passes a valid byte string for the duration of the call.
-        let text = String::from_utf8_lossy(unsafe { message.as_slice() });
+        let text = unsafe { message.to_text() };
         log::server(level, MAIN_SERVER.load(Ordering::Relaxed), &text);
     })
 }
