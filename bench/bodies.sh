@@ -149,32 +149,12 @@ chmod 644 "$APPS/bodies.wsgi"
 # --- servers ---------------------------------------------------------------------------------
 # make_server MODULE_PATH TAG EXTRA_DIRECTIVES -> prints "dir port"
 make_server() {
-  local module=$1 tag=$2 extra=$3 dir port user=""
+  local module=$1 tag=$2 extra=$3 dir port
   dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-bodies-$tag.XXXXXX")
   chmod 755 "$dir"
   port=$(free_port)
-  [ "$(id -u)" -eq 0 ] && user=$'User nobody\nGroup nogroup'
   cat >"$dir/httpd.conf" <<EOF
-ServerRoot $dir
-DefaultRuntimeDir $dir
-PidFile $dir/httpd.pid
-ErrorLog $dir/error.log
-LogLevel warn
-Listen 127.0.0.1:$port
-ServerName localhost
-DocumentRoot $dir
-$user
-LoadModule mpm_event_module $MODULES/mod_mpm_event.so
-LoadModule authz_core_module $MODULES/mod_authz_core.so
-LoadModule alias_module $MODULES/mod_alias.so
-LoadModule wsgi_module $module
-StartServers 1
-ServerLimit 1
-ThreadsPerChild $THREADS
-ThreadLimit $THREADS
-MaxRequestWorkers $THREADS
-MinSpareThreads 1
-MaxSpareThreads $THREADS
+$(httpd_base_conf "$dir" "$port" "$module")
 EnableSendfile On
 LimitRequestBody 0
 <Directory $APPS>

@@ -117,34 +117,14 @@ declare -A MODULE_OF=([auto]=$OUR_MODULE_COPY [fixed2]=$OUR_MODULE_COPY [off]=$O
 
 # make_server VARIANT WORKLOAD -> prints "dir port"
 make_server() {
-  local variant=$1 workload=$2 dir port user="" loglevel="LogLevel warn"
+  local variant=$1 workload=$2 dir port loglevel="warn"
   dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-gil-$workload-$variant.XXXXXX")
   chmod 755 "$dir"
   port=$(free_port)
-  [ "$(id -u)" -eq 0 ] && user=$'User nobody\nGroup nogroup'
   # Ours logs each change of the auto tuner at debug level (one line per change, not per request).
-  [ "$variant" != debian ] && loglevel="LogLevel warn wsgi:debug"
+  [ "$variant" != debian ] && loglevel="warn wsgi:debug"
   cat >"$dir/httpd.conf" <<EOF
-ServerRoot $dir
-DefaultRuntimeDir $dir
-PidFile $dir/httpd.pid
-ErrorLog $dir/error.log
-$loglevel
-Listen 127.0.0.1:$port
-ServerName localhost
-DocumentRoot $dir
-$user
-LoadModule mpm_event_module $MODULES/mod_mpm_event.so
-LoadModule authz_core_module $MODULES/mod_authz_core.so
-LoadModule alias_module $MODULES/mod_alias.so
-LoadModule wsgi_module ${MODULE_OF[$variant]}
-StartServers 1
-ServerLimit 1
-ThreadsPerChild $THREADS
-ThreadLimit $THREADS
-MaxRequestWorkers $THREADS
-MinSpareThreads 1
-MaxSpareThreads $THREADS
+$(httpd_base_conf "$dir" "$port" "${MODULE_OF[$variant]}" "$loglevel")
 # Unlimited keep-alive requests: otherwise Apache closes each connection after 100 requests and
 # wrk reports those closes as socket read errors (same for all variants).
 KeepAlive On

@@ -122,33 +122,13 @@ EOF
 
 # make_server MODULE_PATH TAG -> prints "dir port"
 make_server() {
-  local module=$1 tag=$2 dir port user="" i name
+  local module=$1 tag=$2 dir port i name
   dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-groups-$tag.XXXXXX")
   port=$(free_port)
-  [ "$(id -u)" -eq 0 ] && user=$'User nobody\nGroup nogroup'
   printf 'ready\n' >"$dir/ready.txt"
   {
     cat <<EOF
-ServerRoot $dir
-DefaultRuntimeDir $dir
-PidFile $dir/httpd.pid
-ErrorLog $dir/error.log
-LogLevel warn
-Listen 127.0.0.1:$port
-ServerName localhost
-DocumentRoot $dir
-$user
-LoadModule mpm_event_module $MODULES/mod_mpm_event.so
-LoadModule authz_core_module $MODULES/mod_authz_core.so
-LoadModule alias_module $MODULES/mod_alias.so
-LoadModule wsgi_module $module
-StartServers 1
-ServerLimit 1
-ThreadsPerChild $THREADS
-ThreadLimit $THREADS
-MaxRequestWorkers $THREADS
-MinSpareThreads 1
-MaxSpareThreads $THREADS
+$(httpd_base_conf "$dir" "$port" "$module")
 <Directory $dir>
     Require all granted
 </Directory>

@@ -54,11 +54,10 @@ trap cleanup EXIT
 
 # make_server MODULE_PATH -> prints "dir port"
 make_server() {
-  local module=$1 extra=${2:-} dir port user=""
+  local module=$1 extra=${2:-} dir port
   dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-hello.XXXXXX")
   chmod 755 "$dir"
   port=$(free_port)
-  [ "$(id -u)" -eq 0 ] && user=$'User nobody\nGroup nogroup'
   cat >"$dir/hello.wsgi" <<'EOF'
 def application(environ, start_response):
     body = b"Hello World!\n"
@@ -68,26 +67,7 @@ def application(environ, start_response):
 EOF
   printf 'Hello World!\n' >"$dir/hello.txt"
   cat >"$dir/httpd.conf" <<EOF
-ServerRoot $dir
-DefaultRuntimeDir $dir
-PidFile $dir/httpd.pid
-ErrorLog $dir/error.log
-LogLevel warn
-Listen 127.0.0.1:$port
-ServerName localhost
-DocumentRoot $dir
-$user
-LoadModule mpm_event_module $MODULES/mod_mpm_event.so
-LoadModule authz_core_module $MODULES/mod_authz_core.so
-LoadModule alias_module $MODULES/mod_alias.so
-LoadModule wsgi_module $module
-StartServers 1
-ServerLimit 1
-ThreadsPerChild $THREADS
-ThreadLimit $THREADS
-MaxRequestWorkers $THREADS
-MinSpareThreads 1
-MaxSpareThreads $THREADS
+$(httpd_base_conf "$dir" "$port" "$module")
 # Unlimited keep-alive requests: otherwise Apache closes each connection after 100 requests and
 # wrk reports those closes as socket read errors (same for all three measurements).
 KeepAlive On

@@ -101,3 +101,33 @@ run_wrk() {
 }
 
 median() { "$PY" -c 'import sys, statistics; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+
+# httpd_base_conf DIR PORT MODULE [LOGLEVEL]: what every bench server's httpd.conf starts with:
+# its paths in DIR, 127.0.0.1:PORT, one event-MPM child with $THREADS threads, the modules
+# (MODULE as wsgi_module), and User nobody when run as root. Each script appends its own part.
+httpd_base_conf() {
+  local dir=$1 port=$2 module=$3 loglevel=${4:-warn} user=""
+  [ "$(id -u)" -eq 0 ] && user=$'User nobody\nGroup nogroup'
+  cat <<CONF
+ServerRoot $dir
+DefaultRuntimeDir $dir
+PidFile $dir/httpd.pid
+ErrorLog $dir/error.log
+LogLevel $loglevel
+Listen 127.0.0.1:$port
+ServerName localhost
+DocumentRoot $dir
+$user
+LoadModule mpm_event_module $MODULES/mod_mpm_event.so
+LoadModule authz_core_module $MODULES/mod_authz_core.so
+LoadModule alias_module $MODULES/mod_alias.so
+LoadModule wsgi_module $module
+StartServers 1
+ServerLimit 1
+ThreadsPerChild $THREADS
+ThreadLimit $THREADS
+MaxRequestWorkers $THREADS
+MinSpareThreads 1
+MaxSpareThreads $THREADS
+CONF
+}
