@@ -155,19 +155,6 @@ stop_server() {
   log "warning: apache2 $pid ($dir) still running after 15s"
 }
 
-# child_pid DIR -> the PID of the (single) Apache child of the pidfile's parent.
-child_pid() {
-  local parent=$1 f stat rest ppid kids=()
-  for f in /proc/[0-9]*/stat; do
-    stat=$(cat "$f" 2>/dev/null) || continue
-    rest=${stat##*) }            # fields after "(comm) "
-    read -r _ ppid _ <<<"$rest"
-    [ "$ppid" = "$parent" ] && kids+=("${f//[^0-9]/}")
-  done
-  [ "${#kids[@]}" -eq 1 ] || die "expected 1 child of apache2 $parent, found ${#kids[@]}: ${kids[*]}"
-  echo "${kids[0]}"
-}
-
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 # fetch URL NAME -> prints time_total (s); fails (and records it) unless 200 with body "NAME\n".

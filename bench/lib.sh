@@ -131,3 +131,16 @@ MinSpareThreads 1
 MaxSpareThreads $THREADS
 CONF
 }
+
+# child_pid PARENT -> the PID of the (single) Apache child of PARENT.
+child_pid() {
+  local parent=$1 f stat rest ppid kids=()
+  for f in /proc/[0-9]*/stat; do
+    stat=$(cat "$f" 2>/dev/null) || continue
+    rest=${stat##*) }            # fields after "(comm) "
+    read -r _ ppid _ <<<"$rest"
+    [ "$ppid" = "$parent" ] && kids+=("${f//[^0-9]/}")
+  done
+  [ "${#kids[@]}" -eq 1 ] || die "expected 1 child of apache2 $parent, found ${#kids[@]}: ${kids[*]}"
+  echo "${kids[0]}"
+}
