@@ -83,9 +83,18 @@ pub fn python_home_version(home: &Path) -> Result<String, String> {
     }
 }
 
-/// The engine for a `WSGIPythonHome` (or the default engine when there is none), or a message
-/// that names both versions and how to build the missing engine.
+/// The engine for a `WSGIPythonHome` (or the default engine when there is none), checked to
+/// speak this module's interface: the config-time check (`apache2 -t`, start-up).
 pub fn engine_for(home: Option<&Path>) -> Result<PathBuf, String> {
+    let path = locate(home)?;
+    check_abi(&path)?;
+    Ok(path)
+}
+
+/// The engine file for a `WSGIPythonHome` (or the default), or a message that names both
+/// versions and how to build the missing engine. Children use this alone: the file was
+/// checked at config time, and `load` checks the interface of what it loads anyway.
+pub fn locate(home: Option<&Path>) -> Result<PathBuf, String> {
     let dir = module_dir();
     let version = match home {
         Some(home) => python_home_version(home)?,
@@ -93,7 +102,7 @@ pub fn engine_for(home: Option<&Path>) -> Result<PathBuf, String> {
     };
     let path = dir.join(engine_file_name(&version));
     if path.is_file() {
-        return check_abi(&path).map(|()| path);
+        return Ok(path);
     }
     let installed = installed_versions(&dir);
     let have = if installed.is_empty() { "none".to_string() } else { installed.join(", ") };

@@ -110,7 +110,8 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
         if config.restrict_embedded == Some(true) {
             return;
         }
-        let loaded = engine_loader::engine_for(config.python_home.as_deref().map(Path::new)).and_then(|p| engine_loader::load(&p));
+        // No second read of the engine file in every child: check_config checked it.
+        let loaded = engine_loader::locate(config.python_home.as_deref().map(Path::new)).and_then(|p| engine_loader::load(&p));
         let engine = match loaded {
             Ok(engine) => engine,
             Err(message) => return log::server(log::ERR, s, &message),
