@@ -11,21 +11,41 @@
 
 use std::ffi::{c_int, c_void};
 
-/// Version of the records below. Bumped on every incompatible change.
-pub const ABI_VERSION: u32 = 4;
+/// Version of the records below: the one place it is written. Bumped on every incompatible
+/// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
+/// derived from it.
+pub const ABI_VERSION: u32 = 5;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
 /// would bring libpython into Apache's parent).
 pub const MARKER_PREFIX: &[u8] = b"mod_wsgi-rs-engine-abi:";
 
-/// The marker of this ABI version, as [`MARKER_PREFIX`] + four digits.
-pub fn marker() -> String {
-    format!("{}{:04}", String::from_utf8_lossy(MARKER_PREFIX), ABI_VERSION)
-}
+/// Length of [`MARKER`]: the prefix and four digits.
+pub const MARKER_LEN: usize = MARKER_PREFIX.len() + 4;
+
+/// The marker of this ABI version, [`MARKER_PREFIX`] + [`ABI_VERSION`] as four digits, built at
+/// compile time so that the engine can embed it as a static.
+pub const MARKER: [u8; MARKER_LEN] = {
+    let mut marker = [0u8; MARKER_LEN];
+    let mut i = 0;
+    while i < MARKER_PREFIX.len() {
+        marker[i] = MARKER_PREFIX[i];
+        i += 1;
+    }
+    let mut version = ABI_VERSION;
+    let mut digit = MARKER_LEN;
+    while digit > MARKER_PREFIX.len() {
+        digit -= 1;
+        marker[digit] = b'0' + (version % 10) as u8;
+        version /= 10;
+    }
+    marker
+};
 
 /// Name of the function an engine exports; it returns a pointer to its static [`Engine`].
-pub const ENTRY_SYMBOL: &[u8] = b"mod_wsgi_engine_v4\0";
+/// Not versioned: the table it returns says its version ([`Engine::abi_version`]).
+pub const ENTRY_SYMBOL: &[u8] = b"mod_wsgi_engine_entry\0";
 
 /// Signature of [`ENTRY_SYMBOL`].
 pub type EntryFn = unsafe extern "C" fn() -> *const Engine;
@@ -111,6 +131,9 @@ pub struct EngineConfig {
     /// `WSGIRestrictStdin` and `WSGIRestrictStdout` (0/1).
     pub restrict_stdin: c_int,
     pub restrict_stdout: c_int,
+    /// `WSGIRestrictSignal` (0/1, default 1): `signal.signal()` from an application is ignored
+    /// with a log line instead of replacing Apache's handlers.
+    pub restrict_signal: c_int,
     /// `WSGIPythonOptimize` (-1: not set), `WSGIDontWriteBytecode` (0/1).
     pub python_optimize: c_int,
     pub dont_write_bytecode: c_int,
@@ -131,19 +154,29 @@ pub struct EngineConfig {
 }
 
 /// Outcome of [`Engine::handle`]: what the module's handler returns to Apache.
-#[repr(C)]
+///
+/// A plain `c_int` across `dlopen`, not a Rust enum: an engine built from other sources could
+/// return any value, and an out-of-range enum discriminant would be undefined behaviour. The
+/// module maps values it does not know to a 500.
+#[repr(transparent)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub struct Outcome(pub c_int);
+
+impl Outcome {
     /// The response was produced (possibly cut short by the client going away).
-    Done = 0,
-    /// The script or its callable does not exist: Apache sends its 404.
-    NotFound = 404,
+    pub const DONE: Outcome = Outcome(0);
     /// `WSGIErrorOverride`: the application's error status goes to Apache's error pages.
-    Override = 1,
+    pub const OVERRIDE: Outcome = Outcome(1);
+    /// The application failed after part of the response reached Apache: the module aborts
+    /// the connection (no final chunk, no keep-alive), so that the client sees a truncated
+    /// response, never one that looks complete.
+    pub const ABORTED: Outcome = Outcome(2);
+    /// The script or its callable does not exist: Apache sends its 404.
+    pub const NOT_FOUND: Outcome = Outcome(404);
     /// Nothing was sent and the application failed: Apache sends its 500.
-    ServerError = 500,
+    pub const SERVER_ERROR: Outcome = Outcome(500);
     /// The request waited too long for a Python slot, or the child is exiting: Apache's 503.
-    Unavailable = 503,
+    pub const UNAVAILABLE: Outcome = Outcome(503);
 }
 
 /// One request as the engine sees it. The callbacks are only valid during [`Engine::handle`].

@@ -22,14 +22,14 @@ static ENGINE: Engine = Engine {
     shutdown,
 };
 
-/// The ABI marker the module finds by reading this file (see `abi::MARKER_PREFIX`); kept in
-/// the binary by `#[used]`. Must match `abi::ABI_VERSION` (checked by a test below).
+/// The ABI marker the module finds by reading this file (see `abi::MARKER`); kept in the
+/// binary by `#[used]`.
 #[used]
-static ABI_MARKER: [u8; 27] = *b"mod_wsgi-rs-engine-abi:0004";
+static ABI_MARKER: [u8; abi::MARKER_LEN] = abi::MARKER;
 
-/// The engine's entry point, looked up by name by the module.
+/// The engine's entry point, looked up by name (`abi::ENTRY_SYMBOL`) by the module.
 #[no_mangle]
-pub extern "C" fn mod_wsgi_engine_v4() -> *const Engine {
+pub extern "C" fn mod_wsgi_engine_entry() -> *const Engine {
     &ENGINE
 }
 
@@ -69,7 +69,7 @@ unsafe extern "C" fn init(config: *const EngineConfig) -> i32 {
 }
 
 unsafe extern "C" fn handle(request: *const Request) -> Outcome {
-    trampoline("request handler", Outcome::ServerError, || {
+    trampoline("request handler", Outcome::SERVER_ERROR, || {
         // SAFETY: the module passes a request valid for the call.
         interp::wsgi::handle(unsafe { &*request })
     })
@@ -81,8 +81,10 @@ unsafe extern "C" fn stopping(graceful: i32) {
 
 #[cfg(test)]
 #[test]
-fn abi_marker_matches_the_abi_version() {
-    assert_eq!(String::from_utf8_lossy(&ABI_MARKER), abi::marker());
+fn abi_marker_spells_the_abi_version() {
+    let text = String::from_utf8_lossy(&ABI_MARKER).into_owned();
+    assert_eq!(text, format!("mod_wsgi-rs-engine-abi:{:04}", abi::ABI_VERSION));
+    assert_eq!(abi::ENTRY_SYMBOL, b"mod_wsgi_engine_entry\0");
 }
 
 unsafe extern "C" fn shutdown() {

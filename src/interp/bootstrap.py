@@ -9,6 +9,7 @@ except NameError:
 
 
 ERR = 3
+WARNING = 4
 INFO = 6
 
 
@@ -108,8 +109,29 @@ class FileWrapper(object):
     next = __next__
 
 
+def _restrict_signal(log):
+    """WSGIRestrictSignal On (the default), as in mod_wsgi: Apache owns the process's signal
+    handlers, so an application's signal.signal() is ignored (the handler is returned, as if
+    it had been installed) and logged with the caller's stack."""
+    try:
+        import signal
+    except ImportError:
+        return
+    import os
+
+    def intercept(signum, handler):
+        log(WARNING, 'mod_wsgi (pid=%d): Callback registration for signal %d ignored.' % (os.getpid(), signum))
+        import traceback
+        for entry in traceback.format_stack()[:-1]:
+            for line in entry.rstrip('\n').split('\n'):
+                log(WARNING, line)
+        return handler
+
+    signal.signal = intercept
+
+
 def setup(group, is_main, initial_environ, python_path, version, process_metrics, log,
-          restrict_stdin, restrict_stdout, maximum_processes, threads_per_process):
+          restrict_stdin, restrict_stdout, restrict_signal, maximum_processes, threads_per_process):
     import os
     import site
     import sys
@@ -137,6 +159,8 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
     sys.stderr = Log(log, ERR, '<stderr>')
     if restrict_stdin:
         sys.stdin = Restricted('sys.stdin')
+    if restrict_signal:
+        _restrict_signal(log)
 
     # As mod_wsgi: each directory through site.addsitedir (so .pth files work), and the
     # directories added are moved to the front of sys.path.

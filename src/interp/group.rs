@@ -172,6 +172,7 @@ fn setup(name: &str, slot: Slot) -> Result<&'static Group, String> {
             &super::builtins::log_function()?,
             &py::boolean(s.restrict_stdin),
             &py::boolean(s.restrict_stdout),
+            &py::boolean(s.restrict_signal),
             &limits.0,
             &limits.1,
         ])?;

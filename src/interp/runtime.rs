@@ -22,6 +22,7 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         maximum_processes: config.maximum_processes.max(1) as usize,
         restrict_stdin: config.restrict_stdin != 0,
         restrict_stdout: config.restrict_stdout != 0,
+        restrict_signal: config.restrict_signal != 0,
         threads_per_process: config.threads_per_child.max(1) as usize,
         module_version: version,
         // SAFETY: the module's byte string is valid for the call.

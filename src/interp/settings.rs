@@ -11,6 +11,8 @@ pub struct Settings {
     /// `WSGIRestrictStdin` (default On) and `WSGIRestrictStdout` (default Off).
     pub restrict_stdin: bool,
     pub restrict_stdout: bool,
+    /// `WSGIRestrictSignal` (default On).
+    pub restrict_signal: bool,
     pub threads_per_process: usize,
     pub module_version: String,
     /// Apache's version from its banner (`Apache/2.4.71 (Debian)`), for `apache.version`.

@@ -29,7 +29,7 @@ pub fn handle(request: &abi::Request) -> Outcome {
                 ),
                 Refused::Closing => format!("Request for '{script}' refused with 503: this process is shutting down."),
             });
-            return Outcome::Unavailable;
+            return Outcome::UNAVAILABLE;
         }
     };
     let group = match group::get_or_create(&group_name) {
@@ -38,13 +38,13 @@ pub fn handle(request: &abi::Request) -> Outcome {
             for line in message.lines() {
                 ex.log(level::ERR, line);
             }
-            return Outcome::ServerError;
+            return Outcome::SERVER_ERROR;
         }
     };
     let _gil = GilGuard::acquire(group.slot);
     let Ok(_busy) = Busy::enter(group.slot) else {
         ex.log(level::ERR, &format!("Request for '{script}' refused with 503: this process is shutting down."));
-        return Outcome::Unavailable;
+        return Outcome::UNAVAILABLE;
     };
 
     let reloading = ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0");
@@ -52,17 +52,17 @@ pub fn handle(request: &abi::Request) -> Outcome {
         Ok(module) => module,
         Err(LoadError::Unreadable(e)) => {
             ex.log(level::ERR, &format!("Target WSGI script '{script}' cannot be read: {e}"));
-            return Outcome::NotFound;
+            return Outcome::NOT_FOUND;
         }
         Err(LoadError::Raised) => {
             ex.log(level::ERR, &format!("Failed to exec Python script file '{script}'."));
             log_exception(&ex, &format!("Exception occurred processing WSGI script '{script}' in application group '{group_name}'."));
-            return Outcome::ServerError;
+            return Outcome::SERVER_ERROR;
         }
     };
     let Some(app) = module.hasattr(&callable).then(|| module.getattr(&callable).ok()).flatten() else {
         ex.log(level::ERR, &format!("Target WSGI script '{script}' does not contain WSGI application '{callable}'."));
-        return Outcome::NotFound;
+        return Outcome::NOT_FOUND;
     };
     run(&ex, group, &app, &script)
 }
@@ -74,7 +74,7 @@ fn run(ex: &Exchange, group: &group::Group, app: &PyObj, script: &str) -> Outcom
         (Ok(a), Ok(i)) => (a, i),
         _ => {
             log_exception(ex, "Cannot create the request objects.");
-            return Outcome::ServerError;
+            return Outcome::SERVER_ERROR;
         }
     };
     let outcome = respond(ex, group, app, &adapter, &input, script);
@@ -91,9 +91,9 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
         log_exception(ex, &format!("Exception occurred processing WSGI script '{script}'."));
         // After the first byte the status is on the wire: the response just ends short.
         if ex.state.borrow().headers_sent {
-            Outcome::Done
+            Outcome::DONE
         } else {
-            Outcome::ServerError
+            Outcome::SERVER_ERROR
         }
     };
     let environ = match environ::build(ex, group, input) {
@@ -131,26 +131,26 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
         Ok(kwargs)
     });
     if ex.state.borrow().overridden {
-        return Outcome::Override;
+        return Outcome::OVERRIDE;
     }
-    if outcome == Outcome::Done && !ex.state.borrow().headers_sent {
+    if outcome == Outcome::DONE && !ex.state.borrow().headers_sent {
         // An empty body: the status and headers still go out.
         match ex.send_headers() {
             Ok(()) => {}
             Err(SendError::NoStatus) => {
                 ex.log(level::ERR, &format!("Exception occurred processing WSGI script '{script}'."));
                 ex.log(level::ERR, "RuntimeError: the application returned without calling start_response()");
-                return Outcome::ServerError;
+                return Outcome::SERVER_ERROR;
             }
-            Err(SendError::Refused) => return Outcome::ServerError,
+            Err(SendError::Refused) => return Outcome::SERVER_ERROR,
         }
         if ex.state.borrow().overridden {
-            return Outcome::Override;
+            return Outcome::OVERRIDE;
         }
     }
     let state = ex.state.borrow();
     if let Some(declared) = state.content_length {
-        if outcome == Outcome::Done && state.body_sent < declared && !state.client_gone {
+        if outcome == Outcome::DONE && state.body_sent < declared && !state.client_gone {
             ex.log(level::ERR, &format!(
                 "Truncated response from WSGI script '{script}': Content-Length was {declared} but only {} bytes were sent.",
                 state.body_sent
@@ -179,13 +179,13 @@ fn stream(ex: &Exchange, group: &group::Group, result: &PyObj) -> Result<Outcome
     loop {
         if ex.state.borrow().client_gone {
             // Stop producing for a client that is gone; close() still runs.
-            return Ok(Outcome::Done);
+            return Ok(Outcome::DONE);
         }
         // SAFETY: live iterator; null is the end, or an error when one is set.
         let item = unsafe { ffi::PyIter_Next(iter.as_ptr()) };
         if item.is_null() {
             // SAFETY: checks whether null meant an error.
-            return if unsafe { ffi::PyErr_Occurred() }.is_null() { Ok(Outcome::Done) } else { Err(()) };
+            return if unsafe { ffi::PyErr_Occurred() }.is_null() { Ok(Outcome::DONE) } else { Err(()) };
         }
         // SAFETY: PyIter_Next returned a new reference.
         let item = unsafe { PyObj::from_owned(item) }.map_err(|_| ())?;
@@ -265,7 +265,7 @@ fn send_file(ex: &Exchange, result: &PyObj) -> Result<Option<Outcome>, ()> {
     }
     let offset = offset as u64;
     match ex.send_file(fd as i32, offset, size.saturating_sub(offset)) {
-        Ok(()) => Ok(Some(Outcome::Done)),
+        Ok(()) => Ok(Some(Outcome::DONE)),
         Err(e) => {
             types::raise_send_error(e);
             Err(())

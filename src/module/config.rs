@@ -97,6 +97,8 @@ pub struct ServerConfig {
     pub restrict_embedded: Option<bool>,
     pub restrict_stdin: Option<bool>,
     pub restrict_stdout: Option<bool>,
+    /// `WSGIRestrictSignal` (default On).
+    pub restrict_signal: Option<bool>,
 }
 
 impl Merge for ServerConfig {
@@ -117,6 +119,7 @@ impl Merge for ServerConfig {
             restrict_embedded: add.restrict_embedded.or(base.restrict_embedded),
             restrict_stdin: add.restrict_stdin.or(base.restrict_stdin),
             restrict_stdout: add.restrict_stdout.or(base.restrict_stdout),
+            restrict_signal: add.restrict_signal.or(base.restrict_signal),
         }
     }
 }

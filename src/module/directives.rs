@@ -60,7 +60,7 @@ const END: command_rec = command_rec {
 const SERVER: u32 = apache::RSRC_CONF;
 const ANYWHERE: u32 = apache::RSRC_CONF | apache::ACCESS_CONF | apache::OR_FILEINFO;
 
-pub static COMMANDS: CommandTable<26> = CommandTable([
+pub static COMMANDS: CommandTable<27> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
     take1(c"WSGIApplicationGroup", application_group, ANYWHERE, c"Application interpreter group."),
@@ -78,6 +78,7 @@ pub static COMMANDS: CommandTable<26> = CommandTable([
     take1(c"WSGILazyInitialization", lazy_initialization, SERVER, c"Accepted: Python always starts in the child."),
     take1(c"WSGIRestrictStdin", restrict_stdin, SERVER, c"Refuse access to sys.stdin."),
     take1(c"WSGIRestrictStdout", restrict_stdout, SERVER, c"Refuse access to sys.stdout."),
+    take1(c"WSGIRestrictSignal", restrict_signal, SERVER, c"Ignore signal handler registration by applications."),
     take1(c"WSGIChunkedRequest", chunked_request, ANYWHERE, c"Accept chunked request bodies."),
     take1(c"WSGIMapHEADToGET", map_head, ANYWHERE, c"Present HEAD requests to the application as GET: Off, On or Auto."),
     take1(c"WSGIErrorOverride", error_override, ANYWHERE, c"Let Apache's error pages replace the application's error responses."),
@@ -439,6 +440,10 @@ unsafe extern "C" fn lazy_initialization(cmd: *mut cmd_parms, mconfig: *mut c_vo
 
 unsafe extern "C" fn restrict_stdin(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     global_flag(cmd, mconfig, arg, "WSGIRestrictStdin", |c, on| c.restrict_stdin = Some(on))
+}
+
+unsafe extern "C" fn restrict_signal(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    global_flag(cmd, mconfig, arg, "WSGIRestrictSignal", |c, on| c.restrict_signal = Some(on))
 }
 
 unsafe extern "C" fn restrict_stdout(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {

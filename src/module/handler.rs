@@ -163,11 +163,14 @@ fn serve(r: &mut Request) -> c_int {
     };
     // SAFETY: request and everything it points to outlive the call.
     match unsafe { (engine.handle)(&request) } {
-        abi::Outcome::Done => apache::OK as c_int,
-        abi::Outcome::Override => ctx.override_status.unwrap_or(apache::HTTP_INTERNAL_SERVER_ERROR as c_int),
-        abi::Outcome::NotFound => apache::HTTP_NOT_FOUND as c_int,
-        abi::Outcome::ServerError => apache::HTTP_INTERNAL_SERVER_ERROR as c_int,
-        abi::Outcome::Unavailable => apache::HTTP_SERVICE_UNAVAILABLE as c_int,
+        abi::Outcome::DONE => apache::OK as c_int,
+        abi::Outcome::OVERRIDE => ctx.override_status.unwrap_or(apache::HTTP_INTERNAL_SERVER_ERROR as c_int),
+        // TODO(issue 9): abort the connection (c->aborted, no EOS) so the client sees a truncated response.
+        abi::Outcome::ABORTED => apache::OK as c_int,
+        abi::Outcome::NOT_FOUND => apache::HTTP_NOT_FOUND as c_int,
+        abi::Outcome::UNAVAILABLE => apache::HTTP_SERVICE_UNAVAILABLE as c_int,
+        // SERVER_ERROR, and any value an engine should not have returned.
+        _ => apache::HTTP_INTERNAL_SERVER_ERROR as c_int,
     }
 }
 

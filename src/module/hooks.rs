@@ -139,6 +139,7 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
             python_optimize: config.python_optimize.unwrap_or(-1),
             restrict_stdin: config.restrict_stdin.unwrap_or(true) as c_int,
             restrict_stdout: config.restrict_stdout.unwrap_or(false) as c_int,
+            restrict_signal: config.restrict_signal.unwrap_or(true) as c_int,
             dont_write_bytecode: config.dont_write_bytecode.unwrap_or(false) as c_int,
             python_warnings: abi::Bytes::new(warnings.as_bytes()),
             maximum_processes: mpm_query(apache::AP_MPMQ_MAX_DAEMONS).max(1),
