@@ -70,9 +70,10 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     "ap_check_cmd_context", "ap_pregcomp", "ap_regexec", "ap_pregsub", "ap_server_root_relative",
     "ap_setup_client_block", "ap_should_client_block", "ap_get_client_block", "ap_rwrite", "ap_rflush",
     "ap_add_common_vars", "ap_find_path_info", "ap_set_content_type", "ap_set_content_length",
-    "ap_get_server_port", "ap_get_server_banner", "ap_get_server_description", "ap_mpm_query", "ap_getword_conf", "ap_pass_brigade", "apr_brigade_create", "apr_brigade_insert_file", "apr_os_file_put", "apr_brigade_destroy",
+    "ap_get_server_banner", "ap_get_server_description", "ap_mpm_query", "ap_getword_conf", "ap_pass_brigade", "apr_brigade_create", "apr_brigade_insert_file", "apr_os_file_put", "apr_brigade_destroy",
     "apr_table_get", "apr_table_set", "apr_table_add", "apr_table_elts", "apr_table_unset",
     "apr_pstrdup", "apr_pstrmemdup", "apr_palloc", "apr_pool_cleanup_register", "apr_pool_cleanup_null", "ap_rflush",
+    "ap_allow_options", "ap_hook_post_perdir_config", "ap_sub_req_lookup_uri", "ap_destroy_sub_req", "ap_os_escape_path",
 ];
 const ALLOWED_VARS: &[&str] = &[
     "MODULE_MAGIC_NUMBER_MAJOR", "MODULE_MAGIC_NUMBER_MINOR", "MODULE_MAGIC_COOKIE",
@@ -80,6 +81,7 @@ const ALLOWED_VARS: &[&str] = &[
     "HTTP_.*", "RSRC_CONF", "ACCESS_CONF", "OR_FILEINFO", "OR_AUTHCFG", "OR_NONE", "NOT_IN_.*", "GLOBAL_ONLY",
     "REQUEST_CHUNKED_ERROR", "REQUEST_CHUNKED_DECHUNK", "AP_MPMQ_.*", "M_GET", "M_HEAD",
     "APR_NOFILE", "APR_REG", "APR_DIR", "AP_MAX_REG_MATCH", "AP_REG_EXTENDED", "APR_FOPEN_READ", "APR_FOPEN_SENDFILE_ENABLED", "ITERATE",
+    "OPT_EXECCGI",
 ];
 
 fn find_program(candidates: &[&str]) -> String {

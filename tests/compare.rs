@@ -5,6 +5,7 @@
 
 mod common;
 use common::*;
+use std::io::{Read, Write};
 use std::path::Path;
 
 const DEBIAN_MOD_WSGI: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
@@ -18,7 +19,8 @@ def application(environ, start_response):
         keys = ['REQUEST_METHOD', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'CONTENT_TYPE', 'CONTENT_LENGTH',
                 'SERVER_PROTOCOL', 'HTTP_X_CUSTOM', 'wsgi.url_scheme', 'wsgi.multithread', 'wsgi.multiprocess',
                 'wsgi.run_once', 'wsgi.input_terminated', 'mod_wsgi.application_group', 'mod_wsgi.callable_object',
-                'mod_wsgi.process_group', 'mod_wsgi.request_handler', 'mod_wsgi.script_reloading', 'HTTP_AUTHORIZATION']
+                'mod_wsgi.process_group', 'mod_wsgi.request_handler', 'mod_wsgi.script_reloading', 'HTTP_AUTHORIZATION',
+                'REQUEST_URI', 'PATH_TRANSLATED', 'mod_wsgi.script_name', 'mod_wsgi.path_info']
         body = json.dumps({k: environ.get(k) for k in keys}, sort_keys=True).encode()
     elif path == '/echo':
         body = environ['wsgi.input'].read()
@@ -54,18 +56,46 @@ def application(environ, start_response):
         body = b'hello'
     start_response('200 OK', [('Content-Type', 'text/plain')])
     return [body]
+
+def other(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'other callable']
 "#;
 
 fn server(module: &Path) -> Apache {
     let dir = TempDir::new("compare");
-    dir.write("app.wsgi", APP);
+    for script in ["app.wsgi", "noexec/app.wsgi", "exec/app.wsgi", "sethandler/app.wsgi", "group/app.wsgi", "callable/app.wsgi"] {
+        dir.write(script, APP);
+    }
+    // What a customer's .htaccess may and may not say.
+    dir.write("group/.htaccess", "WSGIApplicationGroup %{GLOBAL}\n");
+    dir.write("callable/.htaccess", "WSGICallableObject other\n");
     Apache::start_with_module(
         dir,
         Mpm::Event,
         module,
-        "WSGIScriptAlias /app {dir}/app.wsgi\nWSGIScriptAlias /missing {dir}/missing.wsgi\n\
-         <Location /app/environ/auth>\n  WSGIPassAuthorization On\n</Location>\n",
+        "LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so\nTypesConfig /etc/mime.types\n\
+         WSGIScriptAlias /app {dir}/app.wsgi\nWSGIScriptAlias /missing {dir}/missing.wsgi\n\
+         <Location /app/environ/auth>\n  WSGIPassAuthorization On\n</Location>\n\
+         Alias /noexec {dir}/noexec\n<Directory {dir}/noexec>\n  AddHandler wsgi-script .wsgi\n</Directory>\n\
+         Alias /sethandler {dir}/sethandler\n<Directory {dir}/sethandler>\n  SetHandler wsgi-script\n</Directory>\n\
+         Alias /exec {dir}/exec\n<Directory {dir}/exec>\n  Options +ExecCGI\n  AddHandler wsgi-script .wsgi\n</Directory>\n\
+         WSGIScriptAlias /aliased {dir}/noexec/app.wsgi\n\
+         WSGIScriptAlias /group {dir}/group/app.wsgi\nWSGIScriptAlias /callable {dir}/callable/app.wsgi\n\
+         <Directory {dir}/group>\n  AllowOverride FileInfo\n</Directory>\n<Directory {dir}/callable>\n  AllowOverride FileInfo\n</Directory>\n",
     )
+}
+
+/// A GET whose request target is sent as these bytes (not necessarily UTF-8), with this Host
+/// header, one per connection.
+fn raw_get(apache: &Apache, target: &[u8], host: &str) -> Response {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
+    let head = format!(" HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let request = [&b"GET "[..], target, head.as_bytes()].concat();
+    stream.write_all(&request).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse_response(&raw, false)
 }
 
 /// What a response looks like with the server's own port taken out.
@@ -79,7 +109,9 @@ fn summary(apache: &Apache, r: &Response) -> String {
         .collect();
     headers.sort();
     let body = if r.status >= 500 { "<error page>".to_string() } else { r.text() };
-    format!("{} [{}] {}", r.status, headers.join(", "), body).replace(&apache.port.to_string(), "PORT")
+    format!("{} [{}] {}", r.status, headers.join(", "), body)
+        .replace(&apache.port.to_string(), "PORT")
+        .replace(&apache.dir.path().display().to_string(), "{dir}")
 }
 
 #[test]
@@ -105,6 +137,18 @@ fn same_answers_as_debian_mod_wsgi() {
         ("GET", "/app/write", &[], b""),
         ("HEAD", "/app", &[], b""),
         ("GET", "/missing", &[], b""),
+        // A decoded URI that is not UTF-8 reaches the application, latin-1 decoded.
+        ("GET", "/app/environ/caf%E9", &[], b""),
+        // Scripts selected by AddHandler or SetHandler need Options ExecCGI (checked before the
+        // file exists); WSGIScriptAlias needs none.
+        ("GET", "/noexec/app.wsgi", &[], b""),
+        ("GET", "/noexec/missing.wsgi", &[], b""),
+        ("GET", "/sethandler/app.wsgi", &[], b""),
+        ("GET", "/exec/app.wsgi/environ", &[], b""),
+        ("GET", "/aliased/environ", &[], b""),
+        // .htaccess may choose the callable, never the interpreter.
+        ("GET", "/group", &[], b""),
+        ("GET", "/callable", &[], b""),
     ];
     let mut differences = Vec::new();
     for (method, path, headers, body) in cases {
@@ -114,7 +158,21 @@ fn same_answers_as_debian_mod_wsgi() {
             differences.push(format!("{method} {path}\n  mod_wsgi-rs: {a}\n  mod_wsgi:    {b}"));
         }
     }
+    // The same, with the byte 0xE9 raw in the request line.
+    let raw_caf = |apache: &Apache| summary(apache, &raw_get(apache, b"/app/environ/caf\xe9", &format!("localhost:{}", apache.port)));
+    let (a, b) = (raw_caf(&ours), raw_caf(&theirs));
+    if a != b {
+        differences.push(format!("GET /app/environ/caf\\xe9\n  mod_wsgi-rs: {a}\n  mod_wsgi:    {b}"));
+    }
     assert!(differences.is_empty(), "differences from Debian's mod_wsgi:\n{}", differences.join("\n"));
+    for apache in [&ours, &theirs] {
+        let dir = apache.dir.path().display();
+        apache.wait_for_log("WSGIApplicationGroup not allowed here");
+        let log = apache.wait_for_log("Options ExecCGI is off in this directory");
+        for line in [format!("Options ExecCGI is off in this directory: {dir}/noexec/app.wsgi"), format!("{dir}/group/.htaccess: WSGIApplicationGroup not allowed here")] {
+            assert!(log.contains(&line), "{line:?} is not in the log of {dir}:\n{log}");
+        }
+    }
 
     // Deliberate differences (README): we refuse what would corrupt the response.
     for path in ["/app/crlf", "/app/te"] {
@@ -122,4 +180,13 @@ fn same_answers_as_debian_mod_wsgi() {
         assert_eq!(r.status, 500, "{path}");
         assert!(r.header("X-Injected").is_none() && !r.text().contains("unframed"), "{path}");
     }
+    // The application group's port is the one the request arrived on, never the Host header's
+    // (with which a client could create an interpreter per port).
+    let group = |apache: &Apache| Json::parse(&raw_get(apache, b"/app/environ", "localhost:1").text()).get("mod_wsgi.application_group");
+    assert_eq!(group(&theirs), "localhost:1|/app");
+    assert_eq!(group(&ours), format!("localhost:{}|/app", ours.port));
+    // PATH_TRANSLATED without the sub-request's access checks: mod_wsgi logs AH01630 for every
+    // request whose PATH_INFO names a denied URL (here, any: <Directory /> denies all).
+    assert!(theirs.error_log().contains("AH01630"), "{}", theirs.error_log());
+    assert!(!ours.error_log().contains("AH01630"), "{}", ours.error_log());
 }

@@ -287,27 +287,6 @@ fn graceful_restarts_under_load_lose_no_request() {
 }
 
 #[test]
-fn application_group_from_htaccess_with_allow_override_fileinfo() {
-    let dir = TempDir::new("htaccess");
-    dir.write("app/app.wsgi", "def application(e, s):\n    s('200 OK', [])\n    return [e['mod_wsgi.application_group'].encode()]\n");
-    dir.write("app/.htaccess", "WSGIApplicationGroup from-htaccess\n");
-    dir.write("locked/app.wsgi", "def application(e, s):\n    s('200 OK', [])\n    return [e['mod_wsgi.application_group'].encode()]\n");
-    dir.write("locked/.htaccess", "WSGIApplicationGroup not-allowed\n");
-    let apache = Apache::start_in(
-        dir,
-        Mpm::Event,
-        "AccessFileName .htaccess\n\
-         <Directory {dir}/app>\n  AllowOverride FileInfo\n</Directory>\n\
-         <Directory {dir}/locked>\n  AllowOverride AuthConfig\n</Directory>\n\
-         WSGIScriptAlias /app {dir}/app/app.wsgi\nWSGIScriptAlias /locked {dir}/locked/app.wsgi\n",
-    );
-    assert_eq!(apache.get("/app").text(), "from-htaccess");
-    // Without FileInfo the directive is not allowed there: Apache answers 500 and says why.
-    assert_eq!(apache.get("/locked").status, 500);
-    apache.wait_for_log("WSGIApplicationGroup not allowed here");
-}
-
-#[test]
 fn graceful_stop_under_load_finishes_requests_and_runs_atexit() {
     let dir = TempDir::new("graceful-stop");
     dir.write("markers/.keep", "");

@@ -57,17 +57,25 @@ const END: command_rec = command_rec {
     errmsg: std::ptr::null(),
 };
 
+// Each directive's context is mod_wsgi's (its AP_INIT table, the same in 4.9 and 6.x): on a
+// shared host every `.htaccess` is written by a customer, so what may appear there decides
+// what a customer can change.
+/// Server config and virtual hosts (`GLOBAL_ONLY` handlers refuse virtual hosts themselves).
 const SERVER: u32 = apache::RSRC_CONF;
-const ANYWHERE: u32 = apache::RSRC_CONF | apache::ACCESS_CONF | apache::OR_FILEINFO;
+/// Also `<Directory>`, `<Location>` and `<Files>`, but never `.htaccess`: which interpreter runs
+/// a script is the administrator's choice, or a customer could join another site's group.
+const DIRECTORY: u32 = apache::RSRC_CONF | apache::ACCESS_CONF;
+/// Anywhere, `.htaccess` included where `AllowOverride FileInfo` allows it.
+const FILEINFO: u32 = apache::OR_FILEINFO;
 
 pub static COMMANDS: CommandTable<27> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
-    take1(c"WSGIApplicationGroup", application_group, ANYWHERE, c"Application interpreter group."),
-    take1(c"WSGICallableObject", callable_object, ANYWHERE, c"Name of entry point in WSGI script file."),
+    take1(c"WSGIApplicationGroup", application_group, DIRECTORY, c"Application interpreter group."),
+    take1(c"WSGICallableObject", callable_object, FILEINFO, c"Name of entry point in WSGI script file."),
     take1(c"WSGIPythonHome", python_home, SERVER, c"Python prefix or virtual environment for the engine."),
     take1(c"WSGIPythonPath", python_path, SERVER, c"Python module search path (':'-separated)."),
-    take1(c"WSGIPassAuthorization", pass_authorization, ANYWHERE, c"Enable/Disable passing of authorization headers."),
+    take1(c"WSGIPassAuthorization", pass_authorization, FILEINFO, c"Enable/Disable passing of authorization headers."),
     take1(c"WSGIPythonConcurrency", python_concurrency, SERVER, c"How many threads may run Python at once: off, auto or a number."),
     take1(c"WSGIPythonQueueTimeout", queue_timeout, SERVER, c"Seconds a request may wait for a Python slot before a 503."),
     raw_args(c"WSGIImportScript", import_script, SERVER, c"Name of WSGI script file to import on child start."),
@@ -79,14 +87,14 @@ pub static COMMANDS: CommandTable<27> = CommandTable([
     take1(c"WSGIRestrictStdin", restrict_stdin, SERVER, c"Refuse access to sys.stdin."),
     take1(c"WSGIRestrictStdout", restrict_stdout, SERVER, c"Refuse access to sys.stdout."),
     take1(c"WSGIRestrictSignal", restrict_signal, SERVER, c"Ignore signal handler registration by applications."),
-    take1(c"WSGIChunkedRequest", chunked_request, ANYWHERE, c"Accept chunked request bodies."),
-    take1(c"WSGIMapHEADToGET", map_head, ANYWHERE, c"Present HEAD requests to the application as GET: Off, On or Auto."),
-    take1(c"WSGIErrorOverride", error_override, ANYWHERE, c"Let Apache's error pages replace the application's error responses."),
-    iterate(c"WSGITrustedProxyHeaders", trusted_proxy_headers, ANYWHERE, c"Proxy headers the application may believe."),
-    iterate(c"WSGITrustedProxies", trusted_proxies, ANYWHERE, c"Addresses of the proxies those headers are believed from."),
-    take1(c"WSGIScriptReloading", script_reloading, ANYWHERE, c"Enable/Disable script reloading mechanism."),
+    take1(c"WSGIChunkedRequest", chunked_request, FILEINFO, c"Accept chunked request bodies."),
+    take1(c"WSGIMapHEADToGET", map_head, FILEINFO, c"Present HEAD requests to the application as GET: Off, On or Auto."),
+    take1(c"WSGIErrorOverride", error_override, FILEINFO, c"Let Apache's error pages replace the application's error responses."),
+    iterate(c"WSGITrustedProxyHeaders", trusted_proxy_headers, FILEINFO, c"Proxy headers the application may believe."),
+    iterate(c"WSGITrustedProxies", trusted_proxies, FILEINFO, c"Addresses of the proxies those headers are believed from."),
+    take1(c"WSGIScriptReloading", script_reloading, FILEINFO, c"Enable/Disable script reloading mechanism."),
     raw_args(c"WSGIDaemonProcess", daemon_process, SERVER, c"Daemon mode: not available in this build."),
-    take1(c"WSGIProcessGroup", process_group, ANYWHERE, c"Process group: only %{GLOBAL} (embedded) in this build."),
+    take1(c"WSGIProcessGroup", process_group, DIRECTORY, c"Process group: only %{GLOBAL} (embedded) in this build."),
     END,
 ]);
 

@@ -26,8 +26,12 @@ pub trait RequestFacts {
     fn server_hostname(&self) -> String;
     /// The Host header's name, if the request had one.
     fn request_hostname(&self) -> Option<String>;
+    /// The port the request arrived on. Not Apache's SERVER_PORT, which (`UseCanonicalName Off`,
+    /// the default) is the Host header's port: a client could then create an interpreter per
+    /// port it names, and exhaust the child's memory.
     fn server_port(&self) -> u16;
-    /// The mount point as the environ's SCRIPT_NAME has it.
+    /// The mount point (SCRIPT_NAME) as Apache mapped the request: never a value a proxy header
+    /// gave, or a client could choose its interpreter.
     fn script_name(&self) -> String;
     /// A request note, then a request environment variable, then a process environment variable.
     fn variable(&self, name: &str) -> Option<String>;

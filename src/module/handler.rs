@@ -28,8 +28,10 @@ pub unsafe extern "C" fn translate_name(r: *mut apache::request_rec) -> c_int {
 }
 
 fn translate(r: &mut Request) -> Option<c_int> {
-    let uri = r.uri().to_string();
-    if !uri.starts_with('/') {
+    // Bytes, not text: Apache has decoded the URI, and `/app/caf%E9` (latin-1) must reach the
+    // application as surely as `/app/caf%C3%A9`.
+    let uri = r.uri_bytes().to_vec();
+    if !uri.starts_with(b"/") {
         return None;
     }
     // SAFETY: every request has a live server_rec with our config.
@@ -39,8 +41,8 @@ fn translate(r: &mut Request) -> Option<c_int> {
             UrlMatch::Prefix(prefix) => match prefix_match(&uri, prefix) {
                 // A prefix ending in '/' (such as a mount at '/') consumed the slash that starts
                 // PATH_INFO: give it back, so '/x' under '/' maps to 'app.wsgi/x', not 'app.wsgix'.
-                Some(matched) if prefix.ends_with('/') => (alias.target.clone(), matched - 1),
-                Some(matched) => (alias.target.clone(), matched),
+                Some(matched) if prefix.ends_with('/') => (alias.target.clone().into_bytes(), matched - 1),
+                Some(matched) => (alias.target.clone().into_bytes(), matched),
                 None => continue,
             },
             UrlMatch::Regex { compiled, .. } => match regex_target(r, *compiled, &alias.target, &uri) {
@@ -49,7 +51,7 @@ fn translate(r: &mut Request) -> Option<c_int> {
             },
         };
         // The first alias that matches wins, as in mod_wsgi.
-        r.set_filename(&format!("{}{}", target, &uri[matched..]));
+        r.set_filename(&[&target[..], &uri[matched..]].concat());
         r.set_handler("wsgi-script");
         r.notes().set(ALIAS_NOTE, index.to_string().as_bytes());
         return Some(apache::OK as c_int);
@@ -57,7 +59,7 @@ fn translate(r: &mut Request) -> Option<c_int> {
     None
 }
 
-fn regex_target(r: &Request, regex: *mut apache::ap_regex_t, target: &str, uri: &str) -> Option<(String, usize)> {
+fn regex_target(r: &Request, regex: *mut apache::ap_regex_t, target: &str, uri: &[u8]) -> Option<(Vec<u8>, usize)> {
     const N: usize = apache::AP_MAX_REG_MATCH as usize;
     let mut matches = [apache::ap_regmatch_t { rm_so: 0, rm_eo: 0 }; N];
     let c_uri = CString::new(uri).ok()?;
@@ -72,7 +74,7 @@ fn regex_target(r: &Request, regex: *mut apache::ap_regex_t, target: &str, uri: 
         return None;
     }
     // SAFETY: ap_pregsub returns a NUL-terminated pool string.
-    let expanded = unsafe { CStr::from_ptr(expanded) }.to_string_lossy().into_owned();
+    let expanded = unsafe { CStr::from_ptr(expanded) }.to_bytes().to_vec();
     Some((expanded, usize::try_from(matches[0].rm_eo).ok()?))
 }
 
@@ -99,8 +101,22 @@ fn effective_options(r: &Request) -> AppOptions {
     options
 }
 
+/// Whether a `WSGIScriptAlias` (which only the administrator can write) mapped the request,
+/// rather than a handler directive (`AddHandler`, `SetHandler`, which `.htaccess` can hold).
+fn is_script_aliased(r: &Request) -> bool {
+    r.notes().get(ALIAS_NOTE).is_some()
+}
+
 fn serve(r: &mut Request) -> c_int {
-    let script = r.filename().unwrap_or("").to_string();
+    let script_path = r.filename().to_vec();
+    let script = String::from_utf8_lossy(&script_path).into_owned();
+    // As mod_wsgi, which reads ExecCGI as "may run scripts" though no process is started: on a
+    // shared host a customer's `.htaccess` may say `AddHandler wsgi-script .wsgi`, but runs
+    // the file only where the administrator allowed scripts.
+    if !is_script_aliased(r) && !r.allows_exec_cgi() {
+        log::request(log::ERR, r.as_ptr(), &format!("Options ExecCGI is off in this directory: {script}"));
+        return apache::HTTP_FORBIDDEN as c_int;
+    }
     match r.file_type() {
         apache::APR_NOFILE => {
             log::request(log::ERR, r.as_ptr(), &format!("Target WSGI script not found or unable to stat: {script}"));
@@ -131,8 +147,11 @@ fn serve(r: &mut Request) -> c_int {
     if status != apache::OK as c_int {
         return status;
     }
-    let environ = build_environ(r, &options);
-    let facts = Facts { r, environ: &environ };
+    let mapped = MappedPath::of(r);
+    let environ = build_environ(r, &options, &mapped);
+    // The group comes from the request as Apache mapped it: never from a proxy header, which
+    // a client can send (WSGITrustedProxies may be unset, and X-Script-Name rewrites SCRIPT_NAME).
+    let facts = Facts { r, script_name: &mapped.script_name };
     let group = GroupSpec::expand(options.group.as_ref(), &facts);
     let callable = expand_callable(options.callable.as_deref(), &facts);
     let mut environ = environ;
@@ -152,7 +171,7 @@ fn serve(r: &mut Request) -> c_int {
         ctx: (&mut ctx as *mut Exchange).cast(),
         environ: pairs.as_ptr(),
         environ_len: pairs.len(),
-        script: abi::Bytes::new(script.as_bytes()),
+        script: abi::Bytes::new(&script_path),
         callable: abi::Bytes::new(callable.as_bytes()),
         group: abi::Bytes::new(group.as_bytes()),
         read: read_body,
@@ -174,8 +193,26 @@ fn serve(r: &mut Request) -> c_int {
     }
 }
 
+/// SCRIPT_NAME and PATH_INFO as Apache mapped the request (before any trusted proxy header).
+struct MappedPath {
+    script_name: Vec<u8>,
+    path_info: Vec<u8>,
+}
+
+impl MappedPath {
+    fn of(r: &Request) -> MappedPath {
+        let script_name = &r.uri_bytes()[..r.script_name_len()];
+        // A mount at "/" (or any SCRIPT_NAME ending in '/') hands its slash to PATH_INFO, so that
+        // SCRIPT_NAME + PATH_INFO is the URL and SCRIPT_NAME never ends in '/' (PEP 3333).
+        match script_name.strip_suffix(b"/") {
+            Some(trimmed) => MappedPath { script_name: trimmed.to_vec(), path_info: [b"/", r.path_info_bytes()].concat() },
+            None => MappedPath { script_name: script_name.to_vec(), path_info: r.path_info_bytes().to_vec() },
+        }
+    }
+}
+
 /// The environ as bytes: Apache's CGI variables, with mod_wsgi's adjustments.
-fn build_environ(r: &Request, options: &AppOptions) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn build_environ(r: &Request, options: &AppOptions, mapped: &MappedPath) -> Vec<(Vec<u8>, Vec<u8>)> {
     // SAFETY: live request; fills r->subprocess_env with the server and HTTP_* variables.
     unsafe { apache::ap_add_common_vars(r.as_ptr()) };
     let env = r.subprocess_env();
@@ -185,26 +222,24 @@ fn build_environ(r: &Request, options: &AppOptions) -> Vec<(Vec<u8>, Vec<u8>)> {
         }
     }
     let mut environ = env.entries();
-    // What ap_add_cgi_vars would add, without its PATH_TRANSLATED: that costs a sub-request
-    // per request and logs an access error whenever PATH_INFO is not a permitted URL.
-    let script_name = &r.uri_bytes()[..r.script_name_len()];
-    // A mount at "/" (or any SCRIPT_NAME ending in '/') hands its slash to PATH_INFO, so that
-    // SCRIPT_NAME + PATH_INFO is the URL and SCRIPT_NAME never ends in '/' (PEP 3333).
-    let (script_name, path_info) = match script_name.strip_suffix(b"/") {
-        Some(trimmed) => (trimmed.to_vec(), [b"/", r.path_info_bytes()].concat()),
-        None => (script_name.to_vec(), r.path_info_bytes().to_vec()),
-    };
-    for (key, value) in [
-        ("GATEWAY_INTERFACE", &b"CGI/1.1"[..]),
-        ("SERVER_PROTOCOL", r.protocol()),
-        ("REQUEST_METHOD", request_method(r, options)),
-        ("QUERY_STRING", r.args()),
-        ("REQUEST_URI", r.request_target()),
-        ("SCRIPT_NAME", &script_name),
-        ("PATH_INFO", &path_info),
-    ] {
+    // What ap_add_cgi_vars adds (its PATH_TRANSLATED by a quieter lookup, see path_translated),
+    // and mod_wsgi's record of SCRIPT_NAME and PATH_INFO before proxy headers rewrite them.
+    let translated = path_translated(r);
+    let mut set = |key: &str, value: &[u8]| {
         environ.retain(|(k, _)| k != key.as_bytes());
         environ.push((key.as_bytes().to_vec(), value.to_vec()));
+    };
+    set("GATEWAY_INTERFACE", b"CGI/1.1");
+    set("SERVER_PROTOCOL", r.protocol());
+    set("REQUEST_METHOD", request_method(r, options));
+    set("QUERY_STRING", r.args());
+    set("REQUEST_URI", r.request_target());
+    set("SCRIPT_NAME", &mapped.script_name);
+    set("PATH_INFO", &mapped.path_info);
+    set("mod_wsgi.script_name", &mapped.script_name);
+    set("mod_wsgi.path_info", &mapped.path_info);
+    if let Some(translated) = &translated {
+        set("PATH_TRANSLATED", translated);
     }
     if let Some(headers) = &options.trusted_proxy_headers {
         proxy::apply(&mut environ, r.client_ip(), headers, options.trusted_proxies.as_deref().unwrap_or(&[]));
@@ -220,6 +255,38 @@ fn build_environ(r: &Request, options: &AppOptions) -> Vec<(Vec<u8>, Vec<u8>)> {
     environ.push((b"mod_wsgi.script_reloading".to_vec(), reloading.to_vec()));
     environ.push((b"mod_wsgi.process_group".to_vec(), Vec::new()));
     environ
+}
+
+/// A note on the request while its PATH_TRANSLATED sub-request runs.
+const LOOKUP_NOTE: &str = "mod_wsgi.path_translated_lookup";
+
+/// CGI's PATH_TRANSLATED, as ap_add_cgi_vars computes it: PATH_INFO looked up as a URL, its
+/// file name and path info. Only the mapping is wanted, so [`post_perdir_config`] ends the
+/// sub-request before its access checks, which would otherwise log an error (AH01630) for
+/// every request whose PATH_INFO happens to name a denied URL.
+fn path_translated(r: &Request) -> Option<Vec<u8>> {
+    let path_info = r.path_info_bytes();
+    if path_info.is_empty() {
+        return None;
+    }
+    r.notes().set(LOOKUP_NOTE, b"1");
+    let found = r.lookup_path(path_info);
+    r.notes().unset(LOOKUP_NOTE);
+    found
+}
+
+/// Ends our PATH_TRANSLATED sub-request once Apache has mapped it (see [`path_translated`]);
+/// declines for every other request.
+pub unsafe extern "C" fn post_perdir_config(r: *mut apache::request_rec) -> c_int {
+    guard("post_perdir_config", apache::DECLINED, || {
+        // SAFETY: Apache passes the live request.
+        let request = unsafe { Request::from_raw(r) };
+        if request.main().is_some_and(|main| main.notes().get(LOOKUP_NOTE).is_some()) {
+            apache::DONE
+        } else {
+            apache::DECLINED
+        }
+    })
 }
 
 /// HEAD is shown to the application as GET where `WSGIMapHEADToGET` says so (Apache drops the
@@ -243,7 +310,8 @@ fn request_method<'a>(r: &'a Request, options: &AppOptions) -> &'a [u8] {
 /// Group-name expansion reads the request through this.
 struct Facts<'a> {
     r: &'a Request,
-    environ: &'a [(Vec<u8>, Vec<u8>)],
+    /// SCRIPT_NAME as Apache mapped the request.
+    script_name: &'a [u8],
 }
 
 impl RequestFacts for Facts<'_> {
@@ -254,11 +322,10 @@ impl RequestFacts for Facts<'_> {
         self.r.hostname()
     }
     fn server_port(&self) -> u16 {
-        self.r.server_port()
+        self.r.listener().1
     }
     fn script_name(&self) -> String {
-        let value = self.environ.iter().find(|(k, _)| k == b"SCRIPT_NAME").map(|(_, v)| v.as_slice()).unwrap_or(b"");
-        String::from_utf8_lossy(value).into_owned()
+        String::from_utf8_lossy(self.script_name).into_owned()
     }
     fn variable(&self, name: &str) -> Option<String> {
         self.r.notes().get(name).or_else(|| self.r.subprocess_env().get(name)).or_else(|| std::env::var(name).ok())

@@ -53,6 +53,8 @@ pub unsafe extern "C" fn register_hooks(_pool: *mut apache::apr_pool_t) {
                 middle,
             );
             apache::ap_hook_handler(Some(handler::handler), std::ptr::null(), std::ptr::null(), middle);
+            // First, so that our PATH_TRANSLATED lookups end before any other module's hook.
+            apache::ap_hook_post_perdir_config(Some(handler::post_perdir_config), std::ptr::null(), std::ptr::null(), apache::APR_HOOK_REALLY_FIRST as c_int);
         }
     })
 }

@@ -37,11 +37,9 @@ impl Request {
         &self.0 as *const request_rec as *mut request_rec
     }
 
-    pub fn uri(&self) -> &str {
-        c_str(self.0.uri).unwrap_or("")
-    }
-    pub fn filename(&self) -> Option<&str> {
-        c_str(self.0.filename)
+    /// The file the request maps to, as bytes (a decoded URI need not be UTF-8).
+    pub fn filename(&self) -> &[u8] {
+        c_bytes(self.0.filename)
     }
     pub fn handler(&self) -> Option<&str> {
         c_str(self.0.handler)
@@ -94,6 +92,39 @@ impl Request {
     pub fn request_target(&self) -> &[u8] {
         c_bytes(self.0.the_request).split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()).nth(1).unwrap_or(b"")
     }
+    /// Whether `Options ExecCGI` is on where the request maps (its directory, `.htaccess` included).
+    pub fn allows_exec_cgi(&self) -> bool {
+        // SAFETY: the request is live; ap_allow_options only reads its per-dir config.
+        let options = unsafe { apache::ap_allow_options(self.as_ptr()) };
+        options & apache::OPT_EXECCGI as i32 != 0
+    }
+    /// The request this one is a sub-request of, if it is one.
+    pub fn main(&self) -> Option<&Request> {
+        if self.0.main.is_null() {
+            return None;
+        }
+        // SAFETY: a sub-request's main request outlives it.
+        Some(unsafe { Request::from_raw(self.0.main) })
+    }
+    /// Where Apache maps `path` (a decoded URL path) in a sub-request: its filename followed by
+    /// its own path info, as `ap_add_cgi_vars` computes CGI's PATH_TRANSLATED.
+    pub fn lookup_path(&self, path: &[u8]) -> Option<Vec<u8>> {
+        let path = CString::new(path.to_vec()).ok()?;
+        // SAFETY: live request and pool; with partial=1 this is ap_escape_uri, which re-escapes
+        // the decoded path for the sub-request's URI parser (as ap_add_cgi_vars does).
+        let escaped = unsafe { apache::ap_os_escape_path(self.0.pool, path.as_ptr(), 1) };
+        // SAFETY: a NUL-terminated pool string and the live parent request.
+        let sub = unsafe { apache::ap_sub_req_lookup_uri(escaped, self.as_ptr(), std::ptr::null_mut()) };
+        if sub.is_null() {
+            return None;
+        }
+        // SAFETY: a live sub-request; its strings are copied out before it is destroyed, once.
+        unsafe {
+            let found = (!(*sub).filename.is_null()).then(|| [c_bytes((*sub).filename), c_bytes((*sub).path_info)].concat());
+            apache::ap_destroy_sub_req(sub);
+            found
+        }
+    }
     /// The length of `uri` before PATH_INFO, by Apache's own rule (`ap_find_path_info`).
     pub fn script_name_len(&self) -> usize {
         let uri = self.uri_bytes();
@@ -124,20 +155,21 @@ impl Request {
         // SAFETY: every request has a live server_rec.
         c_str(unsafe { (*self.0.server).server_hostname }).unwrap_or("localhost").to_string()
     }
-    pub fn server_port(&self) -> u16 {
-        // SAFETY: the request is live.
-        unsafe { apache::ap_get_server_port(self.as_ptr()) }
-    }
 
     /// Copies a string into the request pool, for fields Apache keeps after we return.
     pub fn pool_str(&self, s: &str) -> *const c_char {
-        let c = CString::new(s.replace('\0', "")).unwrap_or_default();
+        self.pool_bytes(s.as_bytes())
+    }
+
+    /// As [`Request::pool_str`], for bytes that need not be UTF-8 (NULs are left out).
+    pub fn pool_bytes(&self, s: &[u8]) -> *const c_char {
+        let c = CString::new(s.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>()).unwrap_or_default();
         // SAFETY: the pool is live; apr_pstrdup copies the bytes.
         unsafe { apache::apr_pstrdup(self.0.pool, c.as_ptr()) }
     }
 
-    pub fn set_filename(&mut self, s: &str) {
-        self.0.filename = self.pool_str(s) as *mut c_char;
+    pub fn set_filename(&mut self, path: &[u8]) {
+        self.0.filename = self.pool_bytes(path) as *mut c_char;
     }
     pub fn set_handler(&mut self, s: &str) {
         self.0.handler = self.pool_str(s);
@@ -183,6 +215,12 @@ impl Table {
 
     pub fn add(&self, key: &str, value: &[u8]) {
         self.store(key, value, true)
+    }
+
+    pub fn unset(&self, key: &str) {
+        let Ok(key) = CString::new(key) else { return };
+        // SAFETY: live table; apr_table_unset only removes entries.
+        unsafe { apache::apr_table_unset(self.0, key.as_ptr()) }
     }
 
     fn store(&self, key: &str, value: &[u8], add: bool) {

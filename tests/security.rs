@@ -1,0 +1,118 @@
+//! Shared hosting: every `.htaccess` is written by a customer the administrator does not trust,
+//! and every request header by a client. Neither may run a script where the administrator did
+//! not allow scripts, or choose an interpreter.
+
+mod common;
+use common::*;
+
+const MIME: &str = "LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so\nTypesConfig /etc/mime.types\n";
+
+const HELLO: &str = "def application(e, s):\n    s('200 OK', [])\n    return [b'ran']\n\
+                     def other(e, s):\n    s('200 OK', [])\n    return [b'other callable']\n";
+
+#[test]
+fn scripts_selected_by_handler_directives_need_exec_cgi() {
+    let dir = TempDir::new("execcgi");
+    for script in ["noexec/app.wsgi", "sethandler/app.wsgi", "customer/app.wsgi", "exec/app.wsgi"] {
+        dir.write(script, HELLO);
+    }
+    // What a customer can write with AllowOverride FileInfo.
+    dir.write("customer/.htaccess", "AddHandler wsgi-script .wsgi\n");
+    let apache = Apache::start_in(
+        dir,
+        Mpm::Event,
+        &format!(
+            "{MIME}\
+             Alias /noexec {{dir}}/noexec\n<Directory {{dir}}/noexec>\n  AddHandler wsgi-script .wsgi\n</Directory>\n\
+             Alias /sethandler {{dir}}/sethandler\n<Directory {{dir}}/sethandler>\n  SetHandler wsgi-script\n</Directory>\n\
+             Alias /customer {{dir}}/customer\n<Directory {{dir}}/customer>\n  AllowOverride FileInfo\n</Directory>\n\
+             Alias /exec {{dir}}/exec\n<Directory {{dir}}/exec>\n  Options +ExecCGI\n  AddHandler wsgi-script .wsgi\n</Directory>\n\
+             WSGIScriptAlias /aliased {{dir}}/noexec/app.wsgi\n"
+        ),
+    );
+    for path in ["/noexec/app.wsgi", "/sethandler/app.wsgi", "/customer/app.wsgi"] {
+        let r = apache.get(path);
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        let file = format!("{}{path}", apache.dir.path().display());
+        apache.wait_for_log(&file);
+        assert!(apache.error_log().contains(&format!("Options ExecCGI is off in this directory: {file}")), "{}", apache.error_log());
+    }
+    assert_eq!(apache.get("/exec/app.wsgi").text(), "ran");
+    // WSGIScriptAlias is the administrator's own mapping: no ExecCGI needed.
+    assert_eq!(apache.get("/aliased").text(), "ran");
+}
+
+#[test]
+fn htaccess_may_choose_the_callable_but_not_the_interpreter() {
+    let dir = TempDir::new("htaccess");
+    // Directives outside mod_wsgi's FileInfo set, each in its own .htaccess, under the widest
+    // AllowOverride there is.
+    let refused = [
+        ("group", "WSGIApplicationGroup %{GLOBAL}"),
+        ("process", "WSGIProcessGroup %{GLOBAL}"),
+        ("alias", "WSGIScriptAlias /x /etc/passwd"),
+        ("restrict", "WSGIRestrictSignal Off"),
+    ];
+    let mut config = String::new();
+    for (name, directive) in refused {
+        dir.write(&format!("{name}/app.wsgi"), HELLO);
+        dir.write(&format!("{name}/.htaccess"), &format!("{directive}\n"));
+        config.push_str(&format!("WSGIScriptAlias /{name} {{dir}}/{name}/app.wsgi\n<Directory {{dir}}/{name}>\n  AllowOverride All\n</Directory>\n"));
+    }
+    // The FileInfo ones are the site's own business.
+    dir.write("allowed/app.wsgi", HELLO);
+    dir.write(
+        "allowed/.htaccess",
+        "WSGICallableObject other\nWSGIPassAuthorization On\nWSGIScriptReloading Off\nWSGIErrorOverride Off\n\
+         WSGIChunkedRequest On\nWSGIMapHEADToGET Auto\nWSGITrustedProxyHeaders X-Forwarded-For\nWSGITrustedProxies 127.0.0.1\n",
+    );
+    config.push_str("WSGIScriptAlias /allowed {dir}/allowed/app.wsgi\n<Directory {dir}/allowed>\n  AllowOverride FileInfo\n</Directory>\n");
+    // In the server's own <Directory>, the administrator may choose the interpreter.
+    dir.write("admin/app.wsgi", "def application(e, s):\n    s('200 OK', [])\n    return [repr(e['mod_wsgi.application_group']).encode()]\n");
+    config.push_str("WSGIScriptAlias /admin {dir}/admin/app.wsgi\n<Directory {dir}/admin>\n  WSGIApplicationGroup %{GLOBAL}\n  WSGIProcessGroup %{GLOBAL}\n</Directory>\n");
+    let apache = Apache::start_in(dir, Mpm::Event, &config);
+
+    for (name, directive) in refused {
+        assert_eq!(apache.get(&format!("/{name}")).status, 500, "{directive}");
+        let word = directive.split(' ').next().unwrap();
+        let line = format!("{}/{name}/.htaccess: {word} not allowed here", apache.dir.path().display());
+        assert!(apache.wait_for_log(&line).contains(&line), "{line}");
+    }
+    assert_eq!(apache.get("/allowed").text(), "other callable");
+    assert_eq!(apache.get("/admin").text(), "''");
+}
+
+/// A GET with the client's own Host header (the harness always sends the right one).
+fn get_with_host(apache: &Apache, path: &str, host: &str) -> Response {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse_response(&raw, false)
+}
+
+#[test]
+fn clients_never_choose_the_application_group() {
+    let dir = TempDir::new("client-group");
+    dir.write(
+        "app.wsgi",
+        "import json, mod_wsgi\n\
+         def application(e, s):\n    s('200 OK', [])\n    groups = sorted(g for g in mod_wsgi.process_metrics()['thread_states'] if g)\n\
+         \x20   return [json.dumps([e['mod_wsgi.application_group'], e['SCRIPT_NAME'], e['mod_wsgi.script_name'], groups]).encode()]\n",
+    );
+    // X-Script-Name believed from every client: no WSGITrustedProxies.
+    let apache = Apache::start_in(dir, Mpm::Event, "WSGITrustedProxyHeaders X-Script-Name\nWSGIScriptAlias /app {dir}/app.wsgi\n");
+    let group = format!("localhost:{}|/app", apache.port);
+    for script_name in ["/one", "/two", "/APP", "/app/../other"] {
+        let r = apache.request("GET", "/app", &[("X-Script-Name", script_name)], b"");
+        // The application sees the proxied SCRIPT_NAME; the interpreter is the mapped one's.
+        assert_eq!(r.text(), format!("[\"{group}\", \"{script_name}\", \"/app\", [\"{group}\"]]"));
+    }
+    // Nor by the port in its Host header (Apache's SERVER_PORT): the group has the port the
+    // request arrived on.
+    for host in ["localhost", "localhost:1", "localhost:2", "localhost:65535"] {
+        let r = get_with_host(&apache, "/app", host);
+        assert_eq!(r.text(), format!("[\"{group}\", \"/app\", \"/app\", [\"{group}\"]]"), "Host: {host}");
+    }
+}
