@@ -52,6 +52,23 @@ def application(environ, start_response):
     elif path == '/te':
         start_response('200 OK', [('Transfer-Encoding', 'chunked')])
         return [b'unframed']
+    elif path == '/latin':
+        # Which exception start_response raises for what it cannot send.
+        outcomes = []
+        for status, headers in [('200 OK', [('X-Name', 'caf\u20ac')]), ('200 OK', [('X-N\u20ac', 'v')]),
+                                ('200 \u20ac', []), ('200 OK', [('X-Name', b'bytes')]), ('200 OK', [('X-Name', 1)])]:
+            try:
+                start_response(status, headers)
+                outcomes.append('accepted')
+            except Exception as e:
+                outcomes.append('%s: %s' % (type(e).__name__, e))
+        body = '\n'.join(outcomes).encode()
+    elif path.startswith('/connection/'):
+        # Connection and Keep-Alive belong to Apache; see the README for what we pass on.
+        headers = {'close': [('Connection', 'close')],
+                   'keep-alive': [('Connection', 'keep-alive'), ('Keep-Alive', 'timeout=999, max=5')]}[path[12:]]
+        start_response('200 OK', [('Content-Type', 'text/plain')] + headers)
+        return [b'connection']
     else:
         body = b'hello'
     start_response('200 OK', [('Content-Type', 'text/plain')])
@@ -104,7 +121,7 @@ fn summary(apache: &Apache, r: &Response) -> String {
         .headers
         .iter()
         // Framing is left out: for a list body we send Content-Length where mod_wsgi chunks.
-        .filter(|(k, _)| ["content-type", "x-extra", "x-injected"].contains(&k.to_ascii_lowercase().as_str()))
+        .filter(|(k, _)| ["content-type", "x-extra", "x-injected", "connection", "keep-alive"].contains(&k.to_ascii_lowercase().as_str()))
         .map(|(k, v)| format!("{}: {v}", k.to_ascii_lowercase()))
         .collect();
     headers.sort();
@@ -149,6 +166,8 @@ fn same_answers_as_debian_mod_wsgi() {
         // .htaccess may choose the callable, never the interpreter.
         ("GET", "/group", &[], b""),
         ("GET", "/callable", &[], b""),
+        ("GET", "/app/latin", &[], b""),
+        ("GET", "/app/connection/close", &[], b""),
     ];
     let mut differences = Vec::new();
     for (method, path, headers, body) in cases {
@@ -180,6 +199,12 @@ fn same_answers_as_debian_mod_wsgi() {
         assert_eq!(r.status, 500, "{path}");
         assert!(r.header("X-Injected").is_none() && !r.text().contains("unframed"), "{path}");
     }
+    // An application's Connection and Keep-Alive never contradict what Apache does with the
+    // connection (mod_wsgi sends "Connection: keep-alive, close" and the app's timeout here).
+    let theirs_ka = theirs.get("/app/connection/keep-alive");
+    assert_eq!((theirs_ka.header("Connection"), theirs_ka.header("Keep-Alive")), (Some("keep-alive, close"), Some("timeout=999, max=5")));
+    let ours_ka = ours.get("/app/connection/keep-alive");
+    assert_eq!((ours_ka.status, ours_ka.header("Connection"), ours_ka.header("Keep-Alive")), (200, Some("close"), None));
     // The application group's port is the one the request arrived on, never the Host header's
     // (with which a client could create an interpreter per port).
     let group = |apache: &Apache| Json::parse(&raw_get(apache, b"/app/environ", "localhost:1").text()).get("mod_wsgi.application_group");

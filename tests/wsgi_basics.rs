@@ -62,6 +62,11 @@ def application(environ, start_response):
     elif path == '/cut':
         start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '5')])
         return [b'12345678']
+    elif path == '/connection':
+        # Apache owns the connection: see connection_headers_never_contradict_apache.
+        value = environ['QUERY_STRING']
+        start_response('200 OK', [('Content-Type', 'text/plain'), ('Connection', value), ('Keep-Alive', 'timeout=999')])
+        return [value.encode()]
     else:
         body = b'Hello World!'
     start_response('200 OK', [('Content-Type', 'text/plain'), ('X-Pid', str(os.getpid()))])
@@ -242,6 +247,43 @@ fn group_naming_forms_and_alias_match() {
     // PATH_TRANSLATED's lookup of /extra (denied by <Directory />) stops before access checks,
     // so it logs nothing (mod_wsgi's logs AH01630).
     assert!(!apache.error_log().contains("AH01630"), "{}", apache.error_log());
+}
+
+/// Sends `requests` (path, and the client's Connection header) on one connection at once
+/// (pipelined) and returns every byte the server sent until it closed the connection.
+fn pipelined(apache: &Apache, requests: &[(&str, &str)]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    let all: String = requests.iter().map(|(path, connection)| format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: {connection}\r\n\r\n")).collect();
+    stream.write_all(all.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+#[test]
+fn connection_headers_never_contradict_apache() {
+    let apache = Apache::start_in(
+        {
+            let dir = TempDir::new("connection");
+            dir.write("app.wsgi", APP);
+            dir
+        },
+        Mpm::Event,
+        "WSGIScriptAlias /app {dir}/app.wsgi\nKeepAliveTimeout 7\n",
+    );
+    // `Connection: close` from the application: Apache closes after that response, so the
+    // request pipelined behind it is never answered.
+    let raw = pipelined(&apache, &[("/app/connection?close", "keep-alive"), ("/app/connection?unanswered", "close")]);
+    assert_eq!(raw.matches("HTTP/1.1 200 OK").count(), 1, "{raw}");
+    assert!(raw.contains("\r\nConnection: close\r\n") && !raw.contains("unanswered"), "{raw}");
+    // Any other value, and the application's Keep-Alive, are dropped: Apache keeps the
+    // connection (both requests answered) and announces its own terms (KeepAliveTimeout 7).
+    let raw = pipelined(&apache, &[("/app/connection?keep-alive", "keep-alive"), ("/app/connection?upgrade", "close")]);
+    assert_eq!(raw.matches("HTTP/1.1 200 OK").count(), 2, "{raw}");
+    assert!(raw.contains("\r\nKeep-Alive: timeout=7, max=100\r\n"), "{raw}");
+    assert!(!raw.contains("999") && !raw.contains("\r\nConnection: keep-alive") && !raw.contains("\r\nConnection: upgrade"), "{raw}");
 }
 
 /// The patch level of the Apache under test (`apache2 -v`).

@@ -34,16 +34,28 @@ pub fn check_header(name: &[u8], value: &[u8]) -> Result<(), String> {
     if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return Err(format!("value of header {shown:?} contains a control character (CR, LF or NUL are refused)"));
     }
-    if HOP_BY_HOP.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name)) {
-        // PEP 3333: hop-by-hop headers belong to the server. An application's own
-        // Transfer-Encoding would leave the body unframed on the wire.
-        return Err(format!("hop-by-hop header {shown:?} is not allowed from a WSGI application"));
+    if name.eq_ignore_ascii_case(b"Transfer-Encoding") {
+        // Apache frames the body (Content-Length or chunked): the application's own
+        // Transfer-Encoding would leave it unframed on the wire.
+        return Err(format!("hop-by-hop header {shown:?} is not allowed from a WSGI application: Apache frames the response"));
     }
     Ok(())
 }
 
-/// RFC 2616 13.5.1's hop-by-hop headers, which PEP 3333 keeps for the server.
-const HOP_BY_HOP: [&str; 8] = ["Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailers", "Transfer-Encoding", "Upgrade"];
+/// What of a valid header goes to Apache, which owns the connection: `Connection` only as
+/// `close` (Apache then closes after this response, so the header tells the truth), and never
+/// `Keep-Alive` (Apache writes its own when it keeps the connection open). mod_wsgi 4.9 passes
+/// both as they are, and so can announce `keep-alive, close` or a timeout Apache does not keep.
+pub fn for_apache(name: &[u8], value: Vec<u8>) -> Option<Vec<u8>> {
+    if name.eq_ignore_ascii_case(b"Keep-Alive") {
+        return None;
+    }
+    if name.eq_ignore_ascii_case(b"Connection") {
+        let close = value.split(|&b| b == b',').any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
+        return close.then(|| b"close".to_vec());
+    }
+    Some(value)
+}
 
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -72,8 +84,20 @@ mod tests {
         assert!(check_header(b"Bad:Name", b"v").is_err());
         assert!(check_header(b"Bad Name", b"v").is_err());
         assert!(check_header(b"", b"v").is_err());
-        assert!(check_header(b"Transfer-Encoding", b"chunked").unwrap_err().contains("hop-by-hop"));
-        assert!(check_header(b"connection", b"close").is_err());
+        assert!(check_header(b"Transfer-Encoding", b"chunked").unwrap_err().contains("Apache frames"));
+        assert!(check_header(b"transfer-encoding", b"identity").is_err());
+        for (name, value) in [(&b"Connection"[..], &b"close"[..]), (b"Keep-Alive", b"timeout=5"), (b"Upgrade", b"h2c"), (b"TE", b"trailers")] {
+            assert!(check_header(name, value).is_ok(), "{:?}", String::from_utf8_lossy(name));
+        }
+    }
+
+    #[test]
+    fn connection_headers_cannot_contradict_apache() {
+        assert_eq!(for_apache(b"connection", b"Keep-Alive, Close".to_vec()), Some(b"close".to_vec()));
+        assert_eq!(for_apache(b"Connection", b"keep-alive".to_vec()), None);
+        assert_eq!(for_apache(b"Connection", b"closed, upgrade".to_vec()), None);
+        assert_eq!(for_apache(b"KEEP-ALIVE", b"timeout=999".to_vec()), None);
+        assert_eq!(for_apache(b"X-Other", b"close".to_vec()), Some(b"close".to_vec()));
     }
 
     proptest! {

@@ -190,7 +190,24 @@ unsafe extern "C" fn start_response(slf: *mut ffi::PyObject, args: *mut ffi::PyO
             return Err(py::raise(unsafe { ffi::PyExc_RuntimeError }, "headers have already been sent"));
         }
 
-        let status_bytes = py::latin1_bytes(&status).ok_or_else(|| type_error("expected str object for status, or it is not latin-1"))?;
+        /// A status or header string as bytes, with mod_wsgi's exceptions: a `str` that is not
+        /// latin-1 is a ValueError, anything but a native string a TypeError.
+        fn native_bytes(obj: &PyObj) -> PyResult<Vec<u8>> {
+            if let Some(bytes) = py::latin1_bytes(obj) {
+                return Ok(bytes);
+            }
+            #[cfg(Py_3)]
+            // SAFETY: a type check on a live object.
+            if unsafe { ffi::PyUnicode_Check(obj.as_ptr()) } != 0 {
+                return Err(value_error("unicode object contains non latin-1 characters"));
+            }
+            let native = if cfg!(Py_3) { "unicode" } else { "byte string" };
+            // SAFETY: a live object's type, borrowed.
+            let kind = unsafe { PyObj::from_borrowed(ffi::Py_TYPE(obj.as_ptr()).cast()) }?;
+            let kind = kind.getattr("__name__").map(|n| n.to_text()).unwrap_or_default();
+            Err(type_error(&format!("expected {native} object, value of type {kind} found")))
+        }
+        let status_bytes = native_bytes(&status)?;
         headers::check_status(&status_bytes).map_err(|e| value_error(&e))?;
         // SAFETY: type check on a live object.
         if unsafe { ffi::PyList_Check(headers.as_ptr()) } == 0 {
@@ -211,9 +228,9 @@ unsafe extern "C" fn start_response(slf: *mut ffi::PyObject, args: *mut ffi::PyO
             let (name, value) = unsafe {
                 (PyObj::from_borrowed(ffi::PyTuple_GetItem(item.as_ptr(), 0))?, PyObj::from_borrowed(ffi::PyTuple_GetItem(item.as_ptr(), 1))?)
             };
-            let name = py::latin1_bytes(&name).ok_or_else(|| type_error("expected latin-1 str object for header name"))?;
-            let value = py::latin1_bytes(&value).ok_or_else(|| type_error("expected latin-1 str object for header value"))?;
+            let (name, value) = (native_bytes(&name)?, native_bytes(&value)?);
             headers::check_header(&name, &value).map_err(|e| value_error(&e))?;
+            let Some(value) = headers::for_apache(&name, value) else { continue };
             if name.eq_ignore_ascii_case(b"content-length") {
                 let n = std::str::from_utf8(&value).ok().and_then(|v| v.trim().parse::<u64>().ok());
                 content_length = Some(n.ok_or_else(|| value_error("Content-Length must be a non-negative integer"))?);
