@@ -1,6 +1,6 @@
 //! Shared hosting: every `.htaccess` is written by a customer the administrator does not trust,
 //! and every request header by a client. Neither may run a script where the administrator did
-//! not allow scripts, or choose an interpreter.
+//! not allow scripts, choose an interpreter, or take Apache's signals away from it.
 
 mod common;
 use common::*;
@@ -115,4 +115,60 @@ fn clients_never_choose_the_application_group() {
         let r = get_with_host(&apache, "/app", host);
         assert_eq!(r.text(), format!("[\"{group}\", \"/app\", \"/app\", [\"{group}\"]]"), "Host: {host}");
     }
+}
+
+/// An application that tries to take over SIGTERM (Apache's stop signal) or SIGUSR2 (which
+/// Apache does not use), under prefork with the main interpreter, where the request runs on
+/// the thread that started Python, so that nothing but the restriction stops the handler.
+const SIGNAL_APP: &str = r#"
+import os, signal
+
+def handler(signum, frame):
+    pass
+
+def application(environ, start_response):
+    signum = getattr(signal, environ['QUERY_STRING'])
+    returned = signal.signal(signum, handler)
+    installed = signal.getsignal(signum) is handler
+    start_response('200 OK', [])
+    return [('%s %s %d' % (returned is handler, installed, os.getpid())).encode()]
+"#;
+
+fn signal_server(restrict: &str) -> Apache {
+    let dir = TempDir::new("signals");
+    dir.write("app.wsgi", SIGNAL_APP);
+    Apache::start_in(dir, Mpm::Prefork, &format!("{restrict}WSGIScriptAlias /app {{dir}}/app.wsgi application-group=%{{GLOBAL}}\n"))
+}
+
+#[test]
+fn restricted_signal_registration_is_ignored_and_apache_keeps_its_signals() {
+    let mut apache = signal_server("");
+    let first = apache.get("/app?SIGTERM").text();
+    let (answer, pid) = first.rsplit_once(' ').unwrap();
+    // The application gets its handler back, as if installed; Apache's stays.
+    assert_eq!(answer, "True False", "{first}");
+    apache.wait_for_log("Callback registration for signal 15 ignored.");
+    // Graceful restart: a new child serves; the old one went.
+    // SAFETY: SIGUSR1 (graceful restart) to the Apache parent this test started.
+    unsafe { libc::kill(apache.pid(), libc::SIGUSR1) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut served_by = pid.to_string();
+    while served_by == pid && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        served_by = try_http(apache.port, "GET", "/app?SIGTERM", &[], b"").map(|r| r.text().rsplit(' ').next().unwrap().to_string()).unwrap_or_default();
+    }
+    assert_ne!(served_by, pid, "no new child after a graceful restart:\n{}", apache.error_log());
+    // Stop (SIGTERM): each child goes at once, none has to be killed.
+    apache.stop();
+    let log = apache.error_log();
+    assert!(log.contains("caught SIGTERM, shutting down"), "{log}");
+    assert!(!log.contains("still did not exit"), "a child ignored SIGTERM:\n{log}");
+}
+
+#[test]
+fn unrestricted_signal_registration_goes_through() {
+    let apache = signal_server("WSGIRestrictSignal Off\n");
+    let answer = apache.get("/app?SIGUSR2").text();
+    assert!(answer.starts_with("False True "), "{answer}");
+    assert!(!apache.error_log().contains("Callback registration"), "{}", apache.error_log());
 }
