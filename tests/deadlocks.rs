@@ -1,0 +1,125 @@
+//! Deadlocks and wedged children: Python run while the engine holds a Rust lock (a reload
+//! whose old module runs `__del__` and weakref callbacks that release the GIL), a group whose
+//! set-up fails (its interpreter must not linger in the thread-state caches), and prefork's
+//! SIGTERM handler (no Python finalisation inside a signal handler).
+//!
+//! Every request here has a bounded client timeout: a hang fails the test instead of wedging
+//! the run.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Longest a request may take before the child counts as wedged.
+const ANSWER_WITHIN: Duration = Duration::from_secs(20);
+
+/// Log lines that mean a child crashed or had to be killed.
+const CRASH_LINES: [&str; 6] = ["Segmentation fault", "Fatal Python error", "exit signal", "AH00052", "panicked", "SIGKILL"];
+
+/// GET `path` with a bounded wait for the answer; `Err` when none came in time.
+fn get_within(port: u16, path: &str) -> Result<Response, String> {
+    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), ANSWER_WITHIN).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(ANSWER_WITHIN)).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(ANSWER_WITHIN)).map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|e| format!("GET {path}: no answer within {ANSWER_WITHIN:?}: {e}"))?;
+    if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Err(format!("GET {path}: connection closed without a response"));
+    }
+    Ok(parse_response(&raw, false))
+}
+
+fn assert_no_crash(apache: &Apache, what: &str) {
+    let log = apache.error_log();
+    for line in CRASH_LINES {
+        assert!(!log.contains(line), "{what}: {line:?} in the error log:\n{log}");
+    }
+}
+
+/// Version `n` of a script whose module, when it is dropped, runs Python that releases the
+/// GIL: a weakref callback on the module and the `__del__` of an object only the module's
+/// dict refers to (the code lives in a separate namespace, so the dict is in no reference
+/// cycle and goes the moment the module does).
+fn dropping_script(n: u32) -> String {
+    format!(
+        r#"import os, sys, weakref
+_ns = {{'DIR': os.path.dirname(__file__)}}
+exec('''
+import os, time
+def mark(what):
+    with open(os.path.join(DIR, 'dropped'), 'a') as f:
+        f.write(what + chr(10))
+    time.sleep(0.05)
+class Keeper(object):
+    def __del__(self):
+        mark('del v{n}')
+def gone(ref):
+    mark('weakref v{n}')
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'v{n}']
+''', _ns)
+application = _ns['application']
+keeper = _ns['Keeper']()
+module_ref = weakref.ref(sys.modules[__name__], _ns['gone'])
+del _ns
+"#
+    )
+}
+
+/// Rewrites a script and moves its mtime forward, so that each version has its own mtime
+/// even within the file system's timestamp granularity.
+fn rewrite(dir: &TempDir, name: &str, content: &str, n: u32) {
+    let path = dir.replace(name, content);
+    let mtime = SystemTime::now() + Duration::from_secs(u64::from(n) * 10);
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+}
+
+#[test]
+fn reloading_a_script_whose_old_module_runs_python_when_dropped_never_wedges() {
+    let dir = TempDir::new("reload-drop");
+    dir.write("app.wsgi", &dropping_script(1));
+    let apache = Apache::start_in(dir, Mpm::Event, "WSGIScriptAlias /app {dir}/app.wsgi\n");
+    assert_eq!(get_within(apache.port, "/app").unwrap().text(), "v1");
+    let versions = 8;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let results: Vec<Result<Response, String>> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut results = Vec::new();
+                    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                        let result = get_within(apache.port, "/app");
+                        let failed = result.is_err();
+                        results.push(result);
+                        if failed {
+                            break;
+                        }
+                    }
+                    results
+                })
+            })
+            .collect();
+        for n in 2..=versions {
+            std::thread::sleep(Duration::from_millis(300));
+            rewrite(&apache.dir, "app.wsgi", &dropping_script(n), n);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+    });
+    let failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(failures.is_empty(), "{} of {} requests got no answer (the child is wedged): {:?}", failures.len(), results.len(), failures);
+    for r in results.iter().flatten() {
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // The child still serves, and serves the last version.
+    assert_eq!(get_within(apache.port, "/app").unwrap().text(), format!("v{versions}"));
+    // The old modules did run Python as they went.
+    let dropped = std::fs::read_to_string(apache.dir.path().join("dropped")).unwrap_or_default();
+    assert!(dropped.contains("del v1") && dropped.contains("weakref v1"), "old modules dropped without running Python: {dropped:?}");
+    assert_no_crash(&apache, "reload");
+}
