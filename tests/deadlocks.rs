@@ -123,3 +123,71 @@ fn reloading_a_script_whose_old_module_runs_python_when_dropped_never_wedges() {
     assert!(dropped.contains("del v1") && dropped.contains("weakref v1"), "old modules dropped without running Python: {dropped:?}");
     assert_no_crash(&apache, "reload");
 }
+
+/// A site hook, as a package might install one: `WSGIPythonPath` names the directory, whose
+/// `.pth` file imports this module in every new interpreter while `bootstrap.py` sets it up.
+/// It refuses application groups whose name starts with `broken` by raising `SystemExit`
+/// (which `site` does not catch), so that the group's set-up fails.
+const SITE_HOOK: &str = r#"import sys
+frame = sys._getframe()
+while frame is not None and frame.f_code.co_name != 'setup':
+    frame = frame.f_back
+group = frame.f_locals.get('group', '') if frame is not None else ''
+if group.startswith('broken'):
+    raise SystemExit('site hook: application group %r is refused' % group)
+"#;
+
+/// Answers with the group as the request, the running interpreter's `mod_wsgi` module and the
+/// script's module in the running interpreter see it. `import sys` inside the function finds
+/// the `sys` of the interpreter the thread is running in, not the one the script was loaded
+/// into: a thread in the wrong interpreter shows it.
+const GROUP_APP: &str = r#"import mod_wsgi
+LOADED_IN = mod_wsgi.application_group
+def application(environ, start_response):
+    import sys as running
+    mod = running.modules.get('mod_wsgi')
+    script = running.modules.get(__name__)
+    seen = [environ['mod_wsgi.application_group'], getattr(mod, 'application_group', None), getattr(script, 'LOADED_IN', None)]
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [' '.join(str(s) for s in seen).encode()]
+"#;
+
+/// `clients` threads each sending `rounds` requests to `path` at once, so that most of the
+/// child's worker threads serve it.
+fn burst(apache: &Apache, path: &str, clients: usize, rounds: usize) -> Vec<Response> {
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients)
+            .map(|_| scope.spawn(|| (0..rounds).map(|_| get_within(apache.port, path).unwrap()).collect::<Vec<_>>()))
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn a_group_whose_set_up_fails_leaves_no_interpreter_behind() {
+    let dir = TempDir::new("group-fails");
+    dir.write("app.wsgi", GROUP_APP);
+    dir.write("site/hook.pth", "import group_hook\n");
+    dir.write("site/group_hook.py", SITE_HOOK);
+    let rounds = 3;
+    let groups = (1..=rounds).flat_map(|round| [format!("good-{round}-a"), format!("good-{round}-b")]).chain(["broken".to_string()]);
+    let aliases: String = groups.map(|g| format!("WSGIScriptAlias /{g} {{dir}}/app.wsgi application-group={g}\n")).collect();
+    let mut apache = Apache::start_in(dir, Mpm::Event, &format!("WSGIPythonPath {{dir}}/site\n{aliases}"));
+    for round in 1..=rounds {
+        // Every worker thread tries (and fails) to create the broken group...
+        for r in burst(&apache, "/broken", 8, 3) {
+            assert_eq!(r.status, 500, "round {round}: {}", r.text());
+        }
+        let log = apache.wait_for_log("application group 'broken' is refused");
+        assert!(log.contains("Failed to set up interpreter for application group 'broken'"), "round {round}: no clear log line:\n{log}");
+        // ...then groups created afterwards run in their own interpreter on every thread.
+        for good in [format!("good-{round}-a"), format!("good-{round}-b")] {
+            for r in burst(&apache, &format!("/{good}"), 8, 3) {
+                assert_eq!((r.status, r.text()), (200, format!("{good} {good} {good}")), "round {round}");
+            }
+        }
+    }
+    // The child ends cleanly too: no interpreter was left behind for Python's finalisation.
+    apache.stop();
+    assert_no_crash(&apache, "failed group set-up");
+}

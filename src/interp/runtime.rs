@@ -159,7 +159,7 @@ pub fn shutdown() {
 ///
 /// # Safety
 /// The GIL must be held through `own`, and no other thread may use these states again.
-unsafe fn delete_other_thread_states(own: *mut ffi::PyThreadState) {
+pub(super) unsafe fn delete_other_thread_states(own: *mut ffi::PyThreadState) {
     // SAFETY: forwarded from the caller; states are cleared under the GIL, then deleted.
     unsafe {
         let interp = super::compat::current_interpreter();
