@@ -191,3 +191,82 @@ fn a_group_whose_set_up_fails_leaves_no_interpreter_behind() {
     apache.stop();
     assert_no_crash(&apache, "failed group set-up");
 }
+
+/// For prefork's stops. `/hold-gil` leaves a thread behind that, half a second after the
+/// response, blocks for 30 s in a C call that keeps the GIL (as a badly behaved extension
+/// may): from then on nothing that needs the GIL can run. Every interpreter registers an
+/// atexit callback that leaves a marker, to tell whether Python was finalised.
+const PREFORK_APP: &str = r#"import atexit, ctypes, os, threading, time
+atexit.register(lambda: open(os.path.join(os.path.dirname(__file__), 'markers', 'atexit-%d' % os.getpid()), 'w').close())
+
+def hold_gil():
+    time.sleep(0.5)
+    ctypes.PyDLL(None).sleep(30)
+
+def application(environ, start_response):
+    path = environ.get('PATH_INFO', '')
+    if path == '/sleep':
+        time.sleep(30)
+    elif path == '/hold-gil':
+        threading.Thread(target=hold_gil, daemon=True).start()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'done']
+"#;
+
+fn prefork_server(extra: &str) -> Apache {
+    let dir = TempDir::new("prefork-stop");
+    dir.write("app.wsgi", PREFORK_APP);
+    dir.write("markers/.keep", "");
+    Apache::start_in(dir, Mpm::Prefork, &format!("WSGIScriptAlias /app {{dir}}/app.wsgi\n{extra}"))
+}
+
+fn atexit_markers(apache: &Apache) -> usize {
+    std::fs::read_dir(apache.dir.path().join("markers")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("atexit-")).count()
+}
+
+/// Stops Apache with SIGTERM (`apache2 -k stop`) and checks that its child went at once:
+/// Apache logs `still did not exit` from 3 s on, and kills it at 9 s.
+fn stop_and_check(apache: &mut Apache, what: &str) {
+    apache.stop();
+    let log = apache.error_log();
+    assert!(!log.contains("still did not exit"), "{what}: the child did not exit on SIGTERM:\n{log}");
+    assert_no_crash(apache, what);
+}
+
+#[test]
+fn prefork_sigterm_stops_idle_and_busy_children_at_once() {
+    // Idle. Python is left as it is, by design: no atexit.
+    let mut apache = prefork_server("");
+    assert_eq!(get_within(apache.port, "/app").unwrap().text(), "done");
+    stop_and_check(&mut apache, "idle");
+    assert_eq!(atexit_markers(&apache), 0, "Python was finalised inside the SIGTERM handler");
+
+    // A request running Python (the signal arrives in the middle of it).
+    let mut apache = prefork_server("");
+    assert_eq!(get_within(apache.port, "/app").unwrap().text(), "done");
+    let port = apache.port;
+    let running = std::thread::spawn(move || get_within(port, "/app/sleep"));
+    std::thread::sleep(Duration::from_millis(500));
+    stop_and_check(&mut apache, "request running");
+    assert!(running.join().unwrap().is_err(), "the interrupted request was answered");
+
+    // Idle, with the GIL held by a thread stuck in C: finalising would wait for it.
+    let mut apache = prefork_server("");
+    assert_eq!(get_within(apache.port, "/app/hold-gil").unwrap().text(), "done");
+    std::thread::sleep(Duration::from_secs(1));
+    stop_and_check(&mut apache, "GIL held elsewhere");
+}
+
+/// A prefork child that leaves its loop normally still finalises Python (graceful stops: see
+/// tests/lifecycle.rs).
+#[test]
+fn prefork_child_at_max_connections_still_finalises_python() {
+    let apache = prefork_server("MaxConnectionsPerChild 1\n");
+    assert_eq!(get_within(apache.port, "/app").unwrap().text(), "done");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while atexit_markers(&apache) == 0 {
+        assert!(Instant::now() < deadline, "atexit did not run when the child reached MaxConnectionsPerChild:\n{}", apache.error_log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_no_crash(&apache, "MaxConnectionsPerChild");
+}
