@@ -224,17 +224,17 @@ fn atexit_markers(apache: &Apache) -> usize {
     std::fs::read_dir(apache.dir.path().join("markers")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("atexit-")).count()
 }
 
-/// Stops Apache with SIGTERM (`apache2 -k stop`) and checks that its child went at once:
-/// Apache logs `still did not exit` from 3 s on, and kills it at 9 s.
+/// Stops Apache with SIGTERM (`apache2 -k stop`) and checks that every child it stopped or
+/// restarted went at once: Apache logs `still did not exit` from 3 s on, and kills it at 9 s.
 fn stop_and_check(apache: &mut Apache, what: &str) {
     apache.stop();
     let log = apache.error_log();
-    assert!(!log.contains("still did not exit"), "{what}: the child did not exit on SIGTERM:\n{log}");
+    assert!(!log.contains("still did not exit"), "{what}: a child did not exit at once (Apache had to signal it again):\n{log}");
     assert_no_crash(apache, what);
 }
 
 #[test]
-fn prefork_sigterm_stops_idle_and_busy_children_at_once() {
+fn prefork_sigterm_and_sighup_end_idle_and_busy_children_at_once() {
     // Idle. Python is left as it is, by design: no atexit.
     let mut apache = prefork_server("");
     assert_eq!(get_within(apache.port, "/app").unwrap().text(), "done");
@@ -255,6 +255,21 @@ fn prefork_sigterm_stops_idle_and_busy_children_at_once() {
     assert_eq!(get_within(apache.port, "/app/hold-gil").unwrap().text(), "done");
     std::thread::sleep(Duration::from_secs(1));
     stop_and_check(&mut apache, "GIL held elsewhere");
+
+    // The same on a non-graceful restart (SIGHUP, `apache2 -k restart`): the old child goes at
+    // once and a new one serves.
+    let mut apache = prefork_server("");
+    assert_eq!(get_within(apache.port, "/app/hold-gil").unwrap().text(), "done");
+    std::thread::sleep(Duration::from_secs(1));
+    // SAFETY: SIGHUP (restart) to the Apache parent this test started.
+    unsafe { libc::kill(apache.pid(), libc::SIGHUP) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while apache.error_log().matches("resuming normal operations").count() < 2 {
+        assert!(Instant::now() < deadline, "Apache did not restart:\n{}", apache.error_log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get_within(apache.port, "/app").unwrap().text(), "done");
+    stop_and_check(&mut apache, "restart with the GIL held elsewhere");
 }
 
 /// A prefork child that leaves its loop normally still finalises Python (graceful stops: see
