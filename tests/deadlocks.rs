@@ -1,7 +1,7 @@
 //! Deadlocks and wedged children: Python run while the engine holds a Rust lock (a reload
 //! whose old module runs `__del__` and weakref callbacks that release the GIL), a group whose
 //! set-up fails (its interpreter must not linger in the thread-state caches), and prefork's
-//! SIGTERM handler (no Python finalisation inside a signal handler).
+//! SIGTERM and SIGHUP handler (no Python finalisation inside a signal handler).
 //!
 //! Every request here has a bounded client timeout: a hang fails the test instead of wedging
 //! the run.
