@@ -11,6 +11,7 @@
 
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,9 +24,13 @@ pub enum Refused {
     Closing,
 }
 
-/// One waiting thread: granted by the thread that passes it its slot.
+/// One waiting thread. Everything about it is read and written under the gate's one mutex
+/// (`Admission::state`), and it sleeps on its own condvar with that mutex: one lock, so no
+/// lock order to get wrong, and no wake-up can fall between a check and the wait.
 struct Waiter {
-    granted: Mutex<bool>,
+    /// Set by the thread that hands it a slot. Atomic only to be `Sync`: accessed under
+    /// the state mutex, so `Relaxed` suffices.
+    granted: AtomicBool,
     wake: Condvar,
 }
 
@@ -68,71 +73,56 @@ impl Admission {
         }
     }
 
-    /// Waits for a slot, FIFO, for at most `timeout` (`None`: as long as it takes).
-    pub fn acquire(&self, timeout: Option<Duration>) -> Result<(), Refused> {
-        let waiter = {
-            let mut s = self.state.lock();
-            if s.closing {
-                return Err(Refused::Closing);
-            }
-            if s.active < s.limit && s.queue.is_empty() {
-                s.active += 1;
-                s.peak_active = s.peak_active.max(s.active);
+    /// Waits for a slot, FIFO, for at most `timeout`. Every wait is bounded: a caller that
+    /// must not fail picks what to do when it is refused.
+    pub fn acquire(&self, timeout: Duration) -> Result<(), Refused> {
+        let mut s = self.state.lock();
+        if s.closing {
+            return Err(Refused::Closing);
+        }
+        if s.active < s.limit && s.queue.is_empty() {
+            s.active += 1;
+            s.peak_active = s.peak_active.max(s.active);
+            return Ok(());
+        }
+        let waiter = Arc::new(Waiter { granted: AtomicBool::new(false), wake: Condvar::new() });
+        s.queue.push_back(waiter.clone());
+        s.peak_queued = s.peak_queued.max(s.queue.len());
+        // A timeout too large to add (a queue timeout of centuries) waits a year at most.
+        let now = Instant::now();
+        let deadline = now.checked_add(timeout).unwrap_or(now + Duration::from_secs(365 * 86_400));
+        loop {
+            if waiter.granted.load(Ordering::Relaxed) {
+                if s.closing {
+                    // Granted, then the gate closed before this thread woke: the slot goes
+                    // back and the request is refused all the same.
+                    s.active -= 1;
+                    return Err(Refused::Closing);
+                }
                 return Ok(());
             }
-            let waiter = Arc::new(Waiter { granted: Mutex::new(false), wake: Condvar::new() });
-            s.queue.push_back(waiter.clone());
-            s.peak_queued = s.peak_queued.max(s.queue.len());
-            waiter
-        };
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut granted = waiter.granted.lock();
-        while !*granted {
-            let timed_out = match deadline {
-                Some(deadline) => waiter.wake.wait_until(&mut granted, deadline).timed_out(),
-                None => {
-                    waiter.wake.wait(&mut granted);
-                    false
-                }
-            };
-            if *granted {
-                break;
-            }
-            let closing = self.state.lock().closing;
-            if timed_out || closing {
-                drop(granted);
-                let mut s = self.state.lock();
-                // Granted between the wake-up and this lock: the slot is ours after all.
-                if *waiter.granted.lock() {
-                    return if s.closing { Err(self.give_back(&mut s)) } else { Ok(()) };
-                }
+            if s.closing || Instant::now() >= deadline {
                 s.queue.retain(|w| !Arc::ptr_eq(w, &waiter));
                 return Err(if s.closing { Refused::Closing } else { Refused::TimedOut });
             }
+            waiter.wake.wait_until(&mut s, deadline);
         }
-        Ok(())
-    }
-
-    /// Returns a slot granted during shutdown and reports the refusal.
-    fn give_back(&self, s: &mut State) -> Refused {
-        s.active -= 1;
-        Refused::Closing
     }
 
     /// Gives the slot back: to the longest-waiting thread if there is one.
     pub fn release(&self) {
         let mut s = self.state.lock();
         s.active = s.active.saturating_sub(1);
-        self.admit_waiters(&mut s);
+        Self::admit_waiters(&mut s);
     }
 
     /// Hands free slots to waiters, oldest first.
-    fn admit_waiters(&self, s: &mut State) {
+    fn admit_waiters(s: &mut State) {
         while s.active < s.limit {
             let Some(next) = s.queue.pop_front() else { break };
             s.active += 1;
             s.peak_active = s.peak_active.max(s.active);
-            *next.granted.lock() = true;
+            next.granted.store(true, Ordering::Relaxed);
             next.wake.notify_one();
         }
     }
@@ -141,7 +131,7 @@ impl Admission {
     pub fn set_limit(&self, limit: usize) {
         let mut s = self.state.lock();
         s.limit = limit.max(1);
-        self.admit_waiters(&mut s);
+        Self::admit_waiters(&mut s);
     }
 
     /// Refuses every waiter and every later request (the child is exiting).
@@ -168,7 +158,10 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
+
+    /// Long enough never to expire in these tests.
+    const LONG: Duration = Duration::from_secs(600);
 
     #[test]
     fn never_more_than_the_limit_inside() {
@@ -180,7 +173,7 @@ mod tests {
                 let (admission, inside, peak) = (admission.clone(), inside.clone(), peak.clone());
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        admission.acquire(None).unwrap();
+                        admission.acquire(LONG).unwrap();
                         let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                         peak.fetch_max(now, Ordering::SeqCst);
                         std::thread::yield_now();
@@ -201,13 +194,13 @@ mod tests {
     #[test]
     fn waiters_are_admitted_in_arrival_order() {
         let admission = Arc::new(Admission::new(1));
-        admission.acquire(None).unwrap();
+        admission.acquire(LONG).unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut threads = Vec::new();
         for i in 0..4 {
             let (mine, order) = (admission.clone(), order.clone());
             threads.push(std::thread::spawn(move || {
-                mine.acquire(None).unwrap();
+                mine.acquire(LONG).unwrap();
                 order.lock().push(i);
                 mine.release();
             }));
@@ -226,30 +219,120 @@ mod tests {
     #[test]
     fn timeout_and_close_refuse_and_leave_no_trace() {
         let admission = Arc::new(Admission::new(1));
-        admission.acquire(None).unwrap();
-        assert_eq!(admission.acquire(Some(Duration::from_millis(20))), Err(Refused::TimedOut));
+        admission.acquire(LONG).unwrap();
+        assert_eq!(admission.acquire(Duration::from_millis(20)), Err(Refused::TimedOut));
         assert_eq!(admission.counts().queued, 0);
         let waiting = {
             let admission = admission.clone();
-            std::thread::spawn(move || admission.acquire(None))
+            std::thread::spawn(move || admission.acquire(LONG))
         };
         while admission.counts().queued == 0 {
             std::thread::yield_now();
         }
         admission.close();
         assert_eq!(waiting.join().unwrap(), Err(Refused::Closing));
-        assert_eq!(admission.acquire(None), Err(Refused::Closing));
+        assert_eq!(admission.acquire(LONG), Err(Refused::Closing));
         admission.release();
         assert_eq!(admission.counts().active, 0);
+    }
+
+    /// xorshift: enough randomness for interleavings, without a dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    /// Runs `f` on its own thread; a hang (a deadlock, a lost wake-up) fails the test instead
+    /// of wedging the test run.
+    fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        match rx.recv_timeout(limit) {
+            Ok(value) => value,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("the admission gate hung for {limit:?}"),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("the stress run panicked (see above)"),
+        }
+    }
+
+    /// Requests with short queue timeouts, slots given back and re-taken around "I/O" (as
+    /// `pause`/`resume` do), limit changes (as `auto` makes) and a close, all racing: nothing
+    /// hangs, never more than the largest limit is inside, and the counts end at zero.
+    #[test]
+    fn timeouts_releases_limit_changes_and_closes_race_without_hanging() {
+        const MAX: usize = 4;
+        within(Duration::from_secs(120), || {
+            for round in 0..40u64 {
+                let admission = Admission::new(2);
+                let inside = AtomicUsize::new(0);
+                let peak = AtomicUsize::new(0);
+                let closed = AtomicBool::new(false);
+                let enter = || {
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                };
+                let leave = || {
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    admission.release();
+                };
+                std::thread::scope(|scope| {
+                    for t in 0..12u64 {
+                        let (admission, enter, leave) = (&admission, &enter, &leave);
+                        scope.spawn(move || {
+                            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (round << 8 | t));
+                            loop {
+                                match admission.acquire(Duration::from_micros(rng.below(1500))) {
+                                    Err(Refused::Closing) => return,
+                                    Err(Refused::TimedOut) => continue,
+                                    Ok(()) => enter(),
+                                }
+                                std::thread::yield_now();
+                                if rng.below(2) == 0 {
+                                    // I/O: the slot goes back and is taken again, no timeout.
+                                    leave();
+                                    match admission.acquire(LONG) {
+                                        Ok(()) => enter(),
+                                        // Closing: the request finishes without a slot.
+                                        Err(_) => continue,
+                                    }
+                                }
+                                leave();
+                            }
+                        });
+                    }
+                    let (admission, closed) = (&admission, &closed);
+                    scope.spawn(move || {
+                        let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ round);
+                        while !closed.load(Ordering::SeqCst) {
+                            admission.set_limit(1 + rng.below(MAX as u64) as usize);
+                            std::thread::sleep(Duration::from_micros(rng.below(300)));
+                        }
+                    });
+                    std::thread::sleep(Duration::from_millis(20));
+                    admission.close();
+                    closed.store(true, Ordering::SeqCst);
+                });
+                let c = admission.counts();
+                assert_eq!((c.active, c.queued), (0, 0), "round {round}: {c:?}");
+                assert!(peak.load(Ordering::SeqCst) <= MAX, "round {round}: {} inside", peak.load(Ordering::SeqCst));
+            }
+        });
     }
 
     #[test]
     fn raising_the_limit_admits_waiters() {
         let admission = Arc::new(Admission::new(1));
-        admission.acquire(None).unwrap();
+        admission.acquire(LONG).unwrap();
         let waiting = {
             let admission = admission.clone();
-            std::thread::spawn(move || admission.acquire(None))
+            std::thread::spawn(move || admission.acquire(LONG))
         };
         while admission.counts().queued == 0 {
             std::thread::yield_now();

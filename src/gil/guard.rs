@@ -5,17 +5,6 @@ use super::thread_state::{thread_state, Slot};
 use crate::pyffi as ffi;
 use std::marker::PhantomData;
 
-thread_local! {
-    /// How many guards are alive on this thread (a request is being served on it).
-    static ACTIVE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Whether this thread is inside a request's GIL guard (possibly with the GIL released for
-/// I/O): finalising Python from here would deadlock.
-pub fn in_request_on_this_thread() -> bool {
-    ACTIVE.with(|a| a.get() > 0)
-}
-
 /// Holds the GIL in one interpreter, through this thread's cached state for it.
 /// Not `Send`: a thread state belongs to the OS thread that made it.
 pub struct GilGuard {
@@ -29,14 +18,12 @@ impl GilGuard {
         // SAFETY: tstate belongs to this thread and is not current (no guard is active on this
         // thread: guards do not nest across interpreters in this engine).
         unsafe { ffi::PyEval_RestoreThread(tstate) };
-        ACTIVE.with(|a| a.set(a.get() + 1));
         GilGuard { _not_send: PhantomData }
     }
 }
 
 impl Drop for GilGuard {
     fn drop(&mut self) {
-        ACTIVE.with(|a| a.set(a.get() - 1));
         // SAFETY: this thread holds the GIL through the state restored in acquire().
         unsafe { ffi::PyEval_SaveThread() };
     }

@@ -16,7 +16,7 @@ mod thread_state;
 mod tuner;
 
 pub use admission::Refused;
-pub use guard::{in_request_on_this_thread, released, GilGuard};
+pub use guard::{released, GilGuard};
 pub use thread_state::{adopt_current, forget_interpreter, register_interpreter, thread_state, thread_state_counts, Slot, MAIN_SLOT};
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ pub struct Ticket {
 /// Waits for a slot for this request, at most the queue timeout.
 pub fn enter() -> Result<Ticket, Refused> {
     if let Some(s) = scheduler() {
-        s.admission.acquire(Some(s.queue_timeout))?;
+        s.admission.acquire(s.queue_timeout)?;
         HOLDS_SLOT.with(|h| h.set(true));
     }
     Ok(Ticket { _not_send: std::marker::PhantomData })
@@ -104,13 +104,18 @@ pub fn pause() -> bool {
     }
 }
 
-/// Takes a slot again after [`pause`] returned `true`. No timeout: the request is under way.
+/// Takes a slot again after [`pause`] returned `true`, waiting at most the queue timeout.
+/// The request is under way and never fails here: refused (the process is closing, or the
+/// slots stayed taken for the whole timeout), it goes on without a slot.
 pub fn resume() {
-    if let Some(s) = scheduler() {
-        // Refused only when the process is closing; the request then finishes without a slot.
-        if s.admission.acquire(None).is_ok() {
-            HOLDS_SLOT.with(|h| h.set(true));
-        }
+    let Some(s) = scheduler() else { return };
+    match s.admission.acquire(s.queue_timeout) {
+        Ok(()) => HOLDS_SLOT.with(|h| h.set(true)),
+        Err(Refused::Closing) => {}
+        Err(Refused::TimedOut) => crate::interp::log_warning(&format!(
+            "A request waited {} s to take its Python slot back after I/O; it goes on without one. Raise WSGIPythonConcurrency or WSGIPythonQueueTimeout, or find what holds the slots.",
+            s.queue_timeout.as_secs_f64()
+        )),
     }
 }
 

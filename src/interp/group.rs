@@ -89,7 +89,9 @@ unsafe impl Send for Group {}
 
 /// Groups live until the process exits, so the registry hands out `&'static Group`.
 static GROUPS: RwLock<Option<HashMap<String, &'static Group>>> = RwLock::new(None);
-/// Serialises creation, so each interpreter is created at most once.
+/// Serialises creation, so each interpreter is created at most once; holds the next free
+/// slot. Python runs while it is held (the new interpreter's set-up), so it is only ever
+/// waited for without the GIL (`get_or_create`'s contract): the holder can always get the GIL.
 static CREATING: Mutex<usize> = Mutex::new(1);
 
 /// Registers the main interpreter: called by `runtime::init` with the GIL held on this thread.
@@ -102,6 +104,10 @@ pub fn register_main(interp: *mut ffi::PyInterpreterState, tstate: *mut ffi::PyT
 }
 
 /// The group for `name`, creating its interpreter on first use. Call without the GIL.
+///
+/// A group whose set-up fails is not registered: its interpreter is ended, its slot is
+/// reused by the next group, and the next request for it tries again (and fails again, with
+/// the same log lines, while the cause lasts).
 pub fn get_or_create(name: &str) -> Result<&'static Group, String> {
     if let Some(group) = lookup(name) {
         return Ok(group);
@@ -136,6 +142,7 @@ fn create(name: &str, slot: Slot) -> Result<&'static Group, String> {
     // interpreter and a thread state for it on this thread, and makes that state current.
     let tstate = unsafe { ffi::Py_NewInterpreter() };
     if tstate.is_null() {
+        // Py_NewInterpreter made the main state current again.
         return Err(format!("Python could not create a sub interpreter for application group '{name}'"));
     }
     // SAFETY: tstate is the new, current thread state.
@@ -143,9 +150,31 @@ fn create(name: &str, slot: Slot) -> Result<&'static Group, String> {
     gil::register_interpreter(slot, interp);
     gil::adopt_current(slot, tstate);
     let group = setup(name, slot);
+    if group.is_err() {
+        // SAFETY: the failed interpreter is current on this thread through tstate, the GIL
+        // is held, and setup() left no exception set.
+        unsafe { end_failed(slot, tstate) };
+    }
     // SAFETY: back to this thread's main state; _main's drop releases the GIL through it.
     unsafe { ffi::PyThreadState_Swap(main_tstate) };
     group
+}
+
+/// Ends an interpreter whose set-up failed and forgets it, so that its slot can serve the
+/// next group. The group was never registered, so no other thread can have asked for a
+/// state in it: this thread's is the only one the cache knows (and a stale one elsewhere
+/// would not be handed out anyway: see `gil::forget_interpreter`).
+///
+/// # Safety
+/// The GIL must be held, with `tstate` (the interpreter's state on this thread) current.
+unsafe fn end_failed(slot: Slot, tstate: *mut ffi::PyThreadState) {
+    // SAFETY: forwarded from the caller. Py_EndInterpreter needs its own state current and
+    // the last one: any a site hook's thread made is deleted first, as at shutdown.
+    unsafe {
+        super::runtime::delete_other_thread_states(tstate);
+        ffi::Py_EndInterpreter(tstate);
+    }
+    gil::forget_interpreter(slot);
 }
 
 /// Prepares a fresh interpreter (current on this thread, GIL held) for applications.

@@ -19,3 +19,8 @@ pub mod wsgi;
 pub fn log_debug(message: &str) {
     settings::log(crate::abi::level::DEBUG, message);
 }
+
+/// A warning in the error log.
+pub fn log_warning(message: &str) {
+    settings::log(crate::abi::level::WARNING, message);
+}

@@ -99,10 +99,7 @@ pub fn import_scripts(config: &abi::EngineConfig) {
 /// Apache is stopping this child. A graceful stop lets requests finish (queued ones too); a
 /// non-graceful one refuses the queue and interrupts Python code still running in requests.
 pub fn stopping(graceful: bool) {
-    // Prefork stops a child from its SIGTERM handler, possibly on a thread that is inside a
-    // request with the GIL held: taking the GIL from here would deadlock. The child exits
-    // right after this without finalising Python (see shutdown()).
-    if graceful || gil::in_request_on_this_thread() {
+    if graceful {
         return;
     }
     scheduler::close();
@@ -113,16 +110,11 @@ pub fn stopping(graceful: bool) {
 }
 
 /// Ends every sub-interpreter (running its atexit callbacks), then finalises Python.
-/// Called once, from the child's exit, after Apache's worker threads have stopped.
+/// Called once, from the child's exit, after Apache's worker threads have stopped, and never
+/// from a signal handler (prefork's SIGTERM handler skips it: see the module's `child_exit`).
 pub fn shutdown() {
     // Requests still queued for a slot get a 503 instead of waiting on a dying process.
     scheduler::close();
-    if gil::in_request_on_this_thread() {
-        // Prefork's SIGTERM handler exits the child from inside a request: this thread holds
-        // the GIL mid-bytecode, and finalising from here would deadlock. The process is
-        // ending anyway; leave Python as it is.
-        return;
-    }
     let main = gil::thread_state(MAIN_SLOT);
     // SAFETY: takes the GIL through this thread's main-interpreter state.
     unsafe { ffi::PyEval_RestoreThread(main) };
@@ -159,7 +151,7 @@ pub fn shutdown() {
 ///
 /// # Safety
 /// The GIL must be held through `own`, and no other thread may use these states again.
-unsafe fn delete_other_thread_states(own: *mut ffi::PyThreadState) {
+pub(super) unsafe fn delete_other_thread_states(own: *mut ffi::PyThreadState) {
     // SAFETY: forwarded from the caller; states are cleared under the GIL, then deleted.
     unsafe {
         let interp = super::compat::current_interpreter();

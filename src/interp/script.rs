@@ -30,6 +30,11 @@ pub enum LoadError {
 /// The script's module, loading or reloading it as needed. Called with the group's GIL held.
 /// With `reloading` off (`WSGIScriptReloading Off`), a loaded script is used as it is,
 /// without even a stat.
+///
+/// Python runs under none of the group's locks but `loader`, which is only ever waited for
+/// without the GIL: a `scripts` guard lives for one map operation, and the module a reload
+/// replaces is dropped after every lock is released (its `__del__` methods and weakref
+/// callbacks run Python, which may hand the GIL to a thread that then needs `scripts`).
 pub fn load(group: &Group, path: &str, reloading: bool) -> Result<PyObj, LoadError> {
     if !reloading {
         if let Some(module) = cached(group, path, None) {
@@ -42,6 +47,15 @@ pub fn load(group: &Group, path: &str, reloading: bool) -> Result<PyObj, LoadErr
     if let Some(module) = cached(group, path, Some(mtime)) {
         return Ok(module);
     }
+    let (module, replaced) = load_exclusively(group, path, mtime)?;
+    drop(replaced);
+    Ok(module)
+}
+
+/// Loads the script with the group's loader lock held, unless another thread loaded this
+/// version while this one waited. Returns the module and the entry it replaced, for the
+/// caller to drop once the lock is released.
+fn load_exclusively(group: &Group, path: &str, mtime: SystemTime) -> Result<(PyObj, Option<Loaded>), LoadError> {
     // One loader at a time per interpreter; wait for it without the GIL, so the thread that
     // is executing a script (and may release the GIL in its imports) can finish.
     let _loading = match group.loader.try_lock() {
@@ -50,7 +64,7 @@ pub fn load(group: &Group, path: &str, reloading: bool) -> Result<PyObj, LoadErr
     };
     // Another thread may have loaded it while this one waited.
     if let Some(module) = cached(group, path, Some(mtime)) {
-        return Ok(module);
+        return Ok((module, None));
     }
     let known = group.scripts.lock().get(path).map(|loaded| loaded.module_name.clone());
     let module_name = match known {
@@ -58,11 +72,13 @@ pub fn load(group: &Group, path: &str, reloading: bool) -> Result<PyObj, LoadErr
         None => module_name(path).map_err(|_| LoadError::Raised)?,
     };
     let module = execute(path, &module_name, mtime).map_err(|_| LoadError::Raised)?;
-    group.scripts.lock().insert(path.to_string(), Loaded { module_name, mtime, module: module.clone() });
-    Ok(module)
+    let loaded = Loaded { module_name, mtime, module: module.clone() };
+    let replaced = group.scripts.lock().insert(path.to_string(), loaded);
+    Ok((module, replaced))
 }
 
 /// The loaded module of `path`, if it is loaded (and, given an mtime, loaded at that mtime).
+/// Under the lock only a reference is taken (an incref: no Python runs).
 fn cached(group: &Group, path: &str, mtime: Option<SystemTime>) -> Option<PyObj> {
     let scripts = group.scripts.lock();
     let loaded = scripts.get(path)?;

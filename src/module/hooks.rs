@@ -165,6 +165,9 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
 /// still running in requests so that the child exits before Apache has to SIGKILL it.
 unsafe extern "C" fn child_stopping(_pchild: *mut apache::apr_pool_t, graceful: c_int) {
     guard("child_stopping", (), || {
+        if in_prefork_exit_signal_handler() {
+            return;
+        }
         if let Some(engine) = engine() {
             // SAFETY: the engine is initialised; stopping may be called from any thread.
             unsafe { (engine.stopping)(graceful) };
@@ -172,12 +175,44 @@ unsafe extern "C" fn child_stopping(_pchild: *mut apache::apr_pool_t, graceful: 
     })
 }
 
+/// Ends the engine's interpreters and finalises Python, where that is safe (see
+/// [`in_prefork_exit_signal_handler`]); otherwise the process just ends.
 unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
     guard("child exit", 0, || {
+        if in_prefork_exit_signal_handler() {
+            return 0;
+        }
         if let Some(engine) = engine() {
             // SAFETY: called once, when the child's pool is destroyed.
             unsafe { (engine.shutdown)() };
         }
         0
     })
+}
+
+/// Whether this is prefork's SIGTERM or SIGHUP handler (`just_die`), which exits the child
+/// through `clean_child_exit`, running the child_stopping hooks and the child pool's
+/// cleanups inside the handler, wherever the signal interrupted the child: in the middle of
+/// a request, in `malloc`, holding the GIL or one of the engine's locks. Finalising Python
+/// there can wait forever on what the interrupted code holds, so nothing is done.
+///
+/// The test: `apr_signal` installs handlers without `SA_NODEFER`, so the signal being
+/// handled is blocked in the thread's mask until the handler returns, and prefork's child
+/// otherwise runs with both unblocked (it restores its mask after child_init). Its graceful
+/// exits (SIGWINCH, the pod, `MaxConnectionsPerChild`) leave the accept loop and run the
+/// cleanups outside any handler. Threaded MPMs exit their children from the main thread after
+/// the workers stopped, never from a handler, but with SIGHUP blocked for good: the test is
+/// for prefork only.
+fn in_prefork_exit_signal_handler() -> bool {
+    if mpm_query(apache::AP_MPMQ_IS_THREADED) != apache::AP_MPMQ_NOT_SUPPORTED as c_int {
+        return false;
+    }
+    // SAFETY: a zeroed sigset_t is a valid output buffer; with a null new set,
+    // pthread_sigmask only reads this thread's mask (async-signal-safe), and sigismember only
+    // reads the set.
+    unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) == 0
+            && (libc::sigismember(&mask, libc::SIGTERM) == 1 || libc::sigismember(&mask, libc::SIGHUP) == 1)
+    }
 }
