@@ -193,7 +193,8 @@ impl<'a> Exchange<'a> {
             return Ok(());
         }
         let request = self.request;
-        // SAFETY: fd stays open (the application's file object is alive) for the call.
+        // SAFETY: fd is open (the application's file object is alive) for the call; the
+        // module sends a duplicate of it, so the file may close after we return.
         let rc = released(|| unsafe { (request.send_file)(request.ctx, fd, offset, len) });
         if rc != 0 {
             self.state.borrow_mut().client_gone = true;

@@ -68,7 +68,7 @@ pub fn handle(request: &abi::Request) -> Outcome {
 }
 
 /// Calls the application and streams its response. The Python objects the application got
-/// are detached before the Exchange goes away.
+/// are detached before the Exchange goes away, whatever happens ([`Detach`]).
 fn run(ex: &Exchange, group: &group::Group, app: &PyObj, script: &str) -> Outcome {
     let (adapter, input) = match (group.types.adapter(ex), group.types.input(ex)) {
         (Ok(a), Ok(i)) => (a, i),
@@ -77,10 +77,22 @@ fn run(ex: &Exchange, group: &group::Group, app: &PyObj, script: &str) -> Outcom
             return Outcome::SERVER_ERROR;
         }
     };
-    let outcome = respond(ex, group, app, &adapter, &input, script);
-    types::detach(&adapter);
-    types::detach(&input);
-    outcome
+    let _detach = Detach([&adapter, &input]);
+    respond(ex, group, app, &adapter, &input, script)
+}
+
+/// Cuts the request objects (`start_response` and its `write`, `wsgi.input`) off from the
+/// Exchange when dropped: also on an early return or a panic, so that an application that
+/// kept them gets "request object has expired" instead of a dangling pointer. Dropped with
+/// the GIL held (the request's guard outlives it).
+struct Detach<'a>([&'a PyObj; 2]);
+
+impl Drop for Detach<'_> {
+    fn drop(&mut self) {
+        for obj in self.0 {
+            types::detach(obj);
+        }
+    }
 }
 
 fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, input: &PyObj, script: &str) -> Outcome {
@@ -252,18 +264,17 @@ fn send_file(ex: &Exchange, result: &PyObj) -> Result<Option<Outcome>, ()> {
         unsafe { ffi::PyErr_Clear() };
         return Ok(None);
     }
-    // SAFETY: fstat and lseek on a descriptor the application's file object holds open.
-    let (size, offset) = unsafe {
+    // SAFETY: fstat on a descriptor the application's file object holds open.
+    let size = unsafe {
         let mut st: libc::stat = std::mem::zeroed();
         if libc::fstat(fd as i32, &mut st) != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
             return Ok(None);
         }
-        (st.st_size as u64, libc::lseek(fd as i32, 0, libc::SEEK_CUR))
+        st.st_size as u64
     };
-    if offset < 0 {
-        return Ok(None);
-    }
-    let offset = offset as u64;
+    // The file object's position, not the descriptor's: a buffered file has read ahead of
+    // what the application consumed (mod_wsgi asks tell() too).
+    let Some(offset) = tell(&filelike) else { return Ok(None) };
     match ex.send_file(fd as i32, offset, size.saturating_sub(offset)) {
         Ok(()) => Ok(Some(Outcome::DONE)),
         Err(e) => {
@@ -271,6 +282,22 @@ fn send_file(ex: &Exchange, result: &PyObj) -> Result<Option<Outcome>, ()> {
             Err(())
         }
     }
+}
+
+/// `filelike.tell()` as a byte offset; `None` (the exception cleared) when the object has no
+/// usable position, and the wrapper is then iterated like any other.
+fn tell(filelike: &PyObj) -> Option<u64> {
+    let position = filelike.call_method("tell", &[]).ok().map(|p| {
+        // SAFETY: a live object; -1 with an exception set means it was not an int.
+        unsafe { ffi::PyLong_AsLongLong(p.as_ptr()) }
+    });
+    // SAFETY: under the GIL: a failed tell() or conversion is not an application error.
+    if unsafe { !ffi::PyErr_Occurred().is_null() } {
+        // SAFETY: as above.
+        unsafe { ffi::PyErr_Clear() };
+        return None;
+    }
+    position.and_then(|p| u64::try_from(p).ok())
 }
 
 fn log_exception(ex: &Exchange, headline: &str) {

@@ -1,0 +1,144 @@
+//! The response path, seen from the client's side of the socket: request objects cannot
+//! outlive their request or cross threads.
+
+mod common;
+use common::*;
+
+const APPS: &str = r#"
+import sys, threading
+
+def hello(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'hello']
+
+def many_small(environ, start_response):
+    # 64 MiB as a list of 1 KiB strings: many small writes, none of them flushed.
+    start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+    return [b'x' * 1024] * (64 * 1024)
+
+def fails_midway(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    def body():
+        yield b'first part\n'
+        raise ValueError('broken halfway')
+    return body()
+
+def fails_in_close(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    class Body:
+        def __iter__(self):
+            yield b'whole body\n'
+        def close(self):
+            raise ValueError('close failed')
+    return Body()
+
+def exc_info_late(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    def body():
+        yield b'already sent\n'
+        try:
+            raise KeyError('too late')
+        except KeyError:
+            start_response('500 Oops', [], sys.exc_info())
+        yield b'never sent'
+    return body()
+
+def fails_before_output(environ, start_response):
+    # The bad item comes before any byte left the engine: a clean 500 is still possible.
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'partial', 'not bytes']
+
+def short(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '1000')])
+    return [b'0123456789']
+
+def wrapped(environ, start_response):
+    f = open(environ['DATA_FILE'], 'rb')
+    f.read(10)  # a buffered read: the descriptor's offset is past the file object's tell()
+    start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+    return environ['wsgi.file_wrapper'](f, 65536)
+
+kept = {}
+
+def keep(environ, start_response):
+    write = start_response('200 OK', [('Content-Type', 'text/plain')])
+    kept.update(start_response=start_response, write=write, input=environ['wsgi.input'])
+    return [b'kept']
+
+def attempts(start_response, write, stream):
+    results = []
+    for name, call in (('start_response', lambda: start_response('200 OK', [])),
+                       ('write', lambda: write(b'stray bytes')),
+                       ('wsgi.input', lambda: stream.read())):
+        try:
+            call()
+            results.append('%s: no error' % name)
+        except Exception as e:
+            results.append('%s: %s: %s' % (name, type(e).__name__, e))
+    return '\n'.join(results).encode()
+
+def use_kept(environ, start_response):
+    body = attempts(kept['start_response'], kept['write'], kept['input'])
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body]
+
+def from_thread(environ, start_response):
+    write = start_response('200 OK', [('Content-Type', 'text/plain')])
+    results = []
+    t = threading.Thread(target=lambda: results.append(attempts(start_response, write, environ['wsgi.input'])))
+    t.start()
+    t.join()
+    return results
+
+def application(environ, start_response):
+    return globals()[environ['PATH_INFO'].strip('/')](environ, start_response)
+"#;
+
+/// Lines that mean a child crashed or Rust panicked.
+const CRASHES: [&str; 5] = ["Segmentation fault", "Fatal Python error", "exit signal", "AH00052", "panicked"];
+
+fn assert_no_crash(apache: &Apache) {
+    let log = apache.error_log();
+    for line in CRASHES {
+        assert!(!log.contains(line), "'{line}' in the error log:\n{log}");
+    }
+}
+
+/// A file the `wrapped` app sends, of a size no buffer rounds to.
+fn data() -> Vec<u8> {
+    (0..3_000_001u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect()
+}
+
+fn server(mpm: Mpm, extra: &str) -> Apache {
+    let dir = TempDir::new("responses");
+    dir.write("app.wsgi", APPS);
+    let path = dir.path().join("data.bin");
+    std::fs::write(&path, data()).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    // A long keep-alive timeout: a connection that is still open after the 10 s read bound
+    // below was kept alive, not closed by the idle timer.
+    Apache::start_in(
+        dir,
+        mpm,
+        &format!("KeepAliveTimeout 60\nSetEnv DATA_FILE {{dir}}/data.bin\nWSGIScriptAlias /app {{dir}}/app.wsgi\n{extra}"),
+    )
+}
+
+#[test]
+fn request_objects_kept_past_their_request_or_used_from_another_thread_raise() {
+    let apache = server(Mpm::Event, "");
+    assert_eq!(apache.get("/app/keep").text(), "kept");
+    let r = apache.get("/app/use_kept");
+    assert_eq!(r.status, 200);
+    for name in ["start_response", "write", "wsgi.input"] {
+        assert!(r.text().contains(&format!("{name}: RuntimeError: request object has expired")), "{}", r.text());
+    }
+    let r = apache.get("/app/from_thread");
+    assert_eq!(r.status, 200);
+    for name in ["start_response", "write", "wsgi.input"] {
+        assert!(r.text().contains(&format!("{name}: RuntimeError: ")) && r.text().contains("another thread"), "{}", r.text());
+    }
+    assert!(!r.text().contains("stray bytes"), "a write from another thread reached the response: {}", r.text());
+    assert_eq!(apache.get("/app/hello").text(), "hello", "the child keeps serving");
+    assert_no_crash(&apache);
+}
