@@ -1,8 +1,12 @@
-//! The response path, seen from the client's side of the socket: request objects cannot
-//! outlive their request or cross threads.
+//! The response path, seen from the client's side of the socket: a slow client never holds
+//! Python for the rest of the child; request objects cannot outlive their request or cross
+//! threads.
 
 mod common;
 use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 const APPS: &str = r#"
 import sys, threading
@@ -122,6 +126,57 @@ fn server(mpm: Mpm, extra: &str) -> Apache {
         mpm,
         &format!("KeepAliveTimeout 60\nSetEnv DATA_FILE {{dir}}/data.bin\nWSGIScriptAlias /app {{dir}}/app.wsgi\n{extra}"),
     )
+}
+
+/// One GET with `Connection: close`, answered within `bound` or an error.
+fn get_within(port: u16, path: &str, bound: Duration) -> Result<Response, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(bound)).map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| format!("no complete answer within {bound:?}: {e}"))?;
+    Ok(parse_response(&raw, false))
+}
+
+/// Bytes waiting in a socket's receive queue.
+fn queued(s: &TcpStream) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int for a socket descriptor we own.
+    let rc = unsafe { libc::ioctl(std::os::unix::io::AsRawFd::as_raw_fd(s), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0);
+    n as usize
+}
+
+#[test]
+fn clients_that_do_not_read_never_hold_python_for_the_rest_of_the_child() {
+    let apache = server(Mpm::Event, "");
+    let stuck: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
+            write!(s, "GET /app/many_small HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+            s
+        })
+        .collect();
+    // Wait until the responses have filled the sockets' buffers (queues that stop growing):
+    // from then on, Apache's writes for them block.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = vec![0; stuck.len()];
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now: Vec<usize> = stuck.iter().map(queued).collect();
+        if now.iter().any(|&n| n > 0) && now == last {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the large responses never started: {now:?}\n{}", apache.error_log());
+        last = now;
+    }
+    for i in 0..20 {
+        let r = get_within(apache.port, "/app/hello", Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("request {i} while two clients do not read: {e}\n{}", apache.error_log()));
+        assert_eq!((r.status, r.text().as_str()), (200, "hello"));
+    }
+    drop(stuck);
+    assert_no_crash(&apache);
 }
 
 #[test]

@@ -15,6 +15,16 @@ use crate::pyffi as ffi;
 pub fn handle(request: &abi::Request) -> Outcome {
     let ex = Exchange::new(request);
     let _current = Current::set(request);
+    let outcome = serve(&ex);
+    // What is still gathered goes to Apache now that the GIL and the Python slot are given
+    // back: this write can block on a slow client.
+    ex.finish();
+    outcome
+}
+
+/// Everything that needs Python: the slot, the group, the GIL, the script, the application.
+fn serve(ex: &Exchange) -> Outcome {
+    let request = ex.request;
     // SAFETY: byte strings valid for the call.
     let (script, callable, group_name) = unsafe { (request.script.to_text(), request.callable.to_text(), request.group.to_text()) };
     // The slot first, without the GIL: at most WSGIPythonConcurrency threads go further.
@@ -56,7 +66,7 @@ pub fn handle(request: &abi::Request) -> Outcome {
         }
         Err(LoadError::Raised) => {
             ex.log(level::ERR, &format!("Failed to exec Python script file '{script}'."));
-            log_exception(&ex, &format!("Exception occurred processing WSGI script '{script}' in application group '{group_name}'."));
+            log_exception(ex, &format!("Exception occurred processing WSGI script '{script}' in application group '{group_name}'."));
             return Outcome::SERVER_ERROR;
         }
     };
@@ -64,7 +74,7 @@ pub fn handle(request: &abi::Request) -> Outcome {
         ex.log(level::ERR, &format!("Target WSGI script '{script}' does not contain WSGI application '{callable}'."));
         return Outcome::NOT_FOUND;
     };
-    run(&ex, group, &app, &script)
+    run(ex, group, &app, &script)
 }
 
 /// Calls the application and streams its response. The Python objects the application got
