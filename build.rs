@@ -73,6 +73,7 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     "ap_get_server_port", "ap_get_server_banner", "ap_get_server_description", "ap_mpm_query", "ap_getword_conf", "ap_pass_brigade", "apr_brigade_create", "apr_brigade_insert_file", "apr_os_file_put", "apr_brigade_destroy",
     "apr_table_get", "apr_table_set", "apr_table_add", "apr_table_elts", "apr_table_unset",
     "apr_pstrdup", "apr_pstrmemdup", "apr_palloc", "apr_pool_cleanup_register", "apr_pool_cleanup_null", "ap_rflush",
+    "ap_bucket_error_create",
 ];
 const ALLOWED_VARS: &[&str] = &[
     "MODULE_MAGIC_NUMBER_MAJOR", "MODULE_MAGIC_NUMBER_MINOR", "MODULE_MAGIC_COOKIE",

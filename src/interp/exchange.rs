@@ -76,6 +76,9 @@ pub struct State {
     pub body_sent: u64,
     /// Body bytes accepted but not handed to Apache yet (at most [`GATHER_LIMIT`]).
     pub gathered: Vec<u8>,
+    /// Some of the body (or a file) was handed to Apache: from then on a failure can no
+    /// longer become a clean error response, only a response cut short.
+    pub passed: bool,
     /// The client went away; the rest of the response is dropped.
     pub client_gone: bool,
     /// `WSGIErrorOverride` took the response over: the body is dropped.
@@ -180,14 +183,15 @@ impl<'a> Exchange<'a> {
         Ok(())
     }
 
-    /// Runs `send` on the gathered bytes, then records whether the client is gone. The
-    /// buffer's allocation is kept for the next chunks.
+    /// Runs `send` on the gathered bytes, then records that output reached Apache (and
+    /// whether the client is gone). The buffer's allocation is kept for the next chunks.
     fn hand_over(&self, send: impl FnOnce(&[u8]) -> c_int) {
         let mut gathered = std::mem::take(&mut self.state.borrow_mut().gathered);
         let rc = send(&gathered);
         gathered.clear();
         let mut state = self.state.borrow_mut();
         state.gathered = gathered;
+        state.passed = true;
         if rc != 0 {
             state.client_gone = true;
         }
@@ -204,6 +208,41 @@ impl<'a> Exchange<'a> {
             let request = self.request;
             self.hand_over(|gathered| deliver(request, gathered, &[], false));
         }
+    }
+
+    /// Drops what was gathered: the response failed before any of it reached Apache, and
+    /// becomes a clean error response instead.
+    pub fn discard_output(&self) {
+        self.state.borrow_mut().gathered.clear();
+    }
+
+    /// Whether any of the body reached Apache.
+    pub fn output_passed(&self) -> bool {
+        self.state.borrow().passed
+    }
+
+    /// The declared Content-Length and the bytes sent, when the body fell short of the
+    /// length and the response should have had a body (not HEAD, 1xx, 204 or 304).
+    pub fn shortfall(&self) -> Option<(u64, u64)> {
+        let state = self.state.borrow();
+        let declared = state.content_length?;
+        if state.body_sent >= declared || state.client_gone || state.overridden {
+            return None;
+        }
+        let code = state.status.as_deref().and_then(|s| s.get(..3)).and_then(|c| std::str::from_utf8(c).ok()?.parse::<u16>().ok());
+        let bodiless = matches!(code, Some(100..=199 | 204 | 304)) || self.environ_value(b"REQUEST_METHOD") == Some(b"HEAD");
+        (!bodiless).then_some((declared, state.body_sent))
+    }
+
+    /// A body whose length is known before any of it is sent (a file) gets a Content-Length
+    /// when the application gave none, as in mod_wsgi.
+    pub fn default_length(&self, len: u64) {
+        let mut state = self.state.borrow_mut();
+        if state.headers_sent || state.content_length.is_some() {
+            return;
+        }
+        state.headers.push((b"Content-Length".to_vec(), len.to_string().into_bytes()));
+        state.content_length = Some(len);
     }
 
     /// Sends `len` bytes of an open file from `offset` through Apache's file bucket (headers

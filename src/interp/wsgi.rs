@@ -105,18 +105,25 @@ impl Drop for Detach<'_> {
     }
 }
 
+/// What a response that failed becomes: while none of it reached Apache, a clean 500 (what
+/// was gathered is dropped); after that, a response cut short, which the module makes
+/// visible to the client (no last chunk, connection closed).
+fn abandon(ex: &Exchange) -> Outcome {
+    if ex.output_passed() {
+        Outcome::ABORTED
+    } else {
+        ex.discard_output();
+        Outcome::SERVER_ERROR
+    }
+}
+
 fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, input: &PyObj, script: &str) -> Outcome {
     let started = std::time::Instant::now();
     let events = &group.events;
     let failed = |ex: &Exchange| {
         fire_exception(events);
         log_exception(ex, &format!("Exception occurred processing WSGI script '{script}'."));
-        // After the first byte the status is on the wire: the response just ends short.
-        if ex.state.borrow().headers_sent {
-            Outcome::DONE
-        } else {
-            Outcome::SERVER_ERROR
-        }
+        abandon(ex)
     };
     let environ = match environ::build(ex, group, input) {
         Ok(environ) => environ,
@@ -170,14 +177,14 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
             return Outcome::OVERRIDE;
         }
     }
-    let state = ex.state.borrow();
-    if let Some(declared) = state.content_length {
-        if outcome == Outcome::DONE && state.body_sent < declared && !state.client_gone {
-            ex.log(level::ERR, &format!(
-                "Truncated response from WSGI script '{script}': Content-Length was {declared} but only {} bytes were sent.",
-                state.body_sent
-            ));
-        }
+    // A body shorter than the application's own Content-Length is a failed response: the
+    // client must not take it for the whole one (Apache would even rewrite the header to the
+    // length it saw).
+    if let (Outcome::DONE, Some((declared, sent))) = (outcome, ex.shortfall()) {
+        ex.log(level::ERR, &format!(
+            "Truncated response from WSGI script '{script}': Content-Length was {declared} but only {sent} bytes were sent."
+        ));
+        return Outcome::ABORTED;
     }
     outcome
 }
@@ -285,7 +292,9 @@ fn send_file(ex: &Exchange, result: &PyObj) -> Result<Option<Outcome>, ()> {
     // The file object's position, not the descriptor's: a buffered file has read ahead of
     // what the application consumed (mod_wsgi asks tell() too).
     let Some(offset) = tell(&filelike) else { return Ok(None) };
-    match ex.send_file(fd as i32, offset, size.saturating_sub(offset)) {
+    let len = size.saturating_sub(offset);
+    ex.default_length(len);
+    match ex.send_file(fd as i32, offset, len) {
         Ok(()) => Ok(Some(Outcome::DONE)),
         Err(e) => {
             types::raise_send_error(e);

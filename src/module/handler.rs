@@ -165,8 +165,10 @@ fn serve(r: &mut Request) -> c_int {
     match unsafe { (engine.handle)(&request) } {
         abi::Outcome::DONE => apache::OK as c_int,
         abi::Outcome::OVERRIDE => ctx.override_status.unwrap_or(apache::HTTP_INTERNAL_SERVER_ERROR as c_int),
-        // TODO(issue 9): abort the connection (c->aborted, no EOS) so the client sees a truncated response.
-        abi::Outcome::ABORTED => apache::OK as c_int,
+        abi::Outcome::ABORTED => {
+            abort_response(r);
+            apache::OK as c_int
+        }
         abi::Outcome::NOT_FOUND => apache::HTTP_NOT_FOUND as c_int,
         abi::Outcome::UNAVAILABLE => apache::HTTP_SERVICE_UNAVAILABLE as c_int,
         // SERVER_ERROR, and any value an engine should not have returned.
@@ -378,6 +380,47 @@ fn write_in_pieces(data: &[u8], max: usize, mut write: impl FnMut(&[u8]) -> c_in
         }
     }
     0
+}
+
+/// Ends a response the application failed in the middle of so that the client sees it cut
+/// short, as mod_proxy does when a backend breaks (`ap_proxy_backend_broke`). What was written
+/// goes out first, with a flush: Apache's content-length filter, which sets Content-Length to
+/// the body it saw when the whole body and the EOS come in one pass, then never rewrites the
+/// application's own header. Then an error bucket with 502: the chunk filter then sends no
+/// last chunk, the HTTP/1 error filter closes the connection and mod_http2 resets the stream.
+/// The EOS Apache sends when the handler returns ends the request.
+fn abort_response(r: &mut Request) {
+    r.set_no_cache();
+    r.close_connection();
+    // SAFETY: live request; the brigade and the bucket come from its pool and allocator, and
+    // the bucket is linked into the brigade before the brigade is passed.
+    unsafe {
+        apache::ap_rflush(r.as_ptr());
+        let bb = apache::apr_brigade_create(r.pool(), r.bucket_alloc());
+        let error = apache::ap_bucket_error_create(apache::HTTP_BAD_GATEWAY as c_int, std::ptr::null(), r.pool(), r.bucket_alloc());
+        insert_tail(bb, error);
+        apache::ap_pass_brigade(r.output_filters(), bb);
+        apache::apr_brigade_destroy(bb);
+    }
+}
+
+/// `APR_BRIGADE_INSERT_TAIL`, a macro in C: links bucket `e` as the last one of `bb`.
+///
+/// # Safety
+/// `bb` must be a live brigade and `e` a live bucket that is in no brigade.
+unsafe fn insert_tail(bb: *mut apache::apr_bucket_brigade, e: *mut apache::apr_bucket) {
+    // SAFETY: the caller passes a live brigade, whose ring links are valid buckets or the
+    // sentinel, the brigade's list head seen as a bucket (APR_RING_SENTINEL); this is
+    // APR_RING_SPLICE_BEFORE(sentinel, e, e).
+    unsafe {
+        let head = std::ptr::addr_of_mut!((*bb).list).cast::<u8>();
+        let sentinel = head.wrapping_sub(std::mem::offset_of!(apache::apr_bucket, link)).cast::<apache::apr_bucket>();
+        let last = (*bb).list.prev;
+        (*e).link.next = sentinel;
+        (*e).link.prev = last;
+        (*last).link.next = e;
+        (*bb).list.prev = e;
+    }
 }
 
 unsafe extern "C" fn send_file(ctx: *mut c_void, fd: c_int, offset: u64, len: u64) -> c_int {
