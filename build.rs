@@ -74,6 +74,7 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     "apr_table_get", "apr_table_set", "apr_table_add", "apr_table_elts", "apr_table_unset",
     "apr_pstrdup", "apr_pstrmemdup", "apr_palloc", "apr_pool_cleanup_register", "apr_pool_cleanup_null", "ap_rflush",
     "ap_allow_options", "ap_hook_post_perdir_config", "ap_sub_req_lookup_uri", "ap_destroy_sub_req", "ap_os_escape_path",
+    "ap_bucket_error_create",
 ];
 const ALLOWED_VARS: &[&str] = &[
     "MODULE_MAGIC_NUMBER_MAJOR", "MODULE_MAGIC_NUMBER_MINOR", "MODULE_MAGIC_COOKIE",

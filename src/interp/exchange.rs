@@ -8,6 +8,7 @@
 use crate::abi;
 use crate::gil::released;
 use std::cell::RefCell;
+use std::ffi::c_int;
 
 thread_local! {
     /// The request this thread is serving, for log lines written through `sys.stdout`,
@@ -44,9 +45,16 @@ impl Drop for Current {
     }
 }
 
-/// Writes from this size on (or any flushed write) release the GIL: they may reach the
-/// network. Below it, Apache's output buffering (8 KB) only copies the bytes.
-const RELEASE_GIL_FROM: usize = 4096;
+/// Body bytes are gathered in the Exchange, with the GIL held, up to this many; then they go
+/// to Apache in one call made with the GIL released. Releasing the GIL for every small piece
+/// would hand it to another thread and make this one wait to get it back; holding it across
+/// Apache's write would freeze every Python thread of the child whenever the client reads
+/// slowly (once Apache's own buffer is full, its write blocks on the socket).
+const GATHER_LIMIT: usize = 64 * 1024;
+
+/// Chunks from this size on are not copied into the gathering buffer: what was gathered and
+/// the chunk go to Apache together.
+const DIRECT_FROM: usize = 8 * 1024;
 
 /// Blocks smaller than this sit in ap_rwrite's buffer until flushed.
 const FLUSH_BELOW: usize = 8192;
@@ -64,7 +72,13 @@ pub struct State {
     pub headers_sent: bool,
     /// The application's own Content-Length: the body is cut to it.
     pub content_length: Option<u64>,
+    /// Body bytes accepted from the application (handed to Apache or gathered).
     pub body_sent: u64,
+    /// Body bytes accepted but not handed to Apache yet (at most [`GATHER_LIMIT`]).
+    pub gathered: Vec<u8>,
+    /// Some of the body (or a file) was handed to Apache: from then on a failure can no
+    /// longer become a clean error response, only a response cut short.
+    pub passed: bool,
     /// The client went away; the rest of the response is dropped.
     pub client_gone: bool,
     /// `WSGIErrorOverride` took the response over: the body is dropped.
@@ -104,7 +118,8 @@ impl<'a> Exchange<'a> {
         unsafe { (self.request.log)(self.request.ctx, level, abi::Bytes::new(message.as_bytes())) }
     }
 
-    /// Passes status and headers to Apache once, before the first body byte.
+    /// Passes status and headers to Apache once, before the first body byte. This only fills
+    /// the request's tables: nothing reaches the network, so the GIL may stay held.
     pub fn send_headers(&self) -> Result<(), SendError> {
         let mut state = self.state.borrow_mut();
         if state.headers_sent {
@@ -126,10 +141,11 @@ impl<'a> Exchange<'a> {
         Ok(())
     }
 
-    /// Sends one body chunk (headers first), cut to the declared Content-Length; with `flush`,
-    /// Apache sends it on at once instead of buffering it (PEP 3333: no block may be delayed
-    /// while the application produces the next one). Called with the GIL held; releases it
-    /// around the network write.
+    /// Accepts one body chunk (headers first), cut to the declared Content-Length. Small
+    /// chunks are gathered; the gathered bytes go to Apache, with the GIL released, when they
+    /// reach [`GATHER_LIMIT`], with a large chunk, and with `flush` (then Apache sends them on
+    /// at once: PEP 3333 wants no block delayed while the application produces the next one).
+    /// Called with the GIL held.
     pub fn write(&self, data: &[u8], flush: bool) -> Result<(), SendError> {
         if data.is_empty() {
             return Ok(());
@@ -150,31 +166,88 @@ impl<'a> Exchange<'a> {
         if chunk.is_empty() {
             return Ok(());
         }
-        let (request, bytes) = (self.request, abi::Bytes::new(chunk));
-        // Only small blocks need the explicit flush: from 8000 bytes on (AP_MIN_BYTES_TO_WRITE)
-        // ap_rwrite passes the block on at once, and the core output filter writes what the
-        // socket takes; a flush per large block only costs throughput.
-        let flush = flush && chunk.len() < FLUSH_BELOW;
-        // SAFETY: the chunk outlives the call; the module writes it to the client (an empty
-        // write is a flush).
-        let send = || unsafe {
-            match (request.write)(request.ctx, bytes) {
-                0 if flush => (request.write)(request.ctx, abi::Bytes::EMPTY),
-                rc => rc,
+        let direct = {
+            let mut state = self.state.borrow_mut();
+            if chunk.len() < DIRECT_FROM && state.gathered.len() + chunk.len() <= GATHER_LIMIT {
+                state.gathered.extend_from_slice(chunk);
+                if !flush && state.gathered.len() < GATHER_LIMIT {
+                    return Ok(());
+                }
+                &[][..]
+            } else {
+                chunk
             }
         };
-        // A small chunk that is not flushed only lands in Apache's output buffer: releasing
-        // the GIL for that memcpy would hand the GIL to another thread and make this one wait
-        // to get it back, for nothing.
-        let rc = if flush || chunk.len() >= RELEASE_GIL_FROM { released(send) } else { send() };
-        if rc != 0 {
-            self.state.borrow_mut().client_gone = true;
-        }
+        let request = self.request;
+        self.hand_over(|gathered| released(|| deliver(request, gathered, direct, flush)));
         Ok(())
     }
 
+    /// Runs `send` on the gathered bytes, then records that output reached Apache (and
+    /// whether the client is gone). The buffer's allocation is kept for the next chunks.
+    fn hand_over(&self, send: impl FnOnce(&[u8]) -> c_int) {
+        let mut gathered = std::mem::take(&mut self.state.borrow_mut().gathered);
+        let rc = send(&gathered);
+        gathered.clear();
+        let mut state = self.state.borrow_mut();
+        state.gathered = gathered;
+        state.passed = true;
+        if rc != 0 {
+            state.client_gone = true;
+        }
+    }
+
+    /// Hands what is still gathered to Apache at the end of the response. Called after the
+    /// request's GIL guard is gone, so that a small response costs no GIL round trip.
+    pub fn finish(&self) {
+        let pending = {
+            let state = self.state.borrow();
+            !state.gathered.is_empty() && !state.client_gone
+        };
+        if pending {
+            let request = self.request;
+            self.hand_over(|gathered| deliver(request, gathered, &[], false));
+        }
+    }
+
+    /// Drops what was gathered: the response failed before any of it reached Apache, and
+    /// becomes a clean error response instead.
+    pub fn discard_output(&self) {
+        self.state.borrow_mut().gathered.clear();
+    }
+
+    /// Whether any of the body reached Apache.
+    pub fn output_passed(&self) -> bool {
+        self.state.borrow().passed
+    }
+
+    /// The declared Content-Length and the bytes sent, when the body fell short of the
+    /// length and the response should have had a body (not HEAD, 1xx, 204 or 304).
+    pub fn shortfall(&self) -> Option<(u64, u64)> {
+        let state = self.state.borrow();
+        let declared = state.content_length?;
+        if state.body_sent >= declared || state.client_gone || state.overridden {
+            return None;
+        }
+        let code = state.status.as_deref().and_then(|s| s.get(..3)).and_then(|c| std::str::from_utf8(c).ok()?.parse::<u16>().ok());
+        let bodiless = matches!(code, Some(100..=199 | 204 | 304)) || self.environ_value(b"REQUEST_METHOD") == Some(b"HEAD");
+        (!bodiless).then_some((declared, state.body_sent))
+    }
+
+    /// A body whose length is known before any of it is sent (a file) gets a Content-Length
+    /// when the application gave none, as in mod_wsgi.
+    pub fn default_length(&self, len: u64) {
+        let mut state = self.state.borrow_mut();
+        if state.headers_sent || state.content_length.is_some() {
+            return;
+        }
+        state.headers.push((b"Content-Length".to_vec(), len.to_string().into_bytes()));
+        state.content_length = Some(len);
+    }
+
     /// Sends `len` bytes of an open file from `offset` through Apache's file bucket (headers
-    /// first), cut to the declared Content-Length. GIL released around the send.
+    /// and gathered bytes first), cut to the declared Content-Length. GIL released around the
+    /// send.
     pub fn send_file(&self, fd: i32, offset: u64, len: u64) -> Result<(), SendError> {
         self.send_headers()?;
         let len = {
@@ -193,11 +266,14 @@ impl<'a> Exchange<'a> {
             return Ok(());
         }
         let request = self.request;
-        // SAFETY: fd stays open (the application's file object is alive) for the call.
-        let rc = released(|| unsafe { (request.send_file)(request.ctx, fd, offset, len) });
-        if rc != 0 {
-            self.state.borrow_mut().client_gone = true;
-        }
+        self.hand_over(|gathered| {
+            released(|| match deliver(request, gathered, &[], false) {
+                // SAFETY: fd is open (the application's file object is alive) for the call;
+                // the module sends a duplicate of it, so the file may close after we return.
+                0 => unsafe { (request.send_file)(request.ctx, fd, offset, len) },
+                rc => rc,
+            })
+        });
         Ok(())
     }
 
@@ -251,4 +327,24 @@ impl<'a> Exchange<'a> {
             }
         }
     }
+}
+
+/// Writes `first`, then `second`, to the client through the module, then flushes small
+/// blocks when asked to. These calls can block on the network: never call this with the GIL
+/// held. 0, or -1 once the client is gone.
+fn deliver(request: &abi::Request, first: &[u8], second: &[u8], flush: bool) -> c_int {
+    for part in [first, second] {
+        // SAFETY: the bytes outlive the call; the module writes them to the client.
+        if !part.is_empty() && unsafe { (request.write)(request.ctx, abi::Bytes::new(part)) } != 0 {
+            return -1;
+        }
+    }
+    // Only small blocks need the explicit flush: from 8000 bytes on (AP_MIN_BYTES_TO_WRITE)
+    // ap_rwrite passes the block on at once, and the core output filter writes what the
+    // socket takes; a flush per large block only costs throughput.
+    if flush && first.len() + second.len() < FLUSH_BELOW {
+        // SAFETY: an empty write is a flush.
+        return unsafe { (request.write)(request.ctx, abi::Bytes::EMPTY) };
+    }
+    0
 }

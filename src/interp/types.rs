@@ -1,7 +1,9 @@
 //! The Python objects a request hands to the application: `start_response` (with its
 //! `write`) and `wsgi.input`. Both are instances of small heap types created per interpreter,
-//! each holding a pointer to the request's [`Exchange`]; [`detach`] clears it when the
-//! request ends.
+//! each holding a pointer to the request's [`Exchange`] and the thread that serves it;
+//! [`detach`] clears the pointer when the request ends. Only that thread may reach the
+//! Exchange (it is not thread-safe, and its thread releases the GIL during I/O, when another
+//! Python thread could run): elsewhere, and after the request, the objects raise.
 
 use super::exchange::{Exchange, SendError};
 use super::headers;
@@ -9,11 +11,12 @@ use super::py::{self, PyErrSet, PyObj, PyResult};
 use crate::pyffi as ffi;
 use std::ffi::{c_char, c_int, c_void, CStr};
 
-/// Layout of both object types: the Python header and the exchange pointer.
+/// Layout of both object types: the Python header, the exchange pointer and its thread.
 #[repr(C)]
 struct Handle {
     ob_base: ffi::PyObject,
     exchange: *const c_void,
+    owner: libc::pthread_t,
 }
 
 /// This interpreter's two types (strong references kept for the interpreter's life).
@@ -80,8 +83,13 @@ impl Types {
     fn instance(t: *mut ffi::PyObject, exchange: &Exchange) -> PyResult<PyObj> {
         // SAFETY: t is one of our heap types; GenericAlloc zero-fills and takes a type reference.
         let obj = unsafe { PyObj::from_owned(ffi::PyType_GenericAlloc(t.cast(), 0))? };
-        // SAFETY: obj has the Handle layout (basicsize above).
-        unsafe { (*obj.as_ptr().cast::<Handle>()).exchange = (exchange as *const Exchange).cast() };
+        // SAFETY: obj has the Handle layout (basicsize above); pthread_self has no
+        // preconditions.
+        unsafe {
+            let handle = &mut *obj.as_ptr().cast::<Handle>();
+            handle.exchange = (exchange as *const Exchange).cast();
+            handle.owner = libc::pthread_self();
+        }
         Ok(obj)
     }
 
@@ -101,19 +109,29 @@ pub fn detach(obj: &PyObj) {
     unsafe { (*obj.as_ptr().cast::<Handle>()).exchange = std::ptr::null() };
 }
 
-/// The exchange behind `slf`, or a RuntimeError once the request has ended.
+/// The exchange behind `slf`, or a RuntimeError once the request has ended (mod_wsgi's
+/// text) or when called from a thread other than the one serving the request.
 ///
 /// # Safety
-/// `slf` must be an instance of one of our types.
+/// `slf` must be an instance of one of our types, and the GIL held (the pointer is cleared
+/// under the GIL, so it cannot change while we look at it).
 unsafe fn exchange<'a>(slf: *mut ffi::PyObject) -> PyResult<&'a Exchange<'a>> {
     // SAFETY: Handle layout; the pointer is cleared before the Exchange is dropped.
-    let p = unsafe { (*slf.cast::<Handle>()).exchange };
-    if p.is_null() {
+    let handle = unsafe { &*slf.cast::<Handle>() };
+    if handle.exchange.is_null() {
         // SAFETY: static exception type.
         return Err(py::raise(unsafe { ffi::PyExc_RuntimeError }, "request object has expired"));
     }
-    // SAFETY: non-null pointers always point at the live Exchange of the current request.
-    Ok(unsafe { &*p.cast::<Exchange>() })
+    // SAFETY: pthread_equal and pthread_self have no preconditions.
+    if unsafe { libc::pthread_equal(handle.owner, libc::pthread_self()) } == 0 {
+        // SAFETY: static exception type.
+        return Err(py::raise(
+            unsafe { ffi::PyExc_RuntimeError },
+            "request object used from another thread: start_response, write and wsgi.input belong to the thread serving the request",
+        ));
+    }
+    // SAFETY: a non-null pointer is the live Exchange of the request this thread is serving.
+    Ok(unsafe { &*handle.exchange.cast::<Exchange>() })
 }
 
 /// Runs a method body: a panic becomes a RuntimeError, an `Err` a null return. Every
@@ -432,5 +450,7 @@ unsafe extern "C" fn input_next(slf: *mut ffi::PyObject) -> *mut ffi::PyObject {
     })
 }
 
-// The exchange pointer is the only field after the object header.
-const _: () = assert!(std::mem::size_of::<Handle>() == std::mem::size_of::<ffi::PyObject>() + std::mem::size_of::<*const c_char>());
+// The exchange pointer and its thread are the only fields after the object header.
+const _: () = assert!(
+    std::mem::size_of::<Handle>() == std::mem::size_of::<ffi::PyObject>() + std::mem::size_of::<*const c_char>() + std::mem::size_of::<libc::pthread_t>()
+);

@@ -15,6 +15,16 @@ use crate::pyffi as ffi;
 pub fn handle(request: &abi::Request) -> Outcome {
     let ex = Exchange::new(request);
     let _current = Current::set(request);
+    let outcome = serve(&ex);
+    // What is still gathered goes to Apache now that the GIL and the Python slot are given
+    // back: this write can block on a slow client.
+    ex.finish();
+    outcome
+}
+
+/// Everything that needs Python: the slot, the group, the GIL, the script, the application.
+fn serve(ex: &Exchange) -> Outcome {
+    let request = ex.request;
     // SAFETY: byte strings valid for the call.
     let (script, callable, group_name) = unsafe { (request.script.to_text(), request.callable.to_text(), request.group.to_text()) };
     // The slot first, without the GIL: at most WSGIPythonConcurrency threads go further.
@@ -56,7 +66,7 @@ pub fn handle(request: &abi::Request) -> Outcome {
         }
         Err(LoadError::Raised) => {
             ex.log(level::ERR, &format!("Failed to exec Python script file '{script}'."));
-            log_exception(&ex, &format!("Exception occurred processing WSGI script '{script}' in application group '{group_name}'."));
+            log_exception(ex, &format!("Exception occurred processing WSGI script '{script}' in application group '{group_name}'."));
             return Outcome::SERVER_ERROR;
         }
     };
@@ -64,11 +74,11 @@ pub fn handle(request: &abi::Request) -> Outcome {
         ex.log(level::ERR, &format!("Target WSGI script '{script}' does not contain WSGI application '{callable}'."));
         return Outcome::NOT_FOUND;
     };
-    run(&ex, group, &app, &script)
+    run(ex, group, &app, &script)
 }
 
 /// Calls the application and streams its response. The Python objects the application got
-/// are detached before the Exchange goes away.
+/// are detached before the Exchange goes away, whatever happens ([`Detach`]).
 fn run(ex: &Exchange, group: &group::Group, app: &PyObj, script: &str) -> Outcome {
     let (adapter, input) = match (group.types.adapter(ex), group.types.input(ex)) {
         (Ok(a), Ok(i)) => (a, i),
@@ -77,10 +87,34 @@ fn run(ex: &Exchange, group: &group::Group, app: &PyObj, script: &str) -> Outcom
             return Outcome::SERVER_ERROR;
         }
     };
-    let outcome = respond(ex, group, app, &adapter, &input, script);
-    types::detach(&adapter);
-    types::detach(&input);
-    outcome
+    let _detach = Detach([&adapter, &input]);
+    respond(ex, group, app, &adapter, &input, script)
+}
+
+/// Cuts the request objects (`start_response` and its `write`, `wsgi.input`) off from the
+/// Exchange when dropped: also on an early return or a panic, so that an application that
+/// kept them gets "request object has expired" instead of a dangling pointer. Dropped with
+/// the GIL held (the request's guard outlives it).
+struct Detach<'a>([&'a PyObj; 2]);
+
+impl Drop for Detach<'_> {
+    fn drop(&mut self) {
+        for obj in self.0 {
+            types::detach(obj);
+        }
+    }
+}
+
+/// What a response that failed becomes: while none of it reached Apache, a clean 500 (what
+/// was gathered is dropped); after that, a response cut short, which the module makes
+/// visible to the client (no last chunk, connection closed).
+fn abandon(ex: &Exchange) -> Outcome {
+    if ex.output_passed() {
+        Outcome::ABORTED
+    } else {
+        ex.discard_output();
+        Outcome::SERVER_ERROR
+    }
 }
 
 fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, input: &PyObj, script: &str) -> Outcome {
@@ -89,12 +123,7 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
     let failed = |ex: &Exchange| {
         fire_exception(events);
         log_exception(ex, &format!("Exception occurred processing WSGI script '{script}'."));
-        // After the first byte the status is on the wire: the response just ends short.
-        if ex.state.borrow().headers_sent {
-            Outcome::DONE
-        } else {
-            Outcome::SERVER_ERROR
-        }
+        abandon(ex)
     };
     let environ = match environ::build(ex, group, input) {
         Ok(environ) => environ,
@@ -148,14 +177,14 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
             return Outcome::OVERRIDE;
         }
     }
-    let state = ex.state.borrow();
-    if let Some(declared) = state.content_length {
-        if outcome == Outcome::DONE && state.body_sent < declared && !state.client_gone {
-            ex.log(level::ERR, &format!(
-                "Truncated response from WSGI script '{script}': Content-Length was {declared} but only {} bytes were sent.",
-                state.body_sent
-            ));
-        }
+    // A body shorter than the application's own Content-Length is a failed response: the
+    // client must not take it for the whole one (Apache would even rewrite the header to the
+    // length it saw).
+    if let (Outcome::DONE, Some((declared, sent))) = (outcome, ex.shortfall()) {
+        ex.log(level::ERR, &format!(
+            "Truncated response from WSGI script '{script}': Content-Length was {declared} but only {sent} bytes were sent."
+        ));
+        return Outcome::ABORTED;
     }
     outcome
 }
@@ -252,25 +281,42 @@ fn send_file(ex: &Exchange, result: &PyObj) -> Result<Option<Outcome>, ()> {
         unsafe { ffi::PyErr_Clear() };
         return Ok(None);
     }
-    // SAFETY: fstat and lseek on a descriptor the application's file object holds open.
-    let (size, offset) = unsafe {
+    // SAFETY: fstat on a descriptor the application's file object holds open.
+    let size = unsafe {
         let mut st: libc::stat = std::mem::zeroed();
         if libc::fstat(fd as i32, &mut st) != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
             return Ok(None);
         }
-        (st.st_size as u64, libc::lseek(fd as i32, 0, libc::SEEK_CUR))
+        st.st_size as u64
     };
-    if offset < 0 {
-        return Ok(None);
-    }
-    let offset = offset as u64;
-    match ex.send_file(fd as i32, offset, size.saturating_sub(offset)) {
+    // The file object's position, not the descriptor's: a buffered file has read ahead of
+    // what the application consumed (mod_wsgi asks tell() too).
+    let Some(offset) = tell(&filelike) else { return Ok(None) };
+    let len = size.saturating_sub(offset);
+    ex.default_length(len);
+    match ex.send_file(fd as i32, offset, len) {
         Ok(()) => Ok(Some(Outcome::DONE)),
         Err(e) => {
             types::raise_send_error(e);
             Err(())
         }
     }
+}
+
+/// `filelike.tell()` as a byte offset; `None` (the exception cleared) when the object has no
+/// usable position, and the wrapper is then iterated like any other.
+fn tell(filelike: &PyObj) -> Option<u64> {
+    let position = filelike.call_method("tell", &[]).ok().map(|p| {
+        // SAFETY: a live object; -1 with an exception set means it was not an int.
+        unsafe { ffi::PyLong_AsLongLong(p.as_ptr()) }
+    });
+    // SAFETY: under the GIL: a failed tell() or conversion is not an application error.
+    if unsafe { !ffi::PyErr_Occurred().is_null() } {
+        // SAFETY: as above.
+        unsafe { ffi::PyErr_Clear() };
+        return None;
+    }
+    position.and_then(|p| u64::try_from(p).ok())
 }
 
 fn log_exception(ex: &Exchange, headline: &str) {

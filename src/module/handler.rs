@@ -184,8 +184,10 @@ fn serve(r: &mut Request) -> c_int {
     match unsafe { (engine.handle)(&request) } {
         abi::Outcome::DONE => apache::OK as c_int,
         abi::Outcome::OVERRIDE => ctx.override_status.unwrap_or(apache::HTTP_INTERNAL_SERVER_ERROR as c_int),
-        // TODO(issue 9): abort the connection (c->aborted, no EOS) so the client sees a truncated response.
-        abi::Outcome::ABORTED => apache::OK as c_int,
+        abi::Outcome::ABORTED => {
+            abort_response(r);
+            apache::OK as c_int
+        }
         abi::Outcome::NOT_FOUND => apache::HTTP_NOT_FOUND as c_int,
         abi::Outcome::UNAVAILABLE => apache::HTTP_SERVICE_UNAVAILABLE as c_int,
         // SERVER_ERROR, and any value an engine should not have returned.
@@ -415,13 +417,13 @@ unsafe extern "C" fn write_body(ctx: *mut c_void, data: abi::Bytes) -> c_int {
     guard("response write", -1, || {
         // SAFETY: see exchange(); data is valid for the call.
         let (x, data) = unsafe { (exchange(ctx), data.as_slice()) };
-        // SAFETY: live request; Apache copies or sends the bytes before returning.
-        let n = unsafe {
-            if data.is_empty() {
-                apache::ap_rflush(x.r)
-            } else {
-                apache::ap_rwrite(data.as_ptr().cast(), data.len() as c_int, x.r)
-            }
+        let n = if data.is_empty() {
+            // SAFETY: live request.
+            unsafe { apache::ap_rflush(x.r) }
+        } else {
+            // SAFETY: live request; each piece fits ap_rwrite's int length, and Apache copies
+            // or sends the bytes before returning.
+            write_in_pieces(data, MAX_WRITE, |piece| unsafe { apache::ap_rwrite(piece.as_ptr().cast(), piece.len() as c_int, x.r) })
         };
         if n < 0 {
             -1
@@ -431,6 +433,63 @@ unsafe extern "C" fn write_body(ctx: *mut c_void, data: abi::Bytes) -> c_int {
     })
 }
 
+/// The largest piece handed to `ap_rwrite`, whose length is a C `int`: a chunk of 2 GiB or
+/// more would overflow it.
+const MAX_WRITE: usize = 1 << 30;
+const _: () = assert!(MAX_WRITE <= c_int::MAX as usize);
+
+/// Writes `data` in pieces of at most `max` bytes; stops at the first negative result.
+fn write_in_pieces(data: &[u8], max: usize, mut write: impl FnMut(&[u8]) -> c_int) -> c_int {
+    for piece in data.chunks(max) {
+        let n = write(piece);
+        if n < 0 {
+            return n;
+        }
+    }
+    0
+}
+
+/// Ends a response the application failed in the middle of so that the client sees it cut
+/// short, as mod_proxy does when a backend breaks (`ap_proxy_backend_broke`). What was written
+/// goes out first, with a flush: Apache's content-length filter, which sets Content-Length to
+/// the body it saw when the whole body and the EOS come in one pass, then never rewrites the
+/// application's own header. Then an error bucket with 502: the chunk filter then sends no
+/// last chunk, the HTTP/1 error filter closes the connection and mod_http2 resets the stream.
+/// The EOS Apache sends when the handler returns ends the request.
+fn abort_response(r: &mut Request) {
+    r.set_no_cache();
+    r.close_connection();
+    // SAFETY: live request; the brigade and the bucket come from its pool and allocator, and
+    // the bucket is linked into the brigade before the brigade is passed.
+    unsafe {
+        apache::ap_rflush(r.as_ptr());
+        let bb = apache::apr_brigade_create(r.pool(), r.bucket_alloc());
+        let error = apache::ap_bucket_error_create(apache::HTTP_BAD_GATEWAY as c_int, std::ptr::null(), r.pool(), r.bucket_alloc());
+        insert_tail(bb, error);
+        apache::ap_pass_brigade(r.output_filters(), bb);
+        apache::apr_brigade_destroy(bb);
+    }
+}
+
+/// `APR_BRIGADE_INSERT_TAIL`, a macro in C: links bucket `e` as the last one of `bb`.
+///
+/// # Safety
+/// `bb` must be a live brigade and `e` a live bucket that is in no brigade.
+unsafe fn insert_tail(bb: *mut apache::apr_bucket_brigade, e: *mut apache::apr_bucket) {
+    // SAFETY: the caller passes a live brigade, whose ring links are valid buckets or the
+    // sentinel, the brigade's list head seen as a bucket (APR_RING_SENTINEL); this is
+    // APR_RING_SPLICE_BEFORE(sentinel, e, e).
+    unsafe {
+        let head = std::ptr::addr_of_mut!((*bb).list).cast::<u8>();
+        let sentinel = head.wrapping_sub(std::mem::offset_of!(apache::apr_bucket, link)).cast::<apache::apr_bucket>();
+        let last = (*bb).list.prev;
+        (*e).link.next = sentinel;
+        (*e).link.prev = last;
+        (*last).link.next = e;
+        (*bb).list.prev = e;
+    }
+}
+
 unsafe extern "C" fn send_file(ctx: *mut c_void, fd: c_int, offset: u64, len: u64) -> c_int {
     guard("wsgi.file_wrapper", -1, || {
         // SAFETY: see exchange().
@@ -438,11 +497,11 @@ unsafe extern "C" fn send_file(ctx: *mut c_void, fd: c_int, offset: u64, len: u6
         // SAFETY: x.r is the live request.
         let r = unsafe { Request::from_raw(x.r) };
         let (Ok(offset), Ok(len)) = (apache::apr_off_t::try_from(offset), apache::apr_off_t::try_from(len)) else { return -1 };
+        let Some(mut own_fd) = duplicate_for_request(r, fd) else { return -1 };
         let mut file: *mut apache::apr_file_t = std::ptr::null_mut();
-        let mut os_fd = fd;
-        // SAFETY: wraps the engine's open descriptor without taking ownership (no cleanup that
-        // would close it); the pool outlives the send.
-        let status = unsafe { apache::apr_os_file_put(&mut file, &mut os_fd, (apache::APR_FOPEN_READ | apache::APR_FOPEN_SENDFILE_ENABLED) as i32, r.pool()) };
+        // SAFETY: wraps our duplicate without an APR cleanup (the request pool's cleanup
+        // closes it); the pool outlives the file buckets that refer to it.
+        let status = unsafe { apache::apr_os_file_put(&mut file, &mut own_fd, (apache::APR_FOPEN_READ | apache::APR_FOPEN_SENDFILE_ENABLED) as i32, r.pool()) };
         if status != 0 {
             return -1;
         }
@@ -452,20 +511,33 @@ unsafe extern "C" fn send_file(ctx: *mut c_void, fd: c_int, offset: u64, len: u6
             apache::apr_brigade_insert_file(bb, file, offset, len, r.pool());
             let rc = apache::ap_pass_brigade(r.output_filters(), bb);
             apache::apr_brigade_destroy(bb);
-            // The engine may close the file as soon as we return: make Apache write all of it
-            // now rather than keep the file bucket set aside.
-            if rc == 0 {
-                apache::ap_rflush(x.r)
-            } else {
-                -1
-            }
+            rc
         };
-        if rc < 0 {
-            -1
-        } else {
+        if rc == 0 {
             0
+        } else {
+            -1
         }
     })
+}
+
+/// A duplicate of the application's descriptor (close-on-exec), closed with the request pool.
+/// The file bucket may be read after the engine returns and the application closes its file
+/// (Apache sets buckets aside; under mod_http2 they outlive the handler).
+fn duplicate_for_request(r: &Request, fd: c_int) -> Option<c_int> {
+    unsafe extern "C" fn close_fd(data: *mut c_void) -> apache::apr_status_t {
+        // SAFETY: data carries the descriptor duplicated below, closed once, by this cleanup.
+        unsafe { libc::close(data as usize as c_int) };
+        0
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor the engine holds open for the call.
+    let own = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if own < 0 {
+        return None;
+    }
+    // SAFETY: the pool is the live request's; the cleanup gets the descriptor back as data.
+    unsafe { apache::apr_pool_cleanup_register(r.pool(), own as usize as *const c_void, Some(close_fd), Some(apache::apr_pool_cleanup_null)) };
+    Some(own)
 }
 
 unsafe extern "C" fn log_line(ctx: *mut c_void, level: c_int, message: abi::Bytes) {
@@ -474,4 +546,42 @@ unsafe extern "C" fn log_line(ctx: *mut c_void, level: c_int, message: abi::Byte
         let (x, message) = unsafe { (exchange(ctx), message.as_slice()) };
         log::request(level, x.r, &String::from_utf8_lossy(message));
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records the piece lengths `write_in_pieces` hands out.
+    fn pieces(len: usize, max: usize, fail_at: Option<usize>) -> (c_int, Vec<usize>) {
+        let data = vec![7u8; len];
+        let mut seen = Vec::new();
+        let rc = write_in_pieces(&data, max, |piece| {
+            seen.push(piece.len());
+            if fail_at == Some(seen.len()) {
+                -1
+            } else {
+                piece.len() as c_int
+            }
+        });
+        (rc, seen)
+    }
+
+    #[test]
+    fn writes_are_split_so_that_each_length_fits_a_c_int() {
+        assert_eq!(pieces(10, 4, None), (0, vec![4, 4, 2]));
+        assert_eq!(pieces(8, 4, None), (0, vec![4, 4]));
+        assert_eq!(pieces(3, 4, None), (0, vec![3]));
+        assert_eq!(pieces(0, 4, None), (0, vec![]));
+        // A chunk of 2 GiB or more is several pieces of MAX_WRITE (lengths only: no 2 GiB
+        // buffer is needed to count them).
+        let two_gib_and_one = (c_int::MAX as usize) + 2;
+        assert_eq!(two_gib_and_one.div_ceil(MAX_WRITE), 3);
+        assert!(MAX_WRITE as c_int > 0);
+    }
+
+    #[test]
+    fn a_failed_piece_stops_the_write() {
+        assert_eq!(pieces(10, 4, Some(2)), (-1, vec![4, 4]));
+    }
 }

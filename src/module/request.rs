@@ -191,6 +191,19 @@ impl Request {
     pub fn headers_out(&self) -> Table {
         Table(self.0.headers_out)
     }
+    /// Keeps caches (mod_cache) from storing this response.
+    pub fn set_no_cache(&mut self) {
+        self.0.no_cache = 1;
+        if !self.0.main.is_null() {
+            // SAFETY: a sub-request's main request outlives it.
+            unsafe { (*self.0.main).no_cache = 1 };
+        }
+    }
+    /// Closes the connection after this response instead of keeping it alive.
+    pub fn close_connection(&mut self) {
+        // SAFETY: every request has a live connection.
+        unsafe { (*self.0.connection).keepalive = apache::AP_CONN_CLOSE };
+    }
 }
 
 /// An `apr_table_t` of the request (the table copies what is stored into its own pool).
