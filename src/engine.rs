@@ -8,7 +8,7 @@ pub mod interp;
 pub mod pyffi;
 
 use abi::{Engine, EngineConfig, Outcome, Request};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use interp::trampoline::trampoline;
 
 static ENGINE: Engine = Engine {
     abi_version: abi::ABI_VERSION,
@@ -31,23 +31,6 @@ static ABI_MARKER: [u8; abi::MARKER_LEN] = abi::MARKER;
 #[no_mangle]
 pub extern "C" fn mod_wsgi_engine_entry() -> *const Engine {
     &ENGINE
-}
-
-/// Runs an entry's body; a panic is logged and turned into `fallback`.
-fn trampoline<R>(what: &str, fallback: R, body: impl FnOnce() -> R) -> R {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
-        let reason = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        let _ = catch_unwind(|| interp_log(&format!("internal error in the engine's {what}: {reason}")));
-        fallback
-    })
-}
-
-fn interp_log(message: &str) {
-    eprintln!("mod_wsgi (pid={}): {message}", std::process::id());
 }
 
 unsafe extern "C" fn init(config: *const EngineConfig) -> i32 {

@@ -1,7 +1,7 @@
 //! RAII guards for holding and releasing the GIL, after pyo3's `SuspendAttach`.
 
 use super::scheduler;
-use super::thread_state::{thread_state, Slot};
+use super::thread_state::{thread_state, InterpIndex};
 use crate::pyffi as ffi;
 use std::marker::PhantomData;
 
@@ -12,9 +12,9 @@ pub struct GilGuard {
 }
 
 impl GilGuard {
-    /// Enters the interpreter in `slot`, waiting for the GIL.
-    pub fn acquire(slot: Slot) -> GilGuard {
-        let tstate = thread_state(slot);
+    /// Enters the interpreter in `index`, waiting for the GIL.
+    pub fn acquire(index: InterpIndex) -> GilGuard {
+        let tstate = thread_state(index);
         // SAFETY: tstate belongs to this thread and is not current (no guard is active on this
         // thread: guards do not nest across interpreters in this engine).
         unsafe { ffi::PyEval_RestoreThread(tstate) };

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 const SUB_INTERPRETERS: usize = 3;
 
 /// Python, started once for the test process: the main interpreter plus three others, each
-/// registered in its slot as the group registry would.
+/// registered in its index as the group registry would.
 fn interpreters() -> &'static [usize] {
     static INTERPRETERS: OnceLock<Vec<usize>> = OnceLock::new();
     INTERPRETERS.get_or_init(|| {
@@ -22,14 +22,14 @@ fn interpreters() -> &'static [usize] {
         unsafe {
             ffi::Py_InitializeEx(0);
             let main = ffi::PyThreadState_Get();
-            register_interpreter(MAIN_SLOT, ffi::PyInterpreterState_Get());
-            adopt_current(MAIN_SLOT, main);
+            register_interpreter(MAIN_INTERP, ffi::PyInterpreterState_Get());
+            adopt_current(MAIN_INTERP, main);
             interps.push(ffi::PyInterpreterState_Get() as usize);
             for i in 1..=SUB_INTERPRETERS {
                 let tstate = ffi::Py_NewInterpreter();
                 assert!(!tstate.is_null());
-                register_interpreter(Slot(i), ffi::PyInterpreterState_Get());
-                adopt_current(Slot(i), tstate);
+                register_interpreter(InterpIndex(i), ffi::PyInterpreterState_Get());
+                adopt_current(InterpIndex(i), tstate);
                 interps.push(ffi::PyInterpreterState_Get() as usize);
                 ffi::PyThreadState_Swap(main);
             }
@@ -56,15 +56,15 @@ proptest! {
             for plan in &plans {
                 scope.spawn(move || {
                     let mut seen: Vec<Option<usize>> = vec![None; SUB_INTERPRETERS + 1];
-                    for &slot in plan {
-                        let _gil = GilGuard::acquire(Slot(slot));
-                        // SAFETY: GIL held through this thread's state for `slot`.
+                    for &index in plan {
+                        let _gil = GilGuard::acquire(InterpIndex(index));
+                        // SAFETY: GIL held through this thread's state for `index`.
                         let (interp, tstate, gilstate) = unsafe {
                             (ffi::PyInterpreterState_Get() as usize, ffi::PyThreadState_Get() as usize, ffi::PyGILState_GetThisThreadState() as usize)
                         };
-                        assert_eq!(interp, interps[slot], "entered the wrong interpreter");
-                        assert_eq!(*seen[slot].get_or_insert(tstate), tstate, "a second state for the same thread and interpreter");
-                        assert_eq!(gilstate, thread_state(MAIN_SLOT) as usize, "PyGILState is not the main interpreter's state");
+                        assert_eq!(interp, interps[index], "entered the wrong interpreter");
+                        assert_eq!(*seen[index].get_or_insert(tstate), tstate, "a second state for the same thread and interpreter");
+                        assert_eq!(gilstate, thread_state(MAIN_INTERP) as usize, "PyGILState is not the main interpreter's state");
                         // Some Python work with the GIL released in the middle, as during I/O.
                         released(std::thread::yield_now);
                     }
@@ -72,11 +72,11 @@ proptest! {
             }
         });
         let after = thread_state_counts();
-        for (slot, &now) in after.iter().enumerate().take(SUB_INTERPRETERS + 1) {
+        for (index, &now) in after.iter().enumerate().take(SUB_INTERPRETERS + 1) {
             // Each thread made one state per interpreter it used, and a main one first.
-            let users = plans.iter().filter(|p| slot == 0 || p.contains(&slot)).count();
-            let expected = before.get(slot).copied().unwrap_or(0) + users;
-            prop_assert_eq!(now, expected, "slot {}: plans {:?}", slot, plans);
+            let users = plans.iter().filter(|p| index == 0 || p.contains(&index)).count();
+            let expected = before.get(index).copied().unwrap_or(0) + users;
+            prop_assert_eq!(now, expected, "index {}: plans {:?}", index, plans);
         }
     }
 }

@@ -3,7 +3,7 @@
 //! `sys.stdout`, `sys.stderr` and `wsgi.errors` (`bootstrap.py`'s `Log`).
 
 use super::py::{self, PyObj, PyResult};
-use super::types::entry;
+use super::trampoline::python_trampoline;
 use crate::gil::scheduler;
 use crate::pyffi as ffi;
 
@@ -67,7 +67,7 @@ unsafe extern "C" fn log(_slf: *mut ffi::PyObject, args: *mut ffi::PyObject) -> 
         super::exchange::log_current(level as i32, &text);
         Ok(py::none())
     };
-    entry(write)
+    python_trampoline(write)
 }
 
 unsafe extern "C" fn process_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
@@ -86,12 +86,12 @@ unsafe extern "C" fn process_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::
         let counts = crate::gil::thread_state_counts();
         let groups = super::group::all();
         for group in &groups {
-            let n = counts.get(group.slot.0).copied().unwrap_or(0);
+            let n = counts.get(group.index.0).copied().unwrap_or(0);
             py::dict_set(&states, &group.name, &py::int(n as i64)?)?;
         }
         py::dict_set(&d, "thread_states", &states)?;
         py::dict_set(&d, "interpreters", &py::int(groups.len() as i64)?)?;
         Ok(d)
     };
-    entry(build)
+    python_trampoline(build)
 }

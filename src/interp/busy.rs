@@ -7,14 +7,14 @@
 //! engine raises `SystemExit` asynchronously in each such thread; the application unwinds
 //! (running its `finally` blocks), the request ends, and the child exits normally.
 
-use crate::gil::{GilGuard, Slot};
+use crate::gil::{GilGuard, InterpIndex};
 use parking_lot::Mutex;
 use crate::pyffi as ffi;
 
 /// (OS thread identity as CPython knows it, interpreter) of every request being served, and
 /// whether a non-graceful stop has begun (then no request may start running Python).
 struct Registry {
-    busy: Vec<(std::ffi::c_long, Slot)>,
+    busy: Vec<(std::ffi::c_long, InterpIndex)>,
     stopping: bool,
 }
 
@@ -23,13 +23,13 @@ static BUSY: Mutex<Registry> = Mutex::new(Registry { busy: Vec::new(), stopping:
 /// The child is stopping: the request must not start.
 pub struct Stopping;
 
-/// Marks the calling thread busy in `slot` until dropped.
+/// Marks the calling thread busy in `index` until dropped.
 pub struct Busy(std::ffi::c_long);
 
 impl Busy {
     /// Registers the calling thread, unless a stop has begun: a request that got this far
     /// only after the running ones were interrupted would otherwise keep the child alive.
-    pub fn enter(slot: Slot) -> Result<Busy, Stopping> {
+    pub fn enter(index: InterpIndex) -> Result<Busy, Stopping> {
         // pthread_self is what PyThread_get_thread_ident (and so PyThreadState_SetAsyncExc)
         // uses on POSIX.
         // SAFETY: pthread_self has no preconditions.
@@ -38,7 +38,7 @@ impl Busy {
         if registry.stopping {
             return Err(Stopping);
         }
-        registry.busy.push((ident, slot));
+        registry.busy.push((ident, index));
         Ok(Busy(ident))
     }
 }
@@ -55,19 +55,19 @@ impl Drop for Busy {
 /// Raises `SystemExit` in every thread that is serving a request. Called without the GIL,
 /// from a thread that serves no request (the MPM's stopping thread).
 pub fn interrupt_all() -> usize {
-    let targets: Vec<(std::ffi::c_long, Slot)> = {
+    let targets: Vec<(std::ffi::c_long, InterpIndex)> = {
         let mut registry = BUSY.lock();
         registry.stopping = true;
         registry.busy.clone()
     };
-    let mut slots: Vec<Slot> = targets.iter().map(|(_, s)| *s).collect();
-    slots.sort_by_key(|s| s.0);
-    slots.dedup();
+    let mut indexes: Vec<InterpIndex> = targets.iter().map(|(_, s)| *s).collect();
+    indexes.sort_by_key(|s| s.0);
+    indexes.dedup();
     let mut interrupted = 0;
-    for slot in slots {
+    for index in indexes {
         // PyThreadState_SetAsyncExc looks the thread up in the current interpreter.
-        let _gil = GilGuard::acquire(slot);
-        for (ident, _) in targets.iter().filter(|(_, s)| *s == slot) {
+        let _gil = GilGuard::acquire(index);
+        for (ident, _) in targets.iter().filter(|(_, s)| *s == index) {
             // SAFETY: GIL held in the thread's interpreter; SystemExit is a static type.
             interrupted += unsafe { ffi::PyThreadState_SetAsyncExc(*ident as _, ffi::PyExc_SystemExit) } as usize;
         }

@@ -39,7 +39,7 @@ pub fn build(ex: &Exchange, group: &Group, input: &PyObj) -> PyResult<PyObj> {
     let (errors, file_wrapper) = unsafe { (PyObj::from_borrowed(group.errors)?, PyObj::from_borrowed(group.file_wrapper)?) };
     py::dict_set(&environ, "wsgi.errors", &errors)?;
     py::dict_set(&environ, "wsgi.file_wrapper", &file_wrapper)?;
-    py::dict_set(&environ, "mod_wsgi.version", &py::tuple(&[&py::int(4)?, &py::int(9)?, &py::int(4)?])?)?;
+    py::dict_set(&environ, "mod_wsgi.version", &settings::mod_wsgi_version()?)?;
     let (major, minor, patch) = s.apache_version;
     py::dict_set(&environ, "apache.version", &py::tuple(&[&py::int(major)?, &py::int(minor)?, &py::int(patch)?])?)?;
     Ok(environ)

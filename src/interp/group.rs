@@ -5,9 +5,9 @@
 //! moment. A look-up that finds the group takes no GIL and no exclusive lock.
 
 use super::py::{self, PyObj, PyResult};
-use super::{error, settings, types};
+use super::{error, request_objects, settings};
 use crate::abi::level;
-use crate::gil::{self, GilGuard, Slot, MAIN_SLOT};
+use crate::gil::{self, GilGuard, InterpIndex, MAIN_INTERP};
 use parking_lot::{Mutex, RwLock};
 use crate::pyffi as ffi;
 use std::collections::HashMap;
@@ -15,14 +15,14 @@ use std::collections::HashMap;
 /// One interpreter and what the engine keeps for it.
 pub struct Group {
     pub name: String,
-    pub slot: Slot,
+    pub index: InterpIndex,
     /// Held while a script is (re)loaded into this interpreter, so that no thread sees a
     /// half-loaded module; taken with the GIL released (see `script.rs`).
     pub loader: Mutex<()>,
     /// Script path → its module name and the mtime it was loaded at.
     pub scripts: Mutex<HashMap<String, super::script::Loaded>>,
     /// This interpreter's own `wsgi.input` and `start_response` types.
-    pub types: types::Types,
+    pub types: request_objects::Types,
     /// `mod_wsgi.subscribe_events()` and `subscribe_shutdown()` callbacks, and the function
     /// that calls them (`bootstrap.py`'s `fire`).
     pub events: Events,
@@ -90,22 +90,22 @@ unsafe impl Send for Group {}
 /// Groups live until the process exits, so the registry hands out `&'static Group`.
 static GROUPS: RwLock<Option<HashMap<String, &'static Group>>> = RwLock::new(None);
 /// Serialises creation, so each interpreter is created at most once; holds the next free
-/// slot. Python runs while it is held (the new interpreter's set-up), so it is only ever
+/// index. Python runs while it is held (the new interpreter's set-up), so it is only ever
 /// waited for without the GIL (`get_or_create`'s contract): the holder can always get the GIL.
 static CREATING: Mutex<usize> = Mutex::new(1);
 
 /// Registers the main interpreter: called by `runtime::init` with the GIL held on this thread.
 pub fn register_main(interp: *mut ffi::PyInterpreterState, tstate: *mut ffi::PyThreadState) -> Result<(), String> {
-    gil::register_interpreter(MAIN_SLOT, interp);
-    gil::adopt_current(MAIN_SLOT, tstate);
-    let group = setup("", MAIN_SLOT)?;
+    gil::register_interpreter(MAIN_INTERP, interp);
+    gil::adopt_current(MAIN_INTERP, tstate);
+    let group = setup("", MAIN_INTERP)?;
     GROUPS.write().get_or_insert_with(HashMap::new).insert(String::new(), group);
     Ok(())
 }
 
 /// The group for `name`, creating its interpreter on first use. Call without the GIL.
 ///
-/// A group whose set-up fails is not registered: its interpreter is ended, its slot is
+/// A group whose set-up fails is not registered: its interpreter is ended, its index is
 /// reused by the next group, and the next request for it tries again (and fails again, with
 /// the same log lines, while the cause lasts).
 pub fn get_or_create(name: &str) -> Result<&'static Group, String> {
@@ -116,8 +116,8 @@ pub fn get_or_create(name: &str) -> Result<&'static Group, String> {
     if let Some(group) = lookup(name) {
         return Ok(group);
     }
-    let slot = Slot(*next_slot);
-    let group = create(name, slot)?;
+    let index = InterpIndex(*next_slot);
+    let group = create(name, index)?;
     *next_slot += 1;
     GROUPS.write().get_or_insert_with(HashMap::new).insert(name.to_string(), group);
     settings::log(level::INFO, &format!("Create interpreter '{name}'."));
@@ -131,13 +131,13 @@ fn lookup(name: &str) -> Option<&'static Group> {
 /// Every group (for shutdown), the main interpreter's last.
 pub fn all() -> Vec<&'static Group> {
     let mut groups: Vec<_> = GROUPS.read().as_ref().map(|g| g.values().copied().collect()).unwrap_or_default();
-    groups.sort_by_key(|g| std::cmp::Reverse(g.slot.0));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.index.0));
     groups
 }
 
-fn create(name: &str, slot: Slot) -> Result<&'static Group, String> {
-    let _main = GilGuard::acquire(MAIN_SLOT);
-    let main_tstate = gil::thread_state(MAIN_SLOT);
+fn create(name: &str, index: InterpIndex) -> Result<&'static Group, String> {
+    let _main = GilGuard::acquire(MAIN_INTERP);
+    let main_tstate = gil::thread_state(MAIN_INTERP);
     // SAFETY: the GIL is held through the main interpreter; Py_NewInterpreter makes a new
     // interpreter and a thread state for it on this thread, and makes that state current.
     let tstate = unsafe { ffi::Py_NewInterpreter() };
@@ -147,39 +147,39 @@ fn create(name: &str, slot: Slot) -> Result<&'static Group, String> {
     }
     // SAFETY: tstate is the new, current thread state.
     let interp = unsafe { super::compat::current_interpreter() };
-    gil::register_interpreter(slot, interp);
-    gil::adopt_current(slot, tstate);
-    let group = setup(name, slot);
+    gil::register_interpreter(index, interp);
+    gil::adopt_current(index, tstate);
+    let group = setup(name, index);
     if group.is_err() {
         // SAFETY: the failed interpreter is current on this thread through tstate, the GIL
         // is held, and setup() left no exception set.
-        unsafe { end_failed(slot, tstate) };
+        unsafe { end_failed(index, tstate) };
     }
     // SAFETY: back to this thread's main state; _main's drop releases the GIL through it.
     unsafe { ffi::PyThreadState_Swap(main_tstate) };
     group
 }
 
-/// Ends an interpreter whose set-up failed and forgets it, so that its slot can serve the
+/// Ends an interpreter whose set-up failed and forgets it, so that its index can serve the
 /// next group. The group was never registered, so no other thread can have asked for a
 /// state in it: this thread's is the only one the cache knows (and a stale one elsewhere
 /// would not be handed out anyway: see `gil::forget_interpreter`).
 ///
 /// # Safety
 /// The GIL must be held, with `tstate` (the interpreter's state on this thread) current.
-unsafe fn end_failed(slot: Slot, tstate: *mut ffi::PyThreadState) {
+unsafe fn end_failed(index: InterpIndex, tstate: *mut ffi::PyThreadState) {
     // SAFETY: forwarded from the caller. Py_EndInterpreter needs its own state current and
     // the last one: any a site hook's thread made is deleted first, as at shutdown.
     unsafe {
         super::runtime::delete_other_thread_states(tstate);
         ffi::Py_EndInterpreter(tstate);
     }
-    gil::forget_interpreter(slot);
+    gil::forget_interpreter(index);
 }
 
 /// Prepares a fresh interpreter (current on this thread, GIL held) for applications.
-fn setup(name: &str, slot: Slot) -> Result<&'static Group, String> {
-    let run = || -> PyResult<(types::Types, Events, [*mut ffi::PyObject; 2])> {
+fn setup(name: &str, index: InterpIndex) -> Result<&'static Group, String> {
+    let run = || -> PyResult<(request_objects::Types, Events, [*mut ffi::PyObject; 2])> {
         let s = settings::get();
         let bootstrap = run_bootstrap()?;
         let environ: Vec<PyObj> = s
@@ -189,11 +189,11 @@ fn setup(name: &str, slot: Slot) -> Result<&'static Group, String> {
             .collect::<PyResult<_>>()?;
         let environ = list(&environ)?;
         let path = list(&s.python_path.iter().map(|p| py::text(p)).collect::<PyResult<Vec<_>>>()?)?;
-        let version = py::tuple(&[&py::int(4)?, &py::int(9)?, &py::int(4)?])?;
+        let version = settings::mod_wsgi_version()?;
         let limits = (py::int(s.maximum_processes as i64)?, py::int(s.threads_per_process as i64)?);
         let lists = bootstrap.call(&[
             &py::text(name)?,
-            &py::boolean(slot == MAIN_SLOT),
+            &py::boolean(index == MAIN_INTERP),
             &environ,
             &path,
             &version,
@@ -208,12 +208,12 @@ fn setup(name: &str, slot: Slot) -> Result<&'static Group, String> {
         // SAFETY: setup() returns a 5-tuple; each item is kept (one reference) for good.
         let item = |i| unsafe { PyObj::from_borrowed(ffi::PyTuple_GetItem(lists.as_ptr(), i)).map(PyObj::into_ptr) };
         let events = Events { requests: item(0)?, shutdown: item(1)?, fire: item(2)? };
-        Ok((types::Types::create()?, events, [item(3)?, item(4)?]))
+        Ok((request_objects::Types::create()?, events, [item(3)?, item(4)?]))
     };
     match run() {
         Ok((types, events, [errors, file_wrapper])) => Ok(Box::leak(Box::new(Group {
             name: name.to_string(),
-            slot,
+            index,
             loader: Mutex::new(()),
             scripts: Mutex::new(HashMap::new()),
             types,

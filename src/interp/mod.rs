@@ -8,11 +8,14 @@ mod error;
 mod exchange;
 pub mod group;
 pub mod headers;
+mod input;
 mod py;
 pub mod runtime;
 mod script;
 mod settings;
-mod types;
+mod request_objects;
+mod start_response;
+pub mod trampoline;
 pub mod wsgi;
 
 /// A debug-level line in the error log (`LogLevel wsgi:debug`).

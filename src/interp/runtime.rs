@@ -4,7 +4,7 @@ use super::group::Subscribers;
 use super::{error, group, py, settings};
 use crate::abi::{self, level};
 use crate::gil::scheduler::{self, Concurrency};
-use crate::gil::{self, MAIN_SLOT};
+use crate::gil::{self, MAIN_INTERP};
 use std::time::Duration;
 use crate::pyffi as ffi;
 use std::os::unix::ffi::OsStrExt;
@@ -83,7 +83,7 @@ pub fn import_scripts(config: &abi::EngineConfig) {
                 continue;
             }
         };
-        let _gil = gil::GilGuard::acquire(group.slot);
+        let _gil = gil::GilGuard::acquire(group.index);
         match super::script::load(group, &script, true) {
             Ok(_) => settings::log(level::INFO, &format!("Imported WSGI script '{script}' into application group '{group_name}'.")),
             Err(_) => {
@@ -115,25 +115,25 @@ pub fn stopping(graceful: bool) {
 pub fn shutdown() {
     // Requests still queued for a slot get a 503 instead of waiting on a dying process.
     scheduler::close();
-    let main = gil::thread_state(MAIN_SLOT);
+    let main = gil::thread_state(MAIN_INTERP);
     // SAFETY: takes the GIL through this thread's main-interpreter state.
     unsafe { ffi::PyEval_RestoreThread(main) };
     for group in group::all() {
-        if group.slot == MAIN_SLOT {
+        if group.index == MAIN_INTERP {
             continue;
         }
-        let own = gil::thread_state(group.slot);
+        let own = gil::thread_state(group.index);
         // SAFETY: GIL held; Py_EndInterpreter needs its own state current.
         unsafe {
             ffi::PyThreadState_Swap(own);
             group.events.fire(Subscribers::Shutdown, "process_stopping", py::dict);
             delete_other_thread_states(own);
             ffi::Py_EndInterpreter(own);
-            gil::forget_interpreter(group.slot);
+            gil::forget_interpreter(group.index);
             ffi::PyThreadState_Swap(main);
         }
     }
-    if let Some(main_group) = group::all().into_iter().find(|g| g.slot == MAIN_SLOT) {
+    if let Some(main_group) = group::all().into_iter().find(|g| g.index == MAIN_INTERP) {
         main_group.events.fire(Subscribers::Shutdown, "process_stopping", py::dict);
     }
     // SAFETY: GIL held in the main interpreter through `main`.

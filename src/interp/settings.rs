@@ -3,6 +3,17 @@
 use crate::abi;
 use std::sync::OnceLock;
 
+/// The mod_wsgi version whose API this engine offers (`mod_wsgi.version` in every interpreter
+/// and in the environ): applications test it to find features, so it names the mod_wsgi
+/// release whose behaviour we match, not our own version.
+pub const MOD_WSGI_API_VERSION: (i64, i64, i64) = (4, 9, 4);
+
+/// `MOD_WSGI_API_VERSION` as a Python tuple.
+pub fn mod_wsgi_version() -> super::py::PyResult<super::py::PyObj> {
+    let (major, minor, patch) = MOD_WSGI_API_VERSION;
+    super::py::tuple(&[&super::py::int(major)?, &super::py::int(minor)?, &super::py::int(patch)?])
+}
+
 pub struct Settings {
     pub python_path: Vec<String>,
     pub multithread: bool,

@@ -6,7 +6,7 @@ use super::py::{self, PyObj};
 use super::script::{self, LoadError};
 use super::busy::Busy;
 use super::group::Subscribers;
-use super::{environ, error, group, types};
+use super::{environ, error, group, request_objects, start_response};
 use crate::abi::{self, level, Outcome};
 use crate::gil::scheduler;
 use crate::gil::{GilGuard, Refused};
@@ -22,7 +22,7 @@ pub fn handle(request: &abi::Request) -> Outcome {
     outcome
 }
 
-/// Everything that needs Python: the slot, the group, the GIL, the script, the application.
+/// Everything that needs Python: the index, the group, the GIL, the script, the application.
 fn serve(ex: &Exchange) -> Outcome {
     let request = ex.request;
     // SAFETY: byte strings valid for the call.
@@ -51,8 +51,8 @@ fn serve(ex: &Exchange) -> Outcome {
             return Outcome::SERVER_ERROR;
         }
     };
-    let _gil = GilGuard::acquire(group.slot);
-    let Ok(_busy) = Busy::enter(group.slot) else {
+    let _gil = GilGuard::acquire(group.index);
+    let Ok(_busy) = Busy::enter(group.index) else {
         ex.log(level::ERR, &format!("Request for '{script}' refused with 503: this process is shutting down."));
         return Outcome::UNAVAILABLE;
     };
@@ -100,7 +100,7 @@ struct Detach<'a>([&'a PyObj; 2]);
 impl Drop for Detach<'_> {
     fn drop(&mut self) {
         for obj in self.0 {
-            types::detach(obj);
+            request_objects::detach(obj);
         }
     }
 }
@@ -194,7 +194,7 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
 fn stream(ex: &Exchange, group: &group::Group, result: &PyObj) -> Result<Outcome, ()> {
     // SAFETY: the type of a live object, compared with the group's FileWrapper class.
     if unsafe { ffi::Py_TYPE(result.as_ptr()) }.cast() == group.file_wrapper {
-        if let Some(outcome) = send_file(ex, result)? {
+        if let Some(outcome) = send_file_wrapper(ex, result)? {
             return Ok(outcome);
         }
     }
@@ -228,7 +228,7 @@ fn stream(ex: &Exchange, group: &group::Group, result: &PyObj) -> Result<Outcome
             py::raise(unsafe { ffi::PyExc_TypeError }, &format!("sequence of byte string values expected, value of type {kind} found"));
             return Err(());
         };
-        types::send(ex, data, flush).map_err(|_| ())?;
+        start_response::send(ex, data, flush).map_err(|_| ())?;
     }
 }
 
@@ -262,7 +262,7 @@ fn fire_exception(events: &group::Events) {
 
 /// `wsgi.file_wrapper` around a real, regular file: sent from its current position to its
 /// end through Apache's file bucket. `None` when `result` is anything else (then iterated).
-fn send_file(ex: &Exchange, result: &PyObj) -> Result<Option<Outcome>, ()> {
+fn send_file_wrapper(ex: &Exchange, result: &PyObj) -> Result<Option<Outcome>, ()> {
     let filelike = result.getattr("_mod_wsgi_filelike").map_err(|_| ())?;
     if !filelike.hasattr("fileno") {
         return Ok(None);
@@ -297,7 +297,7 @@ fn send_file(ex: &Exchange, result: &PyObj) -> Result<Option<Outcome>, ()> {
     match ex.send_file(fd as i32, offset, len) {
         Ok(()) => Ok(Some(Outcome::DONE)),
         Err(e) => {
-            types::raise_send_error(e);
+            start_response::raise_send_error(e);
             Err(())
         }
     }

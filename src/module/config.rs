@@ -150,7 +150,7 @@ impl Merge for DirConfig {
 /// Moves `value` into memory owned by `pool`: it is dropped when the pool is cleared.
 pub fn pool_owned<T>(pool: *mut apache::apr_pool_t, value: T) -> *mut c_void {
     unsafe extern "C" fn drop_box<T>(data: *mut c_void) -> apache::apr_status_t {
-        super::trampoline::guard("config cleanup", 0, || {
+        super::trampoline::trampoline("config cleanup", 0, || {
             // SAFETY: `data` came from Box::into_raw below and the pool calls this cleanup once.
             drop(unsafe { Box::from_raw(data.cast::<T>()) });
             0
@@ -164,7 +164,7 @@ pub fn pool_owned<T>(pool: *mut apache::apr_pool_t, value: T) -> *mut c_void {
 
 /// The generic `create_*_config` shim.
 pub unsafe extern "C" fn create<T: Merge + 'static>(pool: *mut apache::apr_pool_t) -> *mut c_void {
-    super::trampoline::guard("config creation", std::ptr::null_mut(), || pool_owned(pool, T::default()))
+    super::trampoline::trampoline("config creation", std::ptr::null_mut(), || pool_owned(pool, T::default()))
 }
 
 /// The generic `merge_*_config` shim over a [`Merge`] implementation.
@@ -173,7 +173,7 @@ pub unsafe extern "C" fn merge<T: Merge + 'static>(
     base: *mut c_void,
     add: *mut c_void,
 ) -> *mut c_void {
-    super::trampoline::guard("config merge", base, || {
+    super::trampoline::trampoline("config merge", base, || {
         // SAFETY: Apache passes two records this module created with `create::<T>`.
         let (base, add) = unsafe { (&*base.cast::<T>(), &*add.cast::<T>()) };
         pool_owned(pool, T::merge(base, add))

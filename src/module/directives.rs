@@ -10,7 +10,7 @@ use super::proxy::{environ_name, Network};
 use super::engine_loader;
 use super::group_name::GroupSpec;
 use super::record::server_config_mut;
-use super::trampoline::guard;
+use super::trampoline::trampoline;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::Path;
 
@@ -153,7 +153,7 @@ fn directive(
     arg: *const c_char,
     parse: impl FnOnce(&mut Directive) -> Result<(), String>,
 ) -> *const c_char {
-    guard("a directive handler", c"mod_wsgi-rs: internal error while reading this directive".as_ptr(), || {
+    trampoline("a directive handler", c"mod_wsgi-rs: internal error while reading this directive".as_ptr(), || {
         let arg = if arg.is_null() {
             String::new()
         } else {

@@ -1,87 +1,29 @@
-//! The request path on the Apache side: mapping URLs to scripts (translate_name), then the
-//! handler that describes the request to the engine and serves its callbacks.
+//! The handler: decides whether a request is ours and may run (ExecCGI, embedded mode),
+//! expands its application group and callable, and hands it to the engine (the callbacks
+//! the engine calls back are in `callbacks.rs`, the environ in `environ.rs`, URL mapping in
+//! `translate.rs`).
 
-use super::alias::prefix_match;
 use super::apache;
-use super::config::{AppOptions, MapHead, Merge, UrlMatch};
-use super::proxy;
+use super::callbacks::CallbackContext;
+use super::config::{AppOptions, Merge};
+use super::environ::{build_environ, MappedPath};
 use super::group_name::{expand_callable, GroupSpec, RequestFacts};
 use super::hooks::engine;
 use super::log;
 use super::record::{dir_config, server_config};
-use super::request::Request;
-use super::trampoline::guard;
+use super::request::RequestRec;
+use super::trampoline::trampoline;
+use super::translate::ALIAS_NOTE;
 use crate::abi;
-use std::ffi::{c_int, c_void, CStr, CString};
+use std::ffi::c_int;
 
 /// The handler names that select us, as in mod_wsgi.
 const HANDLERS: [&str; 2] = ["wsgi-script", "application/x-httpd-wsgi"];
-/// Request note naming the alias that mapped the request (its index in the server's list).
-const ALIAS_NOTE: &str = "mod_wsgi.alias";
-
-pub unsafe extern "C" fn translate_name(r: *mut apache::request_rec) -> c_int {
-    guard("translate_name", apache::DECLINED, || {
-        // SAFETY: Apache passes the live request.
-        let request = unsafe { Request::from_raw(r) };
-        translate(request).unwrap_or(apache::DECLINED)
-    })
-}
-
-fn translate(r: &mut Request) -> Option<c_int> {
-    // Bytes, not text: Apache has decoded the URI, and `/app/caf%E9` (latin-1) must reach the
-    // application as surely as `/app/caf%C3%A9`.
-    let uri = r.uri_bytes().to_vec();
-    if !uri.starts_with(b"/") {
-        return None;
-    }
-    // SAFETY: every request has a live server_rec with our config.
-    let config = unsafe { server_config(r.server()) };
-    for (index, alias) in config.aliases.iter().enumerate() {
-        let (target, matched) = match &alias.url {
-            UrlMatch::Prefix(prefix) => match prefix_match(&uri, prefix) {
-                // A prefix ending in '/' (such as a mount at '/') consumed the slash that starts
-                // PATH_INFO: give it back, so '/x' under '/' maps to 'app.wsgi/x', not 'app.wsgix'.
-                Some(matched) if prefix.ends_with('/') => (alias.target.clone().into_bytes(), matched - 1),
-                Some(matched) => (alias.target.clone().into_bytes(), matched),
-                None => continue,
-            },
-            UrlMatch::Regex { compiled, .. } => match regex_target(r, *compiled, &alias.target, &uri) {
-                Some(found) => found,
-                None => continue,
-            },
-        };
-        // The first alias that matches wins, as in mod_wsgi.
-        r.set_filename(&[&target[..], &uri[matched..]].concat());
-        r.set_handler("wsgi-script");
-        r.notes().set(ALIAS_NOTE, index.to_string().as_bytes());
-        return Some(apache::OK as c_int);
-    }
-    None
-}
-
-fn regex_target(r: &Request, regex: *mut apache::ap_regex_t, target: &str, uri: &[u8]) -> Option<(Vec<u8>, usize)> {
-    const N: usize = apache::AP_MAX_REG_MATCH as usize;
-    let mut matches = [apache::ap_regmatch_t { rm_so: 0, rm_eo: 0 }; N];
-    let c_uri = CString::new(uri).ok()?;
-    let c_target = CString::new(target).ok()?;
-    // SAFETY: regex was compiled by ap_pregcomp; matches has room for N entries.
-    if unsafe { apache::ap_regexec(regex, c_uri.as_ptr(), N, matches.as_mut_ptr(), 0) } != 0 {
-        return None;
-    }
-    // SAFETY: the same live uri and match array; ap_pregsub allocates in the request pool.
-    let expanded = unsafe { apache::ap_pregsub(r.pool(), c_target.as_ptr(), c_uri.as_ptr(), N, matches.as_mut_ptr()) };
-    if expanded.is_null() {
-        return None;
-    }
-    // SAFETY: ap_pregsub returns a NUL-terminated pool string.
-    let expanded = unsafe { CStr::from_ptr(expanded) }.to_bytes().to_vec();
-    Some((expanded, usize::try_from(matches[0].rm_eo).ok()?))
-}
 
 pub unsafe extern "C" fn handler(r: *mut apache::request_rec) -> c_int {
-    guard("the request handler", apache::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
+    trampoline("the request handler", apache::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
         // SAFETY: Apache passes the live request.
-        let request = unsafe { Request::from_raw(r) };
+        let request = unsafe { RequestRec::from_raw(r) };
         if !request.handler().is_some_and(|h| HANDLERS.contains(&h)) {
             return apache::DECLINED;
         }
@@ -90,7 +32,7 @@ pub unsafe extern "C" fn handler(r: *mut apache::request_rec) -> c_int {
 }
 
 /// mod_wsgi's precedence: the alias's options, then the directory's, then the server's.
-fn effective_options(r: &Request) -> AppOptions {
+fn effective_options(r: &RequestRec) -> AppOptions {
     // SAFETY: live request; both config vectors hold our records.
     let (server, dir) = unsafe { (server_config(r.server()), dir_config(r.per_dir_config())) };
     let mut options = AppOptions::merge(&server.options, &dir.options);
@@ -103,11 +45,11 @@ fn effective_options(r: &Request) -> AppOptions {
 
 /// Whether a `WSGIScriptAlias` (which only the administrator can write) mapped the request,
 /// rather than a handler directive (`AddHandler`, `SetHandler`, which `.htaccess` can hold).
-fn is_script_aliased(r: &Request) -> bool {
+fn is_script_aliased(r: &RequestRec) -> bool {
     r.notes().get(ALIAS_NOTE).is_some()
 }
 
-fn serve(r: &mut Request) -> c_int {
+fn serve(r: &mut RequestRec) -> c_int {
     let script_path = r.filename().to_vec();
     let script = String::from_utf8_lossy(&script_path).into_owned();
     // As mod_wsgi, which reads ExecCGI as "may run scripts" though no process is started: on a
@@ -160,158 +102,16 @@ fn serve(r: &mut Request) -> c_int {
     let pairs: Vec<abi::Pair> =
         environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
 
-    let mut ctx = Exchange {
-        r: r.as_ptr(),
-        body_checked: false,
-        has_body: false,
-        error_override: options.error_override == Some(true),
-        override_status: None,
-    };
-    let request = abi::Request {
-        ctx: (&mut ctx as *mut Exchange).cast(),
-        environ: pairs.as_ptr(),
-        environ_len: pairs.len(),
-        script: abi::Bytes::new(&script_path),
-        callable: abi::Bytes::new(callable.as_bytes()),
-        group: abi::Bytes::new(group.as_bytes()),
-        read: read_body,
-        start: start_response,
-        write: write_body,
-        send_file,
-        log: log_line,
-    };
-    // SAFETY: request and everything it points to outlive the call.
-    match unsafe { (engine.handle)(&request) } {
-        abi::Outcome::DONE => apache::OK as c_int,
-        abi::Outcome::OVERRIDE => ctx.override_status.unwrap_or(apache::HTTP_INTERNAL_SERVER_ERROR as c_int),
-        abi::Outcome::ABORTED => {
-            abort_response(r);
-            apache::OK as c_int
-        }
-        abi::Outcome::NOT_FOUND => apache::HTTP_NOT_FOUND as c_int,
-        abi::Outcome::UNAVAILABLE => apache::HTTP_SERVICE_UNAVAILABLE as c_int,
-        // SERVER_ERROR, and any value an engine should not have returned.
-        _ => apache::HTTP_INTERNAL_SERVER_ERROR as c_int,
-    }
-}
-
-/// SCRIPT_NAME and PATH_INFO as Apache mapped the request (before any trusted proxy header).
-struct MappedPath {
-    script_name: Vec<u8>,
-    path_info: Vec<u8>,
-}
-
-impl MappedPath {
-    fn of(r: &Request) -> MappedPath {
-        let script_name = &r.uri_bytes()[..r.script_name_len()];
-        // A mount at "/" (or any SCRIPT_NAME ending in '/') hands its slash to PATH_INFO, so that
-        // SCRIPT_NAME + PATH_INFO is the URL and SCRIPT_NAME never ends in '/' (PEP 3333).
-        match script_name.strip_suffix(b"/") {
-            Some(trimmed) => MappedPath { script_name: trimmed.to_vec(), path_info: [b"/", r.path_info_bytes()].concat() },
-            None => MappedPath { script_name: script_name.to_vec(), path_info: r.path_info_bytes().to_vec() },
-        }
-    }
-}
-
-/// The environ as bytes: Apache's CGI variables, with mod_wsgi's adjustments.
-fn build_environ(r: &Request, options: &AppOptions, mapped: &MappedPath) -> Vec<(Vec<u8>, Vec<u8>)> {
-    // SAFETY: live request; fills r->subprocess_env with the server and HTTP_* variables.
-    unsafe { apache::ap_add_common_vars(r.as_ptr()) };
-    let env = r.subprocess_env();
-    if options.pass_authorization == Some(true) {
-        if let Some(auth) = r.headers_in().get("Authorization") {
-            env.set("HTTP_AUTHORIZATION", auth.as_bytes());
-        }
-    }
-    let mut environ = env.entries();
-    // What ap_add_cgi_vars adds (its PATH_TRANSLATED by a quieter lookup, see path_translated),
-    // and mod_wsgi's record of SCRIPT_NAME and PATH_INFO before proxy headers rewrite them.
-    let translated = path_translated(r);
-    let mut set = |key: &str, value: &[u8]| {
-        environ.retain(|(k, _)| k != key.as_bytes());
-        environ.push((key.as_bytes().to_vec(), value.to_vec()));
-    };
-    set("GATEWAY_INTERFACE", b"CGI/1.1");
-    set("SERVER_PROTOCOL", r.protocol());
-    set("REQUEST_METHOD", request_method(r, options));
-    set("QUERY_STRING", r.args());
-    set("REQUEST_URI", r.request_target());
-    set("SCRIPT_NAME", &mapped.script_name);
-    set("PATH_INFO", &mapped.path_info);
-    set("mod_wsgi.script_name", &mapped.script_name);
-    set("mod_wsgi.path_info", &mapped.path_info);
-    if let Some(translated) = &translated {
-        set("PATH_TRANSLATED", translated);
-    }
-    if let Some(headers) = &options.trusted_proxy_headers {
-        proxy::apply(&mut environ, r.client_ip(), headers, options.trusted_proxies.as_deref().unwrap_or(&[]));
-    }
-    let (listener_host, listener_port) = r.listener();
-    environ.push((b"mod_wsgi.listener_host".to_vec(), listener_host.into_bytes()));
-    environ.push((b"mod_wsgi.listener_port".to_vec(), listener_port.to_string().into_bytes()));
-    environ.push((b"mod_wsgi.request_start".to_vec(), r.request_time().to_string().into_bytes()));
-    environ.push((b"mod_wsgi.handler_script".to_vec(), Vec::new()));
-    environ.push((b"mod_wsgi.ignore_activity".to_vec(), b"0".to_vec()));
-    environ.push((b"mod_wsgi.request_handler".to_vec(), b"wsgi-script".to_vec()));
-    let reloading = if options.script_reloading == Some(false) { b"0" } else { b"1" };
-    environ.push((b"mod_wsgi.script_reloading".to_vec(), reloading.to_vec()));
-    environ.push((b"mod_wsgi.process_group".to_vec(), Vec::new()));
-    environ
-}
-
-/// A note on the request while its PATH_TRANSLATED sub-request runs.
-const LOOKUP_NOTE: &str = "mod_wsgi.path_translated_lookup";
-
-/// CGI's PATH_TRANSLATED, as ap_add_cgi_vars computes it: PATH_INFO looked up as a URL, its
-/// file name and path info. Only the mapping is wanted, so [`post_perdir_config`] ends the
-/// sub-request before its access checks, which would otherwise log an error (AH01630) for
-/// every request whose PATH_INFO happens to name a denied URL.
-fn path_translated(r: &Request) -> Option<Vec<u8>> {
-    let path_info = r.path_info_bytes();
-    if path_info.is_empty() {
-        return None;
-    }
-    r.notes().set(LOOKUP_NOTE, b"1");
-    let found = r.lookup_path(path_info);
-    r.notes().unset(LOOKUP_NOTE);
-    found
-}
-
-/// Ends our PATH_TRANSLATED sub-request once Apache has mapped it (see [`path_translated`]);
-/// declines for every other request.
-pub unsafe extern "C" fn post_perdir_config(r: *mut apache::request_rec) -> c_int {
-    guard("post_perdir_config", apache::DECLINED, || {
-        // SAFETY: Apache passes the live request.
-        let request = unsafe { Request::from_raw(r) };
-        if request.main().is_some_and(|main| main.notes().get(LOOKUP_NOTE).is_some()) {
-            apache::DONE
-        } else {
-            apache::DECLINED
-        }
-    })
-}
-
-/// HEAD is shown to the application as GET where `WSGIMapHEADToGET` says so (Apache drops the
-/// body either way), so that applications that skip the body for HEAD cannot get the
-/// headers wrong (Content-Length, ETag) — or a filter such as mod_deflate, which needs the
-/// body to compute them, gets one.
-fn request_method<'a>(r: &'a Request, options: &AppOptions) -> &'a [u8] {
-    let method = r.method();
-    let map = match options.map_head.unwrap_or(MapHead::Auto) {
-        MapHead::On => true,
-        MapHead::Off => false,
-        MapHead::Auto => r.has_content_filters(),
-    };
-    if method == b"HEAD" && map {
-        b"GET"
-    } else {
-        method
-    }
+    let mut ctx = CallbackContext::new(r, options.error_override == Some(true));
+    let request = ctx.engine_request(&pairs, &script_path, callable.as_bytes(), group.as_bytes());
+    // SAFETY: request and everything it points to (ctx, pairs, the strings) outlive the call.
+    let outcome = unsafe { (engine.handle)(&request) };
+    ctx.status_of(outcome)
 }
 
 /// Group-name expansion reads the request through this.
 struct Facts<'a> {
-    r: &'a Request,
+    r: &'a RequestRec,
     /// SCRIPT_NAME as Apache mapped the request.
     script_name: &'a [u8],
 }
@@ -334,254 +134,3 @@ impl RequestFacts for Facts<'_> {
     }
 }
 
-/// The handler's side of one request, passed to the engine as the opaque context.
-struct Exchange {
-    r: *mut apache::request_rec,
-    body_checked: bool,
-    has_body: bool,
-    /// `WSGIErrorOverride On`: an error status from the application is handed to Apache.
-    error_override: bool,
-    override_status: Option<c_int>,
-}
-
-/// # Safety
-/// `ctx` must be the `Exchange` of the request being handled.
-unsafe fn exchange<'a>(ctx: *mut c_void) -> &'a mut Exchange {
-    // SAFETY: the engine passes back the ctx we gave it, during the handle call.
-    unsafe { &mut *ctx.cast::<Exchange>() }
-}
-
-unsafe extern "C" fn read_body(ctx: *mut c_void, buf: *mut u8, len: usize) -> isize {
-    guard("wsgi.input read", -1, || {
-        // SAFETY: see exchange().
-        let x = unsafe { exchange(ctx) };
-        if !x.body_checked {
-            x.body_checked = true;
-            // SAFETY: live request; tells Apache we will read the body (sends 100-continue).
-            x.has_body = unsafe { apache::ap_should_client_block(x.r) } != 0;
-        }
-        if !x.has_body || len == 0 {
-            return 0;
-        }
-        // SAFETY: buf has room for len bytes (engine contract).
-        let n = unsafe { apache::ap_get_client_block(x.r, buf.cast(), len as apache::apr_size_t) };
-        if n < 0 {
-            -1
-        } else {
-            n as isize
-        }
-    })
-}
-
-unsafe extern "C" fn start_response(ctx: *mut c_void, status: abi::Bytes, headers: *const abi::Pair, len: usize) -> c_int {
-    guard("start_response", -1, || {
-        // SAFETY: see exchange(); the engine's byte strings are valid for the call.
-        let (x, status) = unsafe { (exchange(ctx), status.as_slice()) };
-        // SAFETY: x.r is the live request.
-        let r = unsafe { Request::from_raw(x.r) };
-        let status = String::from_utf8_lossy(status).into_owned();
-        let Some(code) = status.get(..3).and_then(|c| c.parse::<i32>().ok()) else { return -1 };
-        if x.error_override && code >= 400 {
-            // Apache's ErrorDocument machinery produces the response instead.
-            x.override_status = Some(code);
-            return 1;
-        }
-        r.set_status(code, &status);
-        let headers = if headers.is_null() || len == 0 {
-            &[][..]
-        } else {
-            // SAFETY: the engine passes `len` pairs.
-            unsafe { std::slice::from_raw_parts(headers, len) }
-        };
-        for pair in headers {
-            // SAFETY: pair strings are valid for the call.
-            let (name, value) = unsafe { (pair.name.as_slice(), pair.value.as_slice()) };
-            let name = String::from_utf8_lossy(name);
-            if name.eq_ignore_ascii_case("Content-Type") {
-                let v = CString::new(value.to_vec()).unwrap_or_default();
-                // SAFETY: the type is copied into the request pool before Apache keeps it.
-                unsafe { apache::ap_set_content_type(x.r, apache::apr_pstrdup(r.pool(), v.as_ptr())) };
-            } else if name.eq_ignore_ascii_case("Content-Length") {
-                let Some(length) = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<i64>().ok()) else { return -1 };
-                // SAFETY: live request.
-                unsafe { apache::ap_set_content_length(x.r, length) };
-            } else {
-                r.headers_out().add(&name, value);
-            }
-        }
-        0
-    })
-}
-
-unsafe extern "C" fn write_body(ctx: *mut c_void, data: abi::Bytes) -> c_int {
-    guard("response write", -1, || {
-        // SAFETY: see exchange(); data is valid for the call.
-        let (x, data) = unsafe { (exchange(ctx), data.as_slice()) };
-        let n = if data.is_empty() {
-            // SAFETY: live request.
-            unsafe { apache::ap_rflush(x.r) }
-        } else {
-            // SAFETY: live request; each piece fits ap_rwrite's int length, and Apache copies
-            // or sends the bytes before returning.
-            write_in_pieces(data, MAX_WRITE, |piece| unsafe { apache::ap_rwrite(piece.as_ptr().cast(), piece.len() as c_int, x.r) })
-        };
-        if n < 0 {
-            -1
-        } else {
-            0
-        }
-    })
-}
-
-/// The largest piece handed to `ap_rwrite`, whose length is a C `int`: a chunk of 2 GiB or
-/// more would overflow it.
-const MAX_WRITE: usize = 1 << 30;
-const _: () = assert!(MAX_WRITE <= c_int::MAX as usize);
-
-/// Writes `data` in pieces of at most `max` bytes; stops at the first negative result.
-fn write_in_pieces(data: &[u8], max: usize, mut write: impl FnMut(&[u8]) -> c_int) -> c_int {
-    for piece in data.chunks(max) {
-        let n = write(piece);
-        if n < 0 {
-            return n;
-        }
-    }
-    0
-}
-
-/// Ends a response the application failed in the middle of so that the client sees it cut
-/// short, as mod_proxy does when a backend breaks (`ap_proxy_backend_broke`). What was written
-/// goes out first, with a flush: Apache's content-length filter, which sets Content-Length to
-/// the body it saw when the whole body and the EOS come in one pass, then never rewrites the
-/// application's own header. Then an error bucket with 502: the chunk filter then sends no
-/// last chunk, the HTTP/1 error filter closes the connection and mod_http2 resets the stream.
-/// The EOS Apache sends when the handler returns ends the request.
-fn abort_response(r: &mut Request) {
-    r.set_no_cache();
-    r.close_connection();
-    // SAFETY: live request; the brigade and the bucket come from its pool and allocator, and
-    // the bucket is linked into the brigade before the brigade is passed.
-    unsafe {
-        apache::ap_rflush(r.as_ptr());
-        let bb = apache::apr_brigade_create(r.pool(), r.bucket_alloc());
-        let error = apache::ap_bucket_error_create(apache::HTTP_BAD_GATEWAY as c_int, std::ptr::null(), r.pool(), r.bucket_alloc());
-        insert_tail(bb, error);
-        apache::ap_pass_brigade(r.output_filters(), bb);
-        apache::apr_brigade_destroy(bb);
-    }
-}
-
-/// `APR_BRIGADE_INSERT_TAIL`, a macro in C: links bucket `e` as the last one of `bb`.
-///
-/// # Safety
-/// `bb` must be a live brigade and `e` a live bucket that is in no brigade.
-unsafe fn insert_tail(bb: *mut apache::apr_bucket_brigade, e: *mut apache::apr_bucket) {
-    // SAFETY: the caller passes a live brigade, whose ring links are valid buckets or the
-    // sentinel, the brigade's list head seen as a bucket (APR_RING_SENTINEL); this is
-    // APR_RING_SPLICE_BEFORE(sentinel, e, e).
-    unsafe {
-        let head = std::ptr::addr_of_mut!((*bb).list).cast::<u8>();
-        let sentinel = head.wrapping_sub(std::mem::offset_of!(apache::apr_bucket, link)).cast::<apache::apr_bucket>();
-        let last = (*bb).list.prev;
-        (*e).link.next = sentinel;
-        (*e).link.prev = last;
-        (*last).link.next = e;
-        (*bb).list.prev = e;
-    }
-}
-
-unsafe extern "C" fn send_file(ctx: *mut c_void, fd: c_int, offset: u64, len: u64) -> c_int {
-    guard("wsgi.file_wrapper", -1, || {
-        // SAFETY: see exchange().
-        let x = unsafe { exchange(ctx) };
-        // SAFETY: x.r is the live request.
-        let r = unsafe { Request::from_raw(x.r) };
-        let (Ok(offset), Ok(len)) = (apache::apr_off_t::try_from(offset), apache::apr_off_t::try_from(len)) else { return -1 };
-        let Some(mut own_fd) = duplicate_for_request(r, fd) else { return -1 };
-        let mut file: *mut apache::apr_file_t = std::ptr::null_mut();
-        // SAFETY: wraps our duplicate without an APR cleanup (the request pool's cleanup
-        // closes it); the pool outlives the file buckets that refer to it.
-        let status = unsafe { apache::apr_os_file_put(&mut file, &mut own_fd, (apache::APR_FOPEN_READ | apache::APR_FOPEN_SENDFILE_ENABLED) as i32, r.pool()) };
-        if status != 0 {
-            return -1;
-        }
-        // SAFETY: a brigade from the request pool; the file bucket(s) refer to `file`.
-        let rc = unsafe {
-            let bb = apache::apr_brigade_create(r.pool(), r.bucket_alloc());
-            apache::apr_brigade_insert_file(bb, file, offset, len, r.pool());
-            let rc = apache::ap_pass_brigade(r.output_filters(), bb);
-            apache::apr_brigade_destroy(bb);
-            rc
-        };
-        if rc == 0 {
-            0
-        } else {
-            -1
-        }
-    })
-}
-
-/// A duplicate of the application's descriptor (close-on-exec), closed with the request pool.
-/// The file bucket may be read after the engine returns and the application closes its file
-/// (Apache sets buckets aside; under mod_http2 they outlive the handler).
-fn duplicate_for_request(r: &Request, fd: c_int) -> Option<c_int> {
-    unsafe extern "C" fn close_fd(data: *mut c_void) -> apache::apr_status_t {
-        // SAFETY: data carries the descriptor duplicated below, closed once, by this cleanup.
-        unsafe { libc::close(data as usize as c_int) };
-        0
-    }
-    // SAFETY: F_DUPFD_CLOEXEC on a descriptor the engine holds open for the call.
-    let own = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if own < 0 {
-        return None;
-    }
-    // SAFETY: the pool is the live request's; the cleanup gets the descriptor back as data.
-    unsafe { apache::apr_pool_cleanup_register(r.pool(), own as usize as *const c_void, Some(close_fd), Some(apache::apr_pool_cleanup_null)) };
-    Some(own)
-}
-
-unsafe extern "C" fn log_line(ctx: *mut c_void, level: c_int, message: abi::Bytes) {
-    guard("request log", (), || {
-        // SAFETY: see exchange(); message is valid for the call.
-        let (x, message) = unsafe { (exchange(ctx), message.as_slice()) };
-        log::request(level, x.r, &String::from_utf8_lossy(message));
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Records the piece lengths `write_in_pieces` hands out.
-    fn pieces(len: usize, max: usize, fail_at: Option<usize>) -> (c_int, Vec<usize>) {
-        let data = vec![7u8; len];
-        let mut seen = Vec::new();
-        let rc = write_in_pieces(&data, max, |piece| {
-            seen.push(piece.len());
-            if fail_at == Some(seen.len()) {
-                -1
-            } else {
-                piece.len() as c_int
-            }
-        });
-        (rc, seen)
-    }
-
-    #[test]
-    fn writes_are_split_so_that_each_length_fits_a_c_int() {
-        assert_eq!(pieces(10, 4, None), (0, vec![4, 4, 2]));
-        assert_eq!(pieces(8, 4, None), (0, vec![4, 4]));
-        assert_eq!(pieces(3, 4, None), (0, vec![3]));
-        assert_eq!(pieces(0, 4, None), (0, vec![]));
-        // A chunk of 2 GiB or more is several pieces of MAX_WRITE (lengths only: no 2 GiB
-        // buffer is needed to count them).
-        let two_gib_and_one = (c_int::MAX as usize) + 2;
-        assert_eq!(two_gib_and_one.div_ceil(MAX_WRITE), 3);
-        assert!(MAX_WRITE as c_int > 0);
-    }
-
-    #[test]
-    fn a_failed_piece_stops_the_write() {
-        assert_eq!(pieces(10, 4, Some(2)), (-1, vec![4, 4]));
-    }
-}

@@ -4,8 +4,8 @@
 use super::apache;
 use super::engine_loader::{self, LoadedEngine};
 use super::record::server_config;
-use super::trampoline::guard;
-use super::{handler, log};
+use super::trampoline::trampoline;
+use super::{environ, handler, log, translate};
 use crate::abi;
 use std::ffi::{c_char, c_int, c_void};
 use std::path::Path;
@@ -39,7 +39,7 @@ static TRANSLATE_BEFORE: ModuleNames<3> =
     ModuleNames([c"mod_userdir.c".as_ptr(), c"mod_vhost_alias.c".as_ptr(), std::ptr::null()]);
 
 pub unsafe extern "C" fn register_hooks(_pool: *mut apache::apr_pool_t) {
-    guard("register_hooks", (), || {
+    trampoline("register_hooks", (), || {
         let middle = apache::APR_HOOK_MIDDLE as c_int;
         // SAFETY: registering static functions with static, null-terminated ordering lists.
         unsafe {
@@ -47,14 +47,14 @@ pub unsafe extern "C" fn register_hooks(_pool: *mut apache::apr_pool_t) {
             apache::ap_hook_child_init(Some(child_init), std::ptr::null(), std::ptr::null(), middle);
             apache::ap_hook_child_stopping(Some(child_stopping), std::ptr::null(), std::ptr::null(), middle);
             apache::ap_hook_translate_name(
-                Some(handler::translate_name),
+                Some(translate::translate_name),
                 TRANSLATE_AFTER.0.as_ptr(),
                 TRANSLATE_BEFORE.0.as_ptr(),
                 middle,
             );
             apache::ap_hook_handler(Some(handler::handler), std::ptr::null(), std::ptr::null(), middle);
             // First, so that our PATH_TRANSLATED lookups end before any other module's hook.
-            apache::ap_hook_post_perdir_config(Some(handler::post_perdir_config), std::ptr::null(), std::ptr::null(), apache::APR_HOOK_REALLY_FIRST as c_int);
+            apache::ap_hook_post_perdir_config(Some(environ::post_perdir_config), std::ptr::null(), std::ptr::null(), apache::APR_HOOK_REALLY_FIRST as c_int);
         }
     })
 }
@@ -67,7 +67,7 @@ unsafe extern "C" fn check_config(
     _ptemp: *mut apache::apr_pool_t,
     s: *mut apache::server_rec,
 ) -> c_int {
-    guard("check_config", apache::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
+    trampoline("check_config", apache::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
         // SAFETY: s is the main server_rec.
         let config = unsafe { server_config(s) };
         if config.restrict_embedded == Some(true) {
@@ -96,7 +96,7 @@ fn mpm_query(code: u32) -> c_int {
 }
 
 unsafe extern "C" fn process_log(level: c_int, message: abi::Bytes) {
-    guard("engine log", (), || {
+    trampoline("engine log", (), || {
         // SAFETY: the engine passes a valid byte string for the duration of the call.
         let text = unsafe { message.to_text() };
         log::server(level, MAIN_SERVER.load(Ordering::Relaxed), &text);
@@ -105,7 +105,7 @@ unsafe extern "C" fn process_log(level: c_int, message: abi::Bytes) {
 
 /// Loads the engine and starts Python, in the child, after fork.
 unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache::server_rec) {
-    guard("child_init", (), || {
+    trampoline("child_init", (), || {
         MAIN_SERVER.store(s, Ordering::Relaxed);
         // SAFETY: s is the main server_rec.
         let config = unsafe { server_config(s) };
@@ -164,7 +164,7 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
 /// The MPM is stopping this child: on a non-graceful stop, the engine interrupts Python code
 /// still running in requests so that the child exits before Apache has to SIGKILL it.
 unsafe extern "C" fn child_stopping(_pchild: *mut apache::apr_pool_t, graceful: c_int) {
-    guard("child_stopping", (), || {
+    trampoline("child_stopping", (), || {
         if in_prefork_exit_signal_handler() {
             return;
         }
@@ -178,7 +178,7 @@ unsafe extern "C" fn child_stopping(_pchild: *mut apache::apr_pool_t, graceful: 
 /// Ends the engine's interpreters and finalises Python, where that is safe (see
 /// [`in_prefork_exit_signal_handler`]); otherwise the process just ends.
 unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
-    guard("child exit", 0, || {
+    trampoline("child exit", 0, || {
         if in_prefork_exit_signal_handler() {
             return 0;
         }

@@ -3,9 +3,11 @@
 mod alias;
 mod apache;
 pub mod args;
+mod callbacks;
 mod config;
 mod directives;
 mod engine_loader;
+mod environ;
 mod handler;
 pub mod group_name;
 mod hooks;
@@ -14,3 +16,4 @@ pub mod proxy;
 mod record;
 mod request;
 mod trampoline;
+mod translate;

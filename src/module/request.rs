@@ -1,11 +1,11 @@
-//! A thin safe view of Apache's `request_rec`, after ngx-rust's `Request`: handlers take
-//! `&Request` and never touch the raw record.
+//! A thin safe view of Apache's `request_rec`, after ngx-rust's `RequestRec`: handlers take
+//! `&RequestRec` and never touch the raw record.
 
 use super::apache::{self, request_rec};
 use std::ffi::{c_char, CStr, CString};
 
 #[repr(transparent)]
-pub struct Request(request_rec);
+pub struct RequestRec(request_rec);
 
 /// Reads a C string field as bytes (Apache does not promise UTF-8); null is empty.
 fn c_bytes<'a>(p: *const c_char) -> &'a [u8] {
@@ -25,12 +25,12 @@ fn c_str<'a>(p: *const c_char) -> Option<&'a str> {
     unsafe { CStr::from_ptr(p) }.to_str().ok()
 }
 
-impl Request {
+impl RequestRec {
     /// # Safety
     /// `r` must be a live `request_rec` for the duration of the returned borrow.
-    pub unsafe fn from_raw<'a>(r: *mut request_rec) -> &'a mut Request {
-        // SAFETY: Request is repr(transparent) over request_rec.
-        unsafe { &mut *r.cast::<Request>() }
+    pub unsafe fn from_raw<'a>(r: *mut request_rec) -> &'a mut RequestRec {
+        // SAFETY: RequestRec is repr(transparent) over request_rec.
+        unsafe { &mut *r.cast::<RequestRec>() }
     }
 
     pub fn as_ptr(&self) -> *mut request_rec {
@@ -99,12 +99,12 @@ impl Request {
         options & apache::OPT_EXECCGI as i32 != 0
     }
     /// The request this one is a sub-request of, if it is one.
-    pub fn main(&self) -> Option<&Request> {
+    pub fn main(&self) -> Option<&RequestRec> {
         if self.0.main.is_null() {
             return None;
         }
         // SAFETY: a sub-request's main request outlives it.
-        Some(unsafe { Request::from_raw(self.0.main) })
+        Some(unsafe { RequestRec::from_raw(self.0.main) })
     }
     /// Where Apache maps `path` (a decoded URL path) in a sub-request: its filename followed by
     /// its own path info, as `ap_add_cgi_vars` computes CGI's PATH_TRANSLATED.
@@ -161,7 +161,7 @@ impl Request {
         self.pool_bytes(s.as_bytes())
     }
 
-    /// As [`Request::pool_str`], for bytes that need not be UTF-8 (NULs are left out).
+    /// As [`RequestRec::pool_str`], for bytes that need not be UTF-8 (NULs are left out).
     pub fn pool_bytes(&self, s: &[u8]) -> *const c_char {
         let c = CString::new(s.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>()).unwrap_or_default();
         // SAFETY: the pool is live; apr_pstrdup copies the bytes.

@@ -1,11 +1,11 @@
 //! The one way Apache calls into Rust: every `extern "C"` hook and directive handler runs its
-//! body through [`guard`], so a panic becomes an error-log line and a fallback value (a 500 for
+//! body through [`trampoline`], so a panic becomes an error-log line and a fallback value (a 500 for
 //! a handler) instead of unwinding into C, which would abort the child.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Runs `body`; on a panic logs `what` with the panic message and returns `fallback`.
-pub fn guard<R>(what: &str, fallback: R, body: impl FnOnce() -> R) -> R {
+pub fn trampoline<R>(what: &str, fallback: R, body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,
         Err(payload) => {

@@ -1,0 +1,125 @@
+//! The environ the module hands to the engine, as bytes: Apache's CGI variables with
+//! mod_wsgi's adjustments (SCRIPT_NAME/PATH_INFO split, PATH_TRANSLATED, trusted proxy
+//! headers, `mod_wsgi.*` keys).
+
+use super::apache;
+use super::config::{AppOptions, MapHead};
+use super::proxy;
+use super::request::RequestRec;
+use super::trampoline::trampoline;
+use std::ffi::c_int;
+
+/// SCRIPT_NAME and PATH_INFO as Apache mapped the request (before any trusted proxy header).
+pub(super) struct MappedPath {
+    pub(super) script_name: Vec<u8>,
+    pub(super) path_info: Vec<u8>,
+}
+
+impl MappedPath {
+    pub(super) fn of(r: &RequestRec) -> MappedPath {
+        let script_name = &r.uri_bytes()[..r.script_name_len()];
+        // A mount at "/" (or any SCRIPT_NAME ending in '/') hands its slash to PATH_INFO, so that
+        // SCRIPT_NAME + PATH_INFO is the URL and SCRIPT_NAME never ends in '/' (PEP 3333).
+        match script_name.strip_suffix(b"/") {
+            Some(trimmed) => MappedPath { script_name: trimmed.to_vec(), path_info: [b"/", r.path_info_bytes()].concat() },
+            None => MappedPath { script_name: script_name.to_vec(), path_info: r.path_info_bytes().to_vec() },
+        }
+    }
+}
+
+/// The environ as bytes: Apache's CGI variables, with mod_wsgi's adjustments.
+pub(super) fn build_environ(r: &RequestRec, options: &AppOptions, mapped: &MappedPath) -> Vec<(Vec<u8>, Vec<u8>)> {
+    // SAFETY: live request; fills r->subprocess_env with the server and HTTP_* variables.
+    unsafe { apache::ap_add_common_vars(r.as_ptr()) };
+    let env = r.subprocess_env();
+    if options.pass_authorization == Some(true) {
+        if let Some(auth) = r.headers_in().get("Authorization") {
+            env.set("HTTP_AUTHORIZATION", auth.as_bytes());
+        }
+    }
+    let mut environ = env.entries();
+    // What ap_add_cgi_vars adds (its PATH_TRANSLATED by a quieter lookup, see path_translated),
+    // and mod_wsgi's record of SCRIPT_NAME and PATH_INFO before proxy headers rewrite them.
+    let translated = path_translated(r);
+    let mut set = |key: &str, value: &[u8]| {
+        environ.retain(|(k, _)| k != key.as_bytes());
+        environ.push((key.as_bytes().to_vec(), value.to_vec()));
+    };
+    set("GATEWAY_INTERFACE", b"CGI/1.1");
+    set("SERVER_PROTOCOL", r.protocol());
+    set("REQUEST_METHOD", request_method(r, options));
+    set("QUERY_STRING", r.args());
+    set("REQUEST_URI", r.request_target());
+    set("SCRIPT_NAME", &mapped.script_name);
+    set("PATH_INFO", &mapped.path_info);
+    set("mod_wsgi.script_name", &mapped.script_name);
+    set("mod_wsgi.path_info", &mapped.path_info);
+    if let Some(translated) = &translated {
+        set("PATH_TRANSLATED", translated);
+    }
+    if let Some(headers) = &options.trusted_proxy_headers {
+        proxy::apply(&mut environ, r.client_ip(), headers, options.trusted_proxies.as_deref().unwrap_or(&[]));
+    }
+    let (listener_host, listener_port) = r.listener();
+    environ.push((b"mod_wsgi.listener_host".to_vec(), listener_host.into_bytes()));
+    environ.push((b"mod_wsgi.listener_port".to_vec(), listener_port.to_string().into_bytes()));
+    environ.push((b"mod_wsgi.request_start".to_vec(), r.request_time().to_string().into_bytes()));
+    environ.push((b"mod_wsgi.handler_script".to_vec(), Vec::new()));
+    environ.push((b"mod_wsgi.ignore_activity".to_vec(), b"0".to_vec()));
+    environ.push((b"mod_wsgi.request_handler".to_vec(), b"wsgi-script".to_vec()));
+    let reloading = if options.script_reloading == Some(false) { b"0" } else { b"1" };
+    environ.push((b"mod_wsgi.script_reloading".to_vec(), reloading.to_vec()));
+    environ.push((b"mod_wsgi.process_group".to_vec(), Vec::new()));
+    environ
+}
+
+/// A note on the request while its PATH_TRANSLATED sub-request runs.
+const LOOKUP_NOTE: &str = "mod_wsgi.path_translated_lookup";
+
+/// CGI's PATH_TRANSLATED, as ap_add_cgi_vars computes it: PATH_INFO looked up as a URL, its
+/// file name and path info. Only the mapping is wanted, so [`post_perdir_config`] ends the
+/// sub-request before its access checks, which would otherwise log an error (AH01630) for
+/// every request whose PATH_INFO happens to name a denied URL.
+fn path_translated(r: &RequestRec) -> Option<Vec<u8>> {
+    let path_info = r.path_info_bytes();
+    if path_info.is_empty() {
+        return None;
+    }
+    r.notes().set(LOOKUP_NOTE, b"1");
+    let found = r.lookup_path(path_info);
+    r.notes().unset(LOOKUP_NOTE);
+    found
+}
+
+/// Ends our PATH_TRANSLATED sub-request once Apache has mapped it (see [`path_translated`]);
+/// declines for every other request.
+pub unsafe extern "C" fn post_perdir_config(r: *mut apache::request_rec) -> c_int {
+    trampoline("post_perdir_config", apache::DECLINED, || {
+        // SAFETY: Apache passes the live request.
+        let request = unsafe { RequestRec::from_raw(r) };
+        if request.main().is_some_and(|main| main.notes().get(LOOKUP_NOTE).is_some()) {
+            apache::DONE
+        } else {
+            apache::DECLINED
+        }
+    })
+}
+
+/// HEAD is shown to the application as GET where `WSGIMapHEADToGET` says so (Apache drops the
+/// body either way), so that applications that skip the body for HEAD cannot get the
+/// headers wrong (Content-Length, ETag) — or a filter such as mod_deflate, which needs the
+/// body to compute them, gets one.
+fn request_method<'a>(r: &'a RequestRec, options: &AppOptions) -> &'a [u8] {
+    let method = r.method();
+    let map = match options.map_head.unwrap_or(MapHead::Auto) {
+        MapHead::On => true,
+        MapHead::Off => false,
+        MapHead::Auto => r.has_content_filters(),
+    };
+    if method == b"HEAD" && map {
+        b"GET"
+    } else {
+        method
+    }
+}
+
