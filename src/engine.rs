@@ -1,6 +1,12 @@
 //! mod_wsgi-rs engine: the Python side, built once per Python ABI
-//! (`mod_wsgi-engine-py3.11.so`) and loaded by the module with `dlopen` in each Apache child
-//! after fork. It exports one symbol, [`abi::ENTRY_SYMBOL`], returning its [`abi::Engine`] table.
+//! (`mod_wsgi-engine-py3.11.so`, package `engine/`) and loaded by the module with `dlopen` in
+//! each Apache child after fork. It exports one symbol, [`abi::ENTRY_SYMBOL`], returning its
+//! [`abi::Engine`] table.
+//!
+//! Its sources: [`interp`] (interpreters, groups, the WSGI protocol), [`gil`] (thread states,
+//! GIL guards, the scheduler), [`pyffi`] (the C API, pyo3-ffi or bindgen, and version shims),
+//! and [`abi`], the one file it shares with the module (`src/lib.rs`, which never links
+//! Python). Nothing under `src/module/` is compiled into an engine.
 
 pub mod abi;
 pub mod gil;
