@@ -117,6 +117,11 @@ pub fn initialize(o: &InitOptions) -> Result<(), String> {
 
 /// Python 2.7 to 3.7: through the pre-PEP 587 globals, then `Py_InitializeEx(0)` (no signal
 /// handlers). A failure there is fatal to the child, as it is for any 3.7 embedding.
+///
+/// Before 3.7, `Py_InitializeEx` creates no GIL: until `PyEval_InitThreads` does, taking and
+/// releasing the GIL are no-ops, so Apache's worker threads would all run Python at once (and
+/// crash within a second). It is called here, as mod_wsgi does, so that on every version this
+/// returns with the GIL created and held by the calling thread, which `runtime::init` releases.
 #[cfg(not(Py_3_8))]
 pub fn initialize(o: &InitOptions) -> Result<(), String> {
     /// A string for the pre-initialisation API that lives as long as the process (Python
@@ -156,6 +161,8 @@ pub fn initialize(o: &InitOptions) -> Result<(), String> {
             ffi::PySys_AddWarnOption(wide(option)?);
         }
         ffi::Py_InitializeEx(0);
+        #[cfg(not(Py_3_7))]
+        ffi::PyEval_InitThreads();
     }
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! Each [`Apache`] gets its own world-readable directory under /tmp (Apache's children run as
 //! `nobody` when the tests run as root, and cannot read root's home), writes `httpd.conf` there,
 //! starts `/usr/sbin/apache2 -k start`, waits until it answers, and on drop stops it by the PID
-//! in its pidfile (never by name) and prints the error log if the test failed.
+//! in its pidfile (never by name) and prints the error log if the test failed. A drop also fails
+//! the test when the error log shows a crash ([`CRASH_MARKERS`]), so no test passes over a
+//! segfault or a fatal Python error just because the requests it checked happened to succeed.
 //! The module and engine come from `target/modules` (built by `scripts/build`).
 #![allow(dead_code)]
 
@@ -146,6 +148,18 @@ pub struct Apache {
     pub port: u16,
     pub mpm: Mpm,
     pid: Option<i32>,
+    /// Set by [`Apache::allow_crash_lines`]: the drop does not check the log for crashes.
+    crashes_expected: std::sync::atomic::AtomicBool,
+}
+
+/// Error-log text that means a process crashed, whatever the request outcomes were: a signal
+/// (Apache's AH00052/AH00051 "child pid N exit signal ..."; a segfault's name), CPython aborting,
+/// or a Rust panic / caught internal error in the module or engine.
+pub const CRASH_MARKERS: [&str; 6] = ["Segmentation fault", "Fatal Python error", "exit signal", "AH00052", "panicked", "internal error"];
+
+/// The lines of `log` that contain a [`CRASH_MARKERS`] entry.
+pub fn crash_lines(log: &str) -> Vec<&str> {
+    log.lines().filter(|line| CRASH_MARKERS.iter().any(|marker| line.contains(marker))).collect()
 }
 
 /// The config around `body`: everything a bare Apache needs plus our module.
@@ -183,7 +197,7 @@ impl Apache {
     /// side-by-side comparisons).
     pub fn start_with_module(dir: TempDir, mpm: Mpm, module: &Path, body: &str) -> Apache {
         let port = free_port();
-        let mut apache = Apache { dir, port, mpm, pid: None };
+        let mut apache = Apache { dir, port, mpm, pid: None, crashes_expected: Default::default() };
         let conf = apache.write_config_with(module, body);
         let out = Command::new(APACHE).args(["-f", conf.to_str().unwrap(), "-k", "start"]).output().unwrap();
         assert!(out.status.success(), "apache2 -k start failed:\n{}\n{}", String::from_utf8_lossy(&out.stderr), apache.error_log());
@@ -270,13 +284,26 @@ impl Apache {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
+
+    /// For a test that crashes or kills children on purpose: its drop does not fail on
+    /// [`CRASH_MARKERS`] in the error log.
+    pub fn allow_crash_lines(&self) {
+        self.crashes_expected.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Drop for Apache {
+    /// Stops Apache (so the log is complete), then prints the log if the test failed, or fails
+    /// the test if the log shows a crash.
     fn drop(&mut self) {
         self.stop();
+        let log = self.error_log();
+        let banner = format!("---- Apache error log ({}) ----\n{log}\n---- end of error log ----", self.dir.path().display());
         if std::thread::panicking() {
-            eprintln!("---- Apache error log ({}) ----\n{}\n---- end of error log ----", self.dir.path().display(), self.error_log());
+            eprintln!("{banner}");
+        } else if !self.crashes_expected.load(std::sync::atomic::Ordering::Relaxed) {
+            let crashes = crash_lines(&log);
+            assert!(crashes.is_empty(), "the error log shows a crash ({} MPM, port {}):\n{}\n{banner}", self.mpm.name(), self.port, crashes.join("\n"));
         }
     }
 }
@@ -334,6 +361,56 @@ pub fn try_http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], b
         return Err(format!("no response ({} bytes)", raw.len()));
     }
     Ok(parse_response(&raw, method == "HEAD"))
+}
+
+/// One request of a load (see [`hammer`]).
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: &'static str,
+    pub path: String,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn get(path: impl Into<String>) -> Request {
+        Request { method: "GET", path: path.into(), body: Vec::new() }
+    }
+
+    pub fn post(path: impl Into<String>, body: Vec<u8>) -> Request {
+        Request { method: "POST", path: path.into(), body }
+    }
+}
+
+/// Concurrent load: `clients` threads start together and each sends `requests_per_client`
+/// requests one after the other, request `n` (`client * requests_per_client + i`) being
+/// `make_request(n)`. Returns every request with its outcome, in the order of `n`; a connection
+/// that fails or closes without a response is an `Err` rather than a panic, so the caller can
+/// report all failures (and the error log) together.
+pub fn hammer(
+    port: u16,
+    clients: usize,
+    requests_per_client: usize,
+    make_request: impl Fn(usize) -> Request + Sync,
+) -> Vec<(Request, Result<Response, String>)> {
+    let start = std::sync::Barrier::new(clients);
+    let (make_request, start) = (&make_request, &start);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..clients)
+            .map(|client| {
+                scope.spawn(move || {
+                    start.wait();
+                    (0..requests_per_client)
+                        .map(|i| {
+                            let request = make_request(client * requests_per_client + i);
+                            let outcome = try_http(port, request.method, &request.path, &[], &request.body);
+                            (request, outcome)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|thread| thread.join().expect("a load client panicked")).collect()
+    })
 }
 
 pub fn parse_response(raw: &[u8], head_only: bool) -> Response {
