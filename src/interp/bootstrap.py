@@ -132,10 +132,16 @@ def _restrict_signal(log):
 
 def setup(group, is_main, initial_environ, python_path, version, process_metrics, log,
           restrict_stdin, restrict_stdout, restrict_signal, maximum_processes, threads_per_process):
+    import codecs
     import os
     import site
     import sys
     import types
+
+    # As mod_wsgi does for every new interpreter: Python 2 fills an interpreter's codec registry
+    # on its first encode, and a thread that encodes while another is still importing the
+    # encodings package finds the registry empty ("no codec search functions registered").
+    codecs.lookup('ascii')
 
     if is_main:
         # threading records the thread that first imports it as the main thread, and waits for

@@ -146,7 +146,7 @@ fn create(name: &str, index: InterpIndex) -> Result<&'static Group, String> {
         return Err(format!("Python could not create a sub interpreter for application group '{name}'"));
     }
     // SAFETY: tstate is the new, current thread state.
-    let interp = unsafe { super::compat::current_interpreter() };
+    let interp = unsafe { ffi::compat::current_interpreter() };
     gil::register_interpreter(index, interp);
     gil::adopt_current(index, tstate);
     let group = setup(name, index);

@@ -2,7 +2,6 @@
 
 mod builtins;
 mod busy;
-mod compat;
 mod environ;
 mod error;
 mod exchange;

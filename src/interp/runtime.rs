@@ -42,7 +42,7 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
 
     // SAFETY: the module's byte string is valid for the call.
     let warnings = String::from_utf8_lossy(unsafe { config.python_warnings.as_slice() }).lines().map(str::to_string).collect();
-    super::compat::initialize(&super::compat::InitOptions {
+    ffi::compat::initialize(&ffi::compat::InitOptions {
         venv: !home.is_empty() && Path::new(&home).join("pyvenv.cfg").is_file(),
         home: home.clone(),
         optimize: config.python_optimize,
@@ -50,7 +50,7 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         warnings,
     })?;
     // SAFETY: Python is initialised and this thread holds the GIL through its first state.
-    let (interp, tstate) = unsafe { (super::compat::current_interpreter(), ffi::PyThreadState_Get()) };
+    let (interp, tstate) = unsafe { (ffi::compat::current_interpreter(), ffi::PyThreadState_Get()) };
     let registered = group::register_main(interp, tstate);
     if registered.is_err() {
         error::take_traceback();
@@ -154,7 +154,7 @@ pub fn shutdown() {
 pub(super) unsafe fn delete_other_thread_states(own: *mut ffi::PyThreadState) {
     // SAFETY: forwarded from the caller; states are cleared under the GIL, then deleted.
     unsafe {
-        let interp = super::compat::current_interpreter();
+        let interp = ffi::compat::current_interpreter();
         let mut other = ffi::PyInterpreterState_ThreadHead(interp);
         while !other.is_null() {
             let next = ffi::PyThreadState_Next(other);

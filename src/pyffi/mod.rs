@@ -15,6 +15,8 @@ pub use legacy::*;
 #[cfg(all(feature = "legacy-abi", not(feature = "pyo3")))]
 use legacy::{args_pointer, kw_pointer, null_pointer};
 
+pub mod compat;
+
 use std::ffi::CStr;
 
 /// A method taking `(self, args, kwargs)`.

@@ -1,5 +1,8 @@
 //! Shims for C-API functions that not every supported Python has, after pyo3-ffi's
-//! `compat` module: the rest of the engine calls one function whatever the version.
+//! `compat` module: the rest of the engine calls one function whatever the version (start-up
+//! with or without PyConfig, the GIL's creation before 3.7, the current interpreter before
+//! 3.9). The only other version branches of the engine are Python 2's native strings
+//! (`interp/py.rs`) and what bindgen cannot translate (`legacy.rs`).
 
 use crate::pyffi as ffi;
 
