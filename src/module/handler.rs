@@ -3,6 +3,7 @@
 
 use super::alias::prefix_match;
 use super::apache;
+use super::daemon;
 use super::config::{AppOptions, MapHead, Merge, UrlMatch};
 use super::proxy;
 use super::group_name::{expand_callable, GroupSpec, RequestFacts};
@@ -128,15 +129,6 @@ fn serve(r: &mut Request) -> c_int {
         }
         _ => {}
     }
-    // SAFETY: every request has a live server_rec with our config.
-    if unsafe { server_config(r.server()) }.restrict_embedded == Some(true) {
-        log::request(log::ERR, r.as_ptr(), &format!("Embedded mode of mod_wsgi disabled by runtime configuration: {script}"));
-        return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
-    }
-    let Some(engine) = engine() else {
-        log::request(log::ERR, r.as_ptr(), "no Python engine is running in this process; see the child start-up lines in the error log");
-        return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
-    };
     // SAFETY: live request.
     let options = effective_options(r);
     // Without WSGIChunkedRequest, a chunked body is Apache's 411 (as in mod_wsgi): many WSGI
@@ -154,7 +146,12 @@ fn serve(r: &mut Request) -> c_int {
     let facts = Facts { r, script_name: &mapped.script_name };
     let group = GroupSpec::expand(options.group.as_ref(), &facts);
     let callable = expand_callable(options.callable.as_deref(), &facts);
+    // No WSGIProcessGroup (or %{GLOBAL}) is embedded mode: the empty name.
+    let process_group = options.process_group.as_ref().map(|spec| GroupSpec::expand(Some(spec), &facts)).unwrap_or_default();
     let mut environ = environ;
+    if let Some(entry) = environ.iter_mut().find(|(k, _)| k == b"mod_wsgi.process_group") {
+        entry.1 = process_group.clone().into_bytes();
+    }
     environ.push((b"mod_wsgi.application_group".to_vec(), group.clone().into_bytes()));
     environ.push((b"mod_wsgi.callable_object".to_vec(), callable.clone().into_bytes()));
     let pairs: Vec<abi::Pair> =
@@ -180,8 +177,25 @@ fn serve(r: &mut Request) -> c_int {
         send_file,
         log: log_line,
     };
-    // SAFETY: request and everything it points to outlive the call.
-    match unsafe { (engine.handle)(&request) } {
+    let outcome = if process_group.is_empty() {
+        // SAFETY: every request has a live server_rec with our config.
+        if unsafe { server_config(r.server()) }.restrict_embedded == Some(true) {
+            log::request(log::ERR, r.as_ptr(), &format!("Embedded mode of mod_wsgi disabled by runtime configuration: {script}"));
+            return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
+        }
+        let Some(engine) = engine() else {
+            log::request(log::ERR, r.as_ptr(), "no Python engine is running in this process; see the child start-up lines in the error log");
+            return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
+        };
+        // SAFETY: request and everything it points to outlive the call.
+        unsafe { (engine.handle)(&request) }
+    } else {
+        match daemon::client::serve(r.as_ptr(), &process_group, &request) {
+            Ok(outcome) => outcome,
+            Err(status) => return status,
+        }
+    };
+    match outcome {
         abi::Outcome::DONE => apache::OK as c_int,
         abi::Outcome::OVERRIDE => ctx.override_status.unwrap_or(apache::HTTP_INTERNAL_SERVER_ERROR as c_int),
         // TODO(issue 9): abort the connection (c->aborted, no EOS) so the client sees a truncated response.

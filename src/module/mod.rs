@@ -4,6 +4,7 @@ mod alias;
 mod apache;
 pub mod args;
 mod config;
+mod daemon;
 mod directives;
 mod engine_loader;
 mod handler;
