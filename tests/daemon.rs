@@ -277,3 +277,29 @@ fn option_errors_stop_the_config_test_with_file_and_line() {
         assert!(output.contains("Syntax error on line") && output.contains("{dir}/httpd.conf"), "file and line: {output}");
     }
 }
+
+#[test]
+fn graceful_restart_replaces_daemons_and_sockets() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start_site(Mpm::Event, "");
+    let before = daemon_pid(&apache);
+    let old_sockets = sockets(apache.dir.path());
+    assert_eq!(old_sockets.len(), 1);
+    // SAFETY: signals only the Apache parent this test started.
+    unsafe { libc::kill(apache.pid(), libc::SIGUSR1) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut after = before;
+    while after == before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        after = apache.request("GET", "/id", &[], b"").text().split("\"pid\": ").nth(1).and_then(|s| s.split(',').next()?.parse().ok()).unwrap_or(before);
+    }
+    assert_ne!(before, after, "a new daemon serves after the restart\n{}", apache.error_log());
+    assert!(is_gone(before));
+    let new_sockets = sockets(apache.dir.path());
+    assert_eq!(new_sockets.len(), 1, "{new_sockets:?}");
+    assert_ne!(new_sockets, old_sockets, "each generation has its own socket");
+    assert!(apache.dir.path().join(format!("atexit-{before}")).is_file(), "the old daemon finalised Python");
+    assert_no_crash(&apache);
+}

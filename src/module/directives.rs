@@ -361,7 +361,7 @@ unsafe extern "C" fn queue_timeout(cmd: *mut cmd_parms, mconfig: *mut c_void, ar
 }
 
 /// `WSGIImportScript path process-group=... application-group=...`: both options are required,
-/// as in mod_wsgi; only embedded mode exists, so the process group must be `%{GLOBAL}`, and
+/// as in mod_wsgi; preloading into daemon groups is not built yet, so the process group must be `%{GLOBAL}`, and
 /// the group must be a name or `%{GLOBAL}` (the other forms need a request to expand).
 pub fn parse_import_script(line: &str) -> Result<(String, String), String> {
     let words = split_words(line)?;
@@ -381,7 +381,7 @@ pub fn parse_import_script(line: &str) -> Result<(String, String), String> {
     };
     if !(process_group.is_empty() || process_group == "%{GLOBAL}") {
         return Err(format!(
-            "WSGIImportScript: process-group={process_group}: daemon mode is not available in this build of mod_wsgi-rs; use process-group=%{{GLOBAL}}"
+            "WSGIImportScript: process-group={process_group}: preloading into a daemon process group is not supported yet by mod_wsgi-rs; use process-group=%{{GLOBAL}}"
         ));
     }
     let group = match GroupSpec::parse(&group)? {
@@ -588,7 +588,7 @@ mod tests {
         );
         assert_eq!(parse_import_script("/a.wsgi application-group=site process-group=").unwrap().1, "site");
         assert!(parse_import_script("/a.wsgi application-group=x").unwrap_err().contains("requires both"));
-        assert!(parse_import_script("/a.wsgi process-group=d application-group=x").unwrap_err().contains("daemon mode"));
+        assert!(parse_import_script("/a.wsgi process-group=d application-group=x").unwrap_err().contains("daemon process group"));
         assert!(parse_import_script("/a.wsgi process-group= application-group=%{RESOURCE}").unwrap_err().contains("needs a request"));
     }
 
