@@ -35,6 +35,9 @@ def application(environ, start_response):
     elif path == '/stream':
         start_response('200 OK', [('Content-Type', 'application/octet-stream')])
         return (bytes([i % 251]) * 65536 for i in range(160))
+    elif path == '/file':
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        return environ['wsgi.file_wrapper'](open(os.path.join(os.path.dirname(__file__), 'big.txt'), 'rb'))
     elif path == '/kill':
         os.kill(os.getpid(), 9)
     elif path == '/log':
@@ -183,6 +186,12 @@ fn bodies_stream_both_ways() {
     let expected: Vec<u8> = (0..160u32).flat_map(|i| std::iter::repeat((i % 251) as u8).take(65536)).collect();
     assert_eq!(response.body.len(), expected.len());
     assert_eq!(sha256_hex(&response.body), sha256_hex(&expected));
+
+    let big: String = (0..5 << 20).map(|i: u32| char::from(b'a' + (i % 26) as u8)).collect();
+    apache.dir.write("big.txt", &big);
+    let response = apache.get("/file");
+    assert_eq!(response.status, 200);
+    assert_eq!(sha256_hex(&response.body), sha256_hex(big.as_bytes()), "wsgi.file_wrapper, {} bytes", response.body.len());
 
     assert_eq!(apache.get("/log").status, 200);
     let log = apache.wait_for_log("daemon says hello");
