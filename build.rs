@@ -63,6 +63,7 @@ fn main() {
 const ALLOWED_TYPES: &[&str] = &[
     "module", "command_rec", "cmd_parms", "request_rec", "server_rec", "conn_rec", "process_rec",
     "apr_table_entry_t", "apr_array_header_t", "ap_regex_t", "ap_regmatch_t", "apr_finfo_t",
+    "apr_proc_t", "unixd_config_rec",
 ];
 const ALLOWED_FUNCTIONS: &[&str] = &[
     "ap_hook_translate_name", "ap_hook_handler", "ap_hook_check_config", "ap_hook_child_stopping", "ap_hook_child_init", "ap_hook_post_config",
@@ -75,6 +76,9 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     "apr_pstrdup", "apr_pstrmemdup", "apr_palloc", "apr_pool_cleanup_register", "apr_pool_cleanup_null", "ap_rflush",
     "ap_allow_options", "ap_hook_post_perdir_config", "ap_sub_req_lookup_uri", "ap_destroy_sub_req", "ap_os_escape_path",
     "ap_bucket_error_create",
+    // Daemon mode (src/module/daemon).
+    "ap_hook_pre_config", "ap_state_query", "ap_runtime_dir_relative", "ap_close_listeners", "apr_proc_fork",
+    "apr_pool_note_subprocess", "apr_proc_other_child_register", "apr_proc_other_child_unregister",
 ];
 const ALLOWED_VARS: &[&str] = &[
     "MODULE_MAGIC_NUMBER_MAJOR", "MODULE_MAGIC_NUMBER_MINOR", "MODULE_MAGIC_COOKIE",
@@ -83,6 +87,7 @@ const ALLOWED_VARS: &[&str] = &[
     "REQUEST_CHUNKED_ERROR", "REQUEST_CHUNKED_DECHUNK", "AP_MPMQ_.*", "M_GET", "M_HEAD",
     "APR_NOFILE", "APR_REG", "APR_DIR", "AP_MAX_REG_MATCH", "AP_REG_EXTENDED", "APR_FOPEN_READ", "APR_FOPEN_SENDFILE_ENABLED", "ITERATE",
     "OPT_EXECCGI",
+    "ap_unixd_config", "AP_SQ_.*", "APR_OC_REASON_.*", "APR_INCHILD", "APR_INPARENT",
 ];
 
 fn find_program(candidates: &[&str]) -> String {

@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -149,6 +149,9 @@ pub struct EngineConfig {
     pub module_version: Bytes,
     /// Apache's server banner, for `apache.version`-like keys.
     pub server_banner: Bytes,
+    /// The daemon process group this process serves (`mod_wsgi.process_group`); empty in
+    /// Apache's own children (embedded mode).
+    pub process_group: Bytes,
     /// Logs a process-level line (no request) to the main server's error log.
     pub log: unsafe extern "C" fn(level: c_int, message: Bytes),
 }

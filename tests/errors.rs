@@ -106,8 +106,8 @@ fn bad_directives_stop_config_test_with_file_line_and_reason() {
         ("WSGIPythonHome /nonexistent/python\n", "is not a directory"),
         ("WSGIScriptAliasMatch ^/(a( {dir}/a.wsgi\n", "could not be compiled"),
         ("<VirtualHost 127.0.0.1:80>\nWSGIPythonHome /usr\n</VirtualHost>\n", "cannot occur within <VirtualHost> section"),
-        ("WSGIDaemonProcess site1 processes=2 threads=15\n", "WSGIDaemonProcess site1: daemon mode is not available"),
-        ("WSGIProcessGroup site1\n", "WSGIProcessGroup site1: daemon mode is not available"),
+        ("WSGIDaemonProcess site1 processes=2 threads=15 request-timeout=60\n", "WSGIDaemonProcess site1: option 'request-timeout' is not supported yet"),
+        ("WSGIProcessGroup %{NOPE}\n", "WSGIProcessGroup: invalid application group '%{NOPE}'"),
         ("WSGIScriptReloading sometimes\n", "WSGIScriptReloading must be one of: Off | On"),
     ];
     for (directive, reason) in cases {

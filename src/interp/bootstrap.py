@@ -131,7 +131,8 @@ def _restrict_signal(log):
 
 
 def setup(group, is_main, initial_environ, python_path, version, process_metrics, log,
-          restrict_stdin, restrict_stdout, restrict_signal, maximum_processes, threads_per_process):
+          restrict_stdin, restrict_stdout, restrict_signal, maximum_processes, threads_per_process,
+          process_group):
     import codecs
     import os
     import site
@@ -195,7 +196,7 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
 
     module = types.ModuleType("mod_wsgi")
     module.version = version
-    module.process_group = ""
+    module.process_group = process_group
     module.application_group = group
     module.maximum_processes = maximum_processes
     module.threads_per_process = threads_per_process

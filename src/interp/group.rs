@@ -204,6 +204,7 @@ fn setup(name: &str, index: InterpIndex) -> Result<&'static Group, String> {
             &py::boolean(s.restrict_signal),
             &limits.0,
             &limits.1,
+            &py::text(&s.process_group)?,
         ])?;
         // SAFETY: setup() returns a 5-tuple; each item is kept (one reference) for good.
         let item = |i| unsafe { PyObj::from_borrowed(ffi::PyTuple_GetItem(lists.as_ptr(), i)).map(PyObj::into_ptr) };

@@ -26,6 +26,8 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         threads_per_process: config.threads_per_child.max(1) as usize,
         module_version: version,
         // SAFETY: the module's byte string is valid for the call.
+        process_group: unsafe { config.process_group.to_text() },
+        // SAFETY: the module's byte string is valid for the call.
         apache_version: parse_apache_version(&unsafe { config.server_banner.to_text() }),
         log: config.log,
         initial_environ: std::env::vars_os()

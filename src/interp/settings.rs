@@ -26,6 +26,8 @@ pub struct Settings {
     pub restrict_signal: bool,
     pub threads_per_process: usize,
     pub module_version: String,
+    /// `mod_wsgi.process_group`: the daemon group's name, empty when embedded.
+    pub process_group: String,
     /// Apache's version from its banner (`Apache/2.4.71 (Debian)`), for `apache.version`.
     pub apache_version: (i64, i64, i64),
     pub log: unsafe extern "C" fn(level: i32, message: abi::Bytes),

@@ -8,6 +8,7 @@
 //! and `&DirConfig`.
 
 use super::apache;
+use super::daemon::options::DaemonSpec;
 use super::group_name::GroupSpec;
 use super::proxy::Network;
 use std::ffi::c_void;
@@ -31,6 +32,8 @@ pub enum MapHead {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AppOptions {
     pub group: Option<GroupSpec>,
+    /// `WSGIProcessGroup` / `process-group=`: the daemon group, `%{GLOBAL}` for embedded.
+    pub process_group: Option<GroupSpec>,
     pub callable: Option<String>,
     pub pass_authorization: Option<bool>,
     pub chunked_request: Option<bool>,
@@ -47,6 +50,7 @@ impl Merge for AppOptions {
     fn merge(base: &Self, add: &Self) -> Self {
         AppOptions {
             group: add.group.clone().or_else(|| base.group.clone()),
+            process_group: add.process_group.clone().or_else(|| base.process_group.clone()),
             callable: add.callable.clone().or_else(|| base.callable.clone()),
             pass_authorization: add.pass_authorization.or(base.pass_authorization),
             chunked_request: add.chunked_request.or(base.chunked_request),
@@ -99,6 +103,10 @@ pub struct ServerConfig {
     pub restrict_stdout: Option<bool>,
     /// `WSGIRestrictSignal` (default On).
     pub restrict_signal: Option<bool>,
+    /// `WSGIDaemonProcess` groups defined in this server's own context (never inherited).
+    pub daemons: Vec<DaemonSpec>,
+    /// `WSGISocketPrefix`, already made absolute (main server only).
+    pub socket_prefix: Option<String>,
 }
 
 impl Merge for ServerConfig {
@@ -120,6 +128,8 @@ impl Merge for ServerConfig {
             restrict_stdin: add.restrict_stdin.or(base.restrict_stdin),
             restrict_stdout: add.restrict_stdout.or(base.restrict_stdout),
             restrict_signal: add.restrict_signal.or(base.restrict_signal),
+            daemons: add.daemons.clone(),
+            socket_prefix: add.socket_prefix.clone().or_else(|| base.socket_prefix.clone()),
         }
     }
 }

@@ -7,6 +7,7 @@ use super::apache::{self, cmd_func, cmd_parms, command_rec};
 use super::args::{split_option, split_words};
 use super::config::{AppOptions, DirConfig, MapHead, ScriptAlias, UrlMatch};
 use super::proxy::{environ_name, Network};
+use super::daemon::{self, options::{DaemonSpec, SystemAccounts}};
 use super::engine_loader;
 use super::group_name::GroupSpec;
 use super::record::server_config_mut;
@@ -68,7 +69,7 @@ const DIRECTORY: u32 = apache::RSRC_CONF | apache::ACCESS_CONF;
 /// Anywhere, `.htaccess` included where `AllowOverride FileInfo` allows it.
 const FILEINFO: u32 = apache::OR_FILEINFO;
 
-pub static COMMANDS: CommandTable<27> = CommandTable([
+pub static COMMANDS: CommandTable<28> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
     take1(c"WSGIApplicationGroup", application_group, DIRECTORY, c"Application interpreter group."),
@@ -93,8 +94,9 @@ pub static COMMANDS: CommandTable<27> = CommandTable([
     iterate(c"WSGITrustedProxyHeaders", trusted_proxy_headers, FILEINFO, c"Proxy headers the application may believe."),
     iterate(c"WSGITrustedProxies", trusted_proxies, FILEINFO, c"Addresses of the proxies those headers are believed from."),
     take1(c"WSGIScriptReloading", script_reloading, FILEINFO, c"Enable/Disable script reloading mechanism."),
-    raw_args(c"WSGIDaemonProcess", daemon_process, SERVER, c"Daemon mode: not available in this build."),
-    take1(c"WSGIProcessGroup", process_group, DIRECTORY, c"Process group: only %{GLOBAL} (embedded) in this build."),
+    raw_args(c"WSGIDaemonProcess", daemon_process, SERVER, c"Specify details of daemon processes to start."),
+    take1(c"WSGIProcessGroup", process_group, DIRECTORY, c"Name of the WSGI daemon process group (%{GLOBAL}: embedded)."),
+    take1(c"WSGISocketPrefix", socket_prefix, SERVER, c"Path prefix for the daemon process sockets."),
     END,
 ]);
 
@@ -215,12 +217,8 @@ pub fn parse_alias_words(name: &str, line: &str) -> Result<(String, String, AppO
                 options.callable = Some(value.to_string());
             }
             "pass-authorization" => options.pass_authorization = Some(parse_on_off(name, value)?),
-            "process-group" if value.is_empty() || value == "%{GLOBAL}" => {}
-            "process-group" => {
-                return Err(format!(
-                    "{name}: process-group={value}: daemon mode (WSGIDaemonProcess) is not available in this build of mod_wsgi-rs; remove the option to run the application embedded"
-                ))
-            }
+            "process-group" if value.is_empty() => options.process_group = Some(GroupSpec::Global),
+            "process-group" => options.process_group = Some(GroupSpec::parse(value).map_err(|e| format!("{name}: process-group: {e}"))?),
             _ => {
                 return Err(format!(
                     "{name}: invalid option '{key}'; valid options are application-group, callable-object, pass-authorization and process-group"
@@ -363,7 +361,7 @@ unsafe extern "C" fn queue_timeout(cmd: *mut cmd_parms, mconfig: *mut c_void, ar
 }
 
 /// `WSGIImportScript path process-group=... application-group=...`: both options are required,
-/// as in mod_wsgi; only embedded mode exists, so the process group must be `%{GLOBAL}`, and
+/// as in mod_wsgi; preloading into daemon groups is not built yet, so the process group must be `%{GLOBAL}`, and
 /// the group must be a name or `%{GLOBAL}` (the other forms need a request to expand).
 pub fn parse_import_script(line: &str) -> Result<(String, String), String> {
     let words = split_words(line)?;
@@ -383,7 +381,7 @@ pub fn parse_import_script(line: &str) -> Result<(String, String), String> {
     };
     if !(process_group.is_empty() || process_group == "%{GLOBAL}") {
         return Err(format!(
-            "WSGIImportScript: process-group={process_group}: daemon mode is not available in this build of mod_wsgi-rs; use process-group=%{{GLOBAL}}"
+            "WSGIImportScript: process-group={process_group}: preloading into a daemon process group is not supported yet by mod_wsgi-rs; use process-group=%{{GLOBAL}}"
         ));
     }
     let group = match GroupSpec::parse(&group)? {
@@ -504,24 +502,44 @@ unsafe extern "C" fn script_reloading(cmd: *mut cmd_parms, mconfig: *mut c_void,
     option_flag(cmd, mconfig, arg, "WSGIScriptReloading", |o, on| o.script_reloading = Some(on))
 }
 
-/// Daemon mode is not built yet: say so, with the file and line, rather than let Apache
-/// report an unknown command (or, worse, run the site embedded without telling).
+/// A daemon group of this server or virtual host (see `daemon/options.rs`); its sockets and
+/// processes are made in `post_config`, never while the configuration is only tested.
 unsafe extern "C" fn daemon_process(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
-        let name = split_words(&d.arg)?.into_iter().next().unwrap_or_default();
-        Err(format!(
-            "WSGIDaemonProcess {name}: daemon mode is not available in this build of mod_wsgi-rs; remove it (and WSGIProcessGroup) to run the site embedded"
-        ))
+        let spec = DaemonSpec::parse(&d.arg, &SystemAccounts)?;
+        if let Some(home) = &spec.python_home {
+            // Refuse here, with the file and line, rather than fail in every daemon.
+            engine_loader::engine_for(Some(Path::new(home))).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
+        }
+        daemon::supervisor::claim_name(&spec.name)?;
+        d.server().daemons.push(spec);
+        Ok(())
     })
 }
 
-/// Only `%{GLOBAL}` (embedded mode, mod_wsgi's meaning) is accepted.
+/// Any name (expanded per request like an application group); `%{GLOBAL}` is embedded mode.
 unsafe extern "C" fn process_group(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
-    directive(cmd, mconfig, arg, |d| match d.arg.as_str() {
-        "%{GLOBAL}" | "" => Ok(()),
-        other => Err(format!(
-            "WSGIProcessGroup {other}: daemon mode is not available in this build of mod_wsgi-rs; use %{{GLOBAL}} or remove the directive"
-        )),
+    directive(cmd, mconfig, arg, |d| {
+        let spec = if d.arg.is_empty() { GroupSpec::Global } else { GroupSpec::parse(&d.arg).map_err(|e| format!("WSGIProcessGroup: {e}"))? };
+        d.options().process_group = Some(spec);
+        Ok(())
+    })
+}
+
+/// Relative to `ServerRoot`, as in mod_wsgi.
+unsafe extern "C" fn socket_prefix(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        let c_arg = CString::new(d.arg.clone()).map_err(|_| "WSGISocketPrefix contains a NUL byte".to_string())?;
+        // SAFETY: pool and argument are valid; the result is a pool string or null.
+        let path = unsafe { apache::ap_server_root_relative(d.pool(), c_arg.as_ptr()) };
+        if path.is_null() {
+            return Err(format!("WSGISocketPrefix: invalid path '{}'", d.arg));
+        }
+        // SAFETY: non-null results are NUL-terminated pool strings.
+        let path = unsafe { CStr::from_ptr(path) }.to_string_lossy().into_owned();
+        d.server().socket_prefix = Some(path);
+        Ok(())
     })
 }
 
@@ -546,7 +564,8 @@ mod tests {
         assert!(err("/app /x.wsgi oops").contains("expected key=value"));
         assert!(err("/app /x.wsgi callable-object=1abc").contains("Python identifier"));
         assert!(err("/app /x.wsgi application-group=%{NOPE}").contains("invalid application group"));
-        assert!(err("/app /x.wsgi process-group=site1").contains("daemon mode"));
+        assert_eq!(parse_alias_words("WSGIScriptAlias", "/a /x.wsgi process-group=site1").unwrap().2.process_group, Some(GroupSpec::Literal("site1".into())));
+        assert_eq!(parse_alias_words("WSGIScriptAlias", "/a /x.wsgi process-group=%{GLOBAL}").unwrap().2.process_group, Some(GroupSpec::Global));
     }
 
     #[test]
@@ -569,7 +588,7 @@ mod tests {
         );
         assert_eq!(parse_import_script("/a.wsgi application-group=site process-group=").unwrap().1, "site");
         assert!(parse_import_script("/a.wsgi application-group=x").unwrap_err().contains("requires both"));
-        assert!(parse_import_script("/a.wsgi process-group=d application-group=x").unwrap_err().contains("daemon mode"));
+        assert!(parse_import_script("/a.wsgi process-group=d application-group=x").unwrap_err().contains("daemon process group"));
         assert!(parse_import_script("/a.wsgi process-group= application-group=%{RESOURCE}").unwrap_err().contains("needs a request"));
     }
 

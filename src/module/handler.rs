@@ -7,6 +7,7 @@ use super::apache;
 use super::callbacks::CallbackContext;
 use super::config::{AppOptions, Merge};
 use super::environ::{build_environ, MappedPath};
+use super::daemon;
 use super::group_name::{expand_callable, GroupSpec, RequestFacts};
 use super::hooks::engine;
 use super::log;
@@ -70,15 +71,6 @@ fn serve(r: &mut RequestRec) -> c_int {
         }
         _ => {}
     }
-    // SAFETY: every request has a live server_rec with our config.
-    if unsafe { server_config(r.server()) }.restrict_embedded == Some(true) {
-        log::request(log::ERR, r.as_ptr(), &format!("Embedded mode of mod_wsgi disabled by runtime configuration: {script}"));
-        return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
-    }
-    let Some(engine) = engine() else {
-        log::request(log::ERR, r.as_ptr(), "no Python engine is running in this process; see the child start-up lines in the error log");
-        return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
-    };
     // SAFETY: live request.
     let options = effective_options(r);
     // Without WSGIChunkedRequest, a chunked body is Apache's 411 (as in mod_wsgi): many WSGI
@@ -96,7 +88,12 @@ fn serve(r: &mut RequestRec) -> c_int {
     let facts = Facts { r, script_name: &mapped.script_name };
     let group = GroupSpec::expand(options.group.as_ref(), &facts);
     let callable = expand_callable(options.callable.as_deref(), &facts);
+    // No WSGIProcessGroup (or %{GLOBAL}) is embedded mode: the empty name.
+    let process_group = options.process_group.as_ref().map(|spec| GroupSpec::expand(Some(spec), &facts)).unwrap_or_default();
     let mut environ = environ;
+    if let Some(entry) = environ.iter_mut().find(|(k, _)| k == b"mod_wsgi.process_group") {
+        entry.1 = process_group.clone().into_bytes();
+    }
     environ.push((b"mod_wsgi.application_group".to_vec(), group.clone().into_bytes()));
     environ.push((b"mod_wsgi.callable_object".to_vec(), callable.clone().into_bytes()));
     let pairs: Vec<abi::Pair> =
@@ -104,8 +101,24 @@ fn serve(r: &mut RequestRec) -> c_int {
 
     let mut ctx = CallbackContext::new(r, options.error_override == Some(true));
     let request = ctx.engine_request(&pairs, &script_path, callable.as_bytes(), group.as_bytes());
-    // SAFETY: request and everything it points to (ctx, pairs, the strings) outlive the call.
-    let outcome = unsafe { (engine.handle)(&request) };
+    let outcome = if process_group.is_empty() {
+        // SAFETY: every request has a live server_rec with our config.
+        if unsafe { server_config(r.server()) }.restrict_embedded == Some(true) {
+            log::request(log::ERR, r.as_ptr(), &format!("Embedded mode of mod_wsgi disabled by runtime configuration: {script}"));
+            return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
+        }
+        let Some(engine) = engine() else {
+            log::request(log::ERR, r.as_ptr(), "no Python engine is running in this process; see the child start-up lines in the error log");
+            return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
+        };
+        // SAFETY: request and everything it points to (ctx, pairs, the strings) outlive the call.
+        unsafe { (engine.handle)(&request) }
+    } else {
+        match daemon::client::serve(r.as_ptr(), &process_group, &request) {
+            Ok(outcome) => outcome,
+            Err(status) => return status,
+        }
+    };
     ctx.status_of(outcome)
 }
 

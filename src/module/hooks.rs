@@ -5,7 +5,7 @@ use super::apache;
 use super::engine_loader::{self, LoadedEngine};
 use super::record::server_config;
 use super::trampoline::trampoline;
-use super::{environ, handler, log, translate};
+use super::{daemon, environ, handler, log, translate};
 use crate::abi;
 use std::ffi::{c_char, c_int, c_void};
 use std::path::Path;
@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 /// `WSGIPythonQueueTimeout` when not set: long enough for any sane burst, short enough that a
 /// wedged application shows up as 503s with a log line rather than as hung connections.
-const DEFAULT_QUEUE_TIMEOUT_MS: u64 = 30_000;
+pub(super) const DEFAULT_QUEUE_TIMEOUT_MS: u64 = 30_000;
 
 /// The engine of this child process, once child-init has loaded and initialised it.
 static ENGINE: OnceLock<LoadedEngine> = OnceLock::new();
@@ -44,6 +44,8 @@ pub unsafe extern "C" fn register_hooks(_pool: *mut apache::apr_pool_t) {
         // SAFETY: registering static functions with static, null-terminated ordering lists.
         unsafe {
             apache::ap_hook_check_config(Some(check_config), std::ptr::null(), std::ptr::null(), middle);
+            apache::ap_hook_pre_config(Some(daemon::supervisor::pre_config), std::ptr::null(), std::ptr::null(), middle);
+            apache::ap_hook_post_config(Some(daemon::supervisor::post_config), std::ptr::null(), std::ptr::null(), middle);
             apache::ap_hook_child_init(Some(child_init), std::ptr::null(), std::ptr::null(), middle);
             apache::ap_hook_child_stopping(Some(child_stopping), std::ptr::null(), std::ptr::null(), middle);
             apache::ap_hook_translate_name(
@@ -107,6 +109,7 @@ unsafe extern "C" fn process_log(level: c_int, message: abi::Bytes) {
 unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache::server_rec) {
     trampoline("child_init", (), || {
         MAIN_SERVER.store(s, Ordering::Relaxed);
+        daemon::supervisor::close_listeners();
         // SAFETY: s is the main server_rec.
         let config = unsafe { server_config(s) };
         if config.restrict_embedded == Some(true) {
@@ -149,6 +152,7 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
             import_scripts_len: imports.len(),
             module_version: abi::Bytes::new(env!("CARGO_PKG_VERSION").as_bytes()),
             server_banner: abi::Bytes::new(banner),
+            process_group: abi::Bytes::EMPTY,
             log: process_log,
         };
         // SAFETY: the engine's init takes a config valid for the call.

@@ -5,6 +5,7 @@ mod apache;
 pub mod args;
 mod callbacks;
 mod config;
+mod daemon;
 mod directives;
 mod engine_loader;
 mod environ;

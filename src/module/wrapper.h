@@ -14,3 +14,6 @@
 #include <apr_buckets.h>
 #include <apr_portable.h>
 #include <util_filter.h>
+#include <unixd.h>
+#include <ap_listen.h>
+#include <apr_thread_proc.h>

@@ -1,0 +1,211 @@
+//! In Apache's child: forwards a request to its daemon group and serves the daemon's frames
+//! with the handler's own callbacks (`abi::Request`), so validation, `WSGIErrorOverride`,
+//! HEAD, flushing and clients that go away behave as in embedded mode. No Python here.
+
+use super::super::apache;
+use super::super::log;
+use super::supervisor::{self, Group, Registry};
+use super::wire::{self, Decoder, Hello, Start};
+use crate::abi;
+use std::ffi::{c_int, CStr};
+use std::io::{self, BufReader, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+/// How long a connect may wait for room in a full listen backlog (mod_wsgi's connect-timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The most body bytes fetched from Apache per READ frame.
+const BODY_CHUNK: usize = 64 << 10;
+
+/// Serves `request` through daemon group `name`. `Err` is an HTTP status for a failure of
+/// the forwarding itself (already logged); `Ok` is what the engine in the daemon returned.
+pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request) -> Result<abi::Outcome, c_int> {
+    let fail = |status: u32, message: String| {
+        log::request(log::ERR, r, &message);
+        Err(status as c_int)
+    };
+    let registry = supervisor::registry();
+    let Some((index, group)) = registry.as_ref().and_then(|reg| reg.groups.iter().enumerate().find(|(_, g)| g.spec.name == name)) else {
+        return fail(apache::HTTP_INTERNAL_SERVER_ERROR, format!("No WSGI daemon process called '{name}' has been configured"));
+    };
+    if !accessible(registry.as_ref().expect("found above"), group, r) {
+        return fail(apache::HTTP_INTERNAL_SERVER_ERROR, format!("Daemon process called '{name}' cannot be accessed by this WSGI application"));
+    }
+    let stream = match connect(group) {
+        Ok(stream) => stream,
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+            return fail(apache::HTTP_SERVICE_UNAVAILABLE, format!(
+                "Unable to connect to WSGI daemon process '{name}' on '{}' after multiple attempts as listener backlog limit was exceeded or the socket does not exist.",
+                group.path.display()
+            ))
+        }
+        Err(e) => {
+            // SAFETY: getuid has no preconditions.
+            let uid = unsafe { libc::getuid() };
+            return fail(apache::HTTP_SERVICE_UNAVAILABLE, format!(
+                "Unable to connect to WSGI daemon process '{name}' on '{}' as user with uid={uid}: {e}",
+                group.path.display()
+            ));
+        }
+    };
+    // SAFETY: the request's server record is live configuration.
+    let timeout = unsafe { (*(*r).server).timeout };
+    let timeout = (timeout > 0).then(|| Duration::from_micros(timeout as u64));
+    let _ = stream.set_read_timeout(timeout);
+    let _ = stream.set_write_timeout(timeout);
+    let token = supervisor::token(index).unwrap_or_default();
+    let mut exchange = Exchange { r, name, request, stream, ready: false, started: false };
+    exchange.run(token)
+}
+
+/// mod_wsgi's rule: a group defined in a virtual host serves that host (by name) only.
+fn accessible(registry: &Registry, group: &Group, r: *mut apache::request_rec) -> bool {
+    // SAFETY: the request's server and the group's server are live configuration.
+    let server = unsafe { (*r).server };
+    if group.server == server || group.server == registry.main {
+        return true;
+    }
+    // SAFETY: as above; server_hostname is null or a NUL-terminated string.
+    let hostname = |s: *mut apache::server_rec| unsafe { (!(*s).server_hostname.is_null()).then(|| CStr::from_ptr((*s).server_hostname)) };
+    matches!((hostname(group.server), hostname(server)), (Some(a), Some(b)) if a == b)
+}
+
+/// Connects, waiting at most [`CONNECT_TIMEOUT`] for room in a full backlog (Linux then
+/// fails with EAGAIN).
+fn connect(group: &Group) -> io::Result<UnixStream> {
+    // SAFETY: sockaddr_un is plain old data.
+    let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let path = group.path.as_os_str().as_bytes();
+    if path.len() >= address.sun_path.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (to, from) in address.sun_path.iter_mut().zip(path) {
+        *to = *from as libc::c_char;
+    }
+    // SAFETY: plain socket creation.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new socket that nothing else owns; the stream closes it.
+    let stream = unsafe { UnixStream::from_raw_fd(fd) };
+    stream.set_write_timeout(Some(CONNECT_TIMEOUT))?;
+    let size = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: address is a valid sockaddr_un of `size` bytes.
+    if unsafe { libc::connect(fd, (&address as *const libc::sockaddr_un).cast(), size) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stream)
+}
+
+/// One forwarded request.
+struct Exchange<'a> {
+    r: *mut apache::request_rec,
+    name: &'a str,
+    request: &'a abi::Request,
+    stream: UnixStream,
+    /// The daemon accepted the hello: Python sees the request.
+    ready: bool,
+    /// Response headers were handed to Apache.
+    started: bool,
+}
+
+impl Exchange<'_> {
+    fn run(&mut self, token: [u8; 16]) -> Result<abi::Outcome, c_int> {
+        let result = self.forward(token);
+        result.or_else(|e| self.failed(e))
+    }
+
+    fn forward(&mut self, token: [u8; 16]) -> io::Result<abi::Outcome> {
+        let request = self.request;
+        // SAFETY: the handler's request record and its strings outlive this call.
+        let (environ, script, callable, group) = unsafe {
+            let environ = if request.environ.is_null() { &[][..] } else { std::slice::from_raw_parts(request.environ, request.environ_len) };
+            (environ, request.script.as_slice(), request.callable.as_slice(), request.group.as_slice())
+        };
+        // SAFETY: as above.
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = environ.iter().map(|p| unsafe { (p.name.as_slice().to_vec(), p.value.as_slice().to_vec()) }).collect();
+        let queued = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
+        pairs.push((b"mod_wsgi.queue_start".to_vec(), queued.to_string().into_bytes()));
+        let hello = Hello { token, script: script.to_vec(), callable: callable.to_vec(), group: group.to_vec(), environ: pairs };
+        let mut framed = Vec::new();
+        wire::write_frame(&mut framed, wire::HELLO, &hello.encode())?;
+        (&self.stream).write_all(&framed)?;
+        let mut reader = BufReader::with_capacity(64 << 10, self.stream.try_clone()?);
+        loop {
+            let (kind, payload) = wire::read_frame(&mut reader, wire::MAX_FRAME)?;
+            match kind {
+                wire::READY => self.ready = true,
+                wire::READ => self.read(Decoder(&payload).u32()? as usize)?,
+                wire::START => self.start(&payload)?,
+                wire::DATA | wire::FLUSH => {
+                    let data = if kind == wire::DATA { abi::Bytes::new(&payload) } else { abi::Bytes::EMPTY };
+                    // SAFETY: the handler's callback with its own ctx, during its request.
+                    if unsafe { (request.write)(request.ctx, data) } != 0 {
+                        // The client is gone: the daemon's next write fails and the engine
+                        // closes the application's iterable, as when embedded.
+                        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+                        return Ok(abi::Outcome::DONE);
+                    }
+                }
+                wire::LOG => {
+                    let mut d = Decoder(&payload);
+                    let level = d.i32()?;
+                    // SAFETY: as above; the text is valid for the call.
+                    unsafe { (request.log)(request.ctx, level, abi::Bytes::new(d.0)) };
+                }
+                wire::END => return Ok(abi::Outcome(Decoder(&payload).i32()?)),
+                other => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected frame kind {other}"))),
+            }
+        }
+    }
+
+    /// READ: a piece of the request body, fetched from Apache only now, as when embedded.
+    fn read(&mut self, max: usize) -> io::Result<()> {
+        let mut buffer = vec![0u8; max.min(BODY_CHUNK)];
+        // SAFETY: the handler's callback, with a buffer of the length given.
+        let n = unsafe { (self.request.read)(self.request.ctx, buffer.as_mut_ptr(), buffer.len()) };
+        let mut framed = Vec::new();
+        match usize::try_from(n) {
+            Ok(n) => wire::write_frame(&mut framed, wire::BODY, &buffer[..n.min(buffer.len())])?,
+            Err(_) => wire::write_frame(&mut framed, wire::BODY_ERROR, &[])?,
+        }
+        (&self.stream).write_all(&framed)
+    }
+
+    /// START: the status and headers go through the handler's `start_response`.
+    fn start(&mut self, payload: &[u8]) -> io::Result<()> {
+        let start = Start::decode(payload)?;
+        let pairs: Vec<abi::Pair> =
+            start.headers.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
+        // SAFETY: the handler's callback; the status and pairs are valid for the call.
+        let rc = unsafe { (self.request.start)(self.request.ctx, abi::Bytes::new(&start.status), pairs.as_ptr(), pairs.len()) };
+        self.started = rc == 0;
+        let mut framed = Vec::new();
+        wire::write_frame(&mut framed, wire::STARTED, &rc.to_le_bytes())?;
+        (&self.stream).write_all(&framed)
+    }
+
+    /// What a broken connection means depends on how far the request got.
+    fn failed(&self, error: io::Error) -> Result<abi::Outcome, c_int> {
+        // SAFETY: the handler's request record outlives this call.
+        let script = String::from_utf8_lossy(unsafe { self.request.script.as_slice() }).into_owned();
+        let name = self.name;
+        let timed_out = matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut);
+        let (status, message) = if !self.ready {
+            (apache::HTTP_SERVICE_UNAVAILABLE, format!("Daemon process '{name}' closed the connection before handling the request ({error}): {script}"))
+        } else if self.started {
+            log::request(log::ERR, self.r, &format!("Daemon process '{name}' ended the response early ({error}): {script}"));
+            return Ok(abi::Outcome::ABORTED);
+        } else if timed_out {
+            (apache::HTTP_GATEWAY_TIME_OUT, format!("Timeout when reading response headers from daemon process '{name}': {script}"))
+        } else {
+            (apache::HTTP_INTERNAL_SERVER_ERROR, format!("Truncated or oversized response headers received from daemon process '{name}': {script}"))
+        };
+        log::request(log::ERR, self.r, &message);
+        Err(status as c_int)
+    }
+}

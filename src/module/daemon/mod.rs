@@ -1,0 +1,15 @@
+//! Daemon mode (`WSGIDaemonProcess`, `WSGIProcessGroup`): applications run in processes that
+//! Apache's parent forks per group, under the group's user and with the group's Python,
+//! while Apache's children only forward requests to them.
+//!
+//! - `options.rs`: the directive's options;
+//! - `supervisor.rs`: Apache's parent: sockets, forks, re-forks;
+//! - `process.rs`: inside a daemon: privileges, the engine, worker threads;
+//! - `client.rs`: in Apache's children: forwarding one request;
+//! - `wire.rs`: the frames between the two.
+
+pub mod client;
+pub mod options;
+mod process;
+pub mod supervisor;
+mod wire;

@@ -1,0 +1,258 @@
+//! `WSGIDaemonProcess name option=value ...`, parsed into a [`DaemonSpec`].
+//!
+//! Plain Rust: account look-ups go through [`Accounts`], so the unit tests drive the parser
+//! with made-up users. Every option mod_wsgi documents is recognised; the ones this slice
+//! cannot honour are refused by name ([`REFUSED`]) rather than silently ignored, since
+//! ignoring `request-timeout` or `chroot` would change what a site is protected from.
+
+use super::super::args::{split_option, split_words};
+
+/// mod_wsgi's wording for an option it does not know (or a word that is not `key=value`).
+const INVALID: &str = "Invalid option to WSGI daemon process definition.";
+
+/// Options mod_wsgi 4.9 and 6.x document that this build does not implement yet.
+pub const REFUSED: &[&str] = &[
+    "supplementary-groups", "umask", "lang", "locale", "chroot", "script-user", "script-group", "python-eggs",
+    "switch-interval", "restart-interval", "inactivity-timeout", "request-timeout", "interrupt-timeout",
+    "deadlock-timeout", "startup-timeout", "graceful-timeout", "eviction-timeout", "shutdown-timeout",
+    "connect-timeout", "socket-timeout", "queue-timeout", "listen-backlog", "socket-user", "cpu-time-limit",
+    "cpu-priority", "memory-limit", "virtual-memory-limit", "stack-size", "receive-buffer-size",
+    "send-buffer-size", "header-buffer-size", "response-buffer-size", "response-socket-timeout",
+    "response-flush-delay", "server-metrics", "newrelic-config-file", "newrelic-environment",
+];
+
+/// A Unix account, resolved when the directive is read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+}
+
+/// User and group look-ups (`getpwnam`, `getgrnam`); the tests substitute their own.
+pub trait Accounts {
+    fn user_by_name(&self, name: &str) -> Option<Account>;
+    fn user_by_id(&self, uid: u32) -> Option<Account>;
+    fn group_by_name(&self, name: &str) -> Option<u32>;
+}
+
+/// One daemon process group as configured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DaemonSpec {
+    pub name: String,
+    pub processes: u32,
+    /// `processes=` was given (even `processes=1`): `wsgi.multiprocess` is then true, as in
+    /// mod_wsgi.
+    pub multiprocess: bool,
+    pub threads: u32,
+    /// `user=`; `None` runs the daemons as Apache's `User`.
+    pub user: Option<Account>,
+    /// `group=` (a gid); else the user's primary group, else Apache's `Group`.
+    pub gid: Option<u32>,
+    pub home: Option<String>,
+    pub python_home: Option<String>,
+    /// `python-path=`: replaces `WSGIPythonPath` for this group.
+    pub python_path: Option<Vec<String>>,
+    /// `display-name=`, with `%{GROUP}` already expanded to `(wsgi:NAME)`.
+    pub display_name: Option<String>,
+    /// `maximum-requests=`: a process exits after this many requests (0: never).
+    pub maximum_requests: u64,
+}
+
+impl DaemonSpec {
+    fn new(name: &str) -> DaemonSpec {
+        DaemonSpec {
+            name: name.to_string(),
+            processes: 1,
+            multiprocess: false,
+            threads: 15,
+            user: None,
+            gid: None,
+            home: None,
+            python_home: None,
+            python_path: None,
+            display_name: None,
+            maximum_requests: 0,
+        }
+    }
+
+    /// Parses the directive's arguments.
+    pub fn parse(line: &str, accounts: &dyn Accounts) -> Result<DaemonSpec, String> {
+        let words = split_words(line)?;
+        let Some((name, options)) = words.split_first() else {
+            return Err("Name of WSGI daemon process not supplied.".into());
+        };
+        if name.is_empty() || name.starts_with("%{") || name.contains(['/', '\0']) {
+            return Err(format!("WSGIDaemonProcess: invalid name '{name}' for a daemon process group"));
+        }
+        let mut spec = DaemonSpec::new(name);
+        for word in options {
+            let Some((key, value)) = split_option(word) else {
+                return Err(format!("{INVALID} '{word}' is not option=value."));
+            };
+            spec.set(key, value, accounts)?;
+        }
+        if spec.gid.is_none() {
+            spec.gid = spec.user.as_ref().map(|user| user.gid);
+        }
+        Ok(spec)
+    }
+
+    fn set(&mut self, key: &str, value: &str, accounts: &dyn Accounts) -> Result<(), String> {
+        let number = |message: &str, min: u64| value.parse::<u64>().ok().filter(|n| *n >= min).ok_or_else(|| message.to_string());
+        match key {
+            "processes" => {
+                self.processes = number("Invalid process count for WSGI daemon process.", 1)?.try_into().map_err(|_| "processes= is too large".to_string())?;
+                self.multiprocess = true;
+            }
+            "threads" => {
+                let threads = number("Invalid thread count for WSGI daemon process (1 or more in mod_wsgi-rs).", 1)?;
+                self.threads = threads.min(10_000) as u32;
+            }
+            "user" => {
+                let user = match value.strip_prefix('#') {
+                    Some(id) => id.parse().ok().and_then(|uid| accounts.user_by_id(uid)),
+                    None => accounts.user_by_name(value),
+                };
+                let user = user.ok_or("Invalid user for WSGI daemon process.")?;
+                if user.uid == 0 {
+                    return Err("WSGI process blocked from running as root.".into());
+                }
+                self.user = Some(user);
+            }
+            "group" => {
+                let gid = match value.strip_prefix('#') {
+                    Some(id) => id.parse().ok(),
+                    None => accounts.group_by_name(value),
+                };
+                self.gid = Some(gid.ok_or("Invalid group for WSGI daemon process.")?);
+            }
+            "home" => {
+                if !value.starts_with('/') {
+                    return Err("Invalid home directory for WSGI daemon process.".into());
+                }
+                self.home = Some(value.to_string());
+            }
+            "python-home" => {
+                if !value.starts_with('/') {
+                    return Err(format!("WSGIDaemonProcess {}: python-home '{value}' must be an absolute path", self.name));
+                }
+                self.python_home = Some(value.trim_end_matches('/').to_string());
+            }
+            "python-path" => self.python_path = Some(value.split(':').filter(|p| !p.is_empty()).map(str::to_string).collect()),
+            "display-name" => self.display_name = Some(value.replace("%{GROUP}", &format!("(wsgi:{})", self.name))),
+            "maximum-requests" => self.maximum_requests = number("Invalid request count for WSGI daemon process.", 0)?,
+            refused if REFUSED.contains(&refused) => {
+                return Err(format!("WSGIDaemonProcess {}: option '{refused}' is not supported yet by mod_wsgi-rs", self.name));
+            }
+            unknown => return Err(format!("{INVALID} Unknown option '{unknown}'.")),
+        }
+        Ok(())
+    }
+}
+
+/// The system's accounts (`getpwnam_r`, `getpwuid_r`, `getgrnam_r`).
+pub struct SystemAccounts;
+
+impl SystemAccounts {
+    fn passwd(lookup: impl FnOnce(&mut libc::passwd, &mut [libc::c_char], &mut *mut libc::passwd) -> libc::c_int) -> Option<Account> {
+        // SAFETY: passwd is a plain C struct; all-zero is a valid (empty) value.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut buffer = vec![0 as libc::c_char; 16384];
+        let mut found = std::ptr::null_mut();
+        if lookup(&mut entry, &mut buffer, &mut found) != 0 || found.is_null() {
+            return None;
+        }
+        // SAFETY: on success the strings point into `buffer`, NUL-terminated.
+        let text = |p: *const libc::c_char| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned();
+        Some(Account { name: text(entry.pw_name), uid: entry.pw_uid, gid: entry.pw_gid, home: text(entry.pw_dir) })
+    }
+}
+
+impl Accounts for SystemAccounts {
+    fn user_by_name(&self, name: &str) -> Option<Account> {
+        let name = std::ffi::CString::new(name).ok()?;
+        // SAFETY: getpwnam_r writes into the caller's entry and buffer, whose sizes it is given.
+        Self::passwd(|entry, buffer, found| unsafe { libc::getpwnam_r(name.as_ptr(), entry, buffer.as_mut_ptr(), buffer.len(), found) })
+    }
+
+    fn user_by_id(&self, uid: u32) -> Option<Account> {
+        // SAFETY: as above.
+        Self::passwd(|entry, buffer, found| unsafe { libc::getpwuid_r(uid, entry, buffer.as_mut_ptr(), buffer.len(), found) })
+    }
+
+    fn group_by_name(&self, name: &str) -> Option<u32> {
+        let name = std::ffi::CString::new(name).ok()?;
+        // SAFETY: group is a plain C struct; getgrnam_r fills it from the buffer it is given.
+        let mut entry: libc::group = unsafe { std::mem::zeroed() };
+        let mut buffer = vec![0 as libc::c_char; 16384];
+        let mut found = std::ptr::null_mut();
+        // SAFETY: as above.
+        let rc = unsafe { libc::getgrnam_r(name.as_ptr(), &mut entry, buffer.as_mut_ptr(), buffer.len(), &mut found) };
+        (rc == 0 && !found.is_null()).then_some(entry.gr_gid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake;
+    impl Accounts for Fake {
+        fn user_by_name(&self, name: &str) -> Option<Account> {
+            match name {
+                "root" => self.user_by_id(0),
+                "site" => self.user_by_id(1001),
+                _ => None,
+            }
+        }
+        fn user_by_id(&self, uid: u32) -> Option<Account> {
+            let name = if uid == 0 { "root" } else { "site" };
+            Some(Account { name: name.into(), uid, gid: uid + 1, home: format!("/home/{name}") })
+        }
+        fn group_by_name(&self, name: &str) -> Option<u32> {
+            (name == "staff").then_some(50)
+        }
+    }
+
+    fn parse(line: &str) -> Result<DaemonSpec, String> {
+        DaemonSpec::parse(line, &Fake)
+    }
+
+    #[test]
+    fn defaults_and_slice_one_options() {
+        let spec = parse("site").unwrap();
+        assert_eq!((spec.processes, spec.threads, spec.multiprocess, spec.maximum_requests), (1, 15, false, 0));
+        let spec = parse("site processes=2 threads=4 user=site home=/srv python-path=/a:/b display-name=%{GROUP} maximum-requests=9 python-home=/opt/py/").unwrap();
+        assert_eq!((spec.processes, spec.threads, spec.multiprocess, spec.maximum_requests), (2, 4, true, 9));
+        assert_eq!(spec.user.as_ref().map(|u| u.uid), Some(1001));
+        assert_eq!(spec.gid, Some(1002), "the user's primary group by default");
+        assert_eq!(spec.python_path, Some(vec!["/a".to_string(), "/b".to_string()]));
+        assert_eq!(spec.display_name.as_deref(), Some("(wsgi:site)"));
+        assert_eq!(spec.python_home.as_deref(), Some("/opt/py"));
+        assert_eq!(parse("site user=#1001 group=staff").unwrap().gid, Some(50));
+    }
+
+    #[test]
+    fn errors_use_mod_wsgi_wording() {
+        let err = |line| parse(line).unwrap_err();
+        assert_eq!(err(""), "Name of WSGI daemon process not supplied.");
+        assert_eq!(err("site user=root"), "WSGI process blocked from running as root.");
+        assert_eq!(err("site user=nobody-here"), "Invalid user for WSGI daemon process.");
+        assert_eq!(err("site group=nogroup-here"), "Invalid group for WSGI daemon process.");
+        assert_eq!(err("site processes=0"), "Invalid process count for WSGI daemon process.");
+        assert!(err("site threads=x").starts_with("Invalid thread count"));
+        assert!(err("site colour=blue").starts_with("Invalid option to WSGI daemon process definition. Unknown option 'colour'"));
+        assert!(err("site oops").starts_with("Invalid option to WSGI daemon process definition."));
+        assert!(err("%{GLOBAL}").contains("invalid name"));
+        assert!(err("site home=relative").starts_with("Invalid home directory"));
+    }
+
+    #[test]
+    fn every_refused_option_is_named() {
+        for option in REFUSED {
+            assert_eq!(parse(&format!("site {option}=1")).unwrap_err(), format!("WSGIDaemonProcess site: option '{option}' is not supported yet by mod_wsgi-rs"));
+        }
+    }
+}

@@ -1,0 +1,633 @@
+//! Inside a daemon process: forked by Apache's parent, it drops to its user and group while
+//! still free of Python, then loads the engine for its Python, and serves requests that
+//! Apache's children forward over its socket (see `wire.rs`), one connection each.
+//!
+//! Threads: `threads=` workers take turns (a process-local lock) to poll and accept; the
+//! main thread waits for a signal or for `maximum-requests`, then stops accepting, lets
+//! running requests finish (a short grace, then the engine interrupts them), finalises
+//! Python and `_exit`s. The parent's maintenance callback forks the replacement.
+
+use super::super::apache;
+use super::super::engine_loader;
+use super::super::hooks::DEFAULT_QUEUE_TIMEOUT_MS;
+use super::super::log;
+use super::super::record::server_config;
+use super::options::{Accounts, SystemAccounts};
+use super::supervisor::{self, Group, Registry};
+use super::wire::{self, Hello, Start};
+use crate::abi::{self, level};
+use std::ffi::{c_int, c_void, CString};
+use std::io::{BufReader, BufWriter, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::net::UnixStream;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long requests may run on after SIGTERM before the engine interrupts them: APR
+/// SIGKILLs a daemon 3 s after SIGTERM, and finalising Python needs the rest.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long requests may run on after `maximum-requests` (mod_wsgi's graceful-timeout).
+const GRACEFUL_GRACE: Duration = Duration::from_secs(15);
+/// The process exits this long after it began to stop, whatever still runs
+/// (mod_wsgi's shutdown-timeout).
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// A daemon that cannot start waits this long before exiting, so that a broken
+/// configuration is not a fork loop (as mod_wsgi).
+const START_FAILURE_DELAY: Duration = Duration::from_secs(20);
+/// Worker thread stacks: Apache's default thread stack size.
+const STACK_SIZE: usize = 8 << 20;
+
+/// The write end of the self-pipe the signal handler feeds: `S` stop, `G` graceful stop.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+/// The group's server, for the engine's process-level log lines.
+static LOG_SERVER: AtomicPtr<apache::server_rec> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Runs daemon `n` of group `index` in the freshly forked child; never returns into Apache.
+pub fn run(index: usize, n: u32) -> ! {
+    let code = catch_unwind(AssertUnwindSafe(|| daemon_main(index, n))).unwrap_or(1);
+    // SAFETY: ends this process without running the parent's atexit handlers or pool
+    // cleanups, which belong to Apache's parent.
+    unsafe { libc::_exit(code) }
+}
+
+fn daemon_main(index: usize, n: u32) -> c_int {
+    let Some(registry) = supervisor::registry() else { return 1 };
+    let token = supervisor::token(index).unwrap_or_default();
+    supervisor::forget_tokens();
+    let group = &registry.groups[index];
+    LOG_SERVER.store(group.server, Ordering::Relaxed);
+    let (signals, stop) = match (pipe(), pipe()) {
+        (Ok(signals), Ok(stop)) => (signals, stop),
+        (Err(e), _) | (_, Err(e)) => return fail(group, &format!("cannot create a pipe: {e}")),
+    };
+    reset_signals(signals.1);
+    close_inherited(&registry, index);
+    set_display_name(&registry, group);
+    if let Err(message) = drop_privileges(group) {
+        return fail(group, &message);
+    }
+    let engine = match start_engine(&registry, group) {
+        Ok(engine) => engine,
+        Err(message) => return fail(group, &message),
+    };
+    log::server(level::INFO, group.server, &format!("Daemon process '{}' ({n}) is serving requests as uid {}.", group.spec.name, group.uid));
+    let shared = Arc::new(Shared {
+        listener: group.listener,
+        stop: stop.1,
+        stop_read: stop.0,
+        signals: signals.1,
+        accept: Mutex::new(()),
+        accepted: AtomicU64::new(0),
+        active: AtomicUsize::new(0),
+        maximum_requests: group.spec.maximum_requests,
+        engine,
+        token,
+        server: group.server,
+    });
+    let workers: Vec<_> = (0..group.spec.threads)
+        .filter_map(|i| {
+            let shared = shared.clone();
+            std::thread::Builder::new().name(format!("wsgi-{i}")).stack_size(STACK_SIZE).spawn(move || worker(&shared)).ok()
+        })
+        .collect();
+    let kind = wait_signal(signals.0, None).unwrap_or(b'S');
+    shared.stop_accepting();
+    let grace = if kind == b'G' { GRACEFUL_GRACE } else { STOP_GRACE };
+    let deadline = Instant::now() + grace;
+    while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        // A stop during a graceful wait shortens it.
+        if wait_signal(signals.0, Some(Duration::from_millis(20))) == Some(b'S') {
+            return finish(&shared, workers, Instant::now() + STOP_GRACE);
+        }
+    }
+    finish(&shared, workers, deadline)
+}
+
+/// Interrupts what still runs at `deadline`, joins the workers, finalises Python.
+fn finish(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, deadline: Instant) -> c_int {
+    while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Whatever happens below, the process ends in time.
+    let _ = std::thread::Builder::new().spawn(|| {
+        std::thread::sleep(SHUTDOWN_TIMEOUT);
+        // SAFETY: ends the process; see run().
+        unsafe { libc::_exit(1) }
+    });
+    if shared.active.load(Ordering::SeqCst) > 0 {
+        // SAFETY: the engine is initialised; stopping may be called from any thread.
+        unsafe { (shared.engine.stopping)(0) };
+    }
+    for worker in workers {
+        let _ = worker.join();
+    }
+    // SAFETY: called once, on the thread that initialised Python, after the workers ended.
+    unsafe { (shared.engine.shutdown)() };
+    0
+}
+
+fn fail(group: &Group, message: &str) -> c_int {
+    log::server(log::ERR, group.server, &format!("Daemon process '{}' cannot start: {message}", group.spec.name));
+    std::thread::sleep(START_FAILURE_DELAY);
+    1
+}
+
+fn pipe() -> std::io::Result<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((fds[0], fds[1]))
+}
+
+extern "C" fn on_signal(signal: c_int) {
+    let kind: u8 = if signal == libc::SIGUSR1 || signal == libc::SIGWINCH { b'G' } else { b'S' };
+    // SAFETY: errno is saved and restored around write(2), which is async-signal-safe.
+    unsafe {
+        let errno = *libc::__errno_location();
+        libc::write(SIGNAL_PIPE.load(Ordering::Relaxed), (&kind as *const u8).cast(), 1);
+        *libc::__errno_location() = errno;
+    }
+}
+
+/// Undoes what the MPM's parent set up: its handlers (the MPM's restart handlers after a
+/// restart) and any blocked signals; SIGTERM, SIGINT and SIGHUP stop the daemon, SIGUSR1 and
+/// SIGWINCH (Apache's graceful signals, sent to its whole process group) stop it gracefully.
+fn reset_signals(pipe_write: c_int) {
+    SIGNAL_PIPE.store(pipe_write, Ordering::Relaxed);
+    // SAFETY: single-threaded right after fork; plain sigaction/sigprocmask calls with
+    // initialised structures, and a handler that is async-signal-safe.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        libc::sigemptyset(&mut action.sa_mask);
+        action.sa_flags = libc::SA_RESTART;
+        action.sa_sigaction = on_signal as extern "C" fn(c_int) as usize;
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGWINCH] {
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut());
+        action.sa_sigaction = libc::SIG_IGN;
+        libc::sigaction(libc::SIGPIPE, &action, std::ptr::null_mut());
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+}
+
+/// Closes Apache's listeners and the other groups' sockets, inherited from the parent.
+fn close_inherited(registry: &Registry, index: usize) {
+    // SAFETY: Apache's own function for a process that must not accept its connections.
+    unsafe { apache::ap_close_listeners() };
+    for (i, other) in registry.groups.iter().enumerate() {
+        if i != index {
+            // SAFETY: this process's copy of another group's listener, closed once.
+            unsafe { libc::close(other.listener) };
+        }
+    }
+}
+
+/// `display-name=`: written over `argv[0]` in place (its length is all the room there is),
+/// as mod_wsgi does, and as the thread name `ps -L` and `top` show.
+fn set_display_name(registry: &Registry, group: &Group) {
+    let Some(name) = &group.spec.display_name else { return };
+    // SAFETY: the main server's process record and argv are Apache's for the whole process;
+    // argv[0] is writable memory of strlen(argv[0]) bytes, and we write no more.
+    unsafe {
+        let process = (*registry.main).process;
+        if !process.is_null() && !(*process).argv.is_null() {
+            let argv0 = (*(*process).argv).cast_mut();
+            if !argv0.is_null() {
+                let room = libc::strlen(argv0);
+                let bytes = name.as_bytes();
+                let n = bytes.len().min(room);
+                std::ptr::copy_nonoverlapping(bytes.as_ptr().cast(), argv0, n);
+                std::ptr::write_bytes(argv0.add(n), 0, room - n);
+            }
+        }
+        let short: Vec<u8> = name.bytes().filter(|b| *b != 0).take(15).collect();
+        if let Ok(short) = CString::new(short) {
+            libc::prctl(libc::PR_SET_NAME, short.as_ptr());
+        }
+    }
+}
+
+/// As root: group, supplementary groups, then user; then the working directory and the
+/// account's variables, all before Python (which reads its files as this user, and whose
+/// `os.environ` starts from this environment) is loaded.
+fn drop_privileges(group: &Group) -> Result<(), String> {
+    let os_error = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // SAFETY: plain credential calls in a single-threaded process.
+        unsafe {
+            if libc::setgid(group.gid) != 0 {
+                return Err(os_error(&format!("setgid({})", group.gid)));
+            }
+            let groups_set = match &group.user_name {
+                Some(name) => libc::initgroups(name.as_ptr(), group.gid),
+                None => libc::setgroups(1, &group.gid),
+            };
+            if groups_set != 0 {
+                return Err(os_error("initgroups"));
+            }
+            if libc::setuid(group.uid) != 0 {
+                return Err(os_error(&format!("setuid({})", group.uid)));
+            }
+        }
+    }
+    if let Some((home, required)) = &group.home {
+        if let Err(e) = std::env::set_current_dir(home) {
+            let message = format!("Unable to change working directory to '{}': {e}", home.display());
+            if *required {
+                return Err(message);
+            }
+            log::server(level::WARNING, group.server, &message);
+        }
+    }
+    // SAFETY: getuid has no preconditions.
+    if let Some(account) = SystemAccounts.user_by_id(unsafe { libc::getuid() }) {
+        std::env::set_var("HOME", &account.home);
+        for name in ["USER", "LOGNAME", "USERNAME"] {
+            if name != "USERNAME" || std::env::var_os(name).is_some() {
+                std::env::set_var(name, &account.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn engine_log(level: c_int, message: abi::Bytes) {
+    super::super::trampoline::trampoline("daemon engine log", (), || {
+        // SAFETY: the engine passes a byte string valid for the call.
+        let text = unsafe { message.to_text() };
+        log::server(level, LOG_SERVER.load(Ordering::Relaxed), &text);
+    })
+}
+
+/// Loads the engine for the group's Python and starts Python with the group's settings
+/// (`WSGIImportScript` belongs to embedded mode until daemon groups support it).
+fn start_engine(registry: &Registry, group: &Group) -> Result<&'static abi::Engine, String> {
+    let home = group.python_home.clone().unwrap_or_default();
+    let engine = engine_loader::locate((!home.is_empty()).then_some(std::path::Path::new(&home))).and_then(|p| engine_loader::load(&p))?;
+    // SAFETY: the main server's configuration, read-only after start-up.
+    let main = unsafe { server_config(registry.main) };
+    let spec = &group.spec;
+    let path = spec.python_path.as_ref().unwrap_or(&main.python_path).join(":");
+    let warnings = main.python_warnings.join("\n");
+    // SAFETY: returns a static string.
+    let banner = unsafe { std::ffi::CStr::from_ptr(apache::ap_get_server_description()) }.to_bytes();
+    let config = abi::EngineConfig {
+        python_home: abi::Bytes::new(home.as_bytes()),
+        python_path: abi::Bytes::new(path.as_bytes()),
+        multithread: (spec.threads > 1) as c_int,
+        multiprocess: spec.multiprocess as c_int,
+        python_concurrency: main.python_concurrency.unwrap_or(0),
+        queue_timeout_ms: main.queue_timeout_ms.unwrap_or(DEFAULT_QUEUE_TIMEOUT_MS),
+        threads_per_child: spec.threads as c_int,
+        restrict_stdin: main.restrict_stdin.unwrap_or(true) as c_int,
+        restrict_stdout: main.restrict_stdout.unwrap_or(false) as c_int,
+        restrict_signal: main.restrict_signal.unwrap_or(true) as c_int,
+        python_optimize: main.python_optimize.unwrap_or(-1),
+        dont_write_bytecode: main.dont_write_bytecode.unwrap_or(false) as c_int,
+        python_warnings: abi::Bytes::new(warnings.as_bytes()),
+        maximum_processes: spec.processes as c_int,
+        import_scripts: std::ptr::null(),
+        import_scripts_len: 0,
+        module_version: abi::Bytes::new(env!("CARGO_PKG_VERSION").as_bytes()),
+        server_banner: abi::Bytes::new(banner),
+        process_group: abi::Bytes::new(spec.name.as_bytes()),
+        log: engine_log,
+    };
+    // SAFETY: the engine's init takes a config valid for the call.
+    if unsafe { (engine.table.init)(&config) } != 0 {
+        return Err("the Python engine failed to initialise; see the lines above".into());
+    }
+    Ok(engine.table)
+}
+
+/// Waits for a byte from the signal pipe (`None`: wait for ever).
+fn wait_signal(fd: c_int, timeout: Option<Duration>) -> Option<u8> {
+    let millis = timeout.map_or(-1, |t| t.as_millis() as c_int);
+    let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    loop {
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+        if ready < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        if ready <= 0 {
+            return None;
+        }
+        let mut byte = 0u8;
+        // SAFETY: reads one byte into a local.
+        if unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) } == 1 {
+            return Some(byte);
+        }
+        if timeout.is_some() {
+            return None;
+        }
+    }
+}
+
+/// What the worker threads share.
+struct Shared {
+    listener: c_int,
+    /// Written once stopping begins and never drained: wakes every polling worker.
+    stop: c_int,
+    stop_read: c_int,
+    signals: c_int,
+    /// One worker at a time polls and accepts (mod_wsgi's idle-thread stack, simplified).
+    accept: Mutex<()>,
+    accepted: AtomicU64,
+    active: AtomicUsize,
+    maximum_requests: u64,
+    engine: &'static abi::Engine,
+    token: [u8; 16],
+    server: *mut apache::server_rec,
+}
+
+// SAFETY: the server record is read-only configuration; everything else is Sync.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    fn stop_accepting(&self) {
+        // SAFETY: writes one byte to our own pipe.
+        unsafe { libc::write(self.stop, b"x".as_ptr().cast(), 1) };
+    }
+
+    /// The next connection, or `None` once the process is stopping.
+    fn accept(&self) -> Option<c_int> {
+        let _turn = self.accept.lock().unwrap_or_else(|e| e.into_inner());
+        let mut polls = [
+            libc::pollfd { fd: self.stop_read, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: self.listener, events: libc::POLLIN, revents: 0 },
+        ];
+        loop {
+            // SAFETY: two valid pollfds.
+            if unsafe { libc::poll(polls.as_mut_ptr(), 2, -1) } < 0 {
+                continue;
+            }
+            if polls[0].revents != 0 {
+                return None;
+            }
+            // SAFETY: accepts from our non-blocking listener; the new socket is blocking.
+            let fd = unsafe { libc::accept4(self.listener, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+            if fd < 0 {
+                // EAGAIN (another daemon of the group took it), EINTR, ECONNABORTED: poll again.
+                continue;
+            }
+            let count = self.accepted.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.maximum_requests > 0 && count >= self.maximum_requests {
+                // Before the next worker polls: connections still queued wait in the
+                // parent's backlog for the replacement process.
+                self.stop_accepting();
+                // SAFETY: writes one byte to our own signal pipe.
+                unsafe { libc::write(self.signals, b"G".as_ptr().cast(), 1) };
+            }
+            return Some(fd);
+        }
+    }
+}
+
+fn worker(shared: &Shared) {
+    while let Some(fd) = shared.accept() {
+        shared.active.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: a freshly accepted socket that nothing else owns.
+        let stream = unsafe { UnixStream::from_raw_fd(fd) };
+        if let Err(message) = serve(shared, stream) {
+            log::server(log::ERR, shared.server, &message);
+        }
+        shared.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Serves one forwarded request: hello, then the engine, then END.
+fn serve(shared: &Shared, stream: UnixStream) -> Result<(), String> {
+    // SAFETY: the server record is read-only configuration.
+    let timeout = unsafe { (*shared.server).timeout };
+    let timeout = (timeout > 0).then(|| Duration::from_micros(timeout as u64));
+    let _ = stream.set_read_timeout(timeout);
+    let _ = stream.set_write_timeout(timeout);
+    let io_error = |e: std::io::Error| format!("daemon request failed: {e}");
+    let mut reader = BufReader::with_capacity(64 << 10, stream.try_clone().map_err(io_error)?);
+    let (kind, payload) = wire::read_frame(&mut reader, wire::MAX_FRAME).map_err(io_error)?;
+    let hello = match kind {
+        wire::HELLO => Hello::decode(&payload).map_err(io_error)?,
+        _ => return Err("Request origin could not be validated (no hello).".into()),
+    };
+    if !wire::same_token(&hello.token, &shared.token) {
+        return Err("Request origin could not be validated.".into());
+    }
+    let conn = Conn {
+        io: Mutex::new(Io { reader, writer: BufWriter::with_capacity(8 << 10, stream.try_clone().map_err(io_error)?), stream }),
+        logs: Mutex::new(Vec::new()),
+        dead: AtomicBool::new(false),
+        server: shared.server,
+    };
+    conn.send(wire::READY, &[], true);
+    let mut environ = hello.environ;
+    environ.push((b"mod_wsgi.daemon_start".to_vec(), now_micros().to_string().into_bytes()));
+    let pairs: Vec<abi::Pair> = environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
+    let request = abi::Request {
+        ctx: (&conn as *const Conn).cast_mut().cast(),
+        environ: pairs.as_ptr(),
+        environ_len: pairs.len(),
+        script: abi::Bytes::new(&hello.script),
+        callable: abi::Bytes::new(&hello.callable),
+        group: abi::Bytes::new(&hello.group),
+        read: read_body,
+        start: start_response,
+        write: write_body,
+        send_file,
+        log: log_line,
+    };
+    // SAFETY: the request and everything it points to outlive the call.
+    let outcome = unsafe { (shared.engine.handle)(&request) };
+    conn.send(wire::END, &outcome.0.to_le_bytes(), true);
+    conn.log_pending_locally();
+    Ok(())
+}
+
+fn now_micros() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0)
+}
+
+/// One forwarded request's connection, the engine's `ctx`.
+struct Conn {
+    /// Taken by the request's own callbacks (never while Python runs in them).
+    io: Mutex<Io>,
+    /// Log lines wait here, so that `log` (which may be called with the GIL held) never
+    /// blocks on the socket; they go out before the next frame. Lock order: io, then logs.
+    logs: Mutex<Vec<(c_int, Vec<u8>)>>,
+    /// The child went away or the protocol broke: the rest of the request is discarded.
+    dead: AtomicBool,
+    server: *mut apache::server_rec,
+}
+
+struct Io {
+    reader: BufReader<UnixStream>,
+    writer: BufWriter<UnixStream>,
+    stream: UnixStream,
+}
+
+impl Conn {
+    /// Sends one frame (after the waiting log lines); false once the connection is dead.
+    fn send(&self, kind: u8, payload: &[u8], flush: bool) -> bool {
+        let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        self.send_locked(&mut io, kind, payload, flush)
+    }
+
+    fn send_locked(&self, io: &mut Io, kind: u8, payload: &[u8], flush: bool) -> bool {
+        if self.dead.load(Ordering::Relaxed) {
+            return false;
+        }
+        let logs = std::mem::take(&mut *self.logs.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut sent = logs.iter().try_for_each(|(level, text)| {
+            wire::write_frame(&mut io.writer, wire::LOG, &wire::Encoder::default().i32(*level).raw(text).0)
+        });
+        sent = sent.and_then(|()| wire::write_frame(&mut io.writer, kind, payload));
+        if flush {
+            sent = sent.and_then(|()| io.writer.flush());
+        }
+        if sent.is_err() {
+            self.kill(io);
+        }
+        sent.is_ok()
+    }
+
+    /// Waits for the child's answer to READ or START.
+    fn answer(&self, io: &mut Io, max: usize) -> Option<(u8, Vec<u8>)> {
+        match wire::read_frame(&mut io.reader, max) {
+            Ok(frame) => Some(frame),
+            Err(_) => {
+                self.kill(io);
+                None
+            }
+        }
+    }
+
+    /// Gives up on the connection: the child sees it close and aborts the response.
+    fn kill(&self, io: &Io) {
+        self.dead.store(true, Ordering::Relaxed);
+        let _ = io.stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Lines the child can no longer receive go to the error log here.
+    fn log_pending_locally(&self) {
+        for (level, text) in std::mem::take(&mut *self.logs.lock().unwrap_or_else(|e| e.into_inner())) {
+            log::server(level, self.server, &String::from_utf8_lossy(&text));
+        }
+    }
+}
+
+/// # Safety
+/// `ctx` must be the `Conn` of the request being handled.
+unsafe fn conn<'a>(ctx: *mut c_void) -> &'a Conn {
+    // SAFETY: the engine passes back the ctx serve() gave it, during the handle call.
+    unsafe { &*ctx.cast::<Conn>() }
+}
+
+unsafe extern "C" fn read_body(ctx: *mut c_void, buf: *mut u8, len: usize) -> isize {
+    super::super::trampoline::trampoline("daemon wsgi.input read", -1, || {
+        // SAFETY: see conn().
+        let c = unsafe { conn(ctx) };
+        let len = len.min(wire::MAX_DATA);
+        if len == 0 {
+            return 0;
+        }
+        let mut io = c.io.lock().unwrap_or_else(|e| e.into_inner());
+        if !c.send_locked(&mut io, wire::READ, &(len as u32).to_le_bytes(), true) {
+            return -1;
+        }
+        match c.answer(&mut io, len) {
+            Some((wire::BODY, data)) => {
+                // SAFETY: buf has room for len bytes (engine contract) and data.len() <= len.
+                unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf, data.len()) };
+                data.len() as isize
+            }
+            _ => -1,
+        }
+    })
+}
+
+unsafe extern "C" fn start_response(ctx: *mut c_void, status: abi::Bytes, headers: *const abi::Pair, len: usize) -> c_int {
+    super::super::trampoline::trampoline("daemon start_response", -1, || {
+        // SAFETY: see conn(); the engine's strings and `len` pairs are valid for the call.
+        let (c, status, headers) = unsafe {
+            (conn(ctx), status.as_slice(), if headers.is_null() { &[][..] } else { std::slice::from_raw_parts(headers, len) })
+        };
+        // SAFETY: as above.
+        let payload = Start::encode(status, headers.iter().map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) }));
+        let mut io = c.io.lock().unwrap_or_else(|e| e.into_inner());
+        if !c.send_locked(&mut io, wire::START, &payload, true) {
+            return -1;
+        }
+        match c.answer(&mut io, 4) {
+            Some((wire::STARTED, rc)) => wire::Decoder(&rc).i32().unwrap_or(-1),
+            _ => -1,
+        }
+    })
+}
+
+unsafe extern "C" fn write_body(ctx: *mut c_void, data: abi::Bytes) -> c_int {
+    super::super::trampoline::trampoline("daemon response write", -1, || {
+        // SAFETY: see conn(); data is valid for the call.
+        let (c, data) = unsafe { (conn(ctx), data.as_slice()) };
+        let mut io = c.io.lock().unwrap_or_else(|e| e.into_inner());
+        let sent = if data.is_empty() {
+            c.send_locked(&mut io, wire::FLUSH, &[], true)
+        } else {
+            data.chunks(wire::MAX_DATA).all(|chunk| c.send_locked(&mut io, wire::DATA, chunk, false))
+        };
+        if sent {
+            0
+        } else {
+            -1
+        }
+    })
+}
+
+/// `wsgi.file_wrapper`: the file's bytes as DATA frames. A file shorter than promised
+/// closes the connection, so that the client sees a truncated response, never a short one
+/// that looks complete.
+unsafe extern "C" fn send_file(ctx: *mut c_void, fd: c_int, offset: u64, len: u64) -> c_int {
+    super::super::trampoline::trampoline("daemon wsgi.file_wrapper", -1, || {
+        // SAFETY: see conn().
+        let c = unsafe { conn(ctx) };
+        let mut io = c.io.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buffer = vec![0u8; 256 << 10];
+        let (mut offset, mut left) = (offset, len);
+        while left > 0 {
+            let want = buffer.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            // SAFETY: reads at most `want` bytes into the buffer from the engine's open file.
+            let n = unsafe { libc::pread(fd, buffer.as_mut_ptr().cast(), want, offset as libc::off_t) };
+            if n <= 0 {
+                c.kill(&io);
+                return -1;
+            }
+            if !c.send_locked(&mut io, wire::DATA, &buffer[..n as usize], false) {
+                return -1;
+            }
+            offset += n as u64;
+            left -= n as u64;
+        }
+        0
+    })
+}
+
+unsafe extern "C" fn log_line(ctx: *mut c_void, level: c_int, message: abi::Bytes) {
+    super::super::trampoline::trampoline("daemon request log", (), || {
+        // SAFETY: see conn(); message is valid for the call.
+        let (c, message) = unsafe { (conn(ctx), message.as_slice()) };
+        if c.dead.load(Ordering::Relaxed) {
+            return log::server(level, c.server, &String::from_utf8_lossy(message));
+        }
+        c.logs.lock().unwrap_or_else(|e| e.into_inner()).push((level, message.to_vec()));
+    })
+}

@@ -1,0 +1,372 @@
+//! Apache's parent: one listening socket per daemon group, and its daemon processes, forked
+//! in `post_config` and registered as APR "other children" so that the MPM's reaping loop
+//! tells us when one dies and we fork it again.
+//!
+//! Restart and stop need no code of ours: clearing `pconf` runs [`Listener`]'s cleanup
+//! (close and unlink, in the parent only) and APR's `free_proc_chain` (SIGTERM, at most 3 s,
+//! SIGKILL) for every process noted with `apr_pool_note_subprocess`.
+
+use super::super::apache;
+use super::super::config::pool_owned;
+use super::super::log;
+use super::super::record::server_config;
+use super::super::trampoline::trampoline;
+use crate::abi::level;
+use super::options::DaemonSpec;
+use super::process;
+use std::ffi::{c_int, c_void, CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// `listen()` backlog, as mod_wsgi's default `listen-backlog`.
+const BACKLOG: c_int = 100;
+
+/// One daemon group, as the parent set it up for this generation.
+pub struct Group {
+    pub spec: DaemonSpec,
+    /// The server (main or virtual host) whose configuration defined the group.
+    pub server: *mut apache::server_rec,
+    pub path: PathBuf,
+    /// The listening socket (non-blocking, close-on-exec); -1 once closed in this process.
+    pub listener: c_int,
+    pub uid: u32,
+    pub gid: u32,
+    /// The account name for `initgroups`, when known.
+    pub user_name: Option<CString>,
+    /// Where the daemon changes directory to: `home=`, else the home of a `user=` that is
+    /// not Apache's.
+    pub home: Option<(PathBuf, bool)>,
+    /// `python-home=`, else `WSGIPythonHome`.
+    pub python_home: Option<String>,
+}
+
+/// Every group of this generation; Apache's children and the daemons inherit it by fork.
+pub struct Registry {
+    pub groups: Vec<Group>,
+    pub main: *mut apache::server_rec,
+    pub pconf: *mut apache::apr_pool_t,
+}
+
+// SAFETY: the server records and pconf are Apache's configuration of this generation,
+// read-only after post_config; the registry is replaced (not mutated) on each generation.
+unsafe impl Send for Registry {}
+// SAFETY: as above.
+unsafe impl Sync for Registry {}
+
+static REGISTRY: RwLock<Option<Arc<Registry>>> = RwLock::new(None);
+/// Each group's per-generation secret, by group index: the child sends it first, so a
+/// process that can reach a socket but was not forked from this parent is refused. Kept
+/// apart from the registry so that a daemon can wipe the other groups' secrets.
+static TOKENS: Mutex<Vec<[u8; 16]>> = Mutex::new(Vec::new());
+/// Group names seen while this configuration is read, for mod_wsgi's duplicate check.
+static NAMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The groups of this generation, if any.
+pub fn registry() -> Option<Arc<Registry>> {
+    REGISTRY.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Removes the registry from this process (a daemon keeps its own copy).
+pub fn take_registry() -> Option<Arc<Registry>> {
+    REGISTRY.write().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+/// The secret of group `index`.
+pub fn token(index: usize) -> Option<[u8; 16]> {
+    TOKENS.lock().unwrap_or_else(|e| e.into_inner()).get(index).copied()
+}
+
+/// Wipes every group's secret from this process (a daemon, once it has copied its own).
+pub fn forget_tokens() {
+    let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+    tokens.iter_mut().for_each(|t| t.fill(0));
+    tokens.clear();
+}
+
+/// Records a group name while the configuration is read; a second definition is an error.
+pub fn claim_name(name: &str) -> Result<(), String> {
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if names.iter().any(|n| n == name) {
+        return Err("Name duplicates previous WSGI daemon definition.".into());
+    }
+    names.push(name.to_string());
+    Ok(())
+}
+
+/// Forgets the previous generation before the configuration is read again.
+pub unsafe extern "C" fn pre_config(_pconf: *mut apache::apr_pool_t, _plog: *mut apache::apr_pool_t, _ptemp: *mut apache::apr_pool_t) -> c_int {
+    trampoline("pre_config", apache::OK as c_int, || {
+        NAMES.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        forget_tokens();
+        take_registry();
+        apache::OK as c_int
+    })
+}
+
+/// Creates the listeners and forks the daemons. Skipped on the first of the two start-up
+/// runs (before Apache detaches), whose `pconf` is cleared at once, and never reached by
+/// `apache2 -t`, which exits before `post_config`.
+pub unsafe extern "C" fn post_config(
+    pconf: *mut apache::apr_pool_t,
+    _plog: *mut apache::apr_pool_t,
+    _ptemp: *mut apache::apr_pool_t,
+    s: *mut apache::server_rec,
+) -> c_int {
+    trampoline("post_config", apache::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
+        // SAFETY: ap_state_query has no preconditions.
+        if unsafe { apache::ap_state_query(apache::AP_SQ_MAIN_STATE as c_int) } == apache::AP_SQ_MS_CREATE_PRE_CONFIG as c_int {
+            return apache::OK as c_int;
+        }
+        match start(pconf, s) {
+            Ok(()) => apache::OK as c_int,
+            Err(message) => {
+                log::server(log::ERR, s, &message);
+                apache::HTTP_INTERNAL_SERVER_ERROR as c_int
+            }
+        }
+    })
+}
+
+fn start(pconf: *mut apache::apr_pool_t, main: *mut apache::server_rec) -> Result<(), String> {
+    let mut specs = Vec::new();
+    let mut server = main;
+    while !server.is_null() {
+        // SAFETY: the server list is Apache's, complete and read-only after the config is read.
+        let config = unsafe { server_config(server) };
+        specs.extend(config.daemons.iter().map(|spec| (spec.clone(), server)));
+        // SAFETY: as above.
+        server = unsafe { (*server).next };
+    }
+    if specs.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: main is the live main server.
+    let main_config = unsafe { server_config(main) };
+    let prefix = match &main_config.socket_prefix {
+        Some(prefix) => prefix.clone(),
+        // SAFETY: pconf is live; the result is a pool string (DefaultRuntimeDir + "/wsgi").
+        None => unsafe { CStr::from_ptr(apache::ap_runtime_dir_relative(pconf, c"wsgi".as_ptr())) }.to_string_lossy().into_owned(),
+    };
+    let generation = mpm_query(apache::AP_MPMQ_GENERATION);
+    let mut groups = Vec::new();
+    let mut tokens = Vec::new();
+    for (index, (spec, server)) in specs.into_iter().enumerate() {
+        let path = PathBuf::from(format!("{prefix}.{}.{generation}.{}.sock", std::process::id(), index + 1));
+        let listener = Listener::open(&path)?;
+        let fd = listener.fd;
+        pool_owned(pconf, listener);
+        groups.push(group(spec, server, path, fd, main_config.python_home.clone()));
+        tokens.push(random_token()?);
+    }
+    *TOKENS.lock().unwrap_or_else(|e| e.into_inner()) = tokens;
+    let registry = Arc::new(Registry { groups, main, pconf });
+    *REGISTRY.write().unwrap_or_else(|e| e.into_inner()) = Some(registry.clone());
+    for (index, group) in registry.groups.iter().enumerate() {
+        for n in 0..group.spec.processes {
+            // SAFETY: memory of pconf, which outlives the process records APR keeps for it.
+            let instance = unsafe { apache::apr_palloc(pconf, std::mem::size_of::<Instance>()) }.cast::<Instance>();
+            // SAFETY: fresh, suitably aligned pool memory; apr_proc_t is plain old data.
+            unsafe { instance.write(Instance { process: std::mem::zeroed(), group: index, n }) };
+            fork(&registry, instance);
+        }
+    }
+    Ok(())
+}
+
+/// Resolves who a group runs as (defaults: Apache's `User` and `Group`, known by now).
+fn group(spec: DaemonSpec, server: *mut apache::server_rec, path: PathBuf, listener: c_int, python_home: Option<String>) -> Group {
+    // SAFETY: ap_unixd_config is set by mod_unixd's directives and read-only afterwards.
+    let apache_user = unsafe { std::ptr::addr_of!(apache::ap_unixd_config).read() };
+    let (uid, user_name) = match &spec.user {
+        Some(user) => (user.uid, CString::new(user.name.clone()).ok()),
+        None if apache_user.user_name.is_null() => (apache_user.user_id, None),
+        // SAFETY: a NUL-terminated string of the configuration.
+        None => (apache_user.user_id, Some(unsafe { CStr::from_ptr(apache_user.user_name) }.to_owned())),
+    };
+    let home = match (&spec.home, &spec.user) {
+        (Some(home), _) => Some((PathBuf::from(home), true)),
+        (None, Some(user)) if user.uid != apache_user.user_id => Some((PathBuf::from(&user.home), false)),
+        _ => None,
+    };
+    Group {
+        gid: spec.gid.unwrap_or(apache_user.group_id),
+        python_home: spec.python_home.clone().or(python_home),
+        spec,
+        server,
+        path,
+        listener,
+        uid,
+        user_name,
+        home,
+    }
+}
+
+fn random_token() -> Result<[u8; 16], String> {
+    let mut token = [0u8; 16];
+    // SAFETY: getrandom writes at most 16 bytes into the array.
+    let n = unsafe { libc::getrandom(token.as_mut_ptr().cast(), token.len(), 0) };
+    if n != 16 {
+        return Err(format!("cannot read random bytes for a daemon token: {}", std::io::Error::last_os_error()));
+    }
+    Ok(token)
+}
+
+fn mpm_query(code: u32) -> c_int {
+    let mut value: c_int = 0;
+    // SAFETY: ap_mpm_query writes one int.
+    unsafe { apache::ap_mpm_query(code as c_int, &mut value) };
+    value
+}
+
+/// A group's listening socket, owned by `pconf`: dropped (closed and unlinked) when the
+/// generation ends, in the parent only (a child's copy of the pool never runs this, but a
+/// forked daemon must never unlink the parent's socket either).
+struct Listener {
+    fd: c_int,
+    path: PathBuf,
+    parent: u32,
+}
+
+impl Listener {
+    /// `socket`, `bind` under umask 077 (mode 0700), `listen`, then (as root) `chown` to
+    /// Apache's `User`: only Apache's children and root can connect.
+    fn open(path: &Path) -> Result<Listener, String> {
+        let fail = |what: &str| format!("cannot {what} the daemon socket {}: {}", path.display(), std::io::Error::last_os_error());
+        // SAFETY: sockaddr_un is plain old data.
+        let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        let bytes = path.as_os_str().as_bytes();
+        if bytes.len() >= address.sun_path.len() {
+            return Err(format!(
+                "daemon socket path {} is {} bytes, over the limit of {}: set WSGISocketPrefix to a shorter path",
+                path.display(),
+                bytes.len(),
+                address.sun_path.len() - 1
+            ));
+        }
+        address.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (to, from) in address.sun_path.iter_mut().zip(bytes) {
+            *to = *from as libc::c_char;
+        }
+        // SAFETY: plain socket creation.
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
+        if fd < 0 {
+            return Err(fail("create"));
+        }
+        let listener = Listener { fd, path: path.to_path_buf(), parent: std::process::id() };
+        let size = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        let bind = || {
+            // SAFETY: the parent is single-threaded here; the umask is restored at once.
+            let old = unsafe { libc::umask(0o077) };
+            // SAFETY: address is a valid sockaddr_un of `size` bytes.
+            let rc = unsafe { libc::bind(fd, (&address as *const libc::sockaddr_un).cast(), size) };
+            // SAFETY: as above.
+            unsafe { libc::umask(old) };
+            rc
+        };
+        if bind() != 0 {
+            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EADDRINUSE) {
+                return Err(fail("bind"));
+            }
+            log::server(level::NOTICE, std::ptr::null(), &format!("Removing stale unix domain socket '{}'.", path.display()));
+            let _ = std::fs::remove_file(path);
+            if bind() != 0 {
+                return Err(fail("bind"));
+            }
+        }
+        // SAFETY: fd is a bound socket.
+        if unsafe { libc::listen(fd, BACKLOG) } != 0 {
+            return Err(fail("listen on"));
+        }
+        // SAFETY: geteuid has no preconditions; ap_unixd_config is read-only by now.
+        if unsafe { libc::geteuid() } == 0 {
+            let c_path = CString::new(bytes).map_err(|_| "socket path has a NUL byte".to_string())?;
+            // SAFETY: c_path is a valid C string; -1 leaves the group unchanged.
+            if unsafe { libc::chown(c_path.as_ptr(), apache::ap_unixd_config.user_id, u32::MAX) } != 0 {
+                return Err(fail("chown"));
+            }
+        }
+        Ok(listener)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if std::process::id() == self.parent {
+            // SAFETY: our own descriptor, closed once.
+            unsafe { libc::close(self.fd) };
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// One daemon process slot: APR's process record (which APR reads after our cleanups ran,
+/// and after our module may have been unloaded) lives in `pconf`, never in a Box or static.
+#[repr(C)]
+struct Instance {
+    process: apache::apr_proc_t,
+    group: usize,
+    n: u32,
+}
+
+fn fork(registry: &Arc<Registry>, instance: *mut Instance) {
+    // SAFETY: instance is live pconf memory; the parent is single-threaded.
+    let (process, index, n) = unsafe { (&mut (*instance).process as *mut apache::apr_proc_t, (*instance).group, (*instance).n) };
+    let group = &registry.groups[index];
+    // SAFETY: forks the parent; the child never returns into Apache (process::run exits).
+    let status = unsafe { apache::apr_proc_fork(process, registry.pconf) };
+    if status == apache::APR_INCHILD as apache::apr_status_t {
+        process::run(index, n);
+    }
+    if status != apache::APR_INPARENT as apache::apr_status_t {
+        return log::server(log::ERR, group.server, &format!("Unable to fork daemon process '{}' (APR status {status}).", group.spec.name));
+    }
+    // SAFETY: process and instance live in pconf, as APR requires for both calls.
+    unsafe {
+        apache::apr_pool_note_subprocess(registry.pconf, process, apache::APR_KILL_AFTER_TIMEOUT);
+        apache::apr_proc_other_child_register(process, Some(maintenance), instance.cast(), std::ptr::null_mut(), registry.pconf);
+    }
+    // SAFETY: apr_proc_fork filled in the pid.
+    let pid = unsafe { (*process).pid };
+    log::server(level::INFO, group.server, &format!("Starting process '{}' with uid={}, gid={} and threads={}; pid {pid}.", group.spec.name, group.uid, group.gid, group.spec.threads));
+}
+
+/// APR's call when a registered daemon dies (or on restart and unregistration).
+unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int) {
+    trampoline("daemon maintenance", (), || {
+        let instance = data.cast::<Instance>();
+        // SAFETY: data is the Instance registered with this callback, in pconf.
+        let process = unsafe { &mut (*instance).process as *mut apache::apr_proc_t };
+        let reason = reason as u32;
+        if reason == apache::APR_OC_REASON_UNREGISTER {
+            return;
+        }
+        // SAFETY: the record registered above; unregistering it once is APR's contract here.
+        unsafe { apache::apr_proc_other_child_unregister(data) };
+        let Some(registry) = registry() else { return };
+        // SAFETY: as above.
+        let (group, pid) = unsafe { (&registry.groups[(*instance).group], (*process).pid) };
+        let stopping = mpm_query(apache::AP_MPMQ_MPM_STATE) == apache::AP_MPMQ_STOPPING as c_int;
+        match reason {
+            apache::APR_OC_REASON_DEATH if !stopping => {
+                log::server(level::INFO, group.server, &format!("Process '{}' (pid {pid}) has died, deregister and restart it (status {status}).", group.spec.name));
+                fork(&registry, instance);
+            }
+            apache::APR_OC_REASON_LOST if !stopping => {
+                log::server(level::INFO, group.server, &format!("Process '{}' (pid {pid}) has been lost, deregister and restart it.", group.spec.name));
+                fork(&registry, instance);
+            }
+            _ => {}
+        }
+    })
+}
+
+/// In Apache's children: the daemons' listeners are the parent's and the daemons' business.
+pub fn close_listeners() {
+    if let Some(registry) = registry() {
+        for group in &registry.groups {
+            // SAFETY: this process's inherited copy of the descriptor, closed once here.
+            unsafe { libc::close(group.listener) };
+        }
+    }
+}

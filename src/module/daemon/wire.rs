@@ -1,0 +1,247 @@
+//! The frames an Apache child and a daemon exchange over the daemon's Unix socket: one
+//! connection per request, and each frame one call of `abi::Request`, serialised.
+//!
+//! A frame is a kind byte, a little-endian `u32` payload length, then the payload. Only
+//! [`READ`] and [`START`] wait for an answer ([`BODY`]/[`BODY_ERROR`], [`STARTED`]), and the
+//! child writes nothing else, so neither side can block writing while the other does too.
+//! Pure Rust, no FFI: the unit tests (proptest) round-trip every payload.
+
+use std::io::{self, Read, Write};
+
+// Child to daemon.
+/// First frame: [`Hello`].
+pub const HELLO: u8 = 1;
+/// Answers [`READ`]: at most the bytes asked for; empty at the end of the body.
+pub const BODY: u8 = 2;
+/// Answers [`READ`]: reading the body failed (client gone, `LimitRequestBody`).
+pub const BODY_ERROR: u8 = 3;
+/// Answers [`START`]: `i32`, `start`'s return value.
+pub const STARTED: u8 = 4;
+// Daemon to child.
+/// The hello was accepted; Python will see the request.
+pub const READY: u8 = 16;
+/// `u32`: the most body bytes the application wants now.
+pub const READ: u8 = 17;
+/// [`Start`]: status line and headers.
+pub const START: u8 = 18;
+/// Response body bytes.
+pub const DATA: u8 = 19;
+/// Flush what Apache holds of the response.
+pub const FLUSH: u8 = 20;
+/// `i32` level, then the text: a line for the error log, attributed to the request.
+pub const LOG: u8 = 21;
+/// `i32`: the engine's `Outcome`. Last frame.
+pub const END: u8 = 22;
+
+/// Start of a [`Hello`], and the version of this protocol (both ends are the same .so, so
+/// this is a sanity check, not negotiation).
+pub const MAGIC: &[u8; 4] = b"MWRS";
+pub const VERSION: u16 = 1;
+/// The largest frame either side accepts (a hello carries the whole environ).
+pub const MAX_FRAME: usize = 16 << 20;
+/// The largest [`DATA`] frame a daemon sends.
+pub const MAX_DATA: usize = 1 << 20;
+
+/// Writes one frame (header and payload, without flushing).
+pub fn write_frame(out: &mut impl Write, kind: u8, payload: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(payload.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+    let mut header = [0u8; 5];
+    header[0] = kind;
+    header[1..].copy_from_slice(&len.to_le_bytes());
+    out.write_all(&header)?;
+    out.write_all(payload)
+}
+
+/// Reads one frame; a payload over `max` bytes is an error (`InvalidData`).
+pub fn read_frame(input: &mut impl Read, max: usize) -> io::Result<(u8, Vec<u8>)> {
+    let mut header = [0u8; 5];
+    input.read_exact(&mut header)?;
+    let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    if len > max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes is over the limit of {max}")));
+    }
+    let mut payload = vec![0u8; len];
+    input.read_exact(&mut payload)?;
+    Ok((header[0], payload))
+}
+
+/// Builds a payload.
+#[derive(Default)]
+pub struct Encoder(pub Vec<u8>);
+
+impl Encoder {
+    pub fn u16(mut self, v: u16) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    pub fn u32(mut self, v: u32) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    pub fn i32(mut self, v: i32) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    pub fn raw(mut self, v: &[u8]) -> Self {
+        self.0.extend_from_slice(v);
+        self
+    }
+    /// A `u32` length, then the bytes.
+    pub fn bytes(self, v: &[u8]) -> Self {
+        self.u32(v.len() as u32).raw(v)
+    }
+    /// A `u32` count, then each name and value as [`Encoder::bytes`].
+    pub fn pairs<'a>(self, pairs: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>) -> Self {
+        let mut out = self.u32(pairs.len() as u32);
+        for (name, value) in pairs {
+            out = out.bytes(name).bytes(value);
+        }
+        out
+    }
+}
+
+/// Reads a payload; every read past the end is an `InvalidData` error.
+pub struct Decoder<'a>(pub &'a [u8]);
+
+fn truncated() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "truncated frame")
+}
+
+impl<'a> Decoder<'a> {
+    pub fn raw(&mut self, n: usize) -> io::Result<&'a [u8]> {
+        if self.0.len() < n {
+            return Err(truncated());
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    pub fn u16(&mut self) -> io::Result<u16> {
+        Ok(u16::from_le_bytes(self.raw(2)?.try_into().map_err(|_| truncated())?))
+    }
+    pub fn u32(&mut self) -> io::Result<u32> {
+        Ok(u32::from_le_bytes(self.raw(4)?.try_into().map_err(|_| truncated())?))
+    }
+    pub fn i32(&mut self) -> io::Result<i32> {
+        Ok(i32::from_le_bytes(self.raw(4)?.try_into().map_err(|_| truncated())?))
+    }
+    pub fn bytes(&mut self) -> io::Result<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.raw(n)
+    }
+    pub fn pairs(&mut self) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let n = self.u32()? as usize;
+        // Each pair takes at least 8 bytes: a count larger than that is a lie, not a reason
+        // to reserve gigabytes.
+        let mut pairs = Vec::with_capacity(n.min(self.0.len() / 8));
+        for _ in 0..n {
+            pairs.push((self.bytes()?.to_vec(), self.bytes()?.to_vec()));
+        }
+        Ok(pairs)
+    }
+}
+
+/// The first frame of a request: who sends it (the group's secret token) and what to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hello {
+    pub token: [u8; 16],
+    pub script: Vec<u8>,
+    pub callable: Vec<u8>,
+    pub group: Vec<u8>,
+    pub environ: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Hello {
+    pub fn encode(&self) -> Vec<u8> {
+        Encoder::default()
+            .raw(MAGIC)
+            .u16(VERSION)
+            .raw(&self.token)
+            .bytes(&self.script)
+            .bytes(&self.callable)
+            .bytes(&self.group)
+            .pairs(self.environ.iter().map(|(k, v)| (&k[..], &v[..])))
+            .0
+    }
+
+    pub fn decode(payload: &[u8]) -> io::Result<Hello> {
+        let mut d = Decoder(payload);
+        if d.raw(4)? != MAGIC || d.u16()? != VERSION {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "not a mod_wsgi-rs request of this version"));
+        }
+        let token = d.raw(16)?.try_into().map_err(|_| truncated())?;
+        Ok(Hello { token, script: d.bytes()?.to_vec(), callable: d.bytes()?.to_vec(), group: d.bytes()?.to_vec(), environ: d.pairs()? })
+    }
+}
+
+/// A [`START`] frame: `start_response`'s status line and headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Start {
+    pub status: Vec<u8>,
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Start {
+    pub fn encode<'a>(status: &[u8], headers: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>) -> Vec<u8> {
+        Encoder::default().bytes(status).pairs(headers).0
+    }
+
+    pub fn decode(payload: &[u8]) -> io::Result<Start> {
+        let mut d = Decoder(payload);
+        Ok(Start { status: d.bytes()?.to_vec(), headers: d.pairs()? })
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+pub fn same_token(a: &[u8; 16], b: &[u8; 16]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pairs() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {
+        proptest::collection::vec((proptest::collection::vec(any::<u8>(), 0..40), proptest::collection::vec(any::<u8>(), 0..200)), 0..20)
+    }
+
+    proptest! {
+        #[test]
+        fn hello_round_trips(token in any::<[u8; 16]>(), script in proptest::collection::vec(any::<u8>(), 0..100),
+                             callable in proptest::collection::vec(any::<u8>(), 0..20), group in proptest::collection::vec(any::<u8>(), 0..20),
+                             environ in pairs()) {
+            let hello = Hello { token, script, callable, group, environ };
+            let mut framed = Vec::new();
+            write_frame(&mut framed, HELLO, &hello.encode()).unwrap();
+            let (kind, payload) = read_frame(&mut &framed[..], MAX_FRAME).unwrap();
+            prop_assert_eq!(kind, HELLO);
+            prop_assert_eq!(Hello::decode(&payload).unwrap(), hello);
+        }
+
+        #[test]
+        fn start_round_trips(status in proptest::collection::vec(any::<u8>(), 0..50), headers in pairs()) {
+            let payload = Start::encode(&status, headers.iter().map(|(k, v)| (&k[..], &v[..])));
+            prop_assert_eq!(Start::decode(&payload).unwrap(), Start { status, headers });
+        }
+
+        #[test]
+        fn cut_payloads_are_errors_not_panics(headers in pairs(), cut in 0usize..1000) {
+            let payload = Start::encode(b"200 OK", headers.iter().map(|(k, v)| (&k[..], &v[..])));
+            if cut < payload.len() {
+                prop_assert!(Start::decode(&payload[..cut]).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn limits_and_tokens() {
+        let mut framed = Vec::new();
+        write_frame(&mut framed, DATA, &[7u8; 100]).unwrap();
+        assert_eq!(read_frame(&mut &framed[..], 99).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(read_frame(&mut &framed[..3], 1000).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert!(Hello::decode(b"XXXX").is_err());
+        assert!(same_token(&[1; 16], &[1; 16]));
+        assert!(!same_token(&[1; 16], &[2; 16]));
+    }
+}

@@ -1,0 +1,314 @@
+//! Daemon mode (`WSGIDaemonProcess`, `WSGIProcessGroup`, `WSGISocketPrefix`) against a real
+//! Apache started as root, so that the switch to the daemon's user is real: Apache's
+//! children run as `nobody`, the daemons as `www-data`.
+
+mod common;
+
+use common::*;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The daemons' user: an unprivileged account every Debian system has.
+const USER: &str = "www-data";
+
+const APP: &str = r#"
+import atexit, hashlib, json, os
+import mod_wsgi
+
+def _record_exit():
+    with open(os.path.join(os.path.dirname(__file__), 'atexit-%d' % os.getpid()), 'w') as f:
+        f.write('ran')
+atexit.register(_record_exit)
+
+def application(environ, start_response):
+    path = environ['PATH_INFO']
+    if path == '/id':
+        body = json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), 'uid': os.getuid(),
+                           'group': mod_wsgi.process_group, 'environ_group': environ['mod_wsgi.process_group'],
+                           'multiprocess': environ['wsgi.multiprocess'], 'multithread': environ['wsgi.multithread'],
+                           'home': os.environ.get('HOME')}).encode()
+    elif path == '/echo':
+        data = environ['wsgi.input'].read()
+        body = ('%s %d' % (hashlib.sha256(data).hexdigest(), len(data))).encode()
+    elif path == '/stream':
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        return (bytes([i % 251]) * 65536 for i in range(160))
+    elif path == '/file':
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        return environ['wsgi.file_wrapper'](open(os.path.join(os.path.dirname(__file__), 'big.txt'), 'rb'))
+    elif path == '/kill':
+        os.kill(os.getpid(), 9)
+    elif path == '/log':
+        environ['wsgi.errors'].write('daemon says hello\n')
+        body = b'logged'
+    else:
+        body = b'?'
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    return [body]
+"#;
+
+/// Lines that mean a process crashed: any of them fails a test.
+const CRASH_LINES: [&str; 5] = ["Segmentation fault", "Fatal Python error", "exit signal", "AH00052", "panicked"];
+
+fn assert_no_crash(apache: &Apache) {
+    let log = apache.error_log();
+    for marker in CRASH_LINES {
+        assert!(!log.contains(marker), "crash line '{marker}' in the error log:\n{log}");
+    }
+}
+
+fn uid_of(user: &str) -> u32 {
+    let out = Command::new("id").args(["-u", user]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// The directives of a site served by daemon group `site` (extra `options` appended).
+fn site_config(options: &str) -> String {
+    format!(
+        "WSGIRestrictEmbedded On\nWSGIChunkedRequest On\nWSGISocketPrefix {{dir}}/run/wsgi\n\
+         WSGIDaemonProcess site user={USER} display-name=%{{GROUP}} {options}\n\
+         WSGIScriptAlias /missing {{dir}}/app.wsgi process-group=nope\n\
+         WSGIScriptAlias / {{dir}}/app.wsgi process-group=site application-group=%{{GLOBAL}}\n"
+    )
+}
+
+fn site_dir(mpm: Mpm) -> TempDir {
+    let dir = TempDir::new(&format!("daemon-{}", mpm.name()));
+    dir.write("app.wsgi", APP);
+    dir.write("run/.keep", "");
+    dir
+}
+
+fn start_site(mpm: Mpm, options: &str) -> Apache {
+    Apache::start_in(site_dir(mpm), mpm, &site_config(options))
+}
+
+fn json(apache: &Apache, path: &str) -> Json {
+    let response = apache.get(path);
+    assert_eq!(response.status, 200, "{path}: {}\n{}", response.text(), apache.error_log());
+    Json::parse(&response.text())
+}
+
+fn daemon_pid(apache: &Apache) -> i32 {
+    json(apache, "/id").get("pid").parse().unwrap()
+}
+
+/// Every file under `dir` whose name ends in `.sock`.
+fn sockets(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(sockets(&path));
+        } else if path.to_string_lossy().ends_with(".sock") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+fn proc_file(pid: i32, name: &str) -> String {
+    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/{name}")).unwrap_or_default()).into_owned()
+}
+
+fn process_uid(pid: i32) -> Option<u32> {
+    proc_file(pid, "status").lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().next()?.parse().ok())
+}
+
+fn is_gone(pid: i32) -> bool {
+    // A zombie still has a /proc entry, but its state is Z.
+    let stat = proc_file(pid, "stat");
+    stat.is_empty() || stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+}
+
+#[test]
+fn daemon_runs_as_its_user_in_its_own_process() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    for mpm in [Mpm::Event, Mpm::Prefork] {
+        let apache = start_site(mpm, "");
+        let id = json(&apache, "/id");
+        let pid: i32 = id.get("pid").parse().unwrap();
+        assert_eq!(id.get("uid").parse::<u32>().unwrap(), uid_of(USER));
+        assert_eq!(id.get("ppid").parse::<i32>().unwrap(), apache.pid(), "forked by Apache's parent");
+        assert_eq!((id.get("group").as_str(), id.get("environ_group").as_str()), ("site", "site"));
+        assert_eq!((id.get("multiprocess").as_str(), id.get("multithread").as_str()), ("false", "true"));
+        assert_eq!(id.get("home"), "/var/www", "the account's HOME");
+        assert!(proc_file(pid, "cmdline").starts_with("(wsgi:site)"), "display-name: {:?}", proc_file(pid, "cmdline"));
+        // Apache's own children run as nobody, and WSGIRestrictEmbedded keeps Python out of them.
+        let workers: Vec<i32> = apache.children().into_iter().filter(|c| *c != pid).collect();
+        assert!(!workers.is_empty());
+        for worker in workers {
+            assert_eq!(process_uid(worker), Some(uid_of("nobody")), "worker {worker}");
+            assert!(!proc_file(worker, "maps").contains("libpython"), "worker {worker} maps libpython");
+        }
+        // One socket, reachable by Apache's children only.
+        let found = sockets(&apache.dir.path().join("run"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        let meta = std::fs::metadata(&found[0]).unwrap();
+        assert_eq!((meta.permissions().mode() & 0o777, meta.uid()), (0o700, uid_of("nobody")));
+        // An unknown group is a 500 with mod_wsgi's line.
+        assert_eq!(apache.get("/missing").status, 500);
+        apache.wait_for_log("No WSGI daemon process called 'nope' has been configured");
+        assert!(apache.error_log().contains("No WSGI daemon process called 'nope' has been configured"));
+        assert_no_crash(&apache);
+    }
+}
+
+#[test]
+fn bodies_stream_both_ways() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start_site(Mpm::Event, "threads=4");
+    let body: Vec<u8> = (0..10 << 20).map(|i: u32| (i % 253) as u8).collect();
+    let response = apache.request("POST", "/echo", &[], &body);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), format!("{} {}", sha256_hex(&body), body.len()));
+
+    let piece = &body[..1 << 20];
+    let mut chunked = Vec::new();
+    for chunk in piece.chunks(65536) {
+        chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(chunk);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let response = apache.request("POST", "/echo", &[("Transfer-Encoding", "chunked")], &chunked);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), format!("{} {}", sha256_hex(piece), piece.len()));
+
+    let response = apache.get("/stream");
+    assert_eq!(response.status, 200);
+    let expected: Vec<u8> = (0..160u32).flat_map(|i| std::iter::repeat((i % 251) as u8).take(65536)).collect();
+    assert_eq!(response.body.len(), expected.len());
+    assert_eq!(sha256_hex(&response.body), sha256_hex(&expected));
+
+    let big: String = (0..5 << 20).map(|i: u32| char::from(b'a' + (i % 26) as u8)).collect();
+    apache.dir.write("big.txt", &big);
+    let response = apache.get("/file");
+    assert_eq!(response.status, 200);
+    assert_eq!(sha256_hex(&response.body), sha256_hex(big.as_bytes()), "wsgi.file_wrapper, {} bytes", response.body.len());
+
+    assert_eq!(apache.get("/log").status, 200);
+    let log = apache.wait_for_log("daemon says hello");
+    let line = log.lines().find(|l| l.contains("daemon says hello")).expect("the wsgi.errors line");
+    assert!(line.contains("[client 127.0.0.1:"), "attributed to the request: {line}");
+    assert_no_crash(&apache);
+}
+
+#[test]
+fn a_killed_daemon_fails_its_request_and_is_forked_again() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start_site(Mpm::Event, "threads=2");
+    let first = daemon_pid(&apache);
+    let response = apache.get("/kill");
+    assert_eq!(response.status, 500);
+    let log = apache.wait_for_log("Truncated or oversized response headers received from daemon process 'site'");
+    assert!(log.contains("Truncated or oversized response headers received from daemon process 'site'"), "{log}");
+    // The next request waits in the socket's backlog for the new daemon.
+    let second = daemon_pid(&apache);
+    assert_ne!(first, second);
+    assert!(is_gone(first));
+    assert!(apache.wait_for_log("has died, deregister and restart it").contains("has died, deregister and restart it"));
+    assert_no_crash(&apache);
+}
+
+#[test]
+fn maximum_requests_recycles_without_failing_a_request() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start_site(Mpm::Event, "threads=2 maximum-requests=3");
+    let pids: Vec<i32> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..3).map(|_| scope.spawn(|| (0..5).map(|_| daemon_pid(&apache)).collect::<Vec<_>>())).collect();
+        clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+    });
+    assert_eq!(pids.len(), 15);
+    let mut distinct = pids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(distinct.len() >= 5, "each process serves at most 3 requests: {pids:?}");
+    for pid in &distinct {
+        assert!(pids.iter().filter(|p| *p == pid).count() <= 3, "{pid} served more than 3: {pids:?}");
+    }
+    assert_no_crash(&apache);
+}
+
+#[test]
+fn config_test_makes_no_socket_and_stop_leaves_nothing_behind() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let dir = site_dir(Mpm::Event);
+    let mut conf = base_config(dir.path(), free_port(), Mpm::Event, &module_path());
+    conf.push_str(&site_config("").replace("{dir}", &dir.path().display().to_string()));
+    let path = dir.write("httpd.conf", &conf);
+    let out = Command::new(APACHE).args(["-t", "-f", path.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Syntax OK"));
+    assert_eq!(sockets(dir.path()), Vec::<PathBuf>::new(), "apache2 -t forks no daemon and makes no socket");
+
+    let mut apache = Apache::start_in(dir, Mpm::Event, &site_config(""));
+    let pid = daemon_pid(&apache);
+    assert_eq!(sockets(apache.dir.path()).len(), 1);
+    apache.stop();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !is_gone(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(is_gone(pid), "daemon {pid} outlived Apache");
+    assert_eq!(sockets(apache.dir.path()), Vec::<PathBuf>::new(), "the socket is removed");
+    assert!(apache.dir.path().join(format!("atexit-{pid}")).is_file(), "Python was finalised (atexit ran)\n{}", apache.error_log());
+    assert_no_crash(&apache);
+}
+
+#[test]
+fn option_errors_stop_the_config_test_with_file_and_line() {
+    let cases = [
+        ("WSGIDaemonProcess a\nWSGIDaemonProcess a\n", "Name duplicates previous WSGI daemon definition."),
+        ("WSGIDaemonProcess a user=root\n", "WSGI process blocked from running as root."),
+        ("WSGIDaemonProcess a request-timeout=5\n", "WSGIDaemonProcess a: option 'request-timeout' is not supported yet by mod_wsgi-rs"),
+        ("WSGIDaemonProcess a colour=blue\n", "Invalid option to WSGI daemon process definition. Unknown option 'colour'"),
+        ("WSGIDaemonProcess a python-home=/nonexistent/python\n", "is not a directory"),
+        ("WSGIDaemonProcess a processes=0\n", "Invalid process count for WSGI daemon process."),
+        ("<VirtualHost *:80>\nWSGISocketPrefix /tmp/x\n</VirtualHost>\n", "cannot occur within <VirtualHost> section"),
+    ];
+    for (body, expected) in cases {
+        let (ok, output) = config_test(body);
+        assert!(!ok, "{body} was accepted");
+        assert!(output.contains(expected), "{body}: {output}");
+        assert!(output.contains("Syntax error on line") && output.contains("{dir}/httpd.conf"), "file and line: {output}");
+    }
+}
+
+#[test]
+fn graceful_restart_replaces_daemons_and_sockets() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start_site(Mpm::Event, "");
+    let before = daemon_pid(&apache);
+    let old_sockets = sockets(apache.dir.path());
+    assert_eq!(old_sockets.len(), 1);
+    // SAFETY: signals only the Apache parent this test started.
+    unsafe { libc::kill(apache.pid(), libc::SIGUSR1) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut after = before;
+    while after == before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        after = apache.request("GET", "/id", &[], b"").text().split("\"pid\": ").nth(1).and_then(|s| s.split(',').next()?.parse().ok()).unwrap_or(before);
+    }
+    assert_ne!(before, after, "a new daemon serves after the restart\n{}", apache.error_log());
+    assert!(is_gone(before));
+    let new_sockets = sockets(apache.dir.path());
+    assert_eq!(new_sockets.len(), 1, "{new_sockets:?}");
+    assert_ne!(new_sockets, old_sockets, "each generation has its own socket");
+    assert!(apache.dir.path().join(format!("atexit-{before}")).is_file(), "the old daemon finalised Python");
+    assert_no_crash(&apache);
+}
