@@ -117,6 +117,26 @@ fn clients_never_choose_the_application_group() {
     }
 }
 
+/// `WSGIScriptAlias /app` also serves `//app` and `///app`, even with `MergeSlashes Off`: all
+/// spellings must share one interpreter (a client must not create interpreters at will).
+#[test]
+fn extra_slashes_do_not_make_new_interpreters() {
+    let dir = TempDir::new("slash-group");
+    dir.write(
+        "app.wsgi",
+        "import mod_wsgi\n\
+         def application(e, s):\n    s('200 OK', [])\n    groups = sorted(g for g in mod_wsgi.process_metrics()['thread_states'] if g)\n\
+         \x20   return [('%s %s' % (e['mod_wsgi.application_group'], groups)).encode()]\n",
+    );
+    let apache = Apache::start_in(dir, Mpm::Event, "MergeSlashes Off\nWSGIScriptAlias /app {dir}/app.wsgi\n");
+    let group = format!("localhost:{}|/app", apache.port);
+    for path in ["/app", "//app", "///app"] {
+        let r = get_with_host(&apache, path, "localhost");
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.text(), format!("{group} ['{group}']"), "{path}");
+    }
+}
+
 /// An application that tries to take over SIGTERM (Apache's stop signal) or SIGUSR2 (which
 /// Apache does not use), under prefork with the main interpreter, where the request runs on
 /// the thread that started Python, so that nothing but the restriction stops the handler.

@@ -30,18 +30,19 @@ pub fn log_current(level: i32, message: &str) {
 }
 
 /// Marks the request this thread serves (for [`log_current`]) until dropped.
-pub struct Current;
+/// Restores the previous one when dropped: a sub-request made by a filter while this thread
+/// writes (mod_include's `#include virtual`) can run another WSGI request on the same thread.
+pub struct Current(*const abi::Request);
 
 impl Current {
     pub fn set(request: &abi::Request) -> Current {
-        CURRENT.with(|c| c.set(request));
-        Current
+        Current(CURRENT.with(|c| c.replace(request)))
     }
 }
 
 impl Drop for Current {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(std::ptr::null()));
+        CURRENT.with(|c| c.set(self.0));
     }
 }
 

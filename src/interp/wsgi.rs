@@ -15,7 +15,15 @@ use crate::pyffi as ffi;
 pub fn handle(request: &abi::Request) -> Outcome {
     let ex = Exchange::new(request);
     let _current = Current::set(request);
-    let outcome = serve(&ex);
+    // A panic after part of the response reached Apache must not become a 500 that Apache
+    // would append to a response whose headers are out: the connection is aborted instead.
+    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(&ex))) {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            ex.log(level::ERR, "internal error in mod_wsgi-rs while serving this request (a Rust panic)");
+            return if ex.output_passed() { Outcome::ABORTED } else { Outcome::SERVER_ERROR };
+        }
+    };
     // What is still gathered goes to Apache now that the GIL and the Python slot are given
     // back: this write can block on a slow client.
     ex.finish();
@@ -70,7 +78,10 @@ fn serve(ex: &Exchange) -> Outcome {
             return Outcome::SERVER_ERROR;
         }
     };
-    let Some(app) = module.hasattr(&callable).then(|| module.getattr(&callable).ok()).flatten() else {
+    let Ok(app) = module.getattr(&callable) else {
+        // The AttributeError (or whatever a module-level __getattr__ raised) is not left set
+        // on this thread.
+        error::take_traceback();
         ex.log(level::ERR, &format!("Target WSGI script '{script}' does not contain WSGI application '{callable}'."));
         return Outcome::NOT_FOUND;
     };

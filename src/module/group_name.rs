@@ -64,7 +64,7 @@ impl GroupSpec {
             GroupSpec::Global => String::new(),
             GroupSpec::Server => server_name(facts),
             GroupSpec::Host => with_port(facts.request_hostname().filter(|h| !h.is_empty()).unwrap_or_else(|| facts.server_hostname()), facts),
-            GroupSpec::Resource => format!("{}|{}", server_name(facts), facts.script_name().to_lowercase()),
+            GroupSpec::Resource => format!("{}|{}", server_name(facts), resource_path(&facts.script_name())),
             GroupSpec::Literal(name) => name.clone(),
             GroupSpec::Env(name) => match facts.variable(name) {
                 // A variable may itself name a %{...} form (not another %{ENV:}), as in mod_wsgi.
@@ -168,5 +168,29 @@ mod tests {
         fn parse_never_panics(value in "\\PC{0,30}") {
             let _ = GroupSpec::parse(&value);
         }
+    }
+}
+
+/// The script part of a `%{RESOURCE}` name: lower-cased as in mod_wsgi, and with runs of `/`
+/// collapsed. Apache's mapping already hands us a merged SCRIPT_NAME for `//app`; folding here
+/// as well keeps the rule local: a client must not be able to create interpreters at will
+/// by spelling one URL many ways.
+fn resource_path(script_name: &str) -> String {
+    let mut out = String::with_capacity(script_name.len());
+    for c in script_name.chars().flat_map(char::to_lowercase) {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod resource_path_tests {
+    #[test]
+    fn slashes_collapse_and_case_folds() {
+        assert_eq!(super::resource_path("//App///x"), "/app/x");
+        assert_eq!(super::resource_path("/app"), "/app");
+        assert_eq!(super::resource_path(""), "");
     }
 }

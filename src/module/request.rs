@@ -103,8 +103,9 @@ impl RequestRec {
         if self.0.main.is_null() {
             return None;
         }
-        // SAFETY: a sub-request's main request outlives it.
-        Some(unsafe { RequestRec::from_raw(self.0.main) })
+        // SAFETY: a sub-request's main request outlives it; a shared view only (the handler
+        // may hold another shared view of it), through the transparent wrapper.
+        Some(unsafe { &*self.0.main.cast::<RequestRec>() })
     }
     /// Where Apache maps `path` (a decoded URL path) in a sub-request: its filename followed by
     /// its own path info, as `ap_add_cgi_vars` computes CGI's PATH_TRANSLATED.
