@@ -1,5 +1,7 @@
 //! The end of a child: stopping Apache right after its last connections closed crashes no
-//! child.
+//! child, and threads an application started (daemon threads, in a named group and in
+//! `%{GLOBAL}`) neither crash the child nor keep the other groups' `atexit` callbacks from
+//! running when it exits.
 
 mod common;
 use common::*;
@@ -79,3 +81,109 @@ fn stopping_as_the_last_connections_close_crashes_no_child() {
     }
 }
 
+/// Each group registers an atexit callback that leaves a marker; `/thread` also starts a
+/// daemon thread that sleeps 10 ms at a time for ever, so that it asks for the GIL again and
+/// again while the child exits.
+const THREADS: &str = r#"
+import atexit, os, threading, time
+
+def mark(path):
+    open(path, 'w').close()
+
+def loop():
+    while True:
+        time.sleep(0.01)
+
+def application(environ, start_response):
+    group = environ['mod_wsgi.application_group'] or 'GLOBAL'
+    atexit.register(mark, os.path.join(environ['MARKER_DIR'], 'atexit-' + group))
+    if environ.get('PATH_INFO') == '/thread':
+        thread = threading.Thread(target=loop)
+        thread.daemon = True
+        thread.start()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [group.encode()]
+"#;
+
+/// Starts Apache with three groups of [`THREADS`]: `/named` (group `named`), `/global`
+/// (`%{GLOBAL}`) and `/plain` (group `plain`), and requests `paths` in order.
+fn threads_server(mpm: Mpm, paths: &[&str]) -> Apache {
+    let dir = TempDir::new("daemon-threads");
+    dir.write("app.wsgi", THREADS);
+    dir.write("markers/.keep", "");
+    let apache = Apache::start_in(
+        dir,
+        mpm,
+        "SetEnv MARKER_DIR {dir}/markers\n\
+         WSGIScriptAlias /named {dir}/app.wsgi application-group=named\n\
+         WSGIScriptAlias /global {dir}/app.wsgi application-group=%{GLOBAL}\n\
+         WSGIScriptAlias /plain {dir}/app.wsgi application-group=plain\n",
+    );
+    for path in paths {
+        assert_eq!(apache.get(path).status, 200, "{mpm:?} {path}");
+    }
+    apache
+}
+
+/// SIGWINCH (graceful stop: the child exits outside any signal handler, also under prefork,
+/// so that Python's shutdown runs), then waits until the Apache parent is gone.
+fn stop_gracefully(apache: &mut Apache) {
+    apache.wait_for_closing_connections(Duration::from_secs(3));
+    let parent = apache.pid();
+    // SAFETY: signals the Apache parent this test started.
+    unsafe { libc::kill(parent, libc::SIGWINCH) };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    // SAFETY: signal 0 only checks that the process exists.
+    while unsafe { libc::kill(parent, 0) } == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    apache.stop();
+}
+
+/// The groups whose atexit callbacks left their marker.
+fn atexit_markers(apache: &Apache) -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir(apache.dir.path().join("markers"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("atexit-").map(str::to_string))
+        .collect();
+    found.sort();
+    found
+}
+
+/// A daemon thread in a named group and one in `%{GLOBAL}`: deleting their thread states at
+/// exit would crash them when they next take the GIL, and `Py_EndInterpreter` refuses an
+/// interpreter with other threads. The named group is left running (its atexit callbacks
+/// run), and so Python is not finalised (the main interpreter's atexit callbacks run too);
+/// the other group ends normally.
+#[test]
+fn daemon_threads_in_a_group_and_in_global_crash_nothing_at_exit() {
+    for mpm in [Mpm::Event, Mpm::Prefork] {
+        for round in 0..3 {
+            let mut apache = threads_server(mpm, &["/named/thread", "/global/thread", "/plain"]);
+            std::thread::sleep(Duration::from_millis(100));
+            stop_gracefully(&mut apache);
+            let log = apache.error_log();
+            assert!(crash_lines(&log).is_empty(), "{mpm:?} round {round}: a crash at exit:\n{log}");
+            assert!(log.contains("Interpreter 'named' is left running: 1 thread(s)"), "{mpm:?} round {round}:\n{log}");
+            assert_eq!(atexit_markers(&apache), ["GLOBAL", "named", "plain"], "{mpm:?} round {round}:\n{log}");
+        }
+    }
+}
+
+/// A daemon thread in `%{GLOBAL}` only: every group ends, and `Py_FinalizeEx` stops the
+/// thread itself (it exits when it next asks for the GIL).
+#[test]
+fn a_daemon_thread_in_global_alone_lets_python_finalise() {
+    for mpm in [Mpm::Event, Mpm::Prefork] {
+        for round in 0..3 {
+            let mut apache = threads_server(mpm, &["/global/thread", "/named", "/plain"]);
+            std::thread::sleep(Duration::from_millis(100));
+            stop_gracefully(&mut apache);
+            let log = apache.error_log();
+            assert!(crash_lines(&log).is_empty(), "{mpm:?} round {round}: a crash at exit:\n{log}");
+            assert!(!log.contains("left running") && !log.contains("not finalised"), "{mpm:?} round {round}:\n{log}");
+            assert_eq!(atexit_markers(&apache), ["GLOBAL", "named", "plain"], "{mpm:?} round {round}:\n{log}");
+        }
+    }
+}
