@@ -34,21 +34,29 @@ thread_local! {
     static STATES: RefCell<Vec<Cached>> = const { RefCell::new(Vec::new()) };
 }
 
-/// How many thread states exist per index (all threads together): bounded by threads x
-/// interpreters, and back to zero when an interpreter ends.
-static COUNTS: parking_lot::Mutex<Vec<usize>> = parking_lot::Mutex::new(Vec::new());
+/// Every state the cache made or adopted, per index (as addresses): bounded by threads x
+/// interpreters, and emptied when an interpreter ends. The cache serves Apache's threads only
+/// (requests, the child's start and stop), so these are the states an interpreter's end may
+/// delete: by then their threads have stopped. Any other state of an interpreter belongs to a
+/// thread the application or an extension started, which may still be running.
+static OWNED: parking_lot::Mutex<Vec<Vec<usize>>> = parking_lot::Mutex::new(Vec::new());
 
-fn count(index: InterpIndex, change: impl FnOnce(&mut usize)) {
-    let mut counts = COUNTS.lock();
-    if counts.len() <= index.0 {
-        counts.resize(index.0 + 1, 0);
+fn own(index: InterpIndex, tstate: *mut ffi::PyThreadState) {
+    let mut owned = OWNED.lock();
+    if owned.len() <= index.0 {
+        owned.resize(index.0 + 1, Vec::new());
     }
-    change(&mut counts[index.0]);
+    owned[index.0].push(tstate as usize);
 }
 
 /// Thread states per index, for `mod_wsgi.process_metrics()` and the tests.
 pub fn thread_state_counts() -> Vec<usize> {
-    COUNTS.lock().clone()
+    OWNED.lock().iter().map(Vec::len).collect()
+}
+
+/// Whether `tstate` is one the cache made or adopted for `index` (an Apache thread's).
+pub fn is_cached(index: InterpIndex, tstate: *mut ffi::PyThreadState) -> bool {
+    OWNED.lock().get(index.0).is_some_and(|states| states.contains(&(tstate as usize)))
 }
 
 /// The interpreter behind a index, and a generation number unique to this registration.
@@ -97,14 +105,17 @@ fn with_entry<R>(index: InterpIndex, f: impl FnOnce(&mut Cached) -> R) -> R {
 pub fn adopt_current(index: InterpIndex, tstate: *mut ffi::PyThreadState) {
     let generation = registered(index).generation;
     with_entry(index, |entry| *entry = Cached { tstate, generation });
-    count(index, |n| *n += 1);
+    own(index, tstate);
 }
 
 /// Stops handing out states for an interpreter that is being ended (its states are deleted
-/// by then: the count goes back to zero). The index is free for the next interpreter; states
-/// other threads may still cache for this one are never used again (see [`Registered`]).
+/// by then, or left to it: the count goes back to zero). The index is free for the next
+/// interpreter; states other threads may still cache for this one are never used again (see
+/// [`Registered`]).
 pub fn forget_interpreter(index: InterpIndex) {
-    count(index, |n| *n = 0);
+    if let Some(states) = OWNED.lock().get_mut(index.0) {
+        states.clear();
+    }
     if let Some(entry) = INTERPRETERS.write().get_mut(index.0) {
         *entry = UNREGISTERED;
     }
@@ -125,7 +136,7 @@ pub fn thread_state(index: InterpIndex) -> *mut ffi::PyThreadState {
             // PyThreadState_New does not need the GIL.
             let tstate = unsafe { ffi::PyThreadState_New(current.interp as *mut ffi::PyInterpreterState) };
             *entry = Cached { tstate, generation: current.generation };
-            count(index, |n| *n += 1);
+            own(index, tstate);
         }
         entry.tstate
     })

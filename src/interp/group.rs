@@ -151,30 +151,18 @@ fn create(name: &str, index: InterpIndex) -> Result<&'static Group, String> {
     gil::adopt_current(index, tstate);
     let group = setup(name, index);
     if group.is_err() {
+        // The interpreter ends and its index serves the next group (one in which a site hook
+        // started threads that still run is left as it is). The group was never registered,
+        // so no other thread can have asked for a state in it: this thread's is the only one
+        // the cache knows (a stale one elsewhere would not be handed out anyway: see
+        // `gil::forget_interpreter`).
         // SAFETY: the failed interpreter is current on this thread through tstate, the GIL
         // is held, and setup() left no exception set.
-        unsafe { end_failed(index, tstate) };
+        unsafe { super::runtime::end_interpreter(index, tstate, name) };
     }
     // SAFETY: back to this thread's main state; _main's drop releases the GIL through it.
     unsafe { ffi::PyThreadState_Swap(main_tstate) };
     group
-}
-
-/// Ends an interpreter whose set-up failed and forgets it, so that its index can serve the
-/// next group. The group was never registered, so no other thread can have asked for a
-/// state in it: this thread's is the only one the cache knows (and a stale one elsewhere
-/// would not be handed out anyway: see `gil::forget_interpreter`).
-///
-/// # Safety
-/// The GIL must be held, with `tstate` (the interpreter's state on this thread) current.
-unsafe fn end_failed(index: InterpIndex, tstate: *mut ffi::PyThreadState) {
-    // SAFETY: forwarded from the caller. Py_EndInterpreter needs its own state current and
-    // the last one: any a site hook's thread made is deleted first, as at shutdown.
-    unsafe {
-        super::runtime::delete_other_thread_states(tstate);
-        ffi::Py_EndInterpreter(tstate);
-    }
-    gil::forget_interpreter(index);
 }
 
 /// Prepares a fresh interpreter (current on this thread, GIL held) for applications.

@@ -1,12 +1,14 @@
 //! Starting and ending Python in a child process.
 
 use super::group::Subscribers;
+use super::py::PyObj;
 use super::{error, group, py, settings};
 use crate::abi::{self, level};
 use crate::gil::scheduler::{self, Concurrency};
-use crate::gil::{self, MAIN_INTERP};
-use std::time::Duration;
+use crate::gil::{self, InterpIndex, MAIN_INTERP};
 use crate::pyffi as ffi;
+use parking_lot::Mutex;
+use std::time::Duration;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -114,6 +116,13 @@ pub fn stopping(graceful: bool) {
 /// Ends every sub-interpreter (running its atexit callbacks), then finalises Python.
 /// Called once, from the child's exit, after Apache's worker threads have stopped, and never
 /// from a signal handler (prefork's SIGTERM handler skips it: see the module's `child_exit`).
+///
+/// An interpreter in which threads the application started are still running (daemon
+/// threads) is not ended (see [`end_interpreter`]), and then Python cannot be finalised
+/// either: `Py_FinalizeEx` aborts the process while a sub-interpreter remains. The main
+/// interpreter's non-daemon threads are then joined and its atexit callbacks run, as
+/// `Py_FinalizeEx` would do first, and this returns with the GIL held, so that no Python
+/// thread runs again while the process exits.
 pub fn shutdown() {
     // Requests still queued for a slot get a 503 instead of waiting on a dying process.
     scheduler::close();
@@ -125,13 +134,12 @@ pub fn shutdown() {
             continue;
         }
         let own = gil::thread_state(group.index);
-        // SAFETY: GIL held; Py_EndInterpreter needs its own state current.
+        // SAFETY: GIL held; the group's interpreter is ended (or left) with its own state
+        // current, then this thread is back in the main interpreter.
         unsafe {
             ffi::PyThreadState_Swap(own);
             group.events.fire(Subscribers::Shutdown, "process_stopping", py::dict);
-            delete_other_thread_states(own);
-            ffi::Py_EndInterpreter(own);
-            gil::forget_interpreter(group.index);
+            end_interpreter(group.index, own, &group.name);
             ffi::PyThreadState_Swap(main);
         }
     }
@@ -139,32 +147,127 @@ pub fn shutdown() {
         main_group.events.fire(Subscribers::Shutdown, "process_stopping", py::dict);
     }
     // SAFETY: GIL held in the main interpreter through `main`.
-    unsafe { delete_other_thread_states(main) };
-    // SAFETY: GIL held in the main interpreter on this thread.
-    unsafe { ffi::Py_FinalizeEx() };
+    unsafe { delete_apache_thread_states(MAIN_INTERP, main) };
+    let left_running = LEFT_RUNNING.lock().join("', '");
+    if left_running.is_empty() {
+        // Py_FinalizeEx joins the main interpreter's non-daemon threads and stops its daemon
+        // threads (they exit when they next ask for the GIL) before deleting their states.
+        // SAFETY: GIL held in the main interpreter on this thread.
+        unsafe { ffi::Py_FinalizeEx() };
+    } else {
+        join_non_daemon_threads();
+        run_atexit();
+        settings::log(level::INFO, &format!("Python is not finalised: interpreter(s) '{left_running}' were left running."));
+    }
 }
 
-/// Deletes every thread state of the current interpreter but `own`, the current one.
-///
-/// Worker threads have stopped by the time a child exits, but their cached states remain, and
-/// both `Py_EndInterpreter` (which requires its state to be the last one) and
-/// `threading._shutdown` (which waits for the state lock of the thread that first imported
-/// `threading`, often a worker thread) need them gone.
+/// Interpreters left running because threads the application started in them were still
+/// alive when they were to end (names, for the log). While there is one, Python cannot be
+/// finalised.
+static LEFT_RUNNING: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Ends the current sub-interpreter, `own` being this thread's state in it (current, GIL
+/// held), and forgets its index. The states the cache made for Apache's threads are deleted
+/// first: their threads have stopped. Threads the application started are left to Python:
+/// non-daemon ones are joined (`threading._shutdown()`, as `Py_EndInterpreter` does); if some
+/// are still running after that (daemon threads, or threads started with `_thread`), deleting
+/// their states would crash them the next time they take the GIL, and `Py_EndInterpreter`
+/// refuses to end an interpreter with other threads (a fatal error): the interpreter is left
+/// running, with its atexit callbacks run. mod_wsgi deletes every other state instead and
+/// ends the interpreter regardless ("may well cause them to crash", its source says).
 ///
 /// # Safety
-/// The GIL must be held through `own`, and no other thread may use these states again.
-pub(super) unsafe fn delete_other_thread_states(own: *mut ffi::PyThreadState) {
-    // SAFETY: forwarded from the caller; states are cleared under the GIL, then deleted.
+/// The GIL must be held through `own`, this thread's state for `index`, which is current.
+pub(super) unsafe fn end_interpreter(index: InterpIndex, own: *mut ffi::PyThreadState, name: &str) {
+    // SAFETY: forwarded from the caller.
+    unsafe { delete_apache_thread_states(index, own) };
+    // SAFETY: as above.
+    if unsafe { other_thread_states(own) } > 0 {
+        join_non_daemon_threads();
+    }
+    // SAFETY: as above.
+    let running = unsafe { other_thread_states(own) };
+    if running > 0 {
+        run_atexit();
+        settings::log(
+            level::INFO,
+            &format!("Interpreter '{name}' is left running: {running} thread(s) it started are still alive (daemon threads); its atexit callbacks ran."),
+        );
+        LEFT_RUNNING.lock().push(name.to_string());
+    } else {
+        // SAFETY: `own` is current and now the interpreter's only state.
+        unsafe { ffi::Py_EndInterpreter(own) };
+    }
+    gil::forget_interpreter(index);
+}
+
+/// Deletes the states the thread-state cache made in the current interpreter (`index`) for
+/// Apache's threads other than this one, whose threads have stopped: the MPM has joined its
+/// workers before the child exits, and a group whose set-up failed only has its creator's.
+/// Both `Py_EndInterpreter` (which requires its state to be the last one) and
+/// `threading._shutdown` (which on 3.9 to 3.12 waits until the thread that first imported
+/// `threading`, often a worker thread, has no state left) need them gone. Other states are
+/// not touched: their threads may be running.
+///
+/// # Safety
+/// The GIL must be held through `own`, this thread's state for `index`, which is current.
+unsafe fn delete_apache_thread_states(index: InterpIndex, own: *mut ffi::PyThreadState) {
+    // SAFETY: forwarded from the caller; the list is walked under the GIL, and each state
+    // deleted is one the cache made for a thread that has stopped.
     unsafe {
-        let interp = ffi::compat::current_interpreter();
-        let mut other = ffi::PyInterpreterState_ThreadHead(interp);
+        let mut other = ffi::PyInterpreterState_ThreadHead(ffi::compat::current_interpreter());
         while !other.is_null() {
             let next = ffi::PyThreadState_Next(other);
-            if other != own {
+            if other != own && gil::is_cached(index, other) {
                 ffi::PyThreadState_Clear(other);
                 ffi::PyThreadState_Delete(other);
             }
             other = next;
+        }
+    }
+}
+
+/// How many states of the current interpreter there are besides `own`.
+///
+/// # Safety
+/// The GIL must be held through `own`, which is current.
+unsafe fn other_thread_states(own: *mut ffi::PyThreadState) -> usize {
+    let mut count = 0;
+    // SAFETY: forwarded from the caller; the list is walked under the GIL.
+    unsafe {
+        let mut state = ffi::PyInterpreterState_ThreadHead(ffi::compat::current_interpreter());
+        while !state.is_null() {
+            count += usize::from(state != own);
+            state = ffi::PyThreadState_Next(state);
+        }
+    }
+    count
+}
+
+/// Joins the current interpreter's non-daemon threads, as `Py_EndInterpreter` and
+/// `Py_FinalizeEx` do first (GIL held). `current_thread()` first, as mod_wsgi does: Python 2's
+/// `_shutdown` ends by removing the calling thread from `threading`'s table, and raises if it
+/// was never there.
+fn join_non_daemon_threads() {
+    call_if_imported("threading", &["current_thread", "_shutdown"]);
+}
+
+/// Runs (and clears) the current interpreter's atexit callbacks (GIL held).
+fn run_atexit() {
+    call_if_imported("atexit", &["_run_exitfuncs"]);
+}
+
+/// Calls `functions` of `module`, in order, if the current interpreter imported it (GIL
+/// held); an exception goes to the error log and ends the calls.
+fn call_if_imported(module: &str, functions: &[&str]) {
+    let key = py::cstring(module);
+    // SAFETY: GIL held; sys.modules and the module are borrowed references, turned into owned
+    // ones (a null module means it was never imported).
+    let module = unsafe { PyObj::from_borrowed(ffi::PyDict_GetItemString(ffi::PyImport_GetModuleDict(), key.as_ptr())) };
+    let Ok(module) = module else { return };
+    if functions.iter().try_for_each(|f| module.call_method(f, &[]).map(drop)).is_err() {
+        for line in error::take_traceback() {
+            settings::log(level::ERR, &line);
         }
     }
 }

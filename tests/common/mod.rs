@@ -268,8 +268,14 @@ impl Apache {
     }
 
     /// Stops Apache (SIGTERM to the pidfile's PID) and waits until it is gone.
+    ///
+    /// First it lets the children finish closing the connections whose clients are done (see
+    /// [`Apache::wait_for_closing_connections`]): httpd's event MPM can segfault a child that
+    /// is stopped while one of its workers closes a connection (tests/shutdown.rs).
     pub fn stop(&mut self) {
-        let Some(pid) = self.pid.take() else { return };
+        let Some(pid) = self.pid else { return };
+        self.wait_for_closing_connections(Duration::from_secs(3));
+        self.pid = None;
         // SAFETY: signals only the Apache parent this harness started.
         unsafe { libc::kill(pid, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -282,6 +288,24 @@ impl Apache {
             eprintln!("Apache {pid} did not stop in 15 s; sending SIGKILL");
             // SAFETY: our own Apache parent.
             unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+
+    /// Waits, at most `limit`, until no child holds a connection that is being closed: one
+    /// whose client has gone (or is going) while the child's descriptor is still open.
+    ///
+    /// On a non-graceful stop, httpd's event MPM closes its workers' sockets from the child's
+    /// main thread (`close_worker_sockets`) without any lock, while a worker may be closing
+    /// that same connection and destroying its pool: the main thread then reads freed memory,
+    /// and the child dies of SIGSEGV before any module's `child_stopping` hook runs (Apache's
+    /// race, with or without this module). A test's last response leaves exactly that: the
+    /// client read to the end and closed, and the worker is still finishing the lingering
+    /// close. Connections still exchanging data are not waited for (stopping busy children is
+    /// what some tests do); half-closed ones end within Apache's 2 s lingering time.
+    pub fn wait_for_closing_connections(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline && self.children().into_iter().any(closing_connection) {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -306,6 +330,44 @@ impl Drop for Apache {
             assert!(crashes.is_empty(), "the error log shows a crash ({} MPM, port {}):\n{}\n{banner}", self.mpm.name(), self.port, crashes.join("\n"));
         }
     }
+}
+
+/// Whether process `pid` has a TCP connection being closed open: a socket descriptor that the
+/// kernel lists in a closing state, or no longer lists at all (closed by the peer after our
+/// shutdown, while the descriptor is still open). Listening sockets and other socket families
+/// do not count. A process whose descriptors cannot be read has none.
+fn closing_connection(pid: i32) -> bool {
+    // TCP states in /proc/net/tcp: FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT,
+    // LAST_ACK, CLOSING.
+    const CLOSING: [u8; 7] = [0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0B];
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    let sockets: Vec<u64> = fds
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok())
+        .collect();
+    if sockets.is_empty() {
+        return false;
+    }
+    // (inode, state) of each row of a /proc/net table, given the column of its inode; the
+    // state is only meaningful for TCP.
+    let table = |name: &str, inode_field: usize| -> Vec<(u64, u8)> {
+        std::fs::read_to_string(format!("/proc/net/{name}"))
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                Some((fields.get(inode_field)?.parse().ok()?, u8::from_str_radix(fields.get(3)?, 16).unwrap_or(0)))
+            })
+            .collect()
+    };
+    let tcp: Vec<(u64, u8)> = [table("tcp", 9), table("tcp6", 9)].concat();
+    let others: Vec<u64> = [table("unix", 6), table("udp", 9), table("udp6", 9), table("netlink", 9)].concat().into_iter().map(|(inode, _)| inode).collect();
+    sockets.iter().any(|inode| match tcp.iter().find(|(i, _)| i == inode) {
+        Some((_, state)) => CLOSING.contains(state),
+        None => !others.contains(inode),
+    })
 }
 
 /// Runs `apache2 -t` on a config made of the base config and `body`; returns (ok, output).
