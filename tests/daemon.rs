@@ -5,6 +5,8 @@
 mod common;
 
 use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,6 +42,13 @@ def application(environ, start_response):
         return environ['wsgi.file_wrapper'](open(os.path.join(os.path.dirname(__file__), 'big.txt'), 'rb'))
     elif path == '/kill':
         os.kill(os.getpid(), 9)
+    elif path == '/die-mid-response':
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        def die():
+            yield b'first chunk\n'
+            os.kill(os.getpid(), 9)
+            yield b'never sent\n'
+        return die()
     elif path == '/log':
         environ['wsgi.errors'].write('daemon says hello\n')
         body = b'logged'
@@ -310,5 +319,45 @@ fn graceful_restart_replaces_daemons_and_sockets() {
     assert_eq!(new_sockets.len(), 1, "{new_sockets:?}");
     assert_ne!(new_sockets, old_sockets, "each generation has its own socket");
     assert!(apache.dir.path().join(format!("atexit-{before}")).is_file(), "the old daemon finalised Python");
+    assert_no_crash(&apache);
+}
+
+/// The bound on each request that must not be held up: a liveness limit, not a timing.
+const LIVENESS: Duration = Duration::from_secs(10);
+
+/// Opens a connection and sends `head` (a whole request head), leaving the response unread.
+fn send_head(apache: &Apache, head: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection; an error if that takes over [`LIVENESS`].
+fn read_to_close(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
+    stream.set_read_timeout(Some(LIVENESS)).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|e| format!("{e} after {} bytes", raw.len()))?;
+    Ok(raw)
+}
+
+#[test]
+fn a_daemon_that_dies_mid_response_cuts_the_response_short() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start_site(Mpm::Event, "threads=2");
+    let first = daemon_pid(&apache);
+    // HTTP/1.1 with keep-alive: only an aborted connection ends without the last chunk.
+    let mut stream = send_head(&apache, "GET /die-mid-response HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let raw = read_to_close(&mut stream).expect("the connection is closed");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200") && text.contains("Transfer-Encoding: chunked"), "{text}");
+    assert!(text.contains("first chunk\n"), "{text}");
+    assert!(!text.contains("0\r\n\r\n"), "a truncated response has no last chunk: {text:?}");
+    let needle = "Daemon process 'site' went away mid-response";
+    let log = apache.wait_for_log(needle);
+    assert!(log.contains(needle), "{log}");
+    let second = daemon_pid(&apache);
+    assert_ne!(first, second, "a new daemon serves the next request");
     assert_no_crash(&apache);
 }

@@ -189,7 +189,9 @@ impl Exchange<'_> {
         (&self.stream).write_all(&framed)
     }
 
-    /// What a broken connection means depends on how far the request got.
+    /// What a broken connection means depends on how far the request got. Once the headers
+    /// went to Apache, the response is cut short (`Outcome::ABORTED`: no last chunk, the
+    /// connection closed), never ended as if complete.
     fn failed(&self, error: io::Error) -> Result<abi::Outcome, c_int> {
         // SAFETY: the handler's request record outlives this call.
         let script = String::from_utf8_lossy(unsafe { self.request.script.as_slice() }).into_owned();
@@ -198,7 +200,12 @@ impl Exchange<'_> {
         let (status, message) = if !self.ready {
             (apache::HTTP_SERVICE_UNAVAILABLE, format!("Daemon process '{name}' closed the connection before handling the request ({error}): {script}"))
         } else if self.started {
-            log::request(log::ERR, self.r, &format!("Daemon process '{name}' ended the response early ({error}): {script}"));
+            let message = if timed_out {
+                format!("Timeout when reading the rest of the response from daemon process '{name}'; the response is cut short: {script}")
+            } else {
+                format!("Daemon process '{name}' went away mid-response (it died or closed the connection: {error}); the response is cut short: {script}")
+            };
+            log::request(log::ERR, self.r, &message);
             return Ok(abi::Outcome::ABORTED);
         } else if timed_out {
             (apache::HTTP_GATEWAY_TIME_OUT, format!("Timeout when reading response headers from daemon process '{name}': {script}"))
