@@ -5,6 +5,8 @@
 mod common;
 
 use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,13 +16,17 @@ use std::time::{Duration, Instant};
 const USER: &str = "www-data";
 
 const APP: &str = r#"
-import atexit, hashlib, json, os
+import atexit, hashlib, json, os, time
 import mod_wsgi
 
 def _record_exit():
     with open(os.path.join(os.path.dirname(__file__), 'atexit-%d' % os.getpid()), 'w') as f:
         f.write('ran')
 atexit.register(_record_exit)
+
+def _rss_kib():
+    with open('/proc/self/status') as f:
+        return int(next(l for l in f if l.startswith('VmRSS:')).split()[1])
 
 def application(environ, start_response):
     path = environ['PATH_INFO']
@@ -40,6 +46,38 @@ def application(environ, start_response):
         return environ['wsgi.file_wrapper'](open(os.path.join(os.path.dirname(__file__), 'big.txt'), 'rb'))
     elif path == '/kill':
         os.kill(os.getpid(), 9)
+    elif path == '/slow-start':
+        # Time for the test to stop (SIGSTOP) the Apache child that waits for this response.
+        open(os.path.join(os.path.dirname(__file__), 'slow-start'), 'w').close()
+        time.sleep(2)
+        body = b'started late'
+    elif path == '/flood':
+        errors = environ['wsgi.errors']
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        def chunks():
+            for i in range(3200):
+                errors.write('flood chunk %d\n' % i)
+                yield b'x' * 65536
+        return chunks()
+    elif path == '/chatty':
+        # 16 MiB of wsgi.errors lines before the response starts; what the daemon held
+        # on to meanwhile shows in its resident memory.
+        before = _rss_kib()
+        line = 'chatty ' + 'y' * 4089 + '\n'
+        for i in range(4096):
+            environ['wsgi.errors'].write(line)
+        body = json.dumps({'grown_kib': _rss_kib() - before}).encode()
+    elif path == '/die-mid-response':
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        def die():
+            yield b'first chunk\n'
+            os.kill(os.getpid(), 9)
+            yield b'never sent\n'
+        return die()
+    elif path.endswith('/not-found'):
+        body = b'the application says not found'
+        start_response('404 Not Found', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+        return [body]
     elif path == '/log':
         environ['wsgi.errors'].write('daemon says hello\n')
         body = b'logged'
@@ -310,5 +348,190 @@ fn graceful_restart_replaces_daemons_and_sockets() {
     assert_eq!(new_sockets.len(), 1, "{new_sockets:?}");
     assert_ne!(new_sockets, old_sockets, "each generation has its own socket");
     assert!(apache.dir.path().join(format!("atexit-{before}")).is_file(), "the old daemon finalised Python");
+    assert_no_crash(&apache);
+}
+
+/// The bound on each request that must not be held up: a liveness limit, not a timing.
+const LIVENESS: Duration = Duration::from_secs(10);
+
+/// Opens a connection and sends `head` (a whole request head), leaving the response unread.
+fn send_head(apache: &Apache, head: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection; an error if that takes over [`LIVENESS`].
+fn read_to_close(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
+    stream.set_read_timeout(Some(LIVENESS)).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|e| format!("{e} after {} bytes", raw.len()))?;
+    Ok(raw)
+}
+
+/// GET `path`, answered within [`LIVENESS`] or an error.
+fn get_live(apache: &Apache, path: &str) -> Result<Response, String> {
+    let mut stream = send_head(apache, &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
+    let raw = read_to_close(&mut stream)?;
+    if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Err(format!("no response ({} bytes)", raw.len()));
+    }
+    Ok(parse_response(&raw, false))
+}
+
+/// 20 requests for `/id`, 4 at a time, each answered within [`LIVENESS`]: the daemon's other
+/// threads are not frozen.
+fn assert_daemon_answers(apache: &Apache) {
+    let outcomes: Vec<Result<Response, String>> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..4).map(|_| scope.spawn(|| (0..5).map(|_| get_live(apache, "/id")).collect::<Vec<_>>())).collect();
+        clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+    });
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Ok(r) if r.status == 200 => None,
+            Ok(r) => Some(format!("status {}", r.status)),
+            Err(e) => Some(e.clone()),
+        })
+        .collect();
+    assert!(failed.is_empty(), "{} of 20 requests failed: {failed:?}\n{}", failed.len(), apache.error_log());
+}
+
+/// The Apache child that holds the server side of `client`'s connection (from the socket's
+/// inode in /proc/net/tcp).
+fn child_serving(apache: &Apache, client: &TcpStream) -> i32 {
+    let port_of = |address: &str| address.rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+    let client_port = client.local_addr().unwrap().port();
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let inode = tcp
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 9 && port_of(f[1]) == Some(apache.port) && port_of(f[2]) == Some(client_port))
+        .map(|f| f[9].to_string())
+        .expect("the server side of the connection");
+    let link = format!("socket:[{inode}]");
+    apache
+        .children()
+        .into_iter()
+        .find(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.to_string_lossy() == link))
+        })
+        .expect("the child serving the connection")
+}
+
+/// A process stopped with SIGSTOP until this is dropped (also when the test fails).
+struct Stopped(i32);
+
+impl Stopped {
+    fn new(pid: i32) -> Stopped {
+        // SAFETY: signals an Apache child of the server this test started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+#[test]
+fn error_override_is_decided_in_the_daemon_as_in_the_child() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let config = site_config("") + "ErrorDocument 404 \"custom page from Apache\"\n<Location /override>\nWSGIErrorOverride On\n</Location>\n";
+    let apache = Apache::start_in(site_dir(Mpm::Event), Mpm::Event, &config);
+    let r = apache.get("/override/not-found");
+    assert_eq!((r.status, r.text().as_str()), (404, "custom page from Apache"));
+    let r = apache.get("/not-found");
+    assert_eq!((r.status, r.text().as_str()), (404, "the application says not found"));
+    assert_eq!(daemon_pid(&apache), daemon_pid(&apache), "the daemon serves on after an override");
+    assert_no_crash(&apache);
+}
+
+#[test]
+fn a_stalled_apache_child_does_not_freeze_the_daemon_when_its_response_starts() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    // Two Apache children: one is stopped, the other serves the requests that must get through.
+    let config = site_config("threads=4")
+        + "ServerLimit 2\nStartServers 2\nMinSpareThreads 16\nMaxSpareThreads 16\nMaxRequestWorkers 16\n";
+    let apache = Apache::start_in(site_dir(Mpm::Event), Mpm::Event, &config);
+    let mut held = send_head(&apache, "GET /slow-start HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let marker = apache.dir.path().join("slow-start");
+    let deadline = Instant::now() + LIVENESS;
+    while !marker.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(marker.exists(), "the application never ran\n{}", apache.error_log());
+    // The application starts its response while the child that forwards it is stopped.
+    let stopped = Stopped::new(child_serving(&apache, &held));
+    // Past the application's 2 s: its headers have been produced (a setup wait: were it too
+    // short, the test could only miss the freeze, not fail without one).
+    std::thread::sleep(Duration::from_secs(3));
+    assert_daemon_answers(&apache);
+    drop(stopped);
+    let response = parse_response(&read_to_close(&mut held).unwrap(), false);
+    assert_eq!((response.status, response.text().as_str()), (200, "started late"));
+    assert_no_crash(&apache);
+}
+
+#[test]
+fn a_client_that_never_reads_while_its_application_logs_stalls_only_its_own_request() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start_site(Mpm::Event, "threads=4");
+    // 200 MiB, a wsgi.errors line per 64 KiB chunk, to a client that never reads: the
+    // daemon's thread soon waits on a full socket.
+    let stalled = send_head(&apache, "GET /flood HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    apache.wait_for_log("flood chunk 10\n");
+    assert_daemon_answers(&apache);
+    drop(stalled);
+    assert_no_crash(&apache);
+}
+
+#[test]
+fn log_lines_waiting_for_the_child_use_bounded_memory() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start_site(Mpm::Event, "threads=2");
+    let chatty = json(&apache, "/chatty");
+    let grown: i64 = chatty.get("grown_kib").parse().unwrap();
+    // 16 MiB of lines were written before any frame went to the child.
+    assert!(grown < 8 << 10, "the daemon grew by {grown} KiB while its application wrote 16 MiB of log lines");
+    let log = apache.wait_for_log("chatty");
+    assert_eq!(log.matches("chatty y").count(), 4096, "every line reaches the error log");
+    assert_no_crash(&apache);
+}
+
+#[test]
+fn a_daemon_that_dies_mid_response_cuts_the_response_short() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start_site(Mpm::Event, "threads=2");
+    let first = daemon_pid(&apache);
+    // HTTP/1.1 with keep-alive: only an aborted connection ends without the last chunk.
+    let mut stream = send_head(&apache, "GET /die-mid-response HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let raw = read_to_close(&mut stream).expect("the connection is closed");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200") && text.contains("Transfer-Encoding: chunked"), "{text}");
+    assert!(text.contains("first chunk\n"), "{text}");
+    assert!(!text.contains("0\r\n\r\n"), "a truncated response has no last chunk: {text:?}");
+    let needle = "Daemon process 'site' went away mid-response";
+    let log = apache.wait_for_log(needle);
+    assert!(log.contains(needle), "{log}");
+    let second = daemon_pid(&apache);
+    assert_ne!(first, second, "a new daemon serves the next request");
     assert_no_crash(&apache);
 }

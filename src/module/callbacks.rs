@@ -65,6 +65,19 @@ impl CallbackContext {
     }
 }
 
+/// The code of a status line (`"404 Not Found"`: 404), or `None` when it does not start with
+/// one.
+pub(super) fn status_code(status: &[u8]) -> Option<i32> {
+    std::str::from_utf8(status.get(..3)?).ok()?.parse().ok()
+}
+
+/// `WSGIErrorOverride`: whether Apache's error pages replace a response with status `code`.
+/// The one rule for both sides of daemon mode: the daemon decides with it what `start` returns,
+/// without waiting for the child, whose `start` applies it again.
+pub(super) fn error_overridden(error_override: bool, code: i32) -> bool {
+    error_override && code >= 400
+}
+
 /// # Safety
 /// `ctx` must be the `CallbackContext` of the request being handled.
 unsafe fn context<'a>(ctx: *mut c_void) -> &'a mut CallbackContext {
@@ -101,9 +114,9 @@ unsafe extern "C" fn set_head(ctx: *mut c_void, status: abi::Bytes, headers: *co
         let (x, status) = unsafe { (context(ctx), status.as_slice()) };
         // SAFETY: x.r is the live request.
         let r = unsafe { RequestRec::from_raw(x.r) };
+        let Some(code) = status_code(status) else { return -1 };
         let status = String::from_utf8_lossy(status).into_owned();
-        let Some(code) = status.get(..3).and_then(|c| c.parse::<i32>().ok()) else { return -1 };
-        if x.error_override && code >= 400 {
+        if error_overridden(x.error_override, code) {
             // Apache's ErrorDocument machinery produces the response instead.
             x.override_status = Some(code);
             return 1;

@@ -99,7 +99,8 @@ fn serve(r: &mut RequestRec) -> c_int {
     let pairs: Vec<abi::Pair> =
         environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
 
-    let mut ctx = CallbackContext::new(r, options.error_override == Some(true));
+    let error_override = options.error_override == Some(true);
+    let mut ctx = CallbackContext::new(r, error_override);
     let request = ctx.engine_request(&pairs, &script_path, callable.as_bytes(), group.as_bytes());
     let outcome = if process_group.is_empty() {
         // SAFETY: every request has a live server_rec with our config.
@@ -114,7 +115,7 @@ fn serve(r: &mut RequestRec) -> c_int {
         // SAFETY: request and everything it points to (ctx, pairs, the strings) outlive the call.
         unsafe { (engine.handle)(&request) }
     } else {
-        match daemon::client::serve(r.as_ptr(), &process_group, &request) {
+        match daemon::client::serve(r.as_ptr(), &process_group, &request, error_override) {
             Ok(outcome) => outcome,
             Err(status) => return status,
         }

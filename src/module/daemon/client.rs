@@ -19,9 +19,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The most body bytes fetched from Apache per READ frame.
 const BODY_CHUNK: usize = 64 << 10;
 
-/// Serves `request` through daemon group `name`. `Err` is an HTTP status for a failure of
+/// Serves `request` through daemon group `name`; `error_override` is `WSGIErrorOverride` for
+/// this request, as the handler's callbacks apply it. `Err` is an HTTP status for a failure of
 /// the forwarding itself (already logged); `Ok` is what the engine in the daemon returned.
-pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request) -> Result<abi::Outcome, c_int> {
+pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, error_override: bool) -> Result<abi::Outcome, c_int> {
     let fail = |status: u32, message: String| {
         log::request(log::ERR, r, &message);
         Err(status as c_int)
@@ -57,7 +58,7 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request) ->
     let _ = stream.set_write_timeout(timeout);
     let token = supervisor::token(index).unwrap_or_default();
     let mut exchange = Exchange { r, name, request, stream, ready: false, started: false };
-    exchange.run(token)
+    exchange.run(token, error_override)
 }
 
 /// mod_wsgi's rule: a group defined in a virtual host serves that host (by name) only.
@@ -114,12 +115,12 @@ struct Exchange<'a> {
 }
 
 impl Exchange<'_> {
-    fn run(&mut self, token: [u8; 16]) -> Result<abi::Outcome, c_int> {
-        let result = self.forward(token);
+    fn run(&mut self, token: [u8; 16], error_override: bool) -> Result<abi::Outcome, c_int> {
+        let result = self.forward(token, error_override);
         result.or_else(|e| self.failed(e))
     }
 
-    fn forward(&mut self, token: [u8; 16]) -> io::Result<abi::Outcome> {
+    fn forward(&mut self, token: [u8; 16], error_override: bool) -> io::Result<abi::Outcome> {
         let request = self.request;
         // SAFETY: the handler's request record and its strings outlive this call.
         let (environ, script, callable, group) = unsafe {
@@ -130,7 +131,7 @@ impl Exchange<'_> {
         let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = environ.iter().map(|p| unsafe { (p.name.as_slice().to_vec(), p.value.as_slice().to_vec()) }).collect();
         let queued = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
         pairs.push((b"mod_wsgi.queue_start".to_vec(), queued.to_string().into_bytes()));
-        let hello = Hello { token, script: script.to_vec(), callable: callable.to_vec(), group: group.to_vec(), environ: pairs };
+        let hello = Hello { token, error_override, script: script.to_vec(), callable: callable.to_vec(), group: group.to_vec(), environ: pairs };
         let mut framed = Vec::new();
         wire::write_frame(&mut framed, wire::HELLO, &hello.encode())?;
         (&self.stream).write_all(&framed)?;
@@ -140,7 +141,14 @@ impl Exchange<'_> {
             match kind {
                 wire::READY => self.ready = true,
                 wire::READ => self.read(Decoder(&payload).u32()? as usize)?,
-                wire::START => self.start(&payload)?,
+                wire::START => {
+                    if !self.start(&payload)? {
+                        // The daemon, which took the headers as sent, finds the connection
+                        // closed at its next write.
+                        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+                        return Ok(abi::Outcome::SERVER_ERROR);
+                    }
+                }
                 wire::DATA | wire::FLUSH => {
                     let data = if kind == wire::DATA { abi::Bytes::new(&payload) } else { abi::Bytes::EMPTY };
                     // SAFETY: the handler's callback with its own ctx, during its request.
@@ -176,29 +184,45 @@ impl Exchange<'_> {
         (&self.stream).write_all(&framed)
     }
 
-    /// START: the status and headers go through the handler's `start_response`.
-    fn start(&mut self, payload: &[u8]) -> io::Result<()> {
+    /// START: the status and headers go through the handler's `start`, which also records a
+    /// `WSGIErrorOverride` takeover (1) for the outcome the daemon will send. No answer: the
+    /// daemon made the same decision itself. False when Apache refused them (-1), which the
+    /// daemon could not foresee: the request becomes a 500, as when embedded.
+    fn start(&mut self, payload: &[u8]) -> io::Result<bool> {
         let start = Start::decode(payload)?;
         let pairs: Vec<abi::Pair> =
             start.headers.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
         // SAFETY: the handler's callback; the status and pairs are valid for the call.
         let rc = unsafe { (self.request.start)(self.request.ctx, abi::Bytes::new(&start.status), pairs.as_ptr(), pairs.len()) };
         self.started = rc == 0;
-        let mut framed = Vec::new();
-        wire::write_frame(&mut framed, wire::STARTED, &rc.to_le_bytes())?;
-        (&self.stream).write_all(&framed)
+        if rc < 0 {
+            let status = String::from_utf8_lossy(&start.status);
+            log::request(log::ERR, self.r, &format!("Apache refused the response status or headers from daemon process '{}' (status '{status}'): {}", self.name, self.script()));
+        }
+        Ok(rc >= 0)
     }
 
-    /// What a broken connection means depends on how far the request got.
-    fn failed(&self, error: io::Error) -> Result<abi::Outcome, c_int> {
+    fn script(&self) -> String {
         // SAFETY: the handler's request record outlives this call.
-        let script = String::from_utf8_lossy(unsafe { self.request.script.as_slice() }).into_owned();
+        String::from_utf8_lossy(unsafe { self.request.script.as_slice() }).into_owned()
+    }
+
+    /// What a broken connection means depends on how far the request got. Once the headers
+    /// went to Apache, the response is cut short (`Outcome::ABORTED`: no last chunk, the
+    /// connection closed), never ended as if complete.
+    fn failed(&self, error: io::Error) -> Result<abi::Outcome, c_int> {
+        let script = self.script();
         let name = self.name;
         let timed_out = matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut);
         let (status, message) = if !self.ready {
             (apache::HTTP_SERVICE_UNAVAILABLE, format!("Daemon process '{name}' closed the connection before handling the request ({error}): {script}"))
         } else if self.started {
-            log::request(log::ERR, self.r, &format!("Daemon process '{name}' ended the response early ({error}): {script}"));
+            let message = if timed_out {
+                format!("Timeout when reading the rest of the response from daemon process '{name}'; the response is cut short: {script}")
+            } else {
+                format!("Daemon process '{name}' went away mid-response (it died or closed the connection: {error}); the response is cut short: {script}")
+            };
+            log::request(log::ERR, self.r, &message);
             return Ok(abi::Outcome::ABORTED);
         } else if timed_out {
             (apache::HTTP_GATEWAY_TIME_OUT, format!("Timeout when reading response headers from daemon process '{name}': {script}"))

@@ -8,6 +8,7 @@
 //! Python and `_exit`s. The parent's maintenance callback forks the replacement.
 
 use super::super::apache;
+use super::super::callbacks::{error_overridden, status_code};
 use super::super::engine_loader;
 use super::super::hooks::DEFAULT_QUEUE_TIMEOUT_MS;
 use super::super::log;
@@ -38,6 +39,9 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 const START_FAILURE_DELAY: Duration = Duration::from_secs(20);
 /// Worker thread stacks: Apache's default thread stack size.
 const STACK_SIZE: usize = 8 << 20;
+/// The most bytes of frames made with the GIL held (see [`Conn::pending`]) that wait for the
+/// child; log lines beyond it go to the error log from the daemon itself.
+const PENDING_LIMIT: usize = 256 << 10;
 
 /// The write end of the self-pipe the signal handler feeds: `S` stop, `G` graceful stop.
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
@@ -426,8 +430,9 @@ fn serve(shared: &Shared, stream: UnixStream) -> Result<(), String> {
     }
     let conn = Conn {
         io: Mutex::new(Io { reader, writer: BufWriter::with_capacity(8 << 10, stream.try_clone().map_err(io_error)?), stream }),
-        logs: Mutex::new(Vec::new()),
+        pending: Mutex::new(Pending::default()),
         dead: AtomicBool::new(false),
+        error_override: hello.error_override,
         server: shared.server,
     };
     conn.send(wire::READY, &[], true);
@@ -460,14 +465,28 @@ fn now_micros() -> u128 {
 
 /// One forwarded request's connection, the engine's `ctx`.
 struct Conn {
-    /// Taken by the request's own callbacks (never while Python runs in them).
+    /// Taken by the callbacks the engine calls without the GIL (`read`, `write`,
+    /// `send_file`), which may hold it while they wait on the socket; never with the GIL held.
     io: Mutex<Io>,
-    /// Log lines wait here, so that `log` (which may be called with the GIL held) never
-    /// blocks on the socket; they go out before the next frame. Lock order: io, then logs.
-    logs: Mutex<Vec<(c_int, Vec<u8>)>>,
+    /// The frames of the callbacks called with the GIL held (`start`, `log`): they must never
+    /// wait for the socket (a child blocked on a slow client does not read it), nor for `io`,
+    /// or every thread of the daemon would wait with them. They go out ahead of the next
+    /// frame sent without the GIL (a write, a read, END). Lock order: io, then pending; never
+    /// held across a blocking call.
+    pending: Mutex<Pending>,
     /// The child went away or the protocol broke: the rest of the request is discarded.
     dead: AtomicBool,
+    /// `WSGIErrorOverride` for this request (from the hello): `start` answers for the child.
+    error_override: bool,
     server: *mut apache::server_rec,
+}
+
+/// Frames waiting for the next send; see [`Conn::pending`].
+#[derive(Default)]
+struct Pending {
+    frames: Vec<(u8, Vec<u8>)>,
+    /// Payload bytes in `frames`, bounded by [`PENDING_LIMIT`] for log lines.
+    bytes: usize,
 }
 
 struct Io {
@@ -487,21 +506,33 @@ impl Conn {
         if self.dead.load(Ordering::Relaxed) {
             return false;
         }
-        let logs = std::mem::take(&mut *self.logs.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut sent = logs.iter().try_for_each(|(level, text)| {
-            wire::write_frame(&mut io.writer, wire::LOG, &wire::Encoder::default().i32(*level).raw(text).0)
-        });
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut sent = pending.frames.iter().try_for_each(|(kind, payload)| wire::write_frame(&mut io.writer, *kind, payload));
         sent = sent.and_then(|()| wire::write_frame(&mut io.writer, kind, payload));
         if flush {
             sent = sent.and_then(|()| io.writer.flush());
         }
         if sent.is_err() {
             self.kill(io);
+            // The child may not have logged them: better twice than never.
+            self.log_locally(pending.frames);
         }
         sent.is_ok()
     }
 
-    /// Waits for the child's answer to READ or START.
+    /// Queues a frame made with the GIL held (see [`Conn::pending`]). A log line that would
+    /// take the queue over [`PENDING_LIMIT`] is refused (false); `start`'s frame never is.
+    fn queue(&self, kind: u8, payload: Vec<u8>, bounded: bool) -> bool {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if bounded && pending.bytes + payload.len() > PENDING_LIMIT {
+            return false;
+        }
+        pending.bytes += payload.len();
+        pending.frames.push((kind, payload));
+        true
+    }
+
+    /// Waits for the child's answer to READ.
     fn answer(&self, io: &mut Io, max: usize) -> Option<(u8, Vec<u8>)> {
         match wire::read_frame(&mut io.reader, max) {
             Ok(frame) => Some(frame),
@@ -520,8 +551,18 @@ impl Conn {
 
     /// Lines the child can no longer receive go to the error log here.
     fn log_pending_locally(&self) {
-        for (level, text) in std::mem::take(&mut *self.logs.lock().unwrap_or_else(|e| e.into_inner())) {
-            log::server(level, self.server, &String::from_utf8_lossy(&text));
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        self.log_locally(pending.frames);
+    }
+
+    /// Logs the LOG frames among `frames` from this process (not attributed to the request:
+    /// only the child knows the client).
+    fn log_locally(&self, frames: Vec<(u8, Vec<u8>)>) {
+        for (_, payload) in frames.into_iter().filter(|(kind, _)| *kind == wire::LOG) {
+            let mut d = wire::Decoder(&payload);
+            if let Ok(level) = d.i32() {
+                log::server(level, self.server, &String::from_utf8_lossy(d.0));
+            }
         }
     }
 }
@@ -556,21 +597,22 @@ unsafe extern "C" fn read_body(ctx: *mut c_void, buf: *mut u8, len: usize) -> is
     })
 }
 
+/// Called with the GIL held: queues the START frame and answers as the child's `start` will
+/// (`WSGIErrorOverride` from the hello), without waiting for it.
 unsafe extern "C" fn start_response(ctx: *mut c_void, status: abi::Bytes, headers: *const abi::Pair, len: usize) -> c_int {
     super::super::trampoline::trampoline("daemon start_response", -1, || {
         // SAFETY: see conn(); the engine's strings and `len` pairs are valid for the call.
         let (c, status, headers) = unsafe {
             (conn(ctx), status.as_slice(), if headers.is_null() { &[][..] } else { std::slice::from_raw_parts(headers, len) })
         };
+        let Some(code) = status_code(status) else { return -1 };
         // SAFETY: as above.
         let payload = Start::encode(status, headers.iter().map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) }));
-        let mut io = c.io.lock().unwrap_or_else(|e| e.into_inner());
-        if !c.send_locked(&mut io, wire::START, &payload, true) {
-            return -1;
-        }
-        match c.answer(&mut io, 4) {
-            Some((wire::STARTED, rc)) => wire::Decoder(&rc).i32().unwrap_or(-1),
-            _ => -1,
+        c.queue(wire::START, payload, false);
+        if error_overridden(c.error_override, code) {
+            1
+        } else {
+            0
         }
     })
 }
@@ -621,13 +663,17 @@ unsafe extern "C" fn send_file(ctx: *mut c_void, fd: c_int, offset: u64, len: u6
     })
 }
 
+/// Called with the GIL held: queues the line for the child, which logs it against the
+/// request. When the child cannot take it (gone, or [`PENDING_LIMIT`] reached: the
+/// application logged that much since its last write or read), the daemon logs it itself:
+/// bounded memory, no line lost.
 unsafe extern "C" fn log_line(ctx: *mut c_void, level: c_int, message: abi::Bytes) {
     super::super::trampoline::trampoline("daemon request log", (), || {
         // SAFETY: see conn(); message is valid for the call.
         let (c, message) = unsafe { (conn(ctx), message.as_slice()) };
-        if c.dead.load(Ordering::Relaxed) {
-            return log::server(level, c.server, &String::from_utf8_lossy(message));
+        let queued = !c.dead.load(Ordering::Relaxed) && c.queue(wire::LOG, wire::Encoder::default().i32(level).raw(message).0, true);
+        if !queued {
+            log::server(level, c.server, &String::from_utf8_lossy(message));
         }
-        c.logs.lock().unwrap_or_else(|e| e.into_inner()).push((level, message.to_vec()));
     })
 }

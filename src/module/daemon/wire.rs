@@ -2,9 +2,11 @@
 //! connection per request, and each frame one call of `abi::Request`, serialised.
 //!
 //! A frame is a kind byte, a little-endian `u32` payload length, then the payload. Only
-//! [`READ`] and [`START`] wait for an answer ([`BODY`]/[`BODY_ERROR`], [`STARTED`]), and the
-//! child writes nothing else, so neither side can block writing while the other does too.
-//! Pure Rust, no FFI: the unit tests (proptest) round-trip every payload.
+//! [`READ`] waits for an answer ([`BODY`]/[`BODY_ERROR`]), and the child writes nothing else,
+//! so neither side can block writing while the other does too. [`START`] and [`LOG`] are made
+//! with the GIL held, so they wait for no answer: the daemon decides from the [`Hello`] what the
+//! child's `start` will return. Pure Rust, no FFI: the unit tests (proptest) round-trip every
+//! payload.
 
 use std::io::{self, Read, Write};
 
@@ -15,14 +17,12 @@ pub const HELLO: u8 = 1;
 pub const BODY: u8 = 2;
 /// Answers [`READ`]: reading the body failed (client gone, `LimitRequestBody`).
 pub const BODY_ERROR: u8 = 3;
-/// Answers [`START`]: `i32`, `start`'s return value.
-pub const STARTED: u8 = 4;
 // Daemon to child.
 /// The hello was accepted; Python will see the request.
 pub const READY: u8 = 16;
 /// `u32`: the most body bytes the application wants now.
 pub const READ: u8 = 17;
-/// [`Start`]: status line and headers.
+/// [`Start`]: status line and headers. No answer: see [`Hello::error_override`].
 pub const START: u8 = 18;
 /// Response body bytes.
 pub const DATA: u8 = 19;
@@ -34,9 +34,10 @@ pub const LOG: u8 = 21;
 pub const END: u8 = 22;
 
 /// Start of a [`Hello`], and the version of this protocol (both ends are the same .so, so
-/// this is a sanity check, not negotiation).
+/// this is a sanity check, not negotiation). 2: the hello carries `error_override`, and
+/// START has no answer.
 pub const MAGIC: &[u8; 4] = b"MWRS";
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// The largest frame either side accepts (a hello carries the whole environ).
 pub const MAX_FRAME: usize = 16 << 20;
 /// The largest [`DATA`] frame a daemon sends.
@@ -70,6 +71,10 @@ pub fn read_frame(input: &mut impl Read, max: usize) -> io::Result<(u8, Vec<u8>)
 pub struct Encoder(pub Vec<u8>);
 
 impl Encoder {
+    pub fn u8(mut self, v: u8) -> Self {
+        self.0.push(v);
+        self
+    }
     pub fn u16(mut self, v: u16) -> Self {
         self.0.extend_from_slice(&v.to_le_bytes());
         self
@@ -116,6 +121,9 @@ impl<'a> Decoder<'a> {
         self.0 = rest;
         Ok(head)
     }
+    pub fn u8(&mut self) -> io::Result<u8> {
+        Ok(self.raw(1)?[0])
+    }
     pub fn u16(&mut self) -> io::Result<u16> {
         Ok(u16::from_le_bytes(self.raw(2)?.try_into().map_err(|_| truncated())?))
     }
@@ -141,10 +149,14 @@ impl<'a> Decoder<'a> {
     }
 }
 
-/// The first frame of a request: who sends it (the group's secret token) and what to run.
+/// The first frame of a request: who sends it (the group's secret token), what to run, and
+/// how.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hello {
     pub token: [u8; 16],
+    /// `WSGIErrorOverride On` for this request: the daemon's `start` returns 1 for an error
+    /// status, as the child's will when the [`START`] frame reaches it.
+    pub error_override: bool,
     pub script: Vec<u8>,
     pub callable: Vec<u8>,
     pub group: Vec<u8>,
@@ -157,6 +169,7 @@ impl Hello {
             .raw(MAGIC)
             .u16(VERSION)
             .raw(&self.token)
+            .u8(self.error_override as u8)
             .bytes(&self.script)
             .bytes(&self.callable)
             .bytes(&self.group)
@@ -170,7 +183,19 @@ impl Hello {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "not a mod_wsgi-rs request of this version"));
         }
         let token = d.raw(16)?.try_into().map_err(|_| truncated())?;
-        Ok(Hello { token, script: d.bytes()?.to_vec(), callable: d.bytes()?.to_vec(), group: d.bytes()?.to_vec(), environ: d.pairs()? })
+        let error_override = match d.u8()? {
+            0 => false,
+            1 => true,
+            other => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("error_override {other} is not 0 or 1"))),
+        };
+        Ok(Hello {
+            token,
+            error_override,
+            script: d.bytes()?.to_vec(),
+            callable: d.bytes()?.to_vec(),
+            group: d.bytes()?.to_vec(),
+            environ: d.pairs()?,
+        })
     }
 }
 
@@ -208,10 +233,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn hello_round_trips(token in any::<[u8; 16]>(), script in proptest::collection::vec(any::<u8>(), 0..100),
+        fn hello_round_trips(token in any::<[u8; 16]>(), error_override in any::<bool>(), script in proptest::collection::vec(any::<u8>(), 0..100),
                              callable in proptest::collection::vec(any::<u8>(), 0..20), group in proptest::collection::vec(any::<u8>(), 0..20),
                              environ in pairs()) {
-            let hello = Hello { token, script, callable, group, environ };
+            let hello = Hello { token, error_override, script, callable, group, environ };
             let mut framed = Vec::new();
             write_frame(&mut framed, HELLO, &hello.encode()).unwrap();
             let (kind, payload) = read_frame(&mut &framed[..], MAX_FRAME).unwrap();
@@ -223,6 +248,14 @@ mod tests {
         fn start_round_trips(status in proptest::collection::vec(any::<u8>(), 0..50), headers in pairs()) {
             let payload = Start::encode(&status, headers.iter().map(|(k, v)| (&k[..], &v[..])));
             prop_assert_eq!(Start::decode(&payload).unwrap(), Start { status, headers });
+        }
+
+        #[test]
+        fn cut_hellos_are_errors_not_panics(error_override in any::<bool>(), environ in pairs(), cut in 0usize..2000) {
+            let payload = Hello { token: [7; 16], error_override, script: b"/a.wsgi".to_vec(), callable: b"application".to_vec(), group: Vec::new(), environ }.encode();
+            if cut < payload.len() {
+                prop_assert!(Hello::decode(&payload[..cut]).is_err());
+            }
         }
 
         #[test]
@@ -241,6 +274,15 @@ mod tests {
         assert_eq!(read_frame(&mut &framed[..], 99).unwrap_err().kind(), io::ErrorKind::InvalidData);
         assert_eq!(read_frame(&mut &framed[..3], 1000).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
         assert!(Hello::decode(b"XXXX").is_err());
+        // Another version, or a flag byte that is not a boolean, is refused.
+        let hello = Hello { token: [1; 16], error_override: true, script: Vec::new(), callable: Vec::new(), group: Vec::new(), environ: Vec::new() };
+        let mut payload = hello.encode();
+        assert_eq!(Hello::decode(&payload).unwrap(), hello);
+        payload[4..6].copy_from_slice(&1u16.to_le_bytes());
+        assert!(Hello::decode(&payload).is_err(), "a version 1 hello");
+        let mut payload = hello.encode();
+        payload[6 + 16] = 2;
+        assert!(Hello::decode(&payload).is_err(), "error_override 2");
         assert!(same_token(&[1; 16], &[1; 16]));
         assert!(!same_token(&[1; 16], &[2; 16]));
     }
