@@ -41,7 +41,7 @@ fn stop_runs_atexit_in_every_interpreter_and_needs_no_sigkill() {
         if mpm == Mpm::Prefork {
             // Prefork ends its children inside their SIGTERM handler, where Python is not
             // finalised (README, "Application groups"): its stop that runs atexit is graceful.
-            stop_gracefully(&mut apache);
+            apache.stop_gracefully();
         } else {
             apache.stop();
         }
@@ -58,15 +58,3 @@ fn stop_runs_atexit_in_every_interpreter_and_needs_no_sigkill() {
     }
 }
 
-/// SIGWINCH (graceful stop), then waits until the Apache parent is gone.
-fn stop_gracefully(apache: &mut Apache) {
-    let parent = apache.pid();
-    // SAFETY: signals the Apache parent this test started.
-    unsafe { libc::kill(parent, libc::SIGWINCH) };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    // SAFETY: signal 0 only checks that the process exists.
-    while unsafe { libc::kill(parent, 0) } == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    apache.stop();
-}

@@ -125,20 +125,6 @@ fn threads_server(mpm: Mpm, paths: &[&str]) -> Apache {
     apache
 }
 
-/// SIGWINCH (graceful stop: the child exits outside any signal handler, also under prefork,
-/// so that Python's shutdown runs), then waits until the Apache parent is gone.
-fn stop_gracefully(apache: &mut Apache) {
-    apache.wait_for_closing_connections(Duration::from_secs(3));
-    let parent = apache.pid();
-    // SAFETY: signals the Apache parent this test started.
-    unsafe { libc::kill(parent, libc::SIGWINCH) };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    // SAFETY: signal 0 only checks that the process exists.
-    while unsafe { libc::kill(parent, 0) } == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    apache.stop();
-}
 
 /// The groups whose atexit callbacks left their marker.
 fn atexit_markers(apache: &Apache) -> Vec<String> {
@@ -162,7 +148,7 @@ fn daemon_threads_in_a_group_and_in_global_crash_nothing_at_exit() {
         for round in 0..3 {
             let mut apache = threads_server(mpm, &["/named/thread", "/global/thread", "/plain"]);
             std::thread::sleep(Duration::from_millis(100));
-            stop_gracefully(&mut apache);
+            apache.stop_gracefully();
             let log = apache.error_log();
             assert!(crash_lines(&log).is_empty(), "{mpm:?} round {round}: a crash at exit:\n{log}");
             assert!(log.contains("Interpreter 'named' is left running: 1 thread(s)"), "{mpm:?} round {round}:\n{log}");
@@ -179,7 +165,7 @@ fn a_daemon_thread_in_global_alone_lets_python_finalise() {
         for round in 0..3 {
             let mut apache = threads_server(mpm, &["/global/thread", "/named", "/plain"]);
             std::thread::sleep(Duration::from_millis(100));
-            stop_gracefully(&mut apache);
+            apache.stop_gracefully();
             let log = apache.error_log();
             assert!(crash_lines(&log).is_empty(), "{mpm:?} round {round}: a crash at exit:\n{log}");
             assert!(!log.contains("left running") && !log.contains("not finalised"), "{mpm:?} round {round}:\n{log}");

@@ -272,6 +272,22 @@ impl Apache {
     /// First it lets the children finish closing the connections whose clients are done (see
     /// [`Apache::wait_for_closing_connections`]): httpd's event MPM can segfault a child that
     /// is stopped while one of its workers closes a connection (tests/shutdown.rs).
+    /// SIGWINCH (graceful stop: the child exits outside any signal handler, also under
+    /// prefork, so that Python's shutdown runs), waits until the Apache parent is gone, then
+    /// [`Apache::stop`] (which finds nothing left to stop).
+    pub fn stop_gracefully(&mut self) {
+        self.wait_for_closing_connections(Duration::from_secs(3));
+        let parent = self.pid();
+        // SAFETY: signals the Apache parent this harness started.
+        unsafe { libc::kill(parent, libc::SIGWINCH) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        // SAFETY: signal 0 only checks that the process exists.
+        while unsafe { libc::kill(parent, 0) } == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop();
+    }
+
     pub fn stop(&mut self) {
         let Some(pid) = self.pid else { return };
         self.wait_for_closing_connections(Duration::from_secs(3));

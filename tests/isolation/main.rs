@@ -194,7 +194,7 @@ fn twenty_django_sites_in_one_child_each_keep_their_own_state() {
         if mpm == Mpm::Prefork {
             // Prefork ends its children inside their SIGTERM handler, where Python is not
             // finalised (README, "Application groups"): its stop that runs atexit is graceful.
-            stop_gracefully(&mut apache);
+            apache.stop_gracefully();
         } else {
             apache.stop();
         }
@@ -206,15 +206,3 @@ fn twenty_django_sites_in_one_child_each_keep_their_own_state() {
     }
 }
 
-/// SIGWINCH (graceful stop), then waits until the Apache parent is gone.
-fn stop_gracefully(apache: &mut Apache) {
-    let parent = apache.pid();
-    // SAFETY: signals the Apache parent this test started.
-    unsafe { libc::kill(parent, libc::SIGWINCH) };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    // SAFETY: signal 0 only checks that the process exists.
-    while unsafe { libc::kill(parent, 0) } == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    apache.stop();
-}
