@@ -3,7 +3,13 @@
 use super::scheduler;
 use super::thread_state::{thread_state, InterpIndex};
 use crate::pyffi as ffi;
+use std::cell::Cell;
 use std::marker::PhantomData;
+
+thread_local! {
+    /// Whether this thread holds the GIL through a [`GilGuard`] (and not inside [`released`]).
+    static HELD: Cell<bool> = const { Cell::new(false) };
+}
 
 /// Holds the GIL in one interpreter, through this thread's cached state for it.
 /// Not `Send`: a thread state belongs to the OS thread that made it.
@@ -18,12 +24,14 @@ impl GilGuard {
         // SAFETY: tstate belongs to this thread and is not current (no guard is active on this
         // thread: guards do not nest across interpreters in this engine).
         unsafe { ffi::PyEval_RestoreThread(tstate) };
+        HELD.with(|held| held.set(true));
         GilGuard { _not_send: PhantomData }
     }
 }
 
 impl Drop for GilGuard {
     fn drop(&mut self) {
+        HELD.with(|held| held.set(false));
         // SAFETY: this thread holds the GIL through the state restored in acquire().
         unsafe { ffi::PyEval_SaveThread() };
     }
@@ -36,6 +44,7 @@ pub fn released<R>(f: impl FnOnce() -> R) -> R {
     struct Restore {
         tstate: *mut ffi::PyThreadState,
         paused: bool,
+        was_held: bool,
     }
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -44,10 +53,23 @@ pub fn released<R>(f: impl FnOnce() -> R) -> R {
             }
             // SAFETY: the state saved below, on this thread; restored even if f panics.
             unsafe { ffi::PyEval_RestoreThread(self.tstate) };
+            HELD.with(|held| held.set(self.was_held));
         }
     }
     // SAFETY: the caller holds the GIL (a GilGuard is active on this thread).
     let tstate = unsafe { ffi::PyEval_SaveThread() };
-    let _restore = Restore { tstate, paused: scheduler::pause() };
+    let was_held = HELD.with(|held| held.replace(false));
+    let _restore = Restore { tstate, paused: scheduler::pause(), was_held };
     f()
+}
+
+/// Runs `f` without the GIL: released around it when this thread holds it through a
+/// [`GilGuard`], as is. For writes to Apache's error log, which can block (a piped logger
+/// that stalls): mod_wsgi releases the GIL around them too.
+pub fn outside<R>(f: impl FnOnce() -> R) -> R {
+    if HELD.with(Cell::get) {
+        released(f)
+    } else {
+        f()
+    }
 }

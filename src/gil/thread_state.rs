@@ -9,7 +9,7 @@
 
 use crate::pyffi as ffi;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// The index of an interpreter in the per-thread caches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,10 +28,20 @@ struct Cached {
 
 const NONE_CACHED: Cached = Cached { tstate: std::ptr::null_mut(), generation: 0 };
 
+/// This thread's states, indexed by index. When the thread ends while the process goes on
+/// (mod_http2 retires idle workers, a daemon's pool shrinks), its states are deleted with it
+/// (see [`reap`]); otherwise a child serving h2 would collect one state per retired thread
+/// and group until it exits.
+struct ThreadStates(RefCell<Vec<Cached>>);
+
+impl Drop for ThreadStates {
+    fn drop(&mut self) {
+        reap(std::mem::take(self.0.get_mut()));
+    }
+}
+
 thread_local! {
-    /// This thread's states, indexed by index. Raw pointers only: the engine is never unloaded,
-    /// and the states are deleted by the interpreter's end, not by this thread's exit.
-    static STATES: RefCell<Vec<Cached>> = const { RefCell::new(Vec::new()) };
+    static STATES: ThreadStates = const { ThreadStates(RefCell::new(Vec::new())) };
 }
 
 /// Every state the cache made or adopted, per index (as addresses): bounded by threads x
@@ -40,6 +50,12 @@ thread_local! {
 /// delete: by then their threads have stopped. Any other state of an interpreter belongs to a
 /// thread the application or an extension started, which may still be running.
 static OWNED: parking_lot::Mutex<Vec<Vec<usize>>> = parking_lot::Mutex::new(Vec::new());
+
+fn disown(index: InterpIndex, tstate: *mut ffi::PyThreadState) {
+    if let Some(states) = OWNED.lock().get_mut(index.0) {
+        states.retain(|&owned| owned != tstate as usize);
+    }
+}
 
 fn own(index: InterpIndex, tstate: *mut ffi::PyThreadState) {
     let mut owned = OWNED.lock();
@@ -92,7 +108,7 @@ pub fn register_interpreter(index: InterpIndex, interp: *mut ffi::PyInterpreterS
 /// This thread's cache entry for `index`, the cache grown as needed.
 fn with_entry<R>(index: InterpIndex, f: impl FnOnce(&mut Cached) -> R) -> R {
     STATES.with(|states| {
-        let mut states = states.borrow_mut();
+        let mut states = states.0.borrow_mut();
         if states.len() <= index.0 {
             states.resize(index.0 + 1, NONE_CACHED);
         }
@@ -140,4 +156,95 @@ pub fn thread_state(index: InterpIndex) -> *mut ffi::PyThreadState {
         }
         entry.tstate
     })
+}
+
+/// Set when the child (or daemon) starts ending its interpreters: from then on a thread that
+/// ends leaves its states to that (see [`reap`]).
+static PROCESS_ENDING: AtomicBool = AtomicBool::new(false);
+/// Threads deleting their states right now; the process's end waits for them.
+static REAPING: AtomicUsize = AtomicUsize::new(0);
+
+/// Deletes the states of a thread that is ending, from that thread's TLS destructor.
+///
+/// Deleting a state on its own thread is the only safe way: on 3.12+ `PyThreadState_Delete`
+/// of a state the `PyGILState` API bound to its thread clears the *calling* thread's binding,
+/// and the first state of every thread we serve is bound (its main-interpreter one). Each
+/// state is entered, cleared (which may run Python: `threading.local` values, and on 3.9 to
+/// 3.12 releasing `threading`'s lock for the thread that first imported it) and deleted with
+/// `PyThreadState_DeleteCurrent`, which gives the GIL back. Sub-interpreter states go first,
+/// the main one (the bound one) last.
+///
+/// An interpreter's last state is kept (until the interpreter ends): 3.11 hands out an
+/// interpreter's built-in initial state again when its list is empty, and aborts ("thread
+/// state already initialized") if that state was deleted before. So at most one state per
+/// interpreter outlives its thread.
+///
+/// Skipped on the process's main thread (its TLS destructors run inside `exit()`, wherever
+/// that was called from, even from prefork's SIGTERM handler in the middle of Python), and
+/// once the process has started ending its interpreters ([`stop_reaping`]): the end deletes
+/// what is left. Any other thread ends outside Python: Apache's workers and h2's between
+/// requests, and no state of ours is current outside a request.
+fn reap(states: Vec<Cached>) {
+    if states.iter().all(|cached| cached.generation == 0) || is_main_thread() {
+        return;
+    }
+    // Dekker-style hand-shake with stop_reaping(): either it sees this thread counted, or
+    // this thread sees the flag (both SeqCst).
+    REAPING.fetch_add(1, Ordering::SeqCst);
+    if !PROCESS_ENDING.load(Ordering::SeqCst) {
+        for (i, cached) in states.iter().enumerate().rev() {
+            let index = InterpIndex(i);
+            if cached.generation == 0 || registered(index).generation != cached.generation {
+                continue; // none, or its interpreter ended (and deleted it) since
+            }
+            // SAFETY: the interpreter is live: registered with this state's generation, and
+            // an interpreter ends only when its set-up fails (on the thread that created it,
+            // before any other thread has a state in it) or after stop_reaping() waited for
+            // this loop. The state is this thread's and not current (checked above); it is
+            // cleared with the GIL held through it, then deleted as the current state, which
+            // releases the GIL. The GIL is not held on entry (see reap's doc).
+            let deleted = unsafe {
+                ffi::PyEval_RestoreThread(cached.tstate);
+                if is_only_state(cached.tstate) {
+                    ffi::PyEval_SaveThread();
+                    false
+                } else {
+                    ffi::PyThreadState_Clear(cached.tstate);
+                    ffi::PyThreadState_DeleteCurrent();
+                    true
+                }
+            };
+            if deleted {
+                disown(index, cached.tstate);
+            }
+        }
+    }
+    REAPING.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Whether `tstate`, current, is the only state of its interpreter.
+///
+/// # Safety
+/// The GIL must be held through `tstate`.
+unsafe fn is_only_state(tstate: *mut ffi::PyThreadState) -> bool {
+    // SAFETY: forwarded from the caller; the list is read under the GIL.
+    unsafe {
+        let interp = ffi::compat::current_interpreter();
+        ffi::PyInterpreterState_ThreadHead(interp) == tstate && ffi::PyThreadState_Next(tstate).is_null()
+    }
+}
+
+/// Ends the deleting of states by ending threads, waiting for any in progress, before the
+/// process ends its interpreters (which then delete what is left, their threads having
+/// stopped). Called without the GIL: a thread in [`reap`] may be waiting for it.
+pub fn stop_reaping() {
+    PROCESS_ENDING.store(true, Ordering::SeqCst);
+    while REAPING.load(Ordering::SeqCst) > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+fn is_main_thread() -> bool {
+    // SAFETY: getpid and gettid only read the calling thread's ids.
+    unsafe { libc::getpid() == libc::gettid() }
 }

@@ -23,8 +23,10 @@ static BUSY: Mutex<Registry> = Mutex::new(Registry { busy: Vec::new(), stopping:
 /// The child is stopping: the request must not start.
 pub struct Stopping;
 
-/// Marks the calling thread busy in `index` until dropped.
-pub struct Busy(std::ffi::c_long);
+/// Marks the calling thread busy in `index` until dropped. A thread can be busy twice (a
+/// sub-request served while its parent request waits, possibly in another group): each
+/// guard removes its own entry.
+pub struct Busy(std::ffi::c_long, InterpIndex);
 
 impl Busy {
     /// Registers the calling thread, unless a stop has begun: a request that got this far
@@ -39,14 +41,14 @@ impl Busy {
             return Err(Stopping);
         }
         registry.busy.push((ident, index));
-        Ok(Busy(ident))
+        Ok(Busy(ident, index))
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
         let busy = &mut BUSY.lock().busy;
-        if let Some(i) = busy.iter().position(|(ident, _)| *ident == self.0) {
+        if let Some(i) = busy.iter().rposition(|entry| *entry == (self.0, self.1)) {
             busy.swap_remove(i);
         }
     }

@@ -17,6 +17,7 @@ thread_local! {
 }
 
 /// Logs a line against the request this thread is serving, or the process when none.
+/// The GIL is released around the write (see [`crate::gil::outside`]).
 pub fn log_current(level: i32, message: &str) {
     let request = CURRENT.with(|c| c.get());
     if request.is_null() {
@@ -25,7 +26,7 @@ pub fn log_current(level: i32, message: &str) {
         // SAFETY: CURRENT is only non-null while its request is being handled on this thread.
         let request = unsafe { &*request };
         // SAFETY: the module's callback takes a byte string valid for the call.
-        unsafe { (request.log)(request.ctx, level, abi::Bytes::new(message.as_bytes())) }
+        crate::gil::outside(|| unsafe { (request.log)(request.ctx, level, abi::Bytes::new(message.as_bytes())) })
     }
 }
 
@@ -114,9 +115,11 @@ impl<'a> Exchange<'a> {
         pairs.iter().find(|p| unsafe { p.name.as_slice() } == name).map(|p| unsafe { p.value.as_slice() })
     }
 
+    /// Logs a line against this request, the GIL released around the write.
     pub fn log(&self, level: i32, message: &str) {
+        let request = self.request;
         // SAFETY: the module's callback takes a byte string valid for the call.
-        unsafe { (self.request.log)(self.request.ctx, level, abi::Bytes::new(message.as_bytes())) }
+        crate::gil::outside(|| unsafe { (request.log)(request.ctx, level, abi::Bytes::new(message.as_bytes())) })
     }
 
     /// Passes status and headers to Apache once, before the first body byte. This only fills
@@ -269,8 +272,8 @@ impl<'a> Exchange<'a> {
         let request = self.request;
         self.hand_over(|gathered| {
             released(|| match deliver(request, gathered, &[], false) {
-                // SAFETY: fd is open (the application's file object is alive) for the call;
-                // the module sends a duplicate of it, so the file may close after we return.
+                // SAFETY: fd is open for the call (the caller's own duplicate); the module
+                // sends a duplicate of it, so it may close after we return.
                 0 => unsafe { (request.send_file)(request.ctx, fd, offset, len) },
                 rc => rc,
             })

@@ -126,6 +126,8 @@ pub fn stopping(graceful: bool) {
 pub fn shutdown() {
     // Requests still queued for a slot get a 503 instead of waiting on a dying process.
     scheduler::close();
+    // From here on, states of threads that end are deleted below, not by those threads.
+    gil::stop_reaping();
     let main = gil::thread_state(MAIN_INTERP);
     // SAFETY: takes the GIL through this thread's main-interpreter state.
     unsafe { ffi::PyEval_RestoreThread(main) };
@@ -146,8 +148,8 @@ pub fn shutdown() {
     if let Some(main_group) = group::all().into_iter().find(|g| g.index == MAIN_INTERP) {
         main_group.events.fire(Subscribers::Shutdown, "process_stopping", py::dict);
     }
-    // SAFETY: GIL held in the main interpreter through `main`.
-    unsafe { delete_apache_thread_states(MAIN_INTERP, main) };
+    // SAFETY: GIL held in the main interpreter through `main`, current on this thread.
+    unsafe { delete_main_apache_thread_states(main) };
     let left_running = LEFT_RUNNING.lock().join("', '");
     if left_running.is_empty() {
         // Py_FinalizeEx joins the main interpreter's non-daemon threads and stops its daemon
@@ -202,27 +204,70 @@ pub(super) unsafe fn end_interpreter(index: InterpIndex, own: *mut ffi::PyThread
 }
 
 /// Deletes the states the thread-state cache made in the current interpreter (`index`) for
-/// Apache's threads other than this one, whose threads have stopped: the MPM has joined its
-/// workers before the child exits, and a group whose set-up failed only has its creator's.
+/// Apache's threads other than the one `keep` belongs to, whose threads have stopped (those
+/// that ended before the child's exit began deleted their own; the MPM has joined its workers
+/// before the child exits; a group whose set-up failed only has its creator's).
 /// Both `Py_EndInterpreter` (which requires its state to be the last one) and
 /// `threading._shutdown` (which on 3.9 to 3.12 waits until the thread that first imported
 /// `threading`, often a worker thread, has no state left) need them gone. Other states are
 /// not touched: their threads may be running.
 ///
 /// # Safety
-/// The GIL must be held through `own`, this thread's state for `index`, which is current.
-unsafe fn delete_apache_thread_states(index: InterpIndex, own: *mut ffi::PyThreadState) {
+/// The GIL must be held in the interpreter of `index` (through `keep`, or a state that the
+/// cache does not know).
+unsafe fn delete_apache_thread_states(index: InterpIndex, keep: *mut ffi::PyThreadState) {
     // SAFETY: forwarded from the caller; the list is walked under the GIL, and each state
     // deleted is one the cache made for a thread that has stopped.
     unsafe {
         let mut other = ffi::PyInterpreterState_ThreadHead(ffi::compat::current_interpreter());
         while !other.is_null() {
             let next = ffi::PyThreadState_Next(other);
-            if other != own && gil::is_cached(index, other) {
+            if other != keep && gil::is_cached(index, other) {
                 ffi::PyThreadState_Clear(other);
                 ffi::PyThreadState_Delete(other);
             }
             other = next;
+        }
+    }
+}
+
+/// [`delete_apache_thread_states`] for the main interpreter, done on a thread of its own.
+///
+/// Other Apache threads' main-interpreter states are the ones the `PyGILState` API bound to
+/// their threads (the first state of every thread is its main one), and from 3.12
+/// `PyThreadState_Delete` of a bound state clears the *calling* thread's binding: done here,
+/// this thread would be left without one, and a `PyGILState_Ensure` during finalisation (an
+/// extension's atexit or free function) would create a second state and abort with "non-NULL
+/// old thread state". A short-lived thread loses nothing by it. Usually there is nothing to
+/// delete: Apache's threads delete their own states when they end (`gil::thread_state`).
+///
+/// # Safety
+/// The GIL must be held through `main`, this thread's main-interpreter state, which is current.
+unsafe fn delete_main_apache_thread_states(main: *mut ffi::PyThreadState) {
+    // SAFETY: forwarded from the caller.
+    let interp = unsafe { ffi::compat::current_interpreter() } as usize;
+    let keep = main as usize;
+    let delete = move || {
+        // SAFETY: a new state of the (live) main interpreter for this thread, entered, used
+        // to delete the cached states under the GIL, then cleared and deleted as current.
+        unsafe {
+            let tstate = ffi::PyThreadState_New(interp as *mut ffi::PyInterpreterState);
+            ffi::PyEval_RestoreThread(tstate);
+            delete_apache_thread_states(MAIN_INTERP, keep as *mut ffi::PyThreadState);
+            ffi::PyThreadState_Clear(tstate);
+            ffi::PyThreadState_DeleteCurrent();
+        }
+    };
+    // SAFETY: this thread's state is saved (GIL released) for the helper to take it, and
+    // restored after the helper ended.
+    unsafe {
+        ffi::PyEval_SaveThread();
+        let helper = std::thread::Builder::new().name("wsgi-states".into()).spawn(delete);
+        let started = helper.map(|h| h.join()).is_ok();
+        ffi::PyEval_RestoreThread(main);
+        if !started {
+            // No thread could be started: delete them here (pre-3.12 behaviour is the same).
+            delete_apache_thread_states(MAIN_INTERP, main);
         }
     }
 }

@@ -50,6 +50,6 @@ pub fn get() -> &'static Settings {
 pub fn log(level: i32, message: &str) {
     if let Some(s) = SETTINGS.get() {
         // SAFETY: the module's log callback takes a byte string valid for the call.
-        unsafe { (s.log)(level, abi::Bytes::new(message.as_bytes())) }
+        crate::gil::outside(|| unsafe { (s.log)(level, abi::Bytes::new(message.as_bytes())) })
     }
 }

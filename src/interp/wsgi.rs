@@ -1,6 +1,7 @@
 //! One WSGI request, from the group's interpreter to the last body byte: load the script,
 //! call the application, send each chunk as it is produced, always call `close()`.
 
+use std::os::fd::{AsRawFd, FromRawFd};
 use super::exchange::{Current, Exchange, SendError};
 use super::py::{self, PyObj};
 use super::script::{self, LoadError};
@@ -292,10 +293,21 @@ fn send_file_wrapper(ex: &Exchange, result: &PyObj) -> Result<Option<Outcome>, (
         unsafe { ffi::PyErr_Clear() };
         return Ok(None);
     }
-    // SAFETY: fstat on a descriptor the application's file object holds open.
+    // The application's descriptor is only safe to use while the GIL is held: the file is
+    // sent without it, when another Python thread could close the file (and the number be
+    // reused for another file). Sent through a duplicate made now, closed when sent.
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor the application's file object holds open (GIL
+    // held).
+    let dup = unsafe { libc::fcntl(fd as i32, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Ok(None);
+    }
+    // SAFETY: dup is a new descriptor nothing else owns.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(dup) };
+    // SAFETY: fstat on our open descriptor.
     let size = unsafe {
         let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd as i32, &mut st) != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
+        if libc::fstat(fd.as_raw_fd(), &mut st) != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
             return Ok(None);
         }
         st.st_size as u64
@@ -305,7 +317,7 @@ fn send_file_wrapper(ex: &Exchange, result: &PyObj) -> Result<Option<Outcome>, (
     let Some(offset) = tell(&filelike) else { return Ok(None) };
     let len = size.saturating_sub(offset);
     ex.default_length(len);
-    match ex.send_file(fd as i32, offset, len) {
+    match ex.send_file(fd.as_raw_fd(), offset, len) {
         Ok(()) => Ok(Some(Outcome::DONE)),
         Err(e) => {
             start_response::raise_send_error(e);
@@ -330,10 +342,15 @@ fn tell(filelike: &PyObj) -> Option<u64> {
     position.and_then(|p| u64::try_from(p).ok())
 }
 
+/// The headline and the pending exception's traceback, written together with the GIL
+/// released once (not once per line).
 fn log_exception(ex: &Exchange, headline: &str) {
-    ex.log(level::ERR, headline);
-    for line in error::take_traceback() {
-        ex.log(level::ERR, &line);
-    }
+    let traceback = error::take_traceback();
+    crate::gil::outside(|| {
+        ex.log(level::ERR, headline);
+        for line in &traceback {
+            ex.log(level::ERR, line);
+        }
+    });
 }
 
