@@ -10,7 +10,8 @@ use super::super::args::{split_option, split_words};
 /// mod_wsgi's wording for an option it does not know (or a word that is not `key=value`).
 const INVALID: &str = "Invalid option to WSGI daemon process definition.";
 
-/// Options mod_wsgi 4.9 and 6.x document that this build does not implement yet.
+/// Options mod_wsgi 4.9 and 6.x document that this build does not implement yet. Those
+/// parsed into [`DaemonSpec`] are validated first (a bad value gets mod_wsgi's message).
 pub const REFUSED: &[&str] = &[
     "supplementary-groups", "umask", "lang", "locale", "chroot", "script-user", "script-group", "python-eggs",
     "switch-interval", "restart-interval", "inactivity-timeout", "request-timeout", "interrupt-timeout",
@@ -19,7 +20,58 @@ pub const REFUSED: &[&str] = &[
     "cpu-priority", "memory-limit", "virtual-memory-limit", "stack-size", "receive-buffer-size",
     "send-buffer-size", "header-buffer-size", "response-buffer-size", "response-socket-timeout",
     "response-flush-delay", "server-metrics", "newrelic-config-file", "newrelic-environment",
+    "maximum-requests-jitter",
 ];
+
+/// The daemon's timeouts, in seconds as configured (0: off, except where a default says).
+/// mod_wsgi's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A process whose application has not loaded after this long is restarted.
+    pub startup: u64,
+    /// How long a stopping process may take before it is killed (default 5).
+    pub shutdown: u64,
+    /// How long the GIL may stay held without any thread making progress (default 300).
+    pub deadlock: u64,
+    /// A process with no request (and no request activity) for this long restarts.
+    pub inactivity: u64,
+    /// A request running longer than this recycles the process (its stack is logged).
+    pub request: u64,
+    /// After a request-timeout, how long requests get to finish once interrupted.
+    pub interrupt: u64,
+    /// How long a process recycled for maximum-requests or restart-interval lets its running
+    /// requests finish (default 15).
+    pub graceful: u64,
+    /// As `graceful`, for an eviction (`SIGUSR1`/graceful restart); 0: use `graceful`.
+    pub eviction: u64,
+    /// A process restarts after running this long, gracefully.
+    pub restart_interval: u64,
+    /// How long an Apache child tries to connect to the daemon (default 15).
+    pub connect: u64,
+    /// I/O timeout between child and daemon; 0: Apache's `Timeout`.
+    pub socket: u64,
+    /// A request that waited this long for a daemon thread gets a 504 instead of running.
+    pub queue: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            startup: 0,
+            shutdown: 5,
+            deadlock: 300,
+            inactivity: 0,
+            request: 0,
+            interrupt: 0,
+            graceful: 15,
+            eviction: 0,
+            restart_interval: 0,
+            connect: 15,
+            socket: 0,
+            queue: 0,
+        }
+    }
+}
 
 /// A Unix account, resolved when the directive is read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +110,23 @@ pub struct DaemonSpec {
     pub display_name: Option<String>,
     /// `maximum-requests=`: a process exits after this many requests (0: never).
     pub maximum_requests: u64,
+    /// `maximum-requests-jitter=` (ours): each process's limit is `maximum-requests` plus a
+    /// random 0..=jitter, so that the processes of a group do not all recycle at once.
+    pub maximum_requests_jitter: u64,
+    /// `supplementary-groups=a,b`: gids, set with `setgroups` besides the user's own.
+    pub supplementary_groups: Vec<u32>,
+    /// `umask=` (octal).
+    pub umask: Option<u32>,
+    /// `lang=`: `LANG` and `LC_ALL` in the daemon's environment.
+    pub lang: Option<String>,
+    /// `locale=`: `setlocale(LC_ALL, ...)` before Python starts.
+    pub locale: Option<String>,
+    /// `listen-backlog=` of the daemon's socket (default 100).
+    pub listen_backlog: i32,
+    /// `header-buffer-size=`: the largest response head (status and headers) a daemon may
+    /// send (default 32768; mod_wsgi's minimum 8192).
+    pub header_buffer_size: usize,
+    pub timeouts: Timeouts,
 }
 
 impl DaemonSpec {
@@ -74,6 +143,14 @@ impl DaemonSpec {
             python_path: None,
             display_name: None,
             maximum_requests: 0,
+            maximum_requests_jitter: 0,
+            supplementary_groups: Vec::new(),
+            umask: None,
+            lang: None,
+            locale: None,
+            listen_backlog: 100,
+            header_buffer_size: 32768,
+            timeouts: Timeouts::default(),
         }
     }
 
@@ -100,8 +177,60 @@ impl DaemonSpec {
     }
 
     fn set(&mut self, key: &str, value: &str, accounts: &dyn Accounts) -> Result<(), String> {
+        self.parse_option(key, value, accounts)?;
+        if REFUSED.contains(&key) {
+            return Err(format!("WSGIDaemonProcess {}: option '{key}' is not supported yet by mod_wsgi-rs", self.name));
+        }
+        Ok(())
+    }
+
+    fn parse_option(&mut self, key: &str, value: &str, accounts: &dyn Accounts) -> Result<(), String> {
         let number = |message: &str, min: u64| value.parse::<u64>().ok().filter(|n| *n >= min).ok_or_else(|| message.to_string());
+        // mod_wsgi's "Invalid <what> for WSGI daemon process." for a timeout in seconds.
+        let seconds = |what: &str| number(&format!("Invalid {what} for WSGI daemon process."), 0);
+        let t = &mut self.timeouts;
         match key {
+            "startup-timeout" => t.startup = seconds("startup timeout")?,
+            "shutdown-timeout" => t.shutdown = seconds("shutdown timeout")?,
+            "deadlock-timeout" => t.deadlock = seconds("deadlock timeout")?,
+            "inactivity-timeout" => t.inactivity = seconds("inactivity timeout")?,
+            "request-timeout" => t.request = seconds("request timeout")?,
+            "interrupt-timeout" => t.interrupt = seconds("interrupt timeout")?,
+            "graceful-timeout" => t.graceful = seconds("graceful timeout")?,
+            "eviction-timeout" => t.eviction = seconds("eviction timeout")?,
+            "restart-interval" => t.restart_interval = seconds("restart interval")?,
+            "connect-timeout" => t.connect = seconds("connect timeout")?,
+            "socket-timeout" => t.socket = seconds("socket timeout")?,
+            "queue-timeout" => t.queue = seconds("queue timeout")?,
+            "maximum-requests-jitter" => self.maximum_requests_jitter = number("Invalid request count jitter for WSGI daemon process.", 0)?,
+            "listen-backlog" => {
+                let backlog = number("Invalid listen backlog for WSGI daemon process.", 0)?;
+                self.listen_backlog = backlog.min(i32::MAX as u64) as i32;
+            }
+            "umask" => {
+                let umask = u32::from_str_radix(value, 8).ok().filter(|m| *m <= 0o777);
+                self.umask = Some(umask.ok_or("Invalid umask for WSGI daemon process.")?);
+            }
+            "lang" => self.lang = Some(value.to_string()),
+            "locale" => self.locale = Some(value.to_string()),
+            "supplementary-groups" => {
+                let mut gids = Vec::new();
+                for name in value.split(',').filter(|n| !n.is_empty()) {
+                    let gid = match name.strip_prefix('#') {
+                        Some(id) => id.parse().ok(),
+                        None => accounts.group_by_name(name),
+                    };
+                    gids.push(gid.ok_or_else(|| format!("Invalid supplementary group '{name}' for WSGI daemon process."))?);
+                }
+                self.supplementary_groups = gids;
+            }
+            "header-buffer-size" => {
+                let size = number("Invalid header buffer size for WSGI daemon process.", 0)?;
+                if size != 0 && size < 8192 {
+                    return Err("Header buffer size must be >= 8192 bytes, or 0 for default.".into());
+                }
+                self.header_buffer_size = if size == 0 { 32768 } else { size.min(1 << 30) as usize };
+            }
             "processes" => {
                 self.processes = number("Invalid process count for WSGI daemon process.", 1)?.try_into().map_err(|_| "processes= is too large".to_string())?;
                 self.multiprocess = true;
@@ -143,9 +272,7 @@ impl DaemonSpec {
             "python-path" => self.python_path = Some(value.split(':').filter(|p| !p.is_empty()).map(str::to_string).collect()),
             "display-name" => self.display_name = Some(value.replace("%{GROUP}", &format!("(wsgi:{})", self.name))),
             "maximum-requests" => self.maximum_requests = number("Invalid request count for WSGI daemon process.", 0)?,
-            refused if REFUSED.contains(&refused) => {
-                return Err(format!("WSGIDaemonProcess {}: option '{refused}' is not supported yet by mod_wsgi-rs", self.name));
-            }
+            refused if REFUSED.contains(&refused) => {}
             unknown => return Err(format!("{INVALID} Unknown option '{unknown}'.")),
         }
         Ok(())
@@ -250,9 +377,25 @@ mod tests {
     }
 
     #[test]
+    fn slice_two_options_are_validated_as_mod_wsgi_does() {
+        let err = |line| parse(line).unwrap_err();
+        assert_eq!(err("site request-timeout=-1"), "Invalid request timeout for WSGI daemon process.");
+        assert_eq!(err("site inactivity-timeout=x"), "Invalid inactivity timeout for WSGI daemon process.");
+        assert_eq!(err("site umask=9"), "Invalid umask for WSGI daemon process.");
+        assert_eq!(err("site listen-backlog=-3"), "Invalid listen backlog for WSGI daemon process.");
+        assert_eq!(err("site header-buffer-size=100"), "Header buffer size must be >= 8192 bytes, or 0 for default.");
+        assert_eq!(err("site supplementary-groups=staff,nogroup-here"), "Invalid supplementary group 'nogroup-here' for WSGI daemon process.");
+    }
+
+    #[test]
     fn every_refused_option_is_named() {
         for option in REFUSED {
-            assert_eq!(parse(&format!("site {option}=1")).unwrap_err(), format!("WSGIDaemonProcess site: option '{option}' is not supported yet by mod_wsgi-rs"));
+            let value = match *option {
+                "header-buffer-size" => "8192",
+                "supplementary-groups" => "staff",
+                _ => "1",
+            };
+            assert_eq!(parse(&format!("site {option}={value}")).unwrap_err(), format!("WSGIDaemonProcess site: option '{option}' is not supported yet by mod_wsgi-rs"));
         }
     }
 }
