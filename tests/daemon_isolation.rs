@@ -161,6 +161,18 @@ fn holds_socket(pid: i32, inode: u64) -> bool {
         .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == link))
 }
 
+/// The inodes of the TCP sockets in the LISTEN state (Apache's `Listen` ports among them).
+fn tcp_listeners() -> Vec<u64> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .flat_map(|table| std::fs::read_to_string(table).unwrap_or_default().lines().skip(1).map(str::to_string).collect::<Vec<_>>())
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() > 9 && f[3] == "0A").then(|| f[9].parse().ok()).flatten()
+        })
+        .collect()
+}
+
 /// Runs Debian's python3 as `user` (no shell: the system users have none); returns stdout.
 fn python_as(user: &str, script: &str, args: &[&str]) -> String {
     let out = Command::new("runuser").args(["-u", user, "--", "/usr/bin/python3", "-c", script]).args(args).output().unwrap();
@@ -257,6 +269,13 @@ fn two_sites_as_two_users_cannot_reach_each_other() {
     assert!(holds_socket(pid_a, inode_a) && holds_socket(pid_b, inode_b), "each daemon holds its listener");
     assert!(!holds_socket(pid_a, inode_b), "daemon a holds site b's listening socket");
     assert!(!holds_socket(pid_b, inode_a), "daemon b holds site a's listening socket");
+    // Nor does either hold Apache's listening port: its application could accept HTTP
+    // connections meant for any site.
+    let listeners = tcp_listeners();
+    assert!(listeners.iter().any(|inode| holds_socket(apache.pid(), *inode)), "Apache's own listener is seen");
+    for pid in [pid_a, pid_b] {
+        assert!(!listeners.iter().any(|inode| holds_socket(pid, *inode)), "daemon {pid} holds a listening TCP socket");
+    }
     let (sa, sb) = (socket_a.to_str().unwrap(), socket_b.to_str().unwrap());
     // Neither site's user can connect to the other's daemon, whether from its own
     // application (a compromised site) or any process of that user.
@@ -612,51 +631,57 @@ fn head_keep_alive_and_an_exception_through_a_daemon() {
     if !is_root() {
         return eprintln!("skipped: needs root to switch users");
     }
-    let dir = TempDir::new("isolation-http");
-    dir.write("app.wsgi", APP);
-    dir.write("run/.keep", "");
     let config = "WSGIRestrictEmbedded On\nWSGISocketPrefix {dir}/run/wsgi\nKeepAlive On\n\
                   WSGIDaemonProcess web user=www-data threads=2\n\
                   WSGIScriptAlias / {dir}/app.wsgi process-group=web application-group=%{GLOBAL}\n";
-    let apache = Apache::start_in(dir, Mpm::Event, config);
     let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    for mpm in ALL_MPMS {
+        let m = mpm.name();
+        let dir = TempDir::new("isolation-http");
+        dir.write("app.wsgi", APP);
+        dir.write("run/.keep", "");
+        let apache = Apache::start_in(dir, mpm, config);
 
-    // One connection: a GET, a HEAD of the same, a chunked (generated) response, and a last
-    // GET; a body sent for the HEAD, or a chunk too many, would show up as the next status line.
-    let mut connection = Connection::open(&apache);
-    connection.send(get("/id").as_bytes());
-    let first = connection.reply(false);
-    assert_eq!(first.status, 200);
-    let daemon = first.header("X-Pid").unwrap().to_string();
-    let id_length = first.body.len().to_string();
-    assert_eq!(first.header("Content-Length"), Some(id_length.as_str()));
+        // One connection: a GET, a HEAD of the same, a chunked (generated) response, and a
+        // last GET; a body sent for the HEAD, or a chunk too many, would show up where the next
+        // status line should be.
+        let mut connection = Connection::open(&apache);
+        connection.send(get("/id").as_bytes());
+        let first = connection.reply(false);
+        assert_eq!(first.status, 200, "{m}");
+        let daemon = first.header("X-Pid").unwrap().to_string();
+        let id_length = first.body.len().to_string();
+        assert_eq!(first.header("Content-Length"), Some(id_length.as_str()), "{m}");
 
-    connection.send(b"HEAD /id HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    let head = connection.reply(true);
-    assert_eq!(head.status, 200);
-    assert_eq!(head.header("Content-Length"), Some(id_length.as_str()), "HEAD has GET's headers");
-    assert_eq!(head.header("X-Pid"), Some(daemon.as_str()));
+        connection.send(b"HEAD /id HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        let head = connection.reply(true);
+        assert_eq!(head.status, 200, "{m}");
+        assert_eq!(head.header("Content-Length"), Some(id_length.as_str()), "{m}: HEAD has GET's headers");
+        assert_eq!(head.header("X-Pid"), Some(daemon.as_str()), "{m}");
 
-    connection.send(get("/generated?500").as_bytes());
-    let generated = connection.reply(false);
-    assert_eq!(generated.status, 200);
-    assert_eq!(generated.header("Transfer-Encoding"), Some("chunked"), "{:?}", generated.headers);
-    let expected: String = (0..500).map(|i| format!("line {i}\n")).collect();
-    assert_eq!(String::from_utf8_lossy(&generated.body), expected);
+        connection.send(get("/generated?500").as_bytes());
+        let generated = connection.reply(false);
+        assert_eq!(generated.status, 200, "{m}");
+        assert_eq!(generated.header("Transfer-Encoding"), Some("chunked"), "{m}: {:?}", generated.headers);
+        let expected: String = (0..500).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(String::from_utf8_lossy(&generated.body), expected, "{m}");
 
-    connection.send(get("/id").as_bytes());
-    let last = connection.reply(false);
-    assert_eq!(last.status, 200, "the fourth request on one connection");
-    assert_eq!(last.body, first.body);
+        connection.send(get("/id").as_bytes());
+        let last = connection.reply(false);
+        assert_eq!(last.status, 200, "{m}: the fourth request on one connection");
+        assert_eq!(last.body, first.body, "{m}");
+        // Prefork's single child would otherwise wait for this connection's next request.
+        drop(connection);
 
-    // An exception: a 500, the traceback in the error log, and the daemon serves on.
-    let response = apache.get("/raise");
-    assert_eq!(response.status, 500);
-    let needle = format!("RuntimeError: boom from daemon {daemon}");
-    let log = apache.wait_for_log(&needle);
-    assert!(log.contains(&needle), "the exception in the log:\n{log}");
-    assert!(log.contains("Traceback (most recent call last)"), "a traceback in the log:\n{log}");
-    let response = apache.get("/id");
-    assert_eq!(response.status, 200);
-    assert_eq!(response.header("X-Pid"), Some(daemon.as_str()), "the same daemon serves the next request");
+        // An exception: a 500, the traceback in the error log, and the daemon serves on.
+        let response = apache.get("/raise");
+        assert_eq!(response.status, 500, "{m}");
+        let needle = format!("RuntimeError: boom from daemon {daemon}");
+        let log = apache.wait_for_log(&needle);
+        assert!(log.contains(&needle), "{m}: the exception in the log:\n{log}");
+        assert!(log.contains("Traceback (most recent call last)"), "{m}: a traceback in the log:\n{log}");
+        let response = apache.get("/id");
+        assert_eq!(response.status, 200, "{m}");
+        assert_eq!(response.header("X-Pid"), Some(daemon.as_str()), "{m}: the same daemon serves the next request");
+    }
 }
