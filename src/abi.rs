@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -227,6 +227,10 @@ pub struct Engine {
     pub stopping: unsafe extern "C" fn(graceful: c_int),
     /// Ends every interpreter and finalises Python; called once, when the child exits.
     pub shutdown: unsafe extern "C" fn(),
+    /// The process has begun to end: threads that end from now on leave their thread states
+    /// to `shutdown`. Async-signal-safe (one atomic store): called even from prefork's exit
+    /// signal handler, where nothing else of the engine may run.
+    pub ending: unsafe extern "C" fn(),
 }
 
 // SAFETY: an Engine is an immutable static table of function pointers and a static string.

@@ -26,6 +26,7 @@ static ENGINE: Engine = Engine {
     handle,
     stopping,
     shutdown,
+    ending,
 };
 
 /// The ABI marker the module finds by reading this file (see `abi::MARKER`); kept in the
@@ -74,6 +75,10 @@ fn abi_marker_spells_the_abi_version() {
     let text = String::from_utf8_lossy(&ABI_MARKER).into_owned();
     assert_eq!(text, format!("mod_wsgi-rs-engine-abi:{:04}", abi::ABI_VERSION));
     assert_eq!(abi::ENTRY_SYMBOL, b"mod_wsgi_engine_entry\0");
+}
+
+unsafe extern "C" fn ending() {
+    trampoline("ending", (), gil::process_ending)
 }
 
 unsafe extern "C" fn shutdown() {

@@ -64,12 +64,28 @@ pub fn released<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Runs `f` without the GIL: released around it when this thread holds it through a
-/// [`GilGuard`], as is. For writes to Apache's error log, which can block (a piped logger
-/// that stalls): mod_wsgi releases the GIL around them too.
+/// [`GilGuard`], as is otherwise. For writes to Apache's error log, which can block (a piped
+/// logger that stalls): mod_wsgi releases the GIL around them too. Unlike [`released`], the
+/// request keeps its scheduler slot: a log line must not send it to the back of the queue.
 pub fn outside<R>(f: impl FnOnce() -> R) -> R {
-    if HELD.with(Cell::get) {
-        released(f)
-    } else {
-        f()
+    struct Reenter(*mut ffi::PyThreadState);
+    impl Drop for Reenter {
+        fn drop(&mut self) {
+            // SAFETY: the state saved below, on this thread; restored even if f panics.
+            unsafe { ffi::PyEval_RestoreThread(self.0) };
+            HELD.with(|held| held.set(true));
+        }
     }
+    if !held_here() {
+        return f();
+    }
+    // SAFETY: this thread holds the GIL through a GilGuard (HELD).
+    let _reenter = Reenter(unsafe { ffi::PyEval_SaveThread() });
+    HELD.with(|held| held.set(false));
+    f()
+}
+
+/// Whether this thread holds the GIL through a [`GilGuard`] (outside [`released`]).
+pub(super) fn held_here() -> bool {
+    HELD.with(Cell::get)
 }

@@ -52,11 +52,12 @@ proptest! {
         let interps = interpreters();
         let _case = CASES.lock();
         let before = thread_state_counts();
-        std::thread::scope(|scope| {
-            for plan in &plans {
-                scope.spawn(move || {
+        // Plain threads joined by handle: pthread_join returns after the thread's TLS
+        // destructors (which delete its states) ran; a scope's join may return before.
+        let threads: Vec<_> = plans.iter().cloned().map(|plan| {
+                std::thread::spawn(move || {
                     let mut seen: Vec<Option<usize>> = vec![None; SUB_INTERPRETERS + 1];
-                    for &index in plan {
+                    for &index in &plan {
                         let _gil = GilGuard::acquire(InterpIndex(index));
                         // SAFETY: GIL held through this thread's state for `index`.
                         let (interp, tstate, gilstate) = unsafe {
@@ -68,15 +69,18 @@ proptest! {
                         // Some Python work with the GIL released in the middle, as during I/O.
                         released(std::thread::yield_now);
                     }
-                });
-            }
-        });
+                })
+            }).collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
         let after = thread_state_counts();
         for (index, &now) in after.iter().enumerate().take(SUB_INTERPRETERS + 1) {
-            // Each thread made one state per interpreter it used, and a main one first.
-            let users = plans.iter().filter(|p| index == 0 || p.contains(&index)).count();
-            let expected = before.get(index).copied().unwrap_or(0) + users;
-            prop_assert_eq!(now, expected, "index {}: plans {:?}", index, plans);
+            // Each thread made one state per interpreter it used (and a main one first), and
+            // deleted them when it ended, but for an interpreter's last one. (Other tests'
+            // threads may end meanwhile and delete theirs: at most, not exactly.)
+            let before = before.get(index).copied().unwrap_or(0);
+            prop_assert!(now <= before.max(1), "index {}: {} states before, {} after; plans {:?}", index, before, now, plans);
         }
     }
 }

@@ -3,9 +3,10 @@
 //! Interpreters are numbered by [`InterpIndex`]: the main interpreter is index 0 and each application
 //! group gets the next free number, so the cache is a small vector per thread (bounded by
 //! threads x groups). The first thread state any OS thread gets is always its main-interpreter
-//! one: CPython binds the first state created on a thread to `PyGILState_*` (see CPython's
-//! `_PyGILState_NoteThreadState`), and C extensions running in `%{GLOBAL}` rely on that state
-//! being the main interpreter's, even on a thread that has served a named group before.
+//! one: up to 3.11 CPython binds the first state created on a thread to `PyGILState_*` for
+//! good (see CPython's `_PyGILState_NoteThreadState`), and C extensions running in `%{GLOBAL}`
+//! rely on that state being the main interpreter's, even on a thread that has served a named
+//! group before. (From 3.12 the binding follows the state a thread made current last.)
 
 use crate::pyffi as ffi;
 use std::cell::RefCell;
@@ -51,9 +52,19 @@ thread_local! {
 /// thread the application or an extension started, which may still be running.
 static OWNED: parking_lot::Mutex<Vec<Vec<usize>>> = parking_lot::Mutex::new(Vec::new());
 
-fn disown(index: InterpIndex, tstate: *mut ffi::PyThreadState) {
-    if let Some(states) = OWNED.lock().get_mut(index.0) {
-        states.retain(|&owned| owned != tstate as usize);
+/// Forgets `tstate` (one entry) before it is deleted, unless it is the last state the cache
+/// owns in `index`: then it is kept, and so is the interpreter's thread list non-empty (see
+/// [`reap`]). Called with the interpreter's GIL held, so two threads ending at once cannot
+/// both see the other's state as the one that stays.
+fn disown_unless_last(index: InterpIndex, tstate: *mut ffi::PyThreadState) -> bool {
+    let mut owned = OWNED.lock();
+    let Some(states) = owned.get_mut(index.0) else { return false };
+    match states.iter().position(|&owned| owned == tstate as usize) {
+        Some(i) if states.len() > 1 => {
+            states.swap_remove(i);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -166,32 +177,33 @@ static REAPING: AtomicUsize = AtomicUsize::new(0);
 
 /// Deletes the states of a thread that is ending, from that thread's TLS destructor.
 ///
-/// Deleting a state on its own thread is the only safe way: on 3.12+ `PyThreadState_Delete`
-/// of a state the `PyGILState` API bound to its thread clears the *calling* thread's binding,
-/// and the first state of every thread we serve is bound (its main-interpreter one). Each
-/// state is entered, cleared (which may run Python: `threading.local` values, and on 3.9 to
-/// 3.12 releasing `threading`'s lock for the thread that first imported it) and deleted with
-/// `PyThreadState_DeleteCurrent`, which gives the GIL back. Sub-interpreter states go first,
-/// the main one (the bound one) last.
+/// Deleting a state on its own thread is the only safe way: from 3.12 `PyThreadState_Delete`
+/// of a state the `PyGILState` API has bound (the state a thread made current last) clears the
+/// *calling* thread's binding. Each state is entered, cleared (which may run Python:
+/// `threading.local` values, and on 3.9 to 3.12 releasing `threading`'s lock for the thread
+/// that first imported it) and deleted with `PyThreadState_DeleteCurrent`, which gives the
+/// GIL back. Sub-interpreter states go first, the main one last.
 ///
-/// An interpreter's last state is kept (until the interpreter ends): 3.11 hands out an
-/// interpreter's built-in initial state again when its list is empty, and aborts ("thread
-/// state already initialized") if that state was deleted before. So at most one state per
-/// interpreter outlives its thread.
+/// The last state the cache owns in an interpreter is kept until the interpreter ends, so that
+/// its thread list never runs empty while it lives: 3.11 and 3.12 hand out the interpreter's
+/// built-in first state again when the list is empty, and abort ("thread state already
+/// initialized") if that state was deleted before. Threads the application starts do not
+/// count: they end on their own.
 ///
 /// Skipped on the process's main thread (its TLS destructors run inside `exit()`, wherever
-/// that was called from, even from prefork's SIGTERM handler in the middle of Python), and
-/// once the process has started ending its interpreters ([`stop_reaping`]): the end deletes
-/// what is left. Any other thread ends outside Python: Apache's workers and h2's between
-/// requests, and no state of ours is current outside a request.
+/// that was called from, even from prefork's SIGTERM handler in the middle of Python), on a
+/// thread that holds the GIL (a library calling `exit()` from a request), before Python is
+/// initialised or after it is finalised, and once the process has started to end
+/// ([`process_ending`]): the end deletes what is left.
 fn reap(states: Vec<Cached>) {
-    if states.iter().all(|cached| cached.generation == 0) || is_main_thread() {
+    if states.iter().all(|cached| cached.generation == 0) || is_main_thread() || super::guard::held_here() {
         return;
     }
     // Dekker-style hand-shake with stop_reaping(): either it sees this thread counted, or
     // this thread sees the flag (both SeqCst).
     REAPING.fetch_add(1, Ordering::SeqCst);
-    if !PROCESS_ENDING.load(Ordering::SeqCst) {
+    // SAFETY: Py_IsInitialized only reads the runtime's flag.
+    if !PROCESS_ENDING.load(Ordering::SeqCst) && unsafe { ffi::Py_IsInitialized() } != 0 {
         for (i, cached) in states.iter().enumerate().rev() {
             let index = InterpIndex(i);
             if cached.generation == 0 || registered(index).generation != cached.generation {
@@ -200,45 +212,34 @@ fn reap(states: Vec<Cached>) {
             // SAFETY: the interpreter is live: registered with this state's generation, and
             // an interpreter ends only when its set-up fails (on the thread that created it,
             // before any other thread has a state in it) or after stop_reaping() waited for
-            // this loop. The state is this thread's and not current (checked above); it is
-            // cleared with the GIL held through it, then deleted as the current state, which
-            // releases the GIL. The GIL is not held on entry (see reap's doc).
-            let deleted = unsafe {
+            // this loop. The state is this thread's, and this thread holds no GIL (checked
+            // above), so it is not current. It is entered, then either left as it was or
+            // cleared and deleted as the current state, which releases the GIL.
+            unsafe {
                 ffi::PyEval_RestoreThread(cached.tstate);
-                if is_only_state(cached.tstate) {
-                    ffi::PyEval_SaveThread();
-                    false
-                } else {
+                if disown_unless_last(index, cached.tstate) {
                     ffi::PyThreadState_Clear(cached.tstate);
                     ffi::PyThreadState_DeleteCurrent();
-                    true
+                } else {
+                    ffi::PyEval_SaveThread();
                 }
-            };
-            if deleted {
-                disown(index, cached.tstate);
             }
         }
     }
     REAPING.fetch_sub(1, Ordering::SeqCst);
 }
 
-/// Whether `tstate`, current, is the only state of its interpreter.
-///
-/// # Safety
-/// The GIL must be held through `tstate`.
-unsafe fn is_only_state(tstate: *mut ffi::PyThreadState) -> bool {
-    // SAFETY: forwarded from the caller; the list is read under the GIL.
-    unsafe {
-        let interp = ffi::compat::current_interpreter();
-        ffi::PyInterpreterState_ThreadHead(interp) == tstate && ffi::PyThreadState_Next(tstate).is_null()
-    }
+/// The process has begun to end (the MPM is stopping this child): threads that end from now
+/// on leave their states to the end. A single atomic store, safe in a signal handler.
+pub fn process_ending() {
+    PROCESS_ENDING.store(true, Ordering::SeqCst);
 }
 
 /// Ends the deleting of states by ending threads, waiting for any in progress, before the
 /// process ends its interpreters (which then delete what is left, their threads having
 /// stopped). Called without the GIL: a thread in [`reap`] may be waiting for it.
 pub fn stop_reaping() {
-    PROCESS_ENDING.store(true, Ordering::SeqCst);
+    process_ending();
     while REAPING.load(Ordering::SeqCst) > 0 {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }

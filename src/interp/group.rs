@@ -75,9 +75,7 @@ impl Events {
             Ok(())
         };
         if call().is_err() {
-            for line in error::take_traceback() {
-                settings::log(level::ERR, &line);
-            }
+            settings::log_lines(level::ERR, &error::take_traceback());
         }
     }
 }

@@ -92,9 +92,7 @@ pub fn import_scripts(config: &abi::EngineConfig) {
             Ok(_) => settings::log(level::INFO, &format!("Imported WSGI script '{script}' into application group '{group_name}'.")),
             Err(_) => {
                 settings::log(level::ERR, &format!("Failed to import WSGI script '{script}' into application group '{group_name}' (WSGIImportScript)."));
-                for line in error::take_traceback() {
-                    settings::log(level::ERR, &line);
-                }
+                settings::log_lines(level::ERR, &error::take_traceback());
             }
         }
     }
@@ -233,13 +231,16 @@ unsafe fn delete_apache_thread_states(index: InterpIndex, keep: *mut ffi::PyThre
 
 /// [`delete_apache_thread_states`] for the main interpreter, done on a thread of its own.
 ///
-/// Other Apache threads' main-interpreter states are the ones the `PyGILState` API bound to
-/// their threads (the first state of every thread is its main one), and from 3.12
-/// `PyThreadState_Delete` of a bound state clears the *calling* thread's binding: done here,
+/// Other Apache threads' main-interpreter states may be the ones the `PyGILState` API bound to
+/// their threads (up to 3.11 the first state of a thread, its main one; from 3.12 the one it
+/// made current last), and from 3.12 `PyThreadState_Delete` of a bound state clears the
+/// *calling* thread's binding (the sub-interpreter ends above rebind this thread when they
+/// swap back to `main`; nothing would after this): done here,
 /// this thread would be left without one, and a `PyGILState_Ensure` during finalisation (an
 /// extension's atexit or free function) would create a second state and abort with "non-NULL
 /// old thread state". A short-lived thread loses nothing by it. Usually there is nothing to
-/// delete: Apache's threads delete their own states when they end (`gil::thread_state`).
+/// delete: Apache's threads delete their own states when they end (`gil::thread_state`),
+/// except those that end after the child began to stop.
 ///
 /// # Safety
 /// The GIL must be held through `main`, this thread's main-interpreter state, which is current.
@@ -263,10 +264,12 @@ unsafe fn delete_main_apache_thread_states(main: *mut ffi::PyThreadState) {
     unsafe {
         ffi::PyEval_SaveThread();
         let helper = std::thread::Builder::new().name("wsgi-states".into()).spawn(delete);
-        let started = helper.map(|h| h.join()).is_ok();
+        // A panic in the helper (there is nothing in it that panics) is not retried here.
+        let started = helper.map(|h| drop(h.join())).is_ok();
         ffi::PyEval_RestoreThread(main);
-        if !started {
-            // No thread could be started: delete them here (pre-3.12 behaviour is the same).
+        if !started && cfg!(not(Py_3_12)) {
+            // No thread could be started: before 3.12 deleting them here is as good. From
+            // 3.12 they are left to Py_FinalizeEx, which deletes them without unbinding.
             delete_apache_thread_states(MAIN_INTERP, main);
         }
     }
@@ -311,9 +314,7 @@ fn call_if_imported(module: &str, functions: &[&str]) {
     let module = unsafe { PyObj::from_borrowed(ffi::PyDict_GetItemString(ffi::PyImport_GetModuleDict(), key.as_ptr())) };
     let Ok(module) = module else { return };
     if functions.iter().try_for_each(|f| module.call_method(f, &[]).map(drop)).is_err() {
-        for line in error::take_traceback() {
-            settings::log(level::ERR, &line);
-        }
+        settings::log_lines(level::ERR, &error::take_traceback());
     }
 }
 

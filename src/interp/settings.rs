@@ -46,6 +46,11 @@ pub fn get() -> &'static Settings {
     SETTINGS.get().expect("the engine is initialised before it serves")
 }
 
+/// Logs process-level lines (a traceback) together, the GIL released once around them.
+pub fn log_lines(level: i32, lines: &[String]) {
+    crate::gil::outside(|| lines.iter().for_each(|line| log(level, line)));
+}
+
 /// Logs a process-level line through the module.
 pub fn log(level: i32, message: &str) {
     if let Some(s) = SETTINGS.get() {

@@ -296,9 +296,10 @@ fn send_file_wrapper(ex: &Exchange, result: &PyObj) -> Result<Option<Outcome>, (
     // The application's descriptor is only safe to use while the GIL is held: the file is
     // sent without it, when another Python thread could close the file (and the number be
     // reused for another file). Sent through a duplicate made now, closed when sent.
+    let Ok(fd) = i32::try_from(fd) else { return Ok(None) };
     // SAFETY: F_DUPFD_CLOEXEC on a descriptor the application's file object holds open (GIL
     // held).
-    let dup = unsafe { libc::fcntl(fd as i32, libc::F_DUPFD_CLOEXEC, 0) };
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     if dup < 0 {
         return Ok(None);
     }

@@ -169,6 +169,10 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
 /// still running in requests so that the child exits before Apache has to SIGKILL it.
 unsafe extern "C" fn child_stopping(_pchild: *mut apache::apr_pool_t, graceful: c_int) {
     trampoline("child_stopping", (), || {
+        if let Some(engine) = engine() {
+            // SAFETY: async-signal-safe, callable from any thread.
+            unsafe { (engine.ending)() };
+        }
         if in_prefork_exit_signal_handler() {
             return;
         }
@@ -183,6 +187,10 @@ unsafe extern "C" fn child_stopping(_pchild: *mut apache::apr_pool_t, graceful: 
 /// [`in_prefork_exit_signal_handler`]); otherwise the process just ends.
 unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
     trampoline("child exit", 0, || {
+        if let Some(engine) = engine() {
+            // SAFETY: async-signal-safe, callable from any thread.
+            unsafe { (engine.ending)() };
+        }
         if in_prefork_exit_signal_handler() {
             return 0;
         }
