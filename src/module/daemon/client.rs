@@ -69,7 +69,7 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, er
     let _ = stream.set_write_timeout(timeout);
     let token = supervisor::token(index).unwrap_or_default();
     let header_buffer_size = group.spec.header_buffer_size;
-    let mut exchange = Exchange { r, name, request, stream, header_buffer_size, ready: false, started: false };
+    let mut exchange = Exchange { r, name, request, stream, header_buffer_size, timeout, ready: false, started: false };
     exchange.run(token, error_override)
 }
 
@@ -144,6 +144,8 @@ struct Exchange<'a> {
     stream: UnixStream,
     /// `header-buffer-size=`: the largest START frame taken, as the daemon applies it.
     header_buffer_size: usize,
+    /// The I/O timeout on the connection (`socket-timeout=`, else `Timeout`), for log lines.
+    timeout: Option<Duration>,
     /// The daemon accepted the hello: Python sees the request.
     ready: bool,
     /// Response headers were handed to Apache.
@@ -251,7 +253,13 @@ impl Exchange<'_> {
         let script = self.script();
         let name = self.name;
         let timed_out = matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut);
-        let (status, message) = if !self.ready {
+        let (status, message) = if !self.ready && timed_out {
+            let waited = self.timeout.map_or(0, |t| t.as_secs());
+            (apache::HTTP_SERVICE_UNAVAILABLE, format!(
+                "Daemon process '{name}' did not take the request within {waited} s (socket-timeout=, else Timeout): its \
+                 processes are all busy, stuck, or cannot start: {script}"
+            ))
+        } else if !self.ready {
             (apache::HTTP_SERVICE_UNAVAILABLE, format!("Daemon process '{name}' closed the connection before handling the request ({error}): {script}"))
         } else if self.started {
             let message = if timed_out {
