@@ -538,7 +538,7 @@ fn a_daemon_that_dies_mid_response_cuts_the_response_short() {
 
 /// Reports the daemon's start-up environment, and answers with headers as large as asked.
 const ENV_APP: &str = r#"
-import json, locale, os
+import json, locale, os, resource, threading, time
 
 def application(environ, start_response):
     path = environ['PATH_INFO']
@@ -549,6 +549,17 @@ def application(environ, start_response):
                            'locale': locale.setlocale(locale.LC_ALL), 'gid': os.getgid(),
                            'groups': sorted(os.getgroups()), 'pid': os.getpid()}).encode()
         headers = [('Content-Type', 'application/json')]
+    elif path == '/choke':
+        # No descriptor can be opened until a thread restores the limit: accept fails with
+        # EMFILE meanwhile.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (3, hard))
+        def restore():
+            time.sleep(float(environ['QUERY_STRING']))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        threading.Thread(target=restore).start()
+        body = b'choked'
+        headers = [('Content-Type', 'text/plain')]
     else:
         size = int(environ.get('QUERY_STRING') or '0')
         body = b'big headers'
@@ -591,7 +602,7 @@ fn umask_lang_locale_and_supplementary_groups_reach_the_application() {
     assert_eq!(set.get("locale"), "C.UTF-8", "setlocale(LC_ALL) before Python started");
     let nobody_gid = gid_of("nogroup");
     assert_eq!(set.get("gid"), nobody_gid.to_string());
-    let mut expected = vec![nobody_gid, gid_of("staff"), gid_of("users")];
+    let mut expected = [nobody_gid, gid_of("staff"), gid_of("users")];
     expected.sort();
     let groups = format!("[{}]", expected.iter().map(u32::to_string).collect::<Vec<_>>().join(", "));
     assert_eq!(set.get("groups"), groups, "the group's gid and the supplementary groups, as mod_wsgi's setgroups");
@@ -702,4 +713,33 @@ fn bad_environment_option_values_stop_the_config_test() {
     }
     let (ok, output) = config_test("WSGIDaemonProcess a umask=0027 lang=C.UTF-8 locale=C.UTF-8 listen-backlog=10 header-buffer-size=65536 connect-timeout=3 socket-timeout=4 maximum-requests-jitter=2\n");
     assert!(ok, "the options are accepted: {output}");
+}
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = proc_file(pid, "stat");
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_daemon_out_of_descriptors_pauses_its_accept_loop() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start_env_site("user=nobody threads=2", "user=nobody");
+    let pid: i32 = json(&apache, "/set/env").get("pid").parse().unwrap();
+    assert_eq!(apache.get("/set/choke?3").status, 200);
+    let before = cpu_ticks(pid);
+    // Waits in the backlog until the descriptors are back: accept fails for 3 s meanwhile.
+    let id = json(&apache, "/set/env");
+    let spent = cpu_ticks(pid) - before;
+    assert_eq!(id.get("pid"), pid.to_string(), "the same daemon serves on");
+    // A spinning accept loop burns a core for the 3 s (about 300 ticks); the pauses, nothing.
+    assert!(spent < 60, "the daemon used {spent} clock ticks while accept failed");
+    let needle = "Daemon process 'set' cannot accept connections (Too many open files";
+    let log = apache.wait_for_log("Daemon process 'set' accepts connections again.");
+    assert_eq!(log.matches(needle).count(), 1, "logged once for the burst:\n{log}");
+    assert!(log.contains("Daemon process 'set' accepts connections again."), "{log}");
+    assert_no_crash(&apache);
 }
