@@ -535,3 +535,211 @@ fn a_daemon_that_dies_mid_response_cuts_the_response_short() {
     assert_ne!(first, second, "a new daemon serves the next request");
     assert_no_crash(&apache);
 }
+
+/// Reports the daemon's start-up environment, and answers with headers as large as asked.
+const ENV_APP: &str = r#"
+import json, locale, os, resource, threading, time
+
+def application(environ, start_response):
+    path = environ['PATH_INFO']
+    if path == '/env':
+        mask = os.umask(0)
+        os.umask(mask)
+        body = json.dumps({'umask': mask, 'lang': os.environ.get('LANG'), 'lc_all': os.environ.get('LC_ALL'),
+                           'locale': locale.setlocale(locale.LC_ALL), 'gid': os.getgid(),
+                           'groups': sorted(os.getgroups()), 'pid': os.getpid()}).encode()
+        headers = [('Content-Type', 'application/json')]
+    elif path == '/choke':
+        # No descriptor can be opened until a thread restores the limit: accept fails with
+        # EMFILE meanwhile.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (3, hard))
+        def restore():
+            time.sleep(float(environ['QUERY_STRING']))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        threading.Thread(target=restore).start()
+        body = b'choked'
+        headers = [('Content-Type', 'text/plain')]
+    else:
+        size = int(environ.get('QUERY_STRING') or '0')
+        body = b'big headers'
+        headers = [('Content-Type', 'text/plain'), ('X-Big', 'b' * size)]
+    start_response('200 OK', headers + [('Content-Length', str(len(body)))])
+    return [body]
+"#;
+
+fn gid_of(group: &str) -> u32 {
+    let out = Command::new("getent").args(["group", group]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split(':').nth(2).and_then(|g| g.trim().parse().ok()).unwrap_or_else(|| panic!("no group {group}"))
+}
+
+/// Two groups beside each other: `set` with every environment option, `plain` without.
+fn start_env_site(set_options: &str, plain_options: &str) -> Apache {
+    let dir = TempDir::new("daemon-env");
+    dir.write("env.wsgi", ENV_APP);
+    dir.write("run/.keep", "");
+    let config = format!(
+        "WSGIRestrictEmbedded On\nWSGISocketPrefix {{dir}}/run/wsgi\n\
+         WSGIDaemonProcess set {set_options}\nWSGIDaemonProcess plain {plain_options}\n\
+         WSGIScriptAlias /set {{dir}}/env.wsgi process-group=set application-group=%{{GLOBAL}}\n\
+         WSGIScriptAlias /plain {{dir}}/env.wsgi process-group=plain application-group=%{{GLOBAL}}\n"
+    );
+    Apache::start_in(dir, Mpm::Event, &config)
+}
+
+#[test]
+fn umask_lang_locale_and_supplementary_groups_reach_the_application() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start_env_site(
+        "user=nobody umask=0027 lang=C.UTF-8 locale=C.UTF-8 supplementary-groups=staff,users",
+        "user=nobody locale=xx_XX.no-such-locale",
+    );
+    let set = json(&apache, "/set/env");
+    assert_eq!(set.get("umask"), (0o027).to_string(), "umask=0027");
+    assert_eq!((set.get("lang").as_str(), set.get("lc_all").as_str()), ("C.UTF-8", "C.UTF-8"), "LANG and LC_ALL");
+    assert_eq!(set.get("locale"), "C.UTF-8", "setlocale(LC_ALL) before Python started");
+    let nobody_gid = gid_of("nogroup");
+    assert_eq!(set.get("gid"), nobody_gid.to_string());
+    let mut expected = [nobody_gid, gid_of("staff"), gid_of("users")];
+    expected.sort();
+    let groups = format!("[{}]", expected.iter().map(u32::to_string).collect::<Vec<_>>().join(", "));
+    assert_eq!(set.get("groups"), groups, "the group's gid and the supplementary groups, as mod_wsgi's setgroups");
+
+    // Without the options: Apache's umask, and the user's groups.
+    let plain = json(&apache, "/plain/env");
+    assert_ne!(plain.get("umask"), (0o027).to_string());
+    assert_eq!(plain.get("groups"), format!("[{nobody_gid}]"), "initgroups for nobody");
+    assert_eq!(plain.get("lc_all"), "xx_XX.no-such-locale", "LC_ALL is set as given, as mod_wsgi does");
+    // A locale the system lacks: mod_wsgi's warning, and the daemon serves anyway.
+    let needle = "Unsupported locale setting 'xx_XX.no-such-locale' specified for daemon process group 'plain'";
+    assert!(apache.wait_for_log(needle).contains(needle), "{}", apache.error_log());
+    assert_no_crash(&apache);
+}
+
+#[test]
+fn oversized_response_headers_are_a_500_that_names_header_buffer_size() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start_env_site("user=nobody header-buffer-size=65536", "user=nobody");
+    // 40000 bytes of one header: over the default 32768, under 65536.
+    let response = apache.get("/plain/big?40000");
+    assert_eq!(response.status, 500, "{}", response.text());
+    let needle = "over its header-buffer-size of 32768 bytes";
+    let log = apache.wait_for_log(needle);
+    let line = log.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no header-buffer-size line:\n{log}"));
+    assert!(line.contains("daemon process 'plain'") && line.contains("Raise header-buffer-size="), "{line}");
+    let size: usize = line.split("Response headers of ").nth(1).and_then(|s| s.split(' ').next()?.parse().ok()).expect("the size needed");
+    assert!((40000..41000).contains(&size), "{line}");
+    assert!(line.contains("[client 127.0.0.1:"), "attributed to the request: {line}");
+    // Small headers from the same daemon, and big ones from the group with room for them.
+    assert_eq!(apache.get("/plain/big?100").status, 200);
+    let response = apache.get("/set/big?40000");
+    assert_eq!(response.status, 200, "{}", apache.error_log());
+    assert_eq!(response.header("X-Big").map(str::len), Some(40000));
+    assert_no_crash(&apache);
+}
+
+#[test]
+fn a_group_whose_daemons_cannot_start_fails_requests_within_its_timeouts() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    // home= that does not exist: the daemon never accepts. A backlog of 0 queues one
+    // connection; the second waits connect-timeout for room, the first socket-timeout for an
+    // answer. Apache's Timeout (60 s) and the default connect-timeout (15 s) are both longer
+    // than the bound below.
+    let apache = start_env_site("user=nobody home=/nonexistent/home listen-backlog=0 connect-timeout=1 socket-timeout=2", "user=nobody");
+    let started = Instant::now();
+    let statuses: Vec<Result<u16, String>> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..2).map(|_| scope.spawn(|| get_live(&apache, "/set/env").map(|r| r.status))).collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let elapsed = started.elapsed();
+    assert_eq!(statuses, vec![Ok(503), Ok(503)], "{}", apache.error_log());
+    assert!(elapsed < Duration::from_secs(9), "answered after {elapsed:?}: the timeouts were not applied");
+    let needle = "Unable to connect to WSGI daemon process 'set' on '";
+    let log = apache.wait_for_log(needle);
+    let line = log.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no connect line:\n{log}"));
+    assert!(line.contains("/run/wsgi.") && line.contains("connect-timeout is 1 s"), "{line}");
+    assert!(log.contains("Daemon process 'set' did not take the request within 2 s"), "{log}");
+    assert!(log.contains("Daemon process 'set' cannot start: Unable to change working directory"), "{log}");
+    // The other group is not affected.
+    assert_eq!(apache.get("/plain/env").status, 200);
+    assert_no_crash(&apache);
+}
+
+#[test]
+fn maximum_requests_jitter_varies_each_process_limit() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start_site(Mpm::Event, "threads=1 maximum-requests=1 maximum-requests-jitter=9");
+    let pids: Vec<i32> = (0..40).map(|_| daemon_pid(&apache)).collect();
+    // Runs of one pid: each process served its own limit, 1 + 0..=9 (the last run may be cut).
+    let mut runs: Vec<usize> = Vec::new();
+    for (i, pid) in pids.iter().enumerate() {
+        if i > 0 && pids[i - 1] == *pid {
+            *runs.last_mut().unwrap() += 1;
+        } else {
+            runs.push(1);
+        }
+    }
+    let complete = &runs[..runs.len() - 1];
+    assert!(complete.len() >= 3, "{pids:?}");
+    assert!(complete.iter().all(|n| (1..=10).contains(n)), "each limit within 1..=10: {runs:?}");
+    // All at 1 would mean no jitter (odds 1 in 10^n with n processes if the draw were fair).
+    assert!(complete.iter().any(|n| *n > 1), "no process served more than maximum-requests: {runs:?}");
+    assert_no_crash(&apache);
+}
+
+#[test]
+fn bad_environment_option_values_stop_the_config_test() {
+    let cases = [
+        ("WSGIDaemonProcess a header-buffer-size=100\n", "Header buffer size must be >= 8192 bytes, or 0 for default."),
+        ("WSGIDaemonProcess a umask=0999\n", "Invalid umask for WSGI daemon process."),
+        ("WSGIDaemonProcess a listen-backlog=-1\n", "Invalid listen backlog for WSGI daemon process."),
+        ("WSGIDaemonProcess a connect-timeout=soon\n", "Invalid connect timeout for WSGI daemon process."),
+        ("WSGIDaemonProcess a socket-timeout=-5\n", "Invalid socket timeout for WSGI daemon process."),
+        ("WSGIDaemonProcess a supplementary-groups=no-such-group-here\n", "Invalid supplementary group 'no-such-group-here'"),
+        ("WSGIDaemonProcess a maximum-requests-jitter=x\n", "Invalid request count jitter for WSGI daemon process."),
+    ];
+    for (body, expected) in cases {
+        let (ok, output) = config_test(body);
+        assert!(!ok, "{body} was accepted");
+        assert!(output.contains(expected), "{body}: {output}");
+    }
+    let (ok, output) = config_test("WSGIDaemonProcess a umask=0027 lang=C.UTF-8 locale=C.UTF-8 listen-backlog=10 header-buffer-size=65536 connect-timeout=3 socket-timeout=4 maximum-requests-jitter=2\n");
+    assert!(ok, "the options are accepted: {output}");
+}
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = proc_file(pid, "stat");
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_daemon_out_of_descriptors_pauses_its_accept_loop() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start_env_site("user=nobody threads=2", "user=nobody");
+    let pid: i32 = json(&apache, "/set/env").get("pid").parse().unwrap();
+    assert_eq!(apache.get("/set/choke?3").status, 200);
+    let before = cpu_ticks(pid);
+    // Waits in the backlog until the descriptors are back: accept fails for 3 s meanwhile.
+    let id = json(&apache, "/set/env");
+    let spent = cpu_ticks(pid) - before;
+    assert_eq!(id.get("pid"), pid.to_string(), "the same daemon serves on");
+    // A spinning accept loop burns a core for the 3 s (about 300 ticks); the pauses, nothing.
+    assert!(spent < 60, "the daemon used {spent} clock ticks while accept failed");
+    let needle = "Daemon process 'set' cannot accept connections (Too many open files";
+    let log = apache.wait_for_log("Daemon process 'set' accepts connections again.");
+    assert_eq!(log.matches(needle).count(), 1, "logged once for the burst:\n{log}");
+    assert!(log.contains("Daemon process 'set' accepts connections again."), "{log}");
+    assert_no_crash(&apache);
+}

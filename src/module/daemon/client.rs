@@ -12,10 +12,13 @@ use std::io::{self, BufReader, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How long a connect may wait for room in a full listen backlog (mod_wsgi's connect-timeout).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The first pause between connection attempts refused outright (mod_wsgi's: 0.125 s, then
+/// 1 s once 2 s have passed).
+const RETRY_SHORT: Duration = Duration::from_millis(125);
+const RETRY_LONG: Duration = Duration::from_secs(1);
+const RETRY_SHORT_FOR: Duration = Duration::from_secs(2);
 /// The most body bytes fetched from Apache per READ frame.
 const BODY_CHUNK: usize = 64 << 10;
 
@@ -36,10 +39,12 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, er
     }
     let stream = match connect(group) {
         Ok(stream) => stream,
-        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ECONNREFUSED)) => {
             return fail(apache::HTTP_SERVICE_UNAVAILABLE, format!(
-                "Unable to connect to WSGI daemon process '{name}' on '{}' after multiple attempts as listener backlog limit was exceeded or the socket does not exist.",
-                group.path.display()
+                "Unable to connect to WSGI daemon process '{name}' on '{}' after multiple attempts as listener backlog limit was exceeded or the socket does not exist \
+                 ({e}; connect-timeout is {} s: the daemons are not taking connections fast enough, or cannot start).",
+                group.path.display(),
+                group.spec.timeouts.connect
             ))
         }
         Err(e) => {
@@ -51,13 +56,20 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, er
             ));
         }
     };
-    // SAFETY: the request's server record is live configuration.
-    let timeout = unsafe { (*(*r).server).timeout };
-    let timeout = (timeout > 0).then(|| Duration::from_micros(timeout as u64));
+    // socket-timeout=, else this request's server's Timeout (as mod_wsgi).
+    let timeout = match group.spec.timeouts.socket {
+        0 => {
+            // SAFETY: the request's server record is live configuration.
+            let timeout = unsafe { (*(*r).server).timeout };
+            (timeout > 0).then(|| Duration::from_micros(timeout as u64))
+        }
+        seconds => Some(Duration::from_secs(seconds)),
+    };
     let _ = stream.set_read_timeout(timeout);
     let _ = stream.set_write_timeout(timeout);
     let token = supervisor::token(index).unwrap_or_default();
-    let mut exchange = Exchange { r, name, request, stream, ready: false, started: false };
+    let header_buffer_size = group.spec.header_buffer_size;
+    let mut exchange = Exchange { r, name, request, stream, header_buffer_size, timeout, ready: false, started: false };
     exchange.run(token, error_override)
 }
 
@@ -73,8 +85,10 @@ fn accessible(registry: &Registry, group: &Group, r: *mut apache::request_rec) -
     matches!((hostname(group.server), hostname(server)), (Some(a), Some(b)) if a == b)
 }
 
-/// Connects, waiting at most [`CONNECT_TIMEOUT`] for room in a full backlog (Linux then
-/// fails with EAGAIN).
+/// Connects within the group's `connect-timeout=`, as mod_wsgi: a full listen backlog is
+/// waited on (a blocking connect with a send timeout; Linux fails it with EAGAIN when that
+/// runs out), a refused connection (a socket with no listener) is tried again after a pause.
+/// `connect-timeout=0`: one attempt that does not wait.
 fn connect(group: &Group) -> io::Result<UnixStream> {
     // SAFETY: sockaddr_un is plain old data.
     let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
@@ -86,19 +100,39 @@ fn connect(group: &Group) -> io::Result<UnixStream> {
     for (to, from) in address.sun_path.iter_mut().zip(path) {
         *to = *from as libc::c_char;
     }
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(group.spec.timeouts.connect);
+    loop {
+        match connect_once(&address, deadline.saturating_duration_since(Instant::now())) {
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) && Instant::now() < deadline => {
+                let pause = if started.elapsed() < RETRY_SHORT_FOR { RETRY_SHORT } else { RETRY_LONG };
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// One connection attempt that waits at most `wait` for room in the backlog.
+fn connect_once(address: &libc::sockaddr_un, wait: Duration) -> io::Result<UnixStream> {
+    // A zero wait is a non-blocking attempt (a zero SO_SNDTIMEO would wait for ever).
+    let non_blocking = if wait.is_zero() { libc::SOCK_NONBLOCK } else { 0 };
     // SAFETY: plain socket creation.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | non_blocking, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fd is a new socket that nothing else owns; the stream closes it.
     let stream = unsafe { UnixStream::from_raw_fd(fd) };
-    stream.set_write_timeout(Some(CONNECT_TIMEOUT))?;
+    if !wait.is_zero() {
+        stream.set_write_timeout(Some(wait))?;
+    }
     let size = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
     // SAFETY: address is a valid sockaddr_un of `size` bytes.
-    if unsafe { libc::connect(fd, (&address as *const libc::sockaddr_un).cast(), size) } != 0 {
+    if unsafe { libc::connect(fd, (address as *const libc::sockaddr_un).cast(), size) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    stream.set_nonblocking(false)?;
     Ok(stream)
 }
 
@@ -108,6 +142,10 @@ struct Exchange<'a> {
     name: &'a str,
     request: &'a abi::Request,
     stream: UnixStream,
+    /// `header-buffer-size=`: the largest START frame taken, as the daemon applies it.
+    header_buffer_size: usize,
+    /// The I/O timeout on the connection (`socket-timeout=`, else `Timeout`), for log lines.
+    timeout: Option<Duration>,
     /// The daemon accepted the hello: Python sees the request.
     ready: bool,
     /// Response headers were handed to Apache.
@@ -137,7 +175,8 @@ impl Exchange<'_> {
         (&self.stream).write_all(&framed)?;
         let mut reader = BufReader::with_capacity(64 << 10, self.stream.try_clone()?);
         loop {
-            let (kind, payload) = wire::read_frame(&mut reader, wire::MAX_FRAME)?;
+            let limit = |kind| if kind == wire::START { self.header_buffer_size } else { wire::MAX_FRAME };
+            let (kind, payload) = wire::read_frame_within(&mut reader, limit)?;
             match kind {
                 wire::READY => self.ready = true,
                 wire::READ => self.read(Decoder(&payload).u32()? as usize)?,
@@ -214,7 +253,13 @@ impl Exchange<'_> {
         let script = self.script();
         let name = self.name;
         let timed_out = matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut);
-        let (status, message) = if !self.ready {
+        let (status, message) = if !self.ready && timed_out {
+            let waited = self.timeout.map_or(0, |t| t.as_secs());
+            (apache::HTTP_SERVICE_UNAVAILABLE, format!(
+                "Daemon process '{name}' did not take the request within {waited} s (socket-timeout=, else Timeout): its \
+                 processes are all busy, stuck, or cannot start: {script}"
+            ))
+        } else if !self.ready {
             (apache::HTTP_SERVICE_UNAVAILABLE, format!("Daemon process '{name}' closed the connection before handling the request ({error}): {script}"))
         } else if self.started {
             let message = if timed_out {
@@ -226,8 +271,16 @@ impl Exchange<'_> {
             return Ok(abi::Outcome::ABORTED);
         } else if timed_out {
             (apache::HTTP_GATEWAY_TIME_OUT, format!("Timeout when reading response headers from daemon process '{name}': {script}"))
+        } else if let Some(oversized) = wire::Oversized::of(&error).filter(|o| o.kind == wire::START) {
+            // The daemon refuses such headers itself; this is the check of the same limit on
+            // this side.
+            (apache::HTTP_INTERNAL_SERVER_ERROR, format!(
+                "Truncated or oversized response headers received from daemon process '{name}': {} bytes of status and headers, \
+                 over header-buffer-size of {} bytes (raise header-buffer-size= of WSGIDaemonProcess {name}): {script}",
+                oversized.len, oversized.max
+            ))
         } else {
-            (apache::HTTP_INTERNAL_SERVER_ERROR, format!("Truncated or oversized response headers received from daemon process '{name}': {script}"))
+            (apache::HTTP_INTERNAL_SERVER_ERROR, format!("Truncated or oversized response headers received from daemon process '{name}' ({error}): {script}"))
         };
         log::request(log::ERR, self.r, &message);
         Err(status as c_int)

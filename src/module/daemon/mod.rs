@@ -4,12 +4,14 @@
 //!
 //! - `options.rs`: the directive's options;
 //! - `supervisor.rs`: Apache's parent: sockets, forks, re-forks;
-//! - `process.rs`: inside a daemon: privileges, the engine, worker threads;
+//! - `environment.rs`: a daemon's start-up: display name, user and groups, umask, language;
+//! - `process.rs`: inside a daemon: the engine, worker threads;
 //! - `client.rs`: in Apache's children: forwarding one request;
 //! - `wire.rs`: the frames between the two.
 
 pub mod client;
 pub mod options;
+mod environment;
 mod process;
 pub mod supervisor;
 mod wire;

@@ -13,14 +13,12 @@ const INVALID: &str = "Invalid option to WSGI daemon process definition.";
 /// Options mod_wsgi 4.9 and 6.x document that this build does not implement yet. Those
 /// parsed into [`DaemonSpec`] are validated first (a bad value gets mod_wsgi's message).
 pub const REFUSED: &[&str] = &[
-    "supplementary-groups", "umask", "lang", "locale", "chroot", "script-user", "script-group", "python-eggs",
-    "switch-interval", "restart-interval", "inactivity-timeout", "request-timeout", "interrupt-timeout",
-    "deadlock-timeout", "startup-timeout", "graceful-timeout", "eviction-timeout", "shutdown-timeout",
-    "connect-timeout", "socket-timeout", "queue-timeout", "listen-backlog", "socket-user", "cpu-time-limit",
+    "chroot", "script-user", "script-group", "python-eggs", "switch-interval", "restart-interval",
+    "inactivity-timeout", "request-timeout", "interrupt-timeout", "deadlock-timeout", "startup-timeout",
+    "graceful-timeout", "eviction-timeout", "shutdown-timeout", "queue-timeout", "socket-user", "cpu-time-limit",
     "cpu-priority", "memory-limit", "virtual-memory-limit", "stack-size", "receive-buffer-size",
-    "send-buffer-size", "header-buffer-size", "response-buffer-size", "response-socket-timeout",
-    "response-flush-delay", "server-metrics", "newrelic-config-file", "newrelic-environment",
-    "maximum-requests-jitter",
+    "send-buffer-size", "response-buffer-size", "response-socket-timeout", "response-flush-delay",
+    "server-metrics", "newrelic-config-file", "newrelic-environment",
 ];
 
 /// The daemon's timeouts, in seconds as configured (0: off, except where a default says).
@@ -113,13 +111,15 @@ pub struct DaemonSpec {
     /// `maximum-requests-jitter=` (ours): each process's limit is `maximum-requests` plus a
     /// random 0..=jitter, so that the processes of a group do not all recycle at once.
     pub maximum_requests_jitter: u64,
-    /// `supplementary-groups=a,b`: gids, set with `setgroups` besides the user's own.
+    /// `supplementary-groups=a,b`: gids. As mod_wsgi, the daemon's groups are then its `gid`
+    /// and these (`setgroups`), instead of the user's groups from `/etc/group`.
     pub supplementary_groups: Vec<u32>,
     /// `umask=` (octal).
     pub umask: Option<u32>,
-    /// `lang=`: `LANG` and `LC_ALL` in the daemon's environment.
+    /// `lang=`: `LANG` in the daemon's environment.
     pub lang: Option<String>,
-    /// `locale=`: `setlocale(LC_ALL, ...)` before Python starts.
+    /// `locale=`: `LC_ALL` in the daemon's environment, and `setlocale(LC_ALL, ...)` before
+    /// Python starts.
     pub locale: Option<String>,
     /// `listen-backlog=` of the daemon's socket (default 100).
     pub listen_backlog: i32,
@@ -388,13 +388,22 @@ mod tests {
     }
 
     #[test]
+    fn slice_two_environment_options_are_accepted() {
+        let spec = parse("site umask=0027 lang=C.UTF-8 locale=C.UTF-8 supplementary-groups=staff,#7 listen-backlog=0 \
+                          maximum-requests=10 maximum-requests-jitter=5 connect-timeout=2 socket-timeout=3 header-buffer-size=65536")
+        .unwrap();
+        assert_eq!(spec.umask, Some(0o027));
+        assert_eq!((spec.lang.as_deref(), spec.locale.as_deref()), (Some("C.UTF-8"), Some("C.UTF-8")));
+        assert_eq!(spec.supplementary_groups, vec![50, 7]);
+        assert_eq!((spec.listen_backlog, spec.maximum_requests, spec.maximum_requests_jitter), (0, 10, 5));
+        assert_eq!((spec.timeouts.connect, spec.timeouts.socket, spec.header_buffer_size), (2, 3, 65536));
+        assert_eq!(parse("site header-buffer-size=0").unwrap().header_buffer_size, 32768, "0: the default");
+    }
+
+    #[test]
     fn every_refused_option_is_named() {
         for option in REFUSED {
-            let value = match *option {
-                "header-buffer-size" => "8192",
-                "supplementary-groups" => "staff",
-                _ => "1",
-            };
+            let value = "1";
             assert_eq!(parse(&format!("site {option}={value}")).unwrap_err(), format!("WSGIDaemonProcess site: option '{option}' is not supported yet by mod_wsgi-rs"));
         }
     }

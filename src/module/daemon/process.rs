@@ -1,6 +1,7 @@
-//! Inside a daemon process: forked by Apache's parent, it drops to its user and group while
-//! still free of Python, then loads the engine for its Python, and serves requests that
-//! Apache's children forward over its socket (see `wire.rs`), one connection each.
+//! Inside a daemon process: forked by Apache's parent, it sets up its environment (user,
+//! groups, umask, language: `environment.rs`) while still free of Python, then loads the
+//! engine for its Python, and serves requests that Apache's children forward over its socket
+//! (see `wire.rs`), one connection each.
 //!
 //! Threads: `threads=` workers take turns (a process-local lock) to poll and accept; the
 //! main thread waits for a signal or for `maximum-requests`, then stops accepting, lets
@@ -13,11 +14,11 @@ use super::super::engine_loader;
 use super::super::hooks::DEFAULT_QUEUE_TIMEOUT_MS;
 use super::super::log;
 use super::super::record::server_config;
-use super::options::{Accounts, SystemAccounts};
+use super::environment;
 use super::supervisor::{self, Group, Registry};
 use super::wire::{self, Hello, Start};
 use crate::abi::{self, level};
-use std::ffi::{c_int, c_void, CString};
+use std::ffi::{c_int, c_void};
 use std::io::{BufReader, BufWriter, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixStream;
@@ -37,6 +38,8 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// A daemon that cannot start waits this long before exiting, so that a broken
 /// configuration is not a fork loop (as mod_wsgi).
 const START_FAILURE_DELAY: Duration = Duration::from_secs(20);
+/// How long `accept` rests after failing for want of descriptors or memory.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Worker thread stacks: Apache's default thread stack size.
 const STACK_SIZE: usize = 8 << 20;
 /// The most bytes of frames made with the GIL held (see [`Conn::pending`]) that wait for the
@@ -68,8 +71,7 @@ fn daemon_main(index: usize, n: u32) -> c_int {
     };
     reset_signals(signals.1);
     close_inherited(&registry, index);
-    set_display_name(&registry, group);
-    if let Err(message) = drop_privileges(group) {
+    if let Err(message) = environment::prepare(&registry, group) {
         return fail(group, &message);
     }
     let engine = match start_engine(&registry, group) {
@@ -84,8 +86,12 @@ fn daemon_main(index: usize, n: u32) -> c_int {
         signals: signals.1,
         accept: Mutex::new(()),
         accepted: AtomicU64::new(0),
+        starved: AtomicBool::new(false),
         active: AtomicUsize::new(0),
-        maximum_requests: group.spec.maximum_requests,
+        maximum_requests: request_limit(group.spec.maximum_requests, group.spec.maximum_requests_jitter),
+        socket_timeout: socket_timeout(group),
+        header_buffer_size: group.spec.header_buffer_size,
+        name: group.spec.name.clone(),
         engine,
         token,
         server: group.server,
@@ -194,76 +200,6 @@ fn close_inherited(registry: &Registry, index: usize) {
     }
 }
 
-/// `display-name=`: written over `argv[0]` in place (its length is all the room there is),
-/// as mod_wsgi does, and as the thread name `ps -L` and `top` show.
-fn set_display_name(registry: &Registry, group: &Group) {
-    let Some(name) = &group.spec.display_name else { return };
-    // SAFETY: the main server's process record and argv are Apache's for the whole process;
-    // argv[0] is writable memory of strlen(argv[0]) bytes, and we write no more.
-    unsafe {
-        let process = (*registry.main).process;
-        if !process.is_null() && !(*process).argv.is_null() {
-            let argv0 = (*(*process).argv).cast_mut();
-            if !argv0.is_null() {
-                let room = libc::strlen(argv0);
-                let bytes = name.as_bytes();
-                let n = bytes.len().min(room);
-                std::ptr::copy_nonoverlapping(bytes.as_ptr().cast(), argv0, n);
-                std::ptr::write_bytes(argv0.add(n), 0, room - n);
-            }
-        }
-        let short: Vec<u8> = name.bytes().filter(|b| *b != 0).take(15).collect();
-        if let Ok(short) = CString::new(short) {
-            libc::prctl(libc::PR_SET_NAME, short.as_ptr());
-        }
-    }
-}
-
-/// As root: group, supplementary groups, then user; then the working directory and the
-/// account's variables, all before Python (which reads its files as this user, and whose
-/// `os.environ` starts from this environment) is loaded.
-fn drop_privileges(group: &Group) -> Result<(), String> {
-    let os_error = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        // SAFETY: plain credential calls in a single-threaded process.
-        unsafe {
-            if libc::setgid(group.gid) != 0 {
-                return Err(os_error(&format!("setgid({})", group.gid)));
-            }
-            let groups_set = match &group.user_name {
-                Some(name) => libc::initgroups(name.as_ptr(), group.gid),
-                None => libc::setgroups(1, &group.gid),
-            };
-            if groups_set != 0 {
-                return Err(os_error("initgroups"));
-            }
-            if libc::setuid(group.uid) != 0 {
-                return Err(os_error(&format!("setuid({})", group.uid)));
-            }
-        }
-    }
-    if let Some((home, required)) = &group.home {
-        if let Err(e) = std::env::set_current_dir(home) {
-            let message = format!("Unable to change working directory to '{}': {e}", home.display());
-            if *required {
-                return Err(message);
-            }
-            log::server(level::WARNING, group.server, &message);
-        }
-    }
-    // SAFETY: getuid has no preconditions.
-    if let Some(account) = SystemAccounts.user_by_id(unsafe { libc::getuid() }) {
-        std::env::set_var("HOME", &account.home);
-        for name in ["USER", "LOGNAME", "USERNAME"] {
-            if name != "USERNAME" || std::env::var_os(name).is_some() {
-                std::env::set_var(name, &account.name);
-            }
-        }
-    }
-    Ok(())
-}
-
 unsafe extern "C" fn engine_log(level: c_int, message: abi::Bytes) {
     super::super::trampoline::trampoline("daemon engine log", (), || {
         // SAFETY: the engine passes a byte string valid for the call.
@@ -313,6 +249,34 @@ fn start_engine(registry: &Registry, group: &Group) -> Result<&'static abi::Engi
     Ok(engine.table)
 }
 
+/// This process's `maximum-requests`: the group's, plus (`maximum-requests-jitter=`) a random
+/// 0..=jitter chosen once at start, so that the processes of a group, started together, do
+/// not all recycle together. 0 stays 0 (never).
+fn request_limit(maximum: u64, jitter: u64) -> u64 {
+    if maximum == 0 || jitter == 0 {
+        return maximum;
+    }
+    let mut random = [0u8; 8];
+    // SAFETY: getrandom writes at most 8 bytes into the array.
+    let n = unsafe { libc::getrandom(random.as_mut_ptr().cast(), random.len(), 0) };
+    // Without random bytes (never on Linux >= 3.17), the pid spreads the processes as well.
+    let random = if n == 8 { u64::from_le_bytes(random) } else { u64::from(std::process::id()) };
+    maximum.saturating_add(random % jitter.saturating_add(1))
+}
+
+/// The I/O timeout on a connection from an Apache child: `socket-timeout=`, else the group's
+/// server's `Timeout` (as mod_wsgi); `None`: none.
+fn socket_timeout(group: &Group) -> Option<Duration> {
+    match group.spec.timeouts.socket {
+        0 => {
+            // SAFETY: the server record is read-only configuration.
+            let timeout = unsafe { (*group.server).timeout };
+            (timeout > 0).then(|| Duration::from_micros(timeout as u64))
+        }
+        seconds => Some(Duration::from_secs(seconds)),
+    }
+}
+
 /// Waits for a byte from the signal pipe (`None`: wait for ever).
 fn wait_signal(fd: c_int, timeout: Option<Duration>) -> Option<u8> {
     let millis = timeout.map_or(-1, |t| t.as_millis() as c_int);
@@ -347,8 +311,17 @@ struct Shared {
     /// One worker at a time polls and accepts (mod_wsgi's idle-thread stack, simplified).
     accept: Mutex<()>,
     accepted: AtomicU64,
+    /// `accept` is failing for want of descriptors or memory (see [`Shared::accept`]).
+    starved: AtomicBool,
     active: AtomicUsize,
+    /// `maximum-requests` for this process (see [`request_limit`]).
     maximum_requests: u64,
+    /// See [`socket_timeout`].
+    socket_timeout: Option<Duration>,
+    /// `header-buffer-size=`: the largest START payload sent (see [`start_response`]).
+    header_buffer_size: usize,
+    /// The group's name, for log lines.
+    name: String,
     engine: &'static abi::Engine,
     token: [u8; 16],
     server: *mut apache::server_rec,
@@ -383,8 +356,25 @@ impl Shared {
             // SAFETY: accepts from our non-blocking listener; the new socket is blocking.
             let fd = unsafe { libc::accept4(self.listener, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
             if fd < 0 {
+                let error = std::io::Error::last_os_error();
+                if matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) {
+                    // The connection stays queued and poll says so again at once: without a
+                    // pause this loop would spin. Logged once per run of failures.
+                    if !self.starved.swap(true, Ordering::Relaxed) {
+                        log::server(log::ERR, self.server, &format!(
+                            "Daemon process '{}' cannot accept connections ({error}); retrying every {} ms.",
+                            self.name,
+                            ACCEPT_RETRY.as_millis()
+                        ));
+                    }
+                    // SAFETY: one valid pollfd; a stop cuts the pause short.
+                    unsafe { libc::poll(&mut polls[0], 1, ACCEPT_RETRY.as_millis() as c_int) };
+                }
                 // EAGAIN (another daemon of the group took it), EINTR, ECONNABORTED: poll again.
                 continue;
+            }
+            if self.starved.swap(false, Ordering::Relaxed) {
+                log::server(level::NOTICE, self.server, &format!("Daemon process '{}' accepts connections again.", self.name));
             }
             let count = self.accepted.fetch_add(1, Ordering::SeqCst) + 1;
             if self.maximum_requests > 0 && count >= self.maximum_requests {
@@ -413,11 +403,8 @@ fn worker(shared: &Shared) {
 
 /// Serves one forwarded request: hello, then the engine, then END.
 fn serve(shared: &Shared, stream: UnixStream) -> Result<(), String> {
-    // SAFETY: the server record is read-only configuration.
-    let timeout = unsafe { (*shared.server).timeout };
-    let timeout = (timeout > 0).then(|| Duration::from_micros(timeout as u64));
-    let _ = stream.set_read_timeout(timeout);
-    let _ = stream.set_write_timeout(timeout);
+    let _ = stream.set_read_timeout(shared.socket_timeout);
+    let _ = stream.set_write_timeout(shared.socket_timeout);
     let io_error = |e: std::io::Error| format!("daemon request failed: {e}");
     let mut reader = BufReader::with_capacity(64 << 10, stream.try_clone().map_err(io_error)?);
     let (kind, payload) = wire::read_frame(&mut reader, wire::MAX_FRAME).map_err(io_error)?;
@@ -433,6 +420,8 @@ fn serve(shared: &Shared, stream: UnixStream) -> Result<(), String> {
         pending: Mutex::new(Pending::default()),
         dead: AtomicBool::new(false),
         error_override: hello.error_override,
+        header_buffer_size: shared.header_buffer_size,
+        group: &shared.name,
         server: shared.server,
     };
     conn.send(wire::READY, &[], true);
@@ -464,7 +453,7 @@ fn now_micros() -> u128 {
 }
 
 /// One forwarded request's connection, the engine's `ctx`.
-struct Conn {
+struct Conn<'a> {
     /// Taken by the callbacks the engine calls without the GIL (`read`, `write`,
     /// `send_file`), which may hold it while they wait on the socket; never with the GIL held.
     io: Mutex<Io>,
@@ -478,6 +467,10 @@ struct Conn {
     dead: AtomicBool,
     /// `WSGIErrorOverride` for this request (from the hello): `start` answers for the child.
     error_override: bool,
+    /// `header-buffer-size=`: see [`start_response`].
+    header_buffer_size: usize,
+    /// The group's name, for log lines.
+    group: &'a str,
     server: *mut apache::server_rec,
 }
 
@@ -495,7 +488,7 @@ struct Io {
     stream: UnixStream,
 }
 
-impl Conn {
+impl Conn<'_> {
     /// Sends one frame (after the waiting log lines); false once the connection is dead.
     fn send(&self, kind: u8, payload: &[u8], flush: bool) -> bool {
         let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
@@ -569,9 +562,9 @@ impl Conn {
 
 /// # Safety
 /// `ctx` must be the `Conn` of the request being handled.
-unsafe fn conn<'a>(ctx: *mut c_void) -> &'a Conn {
+unsafe fn conn<'a>(ctx: *mut c_void) -> &'a Conn<'a> {
     // SAFETY: the engine passes back the ctx serve() gave it, during the handle call.
-    unsafe { &*ctx.cast::<Conn>() }
+    unsafe { &*ctx.cast::<Conn<'a>>() }
 }
 
 unsafe extern "C" fn read_body(ctx: *mut c_void, buf: *mut u8, len: usize) -> isize {
@@ -608,6 +601,15 @@ unsafe extern "C" fn start_response(ctx: *mut c_void, status: abi::Bytes, header
         let Some(code) = status_code(status) else { return -1 };
         // SAFETY: as above.
         let payload = Start::encode(status, headers.iter().map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) }));
+        if payload.len() > c.header_buffer_size {
+            // Refused here, with the numbers, rather than sent for the child to refuse (which
+            // mod_wsgi reports only as "Truncated or oversized response headers").
+            let message = oversized_headers(c.group, payload.len(), c.header_buffer_size);
+            if !c.queue(wire::LOG, wire::Encoder::default().i32(log::ERR).raw(message.as_bytes()).0, true) {
+                log::server(log::ERR, c.server, &message);
+            }
+            return -1;
+        }
         c.queue(wire::START, payload, false);
         if error_overridden(c.error_override, code) {
             1
@@ -615,6 +617,16 @@ unsafe extern "C" fn start_response(ctx: *mut c_void, status: abi::Bytes, header
             0
         }
     })
+}
+
+/// The error-log line for a response head over `header-buffer-size`: what to change, and to
+/// what.
+fn oversized_headers(group: &str, size: usize, limit: usize) -> String {
+    format!(
+        "Response headers of {size} bytes (status line and headers, as sent to the Apache child) from daemon process \
+         '{group}' are over its header-buffer-size of {limit} bytes; the response is a 500. Raise header-buffer-size= \
+         of WSGIDaemonProcess {group} to at least {size}, or send smaller headers."
+    )
 }
 
 unsafe extern "C" fn write_body(ctx: *mut c_void, data: abi::Bytes) -> c_int {

@@ -19,9 +19,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-/// `listen()` backlog, as mod_wsgi's default `listen-backlog`.
-const BACKLOG: c_int = 100;
-
 /// One daemon group, as the parent set it up for this generation.
 pub struct Group {
     pub spec: DaemonSpec,
@@ -153,7 +150,7 @@ fn start(pconf: *mut apache::apr_pool_t, main: *mut apache::server_rec) -> Resul
     let mut tokens = Vec::new();
     for (index, (spec, server)) in specs.into_iter().enumerate() {
         let path = PathBuf::from(format!("{prefix}.{}.{generation}.{}.sock", std::process::id(), index + 1));
-        let listener = Listener::open(&path)?;
+        let listener = Listener::open(&path, spec.listen_backlog)?;
         let fd = listener.fd;
         pool_owned(pconf, listener);
         groups.push(group(spec, server, path, fd, main_config.python_home.clone()));
@@ -229,9 +226,10 @@ struct Listener {
 }
 
 impl Listener {
-    /// `socket`, `bind` under umask 077 (mode 0700), `listen`, then (as root) `chown` to
-    /// Apache's `User`: only Apache's children and root can connect.
-    fn open(path: &Path) -> Result<Listener, String> {
+    /// `socket`, `bind` under umask 077 (mode 0700), `listen` with the group's
+    /// `listen-backlog=`, then (as root) `chown` to Apache's `User`: only Apache's children
+    /// and root can connect.
+    fn open(path: &Path, backlog: c_int) -> Result<Listener, String> {
         let fail = |what: &str| format!("cannot {what} the daemon socket {}: {}", path.display(), std::io::Error::last_os_error());
         // SAFETY: sockaddr_un is plain old data.
         let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
@@ -275,7 +273,7 @@ impl Listener {
             }
         }
         // SAFETY: fd is a bound socket.
-        if unsafe { libc::listen(fd, BACKLOG) } != 0 {
+        if unsafe { libc::listen(fd, backlog) } != 0 {
             return Err(fail("listen on"));
         }
         // SAFETY: geteuid has no preconditions; ap_unixd_config is read-only by now.

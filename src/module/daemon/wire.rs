@@ -53,13 +53,44 @@ pub fn write_frame(out: &mut impl Write, kind: u8, payload: &[u8]) -> io::Result
     out.write_all(payload)
 }
 
+/// A frame over its limit: the `InvalidData` error of [`read_frame`], which says by how
+/// much (the child names `header-buffer-size` for a [`START`] frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Oversized {
+    pub kind: u8,
+    pub len: usize,
+    pub max: usize,
+}
+
+impl std::fmt::Display for Oversized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "frame of {} bytes is over the limit of {}", self.len, self.max)
+    }
+}
+
+impl std::error::Error for Oversized {}
+
+impl Oversized {
+    /// The [`Oversized`] inside `error`, if that is what it is.
+    pub fn of(error: &io::Error) -> Option<Oversized> {
+        error.get_ref().and_then(|e| e.downcast_ref::<Oversized>()).copied()
+    }
+}
+
 /// Reads one frame; a payload over `max` bytes is an error (`InvalidData`).
 pub fn read_frame(input: &mut impl Read, max: usize) -> io::Result<(u8, Vec<u8>)> {
+    read_frame_within(input, |_| max)
+}
+
+/// As [`read_frame`], the limit depending on the frame's kind (a [`START`] frame's is the
+/// group's `header-buffer-size`, which the daemon applies before sending it).
+pub fn read_frame_within(input: &mut impl Read, max: impl Fn(u8) -> usize) -> io::Result<(u8, Vec<u8>)> {
     let mut header = [0u8; 5];
     input.read_exact(&mut header)?;
     let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    let max = max(header[0]);
     if len > max {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes is over the limit of {max}")));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, Oversized { kind: header[0], len, max }));
     }
     let mut payload = vec![0u8; len];
     input.read_exact(&mut payload)?;
@@ -271,7 +302,14 @@ mod tests {
     fn limits_and_tokens() {
         let mut framed = Vec::new();
         write_frame(&mut framed, DATA, &[7u8; 100]).unwrap();
-        assert_eq!(read_frame(&mut &framed[..], 99).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let error = read_frame(&mut &framed[..], 99).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(Oversized::of(&error), Some(Oversized { kind: DATA, len: 100, max: 99 }));
+        let limit = |kind| if kind == START { 50 } else { MAX_FRAME };
+        assert!(read_frame_within(&mut &framed[..], limit).is_ok(), "a DATA frame has the general limit");
+        let mut start = Vec::new();
+        write_frame(&mut start, START, &[0u8; 51]).unwrap();
+        assert_eq!(Oversized::of(&read_frame_within(&mut &start[..], limit).unwrap_err()).map(|o| o.len), Some(51));
         assert_eq!(read_frame(&mut &framed[..3], 1000).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
         assert!(Hello::decode(b"XXXX").is_err());
         // Another version, or a flag byte that is not a boolean, is refused.

@@ -1,0 +1,133 @@
+//! A daemon process's start-up environment, set while it is still single-threaded and free of
+//! Python: its name in `ps`, its user and groups, working directory, account variables,
+//! `umask=`, `lang=` and `locale=`, in mod_wsgi's order (`wsgi_setup_daemon_process`, then the
+//! language settings just before Python starts), so that Python's own start-up (which reads
+//! the locale from the environment, and opens files as this user) sees them.
+
+use super::super::log;
+use super::options::{Accounts, SystemAccounts};
+use super::supervisor::{Group, Registry};
+use crate::abi::level;
+use std::ffi::CString;
+
+/// Everything before the engine loads; `Err` stops the daemon (see `process::fail`).
+pub fn prepare(registry: &Registry, group: &Group) -> Result<(), String> {
+    set_display_name(registry, group);
+    drop_privileges(group)?;
+    set_language(group);
+    Ok(())
+}
+
+/// `display-name=`: written over `argv[0]` in place (its length is all the room there is),
+/// as mod_wsgi does, and as the thread name `ps -L` and `top` show.
+fn set_display_name(registry: &Registry, group: &Group) {
+    let Some(name) = &group.spec.display_name else { return };
+    // SAFETY: the main server's process record and argv are Apache's for the whole process;
+    // argv[0] is writable memory of strlen(argv[0]) bytes, and we write no more.
+    unsafe {
+        let process = (*registry.main).process;
+        if !process.is_null() && !(*process).argv.is_null() {
+            let argv0 = (*(*process).argv).cast_mut();
+            if !argv0.is_null() {
+                let room = libc::strlen(argv0);
+                let bytes = name.as_bytes();
+                let n = bytes.len().min(room);
+                std::ptr::copy_nonoverlapping(bytes.as_ptr().cast(), argv0, n);
+                std::ptr::write_bytes(argv0.add(n), 0, room - n);
+            }
+        }
+        let short: Vec<u8> = name.bytes().filter(|b| *b != 0).take(15).collect();
+        if let Ok(short) = CString::new(short) {
+            libc::prctl(libc::PR_SET_NAME, short.as_ptr());
+        }
+    }
+}
+
+/// The supplementary groups `setgroups` gets for `supplementary-groups=`: as mod_wsgi, the
+/// group's own gid and then the listed ones, instead of the user's groups from
+/// `/etc/group` (which `initgroups` sets when the option is absent).
+fn supplementary_groups(group: &Group) -> Vec<libc::gid_t> {
+    std::iter::once(group.gid).chain(group.spec.supplementary_groups.iter().copied()).collect()
+}
+
+/// As root: group, supplementary groups, then user; then the working directory, the
+/// account's variables and `umask=`.
+fn drop_privileges(group: &Group) -> Result<(), String> {
+    let os_error = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // SAFETY: plain credential calls in a single-threaded process; the gid list outlives
+        // the setgroups call that reads it.
+        unsafe {
+            if libc::setgid(group.gid) != 0 {
+                return Err(os_error(&format!("setgid({})", group.gid)));
+            }
+            if !group.spec.supplementary_groups.is_empty() {
+                let gids = supplementary_groups(group);
+                if libc::setgroups(gids.len(), gids.as_ptr()) != 0 {
+                    return Err(os_error(&format!("setgroups({gids:?}) for supplementary-groups")));
+                }
+            } else {
+                let groups_set = match &group.user_name {
+                    Some(name) => libc::initgroups(name.as_ptr(), group.gid),
+                    None => libc::setgroups(1, &group.gid),
+                };
+                if groups_set != 0 {
+                    return Err(os_error("initgroups"));
+                }
+            }
+            if libc::setuid(group.uid) != 0 {
+                return Err(os_error(&format!("setuid({})", group.uid)));
+            }
+        }
+    }
+    if let Some((home, required)) = &group.home {
+        if let Err(e) = std::env::set_current_dir(home) {
+            let message = format!("Unable to change working directory to '{}': {e}", home.display());
+            if *required {
+                return Err(message);
+            }
+            log::server(level::WARNING, group.server, &message);
+        }
+    }
+    // SAFETY: getuid has no preconditions.
+    if let Some(account) = SystemAccounts.user_by_id(unsafe { libc::getuid() }) {
+        std::env::set_var("HOME", &account.home);
+        for name in ["USER", "LOGNAME", "USERNAME"] {
+            if name != "USERNAME" || std::env::var_os(name).is_some() {
+                std::env::set_var(name, &account.name);
+            }
+        }
+    }
+    if let Some(mask) = group.spec.umask {
+        // SAFETY: umask has no preconditions and cannot fail.
+        unsafe { libc::umask(mask as libc::mode_t) };
+    }
+    Ok(())
+}
+
+/// `lang=` sets `LANG`; `locale=` sets `LC_ALL` and calls `setlocale(LC_ALL)`, as mod_wsgi
+/// (and as its documentation says: "the same as having set the LC_ALL environment
+/// variable"). A locale the system does not have is a warning, not a failure: the daemon runs
+/// with the inherited locale, as in mod_wsgi.
+fn set_language(group: &Group) {
+    let name = &group.spec.name;
+    if let Some(lang) = &group.spec.lang {
+        log::server(level::DEBUG, group.server, &format!("Setting LANG to '{lang}' for daemon process group '{name}'."));
+        std::env::set_var("LANG", lang);
+    }
+    if let Some(locale) = &group.spec.locale {
+        log::server(level::DEBUG, group.server, &format!("Setting locale to '{locale}' for daemon process group '{name}'."));
+        std::env::set_var("LC_ALL", locale);
+        let set = CString::new(locale.as_bytes()).is_ok_and(|c_locale| {
+            // SAFETY: single-threaded start-up; c_locale is a valid C string.
+            !unsafe { libc::setlocale(libc::LC_ALL, c_locale.as_ptr()) }.is_null()
+        });
+        if !set {
+            log::server(level::WARNING, group.server, &format!(
+                "Unsupported locale setting '{locale}' specified for daemon process group '{name}'; daemon will run with the \
+                 inherited locale. Consider 'C.UTF-8' as a fallback."
+            ));
+        }
+    }
+}
