@@ -29,6 +29,14 @@ def _at_exit():
 
 atexit.register(_at_exit)
 
+def native_id():
+    # The kernel's thread id: pthread ids (threading's ident) are reused by new threads.
+    try:
+        return threading.get_native_id()
+    except AttributeError:
+        import ctypes
+        return ctypes.CDLL(None).syscall(186)  # SYS_gettid on x86_64
+
 def application(environ, start_response):
     path = environ['PATH_INFO']
     if path in ('/slow', '/spawn'):
@@ -38,7 +46,7 @@ def application(environ, start_response):
             # thread states non-empty for long.
             threading.Thread(target=time.sleep, args=(1.5,)).start()
         time.sleep(0.3)
-        sys.stderr.write('served on thread %d\n' % threading.current_thread().ident)
+        sys.stderr.write('served on thread %d\n' % native_id())
         body = b'ok'
     else:
         states = mod_wsgi.process_metrics()['thread_states']
