@@ -26,6 +26,7 @@ static ENGINE: Engine = Engine {
     handle,
     stopping,
     shutdown,
+    dump_stacks,
 };
 
 /// The ABI marker the module finds by reading this file (see `abi::MARKER`); kept in the
@@ -78,4 +79,16 @@ fn abi_marker_spells_the_abi_version() {
 
 unsafe extern "C" fn shutdown() {
     trampoline("shutdown", (), interp::runtime::shutdown)
+}
+
+unsafe extern "C" fn dump_stacks(idents: *const u64, len: usize) {
+    trampoline("dump_stacks", (), || {
+        let idents = if idents.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: the module passes `len` idents valid for the call.
+            unsafe { std::slice::from_raw_parts(idents, len) }
+        };
+        interp::stacks::dump(idents)
+    })
 }

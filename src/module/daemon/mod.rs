@@ -5,10 +5,12 @@
 //! - `options.rs`: the directive's options;
 //! - `supervisor.rs`: Apache's parent: sockets, forks, re-forks;
 //! - `process.rs`: inside a daemon: privileges, the engine, worker threads;
+//! - `monitor.rs`: inside a daemon: request-timeout, inactivity-timeout, restart-interval;
 //! - `client.rs`: in Apache's children: forwarding one request;
 //! - `wire.rs`: the frames between the two.
 
 pub mod client;
+mod monitor;
 pub mod options;
 mod process;
 pub mod supervisor;

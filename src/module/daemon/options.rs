@@ -14,9 +14,8 @@ const INVALID: &str = "Invalid option to WSGI daemon process definition.";
 /// parsed into [`DaemonSpec`] are validated first (a bad value gets mod_wsgi's message).
 pub const REFUSED: &[&str] = &[
     "supplementary-groups", "umask", "lang", "locale", "chroot", "script-user", "script-group", "python-eggs",
-    "switch-interval", "restart-interval", "inactivity-timeout", "request-timeout", "interrupt-timeout",
-    "deadlock-timeout", "startup-timeout", "graceful-timeout", "eviction-timeout", "shutdown-timeout",
-    "connect-timeout", "socket-timeout", "queue-timeout", "listen-backlog", "socket-user", "cpu-time-limit",
+    "switch-interval", "deadlock-timeout", "startup-timeout",
+    "connect-timeout", "socket-timeout", "listen-backlog", "socket-user", "cpu-time-limit",
     "cpu-priority", "memory-limit", "virtual-memory-limit", "stack-size", "receive-buffer-size",
     "send-buffer-size", "header-buffer-size", "response-buffer-size", "response-socket-timeout",
     "response-flush-delay", "server-metrics", "newrelic-config-file", "newrelic-environment",
