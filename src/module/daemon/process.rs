@@ -113,6 +113,11 @@ fn seconds(n: u64) -> Duration {
 fn stop_for(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, signals: c_int, kind: u8) -> c_int {
     shared.stop_accepting();
     shared.monitor.stopping();
+    // A worker that accepted a connection just before the stop counts as active only once it
+    // is out of accept(): wait for the accept turn (polls wake on the stop byte at once), then
+    // a moment, so that the counts below see it and it is not interrupted as a straggler.
+    drop(shared.accept.lock().unwrap_or_else(|e| e.into_inner()));
+    std::thread::sleep(Duration::from_millis(20));
     let t = &shared.timeouts;
     let name = &shared.name;
     let info = |message: String| log::server(level::INFO, shared.server, &message);
