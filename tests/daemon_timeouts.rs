@@ -117,6 +117,22 @@ fn request_timeout_logs_the_stack_gives_504_and_recycles() {
 }
 
 #[test]
+fn interrupt_timeout_delays_the_interrupt() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    // request-timeout=1, then interrupt-timeout=3 before the stuck request is interrupted:
+    // it cannot end sooner than 4 s after it began (a lower bound, not a race).
+    let apache = start_site("threads=2 request-timeout=1 interrupt-timeout=3");
+    let started = Instant::now();
+    let response = apache.get("/stuck");
+    let took = started.elapsed();
+    assert_eq!(response.status, 504, "{}\n{}", response.text(), apache.error_log());
+    assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(30), "took {took:?}");
+    assert_no_crash(&apache);
+}
+
+#[test]
 fn inactivity_timeout_restarts_an_idle_daemon() {
     if !is_root() {
         return eprintln!("skipped: needs root to switch users");
