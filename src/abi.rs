@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 7;
+pub const ABI_VERSION: u32 = 8;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -180,6 +180,9 @@ impl Outcome {
     pub const SERVER_ERROR: Outcome = Outcome(500);
     /// The request waited too long for a Python slot, or the child is exiting: Apache's 503.
     pub const UNAVAILABLE: Outcome = Outcome(503);
+    /// A daemon gave up on the request (`request-timeout`, `queue-timeout`): Apache's 504.
+    /// Only a daemon process sends it; engines never return it.
+    pub const GATEWAY_TIMEOUT: Outcome = Outcome(504);
 }
 
 /// One request as the engine sees it. The callbacks are only valid during [`Engine::handle`].
@@ -231,6 +234,11 @@ pub struct Engine {
     /// to `shutdown`. Async-signal-safe (one atomic store): called even from prefork's exit
     /// signal handler, where nothing else of the engine may run.
     pub ending: unsafe extern "C" fn(),
+    /// Logs (through [`EngineConfig::log`]) the Python stack of each of the `len` threads in
+    /// `idents` (`pthread_self` values of threads serving requests), taking the GIL in each
+    /// one's interpreter and releasing it before logging. Called without the GIL, from a
+    /// thread that serves no request (a daemon's monitor).
+    pub dump_stacks: unsafe extern "C" fn(idents: *const u64, len: usize),
 }
 
 // SAFETY: an Engine is an immutable static table of function pointers and a static string.

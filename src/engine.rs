@@ -27,6 +27,7 @@ static ENGINE: Engine = Engine {
     stopping,
     shutdown,
     ending,
+    dump_stacks,
 };
 
 /// The ABI marker the module finds by reading this file (see `abi::MARKER`); kept in the
@@ -83,4 +84,16 @@ unsafe extern "C" fn ending() {
 
 unsafe extern "C" fn shutdown() {
     trampoline("shutdown", (), interp::runtime::shutdown)
+}
+
+unsafe extern "C" fn dump_stacks(idents: *const u64, len: usize) {
+    trampoline("dump_stacks", (), || {
+        let idents = if idents.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: the module passes `len` idents valid for the call.
+            unsafe { std::slice::from_raw_parts(idents, len) }
+        };
+        interp::stacks::dump(idents)
+    })
 }

@@ -311,7 +311,7 @@ fn option_errors_stop_the_config_test_with_file_and_line() {
     let cases = [
         ("WSGIDaemonProcess a\nWSGIDaemonProcess a\n", "Name duplicates previous WSGI daemon definition."),
         ("WSGIDaemonProcess a user=root\n", "WSGI process blocked from running as root."),
-        ("WSGIDaemonProcess a request-timeout=5\n", "WSGIDaemonProcess a: option 'request-timeout' is not supported yet by mod_wsgi-rs"),
+        ("WSGIDaemonProcess a chroot=/\n", "WSGIDaemonProcess a: option 'chroot' is not supported yet by mod_wsgi-rs"),
         ("WSGIDaemonProcess a colour=blue\n", "Invalid option to WSGI daemon process definition. Unknown option 'colour'"),
         ("WSGIDaemonProcess a python-home=/nonexistent/python\n", "is not a directory"),
         ("WSGIDaemonProcess a processes=0\n", "Invalid process count for WSGI daemon process."),

@@ -76,3 +76,8 @@ pub fn interrupt_all() -> usize {
     }
     interrupted
 }
+
+/// The interpreter in which thread `ident` is serving a request (its innermost one), if any.
+pub fn interpreter_of(ident: std::ffi::c_long) -> Option<InterpIndex> {
+    BUSY.lock().busy.iter().rev().find(|(i, _)| *i == ident).map(|(_, index)| *index)
+}

@@ -12,6 +12,7 @@ mod py;
 pub mod runtime;
 mod script;
 mod settings;
+pub mod stacks;
 mod request_objects;
 mod start_response;
 pub mod trampoline;

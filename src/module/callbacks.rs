@@ -59,6 +59,7 @@ impl CallbackContext {
             }
             abi::Outcome::NOT_FOUND => apache::HTTP_NOT_FOUND as c_int,
             abi::Outcome::UNAVAILABLE => apache::HTTP_SERVICE_UNAVAILABLE as c_int,
+            abi::Outcome::GATEWAY_TIMEOUT => apache::HTTP_GATEWAY_TIME_OUT as c_int,
             // SERVER_ERROR, and any value an engine should not have returned.
             _ => apache::HTTP_INTERNAL_SERVER_ERROR as c_int,
         }

@@ -6,10 +6,12 @@
 //! - `supervisor.rs`: Apache's parent: sockets, forks, re-forks;
 //! - `environment.rs`: a daemon's start-up: display name, user and groups, umask, language;
 //! - `process.rs`: inside a daemon: the engine, worker threads;
+//! - `monitor.rs`: inside a daemon: request-timeout, inactivity-timeout, restart-interval;
 //! - `client.rs`: in Apache's children: forwarding one request;
 //! - `wire.rs`: the frames between the two.
 
 pub mod client;
+mod monitor;
 pub mod options;
 mod environment;
 mod process;

@@ -13,9 +13,8 @@ const INVALID: &str = "Invalid option to WSGI daemon process definition.";
 /// Options mod_wsgi 4.9 and 6.x document that this build does not implement yet. Those
 /// parsed into [`DaemonSpec`] are validated first (a bad value gets mod_wsgi's message).
 pub const REFUSED: &[&str] = &[
-    "chroot", "script-user", "script-group", "python-eggs", "switch-interval", "restart-interval",
-    "inactivity-timeout", "request-timeout", "interrupt-timeout", "deadlock-timeout", "startup-timeout",
-    "graceful-timeout", "eviction-timeout", "shutdown-timeout", "queue-timeout", "socket-user", "cpu-time-limit",
+    "chroot", "script-user", "script-group", "python-eggs", "switch-interval", "deadlock-timeout", "startup-timeout",
+    "socket-user", "cpu-time-limit",
     "cpu-priority", "memory-limit", "virtual-memory-limit", "stack-size", "receive-buffer-size",
     "send-buffer-size", "response-buffer-size", "response-socket-timeout", "response-flush-delay",
     "server-metrics", "newrelic-config-file", "newrelic-environment",

@@ -4,9 +4,11 @@
 //! (see `wire.rs`), one connection each.
 //!
 //! Threads: `threads=` workers take turns (a process-local lock) to poll and accept; the
-//! main thread waits for a signal or for `maximum-requests`, then stops accepting, lets
-//! running requests finish (a short grace, then the engine interrupts them), finalises
-//! Python and `_exit`s. The parent's maintenance callback forks the replacement.
+//! monitor (`monitor.rs`) watches the timeouts; the main thread waits for a signal, for
+//! `maximum-requests` or for the monitor, then stops accepting, lets running requests finish
+//! (`graceful-timeout` for a recycle, a short grace for a stop; then the engine interrupts
+//! them), finalises Python and `_exit`s. The parent's maintenance callback forks the
+//! replacement.
 
 use super::super::apache;
 use super::super::callbacks::{error_overridden, status_code};
@@ -15,6 +17,8 @@ use super::super::hooks::DEFAULT_QUEUE_TIMEOUT_MS;
 use super::super::log;
 use super::super::record::server_config;
 use super::environment;
+use super::monitor::{self, Monitor};
+use super::options::Timeouts;
 use super::supervisor::{self, Group, Registry};
 use super::wire::{self, Hello, Start};
 use crate::abi::{self, level};
@@ -27,14 +31,10 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long requests may run on after SIGTERM before the engine interrupts them: APR
-/// SIGKILLs a daemon 3 s after SIGTERM, and finalising Python needs the rest.
+/// The most requests may run on after SIGTERM before the engine interrupts them (less when
+/// `shutdown-timeout` is shorter): APR SIGKILLs a daemon 3 s after SIGTERM, and finalising
+/// Python needs the rest.
 const STOP_GRACE: Duration = Duration::from_secs(2);
-/// How long requests may run on after `maximum-requests` (mod_wsgi's graceful-timeout).
-const GRACEFUL_GRACE: Duration = Duration::from_secs(15);
-/// The process exits this long after it began to stop, whatever still runs
-/// (mod_wsgi's shutdown-timeout).
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// A daemon that cannot start waits this long before exiting, so that a broken
 /// configuration is not a fork loop (as mod_wsgi).
 const START_FAILURE_DELAY: Duration = Duration::from_secs(20);
@@ -91,10 +91,12 @@ fn daemon_main(index: usize, n: u32) -> c_int {
         maximum_requests: request_limit(group.spec.maximum_requests, group.spec.maximum_requests_jitter),
         socket_timeout: socket_timeout(group),
         header_buffer_size: group.spec.header_buffer_size,
-        name: group.spec.name.clone(),
+        name: Arc::from(group.spec.name.as_str()),
         engine,
         token,
         server: group.server,
+        monitor: Monitor::new(&group.spec.name, group.server, group.spec.timeouts, engine, signals.1),
+        timeouts: group.spec.timeouts,
     });
     let workers: Vec<_> = (0..group.spec.threads)
         .filter_map(|i| {
@@ -102,27 +104,84 @@ fn daemon_main(index: usize, n: u32) -> c_int {
             std::thread::Builder::new().name(format!("wsgi-{i}")).stack_size(STACK_SIZE).spawn(move || worker(&shared)).ok()
         })
         .collect();
+    shared.monitor.start();
     let kind = wait_signal(signals.0, None).unwrap_or(b'S');
-    shared.stop_accepting();
-    let grace = if kind == b'G' { GRACEFUL_GRACE } else { STOP_GRACE };
-    let deadline = Instant::now() + grace;
-    while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-        // A stop during a graceful wait shortens it.
-        if wait_signal(signals.0, Some(Duration::from_millis(20))) == Some(b'S') {
-            return finish(&shared, workers, Instant::now() + STOP_GRACE);
-        }
-    }
-    finish(&shared, workers, deadline)
+    stop_for(&shared, workers, signals.0, kind)
 }
 
-/// Interrupts what still runs at `deadline`, joins the workers, finalises Python.
+fn seconds(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// Stops the process for the reason `kind` (a signal pipe byte): a recycle (a graceful
+/// signal, `maximum-requests`, `restart-interval`) first waits up to its graceful timeout for
+/// the running requests; a stop gives them a reason's grace. Each reason is logged.
+fn stop_for(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, signals: c_int, kind: u8) -> c_int {
+    shared.stop_accepting();
+    shared.monitor.stopping();
+    // A worker that accepted a connection just before the stop counts as active only once it
+    // is out of accept(): wait for the accept turn (polls wake on the stop byte at once), then
+    // a moment, so that the counts below see it and it is not interrupted as a straggler.
+    drop(shared.accept.lock().unwrap_or_else(|e| e.into_inner()));
+    std::thread::sleep(Duration::from_millis(20));
+    let t = &shared.timeouts;
+    let name = &shared.name;
+    let info = |message: String| log::server(level::INFO, shared.server, &message);
+    let graceful = match kind {
+        b'G' if shared.maximum_requests > 0 && shared.accepted.load(Ordering::SeqCst) >= shared.maximum_requests => {
+            info(format!("Maximum requests reached, stopping daemon process '{name}' gracefully (graceful-timeout {} s).", t.graceful));
+            Some(t.graceful)
+        }
+        b'G' => {
+            let grace = if t.eviction > 0 { t.eviction } else { t.graceful };
+            info(format!("Graceful stop requested, stopping daemon process '{name}' gracefully ({} timeout {grace} s).", if t.eviction > 0 { "eviction" } else { "graceful" }));
+            Some(grace)
+        }
+        monitor::RESTART_INTERVAL => Some(t.graceful),
+        _ => None,
+    };
+    let mut kind = kind;
+    if let Some(grace) = graceful {
+        let deadline = Instant::now() + seconds(grace);
+        while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            // A stop during a graceful wait shortens it.
+            if let Some(next) = wait_signal(signals, Some(Duration::from_millis(20))).filter(|k| *k == b'S') {
+                kind = next;
+                break;
+            }
+        }
+        if kind != b'S' {
+            let running = shared.active.load(Ordering::SeqCst);
+            if running > 0 {
+                info(format!("Graceful timeout of {grace} seconds expired in daemon process '{name}'; interrupting {running} request(s)."));
+            }
+            return finish(shared, workers, Instant::now());
+        }
+    }
+    let deadline = match kind {
+        monitor::REQUEST_TIMEOUT => Instant::now() + seconds(t.interrupt),
+        monitor::INACTIVITY => Instant::now(),
+        _ => {
+            info(format!("Shutdown requested, stopping daemon process '{name}'."));
+            Instant::now() + STOP_GRACE.min(seconds(t.shutdown))
+        }
+    };
+    finish(shared, workers, deadline)
+}
+
+/// Interrupts what still runs at `deadline`, joins the workers, finalises Python; after
+/// `shutdown-timeout` more (at least a second), the process `_exit`s whatever still runs.
 fn finish(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, deadline: Instant) -> c_int {
     while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     // Whatever happens below, the process ends in time.
-    let _ = std::thread::Builder::new().spawn(|| {
-        std::thread::sleep(SHUTDOWN_TIMEOUT);
+    let reaper = (shared.monitor.clone(), shared.name.clone(), shared.server as usize, seconds(shared.timeouts.shutdown.max(1)));
+    let _ = std::thread::Builder::new().name("wsgi-reaper".into()).spawn(move || {
+        let (monitor, name, server, limit) = reaper;
+        std::thread::sleep(limit);
+        log::server(level::INFO, server as *mut apache::server_rec, &format!("Shutdown timeout expired; aborting daemon process '{name}'."));
+        monitor.abort_timed_out();
         // SAFETY: ends the process; see run().
         unsafe { libc::_exit(1) }
     });
@@ -321,10 +380,12 @@ struct Shared {
     /// `header-buffer-size=`: the largest START payload sent (see [`start_response`]).
     header_buffer_size: usize,
     /// The group's name, for log lines.
-    name: String,
+    name: Arc<str>,
     engine: &'static abi::Engine,
     token: [u8; 16],
     server: *mut apache::server_rec,
+    monitor: Arc<Monitor>,
+    timeouts: Timeouts,
 }
 
 // SAFETY: the server record is read-only configuration; everything else is Sync.
@@ -415,21 +476,28 @@ fn serve(shared: &Shared, stream: UnixStream) -> Result<(), String> {
     if !wire::same_token(&hello.token, &shared.token) {
         return Err("Request origin could not be validated.".into());
     }
-    let conn = Conn {
+    let conn = Arc::new(Conn {
         io: Mutex::new(Io { reader, writer: BufWriter::with_capacity(8 << 10, stream.try_clone().map_err(io_error)?), stream }),
         pending: Mutex::new(Pending::default()),
         dead: AtomicBool::new(false),
+        start_queued: AtomicBool::new(false),
         error_override: hello.error_override,
         header_buffer_size: shared.header_buffer_size,
-        group: &shared.name,
+        group: shared.name.clone(),
         server: shared.server,
-    };
+        monitor: shared.monitor.clone(),
+    });
+    if queue_timed_out(shared, &hello) {
+        conn.send(wire::END, &abi::Outcome::GATEWAY_TIMEOUT.0.to_le_bytes(), true);
+        return Ok(());
+    }
+    let running = shared.monitor.begin(describe(&hello), conn.clone());
     conn.send(wire::READY, &[], true);
     let mut environ = hello.environ;
     environ.push((b"mod_wsgi.daemon_start".to_vec(), now_micros().to_string().into_bytes()));
     let pairs: Vec<abi::Pair> = environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
     let request = abi::Request {
-        ctx: (&conn as *const Conn).cast_mut().cast(),
+        ctx: Arc::as_ptr(&conn).cast_mut().cast(),
         environ: pairs.as_ptr(),
         environ_len: pairs.len(),
         script: abi::Bytes::new(&hello.script),
@@ -442,10 +510,37 @@ fn serve(shared: &Shared, stream: UnixStream) -> Result<(), String> {
         log: log_line,
     };
     // SAFETY: the request and everything it points to outlive the call.
-    let outcome = unsafe { (shared.engine.handle)(&request) };
+    let mut outcome = unsafe { (shared.engine.handle)(&request) };
+    if running.timed_out() && outcome == abi::Outcome::SERVER_ERROR {
+        // Interrupted after request-timeout before any response: mod_wsgi's 504.
+        outcome = abi::Outcome::GATEWAY_TIMEOUT;
+    }
+    drop(running);
     conn.send(wire::END, &outcome.0.to_le_bytes(), true);
     conn.log_pending_locally();
     Ok(())
+}
+
+/// `queue-timeout=`: a request that waited longer than this since Apache read it (in the
+/// listen backlog, for a free thread) gets a 504 without running (mod_wsgi's rule and line).
+fn queue_timed_out(shared: &Shared, hello: &Hello) -> bool {
+    let limit = shared.timeouts.queue;
+    if limit == 0 {
+        return false;
+    }
+    let started = hello.environ.iter().find(|(k, _)| k == b"mod_wsgi.request_start").and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u128>().ok());
+    let Some(started) = started else { return false };
+    if now_micros().saturating_sub(started) <= u128::from(limit) * 1_000_000 {
+        return false;
+    }
+    log::server(log::ERR, shared.server, &format!("Queue timeout expired for WSGI daemon process '{}': {}", shared.name, describe(hello)));
+    true
+}
+
+/// The request as the monitor's log lines name it: URL, script, application group.
+fn describe(hello: &Hello) -> String {
+    let uri = hello.environ.iter().find(|(k, _)| k == b"REQUEST_URI").map(|(_, v)| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+    format!("'{uri}' (script '{}', application group '{}')", String::from_utf8_lossy(&hello.script), String::from_utf8_lossy(&hello.group))
 }
 
 fn now_micros() -> u128 {
@@ -453,7 +548,7 @@ fn now_micros() -> u128 {
 }
 
 /// One forwarded request's connection, the engine's `ctx`.
-struct Conn<'a> {
+struct Conn {
     /// Taken by the callbacks the engine calls without the GIL (`read`, `write`,
     /// `send_file`), which may hold it while they wait on the socket; never with the GIL held.
     io: Mutex<Io>,
@@ -465,13 +560,51 @@ struct Conn<'a> {
     pending: Mutex<Pending>,
     /// The child went away or the protocol broke: the rest of the request is discarded.
     dead: AtomicBool,
+    /// The application called `start_response`: once its frame left, only a cut-short
+    /// response can tell the client of a failure.
+    start_queued: AtomicBool,
     /// `WSGIErrorOverride` for this request (from the hello): `start` answers for the child.
     error_override: bool,
     /// `header-buffer-size=`: see [`start_response`].
     header_buffer_size: usize,
     /// The group's name, for log lines.
-    group: &'a str,
+    group: Arc<str>,
     server: *mut apache::server_rec,
+    /// Request I/O resets its inactivity timer.
+    monitor: Arc<Monitor>,
+}
+
+// SAFETY: the server record is read-only configuration; everything else is Sync.
+unsafe impl Send for Conn {}
+// SAFETY: as above.
+unsafe impl Sync for Conn {}
+
+impl monitor::Abort for Conn {
+    /// From the monitor's side of a stuck request: its worker is in Python (or blocked in a
+    /// C call), not in the socket, unless it is writing, and then the wait is bounded.
+    fn abort(&self, outcome: abi::Outcome, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        let mut io = loop {
+            match self.io.try_lock() {
+                Ok(io) => break io,
+                Err(std::sync::TryLockError::Poisoned(e)) => break e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                Err(std::sync::TryLockError::WouldBlock) => return false,
+            }
+        };
+        let frames = std::mem::take(&mut self.pending.lock().unwrap_or_else(|e| e.into_inner()).frames);
+        let unsent_start = frames.iter().any(|(kind, _)| *kind == wire::START);
+        // Log lines first; a START that never left is dropped: the client gets the failure.
+        for (kind, payload) in frames.into_iter().filter(|(kind, _)| *kind == wire::LOG) {
+            self.queue(kind, payload, false);
+        }
+        if unsent_start || !self.start_queued.load(Ordering::SeqCst) {
+            self.send_locked(&mut io, wire::END, &outcome.0.to_le_bytes(), true);
+        }
+        // Whatever the worker does next goes nowhere; a begun response is cut short.
+        self.kill(&io);
+        true
+    }
 }
 
 /// Frames waiting for the next send; see [`Conn::pending`].
@@ -488,7 +621,7 @@ struct Io {
     stream: UnixStream,
 }
 
-impl Conn<'_> {
+impl Conn {
     /// Sends one frame (after the waiting log lines); false once the connection is dead.
     fn send(&self, kind: u8, payload: &[u8], flush: bool) -> bool {
         let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
@@ -562,9 +695,9 @@ impl Conn<'_> {
 
 /// # Safety
 /// `ctx` must be the `Conn` of the request being handled.
-unsafe fn conn<'a>(ctx: *mut c_void) -> &'a Conn<'a> {
+unsafe fn conn<'a>(ctx: *mut c_void) -> &'a Conn {
     // SAFETY: the engine passes back the ctx serve() gave it, during the handle call.
-    unsafe { &*ctx.cast::<Conn<'a>>() }
+    unsafe { &*ctx.cast::<Conn>() }
 }
 
 unsafe extern "C" fn read_body(ctx: *mut c_void, buf: *mut u8, len: usize) -> isize {
@@ -575,6 +708,7 @@ unsafe extern "C" fn read_body(ctx: *mut c_void, buf: *mut u8, len: usize) -> is
         if len == 0 {
             return 0;
         }
+        c.monitor.touch();
         let mut io = c.io.lock().unwrap_or_else(|e| e.into_inner());
         if !c.send_locked(&mut io, wire::READ, &(len as u32).to_le_bytes(), true) {
             return -1;
@@ -604,13 +738,14 @@ unsafe extern "C" fn start_response(ctx: *mut c_void, status: abi::Bytes, header
         if payload.len() > c.header_buffer_size {
             // Refused here, with the numbers, rather than sent for the child to refuse (which
             // mod_wsgi reports only as "Truncated or oversized response headers").
-            let message = oversized_headers(c.group, payload.len(), c.header_buffer_size);
+            let message = oversized_headers(&c.group, payload.len(), c.header_buffer_size);
             if !c.queue(wire::LOG, wire::Encoder::default().i32(log::ERR).raw(message.as_bytes()).0, true) {
                 log::server(log::ERR, c.server, &message);
             }
             return -1;
         }
         c.queue(wire::START, payload, false);
+        c.start_queued.store(true, Ordering::SeqCst);
         if error_overridden(c.error_override, code) {
             1
         } else {
@@ -633,6 +768,7 @@ unsafe extern "C" fn write_body(ctx: *mut c_void, data: abi::Bytes) -> c_int {
     super::super::trampoline::trampoline("daemon response write", -1, || {
         // SAFETY: see conn(); data is valid for the call.
         let (c, data) = unsafe { (conn(ctx), data.as_slice()) };
+        c.monitor.touch();
         let mut io = c.io.lock().unwrap_or_else(|e| e.into_inner());
         let sent = if data.is_empty() {
             c.send_locked(&mut io, wire::FLUSH, &[], true)
@@ -654,6 +790,7 @@ unsafe extern "C" fn send_file(ctx: *mut c_void, fd: c_int, offset: u64, len: u6
     super::super::trampoline::trampoline("daemon wsgi.file_wrapper", -1, || {
         // SAFETY: see conn().
         let c = unsafe { conn(ctx) };
+        c.monitor.touch();
         let mut io = c.io.lock().unwrap_or_else(|e| e.into_inner());
         let mut buffer = vec![0u8; 256 << 10];
         let (mut offset, mut left) = (offset, len);

@@ -1,0 +1,241 @@
+//! The daemon's monitor: mod_wsgi's `wsgi_monitor_thread` for `request-timeout`,
+//! `inactivity-timeout` and `restart-interval`.
+//!
+//! Worker threads register each request they serve ([`Monitor::begin`]) and note request I/O
+//! ([`Monitor::touch`]); a thread of its own looks every [`TICK`] and, when a limit is passed,
+//! logs why and writes a reason byte to the process's signal pipe, where the main thread
+//! (`process.rs`) stops the process as that reason says. The parent then forks a new one.
+//!
+//! The monitor never holds the GIL itself: a request-timeout's stack dump is the engine's
+//! (`abi::Engine::dump_stacks`), called with no Rust lock held. Its own lock (the table of
+//! running requests) is only held to read or change the table.
+
+use super::super::apache;
+use super::super::log;
+use super::options::Timeouts;
+use crate::abi::{self, level};
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Reason bytes the monitor writes to the signal pipe (besides the signal handler's `S`/`G`).
+/// A request ran past `request-timeout`: stop, interrupting requests after `interrupt-timeout`.
+pub const REQUEST_TIMEOUT: u8 = b'R';
+/// Nothing happened for `inactivity-timeout`: stop at once.
+pub const INACTIVITY: u8 = b'I';
+/// The process has run for `restart-interval`: stop gracefully (`graceful-timeout`).
+pub const RESTART_INTERVAL: u8 = b'T';
+
+/// How often the monitor looks: the precision of every limit it enforces.
+const TICK: Duration = Duration::from_millis(200);
+/// How long an abort waits for a connection its worker is writing to.
+const ABORT_WAIT: Duration = Duration::from_millis(200);
+
+/// A running request's connection, as the monitor may end it for the client when the process
+/// exits while the request is stuck.
+pub trait Abort: Send + Sync {
+    /// Tells the client the request failed with `outcome` (unless its response has begun:
+    /// then the response is cut short); false when the connection could not be had in
+    /// [`ABORT_WAIT`] (its worker is blocked writing to it).
+    fn abort(&self, outcome: abi::Outcome, wait: Duration) -> bool;
+}
+
+/// One request being served.
+struct Entry {
+    id: u64,
+    /// `pthread_self` of the worker serving it, as the engine's stack dump takes it.
+    ident: u64,
+    started: Instant,
+    /// The URL, script and application group, for the log.
+    what: String,
+    /// It ran past `request-timeout`: the client gets a 504.
+    timed_out: Arc<AtomicBool>,
+    conn: Arc<dyn Abort>,
+}
+
+pub struct Monitor {
+    name: String,
+    server: *mut apache::server_rec,
+    timeouts: Timeouts,
+    engine: &'static abi::Engine,
+    /// The write end of the process's signal pipe.
+    signals: c_int,
+    born: Instant,
+    requests: Mutex<Vec<Entry>>,
+    next_id: AtomicU64,
+    /// Milliseconds from `born` to the last request start, end or I/O.
+    activity: AtomicU64,
+    /// The process is stopping: the monitor has nothing more to decide.
+    stopping: AtomicBool,
+}
+
+// SAFETY: the server record is read-only configuration; everything else is Sync.
+unsafe impl Send for Monitor {}
+// SAFETY: as above.
+unsafe impl Sync for Monitor {}
+
+/// A request registered with [`Monitor::begin`]; dropping it ends the registration.
+pub struct Running<'a> {
+    monitor: &'a Monitor,
+    id: u64,
+    timed_out: Arc<AtomicBool>,
+}
+
+impl Running<'_> {
+    /// The monitor gave up on this request (`request-timeout`).
+    pub fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut requests = self.monitor.requests.lock().unwrap_or_else(|e| e.into_inner());
+        requests.retain(|entry| entry.id != self.id);
+        drop(requests);
+        self.monitor.touch();
+    }
+}
+
+impl Monitor {
+    pub fn new(name: &str, server: *mut apache::server_rec, timeouts: Timeouts, engine: &'static abi::Engine, signals: c_int) -> Arc<Monitor> {
+        Arc::new(Monitor {
+            name: name.to_string(),
+            server,
+            timeouts,
+            engine,
+            signals,
+            born: Instant::now(),
+            requests: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            activity: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Starts the monitor thread if a limit it enforces is set.
+    pub fn start(self: &Arc<Self>) {
+        let t = &self.timeouts;
+        if t.request == 0 && t.inactivity == 0 && t.restart_interval == 0 {
+            return;
+        }
+        let monitor = self.clone();
+        let started = std::thread::Builder::new().name("wsgi-monitor".into()).spawn(move || monitor.run());
+        if let Err(e) = started {
+            log::server(log::ERR, self.server, &format!("Daemon process '{}' cannot start its monitor thread ({e}): its timeouts are not enforced.", self.name));
+        }
+    }
+
+    /// Registers the request the calling thread is about to serve.
+    pub fn begin(&self, what: String, conn: Arc<dyn Abort>) -> Running<'_> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let timed_out = Arc::new(AtomicBool::new(false));
+        // SAFETY: pthread_self has no preconditions; the engine's busy table uses the same value.
+        let ident = unsafe { libc::pthread_self() } as u64;
+        let entry = Entry { id, ident, started: Instant::now(), what, timed_out: timed_out.clone(), conn };
+        self.requests.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
+        self.touch();
+        Running { monitor: self, id, timed_out }
+    }
+
+    /// Request activity (a start, an end, a read or write of its body): resets the
+    /// inactivity timer.
+    pub fn touch(&self) {
+        self.activity.store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The process began to stop: the monitor decides nothing more.
+    pub fn stopping(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Just before the process `_exit`s: the clients of requests that ran past
+    /// `request-timeout` and are still stuck (in code an interrupt cannot reach, a C call)
+    /// get their 504 now rather than a connection closed without an answer.
+    pub fn abort_timed_out(&self) {
+        let stuck: Vec<Arc<dyn Abort>> = {
+            let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+            requests.iter().filter(|e| e.timed_out.load(Ordering::SeqCst)).map(|e| e.conn.clone()).collect()
+        };
+        for conn in stuck {
+            conn.abort(abi::Outcome::GATEWAY_TIMEOUT, ABORT_WAIT);
+        }
+    }
+
+    fn run(&self) {
+        let t = self.timeouts;
+        log::server(
+            level::DEBUG,
+            self.server,
+            &format!(
+                "Monitor thread of daemon process '{}': request-timeout {} s, interrupt-timeout {} s, inactivity-timeout {} s, restart-interval {} s, graceful-timeout {} s, shutdown-timeout {} s.",
+                self.name, t.request, t.interrupt, t.inactivity, t.restart_interval, t.graceful, t.shutdown
+            ),
+        );
+        while !self.stopping.load(Ordering::SeqCst) {
+            std::thread::sleep(TICK);
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            if let Some(reason) = self.check() {
+                self.stopping();
+                // SAFETY: writes one byte to our own signal pipe.
+                unsafe { libc::write(self.signals, (&reason as *const u8).cast(), 1) };
+                return;
+            }
+        }
+    }
+
+    /// The reason to stop now, if any, after logging it (mod_wsgi's lines, with ours for
+    /// each stuck request).
+    fn check(&self) -> Option<u8> {
+        let t = self.timeouts;
+        if t.request > 0 {
+            let limit = Duration::from_secs(t.request);
+            let stuck: Vec<(u64, String, Duration)> = {
+                let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+                let over = requests.iter().filter(|e| e.started.elapsed() > limit);
+                over.map(|e| {
+                    e.timed_out.store(true, Ordering::SeqCst);
+                    (e.ident, e.what.clone(), e.started.elapsed())
+                })
+                .collect()
+            };
+            if !stuck.is_empty() {
+                for (ident, what, elapsed) in &stuck {
+                    log::server(
+                        log::ERR,
+                        self.server,
+                        &format!(
+                            "Daemon process '{}' request-timeout of {} seconds exceeded by a request running for {:.1} seconds in thread {ident}: {what}",
+                            self.name,
+                            t.request,
+                            elapsed.as_secs_f64()
+                        ),
+                    );
+                }
+                let idents: Vec<u64> = stuck.iter().map(|(ident, _, _)| *ident).collect();
+                // SAFETY: the engine is initialised; called without the GIL or a Rust lock,
+                // from a thread that serves no request, with `idents` valid for the call.
+                unsafe { (self.engine.dump_stacks)(idents.as_ptr(), idents.len()) };
+                log::server(level::INFO, self.server, &format!("Daemon process request time limit exceeded, stopping daemon process '{}'.", self.name));
+                return Some(REQUEST_TIMEOUT);
+            }
+        }
+        if t.restart_interval > 0 && self.born.elapsed() >= Duration::from_secs(t.restart_interval) {
+            log::server(level::INFO, self.server, &format!("Application restart timer expired, stopping process '{}' gracefully.", self.name));
+            return Some(RESTART_INTERVAL);
+        }
+        if t.inactivity > 0 {
+            // mod_wsgi 4.9's rule: running requests that neither read nor write for that long
+            // count as inactive too (a request stuck without I/O does not keep a process).
+            let idle = (self.born.elapsed().as_millis() as u64).saturating_sub(self.activity.load(Ordering::Relaxed));
+            if idle >= t.inactivity * 1000 {
+                log::server(level::INFO, self.server, &format!("Daemon process inactivity timer expired, stopping process '{}'.", self.name));
+                return Some(INACTIVITY);
+            }
+        }
+        None
+    }
+}
