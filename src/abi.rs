@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 8;
+pub const ABI_VERSION: u32 = 9;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -239,6 +239,10 @@ pub struct Engine {
     /// one's interpreter and releasing it before logging. Called without the GIL, from a
     /// thread that serves no request (a daemon's monitor).
     pub dump_stacks: unsafe extern "C" fn(idents: *const u64, len: usize),
+    /// Raises `SystemExit` in those of the `len` threads in `idents` (`pthread_self`
+    /// values) that are serving a request; how many. Called without the GIL, from a thread
+    /// that serves no request (a daemon's main thread on `request-timeout`).
+    pub interrupt: unsafe extern "C" fn(idents: *const u64, len: usize) -> usize,
 }
 
 // SAFETY: an Engine is an immutable static table of function pointers and a static string.

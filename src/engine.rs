@@ -28,6 +28,7 @@ static ENGINE: Engine = Engine {
     shutdown,
     ending,
     dump_stacks,
+    interrupt,
 };
 
 /// The ABI marker the module finds by reading this file (see `abi::MARKER`); kept in the
@@ -95,5 +96,17 @@ unsafe extern "C" fn dump_stacks(idents: *const u64, len: usize) {
             unsafe { std::slice::from_raw_parts(idents, len) }
         };
         interp::stacks::dump(idents)
+    })
+}
+
+unsafe extern "C" fn interrupt(idents: *const u64, len: usize) -> usize {
+    trampoline("interrupt", 0, || {
+        let idents: Vec<std::ffi::c_long> = if idents.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: the module passes `len` idents valid for the call.
+            unsafe { std::slice::from_raw_parts(idents, len) }.iter().map(|&i| i as std::ffi::c_long).collect()
+        };
+        interp::busy::interrupt(&idents)
     })
 }

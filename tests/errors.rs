@@ -106,7 +106,7 @@ fn bad_directives_stop_config_test_with_file_line_and_reason() {
         ("WSGIPythonHome /nonexistent/python\n", "is not a directory"),
         ("WSGIScriptAliasMatch ^/(a( {dir}/a.wsgi\n", "could not be compiled"),
         ("<VirtualHost 127.0.0.1:80>\nWSGIPythonHome /usr\n</VirtualHost>\n", "cannot occur within <VirtualHost> section"),
-        ("WSGIDaemonProcess site1 processes=2 threads=15 request-timeout=60\n", "WSGIDaemonProcess site1: option 'request-timeout' is not supported yet"),
+        ("WSGIDaemonProcess site1 processes=2 threads=15 request-timeout=-1\n", "Invalid request timeout for WSGI daemon process."),
         ("WSGIProcessGroup %{NOPE}\n", "WSGIProcessGroup: invalid application group '%{NOPE}'"),
         ("WSGIScriptReloading sometimes\n", "WSGIScriptReloading must be one of: Off | On"),
     ];

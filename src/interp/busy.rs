@@ -54,6 +54,14 @@ impl Drop for Busy {
     }
 }
 
+/// Raises `SystemExit` in those of `idents` (`pthread_self` values) that are serving a
+/// request: a daemon's `request-timeout` interrupts the stuck requests only. Called without
+/// the GIL, from a thread that serves no request. Returns how many were interrupted.
+pub fn interrupt(idents: &[std::ffi::c_long]) -> usize {
+    let targets: Vec<(std::ffi::c_long, InterpIndex)> = BUSY.lock().busy.iter().filter(|(ident, _)| idents.contains(ident)).copied().collect();
+    raise_in(&targets)
+}
+
 /// Raises `SystemExit` in every thread that is serving a request. Called without the GIL,
 /// from a thread that serves no request (the MPM's stopping thread).
 pub fn interrupt_all() -> usize {
@@ -62,6 +70,12 @@ pub fn interrupt_all() -> usize {
         registry.stopping = true;
         registry.busy.clone()
     };
+    raise_in(&targets)
+}
+
+/// Raises `SystemExit` in each (thread, interpreter) of `targets`, taking the GIL once per
+/// interpreter (no Rust lock held meanwhile).
+fn raise_in(targets: &[(std::ffi::c_long, InterpIndex)]) -> usize {
     let mut indexes: Vec<InterpIndex> = targets.iter().map(|(_, s)| *s).collect();
     indexes.sort_by_key(|s| s.0);
     indexes.dedup();

@@ -1,7 +1,7 @@
 //! Interpreters, application groups, script loading and the WSGI protocol (the engine side).
 
 mod builtins;
-mod busy;
+pub mod busy;
 mod environ;
 mod error;
 mod exchange;

@@ -68,8 +68,7 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, er
     let _ = stream.set_read_timeout(timeout);
     let _ = stream.set_write_timeout(timeout);
     let token = supervisor::token(index).unwrap_or_default();
-    let header_buffer_size = group.spec.header_buffer_size;
-    let mut exchange = Exchange { r, name, request, stream, header_buffer_size, timeout, ready: false, started: false };
+    let mut exchange = Exchange { r, name, request, stream, timeout, ready: false, started: false };
     exchange.run(token, error_override)
 }
 
@@ -142,8 +141,6 @@ struct Exchange<'a> {
     name: &'a str,
     request: &'a abi::Request,
     stream: UnixStream,
-    /// `header-buffer-size=`: the largest START frame taken, as the daemon applies it.
-    header_buffer_size: usize,
     /// The I/O timeout on the connection (`socket-timeout=`, else `Timeout`), for log lines.
     timeout: Option<Duration>,
     /// The daemon accepted the hello: Python sees the request.
@@ -175,8 +172,9 @@ impl Exchange<'_> {
         (&self.stream).write_all(&framed)?;
         let mut reader = BufReader::with_capacity(64 << 10, self.stream.try_clone()?);
         loop {
-            let limit = |kind| if kind == wire::START { self.header_buffer_size } else { wire::MAX_FRAME };
-            let (kind, payload) = wire::read_frame_within(&mut reader, limit)?;
+            // The daemon holds each header line to header-buffer-size; the head as a whole
+            // has the general frame limit here.
+            let (kind, payload) = wire::read_frame(&mut reader, wire::MAX_FRAME)?;
             match kind {
                 wire::READY => self.ready = true,
                 wire::READ => self.read(Decoder(&payload).u32()? as usize)?,
@@ -272,11 +270,9 @@ impl Exchange<'_> {
         } else if timed_out {
             (apache::HTTP_GATEWAY_TIME_OUT, format!("Timeout when reading response headers from daemon process '{name}': {script}"))
         } else if let Some(oversized) = wire::Oversized::of(&error).filter(|o| o.kind == wire::START) {
-            // The daemon refuses such headers itself; this is the check of the same limit on
-            // this side.
             (apache::HTTP_INTERNAL_SERVER_ERROR, format!(
                 "Truncated or oversized response headers received from daemon process '{name}': {} bytes of status and headers, \
-                 over header-buffer-size of {} bytes (raise header-buffer-size= of WSGIDaemonProcess {name}): {script}",
+                 over the limit of {} bytes: {script}",
                 oversized.len, oversized.max
             ))
         } else {

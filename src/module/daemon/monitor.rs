@@ -6,9 +6,9 @@
 //! logs why and writes a reason byte to the process's signal pipe, where the main thread
 //! (`process.rs`) stops the process as that reason says. The parent then forks a new one.
 //!
-//! The monitor never holds the GIL itself: a request-timeout's stack dump is the engine's
-//! (`abi::Engine::dump_stacks`), called with no Rust lock held. Its own lock (the table of
-//! running requests) is only held to read or change the table.
+//! The monitor never calls into Python: a request-timeout's stack dump is made by the main
+//! thread as it stops the process (`process.rs`), under the shutdown time limit. Its own lock
+//! (the table of running requests) is only held to read or change the table.
 
 use super::super::apache;
 use super::super::log;
@@ -58,7 +58,6 @@ pub struct Monitor {
     name: String,
     server: *mut apache::server_rec,
     timeouts: Timeouts,
-    engine: &'static abi::Engine,
     /// The write end of the process's signal pipe.
     signals: c_int,
     born: Instant,
@@ -99,12 +98,11 @@ impl Drop for Running<'_> {
 }
 
 impl Monitor {
-    pub fn new(name: &str, server: *mut apache::server_rec, timeouts: Timeouts, engine: &'static abi::Engine, signals: c_int) -> Arc<Monitor> {
+    pub fn new(name: &str, server: *mut apache::server_rec, timeouts: Timeouts, signals: c_int) -> Arc<Monitor> {
         Arc::new(Monitor {
             name: name.to_string(),
             server,
             timeouts,
-            engine,
             signals,
             born: Instant::now(),
             requests: Mutex::new(Vec::new()),
@@ -163,6 +161,12 @@ impl Monitor {
         }
     }
 
+    /// `pthread_self` of the workers serving requests that ran past `request-timeout`.
+    pub fn timed_out_idents(&self) -> Vec<u64> {
+        let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        requests.iter().filter(|e| e.timed_out.load(Ordering::SeqCst)).map(|e| e.ident).collect()
+    }
+
     fn run(&self) {
         let t = self.timeouts;
         log::server(
@@ -215,10 +219,9 @@ impl Monitor {
                         ),
                     );
                 }
-                let idents: Vec<u64> = stuck.iter().map(|(ident, _, _)| *ident).collect();
-                // SAFETY: the engine is initialised; called without the GIL or a Rust lock,
-                // from a thread that serves no request, with `idents` valid for the call.
-                unsafe { (self.engine.dump_stacks)(idents.as_ptr(), idents.len()) };
+                // The stacks are logged by the main thread's stop (see `process.rs`), with a
+                // time limit on it: a request stuck in C code holding the GIL must not keep
+                // the monitor from stopping the process.
                 log::server(level::INFO, self.server, &format!("Daemon process request time limit exceeded, stopping daemon process '{}'.", self.name));
                 return Some(REQUEST_TIMEOUT);
             }

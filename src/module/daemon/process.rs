@@ -67,16 +67,16 @@ fn daemon_main(index: usize, n: u32) -> c_int {
     LOG_SERVER.store(group.server, Ordering::Relaxed);
     let (signals, stop) = match (pipe(), pipe()) {
         (Ok(signals), Ok(stop)) => (signals, stop),
-        (Err(e), _) | (_, Err(e)) => return fail(group, &format!("cannot create a pipe: {e}")),
+        (Err(e), _) | (_, Err(e)) => return fail(group, None, &format!("cannot create a pipe: {e}")),
     };
     reset_signals(signals.1);
     close_inherited(&registry, index);
     if let Err(message) = environment::prepare(&registry, group) {
-        return fail(group, &message);
+        return fail(group, Some(signals.0), &message);
     }
     let engine = match start_engine(&registry, group) {
         Ok(engine) => engine,
-        Err(message) => return fail(group, &message),
+        Err(message) => return fail(group, Some(signals.0), &message),
     };
     log::server(level::INFO, group.server, &format!("Daemon process '{}' ({n}) is serving requests as uid {}.", group.spec.name, group.uid));
     let shared = Arc::new(Shared {
@@ -86,6 +86,7 @@ fn daemon_main(index: usize, n: u32) -> c_int {
         signals: signals.1,
         accept: Mutex::new(()),
         accepted: AtomicU64::new(0),
+        completed: AtomicU64::new(0),
         starved: AtomicBool::new(false),
         active: AtomicUsize::new(0),
         maximum_requests: request_limit(group.spec.maximum_requests, group.spec.maximum_requests_jitter),
@@ -95,7 +96,7 @@ fn daemon_main(index: usize, n: u32) -> c_int {
         engine,
         token,
         server: group.server,
-        monitor: Monitor::new(&group.spec.name, group.server, group.spec.timeouts, engine, signals.1),
+        monitor: Monitor::new(&group.spec.name, group.server, group.spec.timeouts, signals.1),
         timeouts: group.spec.timeouts,
     });
     let workers: Vec<_> = (0..group.spec.threads)
@@ -104,6 +105,9 @@ fn daemon_main(index: usize, n: u32) -> c_int {
             std::thread::Builder::new().name(format!("wsgi-{i}")).stack_size(STACK_SIZE).spawn(move || worker(&shared)).ok()
         })
         .collect();
+    if workers.is_empty() {
+        return fail(group, Some(signals.0), "no worker thread could be started");
+    }
     shared.monitor.start();
     let kind = wait_signal(signals.0, None).unwrap_or(b'S');
     stop_for(&shared, workers, signals.0, kind)
@@ -116,19 +120,18 @@ fn seconds(n: u64) -> Duration {
 /// Stops the process for the reason `kind` (a signal pipe byte): a recycle (a graceful
 /// signal, `maximum-requests`, `restart-interval`) first waits up to its graceful timeout for
 /// the running requests; a stop gives them a reason's grace. Each reason is logged.
+///
+/// A reaper thread is started first: whatever happens here (a stack dump waiting for a GIL
+/// that C code holds, a worker stuck in a socket), the process ends by the time the reason's
+/// grace plus `shutdown-timeout` has passed.
 fn stop_for(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, signals: c_int, kind: u8) -> c_int {
     shared.stop_accepting();
     shared.monitor.stopping();
-    // A worker that accepted a connection just before the stop counts as active only once it
-    // is out of accept(): wait for the accept turn (polls wake on the stop byte at once), then
-    // a moment, so that the counts below see it and it is not interrupted as a straggler.
-    drop(shared.accept.lock().unwrap_or_else(|e| e.into_inner()));
-    std::thread::sleep(Duration::from_millis(20));
     let t = &shared.timeouts;
     let name = &shared.name;
     let info = |message: String| log::server(level::INFO, shared.server, &message);
     let graceful = match kind {
-        b'G' if shared.maximum_requests > 0 && shared.accepted.load(Ordering::SeqCst) >= shared.maximum_requests => {
+        b'G' if shared.maximum_requests > 0 && shared.completed.load(Ordering::SeqCst) >= shared.maximum_requests => {
             info(format!("Maximum requests reached, stopping daemon process '{name}' gracefully (graceful-timeout {} s).", t.graceful));
             Some(t.graceful)
         }
@@ -137,18 +140,45 @@ fn stop_for(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, signals:
             info(format!("Graceful stop requested, stopping daemon process '{name}' gracefully ({} timeout {grace} s).", if t.eviction > 0 { "eviction" } else { "graceful" }));
             Some(grace)
         }
-        monitor::RESTART_INTERVAL => Some(t.graceful),
+        monitor::RESTART_INTERVAL | monitor::REQUEST_TIMEOUT => Some(t.graceful),
         _ => None,
     };
+    let stop_grace = match kind {
+        monitor::INACTIVITY => Duration::ZERO,
+        _ => STOP_GRACE.min(seconds(t.shutdown)),
+    };
+    let interrupt_after = if kind == monitor::REQUEST_TIMEOUT { seconds(t.interrupt) } else { Duration::ZERO };
+    let limit = interrupt_after + graceful.map_or(stop_grace, seconds) + seconds(t.shutdown.max(1));
+    if !start_reaper(shared, limit) {
+        log::server(log::ERR, shared.server, &format!("Daemon process '{name}' cannot start its reaper thread; exiting without finalising Python."));
+        // SAFETY: ends the process; see run().
+        unsafe { libc::_exit(1) }
+    }
+    // A barrier: a worker counts itself active while it holds the accept turn (see
+    // Shared::accept), so once the turn is had, every accepted request is counted below.
+    drop(shared.accept.lock().unwrap_or_else(|e| e.into_inner()));
     let mut kind = kind;
-    if let Some(grace) = graceful {
-        let deadline = Instant::now() + seconds(grace);
-        while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            // A stop during a graceful wait shortens it.
-            if let Some(next) = wait_signal(signals, Some(Duration::from_millis(20))).filter(|k| *k == b'S') {
-                kind = next;
-                break;
+    if kind == monitor::REQUEST_TIMEOUT {
+        let stuck = shared.monitor.timed_out_idents();
+        // SAFETY: the engine is initialised; called without the GIL or a Rust lock, from a
+        // thread that serves no request, with `stuck` valid for the call. The reaper bounds it.
+        unsafe { (shared.engine.dump_stacks)(stuck.as_ptr(), stuck.len()) };
+        // mod_wsgi's order: the stuck requests get `interrupt-timeout` more, then only they
+        // are interrupted; the others get `graceful-timeout` to finish.
+        if let Some(next) = wait_while_active(shared, signals, interrupt_after) {
+            kind = next;
+        }
+        if kind != b'S' {
+            // SAFETY: as above.
+            let n = unsafe { (shared.engine.interrupt)(stuck.as_ptr(), stuck.len()) };
+            if n > 0 {
+                info(format!("Interrupted {n} request(s) past request-timeout in daemon process '{name}'."));
             }
+        }
+    }
+    if let (Some(grace), true) = (graceful, kind != b'S') {
+        if let Some(next) = wait_while_active(shared, signals, seconds(grace)) {
+            kind = next;
         }
         if kind != b'S' {
             let running = shared.active.load(Ordering::SeqCst);
@@ -158,33 +188,46 @@ fn stop_for(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, signals:
             return finish(shared, workers, Instant::now());
         }
     }
-    let deadline = match kind {
-        monitor::REQUEST_TIMEOUT => Instant::now() + seconds(t.interrupt),
-        monitor::INACTIVITY => Instant::now(),
-        _ => {
-            info(format!("Shutdown requested, stopping daemon process '{name}'."));
-            Instant::now() + STOP_GRACE.min(seconds(t.shutdown))
-        }
-    };
-    finish(shared, workers, deadline)
+    if kind == b'S' {
+        info(format!("Shutdown requested, stopping daemon process '{name}'."));
+    }
+    finish(shared, workers, Instant::now() + stop_grace)
 }
 
-/// Interrupts what still runs at `deadline`, joins the workers, finalises Python; after
-/// `shutdown-timeout` more (at least a second), the process `_exit`s whatever still runs.
+/// Waits up to `limit` for the running requests to end; a stop signal (`S`) that arrives
+/// meanwhile cuts the wait short and is returned.
+fn wait_while_active(shared: &Shared, signals: c_int, limit: Duration) -> Option<u8> {
+    let deadline = Instant::now() + limit;
+    while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        if let Some(stop) = wait_signal(signals, Some(Duration::from_millis(20))).filter(|k| *k == b'S') {
+            return Some(stop);
+        }
+    }
+    None
+}
+
+/// Ends the process after `limit` whatever still runs: the clients of requests stuck past
+/// `request-timeout` get their 504 first. False when no thread could be started.
+fn start_reaper(shared: &Shared, limit: Duration) -> bool {
+    let (monitor, name, server) = (shared.monitor.clone(), shared.name.clone(), shared.server as usize);
+    std::thread::Builder::new()
+        .name("wsgi-reaper".into())
+        .spawn(move || {
+            std::thread::sleep(limit);
+            log::server(level::INFO, server as *mut apache::server_rec, &format!("Shutdown timeout expired; aborting daemon process '{name}'."));
+            monitor.abort_timed_out();
+            // SAFETY: ends the process; see run().
+            unsafe { libc::_exit(1) }
+        })
+        .is_ok()
+}
+
+/// Interrupts what still runs at `deadline`, joins the workers, finalises Python (the
+/// reaper started by [`stop_for`] ends the process if this takes too long).
 fn finish(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, deadline: Instant) -> c_int {
     while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Whatever happens below, the process ends in time.
-    let reaper = (shared.monitor.clone(), shared.name.clone(), shared.server as usize, seconds(shared.timeouts.shutdown.max(1)));
-    let _ = std::thread::Builder::new().name("wsgi-reaper".into()).spawn(move || {
-        let (monitor, name, server, limit) = reaper;
-        std::thread::sleep(limit);
-        log::server(level::INFO, server as *mut apache::server_rec, &format!("Shutdown timeout expired; aborting daemon process '{name}'."));
-        monitor.abort_timed_out();
-        // SAFETY: ends the process; see run().
-        unsafe { libc::_exit(1) }
-    });
     if shared.active.load(Ordering::SeqCst) > 0 {
         // SAFETY: the engine is initialised; stopping may be called from any thread.
         unsafe { (shared.engine.stopping)(0) };
@@ -197,9 +240,21 @@ fn finish(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, deadline: 
     0
 }
 
-fn fail(group: &Group, message: &str) -> c_int {
+/// Logs why the daemon cannot start and waits [`START_FAILURE_DELAY`] before exiting (a stop
+/// signal ends the wait: Apache's stop need not SIGKILL it).
+fn fail(group: &Group, signals: Option<c_int>, message: &str) -> c_int {
     log::server(log::ERR, group.server, &format!("Daemon process '{}' cannot start: {message}", group.spec.name));
-    std::thread::sleep(START_FAILURE_DELAY);
+    match signals {
+        Some(fd) => {
+            let deadline = Instant::now() + START_FAILURE_DELAY;
+            while let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+                if wait_signal(fd, Some(left)) == Some(b'S') {
+                    break;
+                }
+            }
+        }
+        None => std::thread::sleep(START_FAILURE_DELAY),
+    }
     1
 }
 
@@ -209,6 +264,10 @@ fn pipe() -> std::io::Result<(c_int, c_int)> {
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // The write end never blocks: the signal handler writes to it, and nothing may drain it
+    // while the process stops (a full pipe then loses a byte that is not needed).
+    // SAFETY: sets a flag on our own descriptor.
+    unsafe { libc::fcntl(fds[1], libc::F_SETFL, libc::O_NONBLOCK) };
     Ok((fds[0], fds[1]))
 }
 
@@ -317,8 +376,9 @@ fn request_limit(maximum: u64, jitter: u64) -> u64 {
     }
     let mut random = [0u8; 8];
     // SAFETY: getrandom writes at most 8 bytes into the array.
-    let n = unsafe { libc::getrandom(random.as_mut_ptr().cast(), random.len(), 0) };
-    // Without random bytes (never on Linux >= 3.17), the pid spreads the processes as well.
+    let n = unsafe { libc::getrandom(random.as_mut_ptr().cast(), random.len(), libc::GRND_NONBLOCK) };
+    // Without random bytes (a kernel without getrandom, or its pool not yet ready early in
+    // boot), the pid spreads the processes as well.
     let random = if n == 8 { u64::from_le_bytes(random) } else { u64::from(std::process::id()) };
     maximum.saturating_add(random % jitter.saturating_add(1))
 }
@@ -369,15 +429,19 @@ struct Shared {
     signals: c_int,
     /// One worker at a time polls and accepts (mod_wsgi's idle-thread stack, simplified).
     accept: Mutex<()>,
+    /// Requests whose hello checked out, and those that ended (`maximum-requests` counts
+    /// accepted ones to stop accepting, ended ones to stop: the last one always finishes).
     accepted: AtomicU64,
+    completed: AtomicU64,
     /// `accept` is failing for want of descriptors or memory (see [`Shared::accept`]).
     starved: AtomicBool,
+    /// Connections accepted and not yet done with (see [`Active`]).
     active: AtomicUsize,
     /// `maximum-requests` for this process (see [`request_limit`]).
     maximum_requests: u64,
     /// See [`socket_timeout`].
     socket_timeout: Option<Duration>,
-    /// `header-buffer-size=`: the largest START payload sent (see [`start_response`]).
+    /// `header-buffer-size=`: the longest line of a response head (see [`start_response`]).
     header_buffer_size: usize,
     /// The group's name, for log lines.
     name: Arc<str>,
@@ -399,8 +463,9 @@ impl Shared {
         unsafe { libc::write(self.stop, b"x".as_ptr().cast(), 1) };
     }
 
-    /// The next connection, or `None` once the process is stopping.
-    fn accept(&self) -> Option<c_int> {
+    /// The next connection, counted active before the accept turn is given up (so that a stop,
+    /// which takes the turn first, sees it), or `None` once the process is stopping.
+    fn accept(&self) -> Option<(c_int, Active<'_>)> {
         let _turn = self.accept.lock().unwrap_or_else(|e| e.into_inner());
         let mut polls = [
             libc::pollfd { fd: self.stop_read, events: libc::POLLIN, revents: 0 },
@@ -434,48 +499,71 @@ impl Shared {
                 // EAGAIN (another daemon of the group took it), EINTR, ECONNABORTED: poll again.
                 continue;
             }
+            let active = Active::enter(&self.active);
+            self.monitor.touch();
             if self.starved.swap(false, Ordering::Relaxed) {
                 log::server(level::NOTICE, self.server, &format!("Daemon process '{}' accepts connections again.", self.name));
             }
-            let count = self.accepted.fetch_add(1, Ordering::SeqCst) + 1;
-            if self.maximum_requests > 0 && count >= self.maximum_requests {
-                // Before the next worker polls: connections still queued wait in the
-                // parent's backlog for the replacement process.
-                self.stop_accepting();
-                // SAFETY: writes one byte to our own signal pipe.
-                unsafe { libc::write(self.signals, b"G".as_ptr().cast(), 1) };
-            }
-            return Some(fd);
+            return Some((fd, active));
         }
+    }
+}
+
+/// One accepted connection not yet done with; dropped (even by a panic) when it is.
+struct Active<'a>(&'a AtomicUsize);
+
+impl<'a> Active<'a> {
+    fn enter(count: &'a AtomicUsize) -> Active<'a> {
+        count.fetch_add(1, Ordering::SeqCst);
+        Active(count)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 fn worker(shared: &Shared) {
-    while let Some(fd) = shared.accept() {
-        shared.active.fetch_add(1, Ordering::SeqCst);
+    while let Some((fd, active)) = shared.accept() {
         // SAFETY: a freshly accepted socket that nothing else owns.
         let stream = unsafe { UnixStream::from_raw_fd(fd) };
-        if let Err(message) = serve(shared, stream) {
-            log::server(log::ERR, shared.server, &message);
+        let served = match catch_unwind(AssertUnwindSafe(|| serve(shared, stream))) {
+            Ok(Ok(served)) => served,
+            Ok(Err(message)) => {
+                log::server(log::ERR, shared.server, &message);
+                false
+            }
+            Err(_) => {
+                log::server(log::ERR, shared.server, &format!("internal error in mod_wsgi-rs serving a request in daemon process '{}' (a Rust panic)", shared.name));
+                false
+            }
+        };
+        drop(active);
+        if served {
+            let done = shared.completed.fetch_add(1, Ordering::SeqCst) + 1;
+            if shared.maximum_requests > 0 && done == shared.maximum_requests {
+                // SAFETY: writes one byte to our own signal pipe.
+                unsafe { libc::write(shared.signals, b"G".as_ptr().cast(), 1) };
+            }
         }
-        shared.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// Serves one forwarded request: hello, then the engine, then END.
-fn serve(shared: &Shared, stream: UnixStream) -> Result<(), String> {
+/// Serves one forwarded request: hello, then the engine, then END. `Ok(true)` when the
+/// request was one (its hello checked out).
+fn serve(shared: &Shared, stream: UnixStream) -> Result<bool, String> {
+    let io_error = |e: std::io::Error| format!("daemon request failed: {e}");
+    let hello = read_hello(&stream, &shared.token, shared.socket_timeout)?;
     let _ = stream.set_read_timeout(shared.socket_timeout);
     let _ = stream.set_write_timeout(shared.socket_timeout);
-    let io_error = |e: std::io::Error| format!("daemon request failed: {e}");
-    let mut reader = BufReader::with_capacity(64 << 10, stream.try_clone().map_err(io_error)?);
-    let (kind, payload) = wire::read_frame(&mut reader, wire::MAX_FRAME).map_err(io_error)?;
-    let hello = match kind {
-        wire::HELLO => Hello::decode(&payload).map_err(io_error)?,
-        _ => return Err("Request origin could not be validated (no hello).".into()),
-    };
-    if !wire::same_token(&hello.token, &shared.token) {
-        return Err("Request origin could not be validated.".into());
+    let count = shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
+    if shared.maximum_requests > 0 && count >= shared.maximum_requests {
+        // Connections still queued wait in the parent's backlog for the replacement.
+        shared.stop_accepting();
     }
+    let reader = BufReader::with_capacity(64 << 10, stream.try_clone().map_err(io_error)?);
     let conn = Arc::new(Conn {
         io: Mutex::new(Io { reader, writer: BufWriter::with_capacity(8 << 10, stream.try_clone().map_err(io_error)?), stream }),
         pending: Mutex::new(Pending::default()),
@@ -489,10 +577,13 @@ fn serve(shared: &Shared, stream: UnixStream) -> Result<(), String> {
     });
     if queue_timed_out(shared, &hello) {
         conn.send(wire::END, &abi::Outcome::GATEWAY_TIMEOUT.0.to_le_bytes(), true);
-        return Ok(());
+        return Ok(true);
     }
     let running = shared.monitor.begin(describe(&hello), conn.clone());
-    conn.send(wire::READY, &[], true);
+    if !conn.send(wire::READY, &[], true) {
+        // The child is gone already: the application does not run for nobody.
+        return Ok(true);
+    }
     let mut environ = hello.environ;
     environ.push((b"mod_wsgi.daemon_start".to_vec(), now_micros().to_string().into_bytes()));
     let pairs: Vec<abi::Pair> = environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
@@ -518,7 +609,53 @@ fn serve(shared: &Shared, stream: UnixStream) -> Result<(), String> {
     drop(running);
     conn.send(wire::END, &outcome.0.to_le_bytes(), true);
     conn.log_pending_locally();
-    Ok(())
+    Ok(true)
+}
+
+/// How long a connection may take to send its whole hello: Apache's children send it at
+/// once, so this only bounds a local process of Apache's user that connects and stalls (it
+/// would hold a worker thread for as long).
+const HELLO_LIMIT: Duration = Duration::from_secs(5);
+/// The largest hello accepted (the environ: request headers, at most about 800 KiB with
+/// Apache's default request limits, and the CGI variables).
+const HELLO_MAX: usize = 4 << 20;
+
+/// Reads and checks the hello within [`HELLO_LIMIT`] (or `socket-timeout`, if shorter): the
+/// frame header and the fixed prefix (magic, version, token) first, so that a connection
+/// without the token costs no more than those bytes.
+fn read_hello(stream: &UnixStream, token: &[u8; 16], socket_timeout: Option<Duration>) -> Result<Hello, String> {
+    let limit = socket_timeout.map_or(HELLO_LIMIT, |t| t.min(HELLO_LIMIT));
+    let mut input = Deadline { stream, deadline: Instant::now() + limit };
+    let refused = |why: &str| format!("Request origin could not be validated ({why}).");
+    let mut header = [0u8; 5];
+    std::io::Read::read_exact(&mut input, &mut header).map_err(|e| refused(&format!("no hello: {e}")))?;
+    let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    if header[0] != wire::HELLO || !(wire::HELLO_PREFIX..=HELLO_MAX).contains(&len) {
+        return Err(refused("no hello"));
+    }
+    let mut payload = vec![0u8; wire::HELLO_PREFIX];
+    std::io::Read::read_exact(&mut input, &mut payload).map_err(|e| refused(&format!("no hello: {e}")))?;
+    if !wire::hello_prefix_matches(&payload, token) {
+        return Err("Request origin could not be validated.".into());
+    }
+    payload.resize(len, 0);
+    std::io::Read::read_exact(&mut input, &mut payload[wire::HELLO_PREFIX..]).map_err(|e| format!("daemon request failed: {e}"))?;
+    Hello::decode(&payload).map_err(|e| format!("daemon request failed: {e}"))
+}
+
+/// Reads from a socket until an overall deadline (each read's timeout is what is left).
+struct Deadline<'a> {
+    stream: &'a UnixStream,
+    deadline: Instant,
+}
+
+impl std::io::Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero());
+        let left = left.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::TimedOut, "hello not received in time"))?;
+        self.stream.set_read_timeout(Some(left))?;
+        std::io::Read::read(&mut self.stream, buf)
+    }
 }
 
 /// `queue-timeout=`: a request that waited longer than this since Apache read it (in the
@@ -592,14 +729,22 @@ impl monitor::Abort for Conn {
                 Err(std::sync::TryLockError::WouldBlock) => return false,
             }
         };
-        let frames = std::mem::take(&mut self.pending.lock().unwrap_or_else(|e| e.into_inner()).frames);
+        // The process is about to exit: these last frames may not wait on the socket.
+        let _ = io.stream.set_write_timeout(Some(wait.max(Duration::from_millis(1))));
+        let (frames, start_queued) = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            (std::mem::take(&mut pending.frames), self.start_queued.load(Ordering::SeqCst))
+        };
         let unsent_start = frames.iter().any(|(kind, _)| *kind == wire::START);
         // Log lines first; a START that never left is dropped: the client gets the failure.
         for (kind, payload) in frames.into_iter().filter(|(kind, _)| *kind == wire::LOG) {
             self.queue(kind, payload, false);
         }
-        if unsent_start || !self.start_queued.load(Ordering::SeqCst) {
+        if unsent_start || !start_queued {
             self.send_locked(&mut io, wire::END, &outcome.0.to_le_bytes(), true);
+        } else {
+            // The response has begun: no END; the log lines go to the log from here.
+            self.log_pending_locally();
         }
         // Whatever the worker does next goes nowhere; a begun response is cut short.
         self.kill(&io);
@@ -656,6 +801,15 @@ impl Conn {
         pending.bytes += payload.len();
         pending.frames.push((kind, payload));
         true
+    }
+
+    /// Queues the START frame and notes it, under one lock: [`monitor::Abort::abort`] reads
+    /// both together.
+    fn queue_start(&self, payload: Vec<u8>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.bytes += payload.len();
+        pending.frames.push((wire::START, payload));
+        self.start_queued.store(true, Ordering::SeqCst);
     }
 
     /// Waits for the child's answer to READ.
@@ -719,7 +873,13 @@ unsafe extern "C" fn read_body(ctx: *mut c_void, buf: *mut u8, len: usize) -> is
                 unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf, data.len()) };
                 data.len() as isize
             }
-            _ => -1,
+            Some((wire::BODY_ERROR, _)) => -1,
+            Some(_) => {
+                // Out of step with the child: nothing more on this connection makes sense.
+                c.kill(&io);
+                -1
+            }
+            None => -1,
         }
     })
 }
@@ -734,18 +894,20 @@ unsafe extern "C" fn start_response(ctx: *mut c_void, status: abi::Bytes, header
         };
         let Some(code) = status_code(status) else { return -1 };
         // SAFETY: as above.
-        let payload = Start::encode(status, headers.iter().map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) }));
-        if payload.len() > c.header_buffer_size {
+        let pairs: Vec<(&[u8], &[u8])> = headers.iter().map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) }).collect();
+        // mod_wsgi's header-buffer-size bounds each line of the head (the status line, each
+        // `Name: value`), not their sum.
+        let longest = pairs.iter().map(|(name, value)| name.len() + 2 + value.len()).chain([status.len()]).max().unwrap_or(0);
+        if longest > c.header_buffer_size {
             // Refused here, with the numbers, rather than sent for the child to refuse (which
             // mod_wsgi reports only as "Truncated or oversized response headers").
-            let message = oversized_headers(&c.group, payload.len(), c.header_buffer_size);
+            let message = oversized_headers(&c.group, longest, c.header_buffer_size);
             if !c.queue(wire::LOG, wire::Encoder::default().i32(log::ERR).raw(message.as_bytes()).0, true) {
                 log::server(log::ERR, c.server, &message);
             }
             return -1;
         }
-        c.queue(wire::START, payload, false);
-        c.start_queued.store(true, Ordering::SeqCst);
+        c.queue_start(Start::encode(status, pairs.into_iter()));
         if error_overridden(c.error_override, code) {
             1
         } else {
@@ -758,9 +920,9 @@ unsafe extern "C" fn start_response(ctx: *mut c_void, status: abi::Bytes, header
 /// what.
 fn oversized_headers(group: &str, size: usize, limit: usize) -> String {
     format!(
-        "Response headers of {size} bytes (status line and headers, as sent to the Apache child) from daemon process \
-         '{group}' are over its header-buffer-size of {limit} bytes; the response is a 500. Raise header-buffer-size= \
-         of WSGIDaemonProcess {group} to at least {size}, or send smaller headers."
+        "A response header line of {size} bytes from daemon process '{group}' is over its header-buffer-size of \
+         {limit} bytes; the response is a 500. Raise header-buffer-size= of WSGIDaemonProcess {group} to at least \
+         {size}, or send smaller headers."
     )
 }
 
@@ -798,6 +960,9 @@ unsafe extern "C" fn send_file(ctx: *mut c_void, fd: c_int, offset: u64, len: u6
             let want = buffer.len().min(usize::try_from(left).unwrap_or(usize::MAX));
             // SAFETY: reads at most `want` bytes into the buffer from the engine's open file.
             let n = unsafe { libc::pread(fd, buffer.as_mut_ptr().cast(), want, offset as libc::off_t) };
+            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
             if n <= 0 {
                 c.kill(&io);
                 return -1;

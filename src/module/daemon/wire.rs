@@ -249,6 +249,18 @@ impl Start {
 }
 
 /// Compares secrets in time independent of where they differ.
+/// The fixed start of a [`Hello`]'s payload: magic, version, token.
+pub const HELLO_PREFIX: usize = MAGIC.len() + 2 + 16;
+
+/// Whether a hello payload's first [`HELLO_PREFIX`] bytes are this protocol's, with `token`
+/// (checked before the rest is read: a connection without it costs no more).
+pub fn hello_prefix_matches(prefix: &[u8], token: &[u8; 16]) -> bool {
+    let mut d = Decoder(prefix);
+    let (Ok(magic), Ok(version), Ok(sent)) = (d.raw(MAGIC.len()), d.u16(), d.raw(16)) else { return false };
+    let Ok(sent) = <&[u8; 16]>::try_from(sent) else { return false };
+    magic == MAGIC && version == VERSION && same_token(sent, token)
+}
+
 pub fn same_token(a: &[u8; 16], b: &[u8; 16]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
