@@ -210,6 +210,14 @@ mod tests {
     }
 
     #[test]
+    fn restrict_process_of_the_nearer_level_replaces_the_enclosing_one() {
+        let base = AppOptions { restrict_process: Some(vec!["a".into()]), ..Default::default() };
+        let add = AppOptions { restrict_process: Some(vec![]), ..Default::default() };
+        assert_eq!(AppOptions::merge(&base, &add).restrict_process, Some(vec![]));
+        assert_eq!(AppOptions::merge(&base, &AppOptions::default()).restrict_process, Some(vec!["a".into()]));
+    }
+
+    #[test]
     fn vhost_aliases_come_before_main_server_aliases() {
         let alias = |url: &str| ScriptAlias { url: UrlMatch::Prefix(url.into()), target: "/t".into(), options: AppOptions::default() };
         let base = ServerConfig { aliases: vec![alias("/main")], python_home: Some("/opt/py".into()), ..Default::default() };

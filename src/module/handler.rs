@@ -132,7 +132,10 @@ fn serve(r: &mut RequestRec) -> c_int {
 /// `WSGIRestrictProcess`: whether requests here may go to `process_group` (empty: embedded).
 /// Names compare without regard to case, as in mod_wsgi (an APR table).
 fn may_select(allowed: Option<&[String]>, process_group: &str) -> bool {
-    allowed.is_none_or(|allowed| allowed.iter().any(|g| g.eq_ignore_ascii_case(process_group)))
+    match allowed {
+        None => true,
+        Some(allowed) => allowed.iter().any(|g| g.eq_ignore_ascii_case(process_group)),
+    }
 }
 
 /// Group-name expansion reads the request through this.

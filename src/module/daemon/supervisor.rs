@@ -393,3 +393,16 @@ pub fn close_listeners() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::socket_path;
+
+    #[test]
+    fn socket_names_rotate_by_generation_or_stay_by_uid() {
+        let pid = std::process::id();
+        assert_eq!(socket_path("/run/wsgi", true, 3, 33, 2).to_str().unwrap(), format!("/run/wsgi.{pid}.3.2.sock"));
+        assert_eq!(socket_path("/run/wsgi", false, 3, 33, 2), socket_path("/run/wsgi", false, 4, 33, 2));
+        assert_eq!(socket_path("/run/wsgi", false, 3, 33, 2).to_str().unwrap(), format!("/run/wsgi.{pid}.u33.2.sock"));
+    }
+}
