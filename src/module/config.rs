@@ -41,6 +41,9 @@ pub struct AppOptions {
     pub script_reloading: Option<bool>,
     pub map_head: Option<MapHead>,
     pub error_override: Option<bool>,
+    /// `WSGIRestrictProcess`: the process groups (empty: `%{GLOBAL}`) requests here may
+    /// select; `None`: any.
+    pub restrict_process: Option<Vec<String>>,
     /// `WSGITrustedProxyHeaders`, in environ form (`HTTP_X_FORWARDED_FOR`).
     pub trusted_proxy_headers: Option<Vec<String>>,
     pub trusted_proxies: Option<Vec<Network>>,
@@ -57,6 +60,7 @@ impl Merge for AppOptions {
             script_reloading: add.script_reloading.or(base.script_reloading),
             map_head: add.map_head.or(base.map_head),
             error_override: add.error_override.or(base.error_override),
+            restrict_process: add.restrict_process.clone().or_else(|| base.restrict_process.clone()),
             trusted_proxy_headers: add.trusted_proxy_headers.clone().or_else(|| base.trusted_proxy_headers.clone()),
             trusted_proxies: add.trusted_proxies.clone().or_else(|| base.trusted_proxies.clone()),
         }
@@ -92,8 +96,6 @@ pub struct ServerConfig {
     pub python_concurrency: Option<i32>,
     /// `WSGIPythonQueueTimeout`, in milliseconds (main server only).
     pub queue_timeout_ms: Option<u64>,
-    /// `WSGIImportScript`: (script, group; empty for `%{GLOBAL}`), main server only.
-    pub import_scripts: Vec<(String, String)>,
     pub python_optimize: Option<i32>,
     pub dont_write_bytecode: Option<bool>,
     pub python_warnings: Vec<String>,
@@ -107,6 +109,8 @@ pub struct ServerConfig {
     pub daemons: Vec<DaemonSpec>,
     /// `WSGISocketPrefix`, already made absolute (main server only).
     pub socket_prefix: Option<String>,
+    /// `WSGISocketRotation` (default On; main server only): see `daemon::supervisor`.
+    pub socket_rotation: Option<bool>,
 }
 
 impl Merge for ServerConfig {
@@ -120,7 +124,6 @@ impl Merge for ServerConfig {
             python_path: if add.python_path.is_empty() { base.python_path.clone() } else { add.python_path.clone() },
             python_concurrency: add.python_concurrency.or(base.python_concurrency),
             queue_timeout_ms: add.queue_timeout_ms.or(base.queue_timeout_ms),
-            import_scripts: base.import_scripts.iter().chain(&add.import_scripts).cloned().collect(),
             python_optimize: add.python_optimize.or(base.python_optimize),
             dont_write_bytecode: add.dont_write_bytecode.or(base.dont_write_bytecode),
             python_warnings: base.python_warnings.iter().chain(&add.python_warnings).cloned().collect(),
@@ -130,6 +133,7 @@ impl Merge for ServerConfig {
             restrict_signal: add.restrict_signal.or(base.restrict_signal),
             daemons: add.daemons.clone(),
             socket_prefix: add.socket_prefix.clone().or_else(|| base.socket_prefix.clone()),
+            socket_rotation: add.socket_rotation.or(base.socket_rotation),
         }
     }
 }
@@ -203,6 +207,14 @@ mod tests {
         assert_eq!(merged.callable.as_deref(), Some("application2"));
         assert_eq!(merged.pass_authorization, Some(true));
         assert_eq!(AppOptions::merge(&AppOptions::default(), &AppOptions::default()), AppOptions::default());
+    }
+
+    #[test]
+    fn restrict_process_of_the_nearer_level_replaces_the_enclosing_one() {
+        let base = AppOptions { restrict_process: Some(vec!["a".into()]), ..Default::default() };
+        let add = AppOptions { restrict_process: Some(vec![]), ..Default::default() };
+        assert_eq!(AppOptions::merge(&base, &add).restrict_process, Some(vec![]));
+        assert_eq!(AppOptions::merge(&base, &AppOptions::default()).restrict_process, Some(vec!["a".into()]));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::proxy::{environ_name, Network};
 use super::daemon::{self, options::{DaemonSpec, SystemAccounts}};
 use super::engine_loader;
 use super::group_name::GroupSpec;
+use super::imports::{self, ImportScript};
 use super::record::server_config_mut;
 use super::trampoline::trampoline;
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -69,7 +70,7 @@ const DIRECTORY: u32 = apache::RSRC_CONF | apache::ACCESS_CONF;
 /// Anywhere, `.htaccess` included where `AllowOverride FileInfo` allows it.
 const FILEINFO: u32 = apache::OR_FILEINFO;
 
-pub static COMMANDS: CommandTable<28> = CommandTable([
+pub static COMMANDS: CommandTable<31> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
     take1(c"WSGIApplicationGroup", application_group, DIRECTORY, c"Application interpreter group."),
@@ -79,7 +80,7 @@ pub static COMMANDS: CommandTable<28> = CommandTable([
     take1(c"WSGIPassAuthorization", pass_authorization, FILEINFO, c"Enable/Disable passing of authorization headers."),
     take1(c"WSGIPythonConcurrency", python_concurrency, SERVER, c"How many threads may run Python at once: off, auto or a number."),
     take1(c"WSGIPythonQueueTimeout", queue_timeout, SERVER, c"Seconds a request may wait for a Python slot before a 503."),
-    raw_args(c"WSGIImportScript", import_script, SERVER, c"Name of WSGI script file to import on child start."),
+    raw_args(c"WSGIImportScript", import_script, SERVER, c"Location of WSGI import script."),
     take1(c"WSGIPythonOptimize", python_optimize, SERVER, c"Python optimisation level (0, 1 or 2)."),
     take1(c"WSGIDontWriteBytecode", dont_write_bytecode, SERVER, c"Do not write .pyc files."),
     take1(c"WSGIPythonWarnings", python_warnings, SERVER, c"Python warning options (as python -W)."),
@@ -97,6 +98,9 @@ pub static COMMANDS: CommandTable<28> = CommandTable([
     raw_args(c"WSGIDaemonProcess", daemon_process, SERVER, c"Specify details of daemon processes to start."),
     take1(c"WSGIProcessGroup", process_group, DIRECTORY, c"Name of the WSGI daemon process group (%{GLOBAL}: embedded)."),
     take1(c"WSGISocketPrefix", socket_prefix, SERVER, c"Path prefix for the daemon process sockets."),
+    take1(c"WSGISocketRotation", socket_rotation, SERVER, c"Enable/Disable rotation of daemon process sockets."),
+    take1(c"WSGIAcceptMutex", accept_mutex, SERVER, c"Set accept mutex type for daemon processes (accepted; not needed)."),
+    raw_args(c"WSGIRestrictProcess", restrict_process, DIRECTORY, c"Limit selectable WSGI process groups."),
     END,
 ]);
 
@@ -361,9 +365,11 @@ unsafe extern "C" fn queue_timeout(cmd: *mut cmd_parms, mconfig: *mut c_void, ar
 }
 
 /// `WSGIImportScript path process-group=... application-group=...`: both options are required,
-/// as in mod_wsgi; preloading into daemon groups is not built yet, so the process group must be `%{GLOBAL}`, and
-/// the group must be a name or `%{GLOBAL}` (the other forms need a request to expand).
-pub fn parse_import_script(line: &str) -> Result<(String, String), String> {
+/// as in mod_wsgi; `%{GLOBAL}` (or an empty value) is embedded mode for the process group and
+/// the main interpreter for the application group; the application group must be a name or
+/// `%{GLOBAL}` (the other forms need a request to expand). Whether a named process group
+/// exists is checked by the directive itself (it depends on the configuration read so far).
+pub fn parse_import_script(line: &str) -> Result<ImportScript, String> {
     let words = split_words(line)?;
     let [script, options @ ..] = words.as_slice() else {
         return Err("WSGIImportScript takes a script file, process-group= and application-group=".into());
@@ -379,24 +385,52 @@ pub fn parse_import_script(line: &str) -> Result<(String, String), String> {
     let (Some(process_group), Some(group)) = (process_group, group) else {
         return Err("WSGIImportScript requires both process-group= and application-group=".into());
     };
-    if !(process_group.is_empty() || process_group == "%{GLOBAL}") {
-        return Err(format!(
-            "WSGIImportScript: process-group={process_group}: preloading into a daemon process group is not supported yet by mod_wsgi-rs; use process-group=%{{GLOBAL}}"
-        ));
-    }
+    let process_group = match process_group.as_str() {
+        "" | "%{GLOBAL}" => String::new(),
+        name if name.contains("%{") => {
+            return Err(format!("WSGIImportScript: process-group={name} needs a request to expand; use a daemon group's name or %{{GLOBAL}}"))
+        }
+        name => name.to_string(),
+    };
     let group = match GroupSpec::parse(&group)? {
         GroupSpec::Global => String::new(),
         GroupSpec::Literal(name) => name,
         _ => return Err(format!("WSGIImportScript: application-group={group} needs a request to expand; use a name or %{{GLOBAL}}")),
     };
-    Ok((script.clone(), group))
+    Ok(ImportScript { script: script.clone(), process_group, application_group: group })
 }
 
+/// mod_wsgi's checks of a daemon group named by a directive of `server`: a `WSGIDaemonProcess`
+/// before it defines the group, and a group of a virtual host serves that host's name only.
+fn check_daemon_group_reachable(name: &str, server: *mut apache::server_rec) -> Result<(), String> {
+    let Some(owner) = daemon::supervisor::defined_by(name) else {
+        return Err(format!("WSGI process group not yet configured. (No WSGIDaemonProcess named '{name}' comes before this line.)"));
+    };
+    // SAFETY: both are live server records of the configuration being read; server_hostname
+    // is null (not set yet) or a NUL-terminated string.
+    let (here, there, virtual_owner) = unsafe {
+        let hostname = |s: *mut apache::server_rec| (!(*s).server_hostname.is_null()).then(|| CStr::from_ptr((*s).server_hostname));
+        (hostname(server), hostname(owner), (*owner).is_virtual != 0)
+    };
+    if !virtual_owner {
+        return Ok(());
+    }
+    match (here, there) {
+        (Some(a), Some(b)) if a != b => Err(format!("WSGI process group not accessible. ('{name}' belongs to virtual host {}.)", b.to_string_lossy())),
+        (None, Some(_)) | (Some(_), None) => Err(format!("WSGI process group not matchable. ('{name}' belongs to another virtual host.)")),
+        _ => Ok(()),
+    }
+}
+
+/// Also in a virtual host, as mod_wsgi: the list is one for the whole configuration.
 unsafe extern "C" fn import_script(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
-        d.global_only()?;
         let entry = parse_import_script(&d.arg)?;
-        d.server().import_scripts.push(entry);
+        if !entry.process_group.is_empty() {
+            // SAFETY: cmd is the live cmd_parms of this directive call.
+            check_daemon_group_reachable(&entry.process_group, unsafe { (*d.cmd).server })?;
+        }
+        imports::push(entry);
         Ok(())
     })
 }
@@ -511,7 +545,8 @@ unsafe extern "C" fn daemon_process(cmd: *mut cmd_parms, mconfig: *mut c_void, a
             // Refuse here, with the file and line, rather than fail in every daemon.
             engine_loader::engine_for(Some(Path::new(home))).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
         }
-        daemon::supervisor::claim_name(&spec.name)?;
+        // SAFETY: cmd is the live cmd_parms of this directive call.
+        daemon::supervisor::claim_name(&spec.name, unsafe { (*d.cmd).server })?;
         d.server().daemons.push(spec);
         Ok(())
     })
@@ -523,6 +558,41 @@ unsafe extern "C" fn process_group(cmd: *mut cmd_parms, mconfig: *mut c_void, ar
         let spec = if d.arg.is_empty() { GroupSpec::Global } else { GroupSpec::parse(&d.arg).map_err(|e| format!("WSGIProcessGroup: {e}"))? };
         d.options().process_group = Some(spec);
         Ok(())
+    })
+}
+
+/// `WSGIRestrictProcess group ...`: the process groups a `WSGIProcessGroup` or `process-group=`
+/// may select for requests here (`%{GLOBAL}`: embedded mode); none listed refuses them all.
+unsafe extern "C" fn restrict_process(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        let groups = split_words(&d.arg)?.into_iter().map(|g| if g == "%{GLOBAL}" { String::new() } else { g }).collect();
+        d.options().restrict_process = Some(groups);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn socket_rotation(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    global_flag(cmd, mconfig, arg, "WSGISocketRotation", |c, on| c.socket_rotation = Some(on))
+}
+
+/// The mechanisms mod_wsgi accepts on Linux (APR has them all there).
+const ACCEPT_MUTEXES: [&str; 6] = ["default", "flock", "fcntl", "sysvsem", "posixsem", "pthread"];
+
+/// `WSGIAcceptMutex`: checked as mod_wsgi checks it (same values and message), then not used:
+/// mod_wsgi serialises `accept` between a group's processes with a lock of this kind; the
+/// daemons here poll a non-blocking socket, where the kernel hands each connection to one
+/// process, and need no lock. mod_wsgi logs nothing for it either.
+pub fn parse_accept_mutex(value: &str) -> Result<(), String> {
+    if ACCEPT_MUTEXES.iter().any(|m| m.eq_ignore_ascii_case(value)) {
+        return Ok(());
+    }
+    Err(format!("Accept mutex lock mechanism '{value}' is invalid. Valid accept mutex mechanisms for this platform are: {}.", ACCEPT_MUTEXES.join(", ")))
+}
+
+unsafe extern "C" fn accept_mutex(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        parse_accept_mutex(&d.arg)
     })
 }
 
@@ -584,12 +654,23 @@ mod tests {
     fn import_script() {
         assert_eq!(
             parse_import_script("/srv/a.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}"),
-            Ok(("/srv/a.wsgi".into(), String::new()))
+            Ok(ImportScript { script: "/srv/a.wsgi".into(), process_group: String::new(), application_group: String::new() })
         );
-        assert_eq!(parse_import_script("/a.wsgi application-group=site process-group=").unwrap().1, "site");
+        assert_eq!(parse_import_script("/a.wsgi application-group=site process-group=").unwrap().application_group, "site");
         assert!(parse_import_script("/a.wsgi application-group=x").unwrap_err().contains("requires both"));
-        assert!(parse_import_script("/a.wsgi process-group=d application-group=x").unwrap_err().contains("daemon process group"));
+        assert_eq!(parse_import_script("/a.wsgi process-group=d application-group=x").unwrap().process_group, "d");
+        assert!(parse_import_script("/a.wsgi process-group=%{SERVER} application-group=x").unwrap_err().contains("needs a request"));
         assert!(parse_import_script("/a.wsgi process-group= application-group=%{RESOURCE}").unwrap_err().contains("needs a request"));
+    }
+
+    #[test]
+    fn accept_mutex() {
+        assert!(parse_accept_mutex("fcntl").is_ok());
+        assert!(parse_accept_mutex("Default").is_ok());
+        assert_eq!(
+            parse_accept_mutex("spin").unwrap_err(),
+            "Accept mutex lock mechanism 'spin' is invalid. Valid accept mutex mechanisms for this platform are: default, flock, fcntl, sysvsem, posixsem, pthread."
+        );
     }
 
     #[test]

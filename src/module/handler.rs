@@ -102,6 +102,12 @@ fn serve(r: &mut RequestRec) -> c_int {
     let error_override = options.error_override == Some(true);
     let mut ctx = CallbackContext::new(r, error_override);
     let request = ctx.engine_request(&pairs, &script_path, callable.as_bytes(), group.as_bytes());
+    if !may_select(options.restrict_process.as_deref(), &process_group) {
+        log::request(log::ERR, r.as_ptr(), &format!(
+            "Daemon process called '{process_group}' cannot be accessed by this WSGI application as not a member of allowed groups."
+        ));
+        return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    }
     let outcome = if process_group.is_empty() {
         // SAFETY: every request has a live server_rec with our config.
         if unsafe { server_config(r.server()) }.restrict_embedded == Some(true) {
@@ -121,6 +127,15 @@ fn serve(r: &mut RequestRec) -> c_int {
         }
     };
     ctx.status_of(outcome)
+}
+
+/// `WSGIRestrictProcess`: whether requests here may go to `process_group` (empty: embedded).
+/// Names compare without regard to case, as in mod_wsgi (an APR table).
+fn may_select(allowed: Option<&[String]>, process_group: &str) -> bool {
+    match allowed {
+        None => true,
+        Some(allowed) => allowed.iter().any(|g| g.eq_ignore_ascii_case(process_group)),
+    }
 }
 
 /// Group-name expansion reads the request through this.
@@ -148,3 +163,19 @@ impl RequestFacts for Facts<'_> {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::may_select;
+
+    #[test]
+    fn restrict_process() {
+        let allowed = ["site".to_string(), String::new()];
+        assert!(may_select(None, "any"));
+        assert!(may_select(Some(&allowed), "site"));
+        assert!(may_select(Some(&allowed), "SITE"));
+        assert!(may_select(Some(&allowed), ""));
+        assert!(!may_select(Some(&allowed), "other"));
+        assert!(!may_select(Some(&[]), ""));
+    }
+}

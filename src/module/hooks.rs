@@ -5,7 +5,7 @@ use super::apache;
 use super::engine_loader::{self, LoadedEngine};
 use super::record::server_config;
 use super::trampoline::trampoline;
-use super::{daemon, environ, handler, log, translate};
+use super::{daemon, environ, handler, imports, log, translate};
 use crate::abi;
 use std::ffi::{c_char, c_int, c_void};
 use std::path::Path;
@@ -124,11 +124,9 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
         let home = config.python_home.clone().unwrap_or_default();
         let path = config.python_path.join(":");
         let warnings = config.python_warnings.join("\n");
-        let imports: Vec<abi::ImportScript> = config
-            .import_scripts
-            .iter()
-            .map(|(script, group)| abi::ImportScript { script: abi::Bytes::new(script.as_bytes()), group: abi::Bytes::new(group.as_bytes()) })
-            .collect();
+        // Only embedded mode's scripts: the daemons import their own.
+        let entries = imports::for_process_group("");
+        let imports = imports::to_abi(&entries);
         // SAFETY: returns a static string; unlike the banner, the description always carries
         // the full version, whatever ServerTokens says.
         let banner = unsafe { std::ffi::CStr::from_ptr(apache::ap_get_server_description()) }.to_bytes();

@@ -12,6 +12,7 @@ mod environ;
 mod handler;
 pub mod group_name;
 mod hooks;
+mod imports;
 mod log;
 pub mod proxy;
 mod record;

@@ -32,10 +32,10 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, er
     };
     let registry = supervisor::registry();
     let Some((index, group)) = registry.as_ref().and_then(|reg| reg.groups.iter().enumerate().find(|(_, g)| g.spec.name == name)) else {
-        return fail(apache::HTTP_INTERNAL_SERVER_ERROR, format!("No WSGI daemon process called '{name}' has been configured"));
+        return fail(apache::HTTP_INTERNAL_SERVER_ERROR, format!("No WSGI daemon process called '{name}' has been configured."));
     };
     if !accessible(registry.as_ref().expect("found above"), group, r) {
-        return fail(apache::HTTP_INTERNAL_SERVER_ERROR, format!("Daemon process called '{name}' cannot be accessed by this WSGI application"));
+        return fail(apache::HTTP_INTERNAL_SERVER_ERROR, format!("Daemon process called '{name}' cannot be accessed by this WSGI application."));
     }
     let stream = match connect(group) {
         Ok(stream) => stream,

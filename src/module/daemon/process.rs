@@ -326,8 +326,9 @@ unsafe extern "C" fn engine_log(level: c_int, message: abi::Bytes) {
     })
 }
 
-/// Loads the engine for the group's Python and starts Python with the group's settings
-/// (`WSGIImportScript` belongs to embedded mode until daemon groups support it).
+/// Loads the engine for the group's Python and starts Python with the group's settings; the
+/// engine imports the group's `WSGIImportScript` scripts before this returns, so before the
+/// first request.
 fn start_engine(registry: &Registry, group: &Group) -> Result<&'static abi::Engine, String> {
     let home = group.python_home.clone().unwrap_or_default();
     let engine = engine_loader::locate((!home.is_empty()).then_some(std::path::Path::new(&home))).and_then(|p| engine_loader::load(&p))?;
@@ -338,6 +339,8 @@ fn start_engine(registry: &Registry, group: &Group) -> Result<&'static abi::Engi
     let warnings = main.python_warnings.join("\n");
     // SAFETY: returns a static string.
     let banner = unsafe { std::ffi::CStr::from_ptr(apache::ap_get_server_description()) }.to_bytes();
+    let entries = super::super::imports::for_process_group(&spec.name);
+    let imports = super::super::imports::to_abi(&entries);
     let config = abi::EngineConfig {
         python_home: abi::Bytes::new(home.as_bytes()),
         python_path: abi::Bytes::new(path.as_bytes()),
@@ -353,8 +356,8 @@ fn start_engine(registry: &Registry, group: &Group) -> Result<&'static abi::Engi
         dont_write_bytecode: main.dont_write_bytecode.unwrap_or(false) as c_int,
         python_warnings: abi::Bytes::new(warnings.as_bytes()),
         maximum_processes: spec.processes as c_int,
-        import_scripts: std::ptr::null(),
-        import_scripts_len: 0,
+        import_scripts: imports.as_ptr(),
+        import_scripts_len: imports.len(),
         module_version: abi::Bytes::new(env!("CARGO_PKG_VERSION").as_bytes()),
         server_banner: abi::Bytes::new(banner),
         process_group: abi::Bytes::new(spec.name.as_bytes()),

@@ -56,8 +56,10 @@ static REGISTRY: RwLock<Option<Arc<Registry>>> = RwLock::new(None);
 /// process that can reach a socket but was not forked from this parent is refused. Kept
 /// apart from the registry so that a daemon can wipe the other groups' secrets.
 static TOKENS: Mutex<Vec<[u8; 16]>> = Mutex::new(Vec::new());
-/// Group names seen while this configuration is read, for mod_wsgi's duplicate check.
-static NAMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Group names seen while this configuration is read, with the address of the server record
+/// that defines each: for mod_wsgi's duplicate check, and for the directives that name a
+/// group defined earlier (`WSGIImportScript`).
+static NAMES: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
 
 /// The groups of this generation, if any.
 pub fn registry() -> Option<Arc<Registry>> {
@@ -81,20 +83,27 @@ pub fn forget_tokens() {
     tokens.clear();
 }
 
-/// Records a group name while the configuration is read; a second definition is an error.
-pub fn claim_name(name: &str) -> Result<(), String> {
+/// Records a group name, defined by `server`, while the configuration is read; a second
+/// definition is an error.
+pub fn claim_name(name: &str, server: *mut apache::server_rec) -> Result<(), String> {
     let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
-    if names.iter().any(|n| n == name) {
+    if names.iter().any(|(n, _)| n == name) {
         return Err("Name duplicates previous WSGI daemon definition.".into());
     }
-    names.push(name.to_string());
+    names.push((name.to_string(), server as usize));
     Ok(())
+}
+
+/// The server that defined group `name`, if a `WSGIDaemonProcess` read so far did.
+pub fn defined_by(name: &str) -> Option<*mut apache::server_rec> {
+    NAMES.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(n, _)| n == name).map(|(_, s)| *s as *mut apache::server_rec)
 }
 
 /// Forgets the previous generation before the configuration is read again.
 pub unsafe extern "C" fn pre_config(_pconf: *mut apache::apr_pool_t, _plog: *mut apache::apr_pool_t, _ptemp: *mut apache::apr_pool_t) -> c_int {
     trampoline("pre_config", apache::OK as c_int, || {
         NAMES.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        super::super::imports::clear();
         forget_tokens();
         take_registry();
         apache::OK as c_int
@@ -146,14 +155,16 @@ fn start(pconf: *mut apache::apr_pool_t, main: *mut apache::server_rec) -> Resul
         None => unsafe { CStr::from_ptr(apache::ap_runtime_dir_relative(pconf, c"wsgi".as_ptr())) }.to_string_lossy().into_owned(),
     };
     let generation = mpm_query(apache::AP_MPMQ_GENERATION);
+    let rotation = main_config.socket_rotation.unwrap_or(true);
     let mut groups = Vec::new();
     let mut tokens = Vec::new();
     for (index, (spec, server)) in specs.into_iter().enumerate() {
-        let path = PathBuf::from(format!("{prefix}.{}.{generation}.{}.sock", std::process::id(), index + 1));
-        let listener = Listener::open(&path, spec.listen_backlog)?;
-        let fd = listener.fd;
+        let mut group = group(spec, server, main_config.python_home.clone());
+        group.path = socket_path(&prefix, rotation, generation, group.uid, index + 1);
+        let listener = Listener::open(&group.path, group.spec.listen_backlog)?;
+        group.listener = listener.fd;
         pool_owned(pconf, listener);
-        groups.push(group(spec, server, path, fd, main_config.python_home.clone()));
+        groups.push(group);
         tokens.push(random_token()?);
     }
     *TOKENS.lock().unwrap_or_else(|e| e.into_inner()) = tokens;
@@ -171,8 +182,22 @@ fn start(pconf: *mut apache::apr_pool_t, main: *mut apache::server_rec) -> Resul
     Ok(())
 }
 
-/// Resolves who a group runs as (defaults: Apache's `User` and `Group`, known by now).
-fn group(spec: DaemonSpec, server: *mut apache::server_rec, path: PathBuf, listener: c_int, python_home: Option<String>) -> Group {
+/// Group `id`'s socket, named as mod_wsgi names it. `WSGISocketRotation On` (the default):
+/// a new name each generation (`prefix.PID.GENERATION.ID.sock`), so that a restart never
+/// reuses a path. `Off`: the same name across restarts (`prefix.PID.uUID.ID.sock`, the
+/// daemon's uid in place of the generation).
+fn socket_path(prefix: &str, rotation: bool, generation: c_int, uid: u32, id: usize) -> PathBuf {
+    let pid = std::process::id();
+    if rotation {
+        PathBuf::from(format!("{prefix}.{pid}.{generation}.{id}.sock"))
+    } else {
+        PathBuf::from(format!("{prefix}.{pid}.u{uid}.{id}.sock"))
+    }
+}
+
+/// Resolves who a group runs as (defaults: Apache's `User` and `Group`, known by now); its
+/// socket is opened afterwards (its name may hold the uid).
+fn group(spec: DaemonSpec, server: *mut apache::server_rec, python_home: Option<String>) -> Group {
     // SAFETY: ap_unixd_config is set by mod_unixd's directives and read-only afterwards.
     let apache_user = unsafe { std::ptr::addr_of!(apache::ap_unixd_config).read() };
     let (uid, user_name) = match &spec.user {
@@ -191,8 +216,8 @@ fn group(spec: DaemonSpec, server: *mut apache::server_rec, path: PathBuf, liste
         python_home: spec.python_home.clone().or(python_home),
         spec,
         server,
-        path,
-        listener,
+        path: PathBuf::new(),
+        listener: -1,
         uid,
         user_name,
         home,
@@ -366,5 +391,18 @@ pub fn close_listeners() {
             // SAFETY: this process's inherited copy of the descriptor, closed once here.
             unsafe { libc::close(group.listener) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::socket_path;
+
+    #[test]
+    fn socket_names_rotate_by_generation_or_stay_by_uid() {
+        let pid = std::process::id();
+        assert_eq!(socket_path("/run/wsgi", true, 3, 33, 2).to_str().unwrap(), format!("/run/wsgi.{pid}.3.2.sock"));
+        assert_eq!(socket_path("/run/wsgi", false, 3, 33, 2), socket_path("/run/wsgi", false, 4, 33, 2));
+        assert_eq!(socket_path("/run/wsgi", false, 3, 33, 2).to_str().unwrap(), format!("/run/wsgi.{pid}.u33.2.sock"));
     }
 }
