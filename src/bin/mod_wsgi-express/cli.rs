@@ -63,7 +63,21 @@ pub struct ServerOptions {
     pub user: Option<String>,
     pub group: Option<String>,
     pub processes: u32,
+    /// Whether `--processes` was given: as in the original, only then is `processes=` passed
+    /// to the daemon group (and `wsgi.multiprocess` true).
+    pub processes_given: bool,
     pub threads: u32,
+    /// `--embedded-mode`: no daemon process group, the application runs in Apache's children.
+    pub embedded: bool,
+    /// `--process-group`; by default the group is named `HOST:PORT` (see `daemon.rs`).
+    pub process_group: Option<String>,
+    /// `--working-directory`; `None`: the current directory (resolved by setup).
+    pub working_directory: Option<PathBuf>,
+    /// The numeric daemon options, as `(option name, value)` in the order of
+    /// [`crate::daemon::NUMBERS`].
+    pub numbers: Vec<(&'static str, u32)>,
+    pub locale: Option<String>,
+    pub socket_prefix: Option<PathBuf>,
     pub mpm: Mpm,
     pub callable_object: String,
     pub mount_point: String,
@@ -74,6 +88,13 @@ pub struct ServerOptions {
     pub log_to_terminal: bool,
     pub access_log: bool,
     pub setup_only: bool,
+}
+
+impl ServerOptions {
+    /// A numeric option's value (`numbers` holds every one the parser knows).
+    pub fn number(&self, name: &str) -> u32 {
+        self.numbers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).unwrap_or_else(|| panic!("--{name} is not a numeric option"))
+    }
 }
 
 const LOG_LEVELS: &[&str] = &[
@@ -160,6 +181,9 @@ fn split(sub: Sub, words: &[String]) -> Result<Raw, UsageError> {
             None => (body, None),
         };
         let Some(spec) = options::find(sub, name) else {
+            if let Some(why) = options::unsupported(name).filter(|_| sub == Sub::StartServer) {
+                return Err(raw.error(format!("option '--{name}' of mod_wsgi-express is not supported by mod_wsgi-rs: {why}")));
+            }
             return Err(raw.error(format!("unknown option '--{name}'")));
         };
         let wanted = match spec.arity {
@@ -195,6 +219,24 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
         _ => return Err(raw.error(format!("invalid port '{port}': must be a number from 1 to 65535"))),
     };
     let processes = count(raw, "processes")?;
+    let mut numbers = Vec::new();
+    for name in crate::daemon::NUMBERS.iter().map(|(name, _)| *name).chain(["server-backlog"]) {
+        let text = raw.one(name).unwrap_or_default();
+        let n = text.parse::<u32>().map_err(|_| raw.error(format!("invalid --{name} '{text}': must be a number from 0 to {}", u32::MAX)))?;
+        numbers.push((name, n));
+    }
+    if let Some((_, size)) = numbers.iter().find(|(name, _)| *name == "header-buffer-size") {
+        if (1..8192).contains(size) {
+            return Err(raw.error(format!("invalid --header-buffer-size '{size}': must be 0 (the default) or at least 8192")));
+        }
+    }
+    let process_group = raw.one("process-group");
+    if let Some(name) = &process_group {
+        // What WSGIDaemonProcess accepts as a name.
+        if name.is_empty() || name.starts_with("%{") || name.contains(['/', '\0']) {
+            return Err(raw.error(format!("invalid --process-group '{name}'")));
+        }
+    }
     let threads = count(raw, "threads")?;
     if processes.checked_mul(threads).is_none() {
         return Err(raw.error("--processes times --threads is too large".to_string()));
@@ -241,7 +283,14 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
         user: raw.one("user"),
         group: raw.one("group"),
         processes,
+        processes_given: raw.flag("processes"),
         threads,
+        embedded: raw.flag("embedded-mode"),
+        process_group,
+        working_directory: raw.one("working-directory").map(PathBuf::from),
+        numbers,
+        locale: raw.one("locale").or_else(|| raw.one("lang")),
+        socket_prefix: raw.one("socket-prefix").map(PathBuf::from),
         mpm,
         callable_object,
         mount_point,
