@@ -122,8 +122,12 @@ pub fn start_server(mut opts: ServerOptions) -> Result<(), String> {
     print!("{summary}");
     let _ = std::io::stdout().flush(); // exec discards whatever is still buffered
 
-    // As the original's envvars script: the server runs in the chosen locale.
-    let err = Command::new(&httpd).args(&args).env("LANG", &locale).env("LC_ALL", &locale).exec();
+    // As the original's apachectl: Apache's argv[0] is "apache2 (mod_wsgi-express)", padded to
+    // the daemons' display name, which is written over argv and would be cut short otherwise;
+    // and the server runs in the chosen locale.
+    let name = format!("{} (mod_wsgi-express)", PROGNAME);
+    let width = crate::daemon::display_name(&opts, uid()).len();
+    let err = Command::new(&httpd).arg0(format!("{name:<width$}")).args(&args).env("LANG", &locale).env("LC_ALL", &locale).exec();
     Err(format!("cannot run {}: {err}", httpd.display()))
 }
 
