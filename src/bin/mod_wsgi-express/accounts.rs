@@ -65,7 +65,7 @@ pub fn check_reachable(dir: &Path, account: &Account, user: &str, option: &str) 
         let meta = std::fs::metadata(step).map_err(|e| format!("{}: {e}", step.display()))?;
         if !may_search(meta.uid(), meta.gid(), meta.mode(), account) {
             return Err(format!(
-                "{} cannot be reached by user '{user}', whom the server runs as: {} is mode {:o}; use a directory that user can reach for {option}, or pass --user",
+                "{} cannot be reached by user '{user}', whom the server runs as ({} is mode {:o}): pass {option} that this user can reach",
                 dir.display(),
                 step.display(),
                 meta.mode() & 0o7777

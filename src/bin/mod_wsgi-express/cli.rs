@@ -387,6 +387,31 @@ mod tests {
     }
 
     #[test]
+    fn daemon_options() {
+        let o = server(&["start-server", "x"]);
+        assert!(!o.embedded && !o.processes_given && o.process_group.is_none() && o.working_directory.is_none());
+        for (name, default) in [
+            ("maximum-requests", 0), ("request-timeout", 60), ("inactivity-timeout", 0), ("restart-interval", 0),
+            ("graceful-timeout", 15), ("shutdown-timeout", 5), ("connect-timeout", 15), ("socket-timeout", 60),
+            ("queue-timeout", 45), ("daemon-backlog", 100), ("server-backlog", 500), ("header-buffer-size", 0),
+        ] {
+            assert_eq!(o.number(name), default, "--{name}");
+        }
+        let o = server(&["start-server", "--embedded-mode", "--processes", "1", "--request-timeout=5", "--lang", "C", "x"]);
+        assert!(o.embedded && o.processes_given);
+        assert_eq!((o.number("request-timeout"), o.locale.as_deref()), (5, Some("C")));
+        let o = server(&["start-server", "--lang", "C", "--locale", "C.UTF-8", "x"]);
+        assert_eq!(o.locale.as_deref(), Some("C.UTF-8"), "--locale wins over --lang");
+        assert!(usage_error(&["start-server", "--request-timeout", "-1", "x"]).contains("--request-timeout"));
+        assert!(usage_error(&["start-server", "--header-buffer-size", "100", "x"]).contains("at least 8192"));
+        assert!(usage_error(&["start-server", "--process-group", "a/b", "x"]).contains("--process-group"));
+        let refused = usage_error(&["start-server", "--deadlock-timeout", "60", "x"]);
+        assert!(refused.contains("'--deadlock-timeout'") && refused.contains("not supported by mod_wsgi-rs"), "{refused}");
+        // Only start-server knows them; module-config says "unknown".
+        assert!(usage_error(&["module-config", "--startup-timeout", "1"]).contains("unknown option"));
+    }
+
+    #[test]
     fn help_and_module_config() {
         assert!(matches!(parse(&[]), Ok(Command::Help(h)) if h.contains("start-server")));
         assert!(matches!(parse(&args(&["--help"])), Ok(Command::Help(_))));

@@ -77,9 +77,9 @@ pub fn start_server(mut opts: ServerOptions) -> Result<(), String> {
             // The daemons start in the working directory and Apache's children connect to the
             // sockets, both as the run-as user: say so now rather than fail in the error log.
             let account = accounts::resolve(&user, &group)?;
-            accounts::check_reachable(&sockets, &account, &user, "--socket-prefix (default: the server root)")?;
+            accounts::check_reachable(&sockets, &account, &user, "a --socket-prefix (or --server-root)")?;
             let home = opts.working_directory.as_deref().ok_or("the working directory was not resolved")?;
-            accounts::check_reachable(home, &account, &user, "--working-directory (default: the current directory)")?;
+            accounts::check_reachable(home, &account, &user, "a --working-directory (default: the current directory)")?;
         }
     }
     let mime_types = Path::new(MIME_TYPES);
