@@ -214,6 +214,10 @@ pub fn help(sub: Sub) -> String {
         }
         out.push('\n');
     }
+    if sub == Sub::StartServer {
+        let names: Vec<String> = UNSUPPORTED.iter().map(|(n, _)| format!("--{n}")).collect();
+        out.push_str(&format!("\nOptions of the original mod_wsgi-express refused as unsupported:\n  {}\n", names.join(", ")));
+    }
     out
 }
 
