@@ -63,7 +63,21 @@ pub struct ServerOptions {
     pub user: Option<String>,
     pub group: Option<String>,
     pub processes: u32,
+    /// Whether `--processes` was given: as in the original, only then is `processes=` passed
+    /// to the daemon group (and `wsgi.multiprocess` true).
+    pub processes_given: bool,
     pub threads: u32,
+    /// `--embedded-mode`: no daemon process group, the application runs in Apache's children.
+    pub embedded: bool,
+    /// `--process-group`; by default the group is named `HOST:PORT` (see `daemon.rs`).
+    pub process_group: Option<String>,
+    /// `--working-directory`; `None`: the current directory (resolved by setup).
+    pub working_directory: Option<PathBuf>,
+    /// The numeric daemon options, as `(option name, value)` in the order of
+    /// [`crate::daemon::NUMBERS`].
+    pub numbers: Vec<(&'static str, u32)>,
+    pub locale: Option<String>,
+    pub socket_prefix: Option<PathBuf>,
     pub mpm: Mpm,
     pub callable_object: String,
     pub mount_point: String,
@@ -74,6 +88,13 @@ pub struct ServerOptions {
     pub log_to_terminal: bool,
     pub access_log: bool,
     pub setup_only: bool,
+}
+
+impl ServerOptions {
+    /// A numeric option's value (`numbers` holds every one the parser knows).
+    pub fn number(&self, name: &str) -> u32 {
+        self.numbers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).unwrap_or_else(|| panic!("--{name} is not a numeric option"))
+    }
 }
 
 const LOG_LEVELS: &[&str] = &[
@@ -160,6 +181,9 @@ fn split(sub: Sub, words: &[String]) -> Result<Raw, UsageError> {
             None => (body, None),
         };
         let Some(spec) = options::find(sub, name) else {
+            if let Some(why) = options::unsupported(name).filter(|_| sub == Sub::StartServer) {
+                return Err(raw.error(format!("option '--{name}' of mod_wsgi-express is not supported by mod_wsgi-rs: {why}")));
+            }
             return Err(raw.error(format!("unknown option '--{name}'")));
         };
         let wanted = match spec.arity {
@@ -195,6 +219,24 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
         _ => return Err(raw.error(format!("invalid port '{port}': must be a number from 1 to 65535"))),
     };
     let processes = count(raw, "processes")?;
+    let mut numbers = Vec::new();
+    for name in crate::daemon::NUMBERS.iter().map(|(name, _)| *name).chain(["server-backlog"]) {
+        let text = raw.one(name).unwrap_or_default();
+        let n = text.parse::<u32>().map_err(|_| raw.error(format!("invalid --{name} '{text}': must be a number from 0 to {}", u32::MAX)))?;
+        numbers.push((name, n));
+    }
+    if let Some((_, size)) = numbers.iter().find(|(name, _)| *name == "header-buffer-size") {
+        if (1..8192).contains(size) {
+            return Err(raw.error(format!("invalid --header-buffer-size '{size}': must be 0 (the default) or at least 8192")));
+        }
+    }
+    let process_group = raw.one("process-group");
+    if let Some(name) = &process_group {
+        // What WSGIDaemonProcess accepts as a name.
+        if name.is_empty() || name.starts_with("%{") || name.contains(['/', '\0']) {
+            return Err(raw.error(format!("invalid --process-group '{name}'")));
+        }
+    }
     let threads = count(raw, "threads")?;
     if processes.checked_mul(threads).is_none() {
         return Err(raw.error("--processes times --threads is too large".to_string()));
@@ -241,7 +283,14 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
         user: raw.one("user"),
         group: raw.one("group"),
         processes,
+        processes_given: raw.flag("processes"),
         threads,
+        embedded: raw.flag("embedded-mode"),
+        process_group,
+        working_directory: raw.one("working-directory").map(PathBuf::from),
+        numbers,
+        locale: raw.one("locale").or_else(|| raw.one("lang")),
+        socket_prefix: raw.one("socket-prefix").map(PathBuf::from),
         mpm,
         callable_object,
         mount_point,
@@ -335,6 +384,31 @@ mod tests {
         assert!(usage_error(&["start-server"]).contains("no WSGI script given"));
         assert!(usage_error(&["start-server", "a", "b"]).contains("unexpected argument 'b'"));
         assert!(usage_error(&["serve"]).contains("unknown command"));
+    }
+
+    #[test]
+    fn daemon_options() {
+        let o = server(&["start-server", "x"]);
+        assert!(!o.embedded && !o.processes_given && o.process_group.is_none() && o.working_directory.is_none());
+        for (name, default) in [
+            ("maximum-requests", 0), ("request-timeout", 60), ("inactivity-timeout", 0), ("restart-interval", 0),
+            ("graceful-timeout", 15), ("shutdown-timeout", 5), ("connect-timeout", 15), ("socket-timeout", 60),
+            ("queue-timeout", 45), ("daemon-backlog", 100), ("server-backlog", 500), ("header-buffer-size", 0),
+        ] {
+            assert_eq!(o.number(name), default, "--{name}");
+        }
+        let o = server(&["start-server", "--embedded-mode", "--processes", "1", "--request-timeout=5", "--lang", "C", "x"]);
+        assert!(o.embedded && o.processes_given);
+        assert_eq!((o.number("request-timeout"), o.locale.as_deref()), (5, Some("C")));
+        let o = server(&["start-server", "--lang", "C", "--locale", "C.UTF-8", "x"]);
+        assert_eq!(o.locale.as_deref(), Some("C.UTF-8"), "--locale wins over --lang");
+        assert!(usage_error(&["start-server", "--request-timeout", "-1", "x"]).contains("--request-timeout"));
+        assert!(usage_error(&["start-server", "--header-buffer-size", "100", "x"]).contains("at least 8192"));
+        assert!(usage_error(&["start-server", "--process-group", "a/b", "x"]).contains("--process-group"));
+        let refused = usage_error(&["start-server", "--deadlock-timeout", "60", "x"]);
+        assert!(refused.contains("'--deadlock-timeout'") && refused.contains("not supported by mod_wsgi-rs"), "{refused}");
+        // Only start-server knows them; module-config says "unknown".
+        assert!(usage_error(&["module-config", "--startup-timeout", "1"]).contains("unknown option"));
     }
 
     #[test]

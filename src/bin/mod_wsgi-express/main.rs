@@ -5,7 +5,10 @@
 //! 2 on a usage error (as the original's optparse does). A successful `start-server` does not
 //! exit at all: the process becomes Apache.
 
+mod accounts;
 mod cli;
+mod daemon;
+mod locale;
 mod options;
 mod setup;
 mod template;

@@ -80,10 +80,60 @@ pub const OPTIONS: &[OptSpec] = &[
         "DIRECTORY",
         "Where httpd.conf, logs and the pid file go (default /tmp/mod_wsgi-HOST:PORT:UID).",
     ),
-    opt("user", Arity::One, None, "NAME", "User the server children run as (when started as root; default nobody)."),
-    opt("group", Arity::One, None, "NAME", "Group the server children run as (when started as root; default nogroup)."),
-    opt("processes", Arity::One, Some("1"), "NUMBER", "Number of server child processes."),
-    opt("threads", Arity::One, Some("5"), "NUMBER", "Number of request threads per child process."),
+    opt("user", Arity::One, None, "NAME", "User the server children and daemon processes run as (when started as root; default nobody)."),
+    opt("group", Arity::One, None, "NAME", "Group the server children and daemon processes run as (when started as root; default nogroup)."),
+    opt(
+        "processes",
+        Arity::One,
+        Some("1"),
+        "NUMBER",
+        "Number of daemon processes (with --embedded-mode: of Apache child processes).",
+    ),
+    opt("threads", Arity::One, Some("5"), "NUMBER", "Number of request threads per daemon (or, embedded, per child) process."),
+    opt(
+        "embedded-mode",
+        Arity::Flag,
+        None,
+        "",
+        "Run the application in Apache's child processes instead of a daemon process group.",
+    ),
+    opt("process-group", Arity::One, None, "NAME", "Name of the daemon process group (default HOST:PORT)."),
+    opt(
+        "working-directory",
+        Arity::One,
+        None,
+        "DIRECTORY",
+        "Working directory of the application, also searched for modules (default: the current directory).",
+    ),
+    opt("maximum-requests", Arity::One, Some("0"), "NUMBER", "Restart a process after this many requests; 0: never."),
+    opt("request-timeout", Arity::One, Some("60"), "SECONDS", "Restart a daemon process whose requests run longer than this."),
+    opt("interrupt-timeout", Arity::One, Some("0"), "SECONDS", "After a request timeout, how long interrupted requests get to end; 0: no interrupt."),
+    opt("inactivity-timeout", Arity::One, Some("0"), "SECONDS", "Restart a daemon process idle this long; 0: never."),
+    opt("restart-interval", Arity::One, Some("0"), "SECONDS", "Restart daemon processes after running this long; 0: never."),
+    opt("graceful-timeout", Arity::One, Some("15"), "SECONDS", "How long requests may finish when a daemon process restarts."),
+    opt("eviction-timeout", Arity::One, Some("0"), "SECONDS", "As --graceful-timeout, for a graceful restart of Apache; 0: the same."),
+    opt("shutdown-timeout", Arity::One, Some("5"), "SECONDS", "How long a stopping daemon process may take before it is killed."),
+    opt("connect-timeout", Arity::One, Some("15"), "SECONDS", "How long a child tries to connect to a daemon process."),
+    opt("socket-timeout", Arity::One, Some("60"), "SECONDS", "Timeout of reads and writes on sockets (Apache's Timeout too)."),
+    opt("queue-timeout", Arity::One, Some("45"), "SECONDS", "Answer 504 to a request that waited this long for a daemon process."),
+    opt("daemon-backlog", Arity::One, Some("100"), "NUMBER", "Listen backlog of the daemon processes' socket."),
+    opt("server-backlog", Arity::One, Some("500"), "NUMBER", "Listen backlog of Apache's own socket (ListenBacklog)."),
+    opt("header-buffer-size", Arity::One, Some("0"), "NUMBER", "Largest response head a daemon may send; 0: 32768, else at least 8192."),
+    opt(
+        "locale",
+        Arity::One,
+        None,
+        "NAME",
+        "LANG and LC_ALL of the server (default: this process's locale; a UTF-8 one instead of C or POSIX).",
+    ),
+    opt("lang", Arity::One, None, "NAME", "The --locale, when that is not given (as the original)."),
+    opt(
+        "socket-prefix",
+        Arity::One,
+        None,
+        "DIRECTORY",
+        "Directory of the daemon processes' sockets (default: the server root).",
+    ),
     opt("mpm", Arity::One, Some("event"), "NAME", "Apache MPM: event, worker or prefork."),
     opt("application-type", Arity::One, Some("script"), "TYPE", "How the WSGI application is given; only 'script'."),
     opt("callable-object", Arity::One, Some("application"), "NAME", "Name of the WSGI callable in the script."),
@@ -106,6 +156,29 @@ pub const OPTIONS: &[OptSpec] = &[
     opt("setup-only", Arity::Flag, None, "", "Write the configuration and print the Apache command instead of running it."),
     OptSpec { scope: Scope::Both, ..opt("help", Arity::Flag, None, "", "Show this help and exit.") },
 ];
+
+/// Daemon-related options of the original mod_wsgi-express that mod_wsgi-rs cannot honour
+/// (their `WSGIDaemonProcess` options are not implemented): refused by name, with the reason,
+/// rather than reported as unknown or silently dropped.
+pub const UNSUPPORTED: &[(&str, &str)] = &[
+    ("startup-timeout", "daemon processes have no startup-timeout"),
+    ("deadlock-timeout", "daemon processes have no deadlock-timeout"),
+    ("cpu-time-limit", "daemon processes have no cpu-time-limit"),
+    ("send-buffer-size", "daemon sockets have no send-buffer-size"),
+    ("receive-buffer-size", "daemon sockets have no receive-buffer-size"),
+    ("response-buffer-size", "daemon responses have no response-buffer-size"),
+    ("response-socket-timeout", "daemon responses have no response-socket-timeout"),
+    ("response-flush-delay", "daemon responses have no response-flush-delay"),
+    ("python-eggs", "daemon processes have no python-eggs directory"),
+    ("switch-interval", "daemon processes have no switch-interval"),
+    ("max-clients", "the Apache children are sized from --processes and --threads only"),
+    ("debug-mode", "there is no single-process debug mode"),
+];
+
+/// Why the original's option `name` is refused, if it is one of [`UNSUPPORTED`].
+pub fn unsupported(name: &str) -> Option<&'static str> {
+    UNSUPPORTED.iter().find(|(n, _)| *n == name).map(|(_, why)| *why)
+}
 
 /// The option called `name` if `sub` accepts it.
 pub fn find(sub: Sub, name: &str) -> Option<&'static OptSpec> {
@@ -140,6 +213,10 @@ pub fn help(sub: Sub) -> String {
             out.push_str(&format!(" [default: {d}]"));
         }
         out.push('\n');
+    }
+    if sub == Sub::StartServer {
+        let names: Vec<String> = UNSUPPORTED.iter().map(|(n, _)| format!("--{n}")).collect();
+        out.push_str(&format!("\nOptions of the original mod_wsgi-express refused as unsupported:\n  {}\n", names.join(", ")));
     }
     out
 }

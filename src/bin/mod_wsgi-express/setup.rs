@@ -4,6 +4,7 @@
 //! Apache is `exec`ed rather than spawned so that Ctrl-C and SIGTERM reach it directly and its
 //! pid is the pid the caller started: no supervisor in between to forward signals or lose them.
 
+use crate::accounts;
 use crate::cli::ServerOptions;
 use crate::template::{self, Site};
 use std::env;
@@ -57,10 +58,7 @@ pub fn start_server(mut opts: ServerOptions) -> Result<(), String> {
 
     let (server_root, is_default) = match &opts.server_root {
         Some(dir) => (absolute(dir)?, false),
-        None => {
-            let host = if opts.host_given { opts.host.as_str() } else { "localhost" };
-            (PathBuf::from(format!("/tmp/mod_wsgi-{host}:{}:{}", opts.port, uid())), true)
-        }
+        None => (PathBuf::from(format!("/tmp/mod_wsgi-{}:{}:{}", crate::daemon::host_label(&opts), opts.port, uid())), true),
     };
     prepare_root(&server_root, is_default)?;
     make_dir(&server_root.join("htdocs"))?;
@@ -69,6 +67,21 @@ pub fn start_server(mut opts: ServerOptions) -> Result<(), String> {
     let is_root = euid() == 0;
     let user = opts.user.clone().unwrap_or_else(|| "nobody".into());
     let group = opts.group.clone().unwrap_or_else(|| "nogroup".into());
+    if opts.locale.is_none() {
+        opts.locale = Some(crate::locale::default_locale());
+    }
+    if !opts.embedded {
+        let sockets = opts.socket_prefix.clone().unwrap_or_else(|| server_root.clone());
+        check_socket_path(&sockets)?;
+        if is_root {
+            // The daemons start in the working directory and Apache's children connect to the
+            // sockets, both as the run-as user: say so now rather than fail in the error log.
+            let account = accounts::resolve(&user, &group)?;
+            accounts::check_reachable(&sockets, &account, &user, "a --socket-prefix (or --server-root)")?;
+            let home = opts.working_directory.as_deref().ok_or("the working directory was not resolved")?;
+            accounts::check_reachable(home, &account, &user, "a --working-directory (default: the current directory)")?;
+        }
+    }
     let mime_types = Path::new(MIME_TYPES);
     let site = Site {
         opts: &opts,
@@ -77,6 +90,7 @@ pub fn start_server(mut opts: ServerOptions) -> Result<(), String> {
         libexec: Path::new(LIBEXECDIR),
         mime_types: mime_types.is_file().then_some(mime_types),
         run_as: is_root.then_some((user.as_str(), group.as_str())),
+        uid: uid(),
     };
     let conf_text = template::httpd_conf(&site)?;
     let conf = server_root.join("httpd.conf");
@@ -86,21 +100,34 @@ pub fn start_server(mut opts: ServerOptions) -> Result<(), String> {
     let url = format!("http://{}{}", template::listen_address(&opts.host, opts.port), opts.mount_point);
     let error_log = if opts.log_to_terminal { "(terminal)".to_string() } else { server_root.join("error_log").display().to_string() };
     let mut summary = format!(
-        "Server URL     : {url}\nServer Root    : {}\nServer Conf    : {}\nError Log File : {error_log} ({})\n",
+        "Server URL       : {url}\nServer Root      : {}\nServer Conf      : {}\nError Log File   : {error_log} ({})\n",
         server_root.display(),
         conf.display(),
         opts.log_level
     );
+    let locale = opts.locale.clone().unwrap_or_default();
+    let (p, t) = (opts.processes, opts.threads);
+    let mode = if opts.embedded { "embedded" } else { "daemon" };
+    summary.push_str(&format!("Operating Mode   : {mode}\nRequest Capacity : {} ({p} process{} * {t} threads)\n", p * t, if p == 1 { "" } else { "es" }));
+    if !opts.embedded {
+        summary.push_str(&format!("Process Group    : {}\nRequest Timeout  : {} (seconds)\n", crate::daemon::group_name(&opts), opts.number("request-timeout")));
+    }
+    summary.push_str(&format!("Locale Setting   : {locale}\n"));
     if opts.setup_only {
         let words: Vec<String> = std::iter::once(path_str(&httpd)?).chain(args.iter().cloned()).collect();
-        summary.push_str(&format!("Apache Command : {}\n", words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")));
+        summary.push_str(&format!("Apache Command   : {}\n", words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")));
         print!("{summary}");
         return Ok(());
     }
     print!("{summary}");
     let _ = std::io::stdout().flush(); // exec discards whatever is still buffered
 
-    let err = Command::new(&httpd).args(&args).exec();
+    // As the original's apachectl: Apache's argv[0] is "apache2 (mod_wsgi-express)", padded to
+    // the daemons' display name, which is written over argv and would be cut short otherwise;
+    // and the server runs in the chosen locale.
+    let name = format!("{} (mod_wsgi-express)", PROGNAME);
+    let width = crate::daemon::display_name(&opts, uid()).len();
+    let err = Command::new(&httpd).arg0(format!("{name:<width$}")).args(&args).env("LANG", &locale).env("LC_ALL", &locale).exec();
     Err(format!("cannot run {}: {err}", httpd.display()))
 }
 
@@ -125,6 +152,33 @@ fn resolve_paths(opts: &mut ServerOptions) -> Result<(), String> {
         opts.python_home = Some(absolute(home)?);
     }
     opts.python_path = opts.python_path.iter().map(|p| absolute(p)).collect::<Result<_, _>>()?;
+    let home = match &opts.working_directory {
+        Some(dir) if !dir.is_dir() => return Err(format!("--working-directory '{}' is not a directory", dir.display())),
+        Some(dir) => absolute(dir)?,
+        None => env::current_dir().map_err(|e| format!("cannot find the current directory (pass --working-directory): {e}"))?,
+    };
+    opts.working_directory = Some(home);
+    if let Some(dir) = &opts.socket_prefix {
+        if !dir.is_dir() {
+            return Err(format!("--socket-prefix '{}' is not a directory", dir.display()));
+        }
+        opts.socket_prefix = Some(absolute(dir)?);
+    }
+    Ok(())
+}
+
+/// The daemon sockets are `DIR/wsgi.PID.GENERATION.N.sock`; a Unix socket path has at most
+/// 107 bytes. 24 bytes cover the suffix (a 7-digit pid, generations and groups in the
+/// thousands), so the check errs on the safe side.
+fn check_socket_path(dir: &Path) -> Result<(), String> {
+    let prefix = dir.join("wsgi");
+    let len = prefix.as_os_str().len() + 24;
+    if len > 107 {
+        return Err(format!(
+            "daemon sockets under {} would have paths of up to {len} bytes, over the limit of 107: pass a shorter --socket-prefix (or --server-root)",
+            dir.display()
+        ));
+    }
     Ok(())
 }
 

@@ -19,6 +19,8 @@ pub struct Site<'a> {
     pub mime_types: Option<&'a Path>,
     /// `User`/`Group` for the children: only when started as root, else Apache cannot switch.
     pub run_as: Option<(&'a str, &'a str)>,
+    /// Real user id, for the daemons' display name.
+    pub uid: u32,
 }
 
 /// Quotes a word for Apache's config parser. Quotes, backslashes and line breaks cannot be
@@ -101,8 +103,10 @@ pub fn httpd_conf(site: &Site) -> Result<String, String> {
     if let Some(types) = site.mime_types {
         line(format!("TypesConfig {}", quote_path(types)?));
     }
+    line(format!("Timeout {}", o.number("socket-timeout")));
+    line(format!("ListenBacklog {}", o.number("server-backlog")));
     line(String::new());
-    line(mpm_section(o));
+    line(if o.embedded { mpm_section(o) } else { crate::daemon::mpm_section(o) });
     line(String::new());
 
     line("<Directory />\n    AllowOverride None\n    Require all denied\n</Directory>".into());
@@ -126,17 +130,18 @@ pub fn httpd_conf(site: &Site) -> Result<String, String> {
     if let Some(home) = &o.python_home {
         line(format!("WSGIPythonHome {}", quote_path(home)?));
     }
-    if !o.python_path.is_empty() {
-        let mut parts = Vec::new();
-        for p in &o.python_path {
-            let text = p.to_str().ok_or_else(|| format!("path '{}' is not valid UTF-8", p.display()))?;
-            if text.contains(':') {
-                return Err(format!("--python-path '{text}' contains ':', which separates WSGIPythonPath entries"));
-            }
-            parts.push(text);
-        }
-        line(format!("WSGIPythonPath {}", quote(&parts.join(":"))?));
+    let home = o.working_directory.as_deref().ok_or("the working directory was not resolved")?;
+    if o.embedded {
+        // As the original: the working directory comes first in the module search path
+        // (a daemon group puts its home= there itself).
+        let path: Vec<_> = std::iter::once(home.to_path_buf()).chain(o.python_path.iter().cloned()).collect();
+        line(format!("WSGIPythonPath {}", quote(&python_path(&path)?)?));
+    } else {
+        let sockets = o.socket_prefix.as_deref().unwrap_or(root);
+        line(crate::daemon::directives(o, home, sockets, site.uid)?);
     }
+    // The main interpreter, as the original: some C extensions work in no other.
+    line("WSGIApplicationGroup %{GLOBAL}".into());
     line(format!("WSGIScriptAlias {} {}", quote(&o.mount_point)?, quote_path(&o.script)?));
     if o.callable_object != crate::options::default_of("callable-object").unwrap_or("application") {
         line(format!("WSGICallableObject {}", quote(&o.callable_object)?));
@@ -146,20 +151,35 @@ pub fn httpd_conf(site: &Site) -> Result<String, String> {
     Ok(c)
 }
 
-/// Process and thread counts, as the original maps `--processes`/`--threads`.
+/// A `WSGIPythonPath` (or `python-path=`) value: the directories joined with ':'.
+pub fn python_path(dirs: &[std::path::PathBuf]) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for p in dirs {
+        let text = p.to_str().ok_or_else(|| format!("path '{}' is not valid UTF-8", p.display()))?;
+        if text.contains(':') {
+            return Err(format!("--python-path '{text}' contains ':', which separates WSGIPythonPath entries"));
+        }
+        parts.push(text);
+    }
+    Ok(parts.join(":"))
+}
+
+/// Embedded mode: Apache's children run the application, so they are sized exactly by
+/// `--processes` and `--threads`, and `--maximum-requests` recycles them.
 fn mpm_section(o: &ServerOptions) -> String {
     let (p, t) = (o.processes, o.threads);
+    let recycle = o.number("maximum-requests");
     match o.mpm {
         Mpm::Event | Mpm::Worker => {
             let total = p * t; // cli.rs checked that this does not overflow
             format!(
                 "ServerLimit {p}\nStartServers {p}\nThreadLimit {t}\nThreadsPerChild {t}\n\
-                 MaxRequestWorkers {total}\nMinSpareThreads 1\nMaxSpareThreads {total}\nMaxConnectionsPerChild 0"
+                 MaxRequestWorkers {total}\nMinSpareThreads 1\nMaxSpareThreads {total}\nMaxConnectionsPerChild {recycle}"
             )
         }
         Mpm::Prefork => format!(
             "StartServers {p}\nMinSpareServers {p}\nMaxSpareServers {p}\nServerLimit {p}\n\
-             MaxRequestWorkers {p}\nMaxConnectionsPerChild 0"
+             MaxRequestWorkers {p}\nMaxConnectionsPerChild {recycle}"
         ),
     }
 }
@@ -170,10 +190,14 @@ mod tests {
     use crate::cli::{parse, Command};
     use std::path::PathBuf;
 
+    /// Parsed options, with the working directory resolved as setup would.
     fn opts(words: &[&str]) -> ServerOptions {
         let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
         match parse(&words) {
-            Ok(Command::StartServer(o)) => *o,
+            Ok(Command::StartServer(mut o)) => {
+                o.working_directory = Some(PathBuf::from("/srv/work"));
+                *o
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -186,6 +210,7 @@ mod tests {
             libexec: Path::new("/usr/lib/apache2/modules"),
             mime_types: Some(Path::new("/etc/mime.types")),
             run_as,
+            uid: 0,
         };
         httpd_conf(&site).expect("config")
     }
@@ -219,17 +244,23 @@ mod tests {
             "<Directory \"/tmp/root/htdocs\">",
             "Require all denied",
             "AllowOverride None",
-            "ServerLimit 1",
-            "StartServers 1",
-            "ThreadsPerChild 5",
-            "ThreadLimit 5",
-            "MaxRequestWorkers 5",
-            "MinSpareThreads 1",
-            "MaxSpareThreads 5",
+            // Daemon mode by default, with the children sized as the original sizes them.
+            "ServerLimit 2",
+            "ThreadsPerChild 10",
+            "MaxRequestWorkers 20",
+            "Timeout 60",
+            "ListenBacklog 500",
+            "WSGISocketPrefix \"/tmp/root/wsgi\"",
+            "WSGIRestrictEmbedded On",
+            "WSGIDaemonProcess \"localhost:8000\" \\",
+            "\"home=/srv/work\" \\",
+            "WSGIProcessGroup \"localhost:8000\"",
+            "WSGIApplicationGroup %{GLOBAL}",
         ] {
             assert!(l.contains(&want), "missing {want:?} in\n{text}");
         }
-        for absent in ["User", "Group", "WSGICallableObject", "mod_alias.so", "CustomLog", "WSGIPythonHome", "WSGIPythonPath"] {
+        assert!(!l.iter().any(|l| l.starts_with("User ") || l.starts_with("Group ")), "{text}");
+        for absent in ["WSGICallableObject", "mod_alias.so", "CustomLog", "WSGIPythonHome", "WSGIPythonPath"] {
             assert!(!text.contains(absent), "unexpected {absent:?} in\n{text}");
         }
     }
@@ -240,24 +271,39 @@ mod tests {
             "start-server", "--processes", "3", "--threads=4", "--host", "::1", "--port", "9000",
             "--callable-object", "app", "--mount-point", "/app", "--python-home", "/opt/venv",
             "--python-path", "/a", "--python-path", "/b", "--url-alias", "/static", "/srv/static",
-            "--log-to-terminal", "--access-log", "/srv/app.wsgi",
+            "--log-to-terminal", "--access-log", "--embedded-mode", "--maximum-requests", "50", "/srv/app.wsgi",
         ]);
         let text = conf(&o, Some(("nobody", "nogroup")));
         let l = lines(&text);
         for want in [
             "ServerLimit 3", "StartServers 3", "ThreadsPerChild 4", "MaxRequestWorkers 12", "MaxSpareThreads 12",
             "Listen \"[::1]:9000\"", "WSGICallableObject \"app\"", "WSGIScriptAlias \"/app\" \"/srv/app.wsgi\"",
-            "WSGIPythonHome \"/opt/venv\"", "WSGIPythonPath \"/a:/b\"", "Alias \"/static\" \"/srv/static\"",
+            "WSGIPythonHome \"/opt/venv\"", "WSGIPythonPath \"/srv/work:/a:/b\"", "MaxConnectionsPerChild 50", "Alias \"/static\" \"/srv/static\"",
             "<Directory \"/srv/static\">", "LoadModule alias_module \"/usr/lib/apache2/modules/mod_alias.so\"",
             "User \"nobody\"", "Group \"nogroup\"", "ErrorLog /dev/stderr", "CustomLog /dev/stdout common",
         ] {
             assert!(l.contains(&want), "missing {want:?} in\n{text}");
         }
+        for absent in ["WSGIDaemonProcess", "WSGIProcessGroup", "WSGIRestrictEmbedded", "WSGISocketPrefix"] {
+            assert!(!text.contains(absent), "unexpected {absent:?} in embedded mode:\n{text}");
+        }
+    }
+
+    #[test]
+    fn daemon_mode_takes_the_python_path_and_the_socket_prefix() {
+        let mut o = opts(&["start-server", "--python-path", "/a", "--socket-timeout", "9", "/srv/app.wsgi"]);
+        o.socket_prefix = Some(PathBuf::from("/run/x"));
+        let text = conf(&o, None);
+        let l = lines(&text);
+        for want in ["\"python-path=/a\" \\", "socket-timeout=9 \\", "Timeout 9", "WSGISocketPrefix \"/run/x/wsgi\""] {
+            assert!(l.contains(&want), "missing {want:?} in\n{text}");
+        }
+        assert!(!text.contains("WSGIPythonPath"), "{text}");
     }
 
     #[test]
     fn prefork() {
-        let text = conf(&opts(&["start-server", "--mpm", "prefork", "--processes", "2", "/srv/app.wsgi"]), None);
+        let text = conf(&opts(&["start-server", "--mpm", "prefork", "--processes", "2", "--embedded-mode", "/srv/app.wsgi"]), None);
         let l = lines(&text);
         for want in [
             "LoadModule mpm_prefork_module \"/usr/lib/apache2/modules/mod_mpm_prefork.so\"",
@@ -279,7 +325,7 @@ mod tests {
     #[test]
     fn refuses_what_cannot_be_quoted() {
         let error = |o: &ServerOptions| {
-            let site = Site { opts: o, server_root: Path::new("/r"), module: Path::new("/m.so"), libexec: Path::new("/l"), mime_types: None, run_as: None };
+            let site = Site { opts: o, server_root: Path::new("/r"), module: Path::new("/m.so"), libexec: Path::new("/l"), mime_types: None, run_as: None, uid: 0 };
             httpd_conf(&site).unwrap_err()
         };
         let mut o = opts(&["start-server", "/srv/app.wsgi"]);
