@@ -28,6 +28,9 @@ static ENGINE: Engine = Engine {
     shutdown,
     ending,
     dump_stacks,
+    start_heartbeat,
+    progress,
+    dump_stacks_nogil,
 };
 
 /// The ABI marker the module finds by reading this file (see `abi::MARKER`); kept in the
@@ -96,4 +99,22 @@ unsafe extern "C" fn dump_stacks(idents: *const u64, len: usize) {
         };
         interp::stacks::dump(idents)
     })
+}
+
+unsafe extern "C" fn start_heartbeat() -> i32 {
+    trampoline("start_heartbeat", -1, || match gil::heartbeat::start() {
+        Ok(()) => 0,
+        Err(_) => -1,
+    })
+}
+
+unsafe extern "C" fn progress() -> abi::Progress {
+    trampoline("progress", abi::Progress::default(), || abi::Progress {
+        heartbeats: gil::heartbeat::beats(),
+        scripts_ready: interp::wsgi::scripts_ready(),
+    })
+}
+
+unsafe extern "C" fn dump_stacks_nogil() {
+    trampoline("dump_stacks_nogil", (), interp::stacks::dump_nogil)
 }

@@ -160,7 +160,8 @@ fn stop_for(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, signals:
     }
     let deadline = match kind {
         monitor::REQUEST_TIMEOUT => Instant::now() + seconds(t.interrupt),
-        monitor::INACTIVITY => Instant::now(),
+        monitor::INACTIVITY | monitor::DEADLOCK => Instant::now(),
+        monitor::STARTUP => Instant::now() + STOP_GRACE.min(seconds(t.shutdown)),
         _ => {
             info(format!("Shutdown requested, stopping daemon process '{name}'."));
             Instant::now() + STOP_GRACE.min(seconds(t.shutdown))
