@@ -215,6 +215,19 @@ pub struct Request {
     pub log: unsafe extern "C" fn(ctx: *mut c_void, level: c_int, message: Bytes),
 }
 
+/// What [`Engine::progress`] reports to a daemon's monitor: counters it compares between
+/// two looks (never clock times, so the engine and the module need not share a clock).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Times the heartbeat thread ([`Engine::start_heartbeat`]) has had the GIL: when it stops
+    /// growing, no thread can take the GIL (`deadlock-timeout`).
+    pub heartbeats: u64,
+    /// Requests that found their WSGI script loaded (loaded it, or found it loaded):
+    /// `startup-timeout` ends with the first.
+    pub scripts_ready: u64,
+}
+
 /// The table an engine exports through [`ENTRY_SYMBOL`].
 #[repr(C)]
 pub struct Engine {
@@ -243,6 +256,18 @@ pub struct Engine {
     /// values) that are serving a request; how many. Called without the GIL, from a thread
     /// that serves no request (a daemon's main thread on `request-timeout`).
     pub interrupt: unsafe extern "C" fn(idents: *const u64, len: usize) -> usize,
+    /// Starts the heartbeat thread, which takes the GIL briefly every second (a daemon's
+    /// `deadlock-timeout`); it stops by itself when [`Engine::shutdown`] begins. 0 on success
+    /// (or when already started), -1 when no thread could be started.
+    pub start_heartbeat: unsafe extern "C" fn() -> c_int,
+    /// The counters a daemon's monitor watches. Lock-free and without the GIL: callable
+    /// while the GIL is stuck.
+    pub progress: unsafe extern "C" fn() -> Progress,
+    /// Logs the Python stack of every thread of every interpreter *without* taking the GIL
+    /// (CPython's faulthandler dump), for a `deadlock-timeout`: whoever holds the GIL shows.
+    /// Best effort (a line says so when this Python cannot do it). Called from a thread that
+    /// serves no request.
+    pub dump_stacks_nogil: unsafe extern "C" fn(),
 }
 
 // SAFETY: an Engine is an immutable static table of function pointers and a static string.

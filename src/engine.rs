@@ -29,6 +29,9 @@ static ENGINE: Engine = Engine {
     ending,
     dump_stacks,
     interrupt,
+    start_heartbeat,
+    progress,
+    dump_stacks_nogil,
 };
 
 /// The ABI marker the module finds by reading this file (see `abi::MARKER`); kept in the
@@ -109,4 +112,22 @@ unsafe extern "C" fn interrupt(idents: *const u64, len: usize) -> usize {
         };
         interp::busy::interrupt(&idents)
     })
+}
+
+unsafe extern "C" fn start_heartbeat() -> i32 {
+    trampoline("start_heartbeat", -1, || match gil::heartbeat::start() {
+        Ok(()) => 0,
+        Err(_) => -1,
+    })
+}
+
+unsafe extern "C" fn progress() -> abi::Progress {
+    trampoline("progress", abi::Progress::default(), || abi::Progress {
+        heartbeats: gil::heartbeat::beats(),
+        scripts_ready: interp::wsgi::scripts_ready(),
+    })
+}
+
+unsafe extern "C" fn dump_stacks_nogil() {
+    trampoline("dump_stacks_nogil", (), interp::stacks::dump_nogil)
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 const USER: &str = "www-data";
 
 const APP: &str = r#"
-import json, os, time
+import ctypes, json, os, time
 
 def stuck_in_recognisable_function(seconds):
     # Short sleeps: an interrupt (SystemExit raised in this thread) gets through.
@@ -23,6 +23,18 @@ def blocked_in_a_c_call(seconds):
     # One long sleep: no interrupt reaches it before it returns.
     time.sleep(seconds)
 
+def holding_the_gil_in_a_c_call(seconds):
+    # PyDLL keeps the GIL across the call: no other thread runs Python meanwhile.
+    ctypes.PyDLL(None).sleep(seconds)
+
+def spinning_in_python(seconds):
+    # Pure Python: the interpreter hands the GIL over every switch interval.
+    end = time.time() + seconds
+    n = 0
+    while time.time() < end:
+        n += 1
+    return n
+
 def application(environ, start_response):
     path = environ['PATH_INFO']
     if path == '/id':
@@ -33,6 +45,12 @@ def application(environ, start_response):
     elif path == '/blocked':
         blocked_in_a_c_call(60)
         body = b'finished'
+    elif path == '/gil':
+        holding_the_gil_in_a_c_call(60)
+        body = b'finished'
+    elif path == '/spin':
+        spinning_in_python(float(environ.get('QUERY_STRING') or '3'))
+        body = b'spun'
     elif path == '/slow':
         stuck_in_recognisable_function(float(environ.get('QUERY_STRING') or '3'))
         body = b'slow done'
@@ -251,6 +269,113 @@ fn timeouts_are_accepted_by_the_configuration() {
                    graceful-timeout=10 eviction-timeout=5 shutdown-timeout=3 queue-timeout=30";
     let (ok, out) = config_test(&format!("WSGIDaemonProcess site {options}\n"));
     assert!(ok, "{out}");
-    let (ok, out) = config_test("WSGIDaemonProcess site deadlock-timeout=10\n");
-    assert!(!ok && out.contains("option 'deadlock-timeout' is not supported yet"), "{out}");
+    let (ok, out) = config_test("WSGIDaemonProcess site deadlock-timeout=10 startup-timeout=15\n");
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn deadlock_timeout_restarts_a_process_whose_gil_is_stuck() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start_site("threads=2 deadlock-timeout=2 shutdown-timeout=1");
+    let before = daemon_pid(&apache);
+    // Long-running Python that switches normally is no deadlock: the heartbeat gets its turns.
+    let spun = apache.get("/spin?5");
+    assert_eq!(spun.text(), "spun", "{}", apache.error_log());
+    assert_eq!(daemon_pid(&apache), before, "not restarted:\n{}", apache.error_log());
+    assert!(!apache.error_log().contains("deadlock timer expired"), "{}", apache.error_log());
+
+    // A C call that keeps the GIL: nothing else can run Python; the process restarts.
+    let started = Instant::now();
+    let response = try_http(apache.port, "GET", "/gil", &[], b"");
+    let took = started.elapsed();
+    let log = apache.wait_for_log("in holding_the_gil_in_a_c_call");
+    assert!(response.as_ref().map_or(true, |r| r.status != 200), "cut off: {response:?}");
+    assert!(took < Duration::from_secs(30), "bounded by deadlock-timeout + shutdown-timeout: {took:?}\n{log}");
+    assert!(log.contains("Daemon process deadlock timer expired, stopping daemon process 'site'."), "{log}");
+    assert!(log.contains("Daemon process 'site' was serving a request in thread"), "{log}");
+    assert!(log.contains("'/gil' (script '"), "the line names the URL:\n{log}");
+    assert!(log.contains("in holding_the_gil_in_a_c_call"), "the stacks show who holds the GIL:\n{log}");
+    let after = wait_for_new_daemon(&apache, before, Duration::from_secs(15));
+    assert_ne!(before, after, "a new daemon serves the next request");
+    assert_eq!(apache.get("/slow?0.1").text(), "slow done");
+    assert_no_crash(&apache);
+}
+
+const FAILING_APP: &str = r#"
+import json, os
+if os.path.exists(os.path.join(os.path.dirname(__file__), 'database-down')):
+    raise RuntimeError('database down in pid %d' % os.getpid())
+
+def application(environ, start_response):
+    body = json.dumps({'pid': os.getpid()}).encode()
+    start_response('200 OK', [('Content-Type', 'application/json')])
+    return [body]
+"#;
+
+/// The pids named by the import failures logged so far, in order.
+fn failed_pids(log: &str) -> Vec<i32> {
+    let mut pids: Vec<i32> = log.split("database down in pid ").skip(1).filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).collect();
+    pids.dedup();
+    pids
+}
+
+#[test]
+fn startup_timeout_restarts_a_process_whose_application_fails_to_load() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let dir = TempDir::new("daemon-startup");
+    dir.write("app.wsgi", FAILING_APP);
+    dir.write("run/.keep", "");
+    let flag = dir.write("database-down", "");
+    let config = format!(
+        "WSGIRestrictEmbedded On\nWSGISocketPrefix {{dir}}/run/wsgi\n\
+         WSGIDaemonProcess site user={USER} startup-timeout=2\n\
+         WSGIScriptAlias / {{dir}}/app.wsgi process-group=site application-group=%{{GLOBAL}}\n"
+    );
+    let apache = Apache::start_in(dir, Mpm::Event, &config);
+    let started = Instant::now();
+    let response = apache.get("/");
+    assert_eq!(response.status, 500, "{}", apache.error_log());
+    let log = apache.wait_for_log("Application startup timer expired, stopping daemon process 'site'.");
+    let took = started.elapsed();
+    assert!(log.contains("Application startup timer started for daemon process 'site'."), "{log}");
+    assert!(log.contains("Application startup timer expired, stopping daemon process 'site'."), "{log}");
+    assert!(took >= Duration::from_secs(2), "not before startup-timeout: {took:?}");
+    let first = failed_pids(&log)[0];
+
+    // The replacement fails too while the flag is there (and restarts in turn, later).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let second = loop {
+        let response = apache.get("/");
+        let log = apache.error_log();
+        if let Some(&pid) = failed_pids(&log).iter().find(|&&pid| pid != first) {
+            assert_eq!(response.status, 500, "{log}");
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no new daemon process:\n{log}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_ne!(first, second);
+
+    // The database is back: the application loads and the timer is cancelled for good.
+    std::fs::remove_file(&flag).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let serving = loop {
+        let response = apache.get("/");
+        if response.status == 200 {
+            break Json::parse(&response.text()).get("pid").parse::<i32>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "never served:\n{}", apache.error_log());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let log = apache.wait_for_log("Application startup timer cancelled for daemon process 'site'.");
+    assert!(log.contains("Application startup timer cancelled for daemon process 'site'."), "{log}");
+    std::thread::sleep(Duration::from_secs(3));
+    let response = apache.get("/");
+    assert_eq!(response.status, 200, "{}", apache.error_log());
+    assert_eq!(Json::parse(&response.text()).get("pid").parse::<i32>().unwrap(), serving, "a loaded application is not restarted");
+    assert_no_crash(&apache);
 }

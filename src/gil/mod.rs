@@ -11,6 +11,7 @@
 
 mod admission;
 mod guard;
+pub mod heartbeat;
 pub mod scheduler;
 mod thread_state;
 mod tuner;

@@ -124,6 +124,8 @@ pub fn stopping(graceful: bool) {
 pub fn shutdown() {
     // Requests still queued for a slot get a 503 instead of waiting on a dying process.
     scheduler::close();
+    // No beat may ask for the GIL once Python is being finalised.
+    gil::heartbeat::stop();
     // From here on, states of threads that end are deleted below, not by those threads.
     gil::stop_reaping();
     let main = gil::thread_state(MAIN_INTERP);

@@ -52,3 +52,65 @@ fn format_stack(ident: std::ffi::c_long) -> Vec<String> {
         }
     }
 }
+
+/// CPython's `_Py_DumpTracebackThreads(fd, interp, current)`, the faulthandler's dump.
+type DumpThreads = unsafe extern "C" fn(std::ffi::c_int, *mut ffi::PyInterpreterState, *mut ffi::PyThreadState) -> *const std::ffi::c_char;
+
+/// Logs the stack of every thread of every interpreter without taking the GIL, for a
+/// `deadlock-timeout`: the GIL cannot be had then, and the thread holding it is the one the
+/// admin needs to see. This is what `faulthandler.dump_traceback_later` does from its
+/// watchdog thread: CPython's dump reads the thread states and frames as they are, unlocked.
+/// It is only sound because nothing is running: every thread but the GIL's holder waits for
+/// the GIL, and the holder has been stuck (in a C call) for the whole timeout. The dump goes
+/// to an anonymous memory file, read back and logged after.
+///
+/// `_Py_DumpTracebackThreads` is private: looked up at run time (3.13 no longer exports it;
+/// Python 2 has none), and a line says so when it is missing.
+pub fn dump_nogil() {
+    const NAME: &std::ffi::CStr = c"_Py_DumpTracebackThreads";
+    // SAFETY: dlsym with a valid C string; libpython is loaded with RTLD_GLOBAL (the module
+    // loads the engine, and so its libpython, that way).
+    let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, NAME.as_ptr()) };
+    if symbol.is_null() {
+        settings::log(level::ERR, "Python stacks cannot be read without the GIL on this Python (no _Py_DumpTracebackThreads).");
+        return;
+    }
+    // SAFETY: the symbol is CPython's function of this signature (3.3 and later).
+    let dump: DumpThreads = unsafe { std::mem::transmute::<*mut std::ffi::c_void, DumpThreads>(symbol) };
+    // SAFETY: memfd_create with a valid name; the descriptor is owned by the File below.
+    let fd = unsafe { libc::memfd_create(c"wsgi-stacks".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        settings::log(level::ERR, &format!("Python stacks cannot be read: {}", std::io::Error::last_os_error()));
+        return;
+    }
+    // SAFETY: fd was just opened and is owned by nothing else.
+    let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut index = 0;
+    // SAFETY: walks the interpreter list unlocked (interpreters are made and ended only with
+    // the GIL held, which nobody is getting now) and dumps each one's threads to our file;
+    // see the function's comment for why reading them without the GIL is tolerable here.
+    unsafe {
+        let mut interp = ffi::PyInterpreterState_Head();
+        while !interp.is_null() {
+            let header = format!("Interpreter {index}:\n");
+            libc::write(fd, header.as_ptr().cast(), header.len());
+            let failed = dump(fd, interp, std::ptr::null_mut());
+            if !failed.is_null() {
+                let reason = std::ffi::CStr::from_ptr(failed).to_string_lossy().into_owned();
+                let line = format!("({reason})\n");
+                libc::write(fd, line.as_ptr().cast(), line.len());
+            }
+            interp = ffi::PyInterpreterState_Next(interp);
+            index += 1;
+        }
+    }
+    let mut text = String::new();
+    let read = std::io::Seek::rewind(&mut file).and_then(|()| std::io::Read::read_to_string(&mut file, &mut text));
+    if read.is_err() {
+        text = String::from_utf8_lossy(text.as_bytes()).into_owned();
+    }
+    settings::log(level::ERR, "Python stacks of all threads (read without the GIL; most recent call first):");
+    for line in text.lines().filter(|line| !line.is_empty()) {
+        settings::log(level::ERR, line);
+    }
+}

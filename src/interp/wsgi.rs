@@ -13,6 +13,15 @@ use crate::gil::scheduler;
 use crate::gil::{GilGuard, Refused};
 use crate::pyffi as ffi;
 
+/// Requests that found their script loaded (see `abi::Progress::scripts_ready`).
+static SCRIPTS_READY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Requests so far whose WSGI script was loaded (by them or before): a daemon's
+/// `startup-timeout` ends with the first, as mod_wsgi's does when a request gets its module.
+pub fn scripts_ready() -> u64 {
+    SCRIPTS_READY.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 pub fn handle(request: &abi::Request) -> Outcome {
     let ex = Exchange::new(request);
     let _current = Current::set(request);
@@ -68,7 +77,10 @@ fn serve(ex: &Exchange) -> Outcome {
 
     let reloading = ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0");
     let module = match script::load(group, &script, reloading) {
-        Ok(module) => module,
+        Ok(module) => {
+            SCRIPTS_READY.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            module
+        }
         Err(LoadError::Unreadable(e)) => {
             ex.log(level::ERR, &format!("Target WSGI script '{script}' cannot be read: {e}"));
             return Outcome::NOT_FOUND;

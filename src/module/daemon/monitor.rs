@@ -1,5 +1,5 @@
 //! The daemon's monitor: mod_wsgi's `wsgi_monitor_thread` for `request-timeout`,
-//! `inactivity-timeout` and `restart-interval`.
+//! `inactivity-timeout`, `restart-interval`, `deadlock-timeout` and `startup-timeout`.
 //!
 //! Worker threads register each request they serve ([`Monitor::begin`]) and note request I/O
 //! ([`Monitor::touch`]); a thread of its own looks every [`TICK`] and, when a limit is passed,
@@ -9,6 +9,10 @@
 //! The monitor never calls into Python: a request-timeout's stack dump is made by the main
 //! thread as it stops the process (`process.rs`), under the shutdown time limit. Its own lock
 //! (the table of running requests) is only held to read or change the table.
+//!
+//! `deadlock-timeout` and `startup-timeout` watch the engine's counters
+//! (`abi::Engine::progress`): its heartbeat, which takes the GIL every second, and the
+//! requests that found their WSGI script loaded.
 
 use super::super::apache;
 use super::super::log;
@@ -26,6 +30,10 @@ pub const REQUEST_TIMEOUT: u8 = b'R';
 pub const INACTIVITY: u8 = b'I';
 /// The process has run for `restart-interval`: stop gracefully (`graceful-timeout`).
 pub const RESTART_INTERVAL: u8 = b'T';
+/// Nobody could take the GIL for `deadlock-timeout`: stop at once (nothing can finish).
+pub const DEADLOCK: u8 = b'D';
+/// No request found its WSGI script loaded within `startup-timeout` of the first: stop.
+pub const STARTUP: u8 = b'U';
 
 /// How often the monitor looks: the precision of every limit it enforces.
 const TICK: Duration = Duration::from_millis(200);
@@ -67,6 +75,19 @@ pub struct Monitor {
     activity: AtomicU64,
     /// The process is stopping: the monitor has nothing more to decide.
     stopping: AtomicBool,
+    /// Milliseconds from `born` to the first request, plus one (0: none yet): mod_wsgi's
+    /// startup timer starts there.
+    first_request: AtomicU64,
+    engine: &'static abi::Engine,
+}
+
+/// What the monitor thread remembers between two looks.
+struct Watch {
+    /// The engine's counters at the last look, and when the heartbeat count last grew.
+    progress: abi::Progress,
+    last_beat: Instant,
+    /// `startup-timeout` is over: a request found its script loaded.
+    started: bool,
 }
 
 // SAFETY: the server record is read-only configuration; everything else is Sync.
@@ -98,8 +119,9 @@ impl Drop for Running<'_> {
 }
 
 impl Monitor {
-    pub fn new(name: &str, server: *mut apache::server_rec, timeouts: Timeouts, signals: c_int) -> Arc<Monitor> {
+    pub fn new(name: &str, server: *mut apache::server_rec, timeouts: Timeouts, engine: &'static abi::Engine, signals: c_int) -> Arc<Monitor> {
         Arc::new(Monitor {
+            engine,
             name: name.to_string(),
             server,
             timeouts,
@@ -109,14 +131,19 @@ impl Monitor {
             next_id: AtomicU64::new(1),
             activity: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
+            first_request: AtomicU64::new(0),
         })
     }
 
     /// Starts the monitor thread if a limit it enforces is set.
     pub fn start(self: &Arc<Self>) {
         let t = &self.timeouts;
-        if t.request == 0 && t.inactivity == 0 && t.restart_interval == 0 {
+        if t.request == 0 && t.inactivity == 0 && t.restart_interval == 0 && t.deadlock == 0 && t.startup == 0 {
             return;
+        }
+        // SAFETY: the engine is initialised; start_heartbeat takes no arguments.
+        if t.deadlock > 0 && unsafe { (self.engine.start_heartbeat)() } != 0 {
+            log::server(log::ERR, self.server, &format!("Unable to create deadlock-detection thread in daemon process '{}'; deadlock timeouts will not be enforced.", self.name));
         }
         let monitor = self.clone();
         let started = std::thread::Builder::new().name("wsgi-monitor".into()).spawn(move || monitor.run());
@@ -134,6 +161,12 @@ impl Monitor {
         let entry = Entry { id, ident, started: Instant::now(), what, timed_out: timed_out.clone(), conn };
         self.requests.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
         self.touch();
+        if self.timeouts.startup > 0 {
+            let since_born = self.born.elapsed().as_millis() as u64 + 1;
+            if self.first_request.compare_exchange(0, since_born, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                log::server(level::INFO, self.server, &format!("Application startup timer started for daemon process '{}'.", self.name));
+            }
+        }
         Running { monitor: self, id, timed_out }
     }
 
@@ -173,16 +206,19 @@ impl Monitor {
             level::DEBUG,
             self.server,
             &format!(
-                "Monitor thread of daemon process '{}': request-timeout {} s, interrupt-timeout {} s, inactivity-timeout {} s, restart-interval {} s, graceful-timeout {} s, shutdown-timeout {} s.",
-                self.name, t.request, t.interrupt, t.inactivity, t.restart_interval, t.graceful, t.shutdown
+                "Monitor thread of daemon process '{}': request-timeout {} s, interrupt-timeout {} s, inactivity-timeout {} s, restart-interval {} s, graceful-timeout {} s, shutdown-timeout {} s, deadlock-timeout {} s, startup-timeout {} s.",
+                self.name, t.request, t.interrupt, t.inactivity, t.restart_interval, t.graceful, t.shutdown, t.deadlock, t.startup
             ),
         );
+        // SAFETY: the engine is initialised; progress is lock-free and needs no GIL.
+        let progress = unsafe { (self.engine.progress)() };
+        let mut watch = Watch { progress, last_beat: Instant::now(), started: false };
         while !self.stopping.load(Ordering::SeqCst) {
             std::thread::sleep(TICK);
             if self.stopping.load(Ordering::SeqCst) {
                 return;
             }
-            if let Some(reason) = self.check() {
+            if let Some(reason) = self.check().or_else(|| self.check_progress(&mut watch)) {
                 self.stopping();
                 // SAFETY: writes one byte to our own signal pipe.
                 unsafe { libc::write(self.signals, (&reason as *const u8).cast(), 1) };
@@ -238,6 +274,47 @@ impl Monitor {
                 log::server(level::INFO, self.server, &format!("Daemon process inactivity timer expired, stopping process '{}'.", self.name));
                 return Some(INACTIVITY);
             }
+        }
+        None
+    }
+
+    /// `startup-timeout` and `deadlock-timeout`, from the engine's counters (mod_wsgi's
+    /// rules and lines).
+    fn check_progress(&self, watch: &mut Watch) -> Option<u8> {
+        let t = self.timeouts;
+        // SAFETY: the engine is initialised; progress is lock-free and needs no GIL.
+        let now = unsafe { (self.engine.progress)() };
+        if now.heartbeats != watch.progress.heartbeats {
+            watch.last_beat = Instant::now();
+        }
+        watch.progress = now;
+        if t.startup > 0 && !watch.started {
+            let first = self.first_request.load(Ordering::SeqCst);
+            if now.scripts_ready > 0 {
+                watch.started = true;
+                if first > 0 {
+                    log::server(level::INFO, self.server, &format!("Application startup timer cancelled for daemon process '{}'.", self.name));
+                }
+            } else if first > 0 && self.born.elapsed() >= Duration::from_millis(first - 1) + Duration::from_secs(t.startup) {
+                // mod_wsgi: the timer starts with the first request and ends when a request
+                // gets its script loaded; a script that fails to import keeps it running.
+                log::server(level::INFO, self.server, &format!("Application startup timer expired, stopping daemon process '{}'.", self.name));
+                return Some(STARTUP);
+            }
+        }
+        if t.deadlock > 0 && watch.last_beat.elapsed() >= Duration::from_secs(t.deadlock) {
+            log::server(level::INFO, self.server, &format!("Daemon process deadlock timer expired, stopping daemon process '{}'.", self.name));
+            let serving: Vec<String> = {
+                let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+                requests.iter().map(|e| format!("thread {} ({:#x}) for {:.1} s: {}", e.ident, e.ident, e.started.elapsed().as_secs_f64(), e.what)).collect()
+            };
+            for line in &serving {
+                log::server(log::ERR, self.server, &format!("Daemon process '{}' was serving a request in {line}", self.name));
+            }
+            // SAFETY: the engine is initialised; called without a Rust lock, from a thread
+            // that serves no request; it does not take the GIL (nobody can).
+            unsafe { (self.engine.dump_stacks_nogil)() };
+            return Some(DEADLOCK);
         }
         None
     }

@@ -13,7 +13,7 @@ const INVALID: &str = "Invalid option to WSGI daemon process definition.";
 /// Options mod_wsgi 4.9 and 6.x document that this build does not implement yet. Those
 /// parsed into [`DaemonSpec`] are validated first (a bad value gets mod_wsgi's message).
 pub const REFUSED: &[&str] = &[
-    "chroot", "script-user", "script-group", "python-eggs", "switch-interval", "deadlock-timeout", "startup-timeout",
+    "chroot", "script-user", "script-group", "python-eggs", "switch-interval",
     "socket-user", "cpu-time-limit",
     "cpu-priority", "memory-limit", "virtual-memory-limit", "stack-size", "receive-buffer-size",
     "send-buffer-size", "response-buffer-size", "response-socket-timeout", "response-flush-delay",

@@ -96,7 +96,7 @@ fn daemon_main(index: usize, n: u32) -> c_int {
         engine,
         token,
         server: group.server,
-        monitor: Monitor::new(&group.spec.name, group.server, group.spec.timeouts, signals.1),
+        monitor: Monitor::new(&group.spec.name, group.server, group.spec.timeouts, engine, signals.1),
         timeouts: group.spec.timeouts,
     });
     let workers: Vec<_> = (0..group.spec.threads)
@@ -144,7 +144,7 @@ fn stop_for(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, signals:
         _ => None,
     };
     let stop_grace = match kind {
-        monitor::INACTIVITY => Duration::ZERO,
+        monitor::INACTIVITY | monitor::DEADLOCK => Duration::ZERO,
         _ => STOP_GRACE.min(seconds(t.shutdown)),
     };
     let interrupt_after = if kind == monitor::REQUEST_TIMEOUT { seconds(t.interrupt) } else { Duration::ZERO };

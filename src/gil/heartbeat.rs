@@ -1,0 +1,77 @@
+//! The heartbeat behind a daemon's `deadlock-timeout` (mod_wsgi's `wsgi_deadlock_thread`):
+//! a thread of its own takes the GIL briefly every [`INTERVAL`] and counts each time it had
+//! it ([`beats`]). A daemon's monitor (in the module) restarts the process when the count
+//! stops growing for the timeout: then some thread has held the GIL all that time (a C call
+//! that never releases it, a lock taken with the GIL held), and no request can make progress.
+//!
+//! Only the main interpreter's GIL is taken. Application groups are sub-interpreters made
+//! with `Py_NewInterpreter`, which share the main interpreter's GIL on every Python (before
+//! 3.12 there is only one GIL; from 3.12 `Py_NewInterpreter` still makes interpreters that
+//! share it, only `Py_NewInterpreterFromConfig` with `own_gil` would not), so a stuck group
+//! stops the heartbeat as well.
+//!
+//! The heartbeat holds no Rust lock: its state is one atomic, and it never waits for a
+//! scheduler slot (a full queue is not a deadlock). Before Python is finalised, [`stop`] ends
+//! it: a beat that is under way (waiting for the GIL, which the caller is about to take
+//! as well) is waited for; a heartbeat asleep is not, and ends when it wakes.
+
+use super::guard::GilGuard;
+use super::thread_state::MAIN_INTERP;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::time::Duration;
+
+/// How often the heartbeat takes the GIL (mod_wsgi's: one second).
+const INTERVAL: Duration = Duration::from_secs(1);
+
+/// Asleep between beats.
+const IDLE: u8 = 0;
+/// Taking or holding the GIL.
+const BEATING: u8 = 1;
+/// Ended by [`stop`]: no beat starts again.
+const STOPPED: u8 = 2;
+
+static STATE: AtomicU8 = AtomicU8::new(IDLE);
+static STARTED: AtomicBool = AtomicBool::new(false);
+static BEATS: AtomicU64 = AtomicU64::new(0);
+
+/// Starts the heartbeat thread (once; later calls do nothing). Python must be initialised.
+pub fn start() -> std::io::Result<()> {
+    if STARTED.swap(true, Ordering::SeqCst) {
+        return Ok(());
+    }
+    let spawned = std::thread::Builder::new().name("wsgi-heartbeat".into()).spawn(run);
+    if spawned.is_err() {
+        STARTED.store(false, Ordering::SeqCst);
+    }
+    spawned.map(drop)
+}
+
+/// Times the heartbeat has had the GIL since it started.
+pub fn beats() -> u64 {
+    BEATS.load(Ordering::SeqCst)
+}
+
+fn run() {
+    loop {
+        std::thread::sleep(INTERVAL);
+        if STATE.compare_exchange(IDLE, BEATING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return; // stopped
+        }
+        drop(GilGuard::acquire(MAIN_INTERP));
+        BEATS.fetch_add(1, Ordering::SeqCst);
+        // Only this thread leaves BEATING; stop() waits for it.
+        STATE.store(IDLE, Ordering::SeqCst);
+    }
+}
+
+/// Ends the heartbeat before Python is finalised (a thread that asks for the GIL during or
+/// after `Py_FinalizeEx` is ended by Python, or hangs). Called without the GIL: a beat under
+/// way is waited for, and it needs the GIL for a moment.
+pub fn stop() {
+    loop {
+        match STATE.compare_exchange(IDLE, STOPPED, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) | Err(STOPPED) => return,
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
