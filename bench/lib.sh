@@ -1,4 +1,4 @@
-# Helpers shared by the benchmarks (bench/hello.sh, bench/gil.sh); sourced, not run.
+# Helpers shared by the benchmarks (bench/*.sh); sourced, not run.
 # The sourcing script sets `set -euo pipefail` and these variables before calling them:
 #   REPO         the repository root
 #   PY           the Python used for small helpers (/usr/bin/python3)
@@ -62,8 +62,15 @@ free_port() {
 # start_server DIR URL : starts the Apache of DIR/httpd.conf and waits for a 200 from URL
 # (printing the error log and exiting on failure).
 start_server() {
-  local dir=$1 url=$2 code=""
+  local dir=$1 url=$2
   "$HTTPD" -f "$dir/httpd.conf" -k start >&2 || { cat "$dir/error.log" >&2 2>/dev/null || true; die "apache2 failed to start ($dir)"; }
+  wait_ready "$dir" "$url"
+}
+
+# wait_ready DIR URL : waits (up to 20 s) for a 200 from URL, the server started from DIR; on
+# failure prints DIR/error.log and exits.
+wait_ready() {
+  local dir=$1 url=$2 code=""
   for _ in $(seq 200); do
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
     [ "$code" = 200 ] && return 0
