@@ -149,7 +149,7 @@ pub fn shutdown() {
         main_group.events.fire(Subscribers::Shutdown, "process_stopping", py::dict);
     }
     // SAFETY: GIL held in the main interpreter through `main`, current on this thread.
-    unsafe { delete_main_apache_thread_states(main) };
+    unsafe { delete_apache_thread_states_on_helper(MAIN_INTERP, main) };
     let left_running = LEFT_RUNNING.lock().join("', '");
     if left_running.is_empty() {
         // Py_FinalizeEx joins the main interpreter's non-daemon threads and stops its daemon
@@ -182,7 +182,7 @@ static LEFT_RUNNING: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// The GIL must be held through `own`, this thread's state for `index`, which is current.
 pub(super) unsafe fn end_interpreter(index: InterpIndex, own: *mut ffi::PyThreadState, name: &str) {
     // SAFETY: forwarded from the caller.
-    unsafe { delete_apache_thread_states(index, own) };
+    unsafe { delete_apache_thread_states_on_helper(index, own) };
     // SAFETY: as above.
     if unsafe { other_thread_states(own) } > 0 {
         join_non_daemon_threads();
@@ -231,32 +231,32 @@ unsafe fn delete_apache_thread_states(index: InterpIndex, keep: *mut ffi::PyThre
     }
 }
 
-/// [`delete_apache_thread_states`] for the main interpreter, done on a thread of its own.
+/// [`delete_apache_thread_states`] for the current interpreter (`index`), done on a thread of
+/// its own.
 ///
-/// Other Apache threads' main-interpreter states may be the ones the `PyGILState` API bound to
-/// their threads (up to 3.11 the first state of a thread, its main one; from 3.12 the one it
-/// made current last), and from 3.12 `PyThreadState_Delete` of a bound state clears the
-/// *calling* thread's binding (the sub-interpreter ends above rebind this thread when they
-/// swap back to `main`; nothing would after this): done here,
-/// this thread would be left without one, and a `PyGILState_Ensure` during finalisation (an
-/// extension's atexit or free function) would create a second state and abort with "non-NULL
+/// Other Apache threads' states may be the ones the `PyGILState` API bound to their threads
+/// (up to 3.11 the first state of a thread, its main one; from 3.12 the one it made current
+/// last, of any interpreter), and from 3.12 `PyThreadState_Delete` of a bound state clears the
+/// *calling* thread's binding: done here, this thread would be left without one while the
+/// interpreter ends or Python finalises, and a `PyGILState_Ensure` there (an extension's
+/// atexit or free function) would create a second state and deadlock or abort with "non-NULL
 /// old thread state". A short-lived thread loses nothing by it. Usually there is nothing to
 /// delete: Apache's threads delete their own states when they end (`gil::thread_state`),
-/// except those that end after the child began to stop.
+/// except those that end after the child's exit began and h2 workers not joined by then.
 ///
 /// # Safety
-/// The GIL must be held through `main`, this thread's main-interpreter state, which is current.
-unsafe fn delete_main_apache_thread_states(main: *mut ffi::PyThreadState) {
+/// The GIL must be held through `keep`, this thread's state for `index`, which is current.
+unsafe fn delete_apache_thread_states_on_helper(index: InterpIndex, keep: *mut ffi::PyThreadState) {
     // SAFETY: forwarded from the caller.
     let interp = unsafe { ffi::compat::current_interpreter() } as usize;
-    let keep = main as usize;
+    let kept = keep as usize;
     let delete = move || {
-        // SAFETY: a new state of the (live) main interpreter for this thread, entered, used
-        // to delete the cached states under the GIL, then cleared and deleted as current.
+        // SAFETY: a new state of the (live) interpreter for this thread, entered, used to
+        // delete the cached states under the GIL, then cleared and deleted as current.
         unsafe {
             let tstate = ffi::PyThreadState_New(interp as *mut ffi::PyInterpreterState);
             ffi::PyEval_RestoreThread(tstate);
-            delete_apache_thread_states(MAIN_INTERP, keep as *mut ffi::PyThreadState);
+            delete_apache_thread_states(index, kept as *mut ffi::PyThreadState);
             ffi::PyThreadState_Clear(tstate);
             ffi::PyThreadState_DeleteCurrent();
         }
@@ -268,11 +268,13 @@ unsafe fn delete_main_apache_thread_states(main: *mut ffi::PyThreadState) {
         let helper = std::thread::Builder::new().name("wsgi-states".into()).spawn(delete);
         // A panic in the helper (there is nothing in it that panics) is not retried here.
         let started = helper.map(|h| drop(h.join())).is_ok();
-        ffi::PyEval_RestoreThread(main);
+        ffi::PyEval_RestoreThread(keep);
         if !started && cfg!(not(Py_3_12)) {
             // No thread could be started: before 3.12 deleting them here is as good. From
-            // 3.12 they are left to Py_FinalizeEx, which deletes them without unbinding.
-            delete_apache_thread_states(MAIN_INTERP, main);
+            // 3.12 they are left (Py_FinalizeEx deletes the main interpreter's without
+            // unbinding; Py_EndInterpreter refuses other states, and the interpreter is then
+            // left running, as for an application's daemon threads).
+            delete_apache_thread_states(index, keep);
         }
     }
 }

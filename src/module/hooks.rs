@@ -167,11 +167,8 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
 /// still running in requests so that the child exits before Apache has to SIGKILL it.
 unsafe extern "C" fn child_stopping(_pchild: *mut apache::apr_pool_t, graceful: c_int) {
     trampoline("child_stopping", (), || {
-        if let Some(engine) = engine() {
-            // SAFETY: async-signal-safe, callable from any thread.
-            unsafe { (engine.ending)() };
-        }
         if in_prefork_exit_signal_handler() {
+            mark_ending();
             return;
         }
         if let Some(engine) = engine() {
@@ -185,11 +182,8 @@ unsafe extern "C" fn child_stopping(_pchild: *mut apache::apr_pool_t, graceful: 
 /// [`in_prefork_exit_signal_handler`]); otherwise the process just ends.
 unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
     trampoline("child exit", 0, || {
-        if let Some(engine) = engine() {
-            // SAFETY: async-signal-safe, callable from any thread.
-            unsafe { (engine.ending)() };
-        }
         if in_prefork_exit_signal_handler() {
+            mark_ending();
             return 0;
         }
         if let Some(engine) = engine() {
@@ -198,6 +192,17 @@ unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
         }
         0
     })
+}
+
+/// Tells the engine, from prefork's exit signal handler, that the process is ending: a thread
+/// that ends from now on (an h2 worker joined by the child pool's cleanup) must not wait for
+/// the GIL, which the interrupted code may hold. Elsewhere the engine's `shutdown` does this
+/// itself, after Apache's threads have ended and deleted their own thread states.
+fn mark_ending() {
+    if let Some(engine) = engine() {
+        // SAFETY: async-signal-safe (one atomic store), callable from any thread.
+        unsafe { (engine.ending)() };
+    }
 }
 
 /// Whether this is prefork's SIGTERM or SIGHUP handler (`just_die`), which exits the child
