@@ -631,7 +631,7 @@ fn oversized_response_headers_are_a_500_that_names_header_buffer_size() {
     let log = apache.wait_for_log(needle);
     let line = log.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no header-buffer-size line:\n{log}"));
     assert!(line.contains("daemon process 'plain'") && line.contains("Raise header-buffer-size="), "{line}");
-    let size: usize = line.split("Response headers of ").nth(1).and_then(|s| s.split(' ').next()?.parse().ok()).expect("the size needed");
+    let size: usize = line.split("A response header line of ").nth(1).and_then(|s| s.split(' ').next()?.parse().ok()).expect("the size needed");
     assert!((40000..41000).contains(&size), "{line}");
     assert!(line.contains("[client 127.0.0.1:"), "attributed to the request: {line}");
     // Small headers from the same daemon, and big ones from the group with room for them.

@@ -213,7 +213,11 @@ else:
     s.sendall(struct.pack('<BI', 1, len(payload)) + payload)
 got = b''
 while True:
-    chunk = s.recv(65536)
+    try:
+        chunk = s.recv(65536)
+    except ConnectionResetError:
+        # Refused after the token, before the rest was read: the unread rest makes it a reset.
+        break
     if not chunk:
         break
     got += chunk
