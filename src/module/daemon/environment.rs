@@ -196,3 +196,33 @@ fn set_language(group: &Group) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::options::{DaemonSpec, SystemAccounts};
+    use super::*;
+
+    fn group(options: &str) -> Group {
+        Group {
+            spec: DaemonSpec::parse(&format!("site {options}"), &SystemAccounts).unwrap(),
+            server: std::ptr::null_mut(),
+            path: Default::default(),
+            listener: -1,
+            uid: 0,
+            gid: 0,
+            user_name: None,
+            home: None,
+            python_home: None,
+        }
+    }
+
+    #[test]
+    fn limits_are_mod_wsgi_s_resources_and_values() {
+        assert!(limits(&group("")).is_empty(), "0: no limit");
+        let set: Vec<_> = limits(&group("cpu-time-limit=10 shutdown-timeout=4 memory-limit=1000 virtual-memory-limit=2000"))
+            .into_iter()
+            .map(|(resource, soft, hard, _)| (resource, soft, hard))
+            .collect();
+        assert_eq!(set, vec![(libc::RLIMIT_CPU, 10, 15), (libc::RLIMIT_DATA, 1000, 1000), (libc::RLIMIT_AS, 2000, 2000)]);
+    }
+}
