@@ -79,6 +79,7 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     // Daemon mode (src/module/daemon).
     "ap_hook_pre_config", "ap_state_query", "ap_runtime_dir_relative", "ap_close_listeners", "apr_proc_fork",
     "apr_pool_note_subprocess", "apr_proc_other_child_register", "apr_proc_other_child_unregister",
+    "ap_get_conn_socket", "apr_socket_timeout_get", "apr_socket_timeout_set",
 ];
 const ALLOWED_VARS: &[&str] = &[
     "MODULE_MAGIC_NUMBER_MAJOR", "MODULE_MAGIC_NUMBER_MINOR", "MODULE_MAGIC_COOKIE",

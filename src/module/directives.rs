@@ -9,11 +9,12 @@ use super::config::{AppOptions, DirConfig, MapHead, ScriptAlias, UrlMatch};
 use super::proxy::{environ_name, Network};
 use super::daemon::{self, options::{DaemonSpec, SystemAccounts}};
 use super::engine_loader;
+use super::log;
 use super::group_name::GroupSpec;
 use super::imports::{self, ImportScript};
 use super::record::server_config_mut;
 use super::trampoline::trampoline;
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::Path;
 
 /// Apache reads this array up to the entry with a null name.
@@ -536,11 +537,25 @@ unsafe extern "C" fn script_reloading(cmd: *mut cmd_parms, mconfig: *mut c_void,
     option_flag(cmd, mconfig, arg, "WSGIScriptReloading", |o, on| o.script_reloading = Some(on))
 }
 
+/// The New Relic options warning is given once per process, not per group or per reading of
+/// the configuration.
+static NEW_RELIC_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A daemon group of this server or virtual host (see `daemon/options.rs`); its sockets and
 /// processes are made in `post_config`, never while the configuration is only tested.
 unsafe extern "C" fn daemon_process(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
         let spec = DaemonSpec::parse(&d.arg, &SystemAccounts)?;
+        if !spec.ignored.is_empty() && !NEW_RELIC_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            // SAFETY: cmd is the live cmd_parms of this directive call.
+            let server = unsafe { (*d.cmd).server };
+            log::server(apache::APLOG_WARNING as c_int, server, &format!(
+                "WSGIDaemonProcess {}: {} ignored: mod_wsgi-rs has no New Relic agent hook (import 'newrelic.agent' and \
+                 call newrelic.agent.initialize() in the WSGI script instead).",
+                spec.name,
+                spec.ignored.join(" and ")
+            ));
+        }
         if let Some(home) = &spec.python_home {
             // Refuse here, with the file and line, rather than fail in every daemon.
             engine_loader::engine_for(Some(Path::new(home))).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;

@@ -4,13 +4,16 @@
 
 use super::super::apache;
 use super::super::log;
+use super::options::SystemAccounts;
+use super::script_owner;
 use super::supervisor::{self, Group, Registry};
 use super::wire::{self, Decoder, Hello, Start};
 use crate::abi;
 use std::ffi::{c_int, CStr};
 use std::io::{self, BufReader, Write};
 use std::os::fd::FromRawFd;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -36,6 +39,14 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, er
     };
     if !accessible(registry.as_ref().expect("found above"), group, r) {
         return fail(apache::HTTP_INTERNAL_SERVER_ERROR, format!("Daemon process called '{name}' cannot be accessed by this WSGI application."));
+    }
+    if let Some(rule) = &group.spec.script_owner {
+        // SAFETY: the request record is live; filename is null or a NUL-terminated string.
+        let filename = unsafe { (!(*r).filename.is_null()).then(|| CStr::from_ptr((*r).filename).to_bytes().to_vec()) };
+        let filename = PathBuf::from(std::ffi::OsString::from_vec(filename.unwrap_or_default()));
+        if let Err(message) = script_owner::check(rule, &filename, &SystemAccounts) {
+            return fail(apache::HTTP_FORBIDDEN, message);
+        }
     }
     let stream = match connect(group) {
         Ok(stream) => stream,
@@ -68,7 +79,23 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, er
     let _ = stream.set_read_timeout(timeout);
     let _ = stream.set_write_timeout(timeout);
     let token = supervisor::token(index).unwrap_or_default();
-    let mut exchange = Exchange { r, name, request, stream, timeout, ready: false, started: false };
+    // response-socket-timeout=, else socket-timeout=; neither: the connection's own.
+    let response_timeout = match (group.spec.timeouts.response_socket, group.spec.timeouts.socket) {
+        (0, 0) => None,
+        (0, seconds) | (seconds, _) => Some(Duration::from_secs(seconds)),
+    };
+    let mut exchange = Exchange {
+        r,
+        name,
+        request,
+        stream,
+        timeout,
+        ready: false,
+        started: false,
+        flusher: Flusher::new(group.spec.response_buffer_size),
+        response_timeout,
+        client_timeout: None,
+    };
     exchange.run(token, error_override)
 }
 
@@ -147,6 +174,12 @@ struct Exchange<'a> {
     ready: bool,
     /// Response headers were handed to Apache.
     started: bool,
+    /// `response-buffer-size=`.
+    flusher: Flusher,
+    /// `response-socket-timeout=` (else `socket-timeout=`), set on the client connection once
+    /// the response begins.
+    response_timeout: Option<Duration>,
+    client_timeout: Option<ClientTimeout>,
 }
 
 impl Exchange<'_> {
@@ -179,6 +212,7 @@ impl Exchange<'_> {
                 wire::READY => self.ready = true,
                 wire::READ => self.read(Decoder(&payload).u32()? as usize)?,
                 wire::START => {
+                    self.response_begins();
                     if !self.start(&payload)? {
                         // The daemon, which took the headers as sent, finds the connection
                         // closed at its next write.
@@ -187,9 +221,15 @@ impl Exchange<'_> {
                     }
                 }
                 wire::DATA | wire::FLUSH => {
+                    self.response_begins();
                     let data = if kind == wire::DATA { abi::Bytes::new(&payload) } else { abi::Bytes::EMPTY };
                     // SAFETY: the handler's callback with its own ctx, during its request.
-                    if unsafe { (request.write)(request.ctx, data) } != 0 {
+                    let mut failed = unsafe { (request.write)(request.ctx, data) } != 0;
+                    if !failed && self.flusher.passed(payload.len()) {
+                        // SAFETY: as above; an empty write is a flush.
+                        failed = unsafe { (request.write)(request.ctx, abi::Bytes::EMPTY) } != 0;
+                    }
+                    if failed {
                         // The client is gone: the daemon's next write fails and the engine
                         // closes the application's iterable, as when embedded.
                         let _ = self.stream.shutdown(std::net::Shutdown::Both);
@@ -204,6 +244,16 @@ impl Exchange<'_> {
                 }
                 wire::END => return Ok(abi::Outcome(Decoder(&payload).i32()?)),
                 other => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected frame kind {other}"))),
+            }
+        }
+    }
+
+    /// The client connection gets `response-socket-timeout=` (restored when the exchange
+    /// ends), as mod_wsgi sets it while it passes the response on.
+    fn response_begins(&mut self) {
+        if self.client_timeout.is_none() {
+            if let Some(timeout) = self.response_timeout {
+                self.client_timeout = ClientTimeout::set(self.r, timeout);
             }
         }
     }
@@ -280,5 +330,90 @@ impl Exchange<'_> {
         };
         log::request(log::ERR, self.r, &message);
         Err(status as c_int)
+    }
+}
+
+/// `response-buffer-size=`: as mod_wsgi's guard against output filters that buffer without
+/// end, the response is flushed whenever more than this many bytes went to Apache since the
+/// last flush.
+struct Flusher {
+    limit: usize,
+    since_flush: usize,
+}
+
+impl Flusher {
+    fn new(limit: usize) -> Flusher {
+        Flusher { limit, since_flush: 0 }
+    }
+
+    /// Notes `n` bytes passed on (0: a flush); true when a flush is due now.
+    fn passed(&mut self, n: usize) -> bool {
+        if n == 0 {
+            self.since_flush = 0;
+            return false;
+        }
+        self.since_flush += n;
+        if self.since_flush > self.limit {
+            self.since_flush = 0;
+            return true;
+        }
+        false
+    }
+}
+
+/// The client connection's socket timeout, changed for this response and put back after.
+struct ClientTimeout {
+    socket: *mut apache::apr_socket_t,
+    previous: apache::apr_interval_time_t,
+}
+
+impl ClientTimeout {
+    /// None when the connection has no socket of its own: a secondary (HTTP/2 stream)
+    /// connection shares its main connection's socket, which another thread drives.
+    fn set(r: *mut apache::request_rec, timeout: Duration) -> Option<ClientTimeout> {
+        // SAFETY: the live request's connection record.
+        let c = unsafe { (*r).connection };
+        // SAFETY: as above.
+        if c.is_null() || !unsafe { (*c).master }.is_null() {
+            return None;
+        }
+        // SAFETY: the connection's core socket, live for the connection.
+        let socket = unsafe { apache::ap_get_conn_socket(c) };
+        if socket.is_null() {
+            return None;
+        }
+        let mut previous: apache::apr_interval_time_t = 0;
+        // SAFETY: a live socket; the getter writes one value.
+        if unsafe { apache::apr_socket_timeout_get(socket, &mut previous) } != 0 {
+            return None;
+        }
+        let micros = apache::apr_interval_time_t::try_from(timeout.as_micros()).unwrap_or(apache::apr_interval_time_t::MAX);
+        // SAFETY: as above.
+        unsafe { apache::apr_socket_timeout_set(socket, micros) };
+        Some(ClientTimeout { socket, previous })
+    }
+}
+
+impl Drop for ClientTimeout {
+    fn drop(&mut self) {
+        // SAFETY: the exchange ends within the request, on the connection's live socket.
+        unsafe { apache::apr_socket_timeout_set(self.socket, self.previous) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Flusher;
+
+    #[test]
+    fn the_response_is_flushed_each_time_more_than_the_buffer_size_passed() {
+        let mut flusher = Flusher::new(100);
+        assert!(!flusher.passed(60));
+        assert!(!flusher.passed(40), "exactly the limit: no flush yet");
+        assert!(flusher.passed(1));
+        assert!(!flusher.passed(100));
+        assert!(!flusher.passed(0), "an application's flush starts the count again");
+        assert!(!flusher.passed(100));
+        assert!(flusher.passed(500));
     }
 }

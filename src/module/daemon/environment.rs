@@ -1,8 +1,10 @@
 //! A daemon process's start-up environment, set while it is still single-threaded and free of
-//! Python: its name in `ps`, its user and groups, working directory, account variables,
-//! `umask=`, `lang=` and `locale=`, in mod_wsgi's order (`wsgi_setup_daemon_process`, then the
-//! language settings just before Python starts), so that Python's own start-up (which reads
-//! the locale from the environment, and opens files as this user) sees them.
+//! Python: its name in `ps`, `cpu-priority=`, its user and groups, working directory, account
+//! variables, `umask=`, the resource limits, `lang=`, `locale=` and `python-eggs=`, in
+//! mod_wsgi's order (`wsgi_setup_daemon_process`: the priority while still root, so that a
+//! negative one is allowed; the limits once the user is switched; then the language settings
+//! just before Python starts), so that Python's own start-up (which reads the locale from the
+//! environment, and opens files as this user) sees them.
 
 use super::super::log;
 use super::options::{Accounts, SystemAccounts};
@@ -13,8 +15,15 @@ use std::ffi::CString;
 /// Everything before the engine loads; `Err` stops the daemon (see `process::fail`).
 pub fn prepare(registry: &Registry, group: &Group) -> Result<(), String> {
     set_display_name(registry, group);
+    set_priority(group);
     drop_privileges(group)?;
+    set_limits(group);
     set_language(group);
+    if let Some(eggs) = &group.spec.python_eggs {
+        // mod_wsgi sets it in `os.environ` of each interpreter; the process environment,
+        // set before Python starts, is what every interpreter's `os.environ` starts from.
+        std::env::set_var("PYTHON_EGG_CACHE", eggs);
+    }
     Ok(())
 }
 
@@ -39,6 +48,62 @@ fn set_display_name(registry: &Registry, group: &Group) {
         let short: Vec<u8> = name.bytes().filter(|b| *b != 0).take(15).collect();
         if let Ok(short) = CString::new(short) {
             libc::prctl(libc::PR_SET_NAME, short.as_ptr());
+        }
+    }
+}
+
+/// `cpu-priority=`: the nice value of the daemon (and of the threads it starts later). A
+/// failure is mod_wsgi's warning, not a failure to start.
+fn set_priority(group: &Group) {
+    let priority = group.spec.cpu_priority;
+    if priority == 0 {
+        return;
+    }
+    // SAFETY: setpriority has no memory preconditions; `who` 0 is this process.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, priority) } != 0 {
+        log::server(level::WARNING, group.server, &format!(
+            "Unable to set CPU priority of {priority} for daemon process '{}'; daemon will run with default priority: {}",
+            group.spec.name,
+            std::io::Error::last_os_error()
+        ));
+    }
+}
+
+/// One resource limit as mod_wsgi sets it: `(resource, soft, hard, what failed)`.
+type Limit = (libc::__rlimit_resource_t, u64, u64, String);
+
+/// The limits of `cpu-time-limit=` (`RLIMIT_CPU`: the hard limit 1 s + `shutdown-timeout`
+/// beyond the soft one, which sends `SIGXCPU`, so that the daemon can stop before the kernel
+/// kills it), `memory-limit=` (`RLIMIT_DATA`) and `virtual-memory-limit=` (`RLIMIT_AS`), with
+/// mod_wsgi's warnings.
+fn limits(group: &Group) -> Vec<Limit> {
+    let spec = &group.spec;
+    let name = &spec.name;
+    let mut limits = Vec::new();
+    if spec.cpu_time_limit > 0 {
+        let soft = spec.cpu_time_limit;
+        let message = format!("Unable to set CPU time limit of {soft} seconds for daemon process '{name}'; daemon will run without the configured limit.");
+        limits.push((libc::RLIMIT_CPU, soft, soft + 1 + spec.timeouts.shutdown, message));
+    }
+    if spec.memory_limit > 0 {
+        let limit = spec.memory_limit;
+        let message = format!("Unable to set memory limit of {limit} for daemon process '{name}'; daemon will run without the configured limit.");
+        limits.push((libc::RLIMIT_DATA, limit, limit, message));
+    }
+    if spec.virtual_memory_limit > 0 {
+        let limit = spec.virtual_memory_limit;
+        let message = format!("Unable to set virtual memory limit of {limit} for daemon process '{name}'; daemon will run without the configured limit.");
+        limits.push((libc::RLIMIT_AS, limit, limit, message));
+    }
+    limits
+}
+
+fn set_limits(group: &Group) {
+    for (resource, soft, hard, message) in limits(group) {
+        let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+        // SAFETY: setrlimit reads the one struct it is given.
+        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+            log::server(level::WARNING, group.server, &format!("{message} ({})", std::io::Error::last_os_error()));
         }
     }
 }
@@ -129,5 +194,35 @@ fn set_language(group: &Group) {
                  inherited locale. Consider 'C.UTF-8' as a fallback."
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::options::{DaemonSpec, SystemAccounts};
+    use super::*;
+
+    fn group(options: &str) -> Group {
+        Group {
+            spec: DaemonSpec::parse(&format!("site {options}"), &SystemAccounts).unwrap(),
+            server: std::ptr::null_mut(),
+            path: Default::default(),
+            listener: -1,
+            uid: 0,
+            gid: 0,
+            user_name: None,
+            home: None,
+            python_home: None,
+        }
+    }
+
+    #[test]
+    fn limits_are_mod_wsgi_s_resources_and_values() {
+        assert!(limits(&group("")).is_empty(), "0: no limit");
+        let set: Vec<_> = limits(&group("cpu-time-limit=10 shutdown-timeout=4 memory-limit=1000 virtual-memory-limit=2000"))
+            .into_iter()
+            .map(|(resource, soft, hard, _)| (resource, soft, hard))
+            .collect();
+        assert_eq!(set, vec![(libc::RLIMIT_CPU, 10, 15), (libc::RLIMIT_DATA, 1000, 1000), (libc::RLIMIT_AS, 2000, 2000)]);
     }
 }

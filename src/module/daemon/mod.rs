@@ -4,16 +4,19 @@
 //!
 //! - `options.rs`: the directive's options;
 //! - `supervisor.rs`: Apache's parent: sockets, forks, re-forks;
-//! - `environment.rs`: a daemon's start-up: display name, user and groups, umask, language;
+//! - `environment.rs`: a daemon's start-up: display name, priority, user and
+//!   groups, umask, resource limits, language;
 //! - `process.rs`: inside a daemon: the engine, worker threads;
 //! - `monitor.rs`: inside a daemon: request-timeout, inactivity-timeout, restart-interval;
 //! - `client.rs`: in Apache's children: forwarding one request;
-//! - `wire.rs`: the frames between the two.
+//! - `wire.rs`: the frames between the two;
+//! - `script_owner.rs`: in Apache's children: `script-user=` / `script-group=`.
 
 pub mod client;
 mod monitor;
 pub mod options;
 mod environment;
 mod process;
+mod script_owner;
 pub mod supervisor;
 mod wire;

@@ -12,13 +12,12 @@ const INVALID: &str = "Invalid option to WSGI daemon process definition.";
 
 /// Options mod_wsgi 4.9 and 6.x document that this build does not implement yet. Those
 /// parsed into [`DaemonSpec`] are validated first (a bad value gets mod_wsgi's message).
-pub const REFUSED: &[&str] = &[
-    "chroot", "script-user", "script-group", "python-eggs", "switch-interval",
-    "socket-user", "cpu-time-limit",
-    "cpu-priority", "memory-limit", "virtual-memory-limit", "stack-size", "receive-buffer-size",
-    "send-buffer-size", "response-buffer-size", "response-socket-timeout", "response-flush-delay",
-    "server-metrics", "newrelic-config-file", "newrelic-environment",
-];
+pub const REFUSED: &[&str] = &["chroot", "switch-interval", "response-flush-delay", "server-metrics"];
+
+/// Options of mod_wsgi 4.x that only configured its New Relic agent hook (importing
+/// `newrelic.agent` and wrapping each application), which this build does not have: accepted
+/// so that old configurations still load, with a warning (see [`DaemonSpec::ignored`]).
+pub const IGNORED: &[&str] = &["newrelic-config-file", "newrelic-environment"];
 
 /// The daemon's timeouts, in seconds as configured (0: off, except where a default says).
 /// mod_wsgi's defaults.
@@ -49,6 +48,10 @@ pub struct Timeouts {
     pub socket: u64,
     /// A request that waited this long for a daemon thread gets a 504 instead of running.
     pub queue: u64,
+    /// `response-socket-timeout=`: the client connection's timeout while the response is
+    /// passed on to it by an Apache child; 0: `socket-timeout`, and if that is 0 too, the
+    /// connection's own (`Timeout`).
+    pub response_socket: u64,
 }
 
 impl Default for Timeouts {
@@ -66,6 +69,7 @@ impl Default for Timeouts {
             connect: 15,
             socket: 0,
             queue: 0,
+            response_socket: 0,
         }
     }
 }
@@ -84,6 +88,17 @@ pub trait Accounts {
     fn user_by_name(&self, name: &str) -> Option<Account>;
     fn user_by_id(&self, uid: u32) -> Option<Account>;
     fn group_by_name(&self, name: &str) -> Option<u32>;
+    /// The name of group `gid` (`getgrgid`).
+    fn group_by_id(&self, gid: u32) -> Option<String>;
+}
+
+/// `script-user=` / `script-group=`: whom a WSGI script file (and its directory) must belong
+/// to for this group to run it (checked in the Apache child, see `script_owner.rs`). By name,
+/// as mod_wsgi compares them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScriptOwner {
+    User(String),
+    Group(String),
 }
 
 /// One daemon process group as configured.
@@ -126,7 +141,36 @@ pub struct DaemonSpec {
     /// send (default 32768; mod_wsgi's minimum 8192).
     pub header_buffer_size: usize,
     pub timeouts: Timeouts,
+    /// `python-eggs=`: `PYTHON_EGG_CACHE` in the daemon's environment.
+    pub python_eggs: Option<String>,
+    /// `stack-size=`: the worker threads' stack size in bytes; `None`: our default.
+    pub stack_size: Option<usize>,
+    /// `cpu-time-limit=` in seconds (`RLIMIT_CPU`; 0: none).
+    pub cpu_time_limit: u64,
+    /// `cpu-priority=`: the daemon's nice value (`setpriority`; 0: unchanged).
+    pub cpu_priority: i32,
+    /// `memory-limit=` in bytes (`RLIMIT_DATA`; 0: none).
+    pub memory_limit: u64,
+    /// `virtual-memory-limit=` in bytes (`RLIMIT_AS`; 0: none).
+    pub virtual_memory_limit: u64,
+    /// `socket-user=`: the uid the daemon socket is given instead of Apache's `User` (for an
+    /// MPM whose children switch user, such as ITK).
+    pub socket_user: Option<Account>,
+    /// `send-buffer-size=` / `receive-buffer-size=`: `SO_SNDBUF` / `SO_RCVBUF` of the daemon
+    /// socket (0: the system's).
+    pub send_buffer_size: u32,
+    pub receive_buffer_size: u32,
+    /// `response-buffer-size=`: an Apache child flushes the response it passes on at least
+    /// every this many bytes (default 8 MiB; mod_wsgi's minimum 65536).
+    pub response_buffer_size: usize,
+    /// `script-user=` / `script-group=`.
+    pub script_owner: Option<ScriptOwner>,
+    /// Options given that have no effect here ([`IGNORED`]), for the one warning.
+    pub ignored: Vec<String>,
 }
+
+/// `response-buffer-size=0`: mod_wsgi's default.
+pub const DEFAULT_RESPONSE_BUFFER_SIZE: usize = 8 << 20;
 
 impl DaemonSpec {
     fn new(name: &str) -> DaemonSpec {
@@ -150,6 +194,18 @@ impl DaemonSpec {
             listen_backlog: 100,
             header_buffer_size: 32768,
             timeouts: Timeouts::default(),
+            python_eggs: None,
+            stack_size: None,
+            cpu_time_limit: 0,
+            cpu_priority: 0,
+            memory_limit: 0,
+            virtual_memory_limit: 0,
+            socket_user: None,
+            send_buffer_size: 0,
+            receive_buffer_size: 0,
+            response_buffer_size: DEFAULT_RESPONSE_BUFFER_SIZE,
+            script_owner: None,
+            ignored: Vec::new(),
         }
     }
 
@@ -271,11 +327,67 @@ impl DaemonSpec {
             "python-path" => self.python_path = Some(value.split(':').filter(|p| !p.is_empty()).map(str::to_string).collect()),
             "display-name" => self.display_name = Some(value.replace("%{GROUP}", &format!("(wsgi:{})", self.name))),
             "maximum-requests" => self.maximum_requests = number("Invalid request count for WSGI daemon process.", 0)?,
+            "python-eggs" => self.python_eggs = Some(value.to_string()),
+            "stack-size" => {
+                let size = number("Invalid stack size for WSGI daemon process.", 1)?;
+                self.stack_size = Some(usize::try_from(size).map_err(|_| "Invalid stack size for WSGI daemon process.")?);
+            }
+            "cpu-time-limit" => self.cpu_time_limit = number("Invalid CPU time limit for WSGI daemon process.", 0)?,
+            "cpu-priority" => self.cpu_priority = value.parse().map_err(|_| "Invalid CPU priority for WSGI daemon process.")?,
+            "memory-limit" => self.memory_limit = number("Invalid memory limit for WSGI daemon process.", 0)?,
+            "virtual-memory-limit" => self.virtual_memory_limit = number("Invalid virtual memory limit for WSGI daemon process.", 0)?,
+            "send-buffer-size" => self.send_buffer_size = socket_buffer(value, "send", "Send")?,
+            "receive-buffer-size" => self.receive_buffer_size = socket_buffer(value, "receive", "Receive")?,
+            "response-buffer-size" => {
+                let size = number("Invalid response buffer size for WSGI daemon process.", 0)?;
+                if size != 0 && size < 65536 {
+                    return Err("Response buffer size must be >= 65536 bytes, or 0 for default.".into());
+                }
+                self.response_buffer_size = if size == 0 { DEFAULT_RESPONSE_BUFFER_SIZE } else { usize::try_from(size).unwrap_or(usize::MAX) };
+            }
+            "response-socket-timeout" => t.response_socket = seconds("response socket timeout")?,
+            "socket-user" => {
+                let user = match value.strip_prefix('#') {
+                    Some(id) => Some(id.parse().ok().and_then(|uid| accounts.user_by_id(uid)).ok_or("Couldn't determine user name from socket user.")?),
+                    None => accounts.user_by_name(value),
+                };
+                self.socket_user = Some(user.ok_or("Invalid socket user for WSGI daemon process.")?);
+            }
+            "script-user" => {
+                let name = match value.strip_prefix('#') {
+                    Some(id) => id.parse().ok().and_then(|uid| accounts.user_by_id(uid)).map(|u| u.name).ok_or("Couldn't determine uid from script user.")?,
+                    None => accounts.user_by_name(value).map(|u| u.name).ok_or("Invalid script user for WSGI daemon process.")?,
+                };
+                if matches!(self.script_owner, Some(ScriptOwner::Group(_))) {
+                    return Err("Only one of script-user and script-group allowed.".into());
+                }
+                self.script_owner = Some(ScriptOwner::User(name));
+            }
+            "script-group" => {
+                let name = match value.strip_prefix('#') {
+                    Some(id) => id.parse().ok().and_then(|gid| accounts.group_by_id(gid)).ok_or("Couldn't determine gid from script group.")?,
+                    None => accounts.group_by_name(value).map(|_| value.to_string()).ok_or("Invalid script group for WSGI daemon process.")?,
+                };
+                if matches!(self.script_owner, Some(ScriptOwner::User(_))) {
+                    return Err("Only one of script-user and script-group allowed.".into());
+                }
+                self.script_owner = Some(ScriptOwner::Group(name));
+            }
+            ignored if IGNORED.contains(&ignored) => self.ignored.push(ignored.to_string()),
             refused if REFUSED.contains(&refused) => {}
             unknown => return Err(format!("{INVALID} Unknown option '{unknown}'.")),
         }
         Ok(())
     }
+}
+
+/// `send-buffer-size=` / `receive-buffer-size=`: mod_wsgi's bounds and wording.
+fn socket_buffer(value: &str, what: &str, title: &str) -> Result<u32, String> {
+    let size: u32 = value.parse().map_err(|_| format!("Invalid {what} buffer size for WSGI daemon process."))?;
+    if size != 0 && size < 512 {
+        return Err(format!("{title} buffer size must be >= 512 bytes, or 0 for system default."));
+    }
+    Ok(size.min(i32::MAX as u32))
 }
 
 /// The system's accounts (`getpwnam_r`, `getpwuid_r`, `getgrnam_r`).
@@ -318,6 +430,17 @@ impl Accounts for SystemAccounts {
         let rc = unsafe { libc::getgrnam_r(name.as_ptr(), &mut entry, buffer.as_mut_ptr(), buffer.len(), &mut found) };
         (rc == 0 && !found.is_null()).then_some(entry.gr_gid)
     }
+
+    fn group_by_id(&self, gid: u32) -> Option<String> {
+        // SAFETY: as above.
+        let mut entry: libc::group = unsafe { std::mem::zeroed() };
+        let mut buffer = vec![0 as libc::c_char; 16384];
+        let mut found = std::ptr::null_mut();
+        // SAFETY: getgrgid_r fills the entry from the buffer it is given.
+        let rc = unsafe { libc::getgrgid_r(gid, &mut entry, buffer.as_mut_ptr(), buffer.len(), &mut found) };
+        // SAFETY: on success gr_name points into `buffer`, NUL-terminated.
+        (rc == 0 && !found.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(entry.gr_name) }.to_string_lossy().into_owned())
+    }
 }
 
 #[cfg(test)]
@@ -339,6 +462,9 @@ mod tests {
         }
         fn group_by_name(&self, name: &str) -> Option<u32> {
             (name == "staff").then_some(50)
+        }
+        fn group_by_id(&self, gid: u32) -> Option<String> {
+            (gid == 50).then(|| "staff".to_string())
         }
     }
 
@@ -397,6 +523,49 @@ mod tests {
         assert_eq!((spec.listen_backlog, spec.maximum_requests, spec.maximum_requests_jitter), (0, 10, 5));
         assert_eq!((spec.timeouts.connect, spec.timeouts.socket, spec.header_buffer_size), (2, 3, 65536));
         assert_eq!(parse("site header-buffer-size=0").unwrap().header_buffer_size, 32768, "0: the default");
+    }
+
+    #[test]
+    fn limits_and_socket_options_are_parsed() {
+        let spec = parse(
+            "site python-eggs=/tmp/eggs stack-size=524288 cpu-time-limit=30 cpu-priority=-5 memory-limit=1000000 \
+             virtual-memory-limit=2000000 socket-user=#1001 send-buffer-size=4096 receive-buffer-size=0 \
+             response-buffer-size=131072 response-socket-timeout=7 script-user=site",
+        )
+        .unwrap();
+        assert_eq!(spec.python_eggs.as_deref(), Some("/tmp/eggs"));
+        assert_eq!((spec.stack_size, spec.cpu_time_limit, spec.cpu_priority), (Some(524288), 30, -5));
+        assert_eq!((spec.memory_limit, spec.virtual_memory_limit), (1_000_000, 2_000_000));
+        assert_eq!(spec.socket_user.as_ref().map(|u| u.uid), Some(1001));
+        assert_eq!((spec.send_buffer_size, spec.receive_buffer_size, spec.response_buffer_size), (4096, 0, 131072));
+        assert_eq!(spec.timeouts.response_socket, 7);
+        assert_eq!(spec.script_owner, Some(ScriptOwner::User("site".into())));
+        assert_eq!(parse("site script-group=#50").unwrap().script_owner, Some(ScriptOwner::Group("staff".into())));
+        let spec = parse("site response-buffer-size=0").unwrap();
+        assert_eq!((spec.stack_size, spec.response_buffer_size), (None, DEFAULT_RESPONSE_BUFFER_SIZE));
+        let spec = parse("site newrelic-config-file=/etc/nr.ini newrelic-environment=prod").unwrap();
+        assert_eq!(spec.ignored, vec!["newrelic-config-file".to_string(), "newrelic-environment".to_string()]);
+    }
+
+    #[test]
+    fn bad_limit_and_socket_values_use_mod_wsgi_wording() {
+        let err = |line| parse(line).unwrap_err();
+        assert_eq!(err("site stack-size=0"), "Invalid stack size for WSGI daemon process.");
+        assert_eq!(err("site stack-size=big"), "Invalid stack size for WSGI daemon process.");
+        assert_eq!(err("site cpu-time-limit=-1"), "Invalid CPU time limit for WSGI daemon process.");
+        assert_eq!(err("site cpu-priority=high"), "Invalid CPU priority for WSGI daemon process.");
+        assert_eq!(err("site memory-limit=-1"), "Invalid memory limit for WSGI daemon process.");
+        assert_eq!(err("site virtual-memory-limit=x"), "Invalid virtual memory limit for WSGI daemon process.");
+        assert_eq!(err("site send-buffer-size=100"), "Send buffer size must be >= 512 bytes, or 0 for system default.");
+        assert_eq!(err("site receive-buffer-size=x"), "Invalid receive buffer size for WSGI daemon process.");
+        assert_eq!(err("site response-buffer-size=1024"), "Response buffer size must be >= 65536 bytes, or 0 for default.");
+        assert_eq!(err("site response-socket-timeout=-2"), "Invalid response socket timeout for WSGI daemon process.");
+        assert_eq!(err("site socket-user=nobody-here"), "Invalid socket user for WSGI daemon process.");
+        assert_eq!(err("site script-user=nobody-here"), "Invalid script user for WSGI daemon process.");
+        assert_eq!(err("site script-group=nogroup-here"), "Invalid script group for WSGI daemon process.");
+        assert_eq!(err("site script-group=#51"), "Couldn't determine gid from script group.");
+        assert_eq!(err("site script-user=site script-group=staff"), "Only one of script-user and script-group allowed.");
+        assert_eq!(err("site script-group=staff script-user=site"), "Only one of script-user and script-group allowed.");
     }
 
     #[test]

@@ -40,8 +40,10 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 const START_FAILURE_DELAY: Duration = Duration::from_secs(20);
 /// How long `accept` rests after failing for want of descriptors or memory.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-/// Worker thread stacks: Apache's default thread stack size.
+/// Worker thread stacks without `stack-size=`: Apache's default thread stack size.
 const STACK_SIZE: usize = 8 << 20;
+/// The signal pipe's byte for `SIGXCPU` (`cpu-time-limit=` reached).
+const CPU_LIMIT: u8 = b'C';
 /// The most bytes of frames made with the GIL held (see [`Conn::pending`]) that wait for the
 /// child; log lines beyond it go to the error log from the daemon itself.
 const PENDING_LIMIT: usize = 256 << 10;
@@ -99,10 +101,11 @@ fn daemon_main(index: usize, n: u32) -> c_int {
         monitor: Monitor::new(&group.spec.name, group.server, group.spec.timeouts, engine, signals.1),
         timeouts: group.spec.timeouts,
     });
+    let stack_size = group.spec.stack_size.unwrap_or(STACK_SIZE);
     let workers: Vec<_> = (0..group.spec.threads)
         .filter_map(|i| {
             let shared = shared.clone();
-            std::thread::Builder::new().name(format!("wsgi-{i}")).stack_size(STACK_SIZE).spawn(move || worker(&shared)).ok()
+            std::thread::Builder::new().name(format!("wsgi-{i}")).stack_size(stack_size).spawn(move || worker(&shared)).ok()
         })
         .collect();
     if workers.is_empty() {
@@ -139,6 +142,13 @@ fn stop_for(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, signals:
             let grace = if t.eviction > 0 { t.eviction } else { t.graceful };
             info(format!("Graceful stop requested, stopping daemon process '{name}' gracefully ({} timeout {grace} s).", if t.eviction > 0 { "eviction" } else { "graceful" }));
             Some(grace)
+        }
+        CPU_LIMIT => {
+            // mod_wsgi's lines; the running requests get graceful-timeout (the hard limit,
+            // shutdown-timeout later, kills the process if they use it all up).
+            let how = if shared.active.load(Ordering::SeqCst) > 0 { "waiting for in-flight requests to complete in" } else { "triggering immediate shutdown of" };
+            info(format!("Exceeded CPU time limit; {how} daemon process '{name}'."));
+            Some(t.graceful)
         }
         monitor::RESTART_INTERVAL | monitor::REQUEST_TIMEOUT => Some(t.graceful),
         _ => None,
@@ -272,7 +282,11 @@ fn pipe() -> std::io::Result<(c_int, c_int)> {
 }
 
 extern "C" fn on_signal(signal: c_int) {
-    let kind: u8 = if signal == libc::SIGUSR1 || signal == libc::SIGWINCH { b'G' } else { b'S' };
+    let kind: u8 = match signal {
+        libc::SIGUSR1 | libc::SIGWINCH => b'G',
+        libc::SIGXCPU => CPU_LIMIT,
+        _ => b'S',
+    };
     // SAFETY: errno is saved and restored around write(2), which is async-signal-safe.
     unsafe {
         let errno = *libc::__errno_location();
@@ -283,7 +297,8 @@ extern "C" fn on_signal(signal: c_int) {
 
 /// Undoes what the MPM's parent set up: its handlers (the MPM's restart handlers after a
 /// restart) and any blocked signals; SIGTERM, SIGINT and SIGHUP stop the daemon, SIGUSR1 and
-/// SIGWINCH (Apache's graceful signals, sent to its whole process group) stop it gracefully.
+/// SIGWINCH (Apache's graceful signals, sent to its whole process group) stop it gracefully,
+/// as does SIGXCPU (`cpu-time-limit=`), as in mod_wsgi.
 fn reset_signals(pipe_write: c_int) {
     SIGNAL_PIPE.store(pipe_write, Ordering::Relaxed);
     // SAFETY: single-threaded right after fork; plain sigaction/sigprocmask calls with
@@ -293,7 +308,7 @@ fn reset_signals(pipe_write: c_int) {
         libc::sigemptyset(&mut action.sa_mask);
         action.sa_flags = libc::SA_RESTART;
         action.sa_sigaction = on_signal as extern "C" fn(c_int) as usize;
-        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGWINCH] {
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGWINCH, libc::SIGXCPU] {
             libc::sigaction(signal, &action, std::ptr::null_mut());
         }
         action.sa_sigaction = libc::SIG_DFL;

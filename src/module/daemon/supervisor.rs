@@ -161,7 +161,7 @@ fn start(pconf: *mut apache::apr_pool_t, main: *mut apache::server_rec) -> Resul
     for (index, (spec, server)) in specs.into_iter().enumerate() {
         let mut group = group(spec, server, main_config.python_home.clone());
         group.path = socket_path(&prefix, rotation, generation, group.uid, index + 1);
-        let listener = Listener::open(&group.path, group.spec.listen_backlog)?;
+        let listener = Listener::open(&group.path, &group.spec, group.server)?;
         group.listener = listener.fd;
         pool_owned(pconf, listener);
         groups.push(group);
@@ -251,10 +251,11 @@ struct Listener {
 }
 
 impl Listener {
-    /// `socket`, `bind` under umask 077 (mode 0700), `listen` with the group's
-    /// `listen-backlog=`, then (as root) `chown` to Apache's `User`: only Apache's children
-    /// and root can connect.
-    fn open(path: &Path, backlog: c_int) -> Result<Listener, String> {
+    /// `socket` (with `send-buffer-size=` and `receive-buffer-size=`), `bind` under umask
+    /// 077 (mode 0700), `listen` with the group's `listen-backlog=`, then (as root) `chown` to
+    /// Apache's `User`, or to `socket-user=` (for an MPM whose children switch to other
+    /// users, such as ITK): only they and root can connect.
+    fn open(path: &Path, spec: &DaemonSpec, server: *mut apache::server_rec) -> Result<Listener, String> {
         let fail = |what: &str| format!("cannot {what} the daemon socket {}: {}", path.display(), std::io::Error::last_os_error());
         // SAFETY: sockaddr_un is plain old data.
         let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
@@ -277,6 +278,8 @@ impl Listener {
             return Err(fail("create"));
         }
         let listener = Listener { fd, path: path.to_path_buf(), parent: std::process::id() };
+        set_buffer_size(fd, libc::SO_SNDBUF, spec.send_buffer_size, "send", server);
+        set_buffer_size(fd, libc::SO_RCVBUF, spec.receive_buffer_size, "receive", server);
         let size = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
         let bind = || {
             // SAFETY: the parent is single-threaded here; the umask is restored at once.
@@ -298,18 +301,37 @@ impl Listener {
             }
         }
         // SAFETY: fd is a bound socket.
-        if unsafe { libc::listen(fd, backlog) } != 0 {
+        if unsafe { libc::listen(fd, spec.listen_backlog) } != 0 {
             return Err(fail("listen on"));
         }
         // SAFETY: geteuid has no preconditions; ap_unixd_config is read-only by now.
         if unsafe { libc::geteuid() } == 0 {
             let c_path = CString::new(bytes).map_err(|_| "socket path has a NUL byte".to_string())?;
+            // SAFETY: as above.
+            let owner = spec.socket_user.as_ref().map_or(unsafe { apache::ap_unixd_config.user_id }, |user| user.uid);
             // SAFETY: c_path is a valid C string; -1 leaves the group unchanged.
-            if unsafe { libc::chown(c_path.as_ptr(), apache::ap_unixd_config.user_id, u32::MAX) } != 0 {
-                return Err(fail("chown"));
+            if unsafe { libc::chown(c_path.as_ptr(), owner, u32::MAX) } != 0 {
+                return Err(fail(&format!("change the owner (to uid={owner}) of")));
             }
         }
         Ok(listener)
+    }
+}
+
+/// `SO_SNDBUF` / `SO_RCVBUF` of the listening socket, as mod_wsgi sets them (0: the system's);
+/// a failure is mod_wsgi's warning.
+fn set_buffer_size(fd: c_int, option: c_int, size: u32, what: &str, server: *mut apache::server_rec) {
+    if size == 0 {
+        return;
+    }
+    let value = size as c_int;
+    // SAFETY: fd is our socket; the option value is one int, of the size given.
+    let rc = unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, option, (&value as *const c_int).cast(), std::mem::size_of::<c_int>() as libc::socklen_t) };
+    if rc != 0 {
+        log::server(level::WARNING, server, &format!(
+            "Unable to set {what} buffer size on daemon process socket; default size will be used: {}",
+            std::io::Error::last_os_error()
+        ));
     }
 }
 
