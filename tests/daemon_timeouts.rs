@@ -200,14 +200,16 @@ fn graceful_timeout_bounds_a_recycle() {
     if !is_root() {
         return eprintln!("skipped: needs root to switch users");
     }
-    // maximum-requests=2: the second request recycles the process while the first runs on;
-    // it gets graceful-timeout (2 s, not the default 15) and is then interrupted.
-    let apache = start_site("threads=2 maximum-requests=2 graceful-timeout=2");
+    // maximum-requests=2: the second request to end (two quick ones) recycles the process
+    // while the slow one runs on; it gets graceful-timeout (2 s, not the default 15) and is
+    // then interrupted.
+    let apache = start_site("threads=3 maximum-requests=2 graceful-timeout=2");
     let started = Instant::now();
     std::thread::scope(|scope| {
         let slow = scope.spawn(|| apache.get("/slow?30"));
         std::thread::sleep(Duration::from_millis(500));
         let first = daemon_pid(&apache);
+        assert_eq!(daemon_pid(&apache), first);
         let response = slow.join().unwrap();
         let took = started.elapsed();
         let log = apache.wait_for_log("Graceful timeout of 2 seconds expired");
@@ -227,12 +229,13 @@ fn shutdown_timeout_bounds_a_stop_that_an_interrupt_cannot_reach() {
     }
     // The blocked request ignores the interrupt after graceful-timeout; shutdown-timeout then
     // ends the process.
-    let apache = start_site("threads=2 maximum-requests=2 graceful-timeout=1 shutdown-timeout=1");
+    let apache = start_site("threads=3 maximum-requests=2 graceful-timeout=1 shutdown-timeout=1");
     let started = Instant::now();
     std::thread::scope(|scope| {
         let blocked = scope.spawn(|| try_http(apache.port, "GET", "/blocked", &[], b""));
         std::thread::sleep(Duration::from_millis(500));
         let first = daemon_pid(&apache);
+        assert_eq!(daemon_pid(&apache), first);
         let response = blocked.join().unwrap();
         let took = started.elapsed();
         let log = apache.wait_for_log("Shutdown timeout expired; aborting daemon process 'site'.");
