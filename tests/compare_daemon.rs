@@ -1,0 +1,161 @@
+//! Daemon mode side by side with Debian's mod_wsgi 4.9 (`libapache2-mod-wsgi-py3`): the same
+//! application served through `WSGIDaemonProcess cmp processes=1 threads=4` and
+//! `WSGIProcessGroup cmp` by both modules, Apache started as root (the daemons run as Apache's
+//! `User`), the same requests, and the answers compared. Where we differ, the README's "Daemon
+//! mode" section says so, and the test checks what each module does, so that the list stays
+//! true. (`tests/compare.rs` does the same for embedded mode.)
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const DEBIAN_MOD_WSGI: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
+
+const APP: &str = r#"
+import json, os, time
+
+def application(environ, start_response):
+    path = environ.get('PATH_INFO', '')
+    if path.startswith('/environ') or path.startswith('/auth'):
+        keys = ['REQUEST_METHOD', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'CONTENT_LENGTH', 'REMOTE_USER',
+                'AUTH_TYPE', 'wsgi.multithread', 'wsgi.multiprocess', 'wsgi.run_once', 'wsgi.url_scheme',
+                'wsgi.input_terminated', 'mod_wsgi.process_group', 'mod_wsgi.application_group',
+                'mod_wsgi.callable_object', 'mod_wsgi.script_name', 'mod_wsgi.path_info']
+        body = json.dumps({k: environ.get(k) for k in keys}, sort_keys=True).encode()
+    elif path == '/echo':
+        body = environ['wsgi.input'].read()
+    elif path == '/pid':
+        body = str(os.getpid()).encode()
+    elif path == '/nostart':
+        return [b'x']
+    elif path == '/raise':
+        raise RuntimeError('boom')
+    elif path == '/big-header':
+        # One header line over both modules' header buffer (32768 bytes by default).
+        start_response('200 OK', [('Content-Type', 'text/plain'), ('X-Big', 'b' * 40000)])
+        return [b'big']
+    elif path == '/slow':
+        # Tells the test that it runs (and where), then waits to be killed.
+        with open(os.path.join(os.path.dirname(__file__), 'slow-running'), 'w') as f:
+            f.write(str(os.getpid()))
+        time.sleep(30)
+        body = b'slow done'
+    elif path == '/stuck':
+        # Short sleeps, so that an interrupt raised in this thread gets through.
+        end = time.time() + 60
+        while time.time() < end:
+            time.sleep(0.05)
+        body = b'finished'
+    else:
+        body = b'hello'
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body]
+"#;
+
+/// `user:pw`, in the `{SHA}` form that mod_authn_file accepts.
+const HTPASSWD: &str = "user:{SHA}GpHWL3ymc5liWkNopqtdSjuqYHM=\n";
+
+/// A server loading `module`, whose `/app` runs in daemon group `cmp` (with `options` added).
+fn server(module: &Path, options: &str) -> Apache {
+    let dir = TempDir::new("compare-daemon");
+    dir.write("app.wsgi", APP);
+    dir.write("htpasswd", HTPASSWD);
+    dir.write("run/.keep", "");
+    let m = APACHE_MODULES;
+    Apache::start_with_module(
+        dir,
+        Mpm::Event,
+        module,
+        &format!(
+            "LoadModule auth_basic_module {m}/mod_auth_basic.so\nLoadModule authn_core_module {m}/mod_authn_core.so\n\
+             LoadModule authn_file_module {m}/mod_authn_file.so\nLoadModule authz_user_module {m}/mod_authz_user.so\n\
+             WSGIChunkedRequest On\nWSGISocketPrefix {{dir}}/run/wsgi\n\
+             WSGIDaemonProcess cmp processes=1 threads=4 {options}\nWSGIProcessGroup cmp\n\
+             WSGIScriptAlias /app {{dir}}/app.wsgi\n\
+             <Location /app/auth>\n  AuthType Basic\n  AuthName cmp\n  AuthUserFile {{dir}}/htpasswd\n  Require valid-user\n</Location>\n"
+        ),
+    )
+}
+
+/// Both servers, ours first, after checking that Debian's module is installed.
+fn servers(options: &str) -> (Apache, Apache) {
+    assert!(Path::new(DEBIAN_MOD_WSGI).is_file(), "Debian's mod_wsgi is missing: scripts/setup installs libapache2-mod-wsgi-py3");
+    (server(&module_path(), options), server(Path::new(DEBIAN_MOD_WSGI), options))
+}
+
+/// What a response looks like with the server's own port and directory taken out.
+fn summary(apache: &Apache, r: &Response) -> String {
+    let mut headers: Vec<String> = r
+        .headers
+        .iter()
+        // Framing is left out: for a list body we send Content-Length where mod_wsgi chunks.
+        .filter(|(k, _)| ["content-type", "www-authenticate", "x-big"].contains(&k.to_ascii_lowercase().as_str()))
+        .map(|(k, v)| format!("{}: {v}", k.to_ascii_lowercase()))
+        .collect();
+    headers.sort();
+    let body = if r.status >= 500 || r.status == 401 { "<error page>".to_string() } else { r.text() };
+    format!("{} [{}] {}", r.status, headers.join(", "), body)
+        .replace(&apache.port.to_string(), "PORT")
+        .replace(&apache.dir.path().display().to_string(), "{dir}")
+}
+
+/// The PID of the daemon that answers `/app/pid`.
+fn daemon_pid(apache: &Apache) -> i32 {
+    let r = apache.get("/app/pid");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), apache.error_log());
+    r.text().parse().unwrap()
+}
+
+#[test]
+fn same_answers_as_debian_mod_wsgi_in_daemon_mode() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to start daemons");
+    }
+    let (ours, theirs) = servers("");
+    let chunked = [("Transfer-Encoding", "chunked")];
+    let auth = [("Authorization", "Basic dXNlcjpwdw==")];
+    let wrong = [("Authorization", "Basic dXNlcjp4")];
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a [u8]);
+    let cases: Vec<Case> = vec![
+        ("GET", "/app", &[], b""),
+        ("HEAD", "/app", &[], b""),
+        ("POST", "/app/echo", &[], b"some body bytes"),
+        ("POST", "/app/echo", &chunked, b"5\r\nsome \r\n10\r\nchunked body 16b\r\n0\r\n\r\n"),
+        ("POST", "/app/environ", &chunked, b"3\r\nabc\r\n0\r\n\r\n"),
+        ("GET", "/app/environ/x/y?a=1&b=2", &[], b""),
+        ("GET", "/app/auth/z", &auth, b""),
+        ("GET", "/app/auth/z", &wrong, b""),
+        ("GET", "/app/auth/z", &[], b""),
+        ("GET", "/app/raise", &[], b""),
+        ("GET", "/app/nostart", &[], b""),
+        ("GET", "/app/big-header", &[], b""),
+    ];
+    let mut differences = Vec::new();
+    for (method, path, headers, body) in cases {
+        let a = summary(&ours, &ours.request(method, path, headers, body));
+        let b = summary(&theirs, &theirs.request(method, path, headers, body));
+        if a != b {
+            differences.push(format!("{method} {path}\n  mod_wsgi-rs: {a}\n  mod_wsgi:    {b}"));
+        }
+    }
+    assert!(differences.is_empty(), "differences from Debian's mod_wsgi in daemon mode:\n{}", differences.join("\n"));
+    // What the environ says, spelled out (the comparison above only says "the same").
+    let environ = Json::parse(&ours.request("GET", "/app/auth/z/w", &auth, b"").text());
+    let environ = |key: &str| environ.get(key);
+    assert_eq!(environ("mod_wsgi.process_group"), "cmp");
+    assert_eq!((environ("wsgi.multithread"), environ("wsgi.multiprocess")), ("true".to_string(), "true".to_string()));
+    assert_eq!((environ("SCRIPT_NAME"), environ("PATH_INFO")), ("/app".to_string(), "/auth/z/w".to_string()));
+    assert_eq!(environ("REMOTE_USER"), "user");
+    // Both log the application's exception, and neither's message is the other's for a
+    // header line too long for the buffer: ours names the size needed and the option to raise
+    // (README, Daemon mode, "Failures"); mod_wsgi's says only "Truncated or oversized".
+    for apache in [&ours, &theirs] {
+        let log = apache.wait_for_log("RuntimeError: boom");
+        assert!(log.contains("RuntimeError: boom"), "{log}");
+    }
+    let log = ours.wait_for_log("over its header-buffer-size of 32768 bytes");
+    assert!(log.contains("over its header-buffer-size of 32768 bytes") && log.contains("Raise header-buffer-size="), "{log}");
+    let log = theirs.wait_for_log("Truncated or oversized response headers received from daemon process 'cmp'");
+    assert!(log.contains("Truncated or oversized response headers received from daemon process 'cmp'"), "{log}");
+}
