@@ -159,3 +159,94 @@ fn same_answers_as_debian_mod_wsgi_in_daemon_mode() {
     let log = theirs.wait_for_log("Truncated or oversized response headers received from daemon process 'cmp'");
     assert!(log.contains("Truncated or oversized response headers received from daemon process 'cmp'"), "{log}");
 }
+
+/// Sends `/app/slow`, SIGKILLs the daemon once the request runs there, and returns what the
+/// client got, with the PIDs of the daemon before and after.
+fn kill_mid_request(apache: &Apache) -> (Result<Response, String>, i32, i32) {
+    let before = daemon_pid(apache);
+    let marker = apache.dir.path().join("slow-running");
+    let _ = std::fs::remove_file(&marker);
+    let port = apache.port;
+    let client = std::thread::spawn(move || try_http(port, "GET", "/app/slow", &[], b""));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let running = loop {
+        if let Some(pid) = std::fs::read_to_string(&marker).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "/app/slow never ran:\n{}", apache.error_log());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(running, before, "the request runs in the daemon");
+    // SAFETY: signals the daemon process of the Apache this test started (the PID it answered with).
+    assert_eq!(unsafe { libc::kill(running, libc::SIGKILL) }, 0);
+    let outcome = client.join().unwrap();
+    (outcome, before, daemon_pid(apache))
+}
+
+#[test]
+fn a_daemon_killed_mid_request_fails_that_request_and_serves_the_next_in_both() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to start daemons");
+    }
+    let (ours, theirs) = servers("");
+    for apache in [&ours, &theirs] {
+        let (outcome, before, after) = kill_mid_request(apache);
+        let status = outcome.map(|r| r.status);
+        assert_eq!(status, Ok(500), "the killed request ({}):\n{}", apache.dir.path().display(), apache.error_log());
+        assert_ne!(before, after, "a new daemon serves the next request");
+        let needle = "Truncated or oversized response headers received from daemon process 'cmp'";
+        assert!(apache.wait_for_log(needle).contains(needle), "{}", apache.error_log());
+    }
+}
+
+#[test]
+fn maximum_requests_recycles_after_two_requests_in_both() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to start daemons");
+    }
+    let (ours, theirs) = servers("maximum-requests=2");
+    for apache in [&ours, &theirs] {
+        // One request at a time: each process serves exactly two, and none fails.
+        let pids: Vec<i32> = (0..6).map(|_| daemon_pid(apache)).collect();
+        let pairs: Vec<i32> = pids.chunks(2).map(|pair| {
+            assert_eq!(pair[0], pair[1], "two requests per process: {pids:?}");
+            pair[0]
+        }).collect();
+        assert!(pairs[0] != pairs[1] && pairs[1] != pairs[2] && pairs[0] != pairs[2], "a new process after two requests: {pids:?}");
+    }
+}
+
+#[test]
+fn request_timeout_gives_ours_504_where_mod_wsgi_4_9_gives_500() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to start daemons");
+    }
+    let (ours, theirs) = servers("request-timeout=2");
+    let stuck = |apache: &Apache| {
+        let before = daemon_pid(apache);
+        let started = Instant::now();
+        let response = apache.get("/app/stuck");
+        let took = started.elapsed();
+        (response.status, took, before, daemon_pid(apache))
+    };
+    // A documented difference (README, Daemon mode, "Recycling and timeouts" and "Differences
+    // from mod_wsgi"): our limit is per request, and only the stuck request is interrupted; its
+    // client gets a 504.
+    let (status, took, before, after) = stuck(&ours);
+    assert_eq!(status, 504, "{}", ours.error_log());
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert_ne!(before, after, "the process is replaced");
+    let needle = "request-timeout of 2 seconds exceeded by a request running for";
+    assert!(ours.wait_for_log(needle).contains(needle), "{}", ours.error_log());
+    // mod_wsgi 4.9 compares the running time of the requests in flight, averaged over the
+    // process's threads (4 here), with the limit: one stuck request trips it only after
+    // 4 × 2 s; the process then stops, and after its shutdown-timeout (5 s) exits under the
+    // stuck request, whose client gets the 500 of a daemon gone before the headers.
+    let (status, took, before, after) = stuck(&theirs);
+    assert_eq!(status, 500, "{}", theirs.error_log());
+    assert!(took >= Duration::from_secs(7), "the limit is scaled by the thread count: {took:?}");
+    assert_ne!(before, after, "the process is replaced");
+    let log = theirs.wait_for_log("Truncated or oversized response headers received from daemon process 'cmp'");
+    assert!(log.contains("Daemon process request time limit exceeded, stopping process 'cmp'."), "{log}");
+    assert!(log.contains("Truncated or oversized response headers received from daemon process 'cmp'"), "{log}");
+}
