@@ -205,15 +205,29 @@ fn maximum_requests_recycles_after_two_requests_in_both() {
         return eprintln!("skipped: needs root to start daemons");
     }
     let (ours, theirs) = servers("maximum-requests=2");
-    for apache in [&ours, &theirs] {
-        // One request at a time: each process serves exactly two, and none fails.
+    // One request at a time; how many each process served, in order.
+    let runs = |apache: &Apache| {
         let pids: Vec<i32> = (0..6).map(|_| daemon_pid(apache)).collect();
-        let pairs: Vec<i32> = pids.chunks(2).map(|pair| {
-            assert_eq!(pair[0], pair[1], "two requests per process: {pids:?}");
-            pair[0]
-        }).collect();
-        assert!(pairs[0] != pairs[1] && pairs[1] != pairs[2] && pairs[0] != pairs[2], "a new process after two requests: {pids:?}");
-    }
+        let mut runs: Vec<(i32, usize)> = Vec::new();
+        for pid in &pids {
+            match runs.last_mut() {
+                Some((last, n)) if last == pid => *n += 1,
+                _ => {
+                    assert!(runs.iter().all(|(p, _)| p != pid), "a PID came back: {pids:?}");
+                    runs.push((*pid, 1));
+                }
+            }
+        }
+        (pids, runs.into_iter().map(|(_, n)| n).collect::<Vec<usize>>())
+    };
+    // Ours: exactly two requests per process (it stops accepting before the second one ends).
+    let (pids, counts) = runs(&ours);
+    assert_eq!(counts, [2, 2, 2], "{pids:?}");
+    // mod_wsgi 4.9 recycles after two as well, but a process that is shutting down may still
+    // serve the next request if one of its other threads had already accepted it: sometimes
+    // three. (Not a difference that the README needs: ours is the stricter.)
+    let (pids, counts) = runs(&theirs);
+    assert!(counts.len() >= 2 && counts[..counts.len() - 1].iter().all(|n| (2..=3).contains(n)), "{pids:?}");
 }
 
 #[test]
