@@ -253,7 +253,8 @@ fn a_killed_daemon_fails_its_request_and_is_forked_again() {
     let second = daemon_pid(&apache);
     assert_ne!(first, second);
     assert!(is_gone(first));
-    assert!(apache.wait_for_log("has died, deregister and restart it").contains("has died, deregister and restart it"));
+    let needle = "has died, deregister and restart it (status 9: killed by SIGKILL";
+    assert!(apache.wait_for_log(needle).contains(needle), "the cause is named: {}", apache.error_log());
     assert_no_crash(&apache);
 }
 

@@ -394,7 +394,8 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
         let stopping = mpm_query(apache::AP_MPMQ_MPM_STATE) == apache::AP_MPMQ_STOPPING as c_int;
         match reason {
             apache::APR_OC_REASON_DEATH if !stopping => {
-                log::server(level::INFO, group.server, &format!("Process '{}' (pid {pid}) has died, deregister and restart it (status {status}).", group.spec.name));
+                let level = if status > 1 { log::ERR } else { level::INFO };
+                log::server(level, group.server, &format!("Process '{}' (pid {pid}) has died, deregister and restart it (status {status}{}).", group.spec.name, death_cause(status)));
                 fork(&registry, instance);
             }
             apache::APR_OC_REASON_LOST if !stopping => {
@@ -416,6 +417,21 @@ pub fn close_listeners() {
     }
 }
 
+/// What a daemon's status says about its death. The MPM hands over the exit code of a process
+/// that exited and the signal number of one that was killed, without saying which; ours exit
+/// with 0 (a stop or recycle) or 1 (a failed start), so anything else is a signal.
+fn death_cause(status: c_int) -> &'static str {
+    match status {
+        0 => ": stopped",
+        1 => ": exited after a failure logged above",
+        libc::SIGKILL => ": killed by SIGKILL, by the kernel's out-of-memory killer (see dmesg) or by hand",
+        libc::SIGSEGV | libc::SIGBUS => ": crashed (a fault in native code)",
+        libc::SIGABRT => ": aborted (a fatal Python or C library error, logged above if it could be)",
+        libc::SIGXCPU => ": over its CPU time limit",
+        _ => ": killed by a signal",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::socket_path;
@@ -428,3 +444,4 @@ mod tests {
         assert_eq!(socket_path("/run/wsgi", false, 3, 33, 2).to_str().unwrap(), format!("/run/wsgi.{pid}.u33.2.sock"));
     }
 }
+
