@@ -153,9 +153,20 @@ pub struct Apache {
 }
 
 /// Error-log text that means a process crashed, whatever the request outcomes were: a signal
-/// (Apache's AH00052/AH00051 "child pid N exit signal ..."; a segfault's name), CPython aborting,
+/// (Apache's AH00052/AH00051 "child pid N exit signal ..."; a segfault's name; a daemon that
+/// crashed or aborted), CPython aborting,
 /// or a Rust panic / caught internal error in the module or engine.
-pub const CRASH_MARKERS: [&str; 6] = ["Segmentation fault", "Fatal Python error", "exit signal", "AH00052", "panicked", "internal error"];
+pub const CRASH_MARKERS: [&str; 8] = [
+    "Segmentation fault",
+    "Fatal Python error",
+    "exit signal",
+    "AH00052",
+    "panicked",
+    "internal error",
+    // A daemon process's death, as the supervisor names it.
+    "crashed (a fault in native code)",
+    "aborted (a fatal Python or C library error",
+];
 
 /// The lines of `log` that contain a [`CRASH_MARKERS`] entry.
 pub fn crash_lines(log: &str) -> Vec<&str> {
