@@ -5,7 +5,7 @@
 //!
 //! Threads: `threads=` workers take turns (a process-local lock) to poll and accept; the
 //! monitor (`monitor.rs`) watches the timeouts; the main thread waits for a signal, for
-//! `maximum-requests` or for the monitor, then stops accepting, lets running requests finish
+//! `maximum-requests`, for the monitor or for a changed script (`reloading.rs`), then stops accepting, lets running requests finish
 //! (`graceful-timeout` for a recycle, a short grace for a stop; then the engine interrupts
 //! them), finalises Python and `_exit`s. The parent's maintenance callback forks the
 //! replacement.
