@@ -192,7 +192,7 @@ except OSError as e:
 "#;
 
 /// Connects to the daemon socket argv[1] and sends a well-formed HELLO frame (wire.rs:
-/// kind 1, u32 length; magic, version 2, a 16-byte token, error_override, script, callable,
+/// kind 1, u32 length; magic, version 3, a 16-byte token, error_override, script, callable,
 /// group, environ) for script argv[2] with a made-up token, or (argv[3] == 'garbage') bytes that
 /// are no frame at all; prints the hex of everything the daemon sends back before closing.
 const FORGE: &str = r#"
@@ -208,7 +208,7 @@ else:
     environ = [(b'REQUEST_METHOD', b'GET'), (b'PATH_INFO', b'/mark'), (b'SCRIPT_NAME', b''), (b'QUERY_STRING', b''),
                (b'SERVER_NAME', b'localhost'), (b'SERVER_PORT', b'80'), (b'SERVER_PROTOCOL', b'HTTP/1.1'),
                (b'wsgi.url_scheme', b'http'), (b'mod_wsgi.process_group', b'a'), (b'mod_wsgi.application_group', b'')]
-    payload = (b'MWRS' + struct.pack('<H', 2) + os.urandom(16) + b'\x00' + b(sys.argv[2].encode()) + b(b'application')
+    payload = (b'MWRS' + struct.pack('<H', 3) + os.urandom(16) + b'\x00' + b(sys.argv[2].encode()) + b(b'application')
                + b(b'') + struct.pack('<I', len(environ)) + b''.join(b(k) + b(v) for k, v in environ))
     s.sendall(struct.pack('<BI', 1, len(payload)) + payload)
 got = b''

@@ -48,25 +48,6 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, er
             return fail(apache::HTTP_FORBIDDEN, message);
         }
     }
-    let stream = match connect(group) {
-        Ok(stream) => stream,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ECONNREFUSED)) => {
-            return fail(apache::HTTP_SERVICE_UNAVAILABLE, format!(
-                "Unable to connect to WSGI daemon process '{name}' on '{}' after multiple attempts as listener backlog limit was exceeded or the socket does not exist \
-                 ({e}; connect-timeout is {} s: the daemons are not taking connections fast enough, or cannot start).",
-                group.path.display(),
-                group.spec.timeouts.connect
-            ))
-        }
-        Err(e) => {
-            // SAFETY: getuid has no preconditions.
-            let uid = unsafe { libc::getuid() };
-            return fail(apache::HTTP_SERVICE_UNAVAILABLE, format!(
-                "Unable to connect to WSGI daemon process '{name}' on '{}' as user with uid={uid}: {e}",
-                group.path.display()
-            ));
-        }
-    };
     // socket-timeout=, else this request's server's Timeout (as mod_wsgi).
     let timeout = match group.spec.timeouts.socket {
         0 => {
@@ -76,8 +57,7 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, er
         }
         seconds => Some(Duration::from_secs(seconds)),
     };
-    let _ = stream.set_read_timeout(timeout);
-    let _ = stream.set_write_timeout(timeout);
+    let stream = connect_for(r, group, timeout)?;
     let token = supervisor::token(index).unwrap_or_default();
     // response-socket-timeout=, else socket-timeout=; neither: the connection's own.
     let response_timeout = match (group.spec.timeouts.response_socket, group.spec.timeouts.socket) {
@@ -87,6 +67,7 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, er
     let mut exchange = Exchange {
         r,
         name,
+        group,
         request,
         stream,
         timeout,
@@ -97,6 +78,32 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, er
         client_timeout: None,
     };
     exchange.run(token, error_override)
+}
+
+/// Connects to `group` for request `r` (see [`connect`]) with the connection's I/O timeout;
+/// `Err` is the 503 after mod_wsgi's line, logged.
+fn connect_for(r: *mut apache::request_rec, group: &Group, timeout: Option<Duration>) -> Result<UnixStream, c_int> {
+    let name = &group.spec.name;
+    let message = match connect(group) {
+        Ok(stream) => {
+            let _ = stream.set_read_timeout(timeout);
+            let _ = stream.set_write_timeout(timeout);
+            return Ok(stream);
+        }
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ECONNREFUSED)) => format!(
+            "Unable to connect to WSGI daemon process '{name}' on '{}' after multiple attempts as listener backlog limit was exceeded or the socket does not exist \
+             ({e}; connect-timeout is {} s: the daemons are not taking connections fast enough, or cannot start).",
+            group.path.display(),
+            group.spec.timeouts.connect
+        ),
+        Err(e) => {
+            // SAFETY: getuid has no preconditions.
+            let uid = unsafe { libc::getuid() };
+            format!("Unable to connect to WSGI daemon process '{name}' on '{}' as user with uid={uid}: {e}", group.path.display())
+        }
+    };
+    log::request(log::ERR, r, &message);
+    Err(apache::HTTP_SERVICE_UNAVAILABLE as c_int)
 }
 
 /// mod_wsgi's rule: a group defined in a virtual host serves that host (by name) only.
@@ -166,6 +173,7 @@ fn connect_once(address: &libc::sockaddr_un, wait: Duration) -> io::Result<UnixS
 struct Exchange<'a> {
     r: *mut apache::request_rec,
     name: &'a str,
+    group: &'a Group,
     request: &'a abi::Request,
     stream: UnixStream,
     /// The I/O timeout on the connection (`socket-timeout=`, else `Timeout`), for log lines.
@@ -183,12 +191,35 @@ struct Exchange<'a> {
 }
 
 impl Exchange<'_> {
+    /// Sends the request, and again to a new connection each time the daemon answers that it
+    /// is restarting (a changed script: see `reloading.rs`), at most `2 * processes + 1`
+    /// times in all, as mod_wsgi, then 503. The same hello each time (its `queue_start` too,
+    /// so `queue-timeout=` counts from the first attempt).
     fn run(&mut self, token: [u8; 16], error_override: bool) -> Result<abi::Outcome, c_int> {
-        let result = self.forward(token, error_override);
-        result.or_else(|e| self.failed(e))
+        let hello = match self.hello(token, error_override) {
+            Ok(hello) => hello,
+            Err(e) => return self.failed(e),
+        };
+        let maximum = 2 * self.group.spec.processes.max(1) + 1;
+        let mut restarts = 0;
+        loop {
+            match self.forward(&hello) {
+                Ok(Some(outcome)) => return Ok(outcome),
+                Ok(None) => {}
+                Err(e) => return self.failed(e),
+            }
+            restarts += 1;
+            if restarts >= maximum {
+                log::request(log::ERR, self.r, &format!("Maximum number of WSGI daemon process '{}' restart attempts reached: {maximum}.", self.name));
+                return Err(apache::HTTP_SERVICE_UNAVAILABLE as c_int);
+            }
+            log::request(abi::level::INFO, self.r, &format!("Reconnecting after WSGI daemon process '{}' restart, attempt #{restarts}.", self.name));
+            self.stream = connect_for(self.r, self.group, self.timeout)?;
+        }
     }
 
-    fn forward(&mut self, token: [u8; 16], error_override: bool) -> io::Result<abi::Outcome> {
+    /// The framed hello for this request.
+    fn hello(&self, token: [u8; 16], error_override: bool) -> io::Result<Vec<u8>> {
         let request = self.request;
         // SAFETY: the handler's request record and its strings outlive this call.
         let (environ, script, callable, group) = unsafe {
@@ -202,7 +233,14 @@ impl Exchange<'_> {
         let hello = Hello { token, error_override, script: script.to_vec(), callable: callable.to_vec(), group: group.to_vec(), environ: pairs };
         let mut framed = Vec::new();
         wire::write_frame(&mut framed, wire::HELLO, &hello.encode())?;
-        (&self.stream).write_all(&framed)?;
+        Ok(framed)
+    }
+
+    /// One attempt: sends the hello and serves the daemon's frames. `None`: the daemon is
+    /// restarting and did not take the request (nothing was read from the client).
+    fn forward(&mut self, hello: &[u8]) -> io::Result<Option<abi::Outcome>> {
+        let request = self.request;
+        (&self.stream).write_all(hello)?;
         let mut reader = BufReader::with_capacity(64 << 10, self.stream.try_clone()?);
         loop {
             // The daemon holds each header line to header-buffer-size; the head as a whole
@@ -210,6 +248,7 @@ impl Exchange<'_> {
             let (kind, payload) = wire::read_frame(&mut reader, wire::MAX_FRAME)?;
             match kind {
                 wire::READY => self.ready = true,
+                wire::RESTART if !self.ready => return Ok(None),
                 wire::READ => self.read(Decoder(&payload).u32()? as usize)?,
                 wire::START => {
                     self.response_begins();
@@ -217,7 +256,7 @@ impl Exchange<'_> {
                         // The daemon, which took the headers as sent, finds the connection
                         // closed at its next write.
                         let _ = self.stream.shutdown(std::net::Shutdown::Both);
-                        return Ok(abi::Outcome::SERVER_ERROR);
+                        return Ok(Some(abi::Outcome::SERVER_ERROR));
                     }
                 }
                 wire::DATA | wire::FLUSH => {
@@ -233,7 +272,7 @@ impl Exchange<'_> {
                         // The client is gone: the daemon's next write fails and the engine
                         // closes the application's iterable, as when embedded.
                         let _ = self.stream.shutdown(std::net::Shutdown::Both);
-                        return Ok(abi::Outcome::DONE);
+                        return Ok(Some(abi::Outcome::DONE));
                     }
                 }
                 wire::LOG => {
@@ -242,7 +281,7 @@ impl Exchange<'_> {
                     // SAFETY: as above; the text is valid for the call.
                     unsafe { (request.log)(request.ctx, level, abi::Bytes::new(d.0)) };
                 }
-                wire::END => return Ok(abi::Outcome(Decoder(&payload).i32()?)),
+                wire::END => return Ok(Some(abi::Outcome(Decoder(&payload).i32()?))),
                 other => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected frame kind {other}"))),
             }
         }

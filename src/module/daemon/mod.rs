@@ -8,6 +8,7 @@
 //!   groups, umask, resource limits, language;
 //! - `process.rs`: inside a daemon: the engine, worker threads;
 //! - `monitor.rs`: inside a daemon: request-timeout, inactivity-timeout, restart-interval;
+//! - `reloading.rs`: inside a daemon: restarting when a script changed;
 //! - `client.rs`: in Apache's children: forwarding one request;
 //! - `wire.rs`: the frames between the two;
 //! - `script_owner.rs`: in Apache's children: `script-user=` / `script-group=`.
@@ -17,6 +18,7 @@ mod monitor;
 pub mod options;
 mod environment;
 mod process;
+mod reloading;
 mod script_owner;
 pub mod supervisor;
 mod wire;

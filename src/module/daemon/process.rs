@@ -5,7 +5,7 @@
 //!
 //! Threads: `threads=` workers take turns (a process-local lock) to poll and accept; the
 //! monitor (`monitor.rs`) watches the timeouts; the main thread waits for a signal, for
-//! `maximum-requests` or for the monitor, then stops accepting, lets running requests finish
+//! `maximum-requests`, for the monitor or for a changed script (`reloading.rs`), then stops accepting, lets running requests finish
 //! (`graceful-timeout` for a recycle, a short grace for a stop; then the engine interrupts
 //! them), finalises Python and `_exit`s. The parent's maintenance callback forks the
 //! replacement.
@@ -19,12 +19,14 @@ use super::super::record::server_config;
 use super::environment;
 use super::monitor::{self, Monitor};
 use super::options::Timeouts;
+use super::reloading::{self, ScriptTimes};
 use super::supervisor::{self, Group, Registry};
 use super::wire::{self, Hello, Start};
 use crate::abi::{self, level};
 use std::ffi::{c_int, c_void};
 use std::io::{BufReader, BufWriter, Write};
 use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -76,6 +78,11 @@ fn daemon_main(index: usize, n: u32) -> c_int {
     if let Err(message) = environment::prepare(&registry, group) {
         return fail(group, Some(signals.0), &message);
     }
+    // Seen before the engine imports them: a later change restarts the process (mod_wsgi).
+    let scripts = ScriptTimes::default();
+    for entry in super::super::imports::for_process_group(&group.spec.name) {
+        scripts.changed(std::path::Path::new(&entry.script));
+    }
     let engine = match start_engine(&registry, group) {
         Ok(engine) => engine,
         Err(message) => return fail(group, Some(signals.0), &message),
@@ -100,6 +107,8 @@ fn daemon_main(index: usize, n: u32) -> c_int {
         server: group.server,
         monitor: Monitor::new(&group.spec.name, group.server, group.spec.timeouts, engine, signals.1),
         timeouts: group.spec.timeouts,
+        scripts,
+        restarting: AtomicBool::new(false),
     });
     let stack_size = group.spec.stack_size.unwrap_or(STACK_SIZE);
     let workers: Vec<_> = (0..group.spec.threads)
@@ -148,6 +157,10 @@ fn stop_for(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, signals:
             // shutdown-timeout later, kills the process if they use it all up).
             let how = if shared.active.load(Ordering::SeqCst) > 0 { "waiting for in-flight requests to complete in" } else { "triggering immediate shutdown of" };
             info(format!("Exceeded CPU time limit; {how} daemon process '{name}'."));
+            Some(t.graceful)
+        }
+        reloading::SCRIPT_CHANGED => {
+            info(format!("Script modified, stopping daemon process '{name}' gracefully (graceful-timeout {} s).", t.graceful));
             Some(t.graceful)
         }
         monitor::RESTART_INTERVAL | monitor::REQUEST_TIMEOUT => Some(t.graceful),
@@ -468,6 +481,10 @@ struct Shared {
     server: *mut apache::server_rec,
     monitor: Arc<Monitor>,
     timeouts: Timeouts,
+    /// See `reloading.rs`.
+    scripts: ScriptTimes,
+    /// A changed script was found: the process is stopping for it (logged once).
+    restarting: AtomicBool,
 }
 
 // SAFETY: the server record is read-only configuration; everything else is Sync.
@@ -576,6 +593,11 @@ fn serve(shared: &Shared, stream: UnixStream) -> Result<bool, String> {
     let hello = read_hello(&stream, &shared.token, shared.socket_timeout)?;
     let _ = stream.set_read_timeout(shared.socket_timeout);
     let _ = stream.set_write_timeout(shared.socket_timeout);
+    if script_changed(shared, &hello) {
+        // Not a request of this process's: it is not counted, and the child sends it again.
+        wire::write_frame(&mut &stream, wire::RESTART, &[]).and_then(|()| (&stream).flush()).map_err(io_error)?;
+        return Ok(false);
+    }
     let count = shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
     if shared.maximum_requests > 0 && count >= shared.maximum_requests {
         // Connections still queued wait in the parent's backlog for the replacement.
@@ -689,6 +711,29 @@ fn queue_timed_out(shared: &Shared, hello: &Hello) -> bool {
         return false;
     }
     log::server(log::ERR, shared.server, &format!("Queue timeout expired for WSGI daemon process '{}': {}", shared.name, describe(hello)));
+    true
+}
+
+/// Process reloading (see `reloading.rs`): whether this request's script changed since this
+/// process loaded it, with `WSGIScriptReloading On` (the child's `mod_wsgi.script_reloading`).
+/// If so the process stops accepting at once (so that the child's retry goes to another
+/// process, or waits in the backlog for the replacement) and, the first time, logs mod_wsgi's
+/// line and stops gracefully: the requests it is running finish within `graceful-timeout`.
+fn script_changed(shared: &Shared, hello: &Hello) -> bool {
+    let reloading = hello.environ.iter().find(|(k, _)| k == b"mod_wsgi.script_reloading").map(|(_, v)| &v[..]) != Some(b"0");
+    if !reloading || !shared.scripts.changed(std::path::Path::new(std::ffi::OsStr::from_bytes(&hello.script))) {
+        return false;
+    }
+    shared.stop_accepting();
+    if !shared.restarting.swap(true, Ordering::SeqCst) {
+        log::server(level::INFO, shared.server, &format!(
+            "Forcing restart of daemon process '{}' due to modification of script '{}'.",
+            shared.name,
+            String::from_utf8_lossy(&hello.script)
+        ));
+        // SAFETY: writes one byte to our own signal pipe.
+        unsafe { libc::write(shared.signals, [reloading::SCRIPT_CHANGED].as_ptr().cast(), 1) };
+    }
     true
 }
 

@@ -32,12 +32,16 @@ pub const FLUSH: u8 = 20;
 pub const LOG: u8 = 21;
 /// `i32`: the engine's `Outcome`. Last frame.
 pub const END: u8 = 22;
+/// Empty; instead of [`READY`], and last: the script changed since this process loaded it
+/// (`WSGIScriptReloading On`), so the process restarts: connect again and resend the hello
+/// (mod_wsgi's "200 Rejected"). Nothing of the body was asked for yet.
+pub const RESTART: u8 = 23;
 
 /// Start of a [`Hello`], and the version of this protocol (both ends are the same .so, so
 /// this is a sanity check, not negotiation). 2: the hello carries `error_override`, and
-/// START has no answer.
+/// START has no answer. 3: the daemon may answer [`RESTART`].
 pub const MAGIC: &[u8; 4] = b"MWRS";
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// The largest frame either side accepts (a hello carries the whole environ).
 pub const MAX_FRAME: usize = 16 << 20;
 /// The largest [`DATA`] frame a daemon sends.
@@ -328,8 +332,8 @@ mod tests {
         let hello = Hello { token: [1; 16], error_override: true, script: Vec::new(), callable: Vec::new(), group: Vec::new(), environ: Vec::new() };
         let mut payload = hello.encode();
         assert_eq!(Hello::decode(&payload).unwrap(), hello);
-        payload[4..6].copy_from_slice(&1u16.to_le_bytes());
-        assert!(Hello::decode(&payload).is_err(), "a version 1 hello");
+        payload[4..6].copy_from_slice(&2u16.to_le_bytes());
+        assert!(Hello::decode(&payload).is_err(), "a version 2 hello");
         let mut payload = hello.encode();
         payload[6 + 16] = 2;
         assert!(Hello::decode(&payload).is_err(), "error_override 2");
