@@ -272,9 +272,11 @@ fn maximum_requests_recycles_without_failing_a_request() {
     let mut distinct = pids.clone();
     distinct.sort();
     distinct.dedup();
-    assert!(distinct.len() >= 5, "each process serves at most 3 requests: {pids:?}");
+    // mod_wsgi's rule: the process recycles once 3 requests have ended; requests its other
+    // thread had already taken then still finish: at most 3 + (threads - 1) each.
+    assert!(distinct.len() >= 4, "each process serves at most 4 requests: {pids:?}");
     for pid in &distinct {
-        assert!(pids.iter().filter(|p| *p == pid).count() <= 3, "{pid} served more than 3: {pids:?}");
+        assert!(pids.iter().filter(|p| *p == pid).count() <= 4, "{pid} served more than 4: {pids:?}");
     }
     assert_no_crash(&apache);
 }

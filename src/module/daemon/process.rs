@@ -94,7 +94,6 @@ fn daemon_main(index: usize, n: u32) -> c_int {
         stop_read: stop.0,
         signals: signals.1,
         accept: Mutex::new(()),
-        accepted: AtomicU64::new(0),
         completed: AtomicU64::new(0),
         starved: AtomicBool::new(false),
         active: AtomicUsize::new(0),
@@ -460,9 +459,7 @@ struct Shared {
     signals: c_int,
     /// One worker at a time polls and accepts (mod_wsgi's idle-thread stack, simplified).
     accept: Mutex<()>,
-    /// Requests whose hello checked out, and those that ended (`maximum-requests` counts
-    /// accepted ones to stop accepting, ended ones to stop: the last one always finishes).
-    accepted: AtomicU64,
+    /// Requests that ended (see [`Shared::request_ending`]).
     completed: AtomicU64,
     /// `accept` is failing for want of descriptors or memory (see [`Shared::accept`]).
     starved: AtomicBool,
@@ -493,6 +490,21 @@ unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 impl Shared {
+    /// A request is about to send its END: `maximum-requests` (mod_wsgi's rule) counts it
+    /// now. At the limit the process stops accepting before the child can see the END (so a
+    /// client's next request goes to another process), and recycles gracefully: requests
+    /// still running get `graceful-timeout`.
+    fn request_ending(&self) {
+        let done = self.completed.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.maximum_requests > 0 && done >= self.maximum_requests {
+            self.stop_accepting();
+            if done == self.maximum_requests {
+                // SAFETY: writes one byte to our own signal pipe.
+                unsafe { libc::write(self.signals, b"G".as_ptr().cast(), 1) };
+            }
+        }
+    }
+
     fn stop_accepting(&self) {
         // SAFETY: writes one byte to our own pipe.
         unsafe { libc::write(self.stop, b"x".as_ptr().cast(), 1) };
@@ -575,14 +587,7 @@ fn worker(shared: &Shared) {
                 false
             }
         };
-        drop(active);
-        if served {
-            let done = shared.completed.fetch_add(1, Ordering::SeqCst) + 1;
-            if shared.maximum_requests > 0 && done == shared.maximum_requests {
-                // SAFETY: writes one byte to our own signal pipe.
-                unsafe { libc::write(shared.signals, b"G".as_ptr().cast(), 1) };
-            }
-        }
+        drop((active, served));
     }
 }
 
@@ -598,11 +603,6 @@ fn serve(shared: &Shared, stream: UnixStream) -> Result<bool, String> {
         wire::write_frame(&mut &stream, wire::RESTART, &[]).and_then(|()| (&stream).flush()).map_err(io_error)?;
         return Ok(false);
     }
-    let count = shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
-    if shared.maximum_requests > 0 && count >= shared.maximum_requests {
-        // Connections still queued wait in the parent's backlog for the replacement.
-        shared.stop_accepting();
-    }
     let reader = BufReader::with_capacity(64 << 10, stream.try_clone().map_err(io_error)?);
     let conn = Arc::new(Conn {
         io: Mutex::new(Io { reader, writer: BufWriter::with_capacity(8 << 10, stream.try_clone().map_err(io_error)?), stream }),
@@ -616,6 +616,7 @@ fn serve(shared: &Shared, stream: UnixStream) -> Result<bool, String> {
         monitor: shared.monitor.clone(),
     });
     if queue_timed_out(shared, &hello) {
+        shared.request_ending();
         conn.send(wire::END, &abi::Outcome::GATEWAY_TIMEOUT.0.to_le_bytes(), true);
         return Ok(true);
     }
@@ -647,6 +648,7 @@ fn serve(shared: &Shared, stream: UnixStream) -> Result<bool, String> {
         outcome = abi::Outcome::GATEWAY_TIMEOUT;
     }
     drop(running);
+    shared.request_ending();
     conn.send(wire::END, &outcome.0.to_le_bytes(), true);
     conn.log_pending_locally();
     Ok(true)
