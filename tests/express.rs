@@ -251,10 +251,10 @@ fn sigterm_and_ctrl_c_stop_apache_and_the_daemons() {
 
 #[test]
 fn unsupported_daemon_options_are_refused_by_name() {
-    let out = Command::new(EXPRESS).args(["start-server", "--startup-timeout", "15", "app.wsgi"]).output().unwrap();
+    let out = Command::new(EXPRESS).args(["start-server", "--switch-interval", "5", "app.wsgi"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("'--startup-timeout'") && stderr.contains("not supported"), "{stderr}");
+    assert!(stderr.contains("'--switch-interval'") && stderr.contains("not supported"), "{stderr}");
     let out = Command::new(EXPRESS).args(["start-server", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for option in ["--embedded-mode", "--request-timeout SECONDS", "--process-group NAME", "--working-directory DIRECTORY"] {

@@ -104,11 +104,10 @@ pub fn dump_nogil() {
             index += 1;
         }
     }
-    let mut text = String::new();
-    let read = std::io::Seek::rewind(&mut file).and_then(|()| std::io::Read::read_to_string(&mut file, &mut text));
-    if read.is_err() {
-        text = String::from_utf8_lossy(text.as_bytes()).into_owned();
-    }
+    let mut bytes = Vec::new();
+    // What could be read is logged, valid UTF-8 or not.
+    let _ = std::io::Seek::rewind(&mut file).and_then(|()| std::io::Read::read_to_end(&mut file, &mut bytes));
+    let text = String::from_utf8_lossy(&bytes);
     settings::log(level::ERR, "Python stacks of all threads (read without the GIL; most recent call first):");
     for line in text.lines().filter(|line| !line.is_empty()) {
         settings::log(level::ERR, line);

@@ -7,7 +7,7 @@ use super::py::{self, PyObj};
 use super::script::{self, LoadError};
 use super::busy::Busy;
 use super::group::Subscribers;
-use super::{environ, error, group, request_objects, start_response};
+use super::{environ, error, group, request_objects, settings, start_response};
 use crate::abi::{self, level, Outcome};
 use crate::gil::scheduler;
 use crate::gil::{GilGuard, Refused};
@@ -75,7 +75,11 @@ fn serve(ex: &Exchange) -> Outcome {
         return Outcome::UNAVAILABLE;
     };
 
-    let reloading = ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0");
+    // In a daemon process, a changed script restarts the process (the daemon checks before the
+    // request reaches Python, as mod_wsgi's process reloading): re-running just the script in
+    // place there would mix it with the application's old modules.
+    let in_daemon = !settings::get().process_group.is_empty();
+    let reloading = !in_daemon && ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0");
     let module = match script::load(group, &script, reloading) {
         Ok(module) => {
             SCRIPTS_READY.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -405,8 +405,8 @@ mod tests {
         assert!(usage_error(&["start-server", "--request-timeout", "-1", "x"]).contains("--request-timeout"));
         assert!(usage_error(&["start-server", "--header-buffer-size", "100", "x"]).contains("at least 8192"));
         assert!(usage_error(&["start-server", "--process-group", "a/b", "x"]).contains("--process-group"));
-        let refused = usage_error(&["start-server", "--deadlock-timeout", "60", "x"]);
-        assert!(refused.contains("'--deadlock-timeout'") && refused.contains("not supported by mod_wsgi-rs"), "{refused}");
+        let refused = usage_error(&["start-server", "--switch-interval", "5", "x"]);
+        assert!(refused.contains("'--switch-interval'") && refused.contains("not supported by mod_wsgi-rs"), "{refused}");
         // Only start-server knows them; module-config says "unknown".
         assert!(usage_error(&["module-config", "--startup-timeout", "1"]).contains("unknown option"));
     }

@@ -23,6 +23,13 @@ pub const NUMBERS: &[(&str, &str)] = &[
     ("restart-interval", "restart-interval"),
     ("shutdown-timeout", "shutdown-timeout"),
     ("header-buffer-size", "header-buffer-size"),
+    ("startup-timeout", "startup-timeout"),
+    ("deadlock-timeout", "deadlock-timeout"),
+    ("cpu-time-limit", "cpu-time-limit"),
+    ("send-buffer-size", "send-buffer-size"),
+    ("receive-buffer-size", "receive-buffer-size"),
+    ("response-buffer-size", "response-buffer-size"),
+    ("response-socket-timeout", "response-socket-timeout"),
 ];
 
 /// The host part of the group's and the server root's names: the original says `localhost`
@@ -160,7 +167,10 @@ mod tests {
             "graceful-timeout=15 \\",
             "restart-interval=0 \\",
             "shutdown-timeout=5 \\",
-            "header-buffer-size=0",
+            "header-buffer-size=0 \\",
+            "startup-timeout=15 \\",
+            "deadlock-timeout=60 \\",
+            "response-socket-timeout=0",
             "WSGIProcessGroup \"localhost:8000\"",
         ] {
             assert!(text.lines().any(|l| l.trim() == want), "missing {want:?} in\n{text}");

@@ -118,7 +118,14 @@ pub const OPTIONS: &[OptSpec] = &[
     opt("queue-timeout", Arity::One, Some("45"), "SECONDS", "Answer 504 to a request that waited this long for a daemon process."),
     opt("daemon-backlog", Arity::One, Some("100"), "NUMBER", "Listen backlog of the daemon processes' socket."),
     opt("server-backlog", Arity::One, Some("500"), "NUMBER", "Listen backlog of Apache's own socket (ListenBacklog)."),
-    opt("header-buffer-size", Arity::One, Some("0"), "NUMBER", "Largest response head a daemon may send; 0: 32768, else at least 8192."),
+    opt("header-buffer-size", Arity::One, Some("0"), "NUMBER", "Longest response header line a daemon may send; 0: 32768, else at least 8192."),
+    opt("startup-timeout", Arity::One, Some("15"), "SECONDS", "Restart a daemon process whose application has not loaded this long after its first request; 0: never."),
+    opt("deadlock-timeout", Arity::One, Some("60"), "SECONDS", "Restart a daemon process whose Python made no progress (GIL held) this long; 0: never."),
+    opt("cpu-time-limit", Arity::One, Some("0"), "SECONDS", "Recycle a daemon process after this much CPU time; 0: no limit."),
+    opt("send-buffer-size", Arity::One, Some("0"), "NUMBER", "SO_SNDBUF of the daemon socket; 0: the system's, else at least 512."),
+    opt("receive-buffer-size", Arity::One, Some("0"), "NUMBER", "SO_RCVBUF of the daemon socket; 0: the system's, else at least 512."),
+    opt("response-buffer-size", Arity::One, Some("0"), "NUMBER", "Flush a daemon's response to the client after this many bytes; 0: the default."),
+    opt("response-socket-timeout", Arity::One, Some("0"), "SECONDS", "Write timeout to the client while passing a daemon's response; 0: --socket-timeout."),
     opt(
         "locale",
         Arity::One,
@@ -157,19 +164,11 @@ pub const OPTIONS: &[OptSpec] = &[
     OptSpec { scope: Scope::Both, ..opt("help", Arity::Flag, None, "", "Show this help and exit.") },
 ];
 
-/// Daemon-related options of the original mod_wsgi-express that mod_wsgi-rs cannot honour
-/// (their `WSGIDaemonProcess` options are not implemented): refused by name, with the reason,
-/// rather than reported as unknown or silently dropped.
+/// Options of the original mod_wsgi-express that this one cannot honour: refused by name, with
+/// the reason, rather than reported as unknown or silently dropped.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    ("startup-timeout", "daemon processes have no startup-timeout"),
-    ("deadlock-timeout", "daemon processes have no deadlock-timeout"),
-    ("cpu-time-limit", "daemon processes have no cpu-time-limit"),
-    ("send-buffer-size", "daemon sockets have no send-buffer-size"),
-    ("receive-buffer-size", "daemon sockets have no receive-buffer-size"),
-    ("response-buffer-size", "daemon responses have no response-buffer-size"),
-    ("response-socket-timeout", "daemon responses have no response-socket-timeout"),
     ("response-flush-delay", "daemon responses have no response-flush-delay"),
-    ("python-eggs", "daemon processes have no python-eggs directory"),
+    ("python-eggs", "not passed on to the daemon processes by this mod_wsgi-express yet"),
     ("switch-interval", "daemon processes have no switch-interval"),
     ("max-clients", "the Apache children are sized from --processes and --threads only"),
     ("debug-mode", "there is no single-process debug mode"),

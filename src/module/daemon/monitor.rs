@@ -79,6 +79,9 @@ pub struct Monitor {
     /// startup timer starts there.
     first_request: AtomicU64,
     engine: &'static abi::Engine,
+    /// The engine's heartbeat runs: without it, `deadlock-timeout` cannot be told from a
+    /// heartbeat that never started, and is not enforced.
+    heartbeat: AtomicBool,
 }
 
 /// What the monitor thread remembers between two looks.
@@ -132,6 +135,7 @@ impl Monitor {
             activity: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             first_request: AtomicU64::new(0),
+            heartbeat: AtomicBool::new(false),
         })
     }
 
@@ -141,9 +145,13 @@ impl Monitor {
         if t.request == 0 && t.inactivity == 0 && t.restart_interval == 0 && t.deadlock == 0 && t.startup == 0 {
             return;
         }
-        // SAFETY: the engine is initialised; start_heartbeat takes no arguments.
-        if t.deadlock > 0 && unsafe { (self.engine.start_heartbeat)() } != 0 {
-            log::server(log::ERR, self.server, &format!("Unable to create deadlock-detection thread in daemon process '{}'; deadlock timeouts will not be enforced.", self.name));
+        if t.deadlock > 0 {
+            // SAFETY: the engine is initialised; start_heartbeat takes no arguments.
+            if unsafe { (self.engine.start_heartbeat)() } == 0 {
+                self.heartbeat.store(true, Ordering::SeqCst);
+            } else {
+                log::server(log::ERR, self.server, &format!("Unable to create deadlock-detection thread in daemon process '{}'; deadlock timeouts will not be enforced.", self.name));
+            }
         }
         let monitor = self.clone();
         let started = std::thread::Builder::new().name("wsgi-monitor".into()).spawn(move || monitor.run());
@@ -222,6 +230,17 @@ impl Monitor {
                 self.stopping();
                 // SAFETY: writes one byte to our own signal pipe.
                 unsafe { libc::write(self.signals, (&reason as *const u8).cast(), 1) };
+                if reason == DEADLOCK {
+                    // After the stop began, so that its reaper bounds the dump and its log
+                    // lines; skipped if the GIL moved meanwhile (the stacks would be live).
+                    // SAFETY: as in check_progress.
+                    let beats = unsafe { (self.engine.progress)() }.heartbeats;
+                    if beats == watch.progress.heartbeats {
+                        // SAFETY: the engine is initialised; called without a Rust lock, from
+                        // a thread that serves no request; it does not take the GIL.
+                        unsafe { (self.engine.dump_stacks_nogil)() };
+                    }
+                }
                 return;
             }
         }
@@ -302,7 +321,7 @@ impl Monitor {
                 return Some(STARTUP);
             }
         }
-        if t.deadlock > 0 && watch.last_beat.elapsed() >= Duration::from_secs(t.deadlock) {
+        if t.deadlock > 0 && self.heartbeat.load(Ordering::SeqCst) && watch.last_beat.elapsed() >= Duration::from_secs(t.deadlock) {
             log::server(level::INFO, self.server, &format!("Daemon process deadlock timer expired, stopping daemon process '{}'.", self.name));
             let serving: Vec<String> = {
                 let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
@@ -311,9 +330,7 @@ impl Monitor {
             for line in &serving {
                 log::server(log::ERR, self.server, &format!("Daemon process '{}' was serving a request in {line}", self.name));
             }
-            // SAFETY: the engine is initialised; called without a Rust lock, from a thread
-            // that serves no request; it does not take the GIL (nobody can).
-            unsafe { (self.engine.dump_stacks_nogil)() };
+            // The stacks are dumped once the stop has begun (see run()).
             return Some(DEADLOCK);
         }
         None

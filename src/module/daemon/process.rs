@@ -113,7 +113,10 @@ fn daemon_main(index: usize, n: u32) -> c_int {
     let workers: Vec<_> = (0..group.spec.threads)
         .filter_map(|i| {
             let shared = shared.clone();
-            std::thread::Builder::new().name(format!("wsgi-{i}")).stack_size(stack_size).spawn(move || worker(&shared)).ok()
+            let spawned = std::thread::Builder::new().name(format!("wsgi-{i}")).stack_size(stack_size).spawn(move || worker(&shared));
+            spawned
+                .map_err(|e| log::server(log::ERR, group.server, &format!("Daemon process '{}' cannot start worker thread {i} ({e}): it runs with fewer threads than threads= says.", group.spec.name)))
+                .ok()
         })
         .collect();
     if workers.is_empty() {

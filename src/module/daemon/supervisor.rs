@@ -419,12 +419,13 @@ pub fn close_listeners() {
 
 /// What a daemon's status says about its death. The MPM hands over the exit code of a process
 /// that exited and the signal number of one that was killed, without saying which; ours exit
-/// with 0 (a stop or recycle) or 1 (a failed start), so anything else is a signal.
+/// with 0 (a stop or recycle) or 1 (a failed start), so anything else is most likely a signal
+/// (an application's own `os._exit(N)` would read the same).
 fn death_cause(status: c_int) -> &'static str {
     match status {
         0 => ": stopped",
         1 => ": exited after a failure logged above",
-        libc::SIGKILL => ": killed by SIGKILL, by the kernel's out-of-memory killer (see dmesg) or by hand",
+        libc::SIGKILL => ": killed by SIGKILL, from the kernel's out-of-memory killer (see dmesg), a cpu-time-limit's hard limit, or by hand",
         libc::SIGSEGV | libc::SIGBUS => ": crashed (a fault in native code)",
         libc::SIGABRT => ": aborted (a fatal Python or C library error, logged above if it could be)",
         libc::SIGXCPU => ": over its CPU time limit",
