@@ -354,6 +354,30 @@ fn graceful_restart_replaces_daemons_and_sockets() {
     assert_no_crash(&apache);
 }
 
+#[test]
+fn an_idle_daemon_ends_at_once_on_a_restart_whatever_its_timeouts() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    // mod_wsgi 4.9's daemons wait out their shutdown-timeout (here a minute) before exiting,
+    // and APR SIGKILLs them 3 s after the restart's SIGTERM, so atexit never runs. An idle
+    // daemon of ours has nothing to wait for: it finalises Python and exits at once.
+    let apache = start_site(Mpm::Event, "shutdown-timeout=60 graceful-timeout=60 eviction-timeout=60");
+    let before = daemon_pid(&apache);
+    // SAFETY: signals only the Apache parent this test started (a non-graceful restart).
+    unsafe { libc::kill(apache.pid(), libc::SIGHUP) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !is_gone(before) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(is_gone(before), "the old daemon is still there\n{}", apache.error_log());
+    assert!(apache.dir.path().join(format!("atexit-{before}")).is_file(), "the old daemon finalised Python before APR's SIGKILL\n{}", apache.error_log());
+    let log = apache.error_log();
+    assert!(!log.contains("still did not exit"), "APR had to kill a daemon:\n{log}");
+    assert_ne!(daemon_pid(&apache), before);
+    assert_no_crash(&apache);
+}
+
 /// The bound on each request that must not be held up: a liveness limit, not a timing.
 const LIVENESS: Duration = Duration::from_secs(10);
 
