@@ -241,7 +241,7 @@ impl Exchange<'_> {
     fn forward(&mut self, hello: &[u8]) -> io::Result<Option<abi::Outcome>> {
         let request = self.request;
         (&self.stream).write_all(hello)?;
-        let mut reader = BufReader::with_capacity(64 << 10, self.stream.try_clone()?);
+        let mut reader = BufReader::with_capacity(8 << 10, self.stream.try_clone()?);
         loop {
             // The daemon holds each header line to header-buffer-size; the head as a whole
             // has the general frame limit here.

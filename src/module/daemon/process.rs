@@ -606,9 +606,10 @@ fn serve(shared: &Shared, stream: UnixStream) -> Result<bool, String> {
         wire::write_frame(&mut &stream, wire::RESTART, &[]).and_then(|()| (&stream).flush()).map_err(io_error)?;
         return Ok(false);
     }
-    let reader = BufReader::with_capacity(64 << 10, stream.try_clone().map_err(io_error)?);
+    let stream = Arc::new(stream);
+    let reader = BufReader::with_capacity(8 << 10, Sock(stream.clone()));
     let conn = Arc::new(Conn {
-        io: Mutex::new(Io { reader, writer: BufWriter::with_capacity(8 << 10, stream.try_clone().map_err(io_error)?), stream }),
+        io: Mutex::new(Io { reader, writer: BufWriter::with_capacity(8 << 10, Sock(stream.clone())), stream }),
         pending: Mutex::new(Pending::default()),
         dead: AtomicBool::new(false),
         start_queued: AtomicBool::new(false),
@@ -670,7 +671,7 @@ const HELLO_MAX: usize = 4 << 20;
 /// without the token costs no more than those bytes.
 fn read_hello(stream: &UnixStream, token: &[u8; 16], socket_timeout: Option<Duration>) -> Result<Hello, String> {
     let limit = socket_timeout.map_or(HELLO_LIMIT, |t| t.min(HELLO_LIMIT));
-    let mut input = Deadline { stream, deadline: Instant::now() + limit };
+    let mut input = Deadline { stream, deadline: Instant::now() + limit, set: None };
     let refused = |why: &str| format!("Request origin could not be validated ({why}).");
     let mut header = [0u8; 5];
     std::io::Read::read_exact(&mut input, &mut header).map_err(|e| refused(&format!("no hello: {e}")))?;
@@ -692,13 +693,18 @@ fn read_hello(stream: &UnixStream, token: &[u8; 16], socket_timeout: Option<Dura
 struct Deadline<'a> {
     stream: &'a UnixStream,
     deadline: Instant,
+    /// The read timeout last set (a `setsockopt` only when what is left is well below it).
+    set: Option<Duration>,
 }
 
 impl std::io::Read for Deadline<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let left = self.deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero());
         let left = left.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::TimedOut, "hello not received in time"))?;
-        self.stream.set_read_timeout(Some(left))?;
+        if self.set.map_or(true, |set| left + Duration::from_millis(100) < set) {
+            self.stream.set_read_timeout(Some(left))?;
+            self.set = Some(left);
+        }
         std::io::Read::read(&mut self.stream, buf)
     }
 }
@@ -829,9 +835,28 @@ struct Pending {
 }
 
 struct Io {
-    reader: BufReader<UnixStream>,
-    writer: BufWriter<UnixStream>,
-    stream: UnixStream,
+    reader: BufReader<Sock>,
+    writer: BufWriter<Sock>,
+    stream: Arc<UnixStream>,
+}
+
+/// One connection shared by the buffered reader and writer, without a descriptor each (two
+/// `dup`s and `close`s per request saved).
+struct Sock(Arc<UnixStream>);
+
+impl std::io::Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::io::Read::read(&mut &*self.0, buf)
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self.0).flush()
+    }
 }
 
 impl Conn {
