@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 10;
+pub const ABI_VERSION: u32 = 11;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -134,6 +134,9 @@ pub struct EngineConfig {
     /// `WSGIRestrictSignal` (0/1, default 1): `signal.signal()` from an application is ignored
     /// with a log line instead of replacing Apache's handlers.
     pub restrict_signal: c_int,
+    /// `switch-interval=` of a daemon group, in microseconds (`sys.setswitchinterval`); 0:
+    /// Python's own.
+    pub switch_interval_us: u64,
     /// `WSGIPythonOptimize` (-1: not set), `WSGIDontWriteBytecode` (0/1).
     pub python_optimize: c_int,
     pub dont_write_bytecode: c_int,

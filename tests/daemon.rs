@@ -565,7 +565,7 @@ fn a_daemon_that_dies_mid_response_cuts_the_response_short() {
 
 /// Reports the daemon's start-up environment, and answers with headers as large as asked.
 const ENV_APP: &str = r#"
-import json, locale, os, resource, threading, time
+import json, locale, os, resource, sys, threading, time
 
 def application(environ, start_response):
     path = environ['PATH_INFO']
@@ -574,7 +574,8 @@ def application(environ, start_response):
         os.umask(mask)
         body = json.dumps({'umask': mask, 'lang': os.environ.get('LANG'), 'lc_all': os.environ.get('LC_ALL'),
                            'locale': locale.setlocale(locale.LC_ALL), 'gid': os.getgid(),
-                           'groups': sorted(os.getgroups()), 'pid': os.getpid()}).encode()
+                           'groups': sorted(os.getgroups()), 'pid': os.getpid(),
+                           'switch_interval': '%.4f' % sys.getswitchinterval()}).encode()
         headers = [('Content-Type', 'application/json')]
     elif path == '/choke':
         # No descriptor can be opened until a thread restores the limit: accept fails with
@@ -620,10 +621,12 @@ fn umask_lang_locale_and_supplementary_groups_reach_the_application() {
         return eprintln!("skipped: needs root to switch users");
     }
     let apache = start_env_site(
-        "user=nobody umask=0027 lang=C.UTF-8 locale=C.UTF-8 supplementary-groups=staff,users",
+        "user=nobody umask=0027 lang=C.UTF-8 locale=C.UTF-8 supplementary-groups=staff,users switch-interval=0.002",
         "user=nobody locale=xx_XX.no-such-locale",
     );
     let set = json(&apache, "/set/env");
+    assert_eq!(set.get("switch_interval"), "0.0020", "switch-interval=0.002");
+    assert_eq!(json(&apache, "/plain/env").get("switch_interval"), "0.0050", "Python's own");
     assert_eq!(set.get("umask"), (0o027).to_string(), "umask=0027");
     assert_eq!((set.get("lang").as_str(), set.get("lc_all").as_str()), ("C.UTF-8", "C.UTF-8"), "LANG and LC_ALL");
     assert_eq!(set.get("locale"), "C.UTF-8", "setlocale(LC_ALL) before Python started");

@@ -132,7 +132,7 @@ def _restrict_signal(log):
 
 def setup(group, is_main, initial_environ, python_path, version, process_metrics, log,
           restrict_stdin, restrict_stdout, restrict_signal, maximum_processes, threads_per_process,
-          process_group):
+          process_group, switch_interval):
     import codecs
     import os
     import site
@@ -161,6 +161,10 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
                 for key, value in initial_environ)
         else:
             os.environ.data = dict(initial_environ)
+
+    if switch_interval > 0 and hasattr(sys, 'setswitchinterval'):
+        # A daemon group's switch-interval= (Python 2 has no such setting).
+        sys.setswitchinterval(switch_interval)
 
     sys.stdout = Restricted('sys.stdout') if restrict_stdout else Log(log, ERR, '<stdout>')
     sys.stderr = Log(log, ERR, '<stderr>')

@@ -191,6 +191,8 @@ fn setup(name: &str, index: InterpIndex) -> Result<&'static Group, String> {
             &limits.0,
             &limits.1,
             &py::text(&s.process_group)?,
+            // SAFETY: a new float object.
+            &unsafe { PyObj::from_owned(ffi::PyFloat_FromDouble(s.switch_interval))? },
         ])?;
         // SAFETY: setup() returns a 5-tuple; each item is kept (one reference) for good.
         let item = |i| unsafe { PyObj::from_borrowed(ffi::PyTuple_GetItem(lists.as_ptr(), i)).map(PyObj::into_ptr) };

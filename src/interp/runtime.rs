@@ -25,6 +25,7 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         restrict_stdin: config.restrict_stdin != 0,
         restrict_stdout: config.restrict_stdout != 0,
         restrict_signal: config.restrict_signal != 0,
+        switch_interval: config.switch_interval_us as f64 / 1e6,
         threads_per_process: config.threads_per_child.max(1) as usize,
         module_version: version,
         // SAFETY: the module's byte string is valid for the call.

@@ -24,6 +24,8 @@ pub struct Settings {
     pub restrict_stdout: bool,
     /// `WSGIRestrictSignal` (default On).
     pub restrict_signal: bool,
+    /// `sys.setswitchinterval` for every interpreter, in seconds; 0: Python's own.
+    pub switch_interval: f64,
     pub threads_per_process: usize,
     pub module_version: String,
     /// `mod_wsgi.process_group`: the daemon group's name, empty when embedded.

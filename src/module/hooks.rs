@@ -145,6 +145,7 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
             restrict_signal: config.restrict_signal.unwrap_or(true) as c_int,
             dont_write_bytecode: config.dont_write_bytecode.unwrap_or(false) as c_int,
             python_warnings: abi::Bytes::new(warnings.as_bytes()),
+            switch_interval_us: 0,
             maximum_processes: mpm_query(apache::AP_MPMQ_MAX_DAEMONS).max(1),
             import_scripts: imports.as_ptr(),
             import_scripts_len: imports.len(),

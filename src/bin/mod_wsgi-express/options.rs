@@ -169,7 +169,7 @@ pub const OPTIONS: &[OptSpec] = &[
 pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("response-flush-delay", "daemon responses have no response-flush-delay"),
     ("python-eggs", "not passed on to the daemon processes by this mod_wsgi-express yet"),
-    ("switch-interval", "daemon processes have no switch-interval"),
+    ("switch-interval", "not passed on to the daemon processes by this mod_wsgi-express yet"),
     ("max-clients", "the Apache children are sized from --processes and --threads only"),
     ("debug-mode", "there is no single-process debug mode"),
 ];

@@ -12,7 +12,7 @@ const INVALID: &str = "Invalid option to WSGI daemon process definition.";
 
 /// Options mod_wsgi 4.9 and 6.x document that this build does not implement yet. Those
 /// parsed into [`DaemonSpec`] are validated first (a bad value gets mod_wsgi's message).
-pub const REFUSED: &[&str] = &["chroot", "switch-interval", "response-flush-delay", "server-metrics"];
+pub const REFUSED: &[&str] = &["chroot", "response-flush-delay", "server-metrics"];
 
 /// Options of mod_wsgi 4.x that only configured its New Relic agent hook (importing
 /// `newrelic.agent` and wrapping each application), which this build does not have: accepted
@@ -167,6 +167,9 @@ pub struct DaemonSpec {
     pub script_owner: Option<ScriptOwner>,
     /// Options given that have no effect here ([`IGNORED`]), for the one warning.
     pub ignored: Vec<String>,
+    /// `switch-interval=` (seconds, fractional), in microseconds: `sys.setswitchinterval` in
+    /// the group's interpreters; 0: Python's own (5 ms).
+    pub switch_interval_us: u64,
 }
 
 /// `response-buffer-size=0`: mod_wsgi's default.
@@ -176,6 +179,7 @@ impl DaemonSpec {
     fn new(name: &str) -> DaemonSpec {
         DaemonSpec {
             name: name.to_string(),
+            switch_interval_us: 0,
             processes: 1,
             multiprocess: false,
             threads: 15,
@@ -261,6 +265,12 @@ impl DaemonSpec {
             "listen-backlog" => {
                 let backlog = number("Invalid listen backlog for WSGI daemon process.", 0)?;
                 self.listen_backlog = backlog.min(i32::MAX as u64) as i32;
+            }
+            "switch-interval" => {
+                // mod_wsgi: a positive number of seconds, fractions allowed.
+                let seconds = value.parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0);
+                let seconds = seconds.ok_or("Invalid switch interval for WSGI daemon process.")?;
+                self.switch_interval_us = ((seconds * 1e6).round() as u64).max(1);
             }
             "umask" => {
                 let umask = u32::from_str_radix(value, 8).ok().filter(|m| *m <= 0o777);
@@ -507,6 +517,9 @@ mod tests {
         assert_eq!(err("site request-timeout=-1"), "Invalid request timeout for WSGI daemon process.");
         assert_eq!(err("site inactivity-timeout=x"), "Invalid inactivity timeout for WSGI daemon process.");
         assert_eq!(err("site umask=9"), "Invalid umask for WSGI daemon process.");
+        assert_eq!(err("site switch-interval=0"), "Invalid switch interval for WSGI daemon process.");
+        assert_eq!(err("site switch-interval=soon"), "Invalid switch interval for WSGI daemon process.");
+        assert_eq!(parse("site switch-interval=0.0025").unwrap().switch_interval_us, 2500);
         assert_eq!(err("site listen-backlog=-3"), "Invalid listen backlog for WSGI daemon process.");
         assert_eq!(err("site header-buffer-size=100"), "Header buffer size must be >= 8192 bytes, or 0 for default.");
         assert_eq!(err("site supplementary-groups=staff,nogroup-here"), "Invalid supplementary group 'nogroup-here' for WSGI daemon process.");

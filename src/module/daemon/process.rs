@@ -385,6 +385,7 @@ fn start_engine(registry: &Registry, group: &Group) -> Result<&'static abi::Engi
         python_optimize: main.python_optimize.unwrap_or(-1),
         dont_write_bytecode: main.dont_write_bytecode.unwrap_or(false) as c_int,
         python_warnings: abi::Bytes::new(warnings.as_bytes()),
+        switch_interval_us: spec.switch_interval_us,
         maximum_processes: spec.processes as c_int,
         import_scripts: imports.as_ptr(),
         import_scripts_len: imports.len(),
