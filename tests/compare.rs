@@ -117,18 +117,7 @@ fn raw_get(apache: &Apache, target: &[u8], host: &str) -> Response {
 
 /// What a response looks like with the server's own port taken out.
 fn summary(apache: &Apache, r: &Response) -> String {
-    let mut headers: Vec<String> = r
-        .headers
-        .iter()
-        // Framing is left out: for a list body we send Content-Length where mod_wsgi chunks.
-        .filter(|(k, _)| ["content-type", "x-extra", "x-injected", "connection", "keep-alive"].contains(&k.to_ascii_lowercase().as_str()))
-        .map(|(k, v)| format!("{}: {v}", k.to_ascii_lowercase()))
-        .collect();
-    headers.sort();
-    let body = if r.status >= 500 { "<error page>".to_string() } else { r.text() };
-    format!("{} [{}] {}", r.status, headers.join(", "), body)
-        .replace(&apache.port.to_string(), "PORT")
-        .replace(&apache.dir.path().display().to_string(), "{dir}")
+    common::summary(apache, r, &["content-type", "x-extra", "x-injected", "connection", "keep-alive"], |status| status >= 500)
 }
 
 #[test]
@@ -137,7 +126,6 @@ fn same_answers_as_debian_mod_wsgi() {
     let ours = server(&module_path());
     let theirs = server(Path::new(DEBIAN_MOD_WSGI));
     let auth = [("Authorization", "Basic dXNlcjpwdw=="), ("X-Custom", "custom value")];
-    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a [u8]);
     let cases: Vec<Case> = vec![
         ("GET", "/app", &[], b""),
         ("GET", "/app/environ/x/y?a=1&b=2", &auth, b""),
@@ -169,14 +157,7 @@ fn same_answers_as_debian_mod_wsgi() {
         ("GET", "/app/latin", &[], b""),
         ("GET", "/app/connection/close", &[], b""),
     ];
-    let mut differences = Vec::new();
-    for (method, path, headers, body) in cases {
-        let a = summary(&ours, &ours.request(method, path, headers, body));
-        let b = summary(&theirs, &theirs.request(method, path, headers, body));
-        if a != b {
-            differences.push(format!("{method} {path}\n  mod_wsgi-rs: {a}\n  mod_wsgi:    {b}"));
-        }
-    }
+    let mut differences = common::differences(&ours, &theirs, &cases, summary);
     // The same, with the byte 0xE9 raw in the request line.
     let raw_caf = |apache: &Apache| summary(apache, &raw_get(apache, b"/app/environ/caf\xe9", &format!("localhost:{}", apache.port)));
     let (a, b) = (raw_caf(&ours), raw_caf(&theirs));

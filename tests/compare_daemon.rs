@@ -86,18 +86,7 @@ fn servers(options: &str) -> (Apache, Apache) {
 
 /// What a response looks like with the server's own port and directory taken out.
 fn summary(apache: &Apache, r: &Response) -> String {
-    let mut headers: Vec<String> = r
-        .headers
-        .iter()
-        // Framing is left out: for a list body we send Content-Length where mod_wsgi chunks.
-        .filter(|(k, _)| ["content-type", "www-authenticate", "x-big"].contains(&k.to_ascii_lowercase().as_str()))
-        .map(|(k, v)| format!("{}: {v}", k.to_ascii_lowercase()))
-        .collect();
-    headers.sort();
-    let body = if r.status >= 500 || r.status == 401 { "<error page>".to_string() } else { r.text() };
-    format!("{} [{}] {}", r.status, headers.join(", "), body)
-        .replace(&apache.port.to_string(), "PORT")
-        .replace(&apache.dir.path().display().to_string(), "{dir}")
+    common::summary(apache, r, &["content-type", "www-authenticate", "x-big"], |status| status >= 500 || status == 401)
 }
 
 /// The PID of the daemon that answers `/app/pid`.
@@ -116,7 +105,6 @@ fn same_answers_as_debian_mod_wsgi_in_daemon_mode() {
     let chunked = [("Transfer-Encoding", "chunked")];
     let auth = [("Authorization", "Basic dXNlcjpwdw==")];
     let wrong = [("Authorization", "Basic dXNlcjp4")];
-    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a [u8]);
     let cases: Vec<Case> = vec![
         ("GET", "/app", &[], b""),
         ("HEAD", "/app", &[], b""),
@@ -131,14 +119,7 @@ fn same_answers_as_debian_mod_wsgi_in_daemon_mode() {
         ("GET", "/app/nostart", &[], b""),
         ("GET", "/app/big-header", &[], b""),
     ];
-    let mut differences = Vec::new();
-    for (method, path, headers, body) in cases {
-        let a = summary(&ours, &ours.request(method, path, headers, body));
-        let b = summary(&theirs, &theirs.request(method, path, headers, body));
-        if a != b {
-            differences.push(format!("{method} {path}\n  mod_wsgi-rs: {a}\n  mod_wsgi:    {b}"));
-        }
-    }
+    let differences = common::differences(&ours, &theirs, &cases, summary);
     assert!(differences.is_empty(), "differences from Debian's mod_wsgi in daemon mode:\n{}", differences.join("\n"));
     // What the environ says, spelled out (the comparison above only says "the same").
     let environ = Json::parse(&ours.request("GET", "/app/auth/z/w", &auth, b"").text());
