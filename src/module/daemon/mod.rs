@@ -7,6 +7,7 @@
 //! - `environment.rs`: a daemon's start-up: display name, priority, user and
 //!   groups, umask, resource limits, language;
 //! - `process.rs`: inside a daemon: the engine, worker threads;
+//! - `connection.rs`: inside a daemon: one request's connection and the engine's callbacks;
 //! - `monitor.rs`: inside a daemon: request-timeout, inactivity-timeout, restart-interval;
 //! - `reloading.rs`: inside a daemon: restarting when a script changed;
 //! - `client.rs`: in Apache's children: forwarding one request;
@@ -14,6 +15,7 @@
 //! - `script_owner.rs`: in Apache's children: `script-user=` / `script-group=`.
 
 pub mod client;
+mod connection;
 mod monitor;
 pub mod options;
 mod environment;
