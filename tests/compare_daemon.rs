@@ -204,11 +204,12 @@ fn maximum_requests_recycles_after_two_requests_in_both() {
     // Ours: exactly two requests per process (it stops accepting before the second one ends).
     let (pids, counts) = runs(&ours);
     assert_eq!(counts, [2, 2, 2], "{pids:?}");
-    // mod_wsgi 4.9 recycles after two as well, but a process that is shutting down may still
-    // serve the next request if one of its other threads had already accepted it: sometimes
-    // three. (Not a difference that the README needs: ours is the stricter.)
+    // mod_wsgi 4.9 recycles after two as well, but its other threads keep accepting during
+    // the shutdown that follows (up to its 5 s shutdown-timeout), so a process serves between
+    // two and two plus its other three threads' requests (seen: three and four). (Not a
+    // difference that the README needs: ours is the stricter.)
     let (pids, counts) = runs(&theirs);
-    assert!(counts.len() >= 2 && counts[..counts.len() - 1].iter().all(|n| (2..=3).contains(n)), "{pids:?}");
+    assert!(counts.len() >= 2 && counts[..counts.len() - 1].iter().all(|n| (2..=5).contains(n)), "{pids:?}");
 }
 
 #[test]
