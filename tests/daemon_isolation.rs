@@ -636,8 +636,11 @@ fn head_keep_alive_and_an_exception_through_a_daemon() {
         return eprintln!("skipped: needs root to switch users");
     }
     let config = "WSGIRestrictEmbedded On\nWSGISocketPrefix {dir}/run/wsgi\nKeepAlive On\n\
-                  WSGIDaemonProcess web user=www-data threads=2\n\
+                  WSGIDaemonProcess web user=www-data threads=2 response-flush-delay=0\n\
                   WSGIScriptAlias / {dir}/app.wsgi process-group=web application-group=%{GLOBAL}\n";
+    // response-flush-delay=0: each block the generator yields is flushed as it comes, so the
+    // response is chunked (with the default delay, blocks that follow each other within it
+    // are passed on together, and a short generated response may get a Content-Length).
     let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
     for mpm in ALL_MPMS {
         let m = mpm.name();

@@ -4,10 +4,12 @@
 
 use super::super::apache;
 use super::super::log;
+use super::connection::Sock;
 use super::options::SystemAccounts;
+use super::pool::{self, Kept};
 use super::script_owner;
 use super::supervisor::{self, Group, Registry};
-use super::wire::{self, Decoder, Hello, Start};
+use super::wire::{self, Decoder, Start};
 use crate::abi;
 use std::ffi::{c_int, CStr};
 use std::io::{self, BufReader, Write};
@@ -15,6 +17,7 @@ use std::os::fd::FromRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The first pause between connection attempts refused outright (mod_wsgi's: 0.125 s, then
@@ -57,7 +60,17 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, er
         }
         seconds => Some(Duration::from_secs(seconds)),
     };
-    let stream = connect_for(r, group, timeout)?;
+    // A kept connection if there is one (see pool.rs), else a new one.
+    let (stream, reused) = match pool::take(index) {
+        Some(kept) => {
+            if kept.timeout != timeout {
+                let _ = kept.stream.set_read_timeout(timeout);
+                let _ = kept.stream.set_write_timeout(timeout);
+            }
+            (kept.stream, true)
+        }
+        None => (Arc::new(connect_for(r, group, timeout)?), false),
+    };
     let token = supervisor::token(index).unwrap_or_default();
     // response-socket-timeout=, else socket-timeout=; neither: the connection's own.
     let response_timeout = match (group.spec.timeouts.response_socket, group.spec.timeouts.socket) {
@@ -67,9 +80,12 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, er
     let mut exchange = Exchange {
         r,
         name,
+        index,
         group,
         request,
         stream,
+        reused,
+        reusable: false,
         timeout,
         ready: false,
         started: false,
@@ -173,9 +189,15 @@ fn connect_once(address: &libc::sockaddr_un, wait: Duration) -> io::Result<UnixS
 struct Exchange<'a> {
     r: *mut apache::request_rec,
     name: &'a str,
+    /// The group's index in the registry (its pool of kept connections).
+    index: usize,
     group: &'a Group,
     request: &'a abi::Request,
-    stream: UnixStream,
+    stream: Arc<UnixStream>,
+    /// `stream` was kept from an earlier request: the daemon may have closed it since.
+    reused: bool,
+    /// The exchange ended cleanly with END: `stream` may carry the next request.
+    reusable: bool,
     /// The I/O timeout on the connection (`socket-timeout=`, else `Timeout`), for log lines.
     timeout: Option<Duration>,
     /// The daemon accepted the hello: Python sees the request.
@@ -204,8 +226,20 @@ impl Exchange<'_> {
         let mut restarts = 0;
         loop {
             match self.forward(&hello) {
-                Ok(Some(outcome)) => return Ok(outcome),
+                Ok(Some(outcome)) => {
+                    if self.reusable {
+                        pool::give_back(self.index, Kept { stream: self.stream.clone(), timeout: self.timeout });
+                    }
+                    return Ok(outcome);
+                }
                 Ok(None) => {}
+                Err(e) if self.reused && !self.ready && closed(&e) => {
+                    // A kept connection that its daemon closed since (a recycle, a stop):
+                    // nothing of the request was taken; it goes on a new connection.
+                    self.reused = false;
+                    self.stream = Arc::new(connect_for(self.r, self.group, self.timeout)?);
+                    continue;
+                }
                 Err(e) => return self.failed(e),
             }
             restarts += 1;
@@ -214,7 +248,8 @@ impl Exchange<'_> {
                 return Err(apache::HTTP_SERVICE_UNAVAILABLE as c_int);
             }
             log::request(abi::level::INFO, self.r, &format!("Reconnecting after WSGI daemon process '{}' restart, attempt #{restarts}.", self.name));
-            self.stream = connect_for(self.r, self.group, self.timeout)?;
+            self.reused = false;
+            self.stream = Arc::new(connect_for(self.r, self.group, self.timeout)?);
         }
     }
 
@@ -226,26 +261,46 @@ impl Exchange<'_> {
             let environ = if request.environ.is_null() { &[][..] } else { std::slice::from_raw_parts(request.environ, request.environ_len) };
             (environ, request.script.as_slice(), request.callable.as_slice(), request.group.as_slice())
         };
+        let queued = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0).to_string();
         // SAFETY: as above.
-        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = environ.iter().map(|p| unsafe { (p.name.as_slice().to_vec(), p.value.as_slice().to_vec()) }).collect();
-        let queued = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
-        pairs.push((b"mod_wsgi.queue_start".to_vec(), queued.to_string().into_bytes()));
-        let hello = Hello { token, error_override, script: script.to_vec(), callable: callable.to_vec(), group: group.to_vec(), environ: pairs };
-        let mut framed = Vec::new();
-        wire::write_frame(&mut framed, wire::HELLO, &hello.encode())?;
-        Ok(framed)
+        let pairs = environ.iter().map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) });
+        let pairs = pairs.chain(std::iter::once((&b"mod_wsgi.queue_start"[..], queued.as_bytes())));
+        wire::hello_frame(&token, error_override, script, callable, group, pairs)
     }
 
     /// One attempt: sends the hello and serves the daemon's frames. `None`: the daemon is
     /// restarting and did not take the request (nothing was read from the client).
     fn forward(&mut self, hello: &[u8]) -> io::Result<Option<abi::Outcome>> {
         let request = self.request;
-        (&self.stream).write_all(hello)?;
-        let mut reader = BufReader::with_capacity(8 << 10, self.stream.try_clone()?);
+        (&*self.stream).write_all(hello)?;
+        let mut reader = BufReader::with_capacity(8 << 10, Sock(self.stream.clone()));
+        // A FLUSH not yet acted on (see `response-flush-delay=`).
+        let mut flush_due = false;
         loop {
+            if flush_due && !self.more_within(&reader, self.group.spec.response_flush_delay) {
+                flush_due = false;
+                // SAFETY: the handler's callback with its own ctx; an empty write is a flush.
+                if unsafe { (request.write)(request.ctx, abi::Bytes::EMPTY) } != 0 {
+                    let _ = self.stream.shutdown(std::net::Shutdown::Both);
+                    return Ok(Some(abi::Outcome::DONE));
+                }
+                self.flusher.passed(0);
+            }
             // The daemon holds each header line to header-buffer-size; the head as a whole
             // has the general frame limit here.
-            let (kind, payload) = wire::read_frame(&mut reader, wire::MAX_FRAME)?;
+            let (kind, payload) = match wire::read_frame(&mut reader, wire::MAX_FRAME) {
+                Ok(frame) => frame,
+                Err(e) => {
+                    if flush_due {
+                        // What the application flushed reaches the client before the
+                        // failure cuts the response short, as without a delay.
+                        // SAFETY: the handler's callback with its own ctx, during its
+                        // request; an empty write is a flush.
+                        unsafe { (request.write)(request.ctx, abi::Bytes::EMPTY) };
+                    }
+                    return Err(e);
+                }
+            };
             match kind {
                 wire::READY => self.ready = true,
                 wire::RESTART if !self.ready => return Ok(None),
@@ -258,6 +313,10 @@ impl Exchange<'_> {
                         let _ = self.stream.shutdown(std::net::Shutdown::Both);
                         return Ok(Some(abi::Outcome::SERVER_ERROR));
                     }
+                }
+                wire::FLUSH if !self.group.spec.response_flush_delay.is_zero() => {
+                    self.response_begins();
+                    flush_due = true;
                 }
                 wire::DATA | wire::FLUSH => {
                     self.response_begins();
@@ -281,10 +340,27 @@ impl Exchange<'_> {
                     // SAFETY: as above; the text is valid for the call.
                     unsafe { (request.log)(request.ctx, level, abi::Bytes::new(d.0)) };
                 }
-                wire::END => return Ok(Some(abi::Outcome(Decoder(&payload).i32()?))),
+                wire::END => {
+                    // Nothing may follow END: anything buffered means the two ends are out of
+                    // step, and the connection is not used again.
+                    self.reusable = reader.buffer().is_empty();
+                    return Ok(Some(abi::Outcome(Decoder(&payload).i32()?)));
+                }
                 other => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected frame kind {other}"))),
             }
         }
+    }
+
+    /// Whether more of the response is at hand within `delay`: buffered already, or readable
+    /// on the connection within it.
+    fn more_within(&self, reader: &BufReader<Sock>, delay: Duration) -> bool {
+        if !reader.buffer().is_empty() {
+            return true;
+        }
+        let mut poll = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&*self.stream), events: libc::POLLIN, revents: 0 };
+        let millis = delay.as_millis().clamp(1, c_int::MAX as u128) as c_int;
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut poll, 1, millis) > 0 }
     }
 
     /// The client connection gets `response-socket-timeout=` (restored when the exchange
@@ -307,7 +383,7 @@ impl Exchange<'_> {
             Ok(n) => wire::write_frame(&mut framed, wire::BODY, &buffer[..n.min(buffer.len())])?,
             Err(_) => wire::write_frame(&mut framed, wire::BODY_ERROR, &[])?,
         }
-        (&self.stream).write_all(&framed)
+        (&*self.stream).write_all(&framed)
     }
 
     /// START: the status and headers go through the handler's `start`, which also records a
@@ -370,6 +446,15 @@ impl Exchange<'_> {
         log::request(log::ERR, self.r, &message);
         Err(status as c_int)
     }
+}
+
+/// A failure that means the daemon closed the connection (rather than a timeout, or a broken
+/// frame): on a kept connection, before READY, the request goes again on a new one.
+fn closed(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::NotConnected
+    )
 }
 
 /// `response-buffer-size=`: as mod_wsgi's guard against output filters that buffer without

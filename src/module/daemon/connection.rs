@@ -184,6 +184,19 @@ impl Conn {
         let _ = io.stream.shutdown(std::net::Shutdown::Both);
     }
 
+    /// After END: whether the connection may carry the child's next request. Only when the
+    /// request ended cleanly (never killed, nothing unread or unsent) and nothing else still
+    /// holds it (the monitor's entry is gone), so that nothing of this request can touch the
+    /// next one.
+    pub(super) fn finished(self: Arc<Self>) -> bool {
+        let Ok(conn) = Arc::try_unwrap(self) else { return false };
+        if conn.dead.load(Ordering::SeqCst) {
+            return false;
+        }
+        let io = conn.io.into_inner().unwrap_or_else(|e| e.into_inner());
+        io.reader.buffer().is_empty() && io.writer.buffer().is_empty()
+    }
+
     /// Lines the child can no longer receive go to the error log here.
     pub(super) fn log_pending_locally(&self) {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));

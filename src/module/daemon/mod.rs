@@ -7,17 +7,21 @@
 //! - `environment.rs`: a daemon's start-up: display name, priority, user and
 //!   groups, umask, resource limits, language;
 //! - `process.rs`: inside a daemon: the engine, worker threads;
+//! - `dispatch.rs`: inside a daemon: new and kept connections, and the workers waiting for them;
 //! - `connection.rs`: inside a daemon: one request's connection and the engine's callbacks;
 //! - `monitor.rs`: inside a daemon: request-timeout, inactivity-timeout, restart-interval;
 //! - `reloading.rs`: inside a daemon: restarting when a script changed;
 //! - `client.rs`: in Apache's children: forwarding one request;
+//! - `pool.rs`: in Apache's children: connections kept open between requests;
 //! - `wire.rs`: the frames between the two;
 //! - `script_owner.rs`: in Apache's children: `script-user=` / `script-group=`.
 
 pub mod client;
 mod connection;
+mod dispatch;
 mod monitor;
 pub mod options;
+mod pool;
 mod environment;
 mod process;
 mod reloading;

@@ -6,13 +6,14 @@
 //! ignoring `request-timeout` or `chroot` would change what a site is protected from.
 
 use super::super::args::{split_option, split_words};
+use std::time::Duration;
 
 /// mod_wsgi's wording for an option it does not know (or a word that is not `key=value`).
 const INVALID: &str = "Invalid option to WSGI daemon process definition.";
 
 /// Options mod_wsgi 4.9 and 6.x document that this build does not implement yet. Those
 /// parsed into [`DaemonSpec`] are validated first (a bad value gets mod_wsgi's message).
-pub const REFUSED: &[&str] = &["chroot", "response-flush-delay", "server-metrics"];
+pub const REFUSED: &[&str] = &["chroot", "server-metrics"];
 
 /// Options of mod_wsgi 4.x that only configured its New Relic agent hook (importing
 /// `newrelic.agent` and wrapping each application), which this build does not have: accepted
@@ -163,6 +164,11 @@ pub struct DaemonSpec {
     /// `response-buffer-size=`: an Apache child flushes the response it passes on at least
     /// every this many bytes (default 8 MiB; mod_wsgi's minimum 65536).
     pub response_buffer_size: usize,
+    /// `response-flush-delay=` (milliseconds, mod_wsgi 6's): how long an Apache child waits
+    /// for more of the response before it acts on a flush, so that a response sent in bursts
+    /// is not written in small pieces (which defeats pacing filters such as mod_ratelimit).
+    /// 0: every flush at once.
+    pub response_flush_delay: Duration,
     /// `script-user=` / `script-group=`.
     pub script_owner: Option<ScriptOwner>,
     /// Options given that have no effect here ([`IGNORED`]), for the one warning.
@@ -174,6 +180,8 @@ pub struct DaemonSpec {
 
 /// `response-buffer-size=0`: mod_wsgi's default.
 pub const DEFAULT_RESPONSE_BUFFER_SIZE: usize = 8 << 20;
+/// mod_wsgi 6's default `response-flush-delay=` (4.9 has no such option and flushes at once).
+pub const DEFAULT_RESPONSE_FLUSH_DELAY: Duration = Duration::from_millis(5);
 
 impl DaemonSpec {
     fn new(name: &str) -> DaemonSpec {
@@ -208,6 +216,7 @@ impl DaemonSpec {
             send_buffer_size: 0,
             receive_buffer_size: 0,
             response_buffer_size: DEFAULT_RESPONSE_BUFFER_SIZE,
+            response_flush_delay: DEFAULT_RESPONSE_FLUSH_DELAY,
             script_owner: None,
             ignored: Vec::new(),
         }
@@ -356,6 +365,10 @@ impl DaemonSpec {
                 self.response_buffer_size = if size == 0 { DEFAULT_RESPONSE_BUFFER_SIZE } else { usize::try_from(size).unwrap_or(usize::MAX) };
             }
             "response-socket-timeout" => t.response_socket = seconds("response socket timeout")?,
+            "response-flush-delay" => {
+                let ms = number("Invalid response flush delay for WSGI daemon process.", 0)?;
+                self.response_flush_delay = Duration::from_millis(ms);
+            }
             "socket-user" => {
                 let user = match value.strip_prefix('#') {
                     Some(id) => Some(id.parse().ok().and_then(|uid| accounts.user_by_id(uid)).ok_or("Couldn't determine user name from socket user.")?),

@@ -3,7 +3,8 @@
 //! engine for its Python, and serves requests that Apache's children forward over its socket
 //! (see `wire.rs`), one connection each.
 //!
-//! Threads: `threads=` workers take turns (a process-local lock) to poll and accept; the
+//! Threads: `threads=` workers wait together for the next connection with a request, new or
+//! kept open by its child between requests (`dispatch.rs`); the
 //! monitor (`monitor.rs`) watches the timeouts; the main thread waits for a signal, for
 //! `maximum-requests`, for the monitor or for a changed script (`reloading.rs`), then stops accepting, lets running requests finish
 //! (`graceful-timeout` for a recycle, a short grace for a stop; then the engine interrupts
@@ -16,6 +17,7 @@ use super::super::hooks::DEFAULT_QUEUE_TIMEOUT_MS;
 use super::super::log;
 use super::super::record::server_config;
 use super::connection::{log_line, read_body, send_file, start_response, write_body, Conn, Io, Pending, Sock};
+use super::dispatch::{Connection, Dispatch};
 use super::environment;
 use super::monitor::{self, Monitor};
 use super::options::Timeouts;
@@ -25,11 +27,10 @@ use super::wire::{self, Hello};
 use crate::abi::{self, level};
 use std::ffi::c_int;
 use std::io::{BufReader, BufWriter, Write};
-use std::os::fd::FromRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,8 +41,6 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 /// A daemon that cannot start waits this long before exiting, so that a broken
 /// configuration is not a fork loop (as mod_wsgi).
 const START_FAILURE_DELAY: Duration = Duration::from_secs(20);
-/// How long `accept` rests after failing for want of descriptors or memory.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Worker thread stacks without `stack-size=`: Apache's default thread stack size.
 const STACK_SIZE: usize = 8 << 20;
 /// The signal pipe's byte for `SIGXCPU` (`cpu-time-limit=` reached).
@@ -85,19 +84,19 @@ fn daemon_main(index: usize, n: u32) -> c_int {
         Err(message) => return fail(group, Some(signals.0), &message),
     };
     log::server(level::INFO, group.server, &format!("Daemon process '{}' ({n}) is serving requests as uid {}.", group.spec.name, group.uid));
+    let name: Arc<str> = Arc::from(group.spec.name.as_str());
+    let dispatch = match Dispatch::new(group.listener, stop, socket_timeout(group), name.clone(), group.server) {
+        Ok(dispatch) => dispatch,
+        Err(e) => return fail(group, Some(signals.0), &format!("cannot wait for connections: {e}")),
+    };
     let shared = Arc::new(Shared {
-        listener: group.listener,
-        stop: stop.1,
-        stop_read: stop.0,
+        dispatch,
         signals: signals.1,
-        accept: Mutex::new(()),
         completed: AtomicU64::new(0),
-        starved: AtomicBool::new(false),
-        active: AtomicUsize::new(0),
         maximum_requests: request_limit(group.spec.maximum_requests, group.spec.maximum_requests_jitter),
         socket_timeout: socket_timeout(group),
         header_buffer_size: group.spec.header_buffer_size,
-        name: Arc::from(group.spec.name.as_str()),
+        name,
         engine,
         token,
         server: group.server,
@@ -154,7 +153,7 @@ fn stop_for(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, signals:
         CPU_LIMIT => {
             // mod_wsgi's lines; the running requests get graceful-timeout (the hard limit,
             // shutdown-timeout later, kills the process if they use it all up).
-            let how = if shared.active.load(Ordering::SeqCst) > 0 { "waiting for in-flight requests to complete in" } else { "triggering immediate shutdown of" };
+            let how = if shared.dispatch.active() > 0 { "waiting for in-flight requests to complete in" } else { "triggering immediate shutdown of" };
             info(format!("Exceeded CPU time limit; {how} daemon process '{name}'."));
             Some(t.graceful)
         }
@@ -176,9 +175,8 @@ fn stop_for(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, signals:
         // SAFETY: ends the process; see run().
         unsafe { libc::_exit(1) }
     }
-    // A barrier: a worker counts itself active while it holds the accept turn (see
-    // Shared::accept), so once the turn is had, every accepted request is counted below.
-    drop(shared.accept.lock().unwrap_or_else(|e| e.into_inner()));
+    // Every connection taken before the stop is counted from here on (see Dispatch::barrier).
+    shared.dispatch.barrier();
     let mut kind = kind;
     if kind == monitor::REQUEST_TIMEOUT {
         let stuck = shared.monitor.timed_out_idents();
@@ -203,7 +201,7 @@ fn stop_for(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, signals:
             kind = next;
         }
         if kind != b'S' {
-            let running = shared.active.load(Ordering::SeqCst);
+            let running = shared.dispatch.active();
             if running > 0 {
                 info(format!("Graceful timeout of {grace} seconds expired in daemon process '{name}'; interrupting {running} request(s)."));
             }
@@ -220,7 +218,7 @@ fn stop_for(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, signals:
 /// meanwhile cuts the wait short and is returned.
 fn wait_while_active(shared: &Shared, signals: c_int, limit: Duration) -> Option<u8> {
     let deadline = Instant::now() + limit;
-    while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+    while shared.dispatch.active() > 0 && Instant::now() < deadline {
         if let Some(stop) = wait_signal(signals, Some(Duration::from_millis(20))).filter(|k| *k == b'S') {
             return Some(stop);
         }
@@ -247,10 +245,10 @@ fn start_reaper(shared: &Shared, limit: Duration) -> bool {
 /// Interrupts what still runs at `deadline`, joins the workers, finalises Python (the
 /// reaper started by [`stop_for`] ends the process if this takes too long).
 fn finish(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, deadline: Instant) -> c_int {
-    while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+    while shared.dispatch.active() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    if shared.active.load(Ordering::SeqCst) > 0 {
+    if shared.dispatch.active() > 0 {
         // SAFETY: the engine is initialised; stopping may be called from any thread.
         unsafe { (shared.engine.stopping)(0) };
     }
@@ -453,19 +451,11 @@ fn wait_signal(fd: c_int, timeout: Option<Duration>) -> Option<u8> {
 
 /// What the worker threads share.
 struct Shared {
-    listener: c_int,
-    /// Written once stopping begins and never drained: wakes every polling worker.
-    stop: c_int,
-    stop_read: c_int,
+    /// The connections, new and kept open, and the workers waiting for them.
+    dispatch: Dispatch,
     signals: c_int,
-    /// One worker at a time polls and accepts (mod_wsgi's idle-thread stack, simplified).
-    accept: Mutex<()>,
     /// Requests that ended (see [`Shared::request_ending`]).
     completed: AtomicU64,
-    /// `accept` is failing for want of descriptors or memory (see [`Shared::accept`]).
-    starved: AtomicBool,
-    /// Connections accepted and not yet done with (see [`Active`]).
-    active: AtomicUsize,
     /// `maximum-requests` for this process (see [`request_limit`]).
     maximum_requests: u64,
     /// See [`socket_timeout`].
@@ -507,78 +497,14 @@ impl Shared {
     }
 
     fn stop_accepting(&self) {
-        // SAFETY: writes one byte to our own pipe.
-        unsafe { libc::write(self.stop, b"x".as_ptr().cast(), 1) };
-    }
-
-    /// The next connection, counted active before the accept turn is given up (so that a stop,
-    /// which takes the turn first, sees it), or `None` once the process is stopping.
-    fn accept(&self) -> Option<(c_int, Active<'_>)> {
-        let _turn = self.accept.lock().unwrap_or_else(|e| e.into_inner());
-        let mut polls = [
-            libc::pollfd { fd: self.stop_read, events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: self.listener, events: libc::POLLIN, revents: 0 },
-        ];
-        loop {
-            // SAFETY: two valid pollfds.
-            if unsafe { libc::poll(polls.as_mut_ptr(), 2, -1) } < 0 {
-                continue;
-            }
-            if polls[0].revents != 0 {
-                return None;
-            }
-            // SAFETY: accepts from our non-blocking listener; the new socket is blocking.
-            let fd = unsafe { libc::accept4(self.listener, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
-            if fd < 0 {
-                let error = std::io::Error::last_os_error();
-                if matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) {
-                    // The connection stays queued and poll says so again at once: without a
-                    // pause this loop would spin. Logged once per run of failures.
-                    if !self.starved.swap(true, Ordering::Relaxed) {
-                        log::server(log::ERR, self.server, &format!(
-                            "Daemon process '{}' cannot accept connections ({error}); retrying every {} ms.",
-                            self.name,
-                            ACCEPT_RETRY.as_millis()
-                        ));
-                    }
-                    // SAFETY: one valid pollfd; a stop cuts the pause short.
-                    unsafe { libc::poll(&mut polls[0], 1, ACCEPT_RETRY.as_millis() as c_int) };
-                }
-                // EAGAIN (another daemon of the group took it), EINTR, ECONNABORTED: poll again.
-                continue;
-            }
-            let active = Active::enter(&self.active);
-            self.monitor.touch();
-            if self.starved.swap(false, Ordering::Relaxed) {
-                log::server(level::NOTICE, self.server, &format!("Daemon process '{}' accepts connections again.", self.name));
-            }
-            return Some((fd, active));
-        }
-    }
-}
-
-/// One accepted connection not yet done with; dropped (even by a panic) when it is.
-struct Active<'a>(&'a AtomicUsize);
-
-impl<'a> Active<'a> {
-    fn enter(count: &'a AtomicUsize) -> Active<'a> {
-        count.fetch_add(1, Ordering::SeqCst);
-        Active(count)
-    }
-}
-
-impl Drop for Active<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.dispatch.stop();
     }
 }
 
 fn worker(shared: &Shared) {
-    while let Some((fd, active)) = shared.accept() {
-        // SAFETY: a freshly accepted socket that nothing else owns.
-        let stream = unsafe { UnixStream::from_raw_fd(fd) };
-        let served = match catch_unwind(AssertUnwindSafe(|| serve(shared, stream))) {
-            Ok(Ok(served)) => served,
+    while let Some((connection, active)) = shared.dispatch.next() {
+        let reusable = match catch_unwind(AssertUnwindSafe(|| serve(shared, &connection))) {
+            Ok(Ok(reusable)) => reusable,
             Ok(Err(message)) => {
                 log::server(log::ERR, shared.server, &message);
                 false
@@ -588,26 +514,31 @@ fn worker(shared: &Shared) {
                 false
             }
         };
-        drop((active, served));
+        if reusable {
+            shared.dispatch.park(connection);
+        }
+        drop(active);
     }
 }
 
-/// Serves one forwarded request: hello, then the engine, then END. `Ok(true)` when the
-/// request was one (its hello checked out).
-fn serve(shared: &Shared, stream: UnixStream) -> Result<bool, String> {
+/// Serves one forwarded request: hello, then the engine, then END. True when the connection
+/// may carry the child's next request: the request ended cleanly and nothing else holds it.
+fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     let io_error = |e: std::io::Error| format!("daemon request failed: {e}");
-    let hello = read_hello(&stream, &shared.token, shared.socket_timeout)?;
-    let _ = stream.set_read_timeout(shared.socket_timeout);
-    let _ = stream.set_write_timeout(shared.socket_timeout);
+    let stream = &connection.stream;
+    let Some(hello) = read_hello(stream, &shared.token, shared.socket_timeout, connection.reused)? else {
+        // The child let a kept connection go.
+        return Ok(false);
+    };
     if script_changed(shared, &hello) {
-        // Not a request of this process's: it is not counted, and the child sends it again.
-        wire::write_frame(&mut &stream, wire::RESTART, &[]).and_then(|()| (&stream).flush()).map_err(io_error)?;
+        // Not a request of this process's: it is not counted, and the child sends it again
+        // on a new connection.
+        wire::write_frame(&mut &**stream, wire::RESTART, &[]).and_then(|()| (&**stream).flush()).map_err(io_error)?;
         return Ok(false);
     }
-    let stream = Arc::new(stream);
     let reader = BufReader::with_capacity(8 << 10, Sock(stream.clone()));
     let conn = Arc::new(Conn {
-        io: Mutex::new(Io { reader, writer: BufWriter::with_capacity(8 << 10, Sock(stream.clone())), stream }),
+        io: Mutex::new(Io { reader, writer: BufWriter::with_capacity(8 << 10, Sock(stream.clone())), stream: stream.clone() }),
         pending: Mutex::new(Pending::default()),
         dead: AtomicBool::new(false),
         start_queued: AtomicBool::new(false),
@@ -620,12 +551,12 @@ fn serve(shared: &Shared, stream: UnixStream) -> Result<bool, String> {
     if queue_timed_out(shared, &hello) {
         shared.request_ending();
         conn.send(wire::END, &abi::Outcome::GATEWAY_TIMEOUT.0.to_le_bytes(), true);
-        return Ok(true);
+        return Ok(conn.finished());
     }
     let running = shared.monitor.begin(describe(&hello), conn.clone());
     if !conn.send(wire::READY, &[], true) {
         // The child is gone already: the application does not run for nobody.
-        return Ok(true);
+        return Ok(false);
     }
     let mut environ = hello.environ;
     environ.push((b"mod_wsgi.daemon_start".to_vec(), now_micros().to_string().into_bytes()));
@@ -653,7 +584,7 @@ fn serve(shared: &Shared, stream: UnixStream) -> Result<bool, String> {
     shared.request_ending();
     conn.send(wire::END, &outcome.0.to_le_bytes(), true);
     conn.log_pending_locally();
-    Ok(true)
+    Ok(conn.finished())
 }
 
 /// How long a connection may take to send its whole hello: Apache's children send it at
@@ -666,44 +597,74 @@ const HELLO_MAX: usize = 4 << 20;
 
 /// Reads and checks the hello within [`HELLO_LIMIT`] (or `socket-timeout`, if shorter): the
 /// frame header and the fixed prefix (magic, version, token) first, so that a connection
-/// without the token costs no more than those bytes.
-fn read_hello(stream: &UnixStream, token: &[u8; 16], socket_timeout: Option<Duration>) -> Result<Hello, String> {
+/// without the token costs no more than those bytes. `None`: a kept connection (`reused`)
+/// closed by its child before a new hello, which is how a child lets one go.
+fn read_hello(stream: &UnixStream, token: &[u8; 16], socket_timeout: Option<Duration>, reused: bool) -> Result<Option<Hello>, String> {
     let limit = socket_timeout.map_or(HELLO_LIMIT, |t| t.min(HELLO_LIMIT));
-    let mut input = Deadline { stream, deadline: Instant::now() + limit, set: None };
+    let mut input = Deadline { stream, deadline: Instant::now() + limit };
     let refused = |why: &str| format!("Request origin could not be validated ({why}).");
     let mut header = [0u8; 5];
-    std::io::Read::read_exact(&mut input, &mut header).map_err(|e| refused(&format!("no hello: {e}")))?;
+    match input.read_some(&mut header) {
+        Ok(0) if reused => return Ok(None),
+        Err(e) if reused && e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(None),
+        Ok(n) => input.read_exact(&mut header[n..]).map_err(|e| refused(&format!("no hello: {e}")))?,
+        Err(e) => return Err(refused(&format!("no hello: {e}"))),
+    }
     let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;
     if header[0] != wire::HELLO || !(wire::HELLO_PREFIX..=HELLO_MAX).contains(&len) {
         return Err(refused("no hello"));
     }
     let mut payload = vec![0u8; wire::HELLO_PREFIX];
-    std::io::Read::read_exact(&mut input, &mut payload).map_err(|e| refused(&format!("no hello: {e}")))?;
+    input.read_exact(&mut payload).map_err(|e| refused(&format!("no hello: {e}")))?;
     if !wire::hello_prefix_matches(&payload, token) {
         return Err("Request origin could not be validated.".into());
     }
     payload.resize(len, 0);
-    std::io::Read::read_exact(&mut input, &mut payload[wire::HELLO_PREFIX..]).map_err(|e| format!("daemon request failed: {e}"))?;
-    Hello::decode(&payload).map_err(|e| format!("daemon request failed: {e}"))
+    input.read_exact(&mut payload[wire::HELLO_PREFIX..]).map_err(|e| format!("daemon request failed: {e}"))?;
+    Hello::decode(&payload).map(Some).map_err(|e| format!("daemon request failed: {e}"))
 }
 
-/// Reads from a socket until an overall deadline (each read's timeout is what is left).
+/// Reads from a socket until an overall deadline, without touching its timeouts (a kept
+/// connection's stay as set once): each read that would block waits in `poll` for what is
+/// left. A hello usually arrives whole before its connection is readable, so this is one
+/// `recv` per part.
 struct Deadline<'a> {
     stream: &'a UnixStream,
     deadline: Instant,
-    /// The read timeout last set (a `setsockopt` only when what is left is well below it).
-    set: Option<Duration>,
 }
 
-impl std::io::Read for Deadline<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let left = self.deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero());
-        let left = left.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::TimedOut, "hello not received in time"))?;
-        if self.set.map_or(true, |set| left + Duration::from_millis(100) < set) {
-            self.stream.set_read_timeout(Some(left))?;
-            self.set = Some(left);
+impl Deadline<'_> {
+    /// One read of at least a byte (0: end of stream).
+    fn read_some(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(self.stream);
+        loop {
+            // SAFETY: reads at most buf.len() bytes into buf.
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let error = std::io::Error::last_os_error();
+            match error.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => {}
+                _ => return Err(error),
+            }
+            let left = self.deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero());
+            let left = left.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::TimedOut, "hello not received in time"))?;
+            let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd; the result is read by the recv above.
+            unsafe { libc::poll(&mut poll, 1, left.as_millis().clamp(1, c_int::MAX as u128) as c_int) };
         }
-        std::io::Read::read(&mut self.stream, buf)
+    }
+
+    fn read_exact(&mut self, mut buf: &mut [u8]) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_some(buf)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => buf = &mut buf[n..],
+            }
+        }
+        Ok(())
     }
 }
 

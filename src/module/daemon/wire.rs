@@ -199,6 +199,8 @@ pub struct Hello {
 }
 
 impl Hello {
+    /// The payload, field by field: the tests' reference for [`hello_frame`].
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         Encoder::default()
             .raw(MAGIC)
@@ -232,6 +234,32 @@ impl Hello {
             environ: d.pairs()?,
         })
     }
+}
+
+/// The framed [`HELLO`] of these fields, built in one buffer without copying the environ
+/// first (the child's per-request path); [`Hello::decode`] reads its payload.
+pub fn hello_frame<'a>(
+    token: &[u8; 16],
+    error_override: bool,
+    script: &[u8],
+    callable: &[u8],
+    group: &[u8],
+    environ: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> io::Result<Vec<u8>> {
+    let mut out = Encoder(Vec::with_capacity(4096)).u8(HELLO).u32(0).raw(MAGIC).u16(VERSION).raw(token).u8(error_override as u8);
+    out = out.bytes(script).bytes(callable).bytes(group);
+    let count_at = out.0.len();
+    out = out.u32(0);
+    let mut count = 0u32;
+    for (name, value) in environ {
+        out = out.bytes(name).bytes(value);
+        count += 1;
+    }
+    let mut frame = out.0;
+    frame[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
+    let len = u32::try_from(frame.len() - 5).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+    frame[1..5].copy_from_slice(&len.to_le_bytes());
+    Ok(frame)
 }
 
 /// A [`START`] frame: `start_response`'s status line and headers.
@@ -288,7 +316,10 @@ mod tests {
             write_frame(&mut framed, HELLO, &hello.encode()).unwrap();
             let (kind, payload) = read_frame(&mut &framed[..], MAX_FRAME).unwrap();
             prop_assert_eq!(kind, HELLO);
-            prop_assert_eq!(Hello::decode(&payload).unwrap(), hello);
+            prop_assert_eq!(Hello::decode(&payload).unwrap(), hello.clone());
+            let built = hello_frame(&hello.token, hello.error_override, &hello.script, &hello.callable, &hello.group,
+                                    hello.environ.iter().map(|(k, v)| (&k[..], &v[..]))).unwrap();
+            prop_assert_eq!(built, framed, "one-buffer hello and Hello::encode agree");
         }
 
         #[test]
