@@ -28,6 +28,8 @@
 #   BENCH_VENV=target/bench-venv   the venv that holds granian (made and filled when missing)
 #   BENCH_SKIP_BUILD=1      do not run scripts/build first
 #   BENCH_KEEP=1            keep the temp dirs (configs, error logs, wrk.log) after the run
+#   BENCH_OURS_CONFIG=...   extra configuration lines for our servers only (an experiment, e.g.
+#                           "WSGIPythonConcurrency 1"); printed with the results
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -141,6 +143,7 @@ MaxKeepAliveRequests 0
 WSGISocketPrefix $dir/wsgi
 EOF
     echo "WSGIRestrictEmbedded On"
+    [ "$variant" = ours ] && [ -n "${BENCH_OURS_CONFIG:-}" ] && printf '%s\n' "$BENCH_OURS_CONFIG"
     case $kind in
       hello)
         echo "WSGIDaemonProcess hello processes=$DAEMON_PROCESSES threads=$DAEMON_THREADS display-name=%{GROUP}"
@@ -348,6 +351,7 @@ row() { printf '%-34s%10.1f  %8.2f\n' "$1" "${RPS[$2]}" "${P99[$2]}"; }
 echo
 echo "daemon mode, one run; Apache: event MPM, 1 child x $THREADS threads, WSGIRestrictEmbedded On;"
 echo "wrk -t2 -c$CONNECTIONS -d$DURATION after a $WARMUP warm-up"
+[ -z "${BENCH_OURS_CONFIG:-}" ] || echo "ours with: ${BENCH_OURS_CONFIG//$'\n'/; }"
 echo
 printf '%-34s%10s  %8s\n' "1. hello world, daemon $DAEMON_PROCESSES x $DAEMON_THREADS" "req/s" "p99 ms"
 row "${LABEL[ours]}" hello.ours

@@ -343,8 +343,10 @@ impl Exchange<'_> {
                 wire::END => {
                     // Nothing may follow END: anything buffered means the two ends are out of
                     // step, and the connection is not used again.
-                    self.reusable = reader.buffer().is_empty();
-                    return Ok(Some(abi::Outcome(Decoder(&payload).i32()?)));
+                    let mut end = Decoder(&payload);
+                    let outcome = end.i32()?;
+                    self.reusable = end.u8()? == 1 && reader.buffer().is_empty();
+                    return Ok(Some(abi::Outcome(outcome)));
                 }
                 other => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected frame kind {other}"))),
             }

@@ -77,7 +77,7 @@ impl monitor::Abort for Conn {
             self.queue(kind, payload, false);
         }
         if unsent_start || !start_queued {
-            self.send_locked(&mut io, wire::END, &outcome.0.to_le_bytes(), true);
+            self.send_locked(&mut io, wire::END, &wire::end(outcome.0, false), true);
         } else {
             // The response has begun: no END; the log lines go to the log from here.
             self.log_pending_locally();

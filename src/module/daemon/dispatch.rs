@@ -58,6 +58,9 @@ pub(super) struct Dispatch {
     active: Arc<AtomicUsize>,
     /// `accept` is failing for want of descriptors or memory (logged once per run).
     starved: AtomicBool,
+    /// `threads=`: the most connections parked and taken together that the process keeps
+    /// (see [`Dispatch::may_keep`]).
+    threads: usize,
     /// The I/O timeout set on each new connection (`socket-timeout=`, else `Timeout`).
     socket_timeout: Option<Duration>,
     name: Arc<str>,
@@ -80,7 +83,7 @@ impl Drop for Active {
 
 impl Dispatch {
     /// The epoll set over `listener` (non-blocking) and the stop pipe's read end.
-    pub(super) fn new(listener: c_int, stop: (c_int, c_int), socket_timeout: Option<Duration>, name: Arc<str>, server: *mut apache::server_rec) -> std::io::Result<Dispatch> {
+    pub(super) fn new(listener: c_int, stop: (c_int, c_int), threads: usize, socket_timeout: Option<Duration>, name: Arc<str>, server: *mut apache::server_rec) -> std::io::Result<Dispatch> {
         // SAFETY: creates a new descriptor, owned below.
         let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if epoll < 0 {
@@ -98,6 +101,7 @@ impl Dispatch {
             parked: Mutex::new(Parked::default()),
             active: Arc::new(AtomicUsize::new(0)),
             starved: AtomicBool::new(false),
+            threads,
             socket_timeout,
             name,
             server,
@@ -197,6 +201,17 @@ impl Dispatch {
         if let Err(e) = ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_MOD, self.listener, (libc::EPOLLIN | libc::EPOLLONESHOT) as u32, LISTENER) {
             log::server(log::ERR, self.server, &format!("Daemon process '{}' cannot wait for connections ({e}).", self.name));
         }
+    }
+
+    /// Whether the connection of a request about to end (still counted active) may be parked
+    /// for its child's next request: not when stopping, nor when the process would then keep
+    /// more connections than it has threads. The bound keeps a group's processes evenly
+    /// loaded: a child's connections beyond it are closed, and its next request connects
+    /// anew, to whichever process has a thread free to accept it, where kept connections
+    /// alone would pin each child's load to the processes it first reached.
+    pub(super) fn may_keep(&self) -> bool {
+        let parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        !parked.stopping && parked.connections.len() + self.active() <= self.threads
     }
 
     /// Gives back a connection whose request ended cleanly: it waits for the child's next

@@ -85,7 +85,7 @@ fn daemon_main(index: usize, n: u32) -> c_int {
     };
     log::server(level::INFO, group.server, &format!("Daemon process '{}' ({n}) is serving requests as uid {}.", group.spec.name, group.uid));
     let name: Arc<str> = Arc::from(group.spec.name.as_str());
-    let dispatch = match Dispatch::new(group.listener, stop, socket_timeout(group), name.clone(), group.server) {
+    let dispatch = match Dispatch::new(group.listener, stop, group.spec.threads as usize, socket_timeout(group), name.clone(), group.server) {
         Ok(dispatch) => dispatch,
         Err(e) => return fail(group, Some(signals.0), &format!("cannot wait for connections: {e}")),
     };
@@ -550,8 +550,9 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     });
     if queue_timed_out(shared, &hello) {
         shared.request_ending();
-        conn.send(wire::END, &abi::Outcome::GATEWAY_TIMEOUT.0.to_le_bytes(), true);
-        return Ok(conn.finished());
+        let keep = shared.dispatch.may_keep();
+        conn.send(wire::END, &wire::end(abi::Outcome::GATEWAY_TIMEOUT.0, keep), true);
+        return Ok(keep && conn.finished());
     }
     let running = shared.monitor.begin(describe(&hello), conn.clone());
     if !conn.send(wire::READY, &[], true) {
@@ -582,9 +583,10 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     }
     drop(running);
     shared.request_ending();
-    conn.send(wire::END, &outcome.0.to_le_bytes(), true);
+    let keep = shared.dispatch.may_keep();
+    conn.send(wire::END, &wire::end(outcome.0, keep), true);
     conn.log_pending_locally();
-    Ok(conn.finished())
+    Ok(keep && conn.finished())
 }
 
 /// How long a connection may take to send its whole hello: Apache's children send it at

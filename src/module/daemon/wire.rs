@@ -30,7 +30,8 @@ pub const DATA: u8 = 19;
 pub const FLUSH: u8 = 20;
 /// `i32` level, then the text: a line for the error log, attributed to the request.
 pub const LOG: u8 = 21;
-/// `i32`: the engine's `Outcome`. Last frame.
+/// `i32`: the engine's `Outcome`, then `u8`: 1 when the daemon keeps the connection for the
+/// child's next request (see [`end`]). Last frame.
 pub const END: u8 = 22;
 /// Empty; instead of [`READY`], and last: the script changed since this process loaded it
 /// (`WSGIScriptReloading On`), so the process restarts: connect again and resend the hello
@@ -39,13 +40,24 @@ pub const RESTART: u8 = 23;
 
 /// Start of a [`Hello`], and the version of this protocol (both ends are the same .so, so
 /// this is a sanity check, not negotiation). 2: the hello carries `error_override`, and
-/// START has no answer. 3: the daemon may answer [`RESTART`].
+/// START has no answer. 3: the daemon may answer [`RESTART`]. 4: connections carry more
+/// than one request ([`END`] says whether this one may).
 pub const MAGIC: &[u8; 4] = b"MWRS";
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 /// The largest frame either side accepts (a hello carries the whole environ).
 pub const MAX_FRAME: usize = 16 << 20;
 /// The largest [`DATA`] frame a daemon sends.
 pub const MAX_DATA: usize = 1 << 20;
+
+/// An [`END`] payload. `keep`: the daemon parks the connection for the child's next request
+/// (it has room for it, and is not stopping); otherwise it closes it and the child must not
+/// keep it either.
+pub fn end(outcome: i32, keep: bool) -> [u8; 5] {
+    let mut payload = [0u8; 5];
+    payload[..4].copy_from_slice(&outcome.to_le_bytes());
+    payload[4] = keep as u8;
+    payload
+}
 
 /// Writes one frame (header and payload, without flushing).
 pub fn write_frame(out: &mut impl Write, kind: u8, payload: &[u8]) -> io::Result<()> {
