@@ -64,6 +64,8 @@ const ALLOWED_TYPES: &[&str] = &[
     "module", "command_rec", "cmd_parms", "request_rec", "server_rec", "conn_rec", "process_rec",
     "apr_table_entry_t", "apr_array_header_t", "ap_regex_t", "ap_regmatch_t", "apr_finfo_t",
     "apr_proc_t", "unixd_config_rec",
+    // mod_wsgi.server_metrics() (src/module/scoreboard.rs).
+    "global_score", "process_score", "worker_score",
 ];
 const ALLOWED_FUNCTIONS: &[&str] = &[
     "ap_hook_translate_name", "ap_hook_handler", "ap_hook_check_config", "ap_hook_child_stopping", "ap_hook_child_init", "ap_hook_post_config",
@@ -80,15 +82,20 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     "ap_hook_pre_config", "ap_state_query", "ap_runtime_dir_relative", "ap_close_listeners", "apr_proc_fork",
     "apr_pool_note_subprocess", "apr_proc_other_child_register", "apr_proc_other_child_unregister",
     "ap_get_conn_socket", "apr_socket_timeout_get", "apr_socket_timeout_set",
+    // mod_wsgi.server_metrics() (src/module/scoreboard.rs), and forking the daemons once the
+    // scoreboard exists (src/module/daemon/supervisor.rs).
+    "ap_exists_scoreboard_image", "ap_get_scoreboard_global", "ap_get_scoreboard_process",
+    "ap_get_scoreboard_worker_from_indexes", "ap_hook_pre_mpm", "apr_time_now",
 ];
 const ALLOWED_VARS: &[&str] = &[
     "MODULE_MAGIC_NUMBER_MAJOR", "MODULE_MAGIC_NUMBER_MINOR", "MODULE_MAGIC_COOKIE",
-    "APR_HOOK_MIDDLE", "APR_HOOK_REALLY_FIRST", "APR_HOOK_FIRST", "APLOG_.*", "OK", "DECLINED", "DONE",
+    "APR_HOOK_MIDDLE", "APR_HOOK_REALLY_FIRST", "APR_HOOK_REALLY_LAST", "APR_HOOK_FIRST", "APLOG_.*", "OK", "DECLINED", "DONE",
     "HTTP_.*", "RSRC_CONF", "ACCESS_CONF", "OR_FILEINFO", "OR_AUTHCFG", "OR_NONE", "NOT_IN_.*", "GLOBAL_ONLY",
     "REQUEST_CHUNKED_ERROR", "REQUEST_CHUNKED_DECHUNK", "AP_MPMQ_.*", "M_GET", "M_HEAD",
     "APR_NOFILE", "APR_REG", "APR_DIR", "AP_MAX_REG_MATCH", "AP_REG_EXTENDED", "APR_FOPEN_READ", "APR_FOPEN_SENDFILE_ENABLED", "ITERATE",
     "OPT_EXECCGI",
     "ap_unixd_config", "AP_SQ_.*", "APR_OC_REASON_.*", "APR_INCHILD", "APR_INPARENT",
+    "SERVER_NUM_STATUS",
 ];
 
 fn find_program(candidates: &[&str]) -> String {

@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 11;
+pub const ABI_VERSION: u32 = 12;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -275,3 +275,65 @@ pub struct Engine {
 
 // SAFETY: an Engine is an immutable static table of function pointers and a static string.
 unsafe impl Sync for Engine {}
+
+/// Name of the function the module exports for `mod_wsgi.server_metrics()` (a
+/// [`ScoreboardFn`]). The engine finds it in the module that initialised it (the shared object
+/// holding [`EngineConfig::log`]), not through [`EngineConfig`]: this way neither of the two
+/// places that fill an `EngineConfig` (Apache's children and the daemons) has to pass it.
+pub const SCOREBOARD_SYMBOL: &[u8] = b"mod_wsgi_rs_scoreboard\0";
+
+/// Copies Apache's scoreboard into plain records and hands them to `sink` (with `ctx`), valid
+/// for that call only. 1 when `sink` was called; 0 when server metrics are off for this
+/// process (`WSGIServerMetrics`, or a daemon group's `server-metrics=`) or there is no
+/// scoreboard. Reads shared memory only, never blocks: callable with the GIL held.
+pub type ScoreboardFn = unsafe extern "C" fn(sink: ScoreboardSink, ctx: *mut c_void) -> c_int;
+
+/// The engine's receiver of a [`Scoreboard`]; it copies what it needs before returning.
+pub type ScoreboardSink = unsafe extern "C" fn(ctx: *mut c_void, scoreboard: *const Scoreboard);
+
+/// Apache's scoreboard as one read saw it (`global_score`, then every slot of `process_score`
+/// and `worker_score`, empty ones included, as mod_wsgi reports them). Times are `apr_time_t`:
+/// microseconds since the epoch, 0 when never set.
+#[repr(C)]
+pub struct Scoreboard {
+    pub server_limit: c_int,
+    pub thread_limit: c_int,
+    pub running_generation: c_int,
+    pub restart_time_us: i64,
+    /// `server_limit` records.
+    pub processes: *const ScoreProcess,
+    pub processes_len: usize,
+    /// `thread_limit` records per process, process by process: worker `j` of process `i` is
+    /// `workers[i * thread_limit + j]`.
+    pub workers: *const ScoreWorker,
+    pub workers_len: usize,
+}
+
+/// One `process_score` slot.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ScoreProcess {
+    pub pid: c_int,
+    pub generation: c_int,
+    /// The process is going down gracefully (0/1).
+    pub quiescing: c_int,
+}
+
+/// One `worker_score` slot. The strings are borrowed for the sink's call; Apache writes them
+/// latin-1 (as mod_wsgi decodes them).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ScoreWorker {
+    pub thread_num: c_int,
+    pub generation: c_int,
+    /// Apache's `SERVER_*` status number (`SERVER_DEAD` 0 ... `SERVER_IDLE_KILL` 10).
+    pub status: c_int,
+    pub access_count: u64,
+    pub bytes_served: u64,
+    pub start_time_us: i64,
+    pub stop_time_us: i64,
+    pub last_used_us: i64,
+    pub client: Bytes,
+    pub request: Bytes,
+    pub vhost: Bytes,
+}

@@ -130,7 +130,7 @@ def _restrict_signal(log):
     signal.signal = intercept
 
 
-def setup(group, is_main, initial_environ, python_path, version, process_metrics, log,
+def setup(group, is_main, initial_environ, python_path, version, process_metrics, server_metrics, log,
           restrict_stdin, restrict_stdout, restrict_signal, maximum_processes, threads_per_process,
           process_group, switch_interval):
     import codecs
@@ -192,11 +192,6 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
     def subscribe_shutdown(callback):
         """Calls callback('process_stopping', **kwargs) when this interpreter ends."""
         shutdown_callbacks.append(callback)
-
-    def server_metrics():
-        """Apache scoreboard metrics are not collected (WSGIServerMetrics): None, as in
-        mod_wsgi when they are off."""
-        return None
 
     module = types.ModuleType("mod_wsgi")
     module.version = version

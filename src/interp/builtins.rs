@@ -1,11 +1,15 @@
 //! The functions the engine gives every interpreter: `mod_wsgi.process_metrics()` (what this
-//! process's scheduler is doing, thread states per group) and the error-log writer behind
-//! `sys.stdout`, `sys.stderr` and `wsgi.errors` (`bootstrap.py`'s `Log`).
+//! process's scheduler is doing, thread states per group), `mod_wsgi.server_metrics()`
+//! (Apache's scoreboard, read by the module) and the error-log writer behind `sys.stdout`,
+//! `sys.stderr` and `wsgi.errors` (`bootstrap.py`'s `Log`).
 
 use super::py::{self, PyObj, PyResult};
 use super::trampoline::python_trampoline;
 use crate::gil::scheduler;
+use crate::abi;
 use crate::pyffi as ffi;
+use std::ffi::{c_int, c_void};
+use std::sync::OnceLock;
 
 /// A `PyMethodDef` in a static.
 #[repr(transparent)]
@@ -18,6 +22,13 @@ static PROCESS_METRICS: Def = Def(ffi::method_args(
     process_metrics,
     ffi::METH_NOARGS,
     c"process_metrics() -> dict of this process's metrics",
+));
+
+static SERVER_METRICS: Def = Def(ffi::method_args(
+    c"server_metrics",
+    server_metrics,
+    ffi::METH_NOARGS,
+    c"server_metrics() -> dict of Apache's scoreboard, or None when WSGIServerMetrics (server-metrics= of a daemon group) is off",
 ));
 
 static LOG: Def = Def(ffi::method_args(
@@ -41,6 +52,11 @@ fn function(def: &'static Def) -> PyResult<PyObj> {
 /// `mod_wsgi.process_metrics` for the current interpreter.
 pub fn process_metrics_function() -> PyResult<PyObj> {
     function(&PROCESS_METRICS)
+}
+
+/// `mod_wsgi.server_metrics` for the current interpreter.
+pub fn server_metrics_function() -> PyResult<PyObj> {
+    function(&SERVER_METRICS)
 }
 
 /// The error-log writer for the current interpreter.
@@ -91,6 +107,166 @@ unsafe extern "C" fn process_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::
         }
         py::dict_set(&d, "thread_states", &states)?;
         py::dict_set(&d, "interpreters", &py::int(groups.len() as i64)?)?;
+        Ok(d)
+    };
+    python_trampoline(build)
+}
+
+/// The module's [`abi::ScoreboardFn`], looked up once: in the shared object that holds the
+/// log callback the module gave this engine (so the very module that loaded us, whatever
+/// flags Apache loaded it with), by its [`abi::SCOREBOARD_SYMBOL`]. `None`: a module without
+/// it, so no metrics.
+fn scoreboard_fn() -> Option<abi::ScoreboardFn> {
+    static FOUND: OnceLock<Option<abi::ScoreboardFn>> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        let anchor = super::settings::get().log as *const c_void;
+        // dlopen takes the loader's lock: never while holding the GIL.
+        crate::gil::outside(|| {
+            // SAFETY: Dl_info is plain data; dladdr fills it for an address in a loaded object.
+            let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+            // SAFETY: anchor is a function of the loaded module.
+            if unsafe { libc::dladdr(anchor, &mut info) } == 0 || info.dli_fname.is_null() {
+                return None;
+            }
+            // SAFETY: RTLD_NOLOAD only finds the already loaded module (one more reference,
+            // kept: the module stays loaded for the life of the process anyway).
+            let handle = unsafe { libc::dlopen(info.dli_fname, libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+            if handle.is_null() {
+                return None;
+            }
+            // SAFETY: a NUL-terminated symbol name.
+            let symbol = unsafe { libc::dlsym(handle, abi::SCOREBOARD_SYMBOL.as_ptr().cast()) };
+            // SAFETY: the module exports this symbol with exactly this signature (abi.rs).
+            (!symbol.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, abi::ScoreboardFn>(symbol) })
+        })
+    })
+}
+
+/// One worker slot, owned.
+struct Worker {
+    record: abi::ScoreWorker,
+    client: Vec<u8>,
+    request: Vec<u8>,
+    vhost: Vec<u8>,
+}
+
+/// The scoreboard as the module handed it over, copied before any Python object is made.
+struct Board {
+    server_limit: c_int,
+    thread_limit: c_int,
+    running_generation: c_int,
+    restart_time_us: i64,
+    processes: Vec<abi::ScoreProcess>,
+    workers: Vec<Worker>,
+}
+
+/// [`abi::ScoreboardSink`]: copies the module's records into the [`Board`] behind `ctx`.
+unsafe extern "C" fn copy_board(ctx: *mut c_void, board: *const abi::Scoreboard) {
+    super::trampoline::trampoline("server metrics", (), || {
+        // SAFETY: ctx is the Option<Board> passed below; board is valid for this call, its
+        // arrays of the lengths it gives (or null when empty).
+        let (out, b) = unsafe { (&mut *ctx.cast::<Option<Board>>(), &*board) };
+        let processes = if b.processes_len == 0 || b.processes.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: as above.
+            unsafe { std::slice::from_raw_parts(b.processes, b.processes_len) }.to_vec()
+        };
+        let workers: &[abi::ScoreWorker] = if b.workers_len == 0 || b.workers.is_null() {
+            &[]
+        } else {
+            // SAFETY: as above.
+            unsafe { std::slice::from_raw_parts(b.workers, b.workers_len) }
+        };
+        let workers = workers
+            .iter()
+            // SAFETY: the strings are valid for this call.
+            .map(|w| unsafe { Worker { record: *w, client: w.client.as_slice().to_vec(), request: w.request.as_slice().to_vec(), vhost: w.vhost.as_slice().to_vec() } })
+            .collect();
+        *out = Some(Board {
+            server_limit: b.server_limit,
+            thread_limit: b.thread_limit,
+            running_generation: b.running_generation,
+            restart_time_us: b.restart_time_us,
+            processes,
+            workers,
+        });
+    })
+}
+
+/// mod_wsgi's flag for each of Apache's worker states (`mod_status`'s letters), indexed by
+/// the `SERVER_*` number: DEAD 0, STARTING 1, READY 2, BUSY_READ 3, BUSY_WRITE 4,
+/// BUSY_KEEPALIVE 5, BUSY_LOG 6, BUSY_DNS 7, CLOSING 8, GRACEFUL 9, IDLE_KILL 10.
+const STATUS_FLAGS: [&str; 11] = [".", "S", "_", "R", "W", "K", "L", "D", "C", "G", "I"];
+
+fn float(value: f64) -> PyResult<PyObj> {
+    // SAFETY: plain constructor.
+    unsafe { PyObj::from_owned(ffi::PyFloat_FromDouble(value)) }
+}
+
+fn seconds(us: i64) -> PyResult<PyObj> {
+    float(us as f64 / 1e6)
+}
+
+fn append(list: &PyObj, item: &PyObj) -> PyResult<()> {
+    // SAFETY: live list and item; the list takes its own reference.
+    py::check(unsafe { ffi::PyList_Append(list.as_ptr(), item.as_ptr()) })
+}
+
+fn new_list() -> PyResult<PyObj> {
+    // SAFETY: plain constructor.
+    unsafe { PyObj::from_owned(ffi::PyList_New(0)) }
+}
+
+/// `mod_wsgi.server_metrics()`: None unless the module reports the scoreboard for this
+/// process; else mod_wsgi's dict, with its keys, in its order, and its types.
+unsafe extern "C" fn server_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let build = || -> PyResult<PyObj> {
+        let Some(read) = scoreboard_fn() else { return Ok(py::none()) };
+        let mut board: Option<Board> = None;
+        // SAFETY: the module's function, called with our sink and the Option it fills; it
+        // only reads shared memory (no blocking), so the GIL may stay held.
+        let reported = unsafe { read(copy_board, (&mut board as *mut Option<Board>).cast()) };
+        let Some(board) = board.filter(|_| reported == 1) else { return Ok(py::none()) };
+        let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
+        let d = py::dict()?;
+        py::dict_set(&d, "server_limit", &py::int(board.server_limit.into())?)?;
+        py::dict_set(&d, "thread_limit", &py::int(board.thread_limit.into())?)?;
+        py::dict_set(&d, "running_generation", &py::int(board.running_generation.into())?)?;
+        py::dict_set(&d, "restart_time", &seconds(board.restart_time_us)?)?;
+        py::dict_set(&d, "current_time", &seconds(now_us)?)?;
+        // Whole seconds, truncated, as mod_wsgi.
+        py::dict_set(&d, "running_time", &py::int(((now_us - board.restart_time_us) as f64 / 1e6) as i64)?)?;
+        let processes = new_list()?;
+        let per_process = board.thread_limit.max(0) as usize;
+        for (i, process) in board.processes.iter().enumerate() {
+            let p = py::dict()?;
+            py::dict_set(&p, "process_num", &py::int(i as i64)?)?;
+            py::dict_set(&p, "pid", &py::int(process.pid.into())?)?;
+            py::dict_set(&p, "generation", &py::int(process.generation.into())?)?;
+            py::dict_set(&p, "quiescing", &py::boolean(process.quiescing != 0))?;
+            let workers = new_list()?;
+            for worker in board.workers.iter().skip(i * per_process).take(per_process) {
+                let r = &worker.record;
+                let w = py::dict()?;
+                py::dict_set(&w, "thread_num", &py::int(r.thread_num.into())?)?;
+                py::dict_set(&w, "generation", &py::int(r.generation.into())?)?;
+                let flag = usize::try_from(r.status).ok().and_then(|s| STATUS_FLAGS.get(s)).copied().unwrap_or("?");
+                py::dict_set(&w, "status", &py::text(flag)?)?;
+                py::dict_set(&w, "access_count", &py::int(r.access_count as i64)?)?;
+                py::dict_set(&w, "bytes_served", &py::int(r.bytes_served as i64)?)?;
+                py::dict_set(&w, "start_time", &seconds(r.start_time_us)?)?;
+                py::dict_set(&w, "stop_time", &seconds(r.stop_time_us)?)?;
+                py::dict_set(&w, "last_used", &seconds(r.last_used_us)?)?;
+                py::dict_set(&w, "client", &py::latin1(&worker.client)?)?;
+                py::dict_set(&w, "request", &py::latin1(&worker.request)?)?;
+                py::dict_set(&w, "vhost", &py::latin1(&worker.vhost)?)?;
+                append(&workers, &w)?;
+            }
+            py::dict_set(&p, "workers", &workers)?;
+            append(&processes, &p)?;
+        }
+        py::dict_set(&d, "processes", &processes)?;
         Ok(d)
     };
     python_trampoline(build)

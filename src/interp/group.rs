@@ -184,6 +184,7 @@ fn setup(name: &str, index: InterpIndex) -> Result<&'static Group, String> {
             &path,
             &version,
             &super::builtins::process_metrics_function()?,
+            &super::builtins::server_metrics_function()?,
             &super::builtins::log_function()?,
             &py::boolean(s.restrict_stdin),
             &py::boolean(s.restrict_stdout),

@@ -111,6 +111,9 @@ pub struct ServerConfig {
     pub socket_prefix: Option<String>,
     /// `WSGISocketRotation` (default On; main server only): see `daemon::supervisor`.
     pub socket_rotation: Option<bool>,
+    /// `WSGIServerMetrics` (default Off; main server only): `mod_wsgi.server_metrics()` in
+    /// Apache's children.
+    pub server_metrics: Option<bool>,
 }
 
 impl Merge for ServerConfig {
@@ -134,6 +137,7 @@ impl Merge for ServerConfig {
             daemons: add.daemons.clone(),
             socket_prefix: add.socket_prefix.clone().or_else(|| base.socket_prefix.clone()),
             socket_rotation: add.socket_rotation.or(base.socket_rotation),
+            server_metrics: add.server_metrics.or(base.server_metrics),
         }
     }
 }

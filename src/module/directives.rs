@@ -71,7 +71,7 @@ const DIRECTORY: u32 = apache::RSRC_CONF | apache::ACCESS_CONF;
 /// Anywhere, `.htaccess` included where `AllowOverride FileInfo` allows it.
 const FILEINFO: u32 = apache::OR_FILEINFO;
 
-pub static COMMANDS: CommandTable<31> = CommandTable([
+pub static COMMANDS: CommandTable<32> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
     take1(c"WSGIApplicationGroup", application_group, DIRECTORY, c"Application interpreter group."),
@@ -102,6 +102,7 @@ pub static COMMANDS: CommandTable<31> = CommandTable([
     take1(c"WSGISocketRotation", socket_rotation, SERVER, c"Enable/Disable rotation of daemon process sockets."),
     take1(c"WSGIAcceptMutex", accept_mutex, SERVER, c"Set accept mutex type for daemon processes (accepted; not needed)."),
     raw_args(c"WSGIRestrictProcess", restrict_process, DIRECTORY, c"Limit selectable WSGI process groups."),
+    take1(c"WSGIServerMetrics", server_metrics, SERVER, c"Enabled/Disable access to server metrics."),
     END,
 ]);
 
@@ -584,6 +585,11 @@ unsafe extern "C" fn restrict_process(cmd: *mut cmd_parms, mconfig: *mut c_void,
         d.options().restrict_process = Some(groups);
         Ok(())
     })
+}
+
+/// `mod_wsgi.server_metrics()` in Apache's children (daemons: `server-metrics=`).
+unsafe extern "C" fn server_metrics(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    global_flag(cmd, mconfig, arg, "WSGIServerMetrics", |c, on| c.server_metrics = Some(on))
 }
 
 unsafe extern "C" fn socket_rotation(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {

@@ -17,5 +17,6 @@ mod log;
 pub mod proxy;
 mod record;
 mod request;
+mod scoreboard;
 mod trampoline;
 mod translate;

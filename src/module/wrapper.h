@@ -17,3 +17,4 @@
 #include <unixd.h>
 #include <ap_listen.h>
 #include <apr_thread_proc.h>
+#include <scoreboard.h>

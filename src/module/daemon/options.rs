@@ -13,7 +13,7 @@ const INVALID: &str = "Invalid option to WSGI daemon process definition.";
 
 /// Options mod_wsgi 4.9 and 6.x document that this build does not implement yet. Those
 /// parsed into [`DaemonSpec`] are validated first (a bad value gets mod_wsgi's message).
-pub const REFUSED: &[&str] = &["chroot", "server-metrics"];
+pub const REFUSED: &[&str] = &["chroot"];
 
 /// Options of mod_wsgi 4.x that only configured its New Relic agent hook (importing
 /// `newrelic.agent` and wrapping each application), which this build does not have: accepted
@@ -176,6 +176,9 @@ pub struct DaemonSpec {
     /// `switch-interval=` (seconds, fractional), in microseconds: `sys.setswitchinterval` in
     /// the group's interpreters; 0: Python's own (5 ms).
     pub switch_interval_us: u64,
+    /// `server-metrics=On`: `mod_wsgi.server_metrics()` reports Apache's scoreboard in this
+    /// group's processes (default Off, as in mod_wsgi).
+    pub server_metrics: bool,
 }
 
 /// `response-buffer-size=0`: mod_wsgi's default.
@@ -188,6 +191,7 @@ impl DaemonSpec {
         DaemonSpec {
             name: name.to_string(),
             switch_interval_us: 0,
+            server_metrics: false,
             processes: 1,
             multiprocess: false,
             threads: 15,
@@ -284,6 +288,13 @@ impl DaemonSpec {
             "umask" => {
                 let umask = u32::from_str_radix(value, 8).ok().filter(|m| *m <= 0o777);
                 self.umask = Some(umask.ok_or("Invalid umask for WSGI daemon process.")?);
+            }
+            "server-metrics" => {
+                self.server_metrics = match value.to_ascii_lowercase().as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err("Invalid server metrics flag for WSGI daemon process.".into()),
+                }
             }
             "lang" => self.lang = Some(value.to_string()),
             "locale" => self.locale = Some(value.to_string()),
@@ -533,6 +544,11 @@ mod tests {
         assert_eq!(err("site switch-interval=0"), "Invalid switch interval for WSGI daemon process.");
         assert_eq!(err("site switch-interval=soon"), "Invalid switch interval for WSGI daemon process.");
         assert_eq!(parse("site switch-interval=0.0025").unwrap().switch_interval_us, 2500);
+        assert_eq!(err("site server-metrics=yes"), "Invalid server metrics flag for WSGI daemon process.");
+        assert_eq!(err("site server-metrics="), "Invalid server metrics flag for WSGI daemon process.");
+        assert!(parse("site server-metrics=ON").unwrap().server_metrics);
+        assert!(!parse("site server-metrics=off").unwrap().server_metrics);
+        assert!(!parse("site").unwrap().server_metrics, "off by default");
         assert_eq!(err("site listen-backlog=-3"), "Invalid listen backlog for WSGI daemon process.");
         assert_eq!(err("site header-buffer-size=100"), "Header buffer size must be >= 8192 bytes, or 0 for default.");
         assert_eq!(err("site supplementary-groups=staff,nogroup-here"), "Invalid supplementary group 'nogroup-here' for WSGI daemon process.");

@@ -1,6 +1,16 @@
 //! Apache's parent: one listening socket per daemon group, and its daemon processes, forked
-//! in `post_config` and registered as APR "other children" so that the MPM's reaping loop
-//! tells us when one dies and we fork it again.
+//! once Apache's scoreboard exists and registered as APR "other children" so that the MPM's
+//! reaping loop tells us when one dies and we fork it again.
+//!
+//! When the daemons are forked: as mod_wsgi does, after the scoreboard exists, so that a
+//! daemon inherits its (anonymous, so inherited or never seen) shared memory and
+//! `mod_wsgi.server_metrics()` works there from the first start. Core creates the scoreboard
+//! in the `pre_mpm` hook, which the MPM runs after `post_config` and only on a non-graceful
+//! start; it then lives as long as Apache's parent. So on the first start `post_config`
+//! defers the forks to a `pre_mpm` hook of ours that runs after core's
+//! (`APR_HOOK_REALLY_LAST`); on every restart the scoreboard is already there and
+//! `post_config` forks them itself (a graceful restart runs no `pre_mpm` at all). Either way
+//! they are forked before the MPM starts its children.
 //!
 //! Restart and stop need no code of ours: clearing `pconf` runs [`Listener`]'s cleanup
 //! (close and unlink, in the parent only) and APR's `free_proc_chain` (SIGTERM, at most 3 s,
@@ -10,6 +20,7 @@ use super::super::apache;
 use super::super::config::pool_owned;
 use super::super::log;
 use super::super::record::server_config;
+use super::super::scoreboard;
 use super::super::trampoline::trampoline;
 use crate::abi::level;
 use super::options::DaemonSpec;
@@ -17,6 +28,7 @@ use super::process;
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// One daemon group, as the parent set it up for this generation.
@@ -60,6 +72,9 @@ static TOKENS: Mutex<Vec<[u8; 16]>> = Mutex::new(Vec::new());
 /// that defines each: for mod_wsgi's duplicate check, and for the directives that name a
 /// group defined earlier (`WSGIImportScript`).
 static NAMES: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
+/// Set by `post_config` when it found no scoreboard yet (the first start): [`pre_mpm`] forks
+/// this generation's daemons once core has created it.
+static FORKS_DEFERRED: AtomicBool = AtomicBool::new(false);
 
 /// The groups of this generation, if any.
 pub fn registry() -> Option<Arc<Registry>> {
@@ -106,13 +121,15 @@ pub unsafe extern "C" fn pre_config(_pconf: *mut apache::apr_pool_t, _plog: *mut
         super::super::imports::clear();
         forget_tokens();
         take_registry();
+        FORKS_DEFERRED.store(false, Ordering::Relaxed);
         apache::OK as c_int
     })
 }
 
-/// Creates the listeners and forks the daemons. Skipped on the first of the two start-up
-/// runs (before Apache detaches), whose `pconf` is cleared at once, and never reached by
-/// `apache2 -t`, which exits before `post_config`.
+/// Creates the listeners and forks the daemons (or has [`pre_mpm`] fork them, see the top of
+/// this file). Skipped on the first of the two start-up runs (before Apache detaches), whose
+/// `pconf` is cleared at once, and never reached by `apache2 -t`, which exits before
+/// `post_config`. Also records `WSGIServerMetrics` for the children forked from now on.
 pub unsafe extern "C" fn post_config(
     pconf: *mut apache::apr_pool_t,
     _plog: *mut apache::apr_pool_t,
@@ -120,6 +137,8 @@ pub unsafe extern "C" fn post_config(
     s: *mut apache::server_rec,
 ) -> c_int {
     trampoline("post_config", apache::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
+        // SAFETY: s is the main server, its configuration read-only by now.
+        scoreboard::set_enabled(unsafe { server_config(s) }.server_metrics == Some(true));
         // SAFETY: ap_state_query has no preconditions.
         if unsafe { apache::ap_state_query(apache::AP_SQ_MAIN_STATE as c_int) } == apache::AP_SQ_MS_CREATE_PRE_CONFIG as c_int {
             return apache::OK as c_int;
@@ -170,16 +189,43 @@ fn start(pconf: *mut apache::apr_pool_t, main: *mut apache::server_rec) -> Resul
     *TOKENS.lock().unwrap_or_else(|e| e.into_inner()) = tokens;
     let registry = Arc::new(Registry { groups, main, pconf });
     *REGISTRY.write().unwrap_or_else(|e| e.into_inner()) = Some(registry.clone());
+    if scoreboard::exists() {
+        fork_all(&registry);
+    } else {
+        FORKS_DEFERRED.store(true, Ordering::Relaxed);
+        // Registered now, as mod_wsgi does, rather than with the other hooks: it is needed
+        // once, on the first start, and a hook added after Apache sorted its hooks runs after
+        // those of its list (core's scoreboard creation included), as REALLY_LAST asks.
+        // SAFETY: registers a static function; the parent is single-threaded here.
+        unsafe { apache::ap_hook_pre_mpm(Some(pre_mpm), std::ptr::null(), std::ptr::null(), apache::APR_HOOK_REALLY_LAST as c_int) };
+    }
+    Ok(())
+}
+
+/// Forks the daemons deferred by `post_config`, now that core's `pre_mpm` (which runs before
+/// this one) has created the scoreboard.
+unsafe extern "C" fn pre_mpm(_pglobal: *mut apache::apr_pool_t, _sb_type: apache::ap_scoreboard_e) -> c_int {
+    trampoline("pre_mpm", apache::OK as c_int, || {
+        if FORKS_DEFERRED.swap(false, Ordering::Relaxed) {
+            if let Some(registry) = registry() {
+                fork_all(&registry);
+            }
+        }
+        apache::OK as c_int
+    })
+}
+
+/// Forks every process of every group, each in its own slot of `pconf`.
+fn fork_all(registry: &Arc<Registry>) {
     for (index, group) in registry.groups.iter().enumerate() {
         for n in 0..group.spec.processes {
             // SAFETY: memory of pconf, which outlives the process records APR keeps for it.
-            let instance = unsafe { apache::apr_palloc(pconf, std::mem::size_of::<Instance>()) }.cast::<Instance>();
+            let instance = unsafe { apache::apr_palloc(registry.pconf, std::mem::size_of::<Instance>()) }.cast::<Instance>();
             // SAFETY: fresh, suitably aligned pool memory; apr_proc_t is plain old data.
             unsafe { instance.write(Instance { process: std::mem::zeroed(), group: index, n }) };
-            fork(&registry, instance);
+            fork(registry, instance);
         }
     }
-    Ok(())
 }
 
 /// Group `id`'s socket, named as mod_wsgi names it. `WSGISocketRotation On` (the default):
@@ -361,6 +407,7 @@ fn fork(registry: &Arc<Registry>, instance: *mut Instance) {
     // SAFETY: forks the parent; the child never returns into Apache (process::run exits).
     let status = unsafe { apache::apr_proc_fork(process, registry.pconf) };
     if status == apache::APR_INCHILD as apache::apr_status_t {
+        scoreboard::set_enabled(group.spec.server_metrics);
         process::run(index, n);
     }
     if status != apache::APR_INPARENT as apache::apr_status_t {
