@@ -3,7 +3,8 @@
 //! Plain Rust: account look-ups go through [`Accounts`], so the unit tests drive the parser
 //! with made-up users. Every option mod_wsgi documents is recognised; the ones this slice
 //! cannot honour are refused by name ([`REFUSED`]) rather than silently ignored, since
-//! ignoring `request-timeout` or `chroot` would change what a site is protected from.
+//! ignoring `request-timeout` or `server-metrics` would change what a site is protected from
+//! or shown.
 
 use super::super::args::{split_option, split_words};
 
@@ -12,7 +13,7 @@ const INVALID: &str = "Invalid option to WSGI daemon process definition.";
 
 /// Options mod_wsgi 4.9 and 6.x document that this build does not implement yet. Those
 /// parsed into [`DaemonSpec`] are validated first (a bad value gets mod_wsgi's message).
-pub const REFUSED: &[&str] = &["chroot", "response-flush-delay", "server-metrics"];
+pub const REFUSED: &[&str] = &["response-flush-delay", "server-metrics"];
 
 /// Options of mod_wsgi 4.x that only configured its New Relic agent hook (importing
 /// `newrelic.agent` and wrapping each application), which this build does not have: accepted
@@ -170,6 +171,11 @@ pub struct DaemonSpec {
     /// `switch-interval=` (seconds, fractional), in microseconds: `sys.setswitchinterval` in
     /// the group's interpreters; 0: Python's own (5 ms).
     pub switch_interval_us: u64,
+    /// `chroot=`: the directory the daemon makes its root (while still root, before it drops
+    /// to its user); an absolute path, without trailing slashes ("/" stays "/"). Its
+    /// `python-home=`, `python-path=`, `home=` and Python's own files are then paths inside
+    /// it (see `environment.rs`).
+    pub chroot: Option<String>,
 }
 
 /// `response-buffer-size=0`: mod_wsgi's default.
@@ -210,6 +216,7 @@ impl DaemonSpec {
             response_buffer_size: DEFAULT_RESPONSE_BUFFER_SIZE,
             script_owner: None,
             ignored: Vec::new(),
+            chroot: None,
         }
     }
 
@@ -333,6 +340,18 @@ impl DaemonSpec {
                     return Err(format!("WSGIDaemonProcess {}: python-home '{value}' must be an absolute path", self.name));
                 }
                 self.python_home = Some(value.trim_end_matches('/').to_string());
+            }
+            "chroot" => {
+                // mod_wsgi's message for a relative path; ours for one that is not there, so
+                // that `apache2 -t` says it instead of every daemon failing to start.
+                if !value.starts_with('/') {
+                    return Err("Invalid chroot directory for WSGI daemon process.".into());
+                }
+                if !std::path::Path::new(value).is_dir() {
+                    return Err(format!("WSGIDaemonProcess {}: chroot directory '{value}' does not exist or is not a directory", self.name));
+                }
+                let root = value.trim_end_matches('/');
+                self.chroot = Some(if root.is_empty() { "/".to_string() } else { root.to_string() });
             }
             "python-path" => self.python_path = Some(value.split(':').filter(|p| !p.is_empty()).map(str::to_string).collect()),
             "display-name" => self.display_name = Some(value.replace("%{GROUP}", &format!("(wsgi:{})", self.name))),
@@ -579,6 +598,22 @@ mod tests {
         assert_eq!(err("site script-group=#51"), "Couldn't determine gid from script group.");
         assert_eq!(err("site script-user=site script-group=staff"), "Only one of script-user and script-group allowed.");
         assert_eq!(err("site script-group=staff script-user=site"), "Only one of script-user and script-group allowed.");
+    }
+
+    #[test]
+    fn chroot_is_an_existing_absolute_directory() {
+        let err = |line| parse(line).unwrap_err();
+        assert_eq!(err("site chroot=jail"), "Invalid chroot directory for WSGI daemon process.");
+        assert_eq!(err("site chroot=/nonexistent/jail"), "WSGIDaemonProcess site: chroot directory '/nonexistent/jail' does not exist or is not a directory");
+        let file = std::env::temp_dir().join(format!("mwrs-chroot-file-{}", std::process::id()));
+        std::fs::write(&file, "").unwrap();
+        assert!(err(&format!("site chroot={}", file.display())).contains("is not a directory"));
+        std::fs::remove_file(&file).unwrap();
+        let dir = std::env::temp_dir();
+        let dir = dir.to_str().unwrap().trim_end_matches('/');
+        assert_eq!(parse(&format!("site chroot={dir}//")).unwrap().chroot.as_deref(), Some(dir));
+        assert_eq!(parse("site chroot=/").unwrap().chroot.as_deref(), Some("/"));
+        assert_eq!(parse("site").unwrap().chroot, None);
     }
 
     #[test]
