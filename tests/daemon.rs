@@ -314,7 +314,7 @@ fn option_errors_stop_the_config_test_with_file_and_line() {
     let cases = [
         ("WSGIDaemonProcess a\nWSGIDaemonProcess a\n", "Name duplicates previous WSGI daemon definition."),
         ("WSGIDaemonProcess a user=root\n", "WSGI process blocked from running as root."),
-        ("WSGIDaemonProcess a chroot=/\n", "WSGIDaemonProcess a: option 'chroot' is not supported yet by mod_wsgi-rs"),
+        ("WSGIDaemonProcess a chroot=/nonexistent/jail\n", "WSGIDaemonProcess a: chroot directory '/nonexistent/jail' does not exist or is not a directory"),
         ("WSGIDaemonProcess a colour=blue\n", "Invalid option to WSGI daemon process definition. Unknown option 'colour'"),
         ("WSGIDaemonProcess a python-home=/nonexistent/python\n", "is not a directory"),
         ("WSGIDaemonProcess a processes=0\n", "Invalid process count for WSGI daemon process."),
@@ -1013,7 +1013,7 @@ fn bad_limit_and_socket_option_values_stop_the_config_test() {
         ("WSGIDaemonProcess a socket-user=no-such-user-here\n", "Invalid socket user for WSGI daemon process."),
         ("WSGIDaemonProcess a script-user=no-such-user-here\n", "Invalid script user for WSGI daemon process."),
         ("WSGIDaemonProcess a script-user=nobody script-group=nogroup\n", "Only one of script-user and script-group allowed."),
-        ("WSGIDaemonProcess a chroot=/srv\n", "option 'chroot' is not supported yet by mod_wsgi-rs"),
+        ("WSGIDaemonProcess a chroot=srv\n", "Invalid chroot directory for WSGI daemon process."),
     ];
     for (body, expected) in cases {
         let (ok, output) = config_test(body);

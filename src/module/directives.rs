@@ -265,6 +265,7 @@ unsafe extern "C" fn script_alias(cmd: *mut cmd_parms, mconfig: *mut c_void, arg
         if !url.starts_with('/') {
             return Err(format!("WSGIScriptAlias: URL '{url}' must start with '/'"));
         }
+        preload(d, &target, &options, false)?;
         d.server().aliases.push(ScriptAlias { url: UrlMatch::Prefix(url), target, options });
         Ok(())
     })
@@ -279,9 +280,41 @@ unsafe extern "C" fn script_alias_match(cmd: *mut cmd_parms, mconfig: *mut c_voi
         if compiled.is_null() {
             return Err(format!("WSGIScriptAliasMatch: regular expression '{pattern}' could not be compiled"));
         }
+        preload(d, &target, &options, true)?;
         d.server().aliases.push(ScriptAlias { url: UrlMatch::Regex { pattern, compiled }, target, options });
         Ok(())
     })
+}
+
+/// The import-list entry a `WSGIScriptAlias`/`WSGIScriptAliasMatch` makes, as mod_wsgi's
+/// `wsgi_set_script_alias`: when it names both `process-group=` and `application-group=`
+/// without `%{...}` (other than `%{GLOBAL}`), and (for `WSGIScriptAliasMatch`) a target
+/// without `$` substitutions, each process of that group loads the script when it starts.
+/// A target that is a directory (a directory of scripts) has no one script to load (mod_wsgi
+/// would fail to import it at every start). `None`: nothing to preload.
+pub fn preload_entry(target: &str, options: &AppOptions, is_match: bool) -> Option<ImportScript> {
+    let literal = |spec: &Option<GroupSpec>| match spec {
+        Some(GroupSpec::Global) => Some(String::new()),
+        Some(GroupSpec::Literal(name)) if !name.contains("%{") => Some(name.clone()),
+        _ => None,
+    };
+    let (process_group, application_group) = (literal(&options.process_group)?, literal(&options.group)?);
+    if (is_match && target.contains('$')) || target.ends_with('/') || Path::new(target).is_dir() {
+        return None;
+    }
+    Some(ImportScript { script: target.to_string(), process_group, application_group })
+}
+
+/// Adds the alias's script to the import list (see [`preload_entry`]); a named daemon group
+/// must be defined above and reachable from here, with mod_wsgi's errors.
+fn preload(d: &mut Directive, target: &str, options: &AppOptions, is_match: bool) -> Result<(), String> {
+    let Some(entry) = preload_entry(target, options, is_match) else { return Ok(()) };
+    if !entry.process_group.is_empty() {
+        // SAFETY: cmd is the live cmd_parms of this directive call.
+        check_daemon_group_reachable(&entry.process_group, unsafe { (*d.cmd).server })?;
+    }
+    imports::push(entry);
+    Ok(())
 }
 
 unsafe extern "C" fn application_group(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
@@ -557,9 +590,20 @@ unsafe extern "C" fn daemon_process(cmd: *mut cmd_parms, mconfig: *mut c_void, a
                 spec.ignored.join(" and ")
             ));
         }
+        // SAFETY: geteuid has no preconditions.
+        if spec.chroot.is_some() && unsafe { libc::geteuid() } != 0 {
+            // mod_wsgi's refusal: only root can chroot, and Apache's parent (which forks the
+            // daemons) is not root.
+            return Err("Cannot chroot WSGI daemon process when not root.".into());
+        }
         if let Some(home) = &spec.python_home {
-            // Refuse here, with the file and line, rather than fail in every daemon.
-            engine_loader::engine_for(Some(Path::new(home))).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
+            // Refuse here, with the file and line, rather than fail in every daemon. Under
+            // chroot= the daemon's python-home is a path inside the jail.
+            let found = engine_loader::jailed(spec.chroot.as_deref(), home);
+            engine_loader::engine_for(Some(&found)).map_err(|e| match &spec.chroot {
+                Some(root) => format!("WSGIDaemonProcess {}: python-home '{home}' inside chroot '{root}': {e}", spec.name),
+                None => format!("WSGIDaemonProcess {}: {e}", spec.name),
+            })?;
         }
         // SAFETY: cmd is the live cmd_parms of this directive call.
         daemon::supervisor::claim_name(&spec.name, unsafe { (*d.cmd).server })?;
@@ -682,6 +726,34 @@ mod tests {
         assert_eq!(parse_import_script("/a.wsgi process-group=d application-group=x").unwrap().process_group, "d");
         assert!(parse_import_script("/a.wsgi process-group=%{SERVER} application-group=x").unwrap_err().contains("needs a request"));
         assert!(parse_import_script("/a.wsgi process-group= application-group=%{RESOURCE}").unwrap_err().contains("needs a request"));
+    }
+
+    #[test]
+    fn script_aliases_that_preload() {
+        let entry = |kind: &str, line: &str| {
+            let (_, target, options) = parse_alias_words(kind, line).unwrap();
+            preload_entry(&target, &options, kind == "WSGIScriptAliasMatch")
+        };
+        let alias = |line| entry("WSGIScriptAlias", line);
+        assert_eq!(
+            alias("/a /srv/a.wsgi process-group=site application-group=%{GLOBAL}"),
+            Some(ImportScript { script: "/srv/a.wsgi".into(), process_group: "site".into(), application_group: String::new() })
+        );
+        assert_eq!(
+            alias("/a /srv/a.wsgi application-group=app process-group=%{GLOBAL}"),
+            Some(ImportScript { script: "/srv/a.wsgi".into(), process_group: String::new(), application_group: "app".into() })
+        );
+        // Both options, literal, or nothing: as mod_wsgi.
+        assert_eq!(alias("/a /srv/a.wsgi process-group=site"), None);
+        assert_eq!(alias("/a /srv/a.wsgi application-group=%{GLOBAL}"), None);
+        assert_eq!(alias("/a /srv/a.wsgi process-group=site application-group=%{RESOURCE}"), None);
+        assert_eq!(alias("/a /srv/a.wsgi process-group=%{ENV:G} application-group=x"), None);
+        assert_eq!(alias("/a /srv/a.wsgi process-group=site application-group=a%{SERVER}"), None);
+        assert_eq!(alias("/a /srv/ process-group=site application-group=x"), None, "a directory of scripts");
+        assert_eq!(alias("/a / process-group=site application-group=x"), None, "a directory of scripts");
+        let matching = |line| entry("WSGIScriptAliasMatch", line);
+        assert_eq!(matching("^/(\\w+) /srv/$1.wsgi process-group=site application-group=x"), None);
+        assert!(matching("^/x /srv/x.wsgi process-group=site application-group=x").is_some());
     }
 
     #[test]

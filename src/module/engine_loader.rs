@@ -138,6 +138,16 @@ pub fn check_abi(path: &Path) -> Result<(), String> {
     }
 }
 
+/// Where a path of a chrooted daemon's view (`python-home=` inside `chroot=`) is in the
+/// filesystem the parent and the daemon see before the `chroot`: the root followed by the
+/// path. Without a root (or root `/`), the path itself.
+pub fn jailed(root: Option<&str>, path: &str) -> PathBuf {
+    match root {
+        Some(root) if root != "/" => Path::new(root).join(path.trim_start_matches('/')),
+        _ => PathBuf::from(path),
+    }
+}
+
 /// A loaded engine: its static table. The library stays loaded until the process exits.
 pub struct LoadedEngine {
     pub table: &'static abi::Engine,
@@ -145,6 +155,13 @@ pub struct LoadedEngine {
 
 /// Loads an engine in a child process. Symbols are made global so that Python extension
 /// modules, which do not link libpython themselves, resolve against the engine's libpython.
+///
+/// This maps the engine and the libpython it links (and runs their ELF initialisers, which
+/// start no Python) and calls the entry function, which only returns the engine's static
+/// table: no Python code runs and no interpreter exists until the table's `init`. A `chroot=`
+/// daemon relies on that: it loads the engine before the `chroot` (inside the jail the
+/// engine's and libpython's host paths are gone), as root, and calls `init` only after the
+/// `chroot` and the switch to its user (see `daemon/process.rs`).
 pub fn load(path: &Path) -> Result<LoadedEngine, String> {
     let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| "engine path has a NUL byte".to_string())?;
     // SAFETY: c_path is a valid C string; dlopen has no other preconditions.
@@ -186,6 +203,13 @@ fn dl_error() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jailed_paths_are_under_the_root() {
+        assert_eq!(jailed(Some("/srv/jail"), "/usr/lib/venv"), PathBuf::from("/srv/jail/usr/lib/venv"));
+        assert_eq!(jailed(Some("/"), "/opt/py"), PathBuf::from("/opt/py"));
+        assert_eq!(jailed(None, "/opt/py"), PathBuf::from("/opt/py"));
+    }
 
     #[test]
     fn venv_version_from_pyvenv_cfg() {

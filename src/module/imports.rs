@@ -1,5 +1,6 @@
-//! `WSGIImportScript`: the scripts each process imports when it starts, before its first
-//! request. One list in configuration order, across the main server and the virtual hosts (as
+//! `WSGIImportScript`, and the `WSGIScriptAlias` scripts preloaded as mod_wsgi preloads
+//! them (see `directives::preload_entry`): the scripts each process imports when it starts,
+//! before its first request. One list in configuration order, across the main server and the virtual hosts (as
 //! mod_wsgi's): each entry names the process group it is for, the empty name for Apache's own
 //! children (embedded mode), else a daemon group, so a process imports only its own entries.
 //!
@@ -26,8 +27,14 @@ pub fn clear() {
     LIST.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
+/// Adds an entry; one already listed (the same script for the same groups: a
+/// `WSGIImportScript` and the alias that serves it) is not listed twice, since importing it
+/// again would only find the module loaded and log a second line.
 pub fn push(entry: ImportScript) {
-    LIST.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
+    let mut list = LIST.lock().unwrap_or_else(|e| e.into_inner());
+    if !list.contains(&entry) {
+        list.push(entry);
+    }
 }
 
 /// The entries for `process_group` (empty: embedded mode), in configuration order.

@@ -5,12 +5,25 @@
 //! negative one is allowed; the limits once the user is switched; then the language settings
 //! just before Python starts), so that Python's own start-up (which reads the locale from the
 //! environment, and opens files as this user) sees them.
+//!
+//! `chroot=`: as mod_wsgi (`wsgi_setup_access`), the `chroot` comes first, while the process
+//! is still root, then the credentials; the working directory (`home=`, or the user's home)
+//! and the account's variables are then looked up inside the jail. The engine was mapped
+//! before (see `engine_loader::load`); Python starts after all this, inside the jail, so
+//! `python-home=`, `python-path=`, the standard library and the WSGI scripts are paths in it.
+//! Requests name their script by its path outside (Apache's children see that one): the
+//! daemon strips the root from it ([`jail_request`]), as mod_wsgi does.
 
 use super::super::log;
 use super::options::{Accounts, SystemAccounts};
 use super::supervisor::{Group, Registry};
 use crate::abi::level;
+use super::wire::Hello;
 use std::ffi::CString;
+use std::sync::OnceLock;
+
+/// The `chroot=` directory this daemon process is in, once the `chroot` succeeded.
+static JAIL: OnceLock<String> = OnceLock::new();
 
 /// Everything before the engine loads; `Err` stops the daemon (see `process::fail`).
 pub fn prepare(registry: &Registry, group: &Group) -> Result<(), String> {
@@ -115,10 +128,91 @@ fn supplementary_groups(group: &Group) -> Vec<libc::gid_t> {
     std::iter::once(group.gid).chain(group.spec.supplementary_groups.iter().copied()).collect()
 }
 
-/// As root: group, supplementary groups, then user; then the working directory, the
-/// account's variables and `umask=`.
+/// `chroot=`, then `chdir("/")` so that no directory outside stays reachable through the
+/// working directory. mod_wsgi's message (and its refusal when not root, which the
+/// configuration already checked: this one is for a daemon that somehow is not).
+fn change_root(group: &Group) -> Result<(), String> {
+    let Some(root) = &group.spec.chroot else { return Ok(()) };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(format!("Cannot chroot WSGI daemon process when not root (chroot '{root}'). Daemon process will exit."));
+    }
+    let c_root = CString::new(root.as_bytes()).map_err(|_| format!("chroot directory '{root}' has a NUL byte"))?;
+    // SAFETY: c_root is a valid C string; chroot and chdir have no memory preconditions, and
+    // the process is single-threaded here.
+    if unsafe { libc::chroot(c_root.as_ptr()) } != 0 {
+        return Err(format!("Unable to change root directory to '{root}': {}. Daemon process will exit.", std::io::Error::last_os_error()));
+    }
+    // SAFETY: as above, with a static C string.
+    if unsafe { libc::chdir(c"/".as_ptr()) } != 0 {
+        return Err(format!("Unable to change working directory to '/' in chroot '{root}': {}. Daemon process will exit.", std::io::Error::last_os_error()));
+    }
+    let _ = JAIL.set(root.clone());
+    Ok(())
+}
+
+/// What a path outside the jail is inside it: `None` when it is not under `root`.
+fn inside(root: &str, path: &[u8]) -> Option<Vec<u8>> {
+    if root == "/" {
+        return Some(path.to_vec());
+    }
+    let rest = path.strip_prefix(root.as_bytes())?;
+    rest.starts_with(b"/").then(|| rest.to_vec())
+}
+
+/// A `WSGIImportScript` (or preloaded `WSGIScriptAlias`) path for a chrooted daemon: one
+/// under `root` (Apache's view, as `WSGIScriptAlias` names it) becomes the path inside, so
+/// that the first request finds the module already loaded under the same name; any other is
+/// taken as a path inside the jail already, as mod_wsgi takes it.
+pub fn import_path(root: Option<&str>, script: &str) -> String {
+    match root {
+        Some(root) => inside(root, script.as_bytes()).map_or_else(|| script.to_string(), |p| String::from_utf8_lossy(&p).into_owned()),
+        None => script.to_string(),
+    }
+}
+
+/// In a chrooted daemon, rewrites a request to the jail's view, as mod_wsgi does: the script
+/// (and `SCRIPT_FILENAME`) without the root, `DOCUMENT_ROOT` likewise or removed when it lies
+/// outside. A script outside the root is mod_wsgi's error (the request gets a 500). A no-op
+/// in a daemon without `chroot=`.
+pub fn jail_request(hello: &mut Hello) -> Result<(), String> {
+    match JAIL.get() {
+        Some(root) => rewrite(root, hello),
+        None => Ok(()),
+    }
+}
+
+fn rewrite(root: &str, hello: &mut Hello) -> Result<(), String> {
+    let Some(script) = inside(root, &hello.script) else {
+        return Err(format!("WSGI script '{}' is not located within chroot directory '{root}'; rejecting request.", String::from_utf8_lossy(&hello.script)));
+    };
+    hello.environ.retain_mut(|(name, value)| match &name[..] {
+        b"SCRIPT_FILENAME" => {
+            value.clone_from(&script);
+            true
+        }
+        b"DOCUMENT_ROOT" if &value[..] == root.as_bytes() => {
+            *value = b"/".to_vec();
+            true
+        }
+        b"DOCUMENT_ROOT" => match inside(root, value) {
+            Some(path) => {
+                *value = path;
+                true
+            }
+            None => false,
+        },
+        _ => true,
+    });
+    hello.script = script;
+    Ok(())
+}
+
+/// As root: `chroot=`, then group, supplementary groups, then user; then the working
+/// directory, the account's variables and `umask=`.
 fn drop_privileges(group: &Group) -> Result<(), String> {
     let os_error = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+    change_root(group)?;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         // SAFETY: plain credential calls in a single-threaded process; the gid list outlives
@@ -214,6 +308,42 @@ mod tests {
             home: None,
             python_home: None,
         }
+    }
+
+    #[test]
+    fn paths_inside_the_jail() {
+        assert_eq!(inside("/srv/jail", b"/srv/jail/app/app.wsgi").as_deref(), Some(&b"/app/app.wsgi"[..]));
+        assert_eq!(inside("/srv/jail", b"/srv/jailbreak/app.wsgi"), None, "a sibling with the same prefix is outside");
+        assert_eq!(inside("/srv/jail", b"/srv/jail"), None);
+        assert_eq!(inside("/", b"/app.wsgi").as_deref(), Some(&b"/app.wsgi"[..]));
+        assert_eq!(import_path(Some("/srv/jail"), "/srv/jail/app.wsgi"), "/app.wsgi");
+        assert_eq!(import_path(Some("/srv/jail"), "/app.wsgi"), "/app.wsgi", "already a path inside");
+        assert_eq!(import_path(None, "/srv/jail/app.wsgi"), "/srv/jail/app.wsgi");
+    }
+
+    #[test]
+    fn requests_are_rewritten_to_the_jail_s_view() {
+        let pair = |k: &str, v: &str| (k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        let hello = |script: &str, document_root: &str| Hello {
+            token: [0; 16],
+            error_override: false,
+            script: script.as_bytes().to_vec(),
+            callable: b"application".to_vec(),
+            group: Vec::new(),
+            environ: vec![pair("SCRIPT_FILENAME", script), pair("DOCUMENT_ROOT", document_root), pair("PATH_INFO", "/x")],
+        };
+        let mut h = hello("/srv/jail/app/app.wsgi", "/srv/jail/www");
+        rewrite("/srv/jail", &mut h).unwrap();
+        assert_eq!(h.script, b"/app/app.wsgi");
+        assert_eq!(h.environ, vec![pair("SCRIPT_FILENAME", "/app/app.wsgi"), pair("DOCUMENT_ROOT", "/www"), pair("PATH_INFO", "/x")]);
+        let mut h = hello("/srv/jail/app.wsgi", "/var/www/html");
+        rewrite("/srv/jail", &mut h).unwrap();
+        assert_eq!(h.environ, vec![pair("SCRIPT_FILENAME", "/app.wsgi"), pair("PATH_INFO", "/x")], "a DOCUMENT_ROOT outside is removed");
+        let mut h = hello("/srv/other/app.wsgi", "/srv/jail");
+        assert_eq!(
+            rewrite("/srv/jail", &mut h).unwrap_err(),
+            "WSGI script '/srv/other/app.wsgi' is not located within chroot directory '/srv/jail'; rejecting request."
+        );
     }
 
     #[test]

@@ -1,19 +1,15 @@
 //! `WSGIDaemonProcess name option=value ...`, parsed into a [`DaemonSpec`].
 //!
 //! Plain Rust: account look-ups go through [`Accounts`], so the unit tests drive the parser
-//! with made-up users. Every option mod_wsgi documents is recognised; the ones this slice
-//! cannot honour are refused by name ([`REFUSED`]) rather than silently ignored, since
-//! ignoring `request-timeout` or `chroot` would change what a site is protected from.
+//! with made-up users. Every option mod_wsgi 4.9 and 6.1 document is recognised and honoured
+//! (only the New Relic ones, [`IGNORED`], are accepted with a warning); an unknown option or a
+//! bad value is mod_wsgi's error at `apache2 -t`.
 
 use super::super::args::{split_option, split_words};
 use std::time::Duration;
 
 /// mod_wsgi's wording for an option it does not know (or a word that is not `key=value`).
 const INVALID: &str = "Invalid option to WSGI daemon process definition.";
-
-/// Options mod_wsgi 4.9 and 6.x document that this build does not implement yet. Those
-/// parsed into [`DaemonSpec`] are validated first (a bad value gets mod_wsgi's message).
-pub const REFUSED: &[&str] = &["chroot"];
 
 /// Options of mod_wsgi 4.x that only configured its New Relic agent hook (importing
 /// `newrelic.agent` and wrapping each application), which this build does not have: accepted
@@ -179,6 +175,11 @@ pub struct DaemonSpec {
     /// `server-metrics=On`: `mod_wsgi.server_metrics()` reports Apache's scoreboard in this
     /// group's processes (default Off, as in mod_wsgi).
     pub server_metrics: bool,
+    /// `chroot=`: the directory the daemon makes its root (while still root, before it drops
+    /// to its user); an absolute path, without trailing slashes ("/" stays "/"). Its
+    /// `python-home=`, `python-path=`, `home=` and Python's own files are then paths inside
+    /// it (see `environment.rs`).
+    pub chroot: Option<String>,
 }
 
 /// `response-buffer-size=0`: mod_wsgi's default.
@@ -223,6 +224,7 @@ impl DaemonSpec {
             response_flush_delay: DEFAULT_RESPONSE_FLUSH_DELAY,
             script_owner: None,
             ignored: Vec::new(),
+            chroot: None,
         }
     }
 
@@ -240,20 +242,12 @@ impl DaemonSpec {
             let Some((key, value)) = split_option(word) else {
                 return Err(format!("{INVALID} '{word}' is not option=value."));
             };
-            spec.set(key, value, accounts)?;
+            spec.parse_option(key, value, accounts)?;
         }
         if spec.gid.is_none() {
             spec.gid = spec.user.as_ref().map(|user| user.gid);
         }
         Ok(spec)
-    }
-
-    fn set(&mut self, key: &str, value: &str, accounts: &dyn Accounts) -> Result<(), String> {
-        self.parse_option(key, value, accounts)?;
-        if REFUSED.contains(&key) {
-            return Err(format!("WSGIDaemonProcess {}: option '{key}' is not supported yet by mod_wsgi-rs", self.name));
-        }
-        Ok(())
     }
 
     fn parse_option(&mut self, key: &str, value: &str, accounts: &dyn Accounts) -> Result<(), String> {
@@ -354,6 +348,18 @@ impl DaemonSpec {
                 }
                 self.python_home = Some(value.trim_end_matches('/').to_string());
             }
+            "chroot" => {
+                // mod_wsgi's message for a relative path; ours for one that is not there, so
+                // that `apache2 -t` says it instead of every daemon failing to start.
+                if !value.starts_with('/') {
+                    return Err("Invalid chroot directory for WSGI daemon process.".into());
+                }
+                if !std::path::Path::new(value).is_dir() {
+                    return Err(format!("WSGIDaemonProcess {}: chroot directory '{value}' does not exist or is not a directory", self.name));
+                }
+                let root = value.trim_end_matches('/');
+                self.chroot = Some(if root.is_empty() { "/".to_string() } else { root.to_string() });
+            }
             "python-path" => self.python_path = Some(value.split(':').filter(|p| !p.is_empty()).map(str::to_string).collect()),
             "display-name" => self.display_name = Some(value.replace("%{GROUP}", &format!("(wsgi:{})", self.name))),
             "maximum-requests" => self.maximum_requests = number("Invalid request count for WSGI daemon process.", 0)?,
@@ -408,7 +414,6 @@ impl DaemonSpec {
                 self.script_owner = Some(ScriptOwner::Group(name));
             }
             ignored if IGNORED.contains(&ignored) => self.ignored.push(ignored.to_string()),
-            refused if REFUSED.contains(&refused) => {}
             unknown => return Err(format!("{INVALID} Unknown option '{unknown}'.")),
         }
         Ok(())
@@ -611,10 +616,18 @@ mod tests {
     }
 
     #[test]
-    fn every_refused_option_is_named() {
-        for option in REFUSED {
-            let value = "1";
-            assert_eq!(parse(&format!("site {option}={value}")).unwrap_err(), format!("WSGIDaemonProcess site: option '{option}' is not supported yet by mod_wsgi-rs"));
-        }
+    fn chroot_is_an_existing_absolute_directory() {
+        let err = |line| parse(line).unwrap_err();
+        assert_eq!(err("site chroot=jail"), "Invalid chroot directory for WSGI daemon process.");
+        assert_eq!(err("site chroot=/nonexistent/jail"), "WSGIDaemonProcess site: chroot directory '/nonexistent/jail' does not exist or is not a directory");
+        let file = std::env::temp_dir().join(format!("mwrs-chroot-file-{}", std::process::id()));
+        std::fs::write(&file, "").unwrap();
+        assert!(err(&format!("site chroot={}", file.display())).contains("is not a directory"));
+        std::fs::remove_file(&file).unwrap();
+        let dir = std::env::temp_dir();
+        let dir = dir.to_str().unwrap().trim_end_matches('/');
+        assert_eq!(parse(&format!("site chroot={dir}//")).unwrap().chroot.as_deref(), Some(dir));
+        assert_eq!(parse("site chroot=/").unwrap().chroot.as_deref(), Some("/"));
+        assert_eq!(parse("site").unwrap().chroot, None);
     }
 }

@@ -71,19 +71,30 @@ fn daemon_main(index: usize, n: u32) -> c_int {
     };
     reset_signals(signals.1);
     close_inherited(&registry, index);
+    // `chroot=`: the engine (and the libpython it links) is mapped now, as root, while its
+    // files are still reachable; no Python runs before `init`, after the chroot and the
+    // switch to the group's user (see `engine_loader::load`).
+    let mapped = match group.spec.chroot {
+        Some(_) => match load_engine(group) {
+            Ok(engine) => Some(engine),
+            Err(message) => return fail(group, Some(signals.0), &message),
+        },
+        None => None,
+    };
     if let Err(message) = environment::prepare(&registry, group) {
         return fail(group, Some(signals.0), &message);
     }
     // Seen before the engine imports them: a later change restarts the process (mod_wsgi).
     let scripts = ScriptTimes::default();
-    for entry in super::super::imports::for_process_group(&group.spec.name) {
+    for entry in imports(group) {
         scripts.changed(std::path::Path::new(&entry.script));
     }
-    let engine = match start_engine(&registry, group) {
+    let engine = match start_engine(&registry, group, mapped) {
         Ok(engine) => engine,
         Err(message) => return fail(group, Some(signals.0), &message),
     };
-    log::server(level::INFO, group.server, &format!("Daemon process '{}' ({n}) is serving requests as uid {}.", group.spec.name, group.uid));
+    let jail = group.spec.chroot.as_ref().map(|root| format!(" in chroot '{root}'")).unwrap_or_default();
+    log::server(level::INFO, group.server, &format!("Daemon process '{}' ({n}) is serving requests as uid {}{jail}.", group.spec.name, group.uid));
     let name: Arc<str> = Arc::from(group.spec.name.as_str());
     let dispatch = match Dispatch::new(group.listener, stop, group.spec.threads as usize, socket_timeout(group), name.clone(), group.server) {
         Ok(dispatch) => dispatch,
@@ -351,12 +362,33 @@ unsafe extern "C" fn engine_log(level: c_int, message: abi::Bytes) {
     })
 }
 
-/// Loads the engine for the group's Python and starts Python with the group's settings; the
-/// engine imports the group's `WSGIImportScript` scripts before this returns, so before the
+/// The group's import list (`WSGIImportScript`, and the `WSGIScriptAlias` scripts preloaded
+/// for it), with paths as the daemon sees them (inside its `chroot=`, if any).
+fn imports(group: &Group) -> Vec<super::super::imports::ImportScript> {
+    let mut entries = super::super::imports::for_process_group(&group.spec.name);
+    for entry in &mut entries {
+        entry.script = environment::import_path(group.spec.chroot.as_deref(), &entry.script);
+    }
+    entries
+}
+
+/// Finds and maps the engine for the group's Python. A `python-home=` of a chrooted group is
+/// a path inside the jail: its version is read there, through the root, before the chroot.
+fn load_engine(group: &Group) -> Result<engine_loader::LoadedEngine, String> {
+    let home = group.python_home.as_deref().filter(|h| !h.is_empty());
+    let home = home.map(|h| engine_loader::jailed(group.spec.chroot.as_deref(), h));
+    engine_loader::locate(home.as_deref()).and_then(|p| engine_loader::load(&p))
+}
+
+/// Starts Python with the group's settings, in the engine `mapped` before the chroot or else
+/// loaded now; the engine imports the group's import list before this returns, so before the
 /// first request.
-fn start_engine(registry: &Registry, group: &Group) -> Result<&'static abi::Engine, String> {
+fn start_engine(registry: &Registry, group: &Group, mapped: Option<engine_loader::LoadedEngine>) -> Result<&'static abi::Engine, String> {
     let home = group.python_home.clone().unwrap_or_default();
-    let engine = engine_loader::locate((!home.is_empty()).then_some(std::path::Path::new(&home))).and_then(|p| engine_loader::load(&p))?;
+    let engine = match mapped {
+        Some(engine) => engine,
+        None => load_engine(group)?,
+    };
     // SAFETY: the main server's configuration, read-only after start-up.
     let main = unsafe { server_config(registry.main) };
     let spec = &group.spec;
@@ -364,7 +396,7 @@ fn start_engine(registry: &Registry, group: &Group) -> Result<&'static abi::Engi
     let warnings = main.python_warnings.join("\n");
     // SAFETY: returns a static string.
     let banner = unsafe { std::ffi::CStr::from_ptr(apache::ap_get_server_description()) }.to_bytes();
-    let entries = super::super::imports::for_process_group(&spec.name);
+    let entries = imports(group);
     let imports = super::super::imports::to_abi(&entries);
     let config = abi::EngineConfig {
         python_home: abi::Bytes::new(home.as_bytes()),
@@ -526,11 +558,13 @@ fn worker(shared: &Shared) {
 fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     let io_error = |e: std::io::Error| format!("daemon request failed: {e}");
     let stream = &connection.stream;
-    let Some(hello) = read_hello(stream, &shared.token, shared.socket_timeout, connection.reused)? else {
+    let Some(mut hello) = read_hello(stream, &shared.token, shared.socket_timeout, connection.reused)? else {
         // The child let a kept connection go.
         return Ok(false);
     };
-    if script_changed(shared, &hello) {
+    // `chroot=`: the script as the jail sees it (or mod_wsgi's refusal, a 500, below).
+    let jailed = environment::jail_request(&mut hello);
+    if jailed.is_ok() && script_changed(shared, &hello) {
         // Not a request of this process's: it is not counted, and the child sends it again
         // on a new connection.
         wire::write_frame(&mut &**stream, wire::RESTART, &[]).and_then(|()| (&**stream).flush()).map_err(io_error)?;
@@ -548,6 +582,13 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
         server: shared.server,
         monitor: shared.monitor.clone(),
     });
+    if let Err(message) = jailed {
+        log::server(log::ERR, shared.server, &message);
+        shared.request_ending();
+        let keep = shared.dispatch.may_keep();
+        conn.send(wire::END, &wire::end(abi::Outcome::SERVER_ERROR.0, keep), true);
+        return Ok(keep && conn.finished());
+    }
     if queue_timed_out(shared, &hello) {
         shared.request_ending();
         let keep = shared.dispatch.may_keep();
