@@ -157,6 +157,8 @@ pub struct EngineConfig {
     pub process_group: Bytes,
     /// Logs a process-level line (no request) to the main server's error log.
     pub log: unsafe extern "C" fn(level: c_int, message: Bytes),
+    /// Reads Apache's scoreboard for `mod_wsgi.server_metrics()` (see [`ScoreboardFn`]).
+    pub scoreboard: ScoreboardFn,
 }
 
 /// Outcome of [`Engine::handle`]: what the module's handler returns to Apache.
@@ -275,12 +277,6 @@ pub struct Engine {
 
 // SAFETY: an Engine is an immutable static table of function pointers and a static string.
 unsafe impl Sync for Engine {}
-
-/// Name of the function the module exports for `mod_wsgi.server_metrics()` (a
-/// [`ScoreboardFn`]). The engine finds it in the module that initialised it (the shared object
-/// holding [`EngineConfig::log`]), not through [`EngineConfig`]: this way neither of the two
-/// places that fill an `EngineConfig` (Apache's children and the daemons) has to pass it.
-pub const SCOREBOARD_SYMBOL: &[u8] = b"mod_wsgi_rs_scoreboard\0";
 
 /// Copies Apache's scoreboard into plain records and hands them to `sink` (with `ctx`), valid
 /// for that call only. 1 when `sink` was called; 0 when server metrics are off for this

@@ -112,36 +112,6 @@ unsafe extern "C" fn process_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::
     python_trampoline(build)
 }
 
-/// The module's [`abi::ScoreboardFn`], looked up once: in the shared object that holds the
-/// log callback the module gave this engine (so the very module that loaded us, whatever
-/// flags Apache loaded it with), by its [`abi::SCOREBOARD_SYMBOL`]. `None`: a module without
-/// it, so no metrics.
-fn scoreboard_fn() -> Option<abi::ScoreboardFn> {
-    static FOUND: OnceLock<Option<abi::ScoreboardFn>> = OnceLock::new();
-    *FOUND.get_or_init(|| {
-        let anchor = super::settings::get().log as *const c_void;
-        // dlopen takes the loader's lock: never while holding the GIL.
-        crate::gil::outside(|| {
-            // SAFETY: Dl_info is plain data; dladdr fills it for an address in a loaded object.
-            let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-            // SAFETY: anchor is a function of the loaded module.
-            if unsafe { libc::dladdr(anchor, &mut info) } == 0 || info.dli_fname.is_null() {
-                return None;
-            }
-            // SAFETY: RTLD_NOLOAD only finds the already loaded module (one more reference,
-            // kept: the module stays loaded for the life of the process anyway).
-            let handle = unsafe { libc::dlopen(info.dli_fname, libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
-            if handle.is_null() {
-                return None;
-            }
-            // SAFETY: a NUL-terminated symbol name.
-            let symbol = unsafe { libc::dlsym(handle, abi::SCOREBOARD_SYMBOL.as_ptr().cast()) };
-            // SAFETY: the module exports this symbol with exactly this signature (abi.rs).
-            (!symbol.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, abi::ScoreboardFn>(symbol) })
-        })
-    })
-}
-
 /// One worker slot, owned.
 struct Worker {
     record: abi::ScoreWorker,
@@ -222,7 +192,7 @@ fn new_list() -> PyResult<PyObj> {
 /// process; else mod_wsgi's dict, with its keys, in its order, and its types.
 unsafe extern "C" fn server_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
     let build = || -> PyResult<PyObj> {
-        let Some(read) = scoreboard_fn() else { return Ok(py::none()) };
+        let read = super::settings::get().scoreboard;
         let mut board: Option<Board> = None;
         // SAFETY: the module's function, called with our sink and the Option it fills; it
         // only reads shared memory (no blocking), so the GIL may stay held.

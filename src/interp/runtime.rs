@@ -33,6 +33,7 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         // SAFETY: the module's byte string is valid for the call.
         apache_version: parse_apache_version(&unsafe { config.server_banner.to_text() }),
         log: config.log,
+        scoreboard: config.scoreboard,
         initial_environ: std::env::vars_os()
             .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
             .collect(),

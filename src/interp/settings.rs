@@ -33,6 +33,8 @@ pub struct Settings {
     /// Apache's version from its banner (`Apache/2.4.71 (Debian)`), for `apache.version`.
     pub apache_version: (i64, i64, i64),
     pub log: unsafe extern "C" fn(level: i32, message: abi::Bytes),
+    /// The module's scoreboard reader, for `mod_wsgi.server_metrics()`.
+    pub scoreboard: abi::ScoreboardFn,
     /// The process environment as the child started, before any application changed it:
     /// every new interpreter starts its `os.environ` from this (see `group.rs`).
     pub initial_environ: Vec<(Vec<u8>, Vec<u8>)>,

@@ -153,6 +153,7 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
             server_banner: abi::Bytes::new(banner),
             process_group: abi::Bytes::EMPTY,
             log: process_log,
+            scoreboard: super::scoreboard::read_for_engine,
         };
         // SAFETY: the engine's init takes a config valid for the call.
         if unsafe { (engine.table.init)(&engine_config) } != 0 {

@@ -1,5 +1,5 @@
 //! Apache's scoreboard for `mod_wsgi.server_metrics()`: whether this process may report it,
-//! and the function the engine calls to read it ([`abi::SCOREBOARD_SYMBOL`]).
+//! and the function the engine calls to read it ([`read_for_engine`], given to the engine in its `EngineConfig`).
 //!
 //! The scoreboard is shared memory that Apache's parent creates (core's `pre_mpm` hook, on a
 //! non-graceful start) and every process it forks afterwards inherits: Apache's children and,
@@ -114,12 +114,11 @@ fn read() -> Option<Copy> {
     Some(Copy { global, processes, workers })
 }
 
-/// [`abi::ScoreboardFn`], found by the engine under [`abi::SCOREBOARD_SYMBOL`].
+/// [`abi::ScoreboardFn`], given to the engine in its `EngineConfig`.
 ///
 /// # Safety
 /// `sink` must be an engine function that takes `ctx` and a record valid for its call.
-#[no_mangle]
-pub unsafe extern "C" fn mod_wsgi_rs_scoreboard(sink: abi::ScoreboardSink, ctx: *mut c_void) -> c_int {
+pub unsafe extern "C" fn read_for_engine(sink: abi::ScoreboardSink, ctx: *mut c_void) -> c_int {
     trampoline("mod_wsgi.server_metrics()", 0, || {
         if !ENABLED.load(Ordering::Relaxed) {
             return 0;
