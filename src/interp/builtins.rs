@@ -9,7 +9,6 @@ use crate::gil::scheduler;
 use crate::abi;
 use crate::pyffi as ffi;
 use std::ffi::{c_int, c_void};
-use std::sync::OnceLock;
 
 /// A `PyMethodDef` in a static.
 #[repr(transparent)]
