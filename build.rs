@@ -86,6 +86,8 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     // scoreboard exists (src/module/daemon/supervisor.rs).
     "ap_exists_scoreboard_image", "ap_get_scoreboard_global", "ap_get_scoreboard_process",
     "ap_get_scoreboard_worker_from_indexes", "ap_hook_pre_mpm", "apr_time_now",
+    // Unmapping it, or making it read-only, in a daemon right after its fork (scoreboard.rs).
+    "ap_calc_scoreboard_size",
 ];
 const ALLOWED_VARS: &[&str] = &[
     "MODULE_MAGIC_NUMBER_MAJOR", "MODULE_MAGIC_NUMBER_MINOR", "MODULE_MAGIC_COOKIE",
@@ -96,6 +98,9 @@ const ALLOWED_VARS: &[&str] = &[
     "OPT_EXECCGI",
     "ap_unixd_config", "AP_SQ_.*", "APR_OC_REASON_.*", "APR_INCHILD", "APR_INPARENT",
     "SERVER_NUM_STATUS",
+    // Where the scoreboard's shared memory is, and "no scoreboard" in a daemon that unmapped
+    // it (scoreboard.rs).
+    "ap_scoreboard_image",
 ];
 
 fn find_program(candidates: &[&str]) -> String {

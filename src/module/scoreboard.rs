@@ -6,6 +6,12 @@
 //! because the supervisor forks them only once it exists, the daemons. Python never reads it:
 //! the module copies it into plain records here and hands them over, and the engine builds
 //! the Python objects from its own copy.
+//!
+//! A daemon runs an application, often a customer's under the customer's user, that has no
+//! business with Apache's scoreboard: inherited writable, it could write pids into process
+//! slots that Apache's parent (root) later signals, and read every site's clients and request
+//! lines. So a daemon unmaps it right after its fork, or with `server-metrics=On` keeps it
+//! read-only ([`confine_in_daemon`]); mod_wsgi leaves it mapped writable.
 
 use super::apache;
 use super::trampoline::trampoline;
@@ -28,10 +34,161 @@ pub fn set_enabled(on: bool) {
 }
 
 /// Whether this process has Apache's scoreboard (it does once core's `pre_mpm` created it,
-/// and keeps it across restarts).
+/// and keeps it across restarts; a daemon without `server-metrics=On` has none, see
+/// [`confine_in_daemon`]).
 pub fn exists() -> bool {
     // SAFETY: reads one global of httpd.
     unsafe { apache::ap_exists_scoreboard_image() != 0 }
+}
+
+/// What [`confine_in_daemon`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Confined {
+    /// There was no scoreboard to confine.
+    Absent,
+    /// The scoreboard was the process's own memory (Apache's one-process mode, `-X`), which
+    /// nothing else sees: left as it is, and hidden unless it is to be read.
+    Private,
+    /// The shared mapping `start..end` was unmapped, or made read-only.
+    Shared { start: usize, end: usize },
+}
+
+/// In a daemon right after its fork (single-threaded, before it drops privileges or loads
+/// Python): unmaps the scoreboard's shared memory and makes this process see no scoreboard,
+/// or, with `readable` (the group's `server-metrics=On`), makes it read-only, so that any
+/// write faults. An error says why neither could be done, and the caller must not go on to
+/// run the application (fail safe).
+///
+/// The shared memory starts at `ap_scoreboard_image->global` and holds
+/// `ap_calc_scoreboard_size()` bytes (APR's allocator puts a small header before it); the
+/// region changed is the one mapping of `/proc/self/maps` that holds them, which must be
+/// shared and hold nothing else (it starts and ends within a page of the scoreboard).
+pub fn confine_in_daemon(readable: bool) -> Result<Confined, String> {
+    // SAFETY: reads one global of httpd; this process is single-threaded.
+    let image = unsafe { std::ptr::addr_of!(apache::ap_scoreboard_image).read() };
+    if image.is_null() {
+        return Ok(Confined::Absent);
+    }
+    // SAFETY: image is Apache's scoreboard record, process-local memory set up with it.
+    let global = unsafe { (*image).global };
+    if global.is_null() {
+        return Err("Apache's scoreboard record has no shared memory address".into());
+    }
+    // SAFETY: asks the MPM for its hard limits (what the scoreboard was sized with; they do
+    // not change across restarts) and records them in scoreboard.c's own variables.
+    let calculated = unsafe { apache::ap_calc_scoreboard_size() };
+    // SAFETY: global is the scoreboard's first record, mapped (readable) in this process.
+    let limits = unsafe { std::ptr::read_volatile(global) };
+    let len = usize::try_from(calculated).unwrap_or(0).max(layout_size(limits.server_limit, limits.thread_limit));
+    let (begin, page) = (global as usize, page_size());
+    let maps = read_maps()?;
+    let (start, end) = match find_region(&maps, begin, len, page)? {
+        Region::Private => {
+            if !readable {
+                hide();
+            }
+            return Ok(Confined::Private);
+        }
+        Region::Shared { start, end } => (start, end),
+    };
+    if readable {
+        // SAFETY: start..end is exactly one mapping of this process, the scoreboard's, which
+        // nothing in this process writes (a daemon runs no MPM code).
+        if unsafe { libc::mprotect(start as *mut c_void, end - start, libc::PROT_READ) } != 0 {
+            return Err(format!("cannot make Apache's scoreboard ({start:#x}-{end:#x}) read-only: {}", std::io::Error::last_os_error()));
+        }
+    } else {
+        hide();
+        // SAFETY: as above; nothing refers to it any more (the scoreboard pointer is NULL).
+        if unsafe { libc::munmap(start as *mut c_void, end - start) } != 0 {
+            return Err(format!("cannot unmap Apache's scoreboard ({start:#x}-{end:#x}): {}", std::io::Error::last_os_error()));
+        }
+    }
+    // Checked, not assumed: what the kernel now says of the range.
+    let now = read_maps()?;
+    let left: Vec<Mapping> = mappings(&now).filter(|m| m.start < end && m.end > start).collect();
+    let ok = if readable { !left.is_empty() && left.iter().all(|m| m.perms == *b"r--s") } else { left.is_empty() };
+    if !ok {
+        return Err(format!(
+            "Apache's scoreboard ({start:#x}-{end:#x}) is still {} after {}",
+            if left.is_empty() { "unmapped".to_string() } else { left.iter().map(|m| String::from_utf8_lossy(&m.perms).into_owned()).collect::<Vec<_>>().join(",") },
+            if readable { "mprotect" } else { "munmap" }
+        ));
+    }
+    Ok(Confined::Shared { start, end })
+}
+
+/// This process sees no scoreboard from now on: `ap_exists_scoreboard_image()` is false, so
+/// [`exists`] and [`read`] say so (and `mod_wsgi.server_metrics()` is `None`).
+fn hide() {
+    // SAFETY: httpd's global, written in a single-threaded process; its record stays
+    // allocated (leaked), as nothing else may still point into it.
+    unsafe { std::ptr::addr_of_mut!(apache::ap_scoreboard_image).write(std::ptr::null_mut()) };
+}
+
+/// The scoreboard's size from its own limits, as `ap_calc_scoreboard_size` computes it (each
+/// part rounded up to APR's default alignment), in case the MPM's answer were smaller.
+fn layout_size(server_limit: c_int, thread_limit: c_int) -> usize {
+    let align = |n: usize| (n + 7) & !7;
+    let (servers, threads) = (server_limit.max(0) as usize, thread_limit.max(0) as usize);
+    align(std::mem::size_of::<apache::global_score>())
+        + align(std::mem::size_of::<apache::process_score>()) * servers
+        + align(std::mem::size_of::<apache::worker_score>()) * servers * threads
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
+fn read_maps() -> Result<String, String> {
+    std::fs::read_to_string("/proc/self/maps").map_err(|e| format!("cannot read /proc/self/maps to find Apache's scoreboard: {e}"))
+}
+
+/// One line of `/proc/self/maps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mapping {
+    start: usize,
+    end: usize,
+    /// `rw-s`, `r--p`...
+    perms: [u8; 4],
+}
+
+fn mappings(maps: &str) -> impl Iterator<Item = Mapping> + '_ {
+    maps.lines().filter_map(|line| {
+        let mut fields = line.split_ascii_whitespace();
+        let (start, end) = fields.next()?.split_once('-')?;
+        let perms: [u8; 4] = fields.next()?.as_bytes().try_into().ok()?;
+        Some(Mapping { start: usize::from_str_radix(start, 16).ok()?, end: usize::from_str_radix(end, 16).ok()?, perms })
+    })
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Region {
+    /// Private memory of this process (a copy-on-write copy after the fork).
+    Private,
+    /// The shared mapping, page-aligned bounds, that holds the scoreboard and nothing else.
+    Shared { start: usize, end: usize },
+}
+
+/// The mapping of `maps` that holds the `len` bytes at `begin`.
+fn find_region(maps: &str, begin: usize, len: usize, page: usize) -> Result<Region, String> {
+    let what = format!("Apache's scoreboard ({begin:#x}, {len} bytes)");
+    let end = begin.checked_add(len).ok_or_else(|| format!("{what} ends past the address space"))?;
+    let mapping = mappings(maps).find(|m| m.start <= begin && begin < m.end).ok_or_else(|| format!("{what} is in no mapping of /proc/self/maps"))?;
+    match mapping.perms[3] {
+        b'p' => return Ok(Region::Private),
+        b's' => {}
+        _ => return Err(format!("{what} is in a mapping of unknown kind: {}", String::from_utf8_lossy(&mapping.perms))),
+    }
+    if end > mapping.end {
+        return Err(format!("{what} does not fit in its mapping {:#x}-{:#x}", mapping.start, mapping.end));
+    }
+    if begin - mapping.start >= page || mapping.end - end >= page || mapping.start % page != 0 || mapping.end % page != 0 {
+        return Err(format!("{what} is not alone in its mapping {:#x}-{:#x}", mapping.start, mapping.end));
+    }
+    Ok(Region::Shared { start: mapping.start, end: mapping.end })
 }
 
 /// One worker slot, copied out of shared memory.
@@ -155,4 +312,41 @@ pub unsafe extern "C" fn read_for_engine(sink: abi::ScoreboardSink, ctx: *mut c_
         unsafe { sink(ctx, &board) };
         1
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{find_region, Region};
+
+    const MAPS: &str = "\
+5581c1a00000-5581c1a2a000 r--p 00000000 08:01 1234       /usr/sbin/apache2
+5581c2b00000-5581c2d00000 rw-p 00000000 00:00 0          [heap]
+7f1c2a000000-7f1c2a005000 rw-s 00000000 00:01 5678       /dev/zero (deleted)
+7f1c2a005000-7f1c2a006000 rw-s 00000000 00:01 5679       /dev/zero (deleted)
+7f1c2b000000-7f1c2b100000 rw-s 00000000 00:01 5680       /dev/zero (deleted)
+";
+
+    #[test]
+    fn the_shared_mapping_that_holds_only_the_scoreboard() {
+        // APR's 8-byte header, then the scoreboard, rounded up to the page.
+        let found = find_region(MAPS, 0x7f1c2a000008, 0x4800, 4096);
+        assert_eq!(found, Ok(Region::Shared { start: 0x7f1c2a000000, end: 0x7f1c2a005000 }));
+    }
+
+    #[test]
+    fn private_memory_is_a_copy() {
+        assert_eq!(find_region(MAPS, 0x5581c2b00100, 0x4800, 4096), Ok(Region::Private));
+    }
+
+    #[test]
+    fn anything_else_is_an_error() {
+        // Not mapped at all.
+        assert!(find_region(MAPS, 0x1000, 16, 4096).unwrap_err().contains("in no mapping"));
+        // Running into the next mapping.
+        assert!(find_region(MAPS, 0x7f1c2a000008, 0x5000, 4096).unwrap_err().contains("does not fit"));
+        // A mapping much larger than the scoreboard holds something else too.
+        assert!(find_region(MAPS, 0x7f1c2b000008, 0x4800, 4096).unwrap_err().contains("not alone"));
+        assert!(find_region(MAPS, 0x7f1c2b0f0000, 0x4800, 4096).unwrap_err().contains("not alone"));
+        assert!(find_region(MAPS, usize::MAX - 4, 16, 4096).unwrap_err().contains("past the address space"));
+    }
 }

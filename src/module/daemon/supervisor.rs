@@ -407,6 +407,11 @@ fn fork(registry: &Arc<Registry>, instance: *mut Instance) {
     // SAFETY: forks the parent; the child never returns into Apache (process::run exits).
     let status = unsafe { apache::apr_proc_fork(process, registry.pconf) };
     if status == apache::APR_INCHILD as apache::apr_status_t {
+        // First of all, while nothing but Apache's code has run: the scoreboard is unmapped,
+        // or read-only with server-metrics=On (see scoreboard.rs).
+        if let Err(message) = scoreboard::confine_in_daemon(group.spec.server_metrics) {
+            refuse_to_start(group, &message);
+        }
         scoreboard::set_enabled(group.spec.server_metrics);
         process::run(index, n);
     }
@@ -421,6 +426,38 @@ fn fork(registry: &Arc<Registry>, instance: *mut Instance) {
     // SAFETY: apr_proc_fork filled in the pid.
     let pid = unsafe { (*process).pid };
     log::server(level::INFO, group.server, &format!("Starting process '{}' with uid={}, gid={} and threads={}; pid {pid}.", group.spec.name, group.uid, group.gid, group.spec.threads));
+}
+
+/// How long a daemon that cannot confine the scoreboard waits before exiting, as one that
+/// cannot start for another reason does (process.rs): not a fork loop.
+const CONFINE_FAILURE_DELAY: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// In a freshly forked daemon whose scoreboard could not be confined: logs why and exits
+/// without running the application. Apache's signal handlers, inherited from its parent, are
+/// put back to the default first, so that a stop or restart ends the wait.
+fn refuse_to_start(group: &Group, message: &str) -> ! {
+    log::server(log::ERR, group.server, &format!(
+        "Daemon process '{}' cannot start: {message}; it will not run the application with Apache's scoreboard {}.",
+        group.spec.name,
+        if group.spec.server_metrics { "writable" } else { "mapped" }
+    ));
+    // SAFETY: single-threaded right after fork; plain sigaction/sigprocmask calls with
+    // initialised structures.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        libc::sigemptyset(&mut action.sa_mask);
+        action.sa_sigaction = libc::SIG_DFL;
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGWINCH] {
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+    std::thread::sleep(CONFINE_FAILURE_DELAY);
+    // SAFETY: ends this process without running the parent's atexit handlers or pool
+    // cleanups, as process::run does.
+    unsafe { libc::_exit(1) }
 }
 
 /// APR's call when a registered daemon dies (or on restart and unregistration).

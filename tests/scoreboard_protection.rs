@@ -1,0 +1,197 @@
+//! Apache's scoreboard in daemons: Apache's children have it mapped shared and writable, as
+//! they must; a daemon, which runs an application (a customer's, on a shared host) as another
+//! user, has no mapping there at all, unless its group has `server-metrics=On`, and then it is
+//! read-only ("r--s"): a write faults. `mod_wsgi.server_metrics()` still reads it through the
+//! read-only mapping, and is `None` without it. Daemons forked later (after a restart) are
+//! confined the same way. The maps are read by this test (root) from /proc/PID/maps.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+/// Reports its pid and the pids of `mod_wsgi.server_metrics()` (`None` without a scoreboard).
+/// `?probe=ADDRESS` (hex; the start of the scoreboard's read-only mapping, in the group with
+/// `server-metrics=On`): whether the scoreboard's limits are found in its first bytes (the
+/// mapping is the scoreboard, and readable), and how a forked copy of this process that
+/// writes the first byte (its own value back) ends (forked from the main interpreter: the
+/// `on` group runs in `%{GLOBAL}`, as Python cannot fork from a sub-interpreter).
+const APP: &str = r#"
+import ctypes, os, struct, faulthandler, mod_wsgi
+
+def probe(address, m):
+    head = ctypes.string_at(address, 64)
+    pair = struct.pack('ii', m['server_limit'], m['thread_limit'])
+    found = any(head[i:i + 8] == pair for i in range(0, 57, 4))
+    pid = os.fork()
+    if pid == 0:
+        try:
+            faulthandler.disable()
+            byte = ctypes.c_char.from_address(address)
+            byte.value = byte.value
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        outcome = 'signal %d' % os.WTERMSIG(status)
+    else:
+        outcome = 'exit %d' % os.WEXITSTATUS(status)
+    return ['limits_found=%s' % found, 'write=%s' % outcome]
+
+def application(environ, start_response):
+    m = mod_wsgi.server_metrics()
+    lines = ['pid=%d' % os.getpid()]
+    if m is None:
+        lines.append('metrics=None')
+    else:
+        lines.append('metrics=%s' % ','.join(str(p['pid']) for p in m['processes'] if p['pid']))
+    query = environ.get('QUERY_STRING', '')
+    if query.startswith('probe=') and m is not None:
+        lines.extend(probe(int(query[6:], 16), m))
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return ['\n'.join(lines).encode()]
+"#;
+
+const CONFIG: &str = "WSGISocketPrefix {dir}/run/wsgi\n\
+                      WSGIDaemonProcess on server-metrics=On threads=2\n\
+                      WSGIDaemonProcess off threads=2\n\
+                      WSGIScriptAlias /embedded {dir}/app.wsgi\n\
+                      WSGIScriptAlias /on {dir}/app.wsgi process-group=on application-group=%{GLOBAL}\n\
+                      WSGIScriptAlias /off {dir}/app.wsgi process-group=off\n";
+
+/// One line of /proc/PID/maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mapping {
+    start: u64,
+    end: u64,
+    perms: String,
+    line: String,
+}
+
+fn maps(pid: i32) -> Vec<Mapping> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_else(|e| panic!("/proc/{pid}/maps: {e}"));
+    text.lines()
+        .map(|line| {
+            let mut fields = line.split_whitespace();
+            let (start, end) = fields.next().unwrap().split_once('-').unwrap();
+            Mapping {
+                start: u64::from_str_radix(start, 16).unwrap(),
+                end: u64::from_str_radix(end, 16).unwrap(),
+                perms: fields.next().unwrap().to_string(),
+                line: line.to_string(),
+            }
+        })
+        .collect()
+}
+
+fn show(maps: &[Mapping]) -> String {
+    maps.iter().map(|m| m.line.as_str()).collect::<Vec<_>>().join("\n")
+}
+
+/// `key=value` lines of one answer of [`APP`].
+struct Report(String);
+
+impl Report {
+    fn get(apache: &Apache, path: &str) -> Report {
+        let r = apache.get(path);
+        assert_eq!(r.status, 200, "{path}: {}\n{}", r.text(), apache.error_log());
+        Report(r.text())
+    }
+
+    fn field(&self, key: &str) -> &str {
+        let prefix = format!("{key}=");
+        self.0.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or_else(|| panic!("no {key} in {}", self.0))
+    }
+
+    fn pid(&self) -> i32 {
+        self.field("pid").parse().unwrap()
+    }
+}
+
+/// Checks the three kinds of process of `apache` (`when`: for the messages); returns the
+/// pids of the two daemons.
+fn check(apache: &Apache, when: &str) -> (i32, i32) {
+    let on = Report::get(apache, "/on");
+    let off = Report::get(apache, "/off");
+    let embedded = Report::get(apache, "/embedded");
+    let (on_pid, off_pid, child) = (on.pid(), off.pid(), embedded.pid());
+    let log = || apache.error_log();
+
+    // The On daemon reads Apache's scoreboard, which lists this Apache child; Off reads none.
+    let listed: Vec<i32> = on.field("metrics").split(',').filter(|p| !p.is_empty()).map(|p| p.parse().unwrap()).collect();
+    assert!(listed.contains(&child), "{when}: the On daemon's server_metrics() lists Apache's child {child}: {listed:?}\n{}", log());
+    assert_eq!(off.field("metrics"), "None", "{when}: the Off daemon has no scoreboard\n{}", log());
+    assert_eq!(embedded.field("metrics"), "None", "{when}: WSGIServerMetrics is off in Apache's children");
+
+    // The scoreboard: the On daemon's read-only shared mapping that Apache's child has, at the
+    // same addresses, shared and writable.
+    let (child_maps, on_maps, off_maps) = (maps(child), maps(on_pid), maps(off_pid));
+    let candidates: Vec<&Mapping> = on_maps
+        .iter()
+        .filter(|m| m.perms == "r--s" && child_maps.iter().any(|c| c.start == m.start && c.end == m.end && c.perms == "rw-s"))
+        .collect();
+    assert_eq!(
+        candidates.len(),
+        1,
+        "{when}: one read-only shared mapping of the On daemon (pid {on_pid}) is a writable one of Apache's child (pid {child}):\n\
+         daemon:\n{}\nchild:\n{}\n{}",
+        show(&on_maps),
+        show(&child_maps),
+        log()
+    );
+    let board = candidates[0].clone();
+
+    // It is the scoreboard (its limits are in its first bytes), readable, and a write faults.
+    let probe = Report::get(apache, &format!("/on?probe={:x}", board.start));
+    assert_eq!(probe.pid(), on_pid, "{when}: the same On daemon answers");
+    assert_eq!(probe.field("limits_found"), "True", "{when}: the mapping {} holds the scoreboard's limits", board.line);
+    assert_eq!(probe.field("write"), format!("signal {}", libc::SIGSEGV), "{when}: writing to the read-only scoreboard faults");
+
+    // The Off daemon has nothing mapped there at all.
+    let overlapping: Vec<Mapping> = off_maps.iter().filter(|m| m.start < board.end && m.end > board.start).cloned().collect();
+    assert!(
+        overlapping.is_empty(),
+        "{when}: the Off daemon (pid {off_pid}) has no mapping at the scoreboard's {:x}-{:x}:\n{}\n{}",
+        board.start,
+        board.end,
+        show(&overlapping),
+        log()
+    );
+    (on_pid, off_pid)
+}
+
+fn start(mpm: Mpm) -> Apache {
+    let dir = TempDir::new("scoreboard-protection");
+    dir.write("app.wsgi", APP);
+    dir.write("run/.keep", "");
+    Apache::start_in(dir, mpm, CONFIG)
+}
+
+#[test]
+fn daemons_have_no_scoreboard_or_a_read_only_one() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to read other users' /proc/PID/maps and switch users");
+    }
+    for mpm in ALL_MPMS {
+        let apache = start(mpm);
+        check(&apache, mpm.name());
+        assert!(!apache.error_log().contains("cannot start"), "{}: no daemon failed to start\n{}", mpm.name(), apache.error_log());
+    }
+}
+
+#[test]
+fn daemons_forked_after_a_graceful_restart_are_confined_too() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to read other users' /proc/PID/maps and switch users");
+    }
+    let apache = start(Mpm::Event);
+    let (on, off) = check(&apache, "first start");
+    // SAFETY: signals only the Apache parent this test started.
+    unsafe { libc::kill(apache.pid(), libc::SIGUSR1) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = |path: &str| try_http(apache.port, "GET", path, &[], b"").ok().filter(|r| r.status == 200).map(|r| Report(r.text()).pid());
+    while Instant::now() < deadline && (answer("/on").is_none_or(|p| p == on) || answer("/off").is_none_or(|p| p == off)) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (on_after, off_after) = check(&apache, "after a graceful restart");
+    assert!(on_after != on && off_after != off, "new daemons serve after the graceful restart\n{}", apache.error_log());
+}
