@@ -33,6 +33,25 @@ def application(environ, start_response):
                 time.sleep(0.01)
             yield b'after the pause\n'
         return blocks()
+    if path == '/prompt':
+        # write() flushes: the client answers only what it has seen.
+        write = start_response('200 OK', [('Content-Type', 'text/plain')])
+        write(b'prompt\n')
+        data = environ['wsgi.input'].read(5)
+        return [b'got ' + data + b'\n']
+    if path == '/ticking':
+        # A first line, then a byte every 2 ms (closer together than the flush delay) until
+        # the client has seen the first line: a deferred flush must not wait for a pause.
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        flag = environ['QUERY_STRING']
+        def blocks():
+            yield b'first line\n'
+            deadline = time.time() + 60
+            while not os.path.exists(flag) and time.time() < deadline:
+                time.sleep(0.002)
+                yield b'.'
+            yield b'\ndone\n'
+        return blocks()
     body = json.dumps({'pid': os.getpid()}).encode()
     start_response('200 OK', [('Content-Type', 'application/json'), ('Content-Length', str(len(body)))])
     return [body]
@@ -217,5 +236,50 @@ fn response_flush_delay_merges_a_burst_and_still_sends_a_paused_applications_out
     let mut rest = Vec::new();
     reader.read_to_end(&mut rest).unwrap();
     assert!(String::from_utf8_lossy(&rest).contains("after the pause"), "{}", String::from_utf8_lossy(&rest));
+    assert_no_crash(&apache);
+}
+
+/// Reads lines from `reader` until one contains `needle`; an error after its read timeout.
+fn read_until(reader: &mut BufReader<TcpStream>, needle: &str) -> Result<String, String> {
+    let mut seen = String::new();
+    while !seen.contains(needle) {
+        let mut line = Vec::new();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => return Err(format!("closed before '{needle}': {seen:?}")),
+            Ok(_) => seen.push_str(&String::from_utf8_lossy(&line)),
+            Err(e) => return Err(format!("'{needle}' never came ({e}): {seen:?}")),
+        }
+    }
+    Ok(seen)
+}
+
+#[test]
+fn a_deferred_flush_goes_out_before_the_body_is_read_and_within_the_delay() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let apache = start("");
+    for prefix in ["/nodelay", ""] {
+        // The application flushes a prompt, then reads the body, which this client sends only
+        // once it has the prompt: the flush cannot wait for more output that never comes.
+        let mut stream = TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.write_all(format!("POST {prefix}/prompt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        read_until(&mut reader, "prompt").unwrap_or_else(|e| panic!("{prefix}/prompt: {e}\n{}", apache.error_log()));
+        stream.write_all(b"hello").unwrap();
+        read_until(&mut reader, "got hello").unwrap_or_else(|e| panic!("{prefix}/prompt: {e}\n{}", apache.error_log()));
+
+        // Output that keeps coming closer together than the delay: the first flush still goes
+        // out once the delay has passed (else it would wait for Apache's buffers to fill).
+        let flag = apache.dir.path().join(format!("seen{}", prefix.replace('/', "-")));
+        let mut stream = TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.write_all(format!("GET {prefix}/ticking?{} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", flag.display()).as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        read_until(&mut reader, "first line").unwrap_or_else(|e| panic!("{prefix}/ticking: {e}\n{}", apache.error_log()));
+        std::fs::write(&flag, "").unwrap();
+        read_until(&mut reader, "done").unwrap_or_else(|e| panic!("{prefix}/ticking: {e}\n{}", apache.error_log()));
+    }
     assert_no_crash(&apache);
 }

@@ -274,29 +274,29 @@ impl Exchange<'_> {
         let request = self.request;
         (&*self.stream).write_all(hello)?;
         let mut reader = BufReader::with_capacity(8 << 10, Sock(self.stream.clone()));
-        // A FLUSH not yet acted on (see `response-flush-delay=`).
-        let mut flush_due = false;
+        // When a FLUSH not yet acted on is due at the latest (`response-flush-delay=` after
+        // the first one deferred): it is done then, or as soon as nothing more is at hand,
+        // or before anything that waits on the client (READ), whichever comes first.
+        let mut flush_at: Option<Instant> = None;
         loop {
-            if flush_due && !self.more_within(&reader, self.group.spec.response_flush_delay) {
-                flush_due = false;
-                // SAFETY: the handler's callback with its own ctx; an empty write is a flush.
-                if unsafe { (request.write)(request.ctx, abi::Bytes::EMPTY) } != 0 {
-                    let _ = self.stream.shutdown(std::net::Shutdown::Both);
-                    return Ok(Some(abi::Outcome::DONE));
+            if let Some(deadline) = flush_at {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || !self.more_within(&reader, left) {
+                    flush_at = None;
+                    if !self.flush() {
+                        return Ok(Some(abi::Outcome::DONE));
+                    }
                 }
-                self.flusher.passed(0);
             }
             // The daemon holds each header line to header-buffer-size; the head as a whole
             // has the general frame limit here.
             let (kind, payload) = match wire::read_frame(&mut reader, wire::MAX_FRAME) {
                 Ok(frame) => frame,
                 Err(e) => {
-                    if flush_due {
+                    if flush_at.is_some() {
                         // What the application flushed reaches the client before the
                         // failure cuts the response short, as without a delay.
-                        // SAFETY: the handler's callback with its own ctx, during its
-                        // request; an empty write is a flush.
-                        unsafe { (request.write)(request.ctx, abi::Bytes::EMPTY) };
+                        self.flush();
                     }
                     return Err(e);
                 }
@@ -304,7 +304,13 @@ impl Exchange<'_> {
             match kind {
                 wire::READY => self.ready = true,
                 wire::RESTART if !self.ready => return Ok(None),
-                wire::READ => self.read(Decoder(&payload).u32()? as usize)?,
+                wire::READ => {
+                    // The application may wait for the client to answer what it flushed.
+                    if flush_at.take().is_some() && !self.flush() {
+                        return Ok(Some(abi::Outcome::DONE));
+                    }
+                    self.read(Decoder(&payload).u32()? as usize)?
+                }
                 wire::START => {
                     self.response_begins();
                     if !self.start(&payload)? {
@@ -316,7 +322,8 @@ impl Exchange<'_> {
                 }
                 wire::FLUSH if !self.group.spec.response_flush_delay.is_zero() => {
                     self.response_begins();
-                    flush_due = true;
+                    // A later FLUSH does not push the first one's deadline back.
+                    flush_at.get_or_insert_with(|| Instant::now() + self.group.spec.response_flush_delay);
                 }
                 wire::DATA | wire::FLUSH => {
                     self.response_begins();
@@ -351,6 +358,19 @@ impl Exchange<'_> {
                 other => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected frame kind {other}"))),
             }
         }
+    }
+
+    /// Flushes what Apache holds of the response; false (the connection to the daemon shut
+    /// down, so the daemon's next write fails) when the client is gone.
+    fn flush(&mut self) -> bool {
+        // SAFETY: the handler's callback with its own ctx, during its request; an empty
+        // write is a flush.
+        if unsafe { (self.request.write)(self.request.ctx, abi::Bytes::EMPTY) } != 0 {
+            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+            return false;
+        }
+        self.flusher.passed(0);
+        true
     }
 
     /// Whether more of the response is at hand within `delay`: buffered already, or readable
