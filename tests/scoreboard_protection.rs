@@ -35,7 +35,13 @@ def probe(address, m):
         outcome = 'signal %d' % os.WTERMSIG(status)
     else:
         outcome = 'exit %d' % os.WEXITSTATUS(status)
-    return ['limits_found=%s' % found, 'write=%s' % outcome]
+    # The application cannot make it writable again (sealed): mprotect fails with EPERM.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    page = address & ~4095
+    rc = libc.mprotect(page, 4096, 3)
+    reprotect = 'ok' if rc == 0 else 'errno %d' % ctypes.get_errno()
+    return ['limits_found=%s' % found, 'write=%s' % outcome, 'reprotect=%s' % reprotect]
 
 def application(environ, start_response):
     m = mod_wsgi.server_metrics()
@@ -145,6 +151,7 @@ fn check(apache: &Apache, when: &str) -> (i32, i32) {
     assert_eq!(probe.pid(), on_pid, "{when}: the same On daemon answers");
     assert_eq!(probe.field("limits_found"), "True", "{when}: the mapping {} holds the scoreboard's limits", board.line);
     assert_eq!(probe.field("write"), format!("signal {}", libc::SIGSEGV), "{when}: writing to the read-only scoreboard faults");
+    assert_eq!(probe.field("reprotect"), format!("errno {}", libc::EPERM), "{when}: the application cannot make the scoreboard writable again (sealed)");
 
     // The Off daemon has nothing mapped there at all.
     let overlapping: Vec<Mapping> = off_maps.iter().filter(|m| m.start < board.end && m.end > board.start).cloned().collect();

@@ -49,8 +49,11 @@ pub enum Confined {
     /// The scoreboard was the process's own memory (Apache's one-process mode, `-X`), which
     /// nothing else sees: left as it is, and hidden unless it is to be read.
     Private,
-    /// The shared mapping `start..end` was unmapped, or made read-only.
+    /// The shared mapping `start..end` was unmapped, or made read-only and sealed.
     Shared { start: usize, end: usize },
+    /// It was to be read (`server-metrics=On`) but could not be sealed read-only, for the
+    /// reason given: it was unmapped instead, so this daemon has no metrics.
+    Unsealable(String),
 }
 
 /// In a daemon right after its fork (single-threaded, before it drops privileges or loads
@@ -91,13 +94,23 @@ pub fn confine_in_daemon(readable: bool) -> Result<Confined, String> {
         }
         Region::Shared { start, end } => (start, end),
     };
+    let mut readable = readable;
+    let mut unsealed = None;
     if readable {
         // SAFETY: start..end is exactly one mapping of this process, the scoreboard's, which
         // nothing in this process writes (a daemon runs no MPM code).
         if unsafe { libc::mprotect(start as *mut c_void, end - start, libc::PROT_READ) } != 0 {
             return Err(format!("cannot make Apache's scoreboard ({start:#x}-{end:#x}) read-only: {}", std::io::Error::last_os_error()));
         }
-    } else {
+        // mprotect alone can be undone by the application (the memory is shared and was
+        // mapped writable); sealed, it cannot. Without a kernel that seals (Linux 6.10+),
+        // the scoreboard is unmapped instead: no metrics, never a writable scoreboard.
+        if let Err(reason) = seal(start, end) {
+            unsealed = Some(reason);
+            readable = false;
+        }
+    }
+    if !readable {
         hide();
         // SAFETY: as above; nothing refers to it any more (the scoreboard pointer is NULL).
         if unsafe { libc::munmap(start as *mut c_void, end - start) } != 0 {
@@ -115,7 +128,31 @@ pub fn confine_in_daemon(readable: bool) -> Result<Confined, String> {
             if readable { "mprotect" } else { "munmap" }
         ));
     }
-    Ok(Confined::Shared { start, end })
+    Ok(match unsealed {
+        Some(reason) => Confined::Unsealable(reason),
+        None => Confined::Shared { start, end },
+    })
+}
+
+/// The `mseal` system call's number (the same in every Linux architecture's table).
+const SYS_MSEAL: libc::c_long = 462;
+
+/// Seals `start..end` (already read-only): no later `mprotect`, `munmap` or `mremap` of it
+/// succeeds. Checked, not assumed: making it writable again must now fail.
+fn seal(start: usize, end: usize) -> Result<(), String> {
+    // SAFETY: a plain system call on a range of this process's own mapping; no memory is
+    // read or written.
+    if unsafe { libc::syscall(SYS_MSEAL, start, end - start, 0usize) } != 0 {
+        return Err(format!("the kernel cannot seal it read-only ({}; mseal needs Linux 6.10)", std::io::Error::last_os_error()));
+    }
+    // SAFETY: as above; on success this would make the range writable, which the check
+    // below undoes at once (single-threaded: nothing runs meanwhile).
+    if unsafe { libc::mprotect(start as *mut c_void, end - start, libc::PROT_READ | libc::PROT_WRITE) } == 0 {
+        // SAFETY: as above.
+        unsafe { libc::mprotect(start as *mut c_void, end - start, libc::PROT_READ) };
+        return Err("sealing it read-only did not hold".into());
+    }
+    Ok(())
 }
 
 /// This process sees no scoreboard from now on: `ap_exists_scoreboard_image()` is false, so

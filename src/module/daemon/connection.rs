@@ -33,6 +33,9 @@ pub(super) struct Conn {
     pub(super) pending: Mutex<Pending>,
     /// The child went away or the protocol broke: the rest of the request is discarded.
     pub(super) dead: AtomicBool,
+    /// END was sent (under `io`): the child may already use the connection for its next
+    /// request, so the monitor's abort must not write to it or shut it down.
+    pub(super) ended: AtomicBool,
     /// The application called `start_response`: once its frame left, only a cut-short
     /// response can tell the client of a failure.
     pub(super) start_queued: AtomicBool,
@@ -65,6 +68,10 @@ impl monitor::Abort for Conn {
                 Err(std::sync::TryLockError::WouldBlock) => return false,
             }
         };
+        if self.ended.load(Ordering::SeqCst) {
+            // The request ended just now, on its own.
+            return true;
+        }
         // The process is about to exit: these last frames may not wait on the socket.
         let _ = io.stream.set_write_timeout(Some(wait.max(Duration::from_millis(1))));
         let (frames, start_queued) = {
@@ -131,6 +138,9 @@ impl Conn {
     fn send_locked(&self, io: &mut Io, kind: u8, payload: &[u8], flush: bool) -> bool {
         if self.dead.load(Ordering::Relaxed) {
             return false;
+        }
+        if kind == wire::END {
+            self.ended.store(true, Ordering::SeqCst);
         }
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         let mut sent = pending.frames.iter().try_for_each(|(kind, payload)| wire::write_frame(&mut io.writer, *kind, payload));

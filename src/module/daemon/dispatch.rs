@@ -13,6 +13,10 @@
 //!
 //! Locks: `parked` is held only for map and epoll updates, never across a blocking call or
 //! Python.
+//!
+//! A connection's epoll key is its own number, never reused (not its descriptor): an event
+//! that a worker dequeued just before the connection was shut down and closed cannot find
+//! another connection that got the same descriptor since.
 
 use super::super::apache;
 use super::super::log;
@@ -24,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// epoll keys besides connections' descriptors (never a descriptor's value).
+/// epoll keys besides connections' own (which count up from 0).
 const STOP: u64 = u64::MAX;
 const LISTENER: u64 = u64::MAX - 1;
 /// How long a worker rests after `accept` failed for want of descriptors or memory.
@@ -40,13 +44,17 @@ pub(super) struct Connection {
     pub(super) reused: bool,
     /// In the epoll set (disarmed while a worker has it).
     registered: bool,
+    /// Its epoll key.
+    key: u64,
 }
 
-/// Parked connections by descriptor, and whether the process stopped taking requests.
+/// Parked connections by key, and whether the process stopped taking requests.
 #[derive(Default)]
 struct Parked {
     stopping: bool,
-    connections: HashMap<c_int, Connection>,
+    connections: HashMap<u64, Connection>,
+    /// The next connection's key.
+    next_key: u64,
 }
 
 pub(super) struct Dispatch {
@@ -126,8 +134,16 @@ impl Dispatch {
         loop {
             // SAFETY: waits for one event into a local.
             let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, -1) };
-            if n <= 0 {
-                // EINTR: wait again.
+            if n < 0 {
+                let error = std::io::Error::last_os_error();
+                if error.raw_os_error() != Some(libc::EINTR) {
+                    // Not expected with a valid set; a pause rather than a spin meanwhile.
+                    log::server(log::ERR, self.server, &format!("Daemon process '{}' cannot wait for requests ({error}).", self.name));
+                    std::thread::sleep(ACCEPT_RETRY);
+                }
+                continue;
+            }
+            if n == 0 {
                 continue;
             }
             match event.u64 {
@@ -137,10 +153,10 @@ impl Dispatch {
                     Accepted::Stopping => return None,
                     Accepted::Nothing => continue,
                 },
-                fd => {
+                key => {
                     let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-                    // Absent: shut down by a stop since the event fired.
-                    let Some(mut connection) = parked.connections.remove(&(fd as c_int)) else { continue };
+                    // Absent: shut down (a stop, or a surplus) since the event fired.
+                    let Some(mut connection) = parked.connections.remove(&key) else { continue };
                     connection.reused = true;
                     return Some((connection, self.enter()));
                 }
@@ -155,7 +171,7 @@ impl Dispatch {
 
     /// Accepts one connection (the listener is re-armed for the next worker at once).
     fn accept(&self) -> Accepted {
-        let parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
         if parked.stopping {
             return Accepted::Stopping;
         }
@@ -181,7 +197,19 @@ impl Dispatch {
             return Accepted::Nothing;
         }
         let active = self.enter();
+        let key = parked.next_key;
+        parked.next_key += 1;
+        // A thread for each connection kept and each taken: the new one takes the place of
+        // a kept one if need be, whose child then connects anew, to any process with a
+        // thread free, rather than queue its next request behind this process's busy ones.
+        let surplus = (parked.connections.len() + self.active()).saturating_sub(self.threads);
+        let shed: Vec<u64> = parked.connections.keys().copied().take(surplus).collect();
+        let shed: Vec<Connection> = shed.iter().filter_map(|key| parked.connections.remove(key)).collect();
         drop(parked);
+        for connection in &shed {
+            let _ = connection.stream.shutdown(std::net::Shutdown::Both);
+        }
+        drop(shed);
         self.arm_listener();
         if self.starved.swap(false, Ordering::Relaxed) {
             log::server(crate::abi::level::NOTICE, self.server, &format!("Daemon process '{}' accepts connections again.", self.name));
@@ -192,7 +220,7 @@ impl Dispatch {
         // process.rs, so that nothing changes them per request).
         let _ = stream.set_read_timeout(self.socket_timeout);
         let _ = stream.set_write_timeout(self.socket_timeout);
-        Accepted::Connection((Connection { stream: Arc::new(stream), reused: false, registered: false }, active))
+        Accepted::Connection((Connection { stream: Arc::new(stream), reused: false, registered: false, key }, active))
     }
 
     fn arm_listener(&self) {
@@ -222,6 +250,7 @@ impl Dispatch {
             return;
         }
         let fd = connection.stream.as_raw_fd();
+        let key = connection.key;
         let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
         if parked.stopping {
             return;
@@ -229,11 +258,11 @@ impl Dispatch {
         let op = if connection.registered { libc::EPOLL_CTL_MOD } else { libc::EPOLL_CTL_ADD };
         connection.registered = true;
         // In the map before it is armed: the worker its event wakes must find it.
-        parked.connections.insert(fd, connection);
+        parked.connections.insert(key, connection);
         let events = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32;
-        if ctl(self.epoll.as_raw_fd(), op, fd, events, fd as u64).is_err() {
+        if ctl(self.epoll.as_raw_fd(), op, fd, events, key).is_err() {
             // Closed rather than left where no event will ever find it.
-            parked.connections.remove(&fd);
+            parked.connections.remove(&key);
         }
     }
 

@@ -576,6 +576,7 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
         io: Mutex::new(Io { reader, writer: BufWriter::with_capacity(8 << 10, Sock(stream.clone())), stream: stream.clone() }),
         pending: Mutex::new(Pending::default()),
         dead: AtomicBool::new(false),
+        ended: AtomicBool::new(false),
         start_queued: AtomicBool::new(false),
         error_override: hello.error_override,
         header_buffer_size: shared.header_buffer_size,

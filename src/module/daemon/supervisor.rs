@@ -409,10 +409,19 @@ fn fork(registry: &Arc<Registry>, instance: *mut Instance) {
     if status == apache::APR_INCHILD as apache::apr_status_t {
         // First of all, while nothing but Apache's code has run: the scoreboard is unmapped,
         // or read-only with server-metrics=On (see scoreboard.rs).
-        if let Err(message) = scoreboard::confine_in_daemon(group.spec.server_metrics) {
-            refuse_to_start(group, &message);
-        }
-        scoreboard::set_enabled(group.spec.server_metrics);
+        let metrics = match scoreboard::confine_in_daemon(group.spec.server_metrics) {
+            Ok(scoreboard::Confined::Unsealable(reason)) => {
+                log::server(crate::abi::level::WARNING, group.server, &format!(
+                    "Daemon process '{}': server-metrics=On but Apache's scoreboard cannot be mapped read-only for good ({reason}): \
+                     it is unmapped, and mod_wsgi.server_metrics() returns None in this group.",
+                    group.spec.name
+                ));
+                false
+            }
+            Ok(_) => group.spec.server_metrics,
+            Err(message) => refuse_to_start(group, &message),
+        };
+        scoreboard::set_enabled(metrics);
         process::run(index, n);
     }
     if status != apache::APR_INPARENT as apache::apr_status_t {
