@@ -128,6 +128,26 @@ fn supplementary_groups(group: &Group) -> Vec<libc::gid_t> {
     std::iter::once(group.gid).chain(group.spec.supplementary_groups.iter().copied()).collect()
 }
 
+/// The groups `initgroups(name, gid)` would set: `gid` and every group of `/etc/group` (or
+/// NSS) that lists `name`.
+fn user_groups(name: &std::ffi::CStr, gid: libc::gid_t) -> Result<Vec<libc::gid_t>, String> {
+    let mut gids: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut n = gids.len() as std::ffi::c_int;
+        // SAFETY: name is NUL-terminated; gids has room for n entries, and n says how many
+        // there are (or how many are needed, when -1 is returned).
+        let found = unsafe { libc::getgrouplist(name.as_ptr(), gid, gids.as_mut_ptr(), &mut n) };
+        if found >= 0 {
+            gids.truncate(n.max(0) as usize);
+            return Ok(gids);
+        }
+        if n as usize <= gids.len() || gids.len() >= 1 << 16 {
+            return Err(format!("cannot list the groups of user '{}'", name.to_string_lossy()));
+        }
+        gids.resize(n as usize, 0);
+    }
+}
+
 /// `chroot=`, then `chdir("/")` so that no directory outside stays reachable through the
 /// working directory. mod_wsgi's message (and its refusal when not root, which the
 /// configuration already checked: this one is for a daemon that somehow is not).
@@ -210,8 +230,21 @@ fn rewrite(root: &str, hello: &mut Hello) -> Result<(), String> {
 
 /// As root: `chroot=`, then group, supplementary groups, then user; then the working
 /// directory, the account's variables and `umask=`.
+///
+/// The user's groups are looked up before the chroot: a lookup goes through NSS, which may
+/// load a library (`libnss_*.so`) not yet loaded, and inside the jail, still as root, that
+/// would be a library the site may have put there (the sudo `--chroot` class of hole).
+/// Inside the jail only `setgid`, `setgroups` and `setuid` run.
 fn drop_privileges(group: &Group) -> Result<(), String> {
     let os_error = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+    let gids = if !group.spec.supplementary_groups.is_empty() {
+        supplementary_groups(group)
+    } else {
+        match &group.user_name {
+            Some(name) => user_groups(name, group.gid)?,
+            None => vec![group.gid],
+        }
+    };
     change_root(group)?;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
@@ -221,19 +254,9 @@ fn drop_privileges(group: &Group) -> Result<(), String> {
             if libc::setgid(group.gid) != 0 {
                 return Err(os_error(&format!("setgid({})", group.gid)));
             }
-            if !group.spec.supplementary_groups.is_empty() {
-                let gids = supplementary_groups(group);
-                if libc::setgroups(gids.len(), gids.as_ptr()) != 0 {
-                    return Err(os_error(&format!("setgroups({gids:?}) for supplementary-groups")));
-                }
-            } else {
-                let groups_set = match &group.user_name {
-                    Some(name) => libc::initgroups(name.as_ptr(), group.gid),
-                    None => libc::setgroups(1, &group.gid),
-                };
-                if groups_set != 0 {
-                    return Err(os_error("initgroups"));
-                }
+            if libc::setgroups(gids.len(), gids.as_ptr()) != 0 {
+                let what = if group.spec.supplementary_groups.is_empty() { "the user's groups" } else { "supplementary-groups" };
+                return Err(os_error(&format!("setgroups({gids:?}) for {what}")));
             }
             if libc::setuid(group.uid) != 0 {
                 return Err(os_error(&format!("setuid({})", group.uid)));
@@ -308,6 +331,13 @@ mod tests {
             home: None,
             python_home: None,
         }
+    }
+
+    #[test]
+    fn a_user_s_groups_are_listed_as_initgroups_would_set_them() {
+        let groups = super::user_groups(c"root", 0).unwrap();
+        assert_eq!(groups.first(), Some(&0), "the primary group first: {groups:?}");
+        assert!(super::user_groups(c"root", 4242).unwrap().contains(&4242), "the gid given is always in");
     }
 
     #[test]
