@@ -5,12 +5,13 @@
 //! When the daemons are forked: as mod_wsgi does, after the scoreboard exists, so that a
 //! daemon inherits its (anonymous, so inherited or never seen) shared memory and
 //! `mod_wsgi.server_metrics()` works there from the first start. Core creates the scoreboard
-//! in the `pre_mpm` hook, which the MPM runs after `post_config` and only on a non-graceful
-//! start; it then lives as long as Apache's parent. So on the first start `post_config`
-//! defers the forks to a `pre_mpm` hook of ours that runs after core's
+//! in the `pre_mpm` hook, which the MPM runs after `post_config` on the first start and on
+//! every non-graceful restart (a graceful one runs none); once created it lives as long as
+//! Apache's parent (a non-graceful restart clears it in place). So on the first start
+//! `post_config` defers the forks to a `pre_mpm` hook of ours that runs after core's
 //! (`APR_HOOK_REALLY_LAST`); on every restart the scoreboard is already there and
-//! `post_config` forks them itself (a graceful restart runs no `pre_mpm` at all). Either way
-//! they are forked before the MPM starts its children.
+//! `post_config` forks them itself. Either way they are forked before the MPM starts its
+//! children, and each daemon unmaps or seals its copy at once (`scoreboard.rs`).
 //!
 //! Restart and stop need no code of ours: clearing `pconf` runs [`Listener`]'s cleanup
 //! (close and unlink, in the parent only) and APR's `free_proc_chain` (SIGTERM, at most 3 s,
