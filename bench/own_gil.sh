@@ -75,7 +75,7 @@ make_server() {
   printf '%s' "$APP" >"$dir/app.wsgi"
   chmod 644 "$dir/app.wsgi"
   {
-    httpd_base_conf "$dir" "$port" "$MODDIR/mod_wsgi.so"
+    httpd_base_conf "$dir" "$port" "$MODDIR/mod_wsgi.so" info
     cat <<CONF
 <Directory $dir>
   Require all granted
@@ -118,7 +118,7 @@ for mode in On Off; do
     RATE[$mode-$page]=$(pair "http://127.0.0.1:$port/one/$page" "http://127.0.0.1:$port/two/$page")
     log "WSGIPerInterpreterGIL $mode, $page: ${RATE[$mode-$page]} req/s"
   done
-  grep -c "with own GIL" "$dir/error.log" | xargs -I{} log "$mode: {} interpreter(s) created with own GIL"
+  log "$mode: $(grep -c "with own GIL" "$dir/error.log" || true) interpreter(s) created with own GIL"
   if grep -E "Segmentation fault|Fatal Python error|exit signal|panicked" "$dir/error.log" >&2; then
     log "warning: crash lines in $dir/error.log"
   fi
