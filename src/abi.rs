@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 12;
+pub const ABI_VERSION: u32 = 13;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -110,6 +110,49 @@ pub struct ImportScript {
     pub script: Bytes,
     /// The application group: a literal name, or empty for `%{GLOBAL}`.
     pub group: Bytes,
+    /// `WSGIPerInterpreterGIL` for that group, as [`gil_mode`] (the module resolves it).
+    pub gil_mode: c_int,
+}
+
+/// `WSGIPerInterpreterGIL` of one application group, resolved by the module (the server
+/// value and the most specific `<WSGIInterpreterOptions>` block that sets it), for the engine
+/// that creates the group's interpreter. `%{GLOBAL}` is always [`gil_mode::SHARED`].
+pub mod gil_mode {
+    use std::ffi::c_int;
+    /// The interpreter shares the main interpreter's GIL (mod_wsgi 4.x).
+    pub const SHARED: c_int = 0;
+    /// `On`: its own GIL and allocator (Python 3.12+; ignored, as shared, before).
+    pub const OWN: c_int = 1;
+    /// `Auto`: as `OWN` (the fallback to the shared GIL is not implemented yet).
+    pub const AUTO: c_int = 2;
+
+    /// The environ entry through which a request tells the engine its group's mode, when it
+    /// is not `SHARED`: `On` or `Auto`. The module's handler puts it last (after removing any
+    /// entry of that name, which `SetEnv` could have made), a daemon passes the environ on as
+    /// it came, and the engine reads it and leaves it out of the application's environ. An
+    /// environ entry rather than a field of `Request`, so that a daemon group gets its own
+    /// setting (resolved by the child for that daemon's process group) without a change to
+    /// the daemon protocol; the first request (or `WSGIImportScript`) that creates a group
+    /// decides its mode.
+    pub const ENVIRON_KEY: &[u8] = b"mod_wsgi.per_interpreter_gil";
+
+    /// The environ value for a mode (`None` for `SHARED`).
+    pub fn environ_value(mode: c_int) -> Option<&'static [u8]> {
+        match mode {
+            OWN => Some(b"On"),
+            AUTO => Some(b"Auto"),
+            _ => None,
+        }
+    }
+
+    /// The mode an environ value stands for.
+    pub fn from_environ_value(value: &[u8]) -> c_int {
+        match value {
+            b"On" => OWN,
+            b"Auto" => AUTO,
+            _ => SHARED,
+        }
+    }
 }
 
 /// Process-wide settings, given once to [`Engine::init`] in a child.

@@ -3,6 +3,11 @@
 //! The main interpreter serves `%{GLOBAL}` (the empty name); every other name gets its own
 //! sub-interpreter, created once, on first use, even when many threads ask for it at the same
 //! moment. A look-up that finds the group takes no GIL and no exclusive lock.
+//!
+//! With `WSGIPerInterpreterGIL` (Python 3.12+) a group's interpreter gets its own GIL and
+//! allocator (`Py_NewInterpreterFromConfig`): its requests run in parallel with those of the
+//! main interpreter and of other such groups. A thread only ever holds one GIL: it enters an
+//! interpreter through its cached state (`gil::GilGuard`) and leaves it before entering another.
 
 use super::py::{self, PyObj, PyResult};
 use super::{error, request_objects, settings};
@@ -29,6 +34,10 @@ pub struct Group {
     /// This interpreter's `wsgi.errors` stream and `wsgi.file_wrapper` class (owned for good).
     pub errors: *mut ffi::PyObject,
     pub file_wrapper: *mut ffi::PyObject,
+    /// The interpreter has its own GIL (`WSGIPerInterpreterGIL`): its requests bypass the
+    /// shared GIL's scheduler, and moving a thread in or out of it releases one GIL and takes
+    /// another (see [`leave_for`]).
+    pub own_gil: bool,
 }
 
 /// The subscriber lists of one interpreter (Python lists, owned for the interpreter's life).
@@ -96,7 +105,7 @@ static CREATING: Mutex<usize> = Mutex::new(1);
 pub fn register_main(interp: *mut ffi::PyInterpreterState, tstate: *mut ffi::PyThreadState) -> Result<(), String> {
     gil::register_interpreter(MAIN_INTERP, interp);
     gil::adopt_current(MAIN_INTERP, tstate);
-    let group = setup("", MAIN_INTERP)?;
+    let group = setup("", MAIN_INTERP, false)?;
     GROUPS.write().get_or_insert_with(HashMap::new).insert(String::new(), group);
     Ok(())
 }
@@ -106,7 +115,10 @@ pub fn register_main(interp: *mut ffi::PyInterpreterState, tstate: *mut ffi::PyT
 /// A group whose set-up fails is not registered: its interpreter is ended, its index is
 /// reused by the next group, and the next request for it tries again (and fails again, with
 /// the same log lines, while the cause lasts).
-pub fn get_or_create(name: &str) -> Result<&'static Group, String> {
+///
+/// `gil_mode` (`abi::gil_mode`) is the group's `WSGIPerInterpreterGIL`, used when this call
+/// creates the interpreter: the first request (or `WSGIImportScript`) for a group decides.
+pub fn get_or_create(name: &str, gil_mode: std::ffi::c_int) -> Result<&'static Group, String> {
     if let Some(group) = lookup(name) {
         return Ok(group);
     }
@@ -115,14 +127,36 @@ pub fn get_or_create(name: &str) -> Result<&'static Group, String> {
         return Ok(group);
     }
     let index = InterpIndex(*next_slot);
-    let group = create(name, index)?;
+    let own_gil = wants_own_gil(name, gil_mode);
+    let group = create(name, index, own_gil)?;
     *next_slot += 1;
     GROUPS.write().get_or_insert_with(HashMap::new).insert(name.to_string(), group);
-    settings::log(level::INFO, &format!("Create interpreter '{name}'."));
+    settings::log(level::INFO, &format!("Create interpreter '{name}'{}.", if own_gil { " with own GIL" } else { "" }));
     Ok(group)
 }
 
-fn lookup(name: &str) -> Option<&'static Group> {
+/// Whether a group created with `gil_mode` gets its own GIL: never `%{GLOBAL}` (the main
+/// interpreter), and only on Python 3.12+ (before, one warning per process says the setting
+/// has no effect; `apache2 -t` said so too).
+pub fn wants_own_gil(name: &str, gil_mode: std::ffi::c_int) -> bool {
+    if name.is_empty() || gil_mode == crate::abi::gil_mode::SHARED {
+        return false;
+    }
+    if cfg!(Py_3_12) {
+        return true;
+    }
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        settings::log(
+            level::WARNING,
+            &format!("WSGIPerInterpreterGIL requires Python 3.12 or later; it has no effect with Python {}.", env!("MOD_WSGI_ENGINE_PYTHON_VERSION")),
+        );
+    }
+    false
+}
+
+/// The group `name` if its interpreter exists (no GIL, a shared lock for a moment).
+pub fn lookup(name: &str) -> Option<&'static Group> {
     GROUPS.read().as_ref()?.get(name).copied()
 }
 
@@ -133,21 +167,21 @@ pub fn all() -> Vec<&'static Group> {
     groups
 }
 
-fn create(name: &str, index: InterpIndex) -> Result<&'static Group, String> {
+fn create(name: &str, index: InterpIndex, own_gil: bool) -> Result<&'static Group, String> {
     let _main = GilGuard::acquire(MAIN_INTERP);
     let main_tstate = gil::thread_state(MAIN_INTERP);
-    // SAFETY: the GIL is held through the main interpreter; Py_NewInterpreter makes a new
-    // interpreter and a thread state for it on this thread, and makes that state current.
-    let tstate = unsafe { ffi::Py_NewInterpreter() };
+    // SAFETY: the GIL is held through the main interpreter, whose state is current.
+    let tstate = unsafe { new_interpreter(own_gil, main_tstate) };
     if tstate.is_null() {
-        // Py_NewInterpreter made the main state current again.
+        // The main state is current again, its GIL held.
         return Err(format!("Python could not create a sub interpreter for application group '{name}'"));
     }
     // SAFETY: tstate is the new, current thread state.
     let interp = unsafe { ffi::compat::current_interpreter() };
     gil::register_interpreter(index, interp);
     gil::adopt_current(index, tstate);
-    let group = setup(name, index);
+    let group = setup(name, index, own_gil);
+    let mut ended = false;
     if group.is_err() {
         // The interpreter ends and its index serves the next group (one in which a site hook
         // started threads that still run is left as it is). The group was never registered,
@@ -156,15 +190,101 @@ fn create(name: &str, index: InterpIndex) -> Result<&'static Group, String> {
         // `gil::forget_interpreter`).
         // SAFETY: the failed interpreter is current on this thread through tstate, the GIL
         // is held, and setup() left no exception set.
-        unsafe { super::runtime::end_interpreter(index, tstate, name) };
+        ended = unsafe { super::runtime::end_interpreter(index, tstate, name, own_gil) };
     }
-    // SAFETY: back to this thread's main state; _main's drop releases the GIL through it.
-    unsafe { ffi::PyThreadState_Swap(main_tstate) };
+    // SAFETY: back to this thread's main state (from the new interpreter, or from none if it
+    // ended); _main's drop releases the GIL through it.
+    unsafe { leave_for(own_gil, ended, main_tstate) };
     group
 }
 
+/// Creates an interpreter and its first thread state on this thread, which becomes current
+/// (null on failure: then `main` is current again, its GIL held). With `own_gil` (3.12+) the
+/// interpreter has its own GIL (held on return; the main GIL is released by CPython) and its
+/// own allocator, which CPython allows only with `check_multi_interp_extensions` (extensions
+/// without multi-phase init refuse to import: "does not support loading in
+/// subinterpreters"); `exec` (subprocess), threads and daemon threads stay allowed, `fork`
+/// does not (a fork from a thread of a multi-GIL process is not safe in CPython).
+///
+/// # Safety
+/// The GIL must be held through `main`, current on this thread.
+unsafe fn new_interpreter(own_gil: bool, main: *mut ffi::PyThreadState) -> *mut ffi::PyThreadState {
+    #[cfg(Py_3_12)]
+    if own_gil {
+        let config = ffi::PyInterpreterConfig {
+            use_main_obmalloc: 0,
+            allow_fork: 0,
+            allow_exec: 1,
+            allow_threads: 1,
+            allow_daemon_threads: 1,
+            check_multi_interp_extensions: 1,
+            gil: ffi::PyInterpreterConfig_OWN_GIL,
+        };
+        let mut tstate = std::ptr::null_mut();
+        // SAFETY: forwarded from the caller; the config is valid for the call.
+        let status = unsafe { ffi::Py_NewInterpreterFromConfig(&mut tstate, &config) };
+        // SAFETY: PyStatus_Exception only reads the status.
+        if unsafe { ffi::PyStatus_Exception(status) } != 0 || tstate.is_null() {
+            // CPython restores the caller's state; should it have left none current, the
+            // main GIL is taken back here.
+            // SAFETY: reads this thread's current state, which may be null.
+            if unsafe { ffi::compat::current_thread_state_unchecked() }.is_null() {
+                // SAFETY: main is this thread's main state, not current.
+                unsafe { ffi::PyEval_RestoreThread(main) };
+            }
+            return std::ptr::null_mut();
+        }
+        return tstate;
+    }
+    let _ = (own_gil, main);
+    // SAFETY: forwarded from the caller; Py_NewInterpreter makes a new interpreter and a
+    // thread state for it on this thread, and makes that state current (or, failing, makes
+    // the caller's state current again).
+    unsafe { ffi::Py_NewInterpreter() }
+}
+
+/// Moves this thread from a sub-interpreter's state (current, its GIL held), or from none
+/// when `ended` (`Py_EndInterpreter` left no state current), to `to` (another interpreter's
+/// state of this thread), whose GIL it then holds. Between interpreters that share the GIL a
+/// swap (which on 3.12+ releases and takes the one GIL itself); with an own GIL, the GIL is
+/// given back and the other one taken, so that a thread never holds two.
+///
+/// # Safety
+/// As described: the state left is current with its GIL held, or none is current after an
+/// interpreter ended; `to` belongs to this thread and is not current.
+pub unsafe fn leave_for(own_gil: bool, ended: bool, to: *mut ffi::PyThreadState) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if !own_gil {
+            ffi::PyThreadState_Swap(to);
+            return;
+        }
+        if !ended {
+            ffi::PyEval_SaveThread();
+        }
+        ffi::PyEval_RestoreThread(to);
+    }
+}
+
+/// Moves this thread from `from` (current, a shared-GIL interpreter's state, GIL held) into
+/// `to`, this thread's state in the interpreter of a group whose GIL is `own_gil`.
+///
+/// # Safety
+/// `from` is current with its GIL held; `to` belongs to this thread and is not current.
+pub unsafe fn enter_from_shared(own_gil: bool, to: *mut ffi::PyThreadState) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if own_gil {
+            ffi::PyEval_SaveThread();
+            ffi::PyEval_RestoreThread(to);
+        } else {
+            ffi::PyThreadState_Swap(to);
+        }
+    }
+}
+
 /// Prepares a fresh interpreter (current on this thread, GIL held) for applications.
-fn setup(name: &str, index: InterpIndex) -> Result<&'static Group, String> {
+fn setup(name: &str, index: InterpIndex, own_gil: bool) -> Result<&'static Group, String> {
     let run = || -> PyResult<(request_objects::Types, Events, [*mut ffi::PyObject; 2])> {
         let s = settings::get();
         let bootstrap = run_bootstrap()?;
@@ -210,6 +330,7 @@ fn setup(name: &str, index: InterpIndex) -> Result<&'static Group, String> {
             events,
             errors,
             file_wrapper,
+            own_gil,
         }))),
         Err(_) => {
             let lines = error::take_traceback();

@@ -82,7 +82,7 @@ pub fn import_scripts(config: &abi::EngineConfig) {
     for entry in entries {
         // SAFETY: byte strings valid for the call.
         let (script, group_name) = unsafe { (entry.script.to_text(), entry.group.to_text()) };
-        let group = match group::get_or_create(&group_name) {
+        let group = match group::get_or_create(&group_name, entry.gil_mode) {
             Ok(group) => group,
             Err(message) => {
                 settings::log(level::ERR, &message);
@@ -139,12 +139,13 @@ pub fn shutdown() {
         }
         let own = gil::thread_state(group.index);
         // SAFETY: GIL held; the group's interpreter is ended (or left) with its own state
-        // current, then this thread is back in the main interpreter.
+        // current (and its own GIL, if it has one), then this thread is back in the main
+        // interpreter.
         unsafe {
-            ffi::PyThreadState_Swap(own);
+            group::enter_from_shared(group.own_gil, own);
             group.events.fire(Subscribers::Shutdown, "process_stopping", py::dict);
-            end_interpreter(group.index, own, &group.name);
-            ffi::PyThreadState_Swap(main);
+            let ended = end_interpreter(group.index, own, &group.name, group.own_gil);
+            group::leave_for(group.own_gil, ended, main);
         }
     }
     if let Some(main_group) = group::all().into_iter().find(|g| g.index == MAIN_INTERP) {
@@ -153,7 +154,17 @@ pub fn shutdown() {
     // SAFETY: GIL held in the main interpreter through `main`, current on this thread.
     unsafe { delete_apache_thread_states_on_helper(MAIN_INTERP, main) };
     let left_running = LEFT_RUNNING.lock().join("', '");
-    if left_running.is_empty() {
+    // CPython 3.12 (3.12.1 here) aborts in Py_FinalizeEx ("free(): invalid pointer", in the
+    // main interpreter's tuple free list) once an interpreter with its own allocator has run,
+    // even after it ended cleanly; 3.13 does not. There the main interpreter is wound down as
+    // when an interpreter is left running (its threads joined, its atexit callbacks run), but
+    // not finalised.
+    let own_gil_on_3_12 = cfg!(all(Py_3_12, not(Py_3_13))) && group::all().iter().any(|g| g.own_gil);
+    if own_gil_on_3_12 && left_running.is_empty() {
+        join_non_daemon_threads();
+        run_atexit();
+        settings::log(level::INFO, "Python is not finalised: Python 3.12 cannot finalise after an interpreter with its own GIL ran.");
+    } else if left_running.is_empty() {
         // Py_FinalizeEx joins the main interpreter's non-daemon threads and stops its daemon
         // threads (they exit when they next ask for the GIL) before deleting their states.
         // SAFETY: GIL held in the main interpreter on this thread.
@@ -180,9 +191,16 @@ static LEFT_RUNNING: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// running, with its atexit callbacks run. mod_wsgi deletes every other state instead and
 /// ends the interpreter regardless ("may well cause them to crash", its source says).
 ///
+/// An interpreter with its own GIL that is left running would let its threads run on while the
+/// process exits (the shared GIL's are stopped by the exit holding that GIL): a thread of
+/// ours takes its GIL for good once this thread gives it up ([`park`]).
+///
+/// Returns whether the interpreter ended (then no state is current and, with an own GIL, no
+/// GIL is held; see `group::leave_for`).
+///
 /// # Safety
 /// The GIL must be held through `own`, this thread's state for `index`, which is current.
-pub(super) unsafe fn end_interpreter(index: InterpIndex, own: *mut ffi::PyThreadState, name: &str) {
+pub(super) unsafe fn end_interpreter(index: InterpIndex, own: *mut ffi::PyThreadState, name: &str, own_gil: bool) -> bool {
     // SAFETY: forwarded from the caller.
     unsafe { delete_apache_thread_states_on_helper(index, own) };
     // SAFETY: as above.
@@ -198,11 +216,36 @@ pub(super) unsafe fn end_interpreter(index: InterpIndex, own: *mut ffi::PyThread
             &format!("Interpreter '{name}' is left running: {running} thread(s) it started are still alive (daemon threads); its atexit callbacks ran."),
         );
         LEFT_RUNNING.lock().push(name.to_string());
+        if own_gil {
+            // SAFETY: forwarded from the caller: the interpreter is live and stays so.
+            park(unsafe { ffi::compat::current_interpreter() });
+        }
     } else {
         // SAFETY: `own` is current and now the interpreter's only state.
         unsafe { ffi::Py_EndInterpreter(own) };
     }
     gil::forget_interpreter(index);
+    running == 0
+}
+
+/// Starts a thread that takes the GIL of `interp` (an interpreter with its own GIL that is
+/// left running) as soon as it is free and never gives it back, so that the interpreter's
+/// remaining threads stop running Python while the process exits. Best effort: if no thread
+/// can be started, they run on.
+fn park(interp: *mut ffi::PyInterpreterState) {
+    let interp = interp as usize;
+    let _ = std::thread::Builder::new().name("wsgi-park".into()).spawn(move || {
+        // SAFETY: a new state of the live interpreter for this thread (no GIL needed to make
+        // it); entering it takes the interpreter's GIL, which this thread then keeps until the
+        // process exits (it never runs Python, so it never gives the GIL up).
+        unsafe {
+            let tstate = ffi::PyThreadState_New(interp as *mut ffi::PyInterpreterState);
+            ffi::PyEval_RestoreThread(tstate);
+        }
+        loop {
+            std::thread::park();
+        }
+    });
 }
 
 /// Deletes the states the thread-state cache made in the current interpreter (`index`) for

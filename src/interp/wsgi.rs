@@ -45,8 +45,13 @@ fn serve(ex: &Exchange) -> Outcome {
     let request = ex.request;
     // SAFETY: byte strings valid for the call.
     let (script, callable, group_name) = unsafe { (request.script.to_text(), request.callable.to_text(), request.group.to_text()) };
+    let gil_mode = ex.environ_value(abi::gil_mode::ENVIRON_KEY).map_or(abi::gil_mode::SHARED, abi::gil_mode::from_environ_value);
+    // The scheduler gates the shared GIL only: a group with its own GIL (existing, or to be
+    // created so) is entered without a slot. (One gate per own GIL is not implemented yet.)
+    let own_gil = group::lookup(&group_name).map_or_else(|| group::wants_own_gil(&group_name, gil_mode), |g| g.own_gil);
     // The slot first, without the GIL: at most WSGIPythonConcurrency threads go further.
-    let _ticket = match scheduler::enter() {
+    let entered = if own_gil { Ok(None) } else { scheduler::enter().map(Some) };
+    let _ticket = match entered {
         Ok(ticket) => ticket,
         Err(refused) => {
             let m = scheduler::metrics();
@@ -60,7 +65,7 @@ fn serve(ex: &Exchange) -> Outcome {
             return Outcome::UNAVAILABLE;
         }
     };
-    let group = match group::get_or_create(&group_name) {
+    let group = match group::get_or_create(&group_name, gil_mode) {
         Ok(group) => group,
         Err(message) => {
             for line in message.lines() {

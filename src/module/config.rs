@@ -28,6 +28,70 @@ pub enum MapHead {
     Auto,
 }
 
+/// `WSGIPerInterpreterGIL`: whether an application group's interpreter gets its own GIL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GilMode {
+    /// `Off`: the main interpreter's GIL, shared by every group (mod_wsgi 4.x).
+    Shared,
+    /// `On`: its own GIL (Python 3.12+).
+    Own,
+    /// `Auto`: as `On` for now (the fallback to the shared GIL is not implemented yet).
+    Auto,
+}
+
+impl GilMode {
+    /// The engine's number for it (`abi::gil_mode`).
+    pub fn to_abi(self) -> std::ffi::c_int {
+        match self {
+            GilMode::Shared => crate::abi::gil_mode::SHARED,
+            GilMode::Own => crate::abi::gil_mode::OWN,
+            GilMode::Auto => crate::abi::gil_mode::AUTO,
+        }
+    }
+}
+
+/// One `<WSGIInterpreterOptions process-group=... application-group=...>` container: the
+/// selectors (`None`: any; `Some("")`: `%{GLOBAL}`) and what it sets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InterpreterOptions {
+    pub process_group: Option<String>,
+    pub application_group: Option<String>,
+    pub per_interpreter_gil: Option<GilMode>,
+}
+
+/// The `WSGIPerInterpreterGIL` of the application group `application_group` in the process
+/// group `process_group` (empty: Apache's own children), as mod_wsgi 6 resolves it: the server
+/// value (default `Off`), overridden by every container whose selectors all match and that
+/// sets it, the most specific one (most selectors) winning, the later one of equal
+/// specificity. `%{GLOBAL}` (the main interpreter) always shares the main GIL.
+pub fn resolve_gil(server: Option<GilMode>, blocks: &[InterpreterOptions], process_group: &str, application_group: &str) -> GilMode {
+    if application_group.is_empty() {
+        return GilMode::Shared;
+    }
+    let mut mode = server.unwrap_or(GilMode::Shared);
+    let mut best = -1;
+    for block in blocks {
+        let mut specificity = 0;
+        for (selector, actual) in [(&block.process_group, process_group), (&block.application_group, application_group)] {
+            match selector {
+                Some(wanted) if wanted != actual => specificity = i32::MIN,
+                Some(_) => specificity += 1,
+                None => {}
+            }
+        }
+        if specificity < 0 {
+            continue;
+        }
+        if let Some(value) = block.per_interpreter_gil {
+            if specificity >= best {
+                mode = value;
+                best = specificity;
+            }
+        }
+    }
+    mode
+}
+
 /// Options shared by the directives and by the `WSGIScriptAlias` options.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AppOptions {
@@ -114,6 +178,17 @@ pub struct ServerConfig {
     /// `WSGIServerMetrics` (default Off; main server only): `mod_wsgi.server_metrics()` in
     /// Apache's children.
     pub server_metrics: Option<bool>,
+    /// `WSGIPerInterpreterGIL` at server scope (main server only).
+    pub per_interpreter_gil: Option<GilMode>,
+    /// `<WSGIInterpreterOptions>` containers, in configuration order (main server only).
+    pub interpreter_options: Vec<InterpreterOptions>,
+}
+
+impl ServerConfig {
+    /// [`resolve_gil`] with this server's settings.
+    pub fn gil_mode(&self, process_group: &str, application_group: &str) -> GilMode {
+        resolve_gil(self.per_interpreter_gil, &self.interpreter_options, process_group, application_group)
+    }
 }
 
 impl Merge for ServerConfig {
@@ -138,6 +213,9 @@ impl Merge for ServerConfig {
             socket_prefix: add.socket_prefix.clone().or_else(|| base.socket_prefix.clone()),
             socket_rotation: add.socket_rotation.or(base.socket_rotation),
             server_metrics: add.server_metrics.or(base.server_metrics),
+            per_interpreter_gil: add.per_interpreter_gil.or(base.per_interpreter_gil),
+            // Main server only: a virtual host sees the main server's containers.
+            interpreter_options: base.interpreter_options.iter().chain(&add.interpreter_options).cloned().collect(),
         }
     }
 }
@@ -219,6 +297,36 @@ mod tests {
         let add = AppOptions { restrict_process: Some(vec![]), ..Default::default() };
         assert_eq!(AppOptions::merge(&base, &add).restrict_process, Some(vec![]));
         assert_eq!(AppOptions::merge(&base, &AppOptions::default()).restrict_process, Some(vec!["a".into()]));
+    }
+
+    #[test]
+    fn the_most_specific_container_wins_and_global_never_gets_its_own_gil() {
+        let block = |pg: Option<&str>, ag: Option<&str>, mode| InterpreterOptions {
+            process_group: pg.map(str::to_string),
+            application_group: ag.map(str::to_string),
+            per_interpreter_gil: Some(mode),
+        };
+        let blocks = vec![
+            block(Some("site"), Some("a"), GilMode::Shared),
+            block(None, Some("a"), GilMode::Own),
+            block(Some("site"), None, GilMode::Auto),
+            InterpreterOptions { application_group: Some("b".into()), ..Default::default() },
+        ];
+        // Both selectors beat one, whatever the order.
+        assert_eq!(resolve_gil(None, &blocks, "site", "a"), GilMode::Shared);
+        assert_eq!(resolve_gil(None, &blocks, "", "a"), GilMode::Own);
+        assert_eq!(resolve_gil(None, &blocks, "site", "c"), GilMode::Auto);
+        // A container that does not set it leaves the server value.
+        assert_eq!(resolve_gil(Some(GilMode::Own), &blocks, "", "b"), GilMode::Own);
+        assert_eq!(resolve_gil(None, &blocks, "", "b"), GilMode::Shared);
+        assert_eq!(resolve_gil(Some(GilMode::Own), &blocks, "site", ""), GilMode::Shared);
+        // Equal specificity: the later one.
+        let tie = vec![block(None, Some("a"), GilMode::Own), block(None, Some("a"), GilMode::Shared)];
+        assert_eq!(resolve_gil(None, &tie, "", "a"), GilMode::Shared);
+        // process-group=%{GLOBAL} is Apache's own children.
+        let embedded = vec![block(Some(""), None, GilMode::Own)];
+        assert_eq!(resolve_gil(None, &embedded, "", "a"), GilMode::Own);
+        assert_eq!(resolve_gil(None, &embedded, "site", "a"), GilMode::Shared);
     }
 
     #[test]

@@ -96,6 +96,14 @@ fn serve(r: &mut RequestRec) -> c_int {
     }
     environ.push((b"mod_wsgi.application_group".to_vec(), group.clone().into_bytes()));
     environ.push((b"mod_wsgi.callable_object".to_vec(), callable.clone().into_bytes()));
+    // The group's WSGIPerInterpreterGIL, for the engine that creates its interpreter (see
+    // `abi::gil_mode::ENVIRON_KEY`); never one that SetEnv made.
+    environ.retain(|(k, _)| k != abi::gil_mode::ENVIRON_KEY);
+    // SAFETY: every request has a live server_rec with our config.
+    let gil_mode = unsafe { server_config(r.server()) }.gil_mode(&process_group, &group).to_abi();
+    if let Some(value) = abi::gil_mode::environ_value(gil_mode) {
+        environ.push((abi::gil_mode::ENVIRON_KEY.to_vec(), value.to_vec()));
+    }
     let pairs: Vec<abi::Pair> =
         environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
 

@@ -42,10 +42,23 @@ pub fn for_process_group(process_group: &str) -> Vec<ImportScript> {
     LIST.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|e| e.process_group == process_group).cloned().collect()
 }
 
-/// The engine's view of `entries`, borrowing their strings (keep `entries` alive meanwhile).
+extern "C" {
+    /// Apache's main server (http_main.h), set once the configuration is read.
+    static ap_server_conf: *mut super::apache::server_rec;
+}
+
+/// The engine's view of `entries`, borrowing their strings (keep `entries` alive meanwhile),
+/// each with its group's `WSGIPerInterpreterGIL` (from the main server's configuration).
 pub fn to_abi(entries: &[ImportScript]) -> Vec<abi::ImportScript> {
+    // SAFETY: read after the configuration is read (in a child or a daemon), when Apache has
+    // set it; our record is attached to every server_rec.
+    let main = unsafe { (!ap_server_conf.is_null()).then(|| super::record::server_config(ap_server_conf)) };
     entries
         .iter()
-        .map(|e| abi::ImportScript { script: abi::Bytes::new(e.script.as_bytes()), group: abi::Bytes::new(e.application_group.as_bytes()) })
+        .map(|e| abi::ImportScript {
+            script: abi::Bytes::new(e.script.as_bytes()),
+            group: abi::Bytes::new(e.application_group.as_bytes()),
+            gil_mode: main.map_or(abi::gil_mode::SHARED, |m| m.gil_mode(&e.process_group, &e.application_group).to_abi()),
+        })
         .collect()
 }

@@ -169,3 +169,29 @@ pub fn initialize(o: &InitOptions) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// This thread's current thread state, or null when none is current (no GIL needed):
+/// `_PyThreadState_UncheckedGet` on 3.12, `PyThreadState_GetUnchecked` from 3.13 (pyo3-ffi
+/// binds neither). Only needed around own-GIL interpreters, which exist from 3.12.
+///
+/// # Safety
+/// None beyond calling into an initialised Python.
+#[cfg(Py_3_12)]
+pub unsafe fn current_thread_state_unchecked() -> *mut ffi::PyThreadState {
+    extern "C" {
+        #[cfg(Py_3_13)]
+        fn PyThreadState_GetUnchecked() -> *mut ffi::PyThreadState;
+        #[cfg(not(Py_3_13))]
+        fn _PyThreadState_UncheckedGet() -> *mut ffi::PyThreadState;
+    }
+    #[cfg(Py_3_13)]
+    {
+        // SAFETY: reads the calling thread's current state only.
+        unsafe { PyThreadState_GetUnchecked() }
+    }
+    #[cfg(not(Py_3_13))]
+    {
+        // SAFETY: reads the calling thread's current state only.
+        unsafe { _PyThreadState_UncheckedGet() }
+    }
+}

@@ -1,0 +1,287 @@
+//! `WSGIPerInterpreterGIL` (issue 11, first slice): application groups whose interpreters have
+//! their own GIL (Python 3.12 and 3.13 engines, `scripts/pythons 3.12 3.13`).
+//!
+//! Parallelism is shown without timings: a request in one group turns its GIL's switch
+//! interval up to 1000 s and spins in bytecode (reading a shared `mmap`, which never releases
+//! the GIL) until a request in another group writes a byte into that mapping. On one shared
+//! GIL the second request cannot run until the spin gives up (its bound), so the spin reports
+//! `timeout`; with separate GILs it reports `seen`. Which GIL a group uses also shows in the
+//! switch interval: it is a setting of the GIL, so `%{GLOBAL}` and a shared-GIL group see each
+//! other's, an own-GIL group does not.
+//!
+//! A Python in `MOD_WSGI_TEST_PYTHONS` (set by `scripts/test`) or under `CI` must be installed:
+//! the test fails without it; run by hand, a missing one is skipped with a line saying so.
+
+mod common;
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+const APP: &str = r#"
+import hashlib, mmap, os, subprocess, sys, threading, time
+import mod_wsgi
+
+GROUP = mod_wsgi.application_group
+MARKS = []
+TICKS = [0]
+
+def _tick(started):
+    started.set()
+    while True:
+        time.sleep(0.02)
+        TICKS[0] += 1
+
+def work():
+    total = 0
+    for i in range(20000):
+        total += i * i % 7
+    return total
+
+def spin(path, bound):
+    # Holds this GIL (switch interval 1000 s, no call that releases it) until the other
+    # request writes byte 0, or `bound` seconds pass.
+    with open(path, 'r+b') as f:
+        m = mmap.mmap(f.fileno(), 2)
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    try:
+        m[1] = 1
+        deadline = time.monotonic() + bound
+        while m[0] == 0:
+            if time.monotonic() > deadline:
+                return 'timeout'
+        return 'seen'
+    finally:
+        sys.setswitchinterval(old)
+        m.close()
+
+def application(environ, start_response):
+    path = environ['PATH_INFO']
+    qs = environ.get('QUERY_STRING', '')
+    if path == '/work':
+        body = '%s %s %d' % (GROUP, hashlib.sha256(('%s:%s' % (GROUP, qs)).encode()).hexdigest(), work())
+    elif path == '/mark':
+        MARKS.append(qs)
+        body = ','.join(MARKS)
+    elif path == '/switch':
+        if qs:
+            sys.setswitchinterval(float(qs))
+        body = '%.4f' % sys.getswitchinterval()
+    elif path == '/sub':
+        rc = subprocess.run(['true']).returncode
+        started = threading.Event()
+        threading.Thread(target=_tick, args=(started,), daemon=True).start()
+        started.wait(30)
+        before = TICKS[0]
+        deadline = time.monotonic() + 30
+        while TICKS[0] == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        body = 'rc=%d daemon=%s ticking=%s' % (rc, started.is_set(), TICKS[0] > before)
+    elif path == '/environ':
+        body = 'key=%s group=%s' % ('mod_wsgi.per_interpreter_gil' in environ, environ['mod_wsgi.application_group'])
+    elif path == '/spin':
+        path_, bound = qs.split(',')
+        body = spin(path_, float(bound))
+    elif path == '/poke':
+        with open(qs, 'r+b') as f:
+            m = mmap.mmap(f.fileno(), 2)
+        m[0] = 1
+        m.close()
+        body = 'poked'
+    else:
+        body = 'unknown'
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body.encode()]
+"#;
+
+/// The `WSGIPythonHome` of Python `version`, or `None` (skipped) when it is not installed and
+/// neither `MOD_WSGI_TEST_PYTHONS` nor `CI` says it must be.
+fn python_home(version: &str) -> Option<String> {
+    let home = format!("/opt/mod_wsgi-rs/python/{version}");
+    let engine = module_path().parent().unwrap().join(format!("mod_wsgi-engine-py{version}.so"));
+    if std::path::Path::new(&home).is_dir() && engine.is_file() {
+        return Some(home);
+    }
+    let expected = std::env::var("MOD_WSGI_TEST_PYTHONS").unwrap_or_default();
+    let required = std::env::var_os("CI").is_some() || expected.split_whitespace().any(|v| v == version);
+    assert!(!required, "Python {version} is required here, but {home} or {} is missing: run scripts/pythons {version}", engine.display());
+    eprintln!("SKIPPED: Python {version} is not installed (scripts/pythons {version})");
+    None
+}
+
+/// Groups a and b: own GIL (server value); c: shared (its container); d: own (the more
+/// specific container wins over the later, less specific one); g: `%{GLOBAL}`.
+fn config(home: &str) -> String {
+    format!(
+        "WSGIPythonHome {home}\n\
+         WSGIPerInterpreterGIL On\n\
+         <WSGIInterpreterOptions application-group=c>\n    WSGIPerInterpreterGIL Off\n</WSGIInterpreterOptions>\n\
+         <WSGIInterpreterOptions process-group=%{{GLOBAL}} application-group=d>\n    WSGIPerInterpreterGIL On\n</WSGIInterpreterOptions>\n\
+         <WSGIInterpreterOptions application-group=d>\n    WSGIPerInterpreterGIL Off\n</WSGIInterpreterOptions>\n\
+         WSGIScriptAlias /a {{dir}}/app.wsgi application-group=a\n\
+         WSGIScriptAlias /b {{dir}}/app.wsgi application-group=b\n\
+         WSGIScriptAlias /c {{dir}}/app.wsgi application-group=c\n\
+         WSGIScriptAlias /d {{dir}}/app.wsgi application-group=d\n\
+         WSGIScriptAlias /g {{dir}}/app.wsgi application-group=%{{GLOBAL}}\n"
+    )
+}
+
+fn start(mpm: Mpm, home: &str) -> Apache {
+    let dir = TempDir::new("own-gil");
+    dir.write("app.wsgi", APP);
+    Apache::start_in(dir, mpm, &config(home))
+}
+
+fn expect(apache: &Apache, path: &str, want: &str) {
+    let r = apache.get(path);
+    assert_eq!((r.status, r.text()), (200, want.to_string()), "GET {path}\n{}", apache.error_log());
+}
+
+/// `sum(i * i % 7 for i in range(20000))`, as the app computes it.
+fn work() -> u64 {
+    (0..20000u64).map(|i| i * i % 7).sum()
+}
+
+/// Spins in `spinner` (bounded by `bound` seconds) until `poker` writes the shared byte;
+/// returns what the spin reported.
+fn race(apache: &Apache, spinner: &str, poker: &str, bound: u32) -> String {
+    let file = apache.dir.write(&format!("spin-{spinner}-{poker}"), "\0\0");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let file = file.display().to_string();
+    std::thread::scope(|scope| {
+        let spinning = scope.spawn(|| apache.get(&format!("/{spinner}/spin?{file},{bound}")));
+        // The spin has begun once byte 1 is set (the file is shared with the child's mapping).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::fs::read(&file).unwrap()[1] == 0 {
+            assert!(Instant::now() < deadline, "the spin in /{spinner} never began\n{}", apache.error_log());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        expect(apache, &format!("/{poker}/poke?{file}"), "poked");
+        let r = spinning.join().unwrap();
+        assert_eq!(r.status, 200, "{}", apache.error_log());
+        r.text()
+    })
+}
+
+fn serves_own_gil_groups(version: &str) {
+    let Some(home) = python_home(version) else { return };
+    for mpm in [Mpm::Event, Mpm::Worker] {
+        let mut apache = start(mpm, &home);
+        // Every group, created once; the log says which got their own GIL.
+        for g in ["a", "b", "c", "d", "g"] {
+            expect(&apache, &format!("/{g}/environ"), &format!("key=False group={}", if g == "g" { "" } else { g }));
+        }
+        let log = apache.error_log();
+        for line in ["Create interpreter 'a' with own GIL.", "Create interpreter 'b' with own GIL.", "Create interpreter 'd' with own GIL.", "Create interpreter 'c'."] {
+            assert!(log.contains(line), "{mpm:?}: no line {line:?}\n{log}");
+        }
+        assert!(!log.contains("Create interpreter '' "), "%{{GLOBAL}} is the main interpreter\n{log}");
+
+        // The switch interval belongs to a GIL: %{GLOBAL} shares the main one with c only.
+        expect(&apache, "/g/switch?0.0123", "0.0123");
+        expect(&apache, "/c/switch", "0.0123");
+        expect(&apache, "/a/switch", "0.0050");
+        expect(&apache, "/d/switch", "0.0050");
+        expect(&apache, "/g/switch?0.005", "0.0050");
+
+        // Isolation: each group has its own module globals.
+        expect(&apache, "/a/mark?x", "x");
+        expect(&apache, "/b/mark?y", "y");
+        expect(&apache, "/a/mark?z", "x,z");
+        expect(&apache, "/g/mark?w", "w");
+
+        // Two own GILs, and an own GIL beside the main one, run at the same time; two groups
+        // on the shared GIL cannot (the proof that the spin can tell).
+        assert_eq!(race(&apache, "a", "b", 60), "seen", "{mpm:?}: a and b did not run in parallel\n{}", apache.error_log());
+        assert_eq!(race(&apache, "b", "g", 60), "seen", "{mpm:?}: b and %{{GLOBAL}} did not run in parallel\n{}", apache.error_log());
+        assert_eq!(race(&apache, "c", "g", 3), "timeout", "{mpm:?}: c and %{{GLOBAL}} should share one GIL\n{}", apache.error_log());
+
+        // subprocess and a daemon thread inside an own-GIL group (mod_wsgi 6 refuses both).
+        expect(&apache, "/a/sub", "rc=0 daemon=True ticking=True");
+
+        // Every thread, two own-GIL groups and the main interpreter, every response checked.
+        let groups = ["a", "b", "a", "b", "g"];
+        let results = hammer(apache.port, 16, 15, |n| Request::get(format!("/{}/work?{n}", groups[n % groups.len()])));
+        let mut failures = Vec::new();
+        for (n, (request, outcome)) in results.iter().enumerate() {
+            let g = groups[n % groups.len()];
+            let name = if g == "g" { "" } else { g };
+            let want = format!("{name} {} {}", sha256_hex(format!("{name}:{n}").as_bytes()), work());
+            match outcome {
+                Ok(r) if r.status == 200 && r.text() == want => {}
+                Ok(r) => failures.push(format!("{}: {} {:?}", request.path, r.status, r.text())),
+                Err(e) => failures.push(format!("{}: {e}", request.path)),
+            }
+        }
+        assert!(failures.is_empty(), "{mpm:?}: {} of {} failed: {:?}\n{}", failures.len(), results.len(), &failures[..failures.len().min(10)], apache.error_log());
+
+        // The child's exit: group a's daemon thread keeps it from ending (it is left running,
+        // its GIL parked), the others end; no crash (the harness checks the log).
+        apache.stop_gracefully();
+        let log = apache.error_log();
+        assert!(log.contains("Interpreter 'a' is left running"), "{mpm:?}\n{log}");
+        assert!(crash_lines(&log).is_empty(), "{mpm:?}: {:?}\n{log}", crash_lines(&log));
+    }
+}
+
+#[test]
+fn own_gil_groups_on_python_3_12() {
+    serves_own_gil_groups("3.12");
+}
+
+#[test]
+fn own_gil_groups_on_python_3_13() {
+    serves_own_gil_groups("3.13");
+}
+
+/// `WSGIImportScript` creates its group with the group's setting too.
+#[test]
+fn import_script_creates_own_gil_group() {
+    let Some(home) = python_home("3.12") else { return };
+    let dir = TempDir::new("own-gil-import");
+    dir.write("app.wsgi", APP);
+    let apache = Apache::start_in(
+        dir,
+        Mpm::Event,
+        &format!(
+            "WSGIPythonHome {home}\n\
+             <WSGIInterpreterOptions application-group=a>\n    WSGIPerInterpreterGIL Auto\n</WSGIInterpreterOptions>\n\
+             WSGIImportScript {{dir}}/app.wsgi process-group=%{{GLOBAL}} application-group=a\n\
+             WSGIScriptAlias /a {{dir}}/app.wsgi application-group=a\n"
+        ),
+    );
+    let log = apache.wait_for_log("Imported WSGI script");
+    assert!(log.contains("Create interpreter 'a' with own GIL."), "{log}");
+    expect(&apache, "/a/switch", "0.0050");
+}
+
+#[test]
+fn configuration_errors_and_warnings() {
+    let alias = "WSGIScriptAlias /a {dir}/app.wsgi application-group=a\n";
+    // On Python 3.11 (the default engine): accepted, with mod_wsgi 6's warning.
+    let (ok, out) = config_test(&format!("WSGIPerInterpreterGIL On\n{alias}"));
+    assert!(ok, "{out}");
+    assert!(out.contains("WSGIPerInterpreterGIL requires Python 3.12 or later; directive has no effect on this build (Python 3.11"), "{out}");
+    let (ok, out) = config_test(&format!("<WSGIInterpreterOptions application-group=a>\n  WSGIPerInterpreterGIL Auto\n</WSGIInterpreterOptions>\n{alias}"));
+    assert!(ok && out.contains("requires Python 3.12 or later"), "{out}");
+    let (ok, out) = config_test("WSGIPerInterpreterGIL Off\n");
+    assert!(ok && !out.contains("requires Python"), "{out}");
+    if let Some(home) = python_home("3.12") {
+        let (ok, out) = config_test(&format!("WSGIPythonHome {home}\nWSGIPerInterpreterGIL On\n{alias}"));
+        assert!(ok && !out.contains("requires Python"), "{out}");
+    }
+    for (body, message) in [
+        ("WSGIPerInterpreterGIL Maybe\n", "WSGIPerInterpreterGIL must be one of: Off | On | Auto"),
+        ("<VirtualHost *:80>\nWSGIPerInterpreterGIL On\n</VirtualHost>\n", "WSGIPerInterpreterGIL cannot occur within <VirtualHost> section"),
+        ("<WSGIInterpreterOptions user=a>\nWSGIPerInterpreterGIL On\n</WSGIInterpreterOptions>\n", "unknown selector 'user', expected process-group or application-group"),
+        ("<WSGIInterpreterOptions application-group=a application-group=b>\n</WSGIInterpreterOptions>\n", "application-group given more than once"),
+        ("<WSGIInterpreterOptions a>\n</WSGIInterpreterOptions>\n", "argument 'a' is not of the form key=value"),
+        ("<WSGIInterpreterOptions application-group=a>\nWSGIPythonPath /tmp\n</WSGIInterpreterOptions>\n", "WSGIPythonPath"),
+        ("<VirtualHost *:80>\n<WSGIInterpreterOptions application-group=a>\n</WSGIInterpreterOptions>\n</VirtualHost>\n", "cannot occur within <VirtualHost> section"),
+    ] {
+        let (ok, out) = config_test(body);
+        assert!(!ok, "accepted: {body}\n{out}");
+        assert!(out.contains(message), "{body}: expected {message:?} in\n{out}");
+        assert!(out.contains("httpd.conf"), "no file and line: {out}");
+    }
+}
