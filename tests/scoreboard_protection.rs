@@ -3,7 +3,9 @@
 //! user, has no mapping there at all, unless its group has `server-metrics=On`, and then it is
 //! read-only ("r--s"): a write faults. `mod_wsgi.server_metrics()` still reads it through the
 //! read-only mapping, and is `None` without it. Daemons forked later (after a restart) are
-//! confined the same way. The maps are read by this test (root) from /proc/PID/maps.
+//! confined the same way. Nor does a daemon keep any other shared memory it could write that
+//! Apache's parent set up (modules' caches, slots and mutexes): Apache's children have such
+//! mappings, daemons none. The maps are read by this test (root) from /proc/PID/maps.
 
 mod common;
 use common::*;
@@ -113,9 +115,16 @@ impl Report {
     }
 }
 
-/// Checks the three kinds of process of `apache` (`when`: for the messages); returns the
-/// pids of the two daemons.
-fn check(apache: &Apache, when: &str) -> (i32, i32) {
+/// What [`check`] found: the processes that answered, and the scoreboard's mapping.
+struct Checked {
+    on: i32,
+    off: i32,
+    child: i32,
+    board: Mapping,
+}
+
+/// Checks the three kinds of process of `apache` (`when`: for the messages).
+fn check(apache: &Apache, when: &str) -> Checked {
     let on = Report::get(apache, "/on");
     let off = Report::get(apache, "/off");
     let embedded = Report::get(apache, "/embedded");
@@ -153,24 +162,27 @@ fn check(apache: &Apache, when: &str) -> (i32, i32) {
     assert_eq!(probe.field("write"), format!("signal {}", libc::SIGSEGV), "{when}: writing to the read-only scoreboard faults");
     assert_eq!(probe.field("reprotect"), format!("errno {}", libc::EPERM), "{when}: the application cannot make the scoreboard writable again (sealed)");
 
-    // The Off daemon has nothing mapped there at all.
-    let overlapping: Vec<Mapping> = off_maps.iter().filter(|m| m.start < board.end && m.end > board.start).cloned().collect();
+    // The Off daemon has no shared mapping there (the range, once unmapped, may be reused for
+    // the daemon's own private memory, such as Python's).
+    let overlapping: Vec<Mapping> =
+        off_maps.iter().filter(|m| m.start < board.end && m.end > board.start && m.perms.ends_with('s')).cloned().collect();
     assert!(
         overlapping.is_empty(),
-        "{when}: the Off daemon (pid {off_pid}) has no mapping at the scoreboard's {:x}-{:x}:\n{}\n{}",
+        "{when}: the Off daemon (pid {off_pid}) has no shared mapping at the scoreboard's {:x}-{:x}:\n{}\n{}",
         board.start,
         board.end,
         show(&overlapping),
         log()
     );
-    (on_pid, off_pid)
+    Checked { on: on_pid, off: off_pid, child, board }
 }
 
-fn start(mpm: Mpm) -> Apache {
+/// `config` after [`CONFIG`].
+fn start(mpm: Mpm, config: &str) -> Apache {
     let dir = TempDir::new("scoreboard-protection");
     dir.write("app.wsgi", APP);
     dir.write("run/.keep", "");
-    Apache::start_in(dir, mpm, CONFIG)
+    Apache::start_in(dir, mpm, &format!("{CONFIG}{config}"))
 }
 
 #[test]
@@ -179,7 +191,7 @@ fn daemons_have_no_scoreboard_or_a_read_only_one() {
         return eprintln!("skipped: needs root to read other users' /proc/PID/maps and switch users");
     }
     for mpm in ALL_MPMS {
-        let apache = start(mpm);
+        let apache = start(mpm, "");
         check(&apache, mpm.name());
         assert!(!apache.error_log().contains("cannot start"), "{}: no daemon failed to start\n{}", mpm.name(), apache.error_log());
     }
@@ -190,8 +202,9 @@ fn daemons_forked_after_a_graceful_restart_are_confined_too() {
     if !is_root() {
         return eprintln!("skipped: needs root to read other users' /proc/PID/maps and switch users");
     }
-    let apache = start(Mpm::Event);
-    let (on, off) = check(&apache, "first start");
+    let apache = start(Mpm::Event, SHARED_MEMORY_MODULES);
+    let Checked { on, off, .. } = check(&apache, "first start");
+    no_shared_writable_memory(&apache, "first start", on, off);
     // SAFETY: signals only the Apache parent this test started.
     unsafe { libc::kill(apache.pid(), libc::SIGUSR1) };
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -199,6 +212,78 @@ fn daemons_forked_after_a_graceful_restart_are_confined_too() {
     while Instant::now() < deadline && (answer("/on").is_none_or(|p| p == on) || answer("/off").is_none_or(|p| p == off)) {
         std::thread::sleep(Duration::from_millis(200));
     }
-    let (on_after, off_after) = check(&apache, "after a graceful restart");
+    let Checked { on: on_after, off: off_after, .. } = check(&apache, "after a graceful restart");
+    no_shared_writable_memory(&apache, "after a graceful restart", on_after, off_after);
     assert!(on_after != on && off_after != off, "new daemons serve after the graceful restart\n{}", apache.error_log());
+}
+
+/// Modules that create shared memory in Apache's parent: mod_proxy_balancer's worker slots
+/// (mod_slotmem_shm) and its mutex, and mod_authn_socache's cache (mod_socache_shmcb, the
+/// provider of mod_ssl's session cache) and its mutex. The balancer's one member has nothing
+/// listening (the discard port).
+const SHARED_MEMORY_MODULES: &str = "\
+    LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so\n\
+    LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so\n\
+    LoadModule proxy_balancer_module /usr/lib/apache2/modules/mod_proxy_balancer.so\n\
+    LoadModule slotmem_shm_module /usr/lib/apache2/modules/mod_slotmem_shm.so\n\
+    LoadModule lbmethod_byrequests_module /usr/lib/apache2/modules/mod_lbmethod_byrequests.so\n\
+    LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so\n\
+    LoadModule authn_socache_module /usr/lib/apache2/modules/mod_authn_socache.so\n\
+    LoadModule socache_shmcb_module /usr/lib/apache2/modules/mod_socache_shmcb.so\n\
+    AuthnCacheSOCache shmcb\n\
+    AuthnCacheEnable\n\
+    <Proxy balancer://b>\n  BalancerMember http://127.0.0.1:9\n</Proxy>\n\
+    ProxyPass /balanced balancer://b/\n";
+
+/// `rw-s`, or any other shared mapping that can be written.
+fn shared_writable(m: &&Mapping) -> bool {
+    m.perms.as_bytes()[1] == b'w' && m.perms.ends_with('s')
+}
+
+/// Neither daemon (`on`, `off`: their pids) has a shared writable mapping, and each logged what
+/// it unmapped.
+fn no_shared_writable_memory(apache: &Apache, when: &str, on: i32, off: i32) {
+    for (group, pid) in [("on", on), ("off", off)] {
+        let daemon_maps = maps(pid);
+        let left: Vec<Mapping> = daemon_maps.iter().filter(shared_writable).cloned().collect();
+        assert!(
+            left.is_empty(),
+            "{when}: the daemon of group '{group}' (pid {pid}) has no shared writable mapping:\n{}\nall of its mappings:\n{}\n{}",
+            show(&left),
+            show(&daemon_maps),
+            apache.error_log()
+        );
+        let line = format!("mod_wsgi (pid={pid}): Daemon process '{group}' unmapped ");
+        let log = apache.wait_for_log(&line);
+        assert!(log.contains(&line), "{when}: the daemon of group '{group}' says what it unmapped ({line}...)\n{log}");
+    }
+}
+
+/// Apache's children have shared writable memory besides the scoreboard (the modules'); the
+/// daemons, whether they read the scoreboard or not, have none at all, serve, and say what
+/// they unmapped; the balancer still works in Apache's children.
+#[test]
+fn daemons_inherit_no_shared_writable_memory() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to read other users' /proc/PID/maps and switch users");
+    }
+    for mpm in ALL_MPMS {
+        let apache = start(mpm, SHARED_MEMORY_MODULES);
+        let when = mpm.name();
+        let Checked { on, off, child, board } = check(&apache, when);
+        let child_maps = maps(child);
+        let others: Vec<&Mapping> = child_maps.iter().filter(shared_writable).filter(|m| m.start != board.start).collect();
+        assert!(
+            !others.is_empty(),
+            "{when}: Apache's child (pid {child}) has shared writable memory besides the scoreboard ({}), else this test proves nothing:\n{}",
+            board.line,
+            show(&child_maps)
+        );
+        no_shared_writable_memory(&apache, when, on, off);
+        let r = apache.get("/balanced/");
+        assert!(r.status == 503 || r.status == 502, "{when}: the balancer answers for its unreachable member: {} {}\n{}", r.status, r.text(), apache.error_log());
+        let again = Report::get(&apache, "/embedded");
+        assert_eq!(again.pid(), child, "{when}: the same Apache child serves after the proxy request\n{}", apache.error_log());
+        assert!(!apache.error_log().contains("cannot start"), "{when}: no daemon failed to start\n{}", apache.error_log());
+    }
 }

@@ -84,7 +84,7 @@ pub fn confine_in_daemon(readable: bool) -> Result<Confined, String> {
     let limits = unsafe { std::ptr::read_volatile(global) };
     let len = usize::try_from(calculated).unwrap_or(0).max(layout_size(limits.server_limit, limits.thread_limit));
     let (begin, page) = (global as usize, page_size());
-    let maps = read_maps()?;
+    let maps = read_maps("Apache's scoreboard")?;
     let (start, end) = match find_region(&maps, begin, len, page)? {
         Region::Private => {
             if !readable {
@@ -118,7 +118,7 @@ pub fn confine_in_daemon(readable: bool) -> Result<Confined, String> {
         }
     }
     // Checked, not assumed: what the kernel now says of the range.
-    let now = read_maps()?;
+    let now = read_maps("Apache's scoreboard")?;
     let left: Vec<Mapping> = mappings(&now).filter(|m| m.start < end && m.end > start).collect();
     let ok = if readable { !left.is_empty() && left.iter().all(|m| m.perms == *b"r--s") } else { left.is_empty() };
     if !ok {
@@ -179,25 +179,39 @@ fn page_size() -> usize {
     usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
 }
 
-fn read_maps() -> Result<String, String> {
-    std::fs::read_to_string("/proc/self/maps").map_err(|e| format!("cannot read /proc/self/maps to find Apache's scoreboard: {e}"))
+/// This process's `/proc/self/maps`, read to find `what`.
+pub(crate) fn read_maps(what: &str) -> Result<String, String> {
+    std::fs::read_to_string("/proc/self/maps").map_err(|e| format!("cannot read /proc/self/maps to find {what}: {e}"))
 }
 
-/// One line of `/proc/self/maps`.
+/// One line of `/proc/self/maps` (also read by `daemon/inherited.rs`, for the other shared
+/// memory a daemon must not keep).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Mapping {
-    start: usize,
-    end: usize,
+pub(crate) struct Mapping<'a> {
+    pub start: usize,
+    pub end: usize,
     /// `rw-s`, `r--p`...
-    perms: [u8; 4],
+    pub perms: [u8; 4],
+    /// What backs it: a path (`/dev/zero (deleted)`, `/dev/shm/...`), `SYSV0000abcd (deleted)`,
+    /// `[heap]`..., empty for anonymous memory.
+    pub name: &'a str,
 }
 
-fn mappings(maps: &str) -> impl Iterator<Item = Mapping> + '_ {
+/// The mappings of `maps`, a `/proc/self/maps` text; lines that do not parse are skipped.
+pub(crate) fn mappings(maps: &str) -> impl Iterator<Item = Mapping<'_>> + '_ {
     maps.lines().filter_map(|line| {
-        let mut fields = line.split_ascii_whitespace();
-        let (start, end) = fields.next()?.split_once('-')?;
-        let perms: [u8; 4] = fields.next()?.as_bytes().try_into().ok()?;
-        Some(Mapping { start: usize::from_str_radix(start, 16).ok()?, end: usize::from_str_radix(end, 16).ok()?, perms })
+        // start-end perms offset dev inode, then the name: padded, and it may hold spaces.
+        let mut rest = line;
+        let mut field = || {
+            let trimmed = rest.trim_start();
+            let (field, after) = trimmed.split_at(trimmed.find(|c: char| c.is_ascii_whitespace()).unwrap_or(trimmed.len()));
+            rest = after;
+            Some(field).filter(|f| !f.is_empty())
+        };
+        let (start, end) = field()?.split_once('-')?;
+        let perms: [u8; 4] = field()?.as_bytes().try_into().ok()?;
+        let (_offset, _device, _inode) = (field()?, field()?, field()?);
+        Some(Mapping { start: usize::from_str_radix(start, 16).ok()?, end: usize::from_str_radix(end, 16).ok()?, perms, name: rest.trim() })
     })
 }
 
@@ -353,7 +367,7 @@ pub unsafe extern "C" fn read_for_engine(sink: abi::ScoreboardSink, ctx: *mut c_
 
 #[cfg(test)]
 mod tests {
-    use super::{find_region, Region};
+    use super::{find_region, mappings, Mapping, Region};
 
     const MAPS: &str = "\
 5581c1a00000-5581c1a2a000 r--p 00000000 08:01 1234       /usr/sbin/apache2
@@ -385,5 +399,19 @@ mod tests {
         assert!(find_region(MAPS, 0x7f1c2b000008, 0x4800, 4096).unwrap_err().contains("not alone"));
         assert!(find_region(MAPS, 0x7f1c2b0f0000, 0x4800, 4096).unwrap_err().contains("not alone"));
         assert!(find_region(MAPS, usize::MAX - 4, 16, 4096).unwrap_err().contains("past the address space"));
+    }
+
+    #[test]
+    fn each_line_with_its_name() {
+        let found: Vec<Mapping> = mappings(MAPS).collect();
+        assert_eq!(found.len(), 5);
+        assert_eq!(found[0], Mapping { start: 0x5581c1a00000, end: 0x5581c1a2a000, perms: *b"r--p", name: "/usr/sbin/apache2" });
+        assert_eq!(found[2].name, "/dev/zero (deleted)");
+        assert_eq!(found[4].perms, *b"rw-s");
+        let anonymous = "7f1c2a000000-7f1c2a005000 rw-s 00000000 00:01 5678 \n7f1c2a005000-7f1c2a006000 rw-p 00000000 00:00 0\n";
+        let found: Vec<Mapping> = mappings(anonymous).collect();
+        assert_eq!(found.iter().map(|m| (m.perms, m.name)).collect::<Vec<_>>(), [(*b"rw-s", ""), (*b"rw-p", "")]);
+        // Lines cut short are skipped, not misread.
+        assert_eq!(mappings("7f1c2a000000-7f1c2a005000 rw-s 00000000\ngarbage\n").count(), 0);
     }
 }

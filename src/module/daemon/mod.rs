@@ -4,6 +4,8 @@
 //!
 //! - `options.rs`: the directive's options;
 //! - `supervisor.rs`: Apache's parent: sockets, forks, re-forks;
+//! - `inherited.rs`: a daemon's start-up: the shared writable memory of Apache's parent
+//!   (its modules', its MPM's) that it must not keep;
 //! - `environment.rs`: a daemon's start-up: display name, priority, user and
 //!   groups, umask, resource limits, language;
 //! - `process.rs`: inside a daemon: the engine, worker threads;
@@ -23,6 +25,7 @@ mod monitor;
 pub mod options;
 mod pool;
 mod environment;
+mod inherited;
 mod process;
 mod reloading;
 mod script_owner;

@@ -24,6 +24,7 @@ use super::super::record::server_config;
 use super::super::scoreboard;
 use super::super::trampoline::trampoline;
 use crate::abi::level;
+use super::inherited;
 use super::options::DaemonSpec;
 use super::process;
 use std::ffi::{c_int, c_void, CStr, CString};
@@ -420,9 +421,17 @@ fn fork(registry: &Arc<Registry>, instance: *mut Instance) {
                 false
             }
             Ok(_) => group.spec.server_metrics,
-            Err(message) => refuse_to_start(group, &message),
+            Err(message) => {
+                let kept = if group.spec.server_metrics { "Apache's scoreboard writable" } else { "Apache's scoreboard mapped" };
+                refuse_to_start(group, &message, kept)
+            }
         };
         scoreboard::set_enabled(metrics);
+        // Then every other shared memory it could write: its modules' and its MPM's (see
+        // inherited.rs); the scoreboard kept for server-metrics=On is read-only by now.
+        if let Err(message) = inherited::unmap_shared_writable(group) {
+            refuse_to_start(group, &message, "the shared memory of Apache's parent writable");
+        }
         process::run(index, n);
     }
     if status != apache::APR_INPARENT as apache::apr_status_t {
@@ -438,18 +447,19 @@ fn fork(registry: &Arc<Registry>, instance: *mut Instance) {
     log::server(level::INFO, group.server, &format!("Starting process '{}' with uid={}, gid={} and threads={}; pid {pid}.", group.spec.name, group.uid, group.gid, group.spec.threads));
 }
 
-/// How long a daemon that cannot confine the scoreboard waits before exiting, as one that
-/// cannot start for another reason does (process.rs): not a fork loop.
+/// How long a daemon that cannot confine the scoreboard or unmap the parent's shared memory
+/// waits before exiting, as one that cannot start for another reason does (process.rs): not
+/// a fork loop.
 const CONFINE_FAILURE_DELAY: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// In a freshly forked daemon whose scoreboard could not be confined: logs why and exits
+/// In a freshly forked daemon whose scoreboard could not be confined, or which could not
+/// unmap the shared memory it inherited: logs why and what it would have `kept`, and exits
 /// without running the application. Apache's signal handlers, inherited from its parent, are
 /// put back to the default first, so that a stop or restart ends the wait.
-fn refuse_to_start(group: &Group, message: &str) -> ! {
+fn refuse_to_start(group: &Group, message: &str, kept: &str) -> ! {
     log::server(log::ERR, group.server, &format!(
-        "Daemon process '{}' cannot start: {message}; it will not run the application with Apache's scoreboard {}.",
-        group.spec.name,
-        if group.spec.server_metrics { "writable" } else { "mapped" }
+        "Daemon process '{}' cannot start: {message}; it will not run the application with {kept}.",
+        group.spec.name
     ));
     // SAFETY: single-threaded right after fork; plain sigaction/sigprocmask calls with
     // initialised structures.
