@@ -106,6 +106,11 @@ fn registered(index: InterpIndex) -> Registered {
     INTERPRETERS.read().get(index.0).copied().unwrap_or(UNREGISTERED)
 }
 
+/// The interpreter registered as `index` (null when none is).
+pub fn interpreter_of(index: InterpIndex) -> *mut ffi::PyInterpreterState {
+    registered(index).interp as *mut ffi::PyInterpreterState
+}
+
 /// Records that `index` is `interp` (called once per interpreter, by the group registry).
 pub fn register_interpreter(index: InterpIndex, interp: *mut ffi::PyInterpreterState) {
     let generation = GENERATIONS.fetch_add(1, Ordering::Relaxed) + 1;

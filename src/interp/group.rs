@@ -126,6 +126,11 @@ pub fn get_or_create(name: &str, gil_mode: std::ffi::c_int) -> Result<&'static G
     if let Some(group) = lookup(name) {
         return Ok(group);
     }
+    if ABANDONED.lock().iter().any(|abandoned| abandoned == name) {
+        return Err(format!(
+            "Application group '{name}' is not created again in this process: its set-up failed while threads it started ran on (see the lines logged then)."
+        ));
+    }
     let index = InterpIndex(*next_slot);
     let own_gil = wants_own_gil(name, gil_mode);
     let group = create(name, index, own_gil)?;
@@ -171,11 +176,11 @@ fn create(name: &str, index: InterpIndex, own_gil: bool) -> Result<&'static Grou
     let _main = GilGuard::acquire(MAIN_INTERP);
     let main_tstate = gil::thread_state(MAIN_INTERP);
     // SAFETY: the GIL is held through the main interpreter, whose state is current.
-    let tstate = unsafe { new_interpreter(own_gil, main_tstate) };
-    if tstate.is_null() {
+    let tstate = match unsafe { new_interpreter(own_gil, main_tstate) } {
+        Ok(tstate) => tstate,
         // The main state is current again, its GIL held.
-        return Err(format!("Python could not create a sub interpreter for application group '{name}'"));
-    }
+        Err(why) => return Err(format!("Python could not create a sub interpreter for application group '{name}'{why}")),
+    };
     // SAFETY: tstate is the new, current thread state.
     let interp = unsafe { ffi::compat::current_interpreter() };
     gil::register_interpreter(index, interp);
@@ -191,6 +196,11 @@ fn create(name: &str, index: InterpIndex, own_gil: bool) -> Result<&'static Grou
         // SAFETY: the failed interpreter is current on this thread through tstate, the GIL
         // is held, and setup() left no exception set.
         ended = unsafe { super::runtime::end_interpreter(index, tstate, name, own_gil) };
+        if !ended {
+            // Its threads run on in an interpreter that cannot be ended: trying again would
+            // leave one more behind each time.
+            ABANDONED.lock().push(name.to_string());
+        }
     }
     // SAFETY: back to this thread's main state (from the new interpreter, or from none if it
     // ended); _main's drop releases the GIL through it.
@@ -199,7 +209,8 @@ fn create(name: &str, index: InterpIndex, own_gil: bool) -> Result<&'static Grou
 }
 
 /// Creates an interpreter and its first thread state on this thread, which becomes current
-/// (null on failure: then `main` is current again, its GIL held). With `own_gil` (3.12+) the
+/// (on failure, what CPython said, if anything, as text to append to a message: then `main`
+/// is current again, its GIL held). With `own_gil` (3.12+) the
 /// interpreter has its own GIL (held on return; the main GIL is released by CPython) and its
 /// own allocator, which CPython allows only with `check_multi_interp_extensions` (extensions
 /// without multi-phase init refuse to import: "does not support loading in
@@ -208,7 +219,7 @@ fn create(name: &str, index: InterpIndex, own_gil: bool) -> Result<&'static Grou
 ///
 /// # Safety
 /// The GIL must be held through `main`, current on this thread.
-unsafe fn new_interpreter(own_gil: bool, main: *mut ffi::PyThreadState) -> *mut ffi::PyThreadState {
+unsafe fn new_interpreter(own_gil: bool, main: *mut ffi::PyThreadState) -> Result<*mut ffi::PyThreadState, String> {
     #[cfg(Py_3_12)]
     if own_gil {
         let config = ffi::PyInterpreterConfig {
@@ -232,16 +243,35 @@ unsafe fn new_interpreter(own_gil: bool, main: *mut ffi::PyThreadState) -> *mut 
                 // SAFETY: main is this thread's main state, not current.
                 unsafe { ffi::PyEval_RestoreThread(main) };
             }
-            return std::ptr::null_mut();
+            let why = if status.err_msg.is_null() {
+                String::new()
+            } else {
+                // SAFETY: a PyStatus's err_msg is a static NUL-terminated string when set.
+                format!(": {}", unsafe { std::ffi::CStr::from_ptr(status.err_msg) }.to_string_lossy())
+            };
+            return Err(why);
         }
-        return tstate;
+        OWN_GIL_CREATED.store(true, std::sync::atomic::Ordering::SeqCst);
+        return Ok(tstate);
     }
     let _ = (own_gil, main);
     // SAFETY: forwarded from the caller; Py_NewInterpreter makes a new interpreter and a
     // thread state for it on this thread, and makes that state current (or, failing, makes
     // the caller's state current again).
-    unsafe { ffi::Py_NewInterpreter() }
+    let tstate = unsafe { ffi::Py_NewInterpreter() };
+    if tstate.is_null() {
+        return Err(String::new());
+    }
+    Ok(tstate)
 }
+
+/// An interpreter with its own GIL was created in this process (even one whose set-up then
+/// failed): see `runtime::shutdown` for what that changes on Python 3.12.
+pub static OWN_GIL_CREATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Groups whose set-up failed with threads of theirs still running, so that their
+/// interpreter was left as it is: not created again in this process.
+static ABANDONED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Moves this thread from a sub-interpreter's state (current, its GIL held), or from none
 /// when `ended` (`Py_EndInterpreter` left no state current), to `to` (another interpreter's

@@ -155,11 +155,13 @@ pub fn shutdown() {
     unsafe { delete_apache_thread_states_on_helper(MAIN_INTERP, main) };
     let left_running = LEFT_RUNNING.lock().join("', '");
     // CPython 3.12 (3.12.1 here) aborts in Py_FinalizeEx ("free(): invalid pointer", in the
-    // main interpreter's tuple free list) once an interpreter with its own allocator has run,
-    // even after it ended cleanly; 3.13 does not. There the main interpreter is wound down as
-    // when an interpreter is left running (its threads joined, its atexit callbacks run), but
-    // not finalised.
-    let own_gil_on_3_12 = cfg!(all(Py_3_12, not(Py_3_13))) && group::all().iter().any(|g| g.own_gil);
+    // main interpreter's tuple free list) once a script ran in an interpreter with its own
+    // allocator, even after it ended cleanly (objects of such an interpreter left in the main
+    // one's free lists, as in CPython's gh-112140/gh-119213, fixed in later 3.12 releases:
+    // not pinned down here); 3.13 does not. There the main interpreter is wound down as when
+    // an interpreter is left running (its threads joined, its atexit callbacks run), but not
+    // finalised: whenever an own-GIL interpreter was created at all, set up or not.
+    let own_gil_on_3_12 = cfg!(all(Py_3_12, not(Py_3_13))) && group::OWN_GIL_CREATED.load(std::sync::atomic::Ordering::SeqCst);
     if own_gil_on_3_12 && left_running.is_empty() {
         join_non_daemon_threads();
         run_atexit();

@@ -61,7 +61,9 @@ type DumpThreads = unsafe extern "C" fn(std::ffi::c_int, *mut ffi::PyInterpreter
 /// admin needs to see. This is what `faulthandler.dump_traceback_later` does from its
 /// watchdog thread: CPython's dump reads the thread states and frames as they are, unlocked.
 /// It is only sound because nothing is running: every thread but the GIL's holder waits for
-/// the GIL, and the holder has been stuck (in a C call) for the whole timeout. The dump goes
+/// the GIL, and the holder has been stuck (in a C call) for the whole timeout. That holds for
+/// the interpreters that share the main GIL (the one the heartbeat watches) only: those with
+/// their own GIL (`WSGIPerInterpreterGIL`) run on, so their threads are not read. The dump goes
 /// to an anonymous memory file, read back and logged after.
 ///
 /// `_Py_DumpTracebackThreads` is private: looked up at run time (3.13 no longer exports it;
@@ -86,6 +88,7 @@ pub fn dump_nogil() {
     // SAFETY: fd was just opened and is owned by nothing else.
     let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     let mut index = 0;
+    let own_gil: Vec<usize> = super::group::all().iter().filter(|g| g.own_gil).map(|g| crate::gil::interpreter_of(g.index) as usize).collect();
     // SAFETY: walks the interpreter list unlocked (interpreters are made and ended only with
     // the GIL held, which nobody is getting now) and dumps each one's threads to our file;
     // see the function's comment for why reading them without the GIL is tolerable here.
@@ -94,7 +97,11 @@ pub fn dump_nogil() {
         while !interp.is_null() {
             let header = format!("Interpreter {index}:\n");
             libc::write(fd, header.as_ptr().cast(), header.len());
-            let failed = dump(fd, interp, std::ptr::null_mut());
+            let failed = if own_gil.contains(&(interp as usize)) {
+                c"has its own GIL and runs on: not read".as_ptr()
+            } else {
+                dump(fd, interp, std::ptr::null_mut())
+            };
             if !failed.is_null() {
                 let reason = std::ffi::CStr::from_ptr(failed).to_string_lossy().into_owned();
                 let line = format!("({reason})\n");

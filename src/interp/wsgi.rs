@@ -51,7 +51,7 @@ fn serve(ex: &Exchange) -> Outcome {
     let own_gil = group::lookup(&group_name).map_or_else(|| group::wants_own_gil(&group_name, gil_mode), |g| g.own_gil);
     // The slot first, without the GIL: at most WSGIPythonConcurrency threads go further.
     let entered = if own_gil { Ok(None) } else { scheduler::enter().map(Some) };
-    let _ticket = match entered {
+    let mut ticket = match entered {
         Ok(ticket) => ticket,
         Err(refused) => {
             let m = scheduler::metrics();
@@ -74,6 +74,20 @@ fn serve(ex: &Exchange) -> Outcome {
             return Outcome::SERVER_ERROR;
         }
     };
+    // The group as it exists decides (another request may have created it meanwhile with
+    // another mode): a slot for the shared GIL, none for an own one.
+    if group.own_gil {
+        ticket = None;
+    } else if ticket.is_none() {
+        match scheduler::enter() {
+            Ok(entered) => ticket = Some(entered),
+            Err(_) => {
+                ex.log(level::ERR, &format!("Request for '{script}' refused with 503: no Python slot for its application group."));
+                return Outcome::UNAVAILABLE;
+            }
+        }
+    }
+    let _ticket = ticket;
     let _gil = GilGuard::acquire(group.index);
     let Ok(_busy) = Busy::enter(group.index) else {
         ex.log(level::ERR, &format!("Request for '{script}' refused with 503: this process is shutting down."));

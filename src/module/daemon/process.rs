@@ -102,6 +102,7 @@ fn daemon_main(index: usize, n: u32) -> c_int {
     };
     let shared = Arc::new(Shared {
         dispatch,
+        main: registry.main,
         signals: signals.1,
         completed: AtomicU64::new(0),
         maximum_requests: request_limit(group.spec.maximum_requests, group.spec.maximum_requests_jitter),
@@ -486,6 +487,8 @@ fn wait_signal(fd: c_int, timeout: Option<Duration>) -> Option<u8> {
 struct Shared {
     /// The connections, new and kept open, and the workers waiting for them.
     dispatch: Dispatch,
+    /// Apache's main server (its configuration holds `WSGIPerInterpreterGIL`).
+    main: *mut apache::server_rec,
     signals: c_int,
     /// Requests that ended (see [`Shared::request_ending`]).
     completed: AtomicU64,
@@ -603,6 +606,15 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
         return Ok(false);
     }
     let mut environ = hello.environ;
+    // The group's WSGIPerInterpreterGIL as this process's configuration says (the main
+    // server's, as the child resolved it), never as the connection says: the first request
+    // for a group fixes its interpreter's mode for the life of the process.
+    environ.retain(|(k, _)| k != abi::gil_mode::ENVIRON_KEY);
+    // SAFETY: the main server's configuration, read-only after start-up.
+    let gil_mode = unsafe { server_config(shared.main) }.gil_mode(&shared.name, &String::from_utf8_lossy(&hello.group)).to_abi();
+    if let Some(value) = abi::gil_mode::environ_value(gil_mode) {
+        environ.push((abi::gil_mode::ENVIRON_KEY.to_vec(), value.to_vec()));
+    }
     environ.push((b"mod_wsgi.daemon_start".to_vec(), now_micros().to_string().into_bytes()));
     let pairs: Vec<abi::Pair> = environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
     let request = abi::Request {
