@@ -11,12 +11,15 @@
 //! shared mapping it could write, whatever backs it: anonymous memory, `/dev/zero`, a file
 //! under Apache's runtime directory or `/dev/shm`, SysV shared memory (`SYSV...`).
 //!
-//! Read-only shared mappings stay: the scoreboard of `server-metrics=On` (sealed read-only by
-//! then), glibc's nscd cache. So does private memory, the daemon's own copy of the parent's.
+//! "Could write" is the kernel's word for it (`mw`, may-write, in `/proc/self/smaps`): a
+//! mapping shown read-only (`r--s`) whose file was opened for writing can be `mprotect`ed
+//! writable again, so it goes too. What stays: read-only shared mappings that cannot become
+//! writable (glibc's nscd cache), the scoreboard of `server-metrics=On` (sealed read-only by
+//! then: `sl`), and private memory, the daemon's own copy of the parent's.
 //! If one cannot be unmapped, the daemon does not run the application (fail safe).
 
 use super::super::log;
-use super::super::scoreboard::{mappings, read_maps, Mapping};
+use super::super::scoreboard::{mappings, Mapping};
 use super::supervisor::Group;
 use crate::abi::level;
 use std::ffi::c_void;
@@ -29,7 +32,7 @@ const WHAT: &str = "the shared memory inherited from Apache's parent";
 /// how many (INFO, with their sizes and backing) and each one (DEBUG). An error says which
 /// could not be unmapped, and the caller must not go on to run the application.
 pub fn unmap_shared_writable(group: &Group) -> Result<(), String> {
-    let maps = read_maps(WHAT)?;
+    let maps = read_smaps()?;
     let removed = shared_writable(&maps);
     for mapping in &removed {
         // SAFETY: the range is exactly one mapping of this process, shared memory that Apache's
@@ -40,7 +43,7 @@ pub fn unmap_shared_writable(group: &Group) -> Result<(), String> {
         }
     }
     // Checked, not assumed: what the kernel now says.
-    let now = read_maps(WHAT)?;
+    let now = read_smaps()?;
     let left = shared_writable(&now);
     if !left.is_empty() {
         return Err(format!("{WHAT} is still mapped writable after munmap: {}", left.iter().map(describe).collect::<Vec<_>>().join(", ")));
@@ -52,9 +55,33 @@ pub fn unmap_shared_writable(group: &Group) -> Result<(), String> {
     Ok(())
 }
 
-/// The mappings of `maps` that are shared and writable (`rw-s`, and any other `?w?s`).
-fn shared_writable(maps: &str) -> Vec<Mapping<'_>> {
-    mappings(maps).filter(|m| m.perms[1] == b'w' && m.perms[3] == b's').collect()
+fn read_smaps() -> Result<String, String> {
+    std::fs::read_to_string("/proc/self/smaps").map_err(|e| format!("cannot read /proc/self/smaps to find {WHAT}: {e}"))
+}
+
+/// The mappings of `smaps` (a `/proc/self/smaps` text, or a `/proc/self/maps` one, which has
+/// no flags) that are shared and writable now (`?w?s`) or may be made so (`mw` among their
+/// `VmFlags`), unless sealed (`sl`).
+fn shared_writable(smaps: &str) -> Vec<Mapping<'_>> {
+    let mut found = Vec::new();
+    let mut current: Option<(Mapping<'_>, &str)> = None;
+    for line in smaps.lines() {
+        if let Some(flags) = line.strip_prefix("VmFlags:") {
+            if let Some((_, seen)) = current.as_mut() {
+                *seen = flags;
+            }
+        } else if let Some(mapping) = mappings(line).next() {
+            found.extend(current.replace((mapping, "")).filter(|(m, flags)| may_write(m, flags)).map(|(m, _)| m));
+        }
+    }
+    found.extend(current.filter(|(m, flags)| may_write(m, flags)).map(|(m, _)| m));
+    found
+}
+
+/// Shared, writable or `mw`, and not sealed.
+fn may_write(m: &Mapping, flags: &str) -> bool {
+    let flags: Vec<&str> = flags.split_whitespace().collect();
+    m.perms[3] == b's' && (m.perms[1] == b'w' || flags.contains(&"mw")) && !flags.contains(&"sl")
 }
 
 /// One mapping in full, for the DEBUG lines and errors.
@@ -112,6 +139,28 @@ mod tests {
 7eff9904c000-7eff9904d000 rw-s 00000000 00:01 1558                       /dev/zero (deleted)
 7ffd1c1f0000-7ffd1c211000 rw-p 00000000 00:00 0                          [stack]
 ";
+
+    #[test]
+    fn what_may_be_made_writable_goes_and_what_is_sealed_stays() {
+        let smaps = "\
+7eff98a7d000-7eff98afe000 rw-s 00000000 00:01 1561                       /dev/zero (deleted)
+Size:                516 kB
+VmFlags: rd wr sh mr mw me ms sd
+7eff98b17000-7eff98b18000 r--s 00000000 00:01 1560                       /dev/zero (deleted)
+Size:                  4 kB
+VmFlags: rd sh mr mw me ms sd
+7eff98b20000-7eff98b21000 r--s 00000000 00:01 1570                       /dev/zero (deleted)
+Size:                  4 kB
+VmFlags: rd sh mr mw me ms sd sl
+7eff99000000-7eff99020000 r--s 00000000 fe:00 131075                     /var/cache/nscd/passwd
+Size:                128 kB
+VmFlags: rd sh mr me ms sd
+7eff99040000-7eff99041000 rw-p 00000000 00:00 0 
+VmFlags: rd wr mr mw me ac sd
+";
+        let found: Vec<usize> = shared_writable(smaps).iter().map(|m| m.start).collect();
+        assert_eq!(found, [0x7eff98a7d000, 0x7eff98b17000], "writable, or read-only but may-write; not sealed, nscd or private");
+    }
 
     #[test]
     fn every_shared_writable_mapping_and_nothing_else() {
