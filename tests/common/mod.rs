@@ -9,6 +9,8 @@
 //! The module and engine come from `target/modules` (built by `scripts/build`).
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
