@@ -285,3 +285,46 @@ fn configuration_errors_and_warnings() {
         assert!(out.contains("httpd.conf"), "no file and line: {out}");
     }
 }
+
+/// Daemon mode: a daemon group's application groups get their mode from the daemon's own
+/// configuration (containers naming the process group match), and run in parallel there.
+fn daemon_groups_get_their_own_gil(version: &str) {
+    let Some(home) = python_home(version) else { return };
+    let dir = TempDir::new("own-gil-daemon");
+    dir.write("app.wsgi", APP);
+    dir.write("run/.keep", "");
+    let config = format!(
+        "WSGIRestrictEmbedded On\nWSGISocketPrefix {{dir}}/run/wsgi\n\
+         WSGIDaemonProcess site python-home={home} threads=4\n\
+         WSGIPerInterpreterGIL On\n\
+         <WSGIInterpreterOptions process-group=site application-group=c>\n    WSGIPerInterpreterGIL Off\n</WSGIInterpreterOptions>\n\
+         WSGIScriptAlias /a {{dir}}/app.wsgi process-group=site application-group=a\n\
+         WSGIScriptAlias /b {{dir}}/app.wsgi process-group=site application-group=b\n\
+         WSGIScriptAlias /c {{dir}}/app.wsgi process-group=site application-group=c\n\
+         WSGIScriptAlias /g {{dir}}/app.wsgi process-group=site application-group=%{{GLOBAL}}\n"
+    );
+    let apache = Apache::start_in(dir, Mpm::Event, &config);
+    for g in ["a", "b", "c", "g"] {
+        expect(&apache, &format!("/{g}/environ"), &format!("key=False group={}", if g == "g" { "" } else { g }));
+    }
+    let log = apache.error_log();
+    for line in ["Create interpreter 'a' with own GIL.", "Create interpreter 'b' with own GIL.", "Create interpreter 'c'."] {
+        assert!(log.contains(line), "no line {line:?}\n{log}");
+    }
+    // The switch interval belongs to a GIL: c shares the daemon's main one with %{GLOBAL}.
+    expect(&apache, "/g/switch?0.0123", "0.0123");
+    expect(&apache, "/c/switch", "0.0123");
+    expect(&apache, "/a/switch", "0.0050");
+    assert_eq!(race(&apache, "a", "b", 60), "seen", "a and b did not run in parallel in the daemon\n{}", apache.error_log());
+    assert_eq!(race(&apache, "c", "g", 3), "timeout", "c and %{{GLOBAL}} should share one GIL\n{}", apache.error_log());
+}
+
+#[test]
+fn daemon_groups_get_their_own_gil_on_python_3_12() {
+    daemon_groups_get_their_own_gil("3.12");
+}
+
+#[test]
+fn daemon_groups_get_their_own_gil_on_python_3_13() {
+    daemon_groups_get_their_own_gil("3.13");
+}
