@@ -181,7 +181,12 @@ fn page_size() -> usize {
 
 /// This process's `/proc/self/maps`, read to find `what`.
 pub(crate) fn read_maps(what: &str) -> Result<String, String> {
-    std::fs::read_to_string("/proc/self/maps").map_err(|e| format!("cannot read /proc/self/maps to find {what}: {e}"))
+    read_proc_self("maps", what)
+}
+
+/// This process's `/proc/self/FILE` (`maps`, `smaps`), read to find `what`.
+pub(crate) fn read_proc_self(file: &str, what: &str) -> Result<String, String> {
+    std::fs::read_to_string(format!("/proc/self/{file}")).map_err(|e| format!("cannot read /proc/self/{file} to find {what}: {e}"))
 }
 
 /// One line of `/proc/self/maps` (also read by `daemon/inherited.rs`, for the other shared

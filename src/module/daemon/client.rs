@@ -329,15 +329,13 @@ impl Exchange<'_> {
                     self.response_begins();
                     let data = if kind == wire::DATA { abi::Bytes::new(&payload) } else { abi::Bytes::EMPTY };
                     // SAFETY: the handler's callback with its own ctx, during its request.
-                    let mut failed = unsafe { (request.write)(request.ctx, data) } != 0;
-                    if !failed && self.flusher.passed(payload.len()) {
-                        // SAFETY: as above; an empty write is a flush.
-                        failed = unsafe { (request.write)(request.ctx, abi::Bytes::EMPTY) } != 0;
-                    }
-                    if failed {
+                    if unsafe { (request.write)(request.ctx, data) } != 0 {
                         // The client is gone: the daemon's next write fails and the engine
                         // closes the application's iterable, as when embedded.
                         let _ = self.stream.shutdown(std::net::Shutdown::Both);
+                        return Ok(Some(abi::Outcome::DONE));
+                    }
+                    if self.flusher.passed(payload.len()) && !self.flush() {
                         return Ok(Some(abi::Outcome::DONE));
                     }
                 }

@@ -19,7 +19,7 @@
 //! If one cannot be unmapped, the daemon does not run the application (fail safe).
 
 use super::super::log;
-use super::super::scoreboard::{mappings, Mapping};
+use super::super::scoreboard::{mappings, read_proc_self, Mapping};
 use super::supervisor::Group;
 use crate::abi::level;
 use std::ffi::c_void;
@@ -32,7 +32,7 @@ const WHAT: &str = "the shared memory inherited from Apache's parent";
 /// how many (INFO, with their sizes and backing) and each one (DEBUG). An error says which
 /// could not be unmapped, and the caller must not go on to run the application.
 pub fn unmap_shared_writable(group: &Group) -> Result<(), String> {
-    let maps = read_smaps()?;
+    let maps = read_proc_self("smaps", WHAT)?;
     let removed = shared_writable(&maps);
     for mapping in &removed {
         // SAFETY: the range is exactly one mapping of this process, shared memory that Apache's
@@ -43,7 +43,7 @@ pub fn unmap_shared_writable(group: &Group) -> Result<(), String> {
         }
     }
     // Checked, not assumed: what the kernel now says.
-    let now = read_smaps()?;
+    let now = read_proc_self("smaps", WHAT)?;
     let left = shared_writable(&now);
     if !left.is_empty() {
         return Err(format!("{WHAT} is still mapped writable after munmap: {}", left.iter().map(describe).collect::<Vec<_>>().join(", ")));
@@ -53,10 +53,6 @@ pub fn unmap_shared_writable(group: &Group) -> Result<(), String> {
     }
     log::server(level::INFO, group.server, &format!("Daemon process '{}' unmapped {}.", group.spec.name, summary(&removed)));
     Ok(())
-}
-
-fn read_smaps() -> Result<String, String> {
-    std::fs::read_to_string("/proc/self/smaps").map_err(|e| format!("cannot read /proc/self/smaps to find {WHAT}: {e}"))
 }
 
 /// The mappings of `smaps` (a `/proc/self/smaps` text, or a `/proc/self/maps` one, which has

@@ -589,16 +589,10 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     });
     if let Err(message) = jailed {
         log::server(log::ERR, shared.server, &message);
-        shared.request_ending();
-        let keep = shared.dispatch.may_keep();
-        conn.send(wire::END, &wire::end(abi::Outcome::SERVER_ERROR.0, keep), true);
-        return Ok(keep && conn.finished());
+        return Ok(end(shared, conn, abi::Outcome::SERVER_ERROR));
     }
     if queue_timed_out(shared, &hello) {
-        shared.request_ending();
-        let keep = shared.dispatch.may_keep();
-        conn.send(wire::END, &wire::end(abi::Outcome::GATEWAY_TIMEOUT.0, keep), true);
-        return Ok(keep && conn.finished());
+        return Ok(end(shared, conn, abi::Outcome::GATEWAY_TIMEOUT));
     }
     let running = shared.monitor.begin(describe(&hello), conn.clone());
     if !conn.send(wire::READY, &[], true) {
@@ -637,11 +631,18 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
         outcome = abi::Outcome::GATEWAY_TIMEOUT;
     }
     drop(running);
+    Ok(end(shared, conn, outcome))
+}
+
+/// Ends a request with `outcome`: `maximum-requests` counts it, the END frame says whether
+/// the daemon keeps the connection, and lines the child could not take go to the log here.
+/// True when the connection may carry the child's next request.
+fn end(shared: &Shared, conn: Arc<Conn>, outcome: abi::Outcome) -> bool {
     shared.request_ending();
     let keep = shared.dispatch.may_keep();
     conn.send(wire::END, &wire::end(outcome.0, keep), true);
     conn.log_pending_locally();
-    Ok(keep && conn.finished())
+    keep && conn.finished()
 }
 
 /// How long a connection may take to send its whole hello: Apache's children send it at
