@@ -61,12 +61,6 @@ fn wait_for_markers(apache: &Apache, role: &str) -> Vec<i32> {
     }
 }
 
-fn json(apache: &Apache, path: &str) -> Json {
-    let response = apache.get(path);
-    assert_eq!(response.status, 200, "{path}: {}\n{}", response.text(), apache.error_log());
-    Json::parse(&response.text())
-}
-
 #[test]
 fn import_script_runs_in_the_daemon_at_start_and_not_in_apache_children() {
     if !is_root() {

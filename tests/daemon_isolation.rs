@@ -112,12 +112,6 @@ fn ensure_user(name: &str) -> u32 {
     uid_of(name).unwrap_or_else(|| panic!("useradd {name} failed: {}", String::from_utf8_lossy(&out.stderr)))
 }
 
-fn json(apache: &Apache, path: &str) -> Json {
-    let response = apache.get(path);
-    assert_eq!(response.status, 200, "{path}: {}\n{}", response.text(), apache.error_log());
-    Json::parse(&response.text())
-}
-
 fn text(apache: &Apache, path: &str) -> String {
     let response = apache.get(path);
     assert_eq!(response.status, 200, "{path}: {}\n{}", response.text(), apache.error_log());

@@ -47,12 +47,6 @@ fn wait_for_markers(apache: &Apache, role: &str) -> Vec<(String, String)> {
     }
 }
 
-fn json(apache: &Apache, path: &str) -> Json {
-    let response = apache.get(path);
-    assert_eq!(response.status, 200, "{path}: {}\n{}", response.text(), apache.error_log());
-    Json::parse(&response.text())
-}
-
 #[test]
 fn script_aliases_naming_both_groups_are_loaded_at_process_start() {
     if !is_root() {

@@ -95,25 +95,6 @@ fn show(maps: &[Mapping]) -> String {
     maps.iter().map(|m| m.line.as_str()).collect::<Vec<_>>().join("\n")
 }
 
-/// `key=value` lines of one answer of [`APP`].
-struct Report(String);
-
-impl Report {
-    fn get(apache: &Apache, path: &str) -> Report {
-        let r = apache.get(path);
-        assert_eq!(r.status, 200, "{path}: {}\n{}", r.text(), apache.error_log());
-        Report(r.text())
-    }
-
-    fn field(&self, key: &str) -> &str {
-        let prefix = format!("{key}=");
-        self.0.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or_else(|| panic!("no {key} in {}", self.0))
-    }
-
-    fn pid(&self) -> i32 {
-        self.field("pid").parse().unwrap()
-    }
-}
 
 /// What [`check`] found: the processes that answered, and the scoreboard's mapping.
 struct Checked {

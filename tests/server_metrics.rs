@@ -47,25 +47,8 @@ const SHAPE: &str = "server_limit:int,thread_limit:int,running_generation:int,re
                      thread_num:int,generation:int,status:str,access_count:int,bytes_served:int,start_time:float,\
                      stop_time:float,last_used:float,client:str,request:str,vhost:str";
 
-/// One answer of [`APP`].
-struct Report(String);
-
+/// What [`APP`] reports beyond `key=value` lines' own fields.
 impl Report {
-    fn get(apache: &Apache, path: &str) -> Report {
-        let r = apache.get(path);
-        assert_eq!(r.status, 200, "{path}: {}\n{}", r.text(), apache.error_log());
-        Report(r.text())
-    }
-
-    fn field(&self, key: &str) -> &str {
-        let prefix = format!("{key}=");
-        self.0.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or_else(|| panic!("no {key} in {}", self.0))
-    }
-
-    fn pid(&self) -> i32 {
-        self.field("pid").parse().unwrap()
-    }
-
     fn pids(&self) -> BTreeSet<i32> {
         self.field("pids").split(',').filter(|p| !p.is_empty()).map(|p| p.parse().unwrap()).collect()
     }

@@ -26,12 +26,6 @@ pub fn uid_of(user: &str) -> u32 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
-pub fn json(apache: &Apache, path: &str) -> Json {
-    let response = apache.get(path);
-    assert_eq!(response.status, 200, "{path}: {}\n{}", response.text(), apache.error_log());
-    Json::parse(&response.text())
-}
-
 /// Every file under `dir` whose name ends in `.sock`.
 pub fn sockets(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();

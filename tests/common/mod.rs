@@ -624,3 +624,31 @@ pub fn differences(ours: &Apache, theirs: &Apache, cases: &[Case], summarize: im
     }
     found
 }
+
+/// An answer of `key=value` lines, from a test application that reports what it saw.
+pub struct Report(pub String);
+
+impl Report {
+    /// GET `path`, which must answer 200.
+    pub fn get(apache: &Apache, path: &str) -> Report {
+        let r = apache.get(path);
+        assert_eq!(r.status, 200, "{path}: {}\n{}", r.text(), apache.error_log());
+        Report(r.text())
+    }
+
+    pub fn field(&self, key: &str) -> &str {
+        let prefix = format!("{key}=");
+        self.0.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or_else(|| panic!("no {key} in {}", self.0))
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.field("pid").parse().unwrap()
+    }
+}
+
+/// GET `path`, which must answer 200 with JSON.
+pub fn json(apache: &Apache, path: &str) -> Json {
+    let response = apache.get(path);
+    assert_eq!(response.status, 200, "{path}: {}\n{}", response.text(), apache.error_log());
+    Json::parse(&response.text())
+}
