@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 13;
+pub const ABI_VERSION: u32 = 14;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -112,6 +112,30 @@ pub struct ImportScript {
     pub group: Bytes,
     /// `WSGIPerInterpreterGIL` for that group, as [`gil_mode`] (the module resolves it).
     pub gil_mode: c_int,
+    /// How many interpreters serve the group ([`replicas`]): each one imports the script.
+    pub replicas: u32,
+}
+
+/// Replicas (ours): one application group served by N interpreters of one process, each with
+/// its own GIL, so that one site's Python uses several cores without more processes. The
+/// module resolves N (`replicas=` of `WSGIApplicationGroup` or `WSGIScriptAlias`, else of the
+/// most specific `<WSGIInterpreterOptions>`) and passes it, when above 1, as an environ entry
+/// that the engine reads and leaves out of the application's environ (as [`gil_mode`]); the
+/// engine picks the replica of each request. A group on the shared GIL has one interpreter.
+pub mod replicas {
+    /// The environ entry: N as decimal digits.
+    pub const ENVIRON_KEY: &[u8] = b"mod_wsgi.replicas";
+    /// The most interpreters one group may have in a process.
+    pub const MAX: u32 = 32;
+
+    /// N from the environ value (1 when absent or not a number in range).
+    pub fn from_environ_value(value: Option<&[u8]>) -> u32 {
+        value
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|n| (1..=MAX).contains(n))
+            .unwrap_or(1)
+    }
 }
 
 /// `WSGIPerInterpreterGIL` of one application group, resolved by the module (the server

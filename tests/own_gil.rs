@@ -94,21 +94,6 @@ def application(environ, start_response):
     return [body.encode()]
 "#;
 
-/// The `WSGIPythonHome` of Python `version`, or `None` (skipped) when it is not installed and
-/// neither `MOD_WSGI_TEST_PYTHONS` nor `CI` says it must be.
-fn python_home(version: &str) -> Option<String> {
-    let home = format!("/opt/mod_wsgi-rs/python/{version}");
-    let engine = module_path().parent().unwrap().join(format!("mod_wsgi-engine-py{version}.so"));
-    if std::path::Path::new(&home).is_dir() && engine.is_file() {
-        return Some(home);
-    }
-    let expected = std::env::var("MOD_WSGI_TEST_PYTHONS").unwrap_or_default();
-    let required = std::env::var_os("CI").is_some() || expected.split_whitespace().any(|v| v == version);
-    assert!(!required, "Python {version} is required here, but {home} or {} is missing: run scripts/pythons {version}", engine.display());
-    eprintln!("SKIPPED: Python {version} is not installed (scripts/pythons {version})");
-    None
-}
-
 /// Groups a and b: own GIL (server value); c: shared (its container); d: own (the more
 /// specific container wins over the later, less specific one); g: `%{GLOBAL}`.
 fn config(home: &str) -> String {

@@ -96,13 +96,20 @@ unsafe extern "C" fn process_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::
         py::dict_set(&d, "python_queued", &py::int(m.counts.queued as i64)?)?;
         py::dict_set(&d, "python_peak_active", &py::int(m.counts.peak_active as i64)?)?;
         py::dict_set(&d, "python_peak_queued", &py::int(m.counts.peak_queued as i64)?)?;
-        // Thread states per application group ('' is %{GLOBAL}).
-        let states = py::dict()?;
+        // Thread states per application group ('' is %{GLOBAL}), a group's replicas summed.
         let counts = crate::gil::thread_state_counts();
         let groups = super::group::all();
+        let mut per_group: Vec<(&str, usize)> = Vec::new();
         for group in &groups {
             let n = counts.get(group.index.0).copied().unwrap_or(0);
-            py::dict_set(&states, &group.name, &py::int(n as i64)?)?;
+            match per_group.iter_mut().find(|(name, _)| *name == group.name) {
+                Some((_, total)) => *total += n,
+                None => per_group.push((&group.name, n)),
+            }
+        }
+        let states = py::dict()?;
+        for (name, n) in per_group {
+            py::dict_set(&states, name, &py::int(n as i64)?)?;
         }
         py::dict_set(&d, "thread_states", &states)?;
         py::dict_set(&d, "interpreters", &py::int(groups.len() as i64)?)?;

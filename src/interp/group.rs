@@ -20,6 +20,8 @@ use std::collections::HashMap;
 /// One interpreter and what the engine keeps for it.
 pub struct Group {
     pub name: String,
+    /// Which of the group's replicas (`replicas.rs`) this interpreter is, from 0.
+    pub replica: u32,
     pub index: InterpIndex,
     /// Held while a script is (re)loaded into this interpreter, so that no thread sees a
     /// half-loaded module; taken with the GIL released (see `script.rs`).
@@ -105,7 +107,7 @@ static CREATING: Mutex<usize> = Mutex::new(1);
 pub fn register_main(interp: *mut ffi::PyInterpreterState, tstate: *mut ffi::PyThreadState) -> Result<(), String> {
     gil::register_interpreter(MAIN_INTERP, interp);
     gil::adopt_current(MAIN_INTERP, tstate);
-    let group = setup("", MAIN_INTERP, false)?;
+    let group = setup("", 0, MAIN_INTERP, false)?;
     GROUPS.write().get_or_insert_with(HashMap::new).insert(String::new(), group);
     Ok(())
 }
@@ -118,26 +120,40 @@ pub fn register_main(interp: *mut ffi::PyInterpreterState, tstate: *mut ffi::PyT
 ///
 /// `gil_mode` (`abi::gil_mode`) is the group's `WSGIPerInterpreterGIL`, used when this call
 /// creates the interpreter: the first request (or `WSGIImportScript`) for a group decides.
-pub fn get_or_create(name: &str, gil_mode: std::ffi::c_int) -> Result<&'static Group, String> {
-    if let Some(group) = lookup(name) {
+/// `replica` is which of the group's interpreters (`replicas.rs`; 0 for a group of one).
+pub fn get_or_create(name: &str, replica: u32, gil_mode: std::ffi::c_int) -> Result<&'static Group, String> {
+    let key = registry_key(name, replica);
+    if let Some(group) = lookup_key(&key) {
         return Ok(group);
     }
     let mut next_slot = CREATING.lock();
-    if let Some(group) = lookup(name) {
+    if let Some(group) = lookup_key(&key) {
         return Ok(group);
     }
-    if ABANDONED.lock().iter().any(|abandoned| abandoned == name) {
+    if ABANDONED.lock().iter().any(|abandoned| *abandoned == key) {
         return Err(format!(
             "Application group '{name}' is not created again in this process: its set-up failed while threads it started ran on (see the lines logged then)."
         ));
     }
     let index = InterpIndex(*next_slot);
     let own_gil = wants_own_gil(name, gil_mode);
-    let group = create(name, index, own_gil)?;
+    let group = create(name, replica, &key, index, own_gil)?;
     *next_slot += 1;
-    GROUPS.write().get_or_insert_with(HashMap::new).insert(name.to_string(), group);
-    settings::log(level::INFO, &format!("Create interpreter '{name}'{}.", if own_gil { " with own GIL" } else { "" }));
+    GROUPS.write().get_or_insert_with(HashMap::new).insert(key, group);
+    let replica_text = if replica > 0 { format!(" (replica {})", replica + 1) } else { String::new() };
+    settings::log(level::INFO, &format!("Create interpreter '{name}'{replica_text}{}.", if own_gil { " with own GIL" } else { "" }));
     Ok(group)
+}
+
+/// The registry's key for a replica: the group's name for the first (so that everything that
+/// knows a group by its name finds it), the name, a NUL and the replica's number for the
+/// others (an Apache configuration string holds no NUL, so no group is named so).
+fn registry_key(name: &str, replica: u32) -> String {
+    if replica == 0 {
+        name.to_string()
+    } else {
+        format!("{name}\0{replica}")
+    }
 }
 
 /// Whether a group created with `gil_mode` gets its own GIL: never `%{GLOBAL}` (the main
@@ -160,9 +176,14 @@ pub fn wants_own_gil(name: &str, gil_mode: std::ffi::c_int) -> bool {
     false
 }
 
-/// The group `name` if its interpreter exists (no GIL, a shared lock for a moment).
+/// The group `name` (its first replica) if its interpreter exists (no GIL, a shared lock for
+/// a moment).
 pub fn lookup(name: &str) -> Option<&'static Group> {
-    GROUPS.read().as_ref()?.get(name).copied()
+    lookup_key(name)
+}
+
+fn lookup_key(key: &str) -> Option<&'static Group> {
+    GROUPS.read().as_ref()?.get(key).copied()
 }
 
 /// Every group (for shutdown), the main interpreter's last.
@@ -172,7 +193,7 @@ pub fn all() -> Vec<&'static Group> {
     groups
 }
 
-fn create(name: &str, index: InterpIndex, own_gil: bool) -> Result<&'static Group, String> {
+fn create(name: &str, replica: u32, key: &str, index: InterpIndex, own_gil: bool) -> Result<&'static Group, String> {
     let _main = GilGuard::acquire(MAIN_INTERP);
     let main_tstate = gil::thread_state(MAIN_INTERP);
     // SAFETY: the GIL is held through the main interpreter, whose state is current.
@@ -185,7 +206,7 @@ fn create(name: &str, index: InterpIndex, own_gil: bool) -> Result<&'static Grou
     let interp = unsafe { ffi::compat::current_interpreter() };
     gil::register_interpreter(index, interp);
     gil::adopt_current(index, tstate);
-    let group = setup(name, index, own_gil);
+    let group = setup(name, replica, index, own_gil);
     let mut ended = false;
     if group.is_err() {
         // The interpreter ends and its index serves the next group (one in which a site hook
@@ -199,7 +220,7 @@ fn create(name: &str, index: InterpIndex, own_gil: bool) -> Result<&'static Grou
         if !ended {
             // Its threads run on in an interpreter that cannot be ended: trying again would
             // leave one more behind each time.
-            ABANDONED.lock().push(name.to_string());
+            ABANDONED.lock().push(key.to_string());
         }
     }
     // SAFETY: back to this thread's main state (from the new interpreter, or from none if it
@@ -314,7 +335,7 @@ pub unsafe fn enter_from_shared(own_gil: bool, to: *mut ffi::PyThreadState) {
 }
 
 /// Prepares a fresh interpreter (current on this thread, GIL held) for applications.
-fn setup(name: &str, index: InterpIndex, own_gil: bool) -> Result<&'static Group, String> {
+fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool) -> Result<&'static Group, String> {
     let run = || -> PyResult<(request_objects::Types, Events, [*mut ffi::PyObject; 2])> {
         let s = settings::get();
         let bootstrap = run_bootstrap()?;
@@ -353,6 +374,7 @@ fn setup(name: &str, index: InterpIndex, own_gil: bool) -> Result<&'static Group
     match run() {
         Ok((types, events, [errors, file_wrapper])) => Ok(Box::leak(Box::new(Group {
             name: name.to_string(),
+            replica,
             index,
             loader: Mutex::new(()),
             scripts: Mutex::new(HashMap::new()),

@@ -9,6 +9,7 @@ pub mod group;
 pub mod headers;
 mod input;
 mod py;
+mod replicas;
 pub mod runtime;
 mod script;
 mod settings;

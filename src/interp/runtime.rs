@@ -82,20 +82,34 @@ pub fn import_scripts(config: &abi::EngineConfig) {
     for entry in entries {
         // SAFETY: byte strings valid for the call.
         let (script, group_name) = unsafe { (entry.script.to_text(), entry.group.to_text()) };
-        let group = match group::get_or_create(&group_name, entry.gil_mode) {
-            Ok(group) => group,
-            Err(message) => {
-                settings::log(level::ERR, &message);
-                continue;
-            }
+        // Every replica of the group imports the script, so that none starts cold.
+        let replicas = if entry.replicas > 1 && !group::wants_own_gil(&group_name, entry.gil_mode) {
+            super::replicas::warn_shared(&group_name, entry.replicas);
+            1
+        } else {
+            entry.replicas.clamp(1, crate::abi::replicas::MAX)
         };
-        let _gil = gil::GilGuard::acquire(group.index);
-        match super::script::load(group, &script, true) {
-            Ok(_) => settings::log(level::INFO, &format!("Imported WSGI script '{script}' into application group '{group_name}'.")),
-            Err(_) => {
-                settings::log(level::ERR, &format!("Failed to import WSGI script '{script}' into application group '{group_name}' (WSGIImportScript)."));
-                settings::log_lines(level::ERR, &error::take_traceback());
-            }
+        for replica in 0..replicas {
+            import_script(&script, &group_name, replica, entry.gil_mode);
+        }
+    }
+}
+
+/// Loads one `WSGIImportScript` script into one interpreter of its group.
+fn import_script(script: &str, group_name: &str, replica: u32, gil_mode: std::ffi::c_int) {
+    let group = match group::get_or_create(group_name, replica, gil_mode) {
+        Ok(group) => group,
+        Err(message) => {
+            settings::log(level::ERR, &message);
+            return;
+        }
+    };
+    let _gil = gil::GilGuard::acquire(group.index);
+    match super::script::load(group, script, true) {
+        Ok(_) => settings::log(level::INFO, &format!("Imported WSGI script '{script}' into application group '{group_name}'.")),
+        Err(_) => {
+            settings::log(level::ERR, &format!("Failed to import WSGI script '{script}' into application group '{group_name}' (WSGIImportScript)."));
+            settings::log_lines(level::ERR, &error::take_traceback());
         }
     }
 }

@@ -7,7 +7,7 @@ use super::py::{self, PyObj};
 use super::script::{self, LoadError};
 use super::busy::Busy;
 use super::group::Subscribers;
-use super::{environ, error, group, request_objects, settings, start_response};
+use super::{environ, error, group, replicas, request_objects, settings, start_response};
 use crate::abi::{self, level, Outcome};
 use crate::gil::scheduler;
 use crate::gil::{GilGuard, Refused};
@@ -49,6 +49,18 @@ fn serve(ex: &Exchange) -> Outcome {
     // The scheduler gates the shared GIL only: a group with its own GIL (existing, or to be
     // created so) is entered without a slot. (One gate per own GIL is not implemented yet.)
     let own_gil = group::lookup(&group_name).map_or_else(|| group::wants_own_gil(&group_name, gil_mode), |g| g.own_gil);
+    // Which of the group's interpreters, when it has several (each with its own GIL; see
+    // `replicas.rs`); counted there until the request ends.
+    let replicas = abi::replicas::from_environ_value(ex.environ_value(abi::replicas::ENVIRON_KEY));
+    let (replica, _active) = if replicas > 1 && own_gil {
+        let (replica, active) = replicas::choose(&group_name, replicas);
+        (replica, Some(active))
+    } else {
+        if replicas > 1 {
+            replicas::warn_shared(&group_name, replicas);
+        }
+        (0, None)
+    };
     // The slot first, without the GIL: at most WSGIPythonConcurrency threads go further.
     let entered = if own_gil { Ok(None) } else { scheduler::enter().map(Some) };
     let mut ticket = match entered {
@@ -65,7 +77,7 @@ fn serve(ex: &Exchange) -> Outcome {
             return Outcome::UNAVAILABLE;
         }
     };
-    let group = match group::get_or_create(&group_name, gil_mode) {
+    let group = match group::get_or_create(&group_name, replica, gil_mode) {
         Ok(group) => group,
         Err(message) => {
             for line in message.lines() {

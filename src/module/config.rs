@@ -57,6 +57,8 @@ pub struct InterpreterOptions {
     pub process_group: Option<String>,
     pub application_group: Option<String>,
     pub per_interpreter_gil: Option<GilMode>,
+    /// `replicas=N` on the opening tag (ours): the selected groups run in N interpreters.
+    pub replicas: Option<u32>,
 }
 
 /// The `WSGIPerInterpreterGIL` of the application group `application_group` in the process
@@ -68,7 +70,22 @@ pub fn resolve_gil(server: Option<GilMode>, blocks: &[InterpreterOptions], proce
     if application_group.is_empty() {
         return GilMode::Shared;
     }
-    let mut mode = server.unwrap_or(GilMode::Shared);
+    most_specific(blocks, process_group, application_group, |b| b.per_interpreter_gil).unwrap_or(server.unwrap_or(GilMode::Shared))
+}
+
+/// The `replicas=` of the most specific matching container (as [`resolve_gil`]), if any.
+/// `%{GLOBAL}` is one interpreter, whatever a container says.
+pub fn resolve_replicas(blocks: &[InterpreterOptions], process_group: &str, application_group: &str) -> Option<u32> {
+    if application_group.is_empty() {
+        return None;
+    }
+    most_specific(blocks, process_group, application_group, |b| b.replicas)
+}
+
+/// What `field` says in the most specific container whose selectors all match (the later of
+/// equal specificity), among those that set it.
+fn most_specific<T>(blocks: &[InterpreterOptions], process_group: &str, application_group: &str, field: impl Fn(&InterpreterOptions) -> Option<T>) -> Option<T> {
+    let mut found = None;
     let mut best = -1;
     for block in blocks {
         let mut specificity = 0;
@@ -82,20 +99,23 @@ pub fn resolve_gil(server: Option<GilMode>, blocks: &[InterpreterOptions], proce
         if specificity < 0 {
             continue;
         }
-        if let Some(value) = block.per_interpreter_gil {
+        if let Some(value) = field(block) {
             if specificity >= best {
-                mode = value;
+                found = Some(value);
                 best = specificity;
             }
         }
     }
-    mode
+    found
 }
 
 /// Options shared by the directives and by the `WSGIScriptAlias` options.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AppOptions {
     pub group: Option<GroupSpec>,
+    /// `replicas=N` of `WSGIApplicationGroup` or `WSGIScriptAlias` (ours; never from
+    /// `.htaccess`): the application group runs in N own-GIL interpreters.
+    pub replicas: Option<u32>,
     /// `WSGIProcessGroup` / `process-group=`: the daemon group, `%{GLOBAL}` for embedded.
     pub process_group: Option<GroupSpec>,
     pub callable: Option<String>,
@@ -117,6 +137,7 @@ impl Merge for AppOptions {
     fn merge(base: &Self, add: &Self) -> Self {
         AppOptions {
             group: add.group.clone().or_else(|| base.group.clone()),
+            replicas: add.replicas.or(base.replicas),
             process_group: add.process_group.clone().or_else(|| base.process_group.clone()),
             callable: add.callable.clone().or_else(|| base.callable.clone()),
             pass_authorization: add.pass_authorization.or(base.pass_authorization),
@@ -188,6 +209,15 @@ impl ServerConfig {
     /// [`resolve_gil`] with this server's settings.
     pub fn gil_mode(&self, process_group: &str, application_group: &str) -> GilMode {
         resolve_gil(self.per_interpreter_gil, &self.interpreter_options, process_group, application_group)
+    }
+
+    /// How many interpreters serve the group: `replicas=` of the request's directory or alias
+    /// (`explicit`), else of the most specific `<WSGIInterpreterOptions>`, else 1.
+    pub fn replicas(&self, explicit: Option<u32>, process_group: &str, application_group: &str) -> u32 {
+        if application_group.is_empty() {
+            return 1;
+        }
+        explicit.or_else(|| resolve_replicas(&self.interpreter_options, process_group, application_group)).unwrap_or(1)
     }
 }
 
@@ -305,6 +335,7 @@ mod tests {
             process_group: pg.map(str::to_string),
             application_group: ag.map(str::to_string),
             per_interpreter_gil: Some(mode),
+            replicas: None,
         };
         let blocks = vec![
             block(Some("site"), Some("a"), GilMode::Shared),
@@ -327,6 +358,22 @@ mod tests {
         let embedded = vec![block(Some(""), None, GilMode::Own)];
         assert_eq!(resolve_gil(None, &embedded, "", "a"), GilMode::Own);
         assert_eq!(resolve_gil(None, &embedded, "site", "a"), GilMode::Shared);
+    }
+
+    #[test]
+    fn replicas_come_from_the_directory_else_the_most_specific_container() {
+        let block = |ag: Option<&str>, replicas| InterpreterOptions { application_group: ag.map(str::to_string), replicas, ..Default::default() };
+        let server = ServerConfig {
+            interpreter_options: vec![block(None, Some(4)), block(Some("a"), Some(2)), block(Some("b"), None)],
+            ..Default::default()
+        };
+        assert_eq!(server.replicas(None, "", "a"), 2);
+        // A container without replicas= leaves the less specific one's.
+        assert_eq!(server.replicas(None, "", "b"), 4);
+        assert_eq!(server.replicas(Some(3), "", "a"), 3);
+        // %{GLOBAL} is the main interpreter: one.
+        assert_eq!(server.replicas(Some(3), "", ""), 1);
+        assert_eq!(ServerConfig::default().replicas(None, "site", "a"), 1);
     }
 
     #[test]

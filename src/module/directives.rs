@@ -74,7 +74,7 @@ const FILEINFO: u32 = apache::OR_FILEINFO;
 pub static COMMANDS: CommandTable<34> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
-    take1(c"WSGIApplicationGroup", application_group, DIRECTORY, c"Application interpreter group."),
+    raw_args(c"WSGIApplicationGroup", application_group, DIRECTORY, c"Application interpreter group [replicas=N]."),
     take1(c"WSGICallableObject", callable_object, FILEINFO, c"Name of entry point in WSGI script file."),
     take1(c"WSGIPythonHome", python_home, SERVER, c"Python prefix or virtual environment for the engine."),
     take1(c"WSGIPythonPath", python_path, SERVER, c"Python module search path (':'-separated)."),
@@ -225,11 +225,12 @@ pub fn parse_alias_words(name: &str, line: &str) -> Result<(String, String, AppO
                 options.callable = Some(value.to_string());
             }
             "pass-authorization" => options.pass_authorization = Some(parse_on_off(name, value)?),
+            "replicas" => options.replicas = Some(parse_replicas(value).map_err(|e| format!("{name}: {e}"))?),
             "process-group" if value.is_empty() => options.process_group = Some(GroupSpec::Global),
             "process-group" => options.process_group = Some(GroupSpec::parse(value).map_err(|e| format!("{name}: process-group: {e}"))?),
             _ => {
                 return Err(format!(
-                    "{name}: invalid option '{key}'; valid options are application-group, callable-object, pass-authorization and process-group"
+                    "{name}: invalid option '{key}'; valid options are application-group, callable-object, pass-authorization, process-group and replicas"
                 ))
             }
         }
@@ -304,7 +305,7 @@ pub fn preload_entry(target: &str, options: &AppOptions, is_match: bool) -> Opti
     if (is_match && target.contains('$')) || target.ends_with('/') || Path::new(target).is_dir() {
         return None;
     }
-    Some(ImportScript { script: target.to_string(), process_group, application_group })
+    Some(ImportScript { script: target.to_string(), process_group, application_group, replicas: options.replicas })
 }
 
 /// Adds the alias's script to the import list (see [`preload_entry`]); a named daemon group
@@ -321,10 +322,39 @@ fn preload(d: &mut Directive, target: &str, options: &AppOptions, is_match: bool
 
 unsafe extern "C" fn application_group(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
-        let spec = GroupSpec::parse(&d.arg).map_err(|e| format!("WSGIApplicationGroup: {e}"))?;
-        d.options().group = Some(spec);
+        let (spec, replicas) = parse_application_group(&d.arg)?;
+        let options = d.options();
+        options.group = Some(spec);
+        options.replicas = replicas;
         Ok(())
     })
+}
+
+/// `WSGIApplicationGroup NAME [replicas=N]`: mod_wsgi's one argument, and our `replicas=`.
+/// (The directive is never allowed in `.htaccess`, so no customer sets replicas.)
+pub fn parse_application_group(line: &str) -> Result<(GroupSpec, Option<u32>), String> {
+    let words = split_words(line)?;
+    let [name, rest @ ..] = words.as_slice() else {
+        return Err("WSGIApplicationGroup takes an application group name, optionally followed by replicas=N".into());
+    };
+    let spec = GroupSpec::parse(name).map_err(|e| format!("WSGIApplicationGroup: {e}"))?;
+    let mut replicas = None;
+    for word in rest {
+        match split_option(word) {
+            Some(("replicas", value)) if replicas.is_none() => replicas = Some(parse_replicas(value).map_err(|e| format!("WSGIApplicationGroup: {e}"))?),
+            _ => return Err(format!("WSGIApplicationGroup: unexpected '{word}' after the group name; the only option is replicas=N")),
+        }
+    }
+    Ok((spec, replicas))
+}
+
+/// `replicas=N` (ours): how many interpreters, each with its own GIL, serve one application
+/// group in a process; 1 to [`abi::replicas::MAX`].
+pub fn parse_replicas(value: &str) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(n) if (1..=crate::abi::replicas::MAX).contains(&n) => Ok(n),
+        _ => Err(format!("replicas={value}: expected a number of interpreters from 1 to {}", crate::abi::replicas::MAX)),
+    }
 }
 
 unsafe extern "C" fn callable_object(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
@@ -434,7 +464,7 @@ pub fn parse_import_script(line: &str) -> Result<ImportScript, String> {
         GroupSpec::Literal(name) => name,
         _ => return Err(format!("WSGIImportScript: application-group={group} needs a request to expand; use a name or %{{GLOBAL}}")),
     };
-    Ok(ImportScript { script: script.clone(), process_group, application_group: group })
+    Ok(ImportScript { script: script.clone(), process_group, application_group: group, replicas: None })
 }
 
 /// mod_wsgi's checks of a daemon group named by a directive of `server`: a `WSGIDaemonProcess`
@@ -788,6 +818,11 @@ pub fn parse_interpreter_options(arg: &str) -> Result<InterpreterOptions, String
         let (slot, name) = match key.to_ascii_lowercase().as_str() {
             "process-group" => (&mut block.process_group, "process-group"),
             "application-group" => (&mut block.application_group, "application-group"),
+            "replicas" if block.replicas.is_none() => {
+                block.replicas = Some(parse_replicas(&value).map_err(|e| format!("<WSGIInterpreterOptions>: {e}"))?);
+                continue;
+            }
+            "replicas" => return Err("<WSGIInterpreterOptions>: replicas given more than once".into()),
             _ => return Err(format!("<WSGIInterpreterOptions>: unknown selector '{key}', expected process-group or application-group")),
         };
         if slot.is_some() {
@@ -877,7 +912,7 @@ mod tests {
     fn import_script() {
         assert_eq!(
             parse_import_script("/srv/a.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}"),
-            Ok(ImportScript { script: "/srv/a.wsgi".into(), process_group: String::new(), application_group: String::new() })
+            Ok(ImportScript { script: "/srv/a.wsgi".into(), process_group: String::new(), application_group: String::new(), replicas: None })
         );
         assert_eq!(parse_import_script("/a.wsgi application-group=site process-group=").unwrap().application_group, "site");
         assert!(parse_import_script("/a.wsgi application-group=x").unwrap_err().contains("requires both"));
@@ -895,11 +930,11 @@ mod tests {
         let alias = |line| entry("WSGIScriptAlias", line);
         assert_eq!(
             alias("/a /srv/a.wsgi process-group=site application-group=%{GLOBAL}"),
-            Some(ImportScript { script: "/srv/a.wsgi".into(), process_group: "site".into(), application_group: String::new() })
+            Some(ImportScript { script: "/srv/a.wsgi".into(), process_group: "site".into(), application_group: String::new(), replicas: None })
         );
         assert_eq!(
             alias("/a /srv/a.wsgi application-group=app process-group=%{GLOBAL}"),
-            Some(ImportScript { script: "/srv/a.wsgi".into(), process_group: String::new(), application_group: "app".into() })
+            Some(ImportScript { script: "/srv/a.wsgi".into(), process_group: String::new(), application_group: "app".into(), replicas: None })
         );
         // Both options, literal, or nothing: as mod_wsgi.
         assert_eq!(alias("/a /srv/a.wsgi process-group=site"), None);

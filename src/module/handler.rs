@@ -98,11 +98,17 @@ fn serve(r: &mut RequestRec) -> c_int {
     environ.push((b"mod_wsgi.callable_object".to_vec(), callable.clone().into_bytes()));
     // The group's WSGIPerInterpreterGIL, for the engine that creates its interpreter (see
     // `abi::gil_mode::ENVIRON_KEY`); never one that SetEnv made.
-    environ.retain(|(k, _)| k != abi::gil_mode::ENVIRON_KEY);
+    // Likewise its replicas (`abi::replicas`), when more than one.
+    environ.retain(|(k, _)| k != abi::gil_mode::ENVIRON_KEY && k != abi::replicas::ENVIRON_KEY);
     // SAFETY: every request has a live server_rec with our config.
-    let gil_mode = unsafe { server_config(r.server()) }.gil_mode(&process_group, &group).to_abi();
+    let server = unsafe { server_config(r.server()) };
+    let gil_mode = server.gil_mode(&process_group, &group).to_abi();
     if let Some(value) = abi::gil_mode::environ_value(gil_mode) {
         environ.push((abi::gil_mode::ENVIRON_KEY.to_vec(), value.to_vec()));
+    }
+    let replicas = server.replicas(options.replicas, &process_group, &group);
+    if replicas > 1 {
+        environ.push((abi::replicas::ENVIRON_KEY.to_vec(), replicas.to_string().into_bytes()));
     }
     let pairs: Vec<abi::Pair> =
         environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();

@@ -18,6 +18,9 @@ pub struct ImportScript {
     pub process_group: String,
     /// The application group, or empty for `%{GLOBAL}`.
     pub application_group: String,
+    /// `replicas=` of the `WSGIScriptAlias` that preloads it (`None`: as the
+    /// `<WSGIInterpreterOptions>` say).
+    pub replicas: Option<u32>,
 }
 
 static LIST: Mutex<Vec<ImportScript>> = Mutex::new(Vec::new());
@@ -48,7 +51,8 @@ extern "C" {
 }
 
 /// The engine's view of `entries`, borrowing their strings (keep `entries` alive meanwhile),
-/// each with its group's `WSGIPerInterpreterGIL` (from the main server's configuration).
+/// each with its group's `WSGIPerInterpreterGIL` and replicas (from the main server's
+/// configuration): every replica of a group imports the script.
 pub fn to_abi(entries: &[ImportScript]) -> Vec<abi::ImportScript> {
     // SAFETY: read after the configuration is read (in a child or a daemon), when Apache has
     // set it; our record is attached to every server_rec.
@@ -59,6 +63,7 @@ pub fn to_abi(entries: &[ImportScript]) -> Vec<abi::ImportScript> {
             script: abi::Bytes::new(e.script.as_bytes()),
             group: abi::Bytes::new(e.application_group.as_bytes()),
             gil_mode: main.map_or(abi::gil_mode::SHARED, |m| m.gil_mode(&e.process_group, &e.application_group).to_abi()),
+            replicas: main.map_or(1, |m| m.replicas(e.replicas, &e.process_group, &e.application_group)),
         })
         .collect()
 }

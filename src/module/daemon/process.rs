@@ -602,7 +602,9 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     let mut environ = hello.environ;
     // The group's WSGIPerInterpreterGIL as this process's configuration says (the main
     // server's, as the child resolved it), never as the connection says: the first request
-    // for a group fixes its interpreter's mode for the life of the process.
+    // for a group fixes its interpreter's mode for the life of the process. Its replicas
+    // (`abi::replicas`) stay as the child resolved them: a directory's `replicas=` is known
+    // only there.
     environ.retain(|(k, _)| k != abi::gil_mode::ENVIRON_KEY);
     // SAFETY: the main server's configuration, read-only after start-up.
     let gil_mode = unsafe { server_config(shared.main) }.gil_mode(&shared.name, &String::from_utf8_lossy(&hello.group)).to_abi();
