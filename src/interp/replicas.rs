@@ -41,6 +41,25 @@ impl Drop for Active {
     }
 }
 
+/// Added to the count of a replica whose interpreter could not be created, so that [`choose`]
+/// sends requests elsewhere (see [`retire`]).
+const RETIRED: u32 = 1 << 30;
+
+/// Fixes the number of `name`'s replicas before any request (`WSGIImportScript`).
+pub fn register(name: &str, replicas: u32) {
+    set_for(name, replicas);
+}
+
+/// `replica` of `name` could not be created: no request is sent to it again unless every
+/// other replica is retired too (the first one never is: requests fall back to it).
+pub fn retire(name: &str, replica: u32) {
+    if let Some(slot) = SETS.read().as_ref().and_then(|sets| sets.get(name).copied()).and_then(|set| set.active.get(replica as usize)) {
+        if slot.load(Ordering::Relaxed) < RETIRED {
+            slot.fetch_add(RETIRED, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The replica (0-based) a request to `name`, served by `wanted` replicas, runs in, counted
 /// as running there until the returned guard drops. No GIL needed; no lock held after return.
 pub fn choose(name: &str, wanted: u32) -> (u32, Active) {

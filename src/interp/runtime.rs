@@ -89,6 +89,9 @@ pub fn import_scripts(config: &abi::EngineConfig) {
         } else {
             entry.replicas.clamp(1, crate::abi::replicas::MAX)
         };
+        if replicas > 1 {
+            super::replicas::register(&group_name, replicas);
+        }
         for replica in 0..replicas {
             import_script(&script, &group_name, replica, entry.gil_mode);
         }

@@ -77,7 +77,20 @@ fn serve(ex: &Exchange) -> Outcome {
             return Outcome::UNAVAILABLE;
         }
     };
-    let group = match group::get_or_create(&group_name, replica, gil_mode) {
+    let created = group::get_or_create(&group_name, replica, gil_mode).or_else(|message| {
+        if replica == 0 {
+            return Err(message);
+        }
+        // A replica that cannot be created is not asked again; the request goes to the
+        // first one (whose own failure is the request's).
+        for line in message.lines() {
+            ex.log(level::ERR, line);
+        }
+        ex.log(level::ERR, &format!("Replica {} of application group '{group_name}' could not be created; its requests go to the others.", replica + 1));
+        replicas::retire(&group_name, replica);
+        group::get_or_create(&group_name, 0, gil_mode)
+    });
+    let group = match created {
         Ok(group) => group,
         Err(message) => {
             for line in message.lines() {

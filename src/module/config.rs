@@ -137,7 +137,9 @@ impl Merge for AppOptions {
     fn merge(base: &Self, add: &Self) -> Self {
         AppOptions {
             group: add.group.clone().or_else(|| base.group.clone()),
-            replicas: add.replicas.or(base.replicas),
+            // A group's replicas go with its name: a nearer WSGIApplicationGroup without
+            // replicas= does not inherit those of an enclosing one naming another group.
+            replicas: if add.group.is_some() { add.replicas } else { base.replicas },
             process_group: add.process_group.clone().or_else(|| base.process_group.clone()),
             callable: add.callable.clone().or_else(|| base.callable.clone()),
             pass_authorization: add.pass_authorization.or(base.pass_authorization),

@@ -235,6 +235,9 @@ pub fn parse_alias_words(name: &str, line: &str) -> Result<(String, String, AppO
             }
         }
     }
+    if options.replicas.is_some() && options.group.is_none() {
+        return Err(format!("{name}: replicas= needs application-group= (the replicas are of that group)"));
+    }
     Ok((url.clone(), target.clone(), options))
 }
 

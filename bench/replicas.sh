@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Benchmark (not a test) of replicas (issue 11): one application group served by N own-GIL
+# interpreters of ONE Apache child, in one run, side by side:
+#   1. CPU-bound page (pure-Python loop), one child x 16 threads, one URL, wrk -c16:
+#        ours, one own-GIL group / ours, 2 replicas                        (target >= 1.85)
+#        mod_wsgi 6.1.1 (pip install mod_wsgi into a venv of the same Python 3.12), its
+#        recipe: two own-GIL groups chosen per request by a WSGIDispatchScript (round robin);
+#        ours with 2 replicas / that                                      (target >= 1.15)
+#   2. the Django page of bench/django_page (Django 4.2 from PyPI in that venv), one child x
+#      32 threads: ours with 2 replicas / ours with one shared-GIL group   (target >= 1.8)
+# Prints figures and ratios; no pass/fail. Needs a quiet machine (2 cores here).
+#
+# Environment:
+#   BENCH_PYTHON=3.12        the Python (/opt/mod_wsgi-rs/python/X.Y; scripts/pythons X.Y)
+#   BENCH_VENV=target/bench-venv-X.Y   venv with mod_wsgi (6.x) and Django (made when missing)
+#   BENCH_DURATION=8s        wrk -d per measurement
+#   BENCH_WARMUP=3s          wrk -d of the warm-up
+#   BENCH_SKIP_BUILD=1       do not run scripts/build first
+#   BENCH_KEEP=1             keep the temp dirs
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VERSION=${BENCH_PYTHON:-3.12}
+PYHOME=/opt/mod_wsgi-rs/python/$VERSION
+VENV=${BENCH_VENV:-$REPO/target/bench-venv-$VERSION}
+DURATION=${BENCH_DURATION:-8s}
+WARMUP=${BENCH_WARMUP:-3s}
+PY=/usr/bin/python3
+HTTPD=/usr/sbin/apache2
+MODULES=/usr/lib/apache2/modules
+OUR_MODULE=$REPO/target/modules/mod_wsgi.so
+WRK_LOG=$(mktemp "${TMPDIR:-/tmp}/bench-replicas-wrk.XXXXXX")
+
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
+
+need=()
+[ -x "$HTTPD" ] || need+=(apache2)
+command -v apxs >/dev/null 2>&1 || need+=(apache2-dev)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+install_packages "${need[@]}"
+build_module
+[ -x "$PYHOME/bin/python$VERSION" ] && [ -f "$REPO/target/modules/mod_wsgi-engine-py$VERSION.so" ] \
+  || die "no Python $VERSION engine: run scripts/pythons $VERSION"
+
+if [ ! -x "$VENV/bin/mod_wsgi-express" ] || ! "$VENV/bin/python" -c 'import django' 2>/dev/null; then
+  log "making $VENV: pip install mod_wsgi 'django<5' (builds mod_wsgi against Debian's Apache)"
+  "$PYHOME/bin/python$VERSION" -m venv "$VENV" >&2 || die "cannot create $VENV"
+  "$VENV/bin/pip" install -q mod_wsgi 'django<5' >&2 || die "pip install mod_wsgi django failed"
+fi
+THEIR_MODULE=$("$VENV/bin/mod_wsgi-express" module-location)
+THEIR_VERSION=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mod_wsgi"))')
+DJANGO_VERSION=$("$VENV/bin/python" -c 'import django; print(django.get_version())')
+
+DIRS=()
+trap 'cleanup; rm -f "$WRK_LOG"' EXIT
+# Everything Apache's user reads, in one world-readable temp dir: the modules (a private copy,
+# so that a rebuild cannot pull a file from under Apache), the venv (copied: root's home,
+# where it may live, is not readable by nobody), the apps.
+SHARE=$(mktemp -d "${TMPDIR:-/tmp}/bench-replicas.XXXXXX")
+DIRS+=("$SHARE")
+mkdir "$SHARE/modules"
+cp "$REPO"/target/modules/*.so "$THEIR_MODULE" "$SHARE/modules/"
+THEIR_MODULE=$SHARE/modules/$(basename "$THEIR_MODULE")
+cp -a "$VENV" "$SHARE/venv"
+VENV_COPY=$SHARE/venv
+# A venv's interpreter is a symlink to the base Python; both must be readable (they are
+# under /opt).
+
+cat >"$SHARE/cpu.wsgi" <<'EOF'
+def work():
+    total = 0
+    for i in range(30000):
+        total += i * i % 7
+    return total
+
+def application(environ, start_response):
+    body = b"%d\n" % work()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+EOF
+# mod_wsgi 6's recipe for one app in several own-GIL interpreters: a dispatch script that
+# picks the application group per request.
+cat >"$SHARE/dispatch.py" <<'EOF'
+import itertools
+_next = itertools.count()
+
+def application_group(environ):
+    return 'cpu-%d' % (next(_next) % 2)
+EOF
+cp -r "$REPO/bench/django_page" "$SHARE/django"
+mkdir "$SHARE/django/data"
+log "setting up the Django project with Django $DJANGO_VERSION: migrate, 20 items"
+(
+  cd "$SHARE/django"
+  "$VENV_COPY/bin/python" manage.py makemigrations items -v0
+  "$VENV_COPY/bin/python" manage.py migrate -v0
+  "$VENV_COPY/bin/python" manage.py shell -c 'import items.populate'
+) >&2 || die "Django set-up failed"
+chmod -R a+rX "$SHARE"
+chmod 777 "$SHARE/django/data"
+chmod 666 "$SHARE/django/data/db.sqlite3"
+
+# make_server NAME THREADS MODULE CONFIG -> prints "dir port"
+make_server() {
+  local name=$1 dir port
+  THREADS=$2
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-replicas-$name.XXXXXX")
+  chmod 755 "$dir"
+  port=$(free_port)
+  {
+    httpd_base_conf "$dir" "$port" "$3" info
+    cat <<CONF
+KeepAlive On
+MaxKeepAliveRequests 0
+<Directory $SHARE>
+  Require all granted
+</Directory>
+WSGIPythonHome $VENV_COPY
+$4
+CONF
+  } >"$dir/httpd.conf"
+  echo "$dir $port"
+}
+
+declare -A RATE
+# measure NAME THREADS MODULE URLPATH CONFIG: starts the server, warms up, measures, stops.
+measure() {
+  local name=$1 threads=$2 dir port
+  read -r dir port < <(make_server "$name" "$threads" "$3" "$5")
+  DIRS+=("$dir")
+  start_server "$dir" "http://127.0.0.1:$port$4"
+  CONNECTIONS=$threads
+  wrk -t2 -c"$CONNECTIONS" -d"$WARMUP" "http://127.0.0.1:$port$4" >/dev/null
+  read -r rps _ <<<"$(run_wrk "http://127.0.0.1:$port$4" "$DURATION")"
+  RATE[$name]=$rps
+  log "$name: $rps req/s ($(grep -c "with own GIL" "$dir/error.log" || true) own-GIL interpreters)"
+  if grep -E "Segmentation fault|Fatal Python error|exit signal|panicked" "$dir/error.log" >&2; then
+    log "warning: crash lines in $dir/error.log"
+  fi
+  kill "$(cat "$dir/httpd.pid")"
+  for _ in $(seq 100); do [ -f "$dir/httpd.pid" ] || break; sleep 0.1; done
+}
+
+CPU_ALIAS="WSGIScriptAlias /cpu $SHARE/cpu.wsgi"
+log "1. CPU-bound page, one child x 16 threads"
+measure ours-one 16 "$SHARE/modules/mod_wsgi.so" /cpu "WSGIPerInterpreterGIL On
+$CPU_ALIAS application-group=cpu"
+measure ours-replicas 16 "$SHARE/modules/mod_wsgi.so" /cpu "WSGIPerInterpreterGIL On
+$CPU_ALIAS application-group=cpu replicas=2"
+measure theirs-one 16 "$THEIR_MODULE" /cpu "WSGIPerInterpreterGIL On
+$CPU_ALIAS application-group=cpu"
+measure theirs-recipe 16 "$THEIR_MODULE" /cpu "WSGIPerInterpreterGIL On
+WSGIDispatchScript $SHARE/dispatch.py
+$CPU_ALIAS"
+
+log "2. Django page, one child x 32 threads"
+DJANGO_ALIAS="WSGIScriptAlias / $SHARE/django/benchsite/wsgi.py"
+measure django-shared 32 "$SHARE/modules/mod_wsgi.so" / "$DJANGO_ALIAS application-group=site"
+measure django-replicas 32 "$SHARE/modules/mod_wsgi.so" / "WSGIPerInterpreterGIL On
+$DJANGO_ALIAS application-group=site replicas=2"
+
+ratio() { "$PY" -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
+echo
+echo "Replicas, one Apache child, Python $VERSION, wrk -t2 -c(threads) -d$DURATION ($(nproc) cores); mod_wsgi $THEIR_VERSION, Django $DJANGO_VERSION"
+printf '%-52s %10s\n' "" "req/s"
+printf '%-52s %10s\n' "CPU page, ours, one own-GIL group" "${RATE[ours-one]}"
+printf '%-52s %10s\n' "CPU page, ours, 2 replicas" "${RATE[ours-replicas]}"
+printf '%-52s %10s\n' "CPU page, mod_wsgi $THEIR_VERSION, one own-GIL group" "${RATE[theirs-one]}"
+printf '%-52s %10s\n' "CPU page, mod_wsgi $THEIR_VERSION, dispatch recipe (2 groups)" "${RATE[theirs-recipe]}"
+printf '%-52s %10s\n' "Django page x 32 threads, ours, one shared-GIL group" "${RATE[django-shared]}"
+printf '%-52s %10s\n' "Django page x 32 threads, ours, 2 replicas" "${RATE[django-replicas]}"
+echo "  CPU: 2 replicas / one group:               $(ratio "${RATE[ours-replicas]}" "${RATE[ours-one]}")   (target 1.85)"
+echo "  CPU: 2 replicas / mod_wsgi's recipe:        $(ratio "${RATE[ours-replicas]}" "${RATE[theirs-recipe]}")   (target 1.15)"
+echo "  CPU: mod_wsgi's recipe / its one group:     $(ratio "${RATE[theirs-recipe]}" "${RATE[theirs-one]}")"
+echo "  Django: 2 replicas / one shared-GIL group:  $(ratio "${RATE[django-replicas]}" "${RATE[django-shared]}")   (target 1.8)"
