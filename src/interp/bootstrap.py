@@ -132,7 +132,7 @@ def _restrict_signal(log):
 
 def setup(group, is_main, initial_environ, python_path, version, process_metrics, server_metrics, log,
           restrict_stdin, restrict_stdout, restrict_signal, maximum_processes, threads_per_process,
-          process_group, switch_interval):
+          process_group, switch_interval, own_gil):
     import codecs
     import os
     import site
@@ -143,6 +143,12 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
     # on its first encode, and a thread that encodes while another is still importing the
     # encodings package finds the registry empty ("no codec search functions registered").
     codecs.lookup('ascii')
+
+    # Before anything can import an extension (a .pth file, the application): see
+    # single_phase.py, run into these globals before this file.
+    refused_extensions = []
+    if own_gil:
+        refuse_single_phase_extensions(refused_extensions)  # noqa: F821
 
     if is_main:
         # threading records the thread that first imports it as the main thread, and waits for
@@ -203,6 +209,8 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
     module.server_metrics = server_metrics
     module.subscribe_events = subscribe_events
     module.subscribe_shutdown = subscribe_shutdown
+    # Extension modules refused in this own-GIL interpreter (single-phase init), by name.
+    module.refused_extensions = refused_extensions
     sys.modules["mod_wsgi"] = module
     return event_callbacks, shutdown_callbacks, fire, Log(log, ERR, 'wsgi.errors'), FileWrapper
 

@@ -163,6 +163,9 @@ pub fn wants_own_gil(name: &str, gil_mode: std::ffi::c_int) -> bool {
     if name.is_empty() || gil_mode == crate::abi::gil_mode::SHARED {
         return false;
     }
+    if gil_mode == crate::abi::gil_mode::AUTO && FELL_BACK.lock().iter().any(|n| n == name) {
+        return false;
+    }
     if cfg!(Py_3_12) {
         return true;
     }
@@ -186,9 +189,10 @@ fn lookup_key(key: &str) -> Option<&'static Group> {
     GROUPS.read().as_ref()?.get(key).copied()
 }
 
-/// Every group (for shutdown), the main interpreter's last.
+/// Every group (for shutdown), set-aside ones included, the main interpreter's last.
 pub fn all() -> Vec<&'static Group> {
     let mut groups: Vec<_> = GROUPS.read().as_ref().map(|g| g.values().copied().collect()).unwrap_or_default();
+    groups.extend(SET_ASIDE.lock().iter().copied());
     groups.sort_by_key(|g| std::cmp::Reverse(g.index.0));
     groups
 }
@@ -290,6 +294,39 @@ unsafe fn new_interpreter(own_gil: bool, main: *mut ffi::PyThreadState) -> Resul
 /// failed): see `runtime::shutdown` for what that changes on Python 3.12.
 pub static OWN_GIL_CREATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Groups that `WSGIPerInterpreterGIL Auto` moved to the shared GIL (`fallback.rs`).
+static FELL_BACK: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Their own-GIL interpreters, out of the registry: ended with the others at exit.
+static SET_ASIDE: Mutex<Vec<&'static Group>> = Mutex::new(Vec::new());
+
+/// Takes every interpreter of `name` (all its replicas) out of the registry, and makes the
+/// next one created for it, under `WSGIPerInterpreterGIL Auto`, share the main GIL. Call
+/// without the GIL. Requests already in the old interpreters finish there.
+pub fn set_aside(name: &str) {
+    let _creating = CREATING.lock();
+    {
+        let mut fell_back = FELL_BACK.lock();
+        if !fell_back.iter().any(|n| n == name) {
+            fell_back.push(name.to_string());
+        }
+    }
+    let mut guard = GROUPS.write();
+    let Some(groups) = guard.as_mut() else { return };
+    let prefix = format!("{name}\0");
+    let keys: Vec<String> = groups.keys().filter(|k| *k == name || k.starts_with(&prefix)).cloned().collect();
+    let mut set_aside = SET_ASIDE.lock();
+    for key in keys {
+        if let Some(group) = groups.remove(&key) {
+            if group.own_gil {
+                set_aside.push(group);
+            } else {
+                // Already on the shared GIL (another request moved it first): keep it.
+                groups.insert(key, group);
+            }
+        }
+    }
+}
+
 /// Groups whose set-up failed with threads of theirs still running, so that their
 /// interpreter was left as it is: not created again in this process.
 static ABANDONED: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -365,6 +402,7 @@ fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool) -> Result<
             &py::text(&s.process_group)?,
             // SAFETY: a new float object.
             &unsafe { PyObj::from_owned(ffi::PyFloat_FromDouble(s.switch_interval))? },
+            &py::boolean(own_gil),
         ])?;
         // SAFETY: setup() returns a 5-tuple; each item is kept (one reference) for good.
         let item = |i| unsafe { PyObj::from_borrowed(ffi::PyTuple_GetItem(lists.as_ptr(), i)).map(PyObj::into_ptr) };
@@ -391,22 +429,25 @@ fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool) -> Result<
     }
 }
 
-/// Compiles `bootstrap.py` in this interpreter and returns its `setup` function.
+/// Compiles `single_phase.py` and `bootstrap.py` in this interpreter, into one namespace,
+/// and returns the latter's `setup` function.
 fn run_bootstrap() -> PyResult<PyObj> {
-    let source = py::cstring(include_str!("bootstrap.py"));
     let globals = py::dict()?;
     let builtins = py::builtins()?;
     py::dict_set(&globals, "__builtins__", &builtins)?;
-    // SAFETY: C source string and a live globals dict; the result is a new reference.
-    let _ = unsafe {
-        PyObj::from_owned(ffi::PyRun_StringFlags(
-            source.as_ptr(),
-            ffi::Py_file_input,
-            globals.as_ptr(),
-            globals.as_ptr(),
-            std::ptr::null_mut(),
-        ))?
-    };
+    for text in [include_str!("single_phase.py"), include_str!("bootstrap.py")] {
+        let source = py::cstring(text);
+        // SAFETY: C source string and a live globals dict; the result is a new reference.
+        let _ = unsafe {
+            PyObj::from_owned(ffi::PyRun_StringFlags(
+                source.as_ptr(),
+                ffi::Py_file_input,
+                globals.as_ptr(),
+                globals.as_ptr(),
+                std::ptr::null_mut(),
+            ))?
+        };
+    }
     let key = py::cstring("setup");
     // SAFETY: live dict; the borrowed result is turned into an owned one.
     unsafe { PyObj::from_borrowed(ffi::PyDict_GetItemString(globals.as_ptr(), key.as_ptr())) }

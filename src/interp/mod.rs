@@ -5,6 +5,7 @@ pub mod busy;
 mod environ;
 mod error;
 mod exchange;
+mod fallback;
 pub mod group;
 pub mod headers;
 mod input;

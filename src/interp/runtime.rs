@@ -93,6 +93,9 @@ pub fn import_scripts(config: &abi::EngineConfig) {
             super::replicas::register(&group_name, replicas);
         }
         for replica in 0..replicas {
+            if replica > 0 && !group::wants_own_gil(&group_name, entry.gil_mode) {
+                break; // moved to the shared GIL (Auto): one interpreter
+            }
             import_script(&script, &group_name, replica, entry.gil_mode);
         }
     }
@@ -107,12 +110,24 @@ fn import_script(script: &str, group_name: &str, replica: u32, gil_mode: std::ff
             return;
         }
     };
-    let _gil = gil::GilGuard::acquire(group.index);
+    let gil_guard = gil::GilGuard::acquire(group.index);
     match super::script::load(group, script, true) {
         Ok(_) => settings::log(level::INFO, &format!("Imported WSGI script '{script}' into application group '{group_name}'.")),
         Err(_) => {
+            // The exception first: nothing else may run while it is set.
+            let traceback = error::take_traceback();
+            let refused = if gil_mode == crate::abi::gil_mode::AUTO && group.own_gil { super::fallback::refused_extensions() } else { Vec::new() };
+            drop(gil_guard);
+            if !refused.is_empty() {
+                // WSGIPerInterpreterGIL Auto: moved to the shared GIL before it serves; again.
+                super::fallback::fall_back(group_name, &refused, &traceback);
+                return import_script(script, group_name, replica, gil_mode);
+            }
             settings::log(level::ERR, &format!("Failed to import WSGI script '{script}' into application group '{group_name}' (WSGIImportScript)."));
-            settings::log_lines(level::ERR, &error::take_traceback());
+            settings::log_lines(level::ERR, &traceback);
+            if let Some(advice) = super::fallback::advise(group_name, &traceback) {
+                settings::log(level::ERR, &advice);
+            }
         }
     }
 }

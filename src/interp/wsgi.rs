@@ -7,7 +7,7 @@ use super::py::{self, PyObj};
 use super::script::{self, LoadError};
 use super::busy::Busy;
 use super::group::Subscribers;
-use super::{environ, error, group, replicas, request_objects, settings, start_response};
+use super::{environ, error, fallback, group, replicas, request_objects, settings, start_response};
 use crate::abi::{self, level, Outcome};
 use crate::gil::scheduler;
 use crate::gil::{GilGuard, Refused};
@@ -27,7 +27,20 @@ pub fn handle(request: &abi::Request) -> Outcome {
     let _current = Current::set(request);
     // A panic after part of the response reached Apache must not become a 500 that Apache
     // would append to a response whose headers are out: the connection is aborted instead.
-    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(&ex))) {
+    let attempt = || {
+        let mut moved = None;
+        let outcome = serve(&ex, true, &mut moved);
+        match moved {
+            // WSGIPerInterpreterGIL Auto: the group moves to the shared GIL (the GIL and the
+            // slot are free again here) and the request is served there, once.
+            Some(FallBack { group, refused, traceback }) => {
+                fallback::fall_back(&group, &refused, &traceback);
+                serve(&ex, false, &mut None)
+            }
+            None => outcome,
+        }
+    };
+    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(attempt)) {
         Ok(outcome) => outcome,
         Err(_) => {
             ex.log(level::ERR, "internal error in mod_wsgi-rs while serving this request (a Rust panic)");
@@ -40,8 +53,18 @@ pub fn handle(request: &abi::Request) -> Outcome {
     outcome
 }
 
+/// Why a group's import failed in its own-GIL interpreter under `WSGIPerInterpreterGIL Auto`.
+struct FallBack {
+    group: String,
+    refused: Vec<String>,
+    traceback: Vec<String>,
+}
+
 /// Everything that needs Python: the index, the group, the GIL, the script, the application.
-fn serve(ex: &Exchange) -> Outcome {
+/// When `may_fall_back` and the script's import failed for a refused single-phase extension
+/// under `Auto`, `fall_back` is filled and the outcome is to be ignored: the caller moves the
+/// group and serves again (without `may_fall_back`).
+fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -> Outcome {
     let request = ex.request;
     // SAFETY: byte strings valid for the call.
     let (script, callable, group_name) = unsafe { (request.script.to_text(), request.callable.to_text(), request.group.to_text()) };
@@ -134,8 +157,26 @@ fn serve(ex: &Exchange) -> Outcome {
             return Outcome::NOT_FOUND;
         }
         Err(LoadError::Raised) => {
-            ex.log(level::ERR, &format!("Failed to exec Python script file '{script}'."));
-            log_exception(ex, &format!("Exception occurred processing WSGI script '{script}' in application group '{group_name}'."));
+            // The exception first: nothing else may run while it is set.
+            let traceback = error::take_traceback();
+            if may_fall_back && gil_mode == abi::gil_mode::AUTO && group.own_gil {
+                let refused = fallback::refused_extensions();
+                if !refused.is_empty() {
+                    *fall_back = Some(FallBack { group: group_name.clone(), refused, traceback });
+                    return Outcome::SERVER_ERROR;
+                }
+            }
+            let advice = fallback::advise(&group_name, &traceback);
+            crate::gil::outside(|| {
+                ex.log(level::ERR, &format!("Failed to exec Python script file '{script}'."));
+                ex.log(level::ERR, &format!("Exception occurred processing WSGI script '{script}' in application group '{group_name}'."));
+                for line in &traceback {
+                    ex.log(level::ERR, line);
+                }
+                if let Some(advice) = &advice {
+                    ex.log(level::ERR, advice);
+                }
+            });
             return Outcome::SERVER_ERROR;
         }
     };
