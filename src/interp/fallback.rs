@@ -22,7 +22,11 @@ pub fn refused_extensions() -> Vec<String> {
         let mut names = Vec::new();
         // SAFETY: the GIL is held; the list is alive through `list`.
         let len = unsafe { crate::pyffi::PyList_Size(list.as_ptr()) };
-        for i in 0..len.max(0) {
+        if len < 0 {
+            // Not a list (an application rebound it): the SystemError is taken by the caller.
+            return Err(py::PyErrSet);
+        }
+        for i in 0..len {
             // SAFETY: i is in range; the item is borrowed and turned into an owned reference.
             let item = unsafe { py::PyObj::from_borrowed(crate::pyffi::PyList_GetItem(list.as_ptr(), i))? };
             names.push(item.to_text());
@@ -39,6 +43,10 @@ pub fn refused_extensions() -> Vec<String> {
 /// application will be imported again, and fail there with its own traceback if it still
 /// fails), and moves it (call without the GIL).
 pub fn fall_back(group: &str, refused: &[String], traceback: &[String]) {
+    // Several first requests may find the failure at once: the one that moves the group says so.
+    if !super::group::set_aside(group) {
+        return;
+    }
     settings::log(
         level::WARNING,
         &format!(
@@ -47,7 +55,6 @@ pub fn fall_back(group: &str, refused: &[String], traceback: &[String]) {
         ),
     );
     settings::log_lines(level::INFO, traceback);
-    super::group::set_aside(group);
 }
 
 /// Says what to do when an import failed on an extension that refuses every interpreter but

@@ -122,6 +122,9 @@ pub fn register_main(interp: *mut ffi::PyInterpreterState, tstate: *mut ffi::PyT
 /// creates the interpreter: the first request (or `WSGIImportScript`) for a group decides.
 /// `replica` is which of the group's interpreters (`replicas.rs`; 0 for a group of one).
 pub fn get_or_create(name: &str, replica: u32, gil_mode: std::ffi::c_int) -> Result<&'static Group, String> {
+    // Replicas need an own GIL: a group moved to the shared one (Auto) is one interpreter,
+    // whatever replica a request chose before the move.
+    let replica = if replica > 0 && !wants_own_gil(name, gil_mode) { 0 } else { replica };
     let key = registry_key(name, replica);
     if let Some(group) = lookup_key(&key) {
         return Ok(group);
@@ -301,17 +304,19 @@ static SET_ASIDE: Mutex<Vec<&'static Group>> = Mutex::new(Vec::new());
 
 /// Takes every interpreter of `name` (all its replicas) out of the registry, and makes the
 /// next one created for it, under `WSGIPerInterpreterGIL Auto`, share the main GIL. Call
-/// without the GIL. Requests already in the old interpreters finish there.
-pub fn set_aside(name: &str) {
+/// without the GIL. Requests already in the old interpreters finish there. False when another
+/// thread moved it first.
+pub fn set_aside(name: &str) -> bool {
     let _creating = CREATING.lock();
     {
         let mut fell_back = FELL_BACK.lock();
-        if !fell_back.iter().any(|n| n == name) {
-            fell_back.push(name.to_string());
+        if fell_back.iter().any(|n| n == name) {
+            return false;
         }
+        fell_back.push(name.to_string());
     }
     let mut guard = GROUPS.write();
-    let Some(groups) = guard.as_mut() else { return };
+    let Some(groups) = guard.as_mut() else { return true };
     let prefix = format!("{name}\0");
     let keys: Vec<String> = groups.keys().filter(|k| *k == name || k.starts_with(&prefix)).cloned().collect();
     let mut set_aside = SET_ASIDE.lock();
@@ -325,6 +330,7 @@ pub fn set_aside(name: &str) {
             }
         }
     }
+    true
 }
 
 /// Groups whose set-up failed with threads of theirs still running, so that their

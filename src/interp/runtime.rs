@@ -111,17 +111,21 @@ fn import_script(script: &str, group_name: &str, replica: u32, gil_mode: std::ff
         }
     };
     let gil_guard = gil::GilGuard::acquire(group.index);
+    // Auto: only a first import that itself ran into a refused extension moves the group.
+    let refused_before = (gil_mode == crate::abi::gil_mode::AUTO && group.own_gil && group.scripts.lock().is_empty())
+        .then(|| super::fallback::refused_extensions().len());
     match super::script::load(group, script, true) {
         Ok(_) => settings::log(level::INFO, &format!("Imported WSGI script '{script}' into application group '{group_name}'.")),
         Err(_) => {
             // The exception first: nothing else may run while it is set.
             let traceback = error::take_traceback();
-            let refused = if gil_mode == crate::abi::gil_mode::AUTO && group.own_gil { super::fallback::refused_extensions() } else { Vec::new() };
+            let refused = refused_before.map(|before| (before, super::fallback::refused_extensions()));
             drop(gil_guard);
-            if !refused.is_empty() {
-                // WSGIPerInterpreterGIL Auto: moved to the shared GIL before it serves; again.
-                super::fallback::fall_back(group_name, &refused, &traceback);
-                return import_script(script, group_name, replica, gil_mode);
+            if let Some((before, refused)) = refused.filter(|(before, refused)| refused.len() > *before) {
+                // WSGIPerInterpreterGIL Auto: moved to the shared GIL before it serves; again,
+                // into its one interpreter there.
+                super::fallback::fall_back(group_name, &refused[before..], &traceback);
+                return import_script(script, group_name, 0, gil_mode);
             }
             settings::log(level::ERR, &format!("Failed to import WSGI script '{script}' into application group '{group_name}' (WSGIImportScript)."));
             settings::log_lines(level::ERR, &traceback);

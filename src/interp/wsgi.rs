@@ -147,6 +147,10 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
     // place there would mix it with the application's old modules.
     let in_daemon = !settings::get().process_group.is_empty();
     let reloading = !in_daemon && ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0");
+    // Auto: only a first import that itself ran into a refused extension moves the group
+    // (a later failure, or a refusal the application got past earlier, does not).
+    let refused_before = (may_fall_back && gil_mode == abi::gil_mode::AUTO && group.own_gil && group.scripts.lock().is_empty())
+        .then(|| fallback::refused_extensions().len());
     let module = match script::load(group, &script, reloading) {
         Ok(module) => {
             SCRIPTS_READY.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -159,9 +163,9 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
         Err(LoadError::Raised) => {
             // The exception first: nothing else may run while it is set.
             let traceback = error::take_traceback();
-            if may_fall_back && gil_mode == abi::gil_mode::AUTO && group.own_gil {
+            if let Some(before) = refused_before {
                 let refused = fallback::refused_extensions();
-                if !refused.is_empty() {
+                if refused.len() > before {
                     *fall_back = Some(FallBack { group: group_name.clone(), refused, traceback });
                     return Outcome::SERVER_ERROR;
                 }
