@@ -76,7 +76,7 @@ fn falls_back(version: &str) {
         let mut apache = Apache::start_in(dir, mpm, &config);
         // Preloaded: moved when the child starts, before any request.
         let log = apache.wait_for_log("Imported WSGI script");
-        assert!(log.contains("Application group 'pre' moves to the shared GIL (WSGIPerInterpreterGIL Auto): it imports 'readline' with single-phase init"), "{mpm:?}\n{log}");
+        assert!(log.contains("Application group 'pre' moves to the shared GIL (WSGIPerInterpreterGIL Auto): it imports 'readline', which an interpreter with its own GIL cannot load (single-phase init"), "{mpm:?}\n{log}");
         // The first request is served: the import is retried on the shared GIL.
         expect(&apache, "/needs", "readline readline refused=");
         expect(&apache, "/pre", "readline readline refused=");
@@ -119,4 +119,59 @@ fn auto_falls_back_on_python_3_12() {
 #[test]
 fn auto_falls_back_on_python_3_13() {
     falls_back("3.13");
+}
+
+/// rpds-py from PyPI (a PyO3 package), for Python 3.12, into `dir/site`, with whichever
+/// `python3` on PATH has pip (the wheel is chosen for 3.12, not for that Python).
+fn install_pyo3_package(dir: &TempDir) -> String {
+    let site = dir.path().join("site");
+    let out = std::process::Command::new("python3")
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--target"])
+        .arg(&site)
+        .args(["--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312", "--platform", "manylinux_2_17_x86_64", "rpds-py"])
+        .output()
+        .expect("python3 -m pip");
+    assert!(out.status.success(), "pip install rpds-py (PyPI) failed: {}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::process::Command::new("chmod").args(["-R", "a+rX"]).arg(dir.path()).status();
+    site.display().to_string()
+}
+
+const PYO3_APP: &str = r#"
+import rpds
+import mod_wsgi
+
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [('%s refused=%s' % (len(rpds.HashTrieMap({1: 2})), ','.join(mod_wsgi.refused_extensions))).encode()]
+"#;
+
+/// A PyO3 package loads in one interpreter per process: the first group that imports it gets
+/// it (moved to the shared GIL under Auto if the package does not declare per-interpreter GIL
+/// support), a second group gets a 500 and a line pointing at `%{GLOBAL}`.
+#[test]
+fn pyo3_packages_get_their_own_advice() {
+    let Some(home) = python_home("3.12") else { return };
+    let dir = TempDir::new("gil-pyo3");
+    dir.write("app.wsgi", PYO3_APP);
+    let site = install_pyo3_package(&dir);
+    let config = format!(
+        "WSGIPythonHome {home}\nWSGIPythonPath {site}\n\
+         WSGIPerInterpreterGIL Auto\n\
+         WSGIScriptAlias /first {{dir}}/app.wsgi application-group=first\n\
+         WSGIScriptAlias /second {{dir}}/app.wsgi application-group=second\n"
+    );
+    let apache = Apache::start_in(dir, Mpm::Event, &config);
+    let first = apache.get("/first");
+    assert_eq!((first.status, first.text()), (200, "1 refused=".to_string()), "{}", apache.error_log());
+    let log = apache.error_log();
+    assert!(log.contains("Application group 'first' moves to the shared GIL (WSGIPerInterpreterGIL Auto): it imports 'rpds.rpds'"), "{log}");
+    let second = apache.get("/second");
+    assert_eq!(second.status, 500, "{}", apache.error_log());
+    let log = apache.error_log();
+    assert!(
+        log.contains("Application group 'second' imports 'rpds.rpds', an extension module built with PyO3, which works in one interpreter per process only: run this application in the main interpreter, WSGIApplicationGroup %{GLOBAL}"),
+        "{log}"
+    );
+    // The first group goes on serving.
+    assert_eq!(apache.get("/first").status, 200);
 }

@@ -50,21 +50,53 @@ pub fn fall_back(group: &str, refused: &[String], traceback: &[String]) {
     settings::log(
         level::WARNING,
         &format!(
-            "Application group '{group}' moves to the shared GIL (WSGIPerInterpreterGIL Auto): it imports {} with single-phase init, which an interpreter with its own GIL cannot load. To skip the attempt, pin the group: <WSGIInterpreterOptions application-group={group}> WSGIPerInterpreterGIL Off </WSGIInterpreterOptions>.",
+            "Application group '{group}' moves to the shared GIL (WSGIPerInterpreterGIL Auto): it imports {}, which an interpreter with its own GIL cannot load (single-phase init, or no per-interpreter GIL support declared). To skip the attempt, pin the group: <WSGIInterpreterOptions application-group={group}> WSGIPerInterpreterGIL Off </WSGIInterpreterOptions>.",
             refused.iter().map(|m| format!("'{m}'")).collect::<Vec<_>>().join(", ")
         ),
     );
     settings::log_lines(level::INFO, traceback);
 }
 
-/// Says what to do when an import failed on an extension that refuses every interpreter but
-/// the first (PyO3-based packages): no GIL setting helps, the main interpreter does.
+/// Says what to do when an import failed on an extension that loads in one interpreter per
+/// process only: packages built with PyO3 (pydantic-core, rpds-py, cryptography, ...), which
+/// either refuse a second interpreter ("PyO3 modules do not yet support subinterpreters") or,
+/// in newer releases, load and then fail on objects cached from the first (a `TypeError`
+/// from `abc`, say). No GIL setting helps; the main interpreter does. The package is found
+/// from the traceback: a shared object beside one of its last files that names PyO3 inside.
 pub fn advise(group: &str, traceback: &[String]) -> Option<String> {
-    let pyo3 = traceback.iter().any(|l| l.contains("PyO3 modules") && (l.contains("subinterpreters") || l.contains("only be initialized once")));
-    pyo3.then(|| {
-        let module = traceback.iter().rev().find_map(|l| l.trim().strip_prefix("File \"")).and_then(|l| l.split('"').next()).unwrap_or("?");
-        format!(
-            "Application group '{group}' imports an extension module built with PyO3 (from {module}), which loads in one interpreter per process only: run this application in the main interpreter, WSGIApplicationGroup %{{GLOBAL}} (in a daemon process group of its own if it shares the host)."
-        )
+    if group.is_empty() {
+        return None;
+    }
+    let refused = traceback.iter().any(|l| l.contains("PyO3 modules"));
+    let files: Vec<&str> = traceback
+        .iter()
+        .rev()
+        .filter_map(|l| l.trim().strip_prefix("File \"")?.split('"').next())
+        .filter(|f| f.starts_with('/'))
+        .take(3)
+        .collect();
+    let module = files.iter().find_map(|f| pyo3_module_beside(std::path::Path::new(f)));
+    if !refused && module.is_none() {
+        return None;
+    }
+    let module = module.map_or_else(|| files.first().map_or("?".to_string(), |f| f.to_string()), |m| format!("'{m}'"));
+    Some(format!(
+        "Application group '{group}' imports {module}, an extension module built with PyO3, which works in one interpreter per process only: run this application in the main interpreter, WSGIApplicationGroup %{{GLOBAL}} (in a daemon process group of its own if it shares the host)."
+    ))
+}
+
+/// The dotted name of a PyO3 extension module in the directory of `file` (a package's
+/// `__init__.py`), if there is one.
+fn pyo3_module_beside(file: &std::path::Path) -> Option<String> {
+    let dir = file.parent()?;
+    let package = dir.file_name()?.to_string_lossy().into_owned();
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".so") {
+            return None;
+        }
+        let data = std::fs::read(entry.path()).ok()?;
+        let pyo3 = data.windows(5).any(|w| w == b"pyo3/" || w == b"pyo3-" || w == b"PyO3 ");
+        pyo3.then(|| format!("{package}.{}", name.split('.').next().unwrap_or(&name)))
     })
 }

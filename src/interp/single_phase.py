@@ -51,37 +51,44 @@ def _undefined_symbols(path, wanted):
         return None
 
 
-def is_single_phase(path):
-    """True when the extension at `path` builds its module with PyModule_Create2 only."""
-    found = _undefined_symbols(path, ('PyModule_Create2', 'PyModuleDef_Init'))
-    return bool(found) and 'PyModuleDef_Init' not in found
+def is_single_phase(symbols):
+    """True when an extension importing `symbols` builds its module with PyModule_Create2
+    only (single-phase init)."""
+    return bool(symbols) and 'PyModule_Create2' in symbols and 'PyModuleDef_Init' not in symbols
 
 
 def refuse_single_phase_extensions(refused):
     """Makes ExtensionFileLoader refuse single-phase modules in this interpreter, appending
-    each refused module's name to `refused`."""
+    each refused module's name to `refused`; also appends a multi-phase module that CPython
+    itself refuses here (no per-interpreter GIL support declared): its init only returned its
+    definition, so the shared GIL can load it afresh."""
     from importlib import machinery
 
     loader = machinery.ExtensionFileLoader
     original = loader.create_module
-    verdicts = {}
+    symbols_of = {}
+    message = 'does not support loading in subinterpreters'
 
     def create_module(self, spec):
         path = self.path
-        verdict = verdicts.get(path)
-        if verdict is None:
+        if path not in symbols_of:
             try:
-                verdict = is_single_phase(path)
+                symbols_of[path] = _undefined_symbols(path, ('PyModule_Create2', 'PyModuleDef_Init'))
             except Exception:
-                verdict = False
-            verdicts[path] = verdict
-        if verdict:
+                symbols_of[path] = None
+        symbols = symbols_of[path]
+        if is_single_phase(symbols):
             if spec.name not in refused:
                 refused.append(spec.name)
             raise ImportError(
-                'module %s does not support loading in subinterpreters (single-phase init): '
-                'mod_wsgi-rs refused it before its init could run in this interpreter, which '
-                'has its own GIL' % spec.name, name=spec.name, path=path)
-        return original(self, spec)
+                'module %s %s (single-phase init): mod_wsgi-rs refused it before its init '
+                'could run in this interpreter, which has its own GIL' % (spec.name, message),
+                name=spec.name, path=path)
+        try:
+            return original(self, spec)
+        except ImportError as e:
+            if message in str(e) and symbols and 'PyModuleDef_Init' in symbols and spec.name not in refused:
+                refused.append(spec.name)
+            raise
 
     loader.create_module = create_module
