@@ -121,21 +121,6 @@ fn auto_falls_back_on_python_3_13() {
     falls_back("3.13");
 }
 
-/// rpds-py from PyPI (a PyO3 package), for Python 3.12, into `dir/site`, with whichever
-/// `python3` on PATH has pip (the wheel is chosen for 3.12, not for that Python).
-fn install_pyo3_package(dir: &TempDir) -> String {
-    let site = dir.path().join("site");
-    let out = std::process::Command::new("python3")
-        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--target"])
-        .arg(&site)
-        .args(["--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312", "--platform", "manylinux_2_17_x86_64", "rpds-py"])
-        .output()
-        .expect("python3 -m pip");
-    assert!(out.status.success(), "pip install rpds-py (PyPI) failed: {}", String::from_utf8_lossy(&out.stderr));
-    let _ = std::process::Command::new("chmod").args(["-R", "a+rX"]).arg(dir.path()).status();
-    site.display().to_string()
-}
-
 const PYO3_APP: &str = r#"
 import rpds
 import mod_wsgi
@@ -153,7 +138,9 @@ fn pyo3_packages_get_their_own_advice() {
     let Some(home) = python_home("3.12") else { return };
     let dir = TempDir::new("gil-pyo3");
     dir.write("app.wsgi", PYO3_APP);
-    let site = install_pyo3_package(&dir);
+    let site = dir.path().join("site");
+    pip_install_for("3.12", &site, &["rpds-py"]);
+    let site = site.display();
     let config = format!(
         "WSGIPythonHome {home}\nWSGIPythonPath {site}\n\
          WSGIPerInterpreterGIL Auto\n\

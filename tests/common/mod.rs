@@ -667,3 +667,19 @@ pub fn python_home(version: &str) -> Option<String> {
     eprintln!("SKIPPED: Python {version} is not installed (scripts/pythons {version})");
     None
 }
+
+/// Installs `packages` from PyPI as wheels for CPython `version` (manylinux x86_64) into
+/// `target`, with whichever `python3` on PATH has pip, and makes them readable by Apache's
+/// user. Panics with pip's output when that fails (PyPI must be reachable).
+pub fn pip_install_for(version: &str, target: &Path, packages: &[&str]) {
+    let abi = format!("cp{}", version.replace('.', ""));
+    let out = std::process::Command::new("python3")
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--target"])
+        .arg(target)
+        .args(["--only-binary=:all:", "--python-version", version, "--implementation", "cp", "--abi", &abi, "--platform", "manylinux_2_17_x86_64"])
+        .args(packages)
+        .output()
+        .expect("python3 -m pip");
+    assert!(out.status.success(), "pip install {packages:?} for Python {version} (PyPI) failed: {}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::process::Command::new("chmod").args(["-R", "a+rX"]).arg(target).status();
+}

@@ -7,6 +7,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod own_gil;
 use common::*;
 use std::path::Path;
 
@@ -25,11 +26,16 @@ WSGIScriptAlias /django-b {dir}/django/site_b/wsgi.py application-group=django-b
 ";
 
 fn server(mpm: Mpm) -> Apache {
+    server_with(mpm, "")
+}
+
+/// The suite's server with `prefix` (say, another Python and own GILs) before its aliases.
+fn server_with(mpm: Mpm, prefix: &str) -> Apache {
     let dir = TempDir::new("isolation");
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/isolation");
     copy_tree(&here.join("apps"), &dir, "apps");
     copy_tree(&here.join("django"), &dir, "django");
-    Apache::start_in(dir, mpm, CONFIG)
+    Apache::start_in(dir, mpm, &format!("{prefix}{CONFIG}"))
 }
 
 fn state(apache: &Apache, path: &str) -> Json {
@@ -41,7 +47,13 @@ fn state(apache: &Apache, path: &str) -> Json {
 #[test]
 fn named_groups_do_not_share_globals_modules_paths_or_environ() {
     for mpm in ALL_MPMS {
-        let apache = server(mpm);
+        named_groups_are_isolated(&server(mpm), mpm);
+    }
+}
+
+fn named_groups_are_isolated(apache: &Apache, mpm: Mpm) {
+    {
+        let apache = apache;
         state(&apache, "/a?set=alpha");
         state(&apache, "/b?set=beta");
         let (a, b) = (state(&apache, "/a"), state(&apache, "/b"));
@@ -76,12 +88,16 @@ fn named_groups_do_not_share_globals_modules_paths_or_environ() {
 #[test]
 fn global_requests_run_in_the_main_interpreter_on_every_thread() {
     for mpm in ALL_MPMS {
-        let apache = server(mpm);
+        global_runs_in_the_main_interpreter(&server(mpm), mpm);
+    }
+}
+
+fn global_runs_in_the_main_interpreter(apache: &Apache, mpm: Mpm) {
+    {
         // Many concurrent requests, alternating named groups and %{GLOBAL}, so that worker
         // threads that served a named group first go on to serve %{GLOBAL}.
         std::thread::scope(|scope| {
             for t in 0..6 {
-                let apache = &apache;
                 scope.spawn(move || {
                     for i in 0..12 {
                         let named = if (t + i) % 2 == 0 { "/a" } else { "/b" };
@@ -101,7 +117,12 @@ fn global_requests_run_in_the_main_interpreter_on_every_thread() {
 #[test]
 fn two_django_sites_in_one_child_answer_with_their_own_settings() {
     for mpm in ALL_MPMS {
-        let apache = server(mpm);
+        two_django_sites_answer(&server(mpm), mpm);
+    }
+}
+
+fn two_django_sites_answer(apache: &Apache, mpm: Mpm) {
+    {
         // Site a is imported first and sets DJANGO_SETTINGS_MODULE in the process environment.
         let a = apache.get("/django-a/");
         assert_eq!((a.status, a.text().as_str()), (200, "Site A|project.settings_a"), "{mpm:?}");
@@ -109,7 +130,6 @@ fn two_django_sites_in_one_child_answer_with_their_own_settings() {
         assert_eq!((b.status, b.text().as_str()), (200, "Site B|project.settings_b"), "{mpm:?}");
         std::thread::scope(|scope| {
             for t in 0..4 {
-                let apache = &apache;
                 scope.spawn(move || {
                     for i in 0..10 {
                         let (path, expected) = if (t + i) % 2 == 0 {
