@@ -53,6 +53,11 @@ def application(environ, start_response):
     elif path == '/spin':
         path_, bound = qs.split(',')
         body = '%s %s' % (spin(path_, float(bound)), TOKEN)
+    elif path == '/gate':
+        gates = mod_wsgi.process_metrics()['own_gil_gates']
+        g = gates.get(qs.replace('%23', '#'))
+        body = 'none' if g is None else 'concurrency=%d peak_active=%d queued_ever=%s gates=%d' % (
+            g['python_concurrency'], g['python_peak_active'], g['python_peak_queued'] > 0, len(gates))
     elif path == '/poke':
         with open(qs, 'r+b') as f:
             m = mmap.mmap(f.fileno(), 2)
@@ -232,4 +237,29 @@ fn bad_replicas_stop_the_configuration() {
     }
     let (ok, out) = config_test("WSGIApplicationGroup a replicas=4\n<WSGIInterpreterOptions application-group=a replicas=2>\n</WSGIInterpreterOptions>\n");
     assert!(ok, "{out}");
+}
+
+/// WSGIPythonConcurrency gates each GIL: every own-GIL interpreter (each replica too) has its
+/// own gate with the configured number of slots, so one slot per GIL still runs two replicas
+/// (two GILs) at once, and a busy own-GIL group queues at its own gate.
+#[test]
+fn one_gate_per_own_gil() {
+    let Some(home) = python_home("3.12") else { return };
+    let dir = TempDir::new("replicas-gates");
+    dir.write("app.wsgi", APP);
+    let config = format!(
+        "WSGIPythonHome {home}
+         WSGIPerInterpreterGIL On
+         WSGIPythonConcurrency 1
+         WSGIScriptAlias /r {{dir}}/app.wsgi application-group=r replicas=2
+         WSGIScriptAlias /one {{dir}}/app.wsgi application-group=one
+"
+    );
+    let apache = Apache::start_in(dir, Mpm::Event, &config);
+    let (seen, spinner, poker) = race(&apache, "r", 60);
+    assert_eq!(seen, "seen", "one slot per GIL: the other replica's gate was free\n{}", apache.error_log());
+    assert_ne!(spinner, poker);
+    assert_eq!(tokens_under_load(&apache, "one", 8, 10).len(), 1);
+    let gate = ok(&apache, "/one/gate?one%231");
+    assert!(gate.starts_with("concurrency=1 peak_active=1 queued_ever=True gates=3"), "{gate}\n{}", apache.error_log());
 }

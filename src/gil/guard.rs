@@ -43,13 +43,13 @@ impl Drop for GilGuard {
 pub fn released<R>(f: impl FnOnce() -> R) -> R {
     struct Restore {
         tstate: *mut ffi::PyThreadState,
-        paused: bool,
+        paused: Option<&'static scheduler::Gate>,
         was_held: bool,
     }
     impl Drop for Restore {
         fn drop(&mut self) {
-            if self.paused {
-                scheduler::resume();
+            if let Some(gate) = self.paused {
+                scheduler::resume(gate);
             }
             // SAFETY: the state saved below, on this thread; restored even if f panics.
             unsafe { ffi::PyEval_RestoreThread(self.tstate) };

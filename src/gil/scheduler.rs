@@ -1,10 +1,13 @@
-//! The scheduler of the shared GIL: one [`Admission`] gate, its configuration
-//! (`WSGIPythonConcurrency`, `WSGIPythonQueueTimeout`) and, for `auto`, its [`Tuner`].
+//! The GIL scheduler: one admission [`Gate`] per GIL (the shared GIL's, and one for each
+//! interpreter with its own GIL), with one configuration (`WSGIPythonConcurrency`,
+//! `WSGIPythonQueueTimeout`); for `auto`, each gate has its own [`Tuner`], since each GIL has
+//! its own load.
 //!
-//! A request enters with [`enter`], which returns a [`Ticket`]; dropping it (also on an
-//! exception or a panic) gives the slot back. While the ticket's thread releases the GIL for
-//! Apache's I/O, `guard::released` gives the slot back too and re-takes it (slot first, then
-//! the GIL: a thread never holds the GIL while it waits for a slot).
+//! A request enters with [`enter`] (the shared GIL) or [`enter_gate`] (its group's own GIL),
+//! which return a [`Ticket`]; dropping it (also on an exception or a panic) gives the slot
+//! back. While the ticket's thread releases the GIL for Apache's I/O, `guard::released` gives
+//! the slot back too and re-takes it (slot first, then the GIL: a thread never holds the GIL
+//! while it waits for a slot).
 
 use super::admission::{Admission, Counts, Refused};
 use super::tuner::{Step, Tuner};
@@ -26,60 +29,97 @@ pub enum Concurrency {
 struct Scheduler {
     mode: Concurrency,
     queue_timeout: Duration,
+    /// Apache's threads in this process: the most a gate can admit.
+    threads: usize,
+    shared: Gate,
+    /// The gates of own-GIL interpreters, for [`close`] (touched when a group is created).
+    own: Mutex<Vec<&'static Gate>>,
+}
+
+/// The slots of one GIL.
+pub struct Gate {
     admission: Admission,
     tuner: Option<Mutex<Tuner>>,
+}
+
+impl Gate {
+    /// Its slots now, for `mod_wsgi.process_metrics()`.
+    pub fn counts(&self) -> Counts {
+        self.admission.counts()
+    }
+
+    fn new(mode: Concurrency, threads: usize) -> Gate {
+        let (initial, tuner) = match mode {
+            Concurrency::Unlimited => (0, None),
+            Concurrency::Fixed(n) => (n.max(1), None),
+            Concurrency::Auto => {
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+                (cores.min(threads), Some(Mutex::new(Tuner::new(1, threads))))
+            }
+        };
+        Gate { admission: Admission::new(initial), tuner }
+    }
 }
 
 static SCHEDULER: OnceLock<Scheduler> = OnceLock::new();
 
 thread_local! {
-    /// Whether this thread holds a slot (a ticket is alive on it).
-    static HOLDS_SLOT: Cell<bool> = const { Cell::new(false) };
+    /// The gate whose slot this thread holds (a ticket is alive on it), if any.
+    static HOLDS_SLOT: Cell<Option<&'static Gate>> = const { Cell::new(None) };
 }
 
 /// Sets the scheduler up, once per process, before any request.
 pub fn configure(mode: Concurrency, queue_timeout: Duration, threads: usize) {
     let threads = threads.max(1);
-    let (initial, tuner) = match mode {
-        Concurrency::Unlimited => (0, None),
-        Concurrency::Fixed(n) => (n.max(1), None),
-        Concurrency::Auto => {
-            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-            (cores.min(threads), Some(Mutex::new(Tuner::new(1, threads))))
-        }
-    };
-    let _ = SCHEDULER.set(Scheduler { mode, queue_timeout, admission: Admission::new(initial), tuner });
+    let shared = Gate::new(mode, threads);
+    let _ = SCHEDULER.set(Scheduler { mode, queue_timeout, threads, shared, own: Mutex::new(Vec::new()) });
 }
 
 fn scheduler() -> Option<&'static Scheduler> {
     SCHEDULER.get().filter(|s| s.mode != Concurrency::Unlimited)
 }
 
+/// A new gate for an interpreter with its own GIL, kept for the life of the process; `None`
+/// when the scheduler is off (`WSGIPythonConcurrency off`).
+pub fn own_gate() -> Option<&'static Gate> {
+    let s = scheduler()?;
+    let gate: &'static Gate = Box::leak(Box::new(Gate::new(s.mode, s.threads)));
+    s.own.lock().push(gate);
+    Some(gate)
+}
+
 /// A request's slot; dropping it gives the slot back.
 pub struct Ticket {
+    gate: Option<&'static Gate>,
     _not_send: std::marker::PhantomData<*mut ()>,
 }
 
-/// Waits for a slot for this request, at most the queue timeout.
+/// Waits for a slot of the shared GIL for this request, at most the queue timeout.
 pub fn enter() -> Result<Ticket, Refused> {
-    if let Some(s) = scheduler() {
-        s.admission.acquire(s.queue_timeout)?;
-        HOLDS_SLOT.with(|h| h.set(true));
+    enter_gate(scheduler().map(|s| &s.shared))
+}
+
+/// Waits for a slot of `gate` (an own GIL's, from [`own_gate`]; `None`: no gate), at most the
+/// queue timeout.
+pub fn enter_gate(gate: Option<&'static Gate>) -> Result<Ticket, Refused> {
+    if let (Some(s), Some(gate)) = (scheduler(), gate) {
+        gate.admission.acquire(s.queue_timeout)?;
+        HOLDS_SLOT.with(|h| h.set(Some(gate)));
     }
-    Ok(Ticket { _not_send: std::marker::PhantomData })
+    Ok(Ticket { gate, _not_send: std::marker::PhantomData })
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let Some(s) = scheduler() else { return };
-        if HOLDS_SLOT.with(|h| h.replace(false)) {
-            s.admission.release();
+        let Some(gate) = self.gate else { return };
+        if let Some(held) = HOLDS_SLOT.with(|h| h.take()) {
+            held.admission.release();
         }
-        if let Some(tuner) = &s.tuner {
-            let counts = s.admission.counts();
+        if let Some(tuner) = &gate.tuner {
+            let counts = gate.admission.counts();
             let step = tuner.lock().request_done(counts.limit, counts.queued > 0, Instant::now());
             if let Some(step) = step {
-                s.admission.set_limit(step.to);
+                gate.admission.set_limit(step.to);
                 log_step(&step, counts);
             }
         }
@@ -93,24 +133,20 @@ fn log_step(step: &Step, counts: Counts) {
     ));
 }
 
-/// Gives this thread's slot back while it waits on I/O; `true` if it had one to give.
-pub fn pause() -> bool {
-    match scheduler() {
-        Some(s) if HOLDS_SLOT.with(|h| h.replace(false)) => {
-            s.admission.release();
-            true
-        }
-        _ => false,
-    }
+/// Gives this thread's slot back while it waits on I/O; the gate it came from, if it had one.
+pub fn pause() -> Option<&'static Gate> {
+    let gate = HOLDS_SLOT.with(|h| h.take())?;
+    gate.admission.release();
+    Some(gate)
 }
 
-/// Takes a slot again after [`pause`] returned `true`, waiting at most the queue timeout.
-/// The request is under way and never fails here: refused (the process is closing, or the
-/// slots stayed taken for the whole timeout), it goes on without a slot.
-pub fn resume() {
+/// Takes a slot of `gate` again after [`pause`], waiting at most the queue timeout. The
+/// request is under way and never fails here: refused (the process is closing, or the slots
+/// stayed taken for the whole timeout), it goes on without a slot.
+pub fn resume(gate: &'static Gate) {
     let Some(s) = scheduler() else { return };
-    match s.admission.acquire(s.queue_timeout) {
-        Ok(()) => HOLDS_SLOT.with(|h| h.set(true)),
+    match gate.admission.acquire(s.queue_timeout) {
+        Ok(()) => HOLDS_SLOT.with(|h| h.set(Some(gate))),
         Err(Refused::Closing) => {}
         Err(Refused::TimedOut) => crate::interp::log_warning(&format!(
             "A request waited {} s to take its Python slot back after I/O; it goes on without one. Raise WSGIPythonConcurrency or WSGIPythonQueueTimeout, or find what holds the slots.",
@@ -119,10 +155,13 @@ pub fn resume() {
     }
 }
 
-/// Refuses every waiting and later request: the child is exiting.
+/// Refuses every waiting and later request, at every gate: the child is exiting.
 pub fn close() {
     if let Some(s) = scheduler() {
-        s.admission.close();
+        s.shared.admission.close();
+        for gate in s.own.lock().iter() {
+            gate.admission.close();
+        }
     }
 }
 
@@ -141,7 +180,7 @@ pub fn metrics() -> Metrics {
                 Concurrency::Fixed(_) => "fixed",
                 Concurrency::Auto => "auto",
             },
-            counts: s.admission.counts(),
+            counts: s.shared.admission.counts(),
             queue_timeout: s.queue_timeout,
         },
         None => Metrics {

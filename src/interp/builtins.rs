@@ -96,6 +96,22 @@ unsafe extern "C" fn process_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::
         py::dict_set(&d, "python_queued", &py::int(m.counts.queued as i64)?)?;
         py::dict_set(&d, "python_peak_active", &py::int(m.counts.peak_active as i64)?)?;
         py::dict_set(&d, "python_peak_queued", &py::int(m.counts.peak_queued as i64)?)?;
+        // The gates of own GILs (WSGIPythonConcurrency applies to each GIL), one per
+        // interpreter: a group's replicas each have one.
+        let gates = py::dict()?;
+        for group in super::group::all() {
+            if let Some(gate) = group.gate {
+                let c = gate.counts();
+                let g = py::dict()?;
+                py::dict_set(&g, "python_concurrency", &py::int(c.limit as i64)?)?;
+                py::dict_set(&g, "python_active", &py::int(c.active as i64)?)?;
+                py::dict_set(&g, "python_queued", &py::int(c.queued as i64)?)?;
+                py::dict_set(&g, "python_peak_active", &py::int(c.peak_active as i64)?)?;
+                py::dict_set(&g, "python_peak_queued", &py::int(c.peak_queued as i64)?)?;
+                py::dict_set(&gates, &format!("{}#{}", group.name, group.replica + 1), &g)?;
+            }
+        }
+        py::dict_set(&d, "own_gil_gates", &gates)?;
         // Thread states per application group ('' is %{GLOBAL}), a group's replicas summed.
         let counts = crate::gil::thread_state_counts();
         let groups = super::group::all();

@@ -40,6 +40,9 @@ pub struct Group {
     /// shared GIL's scheduler, and moving a thread in or out of it releases one GIL and takes
     /// another (see [`leave_for`]).
     pub own_gil: bool,
+    /// The GIL scheduler's gate of this interpreter's own GIL (`None` for the shared GIL,
+    /// whose gate is the scheduler's, or when the scheduler is off).
+    pub gate: Option<&'static crate::gil::scheduler::Gate>,
 }
 
 /// The subscriber lists of one interpreter (Python lists, owned for the interpreter's life).
@@ -427,6 +430,7 @@ fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool) -> Result<
             errors,
             file_wrapper,
             own_gil,
+            gate: if own_gil { crate::gil::scheduler::own_gate() } else { None },
         }))),
         Err(_) => {
             let lines = error::take_traceback();

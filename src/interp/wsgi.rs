@@ -69,8 +69,8 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
     // SAFETY: byte strings valid for the call.
     let (script, callable, group_name) = unsafe { (request.script.to_text(), request.callable.to_text(), request.group.to_text()) };
     let gil_mode = ex.environ_value(abi::gil_mode::ENVIRON_KEY).map_or(abi::gil_mode::SHARED, abi::gil_mode::from_environ_value);
-    // The scheduler gates the shared GIL only: a group with its own GIL (existing, or to be
-    // created so) is entered without a slot. (One gate per own GIL is not implemented yet.)
+    // The shared GIL's slot is taken before the group is looked up or created; a group with
+    // its own GIL (existing, or to be created so) takes a slot of its own gate once it exists.
     let own_gil = group::lookup(&group_name).map_or_else(|| group::wants_own_gil(&group_name, gil_mode), |g| g.own_gil);
     // Which of the group's interpreters, when it has several (each with its own GIL; see
     // `replicas.rs`); counted there until the request ends.
@@ -123,9 +123,16 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
         }
     };
     // The group as it exists decides (another request may have created it meanwhile with
-    // another mode): a slot for the shared GIL, none for an own one.
+    // another mode): a slot of the shared GIL, or of the group's own.
     if group.own_gil {
-        ticket = None;
+        drop(ticket.take()); // a shared slot taken before the group existed goes back first
+        match scheduler::enter_gate(group.gate) {
+            Ok(entered) => ticket = Some(entered),
+            Err(_) => {
+                ex.log(level::ERR, &format!("Request for '{script}' refused with 503: no Python slot for its application group's own GIL (WSGIPythonConcurrency, WSGIPythonQueueTimeout)."));
+                return Outcome::UNAVAILABLE;
+            }
+        }
     } else if ticket.is_none() {
         match scheduler::enter() {
             Ok(entered) => ticket = Some(entered),
