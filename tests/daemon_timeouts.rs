@@ -381,3 +381,33 @@ fn startup_timeout_restarts_a_process_whose_application_fails_to_load() {
     assert_eq!(Json::parse(&response.text()).get("pid").parse::<i32>().unwrap(), serving, "a loaded application is not restarted");
     assert_no_crash(&apache);
 }
+
+/// An application group with its own GIL (Python 3.13) that holds that GIL for good stops the
+/// heartbeat too: every beat takes each own GIL after the main one.
+#[test]
+fn deadlock_timeout_watches_own_gils() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let Some(home) = python_home("3.13") else { return };
+    let dir = TempDir::new("daemon-timeouts-own-gil");
+    dir.write("app.wsgi", APP);
+    dir.write("run/.keep", "");
+    let config = format!(
+        "WSGIRestrictEmbedded On\nWSGISocketPrefix {{dir}}/run/wsgi\n\
+         WSGIPerInterpreterGIL On\n\
+         WSGIDaemonProcess site user={USER} python-home={home} threads=2 deadlock-timeout=2 shutdown-timeout=1\n\
+         WSGIScriptAlias / {{dir}}/app.wsgi process-group=site application-group=own\n"
+    );
+    let apache = Apache::start_in(dir, Mpm::Event, &config);
+    let before = daemon_pid(&apache);
+    assert!(apache.error_log().contains("Create interpreter 'own' with own GIL."), "{}", apache.error_log());
+    let response = try_http(apache.port, "GET", "/gil", &[], b"");
+    assert!(response.as_ref().map_or(true, |r| r.status != 200), "cut off: {response:?}");
+    let log = apache.wait_for_log("Daemon process deadlock timer expired");
+    assert!(log.contains("Daemon process deadlock timer expired, stopping daemon process 'site'."), "{log}");
+    let after = wait_for_new_daemon(&apache, before, Duration::from_secs(15));
+    assert_ne!(before, after, "a new daemon serves the next request");
+    assert_eq!(apache.get("/slow?0.1").text(), "slow done");
+    assert_no_crash(&apache);
+}

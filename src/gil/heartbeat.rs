@@ -4,11 +4,9 @@
 //! stops growing for the timeout: then some thread has held the GIL all that time (a C call
 //! that never releases it, a lock taken with the GIL held), and no request can make progress.
 //!
-//! Only the main interpreter's GIL is taken. Application groups are sub-interpreters made
-//! with `Py_NewInterpreter`, which share the main interpreter's GIL on every Python (before
-//! 3.12 there is only one GIL; from 3.12 `Py_NewInterpreter` still makes interpreters that
-//! share it, only `Py_NewInterpreterFromConfig` with `own_gil` would not), so a stuck group
-//! stops the heartbeat as well.
+//! Each beat takes the main interpreter's GIL, which every application group shares unless it
+//! has its own (`WSGIPerInterpreterGIL`, 3.12+), and then each own GIL in turn ([`watch`]):
+//! a GIL held for good anywhere stops the beats.
 //!
 //! The heartbeat holds no Rust lock: its state is one atomic, and it never waits for a
 //! scheduler slot (a full queue is not a deadlock). Before Python is finalised, [`stop`] ends
@@ -16,7 +14,7 @@
 //! as well) is waited for; a heartbeat asleep is not, and ends when it wakes.
 
 use super::guard::GilGuard;
-use super::thread_state::MAIN_INTERP;
+use super::thread_state::{InterpIndex, MAIN_INTERP};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
@@ -33,6 +31,14 @@ const STOPPED: u8 = 2;
 static STATE: AtomicU8 = AtomicU8::new(IDLE);
 static STARTED: AtomicBool = AtomicBool::new(false);
 static BEATS: AtomicU64 = AtomicU64::new(0);
+/// The interpreters with their own GIL, each taken by every beat after the main one.
+static OWN_GILS: parking_lot::Mutex<Vec<InterpIndex>> = parking_lot::Mutex::new(Vec::new());
+
+/// Makes every beat take `index`'s own GIL too (an interpreter made with its own GIL, set
+/// up and registered; it stays until the process ends, as interpreters do here).
+pub fn watch(index: InterpIndex) {
+    OWN_GILS.lock().push(index);
+}
 
 /// Starts the heartbeat thread (once; later calls do nothing). Python must be initialised.
 pub fn start() -> std::io::Result<()> {
@@ -58,6 +64,11 @@ fn run() {
             return; // stopped
         }
         drop(GilGuard::acquire(MAIN_INTERP));
+        // A copy: no lock is held while a GIL is waited for.
+        let own = OWN_GILS.lock().clone();
+        for index in own {
+            drop(GilGuard::acquire(index));
+        }
         BEATS.fetch_add(1, Ordering::SeqCst);
         // Only this thread leaves BEATING; stop() waits for it.
         STATE.store(IDLE, Ordering::SeqCst);

@@ -145,6 +145,9 @@ pub fn get_or_create(name: &str, replica: u32, gil_mode: std::ffi::c_int) -> Res
     let own_gil = wants_own_gil(name, gil_mode);
     let group = create(name, replica, &key, index, own_gil)?;
     *next_slot += 1;
+    if own_gil {
+        gil::heartbeat::watch(index);
+    }
     GROUPS.write().get_or_insert_with(HashMap::new).insert(key, group);
     let replica_text = if replica > 0 { format!(" (replica {})", replica + 1) } else { String::new() };
     settings::log(level::INFO, &format!("Create interpreter '{name}'{replica_text}{}.", if own_gil { " with own GIL" } else { "" }));
