@@ -15,7 +15,7 @@
 
 use super::guard::GilGuard;
 use super::thread_state::{InterpIndex, MAIN_INTERP};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How often the heartbeat takes the GIL (mod_wsgi's: one second).
@@ -33,6 +33,15 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 static BEATS: AtomicU64 = AtomicU64::new(0);
 /// The interpreters with their own GIL, each taken by every beat after the main one.
 static OWN_GILS: parking_lot::Mutex<Vec<InterpIndex>> = parking_lot::Mutex::new(Vec::new());
+
+/// The GIL the beat under way waits for or holds: an interpreter's index + 1 (0: none).
+static WAITING_ON: AtomicUsize = AtomicUsize::new(0);
+
+/// Which GIL the heartbeat is waiting for (the main interpreter's, or an own GIL's), if a beat
+/// is under way: after a `deadlock-timeout`, the GIL that is stuck.
+pub fn waiting_on() -> Option<InterpIndex> {
+    WAITING_ON.load(Ordering::SeqCst).checked_sub(1).map(InterpIndex)
+}
 
 /// Makes every beat take `index`'s own GIL too (an interpreter made with its own GIL, set
 /// up and registered; it stays until the process ends, as interpreters do here).
@@ -63,12 +72,15 @@ fn run() {
         if STATE.compare_exchange(IDLE, BEATING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             return; // stopped
         }
+        WAITING_ON.store(MAIN_INTERP.0 + 1, Ordering::SeqCst);
         drop(GilGuard::acquire(MAIN_INTERP));
         // A copy: no lock is held while a GIL is waited for.
         let own = OWN_GILS.lock().clone();
         for index in own {
+            WAITING_ON.store(index.0 + 1, Ordering::SeqCst);
             drop(GilGuard::acquire(index));
         }
+        WAITING_ON.store(0, Ordering::SeqCst);
         BEATS.fetch_add(1, Ordering::SeqCst);
         // Only this thread leaves BEATING; stop() waits for it.
         STATE.store(IDLE, Ordering::SeqCst);

@@ -32,8 +32,9 @@ struct Scheduler {
     /// Apache's threads in this process: the most a gate can admit.
     threads: usize,
     shared: Gate,
-    /// The gates of own-GIL interpreters, for [`close`] (touched when a group is created).
-    own: Mutex<Vec<&'static Gate>>,
+    /// The gates of own-GIL interpreters, for [`close`] (touched when a group is created), and
+    /// whether [`close`] ran (a gate made after it is closed at once).
+    own: Mutex<(Vec<&'static Gate>, bool)>,
 }
 
 /// The slots of one GIL.
@@ -72,7 +73,7 @@ thread_local! {
 pub fn configure(mode: Concurrency, queue_timeout: Duration, threads: usize) {
     let threads = threads.max(1);
     let shared = Gate::new(mode, threads);
-    let _ = SCHEDULER.set(Scheduler { mode, queue_timeout, threads, shared, own: Mutex::new(Vec::new()) });
+    let _ = SCHEDULER.set(Scheduler { mode, queue_timeout, threads, shared, own: Mutex::new((Vec::new(), false)) });
 }
 
 fn scheduler() -> Option<&'static Scheduler> {
@@ -84,7 +85,11 @@ fn scheduler() -> Option<&'static Scheduler> {
 pub fn own_gate() -> Option<&'static Gate> {
     let s = scheduler()?;
     let gate: &'static Gate = Box::leak(Box::new(Gate::new(s.mode, s.threads)));
-    s.own.lock().push(gate);
+    let mut own = s.own.lock();
+    if own.1 {
+        gate.admission.close();
+    }
+    own.0.push(gate);
     Some(gate)
 }
 
@@ -103,18 +108,36 @@ pub fn enter() -> Result<Ticket, Refused> {
 /// queue timeout.
 pub fn enter_gate(gate: Option<&'static Gate>) -> Result<Ticket, Refused> {
     if let (Some(s), Some(gate)) = (scheduler(), gate) {
+        debug_assert!(HOLDS_SLOT.with(|h| h.get()).is_none(), "a second slot taken on one thread without pausing the first");
         gate.admission.acquire(s.queue_timeout)?;
         HOLDS_SLOT.with(|h| h.set(Some(gate)));
     }
     Ok(Ticket { gate, _not_send: std::marker::PhantomData })
 }
 
+impl Ticket {
+    /// Gives the slot back unused (the request turned out to need another GIL's): not a
+    /// finished request for the gate's tuner.
+    pub fn unused(mut self) {
+        self.release();
+        self.gate = None;
+    }
+
+    /// Releases this ticket's slot if this thread holds it (not if paused for I/O).
+    fn release(&self) {
+        let Some(gate) = self.gate else { return };
+        let held = HOLDS_SLOT.with(|h| h.get());
+        if held.is_some_and(|held| std::ptr::eq(held, gate)) {
+            HOLDS_SLOT.with(|h| h.set(None));
+            gate.admission.release();
+        }
+    }
+}
+
 impl Drop for Ticket {
     fn drop(&mut self) {
         let Some(gate) = self.gate else { return };
-        if let Some(held) = HOLDS_SLOT.with(|h| h.take()) {
-            held.admission.release();
-        }
+        self.release();
         if let Some(tuner) = &gate.tuner {
             let counts = gate.admission.counts();
             let step = tuner.lock().request_done(counts.limit, counts.queued > 0, Instant::now());
@@ -159,7 +182,9 @@ pub fn resume(gate: &'static Gate) {
 pub fn close() {
     if let Some(s) = scheduler() {
         s.shared.admission.close();
-        for gate in s.own.lock().iter() {
+        let mut own = s.own.lock();
+        own.1 = true;
+        for gate in own.0.iter() {
             gate.admission.close();
         }
     }

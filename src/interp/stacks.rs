@@ -61,10 +61,13 @@ type DumpThreads = unsafe extern "C" fn(std::ffi::c_int, *mut ffi::PyInterpreter
 /// admin needs to see. This is what `faulthandler.dump_traceback_later` does from its
 /// watchdog thread: CPython's dump reads the thread states and frames as they are, unlocked.
 /// It is only sound because nothing is running: every thread but the GIL's holder waits for
-/// the GIL, and the holder has been stuck (in a C call) for the whole timeout. That holds for
-/// the interpreters that share the main GIL (the one the heartbeat watches) only: those with
-/// their own GIL (`WSGIPerInterpreterGIL`) run on, so their threads are not read. The dump goes
-/// to an anonymous memory file, read back and logged after.
+/// the GIL, and the holder has been stuck (in a C call) for the whole timeout. Which GIL is
+/// stuck is the one the heartbeat waits for (`heartbeat::waiting_on`): for the main GIL, the
+/// interpreters that share it are read (those with their own GIL run on and are not; no
+/// interpreter is made or ended meanwhile, since that takes the main GIL); for an own GIL,
+/// only that interpreter is read, found through our registry rather than by walking
+/// CPython's list, which the running ones may change. The dump goes to an anonymous memory
+/// file, read back and logged after.
 ///
 /// `_Py_DumpTracebackThreads` is private: looked up at run time (3.13 no longer exports it;
 /// Python 2 has none), and a line says so when it is missing.
@@ -86,7 +89,24 @@ pub fn dump_nogil() {
         return;
     }
     // SAFETY: fd was just opened and is owned by nothing else.
-    let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    if let Some(stuck) = crate::gil::heartbeat::waiting_on().filter(|i| *i != crate::gil::MAIN_INTERP) {
+        let name = super::group::all().iter().find(|g| g.index == stuck).map_or_else(String::new, |g| g.name.clone());
+        let interp = crate::gil::interpreter_of(stuck);
+        let header = format!("Interpreter of application group '{name}' (its own GIL, held all this time):\n");
+        // SAFETY: fd is ours; the interpreter is alive (interpreters here live until the
+        // process ends) and frozen: its GIL's holder is stuck and every other thread of it
+        // waits for that GIL (see the function's comment).
+        unsafe {
+            libc::write(fd, header.as_ptr().cast(), header.len());
+            let failed = dump(fd, interp, std::ptr::null_mut());
+            if !failed.is_null() {
+                let line = format!("({})\n", std::ffi::CStr::from_ptr(failed).to_string_lossy());
+                libc::write(fd, line.as_ptr().cast(), line.len());
+            }
+        }
+        return log_dump(file);
+    }
     let mut index = 0;
     let own_gil: Vec<usize> = super::group::all().iter().filter(|g| g.own_gil).map(|g| crate::gil::interpreter_of(g.index) as usize).collect();
     // SAFETY: walks the interpreter list unlocked (interpreters are made and ended only with
@@ -111,6 +131,11 @@ pub fn dump_nogil() {
             index += 1;
         }
     }
+    log_dump(file);
+}
+
+/// Logs what the dump wrote to `file`.
+fn log_dump(mut file: std::fs::File) {
     let mut bytes = Vec::new();
     // What could be read is logged, valid UTF-8 or not.
     let _ = std::io::Seek::rewind(&mut file).and_then(|()| std::io::Read::read_to_end(&mut file, &mut bytes));

@@ -125,11 +125,22 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
     // The group as it exists decides (another request may have created it meanwhile with
     // another mode): a slot of the shared GIL, or of the group's own.
     if group.own_gil {
-        drop(ticket.take()); // a shared slot taken before the group existed goes back first
+        // A shared slot taken before the group existed goes back first, unused.
+        if let Some(shared) = ticket.take() {
+            shared.unused();
+        }
         match scheduler::enter_gate(group.gate) {
             Ok(entered) => ticket = Some(entered),
-            Err(_) => {
-                ex.log(level::ERR, &format!("Request for '{script}' refused with 503: no Python slot for its application group's own GIL (WSGIPythonConcurrency, WSGIPythonQueueTimeout)."));
+            Err(Refused::Closing) => {
+                ex.log(level::ERR, &format!("Request for '{script}' refused with 503: this process is shutting down."));
+                return Outcome::UNAVAILABLE;
+            }
+            Err(Refused::TimedOut) => {
+                let m = scheduler::metrics();
+                ex.log(level::ERR, &format!(
+                    "Request for '{script}' waited {} s for one of the Python slots of application group '{group_name}''s own GIL; returning 503. Raise WSGIPythonConcurrency or WSGIPythonQueueTimeout, or find what holds the slots.",
+                    m.queue_timeout.as_secs_f64()
+                ));
                 return Outcome::UNAVAILABLE;
             }
         }
