@@ -6,23 +6,31 @@
 #        mod_wsgi 6.1.1 (pip install mod_wsgi into a venv of the same Python 3.12), its
 #        recipe: two own-GIL groups chosen per request by a WSGIDispatchScript (round robin);
 #        ours with 2 replicas / that                                      (target >= 1.15)
-#   2. the Django page of bench/django_page (Django 4.2 from PyPI in that venv), one child x
-#      32 threads: ours with 2 replicas / ours with one shared-GIL group   (target >= 1.8)
+#   2. the Django page of bench/django_page (Django 4.2 from PyPI), one child x 32 threads:
+#      ours with 2 replicas / ours with one shared-GIL group               (target >= 1.8)
+#      on Python 3.13 (BENCH_DJANGO_PYTHON): on 3.12 Django cannot run on an own GIL at all
+#      (zoneinfo needs _datetime, whose init is single-phase there).
 # Prints figures and ratios; no pass/fail. Needs a quiet machine (2 cores here).
 #
 # Environment:
 #   BENCH_PYTHON=3.12        the Python (/opt/mod_wsgi-rs/python/X.Y; scripts/pythons X.Y)
 #   BENCH_VENV=target/bench-venv-X.Y   venv with mod_wsgi (6.x) and Django (made when missing)
+#   BENCH_DJANGO_PYTHON=3.13 the Python of part 2 (its venv: target/bench-venv-X.Y as well)
 #   BENCH_DURATION=8s        wrk -d per measurement
 #   BENCH_WARMUP=3s          wrk -d of the warm-up
 #   BENCH_SKIP_BUILD=1       do not run scripts/build first
 #   BENCH_KEEP=1             keep the temp dirs
+#   BENCH_OURS_CONFIG=...    extra configuration lines for our servers only (an experiment,
+#                            e.g. "WSGIPythonConcurrency 1"); printed with the results
+#   BENCH_ONLY=cpu|django    run one part only
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VERSION=${BENCH_PYTHON:-3.12}
 PYHOME=/opt/mod_wsgi-rs/python/$VERSION
 VENV=${BENCH_VENV:-$REPO/target/bench-venv-$VERSION}
+DJANGO_PY=${BENCH_DJANGO_PYTHON:-3.13}
+DJANGO_VENV=$REPO/target/bench-venv-$DJANGO_PY
 DURATION=${BENCH_DURATION:-8s}
 WARMUP=${BENCH_WARMUP:-3s}
 PY=/usr/bin/python3
@@ -44,14 +52,21 @@ build_module
 [ -x "$PYHOME/bin/python$VERSION" ] && [ -f "$REPO/target/modules/mod_wsgi-engine-py$VERSION.so" ] \
   || die "no Python $VERSION engine: run scripts/pythons $VERSION"
 
-if [ ! -x "$VENV/bin/mod_wsgi-express" ] || ! "$VENV/bin/python" -c 'import django' 2>/dev/null; then
-  log "making $VENV: pip install mod_wsgi 'django<5' (builds mod_wsgi against Debian's Apache)"
-  "$PYHOME/bin/python$VERSION" -m venv "$VENV" >&2 || die "cannot create $VENV"
-  "$VENV/bin/pip" install -q mod_wsgi 'django<5' >&2 || die "pip install mod_wsgi django failed"
-fi
+# make_venv VERSION DIR: a venv of /opt/mod_wsgi-rs/python/VERSION with mod_wsgi and Django.
+make_venv() {
+  if [ ! -x "$2/bin/mod_wsgi-express" ] || ! "$2/bin/python" -c 'import django' 2>/dev/null; then
+    [ -x "/opt/mod_wsgi-rs/python/$1/bin/python$1" ] && [ -f "$REPO/target/modules/mod_wsgi-engine-py$1.so" ] \
+      || die "no Python $1 engine: run scripts/pythons $1"
+    log "making $2: pip install mod_wsgi 'django<5' (builds mod_wsgi against Debian's Apache)"
+    "/opt/mod_wsgi-rs/python/$1/bin/python$1" -m venv "$2" >&2 || die "cannot create $2"
+    "$2/bin/pip" install -q mod_wsgi 'django<5' >&2 || die "pip install mod_wsgi django failed"
+  fi
+}
+make_venv "$VERSION" "$VENV"
+make_venv "$DJANGO_PY" "$DJANGO_VENV"
 THEIR_MODULE=$("$VENV/bin/mod_wsgi-express" module-location)
 THEIR_VERSION=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mod_wsgi"))')
-DJANGO_VERSION=$("$VENV/bin/python" -c 'import django; print(django.get_version())')
+DJANGO_VERSION=$("$DJANGO_VENV/bin/python" -c 'import django; print(django.get_version())')
 
 DIRS=()
 trap 'cleanup; rm -f "$WRK_LOG"' EXIT
@@ -65,6 +80,8 @@ cp "$REPO"/target/modules/*.so "$THEIR_MODULE" "$SHARE/modules/"
 THEIR_MODULE=$SHARE/modules/$(basename "$THEIR_MODULE")
 cp -a "$VENV" "$SHARE/venv"
 VENV_COPY=$SHARE/venv
+cp -a "$DJANGO_VENV" "$SHARE/django-venv"
+DJANGO_VENV_COPY=$SHARE/django-venv
 # A venv's interpreter is a symlink to the base Python; both must be readable (they are
 # under /opt).
 
@@ -94,17 +111,17 @@ mkdir "$SHARE/django/data"
 log "setting up the Django project with Django $DJANGO_VERSION: migrate, 20 items"
 (
   cd "$SHARE/django"
-  "$VENV_COPY/bin/python" manage.py makemigrations items -v0
-  "$VENV_COPY/bin/python" manage.py migrate -v0
-  "$VENV_COPY/bin/python" manage.py shell -c 'import items.populate'
+  "$DJANGO_VENV_COPY/bin/python" manage.py makemigrations items -v0
+  "$DJANGO_VENV_COPY/bin/python" manage.py migrate -v0
+  "$DJANGO_VENV_COPY/bin/python" manage.py shell -c 'import items.populate'
 ) >&2 || die "Django set-up failed"
 chmod -R a+rX "$SHARE"
 chmod 777 "$SHARE/django/data"
 chmod 666 "$SHARE/django/data/db.sqlite3"
 
-# make_server NAME THREADS MODULE CONFIG -> prints "dir port"
+# make_server NAME THREADS MODULE CONFIG [HOME] -> prints "dir port"
 make_server() {
-  local name=$1 dir port
+  local name=$1 home=${5:-$VENV_COPY} dir port
   THREADS=$2
   dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-replicas-$name.XXXXXX")
   chmod 755 "$dir"
@@ -117,18 +134,20 @@ MaxKeepAliveRequests 0
 <Directory $SHARE>
   Require all granted
 </Directory>
-WSGIPythonHome $VENV_COPY
+WSGIPythonHome $home
 $4
+$([ "$3" = "$SHARE/modules/mod_wsgi.so" ] && printf '%s\n' "${BENCH_OURS_CONFIG:-}")
 CONF
   } >"$dir/httpd.conf"
   echo "$dir $port"
 }
 
 declare -A RATE
-# measure NAME THREADS MODULE URLPATH CONFIG: starts the server, warms up, measures, stops.
+# measure NAME THREADS MODULE URLPATH CONFIG [HOME]: starts the server, warms up, measures,
+# stops.
 measure() {
   local name=$1 threads=$2 dir port
-  read -r dir port < <(make_server "$name" "$threads" "$3" "$5")
+  read -r dir port < <(make_server "$name" "$threads" "$3" "$5" "${6:-}")
   DIRS+=("$dir")
   start_server "$dir" "http://127.0.0.1:$port$4"
   CONNECTIONS=$threads
@@ -144,6 +163,8 @@ measure() {
 }
 
 CPU_ALIAS="WSGIScriptAlias /cpu $SHARE/cpu.wsgi"
+for k in ours-one ours-replicas theirs-one theirs-recipe django-shared django-replicas; do RATE[$k]=0; done
+if [ "${BENCH_ONLY:-cpu}" = cpu ] || [ -z "${BENCH_ONLY:-}" ]; then
 log "1. CPU-bound page, one child x 16 threads"
 measure ours-one 16 "$SHARE/modules/mod_wsgi.so" /cpu "WSGIPerInterpreterGIL On
 $CPU_ALIAS application-group=cpu"
@@ -154,16 +175,20 @@ $CPU_ALIAS application-group=cpu"
 measure theirs-recipe 16 "$THEIR_MODULE" /cpu "WSGIPerInterpreterGIL On
 WSGIDispatchScript $SHARE/dispatch.py
 $CPU_ALIAS"
+fi
 
+if [ "${BENCH_ONLY:-django}" = django ]; then
 log "2. Django page, one child x 32 threads"
 DJANGO_ALIAS="WSGIScriptAlias / $SHARE/django/benchsite/wsgi.py"
-measure django-shared 32 "$SHARE/modules/mod_wsgi.so" / "$DJANGO_ALIAS application-group=site"
+measure django-shared 32 "$SHARE/modules/mod_wsgi.so" / "$DJANGO_ALIAS application-group=site" "$DJANGO_VENV_COPY"
 measure django-replicas 32 "$SHARE/modules/mod_wsgi.so" / "WSGIPerInterpreterGIL On
-$DJANGO_ALIAS application-group=site replicas=2"
+$DJANGO_ALIAS application-group=site replicas=2" "$DJANGO_VENV_COPY"
+fi
 
-ratio() { "$PY" -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
+ratio() { "$PY" -c "import sys; b = float(sys.argv[2]); print('%.2f' % (float(sys.argv[1]) / b) if b else '-')" "$1" "$2"; }
 echo
-echo "Replicas, one Apache child, Python $VERSION, wrk -t2 -c(threads) -d$DURATION ($(nproc) cores); mod_wsgi $THEIR_VERSION, Django $DJANGO_VERSION"
+echo "Replicas, one Apache child, Python $VERSION (Django: $DJANGO_PY), wrk -t2 -c(threads) -d$DURATION ($(nproc) cores); mod_wsgi $THEIR_VERSION, Django $DJANGO_VERSION"
+[ -n "${BENCH_OURS_CONFIG:-}" ] && echo "ours with: ${BENCH_OURS_CONFIG}"
 printf '%-52s %10s\n' "" "req/s"
 printf '%-52s %10s\n' "CPU page, ours, one own-GIL group" "${RATE[ours-one]}"
 printf '%-52s %10s\n' "CPU page, ours, 2 replicas" "${RATE[ours-replicas]}"
