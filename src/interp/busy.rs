@@ -9,68 +9,110 @@
 
 use crate::gil::{GilGuard, InterpIndex};
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::pyffi as ffi;
 
-/// (OS thread identity as CPython knows it, interpreter) of every request being served, and
-/// whether a non-graceful stop has begun (then no request may start running Python).
-struct Registry {
-    busy: Vec<(std::ffi::c_long, InterpIndex)>,
-    stopping: bool,
+/// The most requests one thread serves at once (a request, and sub-requests nested in it while
+/// it waits); deeper ones are served but not recorded (so not interruptible).
+const DEPTH: usize = 4;
+
+/// One thread's record, written only by that thread: the interpreters (index + 1; 0: none) it
+/// is serving requests in, innermost last. The request path touches only this record's
+/// atomics, no lock: the registry's mutex is taken once per thread (its first request) and by
+/// the interrupting paths, which read every record.
+struct Record {
+    /// `pthread_self`, which is what `PyThread_get_thread_ident` (and so
+    /// `PyThreadState_SetAsyncExc`) uses on POSIX.
+    ident: std::ffi::c_long,
+    depth: AtomicUsize,
+    interps: [AtomicUsize; DEPTH],
 }
 
-static BUSY: Mutex<Registry> = Mutex::new(Registry { busy: Vec::new(), stopping: false });
+/// Every thread that ever served a request here (records live as long as the process: a
+/// child's threads are a fixed pool).
+static RECORDS: Mutex<Vec<&'static Record>> = Mutex::new(Vec::new());
+/// A non-graceful stop has begun: no request may start running Python.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    static MINE: &'static Record = {
+        // SAFETY: pthread_self has no preconditions.
+        let ident = unsafe { libc::pthread_self() } as std::ffi::c_long;
+        let record: &'static Record = Box::leak(Box::new(Record { ident, depth: AtomicUsize::new(0), interps: Default::default() }));
+        RECORDS.lock().push(record);
+        record
+    };
+}
 
 /// The child is stopping: the request must not start.
 pub struct Stopping;
 
 /// Marks the calling thread busy in `index` until dropped. A thread can be busy twice (a
 /// sub-request served while its parent request waits, possibly in another group): each
-/// guard removes its own entry.
-pub struct Busy(std::ffi::c_long, InterpIndex);
+/// guard removes its own entry, the innermost first.
+pub struct Busy(std::marker::PhantomData<*mut ()>);
 
 impl Busy {
     /// Registers the calling thread, unless a stop has begun: a request that got this far
     /// only after the running ones were interrupted would otherwise keep the child alive.
+    /// (The mark is made before the stop flag is read, and `interrupt_all` sets the flag
+    /// before it reads the marks, both sequentially consistent: one of the two sees the
+    /// other.)
     pub fn enter(index: InterpIndex) -> Result<Busy, Stopping> {
-        // pthread_self is what PyThread_get_thread_ident (and so PyThreadState_SetAsyncExc)
-        // uses on POSIX.
-        // SAFETY: pthread_self has no preconditions.
-        let ident = unsafe { libc::pthread_self() } as std::ffi::c_long;
-        let mut registry = BUSY.lock();
-        if registry.stopping {
-            return Err(Stopping);
-        }
-        registry.busy.push((ident, index));
-        Ok(Busy(ident, index))
+        MINE.with(|record| {
+            let depth = record.depth.load(Ordering::Relaxed);
+            if let Some(slot) = record.interps.get(depth) {
+                slot.store(index.0 + 1, Ordering::SeqCst);
+            }
+            record.depth.store(depth + 1, Ordering::SeqCst);
+            if STOPPING.load(Ordering::SeqCst) {
+                leave(record);
+                return Err(Stopping);
+            }
+            Ok(Busy(std::marker::PhantomData))
+        })
     }
+}
+
+fn leave(record: &Record) {
+    let depth = record.depth.load(Ordering::Relaxed).saturating_sub(1);
+    if let Some(slot) = record.interps.get(depth) {
+        slot.store(0, Ordering::SeqCst);
+    }
+    record.depth.store(depth, Ordering::SeqCst);
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let busy = &mut BUSY.lock().busy;
-        if let Some(i) = busy.iter().rposition(|entry| *entry == (self.0, self.1)) {
-            busy.swap_remove(i);
-        }
+        MINE.with(|record| leave(record));
     }
+}
+
+/// (thread, innermost interpreter) of every request being served now.
+fn busy_now() -> Vec<(std::ffi::c_long, InterpIndex)> {
+    let records: Vec<&'static Record> = RECORDS.lock().clone();
+    records
+        .iter()
+        .filter_map(|r| {
+            let depth = r.depth.load(Ordering::SeqCst).min(DEPTH);
+            (0..depth).rev().find_map(|i| r.interps[i].load(Ordering::SeqCst).checked_sub(1)).map(|i| (r.ident, InterpIndex(i)))
+        })
+        .collect()
 }
 
 /// Raises `SystemExit` in those of `idents` (`pthread_self` values) that are serving a
 /// request: a daemon's `request-timeout` interrupts the stuck requests only. Called without
 /// the GIL, from a thread that serves no request. Returns how many were interrupted.
 pub fn interrupt(idents: &[std::ffi::c_long]) -> usize {
-    let targets: Vec<(std::ffi::c_long, InterpIndex)> = BUSY.lock().busy.iter().filter(|(ident, _)| idents.contains(ident)).copied().collect();
+    let targets: Vec<(std::ffi::c_long, InterpIndex)> = busy_now().into_iter().filter(|(ident, _)| idents.contains(ident)).collect();
     raise_in(&targets)
 }
 
 /// Raises `SystemExit` in every thread that is serving a request. Called without the GIL,
 /// from a thread that serves no request (the MPM's stopping thread).
 pub fn interrupt_all() -> usize {
-    let targets: Vec<(std::ffi::c_long, InterpIndex)> = {
-        let mut registry = BUSY.lock();
-        registry.stopping = true;
-        registry.busy.clone()
-    };
-    raise_in(&targets)
+    STOPPING.store(true, Ordering::SeqCst);
+    raise_in(&busy_now())
 }
 
 /// Raises `SystemExit` in each (thread, interpreter) of `targets`, taking the GIL once per
@@ -93,5 +135,5 @@ fn raise_in(targets: &[(std::ffi::c_long, InterpIndex)]) -> usize {
 
 /// The interpreter in which thread `ident` is serving a request (its innermost one), if any.
 pub fn interpreter_of(ident: std::ffi::c_long) -> Option<InterpIndex> {
-    BUSY.lock().busy.iter().rev().find(|(i, _)| *i == ident).map(|(_, index)| *index)
+    busy_now().into_iter().find(|(i, _)| *i == ident).map(|(_, index)| index)
 }

@@ -194,8 +194,36 @@ pub fn lookup(name: &str) -> Option<&'static Group> {
     lookup_key(name)
 }
 
+/// Bumped whenever a group leaves the registry (`set_aside`): threads' caches of it are then
+/// stale. (A group that joins it is found by a cache miss.)
+static REMOVALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+thread_local! {
+    /// The groups this thread has looked up, and `REMOVALS` when it filled it: the request
+    /// path finds its group without the registry's lock.
+    static SEEN: std::cell::RefCell<(u64, HashMap<String, &'static Group>)> = std::cell::RefCell::new((0, HashMap::new()));
+}
+
 fn lookup_key(key: &str) -> Option<&'static Group> {
-    GROUPS.read().as_ref()?.get(key).copied()
+    let removals = REMOVALS.load(std::sync::atomic::Ordering::Acquire);
+    let cached = SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if seen.0 != removals {
+            *seen = (removals, HashMap::new());
+        }
+        seen.1.get(key).copied()
+    });
+    if cached.is_some() {
+        return cached;
+    }
+    let found = GROUPS.read().as_ref()?.get(key).copied()?;
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if seen.0 == removals {
+            seen.1.insert(key.to_string(), found);
+        }
+    });
+    Some(found)
 }
 
 /// Every group (for shutdown), set-aside ones included, the main interpreter's last.
@@ -326,6 +354,7 @@ pub fn set_aside(name: &str) -> bool {
     let prefix = format!("{name}\0");
     let keys: Vec<String> = groups.keys().filter(|k| *k == name || k.starts_with(&prefix)).cloned().collect();
     let mut set_aside = SET_ASIDE.lock();
+    REMOVALS.fetch_add(1, std::sync::atomic::Ordering::Release);
     for key in keys {
         if let Some(group) = groups.remove(&key) {
             if group.own_gil {
