@@ -28,8 +28,9 @@ struct Record {
     interps: [AtomicUsize; DEPTH],
 }
 
-/// Every thread that ever served a request here (records live as long as the process: a
-/// child's threads are a fixed pool).
+/// Every thread that served a request here. Records live as long as the process; a thread
+/// that ends leaves its record (depth 0) to the next thread with the same `pthread_t`, which
+/// glibc reuses, so they stay about as many as the threads alive at once.
 static RECORDS: Mutex<Vec<&'static Record>> = Mutex::new(Vec::new());
 /// A non-graceful stop has begun: no request may start running Python.
 static STOPPING: AtomicBool = AtomicBool::new(false);
@@ -38,8 +39,14 @@ thread_local! {
     static MINE: &'static Record = {
         // SAFETY: pthread_self has no preconditions.
         let ident = unsafe { libc::pthread_self() } as std::ffi::c_long;
+        let mut records = RECORDS.lock();
+        // A record with this identity belongs to a thread that has ended (no two live threads
+        // share a pthread_t): its requests are over (depth 0), and it is taken over.
+        if let Some(old) = records.iter().find(|r| r.ident == ident && r.depth.load(Ordering::SeqCst) == 0) {
+            return *old;
+        }
         let record: &'static Record = Box::leak(Box::new(Record { ident, depth: AtomicUsize::new(0), interps: Default::default() }));
-        RECORDS.lock().push(record);
+        records.push(record);
         record
     };
 }
@@ -88,16 +95,15 @@ impl Drop for Busy {
     }
 }
 
-/// (thread, innermost interpreter) of every request being served now.
+/// (thread, interpreter) of every request being served now, a thread's nested requests each
+/// (outer first): interrupting only the innermost would let the outer one run on.
 fn busy_now() -> Vec<(std::ffi::c_long, InterpIndex)> {
-    let records: Vec<&'static Record> = RECORDS.lock().clone();
-    records
-        .iter()
-        .filter_map(|r| {
-            let depth = r.depth.load(Ordering::SeqCst).min(DEPTH);
-            (0..depth).rev().find_map(|i| r.interps[i].load(Ordering::SeqCst).checked_sub(1)).map(|i| (r.ident, InterpIndex(i)))
-        })
-        .collect()
+    let mut busy = Vec::new();
+    for r in RECORDS.lock().iter() {
+        let depth = r.depth.load(Ordering::SeqCst).min(DEPTH);
+        busy.extend((0..depth).filter_map(|i| r.interps[i].load(Ordering::SeqCst).checked_sub(1)).map(|i| (r.ident, InterpIndex(i))));
+    }
+    busy
 }
 
 /// Raises `SystemExit` in those of `idents` (`pthread_self` values) that are serving a
@@ -133,7 +139,14 @@ fn raise_in(targets: &[(std::ffi::c_long, InterpIndex)]) -> usize {
     interrupted
 }
 
-/// The interpreter in which thread `ident` is serving a request (its innermost one), if any.
+/// The interpreter in which thread `ident` is serving a request (its innermost one), if any
+/// is recorded (not for a request nested deeper than [`DEPTH`]).
 pub fn interpreter_of(ident: std::ffi::c_long) -> Option<InterpIndex> {
-    busy_now().into_iter().find(|(i, _)| *i == ident).map(|(_, index)| index)
+    let records = RECORDS.lock();
+    let r = records.iter().find(|r| r.ident == ident && r.depth.load(Ordering::SeqCst) > 0)?;
+    let depth = r.depth.load(Ordering::SeqCst);
+    if depth > DEPTH {
+        return None;
+    }
+    r.interps[depth - 1].load(Ordering::SeqCst).checked_sub(1).map(InterpIndex)
 }

@@ -194,8 +194,10 @@ pub fn lookup(name: &str) -> Option<&'static Group> {
     lookup_key(name)
 }
 
-/// Bumped whenever a group leaves the registry (`set_aside`): threads' caches of it are then
-/// stale. (A group that joins it is found by a cache miss.)
+/// Bumped whenever a group leaves the registry (`set_aside`, under the registry's write lock):
+/// threads' caches of it are then stale. (A group that joins it is found by a cache miss.)
+/// The groups themselves are read under the registry's lock, so the counter needs no more
+/// than Acquire/Release.
 static REMOVALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 thread_local! {
