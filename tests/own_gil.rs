@@ -14,11 +14,14 @@
 
 mod common;
 use common::*;
-use std::os::unix::fs::PermissionsExt;
-use std::time::{Duration, Instant};
+
+/// The app, after the race helpers (`common::GIL_RACE_PY`).
+fn app() -> String {
+    format!("{GIL_RACE_PY}{APP}")
+}
 
 const APP: &str = r#"
-import hashlib, mmap, os, subprocess, sys, threading, time
+import hashlib, os, subprocess, sys, threading, time
 import mod_wsgi
 
 GROUP = mod_wsgi.application_group
@@ -36,24 +39,6 @@ def work():
     for i in range(20000):
         total += i * i % 7
     return total
-
-def spin(path, bound):
-    # Holds this GIL (switch interval 1000 s, no call that releases it) until the other
-    # request writes byte 0, or `bound` seconds pass.
-    with open(path, 'r+b') as f:
-        m = mmap.mmap(f.fileno(), 2)
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1000.0)
-    try:
-        m[1] = 1
-        deadline = time.monotonic() + bound
-        while m[0] == 0:
-            if time.monotonic() > deadline:
-                return 'timeout'
-        return 'seen'
-    finally:
-        sys.setswitchinterval(old)
-        m.close()
 
 def application(environ, start_response):
     path = environ['PATH_INFO']
@@ -83,10 +68,7 @@ def application(environ, start_response):
         path_, bound = qs.split(',')
         body = spin(path_, float(bound))
     elif path == '/poke':
-        with open(qs, 'r+b') as f:
-            m = mmap.mmap(f.fileno(), 2)
-        m[0] = 1
-        m.close()
+        poke(qs)
         body = 'poked'
     else:
         body = 'unknown'
@@ -113,7 +95,7 @@ fn config(home: &str) -> String {
 
 fn start(mpm: Mpm, home: &str) -> Apache {
     let dir = TempDir::new("own-gil");
-    dir.write("app.wsgi", APP);
+    dir.write("app.wsgi", &app());
     Apache::start_in(dir, mpm, &config(home))
 }
 
@@ -127,25 +109,12 @@ fn work() -> u64 {
     (0..20000u64).map(|i| i * i % 7).sum()
 }
 
-/// Spins in `spinner` (bounded by `bound` seconds) until `poker` writes the shared byte;
-/// returns what the spin reported.
+/// Spins in group `spinner` (bounded by `bound` seconds) until group `poker` pokes (see
+/// `common::gil_race`); returns what the spin reported.
 fn race(apache: &Apache, spinner: &str, poker: &str, bound: u32) -> String {
-    let file = apache.dir.write(&format!("spin-{spinner}-{poker}"), "\0\0");
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let file = file.display().to_string();
-    std::thread::scope(|scope| {
-        let spinning = scope.spawn(|| apache.get(&format!("/{spinner}/spin?{file},{bound}")));
-        // The spin has begun once byte 1 is set (the file is shared with the child's mapping).
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::fs::read(&file).unwrap()[1] == 0 {
-            assert!(Instant::now() < deadline, "the spin in /{spinner} never began\n{}", apache.error_log());
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        expect(apache, &format!("/{poker}/poke?{file}"), "poked");
-        let r = spinning.join().unwrap();
-        assert_eq!(r.status, 200, "{}", apache.error_log());
-        r.text()
-    })
+    let (spun, poked) = gil_race(apache, &format!("/{spinner}/spin"), &format!("/{poker}/poke"), bound);
+    assert_eq!(poked, "poked");
+    spun
 }
 
 fn serves_own_gil_groups(version: &str) {
@@ -224,7 +193,7 @@ fn own_gil_groups_on_python_3_13() {
 fn import_script_creates_own_gil_group() {
     let Some(home) = python_home("3.12") else { return };
     let dir = TempDir::new("own-gil-import");
-    dir.write("app.wsgi", APP);
+    dir.write("app.wsgi", &app());
     let apache = Apache::start_in(
         dir,
         Mpm::Event,
@@ -276,7 +245,7 @@ fn configuration_errors_and_warnings() {
 fn daemon_groups_get_their_own_gil(version: &str) {
     let Some(home) = python_home(version) else { return };
     let dir = TempDir::new("own-gil-daemon");
-    dir.write("app.wsgi", APP);
+    dir.write("app.wsgi", &app());
     dir.write("run/.keep", "");
     let config = format!(
         "WSGIRestrictEmbedded On\nWSGISocketPrefix {{dir}}/run/wsgi\n\

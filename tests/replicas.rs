@@ -10,11 +10,15 @@
 mod common;
 use common::*;
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
+/// The app, after the race helpers (`common::GIL_RACE_PY`).
+fn app() -> String {
+    format!("{GIL_RACE_PY}{APP}")
+}
+
 const APP: &str = r#"
-import mmap, os, sys, time
+import os
 import mod_wsgi
 
 TOKEN = os.urandom(6).hex()
@@ -24,22 +28,6 @@ def work():
     for i in range(20000):
         total += i * i % 7
     return total
-
-def spin(path, bound):
-    with open(path, 'r+b') as f:
-        m = mmap.mmap(f.fileno(), 2)
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1000.0)
-    try:
-        m[1] = 1
-        deadline = time.monotonic() + bound
-        while m[0] == 0:
-            if time.monotonic() > deadline:
-                return 'timeout'
-        return 'seen'
-    finally:
-        sys.setswitchinterval(old)
-        m.close()
 
 def application(environ, start_response):
     path = environ['PATH_INFO']
@@ -59,10 +47,7 @@ def application(environ, start_response):
         body = 'none' if g is None else 'concurrency=%d peak_active=%d queued_ever=%s gates=%d' % (
             g['python_concurrency'], g['python_peak_active'], g['python_peak_queued'] > 0, len(gates))
     elif path == '/poke':
-        with open(qs, 'r+b') as f:
-            m = mmap.mmap(f.fileno(), 2)
-        m[0] = 1
-        m.close()
+        poke(qs)
         body = 'poked %s' % TOKEN
     else:
         body = 'unknown'
@@ -76,25 +61,13 @@ fn ok(apache: &Apache, path: &str) -> String {
     r.text()
 }
 
-/// Spins in `/{prefix}/spin` until `/{prefix}/poke` (the same group) writes the shared byte;
-/// returns (what the spin reported, the spinning replica's token, the poking one's).
+/// Spins in `/{prefix}/spin` until `/{prefix}/poke` (the same group) pokes (see
+/// `common::gil_race`); returns (what the spin reported, the spinning replica's token, the
+/// poking one's).
 fn race(apache: &Apache, prefix: &str, bound: u32) -> (String, String, String) {
-    let file = apache.dir.write(&format!("spin-{prefix}"), "\0\0");
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let file = file.display().to_string();
-    std::thread::scope(|scope| {
-        let spinning = scope.spawn(|| apache.get(&format!("/{prefix}/spin?{file},{bound}")));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::fs::read(&file).unwrap()[1] == 0 {
-            assert!(Instant::now() < deadline, "the spin in /{prefix} never began\n{}", apache.error_log());
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let poked = ok(apache, &format!("/{prefix}/poke?{file}"));
-        let spun = spinning.join().unwrap();
-        assert_eq!(spun.status, 200, "{}", apache.error_log());
-        let (seen, spin_token) = spun.text().split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())).unwrap();
-        (seen, spin_token, poked.trim_start_matches("poked ").to_string())
-    })
+    let (spun, poked) = gil_race(apache, &format!("/{prefix}/spin"), &format!("/{prefix}/poke"), bound);
+    let (seen, spin_token) = spun.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())).unwrap();
+    (seen, spin_token, poked.trim_start_matches("poked ").to_string())
 }
 
 /// The tokens of the replicas that served `clients` x `each` concurrent `/{prefix}/work`
@@ -124,7 +97,7 @@ fn serves_replicas(version: &str) {
     let Some(home) = python_home(version) else { return };
     for mpm in [Mpm::Event, Mpm::Worker] {
         let dir = TempDir::new("replicas");
-        dir.write("app.wsgi", APP);
+        dir.write("app.wsgi", &app());
         // r: 2 replicas from its container, preloaded; l: 3 from WSGIApplicationGroup in a
         // <Location>; a: replicas= on the alias; one: a plain own-GIL group.
         let config = format!(
@@ -193,7 +166,7 @@ fn replicas_on_python_3_13() {
 fn replicas_in_a_daemon_group() {
     let Some(home) = python_home("3.12") else { return };
     let dir = TempDir::new("replicas-daemon");
-    dir.write("app.wsgi", APP);
+    dir.write("app.wsgi", &app());
     dir.write("run/.keep", "");
     let config = format!(
         "WSGIRestrictEmbedded On\nWSGISocketPrefix {{dir}}/run/wsgi\n\
@@ -213,7 +186,7 @@ fn replicas_in_a_daemon_group() {
 #[test]
 fn replicas_on_the_shared_gil_are_one_interpreter() {
     let dir = TempDir::new("replicas-shared");
-    dir.write("app.wsgi", APP);
+    dir.write("app.wsgi", &app());
     let apache = Apache::start_in(dir, Mpm::Event, "WSGIScriptAlias /s {dir}/app.wsgi application-group=s replicas=2\n");
     assert_eq!(tokens_under_load(&apache, "s", 8, 5).len(), 1);
     let log = apache.error_log();
@@ -246,7 +219,7 @@ fn bad_replicas_stop_the_configuration() {
 fn one_gate_per_own_gil() {
     let Some(home) = python_home("3.12") else { return };
     let dir = TempDir::new("replicas-gates");
-    dir.write("app.wsgi", APP);
+    dir.write("app.wsgi", &app());
     let config = format!(
         "WSGIPythonHome {home}
          WSGIPerInterpreterGIL On
