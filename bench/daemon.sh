@@ -103,20 +103,10 @@ def application(environ, start_response):
     return [body]
 EOF
 printf 'Hello World!\n' >"$APPS/hello.txt"
-cp -r "$REPO/bench/django_page" "$APPS/django"
-mkdir "$APPS/django/data"
-log "setting up the Django project ($APPS/django): migrate, 20 items"
-(
-  cd "$APPS/django"
-  "$PY" manage.py makemigrations items -v0
-  "$PY" manage.py migrate -v0
-  "$PY" manage.py shell -c 'import items.populate'
-) >&2 || die "Django set-up failed"
-# Apache's children and the daemons run as nobody when started as root: everything readable, and
-# the DB (which the page only reads) and its directory writable to be safe.
+setup_django_page "$APPS/django" "$PY"
+# Apache's children and the daemons run as nobody when started as root: everything readable
+# (the DB is made writable by setup_django_page).
 chmod -R a+rX "$APPS"
-chmod 777 "$APPS/django/data"
-chmod 666 "$APPS/django/data/db.sqlite3"
 DJANGO_WSGI=$APPS/django/benchsite/wsgi.py
 
 # --- servers ---------------------------------------------------------------------------------

@@ -69,15 +69,7 @@ cp "$OUR_MODULE" "$(dirname "$OUR_MODULE")"/mod_wsgi-engine-py*.so "$APPS/module
 OUR_MODULE_COPY=$APPS/modules/mod_wsgi.so
 
 # --- the applications ------------------------------------------------------------------------
-cp -r "$REPO/bench/django_page" "$APPS/django"
-mkdir "$APPS/django/data"
-log "setting up the Django project ($APPS/django): migrate, 20 items"
-(
-  cd "$APPS/django"
-  "$PY" manage.py makemigrations items -v0
-  "$PY" manage.py migrate -v0
-  "$PY" manage.py shell -c 'import items.populate'
-) >&2 || die "Django set-up failed"
+setup_django_page "$APPS/django" "$PY"
 cat >"$APPS/sleep.wsgi" <<'EOF'
 import json
 import time
@@ -96,11 +88,9 @@ def application(environ, start_response):
                               ('Content-Length', str(len(body)))])
     return [body]
 EOF
-# Apache's children run as nobody when started as root: everything readable, and the DB (which
-# the page only reads) and its directory writable to be safe.
+# Apache's children run as nobody when started as root: everything readable (the DB is made
+# writable by setup_django_page).
 chmod -R a+rX "$APPS"
-chmod 777 "$APPS/django/data"
-chmod 666 "$APPS/django/data/db.sqlite3"
 
 declare -A SCRIPT=([django]=$APPS/django/benchsite/wsgi.py [sleep]=$APPS/sleep.wsgi)
 declare -A TITLE=([django]="django page" [sleep]="sleep 20 ms")

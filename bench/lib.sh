@@ -107,6 +107,24 @@ run_wrk() {
     }' || die "could not parse wrk output for $1"
 }
 
+# setup_django_page DIR PYTHON : copies bench/django_page to DIR and, with PYTHON, makes its
+# SQLite DB and fills it (20 items); the DB and its directory are left writable by Apache's user
+# (children and daemons run as nobody when started as root; the page only reads).
+setup_django_page() {
+  local dir=$1 python=$2
+  cp -r "$REPO/bench/django_page" "$dir"
+  mkdir "$dir/data"
+  log "setting up the Django project ($dir): migrate, 20 items"
+  (
+    cd "$dir"
+    "$python" manage.py makemigrations items -v0
+    "$python" manage.py migrate -v0
+    "$python" manage.py shell -c 'import items.populate'
+  ) >&2 || die "Django set-up failed"
+  chmod 777 "$dir/data"
+  chmod 666 "$dir/data/db.sqlite3"
+}
+
 median() { "$PY" -c 'import sys, statistics; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 
 # httpd_base_conf DIR PORT MODULE [LOGLEVEL]: what every bench server's httpd.conf starts with:

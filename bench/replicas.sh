@@ -106,18 +106,8 @@ _next = itertools.count()
 def application_group(environ):
     return 'cpu-%d' % (next(_next) % 2)
 EOF
-cp -r "$REPO/bench/django_page" "$SHARE/django"
-mkdir "$SHARE/django/data"
-log "setting up the Django project with Django $DJANGO_VERSION: migrate, 20 items"
-(
-  cd "$SHARE/django"
-  "$DJANGO_VENV_COPY/bin/python" manage.py makemigrations items -v0
-  "$DJANGO_VENV_COPY/bin/python" manage.py migrate -v0
-  "$DJANGO_VENV_COPY/bin/python" manage.py shell -c 'import items.populate'
-) >&2 || die "Django set-up failed"
+setup_django_page "$SHARE/django" "$DJANGO_VENV_COPY/bin/python"
 chmod -R a+rX "$SHARE"
-chmod 777 "$SHARE/django/data"
-chmod 666 "$SHARE/django/data/db.sqlite3"
 
 # make_server NAME THREADS MODULE CONFIG [HOME] -> prints "dir port"
 make_server() {
