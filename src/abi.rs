@@ -147,7 +147,8 @@ pub mod gil_mode {
     pub const SHARED: c_int = 0;
     /// `On`: its own GIL and allocator (Python 3.12+; ignored, as shared, before).
     pub const OWN: c_int = 1;
-    /// `Auto`: as `OWN` (the fallback to the shared GIL is not implemented yet).
+    /// `Auto`: as `OWN`, but a group whose first import meets an extension that cannot load
+    /// with its own GIL moves to the shared GIL (the engine's `fallback.rs`).
     pub const AUTO: c_int = 2;
 
     /// The environ entry through which a request tells the engine its group's mode, when it

@@ -43,7 +43,7 @@ thread_local! {
         // A record with this identity belongs to a thread that has ended (no two live threads
         // share a pthread_t): its requests are over (depth 0), and it is taken over.
         if let Some(old) = records.iter().find(|r| r.ident == ident && r.depth.load(Ordering::SeqCst) == 0) {
-            return *old;
+            return old;
         }
         let record: &'static Record = Box::leak(Box::new(Record { ident, depth: AtomicUsize::new(0), interps: Default::default() }));
         records.push(record);

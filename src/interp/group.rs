@@ -125,8 +125,12 @@ pub fn register_main(interp: *mut ffi::PyInterpreterState, tstate: *mut ffi::PyT
 /// creates the interpreter: the first request (or `WSGIImportScript`) for a group decides.
 /// `replica` is which of the group's interpreters (`replicas.rs`; 0 for a group of one).
 pub fn get_or_create(name: &str, replica: u32, gil_mode: std::ffi::c_int) -> Result<&'static Group, String> {
+    if let Some(group) = lookup_key(&registry_key(name, replica)) {
+        return Ok(group);
+    }
     // Replicas need an own GIL: a group moved to the shared one (Auto) is one interpreter,
-    // whatever replica a request chose before the move.
+    // whatever replica a request chose before the move. (Checked on a miss only: the set of
+    // moved groups is behind a lock.)
     let replica = if replica > 0 && !wants_own_gil(name, gil_mode) { 0 } else { replica };
     let key = registry_key(name, replica);
     if let Some(group) = lookup_key(&key) {
@@ -136,7 +140,7 @@ pub fn get_or_create(name: &str, replica: u32, gil_mode: std::ffi::c_int) -> Res
     if let Some(group) = lookup_key(&key) {
         return Ok(group);
     }
-    if ABANDONED.lock().iter().any(|abandoned| *abandoned == key) {
+    if ABANDONED.lock().contains(&key) {
         return Err(format!(
             "Application group '{name}' is not created again in this process: its set-up failed while threads it started ran on (see the lines logged then)."
         ));

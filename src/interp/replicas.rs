@@ -86,7 +86,7 @@ fn set_for(name: &str, wanted: u32) -> &'static Set {
     }
     let mut sets = SETS.write();
     let sets = sets.get_or_insert_with(HashMap::new);
-    *sets.entry(name.to_string()).or_insert_with(|| {
+    sets.entry(name.to_string()).or_insert_with(|| {
         let active = (0..wanted.max(1)).map(|_| AtomicU32::new(0)).collect();
         Box::leak(Box::new(Set { active }))
     })

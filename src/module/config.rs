@@ -35,7 +35,8 @@ pub enum GilMode {
     Shared,
     /// `On`: its own GIL (Python 3.12+).
     Own,
-    /// `Auto`: as `On` for now (the fallback to the shared GIL is not implemented yet).
+    /// `Auto` (ours): as `On`, but a group whose first import meets an extension that cannot
+    /// load with its own GIL moves to the shared GIL (the engine's `fallback.rs`).
     Auto,
 }
 
