@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 14;
+pub const ABI_VERSION: u32 = 15;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -114,6 +114,82 @@ pub struct ImportScript {
     pub gil_mode: c_int,
     /// How many interpreters serve the group ([`replicas`]): each one imports the script.
     pub replicas: u32,
+    /// The group's `<WSGIInterpreterOptions>` settings, encoded as [`interpreter_options`].
+    pub options: Bytes,
+}
+
+/// The settings of `<WSGIInterpreterOptions>` (mod_wsgi 6) other than the GIL mode, resolved
+/// by the module for one application group: `WSGIPythonPath` layers, `WSGISwitchInterval`,
+/// `WSGIRestrictStdin`, `WSGIRestrictStdout` and `WSGIRestrictSignal`. A request carries them
+/// as one environ entry (read and left out of the application's environ by the engine, as
+/// [`gil_mode`]), a `WSGIImportScript` in [`ImportScript::options`], the main interpreter in
+/// [`EngineConfig::main_options`]; the first of these that creates a group's interpreter
+/// decides, as for its GIL mode. Encoded as `key=value` lines (an Apache configuration value
+/// holds no newline), so that the records stay byte strings.
+pub mod interpreter_options {
+    /// The environ entry, present when a container sets something for the group.
+    pub const ENVIRON_KEY: &[u8] = b"mod_wsgi.interpreter_options";
+
+    /// What the containers that match one group set; `None`: the process-wide value.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    pub struct GroupOptions {
+        /// `WSGIPythonPath` of every matching container, least specific first (then in
+        /// configuration order), each `:`-separated: added after the process-wide path.
+        pub python_path: Vec<String>,
+        /// `WSGISwitchInterval` of the most specific container, in seconds.
+        pub switch_interval: Option<f64>,
+        /// Whether that container selects an application group: then it applies only to an
+        /// interpreter with its own GIL (on the shared GIL it would change every group's).
+        pub switch_interval_app_scoped: bool,
+        pub restrict_stdin: Option<bool>,
+        pub restrict_stdout: Option<bool>,
+        pub restrict_signal: Option<bool>,
+    }
+
+    impl GroupOptions {
+        /// Whether no container sets anything for the group.
+        pub fn is_empty(&self) -> bool {
+            *self == GroupOptions::default()
+        }
+
+        /// The `key=value` lines.
+        pub fn encode(&self) -> Vec<u8> {
+            let mut lines = Vec::new();
+            for layer in &self.python_path {
+                lines.push(format!("path={layer}"));
+            }
+            if let Some(seconds) = self.switch_interval {
+                lines.push(format!("switch={seconds}"));
+                if self.switch_interval_app_scoped {
+                    lines.push("switch-scope=app".into());
+                }
+            }
+            for (key, value) in [("stdin", self.restrict_stdin), ("stdout", self.restrict_stdout), ("signal", self.restrict_signal)] {
+                if let Some(on) = value {
+                    lines.push(format!("{key}={}", on as u8));
+                }
+            }
+            lines.join("\n").into_bytes()
+        }
+
+        /// The options `encode` wrote; a line it did not write is ignored.
+        pub fn decode(text: &[u8]) -> GroupOptions {
+            let mut options = GroupOptions::default();
+            for line in String::from_utf8_lossy(text).lines() {
+                let Some((key, value)) = line.split_once('=') else { continue };
+                match key {
+                    "path" => options.python_path.push(value.to_string()),
+                    "switch" => options.switch_interval = value.parse().ok().filter(|s: &f64| *s > 0.0),
+                    "switch-scope" => options.switch_interval_app_scoped = value == "app",
+                    "stdin" => options.restrict_stdin = Some(value == "1"),
+                    "stdout" => options.restrict_stdout = Some(value == "1"),
+                    "signal" => options.restrict_signal = Some(value == "1"),
+                    _ => {}
+                }
+            }
+            options
+        }
+    }
 }
 
 /// Replicas (ours): one application group served by N interpreters of one process, each with
@@ -202,9 +278,12 @@ pub struct EngineConfig {
     /// `WSGIRestrictSignal` (0/1, default 1): `signal.signal()` from an application is ignored
     /// with a log line instead of replacing Apache's handlers.
     pub restrict_signal: c_int,
-    /// `switch-interval=` of a daemon group, in microseconds (`sys.setswitchinterval`); 0:
-    /// Python's own.
+    /// `WSGISwitchInterval`, or `switch-interval=` of a daemon group, in microseconds
+    /// (`sys.setswitchinterval`); 0: Python's own.
     pub switch_interval_us: u64,
+    /// The main interpreter's (`%{GLOBAL}`'s) `<WSGIInterpreterOptions>` settings, encoded as
+    /// [`interpreter_options`]: it is created at init, before any request names it.
+    pub main_options: Bytes,
     /// `WSGIPythonOptimize` (-1: not set), `WSGIDontWriteBytecode` (0/1).
     pub python_optimize: c_int,
     pub dont_write_bytecode: c_int,
@@ -400,4 +479,31 @@ pub struct ScoreWorker {
     pub client: Bytes,
     pub request: Bytes,
     pub vhost: Bytes,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interpreter_options::GroupOptions;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a configuration can hold (no newline in a value) comes back as it went.
+        #[test]
+        fn group_options_round_trip(
+            python_path in proptest::collection::vec("[^\n\r]+", 0..4),
+            switch_interval in proptest::option::of(1e-6f64..10.0),
+            switch_interval_app_scoped: bool,
+            restrict in proptest::array::uniform3(proptest::option::of(any::<bool>())),
+        ) {
+            let options = GroupOptions {
+                python_path,
+                switch_interval,
+                switch_interval_app_scoped: switch_interval_app_scoped && switch_interval.is_some(),
+                restrict_stdin: restrict[0],
+                restrict_stdout: restrict[1],
+                restrict_signal: restrict[2],
+            };
+            prop_assert_eq!(GroupOptions::decode(&options.encode()), options);
+        }
+    }
 }

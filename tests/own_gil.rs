@@ -230,7 +230,7 @@ fn configuration_errors_and_warnings() {
         ("<WSGIInterpreterOptions user=a>\nWSGIPerInterpreterGIL On\n</WSGIInterpreterOptions>\n", "unknown selector 'user', expected process-group or application-group"),
         ("<WSGIInterpreterOptions application-group=a application-group=b>\n</WSGIInterpreterOptions>\n", "application-group given more than once"),
         ("<WSGIInterpreterOptions a>\n</WSGIInterpreterOptions>\n", "argument 'a' is not of the form key=value"),
-        ("<WSGIInterpreterOptions application-group=a>\nWSGIPythonPath /tmp\n</WSGIInterpreterOptions>\n", "WSGIPythonPath"),
+        ("<WSGIInterpreterOptions application-group=a>\nWSGIPythonHome /tmp\n</WSGIInterpreterOptions>\n", "is not allowed inside this container"),
         ("<VirtualHost *:80>\n<WSGIInterpreterOptions application-group=a>\n</WSGIInterpreterOptions>\n</VirtualHost>\n", "cannot occur within <VirtualHost> section"),
     ] {
         let (ok, out) = config_test(body);

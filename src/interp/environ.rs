@@ -19,7 +19,10 @@ pub fn build(ex: &Exchange, group: &Group, input: &PyObj) -> PyResult<PyObj> {
     for pair in pairs {
         // SAFETY: byte strings valid for the request.
         let (name, value) = unsafe { (pair.name.as_slice(), pair.value.as_slice()) };
-        if name == crate::abi::gil_mode::ENVIRON_KEY || name == crate::abi::replicas::ENVIRON_KEY {
+        if name == crate::abi::gil_mode::ENVIRON_KEY
+            || name == crate::abi::replicas::ENVIRON_KEY
+            || name == crate::abi::interpreter_options::ENVIRON_KEY
+        {
             continue; // the module's word to the engine, not the application's
         }
         if name == b"HTTPS" {

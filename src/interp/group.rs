@@ -11,6 +11,7 @@
 
 use super::py::{self, PyObj, PyResult};
 use super::{error, request_objects, settings};
+use crate::abi::interpreter_options::GroupOptions;
 use crate::abi::level;
 use crate::gil::{self, GilGuard, InterpIndex, MAIN_INTERP};
 use parking_lot::{Mutex, RwLock};
@@ -110,7 +111,7 @@ static CREATING: Mutex<usize> = Mutex::new(1);
 pub fn register_main(interp: *mut ffi::PyInterpreterState, tstate: *mut ffi::PyThreadState) -> Result<(), String> {
     gil::register_interpreter(MAIN_INTERP, interp);
     gil::adopt_current(MAIN_INTERP, tstate);
-    let group = setup("", 0, MAIN_INTERP, false)?;
+    let group = setup("", 0, MAIN_INTERP, false, &Prepared::new("", false, &settings::get().main_options))?;
     GROUPS.write().get_or_insert_with(HashMap::new).insert(String::new(), group);
     Ok(())
 }
@@ -124,7 +125,8 @@ pub fn register_main(interp: *mut ffi::PyInterpreterState, tstate: *mut ffi::PyT
 /// `gil_mode` (`abi::gil_mode`) is the group's `WSGIPerInterpreterGIL`, used when this call
 /// creates the interpreter: the first request (or `WSGIImportScript`) for a group decides.
 /// `replica` is which of the group's interpreters (`replicas.rs`; 0 for a group of one).
-pub fn get_or_create(name: &str, replica: u32, gil_mode: std::ffi::c_int) -> Result<&'static Group, String> {
+/// `options` are its `<WSGIInterpreterOptions>` settings, likewise used on creation.
+pub fn get_or_create(name: &str, replica: u32, gil_mode: std::ffi::c_int, options: &GroupOptions) -> Result<&'static Group, String> {
     if let Some(group) = lookup_key(&registry_key(name, replica)) {
         return Ok(group);
     }
@@ -147,7 +149,8 @@ pub fn get_or_create(name: &str, replica: u32, gil_mode: std::ffi::c_int) -> Res
     }
     let index = InterpIndex(*next_slot);
     let own_gil = wants_own_gil(name, gil_mode);
-    let group = create(name, replica, &key, index, own_gil)?;
+    let prepared = Prepared::new(name, own_gil, options);
+    let group = create(name, replica, &key, index, own_gil, &prepared)?;
     *next_slot += 1;
     if own_gil {
         gil::heartbeat::watch(index);
@@ -240,7 +243,7 @@ pub fn all() -> Vec<&'static Group> {
     groups
 }
 
-fn create(name: &str, replica: u32, key: &str, index: InterpIndex, own_gil: bool) -> Result<&'static Group, String> {
+fn create(name: &str, replica: u32, key: &str, index: InterpIndex, own_gil: bool, prepared: &Prepared) -> Result<&'static Group, String> {
     let _main = GilGuard::acquire(MAIN_INTERP);
     let main_tstate = gil::thread_state(MAIN_INTERP);
     // SAFETY: the GIL is held through the main interpreter, whose state is current.
@@ -253,7 +256,7 @@ fn create(name: &str, replica: u32, key: &str, index: InterpIndex, own_gil: bool
     let interp = unsafe { ffi::compat::current_interpreter() };
     gil::register_interpreter(index, interp);
     gil::adopt_current(index, tstate);
-    let group = setup(name, replica, index, own_gil);
+    let group = setup(name, replica, index, own_gil, prepared);
     let mut ended = false;
     if group.is_err() {
         // The interpreter ends and its index serves the next group (one in which a site hook
@@ -418,8 +421,48 @@ pub unsafe fn enter_from_shared(own_gil: bool, to: *mut ffi::PyThreadState) {
     }
 }
 
+/// What a new interpreter is set up with: the process-wide settings, with its group's
+/// `<WSGIInterpreterOptions>` settings over them (mod_wsgi 6's rules).
+struct Prepared {
+    /// `WSGIPythonPath`, then each container's, in order.
+    python_path: Vec<String>,
+    restrict_stdin: bool,
+    restrict_stdout: bool,
+    restrict_signal: bool,
+    /// Seconds; 0: leave the GIL's as it is.
+    switch_interval: f64,
+}
+
+impl Prepared {
+    /// Resolves the settings, before the interpreter exists (no GIL needed). A switch interval
+    /// from a container that selects an application group is skipped, with a warning, for an
+    /// interpreter on the shared GIL: `sys.setswitchinterval` there would change every
+    /// group's (and the main interpreter's, which a `%{GLOBAL}` container may set).
+    fn new(name: &str, own_gil: bool, options: &GroupOptions) -> Prepared {
+        let s = settings::get();
+        let layers = options.python_path.iter().flat_map(|layer| layer.split(':')).filter(|p| !p.is_empty());
+        let switch_interval = match options.switch_interval {
+            Some(seconds) if options.switch_interval_app_scoped && !own_gil && !name.is_empty() => {
+                settings::log(level::WARNING, &format!(
+                    "Skipping per-interpreter switch interval {seconds:.6}s for '{name}': setting it would mutate the process-global value because this interpreter does not have its own GIL."
+                ));
+                s.switch_interval
+            }
+            Some(seconds) => seconds,
+            None => s.switch_interval,
+        };
+        Prepared {
+            python_path: s.python_path.iter().map(String::as_str).chain(layers).map(str::to_string).collect(),
+            restrict_stdin: options.restrict_stdin.unwrap_or(s.restrict_stdin),
+            restrict_stdout: options.restrict_stdout.unwrap_or(s.restrict_stdout),
+            restrict_signal: options.restrict_signal.unwrap_or(s.restrict_signal),
+            switch_interval,
+        }
+    }
+}
+
 /// Prepares a fresh interpreter (current on this thread, GIL held) for applications.
-fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool) -> Result<&'static Group, String> {
+fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool, p: &Prepared) -> Result<&'static Group, String> {
     let run = || -> PyResult<(request_objects::Types, Events, [*mut ffi::PyObject; 2])> {
         let s = settings::get();
         let bootstrap = run_bootstrap()?;
@@ -429,7 +472,7 @@ fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool) -> Result<
             .map(|(k, v)| py::tuple(&[&py::bytes(k)?, &py::bytes(v)?]))
             .collect::<PyResult<_>>()?;
         let environ = list(&environ)?;
-        let path = list(&s.python_path.iter().map(|p| py::text(p)).collect::<PyResult<Vec<_>>>()?)?;
+        let path = list(&p.python_path.iter().map(|p| py::text(p)).collect::<PyResult<Vec<_>>>()?)?;
         let version = settings::mod_wsgi_version()?;
         let limits = (py::int(s.maximum_processes as i64)?, py::int(s.threads_per_process as i64)?);
         let lists = bootstrap.call(&[
@@ -441,14 +484,14 @@ fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool) -> Result<
             &super::builtins::process_metrics_function()?,
             &super::builtins::server_metrics_function()?,
             &super::builtins::log_function()?,
-            &py::boolean(s.restrict_stdin),
-            &py::boolean(s.restrict_stdout),
-            &py::boolean(s.restrict_signal),
+            &py::boolean(p.restrict_stdin),
+            &py::boolean(p.restrict_stdout),
+            &py::boolean(p.restrict_signal),
             &limits.0,
             &limits.1,
             &py::text(&s.process_group)?,
             // SAFETY: a new float object.
-            &unsafe { PyObj::from_owned(ffi::PyFloat_FromDouble(s.switch_interval))? },
+            &unsafe { PyObj::from_owned(ffi::PyFloat_FromDouble(p.switch_interval))? },
             &py::boolean(own_gil),
         ])?;
         // SAFETY: setup() returns a 5-tuple; each item is kept (one reference) for good.

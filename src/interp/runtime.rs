@@ -26,6 +26,8 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         restrict_stdout: config.restrict_stdout != 0,
         restrict_signal: config.restrict_signal != 0,
         switch_interval: config.switch_interval_us as f64 / 1e6,
+        // SAFETY: the module's byte string is valid for the call.
+        main_options: abi::interpreter_options::GroupOptions::decode(unsafe { config.main_options.as_slice() }),
         threads_per_process: config.threads_per_child.max(1) as usize,
         module_version: version,
         // SAFETY: the module's byte string is valid for the call.
@@ -82,6 +84,8 @@ pub fn import_scripts(config: &abi::EngineConfig) {
     for entry in entries {
         // SAFETY: byte strings valid for the call.
         let (script, group_name) = unsafe { (entry.script.to_text(), entry.group.to_text()) };
+        // SAFETY: as above.
+        let options = abi::interpreter_options::GroupOptions::decode(unsafe { entry.options.as_slice() });
         // Every replica of the group imports the script, so that none starts cold.
         let replicas = if entry.replicas > 1 && !group::wants_own_gil(&group_name, entry.gil_mode) {
             super::replicas::warn_shared(&group_name, entry.replicas);
@@ -96,14 +100,14 @@ pub fn import_scripts(config: &abi::EngineConfig) {
             if replica > 0 && !group::wants_own_gil(&group_name, entry.gil_mode) {
                 break; // moved to the shared GIL (Auto): one interpreter
             }
-            import_script(&script, &group_name, replica, entry.gil_mode);
+            import_script(&script, &group_name, replica, entry.gil_mode, &options);
         }
     }
 }
 
 /// Loads one `WSGIImportScript` script into one interpreter of its group.
-fn import_script(script: &str, group_name: &str, replica: u32, gil_mode: std::ffi::c_int) {
-    let group = match group::get_or_create(group_name, replica, gil_mode) {
+fn import_script(script: &str, group_name: &str, replica: u32, gil_mode: std::ffi::c_int, options: &abi::interpreter_options::GroupOptions) {
+    let group = match group::get_or_create(group_name, replica, gil_mode, options) {
         Ok(group) => group,
         Err(message) => {
             settings::log(level::ERR, &message);
@@ -125,7 +129,7 @@ fn import_script(script: &str, group_name: &str, replica: u32, gil_mode: std::ff
                 // WSGIPerInterpreterGIL Auto: moved to the shared GIL before it serves; again,
                 // into its one interpreter there.
                 super::fallback::fall_back(group_name, &refused[before..], &traceback);
-                return import_script(script, group_name, 0, gil_mode);
+                return import_script(script, group_name, 0, gil_mode, options);
             }
             settings::log(level::ERR, &format!("Failed to import WSGI script '{script}' into application group '{group_name}' (WSGIImportScript)."));
             settings::log_lines(level::ERR, &traceback);

@@ -12,6 +12,7 @@ use super::daemon::options::DaemonSpec;
 use super::group_name::GroupSpec;
 use super::proxy::Network;
 use std::ffi::c_void;
+use crate::abi::interpreter_options::GroupOptions;
 
 /// How a configuration of one level inherits from the enclosing one.
 pub trait Merge: Default {
@@ -53,13 +54,22 @@ impl GilMode {
 
 /// One `<WSGIInterpreterOptions process-group=... application-group=...>` container: the
 /// selectors (`None`: any; `Some("")`: `%{GLOBAL}`) and what it sets.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct InterpreterOptions {
     pub process_group: Option<String>,
     pub application_group: Option<String>,
     pub per_interpreter_gil: Option<GilMode>,
     /// `replicas=N` on the opening tag (ours): the selected groups run in N interpreters.
     pub replicas: Option<u32>,
+    /// `WSGIPythonPath` inside: added after the process-wide path (`:`-separated).
+    pub python_path: Option<String>,
+    /// `WSGISwitchInterval` inside, in seconds.
+    pub switch_interval: Option<f64>,
+    pub restrict_stdin: Option<bool>,
+    pub restrict_stdout: Option<bool>,
+    pub restrict_signal: Option<bool>,
+    /// `WSGIFreeThreading` inside: accepted, no effect (no engine is free-threaded).
+    pub free_threading: Option<bool>,
 }
 
 /// The `WSGIPerInterpreterGIL` of the application group `application_group` in the process
@@ -83,23 +93,48 @@ pub fn resolve_replicas(blocks: &[InterpreterOptions], process_group: &str, appl
     most_specific(blocks, process_group, application_group, |b| b.replicas)
 }
 
+/// The settings of the containers that match a group other than its GIL mode and replicas
+/// (`abi::interpreter_options`), as mod_wsgi 6 resolves them: each from the most specific
+/// container that sets it (the later of equal specificity); `WSGIPythonPath` from every one
+/// that sets it, least specific first, then in configuration order.
+pub fn resolve_group_options(blocks: &[InterpreterOptions], process_group: &str, application_group: &str) -> GroupOptions {
+    let mut layers: Vec<(i32, usize, String)> = blocks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| Some((specificity(b, process_group, application_group)?, i, b.python_path.clone()?)))
+        .collect();
+    layers.sort_by_key(|(specificity, index, _)| (*specificity, *index));
+    let switch = most_specific(blocks, process_group, application_group, |b| b.switch_interval.map(|s| (s, b.application_group.is_some())));
+    GroupOptions {
+        python_path: layers.into_iter().map(|(_, _, path)| path).collect(),
+        switch_interval: switch.map(|(s, _)| s),
+        switch_interval_app_scoped: switch.is_some_and(|(_, app)| app),
+        restrict_stdin: most_specific(blocks, process_group, application_group, |b| b.restrict_stdin),
+        restrict_stdout: most_specific(blocks, process_group, application_group, |b| b.restrict_stdout),
+        restrict_signal: most_specific(blocks, process_group, application_group, |b| b.restrict_signal),
+    }
+}
+
+/// How many of a container's selectors match (`None`: one does not).
+fn specificity(block: &InterpreterOptions, process_group: &str, application_group: &str) -> Option<i32> {
+    let mut specificity = 0;
+    for (selector, actual) in [(&block.process_group, process_group), (&block.application_group, application_group)] {
+        match selector {
+            Some(wanted) if wanted != actual => return None,
+            Some(_) => specificity += 1,
+            None => {}
+        }
+    }
+    Some(specificity)
+}
+
 /// What `field` says in the most specific container whose selectors all match (the later of
 /// equal specificity), among those that set it.
 fn most_specific<T>(blocks: &[InterpreterOptions], process_group: &str, application_group: &str, field: impl Fn(&InterpreterOptions) -> Option<T>) -> Option<T> {
     let mut found = None;
     let mut best = -1;
     for block in blocks {
-        let mut specificity = 0;
-        for (selector, actual) in [(&block.process_group, process_group), (&block.application_group, application_group)] {
-            match selector {
-                Some(wanted) if wanted != actual => specificity = i32::MIN,
-                Some(_) => specificity += 1,
-                None => {}
-            }
-        }
-        if specificity < 0 {
-            continue;
-        }
+        let Some(specificity) = specificity(block, process_group, application_group) else { continue };
         if let Some(value) = field(block) {
             if specificity >= best {
                 found = Some(value);
@@ -204,11 +239,20 @@ pub struct ServerConfig {
     pub server_metrics: Option<bool>,
     /// `WSGIPerInterpreterGIL` at server scope (main server only).
     pub per_interpreter_gil: Option<GilMode>,
+    /// `WSGISwitchInterval` at server scope, in seconds (main server only).
+    pub switch_interval: Option<f64>,
+    /// `WSGIFreeThreading` at server scope (main server only): accepted, no effect.
+    pub free_threading: Option<bool>,
     /// `<WSGIInterpreterOptions>` containers, in configuration order (main server only).
     pub interpreter_options: Vec<InterpreterOptions>,
 }
 
 impl ServerConfig {
+    /// [`resolve_group_options`] with this server's containers.
+    pub fn group_options(&self, process_group: &str, application_group: &str) -> GroupOptions {
+        resolve_group_options(&self.interpreter_options, process_group, application_group)
+    }
+
     /// [`resolve_gil`] with this server's settings.
     pub fn gil_mode(&self, process_group: &str, application_group: &str) -> GilMode {
         resolve_gil(self.per_interpreter_gil, &self.interpreter_options, process_group, application_group)
@@ -247,6 +291,8 @@ impl Merge for ServerConfig {
             socket_rotation: add.socket_rotation.or(base.socket_rotation),
             server_metrics: add.server_metrics.or(base.server_metrics),
             per_interpreter_gil: add.per_interpreter_gil.or(base.per_interpreter_gil),
+            switch_interval: add.switch_interval.or(base.switch_interval),
+            free_threading: add.free_threading.or(base.free_threading),
             // Main server only: a virtual host sees the main server's containers.
             interpreter_options: base.interpreter_options.iter().chain(&add.interpreter_options).cloned().collect(),
         }
@@ -338,7 +384,7 @@ mod tests {
             process_group: pg.map(str::to_string),
             application_group: ag.map(str::to_string),
             per_interpreter_gil: Some(mode),
-            replicas: None,
+            ..Default::default()
         };
         let blocks = vec![
             block(Some("site"), Some("a"), GilMode::Shared),
@@ -388,5 +434,33 @@ mod tests {
         let urls: Vec<_> = merged.aliases.iter().map(|a| match &a.url { UrlMatch::Prefix(p) => p.clone(), _ => unreachable!() }).collect();
         assert_eq!(urls, ["/vhost", "/main"]);
         assert_eq!(merged.python_home.as_deref(), Some("/opt/py"));
+    }
+
+    #[test]
+    fn group_options_layer_paths_and_take_the_most_specific_value() {
+        let block = |pg: Option<&str>, ag: Option<&str>| InterpreterOptions {
+            process_group: pg.map(str::to_string),
+            application_group: ag.map(str::to_string),
+            ..Default::default()
+        };
+        let blocks = vec![
+            InterpreterOptions { python_path: Some("/both".into()), restrict_stdin: Some(false), ..block(Some("site"), Some("a")) },
+            InterpreterOptions { python_path: Some("/app".into()), switch_interval: Some(0.01), ..block(None, Some("a")) },
+            InterpreterOptions { python_path: Some("/site".into()), switch_interval: Some(0.02), restrict_stdin: Some(true), ..block(Some("site"), None) },
+            InterpreterOptions { python_path: Some("/app-later".into()), restrict_signal: Some(false), ..block(None, Some("a")) },
+        ];
+        let a = resolve_group_options(&blocks, "site", "a");
+        // Least specific first, configuration order among equals.
+        assert_eq!(a.python_path, ["/app", "/site", "/app-later", "/both"]);
+        // Equal specificity: the later container.
+        assert_eq!((a.switch_interval, a.switch_interval_app_scoped), (Some(0.02), false));
+        assert_eq!(resolve_group_options(&blocks, "", "a").switch_interval_app_scoped, true);
+        assert_eq!((a.restrict_stdin, a.restrict_stdout, a.restrict_signal), (Some(false), None, Some(false)));
+        let b = resolve_group_options(&blocks, "site", "b");
+        assert_eq!(b.python_path, ["/site"]);
+        assert_eq!((b.switch_interval, b.switch_interval_app_scoped), (Some(0.02), false));
+        assert!(resolve_group_options(&blocks, "", "b").is_empty());
+        // %{GLOBAL} is selected by the empty name.
+        assert_eq!(resolve_group_options(&[InterpreterOptions { python_path: Some("/g".into()), ..block(None, Some("")) }], "", "").python_path, ["/g"]);
     }
 }

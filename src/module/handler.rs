@@ -99,12 +99,19 @@ fn serve(r: &mut RequestRec) -> c_int {
     // The group's WSGIPerInterpreterGIL, for the engine that creates its interpreter (see
     // `abi::gil_mode::ENVIRON_KEY`); never one that SetEnv made.
     // Likewise its replicas (`abi::replicas`), when more than one.
-    environ.retain(|(k, _)| k != abi::gil_mode::ENVIRON_KEY && k != abi::replicas::ENVIRON_KEY);
+    // And its other `<WSGIInterpreterOptions>` settings (`abi::interpreter_options`).
+    environ.retain(|(k, _)| {
+        k != abi::gil_mode::ENVIRON_KEY && k != abi::replicas::ENVIRON_KEY && k != abi::interpreter_options::ENVIRON_KEY
+    });
     // SAFETY: every request has a live server_rec with our config.
     let server = unsafe { server_config(r.server()) };
     let gil_mode = server.gil_mode(&process_group, &group).to_abi();
     if let Some(value) = abi::gil_mode::environ_value(gil_mode) {
         environ.push((abi::gil_mode::ENVIRON_KEY.to_vec(), value.to_vec()));
+    }
+    let group_options = server.group_options(&process_group, &group);
+    if !group_options.is_empty() {
+        environ.push((abi::interpreter_options::ENVIRON_KEY.to_vec(), group_options.encode()));
     }
     let replicas = server.replicas(options.replicas, &process_group, &group);
     if replicas > 1 {

@@ -16,6 +16,11 @@ use std::sync::OnceLock;
 /// wedged application shows up as 503s with a log line rather than as hung connections.
 pub(super) const DEFAULT_QUEUE_TIMEOUT_MS: u64 = 30_000;
 
+/// A switch interval in seconds as the engine takes it: whole microseconds, at least one.
+pub(super) fn switch_interval_us(seconds: f64) -> u64 {
+    ((seconds * 1e6).round() as u64).max(1)
+}
+
 /// The engine of this child process, once child-init has loaded and initialised it.
 static ENGINE: OnceLock<LoadedEngine> = OnceLock::new();
 
@@ -124,6 +129,7 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
         let home = config.python_home.clone().unwrap_or_default();
         let path = config.python_path.join(":");
         let warnings = config.python_warnings.join("\n");
+        let main_options = config.group_options("", "").encode();
         // Only embedded mode's scripts: the daemons import their own.
         let entries = imports::for_process_group("");
         let imports = imports::to_abi(&entries);
@@ -145,7 +151,8 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
             restrict_signal: config.restrict_signal.unwrap_or(true) as c_int,
             dont_write_bytecode: config.dont_write_bytecode.unwrap_or(false) as c_int,
             python_warnings: abi::Bytes::new(warnings.as_bytes()),
-            switch_interval_us: 0,
+            switch_interval_us: config.switch_interval.map_or(0, switch_interval_us),
+            main_options: abi::Bytes::new(&main_options),
             maximum_processes: mpm_query(apache::AP_MPMQ_MAX_DAEMONS).max(1),
             import_scripts: imports.as_ptr(),
             import_scripts_len: imports.len(),

@@ -50,20 +50,45 @@ extern "C" {
     static ap_server_conf: *mut super::apache::server_rec;
 }
 
+/// The engine's view of a process's import list: the records and the encoded
+/// `<WSGIInterpreterOptions>` settings they point into (kept together so they live as long).
+pub struct AbiImports {
+    records: Vec<abi::ImportScript>,
+    /// Each record's `options` borrows one of these (a Vec's buffer does not move with it).
+    _options: Vec<Vec<u8>>,
+}
+
+impl AbiImports {
+    pub fn as_ptr(&self) -> *const abi::ImportScript {
+        self.records.as_ptr()
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+}
+
 /// The engine's view of `entries`, borrowing their strings (keep `entries` alive meanwhile),
-/// each with its group's `WSGIPerInterpreterGIL` and replicas (from the main server's
-/// configuration): every replica of a group imports the script.
-pub fn to_abi(entries: &[ImportScript]) -> Vec<abi::ImportScript> {
+/// each with its group's `WSGIPerInterpreterGIL`, replicas and other container settings (from
+/// the main server's configuration): every replica of a group imports the script.
+pub fn to_abi(entries: &[ImportScript]) -> AbiImports {
     // SAFETY: read after the configuration is read (in a child or a daemon), when Apache has
     // set it; our record is attached to every server_rec.
     let main = unsafe { (!ap_server_conf.is_null()).then(|| super::record::server_config(ap_server_conf)) };
-    entries
+    let options: Vec<Vec<u8>> = entries
         .iter()
-        .map(|e| abi::ImportScript {
+        .map(|e| main.map_or_else(Vec::new, |m| m.group_options(&e.process_group, &e.application_group).encode()))
+        .collect();
+    let records = entries
+        .iter()
+        .zip(&options)
+        .map(|(e, options)| abi::ImportScript {
             script: abi::Bytes::new(e.script.as_bytes()),
             group: abi::Bytes::new(e.application_group.as_bytes()),
             gil_mode: main.map_or(abi::gil_mode::SHARED, |m| m.gil_mode(&e.process_group, &e.application_group).to_abi()),
             replicas: main.map_or(1, |m| m.replicas(e.replicas, &e.process_group, &e.application_group)),
+            options: abi::Bytes::new(options),
         })
-        .collect()
+        .collect();
+    AbiImports { records, _options: options }
 }

@@ -395,6 +395,7 @@ fn start_engine(registry: &Registry, group: &Group, mapped: Option<engine_loader
     let spec = &group.spec;
     let path = spec.python_path.as_ref().unwrap_or(&main.python_path).join(":");
     let warnings = main.python_warnings.join("\n");
+    let main_options = main.group_options(&spec.name, "").encode();
     // SAFETY: returns a static string.
     let banner = unsafe { std::ffi::CStr::from_ptr(apache::ap_get_server_description()) }.to_bytes();
     let entries = imports(group);
@@ -413,7 +414,9 @@ fn start_engine(registry: &Registry, group: &Group, mapped: Option<engine_loader
         python_optimize: main.python_optimize.unwrap_or(-1),
         dont_write_bytecode: main.dont_write_bytecode.unwrap_or(false) as c_int,
         python_warnings: abi::Bytes::new(warnings.as_bytes()),
-        switch_interval_us: spec.switch_interval_us,
+        // The group's switch-interval=, else WSGISwitchInterval.
+        switch_interval_us: if spec.switch_interval_us > 0 { spec.switch_interval_us } else { main.switch_interval.map_or(0, super::super::hooks::switch_interval_us) },
+        main_options: abi::Bytes::new(&main_options),
         maximum_processes: spec.processes as c_int,
         import_scripts: imports.as_ptr(),
         import_scripts_len: imports.len(),
@@ -605,11 +608,18 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     // for a group fixes its interpreter's mode for the life of the process. Its replicas
     // (`abi::replicas`) stay as the child resolved them: a directory's `replicas=` is known
     // only there.
-    environ.retain(|(k, _)| k != abi::gil_mode::ENVIRON_KEY);
+    // So are its other container settings (`abi::interpreter_options`).
+    environ.retain(|(k, _)| k != abi::gil_mode::ENVIRON_KEY && k != abi::interpreter_options::ENVIRON_KEY);
     // SAFETY: the main server's configuration, read-only after start-up.
-    let gil_mode = unsafe { server_config(shared.main) }.gil_mode(&shared.name, &String::from_utf8_lossy(&hello.group)).to_abi();
+    let main = unsafe { server_config(shared.main) };
+    let application_group = String::from_utf8_lossy(&hello.group);
+    let gil_mode = main.gil_mode(&shared.name, &application_group).to_abi();
     if let Some(value) = abi::gil_mode::environ_value(gil_mode) {
         environ.push((abi::gil_mode::ENVIRON_KEY.to_vec(), value.to_vec()));
+    }
+    let group_options = main.group_options(&shared.name, &application_group);
+    if !group_options.is_empty() {
+        environ.push((abi::interpreter_options::ENVIRON_KEY.to_vec(), group_options.encode()));
     }
     environ.push((b"mod_wsgi.daemon_start".to_vec(), now_micros().to_string().into_bytes()));
     let pairs: Vec<abi::Pair> = environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();

@@ -1,6 +1,9 @@
 //! `WSGIPerInterpreterGIL` and the `<WSGIInterpreterOptions>` container (mod_wsgi 6, plus
 //! our `Auto` and `replicas=`): the directives that choose, per application group, whether its
-//! interpreter gets its own GIL and how many interpreters serve it.
+//! interpreter gets its own GIL and how many interpreters serve it; and the other directives
+//! mod_wsgi 6 lets a container scope to the groups it selects (`WSGIPythonPath`,
+//! `WSGISwitchInterval`, `WSGIRestrictStdin`, `WSGIRestrictStdout`, `WSGIRestrictSignal`,
+//! `WSGIFreeThreading`), through [`scoped`].
 
 use super::*;
 
@@ -54,6 +57,99 @@ fn in_interpreter_options(cmd: *mut cmd_parms) -> bool {
     }
 }
 
+/// The directives a `<WSGIInterpreterOptions>` may hold (mod_wsgi 6's list).
+const ALLOWED_INSIDE: [&str; 7] = [
+    "WSGIPerInterpreterGIL",
+    "WSGIPythonPath",
+    "WSGISwitchInterval",
+    "WSGIRestrictStdin",
+    "WSGIRestrictStdout",
+    "WSGIRestrictSignal",
+    "WSGIFreeThreading",
+];
+
+/// A directive allowed both in the main server (`GLOBAL_ONLY`) and inside a
+/// `<WSGIInterpreterOptions>`: `parse` reads the value, `in_block` stores it in the container
+/// being read, `at_server` in the main server's record.
+pub(in crate::module) fn scoped<T>(
+    cmd: *mut cmd_parms,
+    mconfig: *mut c_void,
+    arg: *const c_char,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+    in_block: impl FnOnce(&mut InterpreterOptions, T),
+    at_server: impl FnOnce(&mut super::super::config::ServerConfig, T),
+) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        let nested = in_interpreter_options(d.cmd);
+        if !nested {
+            d.global_only()?;
+        }
+        let value = parse(&d.arg)?;
+        let server = d.server();
+        if nested {
+            in_block(current_block(server)?, value);
+        } else {
+            at_server(server, value);
+        }
+        Ok(())
+    })
+}
+
+/// The container being read: the last one pushed (its children are walked right after).
+fn current_block(server: &mut super::super::config::ServerConfig) -> Result<&mut InterpreterOptions, String> {
+    server.interpreter_options.last_mut().ok_or_else(|| "internal error: no <WSGIInterpreterOptions> block".to_string())
+}
+
+/// A positive number of seconds, as mod_wsgi 6 says it.
+pub fn parse_switch_interval(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 => Ok(seconds),
+        _ => Err("WSGISwitchInterval must be a positive number of seconds.".into()),
+    }
+}
+
+/// `WSGISwitchInterval SECONDS` (mod_wsgi 6): `sys.setswitchinterval` for every interpreter,
+/// or inside a container for the groups selected (an application group's only if it has its
+/// own GIL: on the shared one it would change every group's; the engine says so once).
+pub(super) unsafe extern "C" fn switch_interval(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    scoped(cmd, mconfig, arg, parse_switch_interval, |b, s| b.switch_interval = Some(s), |server, s| server.switch_interval = Some(s))
+}
+
+/// `WSGIFreeThreading On|Off` (mod_wsgi 6): accepted for drop-in configurations; no engine
+/// here runs a free-threaded (PEP 703) Python, so `On` is a warning, as mod_wsgi 6 gives on a
+/// Python built with the GIL. Free threading is per process: a container with
+/// `application-group=` gets mod_wsgi 6's warning that it is ignored there.
+pub(super) unsafe extern "C" fn free_threading(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        let nested = in_interpreter_options(d.cmd);
+        if !nested {
+            d.global_only()?;
+        }
+        let on = parse_on_off("WSGIFreeThreading", &d.arg)?;
+        let place = where_is(d.cmd);
+        // SAFETY: cmd is the live cmd_parms of this directive call.
+        let s = unsafe { (*d.cmd).server };
+        let server = d.server();
+        if nested {
+            let block = current_block(server)?;
+            if block.application_group.is_some() {
+                log::server(apache::APLOG_WARNING as c_int, s, &format!(
+                    "WSGIFreeThreading inside <WSGIInterpreterOptions> with application-group= set is ignored: free-threading is a process-wide setting and cannot be scoped per application group ({place})."
+                ));
+            }
+            block.free_threading = Some(on);
+        } else {
+            server.free_threading = Some(on);
+        }
+        if on {
+            log::server(apache::APLOG_WARNING as c_int, s, &format!(
+                "WSGIFreeThreading On has no effect: mod_wsgi-rs has no engine for a free-threaded Python (PEP 703); the GIL stays on ({place})."
+            ));
+        }
+        Ok(())
+    })
+}
+
 /// `WSGIPerInterpreterGIL Off|On|Auto`, in the main server or inside a
 /// `<WSGIInterpreterOptions>` (then for the groups it selects). The engine's Python is known
 /// here: before 3.12 a value other than `Off` is accepted with a warning and has no effect,
@@ -68,10 +164,7 @@ pub(super) unsafe extern "C" fn per_interpreter_gil(cmd: *mut cmd_parms, mconfig
         let server = d.server();
         let process_group = if nested { server.interpreter_options.last().and_then(|b| b.process_group.clone()) } else { None };
         if nested {
-            match server.interpreter_options.last_mut() {
-                Some(block) => block.per_interpreter_gil = Some(mode),
-                None => return Err("WSGIPerInterpreterGIL: internal error: no <WSGIInterpreterOptions> block".into()),
-            }
+            current_block(server)?.per_interpreter_gil = Some(mode);
         } else {
             server.per_interpreter_gil = Some(mode);
         }
@@ -128,9 +221,9 @@ pub fn parse_interpreter_options(arg: &str) -> Result<InterpreterOptions, String
     Ok(block)
 }
 
-/// `<WSGIInterpreterOptions process-group=... application-group=...>`: main server only. Of
-/// the directives mod_wsgi 6 allows inside, only `WSGIPerInterpreterGIL` is implemented; any
-/// other is refused (with its file and line) rather than silently applied to every group.
+/// `<WSGIInterpreterOptions process-group=... application-group=...>`: main server only. A
+/// directive mod_wsgi 6 does not allow inside is refused with its file and line (mod_wsgi 6
+/// would run it as if outside, silently applying it to every group).
 pub(super) unsafe extern "C" fn interpreter_options(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
         d.global_only()?;
@@ -145,9 +238,10 @@ pub(super) unsafe extern "C" fn interpreter_options(cmd: *mut cmd_parms, mconfig
                 let file = if c.filename.is_null() { String::new() } else { CStr::from_ptr(c.filename).to_string_lossy().into_owned() };
                 (CStr::from_ptr(c.directive).to_string_lossy().into_owned(), file, c.line_num)
             };
-            if !name.eq_ignore_ascii_case("WSGIPerInterpreterGIL") {
+            if !ALLOWED_INSIDE.iter().any(|allowed| name.eq_ignore_ascii_case(allowed)) {
                 return Err(format!(
-                    "<WSGIInterpreterOptions>: {name} ({file}:{line}) is not supported inside this container by mod_wsgi-rs yet; only WSGIPerInterpreterGIL is"
+                    "<WSGIInterpreterOptions>: {name} ({file}:{line}) is not allowed inside this container; it holds only {}",
+                    ALLOWED_INSIDE.join(", ")
                 ));
             }
             // SAFETY: as above.
@@ -184,5 +278,9 @@ mod tests {
         assert!(parse_gil_mode("yes").unwrap_err().contains("Off | On | Auto"));
         assert!(!has_per_interpreter_gil("3.11") && !has_per_interpreter_gil("2.7"));
         assert!(has_per_interpreter_gil("3.12") && has_per_interpreter_gil("3.13") && has_per_interpreter_gil("4.0"));
+        assert_eq!(parse_switch_interval("0.005"), Ok(0.005));
+        for bad in ["0", "-1", "x", "", "inf", "NaN"] {
+            assert!(parse_switch_interval(bad).unwrap_err().contains("positive number of seconds"), "{bad}");
+        }
     }
 }

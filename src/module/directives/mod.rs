@@ -18,7 +18,7 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::Path;
 
 mod interpreter_options;
-use interpreter_options::{interpreter_options, per_interpreter_gil};
+use interpreter_options::{free_threading, interpreter_options, per_interpreter_gil, scoped, switch_interval};
 
 /// Apache reads this array up to the entry with a null name.
 #[repr(transparent)]
@@ -74,7 +74,7 @@ const DIRECTORY: u32 = apache::RSRC_CONF | apache::ACCESS_CONF;
 /// Anywhere, `.htaccess` included where `AllowOverride FileInfo` allows it.
 const FILEINFO: u32 = apache::OR_FILEINFO;
 
-pub static COMMANDS: CommandTable<34> = CommandTable([
+pub static COMMANDS: CommandTable<36> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
     raw_args(c"WSGIApplicationGroup", application_group, DIRECTORY, c"Application interpreter group [replicas=N]."),
@@ -107,6 +107,8 @@ pub static COMMANDS: CommandTable<34> = CommandTable([
     raw_args(c"WSGIRestrictProcess", restrict_process, DIRECTORY, c"Limit selectable WSGI process groups."),
     take1(c"WSGIServerMetrics", server_metrics, SERVER, c"Enabled/Disable access to server metrics."),
     take1(c"WSGIPerInterpreterGIL", per_interpreter_gil, SERVER, c"Enable/Disable per-interpreter GIL for sub-interpreters (Python 3.12+): Off, On or Auto."),
+    take1(c"WSGISwitchInterval", switch_interval, SERVER, c"Override Python GIL switch interval (seconds)."),
+    take1(c"WSGIFreeThreading", free_threading, SERVER, c"Accepted: no engine runs a free-threaded Python (no effect)."),
     raw_args(c"<WSGIInterpreterOptions", interpreter_options, SERVER, c"Container scoping per-interpreter options to a named process-group and/or application-group."),
     END,
 ]);
@@ -390,12 +392,11 @@ unsafe extern "C" fn python_home(cmd: *mut cmd_parms, mconfig: *mut c_void, arg:
     })
 }
 
+/// `WSGIPythonPath`: at server scope for every interpreter; inside `<WSGIInterpreterOptions>`
+/// added after it for the groups selected.
 unsafe extern "C" fn python_path(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
-    directive(cmd, mconfig, arg, |d| {
-        d.global_only()?;
-        let entries: Vec<String> = d.arg.split(':').filter(|p| !p.is_empty()).map(str::to_string).collect();
-        d.server().python_path.extend(entries);
-        Ok(())
+    scoped(cmd, mconfig, arg, |v| Ok(v.to_string()), |b, v| b.python_path = Some(v), |s, v| {
+        s.python_path.extend(v.split(':').filter(|p| !p.is_empty()).map(str::to_string))
     })
 }
 
@@ -552,15 +553,15 @@ unsafe extern "C" fn lazy_initialization(cmd: *mut cmd_parms, mconfig: *mut c_vo
 }
 
 unsafe extern "C" fn restrict_stdin(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
-    global_flag(cmd, mconfig, arg, "WSGIRestrictStdin", |c, on| c.restrict_stdin = Some(on))
+    scoped(cmd, mconfig, arg, |v| parse_on_off("WSGIRestrictStdin", v), |b, on| b.restrict_stdin = Some(on), |s, on| s.restrict_stdin = Some(on))
 }
 
 unsafe extern "C" fn restrict_signal(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
-    global_flag(cmd, mconfig, arg, "WSGIRestrictSignal", |c, on| c.restrict_signal = Some(on))
+    scoped(cmd, mconfig, arg, |v| parse_on_off("WSGIRestrictSignal", v), |b, on| b.restrict_signal = Some(on), |s, on| s.restrict_signal = Some(on))
 }
 
 unsafe extern "C" fn restrict_stdout(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
-    global_flag(cmd, mconfig, arg, "WSGIRestrictStdout", |c, on| c.restrict_stdout = Some(on))
+    scoped(cmd, mconfig, arg, |v| parse_on_off("WSGIRestrictStdout", v), |b, on| b.restrict_stdout = Some(on), |s, on| s.restrict_stdout = Some(on))
 }
 
 unsafe extern "C" fn chunked_request(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
