@@ -128,10 +128,12 @@ setup_django_page() {
 median() { "$PY" -c 'import sys, statistics; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 
 # httpd_base_conf DIR PORT MODULE [LOGLEVEL]: what every bench server's httpd.conf starts with:
-# its paths in DIR, 127.0.0.1:PORT, one event-MPM child with $THREADS threads, the modules
-# (MODULE as wsgi_module), and User nobody when run as root. Each script appends its own part.
+# its paths in DIR, 127.0.0.1:PORT, one event-MPM child with $THREADS threads (CHILDREN=N:
+# N children, all kept), the modules (MODULE as wsgi_module), and User nobody when run as root.
+# Each script appends its own part.
 httpd_base_conf() {
-  local dir=$1 port=$2 module=$3 loglevel=${4:-warn} user=""
+  local dir=$1 port=$2 module=$3 loglevel=${4:-warn} user="" children=${CHILDREN:-1} min_spare=1
+  [ "$children" -gt 1 ] && min_spare=$((THREADS * children))
   [ "$(id -u)" -eq 0 ] && user=$'User nobody\nGroup nogroup'
   cat <<CONF
 ServerRoot $dir
@@ -147,13 +149,13 @@ LoadModule mpm_event_module $MODULES/mod_mpm_event.so
 LoadModule authz_core_module $MODULES/mod_authz_core.so
 LoadModule alias_module $MODULES/mod_alias.so
 LoadModule wsgi_module $module
-StartServers 1
-ServerLimit 1
+StartServers $children
+ServerLimit $children
 ThreadsPerChild $THREADS
 ThreadLimit $THREADS
-MaxRequestWorkers $THREADS
-MinSpareThreads 1
-MaxSpareThreads $THREADS
+MaxRequestWorkers $((THREADS * children))
+MinSpareThreads $min_spare
+MaxSpareThreads $((THREADS * children))
 CONF
 }
 

@@ -134,7 +134,8 @@ pub mod interpreter_options {
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct GroupOptions {
         /// `WSGIPythonPath` of every matching container, least specific first (then in
-        /// configuration order), each `:`-separated: added after the process-wide path.
+        /// configuration order), each `:`-separated: applied after the process-wide path,
+        /// each a layer moved in front of the ones before (so the most specific ends first).
         pub python_path: Vec<String>,
         /// `WSGISwitchInterval` of the most specific container, in seconds.
         pub switch_interval: Option<f64>,

@@ -1,6 +1,6 @@
 //! The directives mod_wsgi 6 lets `<WSGIInterpreterOptions>` scope to the application groups
-//! (and process groups) it selects: `WSGIPythonPath` (layered after the process-wide path,
-//! least specific container first), `WSGISwitchInterval`, `WSGIRestrictStdin`,
+//! (and process groups) it selects: `WSGIPythonPath` (layered over the process-wide path,
+//! least specific container first, so the most specific one's directories come first), `WSGISwitchInterval`, `WSGIRestrictStdin`,
 //! `WSGIRestrictStdout`, `WSGIRestrictSignal` (the most specific container wins), and
 //! `WSGIFreeThreading` (accepted with a warning: no engine is free-threaded). Each group's
 //! interpreter reports what it was set up with; a group is created by a request, by
@@ -84,13 +84,14 @@ fn containers_scope_path_switch_interval_and_restrictions() {
     for mpm in [Mpm::Event, Mpm::Worker] {
         let apache = Apache::start_in(app_dir("interp-options"), mpm, &config);
         apache.wait_for_log("Imported WSGI script");
-        // Containers' paths come after WSGIPythonPath, least specific first, then in order.
-        expect(&apache, "/a/", "marks=all,a,embedded order=lib-all,lib-a,lib-embedded switch=0.0021 stdin=Restricted stdout=Restricted signal=signal leaked=False");
+        // Containers' paths layered over WSGIPythonPath, least specific first, then in order;
+        // each layer in front of the ones before.
+        expect(&apache, "/a/", "marks=all,a,embedded order=lib-embedded,lib-a,lib-all switch=0.0021 stdin=Restricted stdout=Restricted signal=signal leaked=False");
         // An application group's switch interval on the shared GIL would be every group's:
         // skipped, and WSGISwitchInterval stays.
-        expect(&apache, "/b/", "marks=all,embedded order=lib-all,lib-embedded switch=0.0040 stdin=TextIOWrapper stdout=Log signal=intercept leaked=False");
-        expect(&apache, "/c/", "marks=all,embedded order=lib-all,lib-embedded switch=0.0040 stdin=Restricted stdout=Log signal=intercept leaked=False");
-        expect(&apache, "/g/", "marks=all,g,embedded order=lib-all,lib-g,lib-embedded switch=0.0040 stdin=Restricted stdout=Restricted signal=intercept leaked=False");
+        expect(&apache, "/b/", "marks=all,embedded order=lib-embedded,lib-all switch=0.0040 stdin=TextIOWrapper stdout=Log signal=intercept leaked=False");
+        expect(&apache, "/c/", "marks=all,embedded order=lib-embedded,lib-all switch=0.0040 stdin=Restricted stdout=Log signal=intercept leaked=False");
+        expect(&apache, "/g/", "marks=all,g,embedded order=lib-embedded,lib-g,lib-all switch=0.0040 stdin=Restricted stdout=Restricted signal=intercept leaked=False");
         let log = apache.error_log();
         assert!(log.contains("Skipping per-interpreter switch interval 0.003100s for 'b'"), "{log}");
         assert!(log.contains("Create interpreter 'a' with own GIL.") && log.contains("Create interpreter 'b'."), "{log}");
@@ -98,7 +99,10 @@ fn containers_scope_path_switch_interval_and_restrictions() {
     }
 }
 
-/// Daemon mode: containers naming the daemon's process group apply in it, and only there.
+/// Daemon mode: containers naming the daemon's process group apply in it, and only there;
+/// WSGIPythonPath does not (a daemon's path is its python-path=, as in mod_wsgi). An
+/// application group's switch interval on the daemon's shared GIL is skipped without touching
+/// the GIL's (b is created by its first request, after %{GLOBAL} read it).
 #[test]
 fn containers_select_a_daemon_process_group() {
     let Some(home) = python_home("3.12") else { return };
@@ -107,20 +111,28 @@ fn containers_select_a_daemon_process_group() {
     let config = format!(
         "WSGISocketPrefix {{dir}}/run/wsgi\n\
          WSGIPythonHome {home}\n\
+         WSGIPythonPath {{dir}}/lib-all\n\
+         WSGISwitchInterval 0.004\n\
          WSGIDaemonProcess site python-home={home} threads=4\n\
          <WSGIInterpreterOptions process-group=site>\n    WSGIPythonPath {{dir}}/lib-site\n    WSGISwitchInterval 0.0077\n</WSGIInterpreterOptions>\n\
          <WSGIInterpreterOptions process-group=site application-group=%{{GLOBAL}}>\n    WSGIRestrictStdout On\n</WSGIInterpreterOptions>\n\
          <WSGIInterpreterOptions process-group=site application-group=x>\n    WSGIPerInterpreterGIL On\n    WSGIRestrictSignal Off\n</WSGIInterpreterOptions>\n\
          WSGIScriptAlias /site-g {{dir}}/app.wsgi process-group=site application-group=%{{GLOBAL}}\n\
          WSGIScriptAlias /site-x {{dir}}/app.wsgi process-group=site application-group=x\n\
-         WSGIScriptAlias /embedded-x {{dir}}/app.wsgi application-group=x\n"
+         WSGIScriptAlias /embedded-x {{dir}}/app.wsgi application-group=x\n\
+         <WSGIInterpreterOptions process-group=site application-group=b>\n    WSGISwitchInterval 0.0031\n</WSGIInterpreterOptions>\n\
+         WSGIScriptAlias /site-b {{dir}}/app.wsgi\n\
+         <Location /site-b>\n    WSGIProcessGroup site\n    WSGIApplicationGroup b\n</Location>\n"
     );
     let apache = Apache::start_in(dir, Mpm::Event, &config);
     expect(&apache, "/site-g/", "marks=site order=lib-site switch=0.0077 stdin=Restricted stdout=Restricted signal=intercept leaked=False");
     expect(&apache, "/site-x/", "marks=site order=lib-site switch=0.0077 stdin=Restricted stdout=Log signal=signal leaked=False");
-    expect(&apache, "/embedded-x/", "marks= order= switch=0.0050 stdin=Restricted stdout=Log signal=intercept leaked=False");
+    expect(&apache, "/embedded-x/", "marks=all order=lib-all switch=0.0040 stdin=Restricted stdout=Log signal=intercept leaked=False");
+    expect(&apache, "/site-b/", "marks=site order=lib-site switch=0.0077 stdin=Restricted stdout=Log signal=intercept leaked=False");
+    expect(&apache, "/site-g/", "marks=site order=lib-site switch=0.0077 stdin=Restricted stdout=Restricted signal=intercept leaked=False");
     let log = apache.error_log();
     assert!(log.contains("Create interpreter 'x' with own GIL."), "{log}");
+    assert!(log.contains("Skipping per-interpreter switch interval 0.003100s for 'b'"), "{log}");
     assert!(crash_lines(&log).is_empty(), "{log}");
 }
 
@@ -129,6 +141,7 @@ fn configuration_errors_and_warnings() {
     for (body, message) in [
         ("WSGISwitchInterval 0\n", "WSGISwitchInterval must be a positive number of seconds."),
         ("WSGISwitchInterval fast\n", "WSGISwitchInterval must be a positive number of seconds."),
+        ("WSGISwitchInterval 1e30\n", "WSGISwitchInterval must be at most 3600 seconds."),
         ("<VirtualHost *:80>\nWSGISwitchInterval 0.01\n</VirtualHost>\n", "WSGISwitchInterval cannot occur within <VirtualHost> section"),
         ("<VirtualHost *:80>\nWSGIPythonPath /tmp\n</VirtualHost>\n", "WSGIPythonPath cannot occur within <VirtualHost> section"),
         ("<WSGIInterpreterOptions application-group=a>\nWSGIRestrictStdin Maybe\n</WSGIInterpreterOptions>\n", "WSGIRestrictStdin must be one of: Off | On"),

@@ -13,6 +13,7 @@ use super::admission::{Admission, Counts, Refused};
 use super::tuner::{Step, Tuner};
 use parking_lot::Mutex;
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,9 @@ struct Scheduler {
 pub struct Gate {
     admission: Admission,
     tuner: Option<Mutex<Tuner>>,
+    /// CPU time (ns) that threads spent holding this gate's slots since the tuner's last
+    /// window: how busy the GIL behind it was (`auto` only; see `tuner.rs`).
+    busy_ns: AtomicU64,
 }
 
 impl Gate {
@@ -58,8 +62,33 @@ impl Gate {
                 (cores.min(threads), Some(Mutex::new(Tuner::new(1, threads))))
             }
         };
-        Gate { admission: Admission::new(initial), tuner }
+        Gate { admission: Admission::new(initial), tuner, busy_ns: AtomicU64::new(0) }
     }
+
+    /// This thread took one of the gate's slots: its CPU clock starts counting for the gate.
+    fn slot_taken(&self) {
+        if self.tuner.is_some() {
+            SLOT_SINCE.with(|since| since.set(thread_cpu_ns()));
+        }
+    }
+
+    /// This thread gave its slot back: the CPU it used meanwhile counts as the GIL's work.
+    fn slot_given_back(&self) {
+        if self.tuner.is_some() {
+            let used = thread_cpu_ns().saturating_sub(SLOT_SINCE.with(Cell::get));
+            self.busy_ns.fetch_add(used, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The calling thread's CPU time, in nanoseconds (0 if the clock cannot be read).
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec, which lives on this stack for the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 static SCHEDULER: OnceLock<Scheduler> = OnceLock::new();
@@ -67,6 +96,8 @@ static SCHEDULER: OnceLock<Scheduler> = OnceLock::new();
 thread_local! {
     /// The gate whose slot this thread holds (a ticket is alive on it), if any.
     static HOLDS_SLOT: Cell<Option<&'static Gate>> = const { Cell::new(None) };
+    /// This thread's CPU clock when it took the slot it holds (`auto` only).
+    static SLOT_SINCE: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Sets the scheduler up, once per process, before any request.
@@ -111,6 +142,7 @@ pub fn enter_gate(gate: Option<&'static Gate>) -> Result<Ticket, Refused> {
         debug_assert!(HOLDS_SLOT.with(|h| h.get()).is_none(), "a second slot taken on one thread without pausing the first");
         gate.admission.acquire(s.queue_timeout)?;
         HOLDS_SLOT.with(|h| h.set(Some(gate)));
+        gate.slot_taken();
     }
     Ok(Ticket { gate, _not_send: std::marker::PhantomData })
 }
@@ -129,6 +161,7 @@ impl Ticket {
         let held = HOLDS_SLOT.with(|h| h.get());
         if held.is_some_and(|held| std::ptr::eq(held, gate)) {
             HOLDS_SLOT.with(|h| h.set(None));
+            gate.slot_given_back();
             gate.admission.release();
         }
     }
@@ -140,7 +173,7 @@ impl Drop for Ticket {
         self.release();
         if let Some(tuner) = &gate.tuner {
             let counts = gate.admission.counts();
-            let step = tuner.lock().request_done(counts.limit, counts.queued > 0, Instant::now());
+            let step = tuner.lock().request_done(counts.limit, counts.queued > 0, Instant::now(), &gate.busy_ns);
             if let Some(step) = step {
                 gate.admission.set_limit(step.to);
                 log_step(&step, counts);
@@ -151,14 +184,15 @@ impl Drop for Ticket {
 
 fn log_step(step: &Step, counts: Counts) {
     crate::interp::log_debug(&format!(
-        "WSGIPythonConcurrency auto: {} -> {} threads ({:.0} requests/s, {} queued)",
-        step.from, step.to, step.rate, counts.queued
+        "WSGIPythonConcurrency auto: {} -> {} threads ({:.0} requests/s, GIL busy {:.0}%, {} queued)",
+        step.from, step.to, step.rate, step.busy * 100.0, counts.queued
     ));
 }
 
 /// Gives this thread's slot back while it waits on I/O; the gate it came from, if it had one.
 pub fn pause() -> Option<&'static Gate> {
     let gate = HOLDS_SLOT.with(|h| h.take())?;
+    gate.slot_given_back();
     gate.admission.release();
     Some(gate)
 }
@@ -169,7 +203,10 @@ pub fn pause() -> Option<&'static Gate> {
 pub fn resume(gate: &'static Gate) {
     let Some(s) = scheduler() else { return };
     match gate.admission.acquire(s.queue_timeout) {
-        Ok(()) => HOLDS_SLOT.with(|h| h.set(Some(gate))),
+        Ok(()) => {
+            HOLDS_SLOT.with(|h| h.set(Some(gate)));
+            gate.slot_taken();
+        }
         Err(Refused::Closing) => {}
         Err(Refused::TimedOut) => crate::interp::log_warning(&format!(
             "A request waited {} s to take its Python slot back after I/O; it goes on without one. Raise WSGIPythonConcurrency or WSGIPythonQueueTimeout, or find what holds the slots.",

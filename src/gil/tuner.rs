@@ -1,12 +1,25 @@
-//! `WSGIPythonConcurrency auto`: adapts the admission limit to the throughput it yields.
+//! `WSGIPythonConcurrency auto`: adapts the admission limit to the load it sees.
 //!
-//! A hill climb over windows of completed requests: while requests queue, each window tries a
-//! neighbouring limit and keeps going in the direction that raised requests/second. An app
-//! that waits with the GIL released (a database call) keeps gaining from more concurrency and
-//! climbs; a CPU-bound app gains nothing past one or two threads, and a flat result steps the
-//! limit down, so it stays low. Without queueing the limit is not what bounds throughput, and
-//! nothing is learnt.
+//! Each window of completed requests (half a second) reads two things: the requests/second,
+//! and how busy the GIL behind the gate was, the CPU time threads used while holding its slots
+//! (`scheduler.rs`) over the window's length.
+//!
+//! - A GIL busy less than [`IDLE`] of the time while requests wait at the gate idles for want
+//!   of threads (they wait with it released: a database, a sleep, a remote call), so the limit
+//!   grows at once, in proportion (up to fourfold per window): an I/O-bound app reaches
+//!   `ThreadsPerChild` within a second of start or of a change in load, where one neighbour per
+//!   window took many seconds and lost throughput meanwhile.
+//! - A busy GIL is the bottleneck, and a hill climb decides whether one more thread still adds
+//!   anything: each window tries a neighbouring limit and keeps going in the direction that
+//!   raised requests/second; a flat result steps down (fewer threads contend less), by half
+//!   from the top. A step down that lost throughput, or left the GIL idle, goes back and makes
+//!   that limit a floor for [`FLOOR_WINDOWS`] windows, so the climb does not keep paying for
+//!   the same failed probe.
+//!
+//! Without queueing (and below the top) the limit is not what bounds throughput, and nothing
+//! is learnt.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a window lasts, and how many requests it needs, before it counts.
@@ -14,6 +27,14 @@ const WINDOW: Duration = Duration::from_millis(500);
 const MIN_REQUESTS: u64 = 10;
 /// Changes smaller than this are noise: treated as "no gain", which steps the limit down.
 const SIGNIFICANT: f64 = 0.05;
+/// A GIL busy less than this share of a window is idling: the limit grows towards
+/// [`BUSY_TARGET`]. Busier, the hill climb decides.
+const IDLE: f64 = 0.6;
+const BUSY_TARGET: f64 = 0.9;
+/// The most one window multiplies the limit by.
+const MAX_GROWTH: f64 = 4.0;
+/// How long a failed step down keeps the limit above it (windows: 10 s).
+const FLOOR_WINDOWS: u32 = 20;
 
 pub struct Tuner {
     pub min: usize,
@@ -24,6 +45,9 @@ pub struct Tuner {
     /// The previous window's limit and requests/second.
     last: Option<(usize, f64)>,
     direction: isize,
+    /// The lowest limit the climb may try now, and for how many more windows.
+    floor: usize,
+    floor_windows: u32,
 }
 
 /// A change the tuner made, for the debug log.
@@ -32,16 +56,30 @@ pub struct Step {
     pub from: usize,
     pub to: usize,
     pub rate: f64,
+    /// How busy the GIL was over the window (share of its time).
+    pub busy: f64,
 }
 
 impl Tuner {
     pub fn new(min: usize, max: usize) -> Tuner {
-        Tuner { min: min.max(1), max: max.max(min.max(1)), window_start: Instant::now(), completed: 0, contended: false, last: None, direction: 1 }
+        let min = min.max(1);
+        Tuner {
+            min,
+            max: max.max(min),
+            window_start: Instant::now(),
+            completed: 0,
+            contended: false,
+            last: None,
+            direction: 1,
+            floor: min,
+            floor_windows: 0,
+        }
     }
 
-    /// Records one finished request; `queued` says whether requests were waiting. Returns the
-    /// new limit when a window ends and the limit should change.
-    pub fn request_done(&mut self, limit: usize, queued: bool, now: Instant) -> Option<Step> {
+    /// Records one finished request; `queued` says whether requests were waiting, `busy_ns`
+    /// is the gate's count of CPU time used in its slots (read and reset when a window ends).
+    /// Returns the new limit when a window ends and the limit should change.
+    pub fn request_done(&mut self, limit: usize, queued: bool, now: Instant, busy_ns: &AtomicU64) -> Option<Step> {
         self.completed += 1;
         self.contended |= queued;
         let elapsed = now.duration_since(self.window_start);
@@ -49,26 +87,60 @@ impl Tuner {
             return None;
         }
         let rate = self.completed as f64 / elapsed.as_secs_f64();
-        let contended = self.contended;
+        let busy = busy_ns.swap(0, Ordering::Relaxed) as f64 / 1e9 / elapsed.as_secs_f64();
+        // At the top no request can queue: a busy GIL there is still worth a probe down.
+        let contended = self.contended || limit >= self.max;
         self.window_start = now;
         self.completed = 0;
         self.contended = false;
+        if self.floor_windows > 0 {
+            self.floor_windows -= 1;
+        } else {
+            self.floor = self.min;
+        }
         // A window that spans an idle spell measures the idleness, not the limit.
         if !contended || elapsed > WINDOW * 4 {
             self.last = None;
             return None;
         }
-        self.direction = match self.last {
-            None => 1,
-            Some((previous, _)) if previous == limit => self.direction,
-            Some((_, previous_rate)) if rate > previous_rate * (1.0 + SIGNIFICANT) => self.direction,
-            Some((_, previous_rate)) if rate < previous_rate * (1.0 - SIGNIFICANT) => -self.direction,
-            Some(_) => -1,
+        let step = |to: usize| (to != limit).then_some(Step { from: limit, to, rate, busy });
+        if busy < IDLE {
+            if self.direction < 0 && self.last.is_some_and(|(previous, _)| previous > limit) {
+                // A step down left the GIL idle: back, and not below that again for a while.
+                self.set_floor(limit + 1);
+            }
+            let growth = (BUSY_TARGET / busy.max(0.01)).min(MAX_GROWTH);
+            let to = ((limit as f64 * growth).ceil() as usize).max(limit + 1).clamp(self.min, self.max);
+            self.last = None;
+            self.direction = 1;
+            return step(to);
+        }
+        let (direction, back) = match self.last {
+            None if limit >= self.max => (-1, false),
+            None => (1, false),
+            Some((previous, _)) if previous == limit => (self.direction, false),
+            Some((_, previous_rate)) if rate > previous_rate * (1.0 + SIGNIFICANT) => (self.direction, false),
+            Some((_, previous_rate)) if rate < previous_rate * (1.0 - SIGNIFICANT) => (-self.direction, true),
+            Some(_) => (-1, false),
         };
+        if back {
+            if let Some((previous, _)) = self.last.filter(|(previous, _)| *previous > limit) {
+                // The step down lost throughput: back to where it was, and stay above.
+                self.set_floor(previous);
+                self.direction = 1;
+                self.last = None;
+                return step(previous.clamp(self.min, self.max));
+            }
+        }
+        self.direction = direction;
         self.last = Some((limit, rate));
-        let step = if self.direction > 0 { (limit / 4).max(1) } else { 1 };
-        let to = if self.direction > 0 { limit + step } else { limit.saturating_sub(step) }.clamp(self.min, self.max);
-        (to != limit).then_some(Step { from: limit, to, rate })
+        let to = if direction > 0 { limit + (limit / 4).max(1) } else { limit.saturating_sub((limit / 2).max(1)) };
+        step(to.clamp(self.floor.max(self.min), self.max))
+    }
+
+    fn set_floor(&mut self, floor: usize) {
+        self.floor = floor.clamp(self.min, self.max);
+        self.floor_windows = FLOOR_WINDOWS;
     }
 }
 
@@ -76,9 +148,11 @@ impl Tuner {
 mod tests {
     use super::*;
 
-    /// Drives the tuner with a model of the app: requests/second as a function of the limit.
-    fn settle(model: impl Fn(usize) -> f64, start: usize, max: usize) -> Vec<usize> {
+    /// Drives the tuner with a model of the app: requests/second and the GIL's busy share as
+    /// functions of the limit.
+    fn settle(model: impl Fn(usize) -> (f64, f64), start: usize, max: usize) -> Vec<usize> {
         let mut tuner = Tuner::new(1, max);
+        let busy_ns = AtomicU64::new(0);
         let mut limit = start;
         let mut now = Instant::now();
         let mut history = Vec::new();
@@ -86,8 +160,10 @@ mod tests {
             // One simulated second, the rate following the limit as the tuner changes it.
             let second = now + Duration::from_secs(1);
             while now < second {
-                now += Duration::from_secs_f64(1.0 / model(limit));
-                if let Some(step) = tuner.request_done(limit, true, now) {
+                let (rate, busy) = model(limit);
+                now += Duration::from_secs_f64(1.0 / rate);
+                busy_ns.fetch_add((busy / rate * 1e9) as u64, Ordering::Relaxed);
+                if let Some(step) = tuner.request_done(limit, true, now, &busy_ns) {
                     limit = step.to;
                 }
             }
@@ -97,17 +173,40 @@ mod tests {
     }
 
     #[test]
-    fn an_app_waiting_without_the_gil_climbs() {
-        // 20 ms waits: each extra thread adds 50 req/s.
-        let history = settle(|n| 50.0 * n as f64, 2, 32);
-        assert!(history[history.len() - 10..].iter().all(|&n| n >= 24), "{history:?}");
+    fn an_app_waiting_without_the_gil_climbs_within_a_second() {
+        // 20 ms waits, 0.2 ms of Python: each extra thread adds 50 req/s.
+        let history = settle(|n| (50.0 * n as f64, 50.0 * n as f64 * 0.0002), 2, 32);
+        assert!(history.iter().all(|&n| n == 32), "{history:?}");
     }
 
     #[test]
     fn a_cpu_bound_app_stays_low() {
         // The GIL is the bottleneck: one thread already gives all there is.
-        let history = settle(|n| if n == 0 { 0.0 } else { 400.0 }, 2, 32);
+        let history = settle(|_| (400.0, 0.97), 2, 32);
         assert!(history[history.len() - 20..].iter().all(|&n| n <= 3), "{history:?}");
+    }
+
+    #[test]
+    fn a_cpu_bound_app_comes_down_from_the_top() {
+        let history = settle(|_| (400.0, 0.97), 32, 32);
+        assert!(history[history.len() - 20..].iter().all(|&n| n <= 3), "{history:?}");
+    }
+
+    #[test]
+    fn half_waiting_settles_where_the_gil_is_busy() {
+        // Each request: 2 ms of Python, 2 ms waiting with the GIL released. One thread keeps the
+        // GIL half busy; two or more keep it full, and the rate stops growing at two.
+        let history = settle(
+            |n| {
+                let rate = 250.0 * (n.min(2) as f64);
+                (rate, rate * 0.002)
+            },
+            1,
+            32,
+        );
+        // A probe below, once the floor it left expires (every 10 s), and nothing above 4.
+        assert!(history.iter().all(|&n| n <= 4), "{history:?}");
+        assert!(history.iter().filter(|&&n| n < 2).count() <= history.len() / 10, "{history:?}");
     }
 
     #[test]
@@ -115,10 +214,11 @@ mod tests {
         let mut tuner = Tuner::new(1, 16);
         let start = Instant::now();
         // Nine quick requests, an idle minute, then one more: no step from that window.
+        let busy = AtomicU64::new(0);
         for i in 1..=9 {
-            assert_eq!(tuner.request_done(8, true, start + Duration::from_millis(i)), None);
+            assert_eq!(tuner.request_done(8, true, start + Duration::from_millis(i), &busy), None);
         }
-        assert_eq!(tuner.request_done(8, true, start + Duration::from_secs(60)), None);
+        assert_eq!(tuner.request_done(8, true, start + Duration::from_secs(60), &busy), None);
     }
 
     #[test]
@@ -127,7 +227,7 @@ mod tests {
         let mut now = Instant::now();
         for _ in 0..1000 {
             now += Duration::from_millis(5);
-            assert_eq!(tuner.request_done(4, false, now), None);
+            assert_eq!(tuner.request_done(4, false, now, &AtomicU64::new(0)), None);
         }
     }
 }

@@ -180,12 +180,15 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
         _restrict_signal(log)
 
     # As mod_wsgi: each directory through site.addsitedir (so .pth files work), and the
-    # directories added are moved to the front of sys.path.
-    before = list(sys.path)
-    for path in python_path:
-        site.addsitedir(path)
-    added = [p for p in sys.path if p not in before]
-    sys.path[:] = added + [p for p in sys.path if p not in added]
+    # directories added are moved to the front of sys.path. One layer after another
+    # (WSGIPythonPath, then each <WSGIInterpreterOptions>'s, least specific first), as mod_wsgi 6
+    # does: the most specific layer ends up in front.
+    for layer in python_path:
+        before = list(sys.path)
+        for path in layer:
+            site.addsitedir(path)
+        added = [p for p in sys.path if p not in before]
+        sys.path[:] = added + [p for p in sys.path if p not in added]
 
     event_callbacks = []
     shutdown_callbacks = []

@@ -125,8 +125,9 @@ pub fn register_main(interp: *mut ffi::PyInterpreterState, tstate: *mut ffi::PyT
 /// `gil_mode` (`abi::gil_mode`) is the group's `WSGIPerInterpreterGIL`, used when this call
 /// creates the interpreter: the first request (or `WSGIImportScript`) for a group decides.
 /// `replica` is which of the group's interpreters (`replicas.rs`; 0 for a group of one).
-/// `options` are its `<WSGIInterpreterOptions>` settings, likewise used on creation.
-pub fn get_or_create(name: &str, replica: u32, gil_mode: std::ffi::c_int, options: &GroupOptions) -> Result<&'static Group, String> {
+/// `options` are its `<WSGIInterpreterOptions>` settings as the module encoded them
+/// (`abi::interpreter_options`), likewise used (and only then decoded) on creation.
+pub fn get_or_create(name: &str, replica: u32, gil_mode: std::ffi::c_int, options: &[u8]) -> Result<&'static Group, String> {
     if let Some(group) = lookup_key(&registry_key(name, replica)) {
         return Ok(group);
     }
@@ -149,7 +150,7 @@ pub fn get_or_create(name: &str, replica: u32, gil_mode: std::ffi::c_int, option
     }
     let index = InterpIndex(*next_slot);
     let own_gil = wants_own_gil(name, gil_mode);
-    let prepared = Prepared::new(name, own_gil, options);
+    let prepared = Prepared::new(name, own_gil, &GroupOptions::decode(options));
     let group = create(name, replica, &key, index, own_gil, &prepared)?;
     *next_slot += 1;
     if own_gil {
@@ -424,8 +425,9 @@ pub unsafe fn enter_from_shared(own_gil: bool, to: *mut ffi::PyThreadState) {
 /// What a new interpreter is set up with: the process-wide settings, with its group's
 /// `<WSGIInterpreterOptions>` settings over them (mod_wsgi 6's rules).
 struct Prepared {
-    /// `WSGIPythonPath`, then each container's, in order.
-    python_path: Vec<String>,
+    /// `WSGIPythonPath` (or a daemon's `python-path=`), then each container's, least specific
+    /// first: each layer is moved in front of the ones before.
+    python_path: Vec<Vec<String>>,
     restrict_stdin: bool,
     restrict_stdout: bool,
     restrict_signal: bool,
@@ -440,19 +442,19 @@ impl Prepared {
     /// group's (and the main interpreter's, which a `%{GLOBAL}` container may set).
     fn new(name: &str, own_gil: bool, options: &GroupOptions) -> Prepared {
         let s = settings::get();
-        let layers = options.python_path.iter().flat_map(|layer| layer.split(':')).filter(|p| !p.is_empty());
+        let split = |layer: &str| layer.split(':').filter(|p| !p.is_empty()).map(str::to_string).collect::<Vec<_>>();
         let switch_interval = match options.switch_interval {
             Some(seconds) if options.switch_interval_app_scoped && !own_gil && !name.is_empty() => {
                 settings::log(level::WARNING, &format!(
                     "Skipping per-interpreter switch interval {seconds:.6}s for '{name}': setting it would mutate the process-global value because this interpreter does not have its own GIL."
                 ));
-                s.switch_interval
+                0.0
             }
             Some(seconds) => seconds,
             None => s.switch_interval,
         };
         Prepared {
-            python_path: s.python_path.iter().map(String::as_str).chain(layers).map(str::to_string).collect(),
+            python_path: std::iter::once(s.python_path.clone()).chain(options.python_path.iter().map(|l| split(l))).collect(),
             restrict_stdin: options.restrict_stdin.unwrap_or(s.restrict_stdin),
             restrict_stdout: options.restrict_stdout.unwrap_or(s.restrict_stdout),
             restrict_signal: options.restrict_signal.unwrap_or(s.restrict_signal),
@@ -472,7 +474,8 @@ fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool, p: &Prepar
             .map(|(k, v)| py::tuple(&[&py::bytes(k)?, &py::bytes(v)?]))
             .collect::<PyResult<_>>()?;
         let environ = list(&environ)?;
-        let path = list(&p.python_path.iter().map(|p| py::text(p)).collect::<PyResult<Vec<_>>>()?)?;
+        let layer = |dirs: &Vec<String>| list(&dirs.iter().map(|d| py::text(d)).collect::<PyResult<Vec<_>>>()?);
+        let path = list(&p.python_path.iter().map(layer).collect::<PyResult<Vec<_>>>()?)?;
         let version = settings::mod_wsgi_version()?;
         let limits = (py::int(s.maximum_processes as i64)?, py::int(s.threads_per_process as i64)?);
         let lists = bootstrap.call(&[

@@ -85,7 +85,7 @@ pub fn import_scripts(config: &abi::EngineConfig) {
         // SAFETY: byte strings valid for the call.
         let (script, group_name) = unsafe { (entry.script.to_text(), entry.group.to_text()) };
         // SAFETY: as above.
-        let options = abi::interpreter_options::GroupOptions::decode(unsafe { entry.options.as_slice() });
+        let options = unsafe { entry.options.as_slice() };
         // Every replica of the group imports the script, so that none starts cold.
         let replicas = if entry.replicas > 1 && !group::wants_own_gil(&group_name, entry.gil_mode) {
             super::replicas::warn_shared(&group_name, entry.replicas);
@@ -100,13 +100,13 @@ pub fn import_scripts(config: &abi::EngineConfig) {
             if replica > 0 && !group::wants_own_gil(&group_name, entry.gil_mode) {
                 break; // moved to the shared GIL (Auto): one interpreter
             }
-            import_script(&script, &group_name, replica, entry.gil_mode, &options);
+            import_script(&script, &group_name, replica, entry.gil_mode, options);
         }
     }
 }
 
 /// Loads one `WSGIImportScript` script into one interpreter of its group.
-fn import_script(script: &str, group_name: &str, replica: u32, gil_mode: std::ffi::c_int, options: &abi::interpreter_options::GroupOptions) {
+fn import_script(script: &str, group_name: &str, replica: u32, gil_mode: std::ffi::c_int, options: &[u8]) {
     let group = match group::get_or_create(group_name, replica, gil_mode, options) {
         Ok(group) => group,
         Err(message) => {

@@ -69,8 +69,8 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
     // SAFETY: byte strings valid for the call.
     let (script, callable, group_name) = unsafe { (request.script.to_text(), request.callable.to_text(), request.group.to_text()) };
     let gil_mode = ex.environ_value(abi::gil_mode::ENVIRON_KEY).map_or(abi::gil_mode::SHARED, abi::gil_mode::from_environ_value);
-    // Its other container settings, used only if this request creates the interpreter.
-    let options = ex.environ_value(abi::interpreter_options::ENVIRON_KEY).map(abi::interpreter_options::GroupOptions::decode).unwrap_or_default();
+    // Its other container settings, read only if this request creates the interpreter.
+    let options = ex.environ_value(abi::interpreter_options::ENVIRON_KEY).unwrap_or_default();
     // The shared GIL's slot is taken before the group is looked up or created; a group with
     // its own GIL (existing, or to be created so) takes a slot of its own gate once it exists.
     let own_gil = group::lookup(&group_name).map_or_else(|| group::wants_own_gil(&group_name, gil_mode), |g| g.own_gil);
@@ -102,7 +102,7 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
             return Outcome::UNAVAILABLE;
         }
     };
-    let created = group::get_or_create(&group_name, replica, gil_mode, &options).or_else(|message| {
+    let created = group::get_or_create(&group_name, replica, gil_mode, options).or_else(|message| {
         if replica == 0 {
             return Err(message);
         }
@@ -113,7 +113,7 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
         }
         ex.log(level::ERR, &format!("Replica {} of application group '{group_name}' could not be created; its requests go to the others.", replica + 1));
         replicas::retire(&group_name, replica);
-        group::get_or_create(&group_name, 0, gil_mode, &options)
+        group::get_or_create(&group_name, 0, gil_mode, options)
     });
     let group = match created {
         Ok(group) => group,

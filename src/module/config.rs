@@ -61,7 +61,8 @@ pub struct InterpreterOptions {
     pub per_interpreter_gil: Option<GilMode>,
     /// `replicas=N` on the opening tag (ours): the selected groups run in N interpreters.
     pub replicas: Option<u32>,
-    /// `WSGIPythonPath` inside: added after the process-wide path (`:`-separated).
+    /// `WSGIPythonPath` inside (`:`-separated): a layer over the process-wide path (see
+    /// `abi::interpreter_options`).
     pub python_path: Option<String>,
     /// `WSGISwitchInterval` inside, in seconds.
     pub switch_interval: Option<f64>,

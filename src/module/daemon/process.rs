@@ -393,7 +393,9 @@ fn start_engine(registry: &Registry, group: &Group, mapped: Option<engine_loader
     // SAFETY: the main server's configuration, read-only after start-up.
     let main = unsafe { server_config(registry.main) };
     let spec = &group.spec;
-    let path = spec.python_path.as_ref().unwrap_or(&main.python_path).join(":");
+    // As mod_wsgi: a daemon's base path is its python-path= alone, never WSGIPythonPath
+    // (the embedded interpreters' setting).
+    let path = spec.python_path.as_deref().unwrap_or_default().join(":");
     let warnings = main.python_warnings.join("\n");
     let main_options = main.group_options(&spec.name, "").encode();
     // SAFETY: returns a static string.

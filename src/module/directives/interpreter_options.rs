@@ -100,9 +100,16 @@ fn current_block(server: &mut super::super::config::ServerConfig) -> Result<&mut
     server.interpreter_options.last_mut().ok_or_else(|| "internal error: no <WSGIInterpreterOptions> block".to_string())
 }
 
-/// A positive number of seconds, as mod_wsgi 6 says it.
+/// The longest switch interval accepted: CPython turns it into microseconds in an unsigned
+/// long, which a huge value would overflow.
+const MAX_SWITCH_INTERVAL: f64 = 3600.0;
+
+/// A positive number of seconds, as mod_wsgi 6 says it (and at most an hour).
 pub fn parse_switch_interval(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > MAX_SWITCH_INTERVAL => {
+            Err(format!("WSGISwitchInterval must be at most {MAX_SWITCH_INTERVAL} seconds."))
+        }
         Ok(seconds) if seconds.is_finite() && seconds > 0.0 => Ok(seconds),
         _ => Err("WSGISwitchInterval must be a positive number of seconds.".into()),
     }
@@ -222,8 +229,8 @@ pub fn parse_interpreter_options(arg: &str) -> Result<InterpreterOptions, String
 }
 
 /// `<WSGIInterpreterOptions process-group=... application-group=...>`: main server only. A
-/// directive mod_wsgi 6 does not allow inside is refused with its file and line (mod_wsgi 6
-/// would run it as if outside, silently applying it to every group).
+/// directive mod_wsgi 6 does not allow inside is a configuration error, as there, with its
+/// file and line.
 pub(super) unsafe extern "C" fn interpreter_options(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
         d.global_only()?;
@@ -282,5 +289,6 @@ mod tests {
         for bad in ["0", "-1", "x", "", "inf", "NaN"] {
             assert!(parse_switch_interval(bad).unwrap_err().contains("positive number of seconds"), "{bad}");
         }
+        assert!(parse_switch_interval("1e30").unwrap_err().contains("at most 3600 seconds"));
     }
 }

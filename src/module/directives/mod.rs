@@ -393,7 +393,8 @@ unsafe extern "C" fn python_home(cmd: *mut cmd_parms, mconfig: *mut c_void, arg:
 }
 
 /// `WSGIPythonPath`: at server scope for every interpreter; inside `<WSGIInterpreterOptions>`
-/// added after it for the groups selected.
+/// layered over it for the groups selected (its directories in front: see
+/// `abi::interpreter_options`).
 unsafe extern "C" fn python_path(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     scoped(cmd, mconfig, arg, |v| Ok(v.to_string()), |b, v| b.python_path = Some(v), |s, v| {
         s.python_path.extend(v.split(':').filter(|p| !p.is_empty()).map(str::to_string))
