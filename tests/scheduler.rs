@@ -1,7 +1,8 @@
 //! The GIL scheduler (`WSGIPythonConcurrency`): under more client connections than N, no
 //! more than N threads are ever inside Python; a request that waits too long gets a 503 with
-//! a log line naming the directive; `auto` raises N for an app that waits with the GIL
-//! released and keeps it low for a CPU-bound app.
+//! a log line naming the directive; `auto` (the default) raises N for an app that waits with
+//! the GIL released, keeps it low for a CPU-bound app, and does not stall requests that wait
+//! for each other; `off` lets every thread in.
 
 mod common;
 use common::*;
@@ -12,6 +13,7 @@ import json, threading, time
 import mod_wsgi
 
 lock = threading.Lock()
+published = threading.Event()
 inside = 0
 peak = 0
 
@@ -34,6 +36,11 @@ def application(environ, start_response):
                 pass
         elif path == '/slow':
             time.sleep(float(environ.get('QUERY_STRING') or 1))
+        elif path == '/wait':
+            # A long poll: holds its thread (and slot) until /publish, with the GIL released.
+            published.wait(60)
+        elif path == '/publish':
+            published.set()
     finally:
         with lock:
             inside -= 1
@@ -90,13 +97,47 @@ fn never_more_than_n_threads_inside_python() {
 }
 
 #[test]
-fn without_the_directive_every_thread_may_enter() {
-    let apache = server("");
+fn off_lets_every_thread_enter() {
+    let apache = server("WSGIPythonConcurrency off");
     load(&apache, "/app/sleep", 8, Duration::from_secs(1));
     let m = metrics(&apache);
     assert_eq!(m.get("python_concurrency_mode"), "off");
     let peak: usize = m.get("app_peak_inside").parse().unwrap();
     assert!(peak > 2, "with no limit, more than 2 threads should have been inside at once (saw {peak})");
+}
+
+#[test]
+fn auto_is_the_default_and_reaches_the_top_within_a_second_or_two() {
+    let apache = server("");
+    let start: usize = metrics(&apache).get("python_concurrency").parse().unwrap();
+    load(&apache, "/app/sleep", 16, Duration::from_secs(2));
+    let m = metrics(&apache);
+    assert_eq!(m.get("python_concurrency_mode"), "auto");
+    let n: usize = m.get("python_concurrency").parse().unwrap();
+    // The GIL idles while requests wait: the limit grows up to fourfold per half-second
+    // window, to ThreadsPerChild (8 in these tests).
+    assert!(n == 8 && n > start, "auto should have raised N from {start} to 8 for a sleeping app within 2 s (now {n})\n{}", apache.error_log());
+}
+
+/// Requests that hold their slots while they wait for another request (long polls): the
+/// stall guard raises the limit, so the publishing request gets in long before the queue
+/// timeout, and no request fails.
+#[test]
+fn auto_does_not_stall_requests_waiting_for_each_other() {
+    let apache = server("WSGIPythonQueueTimeout 20\nLogLevel info wsgi:debug");
+    let start: usize = metrics(&apache).get("python_concurrency").parse().unwrap();
+    let began = Instant::now();
+    let statuses: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let pollers: Vec<_> = (0..start + 2).map(|_| scope.spawn(|| apache.get("/app/wait"))).collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let publisher = scope.spawn(|| apache.get("/app/publish"));
+        let mut all = vec![publisher.join().unwrap()];
+        all.extend(pollers.into_iter().map(|p| p.join().unwrap()));
+        all.into_iter().map(|r| (r.status, r.text())).collect()
+    });
+    assert!(statuses.iter().all(|(status, _)| *status == 200), "{statuses:?}\n{}", apache.error_log());
+    assert!(began.elapsed() < Duration::from_secs(15), "took {:?}", began.elapsed());
+    assert!(apache.error_log().contains("no slot given back for 1 s while requests waited"), "{}", apache.error_log());
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //! The limit is fixed (`WSGIPythonConcurrency N`) or adapted to the throughput it yields
 //! (`auto`, see `tuner.rs`).
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,7 +42,16 @@ struct State {
     /// Most threads ever inside at once, and most ever queued (for tests and metrics).
     peak_active: usize,
     peak_queued: usize,
+    /// The stall guard (`auto`): the most the limit may be raised to (0: no guard), and when a
+    /// slot was last given back.
+    stall_max: usize,
+    last_release: Option<Instant>,
 }
+
+/// How long the slots may all stay taken, with requests waiting and none given back, before
+/// the stall guard raises the limit; and how often a waiter looks.
+const STALL: Duration = Duration::from_secs(1);
+const STALL_CHECK: Duration = Duration::from_millis(250);
 
 pub struct Admission {
     state: Mutex<State>,
@@ -69,6 +78,8 @@ impl Admission {
                 closing: false,
                 peak_active: 0,
                 peak_queued: 0,
+                stall_max: 0,
+                last_release: None,
             }),
         }
     }
@@ -101,18 +112,60 @@ impl Admission {
                 }
                 return Ok(());
             }
-            if s.closing || Instant::now() >= deadline {
+            let now = Instant::now();
+            if s.closing || now >= deadline {
                 s.queue.retain(|w| !Arc::ptr_eq(w, &waiter));
                 return Err(if s.closing { Refused::Closing } else { Refused::TimedOut });
             }
-            waiter.wake.wait_until(&mut s, deadline);
+            if let Some((from, to)) = Self::unstall(&mut s, now) {
+                MutexGuard::unlocked(&mut s, || {
+                    crate::interp::log_debug(&format!(
+                        "WSGIPythonConcurrency auto: {from} -> {to} threads (no slot given back for {} s while requests waited)",
+                        STALL.as_secs_f64()
+                    ))
+                });
+                continue;
+            }
+            let wake_at = if s.stall_max > 0 { deadline.min(now + STALL_CHECK) } else { deadline };
+            waiter.wake.wait_until(&mut s, wake_at);
         }
+    }
+
+    /// Guards `auto` against a stall: requests that hold their slots while they wait, with
+    /// the GIL released, for something only a queued request can do (a long poll fed by
+    /// another request, a lock, a call to another URL of the same site). No throughput is
+    /// measured then, since nothing completes: so when every slot has stayed taken for
+    /// [`STALL`] with requests waiting, the limit doubles (up to `stall_max`) and the queue
+    /// moves. The tuner brings it down again if the extra threads only contend.
+    pub fn guard_stalls(&self, max: usize) {
+        let mut s = self.state.lock();
+        s.stall_max = max;
+        s.last_release = Some(Instant::now());
+    }
+
+    /// Raises the limit if the gate has stalled; the old and new limits.
+    fn unstall(s: &mut State, now: Instant) -> Option<(usize, usize)> {
+        if s.stall_max == 0 || s.limit >= s.stall_max || s.active < s.limit || s.queue.is_empty() {
+            return None;
+        }
+        if s.last_release.is_some_and(|at| now.duration_since(at) < STALL) {
+            return None;
+        }
+        let from = s.limit;
+        s.limit = (from * 2).min(s.stall_max);
+        // The next raise needs another stall of its own.
+        s.last_release = Some(now);
+        Self::admit_waiters(s);
+        Some((from, s.limit))
     }
 
     /// Gives the slot back: to the longest-waiting thread if there is one.
     pub fn release(&self) {
         let mut s = self.state.lock();
         s.active = s.active.saturating_sub(1);
+        if s.stall_max > 0 {
+            s.last_release = Some(Instant::now());
+        }
         Self::admit_waiters(&mut s);
     }
 
@@ -328,6 +381,32 @@ mod tests {
                 assert!(peak.load(Ordering::SeqCst) <= MAX, "round {round}: {} inside", peak.load(Ordering::SeqCst));
             }
         });
+    }
+
+    #[test]
+    fn a_stall_raises_the_limit_when_guarded() {
+        let started = Instant::now();
+        let admission = Arc::new(Admission::new(1));
+        admission.guard_stalls(4);
+        // The one slot is held and never given back (a request waiting for another).
+        admission.acquire(LONG).unwrap();
+        let waiting = {
+            let admission = admission.clone();
+            std::thread::spawn(move || admission.acquire(LONG))
+        };
+        assert_eq!(within(Duration::from_secs(30), move || waiting.join().unwrap()), Ok(()));
+        // Admitted by the guard: after a stall, not at once, and the limit doubled.
+        assert!(started.elapsed() >= STALL, "{:?}", started.elapsed());
+        let c = admission.counts();
+        assert_eq!((c.limit, c.active), (2, 2));
+    }
+
+    #[test]
+    fn without_the_guard_a_stall_waits_for_its_timeout() {
+        let admission = Admission::new(1);
+        admission.acquire(LONG).unwrap();
+        assert_eq!(admission.acquire(STALL + STALL_CHECK * 2), Err(Refused::TimedOut));
+        assert_eq!(admission.counts().limit, 1);
     }
 
     #[test]

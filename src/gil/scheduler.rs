@@ -62,7 +62,11 @@ impl Gate {
                 (cores.min(threads), Some(Mutex::new(Tuner::new(1, threads))))
             }
         };
-        Gate { admission: Admission::new(initial), tuner, busy_ns: AtomicU64::new(0) }
+        let admission = Admission::new(initial);
+        if tuner.is_some() {
+            admission.guard_stalls(threads);
+        }
+        Gate { admission, tuner, busy_ns: AtomicU64::new(0) }
     }
 
     /// This thread took one of the gate's slots: its CPU clock starts counting for the gate.
@@ -103,6 +107,9 @@ thread_local! {
 /// Sets the scheduler up, once per process, before any request.
 pub fn configure(mode: Concurrency, queue_timeout: Duration, threads: usize) {
     let threads = threads.max(1);
+    // One thread per process (prefork, a daemon with threads=1) cannot contend with itself:
+    // `auto` has nothing to decide there, and no gate is set up.
+    let mode = if threads == 1 && mode == Concurrency::Auto { Concurrency::Unlimited } else { mode };
     let shared = Gate::new(mode, threads);
     let _ = SCHEDULER.set(Scheduler { mode, queue_timeout, threads, shared, own: Mutex::new((Vec::new(), false)) });
 }

@@ -16,6 +16,11 @@ use std::sync::OnceLock;
 /// wedged application shows up as 503s with a log line rather than as hung connections.
 pub(super) const DEFAULT_QUEUE_TIMEOUT_MS: u64 = 30_000;
 
+/// `WSGIPythonConcurrency` when not set: `auto` (-1). mod_wsgi has no such gate; ours adapts
+/// to the application, so that an admin who swaps the module in gets it (see the engine's
+/// `gil/tuner.rs`; `off` restores mod_wsgi's behaviour).
+pub(super) const DEFAULT_PYTHON_CONCURRENCY: i32 = -1;
+
 /// A switch interval in seconds as the engine takes it: whole microseconds, at least one.
 pub(super) fn switch_interval_us(seconds: f64) -> u64 {
     ((seconds * 1e6).round() as u64).max(1)
@@ -142,7 +147,7 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
             python_path: abi::Bytes::new(path.as_bytes()),
             multithread: threaded as c_int,
             multiprocess: (mpm_query(apache::AP_MPMQ_MAX_DAEMONS) > 1) as c_int,
-            python_concurrency: config.python_concurrency.unwrap_or(0),
+            python_concurrency: config.python_concurrency.unwrap_or(DEFAULT_PYTHON_CONCURRENCY),
             queue_timeout_ms: config.queue_timeout_ms.unwrap_or(DEFAULT_QUEUE_TIMEOUT_MS),
             threads_per_child: mpm_query(apache::AP_MPMQ_MAX_THREADS).max(1),
             python_optimize: config.python_optimize.unwrap_or(-1),

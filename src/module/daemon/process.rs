@@ -13,7 +13,7 @@
 
 use super::super::apache;
 use super::super::engine_loader;
-use super::super::hooks::DEFAULT_QUEUE_TIMEOUT_MS;
+use super::super::hooks::{DEFAULT_PYTHON_CONCURRENCY, DEFAULT_QUEUE_TIMEOUT_MS};
 use super::super::log;
 use super::super::record::server_config;
 use super::connection::{log_line, read_body, send_file, start_response, write_body, Conn, Io, Pending, Sock};
@@ -407,7 +407,7 @@ fn start_engine(registry: &Registry, group: &Group, mapped: Option<engine_loader
         python_path: abi::Bytes::new(path.as_bytes()),
         multithread: (spec.threads > 1) as c_int,
         multiprocess: spec.multiprocess as c_int,
-        python_concurrency: main.python_concurrency.unwrap_or(0),
+        python_concurrency: main.python_concurrency.unwrap_or(DEFAULT_PYTHON_CONCURRENCY),
         queue_timeout_ms: main.queue_timeout_ms.unwrap_or(DEFAULT_QUEUE_TIMEOUT_MS),
         threads_per_child: spec.threads as c_int,
         restrict_stdin: main.restrict_stdin.unwrap_or(true) as c_int,
