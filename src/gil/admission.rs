@@ -42,10 +42,12 @@ struct State {
     /// Most threads ever inside at once, and most ever queued (for tests and metrics).
     peak_active: usize,
     peak_queued: usize,
-    /// The stall guard (`auto`): the most the limit may be raised to (0: no guard), and when a
-    /// slot was last given back.
+    /// The stall guard (`auto`): the most the limit may be raised to (0: no guard), when a
+    /// slot was last given back, and when the queue last became non-empty (a stall is
+    /// counted from the later: an idle spell before a burst is not one).
     stall_max: usize,
     last_release: Option<Instant>,
+    queued_since: Option<Instant>,
 }
 
 /// How long the slots may all stay taken, with requests waiting and none given back, before
@@ -80,6 +82,7 @@ impl Admission {
                 peak_queued: 0,
                 stall_max: 0,
                 last_release: None,
+                queued_since: None,
             }),
         }
     }
@@ -97,6 +100,9 @@ impl Admission {
             return Ok(());
         }
         let waiter = Arc::new(Waiter { granted: AtomicBool::new(false), wake: Condvar::new() });
+        if s.queue.is_empty() && s.stall_max > 0 {
+            s.queued_since = Some(Instant::now());
+        }
         s.queue.push_back(waiter.clone());
         s.peak_queued = s.peak_queued.max(s.queue.len());
         // A timeout too large to add (a queue timeout of centuries) waits a year at most.
@@ -148,7 +154,11 @@ impl Admission {
         if s.stall_max == 0 || s.limit >= s.stall_max || s.active < s.limit || s.queue.is_empty() {
             return None;
         }
-        if s.last_release.is_some_and(|at| now.duration_since(at) < STALL) {
+        let since = match (s.last_release, s.queued_since) {
+            (Some(a), Some(b)) => a.max(b),
+            (a, b) => a.or(b).unwrap_or(now),
+        };
+        if now.duration_since(since) < STALL {
             return None;
         }
         let from = s.limit;
@@ -180,11 +190,25 @@ impl Admission {
         }
     }
 
-    /// Changes the limit (`auto` tuning); a raise admits waiters at once.
+    /// Changes the limit; a raise admits waiters at once (tests: the tuner uses
+    /// [`Admission::replace_limit`]).
+    #[cfg(test)]
     pub fn set_limit(&self, limit: usize) {
         let mut s = self.state.lock();
         s.limit = limit.max(1);
         Self::admit_waiters(&mut s);
+    }
+
+    /// Changes the limit from `from` to `to`, unless it changed meanwhile (the stall guard
+    /// raised it since the tuner read it: that raise stands). Whether it changed it.
+    pub fn replace_limit(&self, from: usize, to: usize) -> bool {
+        let mut s = self.state.lock();
+        if s.limit != from {
+            return false;
+        }
+        s.limit = to.max(1);
+        Self::admit_waiters(&mut s);
+        true
     }
 
     /// Refuses every waiter and every later request (the child is exiting).
@@ -399,6 +423,28 @@ mod tests {
         assert!(started.elapsed() >= STALL, "{:?}", started.elapsed());
         let c = admission.counts();
         assert_eq!((c.limit, c.active), (2, 2));
+    }
+
+    #[test]
+    fn an_idle_spell_before_a_burst_is_not_a_stall() {
+        let admission = Admission::new(1);
+        admission.guard_stalls(4);
+        // Idle for longer than a stall, then a burst that queues briefly behind one slot.
+        std::thread::sleep(STALL + STALL_CHECK);
+        admission.acquire(LONG).unwrap();
+        let admission = Arc::new(admission);
+        let waiting = {
+            let admission = admission.clone();
+            std::thread::spawn(move || admission.acquire(LONG))
+        };
+        while admission.counts().queued == 0 {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(STALL_CHECK * 2);
+        // Half a second of queueing is not a stall: the limit stands.
+        assert_eq!(admission.counts().limit, 1);
+        admission.release();
+        assert_eq!(waiting.join().unwrap(), Ok(()));
     }
 
     #[test]

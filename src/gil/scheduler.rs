@@ -181,8 +181,8 @@ impl Drop for Ticket {
         if let Some(tuner) = &gate.tuner {
             let counts = gate.admission.counts();
             let step = tuner.lock().request_done(counts.limit, counts.queued > 0, Instant::now(), &gate.busy_ns);
-            if let Some(step) = step {
-                gate.admission.set_limit(step.to);
+            // Unless the stall guard raised the limit meanwhile (the tuner sees it next time).
+            if let Some(step) = step.filter(|step| gate.admission.replace_limit(step.from, step.to)) {
                 log_step(&step, counts);
             }
         }
