@@ -13,6 +13,8 @@ pub enum Command {
     /// Print this text to stdout and exit 0.
     Help(String),
     ModuleConfig { python_home: Option<PathBuf> },
+    ModuleLocation,
+    InstallModule { modules_directory: Option<PathBuf>, python_home: Option<PathBuf> },
     StartServer(Box<ServerOptions>),
 }
 
@@ -109,10 +111,12 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         "-h" | "--help" | "help" => return Ok(Command::Help(options::main_help())),
         "start-server" => Sub::StartServer,
         "module-config" => Sub::ModuleConfig,
+        "module-location" => Sub::ModuleLocation,
+        "install-module" => Sub::InstallModule,
         other => {
             return Err(UsageError {
                 message: format!("unknown command '{other}'"),
-                usage: "usage: mod_wsgi-express {start-server,module-config} [options]".to_string(),
+                usage: "usage: mod_wsgi-express {start-server,module-config,module-location,install-module} [options]".to_string(),
             })
         }
     };
@@ -120,13 +124,18 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     if raw.flag("help") {
         return Ok(Command::Help(options::help(sub)));
     }
-    match sub {
-        Sub::ModuleConfig => {
-            if let Some(extra) = raw.positional.first() {
-                return Err(raw.error(format!("unexpected argument '{extra}'")));
-            }
-            Ok(Command::ModuleConfig { python_home: raw.one("python-home").map(PathBuf::from) })
+    if sub != Sub::StartServer {
+        if let Some(extra) = raw.positional.first() {
+            return Err(raw.error(format!("unexpected argument '{extra}'")));
         }
+    }
+    match sub {
+        Sub::ModuleConfig => Ok(Command::ModuleConfig { python_home: raw.one("python-home").map(PathBuf::from) }),
+        Sub::ModuleLocation => Ok(Command::ModuleLocation),
+        Sub::InstallModule => Ok(Command::InstallModule {
+            modules_directory: raw.one("modules-directory").map(PathBuf::from),
+            python_home: raw.one("python-home").map(PathBuf::from),
+        }),
         Sub::StartServer => server_options(&raw).map(|o| Command::StartServer(Box::new(o))),
     }
 }

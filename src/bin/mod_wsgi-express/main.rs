@@ -1,5 +1,6 @@
 //! `mod_wsgi-express`: run a WSGI script under Apache with mod_wsgi-rs, without writing any
-//! Apache configuration by hand. A subset of the original mod_wsgi-express, same names and flags.
+//! Apache configuration by hand, or print and install what an existing Apache needs to load the
+//! module. A subset of the original mod_wsgi-express, same names and flags.
 //!
 //! Exit status: 0 on success (and for help), 1 when setting up or starting the server failed,
 //! 2 on a usage error (as the original's optparse does). A successful `start-server` does not
@@ -9,6 +10,7 @@ mod accounts;
 mod cli;
 mod daemon;
 mod locale;
+mod module;
 mod options;
 mod setup;
 mod template;
@@ -32,7 +34,11 @@ fn main() -> ExitCode {
             print!("{text}");
             Ok(())
         }
-        Ok(Command::ModuleConfig { python_home }) => setup::module_config(python_home.as_deref()).map(|text| print!("{text}")),
+        Ok(Command::ModuleConfig { python_home }) => module::module_config(python_home.as_deref()).map(|text| print!("{text}")),
+        Ok(Command::ModuleLocation) => module::locate_module().map(|path| println!("{}", path.display())),
+        Ok(Command::InstallModule { modules_directory, python_home }) => {
+            module::install_module(modules_directory.as_deref(), python_home.as_deref()).map(|text| print!("{text}"))
+        }
         Ok(Command::StartServer(opts)) => setup::start_server(*opts),
         Err(usage) => {
             eprintln!("mod_wsgi-express: {}\n{}", usage.message, usage.usage);

@@ -15,27 +15,27 @@ pub enum Arity {
     Two,
 }
 
-/// Which subcommands accept an option.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
-    /// Only `start-server`.
-    Server,
-    /// `start-server` and `module-config`.
-    Both,
-}
-
 /// A subcommand, as far as option lookup is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sub {
     StartServer,
     ModuleConfig,
+    ModuleLocation,
+    InstallModule,
 }
+
+/// Every subcommand, in the order the top-level help lists them.
+pub const ALL: &[Sub] = &[Sub::StartServer, Sub::ModuleConfig, Sub::ModuleLocation, Sub::InstallModule];
+/// `start-server` only: most options.
+const SERVER: &[Sub] = &[Sub::StartServer];
 
 impl Sub {
     pub fn name(self) -> &'static str {
         match self {
             Sub::StartServer => "start-server",
             Sub::ModuleConfig => "module-config",
+            Sub::ModuleLocation => "module-location",
+            Sub::InstallModule => "install-module",
         }
     }
 }
@@ -53,7 +53,8 @@ pub struct OptSpec {
     /// How the value is shown in help (`NUMBER`, `URL PATH`...).
     pub metavar: &'static str,
     pub help: &'static str,
-    pub scope: Scope,
+    /// The subcommands that accept it.
+    pub commands: &'static [Sub],
 }
 
 const fn opt(
@@ -63,7 +64,7 @@ const fn opt(
     metavar: &'static str,
     help: &'static str,
 ) -> OptSpec {
-    OptSpec { name, arity, repeatable: false, default, metavar, help, scope: Scope::Server }
+    OptSpec { name, arity, repeatable: false, default, metavar, help, commands: SERVER }
 }
 
 /// Every option, in the order help shows them.
@@ -150,8 +151,18 @@ pub const OPTIONS: &[OptSpec] = &[
         ..opt("url-alias", Arity::Two, None, "URL PATH", "Serve the file or directory PATH at URL.")
     },
     OptSpec {
-        scope: Scope::Both,
-        ..opt("python-home", Arity::One, None, "DIRECTORY", "Python installation or virtual environment (WSGIPythonHome).")
+        commands: &[Sub::StartServer, Sub::ModuleConfig, Sub::InstallModule],
+        ..opt(
+            "python-home",
+            Arity::One,
+            None,
+            "DIRECTORY",
+            "Python installation or virtual environment (WSGIPythonHome; default: the virtual environment mod_wsgi-express was installed into, if any).",
+        )
+    },
+    OptSpec {
+        commands: &[Sub::InstallModule],
+        ..opt("modules-directory", Arity::One, None, "DIRECTORY", "Where to install the module (default: Apache's modules directory, apxs -q LIBEXECDIR).")
     },
     OptSpec {
         repeatable: true,
@@ -161,7 +172,7 @@ pub const OPTIONS: &[OptSpec] = &[
     opt("log-to-terminal", Arity::Flag, None, "", "Send the error log (and the access log, if enabled) to the terminal."),
     opt("access-log", Arity::Flag, None, "", "Enable the access log (access_log in the server root)."),
     opt("setup-only", Arity::Flag, None, "", "Write the configuration and print the Apache command instead of running it."),
-    OptSpec { scope: Scope::Both, ..opt("help", Arity::Flag, None, "", "Show this help and exit.") },
+    OptSpec { commands: ALL, ..opt("help", Arity::Flag, None, "", "Show this help and exit.") },
 ];
 
 /// Options of the original mod_wsgi-express that this one cannot honour: refused by name, with
@@ -181,7 +192,7 @@ pub fn unsupported(name: &str) -> Option<&'static str> {
 
 /// The option called `name` if `sub` accepts it.
 pub fn find(sub: Sub, name: &str) -> Option<&'static OptSpec> {
-    OPTIONS.iter().find(|o| o.name == name && (o.scope == Scope::Both || sub == Sub::StartServer))
+    OPTIONS.iter().find(|o| o.name == name && o.commands.contains(&sub))
 }
 
 /// The default of a declared option; panics on a name missing from the table (a programming
@@ -195,6 +206,8 @@ pub fn synopsis(sub: Sub) -> String {
     match sub {
         Sub::StartServer => "usage: mod_wsgi-express start-server [options] script.wsgi".to_string(),
         Sub::ModuleConfig => "usage: mod_wsgi-express module-config [--python-home DIRECTORY]".to_string(),
+        Sub::ModuleLocation => "usage: mod_wsgi-express module-location".to_string(),
+        Sub::InstallModule => "usage: mod_wsgi-express install-module [--modules-directory DIRECTORY] [--python-home DIRECTORY]".to_string(),
     }
 }
 
@@ -225,7 +238,9 @@ pub fn main_help() -> String {
     "usage: mod_wsgi-express COMMAND [options]\n\n\
      commands:\n  \
      start-server    Generate an Apache configuration for a WSGI script and run Apache in the foreground.\n  \
-     module-config   Print the LoadModule line (and WSGIPythonHome) for an existing Apache configuration.\n\n\
+     module-config   Print the LoadModule line (and WSGIPythonHome) for an existing Apache configuration.\n  \
+     module-location Print the path of the Apache module.\n  \
+     install-module  Copy the module and its engines into Apache's modules directory; print the lines to use.\n\n\
      Run 'mod_wsgi-express COMMAND --help' for the options of a command.\n"
         .to_string()
 }

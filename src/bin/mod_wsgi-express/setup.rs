@@ -21,35 +21,9 @@ const LIBEXECDIR: &str = env!("MOD_WSGI_APXS_LIBEXECDIR");
 const PROGNAME: &str = env!("MOD_WSGI_APXS_PROGNAME");
 const MIME_TYPES: &str = "/etc/mime.types";
 
-/// Where `mod_wsgi.so` is: `MOD_WSGI_MODULE`, else next to this binary as `scripts/build` lays
-/// it out (`target/release/../modules`), else in the binary's own directory.
-pub fn locate_module() -> Result<PathBuf, String> {
-    if let Some(path) = env::var_os("MOD_WSGI_MODULE") {
-        return fs::canonicalize(&path).map_err(|e| format!("MOD_WSGI_MODULE={}: {e}", Path::new(&path).display()));
-    }
-    let not_found = || "cannot find mod_wsgi.so; run scripts/build or set MOD_WSGI_MODULE".to_string();
-    let exe = env::current_exe().map_err(|_| not_found())?;
-    let dir = exe.parent().ok_or_else(not_found)?;
-    [dir.join("../modules/mod_wsgi.so"), dir.join("mod_wsgi.so")]
-        .iter()
-        .find(|p| p.is_file())
-        .and_then(|p| fs::canonicalize(p).ok())
-        .ok_or_else(not_found)
-}
-
-/// `module-config`: the lines to paste into an existing Apache configuration.
-pub fn module_config(python_home: Option<&Path>) -> Result<String, String> {
-    let module = locate_module()?;
-    let mut out = format!("LoadModule wsgi_module {}\n", template::quote_path(&module)?);
-    if let Some(home) = python_home {
-        out.push_str(&format!("WSGIPythonHome {}\n", template::quote_path(&absolute(home)?)?));
-    }
-    Ok(out)
-}
-
 /// `start-server`: returns only with `--setup-only` or on error.
 pub fn start_server(mut opts: ServerOptions) -> Result<(), String> {
-    let module = locate_module()?;
+    let module = crate::module::locate_module()?;
     resolve_paths(&mut opts)?;
     let httpd = Path::new(SBINDIR).join(PROGNAME);
     if !httpd.is_file() {
@@ -144,6 +118,11 @@ fn resolve_paths(opts: &mut ServerOptions) -> Result<(), String> {
         alias.path = fs::canonicalize(&alias.path)
             .map_err(|e| format!("--url-alias {} '{}': {e}", alias.url, alias.path.display()))?;
         alias.is_file = alias.path.is_file();
+    }
+    // Installed with pip into a virtual environment: that environment's Python, as the
+    // original runs in the Python it was installed for.
+    if opts.python_home.is_none() {
+        opts.python_home = crate::module::venv_home();
     }
     if let Some(home) = &opts.python_home {
         if !home.is_dir() {
