@@ -455,7 +455,7 @@ mod tests {
         assert_eq!(a.python_path, ["/app", "/site", "/app-later", "/both"]);
         // Equal specificity: the later container.
         assert_eq!((a.switch_interval, a.switch_interval_app_scoped), (Some(0.02), false));
-        assert_eq!(resolve_group_options(&blocks, "", "a").switch_interval_app_scoped, true);
+        assert!(resolve_group_options(&blocks, "", "a").switch_interval_app_scoped);
         assert_eq!((a.restrict_stdin, a.restrict_stdout, a.restrict_signal), (Some(false), None, Some(false)));
         let b = resolve_group_options(&blocks, "site", "b");
         assert_eq!(b.python_path, ["/site"]);

@@ -52,37 +52,34 @@ fn named_groups_do_not_share_globals_modules_paths_or_environ() {
 }
 
 fn named_groups_are_isolated(apache: &Apache, mpm: Mpm) {
-    {
-        let apache = apache;
-        state(&apache, "/a?set=alpha");
-        state(&apache, "/b?set=beta");
-        let (a, b) = (state(&apache, "/a"), state(&apache, "/b"));
-        for (s, v) in [(&a, "alpha"), (&b, "beta")] {
-            assert_eq!(s.get("global"), v, "{mpm:?}");
-            assert_eq!(s.get("marker"), v, "{mpm:?}");
-            assert_eq!(s.get("environ"), v, "{mpm:?}");
-            assert_eq!(s.get("paths"), format!("[\"/isolation/{v}\"]"), "{mpm:?}");
-        }
-        assert_ne!(a.get("interpreter"), b.get("interpreter"));
-        assert_ne!(a.get("interpreter"), "0");
-
-        // A group created after both wrote os.environ starts from the child's own environment.
-        let late = state(&apache, "/late");
-        assert_eq!(late.get("environ"), "null", "{mpm:?}: os.environ leaked into a new group");
-        assert_eq!(late.get("marker"), "null");
-        assert_eq!(late.get("paths"), "[]");
-
-        // Two scripts in one group share the interpreter, not each other's module globals.
-        let a2 = state(&apache, "/a2");
-        assert_eq!(a2.get("marker"), "alpha", "{mpm:?}");
-        assert_eq!(a2.get("global"), "null");
-
-        // %{GLOBAL} is the main interpreter, from the option and from the directive alike.
-        let g = state(&apache, "/global?set=gamma");
-        assert_eq!(g.get("interpreter"), "0");
-        assert_eq!(state(&apache, "/global2").get("marker"), "gamma");
-        assert_eq!(state(&apache, "/a").get("marker"), "alpha");
+    state(apache, "/a?set=alpha");
+    state(apache, "/b?set=beta");
+    let (a, b) = (state(apache, "/a"), state(apache, "/b"));
+    for (s, v) in [(&a, "alpha"), (&b, "beta")] {
+        assert_eq!(s.get("global"), v, "{mpm:?}");
+        assert_eq!(s.get("marker"), v, "{mpm:?}");
+        assert_eq!(s.get("environ"), v, "{mpm:?}");
+        assert_eq!(s.get("paths"), format!("[\"/isolation/{v}\"]"), "{mpm:?}");
     }
+    assert_ne!(a.get("interpreter"), b.get("interpreter"));
+    assert_ne!(a.get("interpreter"), "0");
+
+    // A group created after both wrote os.environ starts from the child's own environment.
+    let late = state(apache, "/late");
+    assert_eq!(late.get("environ"), "null", "{mpm:?}: os.environ leaked into a new group");
+    assert_eq!(late.get("marker"), "null");
+    assert_eq!(late.get("paths"), "[]");
+
+    // Two scripts in one group share the interpreter, not each other's module globals.
+    let a2 = state(apache, "/a2");
+    assert_eq!(a2.get("marker"), "alpha", "{mpm:?}");
+    assert_eq!(a2.get("global"), "null");
+
+    // %{GLOBAL} is the main interpreter, from the option and from the directive alike.
+    let g = state(apache, "/global?set=gamma");
+    assert_eq!(g.get("interpreter"), "0");
+    assert_eq!(state(apache, "/global2").get("marker"), "gamma");
+    assert_eq!(state(apache, "/a").get("marker"), "alpha");
 }
 
 #[test]
