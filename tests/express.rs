@@ -261,3 +261,63 @@ fn unsupported_daemon_options_are_refused_by_name() {
         assert!(help.contains(option), "{option} missing from\n{help}");
     }
 }
+
+/// `setup-server` writes the server root and an `apachectl` that starts Apache in the
+/// background, checks its configuration and stops it; `--setenv`, `--include-file` (last, so
+/// its `SetEnv` is seen) and `--compress-responses` reach the generated configuration.
+#[test]
+fn setup_server_writes_an_apachectl_that_starts_and_stops_it() {
+    let dir = TempDir::new("express-setup");
+    let script = dir.write(
+        "app.wsgi",
+        "def application(e, s):\n    s('200 OK', [('Content-Type', 'text/plain')])\n    return [('STAGE=%s INCLUDED=%s ' % (e.get('STAGE'), e.get('INCLUDED'))).encode() * 50]\n",
+    );
+    let extra = dir.write("extra.conf", "SetEnv INCLUDED yes\n");
+    let port = free_port();
+    let root = dir.path().join("root");
+    let out = Command::new(EXPRESS)
+        .args(["setup-server", script.to_str().unwrap(), "--port", &port.to_string(), "--server-root", root.to_str().unwrap()])
+        .args(["--setenv", "STAGE", "test", "--include-file", extra.to_str().unwrap(), "--compress-responses", "--startup-log"])
+        .env("MOD_WSGI_MODULE", module_path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let apachectl = root.join("apachectl");
+    assert!(summary.contains(&format!("Apache Control   : {} start", apachectl.display())), "{summary}");
+    // Nothing runs yet: setup-server only writes.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    let log = || std::fs::read_to_string(root.join("error_log")).unwrap_or_default();
+
+    let ctl = |command: &str| Command::new(&apachectl).arg(command).output().unwrap();
+    let checked = ctl("configtest");
+    assert!(checked.status.success(), "configtest: {}", String::from_utf8_lossy(&checked.stderr));
+    assert!(ctl("start").status.success(), "{}", log());
+    let pid_file = root.join("httpd.pid");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || !pid_file.is_file() {
+        assert!(Instant::now() < deadline, "apachectl start did not bring the server up:\n{}", log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let plain = http(port, "GET", "/", &[], b"");
+    let gzipped = http(port, "GET", "/", &[("Accept-Encoding", "gzip")], b"");
+    let stopped = ctl("stop");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // SAFETY: probes (signal 0) only the Apache this test started, by its pidfile's PID.
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        if Instant::now() > deadline {
+            // SAFETY: as above; the server did not stop: end it rather than leave it behind.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("apachectl stop did not stop Apache:\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(stopped.status.success(), "{}", String::from_utf8_lossy(&stopped.stderr));
+    assert_eq!(plain.status, 200, "{}", log());
+    assert_eq!(plain.text(), "STAGE=test INCLUDED=yes ".repeat(50));
+    assert_eq!(plain.header("Content-Encoding"), None);
+    assert_eq!(gzipped.header("Content-Encoding"), Some("gzip"), "{}", log());
+    assert!(gzipped.body.len() < plain.body.len());
+    assert!(root.join("startup_log").is_file());
+}

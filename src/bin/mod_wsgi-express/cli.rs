@@ -16,6 +16,8 @@ pub enum Command {
     ModuleLocation,
     InstallModule { modules_directory: Option<PathBuf>, python_home: Option<PathBuf> },
     StartServer(Box<ServerOptions>),
+    /// `setup-server`: the same options; writes the server root and its `apachectl`.
+    SetupServer(Box<ServerOptions>),
 }
 
 /// A usage error: shown with a short usage line, exit status 2.
@@ -90,6 +92,14 @@ pub struct ServerOptions {
     pub log_to_terminal: bool,
     pub access_log: bool,
     pub setup_only: bool,
+    /// `--setenv KEY VALUE`, in order.
+    pub setenv: Vec<(String, String)>,
+    /// `--include-file`: made absolute by setup.
+    pub include_files: Vec<PathBuf>,
+    pub compress_responses: bool,
+    /// `--max-clients` (daemon mode), else computed as the original does.
+    pub max_clients: Option<u32>,
+    pub startup_log: bool,
 }
 
 impl ServerOptions {
@@ -110,13 +120,14 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     let sub = match first.as_str() {
         "-h" | "--help" | "help" => return Ok(Command::Help(options::main_help())),
         "start-server" => Sub::StartServer,
+        "setup-server" => Sub::SetupServer,
         "module-config" => Sub::ModuleConfig,
         "module-location" => Sub::ModuleLocation,
         "install-module" => Sub::InstallModule,
         other => {
             return Err(UsageError {
                 message: format!("unknown command '{other}'"),
-                usage: "usage: mod_wsgi-express {start-server,module-config,module-location,install-module} [options]".to_string(),
+                usage: "usage: mod_wsgi-express {start-server,setup-server,module-config,module-location,install-module} [options]".to_string(),
             })
         }
     };
@@ -124,7 +135,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     if raw.flag("help") {
         return Ok(Command::Help(options::help(sub)));
     }
-    if sub != Sub::StartServer {
+    if !matches!(sub, Sub::StartServer | Sub::SetupServer) {
         if let Some(extra) = raw.positional.first() {
             return Err(raw.error(format!("unexpected argument '{extra}'")));
         }
@@ -137,6 +148,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             python_home: raw.one("python-home").map(PathBuf::from),
         }),
         Sub::StartServer => server_options(&raw).map(|o| Command::StartServer(Box::new(o))),
+        Sub::SetupServer => server_options(&raw).map(|o| Command::SetupServer(Box::new(o))),
     }
 }
 
@@ -190,7 +202,7 @@ fn split(sub: Sub, words: &[String]) -> Result<Raw, UsageError> {
             None => (body, None),
         };
         let Some(spec) = options::find(sub, name) else {
-            if let Some(why) = options::unsupported(name).filter(|_| sub == Sub::StartServer) {
+            if let Some(why) = options::unsupported(name).filter(|_| matches!(sub, Sub::StartServer | Sub::SetupServer)) {
                 return Err(raw.error(format!("option '--{name}' of mod_wsgi-express is not supported by mod_wsgi-rs: {why}")));
             }
             return Err(raw.error(format!("unknown option '--{name}'")));
@@ -217,11 +229,31 @@ fn split(sub: Sub, words: &[String]) -> Result<Raw, UsageError> {
 
 fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
     let value = |name: &str| raw.one(name).unwrap_or_default();
-    let script = match raw.positional.as_slice() {
-        [] => return Err(raw.error("no WSGI script given".to_string())),
-        [one] => PathBuf::from(one),
-        [_, extra, ..] => return Err(raw.error(format!("unexpected argument '{extra}'"))),
+    let script = match (raw.positional.as_slice(), raw.one("entry-point")) {
+        ([], None) => return Err(raw.error("no WSGI script given".to_string())),
+        ([one], None) => PathBuf::from(one),
+        ([], Some(entry)) => PathBuf::from(entry),
+        ([_], Some(_)) => return Err(raw.error("the WSGI script given twice (--entry-point and as an argument)".to_string())),
+        ([_, extra, ..], _) => return Err(raw.error(format!("unexpected argument '{extra}'"))),
     };
+    let mut setenv = Vec::new();
+    for v in raw.all("setenv") {
+        // What Apache's SetEnv takes as a name.
+        if v[0].is_empty() || !v[0].chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+            return Err(raw.error(format!("invalid --setenv name '{}'", v[0])));
+        }
+        setenv.push((v[0].clone(), v[1].clone()));
+    }
+    let max_clients = match raw.one("max-clients") {
+        None => None,
+        Some(text) => match text.parse::<u32>() {
+            Ok(n) if (1..=100_000).contains(&n) => Some(n),
+            _ => return Err(raw.error(format!("invalid --max-clients '{text}': must be a number from 1 to 100000"))),
+        },
+    };
+    if max_clients.is_some() && raw.flag("embedded-mode") {
+        return Err(raw.error("--max-clients sizes Apache's children in daemon mode; with --embedded-mode they are sized by --processes and --threads".to_string()));
+    }
     let port = value("port");
     let port = match port.parse::<u16>() {
         Ok(p) if p >= 1 => p,
@@ -310,6 +342,11 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
         log_to_terminal: raw.flag("log-to-terminal"),
         access_log: raw.flag("access-log"),
         setup_only: raw.flag("setup-only"),
+        setenv,
+        include_files: raw.all("include-file").into_iter().map(|v| PathBuf::from(&v[0])).collect(),
+        compress_responses: raw.flag("compress-responses"),
+        max_clients,
+        startup_log: raw.flag("startup-log"),
     })
 }
 
@@ -414,6 +451,11 @@ mod tests {
         assert!(usage_error(&["start-server", "--request-timeout", "-1", "x"]).contains("--request-timeout"));
         assert!(usage_error(&["start-server", "--header-buffer-size", "100", "x"]).contains("at least 8192"));
         assert!(usage_error(&["start-server", "--process-group", "a/b", "x"]).contains("--process-group"));
+        assert!(usage_error(&["start-server", "--embedded-mode", "--max-clients", "5", "x"]).contains("--max-clients sizes"));
+        assert!(usage_error(&["start-server", "--max-clients", "0", "x"]).contains("invalid --max-clients"));
+        assert!(usage_error(&["start-server", "--setenv", "A=B", "c", "x"]).contains("invalid --setenv name"));
+        assert!(usage_error(&["start-server", "--entry-point", "a.wsgi", "b.wsgi"]).contains("given twice"));
+        assert!(matches!(parse(&args(&["setup-server", "--port", "9", "x"])), Ok(Command::SetupServer(o)) if o.port == 9));
         let refused = usage_error(&["start-server", "--switch-interval", "5", "x"]);
         assert!(refused.contains("'--switch-interval'") && refused.contains("not supported by mod_wsgi-rs"), "{refused}");
         // Only start-server knows them; module-config says "unknown".

@@ -94,7 +94,7 @@ pub fn directives(o: &ServerOptions, home: &Path, socket_dir: &Path, uid: u32) -
 /// `10 + max(10, 1.5 * processes * threads)`.
 pub fn mpm_section(o: &ServerOptions) -> String {
     let total = u64::from(o.processes) * u64::from(o.threads);
-    let max_clients = 10 + 10.max(total * 3 / 2);
+    let max_clients = o.max_clients.map_or(10 + 10.max(total * 3 / 2), u64::from);
     match o.mpm {
         Mpm::Prefork => {
             let ratio = |percent: u64| (max_clients * percent / 100).max(1);

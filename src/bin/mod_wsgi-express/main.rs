@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             module::install_module(modules_directory.as_deref(), python_home.as_deref()).map(|text| print!("{text}"))
         }
         Ok(Command::StartServer(opts)) => setup::start_server(*opts),
+        Ok(Command::SetupServer(opts)) => setup::setup_server(*opts),
         Err(usage) => {
             eprintln!("mod_wsgi-express: {}\n{}", usage.message, usage.usage);
             return ExitCode::from(2);

@@ -19,20 +19,22 @@ pub enum Arity {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sub {
     StartServer,
+    SetupServer,
     ModuleConfig,
     ModuleLocation,
     InstallModule,
 }
 
 /// Every subcommand, in the order the top-level help lists them.
-pub const ALL: &[Sub] = &[Sub::StartServer, Sub::ModuleConfig, Sub::ModuleLocation, Sub::InstallModule];
-/// `start-server` only: most options.
-const SERVER: &[Sub] = &[Sub::StartServer];
+pub const ALL: &[Sub] = &[Sub::StartServer, Sub::SetupServer, Sub::ModuleConfig, Sub::ModuleLocation, Sub::InstallModule];
+/// `start-server` and `setup-server`: most options.
+const SERVER: &[Sub] = &[Sub::StartServer, Sub::SetupServer];
 
 impl Sub {
     pub fn name(self) -> &'static str {
         match self {
             Sub::StartServer => "start-server",
+            Sub::SetupServer => "setup-server",
             Sub::ModuleConfig => "module-config",
             Sub::ModuleLocation => "module-location",
             Sub::InstallModule => "install-module",
@@ -151,7 +153,7 @@ pub const OPTIONS: &[OptSpec] = &[
         ..opt("url-alias", Arity::Two, None, "URL PATH", "Serve the file or directory PATH at URL.")
     },
     OptSpec {
-        commands: &[Sub::StartServer, Sub::ModuleConfig, Sub::InstallModule],
+        commands: &[Sub::StartServer, Sub::SetupServer, Sub::ModuleConfig, Sub::InstallModule],
         ..opt(
             "python-home",
             Arity::One,
@@ -172,6 +174,18 @@ pub const OPTIONS: &[OptSpec] = &[
     opt("log-to-terminal", Arity::Flag, None, "", "Send the error log (and the access log, if enabled) to the terminal."),
     opt("access-log", Arity::Flag, None, "", "Enable the access log (access_log in the server root)."),
     opt("setup-only", Arity::Flag, None, "", "Write the configuration and print the Apache command instead of running it."),
+    opt("entry-point", Arity::One, None, "SCRIPT", "The WSGI script (instead of giving it as the last argument)."),
+    OptSpec {
+        repeatable: true,
+        ..opt("setenv", Arity::Two, None, "KEY VALUE", "Add KEY=VALUE to every request's WSGI environ (SetEnv).")
+    },
+    OptSpec {
+        repeatable: true,
+        ..opt("include-file", Arity::One, None, "FILE", "Include FILE at the end of the generated Apache configuration.")
+    },
+    opt("compress-responses", Arity::Flag, None, "", "Compress text responses (HTML, plain text, CSS, JavaScript, JSON, XML) with mod_deflate."),
+    opt("max-clients", Arity::One, None, "NUMBER", "Most client connections Apache's children accept at once (daemon mode; default 10 + max(10, 1.5 x processes x threads))."),
+    opt("startup-log", Arity::Flag, None, "", "Log Apache's start-up messages to startup_log in the server root."),
     OptSpec { commands: ALL, ..opt("help", Arity::Flag, None, "", "Show this help and exit.") },
 ];
 
@@ -181,7 +195,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("response-flush-delay", "daemon responses have no response-flush-delay"),
     ("python-eggs", "not passed on to the daemon processes by this mod_wsgi-express yet"),
     ("switch-interval", "not passed on to the daemon processes by this mod_wsgi-express yet"),
-    ("max-clients", "the Apache children are sized from --processes and --threads only"),
     ("debug-mode", "there is no single-process debug mode"),
 ];
 
@@ -205,6 +218,7 @@ pub fn default_of(name: &str) -> Option<&'static str> {
 pub fn synopsis(sub: Sub) -> String {
     match sub {
         Sub::StartServer => "usage: mod_wsgi-express start-server [options] script.wsgi".to_string(),
+        Sub::SetupServer => "usage: mod_wsgi-express setup-server [options] script.wsgi".to_string(),
         Sub::ModuleConfig => "usage: mod_wsgi-express module-config [--python-home DIRECTORY]".to_string(),
         Sub::ModuleLocation => "usage: mod_wsgi-express module-location".to_string(),
         Sub::InstallModule => "usage: mod_wsgi-express install-module [--modules-directory DIRECTORY] [--python-home DIRECTORY]".to_string(),
@@ -226,7 +240,7 @@ pub fn help(sub: Sub) -> String {
         }
         out.push('\n');
     }
-    if sub == Sub::StartServer {
+    if SERVER.contains(&sub) {
         let names: Vec<String> = UNSUPPORTED.iter().map(|(n, _)| format!("--{n}")).collect();
         out.push_str(&format!("\nOptions of the original mod_wsgi-express refused as unsupported:\n  {}\n", names.join(", ")));
     }
@@ -238,6 +252,7 @@ pub fn main_help() -> String {
     "usage: mod_wsgi-express COMMAND [options]\n\n\
      commands:\n  \
      start-server    Generate an Apache configuration for a WSGI script and run Apache in the foreground.\n  \
+     setup-server    Generate it, with an apachectl script (start, stop, restart, graceful, configtest).\n  \
      module-config   Print the LoadModule line (and WSGIPythonHome) for an existing Apache configuration.\n  \
      module-location Print the path of the Apache module.\n  \
      install-module  Copy the module and its engines into Apache's modules directory; print the lines to use.\n\n\

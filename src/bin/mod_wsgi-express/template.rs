@@ -77,6 +77,13 @@ pub fn httpd_conf(site: &Site) -> Result<String, String> {
     if o.access_log {
         standard.push(("log_config", "mod_log_config.so"));
     }
+    if !o.setenv.is_empty() {
+        standard.push(("env", "mod_env.so"));
+    }
+    if o.compress_responses {
+        standard.push(("filter", "mod_filter.so"));
+        standard.push(("deflate", "mod_deflate.so"));
+    }
     if site.run_as.is_some() {
         standard.push(("unixd", "mod_unixd.so"));
     }
@@ -148,8 +155,24 @@ pub fn httpd_conf(site: &Site) -> Result<String, String> {
     }
     let script_dir = o.script.parent().ok_or("the WSGI script has no parent directory")?;
     line(format!("<Directory {}>\n    Require all granted\n</Directory>", quote_path(script_dir)?));
+    for (key, value) in &o.setenv {
+        line(format!("SetEnv {} {}", quote(key)?, quote(value)?));
+    }
+    if o.compress_responses {
+        line(format!("AddOutputFilterByType DEFLATE {}", COMPRESSED_TYPES.join(" ")));
+    }
+    // Last, so that they can override what came before, as the original includes them.
+    for file in &o.include_files {
+        line(format!("Include {}", quote_path(file)?));
+    }
     Ok(c)
 }
+
+/// What `--compress-responses` compresses: text, as the original's list.
+const COMPRESSED_TYPES: &[&str] = &[
+    "text/plain", "text/html", "text/xml", "text/css", "application/xml", "application/xhtml+xml",
+    "application/rss+xml", "application/javascript", "application/x-javascript", "application/json",
+];
 
 /// A `WSGIPythonPath` (or `python-path=`) value: the directories joined with ':'.
 pub fn python_path(dirs: &[std::path::PathBuf]) -> Result<String, String> {
@@ -320,6 +343,26 @@ mod tests {
         o.url_aliases[0].is_file = true;
         let text = conf(&o, None);
         assert!(text.contains("<Directory \"/srv/www\">\n    <Files \"robots.txt\">\n        Require all granted"), "{text}");
+    }
+
+    #[test]
+    fn setenv_include_compress_and_max_clients() {
+        let mut o = opts(&[
+            "start-server", "--setenv", "STAGE", "test", "--setenv=MODE", "a b", "--compress-responses",
+            "--include-file", "/etc/extra.conf", "--max-clients", "60", "--entry-point", "/srv/app.wsgi",
+        ]);
+        o.include_files = vec![PathBuf::from("/etc/extra.conf")];
+        let text = conf(&o, None);
+        let l = lines(&text);
+        for want in [
+            "SetEnv \"STAGE\" \"test\"", "SetEnv \"MODE\" \"a b\"", "LoadModule env_module \"/usr/lib/apache2/modules/mod_env.so\"",
+            "LoadModule deflate_module \"/usr/lib/apache2/modules/mod_deflate.so\"", "LoadModule filter_module \"/usr/lib/apache2/modules/mod_filter.so\"",
+            "WSGIScriptAlias \"/\" \"/srv/app.wsgi\"", "ThreadsPerChild 15", "MaxRequestWorkers 60",
+        ] {
+            assert!(l.contains(&want), "missing {want:?} in\n{text}");
+        }
+        assert!(text.contains("AddOutputFilterByType DEFLATE text/plain text/html"), "{text}");
+        assert_eq!(l.iter().rev().find(|l| !l.is_empty()), Some(&"Include \"/etc/extra.conf\""), "{text}");
     }
 
     #[test]
