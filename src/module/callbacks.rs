@@ -19,12 +19,14 @@ pub(super) struct CallbackContext {
     /// `WSGIErrorOverride On`: an error status from the application is handed to Apache.
     error_override: bool,
     override_status: Option<c_int>,
+    /// `WSGIEnableSendfile On`: `wsgi.file_wrapper`'s files may go out with sendfile.
+    sendfile: bool,
 }
 
 impl CallbackContext {
     /// `error_override`: `WSGIErrorOverride On` for this request.
-    pub(super) fn new(r: &RequestRec, error_override: bool) -> CallbackContext {
-        CallbackContext { r: r.as_ptr(), body_checked: false, has_body: false, error_override, override_status: None }
+    pub(super) fn new(r: &RequestRec, error_override: bool, sendfile: bool) -> CallbackContext {
+        CallbackContext { r: r.as_ptr(), body_checked: false, has_body: false, error_override, override_status: None, sendfile }
     }
 
     /// The request as the engine sees it, with this context and the callbacks below. Every
@@ -236,9 +238,12 @@ unsafe extern "C" fn send_file_bucket(ctx: *mut c_void, fd: c_int, offset: u64, 
         let (Ok(offset), Ok(len)) = (apache::apr_off_t::try_from(offset), apache::apr_off_t::try_from(len)) else { return -1 };
         let Some(mut own_fd) = duplicate_for_request(r, fd) else { return -1 };
         let mut file: *mut apache::apr_file_t = std::ptr::null_mut();
+        // As mod_wsgi: the file may go out through sendfile only under WSGIEnableSendfile On
+        // (and Apache's own EnableSendfile On for the request).
+        let flags = if x.sendfile { apache::APR_FOPEN_READ | apache::APR_FOPEN_SENDFILE_ENABLED } else { apache::APR_FOPEN_READ };
         // SAFETY: wraps our duplicate without an APR cleanup (the request pool's cleanup
         // closes it); the pool outlives the file buckets that refer to it.
-        let status = unsafe { apache::apr_os_file_put(&mut file, &mut own_fd, (apache::APR_FOPEN_READ | apache::APR_FOPEN_SENDFILE_ENABLED) as i32, r.pool()) };
+        let status = unsafe { apache::apr_os_file_put(&mut file, &mut own_fd, flags as i32, r.pool()) };
         if status != 0 {
             return -1;
         }

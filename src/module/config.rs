@@ -168,6 +168,10 @@ pub struct AppOptions {
     /// `WSGITrustedProxyHeaders`, in environ form (`HTTP_X_FORWARDED_FOR`).
     pub trusted_proxy_headers: Option<Vec<String>>,
     pub trusted_proxies: Option<Vec<Network>>,
+    /// `WSGIEnableSendfile` (default Off).
+    pub enable_sendfile: Option<bool>,
+    /// `WSGIIgnoreActivity` (default Off).
+    pub ignore_activity: Option<bool>,
 }
 
 impl Merge for AppOptions {
@@ -187,6 +191,8 @@ impl Merge for AppOptions {
             restrict_process: add.restrict_process.clone().or_else(|| base.restrict_process.clone()),
             trusted_proxy_headers: add.trusted_proxy_headers.clone().or_else(|| base.trusted_proxy_headers.clone()),
             trusted_proxies: add.trusted_proxies.clone().or_else(|| base.trusted_proxies.clone()),
+            enable_sendfile: add.enable_sendfile.or(base.enable_sendfile),
+            ignore_activity: add.ignore_activity.or(base.ignore_activity),
         }
     }
 }
@@ -238,6 +244,12 @@ pub struct ServerConfig {
     /// `WSGIServerMetrics` (default Off; main server only): `mod_wsgi.server_metrics()` in
     /// Apache's children.
     pub server_metrics: Option<bool>,
+    /// `WSGIPythonHashSeed` (main server only): `PYTHONHASHSEED` before Python starts.
+    pub python_hash_seed: Option<String>,
+    /// `WSGIPythonEggs` (main server only): `PYTHON_EGG_CACHE` in Apache's children.
+    pub python_eggs: Option<String>,
+    /// `WSGIDestroyInterpreter` (default On; main server only).
+    pub destroy_interpreter: Option<bool>,
     /// `WSGIPerInterpreterGIL` at server scope (main server only).
     pub per_interpreter_gil: Option<GilMode>,
     /// `WSGISwitchInterval` at server scope, in seconds (main server only).
@@ -293,6 +305,9 @@ impl Merge for ServerConfig {
             server_metrics: add.server_metrics.or(base.server_metrics),
             per_interpreter_gil: add.per_interpreter_gil.or(base.per_interpreter_gil),
             switch_interval: add.switch_interval.or(base.switch_interval),
+            python_hash_seed: add.python_hash_seed.clone().or_else(|| base.python_hash_seed.clone()),
+            python_eggs: add.python_eggs.clone().or_else(|| base.python_eggs.clone()),
+            destroy_interpreter: add.destroy_interpreter.or(base.destroy_interpreter),
             free_threading: add.free_threading.or(base.free_threading),
             // Main server only: a virtual host sees the main server's containers.
             interpreter_options: base.interpreter_options.iter().chain(&add.interpreter_options).cloned().collect(),

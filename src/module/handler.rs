@@ -101,8 +101,15 @@ fn serve(r: &mut RequestRec) -> c_int {
     // Likewise its replicas (`abi::replicas`), when more than one.
     // And its other `<WSGIInterpreterOptions>` settings (`abi::interpreter_options`).
     environ.retain(|(k, _)| {
-        k != abi::gil_mode::ENVIRON_KEY && k != abi::replicas::ENVIRON_KEY && k != abi::interpreter_options::ENVIRON_KEY
+        k != abi::gil_mode::ENVIRON_KEY
+            && k != abi::replicas::ENVIRON_KEY
+            && k != abi::interpreter_options::ENVIRON_KEY
+            && k != super::daemon::IGNORE_ACTIVITY_KEY
     });
+    // WSGIIgnoreActivity, for the daemon's inactivity-timeout (embedded mode has none).
+    if options.ignore_activity == Some(true) && !process_group.is_empty() {
+        environ.push((super::daemon::IGNORE_ACTIVITY_KEY.to_vec(), b"1".to_vec()));
+    }
     // SAFETY: every request has a live server_rec with our config.
     let server = unsafe { server_config(r.server()) };
     let gil_mode = server.gil_mode(&process_group, &group).to_abi();
@@ -121,7 +128,7 @@ fn serve(r: &mut RequestRec) -> c_int {
         environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
 
     let error_override = options.error_override == Some(true);
-    let mut ctx = CallbackContext::new(r, error_override);
+    let mut ctx = CallbackContext::new(r, error_override, options.enable_sendfile == Some(true));
     let request = ctx.engine_request(&pairs, &script_path, callable.as_bytes(), group.as_bytes());
     if !may_select(options.restrict_process.as_deref(), &process_group) {
         log::request(log::ERR, r.as_ptr(), &format!(

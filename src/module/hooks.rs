@@ -125,6 +125,9 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
         if config.restrict_embedded == Some(true) {
             return;
         }
+        // Before Python starts, and before this child starts any thread (the MPM starts its
+        // workers after child_init): set_var is safe here.
+        set_python_environment(config.python_hash_seed.as_deref(), config.python_eggs.as_deref());
         // No second read of the engine file in every child: check_config checked it.
         let loaded = engine_loader::locate(config.python_home.as_deref().map(Path::new)).and_then(|p| engine_loader::load(&p));
         let engine = match loaded {
@@ -194,9 +197,28 @@ unsafe extern "C" fn child_stopping(_pchild: *mut apache::apr_pool_t, graceful: 
 
 /// Ends the engine's interpreters and finalises Python, where that is safe (see
 /// [`in_prefork_exit_signal_handler`]); otherwise the process just ends.
+/// `WSGIPythonHashSeed` and `WSGIPythonEggs` as the environment variables Python reads at
+/// start (`PYTHONHASHSEED`, `PYTHON_EGG_CACHE`), as mod_wsgi sets them: every interpreter's
+/// `os.environ` starts from the process environment, so applications see them too.
+pub(super) fn set_python_environment(hash_seed: Option<&str>, eggs: Option<&str>) {
+    if let Some(seed) = hash_seed {
+        std::env::set_var("PYTHONHASHSEED", seed);
+    }
+    if let Some(eggs) = eggs {
+        std::env::set_var("PYTHON_EGG_CACHE", eggs);
+    }
+}
+
 unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
     trampoline("child exit", 0, || {
         if in_prefork_exit_signal_handler() {
+            mark_ending();
+            return 0;
+        }
+        // WSGIDestroyInterpreter Off: the process ends with Python as it is.
+        let main = MAIN_SERVER.load(Ordering::Relaxed);
+        // SAFETY: the main server_rec stored by child_init, live for the child's life.
+        if !main.is_null() && unsafe { server_config(main) }.destroy_interpreter == Some(false) {
             mark_ending();
             return 0;
         }

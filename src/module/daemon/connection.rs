@@ -41,6 +41,8 @@ pub(super) struct Conn {
     pub(super) start_queued: AtomicBool,
     /// `WSGIErrorOverride` for this request (from the hello): `start` answers for the child.
     pub(super) error_override: bool,
+    /// Whether this request's I/O resets `inactivity-timeout` (not under `WSGIIgnoreActivity`).
+    pub(super) counts_as_activity: bool,
     /// `header-buffer-size=`: see [`start_response`].
     pub(super) header_buffer_size: usize,
     /// The group's name, for log lines.
@@ -129,6 +131,13 @@ impl Write for Sock {
 }
 
 impl Conn {
+    /// Request activity, for `inactivity-timeout`, unless `WSGIIgnoreActivity` says otherwise.
+    fn touch(&self) {
+        if self.counts_as_activity {
+            self.monitor.touch();
+        }
+    }
+
     /// Sends one frame (after the waiting log lines); false once the connection is dead.
     pub(super) fn send(&self, kind: u8, payload: &[u8], flush: bool) -> bool {
         let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
@@ -240,7 +249,7 @@ pub(super) unsafe extern "C" fn read_body(ctx: *mut c_void, buf: *mut u8, len: u
         if len == 0 {
             return 0;
         }
-        c.monitor.touch();
+        c.touch();
         let mut io = c.io.lock().unwrap_or_else(|e| e.into_inner());
         if !c.send_locked(&mut io, wire::READ, &(len as u32).to_le_bytes(), true) {
             return -1;
@@ -308,7 +317,7 @@ pub(super) unsafe extern "C" fn write_body(ctx: *mut c_void, data: abi::Bytes) -
     super::super::trampoline::trampoline("daemon response write", -1, || {
         // SAFETY: see conn(); data is valid for the call.
         let (c, data) = unsafe { (conn(ctx), data.as_slice()) };
-        c.monitor.touch();
+        c.touch();
         let mut io = c.io.lock().unwrap_or_else(|e| e.into_inner());
         let sent = if data.is_empty() {
             c.send_locked(&mut io, wire::FLUSH, &[], true)
@@ -330,7 +339,7 @@ pub(super) unsafe extern "C" fn send_file(ctx: *mut c_void, fd: c_int, offset: u
     super::super::trampoline::trampoline("daemon wsgi.file_wrapper", -1, || {
         // SAFETY: see conn().
         let c = unsafe { conn(ctx) };
-        c.monitor.touch();
+        c.touch();
         let mut io = c.io.lock().unwrap_or_else(|e| e.into_inner());
         let mut buffer = vec![0u8; 256 << 10];
         let (mut offset, mut left) = (offset, len);

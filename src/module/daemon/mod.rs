@@ -27,6 +27,7 @@ mod pool;
 mod environment;
 mod inherited;
 mod process;
+pub use process::IGNORE_ACTIVITY_KEY;
 mod reloading;
 mod script_owner;
 pub mod supervisor;

@@ -103,6 +103,7 @@ pub struct Running<'a> {
     monitor: &'a Monitor,
     id: u64,
     timed_out: Arc<AtomicBool>,
+    activity: bool,
 }
 
 impl Running<'_> {
@@ -117,7 +118,9 @@ impl Drop for Running<'_> {
         let mut requests = self.monitor.requests.lock().unwrap_or_else(|e| e.into_inner());
         requests.retain(|entry| entry.id != self.id);
         drop(requests);
-        self.monitor.touch();
+        if self.activity {
+            self.monitor.touch();
+        }
     }
 }
 
@@ -160,22 +163,25 @@ impl Monitor {
         }
     }
 
-    /// Registers the request the calling thread is about to serve.
-    pub fn begin(&self, what: String, conn: Arc<dyn Abort>) -> Running<'_> {
+    /// Registers the request the calling thread is about to serve; `activity`: whether it
+    /// resets `inactivity-timeout` (not under `WSGIIgnoreActivity`).
+    pub fn begin(&self, what: String, conn: Arc<dyn Abort>, activity: bool) -> Running<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let timed_out = Arc::new(AtomicBool::new(false));
         // SAFETY: pthread_self has no preconditions; the engine's busy table uses the same value.
         let ident = unsafe { libc::pthread_self() } as u64;
         let entry = Entry { id, ident, started: Instant::now(), what, timed_out: timed_out.clone(), conn };
         self.requests.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
-        self.touch();
+        if activity {
+            self.touch();
+        }
         if self.timeouts.startup > 0 {
             let since_born = self.born.elapsed().as_millis() as u64 + 1;
             if self.first_request.compare_exchange(0, since_born, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
                 log::server(level::INFO, self.server, &format!("Application startup timer started for daemon process '{}'.", self.name));
             }
         }
-        Running { monitor: self, id, timed_out }
+        Running { monitor: self, id, timed_out, activity }
     }
 
     /// Request activity (a start, an end, a read or write of its body): resets the

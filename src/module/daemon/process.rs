@@ -34,6 +34,10 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The environ entry by which Apache's child tells this process that the request is under
+/// `WSGIIgnoreActivity On` (see `handler.rs`); removed before the application sees the environ.
+pub const IGNORE_ACTIVITY_KEY: &[u8] = b"mod_wsgi.ignore_activity";
+
 /// The most requests may run on after SIGTERM before the engine interrupts them (less when
 /// `shutdown-timeout` is shorter): APR SIGKILLs a daemon 3 s after SIGTERM, and finalising
 /// Python needs the rest.
@@ -266,6 +270,13 @@ fn finish(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, deadline: 
     }
     for worker in workers {
         let _ = worker.join();
+    }
+    // SAFETY: the main server's configuration, read-only after start-up.
+    if unsafe { server_config(shared.main) }.destroy_interpreter == Some(false) {
+        // WSGIDestroyInterpreter Off: the process ends with Python as it is.
+        // SAFETY: one atomic store, callable from any thread.
+        unsafe { (shared.engine.ending)() };
+        return 0;
     }
     // SAFETY: called once, on the thread that initialised Python, after the workers ended.
     unsafe { (shared.engine.shutdown)() };
@@ -579,6 +590,10 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
         wire::write_frame(&mut &**stream, wire::RESTART, &[]).and_then(|()| (&**stream).flush()).map_err(io_error)?;
         return Ok(false);
     }
+    // WSGIIgnoreActivity: this request does not count for inactivity-timeout. The entry is
+    // the child's word to this process, never the application's.
+    let counts_as_activity = !hello.environ.iter().any(|(k, _)| k == IGNORE_ACTIVITY_KEY);
+    hello.environ.retain(|(k, _)| k != IGNORE_ACTIVITY_KEY);
     let reader = BufReader::with_capacity(8 << 10, Sock(stream.clone()));
     let conn = Arc::new(Conn {
         io: Mutex::new(Io { reader, writer: BufWriter::with_capacity(8 << 10, Sock(stream.clone())), stream: stream.clone() }),
@@ -587,6 +602,7 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
         ended: AtomicBool::new(false),
         start_queued: AtomicBool::new(false),
         error_override: hello.error_override,
+        counts_as_activity,
         header_buffer_size: shared.header_buffer_size,
         group: shared.name.clone(),
         server: shared.server,
@@ -599,7 +615,7 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     if queue_timed_out(shared, &hello) {
         return Ok(end(shared, conn, abi::Outcome::GATEWAY_TIMEOUT));
     }
-    let running = shared.monitor.begin(describe(&hello), conn.clone());
+    let running = shared.monitor.begin(describe(&hello), conn.clone(), counts_as_activity);
     if !conn.send(wire::READY, &[], true) {
         // The child is gone already: the application does not run for nobody.
         return Ok(false);

@@ -18,7 +18,12 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::Path;
 
 mod interpreter_options;
+mod process_settings;
 use interpreter_options::{free_threading, interpreter_options, per_interpreter_gil, scoped, switch_interval};
+use process_settings::{
+    case_sensitivity, destroy_interpreter, new_relic, python_eggs, python_hash_seed, slow_requests, telemetry_options,
+    telemetry_service, verbose_debugging,
+};
 
 /// Apache reads this array up to the entry with a null name.
 #[repr(transparent)]
@@ -74,7 +79,7 @@ const DIRECTORY: u32 = apache::RSRC_CONF | apache::ACCESS_CONF;
 /// Anywhere, `.htaccess` included where `AllowOverride FileInfo` allows it.
 const FILEINFO: u32 = apache::OR_FILEINFO;
 
-pub static COMMANDS: CommandTable<36> = CommandTable([
+pub static COMMANDS: CommandTable<48> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
     raw_args(c"WSGIApplicationGroup", application_group, DIRECTORY, c"Application interpreter group [replicas=N]."),
@@ -109,6 +114,18 @@ pub static COMMANDS: CommandTable<36> = CommandTable([
     take1(c"WSGIPerInterpreterGIL", per_interpreter_gil, SERVER, c"Enable/Disable per-interpreter GIL for sub-interpreters (Python 3.12+): Off, On or Auto."),
     take1(c"WSGISwitchInterval", switch_interval, SERVER, c"Override Python GIL switch interval (seconds)."),
     take1(c"WSGIFreeThreading", free_threading, SERVER, c"Accepted: no engine runs a free-threaded Python (no effect)."),
+    take1(c"WSGIPythonHashSeed", python_hash_seed, SERVER, c"Python hash seed (PYTHONHASHSEED): random or a number."),
+    take1(c"WSGIPythonEggs", python_eggs, SERVER, c"Python eggs cache directory (PYTHON_EGG_CACHE)."),
+    take1(c"WSGIDestroyInterpreter", destroy_interpreter, SERVER, c"Enable/Disable destruction of Python interpreter."),
+    take1(c"WSGIVerboseDebugging", verbose_debugging, SERVER, c"Accepted: mod_wsgi's verbose debugging (see LogLevel wsgi:debug)."),
+    take1(c"WSGICaseSensitivity", case_sensitivity, SERVER, c"Accepted: whether file system is case sensitive (it is on Linux)."),
+    take1(c"WSGIEnableSendfile", enable_sendfile, FILEINFO, c"Enable/Disable support for kernel sendfile."),
+    take1(c"WSGIIgnoreActivity", ignore_activity, FILEINFO, c"Enable/Disable reset of inactivity timeout."),
+    raw_args(c"WSGITelemetryService", telemetry_service, SERVER, c"Accepted and ignored: mod_wsgi 6's telemetry."),
+    raw_args(c"WSGITelemetryOptions", telemetry_options, SERVER, c"Accepted and ignored: mod_wsgi 6's telemetry."),
+    take1(c"WSGISlowRequests", slow_requests, SERVER, c"Accepted and ignored: mod_wsgi 6's slow-request telemetry."),
+    take1(c"WSGINewRelicConfigFile", new_relic, SERVER, c"Accepted and ignored: New Relic agent configuration file."),
+    take1(c"WSGINewRelicEnvironment", new_relic, SERVER, c"Accepted and ignored: New Relic agent environment."),
     raw_args(c"<WSGIInterpreterOptions", interpreter_options, SERVER, c"Container scoping per-interpreter options to a named process-group and/or application-group."),
     END,
 ]);
@@ -563,6 +580,18 @@ unsafe extern "C" fn restrict_signal(cmd: *mut cmd_parms, mconfig: *mut c_void, 
 
 unsafe extern "C" fn restrict_stdout(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     scoped(cmd, mconfig, arg, |v| parse_on_off("WSGIRestrictStdout", v), |b, on| b.restrict_stdout = Some(on), |s, on| s.restrict_stdout = Some(on))
+}
+
+/// `WSGIEnableSendfile On|Off` (default Off, as mod_wsgi): whether `wsgi.file_wrapper` hands
+/// Apache a file it may send with the kernel's sendfile (Apache's `EnableSendfile` decides too).
+unsafe extern "C" fn enable_sendfile(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    option_flag(cmd, mconfig, arg, "WSGIEnableSendfile", |o, on| o.enable_sendfile = Some(on))
+}
+
+/// `WSGIIgnoreActivity On|Off` (default Off): requests here do not reset a daemon's
+/// `inactivity-timeout` (a monitoring URL that should not keep an idle daemon alive).
+unsafe extern "C" fn ignore_activity(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    option_flag(cmd, mconfig, arg, "WSGIIgnoreActivity", |o, on| o.ignore_activity = Some(on))
 }
 
 unsafe extern "C" fn chunked_request(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
