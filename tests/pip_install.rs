@@ -7,10 +7,11 @@
 //! directory and prints the lines to load them from there; `start-server` serves from the
 //! environment's Python.
 //!
-//! Environments of Debian's Python 3.11 and of pyenv's 3.12 (the world-readable copy
-//! `scripts/pythons` makes; skipped when not installed, required under `CI`). The sources are
-//! copied to a temporary directory first, so pip's in-tree build leaves the checkout alone, and
-//! cargo builds into `target/pip-build-X.Y`, apart from the build the other tests run.
+//! Environments of Debian's Python 3.11 and of pyenv's 3.8 and 3.12 (the world-readable copies
+//! `scripts/pythons` makes; skipped when not installed, required under `CI`). What is installed
+//! is the sdist, built with `python -m build --sdist` from a copy of the sources (so the
+//! checkout is left alone, and a file MANIFEST.in forgets fails the install); cargo builds into
+//! `target/pip-build-X.Y`, apart from the build the other tests run.
 
 mod common;
 use common::*;
@@ -29,7 +30,7 @@ def application(environ, start_response):
 "#;
 
 /// What a `pip install .` needs: the sources of the two crates and of the Python package.
-const SOURCES: &[&str] = &["Cargo.toml", "Cargo.lock", "build.rs", "src", "engine", "pyproject.toml", "setup.py", "mod_wsgi_rs", "README.md", ".cargo"];
+const SOURCES: &[&str] = &["Cargo.toml", "Cargo.lock", "build.rs", "src", "engine", "pyproject.toml", "setup.py", "MANIFEST.in", "mod_wsgi_rs", "README.md"];
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -49,9 +50,17 @@ fn venv_with_package(python: &Path, tag: &str) -> PathBuf {
     let venv = base.join("venv");
     run(Command::new(python).args(["-m", "venv"]).arg(&venv));
     let started = Instant::now();
-    run(Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", "--no-input"])
-        .arg(&src)
+    let pip = |args: &[&str]| {
+        let mut cmd = Command::new(venv.join("bin/pip"));
+        cmd.args(["--disable-pip-version-check", "--no-input"]).args(args);
+        cmd
+    };
+    run(&mut pip(&["install", "--quiet", "build"]));
+    let dist = base.join("dist");
+    run(Command::new(venv.join("bin/python")).args(["-m", "build", "--sdist", "--outdir"]).arg(&dist).arg(&src));
+    let sdist = std::fs::read_dir(&dist).unwrap().flatten().map(|e| e.path()).find(|p| p.to_string_lossy().ends_with(".tar.gz")).expect("no sdist");
+    run(pip(&["install", "--quiet"])
+        .arg(&sdist)
         // One target directory per Python: setuptools-rust copies the artifact after cargo
         // released its lock, and a build for another Python in between would replace it.
         .env("CARGO_TARGET_DIR", repo().join(format!("target/pip-build-{tag}"))));
@@ -90,14 +99,21 @@ fn start_server_serves(venv: &Path, version: &str) {
     let script = dir.write("app.wsgi", APP);
     let root = dir.path().join("root");
     let port = free_port();
-    let mut child = Command::new(venv.join("bin/mod_wsgi-express"))
+    let stderr = dir.path().join("express.stderr");
+    let child = Command::new(venv.join("bin/mod_wsgi-express"))
         .args(["start-server", script.to_str().unwrap(), "--port", &port.to_string(), "--server-root", root.to_str().unwrap()])
         .env_remove("MOD_WSGI_MODULE")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
-    let log = || std::fs::read_to_string(root.join("error_log")).unwrap_or_default();
+    // Stopped however this test ends (express execs Apache in place: the PID is Apache's).
+    let mut child = KillOnDrop(child);
+    let child = &mut child.0;
+    let log = || {
+        let express = std::fs::read_to_string(&stderr).unwrap_or_default();
+        format!("{express}{}", std::fs::read_to_string(root.join("error_log")).unwrap_or_default())
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "express did not come up:\n{}", log());
@@ -105,10 +121,18 @@ fn start_server_serves(venv: &Path, version: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let r = http(port, "GET", "/", &[], b"");
-    // SAFETY: signals only the process this test spawned (express execs Apache in place).
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    child.wait().unwrap();
     assert_eq!((r.status, r.text()), (200, format!("{} {version} True", venv.display())), "{}", log());
+}
+
+/// Sends SIGTERM to the child (and waits for it) when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: signals only the process this test spawned.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
 }
 
 fn pip_install_round_trip(python: &Path, version: &str) {
@@ -147,6 +171,12 @@ fn pip_install_round_trip(python: &Path, version: &str) {
 #[test]
 fn pip_install_into_a_debian_python_venv() {
     pip_install_round_trip(Path::new("/usr/bin/python3"), "3.11");
+}
+
+#[test]
+fn pip_install_into_a_python_3_8_venv() {
+    let Some(home) = python_home("3.8") else { return };
+    pip_install_round_trip(&Path::new(&home).join("bin/python3"), "3.8");
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod callbacks;
 mod config;
 mod daemon;
 mod directives;
-mod engine_loader;
+pub mod engine_loader;
 mod environ;
 mod handler;
 pub mod group_name;

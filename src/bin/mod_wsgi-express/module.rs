@@ -33,25 +33,35 @@ pub fn locate_module() -> Result<PathBuf, String> {
     candidates.iter().find(|p| p.is_file()).and_then(|p| fs::canonicalize(p).ok()).ok_or_else(not_found)
 }
 
-/// `bin/../lib/python*/{site,dist}-packages/mod_wsgi_rs/server/mod_wsgi.so`.
+/// `bin/../lib{,64}/pythonX.Y/{site,dist}-packages/mod_wsgi_rs/server/mod_wsgi.so`: the Python
+/// this binary was built for first (a `--user` prefix may hold several).
 fn pip_candidates(bin: &Path) -> Vec<PathBuf> {
-    let lib = bin.join("../lib");
-    let Ok(entries) = fs::read_dir(&lib) else { return Vec::new() };
-    let mut found: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("python"))
-        .flat_map(|e| ["site-packages", "dist-packages"].map(|packages| e.path().join(packages).join(PACKAGE_DIR).join("mod_wsgi.so")))
-        .collect();
+    let own = format!("python{}", env!("MOD_WSGI_DEFAULT_PYTHON_VERSION"));
+    let mut found = Vec::new();
+    for lib in ["../lib", "../lib64"] {
+        let Ok(entries) = fs::read_dir(bin.join(lib)) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("python") {
+                for packages in ["site-packages", "dist-packages"] {
+                    found.push((name != own, entry.path().join(packages).join(PACKAGE_DIR).join("mod_wsgi.so")));
+                }
+            }
+        }
+    }
     found.sort();
-    found
+    found.into_iter().map(|(_, path)| path).collect()
 }
 
-/// The virtual environment this binary was installed into (its `bin/` has a `pyvenv.cfg`
-/// beside it), for `WSGIPythonHome` when none is given, as the original prints `sys.prefix`.
+/// The Python prefix this binary was installed into, for `WSGIPythonHome` when none is given,
+/// as the original prints `sys.prefix`: a virtual environment (a `pyvenv.cfg` beside `bin/`),
+/// or a Python installation (`lib/pythonX.Y/os.py` there, X.Y the Python it was built for). A
+/// source build (`target/release`) is neither.
 pub fn venv_home() -> Option<PathBuf> {
     let exe = env::current_exe().ok()?;
     let prefix = exe.parent()?.parent()?;
-    prefix.join("pyvenv.cfg").is_file().then(|| fs::canonicalize(prefix).ok()).flatten()
+    let stdlib = prefix.join(format!("lib/python{}/os.py", env!("MOD_WSGI_DEFAULT_PYTHON_VERSION")));
+    (prefix.join("pyvenv.cfg").is_file() || stdlib.is_file()).then(|| fs::canonicalize(prefix).ok()).flatten()
 }
 
 /// `module-config`: the lines to paste into an existing Apache configuration.
@@ -72,42 +82,86 @@ fn load_lines(module: &Path, python_home: Option<&Path>) -> Result<String, Strin
     Ok(out)
 }
 
-/// `install-module`: copies the module (as `mod_wsgi-rs.so`) and every engine beside it
-/// (`mod_wsgi-engine-pyX.Y.so`: engines of several Pythons accumulate there, as several
-/// `pip install`s into environments of different Pythons add theirs) into `modules_directory`
-/// (default: Apache's), and returns the lines to load it from there.
+/// `install-module`: copies the module (as `mod_wsgi-rs.so`) and the engines beside it that
+/// speak its interface (`mod_wsgi-engine-pyX.Y.so`: engines of several Pythons accumulate
+/// there, as several `pip install`s into environments of different Pythons add theirs) into
+/// `modules_directory` (default: Apache's), and returns the lines to load it from there. An
+/// engine already there for another interface (an older install) is named in a warning: the
+/// new module would refuse it.
 pub fn install_module(modules_directory: Option<&Path>, python_home: Option<&Path>) -> Result<String, String> {
     let module = locate_module()?;
-    let target = modules_directory.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(LIBEXECDIR));
+    let target = match modules_directory {
+        Some(dir) => std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?,
+        None => PathBuf::from(LIBEXECDIR),
+    };
     if !target.is_dir() {
-        return Err(format!("modules directory '{}' does not exist (Apache's is {LIBEXECDIR}; pass --modules-directory)", target.display()));
+        return Err(match modules_directory {
+            Some(_) => format!("modules directory '{}' does not exist", target.display()),
+            None => format!("Apache's modules directory {LIBEXECDIR} does not exist: install Debian's apache2, or pass --modules-directory"),
+        });
     }
     let source_dir = module.parent().ok_or("the module has no directory")?;
-    let mut files = vec![(module.clone(), INSTALLED_NAME.to_string())];
-    for entry in fs::read_dir(source_dir).map_err(|e| format!("{}: {e}", source_dir.display()))?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("mod_wsgi-engine-py") && name.ends_with(".so") {
-            files.push((entry.path(), name));
+    let mut engines = Vec::new();
+    for (path, name) in engines_in(source_dir)? {
+        match mod_wsgi::module::engine_loader::check_abi(&path) {
+            Ok(()) => engines.push((path, name)),
+            Err(why) => eprintln!("mod_wsgi-express: not installing {name}: {why}"),
         }
     }
-    if files.len() == 1 {
-        return Err(format!("no engine (mod_wsgi-engine-pyX.Y.so) beside {}", module.display()));
+    if engines.is_empty() {
+        return Err(format!("no engine (mod_wsgi-engine-pyX.Y.so) for this module beside {}", module.display()));
     }
-    for (from, name) in &files {
-        copy_into_place(from, &target.join(name))?;
+    // Everything under temporary names first; then the engines, then the module, renamed
+    // into place: a failure leaves the directory as it was (and a running Apache keeps the
+    // files it mapped, where an overwrite in place would crash its children).
+    let mut staged = Vec::new();
+    let result = (|| {
+        for (from, name) in engines.iter().map(|(p, n)| (p.as_path(), n.as_str())).chain([(module.as_path(), INSTALLED_NAME)]) {
+            let to = target.join(name);
+            staged.push((stage(from, &to)?, to));
+        }
+        for (tmp, to) in &staged {
+            fs::rename(tmp, to).map_err(|e| format!("cannot install {}: {e}", to.display()))?;
+        }
+        Ok::<(), String>(())
+    })();
+    for (tmp, _) in &staged {
+        let _ = fs::remove_file(tmp);
+    }
+    result?;
+    for (path, name) in engines_in(&target)? {
+        if let Err(why) = mod_wsgi::module::engine_loader::check_abi(&path) {
+            eprintln!("mod_wsgi-express: warning: {name} in {} does not match the installed module: {why}", target.display());
+        }
+    }
+    if target.join("mod_wsgi.so").is_file() || Path::new("/etc/apache2/mods-enabled/wsgi.load").exists() {
+        eprintln!(
+            "mod_wsgi-express: note: Apache loads one wsgi_module; if Debian's mod_wsgi is enabled (a2enmod wsgi), disable it (a2dismod wsgi) and load this one instead"
+        );
     }
     load_lines(&target.join(INSTALLED_NAME), python_home)
 }
 
-/// Copies `from` to `to` through a temporary name and a rename: a running Apache keeps the
-/// file it mapped, where an overwrite in place would crash its children.
-fn copy_into_place(from: &Path, to: &Path) -> Result<(), String> {
-    let fail = |e: std::io::Error| format!("cannot install {} as {}: {e}", from.display(), to.display());
+/// The engine files (`mod_wsgi-engine-py*.so`) in `dir`, with their names.
+fn engines_in(dir: &Path) -> Result<Vec<(PathBuf, String)>, String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("mod_wsgi-engine-py") && name.ends_with(".so") {
+            found.push((entry.path(), name));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// A copy of `from` beside `to`, under a temporary name, world-readable (Apache's children
+/// load it as their user): the temporary path.
+fn stage(from: &Path, to: &Path) -> Result<PathBuf, String> {
     let tmp = to.with_extension(format!("so.new.{}", std::process::id()));
-    fs::copy(from, &tmp).map_err(fail)?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).map_err(fail)?;
-    fs::rename(&tmp, to).map_err(|e| {
+    let copied = fs::copy(from, &tmp).and_then(|_| fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)));
+    copied.map(|()| tmp.clone()).map_err(|e| {
         let _ = fs::remove_file(&tmp);
-        fail(e)
+        format!("cannot install {} as {}: {e}", from.display(), to.display())
     })
 }
