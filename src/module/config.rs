@@ -172,6 +172,19 @@ pub struct AppOptions {
     pub enable_sendfile: Option<bool>,
     /// `WSGIIgnoreActivity` (default Off).
     pub ignore_activity: Option<bool>,
+    /// `WSGIHandlerScript` definitions of this level; a nearer level's replaces a farther
+    /// one's of the same name, as mod_wsgi overlays its tables.
+    pub handler_scripts: Vec<HandlerScript>,
+}
+
+/// `WSGIHandlerScript name script [options]`: requests whose Apache handler is `name`
+/// (`SetHandler`, `AddHandler`) are served by `script`'s `handle_request`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HandlerScript {
+    pub name: String,
+    pub script: String,
+    /// `process-group=`, `application-group=`, `pass-authorization=`.
+    pub options: Box<AppOptions>,
 }
 
 impl Merge for AppOptions {
@@ -193,6 +206,12 @@ impl Merge for AppOptions {
             trusted_proxies: add.trusted_proxies.clone().or_else(|| base.trusted_proxies.clone()),
             enable_sendfile: add.enable_sendfile.or(base.enable_sendfile),
             ignore_activity: add.ignore_activity.or(base.ignore_activity),
+            handler_scripts: add
+                .handler_scripts
+                .iter()
+                .chain(base.handler_scripts.iter().filter(|b| add.handler_scripts.iter().all(|a| a.name != b.name)))
+                .cloned()
+                .collect(),
         }
     }
 }

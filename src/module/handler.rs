@@ -5,7 +5,7 @@
 
 use super::apache;
 use super::callbacks::CallbackContext;
-use super::config::{AppOptions, Merge};
+use super::config::{AppOptions, HandlerScript, Merge};
 use super::environ::{build_environ, MappedPath};
 use super::daemon;
 use super::group_name::{expand_callable, GroupSpec, RequestFacts};
@@ -20,15 +20,23 @@ use std::ffi::c_int;
 
 /// The handler names that select us, as in mod_wsgi.
 const HANDLERS: [&str; 2] = ["wsgi-script", "application/x-httpd-wsgi"];
+/// What a `WSGIHandlerScript` calls, as in mod_wsgi.
+const HANDLER_CALLABLE: &str = "handle_request";
 
 pub unsafe extern "C" fn handler(r: *mut apache::request_rec) -> c_int {
     trampoline("the request handler", apache::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
         // SAFETY: Apache passes the live request.
         let request = unsafe { RequestRec::from_raw(r) };
-        if !request.handler().is_some_and(|h| HANDLERS.contains(&h)) {
-            return apache::DECLINED;
+        let Some(name) = request.handler() else { return apache::DECLINED };
+        if HANDLERS.contains(&name) {
+            return serve(request, None);
         }
-        serve(request)
+        // A WSGIHandlerScript of this name, defined here or in an enclosing context.
+        let handler_script = effective_options(request).handler_scripts.into_iter().find(|s| s.name == name);
+        match handler_script {
+            Some(script) => serve(request, Some(script)),
+            None => apache::DECLINED,
+        }
     })
 }
 
@@ -50,17 +58,26 @@ fn is_script_aliased(r: &RequestRec) -> bool {
     r.notes().get(ALIAS_NOTE).is_some()
 }
 
-fn serve(r: &mut RequestRec) -> c_int {
-    let script_path = r.filename().to_vec();
+/// Serves the request: with the requested file as the WSGI script, or (`handler_script`)
+/// with the `handle_request` of the script a `WSGIHandlerScript` names, the requested file
+/// being only its `SCRIPT_FILENAME`.
+fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
+    let script_path = match &handler_script {
+        Some(h) => h.script.clone().into_bytes(),
+        None => r.filename().to_vec(),
+    };
     let script = String::from_utf8_lossy(&script_path).into_owned();
     // As mod_wsgi, which reads ExecCGI as "may run scripts" though no process is started: on a
     // shared host a customer's `.htaccess` may say `AddHandler wsgi-script .wsgi`, but runs
-    // the file only where the administrator allowed scripts.
-    if !is_script_aliased(r) && !r.allows_exec_cgi() {
+    // the file only where the administrator allowed scripts. A handler script is the
+    // administrator's (never defined in `.htaccess`) and the requested file is only its
+    // input: as in mod_wsgi, neither check applies.
+    if handler_script.is_none() && !is_script_aliased(r) && !r.allows_exec_cgi() {
         log::request(log::ERR, r.as_ptr(), &format!("Options ExecCGI is off in this directory: {script}"));
         return apache::HTTP_FORBIDDEN as c_int;
     }
     match r.file_type() {
+        _ if handler_script.is_some() => {}
         apache::APR_NOFILE => {
             log::request(log::ERR, r.as_ptr(), &format!("Target WSGI script not found or unable to stat: {script}"));
             return apache::HTTP_NOT_FOUND as c_int;
@@ -71,8 +88,11 @@ fn serve(r: &mut RequestRec) -> c_int {
         }
         _ => {}
     }
-    // SAFETY: live request.
-    let options = effective_options(r);
+    let mut options = effective_options(r);
+    if let Some(h) = &handler_script {
+        options = AppOptions::merge(&options, &h.options);
+        options.callable = Some(HANDLER_CALLABLE.to_string());
+    }
     // Without WSGIChunkedRequest, a chunked body is Apache's 411 (as in mod_wsgi): many WSGI
     // applications misread a body without CONTENT_LENGTH.
     let chunked = if options.chunked_request == Some(true) { apache::REQUEST_CHUNKED_DECHUNK } else { apache::REQUEST_CHUNKED_ERROR };

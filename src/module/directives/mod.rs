@@ -5,7 +5,7 @@
 
 use super::apache::{self, cmd_func, cmd_parms, command_rec};
 use super::args::{split_option, split_words};
-use super::config::{AppOptions, DirConfig, GilMode, InterpreterOptions, MapHead, ScriptAlias, UrlMatch};
+use super::config::{AppOptions, DirConfig, GilMode, HandlerScript, InterpreterOptions, MapHead, ScriptAlias, UrlMatch};
 use super::proxy::{environ_name, Network};
 use super::daemon::{self, options::{DaemonSpec, SystemAccounts}};
 use super::engine_loader;
@@ -79,7 +79,7 @@ const DIRECTORY: u32 = apache::RSRC_CONF | apache::ACCESS_CONF;
 /// Anywhere, `.htaccess` included where `AllowOverride FileInfo` allows it.
 const FILEINFO: u32 = apache::OR_FILEINFO;
 
-pub static COMMANDS: CommandTable<48> = CommandTable([
+pub static COMMANDS: CommandTable<49> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
     raw_args(c"WSGIApplicationGroup", application_group, DIRECTORY, c"Application interpreter group [replicas=N]."),
@@ -89,6 +89,7 @@ pub static COMMANDS: CommandTable<48> = CommandTable([
     take1(c"WSGIPassAuthorization", pass_authorization, FILEINFO, c"Enable/Disable passing of authorization headers."),
     take1(c"WSGIPythonConcurrency", python_concurrency, SERVER, c"How many threads may run Python at once: off, auto or a number."),
     take1(c"WSGIPythonQueueTimeout", queue_timeout, SERVER, c"Seconds a request may wait for a Python slot before a 503."),
+    raw_args(c"WSGIHandlerScript", handler_script, DIRECTORY, c"Location of WSGI handler script file."),
     raw_args(c"WSGIImportScript", import_script, SERVER, c"Location of WSGI import script."),
     take1(c"WSGIPythonOptimize", python_optimize, SERVER, c"Python optimisation level (0, 1 or 2)."),
     take1(c"WSGIDontWriteBytecode", dont_write_bytecode, SERVER, c"Do not write .pyc files."),
@@ -261,6 +262,45 @@ pub fn parse_alias_words(name: &str, line: &str) -> Result<(String, String, AppO
         return Err(format!("{name}: replicas= needs application-group= (the replicas are of that group)"));
     }
     Ok((url.clone(), target.clone(), options))
+}
+
+/// `WSGIHandlerScript name script [process-group=...] [application-group=...]
+/// [pass-authorization=On|Off]`, with mod_wsgi's messages.
+pub fn parse_handler_script(line: &str) -> Result<HandlerScript, String> {
+    let words = split_words(line)?;
+    let (name, script, rest) = match words.as_slice() {
+        [] => return Err("Name for handler script not supplied.".into()),
+        [_] => return Err("Location of handler script not supplied.".into()),
+        [name, script, rest @ ..] => (name.clone(), script.clone(), rest),
+    };
+    let mut options = AppOptions::default();
+    for word in rest {
+        let invalid = || "Invalid option to WSGI handler script definition.".to_string();
+        let (key, value) = split_option(word).ok_or_else(invalid)?;
+        match key {
+            "process-group" if value.is_empty() => return Err("Invalid name for WSGI process group.".into()),
+            "process-group" => options.process_group = Some(GroupSpec::parse(value).map_err(|e| format!("WSGIHandlerScript: process-group: {e}"))?),
+            "application-group" if value.is_empty() => return Err("Invalid name for WSGI application group.".into()),
+            "application-group" => options.group = Some(GroupSpec::parse(value)?),
+            "pass-authorization" => {
+                options.pass_authorization = Some(parse_on_off("pass-authorization", value).map_err(|_| "Invalid value for authorization flag.".to_string())?)
+            }
+            _ => return Err(invalid()),
+        }
+    }
+    Ok(HandlerScript { name, script, options: Box::new(options) })
+}
+
+/// `WSGIHandlerScript`: server, virtual host or directory (never `.htaccess`: the script runs
+/// with the site's Python, chosen by the administrator).
+unsafe extern "C" fn handler_script(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        let script = parse_handler_script(&d.arg)?;
+        let scripts = &mut d.options().handler_scripts;
+        scripts.retain(|s| s.name != script.name);
+        scripts.push(script);
+        Ok(())
+    })
 }
 
 fn check_identifier(name: &str) -> Result<(), String> {
