@@ -257,6 +257,17 @@ pub mod gil_mode {
     }
 }
 
+/// `WSGIPassApacheRequest On` (embedded mode only, as in mod_wsgi): the request's
+/// `request_rec` address, as decimal digits in an environ entry that the engine turns into
+/// `environ['apache.request_rec']`, a capsule without a name (as mod_wsgi's), for C extensions
+/// written against Apache. The module removes any entry of that name that `SetEnv` made, and
+/// never sends one to a daemon (which strips it too).
+pub mod request_rec {
+    pub const ENVIRON_KEY: &[u8] = b"mod_wsgi.request_rec";
+    /// The application's environ key.
+    pub const PYTHON_KEY: &str = "apache.request_rec";
+}
+
 /// Process-wide settings, given once to [`Engine::init`] in a child.
 #[repr(C)]
 pub struct EngineConfig {

@@ -25,6 +25,16 @@ pub fn build(ex: &Exchange, group: &Group, input: &PyObj) -> PyResult<PyObj> {
         {
             continue; // the module's word to the engine, not the application's
         }
+        if name == crate::abi::request_rec::ENVIRON_KEY {
+            // WSGIPassApacheRequest: the address the module wrote, as mod_wsgi's capsule.
+            if let Some(address) = std::str::from_utf8(value).ok().and_then(|v| v.parse::<usize>().ok()).filter(|a| *a != 0) {
+                // SAFETY: a capsule over the request the module is serving, alive for the
+                // whole WSGI call; without a name or destructor, as mod_wsgi makes it.
+                let capsule = unsafe { PyObj::from_owned(crate::pyffi::PyCapsule_New(address as *mut std::ffi::c_void, std::ptr::null(), None))? };
+                py::dict_set(&environ, crate::abi::request_rec::PYTHON_KEY, &capsule)?;
+            }
+            continue;
+        }
         if name == b"HTTPS" {
             https = matches!(value.to_ascii_lowercase().as_slice(), b"on" | b"1");
         }

@@ -172,6 +172,8 @@ pub struct AppOptions {
     pub enable_sendfile: Option<bool>,
     /// `WSGIIgnoreActivity` (default Off).
     pub ignore_activity: Option<bool>,
+    /// `WSGIPassApacheRequest` (default Off).
+    pub pass_apache_request: Option<bool>,
     /// `WSGIHandlerScript` definitions of this level; a nearer level's replaces a farther
     /// one's of the same name, as mod_wsgi overlays its tables.
     pub handler_scripts: Vec<HandlerScript>,
@@ -206,6 +208,7 @@ impl Merge for AppOptions {
             trusted_proxies: add.trusted_proxies.clone().or_else(|| base.trusted_proxies.clone()),
             enable_sendfile: add.enable_sendfile.or(base.enable_sendfile),
             ignore_activity: add.ignore_activity.or(base.ignore_activity),
+            pass_apache_request: add.pass_apache_request.or(base.pass_apache_request),
             handler_scripts: add
                 .handler_scripts
                 .iter()

@@ -125,7 +125,12 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
             && k != abi::replicas::ENVIRON_KEY
             && k != abi::interpreter_options::ENVIRON_KEY
             && k != super::daemon::IGNORE_ACTIVITY_KEY
+            && k != abi::request_rec::ENVIRON_KEY
     });
+    // WSGIPassApacheRequest: the request_rec for the engine's capsule, in embedded mode only.
+    if options.pass_apache_request == Some(true) && process_group.is_empty() {
+        environ.push((abi::request_rec::ENVIRON_KEY.to_vec(), (r.as_ptr() as usize).to_string().into_bytes()));
+    }
     // WSGIIgnoreActivity, for the daemon's inactivity-timeout (embedded mode has none).
     if options.ignore_activity == Some(true) && !process_group.is_empty() {
         environ.push((super::daemon::IGNORE_ACTIVITY_KEY.to_vec(), b"1".to_vec()));

@@ -627,7 +627,10 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     // (`abi::replicas`) stay as the child resolved them: a directory's `replicas=` is known
     // only there.
     // So are its other container settings (`abi::interpreter_options`).
-    environ.retain(|(k, _)| k != abi::gil_mode::ENVIRON_KEY && k != abi::interpreter_options::ENVIRON_KEY);
+    // And never a request_rec address (`abi::request_rec`): that is of another process.
+    environ.retain(|(k, _)| {
+        k != abi::gil_mode::ENVIRON_KEY && k != abi::interpreter_options::ENVIRON_KEY && k != abi::request_rec::ENVIRON_KEY
+    });
     // SAFETY: the main server's configuration, read-only after start-up.
     let main = unsafe { server_config(shared.main) };
     let application_group = String::from_utf8_lossy(&hello.group);

@@ -79,7 +79,7 @@ const DIRECTORY: u32 = apache::RSRC_CONF | apache::ACCESS_CONF;
 /// Anywhere, `.htaccess` included where `AllowOverride FileInfo` allows it.
 const FILEINFO: u32 = apache::OR_FILEINFO;
 
-pub static COMMANDS: CommandTable<49> = CommandTable([
+pub static COMMANDS: CommandTable<50> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
     raw_args(c"WSGIApplicationGroup", application_group, DIRECTORY, c"Application interpreter group [replicas=N]."),
@@ -121,6 +121,7 @@ pub static COMMANDS: CommandTable<49> = CommandTable([
     take1(c"WSGIVerboseDebugging", verbose_debugging, SERVER, c"Accepted: mod_wsgi's verbose debugging (see LogLevel wsgi:debug)."),
     take1(c"WSGICaseSensitivity", case_sensitivity, SERVER, c"Accepted: whether file system is case sensitive (it is on Linux)."),
     take1(c"WSGIEnableSendfile", enable_sendfile, FILEINFO, c"Enable/Disable support for kernel sendfile."),
+    take1(c"WSGIPassApacheRequest", pass_apache_request, DIRECTORY, c"Enable/Disable Apache request object."),
     take1(c"WSGIIgnoreActivity", ignore_activity, FILEINFO, c"Enable/Disable reset of inactivity timeout."),
     raw_args(c"WSGITelemetryService", telemetry_service, SERVER, c"Accepted and ignored: mod_wsgi 6's telemetry."),
     raw_args(c"WSGITelemetryOptions", telemetry_options, SERVER, c"Accepted and ignored: mod_wsgi 6's telemetry."),
@@ -626,6 +627,13 @@ unsafe extern "C" fn restrict_stdout(cmd: *mut cmd_parms, mconfig: *mut c_void, 
 /// Apache a file it may send with the kernel's sendfile (Apache's `EnableSendfile` decides too).
 unsafe extern "C" fn enable_sendfile(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     option_flag(cmd, mconfig, arg, "WSGIEnableSendfile", |o, on| o.enable_sendfile = Some(on))
+}
+
+/// `WSGIPassApacheRequest On|Off` (default Off): `environ['apache.request_rec']` in embedded
+/// mode (see `abi::request_rec`). Never in `.htaccess`, as in mod_wsgi: it hands C code a
+/// pointer into Apache.
+unsafe extern "C" fn pass_apache_request(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    option_flag(cmd, mconfig, arg, "WSGIPassApacheRequest", |o, on| o.pass_apache_request = Some(on))
 }
 
 /// `WSGIIgnoreActivity On|Off` (default Off): requests here do not reset a daemon's
