@@ -77,7 +77,7 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     "apr_table_get", "apr_table_set", "apr_table_add", "apr_table_elts", "apr_table_unset",
     "apr_pstrdup", "apr_pstrmemdup", "apr_palloc", "apr_pool_cleanup_register", "apr_pool_cleanup_null", "ap_rflush",
     "ap_allow_options", "ap_hook_post_perdir_config", "ap_sub_req_lookup_uri", "ap_destroy_sub_req", "ap_os_escape_path",
-    "ap_bucket_error_create",
+    "ap_bucket_error_create", "apr_bucket_file_enable_mmap",
     // Daemon mode (src/module/daemon).
     "ap_hook_pre_config", "ap_state_query", "ap_runtime_dir_relative", "ap_close_listeners", "apr_proc_fork",
     "apr_pool_note_subprocess", "apr_proc_other_child_register", "apr_proc_other_child_unregister",

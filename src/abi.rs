@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 15;
+pub const ABI_VERSION: u32 = 16;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -296,6 +296,13 @@ pub struct EngineConfig {
     /// The main interpreter's (`%{GLOBAL}`'s) `<WSGIInterpreterOptions>` settings, encoded as
     /// [`interpreter_options`]: it is created at init, before any request names it.
     pub main_options: Bytes,
+    /// `WSGIPythonHashSeed`: empty (Python's own), `random` or a number. Given to Python at
+    /// start (`PyConfig.hash_seed`; before 3.8 `PYTHONHASHSEED` around the start only), so
+    /// that it is not left in the environment subprocesses inherit (as mod_wsgi).
+    pub hash_seed: Bytes,
+    /// `WSGIDestroyInterpreter` (0/1, default 1): 0 leaves Python as it is at the process's
+    /// exit, after the `process_stopping` events.
+    pub destroy_interpreter: c_int,
     /// `WSGIPythonOptimize` (-1: not set), `WSGIDontWriteBytecode` (0/1).
     pub python_optimize: c_int,
     pub dont_write_bytecode: c_int,

@@ -26,6 +26,7 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         restrict_stdout: config.restrict_stdout != 0,
         restrict_signal: config.restrict_signal != 0,
         switch_interval: config.switch_interval_us as f64 / 1e6,
+        destroy_interpreter: config.destroy_interpreter != 0,
         // SAFETY: the module's byte string is valid for the call.
         main_options: abi::interpreter_options::GroupOptions::decode(unsafe { config.main_options.as_slice() }),
         threads_per_process: config.threads_per_child.max(1) as usize,
@@ -56,6 +57,8 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         optimize: config.python_optimize,
         dont_write_bytecode: config.dont_write_bytecode != 0,
         warnings,
+        // SAFETY: the module's byte string is valid for the call.
+        hash_seed: Some(unsafe { config.hash_seed.to_text() }).filter(|s| !s.is_empty()),
     })?;
     // SAFETY: Python is initialised and this thread holds the GIL through its first state.
     let (interp, tstate) = unsafe { (ffi::compat::current_interpreter(), ffi::PyThreadState_Get()) };
@@ -173,6 +176,28 @@ pub fn shutdown() {
     let main = gil::thread_state(MAIN_INTERP);
     // SAFETY: takes the GIL through this thread's main-interpreter state.
     unsafe { ffi::PyEval_RestoreThread(main) };
+    if !settings::get().destroy_interpreter {
+        // WSGIDestroyInterpreter Off: the subscribers hear that the process stops, as in
+        // mod_wsgi, and Python is left as it is (the process exits without finalising it).
+        for group in group::all() {
+            if group.index != MAIN_INTERP {
+                let own = gil::thread_state(group.index);
+                // SAFETY: as below, but the interpreter is left, not ended.
+                unsafe {
+                    group::enter_from_shared(group.own_gil, own);
+                    group.events.fire(Subscribers::Shutdown, "process_stopping", py::dict);
+                    group::leave_for(group.own_gil, false, main);
+                }
+            } else {
+                group.events.fire(Subscribers::Shutdown, "process_stopping", py::dict);
+            }
+        }
+        gil::process_ending();
+        // SAFETY: releases the GIL taken above through `main`; nothing of Python runs after.
+        unsafe { ffi::PyEval_SaveThread() };
+        settings::log(level::INFO, "Python is not finalised: WSGIDestroyInterpreter Off.");
+        return;
+    }
     for group in group::all() {
         if group.index == MAIN_INTERP {
             continue;

@@ -26,6 +26,8 @@ pub struct Settings {
     pub restrict_signal: bool,
     /// `sys.setswitchinterval` for every interpreter, in seconds; 0: Python's own.
     pub switch_interval: f64,
+    /// `WSGIDestroyInterpreter` (default On): finalise Python at exit.
+    pub destroy_interpreter: bool,
     /// The main interpreter's `<WSGIInterpreterOptions>` settings (see `group::Prepared`).
     pub main_options: abi::interpreter_options::GroupOptions,
     pub threads_per_process: usize,

@@ -239,7 +239,7 @@ unsafe extern "C" fn send_file_bucket(ctx: *mut c_void, fd: c_int, offset: u64, 
         let Some(mut own_fd) = duplicate_for_request(r, fd) else { return -1 };
         let mut file: *mut apache::apr_file_t = std::ptr::null_mut();
         // As mod_wsgi: the file may go out through sendfile only under WSGIEnableSendfile On
-        // (and Apache's own EnableSendfile On for the request).
+        // (Apache's core output filter looks at this flag, not at its EnableSendfile).
         let flags = if x.sendfile { apache::APR_FOPEN_READ | apache::APR_FOPEN_SENDFILE_ENABLED } else { apache::APR_FOPEN_READ };
         // SAFETY: wraps our duplicate without an APR cleanup (the request pool's cleanup
         // closes it); the pool outlives the file buckets that refer to it.
@@ -250,7 +250,12 @@ unsafe extern "C" fn send_file_bucket(ctx: *mut c_void, fd: c_int, offset: u64, 
         // SAFETY: a brigade from the request pool; the file bucket(s) refer to `file`.
         let rc = unsafe {
             let bb = apache::apr_brigade_create(r.pool(), r.bucket_alloc());
-            apache::apr_brigade_insert_file(bb, file, offset, len, r.pool());
+            let bucket = apache::apr_brigade_insert_file(bb, file, offset, len, r.pool());
+            // Read, never mapped: a file truncated while it is sent would kill the child with
+            // SIGBUS through a mapping (Apache's own handler maps only under EnableMMAP).
+            if !bucket.is_null() {
+                apache::apr_bucket_file_enable_mmap(bucket, 0);
+            }
             let rc = apache::ap_pass_brigade(r.output_filters(), bb);
             apache::apr_brigade_destroy(bb);
             rc

@@ -65,7 +65,10 @@ pub(super) fn build_environ(r: &RequestRec, options: &AppOptions, mapped: &Mappe
     environ.push((b"mod_wsgi.listener_port".to_vec(), listener_port.to_string().into_bytes()));
     environ.push((b"mod_wsgi.request_start".to_vec(), r.request_time().to_string().into_bytes()));
     environ.push((b"mod_wsgi.handler_script".to_vec(), Vec::new()));
-    environ.push((b"mod_wsgi.ignore_activity".to_vec(), b"0".to_vec()));
+    // What the application sees (mod_wsgi 4.9's key); the daemon reads its own entry
+    // (`daemon::IGNORE_ACTIVITY_KEY`), which the handler adds.
+    let ignore = if options.ignore_activity == Some(true) { b"1" } else { b"0" };
+    environ.push((b"mod_wsgi.ignore_activity".to_vec(), ignore.to_vec()));
     environ.push((b"mod_wsgi.request_handler".to_vec(), b"wsgi-script".to_vec()));
     let reloading = if options.script_reloading == Some(false) { b"0" } else { b"1" };
     environ.push((b"mod_wsgi.script_reloading".to_vec(), reloading.to_vec()));

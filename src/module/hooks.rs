@@ -125,9 +125,10 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
         if config.restrict_embedded == Some(true) {
             return;
         }
-        // Before Python starts, and before this child starts any thread (the MPM starts its
-        // workers after child_init): set_var is safe here.
-        set_python_environment(config.python_hash_seed.as_deref(), config.python_eggs.as_deref());
+        // Before Python starts (other modules' child_init may have started threads, mod_http2's
+        // workers: a small risk mod_wsgi takes too with putenv).
+        set_egg_cache(config.python_eggs.as_deref());
+        let hash_seed = config.python_hash_seed.clone().unwrap_or_default();
         // No second read of the engine file in every child: check_config checked it.
         let loaded = engine_loader::locate(config.python_home.as_deref().map(Path::new)).and_then(|p| engine_loader::load(&p));
         let engine = match loaded {
@@ -161,6 +162,8 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
             python_warnings: abi::Bytes::new(warnings.as_bytes()),
             switch_interval_us: config.switch_interval.map_or(0, switch_interval_us),
             main_options: abi::Bytes::new(&main_options),
+            hash_seed: abi::Bytes::new(hash_seed.as_bytes()),
+            destroy_interpreter: config.destroy_interpreter.unwrap_or(true) as c_int,
             maximum_processes: mpm_query(apache::AP_MPMQ_MAX_DAEMONS).max(1),
             import_scripts: imports.as_ptr(),
             import_scripts_len: imports.len(),
@@ -195,30 +198,19 @@ unsafe extern "C" fn child_stopping(_pchild: *mut apache::apr_pool_t, graceful: 
     })
 }
 
-/// Ends the engine's interpreters and finalises Python, where that is safe (see
-/// [`in_prefork_exit_signal_handler`]); otherwise the process just ends.
-/// `WSGIPythonHashSeed` and `WSGIPythonEggs` as the environment variables Python reads at
-/// start (`PYTHONHASHSEED`, `PYTHON_EGG_CACHE`), as mod_wsgi sets them: every interpreter's
-/// `os.environ` starts from the process environment, so applications see them too.
-pub(super) fn set_python_environment(hash_seed: Option<&str>, eggs: Option<&str>) {
-    if let Some(seed) = hash_seed {
-        std::env::set_var("PYTHONHASHSEED", seed);
-    }
+/// `WSGIPythonEggs` (or a daemon's `python-eggs=`) as `PYTHON_EGG_CACHE`, as mod_wsgi sets
+/// it: every interpreter's `os.environ` starts from the process environment.
+pub(super) fn set_egg_cache(eggs: Option<&str>) {
     if let Some(eggs) = eggs {
         std::env::set_var("PYTHON_EGG_CACHE", eggs);
     }
 }
 
+/// Ends the engine's interpreters and finalises Python, where that is safe (see
+/// [`in_prefork_exit_signal_handler`]); otherwise the process just ends.
 unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
     trampoline("child exit", 0, || {
         if in_prefork_exit_signal_handler() {
-            mark_ending();
-            return 0;
-        }
-        // WSGIDestroyInterpreter Off: the process ends with Python as it is.
-        let main = MAIN_SERVER.load(Ordering::Relaxed);
-        // SAFETY: the main server_rec stored by child_init, live for the child's life.
-        if !main.is_null() && unsafe { server_config(main) }.destroy_interpreter == Some(false) {
             mark_ending();
             return 0;
         }

@@ -59,6 +59,8 @@ pub struct InitOptions {
     pub dont_write_bytecode: bool,
     /// `WSGIPythonWarnings` options.
     pub warnings: Vec<String>,
+    /// `WSGIPythonHashSeed`: `None` (Python's own), `random` or a number.
+    pub hash_seed: Option<String>,
 }
 
 /// Starts Python in this process without touching signal handlers (Apache owns them).
@@ -73,6 +75,14 @@ pub fn initialize(o: &InitOptions) -> Result<(), String> {
         ffi::PyConfig_InitPythonConfig(&mut config);
         config.install_signal_handlers = 0;
         config.parse_argv = 0;
+        match o.hash_seed.as_deref() {
+            Some("random") => config.use_hash_seed = 0,
+            Some(seed) => {
+                config.use_hash_seed = 1;
+                config.hash_seed = seed.parse().map_err(|_| format!("WSGIPythonHashSeed '{seed}' is not a number"))?;
+            }
+            None => {}
+        }
         if o.optimize >= 0 {
             config.optimization_level = o.optimize;
         }
@@ -163,7 +173,19 @@ pub fn initialize(o: &InitOptions) -> Result<(), String> {
         for option in &o.warnings {
             ffi::PySys_AddWarnOption(wide(option)?);
         }
+        // Before 3.8 only the environment sets the seed: set for the start, then removed, so
+        // that subprocesses do not inherit it (as mod_wsgi 4.9 removes it).
+        let previous = std::env::var_os("PYTHONHASHSEED");
+        if let Some(seed) = &o.hash_seed {
+            std::env::set_var("PYTHONHASHSEED", seed);
+        }
         ffi::Py_InitializeEx(0);
+        if o.hash_seed.is_some() {
+            match previous {
+                Some(value) => std::env::set_var("PYTHONHASHSEED", value),
+                None => std::env::remove_var("PYTHONHASHSEED"),
+            }
+        }
         #[cfg(not(Py_3_7))]
         ffi::PyEval_InitThreads();
     }

@@ -32,12 +32,10 @@ pub fn prepare(registry: &Registry, group: &Group) -> Result<(), String> {
     drop_privileges(group)?;
     set_limits(group);
     set_language(group);
-    // mod_wsgi sets them in `os.environ` of each interpreter; the process environment, set
-    // before Python starts, is what every interpreter's `os.environ` starts from. The group's
-    // python-eggs=, and the main server's WSGIPythonHashSeed.
-    // SAFETY: the main server's configuration, read-only after start-up.
-    let main = unsafe { super::super::record::server_config(registry.main) };
-    super::super::hooks::set_python_environment(main.python_hash_seed.as_deref(), group.spec.python_eggs.as_deref());
+    // mod_wsgi sets it in `os.environ` of each interpreter; the process environment, set
+    // before Python starts (no other thread runs yet here), is what every interpreter's
+    // `os.environ` starts from.
+    super::super::hooks::set_egg_cache(group.spec.python_eggs.as_deref());
     Ok(())
 }
 

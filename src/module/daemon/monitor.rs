@@ -187,7 +187,8 @@ impl Monitor {
     /// Request activity (a start, an end, a read or write of its body): resets the
     /// inactivity timer.
     pub fn touch(&self) {
-        self.activity.store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+        // From 1: 0 means nothing counted yet.
+        self.activity.store(self.born.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
     }
 
     /// The process began to stop: the monitor decides nothing more.
@@ -291,11 +292,18 @@ impl Monitor {
             log::server(level::INFO, self.server, &format!("Application restart timer expired, stopping process '{}' gracefully.", self.name));
             return Some(RESTART_INTERVAL);
         }
-        if t.inactivity > 0 {
-            // mod_wsgi 4.9's rule: running requests that neither read nor write for that long
-            // count as inactive too (a request stuck without I/O does not keep a process).
-            let idle = (self.born.elapsed().as_millis() as u64).saturating_sub(self.activity.load(Ordering::Relaxed));
-            if idle >= t.inactivity * 1000 {
+        // mod_wsgi's rules: the timer starts with the first request that counts (not under
+        // WSGIIgnoreActivity), and does not stop the process while a request runs that is not
+        // yet past request-timeout + interrupt-timeout (when those are set).
+        let last = self.activity.load(Ordering::Relaxed);
+        if t.inactivity > 0 && last > 0 {
+            let idle = (self.born.elapsed().as_millis() as u64 + 1).saturating_sub(last);
+            let cutoff = Duration::from_secs(t.request + t.interrupt);
+            let running = {
+                let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+                requests.iter().any(|e| cutoff.is_zero() || e.started.elapsed() <= cutoff)
+            };
+            if idle >= t.inactivity * 1000 && !running {
                 log::server(level::INFO, self.server, &format!("Daemon process inactivity timer expired, stopping process '{}'.", self.name));
                 return Some(INACTIVITY);
             }

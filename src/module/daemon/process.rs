@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 /// The environ entry by which Apache's child tells this process that the request is under
 /// `WSGIIgnoreActivity On` (see `handler.rs`); removed before the application sees the environ.
-pub const IGNORE_ACTIVITY_KEY: &[u8] = b"mod_wsgi.ignore_activity";
+pub const IGNORE_ACTIVITY_KEY: &[u8] = b"mod_wsgi.x-ignore_activity";
 
 /// The most requests may run on after SIGTERM before the engine interrupts them (less when
 /// `shutdown-timeout` is shorter): APR SIGKILLs a daemon 3 s after SIGTERM, and finalising
@@ -271,13 +271,6 @@ fn finish(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, deadline: 
     for worker in workers {
         let _ = worker.join();
     }
-    // SAFETY: the main server's configuration, read-only after start-up.
-    if unsafe { server_config(shared.main) }.destroy_interpreter == Some(false) {
-        // WSGIDestroyInterpreter Off: the process ends with Python as it is.
-        // SAFETY: one atomic store, callable from any thread.
-        unsafe { (shared.engine.ending)() };
-        return 0;
-    }
     // SAFETY: called once, on the thread that initialised Python, after the workers ended.
     unsafe { (shared.engine.shutdown)() };
     0
@@ -409,6 +402,7 @@ fn start_engine(registry: &Registry, group: &Group, mapped: Option<engine_loader
     let path = spec.python_path.as_deref().unwrap_or_default().join(":");
     let warnings = main.python_warnings.join("\n");
     let main_options = main.group_options(&spec.name, "").encode();
+    let hash_seed = main.python_hash_seed.clone().unwrap_or_default();
     // SAFETY: returns a static string.
     let banner = unsafe { std::ffi::CStr::from_ptr(apache::ap_get_server_description()) }.to_bytes();
     let entries = imports(group);
@@ -430,6 +424,8 @@ fn start_engine(registry: &Registry, group: &Group, mapped: Option<engine_loader
         // The group's switch-interval=, else WSGISwitchInterval.
         switch_interval_us: if spec.switch_interval_us > 0 { spec.switch_interval_us } else { main.switch_interval.map_or(0, super::super::hooks::switch_interval_us) },
         main_options: abi::Bytes::new(&main_options),
+        hash_seed: abi::Bytes::new(hash_seed.as_bytes()),
+        destroy_interpreter: main.destroy_interpreter.unwrap_or(true) as c_int,
         maximum_processes: spec.processes as c_int,
         import_scripts: imports.as_ptr(),
         import_scripts_len: imports.len(),
@@ -592,7 +588,7 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     }
     // WSGIIgnoreActivity: this request does not count for inactivity-timeout. The entry is
     // the child's word to this process, never the application's.
-    let counts_as_activity = !hello.environ.iter().any(|(k, _)| k == IGNORE_ACTIVITY_KEY);
+    let counts_as_activity = !hello.environ.iter().any(|(k, v)| k == IGNORE_ACTIVITY_KEY && v == b"1");
     hello.environ.retain(|(k, _)| k != IGNORE_ACTIVITY_KEY);
     let reader = BufReader::with_capacity(8 << 10, Sock(stream.clone()));
     let conn = Arc::new(Conn {

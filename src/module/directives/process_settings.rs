@@ -9,22 +9,24 @@
 use super::*;
 
 /// `random` or an integer in [0; 4294967295], as mod_wsgi checks it before Python would (a bad
-/// `PYTHONHASHSEED` makes Python abort the process).
-pub fn parse_hash_seed(value: &str) -> Result<String, String> {
-    if value == "random" || value.parse::<u32>().is_ok() {
-        Ok(value.to_string())
+/// seed makes Python abort the process); empty, as in mod_wsgi, leaves Python's own.
+pub fn parse_hash_seed(value: &str) -> Result<Option<String>, String> {
+    if value.is_empty() {
+        Ok(None)
+    } else if value == "random" || value.parse::<u32>().is_ok() {
+        Ok(Some(value.to_string()))
     } else {
         Err("WSGIPythonHashSeed must be \"random\" or an integer in range [0; 4294967295]".into())
     }
 }
 
-/// `WSGIPythonHashSeed`: `PYTHONHASHSEED` for Python in Apache's children and the daemons,
-/// set before Python starts there, as mod_wsgi does.
+/// `WSGIPythonHashSeed`: the hash seed of Python in Apache's children and the daemons, given
+/// to Python as it starts (`abi::EngineConfig::hash_seed`), not left in the environment.
 pub(super) unsafe extern "C" fn python_hash_seed(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
         d.global_only()?;
         let seed = parse_hash_seed(&d.arg)?;
-        d.server().python_hash_seed = Some(seed);
+        d.server().python_hash_seed = seed;
         Ok(())
     })
 }
@@ -46,10 +48,17 @@ pub(super) unsafe extern "C" fn destroy_interpreter(cmd: *mut cmd_parms, mconfig
     global_flag(cmd, mconfig, arg, "WSGIDestroyInterpreter", |c, on| c.destroy_interpreter = Some(on))
 }
 
-/// `WSGIVerboseDebugging On|Off`: mod_wsgi's extra internal logging; accepted (the debug
-/// lines here come with `LogLevel wsgi:debug`).
+/// `WSGIVerboseDebugging On|Off`: mod_wsgi's extra internal logging, deprecated in mod_wsgi
+/// 6 with the same info line as here.
 pub(super) unsafe extern "C" fn verbose_debugging(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
-    global_flag(cmd, mconfig, arg, "WSGIVerboseDebugging", |_, _| {})
+    directive(cmd, mconfig, arg, |d| {
+        d.global_only()?;
+        parse_on_off("WSGIVerboseDebugging", &d.arg)?;
+        // SAFETY: cmd is the live cmd_parms of this directive call.
+        let server = unsafe { (*d.cmd).server };
+        log::server(apache::APLOG_INFO as c_int, server, "WSGIVerboseDebugging is deprecated and has no effect. Use 'LogLevel info wsgi:debug' for the engine's lifecycle messages.");
+        Ok(())
+    })
 }
 
 /// `WSGICaseSensitivity On|Off`: whether script paths are compared case-sensitively when they
@@ -82,10 +91,15 @@ pub(super) unsafe extern "C" fn telemetry_service(cmd: *mut cmd_parms, mconfig: 
         let words = split_words(&d.arg)?;
         match words.as_slice() {
             [] => return Err("WSGITelemetryService target required".into()),
-            [target, ..] if !target.starts_with("unix:") => return Err("WSGITelemetryService target must be 'unix:/path'".into()),
+            [target, ..] if !target.starts_with("unix:") => {
+                return Err("WSGITelemetryService target must be 'unix:/path' (remote 'udp:host:port' targets are no longer supported)".into())
+            }
             [_] => {}
-            [_, interval] if interval.strip_prefix("interval=").and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0) => {}
-            [_, other] => return Err(format!("WSGITelemetryService: unexpected argument '{other}', expected interval=SECONDS")),
+            [_, second] => match second.strip_prefix("interval=") {
+                Some(v) if v.parse::<f64>().is_ok_and(|v| v >= 0.5) => {}
+                Some(_) => return Err("WSGITelemetryService interval must be at least 0.5 seconds".into()),
+                None => return Err("WSGITelemetryService second argument must be 'interval=N'".into()),
+            },
             _ => return Err("WSGITelemetryService takes one or two arguments".into()),
         }
         not_implemented(d, "WSGITelemetryService", "mod_wsgi 6's telemetry");
@@ -97,12 +111,40 @@ pub(super) unsafe extern "C" fn telemetry_service(cmd: *mut cmd_parms, mconfig: 
 pub(super) unsafe extern "C" fn telemetry_options(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
         d.global_only()?;
-        if split_words(&d.arg)?.is_empty() {
-            return Err("WSGITelemetryOptions: at least one flag required".into());
-        }
+        check_telemetry_options(&split_words(&d.arg)?)?;
         not_implemented(d, "WSGITelemetryOptions", "mod_wsgi 6's telemetry");
         Ok(())
     })
+}
+
+/// `WSGITelemetryOptions`'s words as mod_wsgi 6.1 checks them: `None`, `All`, or its one flag
+/// `CaptureUserAgent`, all `+`/`-` or none.
+pub fn check_telemetry_options(words: &[String]) -> Result<(), String> {
+    if words.is_empty() {
+        return Err("WSGITelemetryOptions: at least one flag required".into());
+    }
+    let (mut incremental, mut absolute) = (false, false);
+    for word in words {
+        let (signed, name) = match word.strip_prefix(['+', '-']) {
+            Some("") => return Err("WSGITelemetryOptions: bare '+' / '-' is not a flag".into()),
+            Some(name) => (true, name),
+            None => (false, word.as_str()),
+        };
+        incremental |= signed;
+        absolute |= !signed;
+        if incremental && absolute {
+            return Err("WSGITelemetryOptions: cannot mix +/- form with absolute names in a single directive".into());
+        }
+        for special in ["None", "All"] {
+            if name.eq_ignore_ascii_case(special) && signed {
+                return Err(format!("WSGITelemetryOptions: '{special}' may not have a +/- prefix"));
+            }
+        }
+        if !["None", "All", "CaptureUserAgent"].iter().any(|f| name.eq_ignore_ascii_case(f)) {
+            return Err(format!("WSGITelemetryOptions: unknown flag '{name}'"));
+        }
+    }
+    Ok(())
 }
 
 /// `WSGISlowRequests SECONDS` (mod_wsgi 6.1, reported through its telemetry): accepted with
@@ -120,7 +162,7 @@ pub(super) unsafe extern "C" fn slow_requests(cmd: *mut cmd_parms, mconfig: *mut
     })
 }
 
-/// `WSGINewRelicConfigFile` and `WSGINewRelicEnvironment` (Debian's mod_wsgi 4.9): the New
+/// `WSGINewRelicConfigFile` and `WSGINewRelicEnvironment` (mod_wsgi 4.x): the New
 /// Relic agent is initialised by the application itself here; accepted with a warning.
 pub(super) unsafe extern "C" fn new_relic(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
@@ -137,10 +179,25 @@ mod tests {
     #[test]
     fn hash_seed_values_are_mod_wsgis() {
         for good in ["random", "0", "42", "4294967295"] {
-            assert_eq!(parse_hash_seed(good).as_deref(), Ok(good));
+            assert_eq!(parse_hash_seed(good), Ok(Some(good.to_string())));
         }
-        for bad in ["", "-1", "4294967296", "x", "random "] {
+        assert_eq!(parse_hash_seed(""), Ok(None));
+        for bad in ["-1", "4294967296", "x", "random "] {
             assert!(parse_hash_seed(bad).unwrap_err().contains("[0; 4294967295]"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn telemetry_options_are_mod_wsgi_6s() {
+        let words = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        for good in ["None", "All", "CaptureUserAgent", "+CaptureUserAgent", "-captureuseragent"] {
+            assert_eq!(check_telemetry_options(&words(good)), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("", "at least one flag"), ("+", "bare '+'"), ("+All", "'All' may not"), ("CaptureUserAgent -None", "cannot mix"),
+            ("requests", "unknown flag 'requests'"),
+        ] {
+            assert!(check_telemetry_options(&words(bad)).unwrap_err().contains(why), "{bad}");
         }
     }
 }
