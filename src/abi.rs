@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 16;
+pub const ABI_VERSION: u32 = 17;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -439,6 +439,22 @@ pub struct Engine {
     /// Best effort (a line says so when this Python cannot do it). Called from a thread that
     /// serves no request.
     pub dump_stacks_nogil: unsafe extern "C" fn(),
+    /// Runs a `WSGIDispatchScript` (the request's `script`, in its `group`; `callable` is
+    /// unused): each answer goes to `set` with `ctx` ([`dispatch`]). 0, or -1 after logging
+    /// why through the request's `log`. Called without the GIL, before the request is served.
+    pub dispatch: unsafe extern "C" fn(request: *const Request, ctx: *mut c_void, set: DispatchSetFn) -> c_int,
+}
+
+/// Receives one answer of a dispatch script: `which` is one of [`dispatch`]'s constants, the
+/// value is valid for the call only.
+pub type DispatchSetFn = unsafe extern "C" fn(ctx: *mut c_void, which: c_int, value: Bytes);
+
+/// What a `WSGIDispatchScript` function answered (the `which` of [`DispatchSetFn`]).
+pub mod dispatch {
+    use std::ffi::c_int;
+    pub const PROCESS_GROUP: c_int = 0;
+    pub const APPLICATION_GROUP: c_int = 1;
+    pub const CALLABLE_OBJECT: c_int = 2;
 }
 
 // SAFETY: an Engine is an immutable static table of function pointers and a static string.

@@ -32,6 +32,7 @@ static ENGINE: Engine = Engine {
     start_heartbeat,
     progress,
     dump_stacks_nogil,
+    dispatch,
 };
 
 /// The ABI marker the module finds by reading this file (see `abi::MARKER`); kept in the
@@ -84,6 +85,13 @@ fn abi_marker_spells_the_abi_version() {
 
 unsafe extern "C" fn ending() {
     trampoline("ending", (), gil::process_ending)
+}
+
+unsafe extern "C" fn dispatch(request: *const Request, ctx: *mut std::ffi::c_void, set: abi::DispatchSetFn) -> i32 {
+    trampoline("dispatch script", -1, || {
+        // SAFETY: the module passes a request valid for the call.
+        interp::dispatch::dispatch(unsafe { &*request }, ctx, set)
+    })
 }
 
 unsafe extern "C" fn shutdown() {

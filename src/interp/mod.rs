@@ -1,6 +1,7 @@
 //! Interpreters, application groups, script loading and the WSGI protocol (the engine side).
 
 mod builtins;
+pub mod dispatch;
 pub mod busy;
 mod environ;
 mod error;

@@ -174,9 +174,20 @@ pub struct AppOptions {
     pub ignore_activity: Option<bool>,
     /// `WSGIPassApacheRequest` (default Off).
     pub pass_apache_request: Option<bool>,
+    /// `WSGIDispatchScript`: the nearer level's replaces the farther one's.
+    pub dispatch_script: Option<DispatchScript>,
     /// `WSGIHandlerScript` definitions of this level; a nearer level's replaces a farther
     /// one's of the same name, as mod_wsgi overlays its tables.
     pub handler_scripts: Vec<HandlerScript>,
+}
+
+/// `WSGIDispatchScript script [application-group=NAME]`: the script whose
+/// `process_group`, `application_group` and `callable_object` functions choose, per request,
+/// where it runs (run in `group`, default `%{GLOBAL}`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DispatchScript {
+    pub script: String,
+    pub group: Option<GroupSpec>,
 }
 
 /// `WSGIHandlerScript name script [options]`: requests whose Apache handler is `name`
@@ -209,6 +220,7 @@ impl Merge for AppOptions {
             enable_sendfile: add.enable_sendfile.or(base.enable_sendfile),
             ignore_activity: add.ignore_activity.or(base.ignore_activity),
             pass_apache_request: add.pass_apache_request.or(base.pass_apache_request),
+            dispatch_script: add.dispatch_script.clone().or_else(|| base.dispatch_script.clone()),
             handler_scripts: add
                 .handler_scripts
                 .iter()

@@ -102,24 +102,11 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
         return status;
     }
     let mapped = MappedPath::of(r);
-    let environ = build_environ(r, &options, &mapped);
-    // The group comes from the request as Apache mapped it: never from a proxy header, which
-    // a client can send (WSGITrustedProxies may be unset, and X-Script-Name rewrites SCRIPT_NAME).
-    let facts = Facts { r, script_name: &mapped.script_name };
-    let group = GroupSpec::expand(options.group.as_ref(), &facts);
-    let callable = expand_callable(options.callable.as_deref(), &facts);
-    // No WSGIProcessGroup (or %{GLOBAL}) is embedded mode: the empty name.
-    let process_group = options.process_group.as_ref().map(|spec| GroupSpec::expand(Some(spec), &facts)).unwrap_or_default();
-    let mut environ = environ;
-    if let Some(entry) = environ.iter_mut().find(|(k, _)| k == b"mod_wsgi.process_group") {
-        entry.1 = process_group.clone().into_bytes();
-    }
-    environ.push((b"mod_wsgi.application_group".to_vec(), group.clone().into_bytes()));
-    environ.push((b"mod_wsgi.callable_object".to_vec(), callable.clone().into_bytes()));
-    // The group's WSGIPerInterpreterGIL, for the engine that creates its interpreter (see
-    // `abi::gil_mode::ENVIRON_KEY`); never one that SetEnv made.
-    // Likewise its replicas (`abi::replicas`), when more than one.
-    // And its other `<WSGIInterpreterOptions>` settings (`abi::interpreter_options`).
+    let mut environ = build_environ(r, &options, &mapped);
+    // The module's words to the engine and the daemons (added below) never come from SetEnv:
+    // the group's WSGIPerInterpreterGIL (`abi::gil_mode::ENVIRON_KEY`), its replicas
+    // (`abi::replicas`), its other `<WSGIInterpreterOptions>` settings
+    // (`abi::interpreter_options`), WSGIIgnoreActivity's and WSGIPassApacheRequest's entries.
     environ.retain(|(k, _)| {
         k != abi::gil_mode::ENVIRON_KEY
             && k != abi::replicas::ENVIRON_KEY
@@ -127,6 +114,42 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
             && k != super::daemon::IGNORE_ACTIVITY_KEY
             && k != abi::request_rec::ENVIRON_KEY
     });
+    // The group comes from the request as Apache mapped it: never from a proxy header, which
+    // a client can send (WSGITrustedProxies may be unset, and X-Script-Name rewrites SCRIPT_NAME).
+    let facts = Facts { r, script_name: &mapped.script_name };
+    let mut group = GroupSpec::expand(options.group.as_ref(), &facts);
+    let mut callable = expand_callable(options.callable.as_deref(), &facts);
+    // No WSGIProcessGroup (or %{GLOBAL}) is embedded mode: the empty name.
+    let mut process_group = options.process_group.as_ref().map(|spec| GroupSpec::expand(Some(spec), &facts)).unwrap_or_default();
+    if let Some(dispatch) = &options.dispatch_script {
+        let answers = match super::dispatch::run(r, &facts, &environ, dispatch) {
+            Ok(answers) => answers,
+            Err(status) => return status,
+        };
+        let expand = |name: &str, value: &[u8]| {
+            let text = String::from_utf8_lossy(value).into_owned();
+            GroupSpec::parse(&text).map(|spec| GroupSpec::expand(Some(&spec), &facts)).map_err(|e| {
+                log::request(log::ERR, r.as_ptr(), &format!("WSGIDispatchScript '{}': {name} '{text}': {e}", dispatch.script));
+                apache::HTTP_INTERNAL_SERVER_ERROR as c_int
+            })
+        };
+        for (value, slot, name) in [(&answers.process_group, &mut process_group, "process group"), (&answers.application_group, &mut group, "application group")] {
+            if let Some(value) = value {
+                match expand(name, value) {
+                    Ok(expanded) => *slot = expanded,
+                    Err(status) => return status,
+                }
+            }
+        }
+        if let Some(value) = &answers.callable_object {
+            callable = expand_callable(Some(&String::from_utf8_lossy(value)), &facts);
+        }
+    }
+    if let Some(entry) = environ.iter_mut().find(|(k, _)| k == b"mod_wsgi.process_group") {
+        entry.1 = process_group.clone().into_bytes();
+    }
+    environ.push((b"mod_wsgi.application_group".to_vec(), group.clone().into_bytes()));
+    environ.push((b"mod_wsgi.callable_object".to_vec(), callable.clone().into_bytes()));
     // WSGIPassApacheRequest: the request_rec for the engine's capsule, in embedded mode only.
     if options.pass_apache_request == Some(true) && process_group.is_empty() {
         environ.push((abi::request_rec::ENVIRON_KEY.to_vec(), (r.as_ptr() as usize).to_string().into_bytes()));

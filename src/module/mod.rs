@@ -7,6 +7,7 @@ mod callbacks;
 mod config;
 mod daemon;
 mod directives;
+mod dispatch;
 pub mod engine_loader;
 mod environ;
 mod handler;

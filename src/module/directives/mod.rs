@@ -5,7 +5,7 @@
 
 use super::apache::{self, cmd_func, cmd_parms, command_rec};
 use super::args::{split_option, split_words};
-use super::config::{AppOptions, DirConfig, GilMode, HandlerScript, InterpreterOptions, MapHead, ScriptAlias, UrlMatch};
+use super::config::{AppOptions, DirConfig, DispatchScript, GilMode, HandlerScript, InterpreterOptions, MapHead, ScriptAlias, UrlMatch};
 use super::proxy::{environ_name, Network};
 use super::daemon::{self, options::{DaemonSpec, SystemAccounts}};
 use super::engine_loader;
@@ -79,7 +79,7 @@ const DIRECTORY: u32 = apache::RSRC_CONF | apache::ACCESS_CONF;
 /// Anywhere, `.htaccess` included where `AllowOverride FileInfo` allows it.
 const FILEINFO: u32 = apache::OR_FILEINFO;
 
-pub static COMMANDS: CommandTable<50> = CommandTable([
+pub static COMMANDS: CommandTable<51> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
     raw_args(c"WSGIApplicationGroup", application_group, DIRECTORY, c"Application interpreter group [replicas=N]."),
@@ -89,6 +89,7 @@ pub static COMMANDS: CommandTable<50> = CommandTable([
     take1(c"WSGIPassAuthorization", pass_authorization, FILEINFO, c"Enable/Disable passing of authorization headers."),
     take1(c"WSGIPythonConcurrency", python_concurrency, SERVER, c"How many threads may run Python at once: off, auto or a number."),
     take1(c"WSGIPythonQueueTimeout", queue_timeout, SERVER, c"Seconds a request may wait for a Python slot before a 503."),
+    raw_args(c"WSGIDispatchScript", dispatch_script, DIRECTORY, c"Location of WSGI dispatch script."),
     raw_args(c"WSGIHandlerScript", handler_script, DIRECTORY, c"Location of WSGI handler script file."),
     raw_args(c"WSGIImportScript", import_script, SERVER, c"Location of WSGI import script."),
     take1(c"WSGIPythonOptimize", python_optimize, SERVER, c"Python optimisation level (0, 1 or 2)."),
@@ -290,6 +291,29 @@ pub fn parse_handler_script(line: &str) -> Result<HandlerScript, String> {
         }
     }
     Ok(HandlerScript { name, script, options: Box::new(options) })
+}
+
+/// `WSGIDispatchScript script [application-group=NAME]`, with mod_wsgi's messages.
+pub fn parse_dispatch_script(line: &str) -> Result<DispatchScript, String> {
+    let words = split_words(line)?;
+    let [script, rest @ ..] = words.as_slice() else { return Err("Location of dispatch script not supplied.".into()) };
+    let mut group = None;
+    for word in rest {
+        match split_option(word) {
+            Some(("application-group", "")) => return Err("Invalid name for WSGI application group.".into()),
+            Some(("application-group", value)) => group = Some(GroupSpec::parse(value)?),
+            _ => return Err("Invalid option to WSGI dispatch script definition.".into()),
+        }
+    }
+    Ok(DispatchScript { script: script.clone(), group })
+}
+
+/// `WSGIDispatchScript`: server, virtual host or directory (never `.htaccess`).
+unsafe extern "C" fn dispatch_script(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
+    directive(cmd, mconfig, arg, |d| {
+        d.options().dispatch_script = Some(parse_dispatch_script(&d.arg)?);
+        Ok(())
+    })
 }
 
 /// `WSGIHandlerScript`: server, virtual host or directory (never `.htaccess`: the script runs

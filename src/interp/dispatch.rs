@@ -1,0 +1,104 @@
+//! `WSGIDispatchScript`: before a request is served, a Python script chooses where it runs.
+//! Its optional `process_group(environ)`, `application_group(environ)` and
+//! `callable_object(environ)` each return a name (or `None`: keep the configured one), as in
+//! mod_wsgi, which documents it as the way to spread one application over several groups.
+//!
+//! The script runs in Apache's child, in the application group the directive names (the main
+//! interpreter by default), under that group's GIL and admission slot, and is reloaded when it
+//! changes, as a WSGI script is. The environ it gets is the request's, with
+//! `mod_wsgi.process_group` empty and `mod_wsgi.application_group` naming the dispatch group,
+//! and no `mod_wsgi.callable_object` or `wsgi.input` (mod_wsgi's).
+
+use super::exchange::Exchange;
+use super::py::{self, PyObj};
+use super::script::{self, LoadError};
+use super::{environ, error, group};
+use crate::abi::{self, level};
+use crate::gil::{scheduler, GilGuard};
+use std::ffi::{c_int, c_void};
+
+/// The functions asked, in mod_wsgi's order, with what each answers and how a wrong type is
+/// reported.
+const QUESTIONS: [(&str, c_int, &str); 3] = [
+    ("process_group", abi::dispatch::PROCESS_GROUP, "Process group"),
+    ("application_group", abi::dispatch::APPLICATION_GROUP, "Application group"),
+    ("callable_object", abi::dispatch::CALLABLE_OBJECT, "Callable object"),
+];
+
+/// Runs the dispatch script of `request` (its `script` and `group`); each answer goes to
+/// `set(ctx, which, value)` as it comes, with the GIL held (the callback only copies it).
+/// 0, or -1 after logging why (the request is then a 500, as in mod_wsgi).
+pub fn dispatch(request: &abi::Request, ctx: *mut c_void, set: abi::DispatchSetFn) -> c_int {
+    let ex = Exchange::new(request);
+    // SAFETY: byte strings valid for the call.
+    let (script, group_name) = unsafe { (request.script.to_text(), request.group.to_text()) };
+    let gil_mode = ex.environ_value(abi::gil_mode::ENVIRON_KEY).map_or(abi::gil_mode::SHARED, abi::gil_mode::from_environ_value);
+    let options = ex.environ_value(abi::interpreter_options::ENVIRON_KEY).unwrap_or_default();
+    let group = match group::get_or_create(&group_name, 0, gil_mode, options) {
+        Ok(group) => group,
+        Err(message) => {
+            message.lines().for_each(|line| ex.log(level::ERR, line));
+            return -1;
+        }
+    };
+    // A slot of the group's GIL first, then the GIL, as for a request.
+    let entered = if group.own_gil { scheduler::enter_gate(group.gate) } else { scheduler::enter() };
+    let Ok(_ticket) = entered else {
+        ex.log(level::ERR, &format!("Dispatch script '{script}' got no Python slot; returning 503 is not possible here, the request fails."));
+        return -1;
+    };
+    let _gil = GilGuard::acquire(group.index);
+    let module = match script::load(group, &script, true) {
+        Ok(module) => module,
+        Err(LoadError::Unreadable(e)) => {
+            ex.log(level::ERR, &format!("Dispatch script '{script}' cannot be read: {e}"));
+            return -1;
+        }
+        Err(LoadError::Raised) => return failed(&ex, &format!("Failed to exec Python dispatch script '{script}'.")),
+    };
+    let environ = match dispatch_environ(&ex, group, &group_name) {
+        Ok(environ) => environ,
+        Err(_) => return failed(&ex, &format!("Cannot build the environ for dispatch script '{script}'.")),
+    };
+    for (function, which, what) in QUESTIONS {
+        if !module.hasattr(function) {
+            continue;
+        }
+        let answer = module.getattr(function).and_then(|f| f.call(&[&environ]));
+        let Ok(answer) = answer else {
+            return failed(&ex, &format!("Exception occurred processing dispatch script '{script}' ({function})."));
+        };
+        if answer.is_none() {
+            continue;
+        }
+        let value = py::as_bytes(&answer).map(<[u8]>::to_vec).or_else(|| py::latin1_bytes(&answer));
+        let Some(value) = value else {
+            ex.log(level::ERR, &format!("Dispatch script '{script}': {what} must be a byte string (or latin-1 text), {function}() returned something else."));
+            return -1;
+        };
+        // SAFETY: the module's callback copies the bytes, which live for the call.
+        unsafe { set(ctx, which, abi::Bytes::new(&value)) };
+    }
+    0
+}
+
+/// The request's environ as the dispatch script sees it (mod_wsgi's).
+fn dispatch_environ(ex: &Exchange, group: &group::Group, group_name: &str) -> py::PyResult<PyObj> {
+    let environ = environ::build(ex, group, &py::none())?;
+    py::dict_set(&environ, "mod_wsgi.process_group", &py::text("")?)?;
+    py::dict_set(&environ, "mod_wsgi.application_group", &py::latin1(group_name.as_bytes())?)?;
+    for key in ["mod_wsgi.callable_object", "wsgi.input", "wsgi.input_terminated"] {
+        environ.call_method("pop", &[&py::text(key)?, &py::none()])?;
+    }
+    Ok(environ)
+}
+
+/// Logs the pending exception's traceback after `what`, without the GIL; -1.
+fn failed(ex: &Exchange, what: &str) -> c_int {
+    let traceback = error::take_traceback();
+    crate::gil::outside(|| {
+        ex.log(level::ERR, what);
+        traceback.iter().for_each(|line| ex.log(level::ERR, line));
+    });
+    -1
+}
