@@ -22,7 +22,7 @@ def application_group(environ):
     return '%s:%s' % (first, seen)
 
 def process_group(environ):
-    return 'site' if environ['PATH_INFO'].startswith('/daemon') else None
+    return 'site' if '/daemon' in environ['SCRIPT_NAME'] + environ['PATH_INFO'] else None
 
 def callable_object(environ):
     return 'other' if environ.get('QUERY_STRING') == 'other' else None
@@ -69,10 +69,43 @@ fn the_dispatch_script_chooses_group_process_and_callable() {
     expect("/number", 500, "");
     let log = apache.error_log();
     assert!(log.contains("RuntimeError: dispatch failed on purpose"), "{log}");
-    assert!(log.contains("Application group must be a byte string"), "{log}");
+    assert!(log.contains("Application group must be a string object"), "{log}");
     // It still serves afterwards.
     expect("/alpha", 200, "application group=alpha:True|True|False process=");
     assert!(crash_lines(&log).is_empty(), "{log}");
+}
+
+/// The usual shape: applications in daemons (WSGIRestrictEmbedded On), the dispatch script in
+/// Apache's children all the same (Python starts there for it, as in mod_wsgi); its answer is
+/// bound by WSGIRestrictProcess like a configured process group.
+#[test]
+fn dispatch_under_restrict_embedded_chooses_the_daemon() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch users");
+    }
+    let dir = TempDir::new("dispatch-daemons");
+    dir.write("dispatch.wsgi", DISPATCH);
+    dir.write("app.wsgi", APP);
+    dir.write("run/.keep", "");
+    let apache = Apache::start_in(
+        dir,
+        Mpm::Event,
+        "WSGIRestrictEmbedded On\nWSGISocketPrefix {dir}/run/wsgi\n\
+         WSGIDaemonProcess site user=nobody threads=2\nWSGIDaemonProcess other user=nobody threads=2\n\
+         WSGIDispatchScript {dir}/dispatch.wsgi\n\
+         WSGIScriptAlias / {dir}/app.wsgi process-group=other application-group=configured\n\
+         <Location /restricted>\n    WSGIRestrictProcess other\n</Location>\n",
+    );
+    let get = |path: &str| {
+        let r = apache.get(path);
+        (r.status, r.text())
+    };
+    // Configured: daemon 'other'; the dispatch environ shows no process group all the same.
+    assert_eq!(get("/plain"), (200, "application group=plain:True|True|False process=other".to_string()), "{}", apache.error_log());
+    assert_eq!(get("/daemon"), (200, "application group=daemon:True|True|False process=site".to_string()), "{}", apache.error_log());
+    assert_eq!(get("/restricted/daemon").0, 500);
+    assert!(apache.error_log().contains("Daemon process called 'site' cannot be accessed by this WSGI application"), "{}", apache.error_log());
+    assert!(crash_lines(&apache.error_log()).is_empty(), "{}", apache.error_log());
 }
 
 #[test]

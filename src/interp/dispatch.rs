@@ -9,7 +9,8 @@
 //! `mod_wsgi.process_group` empty and `mod_wsgi.application_group` naming the dispatch group,
 //! and no `mod_wsgi.callable_object` or `wsgi.input` (mod_wsgi's).
 
-use super::exchange::Exchange;
+use super::busy::Busy;
+use super::exchange::{Current, Exchange};
 use super::py::{self, PyObj};
 use super::script::{self, LoadError};
 use super::{environ, error, group};
@@ -27,38 +28,84 @@ const QUESTIONS: [(&str, c_int, &str); 3] = [
 
 /// Runs the dispatch script of `request` (its `script` and `group`); each answer goes to
 /// `set(ctx, which, value)` as it comes, with the GIL held (the callback only copies it).
-/// 0, or -1 after logging why (the request is then a 500, as in mod_wsgi).
+/// 0; -1 after logging why (the request is then a 500); -2 when no Python slot could be had
+/// (a 503, as for a request).
 pub fn dispatch(request: &abi::Request, ctx: *mut c_void, set: abi::DispatchSetFn) -> c_int {
     let ex = Exchange::new(request);
+    // The script's own output (print, mod_wsgi.log) goes to this request's log lines.
+    let _current = Current::set(request);
     // SAFETY: byte strings valid for the call.
     let (script, group_name) = unsafe { (request.script.to_text(), request.group.to_text()) };
     let gil_mode = ex.environ_value(abi::gil_mode::ENVIRON_KEY).map_or(abi::gil_mode::SHARED, abi::gil_mode::from_environ_value);
     let options = ex.environ_value(abi::interpreter_options::ENVIRON_KEY).unwrap_or_default();
+    // As for a request: a shared-GIL slot before the group is looked up or created, else a
+    // slot of the group's own GIL once it exists. The slot is given back "unused": a dispatch
+    // is not a request for the tuner of `WSGIPythonConcurrency auto`.
+    let own_gil = group::lookup(&group_name).map_or_else(|| group::wants_own_gil(&group_name, gil_mode), |g| g.own_gil);
+    let mut ticket = if own_gil {
+        None
+    } else {
+        match scheduler::enter() {
+            Ok(ticket) => Some(ticket),
+            Err(_) => return no_slot(&ex, &script),
+        }
+    };
     let group = match group::get_or_create(&group_name, 0, gil_mode, options) {
         Ok(group) => group,
         Err(message) => {
             message.lines().for_each(|line| ex.log(level::ERR, line));
+            ticket.into_iter().for_each(scheduler::Ticket::unused);
             return -1;
         }
     };
-    // A slot of the group's GIL first, then the GIL, as for a request.
-    let entered = if group.own_gil { scheduler::enter_gate(group.gate) } else { scheduler::enter() };
-    let Ok(_ticket) = entered else {
-        ex.log(level::ERR, &format!("Dispatch script '{script}' got no Python slot; returning 503 is not possible here, the request fails."));
-        return -1;
+    if group.own_gil {
+        ticket.take().into_iter().for_each(scheduler::Ticket::unused);
+        match scheduler::enter_gate(group.gate) {
+            Ok(entered) => ticket = Some(entered),
+            Err(_) => return no_slot(&ex, &script),
+        }
+    } else if ticket.is_none() {
+        match scheduler::enter() {
+            Ok(entered) => ticket = Some(entered),
+            Err(_) => return no_slot(&ex, &script),
+        }
+    }
+    let status = {
+        let _gil = GilGuard::acquire(group.index);
+        match Busy::enter(group.index) {
+            // Interruptible like a request (a non-graceful stop, request-timeout).
+            Ok(_busy) => run(&ex, group, &group_name, &script, ctx, set),
+            Err(_) => {
+                ex.log(level::ERR, &format!("Dispatch script '{script}' not run: this process is shutting down."));
+                -2
+            }
+        }
     };
-    let _gil = GilGuard::acquire(group.index);
-    let module = match script::load(group, &script, true) {
+    ticket.into_iter().for_each(scheduler::Ticket::unused);
+    status
+}
+
+fn no_slot(ex: &Exchange, script: &str) -> c_int {
+    ex.log(level::ERR, &format!("Dispatch script '{script}' got no Python slot (WSGIPythonQueueTimeout, or this process is shutting down); returning 503."));
+    -2
+}
+
+/// Loads the script (GIL held) and asks its functions.
+fn run(ex: &Exchange, group: &group::Group, group_name: &str, script: &str, ctx: *mut c_void, set: abi::DispatchSetFn) -> c_int {
+    // As WSGIScriptReloading says for the request's directory (default On).
+    let reloading = ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0");
+    let module = match script::load(group, script, reloading) {
         Ok(module) => module,
         Err(LoadError::Unreadable(e)) => {
-            ex.log(level::ERR, &format!("Dispatch script '{script}' cannot be read: {e}"));
+            let message = format!("Dispatch script '{script}' cannot be read: {e}");
+            crate::gil::outside(|| ex.log(level::ERR, &message));
             return -1;
         }
-        Err(LoadError::Raised) => return failed(&ex, &format!("Failed to exec Python dispatch script '{script}'.")),
+        Err(LoadError::Raised) => return failed(ex, &format!("Failed to exec Python dispatch script '{script}'.")),
     };
-    let environ = match dispatch_environ(&ex, group, &group_name) {
+    let environ = match dispatch_environ(ex, group, group_name) {
         Ok(environ) => environ,
-        Err(_) => return failed(&ex, &format!("Cannot build the environ for dispatch script '{script}'.")),
+        Err(_) => return failed(ex, &format!("Cannot build the environ for dispatch script '{script}'.")),
     };
     for (function, which, what) in QUESTIONS {
         if !module.hasattr(function) {
@@ -66,14 +113,15 @@ pub fn dispatch(request: &abi::Request, ctx: *mut c_void, set: abi::DispatchSetF
         }
         let answer = module.getattr(function).and_then(|f| f.call(&[&environ]));
         let Ok(answer) = answer else {
-            return failed(&ex, &format!("Exception occurred processing dispatch script '{script}' ({function})."));
+            return failed(ex, &format!("Exception occurred processing dispatch script '{script}' ({function})."));
         };
         if answer.is_none() {
             continue;
         }
         let value = py::as_bytes(&answer).map(<[u8]>::to_vec).or_else(|| py::latin1_bytes(&answer));
         let Some(value) = value else {
-            ex.log(level::ERR, &format!("Dispatch script '{script}': {what} must be a byte string (or latin-1 text), {function}() returned something else."));
+            let message = format!("Dispatch script '{script}': {what} must be a string object, {function}() returned something else.");
+            crate::gil::outside(|| ex.log(level::ERR, &message));
             return -1;
         };
         // SAFETY: the module's callback copies the bytes, which live for the call.

@@ -26,8 +26,11 @@ pub fn build(ex: &Exchange, group: &Group, input: &PyObj) -> PyResult<PyObj> {
             continue; // the module's word to the engine, not the application's
         }
         if name == crate::abi::request_rec::ENVIRON_KEY {
-            // WSGIPassApacheRequest: the address the module wrote, as mod_wsgi's capsule.
-            if let Some(address) = std::str::from_utf8(value).ok().and_then(|v| v.parse::<usize>().ok()).filter(|a| *a != 0) {
+            // WSGIPassApacheRequest: the address the module wrote, as mod_wsgi's capsule; never
+            // in a daemon, where no request_rec of this process exists.
+            let embedded = settings::get().process_group.is_empty();
+            let address = embedded.then_some(value).and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.parse::<usize>().ok());
+            if let Some(address) = address.filter(|a| *a != 0) {
                 // SAFETY: a capsule over the request the module is serving, alive for the
                 // whole WSGI call; without a name or destructor, as mod_wsgi makes it.
                 let capsule = unsafe { PyObj::from_owned(crate::pyffi::PyCapsule_New(address as *mut std::ffi::c_void, std::ptr::null(), None))? };

@@ -14,6 +14,27 @@ use super::request::RequestRec;
 use super::trampoline::trampoline;
 use crate::abi;
 use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether the configuration has a `WSGIDispatchScript` anywhere: Apache's children then
+/// start Python even under `WSGIRestrictEmbedded On` (as mod_wsgi's `wsgi_python_required`),
+/// to run it; applications still may not run there.
+static CONFIGURED: AtomicBool = AtomicBool::new(false);
+
+/// The directive was read (any context).
+pub fn note_configured() {
+    CONFIGURED.store(true, Ordering::Relaxed);
+}
+
+/// Before the configuration is read (again).
+pub fn reset() {
+    CONFIGURED.store(false, Ordering::Relaxed);
+}
+
+/// Whether Apache's children need Python for dispatch scripts.
+pub fn configured() -> bool {
+    CONFIGURED.load(Ordering::Relaxed)
+}
 
 /// What the script's functions answered (`None`: not defined, or returned `None`).
 #[derive(Default)]
@@ -52,10 +73,11 @@ pub fn run(r: &RequestRec, facts: &impl RequestFacts, environ: &[(Vec<u8>, Vec<u
     // SAFETY: request and everything it points to (ctx, pairs, the strings) and `answers`
     // outlive the call; `set_answer` is given `answers` as its context.
     let status = unsafe { (engine.dispatch)(&request, (&mut answers as *mut Answers).cast(), set_answer) };
-    if status != 0 {
-        return Err(apache::HTTP_INTERNAL_SERVER_ERROR as c_int);
+    match status {
+        0 => Ok(answers),
+        -2 => Err(apache::HTTP_SERVICE_UNAVAILABLE as c_int),
+        _ => Err(apache::HTTP_INTERNAL_SERVER_ERROR as c_int),
     }
-    Ok(answers)
 }
 
 /// `abi::DispatchSetFn`: keeps a copy of one answer.

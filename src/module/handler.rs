@@ -31,7 +31,13 @@ pub unsafe extern "C" fn handler(r: *mut apache::request_rec) -> c_int {
         if HANDLERS.contains(&name) {
             return serve(request, None);
         }
-        // A WSGIHandlerScript of this name, defined here or in an enclosing context.
+        // A WSGIHandlerScript of this name, defined here or in an enclosing context (looked
+        // for only where some are defined: most requests with another handler are files).
+        // SAFETY: live request; both config vectors hold our records.
+        let (server, dir) = unsafe { (server_config(request.server()), dir_config(request.per_dir_config())) };
+        if server.options.handler_scripts.is_empty() && dir.options.handler_scripts.is_empty() {
+            return apache::DECLINED;
+        }
         let handler_script = effective_options(request).handler_scripts.into_iter().find(|s| s.name == name);
         match handler_script {
             Some(script) => serve(request, Some(script)),
@@ -50,6 +56,12 @@ fn effective_options(r: &RequestRec) -> AppOptions {
         options = AppOptions::merge(&options, &alias.options);
     }
     options
+}
+
+/// Bytes from Python as latin-1 text (what the engine sends for a `str`), one char per byte:
+/// distinct names stay distinct.
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
 }
 
 /// Whether a `WSGIScriptAlias` (which only the administrator can write) mapped the request,
@@ -103,6 +115,14 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
     }
     let mapped = MappedPath::of(r);
     let mut environ = build_environ(r, &options, &mapped);
+    if let Some(h) = &handler_script {
+        // mod_wsgi's keys for a handler script's request.
+        for (key, value) in [(&b"mod_wsgi.handler_script"[..], h.script.as_bytes()), (b"mod_wsgi.request_handler", h.name.as_bytes())] {
+            if let Some(entry) = environ.iter_mut().find(|(k, _)| k == key) {
+                entry.1 = value.to_vec();
+            }
+        }
+    }
     // The module's words to the engine and the daemons (added below) never come from SetEnv:
     // the group's WSGIPerInterpreterGIL (`abi::gil_mode::ENVIRON_KEY`), its replicas
     // (`abi::replicas`), its other `<WSGIInterpreterOptions>` settings
@@ -127,7 +147,11 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
             Err(status) => return status,
         };
         let expand = |name: &str, value: &[u8]| {
-            let text = String::from_utf8_lossy(value).into_owned();
+            let text = latin1(value);
+            if text.contains('\0') {
+                log::request(log::ERR, r.as_ptr(), &format!("WSGIDispatchScript '{}': the {name} it returned holds a NUL character.", dispatch.script));
+                return Err(apache::HTTP_INTERNAL_SERVER_ERROR as c_int);
+            }
             GroupSpec::parse(&text).map(|spec| GroupSpec::expand(Some(&spec), &facts)).map_err(|e| {
                 log::request(log::ERR, r.as_ptr(), &format!("WSGIDispatchScript '{}': {name} '{text}': {e}", dispatch.script));
                 apache::HTTP_INTERNAL_SERVER_ERROR as c_int
@@ -141,8 +165,13 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
                 }
             }
         }
+        // Replicas named here (replicas= of the directory or alias) are of the configured
+        // group, not of one the script chose.
+        if answers.application_group.is_some() {
+            options.replicas = None;
+        }
         if let Some(value) = &answers.callable_object {
-            callable = expand_callable(Some(&String::from_utf8_lossy(value)), &facts);
+            callable = expand_callable(Some(&latin1(value)), &facts);
         }
     }
     if let Some(entry) = environ.iter_mut().find(|(k, _)| k == b"mod_wsgi.process_group") {

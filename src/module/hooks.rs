@@ -82,7 +82,7 @@ unsafe extern "C" fn check_config(
     trampoline("check_config", apache::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
         // SAFETY: s is the main server_rec.
         let config = unsafe { server_config(s) };
-        if config.restrict_embedded == Some(true) {
+        if config.restrict_embedded == Some(true) && !super::dispatch::configured() {
             return apache::OK as c_int;
         }
         match engine_loader::engine_for(config.python_home.as_deref().map(Path::new)) {
@@ -122,7 +122,8 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
         daemon::supervisor::close_listeners();
         // SAFETY: s is the main server_rec.
         let config = unsafe { server_config(s) };
-        if config.restrict_embedded == Some(true) {
+        // WSGIRestrictEmbedded On: no Python here, unless dispatch scripts must run here.
+        if config.restrict_embedded == Some(true) && !super::dispatch::configured() {
             return;
         }
         // Before Python starts (other modules' child_init may have started threads, mod_http2's

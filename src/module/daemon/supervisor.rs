@@ -121,6 +121,7 @@ pub unsafe extern "C" fn pre_config(_pconf: *mut apache::apr_pool_t, _plog: *mut
     trampoline("pre_config", apache::OK as c_int, || {
         NAMES.lock().unwrap_or_else(|e| e.into_inner()).clear();
         super::super::imports::clear();
+        super::super::dispatch::reset();
         forget_tokens();
         take_registry();
         FORKS_DEFERRED.store(false, Ordering::Relaxed);

@@ -312,6 +312,7 @@ pub fn parse_dispatch_script(line: &str) -> Result<DispatchScript, String> {
 unsafe extern "C" fn dispatch_script(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
         d.options().dispatch_script = Some(parse_dispatch_script(&d.arg)?);
+        super::dispatch::note_configured();
         Ok(())
     })
 }
