@@ -295,6 +295,22 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// The environ entries by which the module tells the engine how to create the
+    /// interpreter of `application_group` in `process_group`: its `WSGIPerInterpreterGIL`
+    /// (`abi::gil_mode`) and its other container settings (`abi::interpreter_options`), each
+    /// only when not the default. For requests, dispatch scripts and daemons alike.
+    pub fn interpreter_entries(&self, process_group: &str, application_group: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut entries = Vec::new();
+        if let Some(value) = crate::abi::gil_mode::environ_value(self.gil_mode(process_group, application_group).to_abi()) {
+            entries.push((crate::abi::gil_mode::ENVIRON_KEY.to_vec(), value.to_vec()));
+        }
+        let options = self.group_options(process_group, application_group);
+        if !options.is_empty() {
+            entries.push((crate::abi::interpreter_options::ENVIRON_KEY.to_vec(), options.encode()));
+        }
+        entries
+    }
+
     /// [`resolve_group_options`] with this server's containers.
     pub fn group_options(&self, process_group: &str, application_group: &str) -> GroupOptions {
         resolve_group_options(&self.interpreter_options, process_group, application_group)

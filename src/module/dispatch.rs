@@ -59,13 +59,7 @@ pub fn run(r: &RequestRec, facts: &impl RequestFacts, environ: &[(Vec<u8>, Vec<u
     let mut environ = environ.to_vec();
     // SAFETY: every request has a live server_rec with our config.
     let server = unsafe { server_config(r.server()) };
-    if let Some(value) = abi::gil_mode::environ_value(server.gil_mode("", &group).to_abi()) {
-        environ.push((abi::gil_mode::ENVIRON_KEY.to_vec(), value.to_vec()));
-    }
-    let group_options = server.group_options("", &group);
-    if !group_options.is_empty() {
-        environ.push((abi::interpreter_options::ENVIRON_KEY.to_vec(), group_options.encode()));
-    }
+    environ.extend(server.interpreter_entries("", &group));
     let pairs: Vec<abi::Pair> = environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
     let mut ctx = CallbackContext::new(r, false, false);
     let request = ctx.engine_request(&pairs, dispatch.script.as_bytes(), b"", group.as_bytes());

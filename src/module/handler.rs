@@ -189,14 +189,7 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
     }
     // SAFETY: every request has a live server_rec with our config.
     let server = unsafe { server_config(r.server()) };
-    let gil_mode = server.gil_mode(&process_group, &group).to_abi();
-    if let Some(value) = abi::gil_mode::environ_value(gil_mode) {
-        environ.push((abi::gil_mode::ENVIRON_KEY.to_vec(), value.to_vec()));
-    }
-    let group_options = server.group_options(&process_group, &group);
-    if !group_options.is_empty() {
-        environ.push((abi::interpreter_options::ENVIRON_KEY.to_vec(), group_options.encode()));
-    }
+    environ.extend(server.interpreter_entries(&process_group, &group));
     let replicas = server.replicas(options.replicas, &process_group, &group);
     if replicas > 1 {
         environ.push((abi::replicas::ENVIRON_KEY.to_vec(), replicas.to_string().into_bytes()));

@@ -630,14 +630,7 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     // SAFETY: the main server's configuration, read-only after start-up.
     let main = unsafe { server_config(shared.main) };
     let application_group = String::from_utf8_lossy(&hello.group);
-    let gil_mode = main.gil_mode(&shared.name, &application_group).to_abi();
-    if let Some(value) = abi::gil_mode::environ_value(gil_mode) {
-        environ.push((abi::gil_mode::ENVIRON_KEY.to_vec(), value.to_vec()));
-    }
-    let group_options = main.group_options(&shared.name, &application_group);
-    if !group_options.is_empty() {
-        environ.push((abi::interpreter_options::ENVIRON_KEY.to_vec(), group_options.encode()));
-    }
+    environ.extend(main.interpreter_entries(&shared.name, &application_group));
     environ.push((b"mod_wsgi.daemon_start".to_vec(), now_micros().to_string().into_bytes()));
     let pairs: Vec<abi::Pair> = environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
     let request = abi::Request {

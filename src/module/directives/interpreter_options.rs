@@ -32,19 +32,6 @@ pub fn has_per_interpreter_gil(version: &str) -> bool {
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (3, 12)
 }
 
-/// The directive's file and line, for a warning (errors get them from Apache).
-fn where_is(cmd: *mut cmd_parms) -> String {
-    // SAFETY: cmd and its directive are live during the directive's call; the strings are
-    // Apache's NUL-terminated configuration text.
-    unsafe {
-        let directive = (*cmd).directive;
-        if directive.is_null() || (*directive).filename.is_null() {
-            return String::new();
-        }
-        format!("{}:{}", CStr::from_ptr((*directive).filename).to_string_lossy(), (*directive).line_num)
-    }
-}
-
 /// Whether the directive being read sits directly inside a `<WSGIInterpreterOptions>`.
 fn in_interpreter_options(cmd: *mut cmd_parms) -> bool {
     // SAFETY: cmd, its directive and the parent chain are live during the directive's call.

@@ -207,6 +207,19 @@ fn directive(
     })
 }
 
+/// The directive's file and line, for a warning (errors get them from Apache).
+pub(super) fn where_is(cmd: *mut cmd_parms) -> String {
+    // SAFETY: cmd and its directive are live during the directive's call; the strings are
+    // Apache's NUL-terminated configuration text.
+    unsafe {
+        let directive = (*cmd).directive;
+        if directive.is_null() || (*directive).filename.is_null() {
+            return String::new();
+        }
+        format!("{}:{}", CStr::from_ptr((*directive).filename).to_string_lossy(), (*directive).line_num)
+    }
+}
+
 /// An `On`/`Off` directive of the main server only.
 fn global_flag(
     cmd: *mut cmd_parms,

@@ -70,16 +70,12 @@ pub(super) unsafe extern "C" fn case_sensitivity(cmd: *mut cmd_parms, mconfig: *
 
 /// One warning, with the directive's file and line, that a mod_wsgi 6 feature is not done.
 fn not_implemented(d: &Directive, name: &str, what: &str) {
-    // SAFETY: cmd and its directive are live during the directive's call.
-    let (server, place) = unsafe {
-        let directive = (*d.cmd).directive;
-        let place = if directive.is_null() || (*directive).filename.is_null() {
-            String::new()
-        } else {
-            format!(" ({}:{})", CStr::from_ptr((*directive).filename).to_string_lossy(), (*directive).line_num)
-        };
-        ((*d.cmd).server, place)
+    let place = match where_is(d.cmd) {
+        place if place.is_empty() => place,
+        place => format!(" ({place})"),
     };
+    // SAFETY: cmd is the live cmd_parms of this directive call.
+    let server = unsafe { (*d.cmd).server };
     log::server(apache::APLOG_WARNING as c_int, server, &format!("{name}{place}: {what} is not implemented by mod_wsgi-rs; the directive is accepted and ignored."));
 }
 
