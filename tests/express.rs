@@ -28,6 +28,9 @@ fn start_server_serves_a_script_in_the_foreground() {
     let root = dir.path().join("root");
     let mut child = Command::new(EXPRESS)
         .args(["start-server", script.to_str().unwrap(), "--port", &port.to_string(), "--server-root", root.to_str().unwrap()])
+        // The working directory (the daemons' home) must be reachable by Apache's user, which
+        // a checkout need not be (a mode-700 temporary directory): the test's own directory.
+        .current_dir(dir.path())
         .env("MOD_WSGI_MODULE", module_path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -278,6 +281,7 @@ fn setup_server_writes_an_apachectl_that_starts_and_stops_it() {
     let out = Command::new(EXPRESS)
         .args(["setup-server", script.to_str().unwrap(), "--port", &port.to_string(), "--server-root", root.to_str().unwrap()])
         .args(["--setenv", "STAGE", "test", "--include-file", extra.to_str().unwrap(), "--compress-responses", "--startup-log"])
+        .current_dir(dir.path())
         .env("MOD_WSGI_MODULE", module_path())
         .output()
         .unwrap();

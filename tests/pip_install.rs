@@ -102,6 +102,8 @@ fn start_server_serves(venv: &Path, version: &str) {
     let stderr = dir.path().join("express.stderr");
     let child = Command::new(venv.join("bin/mod_wsgi-express"))
         .args(["start-server", script.to_str().unwrap(), "--port", &port.to_string(), "--server-root", root.to_str().unwrap()])
+        // A working directory Apache's user can reach, wherever the checkout is.
+        .current_dir(dir.path())
         .env_remove("MOD_WSGI_MODULE")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr).unwrap())
