@@ -40,7 +40,7 @@ fn run(cmd: &mut Command) -> String {
 
 /// A fresh environment of `python` with the project pip-installed into it.
 fn venv_with_package(python: &Path, tag: &str) -> PathBuf {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pip-{tag}"));
+    let base = cache_dir(&format!("pip-{tag}"));
     let _ = std::fs::remove_dir_all(&base);
     let src = base.join("src");
     std::fs::create_dir_all(&src).unwrap();

@@ -737,3 +737,13 @@ pub fn gil_race(apache: &Apache, spin_path: &str, poke_path: &str, bound: u32) -
         (spun.text(), poked.text())
     })
 }
+
+/// A directory for what tests install and keep between runs (Django from PyPI, pip's venvs),
+/// under the system's temporary directory rather than the checkout: Apache's children run as
+/// `nobody`, who cannot reach into a checkout under a mode-700 directory.
+pub fn cache_dir(name: &str) -> PathBuf {
+    let base = std::env::temp_dir().join("mod_wsgi-rs-test-cache");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+    base.join(name)
+}

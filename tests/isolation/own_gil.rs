@@ -13,7 +13,7 @@ const VERSION: &str = "3.13";
 fn django_site() -> &'static str {
     static SITE: OnceLock<String> = OnceLock::new();
     SITE.get_or_init(|| {
-        let site = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("isolation-django-{VERSION}"));
+        let site = cache_dir(&format!("isolation-django-{VERSION}"));
         if !site.join("django").is_dir() {
             pip_install_for(VERSION, &site, &["django>=5.1,<5.3"]);
         }
