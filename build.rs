@@ -66,6 +66,8 @@ const ALLOWED_TYPES: &[&str] = &[
     "apr_proc_t", "unixd_config_rec",
     // mod_wsgi.server_metrics() (src/module/scoreboard.rs).
     "global_score", "process_score", "worker_score",
+    // WSGIAccessScript, WSGIAuthUserScript, WSGIAuthGroupScript (src/module/auth.rs).
+    "authn_provider", "authz_provider", "authn_status", "authz_status",
 ];
 const ALLOWED_FUNCTIONS: &[&str] = &[
     "ap_hook_translate_name", "ap_hook_handler", "ap_hook_check_config", "ap_hook_child_stopping", "ap_hook_child_init", "ap_hook_post_config",
@@ -88,6 +90,8 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     "ap_get_scoreboard_worker_from_indexes", "ap_hook_pre_mpm", "apr_time_now",
     // Unmapping it, or making it read-only, in a daemon right after its fork (scoreboard.rs).
     "ap_calc_scoreboard_size",
+    // Access and auth scripts (src/module/auth.rs).
+    "ap_register_provider", "ap_hook_access_checker", "ap_get_remote_host", "ap_satisfies", "ap_getword_white",
 ];
 const ALLOWED_VARS: &[&str] = &[
     "MODULE_MAGIC_NUMBER_MAJOR", "MODULE_MAGIC_NUMBER_MINOR", "MODULE_MAGIC_COOKIE",
@@ -101,6 +105,11 @@ const ALLOWED_VARS: &[&str] = &[
     // Where the scoreboard's shared memory is, and "no scoreboard" in a daemon that unmapped
     // it (scoreboard.rs).
     "ap_scoreboard_image",
+    // Access and auth scripts (src/module/auth.rs).
+    "AUTHN_PROVIDER_GROUP", "AUTHZ_PROVIDER_GROUP", "AUTHN_PROVIDER_VERSION", "AUTHZ_PROVIDER_VERSION",
+    "AUTH_DENIED", "AUTH_GRANTED", "AUTH_USER_FOUND", "AUTH_USER_NOT_FOUND", "AUTH_GENERAL_ERROR",
+    "AUTHZ_DENIED", "AUTHZ_GRANTED", "AUTHZ_NEUTRAL", "AUTHZ_GENERAL_ERROR", "AUTHZ_DENIED_NO_USER",
+    "REMOTE_HOST", "SATISFY_ANY",
 ];
 
 fn find_program(candidates: &[&str]) -> String {

@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 17;
+pub const ABI_VERSION: u32 = 18;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -442,14 +442,66 @@ pub struct Engine {
     /// Runs a `WSGIDispatchScript` (the request's `script`, in its `group`; `callable` is
     /// unused): each answer goes to `set` with `ctx` ([`dispatch`]). 0, or -1 after logging
     /// why through the request's `log`. Called without the GIL, before the request is served.
-    pub dispatch: unsafe extern "C" fn(request: *const Request, ctx: *mut c_void, set: DispatchSetFn) -> c_int,
+    pub dispatch: unsafe extern "C" fn(request: *const Request, ctx: *mut c_void, set: AnswerFn) -> c_int,
+    /// Asks an access or auth script (`WSGIAccessScript`, `WSGIAuthUserScript`,
+    /// `WSGIAuthGroupScript`: the request's `script`, in its `group`) the `question`; the
+    /// answer is one of [`auth`]'s results, with any names it carries given to `set` with
+    /// `ctx` first. Called without the GIL, in Apache's access and auth phases.
+    pub auth: unsafe extern "C" fn(request: *const Request, question: *const AuthQuestion, ctx: *mut c_void, set: AnswerFn) -> c_int,
 }
 
-/// Receives one answer of a dispatch script: `which` is one of [`dispatch`]'s constants, the
-/// value is valid for the call only.
-pub type DispatchSetFn = unsafe extern "C" fn(ctx: *mut c_void, which: c_int, value: Bytes);
+/// What an access or auth script is asked ([`Engine::auth`]).
+#[repr(C)]
+pub struct AuthQuestion {
+    /// One of [`auth`]'s kinds.
+    pub kind: c_int,
+    /// The user (`check_password`, `get_realm_hash`, `groups_for_user`).
+    pub user: Bytes,
+    /// The password (`check_password`) or the realm (`get_realm_hash`).
+    pub secret: Bytes,
+    /// The client's host name or address (`allow_access`).
+    pub host: Bytes,
+}
 
-/// What a `WSGIDispatchScript` function answered (the `which` of [`DispatchSetFn`]).
+/// mod_wsgi's access and auth hooks: what is asked ([`AuthQuestion::kind`]), what comes back
+/// ([`Engine::auth`]'s result) and what is handed over on the way (the `which` of its
+/// [`AnswerFn`]).
+pub mod auth {
+    use std::ffi::c_int;
+    /// `allow_access(environ, host)` of a `WSGIAccessScript`.
+    pub const ALLOW_ACCESS: c_int = 0;
+    /// `check_password(environ, user, password)` of a `WSGIAuthUserScript` (Basic).
+    pub const CHECK_PASSWORD: c_int = 1;
+    /// `get_realm_hash(environ, user, realm)` of a `WSGIAuthUserScript` (Digest).
+    pub const GET_REALM_HASH: c_int = 2;
+    /// `groups_for_user(environ, user)` of a `WSGIAuthGroupScript`.
+    pub const GROUPS_FOR_USER: c_int = 3;
+
+    /// True: allowed, the password is right, the user's hash or groups were found.
+    pub const YES: c_int = 1;
+    /// False: refused, the password is wrong.
+    pub const NO: c_int = 0;
+    /// None: no opinion (access), no such user (auth).
+    pub const UNKNOWN: c_int = 2;
+    /// The script raised, is missing its function, or answered something it may not; the
+    /// reason is logged. Apache's 500.
+    pub const ERROR: c_int = -1;
+    /// No Python slot could be had, or the process is stopping. Apache's 503.
+    pub const NO_SLOT: c_int = -2;
+
+    /// `check_password` returned a user name: Apache's user becomes it.
+    pub const USER_NAME: c_int = 0;
+    /// `get_realm_hash`'s hash (hex MD5 of `user:realm:password`).
+    pub const REALM_HASH: c_int = 1;
+    /// One group of `groups_for_user`'s answer (once per group).
+    pub const GROUP: c_int = 2;
+}
+
+/// Receives one answer of a dispatch, access or auth script: `which` is one of [`dispatch`]'s
+/// or [`auth`]'s constants, the value is valid for the call only.
+pub type AnswerFn = unsafe extern "C" fn(ctx: *mut c_void, which: c_int, value: Bytes);
+
+/// What a `WSGIDispatchScript` function answered (the `which` of [`AnswerFn`]).
 pub mod dispatch {
     use std::ffi::c_int;
     pub const PROCESS_GROUP: c_int = 0;

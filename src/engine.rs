@@ -33,6 +33,7 @@ static ENGINE: Engine = Engine {
     progress,
     dump_stacks_nogil,
     dispatch,
+    auth,
 };
 
 /// The ABI marker the module finds by reading this file (see `abi::MARKER`); kept in the
@@ -87,10 +88,17 @@ unsafe extern "C" fn ending() {
     trampoline("ending", (), gil::process_ending)
 }
 
-unsafe extern "C" fn dispatch(request: *const Request, ctx: *mut std::ffi::c_void, set: abi::DispatchSetFn) -> i32 {
+unsafe extern "C" fn dispatch(request: *const Request, ctx: *mut std::ffi::c_void, set: abi::AnswerFn) -> i32 {
     trampoline("dispatch script", -1, || {
         // SAFETY: the module passes a request valid for the call.
         interp::dispatch::dispatch(unsafe { &*request }, ctx, set)
+    })
+}
+
+unsafe extern "C" fn auth(request: *const Request, question: *const abi::AuthQuestion, ctx: *mut std::ffi::c_void, set: abi::AnswerFn) -> i32 {
+    trampoline("access or auth script", abi::auth::ERROR, || {
+        // SAFETY: the module passes a request and a question valid for the call.
+        interp::auth::ask(unsafe { &*request }, unsafe { &*question }, ctx, set)
     })
 }
 

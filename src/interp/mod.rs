@@ -1,5 +1,6 @@
 //! Interpreters, application groups, script loading and the WSGI protocol (the engine side).
 
+pub mod auth;
 mod builtins;
 pub mod dispatch;
 pub mod busy;
@@ -15,6 +16,7 @@ mod replicas;
 pub mod runtime;
 mod script;
 mod settings;
+mod side_script;
 pub mod stacks;
 mod request_objects;
 mod start_response;

@@ -284,3 +284,37 @@ pub fn raise(exc_type: *mut ffi::PyObject, message: &str) -> PyErrSet {
     unsafe { ffi::PyErr_SetString(exc_type, message.as_ptr()) };
     PyErrSet
 }
+
+/// `Some(b)` when `obj` is `True` or `False` itself (not merely truthy), else `None`.
+pub fn as_bool(obj: &PyObj) -> Option<bool> {
+    [true, false].into_iter().find(|&b| boolean(b).as_ptr() == obj.as_ptr())
+}
+
+/// Every item `obj` yields, or `Err` when it is not iterable or its iteration raised (the
+/// exception is left set).
+pub fn collect(obj: &PyObj) -> PyResult<Vec<PyObj>> {
+    // SAFETY: live object; a new iterator reference or null with an exception.
+    let iter = unsafe { PyObj::from_owned(ffi::PyObject_GetIter(obj.as_ptr())) }?;
+    let mut items = Vec::new();
+    loop {
+        // SAFETY: live iterator; null is the end, or an error when one is set.
+        let item = unsafe { ffi::PyIter_Next(iter.as_ptr()) };
+        if item.is_null() {
+            // SAFETY: checks whether null meant an error.
+            return if unsafe { ffi::PyErr_Occurred() }.is_null() { Ok(items) } else { Err(PyErrSet) };
+        }
+        // SAFETY: PyIter_Next returned a new reference.
+        items.push(unsafe { PyObj::from_owned(item) }?);
+    }
+}
+
+/// The name of `obj`'s type, for messages.
+pub fn type_name(obj: &PyObj) -> String {
+    // SAFETY: a live object's type is live; a missing __name__ is cleared.
+    let name = unsafe { PyObj::from_borrowed(ffi::Py_TYPE(obj.as_ptr()).cast()) }.and_then(|t| t.getattr("__name__")).map(|n| n.to_text());
+    name.unwrap_or_else(|_| {
+        // SAFETY: under the GIL; discards the lookup failure.
+        unsafe { ffi::PyErr_Clear() };
+        "object".into()
+    })
+}

@@ -179,6 +179,25 @@ pub struct AppOptions {
     /// `WSGIHandlerScript` definitions of this level; a nearer level's replaces a farther
     /// one's of the same name, as mod_wsgi overlays its tables.
     pub handler_scripts: Vec<HandlerScript>,
+    /// `WSGIAccessScript`, `WSGIAuthUserScript`, `WSGIAuthGroupScript`: the nearer level's
+    /// replaces the farther one's.
+    pub access_script: Option<AuthScript>,
+    pub auth_user_script: Option<AuthScript>,
+    pub auth_group_script: Option<AuthScript>,
+    /// `WSGIGroupAuthoritative` (accepted; on Apache 2.4 `Require` decides, as in mod_wsgi).
+    pub group_authoritative: Option<bool>,
+}
+
+/// `WSGIAccessScript`, `WSGIAuthUserScript` or `WSGIAuthGroupScript`: `script
+/// [application-group=NAME]`, run in Apache's child (never a daemon), in `group` (default
+/// `%{GLOBAL}`, as mod_wsgi).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuthScript {
+    pub script: String,
+    pub group: Option<GroupSpec>,
+    /// Read from a `.htaccess` file, which a customer writes: it runs only where `Options
+    /// ExecCGI` is on, and in an interpreter of its own (see `auth.rs`).
+    pub from_htaccess: bool,
 }
 
 /// `WSGIDispatchScript script [application-group=NAME]`: the script whose
@@ -221,6 +240,10 @@ impl Merge for AppOptions {
             ignore_activity: add.ignore_activity.or(base.ignore_activity),
             pass_apache_request: add.pass_apache_request.or(base.pass_apache_request),
             dispatch_script: add.dispatch_script.clone().or_else(|| base.dispatch_script.clone()),
+            access_script: add.access_script.clone().or_else(|| base.access_script.clone()),
+            auth_user_script: add.auth_user_script.clone().or_else(|| base.auth_user_script.clone()),
+            auth_group_script: add.auth_group_script.clone().or_else(|| base.auth_group_script.clone()),
+            group_authoritative: add.group_authoritative.or(base.group_authoritative),
             handler_scripts: add
                 .handler_scripts
                 .iter()

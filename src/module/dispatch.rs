@@ -16,9 +16,10 @@ use crate::abi;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Whether the configuration has a `WSGIDispatchScript` anywhere: Apache's children then
-/// start Python even under `WSGIRestrictEmbedded On` (as mod_wsgi's `wsgi_python_required`),
-/// to run it; applications still may not run there.
+/// Whether the configuration has a `WSGIDispatchScript`, or an access or auth script
+/// (`auth.rs`), anywhere in the server's files: Apache's children then start Python even
+/// under `WSGIRestrictEmbedded On` (as mod_wsgi's `wsgi_python_required`), to run them;
+/// applications still may not run there.
 static CONFIGURED: AtomicBool = AtomicBool::new(false);
 
 /// The directive was read (any context).
@@ -31,7 +32,7 @@ pub fn reset() {
     CONFIGURED.store(false, Ordering::Relaxed);
 }
 
-/// Whether Apache's children need Python for dispatch scripts.
+/// Whether Apache's children need Python for dispatch, access or auth scripts.
 pub fn configured() -> bool {
     CONFIGURED.load(Ordering::Relaxed)
 }
@@ -74,7 +75,7 @@ pub fn run(r: &RequestRec, facts: &impl RequestFacts, environ: &[(Vec<u8>, Vec<u
     }
 }
 
-/// `abi::DispatchSetFn`: keeps a copy of one answer.
+/// `abi::AnswerFn`: keeps a copy of one answer.
 unsafe extern "C" fn set_answer(ctx: *mut c_void, which: c_int, value: abi::Bytes) {
     trampoline("dispatch script answer", (), || {
         // SAFETY: ctx is the `Answers` that `run` passed, alive for the engine's call; the

@@ -47,7 +47,7 @@ pub unsafe extern "C" fn handler(r: *mut apache::request_rec) -> c_int {
 }
 
 /// mod_wsgi's precedence: the alias's options, then the directory's, then the server's.
-fn effective_options(r: &RequestRec) -> AppOptions {
+pub(super) fn effective_options(r: &RequestRec) -> AppOptions {
     // SAFETY: live request; both config vectors hold our records.
     let (server, dir) = unsafe { (server_config(r.server()), dir_config(r.per_dir_config())) };
     let mut options = AppOptions::merge(&server.options, &dir.options);
@@ -237,10 +237,10 @@ fn may_select(allowed: Option<&[String]>, process_group: &str) -> bool {
 }
 
 /// Group-name expansion reads the request through this.
-struct Facts<'a> {
-    r: &'a RequestRec,
+pub(super) struct Facts<'a> {
+    pub(super) r: &'a RequestRec,
     /// SCRIPT_NAME as Apache mapped the request.
-    script_name: &'a [u8],
+    pub(super) script_name: &'a [u8],
 }
 
 impl RequestFacts for Facts<'_> {

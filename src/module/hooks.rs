@@ -48,7 +48,7 @@ static TRANSLATE_AFTER: ModuleNames<2> = ModuleNames([c"mod_alias.c".as_ptr(), s
 static TRANSLATE_BEFORE: ModuleNames<3> =
     ModuleNames([c"mod_userdir.c".as_ptr(), c"mod_vhost_alias.c".as_ptr(), std::ptr::null()]);
 
-pub unsafe extern "C" fn register_hooks(_pool: *mut apache::apr_pool_t) {
+pub unsafe extern "C" fn register_hooks(pool: *mut apache::apr_pool_t) {
     trampoline("register_hooks", (), || {
         let middle = apache::APR_HOOK_MIDDLE as c_int;
         // SAFETY: registering static functions with static, null-terminated ordering lists.
@@ -68,6 +68,7 @@ pub unsafe extern "C" fn register_hooks(_pool: *mut apache::apr_pool_t) {
             // First, so that our PATH_TRANSLATED lookups end before any other module's hook.
             apache::ap_hook_post_perdir_config(Some(environ::post_perdir_config), std::ptr::null(), std::ptr::null(), apache::APR_HOOK_REALLY_FIRST as c_int);
         }
+        super::auth::register(pool);
     })
 }
 

@@ -2,6 +2,7 @@
 
 mod alias;
 mod apache;
+mod auth;
 pub mod args;
 mod callbacks;
 mod config;

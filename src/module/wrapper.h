@@ -18,3 +18,5 @@
 #include <ap_listen.h>
 #include <apr_thread_proc.h>
 #include <scoreboard.h>
+#include <mod_auth.h>
+#include <ap_provider.h>

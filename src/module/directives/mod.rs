@@ -17,8 +17,10 @@ use super::trampoline::trampoline;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::Path;
 
+mod auth_scripts;
 mod interpreter_options;
 mod process_settings;
+use auth_scripts::{access_script, auth_group_script, auth_user_script, group_authoritative};
 use interpreter_options::{free_threading, interpreter_options, per_interpreter_gil, scoped, switch_interval};
 use process_settings::{
     case_sensitivity, destroy_interpreter, new_relic, python_eggs, python_hash_seed, slow_requests, telemetry_options,
@@ -78,8 +80,11 @@ const SERVER: u32 = apache::RSRC_CONF;
 const DIRECTORY: u32 = apache::RSRC_CONF | apache::ACCESS_CONF;
 /// Anywhere, `.htaccess` included where `AllowOverride FileInfo` allows it.
 const FILEINFO: u32 = apache::OR_FILEINFO;
+/// `<Directory>`, `<Location>`, `<Files>`, and `.htaccess` where `AllowOverride AuthConfig`
+/// allows it (never the server level).
+const AUTHCFG: u32 = apache::OR_AUTHCFG;
 
-pub static COMMANDS: CommandTable<51> = CommandTable([
+pub static COMMANDS: CommandTable<55> = CommandTable([
     raw_args(c"WSGIScriptAlias", script_alias, SERVER, c"Map location to target WSGI script file or directory."),
     raw_args(c"WSGIScriptAliasMatch", script_alias_match, SERVER, c"Map location pattern to target WSGI script file."),
     raw_args(c"WSGIApplicationGroup", application_group, DIRECTORY, c"Application interpreter group [replicas=N]."),
@@ -90,6 +95,10 @@ pub static COMMANDS: CommandTable<51> = CommandTable([
     take1(c"WSGIPythonConcurrency", python_concurrency, SERVER, c"How many threads may run Python at once: off, auto or a number."),
     take1(c"WSGIPythonQueueTimeout", queue_timeout, SERVER, c"Seconds a request may wait for a Python slot before a 503."),
     raw_args(c"WSGIDispatchScript", dispatch_script, DIRECTORY, c"Location of WSGI dispatch script."),
+    raw_args(c"WSGIAccessScript", access_script, AUTHCFG, c"Location of WSGI host access script file."),
+    raw_args(c"WSGIAuthUserScript", auth_user_script, AUTHCFG, c"Location of WSGI user auth script file."),
+    raw_args(c"WSGIAuthGroupScript", auth_group_script, AUTHCFG, c"Location of WSGI group auth script file."),
+    take1(c"WSGIGroupAuthoritative", group_authoritative, AUTHCFG, c"Enable/Disable as being authoritative on groups."),
     raw_args(c"WSGIHandlerScript", handler_script, DIRECTORY, c"Location of WSGI handler script file."),
     raw_args(c"WSGIImportScript", import_script, SERVER, c"Location of WSGI import script."),
     take1(c"WSGIPythonOptimize", python_optimize, SERVER, c"Python optimisation level (0, 1 or 2)."),

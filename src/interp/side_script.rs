@@ -1,0 +1,154 @@
+//! What the scripts that run beside a request have in common (`WSGIDispatchScript`, and the
+//! access and auth scripts): each runs in Apache's child, in the application group its
+//! directive names (the main interpreter by default), under that group's admission slot and
+//! GIL as a request would be, is loaded and reloaded as a WSGI script is, and gets the
+//! request's environ without what only an application has (mod_wsgi's).
+
+use super::busy::Busy;
+use super::exchange::Exchange;
+use super::py::{self, PyObj};
+use super::script::{self, LoadError};
+use super::{environ, error, group};
+use crate::abi::{self, level};
+use crate::gil::{scheduler, GilGuard};
+use std::ffi::c_int;
+
+/// Why a side script did not run, or did not finish.
+pub enum Failure {
+    /// Logged; the request is a 500.
+    Error,
+    /// No Python slot could be had, or the process is stopping (logged); a 503.
+    NoSlot,
+}
+
+/// Runs `body` with the loaded script of `request` (its `script`, in its `group`), holding
+/// the group's slot and GIL. `what` names the script in log lines ("Dispatch script").
+///
+/// The slot is given back "unused": a side script is not a request for the tuner of
+/// `WSGIPythonConcurrency auto`.
+pub fn run<T>(ex: &Exchange, request: &abi::Request, what: &str, body: impl FnOnce(&Loaded) -> Result<T, Failure>) -> Result<T, Failure> {
+    // SAFETY: byte strings valid for the call.
+    let (script, group_name) = unsafe { (request.script.to_text(), request.group.to_text()) };
+    let gil_mode = ex.environ_value(abi::gil_mode::ENVIRON_KEY).map_or(abi::gil_mode::SHARED, abi::gil_mode::from_environ_value);
+    let options = ex.environ_value(abi::interpreter_options::ENVIRON_KEY).unwrap_or_default();
+    let no_slot = || {
+        ex.log(level::ERR, &format!("{what} '{script}' got no Python slot (WSGIPythonQueueTimeout, or this process is shutting down); returning 503."));
+        Failure::NoSlot
+    };
+    // As for a request: a shared-GIL slot before the group is looked up or created, else a
+    // slot of the group's own GIL once it exists.
+    let own_gil = group::lookup(&group_name).map_or_else(|| group::wants_own_gil(&group_name, gil_mode), |g| g.own_gil);
+    let mut ticket = if own_gil {
+        None
+    } else {
+        Some(scheduler::enter().map_err(|_| no_slot())?)
+    };
+    let group = match group::get_or_create(&group_name, 0, gil_mode, options) {
+        Ok(group) => group,
+        Err(message) => {
+            message.lines().for_each(|line| ex.log(level::ERR, line));
+            ticket.into_iter().for_each(scheduler::Ticket::unused);
+            return Err(Failure::Error);
+        }
+    };
+    if group.own_gil {
+        ticket.take().into_iter().for_each(scheduler::Ticket::unused);
+        ticket = Some(scheduler::enter_gate(group.gate).map_err(|_| no_slot())?);
+    } else if ticket.is_none() {
+        ticket = Some(scheduler::enter().map_err(|_| no_slot())?);
+    }
+    let result = {
+        let _gil = GilGuard::acquire(group.index);
+        match Busy::enter(group.index) {
+            // Interruptible like a request (a non-graceful stop, request-timeout).
+            Ok(_busy) => load(ex, group, &group_name, &script, what).and_then(|loaded| body(&loaded)),
+            Err(_) => {
+                crate::gil::outside(|| ex.log(level::ERR, &format!("{what} '{script}' not run: this process is shutting down.")));
+                Err(Failure::NoSlot)
+            }
+        }
+    };
+    ticket.into_iter().for_each(scheduler::Ticket::unused);
+    result
+}
+
+/// A side script loaded in its group, with the environ its functions are called with.
+pub struct Loaded<'a> {
+    pub ex: &'a Exchange<'a>,
+    pub module: PyObj,
+    pub environ: PyObj,
+    pub script: &'a str,
+    pub what: &'a str,
+}
+
+impl Loaded<'_> {
+    /// The script's function `name`, or `None` when it has none.
+    pub fn function(&self, name: &str) -> Option<PyObj> {
+        if self.module.hasattr(name) {
+            self.module.getattr(name).ok()
+        } else {
+            None
+        }
+    }
+
+    /// Logs the pending exception's traceback after `message`, without the GIL.
+    pub fn raised(&self, message: &str) -> Failure {
+        raised(self.ex, message)
+    }
+
+    /// Logs `message` (no exception pending), without the GIL.
+    pub fn refuse(&self, message: &str) -> Failure {
+        crate::gil::outside(|| self.ex.log(level::ERR, message));
+        Failure::Error
+    }
+}
+
+/// Loads the script (GIL held) and builds its environ.
+fn load<'a>(ex: &'a Exchange<'a>, group: &group::Group, group_name: &str, script: &'a str, what: &'a str) -> Result<Loaded<'a>, Failure> {
+    // As WSGIScriptReloading says for the request's directory (default On).
+    let reloading = ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0");
+    let module = match script::load(group, script, reloading) {
+        Ok(module) => module,
+        Err(LoadError::Unreadable(e)) => {
+            let message = format!("{what} '{script}' cannot be read: {e}");
+            crate::gil::outside(|| ex.log(level::ERR, &message));
+            return Err(Failure::Error);
+        }
+        Err(LoadError::Raised) => return Err(raised(ex, &format!("Failed to exec Python script file '{script}' ({what})."))),
+    };
+    let environ = side_environ(ex, group, group_name).map_err(|_| raised(ex, &format!("Cannot build the environ for {what} '{script}'.")))?;
+    Ok(Loaded { ex, module, environ, script, what })
+}
+
+/// The request's environ as a side script sees it (mod_wsgi's): `mod_wsgi.process_group`
+/// empty (it runs in Apache's child), `mod_wsgi.application_group` naming its group, and no
+/// `mod_wsgi.callable_object` or `wsgi.input`.
+fn side_environ(ex: &Exchange, group: &group::Group, group_name: &str) -> py::PyResult<PyObj> {
+    let environ = environ::build(ex, group, &py::none())?;
+    py::dict_set(&environ, "mod_wsgi.process_group", &py::text("")?)?;
+    py::dict_set(&environ, "mod_wsgi.application_group", &py::latin1(group_name.as_bytes())?)?;
+    for key in ["mod_wsgi.callable_object", "wsgi.input", "wsgi.input_terminated"] {
+        environ.call_method("pop", &[&py::text(key)?, &py::none()])?;
+    }
+    Ok(environ)
+}
+
+/// Logs the pending exception's traceback after `message`, without the GIL.
+fn raised(ex: &Exchange, message: &str) -> Failure {
+    let traceback = error::take_traceback();
+    crate::gil::outside(|| {
+        ex.log(level::ERR, message);
+        traceback.iter().for_each(|line| ex.log(level::ERR, line));
+    });
+    Failure::Error
+}
+
+impl Failure {
+    /// The ABI's number for it: -1 (500) or -2 (503).
+    pub fn code(&self) -> c_int {
+        match self {
+            Failure::Error => -1,
+            Failure::NoSlot => -2,
+        }
+    }
+}
