@@ -13,7 +13,6 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
-const DEBIAN_MOD_WSGI: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
 
 const SETTINGS: &str = r#"
 SECRET_KEY = 'auth-test'

@@ -8,7 +8,6 @@ use common::*;
 use std::io::{Read, Write};
 use std::path::Path;
 
-const DEBIAN_MOD_WSGI: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
 
 const APP: &str = r#"
 import json

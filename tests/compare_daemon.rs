@@ -10,7 +10,6 @@ use common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const DEBIAN_MOD_WSGI: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
 
 const APP: &str = r#"
 import json, os, time

@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const DEBIAN_MOD_WSGI: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
 
 /// Reports, one `key=value` per line: its own pid; the dict's shape (each level's keys with
 /// their types, in order; `None` when off); then the pids in the scoreboard, the status flag

@@ -401,8 +401,13 @@ fn closing_connection(pid: i32) -> bool {
 
 /// Runs `apache2 -t` on a config made of the base config and `body`; returns (ok, output).
 pub fn config_test(body: &str) -> (bool, String) {
+    config_test_with(&module_path(), body)
+}
+
+/// As [`config_test`], loading `module` as `wsgi_module` (a reference mod_wsgi).
+pub fn config_test_with(module: &Path, body: &str) -> (bool, String) {
     let dir = TempDir::new("configtest");
-    let mut conf = base_config(dir.path(), free_port(), Mpm::Event, &module_path());
+    let mut conf = base_config(dir.path(), free_port(), Mpm::Event, module);
     conf.push_str(&body.replace("{dir}", &dir.path().display().to_string()));
     let path = dir.write("httpd.conf", &conf);
     let out = Command::new(APACHE).args(["-t", "-f", path.to_str().unwrap()]).output().unwrap();
@@ -746,4 +751,42 @@ pub fn cache_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&base).unwrap();
     std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
     base.join(name)
+}
+
+/// Debian's mod_wsgi 4.9 (`libapache2-mod-wsgi-py3`, installed by scripts/setup).
+pub const DEBIAN_MOD_WSGI: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
+
+/// The version of mod_wsgi from PyPI the tests compare with.
+pub const MOD_WSGI_6: &str = "6.1.1";
+
+/// mod_wsgi 6.1 from PyPI, built here against Debian's Apache for Debian's Python 3.11 (what
+/// `pip install mod_wsgi` in a venv gives a new user), made once into the test cache and kept:
+/// the path of its module (`mod_wsgi-express module-config` names the same file).
+pub fn mod_wsgi_6_module() -> PathBuf {
+    let venv = cache_dir(&format!("mod_wsgi-{MOD_WSGI_6}-py3.11"));
+    let find = |venv: &Path| -> Option<PathBuf> {
+        let server = venv.join("lib/python3.11/site-packages/mod_wsgi/server");
+        std::fs::read_dir(server).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("mod_wsgi-py311") && n.ends_with(".so"))
+        })
+    };
+    if let Some(module) = find(&venv) {
+        return module;
+    }
+    // Built aside and renamed into place, so that test binaries running at once never see
+    // half a venv.
+    let aside = venv.with_extension(format!("building-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&aside);
+    let run = |program: &Path, args: &[&str]| {
+        let out = std::process::Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+        assert!(out.status.success(), "{} {args:?} failed (PyPI, apache2-dev and python3-dev are needed):\n{}", program.display(), String::from_utf8_lossy(&out.stderr));
+    };
+    run(Path::new("/usr/bin/python3"), &["-m", "venv", aside.to_str().unwrap()]);
+    run(&aside.join("bin/pip"), &["install", "-q", "--disable-pip-version-check", &format!("mod_wsgi=={MOD_WSGI_6}")]);
+    let _ = std::process::Command::new("chmod").args(["-R", "a+rX"]).arg(&aside).status();
+    if std::fs::rename(&aside, &venv).is_err() {
+        // Another test binary got there first.
+        let _ = std::fs::remove_dir_all(&aside);
+    }
+    find(&venv).unwrap_or_else(|| panic!("no mod_wsgi module in {}", venv.display()))
 }
