@@ -91,7 +91,8 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     // Unmapping it, or making it read-only, in a daemon right after its fork (scoreboard.rs).
     "ap_calc_scoreboard_size",
     // Access and auth scripts (src/module/auth.rs).
-    "ap_register_provider", "ap_hook_access_checker", "ap_get_remote_host", "ap_satisfies", "ap_getword_white",
+    "ap_register_auth_provider", "ap_hook_check_access", "ap_get_remote_host", "ap_satisfies", "ap_some_authn_required",
+    "ap_run_http_scheme",
 ];
 const ALLOWED_VARS: &[&str] = &[
     "MODULE_MAGIC_NUMBER_MAJOR", "MODULE_MAGIC_NUMBER_MINOR", "MODULE_MAGIC_COOKIE",
@@ -109,7 +110,7 @@ const ALLOWED_VARS: &[&str] = &[
     "AUTHN_PROVIDER_GROUP", "AUTHZ_PROVIDER_GROUP", "AUTHN_PROVIDER_VERSION", "AUTHZ_PROVIDER_VERSION",
     "AUTH_DENIED", "AUTH_GRANTED", "AUTH_USER_FOUND", "AUTH_USER_NOT_FOUND", "AUTH_GENERAL_ERROR",
     "AUTHZ_DENIED", "AUTHZ_GRANTED", "AUTHZ_NEUTRAL", "AUTHZ_GENERAL_ERROR", "AUTHZ_DENIED_NO_USER",
-    "REMOTE_HOST", "SATISFY_ANY",
+    "REMOTE_HOST", "SATISFY_ANY", "AP_AUTH_INTERNAL_PER_CONF",
 ];
 
 fn find_program(candidates: &[&str]) -> String {

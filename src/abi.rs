@@ -486,7 +486,8 @@ pub mod auth {
     /// The script raised, is missing its function, or answered something it may not; the
     /// reason is logged. Apache's 500.
     pub const ERROR: c_int = -1;
-    /// No Python slot could be had, or the process is stopping. Apache's 503.
+    /// No Python slot could be had, or the process is stopping: Apache's 503 where the phase
+    /// can say so (the access checker), else a 500 (the providers).
     pub const NO_SLOT: c_int = -2;
 
     /// `check_password` returned a user name: Apache's user becomes it.

@@ -58,6 +58,9 @@ def check_password(environ, user, password):
         return 42
     if user == 'renamed':
         return 'canonical-' + password
+    if user == 'probe':
+        # The user being checked is not yet authenticated: no REMOTE_USER, no credentials.
+        return 'seen-%s-%s' % (environ.get('REMOTE_USER'), environ.get('HTTP_AUTHORIZATION'))
     return None
 
 def get_realm_hash(environ, user, realm):
@@ -137,6 +140,9 @@ LoadModule auth_digest_module /usr/lib/apache2/modules/mod_auth_digest.so
 /// The protected areas: the same directives for both modules.
 fn config() -> String {
     let mut conf = String::from(AUTH_MODULES);
+    // What other handlers and the logs see of the request's variables: never the credentials,
+    // even where WSGIPassAuthorization is On.
+    conf.push_str("CustomLog {dir}/access.log \"%U %{HTTP_AUTHORIZATION}e\"\n");
     conf.push_str("Alias /private {dir}/static/private\nAlias /staff {dir}/static/staff\nAlias /digest {dir}/static/digest\n");
     for area in ["refused", "allowed", "neutral", "broken", "wrongtype"] {
         conf.push_str(&format!("Alias /{area} {{dir}}/static/{area}\n<Directory {{dir}}/static/{area}>\n  WSGIAccessScript {{dir}}/access.wsgi\n</Directory>\n"));
@@ -147,6 +153,7 @@ fn config() -> String {
   AuthName site
   AuthBasicProvider wsgi
   WSGIAuthUserScript {dir}/django_auth.wsgi application-group=django
+  WSGIPassAuthorization On
   Require valid-user
 </Directory>
 <Directory {dir}/static/staff>
@@ -202,7 +209,7 @@ fn digest(apache: &Apache, user: &str, password: &str) -> String {
 fn django_users_groups_and_addresses_guard_static_files_as_in_debians_mod_wsgi() {
     let ours = Apache::start_in(site("auth-ours"), Mpm::Event, &config());
     let theirs = Apache::start_with_module(site("auth-debian"), Mpm::Event, Path::new(DEBIAN_MOD_WSGI), &config());
-    let cases: [(Case, &str); 16] = [
+    let cases: [(Case, &str); 17] = [
         (("/private/index.txt", None), "401 "),
         (("/private/index.txt", Some(("alice", "secret"))), "200 the private page"),
         (("/private/index.txt", Some(("alice", "wrong"))), "401 "),
@@ -219,6 +226,7 @@ fn django_users_groups_and_addresses_guard_static_files_as_in_debians_mod_wsgi()
         (("/whoami", Some(("raise", "x"))), "500 "),
         (("/whoami", Some(("number", "x"))), "500 "),
         (("/whoami", Some(("stranger", "x"))), "401 "),
+        (("/whoami", Some(("probe", "x"))), "200 user=seen-None-None auth=None"),
     ];
     for (case, answer) in cases {
         let want = format!("{} {}: {answer}", case.0, case.1.map_or("-", |(user, _)| user));
@@ -245,6 +253,10 @@ fn django_users_groups_and_addresses_guard_static_files_as_in_debians_mod_wsgi()
         "Client denied by server configuration",
     ] {
         assert!(log.contains(needle), "missing {needle:?}:\n{log}");
+    }
+    for apache in [&ours, &theirs] {
+        let log = std::fs::read_to_string(apache.dir.path().join("access.log")).unwrap_or_default();
+        assert!(log.lines().count() >= 17 && log.lines().all(|l| l.ends_with(" -")), "credentials in the request's variables:\n{log}");
     }
     // It still serves afterwards, and nothing crashed.
     assert_eq!(ask(&ours, ("/private/index.txt", Some(("alice", "secret")))), "/private/index.txt alice: 200 the private page");

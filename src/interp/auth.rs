@@ -127,7 +127,7 @@ fn groups_for_user(loaded: &Loaded, user: &[u8], set: impl Fn(c_int, &[u8])) -> 
         Ok(items) => items,
         Err(_) => {
             return Err(loaded.raised(&format!(
-                "Result returned from 'groups_for_user' in '{script}' is not iterable; expected an iterable sequence of byte strings."
+                "Result returned from 'groups_for_user' in '{script}' is not iterable (or raised while iterated); expected an iterable sequence of byte strings."
             )))
         }
     };

@@ -19,11 +19,12 @@ use super::group_name::GroupSpec;
 use super::handler::{effective_options, Facts};
 use super::hooks::engine;
 use super::log;
-use super::record::server_config;
+use super::record::{dir_config, server_config};
 use super::request::RequestRec;
 use super::trampoline::trampoline;
 use crate::abi::{self, auth};
 use std::ffi::{c_char, c_int, c_void, CStr};
+use std::path::Path;
 
 /// What a script answered: the result and the names that came with it.
 struct Answer {
@@ -33,8 +34,9 @@ struct Answer {
     groups: Vec<Vec<u8>>,
 }
 
-/// Asks `script` the question of `kind` for the request. `None` when it could not be asked
-/// (logged): no Python here, or a `.htaccess` script where scripts are not allowed.
+/// Asks `script` the question of `kind` for the request. An `auth::ERROR` answer, logged,
+/// when it could not be asked: no Python here, or a `.htaccess` script where scripts are not
+/// allowed.
 fn ask(r: &RequestRec, options: &AppOptions, script: &AuthScript, kind: c_int, user: &[u8], secret: &[u8], host: &[u8]) -> Answer {
     let failed = |result| Answer { result, user_name: None, realm_hash: None, groups: Vec::new() };
     if script.from_htaccess && !r.allows_exec_cgi() {
@@ -54,23 +56,37 @@ fn ask(r: &RequestRec, options: &AppOptions, script: &AuthScript, kind: c_int, u
     let mapped = MappedPath::of(r);
     let facts = Facts { r, script_name: &mapped.script_name };
     let group = if script.from_htaccess {
-        // A name no configured %{RESOURCE}, %{SERVER} or %{HOST} group can have.
-        format!("{}|.htaccess:{}", GroupSpec::expand(Some(&GroupSpec::Server), &facts), script.script)
+        // A name no configured %{RESOURCE}, %{SERVER} or %{HOST} group can have; one per file
+        // however its path is spelt, so that spellings cannot pile up interpreters.
+        let path = std::fs::canonicalize(&script.script).unwrap_or_else(|_| Path::new(&script.script).to_path_buf());
+        format!("{}|.htaccess:{}", GroupSpec::expand(Some(&GroupSpec::Server), &facts), path.display())
     } else {
         // The main interpreter unless the directive names a group, as in mod_wsgi.
         script.group.as_ref().map_or_else(String::new, |spec| GroupSpec::expand(Some(spec), &facts))
     };
-    let mut environ = build_environ(r, options, &mapped);
-    // Never the credentials (mod_wsgi), nor what only the module may tell the engine.
+    // Never the credentials (mod_wsgi): WSGIPassAuthorization would also have put them in the
+    // request's own variables, for every handler after us (a static file's CGI, PHP, logs).
+    let options = AppOptions { pass_authorization: None, ..options.clone() };
+    let mut environ = build_environ(r, &options, &mapped);
+    // Nor, while a user's password or hash is being checked, that user as if already
+    // authenticated (mod_auth_basic and mod_auth_digest have set it by then); nor what only
+    // the module may tell the engine.
+    let unverified = kind == auth::CHECK_PASSWORD || kind == auth::GET_REALM_HASH;
     environ.retain(|(k, _)| {
         k != b"HTTP_AUTHORIZATION"
             && k != b"HTTP_PROXY_AUTHORIZATION"
+            && !(unverified && (k == b"REMOTE_USER" || k == b"AUTH_TYPE"))
             && k != abi::gil_mode::ENVIRON_KEY
             && k != abi::replicas::ENVIRON_KEY
             && k != abi::interpreter_options::ENVIRON_KEY
             && k != super::daemon::IGNORE_ACTIVITY_KEY
             && k != abi::request_rec::ENVIRON_KEY
     });
+    // mod_ssl sets HTTPS in its fixups, after these phases: say it here, so that
+    // `wsgi.url_scheme` is right.
+    if r.scheme() == b"https" && !environ.iter().any(|(k, _)| k == b"HTTPS") {
+        environ.push((b"HTTPS".to_vec(), b"on".to_vec()));
+    }
     // SAFETY: every request has a live server_rec with our config.
     let server = unsafe { server_config(r.server()) };
     environ.extend(server.interpreter_entries("", &group));
@@ -120,21 +136,24 @@ pub unsafe extern "C" fn access_checker(r: *mut apache::request_rec) -> c_int {
     trampoline("the access checker", apache::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
         // SAFETY: Apache passes the live request.
         let request = unsafe { RequestRec::from_raw(r) };
+        // The directive lives in directory sections only (OR_AUTHCFG): most requests end here,
+        // without merging options.
+        // SAFETY: live request; its per-directory vector holds our record.
+        if unsafe { dir_config(request.per_dir_config()) }.options.access_script.is_none() {
+            return apache::DECLINED;
+        }
         let options = effective_options(request);
         let Some(script) = &options.access_script else { return apache::DECLINED };
-        // The client's host name where HostnameLookups allows it, else its address (mod_wsgi).
-        // SAFETY: live request and connection; a pool string or null.
-        let host = unsafe {
-            let name = apache::ap_get_remote_host((*r).connection, (*r).per_dir_config.cast(), apache::REMOTE_HOST as c_int, std::ptr::null_mut());
-            if name.is_null() { c_bytes((*r).useragent_ip) } else { c_bytes(name) }
-        };
-        let answer = ask(request, &options, script, auth::ALLOW_ACCESS, b"", b"", host);
+        let host = request.remote_host().to_vec();
+        let answer = ask(request, &options, script, auth::ALLOW_ACCESS, b"", b"", &host);
         match answer.result {
             auth::YES => apache::OK as c_int,
             auth::UNKNOWN => apache::DECLINED,
             auth::NO => {
-                let file = String::from_utf8_lossy(request.filename()).into_owned();
-                log::request(log::ERR, r, &format!("Client denied by server configuration: '{file}'."));
+                if request.denial_is_final() {
+                    let file = String::from_utf8_lossy(request.filename()).into_owned();
+                    log::request(log::ERR, request.as_ptr(), &format!("Client denied by server configuration: '{file}'."));
+                }
                 apache::HTTP_FORBIDDEN as c_int
             }
             auth::NO_SLOT => apache::HTTP_SERVICE_UNAVAILABLE as c_int,
@@ -157,13 +176,13 @@ unsafe extern "C" fn check_password(r: *mut apache::request_rec, user: *const c_
         match answer.result {
             auth::YES => {
                 if let Some(name) = &answer.user_name {
-                    // SAFETY: live request; the name is copied into its pool.
-                    unsafe { (*r).user = request.pool_bytes(name).cast_mut() };
+                    request.set_user(name);
                 }
                 apache::AUTH_GRANTED
             }
             auth::NO => apache::AUTH_DENIED,
             auth::UNKNOWN => apache::AUTH_USER_NOT_FOUND,
+            // A failure, or no Python slot: a provider has no way to say 503.
             _ => apache::AUTH_GENERAL_ERROR,
         }
     })
@@ -193,40 +212,56 @@ unsafe extern "C" fn get_realm_hash(r: *mut apache::request_rec, user: *const c_
 }
 
 /// The `wsgi-group` authorization provider: `Require wsgi-group name...` is met when
-/// `groups_for_user(environ, user)` of the `WSGIAuthGroupScript` names one of them.
+/// `groups_for_user(environ, user)` of the `WSGIAuthGroupScript` names one of them. A script
+/// that fails is a 500 (mod_wsgi: a refusal), also inside `<RequireAny>`.
 unsafe extern "C" fn check_authorization(r: *mut apache::request_rec, require_args: *const c_char, _parsed: *const c_void) -> apache::authz_status {
     trampoline("the wsgi-group authz provider", apache::AUTHZ_GENERAL_ERROR, || {
-        // SAFETY: Apache passes the live request; user is null or a NUL-terminated string.
-        let (request, user) = unsafe { (RequestRec::from_raw(r), (*r).user) };
-        if user.is_null() {
-            return apache::AUTHZ_DENIED_NO_USER;
-        }
-        // SAFETY: non-null, NUL-terminated, alive for the request.
-        let user = unsafe { c_bytes(user) };
+        // SAFETY: Apache passes the live request.
+        let request = unsafe { RequestRec::from_raw(r) };
+        let Some(user) = request.user().map(<[u8]>::to_vec) else { return apache::AUTHZ_DENIED_NO_USER };
         let options = effective_options(request);
         let Some(script) = &options.auth_group_script else {
-            log::request(log::ERR, r, "Location of WSGI group authorization script not provided (WSGIAuthGroupScript).");
+            log::request(log::ERR, request.as_ptr(), "Location of WSGI group authorization script not provided (WSGIAuthGroupScript).");
             return apache::AUTHZ_DENIED;
         };
-        let answer = ask(request, &options, script, auth::GROUPS_FOR_USER, user, b"", b"");
+        let answer = ask(request, &options, script, auth::GROUPS_FOR_USER, &user, b"", b"");
         if answer.result != auth::YES {
             return apache::AUTHZ_GENERAL_ERROR;
         }
-        let user = String::from_utf8_lossy(user).into_owned();
+        let user = String::from_utf8_lossy(&user).into_owned();
         let uri = String::from_utf8_lossy(request.uri_bytes()).into_owned();
         if answer.groups.is_empty() {
-            log::request(log::ERR, r, &format!("Authorization of user '{user}' to access '{uri}' failed. User is not a member of any groups."));
+            log::request(log::ERR, request.as_ptr(), &format!("Authorization of user '{user}' to access '{uri}' failed. User is not a member of any groups."));
             return apache::AUTHZ_DENIED;
         }
         // SAFETY: Apache passes the Require line's arguments, NUL-terminated.
         let required = unsafe { c_bytes(require_args) };
-        let wanted = super::args::split_words(&String::from_utf8_lossy(required)).unwrap_or_default();
-        if wanted.iter().any(|w| answer.groups.iter().any(|g| g == w.as_bytes())) {
+        if required_groups(required).iter().any(|wanted| answer.groups.iter().any(|g| g == wanted)) {
             return apache::AUTHZ_GRANTED;
         }
-        log::request(log::ERR, r, &format!("Authorization of user '{user}' to access '{uri}' failed. User is not a member of designated groups."));
+        log::request(log::ERR, request.as_ptr(), &format!("Authorization of user '{user}' to access '{uri}' failed. User is not a member of designated groups."));
         apache::AUTHZ_DENIED
     })
+}
+
+/// The group names of a `Require wsgi-group` line, as bytes (a name need not be UTF-8),
+/// read as `ap_getword_conf` reads words: split on white space, a word in quotes kept whole.
+fn required_groups(line: &[u8]) -> Vec<&[u8]> {
+    let mut names = Vec::new();
+    let mut rest = line;
+    loop {
+        rest = &rest[rest.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(rest.len())..];
+        let Some(&first) = rest.first() else { return names };
+        let (name, after) = if first == b'"' || first == b'\'' {
+            let end = rest[1..].iter().position(|&b| b == first).map_or(rest.len(), |i| i + 1);
+            (&rest[1..end], rest.get(end + 1..).unwrap_or(&[]))
+        } else {
+            let end = rest.iter().position(|b| b.is_ascii_whitespace()).unwrap_or(rest.len());
+            (&rest[..end], &rest[end..])
+        };
+        names.push(name);
+        rest = after;
+    }
 }
 
 /// The provider records Apache keeps pointers to for the life of the process.
@@ -243,13 +278,30 @@ unsafe impl<const N: usize> Sync for ModuleNames<N> {}
 static ACCESS_AFTER: ModuleNames<2> = ModuleNames([c"mod_ssl.c".as_ptr(), std::ptr::null()]);
 static ACCESS_BEFORE: ModuleNames<2> = ModuleNames([c"mod_authz_host.c".as_ptr(), std::ptr::null()]);
 
-/// Registers the access checker and the two providers (from `register_hooks`).
+/// Registers the access checker and the two providers (from `register_hooks`), as Apache's
+/// own modules do since 2.4: checked again on a sub-request or internal redirect only when its
+/// configuration differs from the request's (`AP_AUTH_INTERNAL_PER_CONF`). mod_wsgi uses the
+/// older calls, which make Apache re-run every module's access control on every sub-request
+/// (mod_dir, mod_negotiation, mod_include) of every site, configured or not.
 pub fn register(pool: *mut apache::apr_pool_t) {
+    let per_conf = apache::AP_AUTH_INTERNAL_PER_CONF as c_int;
     // SAFETY: static records and functions, registered in the configuration pool Apache
     // passes to register_hooks; the group and version names are static strings.
     unsafe {
-        apache::ap_hook_access_checker(Some(access_checker), ACCESS_AFTER.0.as_ptr(), ACCESS_BEFORE.0.as_ptr(), apache::APR_HOOK_MIDDLE as c_int);
-        apache::ap_register_provider(pool, apache::AUTHN_PROVIDER_GROUP.as_ptr().cast(), c"wsgi".as_ptr(), apache::AUTHN_PROVIDER_VERSION.as_ptr().cast(), (&AUTHN_PROVIDER as *const apache::authn_provider).cast());
-        apache::ap_register_provider(pool, apache::AUTHZ_PROVIDER_GROUP.as_ptr().cast(), c"wsgi-group".as_ptr(), apache::AUTHZ_PROVIDER_VERSION.as_ptr().cast(), (&AUTHZ_PROVIDER as *const apache::authz_provider).cast());
+        apache::ap_hook_check_access(Some(access_checker), ACCESS_AFTER.0.as_ptr(), ACCESS_BEFORE.0.as_ptr(), apache::APR_HOOK_MIDDLE as c_int, per_conf);
+        apache::ap_register_auth_provider(pool, apache::AUTHN_PROVIDER_GROUP.as_ptr().cast(), c"wsgi".as_ptr(), apache::AUTHN_PROVIDER_VERSION.as_ptr().cast(), (&AUTHN_PROVIDER as *const apache::authn_provider).cast(), per_conf);
+        apache::ap_register_auth_provider(pool, apache::AUTHZ_PROVIDER_GROUP.as_ptr().cast(), c"wsgi-group".as_ptr(), apache::AUTHZ_PROVIDER_VERSION.as_ptr().cast(), (&AUTHZ_PROVIDER as *const apache::authz_provider).cast(), per_conf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::required_groups;
+
+    #[test]
+    fn require_lines_split_into_byte_names() {
+        let names = required_groups(b" staff  \"web team\"\t'x'  caf\xe9 \"open");
+        assert_eq!(names, [&b"staff"[..], b"web team", b"x", b"caf\xe9", b"open"]);
+        assert!(required_groups(b"  ").is_empty());
     }
 }

@@ -2,7 +2,7 @@
 //! `&RequestRec` and never touch the raw record.
 
 use super::apache::{self, request_rec};
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 
 #[repr(transparent)]
 pub struct RequestRec(request_rec);
@@ -167,6 +167,41 @@ impl RequestRec {
         let c = CString::new(s.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>()).unwrap_or_default();
         // SAFETY: the pool is live; apr_pstrdup copies the bytes.
         unsafe { apache::apr_pstrdup(self.0.pool, c.as_ptr()) }
+    }
+
+    /// Apache's authenticated user (`r->user`, `REMOTE_USER`), copied into the request pool.
+    pub fn set_user(&mut self, user: &[u8]) {
+        self.0.user = self.pool_bytes(user).cast_mut();
+    }
+
+    /// The authenticated user, if any.
+    pub fn user(&self) -> Option<&[u8]> {
+        (!self.0.user.is_null()).then(|| c_bytes(self.0.user))
+    }
+
+    /// `http` or `https`, as the modules that own the connection say (mod_ssl), already in
+    /// the access and auth phases, before mod_ssl's fixups set `HTTPS`.
+    pub fn scheme(&self) -> &[u8] {
+        // SAFETY: live request; the hook returns a static string (or null if none answers).
+        c_bytes(unsafe { apache::ap_run_http_scheme(self.as_ptr()) })
+    }
+
+    /// The client's host name where `HostnameLookups` gives one, else its address.
+    pub fn remote_host(&self) -> &[u8] {
+        // SAFETY: live request and connection; the result is a pool string or null.
+        let name = unsafe { apache::ap_get_remote_host(self.0.connection, self.0.per_dir_config.cast(), apache::REMOTE_HOST as c_int, std::ptr::null_mut()) };
+        if name.is_null() {
+            c_bytes(self.0.useragent_ip)
+        } else {
+            c_bytes(name)
+        }
+    }
+
+    /// Whether Apache will ask for credentials here and not settle for any one requirement
+    /// (mod_wsgi logs a refused access only then, as mod_authz_host does).
+    pub fn denial_is_final(&self) -> bool {
+        // SAFETY: live request.
+        unsafe { apache::ap_satisfies(self.as_ptr()) != apache::SATISFY_ANY as c_int || apache::ap_some_authn_required(self.as_ptr()) == 0 }
     }
 
     pub fn set_filename(&mut self, path: &[u8]) {
