@@ -33,22 +33,22 @@ unsafe extern "C" fn start_response(slf: *mut ffi::PyObject, args: *mut ffi::PyO
             return Err(py::raise(unsafe { ffi::PyExc_RuntimeError }, "headers have already been sent"));
         }
 
-        /// A status or header string as bytes, with mod_wsgi's exceptions: a `str` that is not
-        /// latin-1 is a ValueError, anything but a native string a TypeError.
+        /// A status or header string as bytes, with mod_wsgi 6's exceptions: a `str` that is
+        /// not latin-1 raises the codec's `UnicodeEncodeError` (a `ValueError`, as 4.9 raised,
+        /// now saying which character), anything but a `str` a `TypeError` (`must be str, not
+        /// bytes`). Python 2 takes byte strings.
         fn native_bytes(obj: &PyObj) -> PyResult<Vec<u8>> {
             if let Some(bytes) = py::latin1_bytes(obj) {
                 return Ok(bytes);
             }
             #[cfg(Py_3)]
-            // SAFETY: a type check on a live object.
+            // SAFETY: a type check on a live object; the encode, failing, leaves its
+            // UnicodeEncodeError set for the application.
             if unsafe { ffi::PyUnicode_Check(obj.as_ptr()) } != 0 {
-                return Err(value_error("unicode object contains non latin-1 characters"));
+                return unsafe { PyObj::from_owned(ffi::PyUnicode_AsLatin1String(obj.as_ptr())) }.map(|b| py::as_bytes(&b).unwrap_or_default().to_vec());
             }
-            let native = if cfg!(Py_3) { "unicode" } else { "byte string" };
-            // SAFETY: a live object's type, borrowed.
-            let kind = unsafe { PyObj::from_borrowed(ffi::Py_TYPE(obj.as_ptr()).cast()) }?;
-            let kind = kind.getattr("__name__").map(|n| n.to_text()).unwrap_or_default();
-            Err(type_error(&format!("expected {native} object, value of type {kind} found")))
+            let native = if cfg!(Py_3) { "str" } else { "byte string" };
+            Err(type_error(&format!("must be {native}, not {}", py::type_name(obj))))
         }
         let status_bytes = native_bytes(&status)?;
         headers::check_status(&status_bytes).map_err(|e| value_error(&e))?;
