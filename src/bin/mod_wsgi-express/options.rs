@@ -351,8 +351,8 @@ pub fn default_of(name: &str) -> Option<&'static str> {
 /// Synopsis of a subcommand: the first line of its help, and what usage errors show.
 pub fn synopsis(sub: Sub) -> String {
     match sub {
-        Sub::StartServer => "usage: mod_wsgi-express start-server [options] script.wsgi".to_string(),
-        Sub::SetupServer => "usage: mod_wsgi-express setup-server [options] script.wsgi".to_string(),
+        Sub::StartServer => "usage: mod_wsgi-express start-server [options] (script.wsgi | module | directory)".to_string(),
+        Sub::SetupServer => "usage: mod_wsgi-express setup-server [options] (script.wsgi | module | directory)".to_string(),
         Sub::ModuleConfig => "usage: mod_wsgi-express module-config [--python-home DIRECTORY]".to_string(),
         Sub::ModuleLocation => "usage: mod_wsgi-express module-location".to_string(),
         Sub::InstallModule => "usage: mod_wsgi-express install-module [--modules-directory DIRECTORY] [--python-home DIRECTORY]".to_string(),
@@ -379,7 +379,7 @@ pub fn help(sub: Sub) -> String {
     }
     if SERVER.contains(&sub) {
         let names: Vec<String> = UNSUPPORTED.iter().map(|(n, _)| format!("--{n}")).collect();
-        out.push_str(&format!("\nOptions of the original mod_wsgi-express refused as unsupported:\n  {}\n", names.join(", ")));
+        out.push_str(&format!("\nOptions of the original mod_wsgi-express not supported by mod_wsgi-rs yet (refused by name):\n  {}\n", names.join(", ")));
     }
     out
 }
