@@ -81,31 +81,53 @@ struct Express {
 }
 
 impl Express {
+    /// `start-server` of the WHO_AM_I script with `extra` options.
     fn start(extra: &[&str]) -> Express {
         let dir = TempDir::new("express-mode");
         let script = dir.write("app.wsgi", WHO_AM_I);
+        Express::start_in(dir, &[&[script.to_str().unwrap()][..], extra].concat())
+    }
+
+    /// `start-server ARGS --port PORT --server-root DIR/root`, run in `dir` (the daemons'
+    /// working directory), its output in `DIR/express.out`.
+    fn start_in(dir: TempDir, args: &[&str]) -> Express {
         let port = free_port();
+        Express::start_on(dir, port, args)
+    }
+
+    fn start_on(dir: TempDir, port: u16, args: &[&str]) -> Express {
         let root = dir.path().join("root");
+        let out = std::fs::File::create(dir.path().join("express.out")).unwrap();
         let mut child = Command::new(EXPRESS)
             .arg("start-server")
-            .arg(&script)
+            .args(args)
             .args(["--port", &port.to_string(), "--server-root", root.to_str().unwrap()])
-            .args(extra)
             .current_dir(dir.path())
             .env("MOD_WSGI_MODULE", module_path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
             .process_group(0)
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
-        let log = |root: &PathBuf| std::fs::read_to_string(root.join("error_log")).unwrap_or_default();
+        let log = || {
+            let out = std::fs::read_to_string(dir.path().join("express.out")).unwrap_or_default();
+            format!("{out}\n{}", std::fs::read_to_string(root.join("error_log")).unwrap_or_default())
+        };
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "express did not come up:\n{}", log(&root));
-            assert!(child.try_wait().unwrap().is_none(), "express exited:\n{}", log(&root));
+            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                // SAFETY: signals only the process this test spawned.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                let _ = child.wait();
+                panic!("express did not come up:\n{}", log());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         Express { child, port, root, _dir: dir }
+    }
+
+    fn get(&self, path: &str) -> Response {
+        http(self.port, "GET", path, &[], b"")
     }
 
     fn pid(&self) -> i32 {
@@ -252,12 +274,29 @@ fn sigterm_and_ctrl_c_stop_apache_and_the_daemons() {
     }
 }
 
+/// An option of the original that this one cannot honour is refused by name, with the reason,
+/// before anything is written: never "unknown", never ignored.
 #[test]
-fn unsupported_daemon_options_are_refused_by_name() {
-    let out = Command::new(EXPRESS).args(["start-server", "--switch-interval", "5", "app.wsgi"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("'--switch-interval'") && stderr.contains("not supported"), "{stderr}");
+fn unsupported_options_are_refused_by_name() {
+    let dir = TempDir::new("express-refused");
+    for (words, reason) in [
+        (&["--debug-mode"][..], "no single-process debug mode"),
+        (&["--proxy-mount-point", "/api", "http://127.0.0.1:9/"][..], "mod_proxy"),
+        (&["--service-script", "worker", "w.py"][..], "threads=0"),
+        (&["--free-threading"][..], "free-threaded"),
+    ] {
+        let out = Command::new(EXPRESS)
+            .arg("start-server")
+            .args(words)
+            .args(["app.wsgi", "--server-root", dir.path().join("root").to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let expected = format!("option '{}' of mod_wsgi-express is not supported by mod_wsgi-rs yet: ", words[0]);
+        assert!(stderr.contains(&expected) && stderr.contains(reason), "{stderr}");
+        assert!(!dir.path().join("root").exists(), "nothing is written for a refused option");
+    }
     let out = Command::new(EXPRESS).args(["start-server", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for option in ["--embedded-mode", "--request-timeout SECONDS", "--process-group NAME", "--working-directory DIRECTORY"] {
@@ -324,4 +363,251 @@ fn setup_server_writes_an_apachectl_that_starts_and_stops_it() {
     assert_eq!(gzipped.header("Content-Encoding"), Some("gzip"), "{}", log());
     assert!(gzipped.body.len() < plain.body.len());
     assert!(root.join("startup_log").is_file());
+}
+
+/// An app that says where Apache mounted it: `SCRIPT_NAME|PATH_INFO|url_scheme|pid`.
+const WHERE_AM_I: &str = r#"import os
+def application(e, s):
+    s('200 OK', [('Content-Type', 'text/plain')])
+    return [('%s|%s|%s|%d' % (e['SCRIPT_NAME'], e['PATH_INFO'], e['wsgi.url_scheme'], os.getpid())).encode()]
+"#;
+
+/// `--document-root`: its files are served by Apache, and every other URL under the mount
+/// point goes to the application, with SCRIPT_NAME and PATH_INFO as if it were mounted there
+/// alone (the original's rewrite fallback to its handler).
+#[test]
+fn document_root_serves_files_next_to_the_application() {
+    let dir = TempDir::new("express-docroot");
+    dir.write("app.wsgi", WHERE_AM_I);
+    dir.write("www/hello.txt", "static hello\n");
+    dir.write("www/app/logo.txt", "a file under the mount point\n");
+    let express = Express::start_in(dir, &["app.wsgi", "--document-root", "www", "--mount-point", "/app"]);
+    let log = express.error_log();
+    let r = express.get("/hello.txt");
+    assert_eq!((r.status, r.text().as_str()), (200, "static hello\n"), "{log}");
+    assert_eq!(r.header("Content-Type"), Some("text/plain"), "served by Apache with its MIME type");
+    let r = express.get("/app/logo.txt");
+    assert_eq!((r.status, r.text().as_str()), (200, "a file under the mount point\n"), "{}", express.error_log());
+    let r = express.get("/app/users/7?x=1");
+    assert_eq!(r.status, 200, "{}", express.error_log());
+    assert!(r.text().starts_with("/app|/users/7|http|"), "{}\n{}", r.text(), express.error_log());
+    // The mount point is a directory of the document root: Apache adds its slash first, as
+    // for the original.
+    let r = express.get("/app");
+    assert_eq!((r.status, r.header("Location")), (301, Some(format!("http://localhost:{}/app/", express.port).as_str())));
+    let r = express.get("/app/");
+    assert!(r.status == 200 && r.text().starts_with("/app|/|http|"), "{} {}\n{}", r.status, r.text(), express.error_log());
+    // Outside the mount point, what is not a file is Apache's 404.
+    assert_eq!(express.get("/elsewhere").status, 404, "{}", express.error_log());
+}
+
+/// `--application-type module`: a dotted name imported from the working directory, its
+/// `--callable-object` served at the mount point.
+#[test]
+fn application_type_module_imports_a_dotted_name() {
+    let dir = TempDir::new("express-module");
+    dir.write("shop/__init__.py", "");
+    dir.write(
+        "shop/wsgi.py",
+        "def app(e, s):\n    s('200 OK', [('Content-Type', 'text/plain')])\n    return [('module %s %s|%s' % (__name__, e['SCRIPT_NAME'], e['PATH_INFO'])).encode()]\n",
+    );
+    let express = Express::start_in(dir, &["--application-type", "module", "--callable-object", "app", "--mount-point", "/shop", "shop.wsgi"]);
+    let r = express.get("/shop/cart");
+    assert_eq!((r.status, r.text().as_str()), (200, "module shop.wsgi /shop|/cart"), "{}", express.error_log());
+    let handler = std::fs::read_to_string(express.root.join("handler.wsgi")).unwrap();
+    assert!(handler.contains("ENTRY_POINT = u'shop.wsgi'"), "{handler}");
+}
+
+/// `--application-type static`: only the directory's files (its index for `/`), no Python
+/// process at all.
+#[test]
+fn application_type_static_serves_only_files() {
+    let dir = TempDir::new("express-static");
+    dir.write("site/index.html", "<p>index</p>\n");
+    dir.write("site/docs/a.txt", "doc a\n");
+    let express = Express::start_in(dir, &["--application-type", "static", "site", "--directory-listing"]);
+    let r = express.get("/");
+    assert_eq!((r.status, r.text().as_str()), (200, "<p>index</p>\n"), "{}", express.error_log());
+    let r = express.get("/docs/a.txt");
+    assert_eq!((r.status, r.text().as_str()), (200, "doc a\n"), "{}", express.error_log());
+    let r = express.get("/docs/");
+    assert!(r.status == 200 && r.text().contains("a.txt"), "a listing: {} {}\n{}", r.status, r.text(), express.error_log());
+    assert_eq!(express.get("/nothing").status, 404);
+    let children = express.children();
+    assert!(!children.iter().any(|(_, c)| c.starts_with("(wsgi:")), "no daemon for a static site: {children:?}");
+}
+
+/// `--reload-on-changes`: the daemon's monitor sees that a module the application imported
+/// changed, and the process is replaced, so the new text is served.
+#[test]
+fn reload_on_changes_restarts_the_daemon_when_an_imported_module_changes() {
+    let dir = TempDir::new("express-reload");
+    dir.write("app.wsgi", "import os, words\ndef application(e, s):\n    s('200 OK', [('Content-Type', 'text/plain')])\n    return [('%s %d' % (words.TEXT, os.getpid())).encode()]\n");
+    let words = dir.write("words.py", "TEXT = 'before'\n");
+    let express = Express::start_in(dir, &["app.wsgi", "--reload-on-changes"]);
+    let first = express.get("/").text();
+    assert!(first.starts_with("before "), "{first}\n{}", express.error_log());
+    // The monitor notes the module's time on its first pass (within a second of the start).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !express.error_log().contains("watching the loaded modules for changes") {
+        assert!(Instant::now() < deadline, "the monitor did not start:\n{}", express.error_log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(&words, "TEXT = 'after'\n").unwrap();
+    // A different time for certain, however coarse the file system's clock.
+    std::fs::File::options().write(true).open(&words).unwrap().set_modified(std::time::SystemTime::now() + Duration::from_secs(5)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut now = first.clone();
+    while !now.starts_with("after ") {
+        assert!(Instant::now() < deadline, "still {now:?} after the edit:\n{}", express.error_log());
+        std::thread::sleep(Duration::from_millis(200));
+        now = try_http(express.port, "GET", "/", &[], b"").map(|r| r.text()).unwrap_or_default();
+    }
+    assert_ne!(first.split(' ').nth(1), now.split(' ').nth(1), "a new process serves the new text");
+    let log = express.error_log();
+    assert!(log.contains("Change detected to") && log.contains("words.py"), "{log}");
+}
+
+/// `--https-port` with a self-signed certificate: HTTPS is served by the same application,
+/// by one daemon process (the virtual host for HTTPS must not start the group again), and
+/// `--https-only` redirects HTTP there with the `--hsts-policy` header on HTTPS.
+#[test]
+fn https_port_serves_the_application_over_tls() {
+    let dir = TempDir::new("express-https");
+    dir.write("app.wsgi", WHERE_AM_I);
+    let made = Command::new("/usr/bin/openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-keyout", "site.key", "-out", "site.crt"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (port, https) = two_free_ports();
+    let https_text = https.to_string();
+    let args = ["app.wsgi", "--https-port", &https_text, "--ssl-certificate", "site", "--https-only", "--hsts-policy", "max-age=600"];
+    let express = Express::start_on(dir, port, &args);
+    let (status, headers, body) = curl(&["-k", "-i", &format!("https://127.0.0.1:{https}/secure/path")]);
+    assert_eq!(status, 200, "{headers}{body}\n{}", express.error_log());
+    assert!(body.starts_with("|/secure/path|https|"), "{body}\n{}", express.error_log());
+    assert!(headers.to_ascii_lowercase().contains("strict-transport-security: max-age=600"), "{headers}");
+    let r = express.get("/plain?q=1");
+    assert_eq!(r.status, 302, "{}", express.error_log());
+    assert_eq!(r.header("Location"), Some(format!("https://localhost:{https}/plain?q=1").as_str()));
+    let daemons = express.children().into_iter().filter(|(_, c)| c.starts_with("(wsgi:")).count();
+    assert_eq!(daemons, 1, "one daemon process: {:?}\n{}", express.children(), express.error_log());
+}
+
+/// `--host-access-script`: the script's `allow_access` refuses a client with 403, for the
+/// application and the document root's files alike.
+#[test]
+fn host_access_script_refuses_clients() {
+    let dir = TempDir::new("express-access");
+    dir.write("app.wsgi", WHERE_AM_I);
+    dir.write("www/file.txt", "a file\n");
+    dir.write("access.py", "def allow_access(environ, host):\n    return environ.get('HTTP_X_LET_ME_IN') == 'yes'\n");
+    let express = Express::start_in(dir, &["app.wsgi", "--host-access-script", "access.py", "--document-root", "www"]);
+    for path in ["/", "/file.txt"] {
+        assert_eq!(express.get(path).status, 403, "{path}\n{}", express.error_log());
+        let r = http(express.port, "GET", path, &[("X-Let-Me-In", "yes")], b"");
+        assert_eq!(r.status, 200, "{path}\n{}", express.error_log());
+    }
+    assert!(express.error_log().contains("denied"), "{}", express.error_log());
+}
+
+/// `--application-type paste` loads the file with PasteDeploy (here a stand-in on
+/// `--python-path`); without PasteDeploy it is refused before Apache starts.
+#[test]
+fn application_type_paste_needs_paste_deploy() {
+    let dir = TempDir::new("express-paste");
+    dir.write("site.ini", "[app:main]\nuse = egg:demo\n");
+    dir.write("fake/paste/__init__.py", "");
+    dir.write(
+        "fake/paste/deploy.py",
+        "def loadapp(uri):\n    path = uri.split(':', 1)[1]\n    def app(e, s):\n        s('200 OK', [('Content-Type', 'text/plain')])\n        return [('paste ' + path.rsplit('/', 1)[-1]).encode()]\n    return app\n",
+    );
+    let installed = Command::new("/usr/bin/python3").args(["-c", "import paste.deploy"]).stderr(Stdio::null()).status().unwrap().success();
+    if !installed {
+        let out = Command::new(EXPRESS)
+            .args(["start-server", "--application-type", "paste", "site.ini", "--server-root", "root", "--setup-only"])
+            .current_dir(dir.path())
+            .env("MOD_WSGI_MODULE", module_path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("--application-type paste needs PasteDeploy"), "{stderr}");
+    }
+    let express = Express::start_in(dir, &["--application-type", "paste", "--python-path", "fake", "site.ini"]);
+    let r = express.get("/");
+    assert_eq!((r.status, r.text().as_str()), (200, "paste site.ini"), "{}", express.error_log());
+}
+
+/// Every honoured option at once makes a configuration Apache accepts (`apachectl
+/// configtest`), with the directives they stand for.
+#[test]
+fn all_options_together_make_a_valid_configuration() {
+    let dir = TempDir::new("express-all");
+    dir.write("app.wsgi", WHERE_AM_I);
+    dir.write("www/index.html", "index\n");
+    dir.write("users.py", "def check_password(environ, user, password):\n    return password == 'secret'\ndef groups_for_user(environ, user):\n    return ['staff']\n");
+    dir.write("rules.conf", "RewriteRule ^old$ new [R]\n");
+    dir.write("page.py", "def application(e, s):\n    s('200 OK', [])\n    return [b'page']\n");
+    let made = Command::new("/usr/bin/openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", "s.key", "-out", "s.crt"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let (port, https) = two_free_ports();
+    let root = dir.path().join("root");
+    #[rustfmt::skip]
+    let options = [
+        "--port", &port.to_string(), "--server-root", root.to_str().unwrap(), "--https-port", &https.to_string(),
+        "--ssl-certificate", "s", "--ssl-ca-certificate-file", "s.crt", "--ssl-verify-client", "/private", "--ssl-environment",
+        "--https-only", "--hsts-policy", "max-age=60", "--server-name", "www.example.com", "--server-alias", "alias.example.com",
+        "--allow-localhost", "--http2", "--document-root", "www", "--directory-index", "index.html", "--directory-listing",
+        "--allow-override", "AuthConfig", "--rewrite-rules", "rules.conf", "--error-document", "404", "/missing.html",
+        "--error-override", "--add-handler", ".page", "page.py", "--with-cgi", "--reload-on-changes", "--application-group", "site",
+        "--chunked-request", "--enable-sendfile", "--map-head-to-get", "Off", "--trust-proxy", "10.0.0.1", "--trust-proxy-header",
+        "X-Forwarded-For", "--passenv", "HOME", "--python-warnings", "ignore", "--python-eggs", "eggs", "--switch-interval", "0.01",
+        "--server-metrics", "--server-status", "--keep-alive-timeout", "3", "--limit-request-body", "1000", "--header-timeout", "20",
+        "--body-timeout", "20", "--ignore-activity", "/health", "--auth-user-script", "users.py", "--auth-type", "Digest",
+        "--auth-group-script", "users.py", "--auth-group", "staff", "--host-access-script", "users.py", "--access-log",
+        "--access-log-format", "%h \"%r\" %>s", "--error-log-format", "[%l] %M", "--log-directory", "logs", "--error-log-name",
+        "errors", "--access-log-name", "hits", "--startup-log", "--rotate-logs", "--max-log-size", "2", "--pid-file", "run.pid",
+        "--server-mpm", "worker", "--initial-workers", "0.5", "--minimum-spare-workers", "0.2", "--maximum-spare-workers", "0.8",
+        "--response-flush-delay", "0", "--orphan-interpreter", "--verbose-debugging", "--process-name", "site-server",
+        "--mime-types", "/etc/mime.types", "--modules-directory", APACHE_MODULES, "--httpd-executable", APACHE, "app.wsgi",
+    ];
+    let out = Command::new(EXPRESS).arg("setup-server").args(options).current_dir(dir.path()).env("MOD_WSGI_MODULE", module_path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let checked = Command::new(root.join("apachectl")).arg("configtest").output().unwrap();
+    assert!(checked.status.success(), "{}\n{}", String::from_utf8_lossy(&checked.stderr), std::fs::read_to_string(root.join("httpd.conf")).unwrap());
+    let conf = std::fs::read_to_string(root.join("httpd.conf")).unwrap();
+    for want in ["LoadModule mpm_worker_module", "SSLVerifyClient require", "AuthDigestProvider wsgi", "WSGIServerMetrics On", "rotatelogs"] {
+        assert!(conf.contains(want), "missing {want:?} in\n{conf}");
+    }
+    let control = std::fs::read_to_string(root.join("apachectl")).unwrap();
+    assert!(control.contains("site-server"), "--process-name is Apache's argv[0]:\n{control}");
+}
+
+/// Two distinct free ports.
+fn two_free_ports() -> (u16, u16) {
+    let first = free_port();
+    loop {
+        let second = free_port();
+        if second != first {
+            return (first, second);
+        }
+    }
+}
+
+/// `curl -s ARGS`: the status of the last response, its headers, and the body.
+fn curl(args: &[&str]) -> (u16, String, String) {
+    let out = Command::new("/usr/bin/curl").args(["-s", "--max-time", "30"]).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, format!("{head}\r\n\r\n"), body.to_string())
 }

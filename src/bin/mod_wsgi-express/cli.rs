@@ -4,7 +4,11 @@
 //! so that it can be unit-tested. Checks that need the file system (does the script exist?) and
 //! turning relative paths absolute happen in `setup.rs`.
 
+use crate::auth::Auth;
+use crate::docroot::DocRoot;
+use crate::logs::Logs;
 use crate::options::{self, Arity, OptSpec, Sub};
+use crate::tls::Tls;
 use std::path::PathBuf;
 
 /// What the user asked for.
@@ -36,6 +40,9 @@ pub enum Mpm {
 }
 
 impl Mpm {
+    /// In the original's order of preference, which `--server-mpm` given twice picks from.
+    pub const ALL: [Mpm; 3] = [Mpm::Event, Mpm::Worker, Mpm::Prefork];
+
     pub fn name(self) -> &'static str {
         match self {
             Mpm::Event => "event",
@@ -43,6 +50,19 @@ impl Mpm {
             Mpm::Prefork => "prefork",
         }
     }
+}
+
+/// The entry point, as `--application-type` says to read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum App {
+    /// A WSGI script file (`script`, the default).
+    Script(PathBuf),
+    /// A dotted module name, imported (`module`).
+    Module(String),
+    /// A PasteDeploy configuration file (`paste`).
+    Paste(PathBuf),
+    /// No application (`static`): the directory given, if any, is the document root.
+    Static(Option<PathBuf>),
 }
 
 /// `--url-alias URL PATH`. `is_file` is filled in by setup (it needs the file system).
@@ -53,16 +73,28 @@ pub struct UrlAlias {
     pub is_file: bool,
 }
 
+/// `--initial-workers`, `--minimum-spare-workers`, `--maximum-spare-workers`: fractions of
+/// `max_clients` for sizing Apache's children in daemon mode, as the original's.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SpareWorkers {
+    pub initial: Option<f64>,
+    pub minimum: Option<f64>,
+    pub maximum: Option<f64>,
+}
+
 /// Everything `start-server` was told, typed and validated.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
-    pub script: PathBuf,
+    pub app: App,
     pub port: u16,
     pub host: String,
     /// Whether `--host` was given: the default server root names the host only then, as the
     /// original does (`/tmp/mod_wsgi-localhost:8000:UID` otherwise).
     pub host_given: bool,
     pub server_name: String,
+    /// Whether `--server-name` was given: only then, as the original, is the site a name-based
+    /// virtual host that refuses other host names.
+    pub server_name_given: bool,
     pub server_root: Option<PathBuf>,
     pub user: Option<String>,
     pub group: Option<String>,
@@ -77,20 +109,28 @@ pub struct ServerOptions {
     pub process_group: Option<String>,
     /// `--working-directory`; `None`: the current directory (resolved by setup).
     pub working_directory: Option<PathBuf>,
-    /// The numeric daemon options, as `(option name, value)` in the order of
-    /// [`crate::daemon::NUMBERS`].
+    /// The numeric options, as `(option name, value)`: [`crate::daemon::NUMBERS`] in their
+    /// order, then [`SERVER_NUMBERS`].
     pub numbers: Vec<(&'static str, u32)>,
     pub locale: Option<String>,
     pub socket_prefix: Option<PathBuf>,
     pub mpm: Mpm,
     pub callable_object: String,
+    pub application_group: Option<String>,
     pub mount_point: String,
     pub url_aliases: Vec<UrlAlias>,
     pub python_home: Option<PathBuf>,
     pub python_path: Vec<PathBuf>,
+    pub python_eggs: Option<PathBuf>,
+    /// `--switch-interval`, checked to be a positive number, as written.
+    pub switch_interval: Option<String>,
+    /// `--map-head-to-get`, as `WSGIMapHEADToGET` spells it (`Off`, `On`, `Auto`).
+    pub map_head_to_get: &'static str,
     pub log_level: String,
     pub log_to_terminal: bool,
     pub access_log: bool,
+    pub startup_log: bool,
+    pub logs: Logs,
     pub setup_only: bool,
     /// `--setenv KEY VALUE`, in order.
     pub setenv: Vec<(String, String)>,
@@ -99,13 +139,75 @@ pub struct ServerOptions {
     pub compress_responses: bool,
     /// `--max-clients` (daemon mode), else computed as the original does.
     pub max_clients: Option<u32>,
-    pub startup_log: bool,
+    pub spare_workers: SpareWorkers,
+    pub docroot: DocRoot,
+    pub tls: Option<Tls>,
+    pub auth: Auth,
+    pub mime_types: Option<PathBuf>,
+    pub httpd_executable: Option<PathBuf>,
+    pub modules_directory: Option<PathBuf>,
+    pub process_name: Option<String>,
+    /// The switches given that map to one directive each (see [`ServerOptions::flag`]).
+    pub flags: Vec<&'static str>,
+    /// The values of the repeatable one-value options that pass through as they are (see
+    /// [`ServerOptions::list`]), as (option, value) in command-line order.
+    pub lists: Vec<(&'static str, String)>,
 }
+
+/// Switches kept by name in [`ServerOptions::flags`]: each turns one thing on.
+const FLAGS: &[&str] = &[
+    "chunked-request", "enable-sendfile", "error-override", "server-metrics", "server-status", "verbose-debugging",
+    "disable-reloading", "reload-on-changes", "orphan-interpreter", "http2", "allow-localhost",
+];
+
+/// Repeatable options kept by name in [`ServerOptions::lists`].
+const LISTS: &[&str] = &["server-alias", "ignore-activity", "trust-proxy-header", "trust-proxy", "passenv", "python-warnings"];
+
+/// Numeric options of Apache itself (the daemon's are [`crate::daemon::NUMBERS`]).
+pub const SERVER_NUMBERS: &[&str] = &[
+    "server-backlog", "keep-alive-timeout", "limit-request-body", "header-timeout", "header-max-timeout", "header-min-rate",
+    "body-timeout", "body-max-timeout", "body-min-rate", "max-log-size",
+];
 
 impl ServerOptions {
     /// A numeric option's value (`numbers` holds every one the parser knows).
     pub fn number(&self, name: &str) -> u32 {
         self.numbers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).unwrap_or_else(|| panic!("--{name} is not a numeric option"))
+    }
+
+    /// Whether the switch `name` (one of [`FLAGS`]) was given.
+    pub fn flag(&self, name: &str) -> bool {
+        assert!(FLAGS.contains(&name), "--{name} is not a switch kept by name");
+        self.flags.contains(&name)
+    }
+
+    /// The values given to `name` (one of [`LISTS`]), in order.
+    pub fn list(&self, name: &str) -> Vec<&str> {
+        assert!(LISTS.contains(&name), "--{name} is not a list kept by name");
+        self.lists.iter().filter(|(n, _)| *n == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// Whether requests are served from a document root, the application getting what is
+    /// not a file there (as the original always does), rather than the whole mount point
+    /// going to the application (`WSGIScriptAlias`, which keeps the module's own reloading
+    /// of the script).
+    pub fn serves_document_root(&self) -> bool {
+        matches!(self.app, App::Static(_)) || self.docroot.is_wanted()
+    }
+
+    /// Whether the application is reached through the generated `handler.wsgi` (which loads
+    /// the entry point as the type says and runs the change monitor) rather than directly.
+    pub fn uses_handler_script(&self) -> bool {
+        match self.app {
+            App::Static(_) => false,
+            App::Script(_) => self.serves_document_root() || self.flag("reload-on-changes"),
+            App::Module(_) | App::Paste(_) => true,
+        }
+    }
+
+    /// Whether there is a daemon process group (not `--embedded-mode`, not static files only).
+    pub fn daemon_mode(&self) -> bool {
+        !self.embedded && !matches!(self.app, App::Static(_))
     }
 }
 
@@ -141,39 +243,59 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         }
     }
     match sub {
-        Sub::ModuleConfig => Ok(Command::ModuleConfig { python_home: raw.one("python-home").map(PathBuf::from) }),
+        Sub::ModuleConfig => Ok(Command::ModuleConfig { python_home: raw.path("python-home") }),
         Sub::ModuleLocation => Ok(Command::ModuleLocation),
-        Sub::InstallModule => Ok(Command::InstallModule {
-            modules_directory: raw.one("modules-directory").map(PathBuf::from),
-            python_home: raw.one("python-home").map(PathBuf::from),
-        }),
+        Sub::InstallModule => Ok(Command::InstallModule { modules_directory: raw.path("modules-directory"), python_home: raw.path("python-home") }),
         Sub::StartServer => server_options(&raw).map(|o| Command::StartServer(Box::new(o))),
         Sub::SetupServer => server_options(&raw).map(|o| Command::SetupServer(Box::new(o))),
     }
 }
 
 /// Options as given, before typing: (option, values) in command-line order, and the rest.
-struct Raw {
+/// The feature modules (`tls.rs`, `docroot.rs`...) read their options from it.
+#[derive(Debug)]
+pub struct Raw {
     sub: Sub,
     given: Vec<(&'static OptSpec, Vec<String>)>,
     positional: Vec<String>,
 }
 
 impl Raw {
-    fn error(&self, message: String) -> UsageError {
+    pub fn error(&self, message: String) -> UsageError {
         let usage = format!("{}\nTry 'mod_wsgi-express {} --help'.", options::synopsis(self.sub), self.sub.name());
         UsageError { message, usage }
     }
-    fn flag(&self, name: &str) -> bool {
+    /// Whether the option was given (for a switch: whether it is on).
+    pub fn flag(&self, name: &str) -> bool {
         self.given.iter().any(|(o, _)| o.name == name)
     }
     /// Last value given, else the table's default.
-    fn one(&self, name: &str) -> Option<String> {
+    pub fn one(&self, name: &str) -> Option<String> {
         let given = self.given.iter().rev().find(|(o, _)| o.name == name).map(|(_, v)| v[0].clone());
         given.or_else(|| options::default_of(name).map(str::to_string))
     }
-    fn all(&self, name: &str) -> Vec<Vec<String>> {
+    /// [`Raw::one`] as a path.
+    pub fn path(&self, name: &str) -> Option<PathBuf> {
+        self.one(name).map(PathBuf::from)
+    }
+    /// Every value list given to a repeatable option, in order.
+    pub fn all(&self, name: &str) -> Vec<Vec<String>> {
         self.given.iter().filter(|(o, _)| o.name == name).map(|(_, v)| v.clone()).collect()
+    }
+    /// A number from 0 to `max`, or the usage error naming the option.
+    pub fn number(&self, name: &str, max: u32) -> Result<u32, UsageError> {
+        let text = self.one(name).unwrap_or_default();
+        match text.parse::<u32>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(self.error(format!("invalid --{name} '{text}': must be a number from 0 to {max}"))),
+        }
+    }
+    /// A usage error unless the option that `name` depends on was given too.
+    pub fn needs(&self, name: &str, other: &str) -> Result<(), UsageError> {
+        if self.flag(name) && !self.flag(other) {
+            return Err(self.error(format!("--{name} needs --{other}")));
+        }
+        Ok(())
     }
 }
 
@@ -203,7 +325,7 @@ fn split(sub: Sub, words: &[String]) -> Result<Raw, UsageError> {
         };
         let Some(spec) = options::find(sub, name) else {
             if let Some(why) = options::unsupported(name).filter(|_| matches!(sub, Sub::StartServer | Sub::SetupServer)) {
-                return Err(raw.error(format!("option '--{name}' of mod_wsgi-express is not supported by mod_wsgi-rs: {why}")));
+                return Err(raw.error(format!("option '--{name}' of mod_wsgi-express is not supported by mod_wsgi-rs yet: {why}")));
             }
             return Err(raw.error(format!("unknown option '--{name}'")));
         };
@@ -229,48 +351,12 @@ fn split(sub: Sub, words: &[String]) -> Result<Raw, UsageError> {
 
 fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
     let value = |name: &str| raw.one(name).unwrap_or_default();
-    let script = match (raw.positional.as_slice(), raw.one("entry-point")) {
-        ([], None) => return Err(raw.error("no WSGI script given".to_string())),
-        ([one], None) => PathBuf::from(one),
-        ([], Some(entry)) => PathBuf::from(entry),
-        ([_], Some(_)) => return Err(raw.error("the WSGI script given twice (--entry-point and as an argument)".to_string())),
-        ([_, extra, ..], _) => return Err(raw.error(format!("unexpected argument '{extra}'"))),
-    };
-    let mut setenv = Vec::new();
-    for v in raw.all("setenv") {
-        // What Apache's SetEnv takes as a name.
-        if v[0].is_empty() || !v[0].chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
-            return Err(raw.error(format!("invalid --setenv name '{}'", v[0])));
-        }
-        setenv.push((v[0].clone(), v[1].clone()));
-    }
-    let max_clients = match raw.one("max-clients") {
-        None => None,
-        Some(text) => match text.parse::<u32>() {
-            Ok(n) if (1..=100_000).contains(&n) => Some(n),
-            _ => return Err(raw.error(format!("invalid --max-clients '{text}': must be a number from 1 to 100000"))),
-        },
-    };
-    if max_clients.is_some() && raw.flag("embedded-mode") {
-        return Err(raw.error("--max-clients sizes Apache's children in daemon mode; with --embedded-mode they are sized by --processes and --threads".to_string()));
-    }
-    let port = value("port");
-    let port = match port.parse::<u16>() {
-        Ok(p) if p >= 1 => p,
-        _ => return Err(raw.error(format!("invalid port '{port}': must be a number from 1 to 65535"))),
-    };
+    let app = entry_point(raw)?;
+    let setenv = setenv(raw)?;
+    let (max_clients, spare_workers) = child_sizing(raw)?;
+    let port = port(raw, "port")?.unwrap_or(8000);
     let processes = count(raw, "processes")?;
-    let mut numbers = Vec::new();
-    for name in crate::daemon::NUMBERS.iter().map(|(name, _)| *name).chain(["server-backlog"]) {
-        let text = raw.one(name).unwrap_or_default();
-        let n = text.parse::<u32>().map_err(|_| raw.error(format!("invalid --{name} '{text}': must be a number from 0 to {}", u32::MAX)))?;
-        numbers.push((name, n));
-    }
-    if let Some((_, size)) = numbers.iter().find(|(name, _)| *name == "header-buffer-size") {
-        if (1..8192).contains(size) {
-            return Err(raw.error(format!("invalid --header-buffer-size '{size}': must be 0 (the default) or at least 8192")));
-        }
-    }
+    let numbers = numbers(raw)?;
     let process_group = raw.one("process-group");
     if let Some(name) = &process_group {
         // What WSGIDaemonProcess accepts as a name.
@@ -282,23 +368,13 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
     if processes.checked_mul(threads).is_none() {
         return Err(raw.error("--processes times --threads is too large".to_string()));
     }
-    let mpm = match value("mpm").as_str() {
-        "event" => Mpm::Event,
-        "worker" => Mpm::Worker,
-        "prefork" => Mpm::Prefork,
-        other => return Err(raw.error(format!("invalid --mpm '{other}': must be event, worker or prefork"))),
-    };
-    let app_type = value("application-type");
-    if app_type != "script" {
-        return Err(raw.error(format!("invalid --application-type '{app_type}': only 'script' is supported")));
-    }
     let log_level = value("log-level");
     if !LOG_LEVELS.contains(&log_level.as_str()) {
         return Err(raw.error(format!("invalid --log-level '{log_level}'")));
     }
     let mount_point = value("mount-point");
-    if !mount_point.starts_with('/') {
-        return Err(raw.error(format!("invalid --mount-point '{mount_point}': must start with '/'")));
+    if !mount_point.starts_with('/') || mount_point.split('/').any(|part| part == "." || part == "..") {
+        return Err(raw.error(format!("invalid --mount-point '{mount_point}': must start with '/' and hold no '.' or '..' parts")));
     }
     let mut url_aliases = Vec::new();
     for v in raw.all("url-alias") {
@@ -308,19 +384,20 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
         url_aliases.push(UrlAlias { url: v[0].clone(), path: PathBuf::from(&v[1]), is_file: false });
     }
     let callable_object = value("callable-object");
-    // The module accepts only a Python identifier; say so now rather than in Apache's log.
-    let mut chars = callable_object.chars();
-    let identifier = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || c == '_');
-    if !identifier {
+    if !is_identifier(&callable_object) {
+        // The module accepts only a Python identifier; say so now rather than in Apache's log.
         return Err(raw.error(format!("invalid --callable-object '{callable_object}': must be a Python identifier")));
     }
-    Ok(ServerOptions {
-        script,
+    let flags: Vec<&'static str> = FLAGS.iter().copied().filter(|name| raw.flag(name)).collect();
+    let lists = LISTS.iter().flat_map(|&name| raw.all(name).into_iter().map(move |v| (name, v[0].clone()))).collect();
+    let o = ServerOptions {
+        app,
         port,
         host: value("host"),
         host_given: raw.flag("host"),
         server_name: value("server-name"),
-        server_root: raw.one("server-root").map(PathBuf::from),
+        server_name_given: raw.flag("server-name"),
+        server_root: raw.path("server-root"),
         user: raw.one("user"),
         group: raw.one("group"),
         processes,
@@ -328,26 +405,199 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
         threads,
         embedded: raw.flag("embedded-mode"),
         process_group,
-        working_directory: raw.one("working-directory").map(PathBuf::from),
+        working_directory: raw.path("working-directory"),
         numbers,
         locale: raw.one("locale").or_else(|| raw.one("lang")),
-        socket_prefix: raw.one("socket-prefix").map(PathBuf::from),
-        mpm,
+        socket_prefix: raw.path("socket-prefix"),
+        mpm: mpm(raw)?,
         callable_object,
+        application_group: application_group(raw)?,
         mount_point,
         url_aliases,
-        python_home: raw.one("python-home").map(PathBuf::from),
+        python_home: raw.path("python-home"),
         python_path: raw.all("python-path").into_iter().map(|v| PathBuf::from(&v[0])).collect(),
+        python_eggs: raw.path("python-eggs"),
+        switch_interval: switch_interval(raw)?,
+        map_head_to_get: map_head_to_get(raw)?,
         log_level,
         log_to_terminal: raw.flag("log-to-terminal"),
         access_log: raw.flag("access-log"),
+        startup_log: raw.flag("startup-log"),
+        logs: Logs::parse(raw)?,
         setup_only: raw.flag("setup-only"),
         setenv,
         include_files: raw.all("include-file").into_iter().map(|v| PathBuf::from(&v[0])).collect(),
         compress_responses: raw.flag("compress-responses"),
         max_clients,
-        startup_log: raw.flag("startup-log"),
-    })
+        spare_workers,
+        docroot: DocRoot::parse(raw)?,
+        tls: Tls::parse(raw, port)?,
+        auth: Auth::parse(raw)?,
+        mime_types: raw.path("mime-types"),
+        httpd_executable: raw.path("httpd-executable"),
+        modules_directory: raw.path("modules-directory"),
+        process_name: process_name(raw)?,
+        flags,
+        lists,
+    };
+    check_combinations(raw, &o)?;
+    Ok(o)
+}
+
+/// The entry point: the last argument or `--entry-point`, read as `--application-type` says.
+fn entry_point(raw: &Raw) -> Result<App, UsageError> {
+    let kind = raw.one("application-type").unwrap_or_default();
+    let given = match (raw.positional.as_slice(), raw.one("entry-point")) {
+        ([], None) => None,
+        ([one], None) => Some(one.clone()),
+        ([], Some(entry)) => Some(entry),
+        ([_], Some(_)) => return Err(raw.error("the entry point given twice (--entry-point and as an argument)".to_string())),
+        ([_, extra, ..], _) => return Err(raw.error(format!("unexpected argument '{extra}'"))),
+    };
+    match (kind.as_str(), given) {
+        ("static", given) => Ok(App::Static(given.map(PathBuf::from))),
+        (_, None) => Err(raw.error("no WSGI script given".to_string())),
+        ("script", Some(path)) => Ok(App::Script(PathBuf::from(path))),
+        ("paste", Some(path)) => Ok(App::Paste(PathBuf::from(path))),
+        ("module", Some(name)) if name.split('.').all(is_identifier) => Ok(App::Module(name)),
+        ("module", Some(name)) => Err(raw.error(format!("invalid module name '{name}' for --application-type module: must be a dotted name such as pkg.wsgi"))),
+        (other, _) => Err(raw.error(format!("invalid --application-type '{other}': must be script, module, static or paste"))),
+    }
+}
+
+/// Whether `text` is a Python identifier, as the module and `import` accept.
+fn is_identifier(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || c == '_')
+}
+
+fn setenv(raw: &Raw) -> Result<Vec<(String, String)>, UsageError> {
+    let mut setenv = Vec::new();
+    for v in raw.all("setenv") {
+        // What Apache's SetEnv takes as a name.
+        if v[0].is_empty() || !v[0].chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+            return Err(raw.error(format!("invalid --setenv name '{}'", v[0])));
+        }
+        setenv.push((v[0].clone(), v[1].clone()));
+    }
+    Ok(setenv)
+}
+
+/// `--max-clients` and the spare-worker fractions: they size Apache's children in daemon
+/// mode only, so with `--embedded-mode` they are refused rather than ignored.
+fn child_sizing(raw: &Raw) -> Result<(Option<u32>, SpareWorkers), UsageError> {
+    let max_clients = match raw.one("max-clients") {
+        None => None,
+        Some(text) => match text.parse::<u32>() {
+            Ok(n) if (1..=100_000).contains(&n) => Some(n),
+            _ => return Err(raw.error(format!("invalid --max-clients '{text}': must be a number from 1 to 100000"))),
+        },
+    };
+    let fraction = |name: &str| match raw.one(name) {
+        None => Ok(None),
+        Some(text) => match text.parse::<f64>() {
+            Ok(f) if (0.0..=1.0).contains(&f) => Ok(Some(f)),
+            _ => Err(raw.error(format!("invalid --{name} '{text}': must be a fraction from 0 to 1"))),
+        },
+    };
+    let spare = SpareWorkers { initial: fraction("initial-workers")?, minimum: fraction("minimum-spare-workers")?, maximum: fraction("maximum-spare-workers")? };
+    if raw.flag("embedded-mode") {
+        for name in ["max-clients", "initial-workers", "minimum-spare-workers", "maximum-spare-workers"] {
+            if raw.flag(name) {
+                return Err(raw.error(format!("--{name} sizes Apache's children in daemon mode; with --embedded-mode they are sized by --processes and --threads")));
+            }
+        }
+    }
+    Ok((max_clients, spare))
+}
+
+/// A port option, if given: 1 to 65535.
+pub fn port(raw: &Raw, name: &str) -> Result<Option<u16>, UsageError> {
+    let Some(text) = raw.one(name) else { return Ok(None) };
+    match text.parse::<u16>() {
+        Ok(p) if p >= 1 => Ok(Some(p)),
+        _ if name == "port" => Err(raw.error(format!("invalid port '{text}': must be a number from 1 to 65535"))),
+        _ => Err(raw.error(format!("invalid --{name} '{text}': must be a number from 1 to 65535"))),
+    }
+}
+
+/// The numeric options of the daemon group and of Apache, checked.
+fn numbers(raw: &Raw) -> Result<Vec<(&'static str, u32)>, UsageError> {
+    let mut numbers = Vec::new();
+    for name in crate::daemon::NUMBERS.iter().map(|(name, _)| *name).chain(SERVER_NUMBERS.iter().copied()) {
+        // Apache's ceiling for LimitRequestBody.
+        let max = if name == "limit-request-body" { 2_147_483_647 } else { u32::MAX };
+        numbers.push((name, raw.number(name, max)?));
+    }
+    if let Some((_, size)) = numbers.iter().find(|(name, _)| *name == "header-buffer-size") {
+        if (1..8192).contains(size) {
+            return Err(raw.error(format!("invalid --header-buffer-size '{size}': must be 0 (the default) or at least 8192")));
+        }
+    }
+    Ok(numbers)
+}
+
+/// `--server-mpm` (or `--mpm`): given more than once, the first of event, worker and prefork
+/// that was named, as the original picks among the ones available.
+fn mpm(raw: &Raw) -> Result<Mpm, UsageError> {
+    let named: Vec<String> = match raw.all("server-mpm") {
+        given if given.is_empty() => vec![raw.one("server-mpm").unwrap_or_default()],
+        given => given.into_iter().map(|v| v[0].clone()).collect(),
+    };
+    if let Some(bad) = named.iter().find(|n| Mpm::ALL.iter().all(|m| m.name() != n.as_str())) {
+        return Err(raw.error(format!("invalid --server-mpm '{bad}': must be event, worker or prefork")));
+    }
+    Ok(Mpm::ALL.into_iter().find(|m| named.iter().any(|n| n == m.name())).unwrap_or(Mpm::Event))
+}
+
+/// `--application-group`: a name, or one of mod_wsgi's `%{...}` forms (checked by Apache).
+fn application_group(raw: &Raw) -> Result<Option<String>, UsageError> {
+    match raw.one("application-group") {
+        Some(name) if name.is_empty() || name.contains('\0') => Err(raw.error(format!("invalid --application-group '{name}'"))),
+        other => Ok(other),
+    }
+}
+
+fn switch_interval(raw: &Raw) -> Result<Option<String>, UsageError> {
+    let Some(text) = raw.one("switch-interval") else { return Ok(None) };
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok(Some(text)),
+        _ => Err(raw.error(format!("invalid --switch-interval '{text}': must be a positive number of seconds"))),
+    }
+}
+
+fn map_head_to_get(raw: &Raw) -> Result<&'static str, UsageError> {
+    let text = raw.one("map-head-to-get").unwrap_or_default();
+    match text.to_ascii_lowercase().as_str() {
+        "off" => Ok("Off"),
+        "on" => Ok("On"),
+        "auto" => Ok("Auto"),
+        _ => Err(raw.error(format!("invalid --map-head-to-get '{text}': must be Off, On or Auto"))),
+    }
+}
+
+fn process_name(raw: &Raw) -> Result<Option<String>, UsageError> {
+    match raw.one("process-name") {
+        Some(name) if name.is_empty() || name.contains('\0') => Err(raw.error(format!("invalid --process-name '{name}'"))),
+        other => Ok(other),
+    }
+}
+
+/// Options that only mean something together with others, refused alone rather than
+/// silently ignored.
+fn check_combinations(raw: &Raw, o: &ServerOptions) -> Result<(), UsageError> {
+    if o.flag("reload-on-changes") && o.flag("disable-reloading") {
+        return Err(raw.error("--reload-on-changes and --disable-reloading contradict each other".to_string()));
+    }
+    if o.flag("reload-on-changes") && !o.daemon_mode() {
+        return Err(raw.error("--reload-on-changes restarts daemon processes; it needs daemon mode (not --embedded-mode or --application-type static)".to_string()));
+    }
+    if !o.server_name_given {
+        for name in ["server-alias", "allow-localhost"] {
+            raw.needs(name, "server-name")?;
+        }
+    }
+    Ok(())
 }
 
 /// A positive count (`--processes`, `--threads`), at most 100000: Apache's own ceiling for
@@ -407,7 +657,7 @@ mod tests {
     fn last_value_wins_and_double_dash_ends_options() {
         let o = server(&["start-server", "--port", "1", "--port", "2", "--", "--odd.wsgi"]);
         assert_eq!(o.port, 2);
-        assert_eq!(o.script, PathBuf::from("--odd.wsgi"));
+        assert_eq!(o.app, App::Script(PathBuf::from("--odd.wsgi")));
     }
 
     #[test]
@@ -421,8 +671,8 @@ mod tests {
         assert!(usage_error(&["start-server", "--port=70000", "x"]).contains("invalid port"));
         assert!(usage_error(&["start-server", "x", "--port"]).contains("needs NUMBER"));
         assert!(usage_error(&["start-server", "--setup-only=yes", "x"]).contains("takes no value"));
-        assert!(usage_error(&["start-server", "--mpm", "winnt", "x"]).contains("--mpm"));
-        assert!(usage_error(&["start-server", "--application-type", "module", "x"]).contains("only 'script'"));
+        assert!(usage_error(&["start-server", "--mpm", "winnt", "x"]).contains("--server-mpm 'winnt'"));
+        assert!(usage_error(&["start-server", "--application-type", "wsgi", "x"]).contains("must be script, module, static or paste"));
         assert!(usage_error(&["start-server", "--threads", "0", "x"]).contains("--threads"));
         assert!(usage_error(&["start-server", "--log-level", "loud", "x"]).contains("--log-level"));
         assert!(usage_error(&["start-server", "--mount-point", "app", "x"]).contains("--mount-point"));
@@ -456,8 +706,8 @@ mod tests {
         assert!(usage_error(&["start-server", "--setenv", "A=B", "c", "x"]).contains("invalid --setenv name"));
         assert!(usage_error(&["start-server", "--entry-point", "a.wsgi", "b.wsgi"]).contains("given twice"));
         assert!(matches!(parse(&args(&["setup-server", "--port", "9", "x"])), Ok(Command::SetupServer(o)) if o.port == 9));
-        let refused = usage_error(&["start-server", "--switch-interval", "5", "x"]);
-        assert!(refused.contains("'--switch-interval'") && refused.contains("not supported by mod_wsgi-rs"), "{refused}");
+        let refused = usage_error(&["start-server", "--debug-mode", "x"]);
+        assert!(refused.contains("'--debug-mode'") && refused.contains("not supported by mod_wsgi-rs yet: "), "{refused}");
         // Only start-server knows them; module-config says "unknown".
         assert!(usage_error(&["module-config", "--startup-timeout", "1"]).contains("unknown option"));
     }
@@ -477,5 +727,143 @@ mod tests {
         for (i, o) in options::OPTIONS.iter().enumerate() {
             assert!(options::OPTIONS[i + 1..].iter().all(|p| p.name != o.name), "--{} twice", o.name);
         }
+    }
+
+    /// Every option of the original mod_wsgi-express 6.1 (`src/express/options.py`), hidden
+    /// ones included.
+    const ORIGINAL: &[&str] = &[
+        "application-type", "entry-point", "application-group", "process-group", "host", "port", "http2",
+        "https-port", "ssl-port", "ssl-certificate-file", "ssl-certificate-key-file", "ssl-certificate",
+        "ssl-ca-certificate-file", "ssl-verify-client", "ssl-certificate-chain-file", "ssl-environment",
+        "https-only", "hsts-policy", "server-name", "server-alias", "allow-localhost", "processes", "threads",
+        "max-clients", "initial-workers", "minimum-spare-workers", "maximum-spare-workers", "limit-request-body",
+        "maximum-requests", "startup-timeout", "shutdown-timeout", "restart-interval", "cpu-time-limit",
+        "graceful-timeout", "eviction-timeout", "deadlock-timeout", "inactivity-timeout", "ignore-activity",
+        "request-timeout", "interrupt-timeout", "connect-timeout", "socket-timeout", "proxy-timeout",
+        "queue-timeout", "header-timeout", "header-max-timeout", "header-min-rate", "body-timeout",
+        "body-max-timeout", "body-min-rate", "server-backlog", "daemon-backlog", "send-buffer-size",
+        "receive-buffer-size", "header-buffer-size", "response-buffer-size", "response-socket-timeout",
+        "response-flush-delay", "enable-sendfile", "disable-reloading", "reload-on-changes", "user", "group",
+        "callable-object", "map-head-to-get", "document-root", "directory-index", "directory-listing",
+        "allow-override", "mount-point", "url-alias", "error-document", "error-override", "proxy-mount-point",
+        "proxy-url-alias", "proxy-virtual-host", "trust-proxy-header", "trust-proxy", "keep-alive-timeout",
+        "compress-responses", "server-metrics", "telemetry-service", "enable-telemetry", "telemetry-ui-port",
+        "telemetry-interval", "slow-requests", "switch-interval", "free-threading", "telemetry-options",
+        "server-status", "host-access-script", "auth-user-script", "auth-type", "auth-group-script", "auth-group",
+        "include-file", "rewrite-rules", "envvars-script", "lang", "locale", "setenv", "passenv",
+        "working-directory", "pid-file", "server-root", "server-mpm", "log-directory", "log-level", "access-log",
+        "startup-log", "verbose-debugging", "log-to-terminal", "access-log-format", "error-log-format",
+        "error-log-name", "access-log-name", "startup-log-name", "rotate-logs", "max-log-size",
+        "rotatelogs-executable", "python-path", "python-eggs", "python-warnings", "shell-executable",
+        "httpd-executable", "process-name", "modules-directory", "mime-types", "socket-prefix", "add-handler",
+        "chunked-request", "with-php5", "with-cgi", "service-script", "service-user", "service-group",
+        "service-log-file", "orphan-interpreter", "embedded-mode", "enable-docs", "debug-mode", "enable-debugger",
+        "debugger-startup", "enable-coverage", "coverage-directory", "enable-profiler", "profiler-directory",
+        "enable-recorder", "recorder-directory", "enable-gdb", "gdb-executable", "setup-only",
+    ];
+
+    #[test]
+    fn every_option_of_the_original_is_honoured_or_refused_by_name() {
+        assert_eq!(ORIGINAL.len(), 152);
+        for name in ORIGINAL {
+            let honoured = options::find(Sub::StartServer, name).is_some();
+            let refused = options::unsupported(name).is_some();
+            assert!(honoured != refused, "--{name}: honoured {honoured}, refused {refused}");
+            if refused {
+                let message = usage_error(&["start-server", &format!("--{name}"), "x"]);
+                assert!(message.contains(&format!("'--{name}' of mod_wsgi-express is not supported by mod_wsgi-rs yet: ")), "{message}");
+            }
+        }
+        // The refused ones are all the original's, so that the table cannot hide a typo.
+        for (name, _) in options::UNSUPPORTED {
+            assert!(ORIGINAL.contains(name), "--{name} is not an option of the original");
+        }
+        let help = options::help(Sub::StartServer);
+        assert!(help.contains("--debug-mode") && help.contains("Also --mpm."), "{help}");
+    }
+
+    #[test]
+    fn application_types() {
+        assert_eq!(server(&["start-server", "--application-type", "module", "pkg.wsgi"]).app, App::Module("pkg.wsgi".into()));
+        assert_eq!(server(&["start-server", "--application-type=paste", "site.ini"]).app, App::Paste("site.ini".into()));
+        assert_eq!(server(&["start-server", "--application-type", "static"]).app, App::Static(None));
+        let o = server(&["start-server", "--application-type", "static", "/srv/www"]);
+        assert_eq!(o.app, App::Static(Some("/srv/www".into())));
+        assert!(o.serves_document_root() && !o.uses_handler_script() && !o.daemon_mode());
+        let o = server(&["start-server", "--entry-point", "app.wsgi"]);
+        assert!(!o.serves_document_root() && !o.uses_handler_script() && o.daemon_mode(), "a script alone is aliased directly");
+        assert!(server(&["start-server", "--document-root", "/srv/www", "app.wsgi"]).uses_handler_script());
+        assert!(server(&["start-server", "--reload-on-changes", "app.wsgi"]).uses_handler_script());
+        assert!(server(&["start-server", "--directory-index", "index.html", "app.wsgi"]).serves_document_root());
+        assert!(usage_error(&["start-server", "--application-type", "module", "pkg/wsgi.py"]).contains("dotted name"));
+        assert!(usage_error(&["start-server", "--application-type", "module", "pkg..wsgi"]).contains("dotted name"));
+        assert!(usage_error(&["start-server", "--application-type", "module"]).contains("no WSGI script given"));
+    }
+
+    #[test]
+    fn server_mpm_takes_the_originals_precedence_and_mpm_is_its_alias() {
+        assert_eq!(server(&["start-server", "--server-mpm", "worker", "x"]).mpm, Mpm::Worker);
+        assert_eq!(server(&["start-server", "--mpm=prefork", "x"]).mpm, Mpm::Prefork);
+        assert_eq!(server(&["start-server", "--server-mpm", "prefork", "--server-mpm", "worker", "x"]).mpm, Mpm::Worker);
+        assert_eq!(server(&["start-server", "--mpm", "prefork", "--server-mpm", "event", "x"]).mpm, Mpm::Event);
+    }
+
+    #[test]
+    fn https_options() {
+        let o = server(&["start-server", "--https-port", "8443", "--ssl-certificate", "/etc/site", "--https-only", "--hsts-policy", "max-age=60", "x"]);
+        let tls = o.tls.expect("https");
+        assert_eq!((tls.port, tls.certificate.as_path(), tls.key.as_path()), (8443, Path::new("/etc/site.crt"), Path::new("/etc/site.key")));
+        assert!(tls.https_only && tls.hsts_policy.as_deref() == Some("max-age=60"));
+        let o = server(&["start-server", "--ssl-port", "8443", "--ssl-certificate-file", "c.pem", "--ssl-certificate-key-file", "k.pem", "x"]);
+        assert_eq!(o.tls.map(|t| (t.port, t.certificate, t.key)), Some((8443, "c.pem".into(), "k.pem".into())));
+        assert!(usage_error(&["start-server", "--https-port", "8443", "x"]).contains("needs a certificate"));
+        assert!(usage_error(&["start-server", "--ssl-certificate", "/etc/site", "x"]).contains("--ssl-certificate needs --https-port"));
+        assert!(usage_error(&["start-server", "--https-only", "x"]).contains("--https-only needs --https-port"));
+        assert!(usage_error(&["start-server", "--https-port", "8000", "--ssl-certificate", "c", "x"]).contains("also the HTTP --port"));
+        let both = ["start-server", "--https-port", "1", "--ssl-certificate", "c", "--ssl-certificate-file", "d", "x"];
+        assert!(usage_error(&both).contains("not both"));
+        let hsts = ["start-server", "--https-port", "1", "--ssl-certificate", "c", "--hsts-policy", "max-age=1", "x"];
+        assert!(usage_error(&hsts).contains("--hsts-policy needs --https-only"));
+    }
+
+    #[test]
+    fn options_that_need_another_are_refused_alone() {
+        for (words, needs) in [
+            (&["--server-alias", "a.example"][..], "--server-alias needs --server-name"),
+            (&["--auth-group-script", "g.py"][..], "--auth-group-script needs --auth-user-script"),
+            (&["--auth-type", "Digest"][..], "--auth-type needs --auth-user-script"),
+            (&["--access-log-format", "combined"][..], "--access-log-format needs --access-log"),
+            (&["--max-log-size", "9"][..], "--max-log-size needs --rotate-logs"),
+            (&["--reload-on-changes", "--disable-reloading"][..], "contradict"),
+            (&["--reload-on-changes", "--embedded-mode"][..], "needs daemon mode"),
+            (&["--initial-workers", "0.5", "--embedded-mode"][..], "daemon mode"),
+        ] {
+            let message = usage_error(&[&["start-server"][..], words, &["x"]].concat());
+            assert!(message.contains(needs), "{words:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn values_are_checked() {
+        for (words, wanted) in [
+            (&["--initial-workers", "1.5"][..], "fraction from 0 to 1"),
+            (&["--switch-interval", "0"][..], "positive number"),
+            (&["--map-head-to-get", "maybe"][..], "Off, On or Auto"),
+            (&["--auth-user-script", "u.py", "--auth-type", "NTLM"][..], "Basic or Digest"),
+            (&["--error-document", "200", "/ok.html"][..], "400 to 599"),
+            (&["--error-log-name", "../x"][..], "file name"),
+            (&["--limit-request-body", "3000000000"][..], "0 to 2147483647"),
+            (&["--keep-alive-timeout", "-1"][..], "--keep-alive-timeout"),
+            (&["--allow-override", "All;"][..], "--allow-override"),
+            (&["--mount-point", "/a/../b"][..], "--mount-point"),
+            (&["--add-handler", ".a b", "h.py"][..], "--add-handler"),
+        ] {
+            let message = usage_error(&[&["start-server"][..], words, &["x"]].concat());
+            assert!(message.contains(wanted), "{words:?}: {message}");
+        }
+        let o = server(&["start-server", "--map-head-to-get", "off", "--switch-interval", "0.001", "--trust-proxy", "10.0.0.0/8", "--trust-proxy=::1", "--http2", "x"]);
+        assert_eq!((o.map_head_to_get, o.switch_interval.as_deref()), ("Off", Some("0.001")));
+        assert_eq!(o.list("trust-proxy"), ["10.0.0.0/8", "::1"]);
+        assert!(o.flag("http2") && !o.flag("server-status"));
     }
 }

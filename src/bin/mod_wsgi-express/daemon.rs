@@ -30,6 +30,7 @@ pub const NUMBERS: &[(&str, &str)] = &[
     ("receive-buffer-size", "receive-buffer-size"),
     ("response-buffer-size", "response-buffer-size"),
     ("response-socket-timeout", "response-socket-timeout"),
+    ("response-flush-delay", "response-flush-delay"),
 ];
 
 /// The host part of the group's and the server root's names: the original says `localhost`
@@ -67,15 +68,26 @@ pub fn directives(o: &ServerOptions, home: &Path, socket_dir: &Path, uid: u32) -
         words.push(format!("processes={}", o.processes));
     }
     words.push(format!("threads={}", o.threads));
-    if !o.python_path.is_empty() {
-        words.push(quote(&format!("python-path={}", crate::template::python_path(&o.python_path)?))?);
-    }
+    // The working directory first, as the original's daemons have it (mod_wsgi inserts
+    // home= at the front of sys.path; mod_wsgi-rs's daemons do not, so express says so).
+    let path: Vec<_> = std::iter::once(Path::new(home).to_path_buf()).chain(o.python_path.iter().cloned()).collect();
+    words.push(quote(&format!("python-path={}", crate::template::python_path(&path)?))?);
     if let Some(locale) = &o.locale {
         words.push(quote(&format!("lang={locale}"))?);
         words.push(quote(&format!("locale={locale}"))?);
     }
     for (express, daemon) in NUMBERS {
         words.push(format!("{daemon}={}", o.number(express)));
+    }
+    if let Some(eggs) = &o.python_eggs {
+        let eggs = eggs.to_str().ok_or_else(|| format!("--python-eggs '{}' is not valid UTF-8", eggs.display()))?;
+        words.push(quote(&format!("python-eggs={eggs}"))?);
+    }
+    if let Some(seconds) = &o.switch_interval {
+        words.push(format!("switch-interval={seconds}"));
+    }
+    if o.flag("server-metrics") {
+        words.push("server-metrics=On".to_string());
     }
     let mut text = format!("WSGISocketPrefix {}\n", quote_path(&socket_dir.join("wsgi"))?);
     text.push_str("WSGIRestrictEmbedded On\n");
@@ -90,33 +102,42 @@ pub fn directives(o: &ServerOptions, home: &Path, socket_dir: &Path, uid: u32) -
 
 /// Apache's children in daemon mode: they only relay requests, so there are more request
 /// slots than daemon threads (queued requests wait in a child, not in the listen backlog).
-/// The original's arithmetic with its default spare-worker ratios: `max_clients` is
-/// `10 + max(10, 1.5 * processes * threads)`.
+/// The original's arithmetic: `max_clients` is `10 + max(10, 1.5 * processes * threads)`,
+/// and the children started and kept idle are fractions of it (`--initial-workers`,
+/// `--minimum-spare-workers`, `--maximum-spare-workers`), with its defaults per MPM.
 pub fn mpm_section(o: &ServerOptions) -> String {
     let total = u64::from(o.processes) * u64::from(o.threads);
     let max_clients = o.max_clients.map_or(10 + 10.max(total * 3 / 2), u64::from);
+    let spare = o.spare_workers;
+    // int(fraction * n), as the original truncates.
+    let part = |fraction: f64, n: u64| (fraction * n as f64) as u64;
     match o.mpm {
         Mpm::Prefork => {
-            let ratio = |percent: u64| (max_clients * percent / 100).max(1);
+            let initial = spare.initial.unwrap_or(0.05);
+            let minimum = spare.minimum.unwrap_or(initial);
+            let maximum = spare.maximum.unwrap_or(0.1);
             format!(
                 "ServerLimit {max_clients}\nStartServers {}\nMaxRequestWorkers {max_clients}\nMinSpareServers {}\n\
                  MaxSpareServers {}\nMaxConnectionsPerChild 0",
-                ratio(5),
-                ratio(5),
-                ratio(10)
+                part(initial, max_clients).max(1),
+                part(minimum, max_clients).max(1),
+                part(maximum, max_clients).max(1)
             )
         }
         Mpm::Event | Mpm::Worker => {
+            let initial = spare.initial.unwrap_or(0.2);
+            let minimum = spare.minimum.unwrap_or(initial);
+            let maximum = spare.maximum.unwrap_or(0.6);
             let per_child = if max_clients > 20 { max_clients / (max_clients / 20 + 1) } else { 10 };
             let servers = max_clients.div_ceil(per_child);
-            let spare = |percent: u64| per_child.max(servers * percent / 100 * per_child);
+            let threads = |fraction: f64| per_child.max(part(fraction, servers) * per_child);
             format!(
                 "ServerLimit {servers}\nStartServers {}\nThreadLimit {per_child}\nThreadsPerChild {per_child}\n\
                  MaxRequestWorkers {}\nMinSpareThreads {}\nMaxSpareThreads {}\nMaxConnectionsPerChild 0",
-                (servers * 20 / 100).max(1),
+                part(initial, servers).max(1),
                 servers * per_child,
-                spare(20),
-                spare(60)
+                threads(minimum),
+                threads(maximum)
             )
         }
     }
@@ -170,13 +191,19 @@ mod tests {
             "header-buffer-size=0 \\",
             "startup-timeout=15 \\",
             "deadlock-timeout=60 \\",
-            "response-socket-timeout=0",
+            "response-socket-timeout=0 \\",
+            "response-flush-delay=5",
             "WSGIProcessGroup \"localhost:8000\"",
         ] {
             assert!(text.lines().any(|l| l.trim() == want), "missing {want:?} in\n{text}");
         }
         // As the original: processes= only when asked for (it makes wsgi.multiprocess true).
-        assert!(!text.contains("processes=") && !text.contains("python-path") && !text.contains("lang="), "{text}");
+        assert!(!text.contains("processes=") && !text.contains("lang="), "{text}");
+        // The working directory is searched for modules, as the original's home= is.
+        assert!(text.contains("\"python-path=/srv\""), "{text}");
+        for absent in ["python-eggs", "switch-interval", "server-metrics"] {
+            assert!(!text.contains(absent), "unexpected {absent} in\n{text}");
+        }
     }
 
     #[test]
@@ -184,13 +211,15 @@ mod tests {
         let o = opts(&[
             "start-server", "--processes", "2", "--threads", "3", "--maximum-requests", "100", "--request-timeout=7",
             "--daemon-backlog", "9", "--header-buffer-size", "9000", "--python-path", "/a", "--python-path", "/b",
-            "--locale", "C.UTF-8", "--process-group", "g", "a.wsgi",
+            "--locale", "C.UTF-8", "--process-group", "g", "--python-eggs", "/eggs", "--switch-interval", "0.01",
+            "--server-metrics", "--response-flush-delay", "0", "a.wsgi",
         ]);
         let text = directives(&o, Path::new("/w d"), Path::new("/s"), 0).unwrap();
         for want in [
             "processes=2", "threads=3", "maximum-requests=100", "request-timeout=7", "listen-backlog=9",
-            "header-buffer-size=9000", "\"python-path=/a:/b\"", "\"lang=C.UTF-8\"", "\"locale=C.UTF-8\"",
-            "\"home=/w d\"", "WSGIProcessGroup \"g\"", "WSGISocketPrefix \"/s/wsgi\"",
+            "header-buffer-size=9000", "\"python-path=/w d:/a:/b\"", "\"lang=C.UTF-8\"", "\"locale=C.UTF-8\"",
+            "\"home=/w d\"", "WSGIProcessGroup \"g\"", "WSGISocketPrefix \"/s/wsgi\"", "\"python-eggs=/eggs\"",
+            "switch-interval=0.01", "server-metrics=On", "response-flush-delay=0",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
@@ -210,6 +239,24 @@ mod tests {
         }
         let text = mpm_section(&opts(&["start-server", "--mpm", "prefork", "a.wsgi"]));
         for want in ["ServerLimit 20", "MaxRequestWorkers 20", "StartServers 1", "MinSpareServers 1", "MaxSpareServers 2"] {
+            assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn spare_worker_fractions_size_the_children_as_the_original() {
+        // 4 x 10: 5 children of 17 threads; 0.6 of 5 children start, 0.4 and 1.0 of them idle.
+        let o = opts(&[
+            "start-server", "--processes", "4", "--threads", "10", "--initial-workers", "0.6", "--minimum-spare-workers", "0.4",
+            "--maximum-spare-workers", "1", "a.wsgi",
+        ]);
+        let text = mpm_section(&o);
+        for want in ["StartServers 3", "MinSpareThreads 34", "MaxSpareThreads 85"] {
+            assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
+        }
+        // Prefork, 20 clients: the minimum follows --initial-workers when not given.
+        let text = mpm_section(&opts(&["start-server", "--server-mpm", "prefork", "--initial-workers", "0.5", "--maximum-spare-workers", "1.0", "a.wsgi"]));
+        for want in ["StartServers 10", "MinSpareServers 10", "MaxSpareServers 20"] {
             assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
         }
     }

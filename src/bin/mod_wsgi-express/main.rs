@@ -1,19 +1,25 @@
 //! `mod_wsgi-express`: run a WSGI script under Apache with mod_wsgi-rs, without writing any
 //! Apache configuration by hand, or print and install what an existing Apache needs to load the
-//! module. A subset of the original mod_wsgi-express, same names and flags.
+//! module. The original mod_wsgi-express's options, same names and flags; the few it cannot
+//! honour are refused by name (`options.rs`).
 //!
 //! Exit status: 0 on success (and for help), 1 when setting up or starting the server failed,
 //! 2 on a usage error (as the original's optparse does). A successful `start-server` does not
 //! exit at all: the process becomes Apache.
 
 mod accounts;
+mod auth;
 mod cli;
 mod daemon;
+mod docroot;
 mod locale;
+mod logs;
 mod module;
 mod options;
+mod scripts;
 mod setup;
 mod template;
+mod tls;
 
 use cli::Command;
 use std::process::ExitCode;

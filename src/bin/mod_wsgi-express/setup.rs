@@ -5,7 +5,7 @@
 //! pid is the pid the caller started: no supervisor in between to forward signals or lose them.
 
 use crate::accounts;
-use crate::cli::ServerOptions;
+use crate::cli::{App, ServerOptions};
 use crate::template::{self, Site};
 use std::env;
 use std::fs;
@@ -36,17 +36,22 @@ pub fn setup_server(opts: ServerOptions) -> Result<(), String> {
 fn run(mut opts: ServerOptions, setup_server: bool) -> Result<(), String> {
     let module = crate::module::locate_module()?;
     resolve_paths(&mut opts)?;
-    let httpd = Path::new(SBINDIR).join(PROGNAME);
+    let httpd = opts.httpd_executable.clone().unwrap_or_else(|| Path::new(SBINDIR).join(PROGNAME));
     if !httpd.is_file() {
-        return Err(format!("Apache is not at {} (where apxs said when this was built)", httpd.display()));
+        return Err(match &opts.httpd_executable {
+            Some(_) => format!("--httpd-executable '{}' is not a file", httpd.display()),
+            None => format!("Apache is not at {} (where apxs said when this was built)", httpd.display()),
+        });
     }
+    let libexec = opts.modules_directory.clone().unwrap_or_else(|| PathBuf::from(LIBEXECDIR));
 
     let (server_root, is_default) = match &opts.server_root {
         Some(dir) => (absolute(dir)?, false),
         None => (PathBuf::from(format!("/tmp/mod_wsgi-{}:{}:{}", crate::daemon::host_label(&opts), opts.port, uid())), true),
     };
     prepare_root(&server_root, is_default)?;
-    make_dir(&server_root.join("htdocs"))?;
+    let document_root = document_root(&opts, &server_root)?;
+    make_dir(crate::logs::directory(&opts, &server_root))?;
 
     // Apache can only switch users when started as root; otherwise User/Group would be errors.
     let is_root = euid() == 0;
@@ -55,53 +60,35 @@ fn run(mut opts: ServerOptions, setup_server: bool) -> Result<(), String> {
     if opts.locale.is_none() {
         opts.locale = Some(crate::locale::default_locale());
     }
-    if !opts.embedded {
-        let sockets = opts.socket_prefix.clone().unwrap_or_else(|| server_root.clone());
-        check_socket_path(&sockets)?;
-        if is_root {
-            // The daemons start in the working directory and Apache's children connect to the
-            // sockets, both as the run-as user: say so now rather than fail in the error log.
-            let account = accounts::resolve(&user, &group)?;
-            accounts::check_reachable(&sockets, &account, &user, "a --socket-prefix (or --server-root)")?;
-            let home = opts.working_directory.as_deref().ok_or("the working directory was not resolved")?;
-            accounts::check_reachable(home, &account, &user, "a --working-directory (default: the current directory)")?;
-        }
+    if opts.daemon_mode() {
+        check_socket_path(opts.socket_prefix.as_deref().unwrap_or(&server_root))?;
     }
-    let mime_types = Path::new(MIME_TYPES);
+    if is_root {
+        check_account(&opts, &server_root, &document_root, &user, &group)?;
+    }
+    write_scripts(&opts, &server_root)?;
+    let mime_types = opts.mime_types.clone().unwrap_or_else(|| PathBuf::from(MIME_TYPES));
     let site = Site {
         opts: &opts,
         server_root: &server_root,
         module: &module,
-        libexec: Path::new(LIBEXECDIR),
-        mime_types: mime_types.is_file().then_some(mime_types),
+        libexec: &libexec,
+        mime_types: mime_types.is_file().then_some(mime_types.as_path()),
         run_as: is_root.then_some((user.as_str(), group.as_str())),
         uid: uid(),
+        document_root: &document_root,
     };
     let conf_text = template::httpd_conf(&site)?;
     let conf = server_root.join("httpd.conf");
     write_world_readable(&conf, &conf_text)?;
 
     let mut args = vec!["-f".to_string(), path_str(&conf)?];
-    if opts.startup_log {
-        args.extend(["-E".to_string(), path_str(&server_root.join("startup_log"))?]);
+    if let Some(log) = crate::logs::startup_log(&opts, &server_root) {
+        args.extend(["-E".to_string(), path_str(&log)?]);
     }
-    let url = format!("http://{}{}", template::listen_address(&opts.host, opts.port), opts.mount_point);
-    let error_log = if opts.log_to_terminal { "(terminal)".to_string() } else { server_root.join("error_log").display().to_string() };
-    let mut summary = format!(
-        "Server URL       : {url}\nServer Root      : {}\nServer Conf      : {}\nError Log File   : {error_log} ({})\n",
-        server_root.display(),
-        conf.display(),
-        opts.log_level
-    );
+    let mut summary = summary(&opts, &server_root, &conf, &document_root);
     let locale = opts.locale.clone().unwrap_or_default();
-    let (p, t) = (opts.processes, opts.threads);
-    let mode = if opts.embedded { "embedded" } else { "daemon" };
-    summary.push_str(&format!("Operating Mode   : {mode}\nRequest Capacity : {} ({p} process{} * {t} threads)\n", p * t, if p == 1 { "" } else { "es" }));
-    if !opts.embedded {
-        summary.push_str(&format!("Process Group    : {}\nRequest Timeout  : {} (seconds)\n", crate::daemon::group_name(&opts), opts.number("request-timeout")));
-    }
-    summary.push_str(&format!("Locale Setting   : {locale}\n"));
-    let name = format!("{} (mod_wsgi-express)", PROGNAME);
+    let name = opts.process_name.clone().unwrap_or_else(|| format!("{} (mod_wsgi-express)", PROGNAME));
     let width = crate::daemon::display_name(&opts, uid()).len();
     let argv0 = format!("{name:<width$}");
     if setup_server {
@@ -121,22 +108,112 @@ fn run(mut opts: ServerOptions, setup_server: bool) -> Result<(), String> {
     print!("{summary}");
     let _ = std::io::stdout().flush(); // exec discards whatever is still buffered
 
-    // As the original's apachectl: Apache's argv[0] is "apache2 (mod_wsgi-express)", padded to
-    // the daemons' display name, which is written over argv and would be cut short otherwise;
-    // and the server runs in the chosen locale.
+    // As the original's apachectl: Apache's argv[0] is "apache2 (mod_wsgi-express)" (or
+    // --process-name), padded to the daemons' display name, which is written over argv and
+    // would be cut short otherwise; and the server runs in the chosen locale.
     let err = Command::new(&httpd).arg0(argv0).args(&args).env("LANG", &locale).env("LC_ALL", &locale).exec();
     Err(format!("cannot run {}: {err}", httpd.display()))
+}
+
+/// The start-up summary, as the original prints it.
+fn summary(opts: &ServerOptions, server_root: &Path, conf: &Path, document_root: &Path) -> String {
+    let url = format!("http://{}{}", template::listen_address(&opts.host, opts.port), opts.mount_point);
+    let mut summary = format!("Server URL       : {url}\n");
+    if let Some(tls) = &opts.tls {
+        summary.push_str(&format!("Server URL HTTPS : https://{}{}\n", template::listen_address(&opts.host, tls.port), opts.mount_point));
+    }
+    if opts.flag("server-status") {
+        summary.push_str(&format!("Server Status    : http://{}/server-status\n", template::listen_address(&opts.host, opts.port)));
+    }
+    summary.push_str(&format!("Server Root      : {}\nServer Conf      : {}\n", server_root.display(), conf.display()));
+    if opts.serves_document_root() {
+        summary.push_str(&format!("Document Root    : {}\n", document_root.display()));
+    }
+    summary.push_str(&format!("Error Log File   : {} ({})\n", crate::logs::error_log_display(opts, server_root), opts.log_level));
+    if opts.access_log {
+        let access = if crate::logs::to_terminal(opts) { "(terminal)".to_string() } else { crate::logs::directory(opts, server_root).join(&opts.logs.access_name).display().to_string() };
+        summary.push_str(&format!("Access Log File  : {access}\n"));
+    }
+    if let Some(log) = crate::logs::startup_log(opts, server_root) {
+        summary.push_str(&format!("Startup Log File : {}\n", log.display()));
+    }
+    let (p, t) = (opts.processes, opts.threads);
+    let mode = match (&opts.app, opts.embedded) {
+        (App::Static(_), _) => "static files only",
+        (_, true) => "embedded",
+        (_, false) => "daemon",
+    };
+    summary.push_str(&format!("Operating Mode   : {mode}\n"));
+    if !matches!(opts.app, App::Static(_)) {
+        summary.push_str(&format!("Request Capacity : {} ({p} process{} * {t} threads)\n", p * t, if p == 1 { "" } else { "es" }));
+    }
+    if opts.daemon_mode() {
+        summary.push_str(&format!("Process Group    : {}\nRequest Timeout  : {} (seconds)\n", crate::daemon::group_name(opts), opts.number("request-timeout")));
+        if opts.flag("reload-on-changes") {
+            summary.push_str("Reloading        : on changes of any loaded Python file\n");
+        }
+    }
+    summary.push_str(&format!("Locale Setting   : {}\n", opts.locale.clone().unwrap_or_default()));
+    summary
+}
+
+/// Started as root, Apache's children and the daemons run as `user`: the directories they
+/// need must be reachable by that account. Said now rather than as failures in the error log.
+fn check_account(opts: &ServerOptions, server_root: &Path, document_root: &Path, user: &str, group: &str) -> Result<(), String> {
+    let account = accounts::resolve(user, group)?;
+    if opts.daemon_mode() {
+        // The daemons start in the working directory and Apache's children connect to the
+        // sockets.
+        let sockets = opts.socket_prefix.as_deref().unwrap_or(server_root);
+        accounts::check_reachable(sockets, &account, user, "a --socket-prefix (or --server-root)")?;
+        let home = opts.working_directory.as_deref().ok_or("the working directory was not resolved")?;
+        accounts::check_reachable(home, &account, user, "a --working-directory (default: the current directory)")?;
+    }
+    if opts.serves_document_root() {
+        accounts::check_reachable(document_root, &account, user, "a --document-root")?;
+    }
+    Ok(())
+}
+
+/// The document root: `--document-root`, the directory a static site was given, the current
+/// directory for a static site given none, else `htdocs` in the server root (created, empty).
+/// Under it, the mount point's directories are created as the original does, for the
+/// fallback rule's `<Directory>` to exist.
+fn document_root(opts: &ServerOptions, server_root: &Path) -> Result<PathBuf, String> {
+    let given = opts.docroot.dir.clone().or_else(|| match &opts.app {
+        App::Static(dir) => Some(dir.clone().unwrap_or_else(|| PathBuf::from("."))),
+        _ => None,
+    });
+    let dir = match given {
+        Some(dir) if !dir.is_dir() => return Err(format!("document root '{}' is not a directory", dir.display())),
+        Some(dir) => fs::canonicalize(&dir).map_err(|e| format!("document root '{}': {e}", dir.display()))?,
+        None => {
+            let htdocs = server_root.join("htdocs");
+            make_dir(&htdocs)?;
+            htdocs
+        }
+    };
+    if opts.serves_document_root() && !matches!(opts.app, App::Static(_)) {
+        make_dir(&crate::docroot::mount_directory(&dir, &opts.mount_point))?;
+    }
+    Ok(dir)
+}
+
+/// `handler.wsgi` and `resource.wsgi` in the server root, when the configuration uses them.
+fn write_scripts(opts: &ServerOptions, server_root: &Path) -> Result<(), String> {
+    if opts.uses_handler_script() {
+        write_world_readable(&server_root.join("handler.wsgi"), &crate::scripts::handler(opts)?)?;
+    }
+    if !opts.docroot.handlers.is_empty() {
+        write_world_readable(&server_root.join("resource.wsgi"), &crate::scripts::resources(&opts.docroot.handlers)?)?;
+    }
+    Ok(())
 }
 
 /// Makes every path absolute (Apache's ServerRoot would otherwise change their meaning) and
 /// checks the ones that must exist, with messages naming the option.
 fn resolve_paths(opts: &mut ServerOptions) -> Result<(), String> {
-    let script = &opts.script;
-    if !script.is_file() {
-        return Err(format!("WSGI script '{}' does not exist or is not a file", script.display()));
-    }
-    // Canonical, so that the <Directory> granted is the one Apache walks for the script.
-    opts.script = fs::canonicalize(script).map_err(|e| format!("WSGI script '{}': {e}", script.display()))?;
+    resolve_entry_point(opts)?;
     for alias in &mut opts.url_aliases {
         alias.path = fs::canonicalize(&alias.path)
             .map_err(|e| format!("--url-alias {} '{}': {e}", alias.url, alias.path.display()))?;
@@ -155,10 +232,7 @@ fn resolve_paths(opts: &mut ServerOptions) -> Result<(), String> {
     }
     opts.python_path = opts.python_path.iter().map(|p| absolute(p)).collect::<Result<_, _>>()?;
     for file in &mut opts.include_files {
-        if !file.is_file() {
-            return Err(format!("--include-file '{}' is not a file", file.display()));
-        }
-        *file = absolute(file)?;
+        existing_file(file, "--include-file")?;
     }
     let home = match &opts.working_directory {
         Some(dir) if !dir.is_dir() => return Err(format!("--working-directory '{}' is not a directory", dir.display())),
@@ -166,13 +240,97 @@ fn resolve_paths(opts: &mut ServerOptions) -> Result<(), String> {
         None => env::current_dir().map_err(|e| format!("cannot find the current directory (pass --working-directory): {e}"))?,
     };
     opts.working_directory = Some(home);
-    if let Some(dir) = &opts.socket_prefix {
-        if !dir.is_dir() {
-            return Err(format!("--socket-prefix '{}' is not a directory", dir.display()));
+    for (option, dir) in [("--socket-prefix", &mut opts.socket_prefix), ("--modules-directory", &mut opts.modules_directory)] {
+        if let Some(path) = dir {
+            if !path.is_dir() {
+                return Err(format!("{option} '{}' is not a directory", path.display()));
+            }
+            *path = absolute(path)?;
         }
-        opts.socket_prefix = Some(absolute(dir)?);
+    }
+    resolve_files(opts)?;
+    if matches!(opts.app, App::Paste(_)) {
+        check_paste_deploy(opts)?;
     }
     Ok(())
+}
+
+/// The entry point's file must exist (a module is found only when imported).
+fn resolve_entry_point(opts: &mut ServerOptions) -> Result<(), String> {
+    match &mut opts.app {
+        App::Script(script) | App::Paste(script) => {
+            if !script.is_file() {
+                return Err(format!("WSGI script '{}' does not exist or is not a file", script.display()));
+            }
+            // Canonical, so that the <Directory> granted is the one Apache walks for the script.
+            *script = fs::canonicalize(&*script).map_err(|e| format!("WSGI script '{}': {e}", script.display()))?;
+        }
+        App::Module(_) | App::Static(_) => {}
+    }
+    Ok(())
+}
+
+/// The files other options name: they must exist and are made absolute.
+fn resolve_files(opts: &mut ServerOptions) -> Result<(), String> {
+    if let Some(tls) = &mut opts.tls {
+        for (option, file) in tls.files_mut() {
+            existing_file(file, option)?;
+        }
+    }
+    for (option, script) in opts.auth.scripts_mut() {
+        existing_file(script, option)?;
+    }
+    for (_, script) in &mut opts.docroot.handlers {
+        existing_file(script, "--add-handler")?;
+    }
+    for (option, file) in [("--rewrite-rules", &mut opts.docroot.rewrite_rules), ("--mime-types", &mut opts.mime_types), ("--httpd-executable", &mut opts.httpd_executable)] {
+        if let Some(file) = file {
+            existing_file(file, option)?;
+        }
+    }
+    for path in [&mut opts.docroot.dir, &mut opts.logs.directory, &mut opts.logs.pid_file, &mut opts.python_eggs].into_iter().flatten() {
+        *path = absolute(path)?;
+    }
+    if opts.logs.rotate {
+        let default = [Path::new(SBINDIR).join("rotatelogs"), PathBuf::from("/usr/bin/rotatelogs")];
+        let program = opts.logs.rotatelogs.clone().or_else(|| default.into_iter().find(|p| p.is_file()));
+        let mut program = program.ok_or("--rotate-logs: cannot find Apache's rotatelogs (pass --rotatelogs-executable)")?;
+        existing_file(&mut program, "--rotatelogs-executable")?;
+        opts.logs.rotatelogs = Some(program);
+    }
+    Ok(())
+}
+
+/// Checks that `file` is a file and makes it absolute.
+fn existing_file(file: &mut PathBuf, option: &str) -> Result<(), String> {
+    if !file.is_file() {
+        return Err(format!("{option} '{}' is not a file", file.display()));
+    }
+    *file = absolute(file)?;
+    Ok(())
+}
+
+/// `--application-type paste` loads the file with PasteDeploy in the application's Python:
+/// without it every request would fail, so its absence is said now. The Python is the
+/// `--python-home`'s, else the engine's own, looking where the application will
+/// (`--python-path`, the working directory).
+fn check_paste_deploy(opts: &ServerOptions) -> Result<(), String> {
+    let python = match &opts.python_home {
+        Some(home) => ["bin/python3", "bin/python"].iter().map(|p| home.join(p)).find(|p| p.is_file()).unwrap_or_else(|| home.join("bin/python")),
+        None => PathBuf::from(env!("MOD_WSGI_DEFAULT_PYTHON")),
+    };
+    let mut path: Vec<PathBuf> = opts.python_path.clone();
+    path.extend(opts.working_directory.clone());
+    let joined = env::join_paths(&path).map_err(|e| format!("--python-path: {e}"))?;
+    let out = Command::new(&python).args(["-c", "import paste.deploy"]).env("PYTHONPATH", joined).output();
+    match out {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(_) => Err(format!(
+            "--application-type paste needs PasteDeploy, which {} cannot import: install it (pip install PasteDeploy) into the application's Python",
+            python.display()
+        )),
+        Err(e) => Err(format!("--application-type paste: cannot run {} to look for PasteDeploy: {e}", python.display())),
+    }
 }
 
 /// The daemon sockets are `DIR/wsgi.PID.GENERATION.N.sock`; a Unix socket path has at most

@@ -18,7 +18,7 @@
 //! SIGKILL) for every process noted with `apr_pool_note_subprocess`.
 
 use super::super::apache;
-use super::super::config::pool_owned;
+use super::super::config::{pool_owned, ServerConfig};
 use super::super::log;
 use super::super::record::server_config;
 use super::super::scoreboard;
@@ -158,11 +158,18 @@ pub unsafe extern "C" fn post_config(
 
 fn start(pconf: *mut apache::apr_pool_t, main: *mut apache::server_rec) -> Result<(), String> {
     let mut specs = Vec::new();
+    // A virtual host without a directive of ours has no record of its own: Apache gives it
+    // the main server's (merge_server_configs copies the pointer), whose groups must not be
+    // started a second time for it.
+    let mut seen: Vec<*const ServerConfig> = Vec::new();
     let mut server = main;
     while !server.is_null() {
         // SAFETY: the server list is Apache's, complete and read-only after the config is read.
         let config = unsafe { server_config(server) };
-        specs.extend(config.daemons.iter().map(|spec| (spec.clone(), server)));
+        if !seen.contains(&(config as *const ServerConfig)) {
+            seen.push(config);
+            specs.extend(config.daemons.iter().map(|spec| (spec.clone(), server)));
+        }
         // SAFETY: as above.
         server = unsafe { (*server).next };
     }
