@@ -68,10 +68,9 @@ pub fn directives(o: &ServerOptions, home: &Path, socket_dir: &Path, uid: u32) -
         words.push(format!("processes={}", o.processes));
     }
     words.push(format!("threads={}", o.threads));
-    // The working directory first, as the original's daemons have it (mod_wsgi inserts
-    // home= at the front of sys.path; mod_wsgi-rs's daemons do not, so express says so).
-    let path: Vec<_> = std::iter::once(Path::new(home).to_path_buf()).chain(o.python_path.iter().cloned()).collect();
-    words.push(quote(&format!("python-path={}", crate::template::python_path(&path)?))?);
+    if !o.python_path.is_empty() {
+        words.push(quote(&format!("python-path={}", crate::template::python_path(&o.python_path)?))?);
+    }
     if let Some(locale) = &o.locale {
         words.push(quote(&format!("lang={locale}"))?);
         words.push(quote(&format!("locale={locale}"))?);
@@ -198,9 +197,7 @@ mod tests {
             assert!(text.lines().any(|l| l.trim() == want), "missing {want:?} in\n{text}");
         }
         // As the original: processes= only when asked for (it makes wsgi.multiprocess true).
-        assert!(!text.contains("processes=") && !text.contains("lang="), "{text}");
-        // The working directory is searched for modules, as the original's home= is.
-        assert!(text.contains("\"python-path=/srv\""), "{text}");
+        assert!(!text.contains("processes=") && !text.contains("python-path") && !text.contains("lang="), "{text}");
         for absent in ["python-eggs", "switch-interval", "server-metrics"] {
             assert!(!text.contains(absent), "unexpected {absent} in\n{text}");
         }
@@ -217,7 +214,7 @@ mod tests {
         let text = directives(&o, Path::new("/w d"), Path::new("/s"), 0).unwrap();
         for want in [
             "processes=2", "threads=3", "maximum-requests=100", "request-timeout=7", "listen-backlog=9",
-            "header-buffer-size=9000", "\"python-path=/w d:/a:/b\"", "\"lang=C.UTF-8\"", "\"locale=C.UTF-8\"",
+            "header-buffer-size=9000", "\"python-path=/a:/b\"", "\"lang=C.UTF-8\"", "\"locale=C.UTF-8\"",
             "\"home=/w d\"", "WSGIProcessGroup \"g\"", "WSGISocketPrefix \"/s/wsgi\"", "\"python-eggs=/eggs\"",
             "switch-interval=0.01", "server-metrics=On", "response-flush-delay=0",
         ] {

@@ -232,8 +232,8 @@ fn wsgi_section(site: &Site) -> Result<String, String> {
         // No application: Python starts only for the access scripts, if any.
         text.push_str("WSGIRestrictEmbedded On\n");
     } else if o.embedded {
-        // As the original: the working directory comes first in the module search path (in
-        // daemon mode, daemon.rs puts it first in python-path=).
+        // As the original: the working directory comes first in the module search path
+        // (a daemon group puts its home= there itself).
         let path: Vec<_> = std::iter::once(home.to_path_buf()).chain(o.python_path.iter().cloned()).collect();
         text.push_str(&format!("WSGIPythonPath {}\n", quote(&python_path(&path)?)?));
         if let Some(eggs) = &o.python_eggs {
@@ -521,7 +521,7 @@ mod tests {
         o.socket_prefix = Some(PathBuf::from("/run/x"));
         let text = conf(&o, None);
         let l = lines(&text);
-        for want in ["\"python-path=/srv/work:/a\" \\", "socket-timeout=9 \\", "Timeout 9", "WSGISocketPrefix \"/run/x/wsgi\""] {
+        for want in ["\"python-path=/a\" \\", "socket-timeout=9 \\", "Timeout 9", "WSGISocketPrefix \"/run/x/wsgi\""] {
             assert!(l.contains(&want), "missing {want:?} in\n{text}");
         }
         assert!(!text.contains("WSGIPythonPath"), "{text}");
