@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 18;
+pub const ABI_VERSION: u32 = 19;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -273,6 +273,9 @@ pub mod request_rec {
 pub struct EngineConfig {
     /// `WSGIPythonHome`, or empty for the interpreter's own prefix.
     pub python_home: Bytes,
+    /// A daemon group's `home=`: put first on `sys.path` of every interpreter, as mod_wsgi
+    /// does ("as when running the script with the Python interpreter"); empty: none.
+    pub home_path: Bytes,
     /// `WSGIPythonPath` entries, `:`-separated; each is added with `site.addsitedir`.
     pub python_path: Bytes,
     /// Apache's MPM: whether several threads and several processes serve requests.

@@ -24,7 +24,8 @@ def application(environ, start_response):
         body = json.dumps({'umask': mask, 'lang': os.environ.get('LANG'), 'lc_all': os.environ.get('LC_ALL'),
                            'locale': locale.setlocale(locale.LC_ALL), 'gid': os.getgid(),
                            'groups': sorted(os.getgroups()), 'pid': os.getpid(),
-                           'switch_interval': '%.4f' % sys.getswitchinterval()}).encode()
+                           'switch_interval': '%.4f' % sys.getswitchinterval(),
+                           'path0': sys.path[0], 'cwd': os.getcwd()}).encode()
         headers = [('Content-Type', 'application/json')]
     elif path == '/choke':
         # No descriptor can be opened until a thread restores the limit: accept fails with
@@ -65,12 +66,15 @@ fn umask_lang_locale_and_supplementary_groups_reach_the_application() {
         return eprintln!("skipped: needs root to switch users");
     }
     let apache = start_env_site(
-        "user=nobody umask=0027 lang=C.UTF-8 locale=C.UTF-8 supplementary-groups=staff,users switch-interval=0.002",
+        "user=nobody umask=0027 lang=C.UTF-8 locale=C.UTF-8 supplementary-groups=staff,users switch-interval=0.002 home=/tmp",
         "user=nobody locale=xx_XX.no-such-locale",
     );
     let set = json(&apache, "/set/env");
     assert_eq!(set.get("switch_interval"), "0.0020", "switch-interval=0.002");
     assert_eq!(json(&apache, "/plain/env").get("switch_interval"), "0.0050", "Python's own");
+    // home= is the working directory and, as mod_wsgi puts it, first on sys.path.
+    assert_eq!((set.get("cwd").as_str(), set.get("path0").as_str()), ("/tmp", "/tmp"));
+    assert_ne!(json(&apache, "/plain/env").get("path0"), "/tmp");
     assert_eq!(set.get("umask"), (0o027).to_string(), "umask=0027");
     assert_eq!((set.get("lang").as_str(), set.get("lc_all").as_str()), ("C.UTF-8", "C.UTF-8"), "LANG and LC_ALL");
     assert_eq!(set.get("locale"), "C.UTF-8", "setlocale(LC_ALL) before Python started");

@@ -132,7 +132,7 @@ def _restrict_signal(log):
 
 def setup(group, is_main, initial_environ, python_path, version, process_metrics, server_metrics, log,
           restrict_stdin, restrict_stdout, restrict_signal, maximum_processes, threads_per_process,
-          process_group, switch_interval, own_gil):
+          process_group, switch_interval, own_gil, home_path):
     import codecs
     import os
     import site
@@ -189,6 +189,10 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
             site.addsitedir(path)
         added = [p for p in sys.path if p not in before]
         sys.path[:] = added + [p for p in sys.path if p not in added]
+    # A daemon group's home=, first, as mod_wsgi puts it (as a script run with python finds
+    # its own directory first).
+    if home_path:
+        sys.path.insert(0, home_path)
 
     event_callbacks = []
     shutdown_callbacks = []

@@ -496,6 +496,7 @@ fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool, p: &Prepar
             // SAFETY: a new float object.
             &unsafe { PyObj::from_owned(ffi::PyFloat_FromDouble(p.switch_interval))? },
             &py::boolean(own_gil),
+            &s.home_path.as_deref().map_or_else(|| Ok(py::none()), py::text)?,
         ])?;
         // SAFETY: setup() returns a 5-tuple; each item is kept (one reference) for good.
         let item = |i| unsafe { PyObj::from_borrowed(ffi::PyTuple_GetItem(lists.as_ptr(), i)).map(PyObj::into_ptr) };

@@ -19,6 +19,8 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         unsafe { (config.python_home.to_text(), config.python_path.to_text(), config.module_version.to_text()) };
     settings::set(settings::Settings {
         python_path: path.split(':').filter(|p| !p.is_empty()).map(str::to_string).collect(),
+        // SAFETY: the module's byte string is valid for the call.
+        home_path: Some(unsafe { config.home_path.to_text() }).filter(|h| !h.is_empty()),
         multithread: config.multithread != 0,
         multiprocess: config.multiprocess != 0,
         maximum_processes: config.maximum_processes.max(1) as usize,

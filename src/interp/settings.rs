@@ -16,6 +16,8 @@ pub fn mod_wsgi_version() -> super::py::PyResult<super::py::PyObj> {
 
 pub struct Settings {
     pub python_path: Vec<String>,
+    /// A daemon group's `home=`, first on every interpreter's `sys.path` (mod_wsgi).
+    pub home_path: Option<String>,
     pub multithread: bool,
     pub multiprocess: bool,
     pub maximum_processes: usize,

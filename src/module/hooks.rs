@@ -151,6 +151,7 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
         let engine_config = abi::EngineConfig {
             python_home: abi::Bytes::new(home.as_bytes()),
             python_path: abi::Bytes::new(path.as_bytes()),
+            home_path: abi::Bytes::EMPTY,
             multithread: threaded as c_int,
             multiprocess: (mpm_query(apache::AP_MPMQ_MAX_DAEMONS) > 1) as c_int,
             python_concurrency: config.python_concurrency.unwrap_or(DEFAULT_PYTHON_CONCURRENCY),

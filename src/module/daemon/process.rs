@@ -400,6 +400,7 @@ fn start_engine(registry: &Registry, group: &Group, mapped: Option<engine_loader
     // As mod_wsgi: a daemon's base path is its python-path= alone, never WSGIPythonPath
     // (the embedded interpreters' setting).
     let path = spec.python_path.as_deref().unwrap_or_default().join(":");
+    let home_path = spec.home.clone().unwrap_or_default();
     let warnings = main.python_warnings.join("\n");
     let main_options = main.group_options(&spec.name, "").encode();
     let hash_seed = main.python_hash_seed.clone().unwrap_or_default();
@@ -410,6 +411,7 @@ fn start_engine(registry: &Registry, group: &Group, mapped: Option<engine_loader
     let config = abi::EngineConfig {
         python_home: abi::Bytes::new(home.as_bytes()),
         python_path: abi::Bytes::new(path.as_bytes()),
+        home_path: abi::Bytes::new(home_path.as_bytes()),
         multithread: (spec.threads > 1) as c_int,
         multiprocess: spec.multiprocess as c_int,
         python_concurrency: main.python_concurrency.unwrap_or(DEFAULT_PYTHON_CONCURRENCY),
