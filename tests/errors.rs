@@ -64,9 +64,9 @@ fn exceptions_and_misbehaving_apps_are_500_and_the_child_keeps_serving() {
         ("raises", "def application(e, s):\n    raise RuntimeError('app failed on purpose')\n", "RuntimeError: app failed on purpose"),
         ("nostart", "def application(e, s):\n    return [b'x']\n", "start_response"),
         ("strbody", "def application(e, s):\n    s('200 OK', [])\n    return ['text, not bytes']\n", "value of type str found"),
-        ("split", "def application(e, s):\n    s('200 OK', [('X-A', 'a\\r\\nSet-Cookie: evil=1')])\n    return [b'x']\n", "control character"),
+        ("split", "def application(e, s):\n    s('200 OK', [('X-A', 'a\\r\\nSet-Cookie: evil=1')])\n    return [b'x']\n", "carriage return/line feed character in header value"),
         ("badname", "def application(e, s):\n    s('200 OK', [('Bad:Name', 'v')])\n    return [b'x']\n", "invalid character"),
-        ("badstatus", "def application(e, s):\n    s('OK', [])\n    return [b'x']\n", "3-digit"),
+        ("badstatus", "def application(e, s):\n    s('OK', [])\n    return [b'x']\n", "status code must be a 3 digit integer: b'OK'"),
         ("itererr", "def application(e, s):\n    s('200 OK', [])\n    def g():\n        raise KeyError('in iteration')\n        yield b''\n    return g()\n", "KeyError: 'in iteration'"),
     ];
     for mpm in ALL_MPMS {
@@ -144,4 +144,29 @@ fn a_stale_engine_stops_config_test_instead_of_every_child() {
     std::fs::remove_file(&stale).unwrap();
     assert!(!ok);
     assert!(out.contains("was built for engine interface 1, this module speaks"), "{out}");
+}
+
+/// An `exc_info` that is not `(exception class, value, traceback)`, given once the response
+/// has started, is a `TypeError` the application can catch. mod_wsgi 4.9 and 6.1 restore it
+/// as the pending exception and the child crashes.
+#[test]
+fn a_bogus_exc_info_is_a_type_error_not_a_crash() {
+    let app = r#"
+def application(environ, start_response):
+    write = start_response('200 OK', [('Content-Type', 'text/plain')])
+    write(b'started\n')
+    seen = []
+    for exc_info in [(None, None, None), (ValueError('x'), None, None), (1, 2, 3), (ValueError, ValueError('x'), 'tb')]:
+        try:
+            start_response('500 Oops', [], exc_info)
+        except TypeError as e:
+            seen.append('TypeError')
+    return [' '.join(seen).encode()]
+"#;
+    for mpm in [Mpm::Event, Mpm::Prefork] {
+        let apache = server(mpm, &[("bogus", app)]);
+        let r = apache.get("/bogus");
+        assert_eq!((r.status, r.text()), (200, "started\nTypeError TypeError TypeError TypeError".to_string()), "{}", apache.error_log());
+        assert!(crash_lines(&apache.error_log()).is_empty(), "{}", apache.error_log());
+    }
 }

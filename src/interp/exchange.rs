@@ -74,6 +74,8 @@ pub struct State {
     pub headers_sent: bool,
     /// The application's own Content-Length: the body is cut to it.
     pub content_length: Option<u64>,
+    /// A Content-Length that is not a number: refused when the response starts (mod_wsgi 6).
+    pub bad_content_length: Option<Vec<u8>>,
     /// Body bytes accepted from the application (handed to Apache or gathered).
     pub body_sent: u64,
     /// Body bytes accepted but not handed to Apache yet (at most [`GATHER_LIMIT`]).
@@ -97,6 +99,8 @@ pub enum SendError {
     NoStatus,
     /// Apache refused the status or a header.
     Refused,
+    /// The application's Content-Length is not a non-negative integer.
+    BadContentLength(Vec<u8>),
 }
 
 impl<'a> Exchange<'a> {
@@ -130,6 +134,9 @@ impl<'a> Exchange<'a> {
             return Ok(());
         }
         let status = state.status.clone().ok_or(SendError::NoStatus)?;
+        if let Some(value) = &state.bad_content_length {
+            return Err(SendError::BadContentLength(value.clone()));
+        }
         let pairs: Vec<abi::Pair> = state
             .headers
             .iter()

@@ -4,42 +4,81 @@
 //! that fails here is a Python exception in the application (and so a 500 with a traceback),
 //! never a panic and never bytes on the wire.
 
-/// `"200 OK"`: three digits, a space, then a reason without control characters.
+/// `"200 OK"`: three digits, a space, then a reason without control characters. The messages
+/// are mod_wsgi 6's (each ending with the status as Python shows bytes); a bare `"200"`,
+/// which 6 lets through, is refused as 4.9 refuses it.
 pub fn check_status(status: &[u8]) -> Result<u16, String> {
-    let shown = String::from_utf8_lossy(status);
-    let ok = status.len() >= 4 && status[..3].iter().all(u8::is_ascii_digit) && status[3] == b' ';
-    if !ok {
-        return Err(format!("status must be 3-digit integer followed by a space and a reason, got {shown:?}"));
+    let shown = bytes_repr(status);
+    let digits = status.len() >= 3 && status[..3].iter().all(u8::is_ascii_digit);
+    if !digits || status.get(3).is_some_and(u8::is_ascii_digit) {
+        return Err(format!("status code must be a 3 digit integer: {shown}"));
+    }
+    if status.get(3) != Some(&b' ') {
+        return Err(format!("no space following status code: {shown}"));
     }
     if status.iter().any(|&b| b < 0x20 || b == 0x7f) {
-        return Err(format!("status contains a control character: {shown:?}"));
+        return Err(format!("control character in status reason phrase: {shown}"));
     }
     let code = (status[0] - b'0') as u16 * 100 + (status[1] - b'0') as u16 * 10 + (status[2] - b'0') as u16;
     if code < 100 {
-        return Err(format!("status code {code} is out of range"));
+        return Err(format!("status code must be between 100 and 999: {shown}"));
     }
     Ok(code)
 }
 
 /// A header name is an RFC 9110 token; a value has no CR, LF, NUL or other control
-/// character but tab (a CR or LF would let the application split the response).
+/// character but tab (a CR or LF would let the application split the response). mod_wsgi 6's
+/// messages where it makes the same check (control or space characters in a name, CR/LF in
+/// a value); it lets the other characters through (Apache then fails the request when it
+/// sends them, or a NUL cuts the value), which are refused here at the call.
 pub fn check_header(name: &[u8], value: &[u8]) -> Result<(), String> {
-    let shown = String::from_utf8_lossy(name);
     if name.is_empty() {
         return Err("header name is empty".into());
     }
-    if let Some(&bad) = name.iter().find(|&&b| !is_token_byte(b)) {
-        return Err(format!("header name {shown:?} contains an invalid character {:?}", bad as char));
+    let shown = bytes_repr(name);
+    if name.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return Err(format!("control character in header name: {shown}"));
+    }
+    if name.contains(&b' ') {
+        return Err(format!("space character in header name: {shown}"));
+    }
+    if !name.iter().all(|&b| is_token_byte(b)) {
+        return Err(format!("invalid character in header name (not an HTTP token): {shown}"));
+    }
+    if value.iter().any(|&b| b == b'\r' || b == b'\n') {
+        return Err(format!("carriage return/line feed character in header value: {}", bytes_repr(value)));
     }
     if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-        return Err(format!("value of header {shown:?} contains a control character (CR, LF or NUL are refused)"));
+        return Err(format!("control character in header value: {}", bytes_repr(value)));
     }
     if name.eq_ignore_ascii_case(b"Transfer-Encoding") {
         // Apache frames the body (Content-Length or chunked): the application's own
         // Transfer-Encoding would leave it unframed on the wire.
-        return Err(format!("hop-by-hop header {shown:?} is not allowed from a WSGI application: Apache frames the response"));
+        return Err(format!("hop-by-hop header {shown} is not allowed from a WSGI application: Apache frames the response"));
     }
     Ok(())
+}
+
+/// Bytes as Python 3 shows them (`b'200 OK\r\n'`), for messages.
+pub fn bytes_repr(bytes: &[u8]) -> String {
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') { '"' } else { '\'' };
+    let mut out = format!("b{quote}");
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            _ if b as char == quote => {
+                out.push('\\');
+                out.push(quote);
+            }
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push(quote);
+    out
 }
 
 /// What of a valid header goes to Apache, which owns the connection: `Connection` only as
@@ -65,6 +104,18 @@ fn is_token_byte(b: u8) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn messages_are_mod_wsgi_6s() {
+        assert_eq!(check_status(b"20 OK").unwrap_err(), "status code must be a 3 digit integer: b'20 OK'");
+        assert_eq!(check_status(b"2000 OK").unwrap_err(), "status code must be a 3 digit integer: b'2000 OK'");
+        assert_eq!(check_status(b"200OK").unwrap_err(), "no space following status code: b'200OK'");
+        assert_eq!(check_status(b"200 OK\r\nX: y").unwrap_err(), "control character in status reason phrase: b'200 OK\\r\\nX: y'");
+        assert_eq!(check_header(b"X A", b"v").unwrap_err(), "space character in header name: b'X A'");
+        assert_eq!(check_header(b"X-A\r\n", b"v").unwrap_err(), "control character in header name: b'X-A\\r\\n'");
+        assert_eq!(check_header(b"X-A", b"b\r\nX-Inj: 1").unwrap_err(), "carriage return/line feed character in header value: b'b\\r\\nX-Inj: 1'");
+        assert_eq!(bytes_repr(b"it's \x01\xff\\"), "b\"it's \\x01\\xff\\\\\"");
+    }
 
     #[test]
     fn statuses() {

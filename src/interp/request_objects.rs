@@ -101,11 +101,20 @@ pub fn detach(obj: &PyObj) {
 /// `slf` must be an instance of one of our types, and the GIL held (the pointer is cleared
 /// under the GIL, so it cannot change while we look at it).
 pub(super) unsafe fn exchange<'a>(slf: *mut ffi::PyObject) -> PyResult<&'a Exchange<'a>> {
+    // SAFETY: forwarded from the caller.
+    unsafe { exchange_or(slf, "request object has expired") }
+}
+
+/// As [`exchange`], with `expired` as the RuntimeError's message once the request is over.
+///
+/// # Safety
+/// As for [`exchange`].
+pub(super) unsafe fn exchange_or<'a>(slf: *mut ffi::PyObject, expired: &str) -> PyResult<&'a Exchange<'a>> {
     // SAFETY: Handle layout; the pointer is cleared before the Exchange is dropped.
     let handle = unsafe { &*slf.cast::<Handle>() };
     if handle.exchange.is_null() {
         // SAFETY: static exception type.
-        return Err(py::raise(unsafe { ffi::PyExc_RuntimeError }, "request object has expired"));
+        return Err(py::raise(unsafe { ffi::PyExc_RuntimeError }, expired));
     }
     // SAFETY: pthread_equal and pthread_self have no preconditions.
     if unsafe { libc::pthread_equal(handle.owner, libc::pthread_self()) } == 0 {

@@ -5,7 +5,7 @@
 use super::exchange::{Exchange, SendError};
 use super::headers;
 use super::py::{self, PyErrSet, PyObj, PyResult};
-use super::request_objects::{arg, exchange, type_error, value_error, Methods, END};
+use super::request_objects::{arg, exchange, exchange_or, type_error, value_error, Methods, END};
 use super::trampoline::python_trampoline;
 use crate::pyffi::{self as ffi, method_kw};
 
@@ -19,64 +19,51 @@ pub(super) static METHODS: Methods<3> = Methods([
 unsafe extern "C" fn start_response(slf: *mut ffi::PyObject, args: *mut ffi::PyObject, kwargs: *mut ffi::PyObject) -> *mut ffi::PyObject {
     python_trampoline(|| {
         // SAFETY: slf is an Adapter.
-        let ex = unsafe { exchange(slf)? };
-        let status = arg(args, kwargs, 0, c"status")?.ok_or_else(|| type_error("start_response() missing 'status'"))?;
-        let headers = arg(args, kwargs, 1, c"headers")?.ok_or_else(|| type_error("start_response() missing 'headers'"))?;
-        let exc_info = arg(args, kwargs, 2, c"exc_info")?.filter(|e| !e.is_none());
-
-        if let Some(exc_info) = exc_info {
+        let ex = unsafe { exchange_or(slf, "start_response() called after request completed")? };
+        let (status, headers, exc_info) = arguments(args, kwargs)?;
+        if let Some(exc_info) = &exc_info {
+            // SAFETY: a type check on a live object.
+            if unsafe { ffi::PyTuple_Check(exc_info.as_ptr()) } == 0 {
+                // SAFETY: static exception type.
+                return Err(py::raise(unsafe { ffi::PyExc_RuntimeError }, "start_response() argument 'exc_info' must be a 3-tuple or None"));
+            }
             if ex.state.borrow().headers_sent {
-                return Err(reraise(&exc_info));
+                return Err(reraise(exc_info));
             }
         } else if ex.state.borrow().headers_sent {
             // SAFETY: static exception type.
-            return Err(py::raise(unsafe { ffi::PyExc_RuntimeError }, "headers have already been sent"));
-        }
-
-        /// A status or header string as bytes, with mod_wsgi 6's exceptions: a `str` that is
-        /// not latin-1 raises the codec's `UnicodeEncodeError` (a `ValueError`, as 4.9 raised,
-        /// now saying which character), anything but a `str` a `TypeError` (`must be str, not
-        /// bytes`). Python 2 takes byte strings.
-        fn native_bytes(obj: &PyObj) -> PyResult<Vec<u8>> {
-            if let Some(bytes) = py::latin1_bytes(obj) {
-                return Ok(bytes);
-            }
-            #[cfg(Py_3)]
-            // SAFETY: a type check on a live object; the encode, failing, leaves its
-            // UnicodeEncodeError set for the application.
-            if unsafe { ffi::PyUnicode_Check(obj.as_ptr()) } != 0 {
-                return unsafe { PyObj::from_owned(ffi::PyUnicode_AsLatin1String(obj.as_ptr())) }.map(|b| py::as_bytes(&b).unwrap_or_default().to_vec());
-            }
-            let native = if cfg!(Py_3) { "str" } else { "byte string" };
-            Err(type_error(&format!("must be {native}, not {}", py::type_name(obj))))
+            return Err(py::raise(unsafe { ffi::PyExc_RuntimeError }, "start_response() called more than once without exc_info"));
         }
         let status_bytes = native_bytes(&status)?;
         headers::check_status(&status_bytes).map_err(|e| value_error(&e))?;
-        // SAFETY: type check on a live object.
-        if unsafe { ffi::PyList_Check(headers.as_ptr()) } == 0 {
-            return Err(type_error("response headers must be a list"));
-        }
         let mut parsed = Vec::new();
         let mut content_length = None;
-        // SAFETY: a list; items are borrowed then re-owned.
-        let count = unsafe { ffi::PyList_Size(headers.as_ptr()) };
-        for i in 0..count {
-            // SAFETY: i is in range.
-            let item = unsafe { PyObj::from_borrowed(ffi::PyList_GetItem(headers.as_ptr(), i))? };
-            // SAFETY: type and size checks on a live object.
-            if unsafe { ffi::PyTuple_Check(item.as_ptr()) == 0 || ffi::PyTuple_Size(item.as_ptr()) != 2 } {
-                return Err(type_error("list of tuple values expected for response headers, each of (name, value)"));
+        let mut bad_content_length = None;
+        for item in list_items(&headers)? {
+            // SAFETY: a type check on a live object.
+            if unsafe { ffi::PyTuple_Check(item.as_ptr()) } == 0 {
+                return Err(type_error(&format!("each header must be a 2-tuple, not {}", py::type_name(&item))));
             }
-            // SAFETY: a 2-tuple.
+            // SAFETY: a tuple.
+            let len = unsafe { ffi::PyTuple_Size(item.as_ptr()) };
+            if len != 2 {
+                return Err(value_error(&format!("each header must be a 2-tuple, got length {len}")));
+            }
+            // SAFETY: a 2-tuple; the items are borrowed, then owned.
             let (name, value) = unsafe {
                 (PyObj::from_borrowed(ffi::PyTuple_GetItem(item.as_ptr(), 0))?, PyObj::from_borrowed(ffi::PyTuple_GetItem(item.as_ptr(), 1))?)
             };
-            let (name, value) = (native_bytes(&name)?, native_bytes(&value)?);
+            let name = native_bytes(&name)?;
+            let value = native_bytes(&value)?;
             headers::check_header(&name, &value).map_err(|e| value_error(&e))?;
             let Some(value) = headers::for_apache(&name, value) else { continue };
             if name.eq_ignore_ascii_case(b"content-length") {
-                let n = std::str::from_utf8(&value).ok().and_then(|v| v.trim().parse::<u64>().ok());
-                content_length = Some(n.ok_or_else(|| value_error("Content-Length must be a non-negative integer"))?);
+                // Checked when the response starts, as mod_wsgi 6 does (the application can
+                // still replace the headers until then).
+                match std::str::from_utf8(&value).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+                    Some(n) => content_length = Some(n),
+                    None => bad_content_length = Some(value.clone()),
+                }
             }
             parsed.push((name, value));
         }
@@ -85,26 +72,103 @@ unsafe extern "C" fn start_response(slf: *mut ffi::PyObject, args: *mut ffi::PyO
             state.status = Some(status_bytes);
             state.headers = parsed;
             state.content_length = content_length;
+            state.bad_content_length = bad_content_length;
         }
         // SAFETY: slf is live; returns the bound write method.
         unsafe { PyObj::from_owned(ffi::PyObject_GetAttrString(slf, c"write".as_ptr())) }
     })
 }
 
-/// Raises the exception in an `exc_info` tuple (PEP 3333: headers were already sent).
-fn reraise(exc_info: &PyObj) -> PyErrSet {
-    // SAFETY: exc_info is a tuple of (type, value, traceback); Restore steals the references
-    // we take here.
+/// `(status, headers[, exc_info])`, positional only, with the messages CPython's argument
+/// parsing gives mod_wsgi 6's `start_response`; `headers` must be a list (or a subclass).
+fn arguments(args: *mut ffi::PyObject, kwargs: *mut ffi::PyObject) -> PyResult<(PyObj, PyObj, Option<PyObj>)> {
+    // SAFETY: kwargs is null or the call's dict; args the call's tuple.
     unsafe {
-        if ffi::PyTuple_Check(exc_info.as_ptr()) == 0 || ffi::PyTuple_Size(exc_info.as_ptr()) != 3 {
-            return type_error("exc_info must be a tuple of (type, value, traceback)");
+        if !kwargs.is_null() && ffi::PyDict_Size(kwargs) > 0 {
+            return Err(type_error("start_response() takes no keyword arguments"));
         }
-        let items: Vec<*mut ffi::PyObject> = (0..3).map(|i| ffi::PyTuple_GetItem(exc_info.as_ptr(), i)).collect();
+        let given = if args.is_null() { 0 } else { ffi::PyTuple_Size(args) };
+        if given < 2 {
+            return Err(type_error(&format!("start_response() takes at least 2 arguments ({given} given)")));
+        }
+        if given > 3 {
+            return Err(type_error(&format!("start_response() takes at most 3 arguments ({given} given)")));
+        }
+        let item = |i| PyObj::from_borrowed(ffi::PyTuple_GetItem(args, i));
+        let (status, headers) = (item(0)?, item(1)?);
+        if ffi::PyList_Check(headers.as_ptr()) == 0 {
+            return Err(type_error(&format!("start_response() argument 2 must be list, not {}", py::type_name(&headers))));
+        }
+        let exc_info = if given == 3 { Some(item(2)?).filter(|e| !e.is_none()) } else { None };
+        Ok((status, headers, exc_info))
+    }
+}
+
+/// The items of a list, each owned.
+fn list_items(list: &PyObj) -> PyResult<Vec<PyObj>> {
+    // SAFETY: a list (checked by the caller); each index is in range and its item re-owned.
+    unsafe { (0..ffi::PyList_Size(list.as_ptr())).map(|i| PyObj::from_borrowed(ffi::PyList_GetItem(list.as_ptr(), i))).collect() }
+}
+
+/// A status or header string as bytes, with mod_wsgi 6's exceptions: a `str` that is not
+/// latin-1 raises the codec's `UnicodeEncodeError` (a `ValueError`, as 4.9 raised, now saying
+/// which character), anything but a `str` a `TypeError` (`must be str, not bytes`). Python 2
+/// takes byte strings.
+fn native_bytes(obj: &PyObj) -> PyResult<Vec<u8>> {
+    if let Some(bytes) = py::latin1_bytes(obj) {
+        return Ok(bytes);
+    }
+    #[cfg(Py_3)]
+    // SAFETY: a type check on a live object; the encode, failing, leaves its
+    // UnicodeEncodeError set for the application.
+    if unsafe { ffi::PyUnicode_Check(obj.as_ptr()) } != 0 {
+        return unsafe { PyObj::from_owned(ffi::PyUnicode_AsLatin1String(obj.as_ptr())) }.map(|b| py::as_bytes(&b).unwrap_or_default().to_vec());
+    }
+    let native = if cfg!(Py_3) { "str" } else { "byte string" };
+    Err(type_error(&format!("must be {native}, not {}", py::type_name(obj))))
+}
+
+/// Raises the exception of an `exc_info` tuple once headers are out (PEP 3333). Only a real
+/// `(class, value, traceback)` is restored: anything else would crash the interpreter when the
+/// exception is normalised or printed (as it crashes mod_wsgi), so it is a `TypeError`.
+fn reraise(exc_info: &PyObj) -> PyErrSet {
+    // SAFETY: a tuple (checked by the caller).
+    let len = unsafe { ffi::PyTuple_Size(exc_info.as_ptr()) };
+    if len != 3 {
+        return type_error(&format!("function takes exactly 3 arguments ({len} given)"));
+    }
+    // SAFETY: a 3-tuple; the items are borrowed for the checks.
+    let items: Vec<*mut ffi::PyObject> = (0..3).map(|i| unsafe { ffi::PyTuple_GetItem(exc_info.as_ptr(), i) }).collect();
+    // SAFETY: live objects; IsSubclass raises TypeError (cleared) when the first is no class.
+    let is_class = unsafe {
+        match ffi::PyObject_IsSubclass(items[0], ffi::PyExc_BaseException) {
+            1 => true,
+            0 => false,
+            _ => {
+                ffi::PyErr_Clear();
+                false
+            }
+        }
+    };
+    if !is_class {
+        return type_error("start_response() argument 'exc_info' must be (exception class, value, traceback)");
+    }
+    // SAFETY: a live object, borrowed into a new reference.
+    let traceback = unsafe { PyObj::from_borrowed(items[2]) };
+    if let Ok(traceback) = traceback {
+        if !traceback.is_none() && py::type_name(&traceback) != "traceback" {
+            return type_error("start_response() argument 'exc_info' must be (exception class, value, traceback)");
+        }
+    }
+    // SAFETY: checked items; PyErr_Restore steals the references taken here.
+    unsafe {
         for &item in &items {
             ffi::Py_IncRef(item);
         }
+        let (value, traceback) = (items[1], items[2]);
+        let none = ffi::Py_None();
         #[allow(deprecated)]
-        ffi::PyErr_Restore(items[0], items[1], items[2]);
+        ffi::PyErr_Restore(items[0], value, if traceback == none { ffi::Py_DecRef(none); std::ptr::null_mut() } else { traceback });
     }
     PyErrSet
 }
@@ -133,8 +197,12 @@ pub fn send(ex: &Exchange, data: &[u8], flush: bool) -> PyResult<()> {
 /// Raises the Python exception that stands for a response Apache would not take.
 pub fn raise_send_error(error: SendError) -> PyErrSet {
     let message = match error {
-        SendError::NoStatus => "response has not been started: call start_response() first",
+        SendError::NoStatus => "start_response() must be called before response content is produced",
         SendError::Refused => "Apache refused the response status or headers",
+        SendError::BadContentLength(value) => {
+            let value = String::from_utf8_lossy(&value).into_owned();
+            return value_error(&format!("invalid Content-Length header value: {value:?}").replace('"', "'"));
+        }
     };
     // SAFETY: static exception type.
     py::raise(unsafe { ffi::PyExc_RuntimeError }, message)

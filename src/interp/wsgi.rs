@@ -308,6 +308,11 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
                 ex.log(level::ERR, "RuntimeError: the application returned without calling start_response()");
                 return Outcome::SERVER_ERROR;
             }
+            Err(SendError::BadContentLength(value)) => {
+                ex.log(level::ERR, &format!("Exception occurred processing WSGI script '{script}'."));
+                ex.log(level::ERR, &format!("ValueError: invalid Content-Length header value: '{}'", String::from_utf8_lossy(&value)));
+                return Outcome::SERVER_ERROR;
+            }
             Err(SendError::Refused) => return Outcome::SERVER_ERROR,
         }
         if ex.state.borrow().overridden {
