@@ -97,8 +97,9 @@ unsafe extern "C" fn dispatch(request: *const Request, ctx: *mut std::ffi::c_voi
 
 unsafe extern "C" fn auth(request: *const Request, question: *const abi::AuthQuestion, ctx: *mut std::ffi::c_void, set: abi::AnswerFn) -> i32 {
     trampoline("access or auth script", abi::auth::ERROR, || {
-        // SAFETY: the module passes a request and a question valid for the call.
-        interp::auth::ask(unsafe { &*request }, unsafe { &*question }, ctx, set)
+        // SAFETY: the module passes a request and a question valid for the call, and a
+        // callback that takes its ctx.
+        unsafe { interp::auth::ask(&*request, &*question, ctx, set) }
     })
 }
 

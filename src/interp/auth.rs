@@ -13,7 +13,10 @@ use std::ffi::{c_int, c_void};
 
 /// Asks the script of `request` the `question`: one of `abi::auth`'s results, after handing
 /// any names it carries to `set(ctx, which, value)` (with the GIL held; the callback copies).
-pub fn ask(request: &abi::Request, question: &abi::AuthQuestion, ctx: *mut c_void, set: abi::AnswerFn) -> c_int {
+///
+/// # Safety
+/// `set` must accept `ctx` (the module's answer record, alive for the call).
+pub unsafe fn ask(request: &abi::Request, question: &abi::AuthQuestion, ctx: *mut c_void, set: abi::AnswerFn) -> c_int {
     let ex = Exchange::new(request);
     // The script's own output (print, wsgi.errors) goes to this request's log lines.
     let _current = Current::set(request);

@@ -119,10 +119,12 @@ fn native_bytes(obj: &PyObj) -> PyResult<Vec<u8>> {
         return Ok(bytes);
     }
     #[cfg(Py_3)]
-    // SAFETY: a type check on a live object; the encode, failing, leaves its
-    // UnicodeEncodeError set for the application.
+    // SAFETY: a type check on a live object.
     if unsafe { ffi::PyUnicode_Check(obj.as_ptr()) } != 0 {
-        return unsafe { PyObj::from_owned(ffi::PyUnicode_AsLatin1String(obj.as_ptr())) }.map(|b| py::as_bytes(&b).unwrap_or_default().to_vec());
+        // SAFETY: a str; the encode, failing, leaves its UnicodeEncodeError set for the
+        // application.
+        let encoded = unsafe { PyObj::from_owned(ffi::PyUnicode_AsLatin1String(obj.as_ptr())) };
+        return encoded.map(|b| py::as_bytes(&b).unwrap_or_default().to_vec());
     }
     let native = if cfg!(Py_3) { "str" } else { "byte string" };
     Err(type_error(&format!("must be {native}, not {}", py::type_name(obj))))
