@@ -111,6 +111,8 @@ const ALLOWED_VARS: &[&str] = &[
     "AUTH_DENIED", "AUTH_GRANTED", "AUTH_USER_FOUND", "AUTH_USER_NOT_FOUND", "AUTH_GENERAL_ERROR",
     "AUTHZ_DENIED", "AUTHZ_GRANTED", "AUTHZ_NEUTRAL", "AUTHZ_GENERAL_ERROR", "AUTHZ_DENIED_NO_USER",
     "REMOTE_HOST", "SATISFY_ANY", "AP_AUTH_INTERNAL_PER_CONF",
+    // AcceptPathInfo (src/module/handler.rs).
+    "AP_REQ_REJECT_PATH_INFO",
 ];
 
 fn find_program(candidates: &[&str]) -> String {

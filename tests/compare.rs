@@ -51,6 +51,51 @@ def application(environ, start_response):
     elif path == '/te':
         start_response('200 OK', [('Transfer-Encoding', 'chunked')])
         return [b'unframed']
+    elif path == '/facts':
+        import io
+        import mod_wsgi
+        fw = environ['wsgi.file_wrapper']
+        facts = {'thread_id_is_int': isinstance(environ.get('mod_wsgi.thread_id'), int),
+                 'PATH': 'PATH' in environ, 'HTTPS': 'HTTPS' in environ, 'scheme': environ['wsgi.url_scheme'],
+                 'fw_is_mod_wsgi_class': fw is getattr(mod_wsgi, 'FileWrapper', None), 'fw_repr': repr(fw)}
+        def outcome(f):
+            try:
+                return repr(f())
+            except Exception as e:
+                return '%s: %s' % (type(e).__name__, e)
+        class Text(object):
+            def read(self, n):
+                return 'text'
+        closed = fw(io.BytesIO(b'abc'))
+        closed.close()
+        facts['negative'] = outcome(lambda: fw(io.BytesIO(b'x'), -1))
+        facts['blocks'] = outcome(lambda: [b.decode() for b in fw(io.BytesIO(b'abcdef'), 4)])
+        facts['blksize'] = outcome(lambda: (fw(io.BytesIO(b''), 5).blksize, fw(io.BytesIO(b'')).blksize))
+        facts['text'] = outcome(lambda: list(fw(Text())))
+        facts['closed'] = outcome(lambda: next(iter(closed)))
+        body = json.dumps(facts, sort_keys=True).encode()
+    elif path.startswith('/rt'):
+        import mod_wsgi
+        timeout = mod_wsgi.RequestTimeout
+        if path == '/rt':
+            raise timeout()
+        if path == '/rt-after-start':
+            start_response('200 OK', [('Content-Type', 'text/plain')])
+            raise timeout()
+        if path == '/rt-iter-before':
+            start_response('200 OK', [('Content-Type', 'text/plain')])
+            def before():
+                raise timeout()
+                yield b'never'
+            return before()
+        if path == '/rt-close':
+            start_response('200 OK', [('Content-Type', 'text/plain')])
+            class Body(object):
+                def __iter__(self):
+                    return iter([b'body'])
+                def close(self):
+                    raise timeout()
+            return Body()
     elif path == '/checks':
         # start_response's checks, each raised at the call (mod_wsgi 6's types and messages).
         outcomes = []
@@ -128,6 +173,8 @@ fn server(module: &Path) -> Apache {
         "LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so\nTypesConfig /etc/mime.types\n\
          WSGIScriptAlias /app {dir}/app.wsgi\nWSGIScriptAlias /missing {dir}/missing.wsgi\n\
          <Location /app/environ/auth>\n  WSGIPassAuthorization On\n</Location>\n\
+         <Location /app/facts>\n  SetEnv HTTPS on\n</Location>\n\
+         WSGIScriptAlias /nopath {dir}/app.wsgi\n<Location /nopath>\n  AcceptPathInfo Off\n</Location>\n\
          Alias /noexec {dir}/noexec\n<Directory {dir}/noexec>\n  AddHandler wsgi-script .wsgi\n</Directory>\n\
          Alias /sethandler {dir}/sethandler\n<Directory {dir}/sethandler>\n  SetHandler wsgi-script\n</Directory>\n\
          Alias /exec {dir}/exec\n<Directory {dir}/exec>\n  Options +ExecCGI\n  AddHandler wsgi-script .wsgi\n</Directory>\n\
@@ -187,6 +234,14 @@ fn cases() -> Vec<Case<'static>> {
         ("GET", "/callable", &[], b""),
         ("GET", "/app/latin", &[], b""),
         ("GET", "/app/checks", &[], b""),
+        ("GET", "/app/facts", &[], b""),
+        ("GET", "/app/rt", &[], b""),
+        ("GET", "/app/rt-after-start", &[], b""),
+        ("GET", "/app/rt-iter-before", &[], b""),
+        ("GET", "/app/rt-close", &[], b""),
+        // AcceptPathInfo Off: more path than the script is a 404.
+        ("GET", "/nopath/extra", &[], b""),
+        ("GET", "/nopath", &[], b""),
         ("GET", "/app/connection/close", &[], b""),
     ]
 }
@@ -197,7 +252,8 @@ fn same_answers_as_debian_mod_wsgi() {
     let ours = server(&module_path());
     let theirs = server(Path::new(DEBIAN_MOD_WSGI));
     // /app/latin is compared below: its messages are mod_wsgi 6's.
-    let cases: Vec<Case> = cases().into_iter().filter(|c| c.1 != "/app/latin" && c.1 != "/app/checks").collect();
+    // mod_wsgi 6's own: its start_response messages, RequestTimeout, FileWrapper's checks.
+    let cases: Vec<Case> = cases().into_iter().filter(|c| !["/app/latin", "/app/checks", "/app/facts"].contains(&c.1) && !c.1.starts_with("/app/rt")).collect();
     let mut differences = common::differences(&ours, &theirs, &cases, summary);
     // The same, with the byte 0xE9 raw in the request line.
     let raw_caf = |apache: &Apache| summary(apache, &raw_get(apache, b"/app/environ/caf\xe9", &format!("localhost:{}", apache.port)));

@@ -30,6 +30,14 @@ def fails_midway(environ, start_response):
         raise ValueError('broken halfway')
     return body()
 
+def timeout_midway(environ, start_response):
+    import mod_wsgi
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    def body():
+        yield b'first part\n'
+        raise mod_wsgi.RequestTimeout()
+    return body()
+
 def fails_in_close(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain')])
     class Body:
@@ -259,6 +267,11 @@ fn a_response_that_fails_after_output_never_looks_complete() {
     apache.wait_for_log("ValueError: close failed");
     assert_truncated_chunked(&raw_get(apache.port, "/app/exc_info_late", bound), "already sent");
     apache.wait_for_log("KeyError: 'too late'");
+
+    // mod_wsgi.RequestTimeout after output: cut short too, with one INFO line, no traceback.
+    assert_truncated_chunked(&raw_get(apache.port, "/app/timeout_midway", bound), "first part");
+    let log = apache.wait_for_log("Request interrupted by RequestTimeout after headers sent; response truncated");
+    assert!(!log.contains("RequestTimeout\n") && !log.contains("] RequestTimeout"), "a traceback for a RequestTimeout:\n{log}");
 
     let r = apache.get("/app/fails_before_output");
     assert_eq!(r.status, 500, "nothing had left the engine: a clean 500 ({})", r.text());

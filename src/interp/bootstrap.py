@@ -88,25 +88,61 @@ class Restricted(object):
 
 
 class FileWrapper(object):
-    """wsgi.file_wrapper. For a real file the engine sends it through Apache's file bucket
-    (sendfile) instead of iterating; any other file-like object is read in blocks."""
+    """wsgi.file_wrapper, mod_wsgi.FileWrapper. For a real file the engine sends it through
+    Apache's file bucket (sendfile) instead of iterating; any other file-like object is read
+    in blocks of blksize."""
 
     def __init__(self, filelike, blksize=8192):
+        if blksize < 0:
+            raise ValueError('blksize must not be negative')
         self._mod_wsgi_filelike = filelike
-        self.blksize = blksize
-        if hasattr(filelike, 'close'):
-            self.close = filelike.close
+        self._mod_wsgi_blksize = blksize
+        self._mod_wsgi_closed = False
+
+    @property
+    def filelike(self):
+        return self._mod_wsgi_filelike
+
+    @property
+    def blksize(self):
+        return self._mod_wsgi_blksize
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        data = self._mod_wsgi_filelike.read(self.blksize)
+        if self._mod_wsgi_closed:
+            raise ValueError('I/O operation on closed file')
+        data = self._mod_wsgi_filelike.read(self._mod_wsgi_blksize)
+        if not isinstance(data, bytes):
+            raise TypeError('file wrapper read() must return bytes, not %s' % type(data).__name__)
         if data:
             return data
         raise StopIteration
 
     next = __next__
+
+    def close(self):
+        """Closes the file-like object, as mod_wsgi does: its own errors are not the
+        response's."""
+        self._mod_wsgi_closed = True
+        close = getattr(self._mod_wsgi_filelike, 'close', None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                pass
+
+
+FileWrapper.__module__ = 'mod_wsgi'
+
+
+class RequestTimeout(BaseException):
+    """Raised by an application (or by code it calls) to give up on a request that took too
+    long: mod_wsgi answers 504 and logs one line, no traceback (mod_wsgi 6)."""
+
+
+RequestTimeout.__module__ = 'mod_wsgi'
 
 
 def _restrict_signal(log):
@@ -207,6 +243,8 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
         shutdown_callbacks.append(callback)
 
     module = types.ModuleType("mod_wsgi")
+    module.FileWrapper = FileWrapper
+    module.RequestTimeout = RequestTimeout
     module.version = version
     module.process_group = process_group
     module.application_group = group

@@ -5,6 +5,24 @@ use super::py::{self, PyObj, PyResult};
 use super::group::Group;
 use super::settings;
 
+/// This thread's number in the process (`mod_wsgi.thread_id`), as mod_wsgi hands them out: in
+/// the order threads first need one, from 0 (the thread that started Python takes it, so a
+/// prefork child's requests see 0 and a threaded child's 1, 2, ...).
+pub fn thread_id() -> u64 {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    thread_local!(static ID: Cell<Option<u64>> = const { Cell::new(None) });
+    ID.with(|id| match id.get() {
+        Some(n) => n,
+        None => {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            id.set(Some(n));
+            n
+        }
+    })
+}
+
 /// Builds the environ for one request (GIL held, in the request's interpreter).
 pub fn build(ex: &Exchange, group: &Group, input: &PyObj) -> PyResult<PyObj> {
     let environ = py::dict()?;
@@ -39,7 +57,13 @@ pub fn build(ex: &Exchange, group: &Group, input: &PyObj) -> PyResult<PyObj> {
             continue;
         }
         if name == b"HTTPS" {
+            // Said as wsgi.url_scheme, then left out, as mod_wsgi 4.9 and 6.1 do.
             https = matches!(value.to_ascii_lowercase().as_slice(), b"on" | b"1");
+            continue;
+        }
+        if name == b"PATH" {
+            // Apache's own search path is not the application's business (mod_wsgi).
+            continue;
         }
         let key = py::latin1(name)?;
         let value = py::latin1(value)?;
@@ -59,6 +83,7 @@ pub fn build(ex: &Exchange, group: &Group, input: &PyObj) -> PyResult<PyObj> {
     py::dict_set(&environ, "wsgi.errors", &errors)?;
     py::dict_set(&environ, "wsgi.file_wrapper", &file_wrapper)?;
     py::dict_set(&environ, "mod_wsgi.version", &settings::mod_wsgi_version()?)?;
+    py::dict_set(&environ, "mod_wsgi.thread_id", &py::int(thread_id() as i64)?)?;
     let (major, minor, patch) = s.apache_version;
     py::dict_set(&environ, "apache.version", &py::tuple(&[&py::int(major)?, &py::int(minor)?, &py::int(patch)?])?)?;
     Ok(environ)

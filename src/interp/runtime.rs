@@ -44,6 +44,8 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
             .collect(),
     });
 
+    // The thread starting Python is thread 0 (mod_wsgi.thread_id), as in mod_wsgi.
+    super::environ::thread_id();
     let concurrency = match config.python_concurrency {
         0 => Concurrency::Unlimited,
         n if n < 0 => Concurrency::Auto,

@@ -242,6 +242,73 @@ impl Drop for Detach<'_> {
     }
 }
 
+/// Whether the pending exception is a `mod_wsgi.RequestTimeout` (or a subclass), which is
+/// then cleared; any other stays pending, as it was.
+fn take_request_timeout() -> bool {
+    let (mut t, mut v, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: under the GIL: the exception is taken out (owned references) while the class is
+    // looked up, so that a failing look-up cannot replace it.
+    #[allow(deprecated)]
+    unsafe {
+        ffi::PyErr_Fetch(&mut t, &mut v, &mut tb)
+    };
+    let class = py::import("mod_wsgi").and_then(|m| m.getattr("RequestTimeout"));
+    let matches = match class {
+        // SAFETY: under the GIL; t is the live exception type (checked non-null).
+        Ok(class) => !t.is_null() && unsafe { ffi::PyErr_GivenExceptionMatches(t, class.as_ptr()) } != 0,
+        Err(_) => {
+            // SAFETY: under the GIL; the failed look-up's own exception is dropped.
+            unsafe { ffi::PyErr_Clear() };
+            false
+        }
+    };
+    // SAFETY: the references PyErr_Fetch gave: dropped for a RequestTimeout, else restored
+    // (PyErr_Restore steals them).
+    #[allow(deprecated)]
+    unsafe {
+        if matches {
+            for p in [t, v, tb] {
+                if !p.is_null() {
+                    ffi::Py_DecRef(p);
+                }
+            }
+        } else {
+            ffi::PyErr_Restore(t, v, tb);
+        }
+    }
+    matches
+}
+
+/// `mod_wsgi.RequestTimeout` raised by the application (mod_wsgi 6): before any output, an
+/// empty 504 and one INFO line, no traceback; after output reached Apache, the response is
+/// cut short, as any failure then. `None` when the pending exception is another one.
+fn request_timeout(ex: &Exchange, script: &str) -> Option<Outcome> {
+    if !take_request_timeout() {
+        return None;
+    }
+    if ex.output_passed() {
+        ex.log(level::INFO, &format!("Request interrupted by RequestTimeout after headers sent; response truncated: {script}"));
+        return Some(Outcome::ABORTED);
+    }
+    ex.log(level::INFO, &format!("Request interrupted by RequestTimeout; thread recovered: {script}"));
+    ex.discard_output();
+    let mut state = ex.state.borrow_mut();
+    if state.headers_sent {
+        // Apache has the application's status already: its own 504 replaces the response.
+        return Some(Outcome::GATEWAY_TIMEOUT);
+    }
+    state.status = Some(b"504 Gateway Timeout".to_vec());
+    state.headers = vec![(b"Content-Length".to_vec(), b"0".to_vec())];
+    state.content_length = Some(0);
+    state.bad_content_length = None;
+    drop(state);
+    Some(match ex.send_headers() {
+        Ok(()) if ex.state.borrow().overridden => Outcome::OVERRIDE,
+        Ok(()) => Outcome::DONE,
+        Err(_) => Outcome::GATEWAY_TIMEOUT,
+    })
+}
+
 /// What a response that failed becomes: while none of it reached Apache, a clean 500 (what
 /// was gathered is dropped); after that, a response cut short, which the module makes
 /// visible to the client (no last chunk, connection closed).
@@ -258,6 +325,9 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
     let started = std::time::Instant::now();
     let events = &group.events;
     let failed = |ex: &Exchange| {
+        if let Some(outcome) = request_timeout(ex, script) {
+            return outcome;
+        }
         fire_exception(events);
         log_exception(ex, &format!("Exception occurred processing WSGI script '{script}'."));
         abandon(ex)
@@ -285,7 +355,8 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
     // tuple has none: skip the look-up, which would build an AttributeError per request).
     // SAFETY: type checks on a live object.
     let plain = unsafe { ffi::PyList_CheckExact(result.as_ptr()) != 0 || ffi::PyTuple_CheckExact(result.as_ptr()) != 0 };
-    if !plain && result.hasattr("close") && result.call_method("close", &[]).is_err() {
+    if !plain && result.hasattr("close") && result.call_method("close", &[]).is_err() && !take_request_timeout() {
+        // (A RequestTimeout from close() is dropped, as mod_wsgi 6 drops it.)
         outcome = failed(ex);
     }
     events.fire(Subscribers::Requests, "request_finished", || {

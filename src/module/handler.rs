@@ -100,6 +100,11 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
         }
         _ => {}
     }
+    // AcceptPathInfo Off: a URL with more path than the script is not found (mod_wsgi).
+    if handler_script.is_none() && r.rejects_path_info() && !r.path_info_bytes().is_empty() {
+        log::request(log::ERR, r.as_ptr(), &format!("AcceptPathInfo off disallows user's path: {script}"));
+        return apache::HTTP_NOT_FOUND as c_int;
+    }
     let mut options = effective_options(r);
     if let Some(h) = &handler_script {
         options = AppOptions::merge(&options, &h.options);

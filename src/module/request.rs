@@ -85,6 +85,11 @@ impl RequestRec {
     pub fn uri_bytes(&self) -> &[u8] {
         c_bytes(self.0.uri)
     }
+    /// `AcceptPathInfo Off` where the request maps: extra path after the script is refused.
+    pub fn rejects_path_info(&self) -> bool {
+        self.0.used_path_info == apache::AP_REQ_REJECT_PATH_INFO as i32
+    }
+
     pub fn path_info_bytes(&self) -> &[u8] {
         c_bytes(self.0.path_info)
     }
