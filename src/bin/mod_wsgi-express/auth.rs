@@ -5,7 +5,7 @@
 //! children, so they guard static files as well as the application.
 
 use crate::cli::{Raw, UsageError};
-use crate::template::{quote, quote_path};
+use crate::conf_syntax::{quote, quote_path};
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, Default)]

@@ -4,7 +4,7 @@
 //! that role (with `--embedded-mode` none of this is used).
 
 use crate::cli::{Mpm, ServerOptions};
-use crate::template::{quote, quote_path};
+use crate::conf_syntax::{quote, quote_path, utf8};
 use std::path::Path;
 
 /// The numeric options passed on to `WSGIDaemonProcess`: (express option, daemon option).
@@ -62,7 +62,7 @@ pub fn display_name(o: &ServerOptions, uid: u32) -> String {
 /// (for the display name).
 pub fn directives(o: &ServerOptions, home: &Path, socket_dir: &Path, uid: u32) -> Result<String, String> {
     let name = group_name(o);
-    let home = home.to_str().ok_or_else(|| format!("working directory '{}' is not valid UTF-8", home.display()))?;
+    let home = utf8(home)?;
     let mut words = vec![quote(&format!("display-name={}", display_name(o, uid)))?, quote(&format!("home={home}"))?];
     if o.processes_given {
         words.push(format!("processes={}", o.processes));
@@ -79,8 +79,7 @@ pub fn directives(o: &ServerOptions, home: &Path, socket_dir: &Path, uid: u32) -
         words.push(format!("{daemon}={}", o.number(express)));
     }
     if let Some(eggs) = &o.python_eggs {
-        let eggs = eggs.to_str().ok_or_else(|| format!("--python-eggs '{}' is not valid UTF-8", eggs.display()))?;
-        words.push(quote(&format!("python-eggs={eggs}"))?);
+        words.push(quote(&format!("python-eggs={}", utf8(eggs)?))?);
     }
     if let Some(seconds) = &o.switch_interval {
         words.push(format!("switch-interval={seconds}"));

@@ -6,7 +6,7 @@
 //! `--add-handler`, `--with-cgi`, and the site's `--error-document`s.
 
 use crate::cli::{App, Raw, ServerOptions, UsageError};
-use crate::template::{quote, quote_path};
+use crate::conf_syntax::{quote, quote_path, utf8};
 use std::path::{Path, PathBuf};
 
 /// The handler name the rewrite rule gives requests for the application, as the original's.
@@ -121,7 +121,7 @@ pub fn directives(o: &ServerOptions, document_root: &Path) -> Result<String, Str
 /// The original's fallback: under the mount point, a request that is not a file (nor, with a
 /// directory index, a directory) gets the application's handler.
 fn fallback(o: &ServerOptions, document_root: &Path) -> Result<String, String> {
-    let root = document_root.to_str().ok_or_else(|| format!("path '{}' is not valid UTF-8", document_root.display()))?;
+    let root = utf8(document_root)?;
     let mut rules = vec!["RewriteCond %{REQUEST_FILENAME} !-f".to_string()];
     if o.docroot.index.is_some() {
         rules.push("RewriteCond %{REQUEST_FILENAME} !-d".to_string());

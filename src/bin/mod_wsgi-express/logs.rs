@@ -3,7 +3,7 @@
 //! `--*-log-name`, `--*-log-format`, `--rotate-logs` and `--pid-file` arrange them.
 
 use crate::cli::{Raw, ServerOptions, UsageError};
-use crate::template::{quote, quote_escaped, quote_path};
+use crate::conf_syntax::{quote, quote_escaped, quote_path, utf8};
 use std::path::{Path, PathBuf};
 
 /// The log options other than the switches `ServerOptions` keeps (`--log-to-terminal`,
@@ -122,7 +122,7 @@ fn target(o: &ServerOptions, root: &Path, name: &str, terminal: &str) -> Result<
     }
     let program = o.logs.rotatelogs.as_deref().ok_or("the rotatelogs program was not resolved")?;
     let word = |path: &Path| -> Result<String, String> {
-        let text = path.to_str().ok_or_else(|| format!("path '{}' is not valid UTF-8", path.display()))?;
+        let text = utf8(path)?;
         if text.contains('\'') {
             return Err(format!("'{text}' cannot be passed to rotatelogs (it holds a single quote)"));
         }

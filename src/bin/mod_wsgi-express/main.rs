@@ -10,6 +10,7 @@
 mod accounts;
 mod auth;
 mod cli;
+mod conf_syntax;
 mod daemon;
 mod docroot;
 mod locale;

@@ -33,7 +33,7 @@ pub fn py_str(text: &str) -> String {
 }
 
 fn py_path(path: &Path) -> Result<String, String> {
-    path.to_str().map(py_str).ok_or_else(|| format!("path '{}' is not valid UTF-8", path.display()))
+    crate::conf_syntax::utf8(path).map(py_str)
 }
 
 fn py_bool(value: bool) -> &'static str {

@@ -424,7 +424,7 @@ fn absolute(path: &Path) -> Result<PathBuf, String> {
 }
 
 fn path_str(path: &Path) -> Result<String, String> {
-    path.to_str().map(str::to_string).ok_or_else(|| format!("path '{}' is not valid UTF-8", path.display()))
+    crate::conf_syntax::utf8(path).map(str::to_string)
 }
 
 /// Quotes a word for a POSIX shell, only when needed, so the printed command can be pasted.

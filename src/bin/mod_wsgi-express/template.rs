@@ -7,6 +7,7 @@
 //! `daemon.rs`.
 
 use crate::cli::{App, Mpm, ServerOptions};
+use crate::conf_syntax::{quote, quote_path, utf8};
 use crate::docroot;
 use std::path::Path;
 
@@ -28,30 +29,6 @@ pub struct Site<'a> {
     /// The document root: `--document-root`, the static directory, else `htdocs` in the
     /// server root (empty, as the original's).
     pub document_root: &'a Path,
-}
-
-/// Quotes a word for Apache's config parser. Quotes, backslashes and line breaks cannot be
-/// expressed safely in a quoted word, so they are refused instead of escaped.
-pub fn quote(text: &str) -> Result<String, String> {
-    if text.contains(['"', '\\', '\n', '\r', '\0']) {
-        return Err(format!("'{}' cannot be written into an Apache configuration (quote, backslash or line break)", text.escape_debug()));
-    }
-    Ok(format!("\"{text}\""))
-}
-
-/// Quotes a format (`LogFormat`, `ErrorLogFormat`), whose quotes and backslashes are part of
-/// the value: escaped as Apache's parser reads them back (`\"` and `\\`). Line breaks are
-/// refused.
-pub fn quote_escaped(text: &str) -> Result<String, String> {
-    if text.contains(['\n', '\r', '\0']) {
-        return Err(format!("'{}' cannot be written into an Apache configuration (line break)", text.escape_debug()));
-    }
-    Ok(format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")))
-}
-
-pub fn quote_path(path: &Path) -> Result<String, String> {
-    let text = path.to_str().ok_or_else(|| format!("path '{}' is not valid UTF-8", path.display()))?;
-    quote(text)
 }
 
 /// `Listen` address: IPv6 literals need brackets before the port.
@@ -380,7 +357,7 @@ const COMPRESSED_TYPES: &[&str] = &[
 pub fn python_path(dirs: &[std::path::PathBuf]) -> Result<String, String> {
     let mut parts = Vec::new();
     for p in dirs {
-        let text = p.to_str().ok_or_else(|| format!("path '{}' is not valid UTF-8", p.display()))?;
+        let text = utf8(p)?;
         if text.contains(':') {
             return Err(format!("--python-path '{text}' contains ':', which separates WSGIPythonPath entries"));
         }

@@ -8,7 +8,8 @@
 //! works with the default name as well.
 
 use crate::cli::{Raw, ServerOptions, UsageError};
-use crate::template::{listen_address, quote, quote_path};
+use crate::conf_syntax::{quote, quote_path};
+use crate::template::listen_address;
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
