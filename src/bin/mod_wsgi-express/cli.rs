@@ -148,20 +148,78 @@ pub struct ServerOptions {
     pub modules_directory: Option<PathBuf>,
     pub process_name: Option<String>,
     /// The switches given that map to one directive each (see [`ServerOptions::flag`]).
-    pub flags: Vec<&'static str>,
+    pub flags: Vec<Flag>,
     /// The values of the repeatable one-value options that pass through as they are (see
     /// [`ServerOptions::list`]), as (option, value) in command-line order.
-    pub lists: Vec<(&'static str, String)>,
+    pub lists: Vec<(List, String)>,
 }
 
-/// Switches kept by name in [`ServerOptions::flags`]: each turns one thing on.
-const FLAGS: &[&str] = &[
-    "chunked-request", "enable-sendfile", "error-override", "server-metrics", "server-status", "verbose-debugging",
-    "disable-reloading", "reload-on-changes", "orphan-interpreter", "http2", "allow-localhost",
-];
+/// Switches kept in [`ServerOptions::flags`]: each turns one thing on. Typed, so that a
+/// misspelt switch does not compile; `Flag::name` is the option's name in the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    ChunkedRequest,
+    EnableSendfile,
+    ErrorOverride,
+    ServerMetrics,
+    ServerStatus,
+    VerboseDebugging,
+    DisableReloading,
+    ReloadOnChanges,
+    OrphanInterpreter,
+    Http2,
+    AllowLocalhost,
+}
 
-/// Repeatable options kept by name in [`ServerOptions::lists`].
-const LISTS: &[&str] = &["server-alias", "ignore-activity", "trust-proxy-header", "trust-proxy", "passenv", "python-warnings"];
+impl Flag {
+    pub const ALL: [Flag; 11] = [
+        Flag::ChunkedRequest, Flag::EnableSendfile, Flag::ErrorOverride, Flag::ServerMetrics, Flag::ServerStatus,
+        Flag::VerboseDebugging, Flag::DisableReloading, Flag::ReloadOnChanges, Flag::OrphanInterpreter, Flag::Http2,
+        Flag::AllowLocalhost,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Flag::ChunkedRequest => "chunked-request",
+            Flag::EnableSendfile => "enable-sendfile",
+            Flag::ErrorOverride => "error-override",
+            Flag::ServerMetrics => "server-metrics",
+            Flag::ServerStatus => "server-status",
+            Flag::VerboseDebugging => "verbose-debugging",
+            Flag::DisableReloading => "disable-reloading",
+            Flag::ReloadOnChanges => "reload-on-changes",
+            Flag::OrphanInterpreter => "orphan-interpreter",
+            Flag::Http2 => "http2",
+            Flag::AllowLocalhost => "allow-localhost",
+        }
+    }
+}
+
+/// Repeatable one-value options kept in [`ServerOptions::lists`], typed as [`Flag`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum List {
+    ServerAlias,
+    IgnoreActivity,
+    TrustProxyHeader,
+    TrustProxy,
+    PassEnv,
+    PythonWarnings,
+}
+
+impl List {
+    pub const ALL: [List; 6] = [List::ServerAlias, List::IgnoreActivity, List::TrustProxyHeader, List::TrustProxy, List::PassEnv, List::PythonWarnings];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            List::ServerAlias => "server-alias",
+            List::IgnoreActivity => "ignore-activity",
+            List::TrustProxyHeader => "trust-proxy-header",
+            List::TrustProxy => "trust-proxy",
+            List::PassEnv => "passenv",
+            List::PythonWarnings => "python-warnings",
+        }
+    }
+}
 
 /// Numeric options of Apache itself (the daemon's are [`crate::daemon::NUMBERS`]).
 pub const SERVER_NUMBERS: &[&str] = &[
@@ -175,16 +233,14 @@ impl ServerOptions {
         self.numbers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).unwrap_or_else(|| panic!("--{name} is not a numeric option"))
     }
 
-    /// Whether the switch `name` (one of [`FLAGS`]) was given.
-    pub fn flag(&self, name: &str) -> bool {
-        assert!(FLAGS.contains(&name), "--{name} is not a switch kept by name");
-        self.flags.contains(&name)
+    /// Whether the switch was given.
+    pub fn flag(&self, flag: Flag) -> bool {
+        self.flags.contains(&flag)
     }
 
-    /// The values given to `name` (one of [`LISTS`]), in order.
-    pub fn list(&self, name: &str) -> Vec<&str> {
-        assert!(LISTS.contains(&name), "--{name} is not a list kept by name");
-        self.lists.iter().filter(|(n, _)| *n == name).map(|(_, v)| v.as_str()).collect()
+    /// The values given to the option, in order.
+    pub fn list(&self, list: List) -> Vec<&str> {
+        self.lists.iter().filter(|(l, _)| *l == list).map(|(_, v)| v.as_str()).collect()
     }
 
     /// Whether requests are served from a document root, the application getting what is
@@ -200,7 +256,7 @@ impl ServerOptions {
     pub fn uses_handler_script(&self) -> bool {
         match self.app {
             App::Static(_) => false,
-            App::Script(_) => self.serves_document_root() || self.flag("reload-on-changes"),
+            App::Script(_) => self.serves_document_root() || self.flag(Flag::ReloadOnChanges),
             App::Module(_) | App::Paste(_) => true,
         }
     }
@@ -388,8 +444,8 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
         // The module accepts only a Python identifier; say so now rather than in Apache's log.
         return Err(raw.error(format!("invalid --callable-object '{callable_object}': must be a Python identifier")));
     }
-    let flags: Vec<&'static str> = FLAGS.iter().copied().filter(|name| raw.flag(name)).collect();
-    let lists = LISTS.iter().flat_map(|&name| raw.all(name).into_iter().map(move |v| (name, v[0].clone()))).collect();
+    let flags: Vec<Flag> = Flag::ALL.into_iter().filter(|f| raw.flag(f.name())).collect();
+    let lists = List::ALL.into_iter().flat_map(|l| raw.all(l.name()).into_iter().map(move |v| (l, v[0].clone()))).collect();
     let o = ServerOptions {
         app,
         port,
@@ -586,10 +642,10 @@ fn process_name(raw: &Raw) -> Result<Option<String>, UsageError> {
 /// Options that only mean something together with others, refused alone rather than
 /// silently ignored.
 fn check_combinations(raw: &Raw, o: &ServerOptions) -> Result<(), UsageError> {
-    if o.flag("reload-on-changes") && o.flag("disable-reloading") {
+    if o.flag(Flag::ReloadOnChanges) && o.flag(Flag::DisableReloading) {
         return Err(raw.error("--reload-on-changes and --disable-reloading contradict each other".to_string()));
     }
-    if o.flag("reload-on-changes") && !o.daemon_mode() {
+    if o.flag(Flag::ReloadOnChanges) && !o.daemon_mode() {
         return Err(raw.error("--reload-on-changes restarts daemon processes; it needs daemon mode (not --embedded-mode or --application-type static)".to_string()));
     }
     if !o.server_name_given {
@@ -720,6 +776,18 @@ mod tests {
         assert!(matches!(parse(&args(&["module-config"])), Ok(Command::ModuleConfig { python_home: None })));
         let home = parse(&args(&["module-config", "--python-home=/opt/venv"]));
         assert!(matches!(home, Ok(Command::ModuleConfig { python_home: Some(h) }) if h == Path::new("/opt/venv")));
+    }
+
+    #[test]
+    fn typed_switches_and_lists_are_options_of_the_table() {
+        for flag in Flag::ALL {
+            let spec = options::find(Sub::StartServer, flag.name()).unwrap_or_else(|| panic!("--{} is not in the table", flag.name()));
+            assert_eq!(spec.arity, Arity::Flag, "--{}", flag.name());
+        }
+        for list in List::ALL {
+            let spec = options::find(Sub::StartServer, list.name()).unwrap_or_else(|| panic!("--{} is not in the table", list.name()));
+            assert!(spec.repeatable && spec.arity == Arity::One, "--{}", list.name());
+        }
     }
 
     #[test]
@@ -863,7 +931,7 @@ mod tests {
         }
         let o = server(&["start-server", "--map-head-to-get", "off", "--switch-interval", "0.001", "--trust-proxy", "10.0.0.0/8", "--trust-proxy=::1", "--http2", "x"]);
         assert_eq!((o.map_head_to_get, o.switch_interval.as_deref()), ("Off", Some("0.001")));
-        assert_eq!(o.list("trust-proxy"), ["10.0.0.0/8", "::1"]);
-        assert!(o.flag("http2") && !o.flag("server-status"));
+        assert_eq!(o.list(List::TrustProxy), ["10.0.0.0/8", "::1"]);
+        assert!(o.flag(Flag::Http2) && !o.flag(Flag::ServerStatus));
     }
 }

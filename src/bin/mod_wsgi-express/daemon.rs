@@ -3,7 +3,7 @@
 //! to it. This file names the group, writes its directives, and sizes Apache's children for
 //! that role (with `--embedded-mode` none of this is used).
 
-use crate::cli::{Mpm, ServerOptions};
+use crate::cli::{Flag, Mpm, ServerOptions};
 use crate::conf_syntax::{quote, quote_path, utf8};
 use std::path::Path;
 
@@ -84,7 +84,7 @@ pub fn directives(o: &ServerOptions, home: &Path, socket_dir: &Path, uid: u32) -
     if let Some(seconds) = &o.switch_interval {
         words.push(format!("switch-interval={seconds}"));
     }
-    if o.flag("server-metrics") {
+    if o.flag(Flag::ServerMetrics) {
         words.push("server-metrics=On".to_string());
     }
     let mut text = format!("WSGISocketPrefix {}\n", quote_path(&socket_dir.join("wsgi"))?);

@@ -5,7 +5,7 @@
 //! `--directory-index`, `--directory-listing`, `--allow-override`, `--rewrite-rules`,
 //! `--add-handler`, `--with-cgi`, and the site's `--error-document`s.
 
-use crate::cli::{App, Raw, ServerOptions, UsageError};
+use crate::cli::{App, Flag, Raw, ServerOptions, UsageError};
 use crate::conf_syntax::{quote, quote_path, utf8};
 use std::path::{Path, PathBuf};
 
@@ -126,7 +126,7 @@ fn fallback(o: &ServerOptions, document_root: &Path) -> Result<String, String> {
     if o.docroot.index.is_some() {
         rules.push("RewriteCond %{REQUEST_FILENAME} !-d".to_string());
     }
-    if o.flag("server-status") {
+    if o.flag(Flag::ServerStatus) {
         rules.push("RewriteCond %{REQUEST_URI} !^/server-status$".to_string());
     }
     rules.push(format!("RewriteRule .* - [H={APP_HANDLER}]"));

@@ -13,7 +13,7 @@
 //! `resource.wsgi` serves `--add-handler` extensions: each one's script, executed once, gets
 //! the requests for files ending in it, through its `handle_request` (else `application`).
 
-use crate::cli::{App, ServerOptions};
+use crate::cli::{App, Flag, List, ServerOptions};
 use std::path::{Path, PathBuf};
 
 /// A Python string literal of `text` (any Python from 2.7 on reads it the same way).
@@ -52,15 +52,15 @@ pub fn handler(o: &ServerOptions) -> Result<String, String> {
         App::Paste(path) => ("paste", py_path(path)?),
         App::Static(_) => return Err("a static site has no handler script".to_string()),
     };
-    let aliases = o.list("server-alias").join(" ");
+    let aliases = o.list(List::ServerAlias).join(" ");
     let settings = format!(
         "ENTRY_TYPE = {}\nENTRY_POINT = {entry}\nCALLABLE_OBJECT = {}\nMOUNT_POINT = {}\n\
          WATCH_ENTRY_POINT = {}\nRELOAD_ON_CHANGES = {}\nSERVER_NAME = {}\nSERVER_ALIASES = {}\n",
         py_str(kind),
         py_str(&o.callable_object),
         py_str(&o.mount_point),
-        py_bool(!o.flag("disable-reloading")),
-        py_bool(o.flag("reload-on-changes")),
+        py_bool(!o.flag(Flag::DisableReloading)),
+        py_bool(o.flag(Flag::ReloadOnChanges)),
         py_str(&o.server_name),
         py_str(&aliases),
     );

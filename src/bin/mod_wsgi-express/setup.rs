@@ -5,7 +5,7 @@
 //! pid is the pid the caller started: no supervisor in between to forward signals or lose them.
 
 use crate::accounts;
-use crate::cli::{App, ServerOptions};
+use crate::cli::{App, Flag, ServerOptions};
 use crate::template::{self, Site};
 use std::env;
 use std::fs;
@@ -122,7 +122,7 @@ fn summary(opts: &ServerOptions, server_root: &Path, conf: &Path, document_root:
     if let Some(tls) = &opts.tls {
         summary.push_str(&format!("Server URL HTTPS : https://{}{}\n", template::listen_address(&opts.host, tls.port), opts.mount_point));
     }
-    if opts.flag("server-status") {
+    if opts.flag(Flag::ServerStatus) {
         summary.push_str(&format!("Server Status    : http://{}/server-status\n", template::listen_address(&opts.host, opts.port)));
     }
     summary.push_str(&format!("Server Root      : {}\nServer Conf      : {}\n", server_root.display(), conf.display()));
@@ -149,7 +149,7 @@ fn summary(opts: &ServerOptions, server_root: &Path, conf: &Path, document_root:
     }
     if opts.daemon_mode() {
         summary.push_str(&format!("Process Group    : {}\nRequest Timeout  : {} (seconds)\n", crate::daemon::group_name(opts), opts.number("request-timeout")));
-        if opts.flag("reload-on-changes") {
+        if opts.flag(Flag::ReloadOnChanges) {
             summary.push_str("Reloading        : on changes of any loaded Python file\n");
         }
     }

@@ -6,7 +6,7 @@
 //! come from their own files: `logs.rs`, `docroot.rs`, `tls.rs` (virtual hosts), `auth.rs`,
 //! `daemon.rs`.
 
-use crate::cli::{App, Mpm, ServerOptions};
+use crate::cli::{App, Flag, List, Mpm, ServerOptions};
 use crate::conf_syntax::{quote, quote_path, utf8};
 use crate::docroot;
 use std::path::Path;
@@ -83,18 +83,18 @@ fn standard_modules(site: &Site) -> Vec<(&'static str, &'static str)> {
     let wanted = [
         (!o.url_aliases.is_empty() || www, ("alias", "mod_alias.so")),
         (o.access_log, ("log_config", "mod_log_config.so")),
-        (!o.setenv.is_empty() || !o.list("passenv").is_empty(), ("env", "mod_env.so")),
+        (!o.setenv.is_empty() || !o.list(List::PassEnv).is_empty(), ("env", "mod_env.so")),
         (o.compress_responses, ("filter", "mod_filter.so")),
         (o.compress_responses, ("deflate", "mod_deflate.so")),
         (site.run_as.is_some(), ("unixd", "mod_unixd.so")),
         (o.serves_document_root() && has_app || o.docroot.rewrite_rules.is_some() || tls.is_some_and(|t| t.https_only), ("rewrite", "mod_rewrite.so")),
         (o.serves_document_root(), ("dir", "mod_dir.so")),
         (o.docroot.listing, ("autoindex", "mod_autoindex.so")),
-        (o.flag("server-status") || o.flag("allow-localhost"), ("authz_host", "mod_authz_host.so")),
-        (o.flag("server-status") || o.flag("server-metrics"), ("status", "mod_status.so")),
+        (o.flag(Flag::ServerStatus) || o.flag(Flag::AllowLocalhost), ("authz_host", "mod_authz_host.so")),
+        (o.flag(Flag::ServerStatus) || o.flag(Flag::ServerMetrics), ("status", "mod_status.so")),
         (tls.is_some(), ("ssl", "mod_ssl.so")),
         (tls.is_some_and(|t| t.hsts_policy.is_some()), ("headers", "mod_headers.so")),
-        (o.flag("http2"), ("http2", "mod_http2.so")),
+        (o.flag(Flag::Http2), ("http2", "mod_http2.so")),
         (o.docroot.with_cgi && o.mpm != Mpm::Prefork, ("cgid", "mod_cgid.so")),
         (o.docroot.with_cgi && o.mpm == Mpm::Prefork, ("cgi", "mod_cgi.so")),
     ];
@@ -135,10 +135,10 @@ fn settings_section(site: &Site) -> Result<String, String> {
     }
     text.push_str(&format!("LimitRequestBody {}\n", o.number("limit-request-body")));
     text.push_str(&format!("RequestReadTimeout {} {}\n", read_timeout(o, "header"), read_timeout(o, "body")));
-    if o.flag("http2") {
+    if o.flag(Flag::Http2) {
         text.push_str("Protocols h2 h2c http/1.1\n");
     }
-    if o.flag("enable-sendfile") {
+    if o.flag(Flag::EnableSendfile) {
         text.push_str("EnableSendfile On\n");
     }
     Ok(text)
@@ -231,20 +231,20 @@ fn wsgi_section(site: &Site) -> Result<String, String> {
 /// Directives of the interpreters, each from one option.
 fn interpreter_settings(o: &ServerOptions) -> Result<String, String> {
     let mut text = String::new();
-    for spec in o.list("python-warnings") {
+    for spec in o.list(List::PythonWarnings) {
         text.push_str(&format!("WSGIPythonWarnings {}\n", quote(spec)?));
     }
     if let Some(seconds) = &o.switch_interval {
         text.push_str(&format!("WSGISwitchInterval {seconds}\n"));
     }
     let switches = [
-        ("server-metrics", "WSGIServerMetrics On\nExtendedStatus On"),
-        ("verbose-debugging", "WSGIVerboseDebugging On"),
-        ("orphan-interpreter", "WSGIDestroyInterpreter Off"),
-        ("disable-reloading", "WSGIScriptReloading Off"),
+        (Flag::ServerMetrics, "WSGIServerMetrics On\nExtendedStatus On"),
+        (Flag::VerboseDebugging, "WSGIVerboseDebugging On"),
+        (Flag::OrphanInterpreter, "WSGIDestroyInterpreter Off"),
+        (Flag::DisableReloading, "WSGIScriptReloading Off"),
     ];
-    for (name, lines) in switches {
-        if o.flag(name) {
+    for (flag, lines) in switches {
+        if o.flag(flag) {
             text.push_str(lines);
             text.push('\n');
         }
@@ -314,34 +314,34 @@ fn application(site: &Site) -> Result<String, String> {
 fn requests_section(site: &Site) -> Result<String, String> {
     let o = site.opts;
     let mut text = String::new();
-    let switches = [("chunked-request", "WSGIChunkedRequest On"), ("error-override", "WSGIErrorOverride On"), ("enable-sendfile", "WSGIEnableSendfile On")];
-    for (name, line) in switches {
-        if o.flag(name) {
+    let switches = [(Flag::ChunkedRequest, "WSGIChunkedRequest On"), (Flag::ErrorOverride, "WSGIErrorOverride On"), (Flag::EnableSendfile, "WSGIEnableSendfile On")];
+    for (flag, line) in switches {
+        if o.flag(flag) {
             text.push_str(line);
             text.push('\n');
         }
     }
-    for (option, directive) in [("trust-proxy-header", "WSGITrustedProxyHeaders"), ("trust-proxy", "WSGITrustedProxies")] {
+    for (option, directive) in [(List::TrustProxyHeader, "WSGITrustedProxyHeaders"), (List::TrustProxy, "WSGITrustedProxies")] {
         let values = o.list(option);
         if !values.is_empty() {
             let words: Result<Vec<String>, String> = values.iter().map(|v| quote(v)).collect();
             text.push_str(&format!("{directive} {}\n", words?.join(" ")));
         }
     }
-    for url in o.list("ignore-activity") {
+    for url in o.list(List::IgnoreActivity) {
         text.push_str(&format!("<Location {}>\n    WSGIIgnoreActivity On\n</Location>\n", quote(url)?));
     }
     for (key, value) in &o.setenv {
         text.push_str(&format!("SetEnv {} {}\n", quote(key)?, quote(value)?));
     }
-    for name in o.list("passenv") {
+    for name in o.list(List::PassEnv) {
         text.push_str(&format!("PassEnv {}\n", quote(name)?));
     }
     if o.compress_responses {
         text.push_str(&format!("AddOutputFilterByType DEFLATE {}\n", COMPRESSED_TYPES.join(" ")));
     }
     text.push_str(&o.auth.directives(&format!("{}:{}", crate::daemon::host_label(o), o.port))?);
-    if o.flag("server-status") {
+    if o.flag(Flag::ServerStatus) {
         text.push_str("<Location /server-status>\n    SetHandler server-status\n    Require all denied\n    Require host localhost\n</Location>\n");
     }
     Ok(text)

@@ -7,7 +7,7 @@
 //! Unlike the original, which listens for HTTPS only when `--server-name` is given too, HTTPS
 //! works with the default name as well.
 
-use crate::cli::{Raw, ServerOptions, UsageError};
+use crate::cli::{Flag, List, Raw, ServerOptions, UsageError};
 use crate::conf_syntax::{quote, quote_path};
 use crate::template::listen_address;
 use std::path::PathBuf;
@@ -134,7 +134,7 @@ fn host(address: &str, lines: &[String]) -> String {
 /// The default host of a port with `--server-name`: it refuses every request (those whose
 /// host name no other host claims), or with `--allow-localhost` serves this machine's.
 fn refusing_host(o: &ServerOptions, port: u16, ssl: &[String]) -> String {
-    let require = if o.flag("allow-localhost") { "Require host localhost" } else { "Require all denied" };
+    let require = if o.flag(Flag::AllowLocalhost) { "Require host localhost" } else { "Require all denied" };
     let mut lines = vec!["ServerName _wsgi_".to_string(), "<Location />".to_string(), format!("    {require}"), "</Location>".to_string()];
     lines.extend(ssl.iter().cloned());
     host(&format!("_default_:{port}"), &lines)
@@ -143,7 +143,7 @@ fn refusing_host(o: &ServerOptions, port: u16, ssl: &[String]) -> String {
 /// `ServerName` and the `ServerAlias`es of the named host.
 fn names(o: &ServerOptions) -> Result<Vec<String>, String> {
     let mut lines = vec![format!("ServerName {}", quote(&o.server_name)?)];
-    let aliases = o.list("server-alias");
+    let aliases = o.list(List::ServerAlias);
     if !aliases.is_empty() {
         let words: Result<Vec<String>, String> = aliases.iter().map(|a| quote(a)).collect();
         lines.push(format!("ServerAlias {}", words?.join(" ")));
