@@ -437,6 +437,26 @@ fn application_type_static_serves_only_files() {
     assert!(!children.iter().any(|(_, c)| c.starts_with("(wsgi:")), "no daemon for a static site: {children:?}");
 }
 
+/// `--application-type static` with `--add-handler`: files ending in the extension are run by
+/// the handler script (in a daemon process, as the original), never served as source.
+#[test]
+fn a_static_sites_add_handler_runs_the_script() {
+    let dir = TempDir::new("express-static-handler");
+    dir.write("site/index.html", "<p>index</p>\n");
+    dir.write("site/hello.page", "the page's own text\n");
+    let source = "import os\ndef handle_request(e, s):\n    s('200 OK', [('Content-Type', 'text/plain')])\n    return [('handled %s %d' % (os.path.basename(e['SCRIPT_FILENAME']), os.getpid())).encode()]\n";
+    dir.write("page.py", source);
+    let express = Express::start_in(dir, &["--application-type", "static", "--add-handler", ".page", "page.py", "site"]);
+    let r = express.get("/hello.page");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), express.error_log());
+    assert!(r.text().starts_with("handled hello.page "), "the script's source or the file was served: {}\n{}", r.text(), express.error_log());
+    let pid: i32 = r.text().rsplit(' ').next().unwrap().parse().unwrap();
+    let daemon = express.children().into_iter().find(|(p, _)| *p == pid).map(|(_, c)| c).unwrap_or_default();
+    assert!(daemon.starts_with("(wsgi:"), "served by {pid} {daemon:?}, not a daemon: {:?}", express.children());
+    let r = express.get("/");
+    assert_eq!((r.status, r.text().as_str()), (200, "<p>index</p>\n"), "{}", express.error_log());
+}
+
 /// `--reload-on-changes`: the daemon's monitor sees that a module the application imported
 /// changed, and the process is replaced, so the new text is served.
 #[test]

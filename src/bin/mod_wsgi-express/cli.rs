@@ -261,9 +261,15 @@ impl ServerOptions {
         }
     }
 
-    /// Whether there is a daemon process group (not `--embedded-mode`, not static files only).
+    /// Whether Python serves anything: the application, or (for a static site too, as in the
+    /// original) the `--add-handler` scripts.
+    pub fn runs_python(&self) -> bool {
+        !matches!(self.app, App::Static(_)) || !self.docroot.handlers.is_empty()
+    }
+
+    /// Whether there is a daemon process group: Python runs, and not `--embedded-mode`.
     pub fn daemon_mode(&self) -> bool {
-        !self.embedded && !matches!(self.app, App::Static(_))
+        !self.embedded && self.runs_python()
     }
 }
 

@@ -127,7 +127,7 @@ pub const OPTIONS: &[OptSpec] = &[
         Arity::One,
         Some("script"),
         "TYPE",
-        "What the entry point is: script (a WSGI script file), module (a dotted module name such as pkg.wsgi, imported from --python-path or the working directory), static (no application: the --document-root, else the directory given, else the current one), paste (a PasteDeploy .ini file; needs PasteDeploy).",
+        "What the entry point is: script (a WSGI script file), module (a dotted module name such as pkg.wsgi, imported from --python-path or the working directory), static (no application: the --document-root, else the directory given, else the current one; --add-handler scripts still run, in a daemon process unless --embedded-mode), paste (a PasteDeploy .ini file; needs PasteDeploy).",
     ),
     opt("entry-point", Arity::One, None, "SCRIPT|MODULE", "The entry point (instead of giving it as the last argument)."),
     opt("callable-object", Arity::One, Some("application"), "NAME", "Name of the WSGI callable in the script or module."),

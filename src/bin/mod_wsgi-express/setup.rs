@@ -138,13 +138,13 @@ fn summary(opts: &ServerOptions, server_root: &Path, conf: &Path, document_root:
         summary.push_str(&format!("Startup Log File : {}\n", log.display()));
     }
     let (p, t) = (opts.processes, opts.threads);
-    let mode = match (&opts.app, opts.embedded) {
-        (App::Static(_), _) => "static files only",
-        (_, true) => "embedded",
-        (_, false) => "daemon",
+    let mode = match (opts.runs_python(), opts.embedded) {
+        (false, _) => "static files only",
+        (true, true) => "embedded",
+        (true, false) => "daemon",
     };
     summary.push_str(&format!("Operating Mode   : {mode}\n"));
-    if !matches!(opts.app, App::Static(_)) {
+    if opts.runs_python() {
         summary.push_str(&format!("Request Capacity : {} ({p} process{} * {t} threads)\n", p * t, if p == 1 { "" } else { "es" }));
     }
     if opts.daemon_mode() {

@@ -205,7 +205,7 @@ fn wsgi_section(site: &Site) -> Result<String, String> {
         text.push_str(&format!("WSGIPythonHome {}\n", quote_path(home)?));
     }
     let home = o.working_directory.as_deref().ok_or("the working directory was not resolved")?;
-    if matches!(o.app, App::Static(_)) {
+    if !o.runs_python() {
         // No application: Python starts only for the access scripts, if any.
         text.push_str("WSGIRestrictEmbedded On\n");
     } else if o.embedded {
@@ -225,6 +225,7 @@ fn wsgi_section(site: &Site) -> Result<String, String> {
     if !matches!(o.app, App::Static(_)) {
         text.push_str(&application(site)?);
     }
+    text.push_str(&resource_handler(site)?);
     Ok(text)
 }
 
@@ -301,12 +302,21 @@ fn application(site: &Site) -> Result<String, String> {
     if o.uses_handler_script() && (group == "%{GLOBAL}" || !group.starts_with("%{")) {
         text.push_str(&format!("WSGIImportScript {} {options}\n", quote_path(&handler)?));
     }
-    if !o.docroot.handlers.is_empty() {
-        let resource = root.join("resource.wsgi");
-        let options = format!("{} \"application-group=%{{GLOBAL}}\"", quote(&format!("process-group={process}"))?);
-        text.push_str(&format!("WSGIHandlerScript {} {} {options}\n", docroot::RESOURCE_HANDLER, quote_path(&resource)?));
-    }
     Ok(text)
+}
+
+/// The handler of the `--add-handler` extensions (whose `AddHandler`s are the document root's),
+/// in the daemon group, or embedded in Apache's children, as the original: static sites
+/// included, whose handler scripts would otherwise be served as text.
+fn resource_handler(site: &Site) -> Result<String, String> {
+    let o = site.opts;
+    if o.docroot.handlers.is_empty() {
+        return Ok(String::new());
+    }
+    let process = if o.embedded { "%{GLOBAL}".to_string() } else { crate::daemon::group_name(o) };
+    let resource = site.server_root.join("resource.wsgi");
+    let options = format!("{} \"application-group=%{{GLOBAL}}\"", quote(&format!("process-group={process}"))?);
+    Ok(format!("WSGIHandlerScript {} {} {options}\n", docroot::RESOURCE_HANDLER, quote_path(&resource)?))
 }
 
 /// Per-request directives: the WSGI switches, proxies, environment, compression, access
@@ -655,6 +665,29 @@ mod tests {
         for absent in ["WSGIDaemonProcess", "WSGIScriptAlias", "WSGIHandlerScript", "RewriteRule", "WSGIApplicationGroup"] {
             assert!(!text.contains(absent), "unexpected {absent:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn a_static_sites_add_handler_scripts_run_in_python() {
+        // Without the handler's definition, Apache would serve the scripts' source as text.
+        let o = opts(&["start-server", "--application-type", "static", "--add-handler", ".page", "/srv/page.py", "/srv/www"]);
+        assert!(o.runs_python() && o.daemon_mode());
+        let text = httpd_conf(&Site { document_root: Path::new("/srv/www"), ..site(&o) }).unwrap();
+        assert_lines(&text, &[
+            "AddHandler wsgi-resource \".page\"", "WSGIDaemonProcess \"localhost:8000\" \\", "WSGIRestrictEmbedded On",
+            "WSGIHandlerScript wsgi-resource \"/tmp/root/resource.wsgi\" \"process-group=localhost:8000\" \"application-group=%{GLOBAL}\"",
+        ]);
+        for absent in ["WSGIScriptAlias", "wsgi-handler", "RewriteRule"] {
+            assert!(!text.contains(absent), "unexpected {absent:?} in\n{text}");
+        }
+        let o = opts(&["start-server", "--application-type", "static", "--embedded-mode", "--add-handler", ".page", "/srv/page.py", "/srv/www"]);
+        assert!(o.runs_python() && !o.daemon_mode());
+        let text = httpd_conf(&Site { document_root: Path::new("/srv/www"), ..site(&o) }).unwrap();
+        assert_lines(&text, &[
+            "AddHandler wsgi-resource \".page\"",
+            "WSGIHandlerScript wsgi-resource \"/tmp/root/resource.wsgi\" \"process-group=%{GLOBAL}\" \"application-group=%{GLOBAL}\"",
+        ]);
+        assert!(!text.contains("WSGIRestrictEmbedded") && !text.contains("WSGIDaemonProcess"), "{text}");
     }
 
     #[test]
