@@ -563,6 +563,29 @@ fn application_type_paste_needs_paste_deploy() {
     assert_eq!((r.status, r.text().as_str()), (200, "paste site.ini"), "{}", express.error_log());
 }
 
+/// Looking for PasteDeploy runs nothing of the project's: express may be run as root, and an
+/// import from the working directory (or a `sitecustomize` there) would run its code as root.
+#[test]
+fn looking_for_paste_deploy_imports_nothing_from_the_project() {
+    let dir = TempDir::new("express-paste-safe");
+    dir.write("site.ini", "[app:main]\nuse = egg:demo\n");
+    let marker = dir.path().join("imported");
+    let plant = format!("open({:?}, 'a').write(__name__ + '\\n')\n", marker.to_str().unwrap());
+    dir.write("paste/__init__.py", &plant);
+    dir.write("paste/deploy.py", &plant);
+    dir.write("sitecustomize.py", &plant);
+    dir.write("lib/usercustomize.py", &plant);
+    let out = Command::new(EXPRESS)
+        .args(["start-server", "--application-type", "paste", "site.ini", "--server-root", "root", "--setup-only", "--python-path", "lib"])
+        .current_dir(dir.path())
+        .env("MOD_WSGI_MODULE", module_path())
+        .env("PYTHONPATH", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "PasteDeploy in the working directory is found: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!marker.exists(), "express ran the project's code: {}", std::fs::read_to_string(&marker).unwrap_or_default());
+}
+
 /// Every honoured option at once makes a configuration Apache accepts (`apachectl
 /// configtest`), with the directives they stand for.
 #[test]

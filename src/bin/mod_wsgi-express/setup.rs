@@ -313,24 +313,113 @@ fn existing_file(file: &mut PathBuf, option: &str) -> Result<(), String> {
 /// `--application-type paste` loads the file with PasteDeploy in the application's Python:
 /// without it every request would fail, so its absence is said now. The Python is the
 /// `--python-home`'s, else the engine's own, looking where the application will
-/// (`--python-path`, the working directory).
+/// (`--python-path`, the working directory, the interpreter's own path and site directories).
+///
+/// Nothing is imported to find it: express may run as root, and importing from the project's
+/// directories (or running a `sitecustomize`, a `.pth` file's code) would run the project's
+/// code as root. The interpreter is only asked for its own path, with `-I` (no `PYTHON*`
+/// variables, no current directory, no user site) and `-S` (no `site`: no `.pth` file run);
+/// the site directories' `.pth` files are read for their directory lines, as `site` would add
+/// them, and the directories are looked at for `paste/deploy`.
 fn check_paste_deploy(opts: &ServerOptions) -> Result<(), String> {
     let python = match &opts.python_home {
         Some(home) => ["bin/python3", "bin/python"].iter().map(|p| home.join(p)).find(|p| p.is_file()).unwrap_or_else(|| home.join("bin/python")),
         None => PathBuf::from(env!("MOD_WSGI_DEFAULT_PYTHON")),
     };
-    let mut path: Vec<PathBuf> = opts.python_path.clone();
-    path.extend(opts.working_directory.clone());
-    let joined = env::join_paths(&path).map_err(|e| format!("--python-path: {e}"))?;
-    let out = Command::new(&python).args(["-c", "import paste.deploy"]).env("PYTHONPATH", joined).output();
-    match out {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(_) => Err(format!(
-            "--application-type paste needs PasteDeploy, which {} cannot import: install it (pip install PasteDeploy) into the application's Python",
-            python.display()
-        )),
-        Err(e) => Err(format!("--application-type paste: cannot run {} to look for PasteDeploy: {e}", python.display())),
+    let out = Command::new(&python)
+        .args(["-I", "-S", "-c", INTERPRETER_PATH])
+        .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("--application-type paste: cannot run {} to look for PasteDeploy: {e}", python.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "--application-type paste: {} did not say where it looks for modules: {}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
+    let mut dirs: Vec<PathBuf> = opts.python_path.clone();
+    dirs.extend(opts.working_directory.clone());
+    dirs.extend(interpreter_dirs(&out.stdout, euid() != 0));
+    if dirs.iter().any(|dir| has_paste_deploy(dir)) {
+        return Ok(());
+    }
+    Err(format!(
+        "--application-type paste needs PasteDeploy, which {} cannot import: install it (pip install PasteDeploy) into the application's Python",
+        python.display()
+    ))
+}
+
+/// Run by `python -I -S`: its `sys.path` (the standard library's directories), then its site
+/// directories as `site` would add them (a virtual environment's first), each as `P<dir>` or
+/// `S<dir>` (site) or `U<dir>` (the user's site), separated by NULs. Only the standard
+/// library is imported.
+const INTERPRETER_PATH: &str = r#"
+import os, site, sys
+out = ['P' + d for d in sys.path if d]
+prefixes = [sys.prefix, sys.exec_prefix]
+venv = os.path.dirname(os.path.dirname(os.path.abspath(sys.executable)))
+if os.path.isfile(os.path.join(venv, 'pyvenv.cfg')):
+    prefixes.insert(0, venv)
+try:
+    out += ['S' + d for d in site.getsitepackages(prefixes)]
+except Exception:
+    pass
+try:
+    out.append('U' + site.getusersitepackages())
+except Exception:
+    pass
+sys.stdout.write('\0'.join(out))
+"#;
+
+/// The directories of [`INTERPRETER_PATH`]'s output, with those the site directories' `.pth`
+/// files name; the user's site only when `user_site` (the daemons run as this user).
+fn interpreter_dirs(output: &[u8], user_site: bool) -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut dirs = Vec::new();
+    for entry in output.split(|b| *b == 0).filter(|e| e.len() > 1) {
+        let dir = PathBuf::from(std::ffi::OsStr::from_bytes(&entry[1..]));
+        match entry[0] {
+            b'P' => dirs.push(dir),
+            b'S' => {
+                dirs.extend(pth_dirs(&dir));
+                dirs.push(dir);
+            }
+            b'U' if user_site => {
+                dirs.extend(pth_dirs(&dir));
+                dirs.push(dir);
+            }
+            _ => {}
+        }
+    }
+    dirs
+}
+
+/// The directories the `.pth` files of a site directory add, as `site.addpackage` reads them
+/// (their `import` lines, which it would run, are skipped).
+fn pth_dirs(site_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(site_dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "pth")).collect();
+    files.sort();
+    let mut dirs = Vec::new();
+    for file in files {
+        let Ok(text) = fs::read_to_string(&file) else { continue };
+        for line in text.lines() {
+            let line = line.trim_end();
+            if line.is_empty() || line.starts_with('#') || line.starts_with("import ") || line.starts_with("import\t") {
+                continue;
+            }
+            dirs.push(site_dir.join(line));
+        }
+    }
+    dirs
+}
+
+/// Whether `paste.deploy` would be found in `dir` (a package or a module).
+fn has_paste_deploy(dir: &Path) -> bool {
+    let paste = dir.join("paste");
+    paste.join("deploy").join("__init__.py").is_file() || paste.join("deploy.py").is_file()
 }
 
 /// The daemon sockets are `DIR/wsgi.PID.GENERATION.N.sock`; a Unix socket path has at most
@@ -447,4 +536,65 @@ fn uid() -> u32 {
 fn euid() -> u32 {
     // SAFETY: geteuid takes no arguments, cannot fail and touches no memory of ours.
     unsafe { libc::geteuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system's temporary directory, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir = env::temp_dir().join(format!("express-unit-{tag}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.0.join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, text).unwrap();
+            path
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn paste_deploy_is_found_by_its_files() {
+        let d = Scratch::new("paste");
+        d.write("pkg/paste/deploy/__init__.py", "");
+        d.write("mod/paste/deploy.py", "");
+        d.write("none/paste/__init__.py", "");
+        assert!(has_paste_deploy(&d.0.join("pkg")) && has_paste_deploy(&d.0.join("mod")));
+        assert!(!has_paste_deploy(&d.0.join("none")) && !has_paste_deploy(&d.0.join("missing")));
+    }
+
+    #[test]
+    fn site_directories_add_their_pth_directories_without_running_them() {
+        let d = Scratch::new("pth");
+        d.write("site/a.pth", "# a comment\n\nextra\nimport os; os.system('touch ran')\n/abs/dir\n");
+        let site = d.0.join("site");
+        assert_eq!(pth_dirs(&site), [site.join("extra"), PathBuf::from("/abs/dir")]);
+        let output = format!("P/usr/lib/python3.11\0S{}\0U/home/u/.local/lib/python3.11/site-packages", site.display());
+        let dirs = interpreter_dirs(output.as_bytes(), false);
+        assert_eq!(dirs, [PathBuf::from("/usr/lib/python3.11"), site.join("extra"), PathBuf::from("/abs/dir"), site.clone()]);
+        let dirs = interpreter_dirs(output.as_bytes(), true);
+        assert_eq!(dirs.last(), Some(&PathBuf::from("/home/u/.local/lib/python3.11/site-packages")));
+    }
+
+    #[test]
+    fn the_interpreter_says_its_path_without_the_current_directory() {
+        let out = Command::new(env!("MOD_WSGI_DEFAULT_PYTHON")).args(["-I", "-S", "-c", INTERPRETER_PATH]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let dirs = interpreter_dirs(&out.stdout, true);
+        assert!(dirs.iter().any(|d| d.join("os.py").is_file()), "no standard library in {dirs:?}");
+        assert!(dirs.iter().all(|d| d.is_absolute()), "{dirs:?}");
+    }
 }
