@@ -10,8 +10,16 @@ pub fn utf8(path: &Path) -> Result<&str, String> {
     path.to_str().ok_or_else(|| format!("path '{}' is not valid UTF-8", path.display()))
 }
 
-/// Refuses what no configuration line can hold: a NUL ends it.
+/// Refuses what Apache would change in any configuration line, quoted or not: `${NAME}` is
+/// replaced by the variable's value on every line (Apache has no escape for it), and a NUL
+/// ends the line.
 pub fn check_text(text: &str) -> Result<(), String> {
+    if text.contains("${") {
+        return Err(format!(
+            "'{}' cannot be written into an Apache configuration: Apache replaces '${{...}}' with a variable's value on every line, and has no escape for it",
+            text.escape_debug()
+        ));
+    }
     if text.contains('\0') {
         return Err(format!("'{}' cannot be written into an Apache configuration (NUL)", text.escape_debug()));
     }
@@ -59,6 +67,21 @@ mod tests {
         }
         assert_eq!(quote_escaped("%h \"%r\" \\n").unwrap(), "\"%h \\\"%r\\\" \\\\n\"");
         assert!(quote_escaped("a\nb").is_err());
+    }
+
+    #[test]
+    fn apache_variables_are_refused_everywhere() {
+        // Apache would put the value of the variable HOME there, quoted or not.
+        for text in ["${HOME}", "/srv/${APACHE_RUN_DIR}/x", "a${"] {
+            assert!(quote(text).unwrap_err().contains("'${...}'"), "{text}");
+            assert!(quote_escaped(text).unwrap_err().contains("'${...}'"), "{text}");
+            assert!(check_text(text).is_err(), "{text}");
+            assert!(quote_path(Path::new(text)).is_err(), "{text}");
+        }
+        // A lone dollar or brace is nothing to Apache.
+        for text in ["$HOME", "{x}", "$ {x}", "%{ENV:X}"] {
+            assert!(quote(text).is_ok() && check_text(text).is_ok(), "{text}");
+        }
     }
 
     #[test]

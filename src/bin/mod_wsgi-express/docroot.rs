@@ -6,7 +6,7 @@
 //! `--add-handler`, `--with-cgi`, and the site's `--error-document`s.
 
 use crate::cli::{App, Flag, Raw, ServerOptions, UsageError};
-use crate::conf_syntax::{quote, quote_path, utf8};
+use crate::conf_syntax::{check_text, quote, quote_path, utf8};
 use std::path::{Path, PathBuf};
 
 /// The handler name the rewrite rule gives requests for the application, as the original's.
@@ -150,7 +150,7 @@ pub fn error_documents(o: &ServerOptions) -> Result<String, String> {
     for (status, document) in &o.docroot.error_documents {
         let plain = (document.starts_with('/') || document.starts_with("http://") || document.starts_with("https://"))
             && !document.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\');
-        let document = if plain { document.clone() } else { quote(document)? };
+        let document = if plain { check_text(document).map(|()| document.clone())? } else { quote(document)? };
         text.push_str(&format!("ErrorDocument {status} {document}\n"));
     }
     Ok(text)

@@ -121,13 +121,14 @@ fn target(o: &ServerOptions, root: &Path, name: &str, terminal: &str) -> Result<
         return quote_path(&file);
     }
     let program = o.logs.rotatelogs.as_deref().ok_or("the rotatelogs program was not resolved")?;
-    let word = |path: &Path| -> Result<String, String> {
-        let text = utf8(path)?;
+    let word = |text: &str| -> Result<String, String> {
         if text.contains('\'') {
             return Err(format!("'{text}' cannot be passed to rotatelogs (it holds a single quote)"));
         }
         Ok(format!("'{text}'"))
     };
-    let pattern = PathBuf::from(format!("{}.%Y-%m-%d-%H_%M_%S", file.display()));
-    quote(&format!("|{} {} {}M", word(program)?, word(&pattern)?, o.number("max-log-size")))
+    // rotatelogs passes the whole pattern through strftime: a '%' of the path is doubled to
+    // stay itself.
+    let pattern = format!("{}.%Y-%m-%d-%H_%M_%S", utf8(&file)?.replace('%', "%%"));
+    quote(&format!("|{} {} {}M", word(utf8(program)?)?, word(&pattern)?, o.number("max-log-size")))
 }

@@ -7,7 +7,7 @@
 //! `daemon.rs`.
 
 use crate::cli::{App, Flag, List, Mpm, ServerOptions};
-use crate::conf_syntax::{quote, quote_path, utf8};
+use crate::conf_syntax::{check_text, quote, quote_path, utf8};
 use crate::docroot;
 use std::path::Path;
 
@@ -263,6 +263,7 @@ fn application_group(o: &ServerOptions) -> &str {
 /// `%{ENV:NAME}`...) as they are, a name quoted.
 fn group_word(name: &str) -> Result<String, String> {
     if name.starts_with("%{") {
+        check_text(name)?;
         Ok(name.to_string())
     } else {
         quote(name)
@@ -576,6 +577,17 @@ mod tests {
         o.app = App::Script(PathBuf::from("/srv/app.wsgi"));
         o.python_path = vec![PathBuf::from("/a:b")];
         assert!(error(&o).contains("contains ':'"));
+        // Apache would replace ${NAME} with a variable's value, in any word, quoted or not.
+        for words in [
+            &["--setenv", "TOKEN", "a${HOME}b"][..],
+            &["--error-document", "404", "/${X}.html"],
+            &["--application-group", "%{ENV:${X}}"],
+            &["--access-log", "--access-log-format", "%h ${X}"],
+            &["--url-alias", "/s", "/srv/${X}"],
+        ] {
+            let o = opts(&[&["start-server"][..], words, &["/srv/app.wsgi"]].concat());
+            assert!(error(&o).contains("'${...}'"), "{words:?}");
+        }
     }
 
     /// Whether every line of `want` is a line of `text` (trimmed).
@@ -739,6 +751,15 @@ mod tests {
         o.logs.rotatelogs = Some(PathBuf::from("/usr/sbin/rotatelogs"));
         let text = conf(&o, None);
         assert_lines(&text, &["ErrorLog \"|'/usr/sbin/rotatelogs' '/var/log/x/errors.%Y-%m-%d-%H_%M_%S' 5M\""]);
+        // rotatelogs would read a '%' of the directory as a strftime conversion.
+        o.logs.directory = Some(PathBuf::from("/var/log/100%d"));
+        let text = conf(&o, None);
+        assert_lines(&text, &["ErrorLog \"|'/usr/sbin/rotatelogs' '/var/log/100%%d/errors.%Y-%m-%d-%H_%M_%S' 5M\""]);
+        // A path that is not UTF-8 is refused, not written changed.
+        use std::os::unix::ffi::OsStrExt;
+        o.logs.directory = Some(PathBuf::from(std::ffi::OsStr::from_bytes(b"/var/log/\xff")));
+        let site = Site { opts: &o, ..site(&o) };
+        assert!(httpd_conf(&site).unwrap_err().contains("not valid UTF-8"));
         let text = conf(&opts(&["start-server", "--access-log", "--access-log-format", "combined", "--log-to-terminal", "x.wsgi"]), None);
         assert_lines(&text, &["ErrorLog /dev/stderr", "CustomLog /dev/stdout combined"]);
     }
