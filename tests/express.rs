@@ -535,6 +535,28 @@ fn host_access_script_refuses_clients() {
     assert!(express.error_log().contains("denied"), "{}", express.error_log());
 }
 
+/// The document root's `.ht*` files are never served, an authenticated user's request
+/// included (the site's authentication must not replace that denial), and Apache names no
+/// version, as the original's `ServerTokens ProductOnly` and `ServerSignature Off`.
+#[test]
+fn ht_files_are_denied_and_apache_names_no_version() {
+    let dir = TempDir::new("express-ht");
+    dir.write("app.wsgi", WHERE_AM_I);
+    dir.write("www/.htpasswd", "u:secret\n");
+    dir.write("www/hello.txt", "hello\n");
+    dir.write("users.py", "def check_password(environ, user, password):\n    return password == 'secret'\n");
+    let express = Express::start_in(dir, &["app.wsgi", "--document-root", "www", "--auth-user-script", "users.py"]);
+    let user = [("Authorization", "Basic dTpzZWNyZXQ=")];
+    let r = http(express.port, "GET", "/hello.txt", &user, b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "hello\n"), "{}", express.error_log());
+    assert_eq!(r.header("Server"), Some("Apache"));
+    assert_eq!(express.get("/hello.txt").status, 401);
+    let r = http(express.port, "GET", "/.htpasswd", &user, b"");
+    assert_eq!(r.status, 403, "{}\n{}", r.text(), express.error_log());
+    assert!(!r.text().contains("secret") && !r.text().contains("Server at"), "{}", r.text());
+    assert_eq!(express.get("/.htpasswd").status, 403, "denied before any authentication");
+}
+
 /// `--application-type paste` loads the file with PasteDeploy (here a stand-in on
 /// `--python-path`); without PasteDeploy it is refused before Apache starts.
 #[test]

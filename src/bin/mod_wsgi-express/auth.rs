@@ -71,7 +71,9 @@ impl Auth {
         }
         let Some(script) = &self.user_script else { return Ok(text) };
         let scheme = if self.digest { "Digest" } else { "Basic" };
-        text.push_str("<Location />\n");
+        // AuthMerging And: the user must also be allowed by what came before (the <Files ".ht*">
+        // denial, the <Directory> grants), which the Location would otherwise replace.
+        text.push_str("<Location />\n    AuthMerging And\n");
         text.push_str(&format!("    AuthType {scheme}\n    AuthName {}\n    Auth{scheme}Provider wsgi\n", quote(realm)?));
         text.push_str(&format!("    WSGIAuthUserScript {}\n", quote_path(script)?));
         if let Some(group_script) = &self.group_script {

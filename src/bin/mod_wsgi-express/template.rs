@@ -69,6 +69,8 @@ fn server_section(site: &Site) -> Result<String, String> {
     let mut text = format!("ServerRoot {}\nDefaultRuntimeDir {}\n", quote_path(root)?, quote_path(root)?);
     text.push_str(&format!("PidFile {}\n", quote_path(&crate::logs::pid_file(o, root))?));
     text.push_str(&format!("ServerName {}\n", quote(&o.server_name)?));
+    // As the original: no version in the Server header, no signature on Apache's own pages.
+    text.push_str("ServerTokens ProductOnly\nServerSignature Off\n");
     text.push_str(&format!("Listen {}\n", quote(&listen_address(&o.host, o.port))?));
     Ok(text)
 }
@@ -168,6 +170,9 @@ fn read_timeout(o: &ServerOptions, part: &str) -> String {
 fn files_section(site: &Site) -> Result<String, String> {
     let o = site.opts;
     let mut text = String::from("<Directory />\n    AllowOverride None\n    Require all denied\n</Directory>\n");
+    // .htaccess and .htpasswd files of the document root (and of the aliased directories) are
+    // never served.
+    text.push_str("<Files \".ht*\">\n    Require all denied\n</Files>\n");
     if o.serves_document_root() {
         text.push_str(&docroot::directives(o, site.document_root)?);
     } else {
@@ -606,7 +611,9 @@ mod tests {
             "RequestReadTimeout header=15-30,MinRate=500 body=15,MinRate=500",
             "LoadModule reqtimeout_module \"/usr/lib/apache2/modules/mod_reqtimeout.so\"",
             "WSGIPassAuthorization On", "WSGIMapHEADToGET Auto", "DocumentRoot \"/tmp/root/htdocs\"",
+            "ServerTokens ProductOnly", "ServerSignature Off", "<Files \".ht*\">",
         ]);
+        assert!(text.contains("<Files \".ht*\">\n    Require all denied\n</Files>"), "{text}");
         for absent in ["WSGIHandlerScript", "WSGIImportScript", "RewriteEngine", "VirtualHost", "SSLEngine", "WSGIChunkedRequest"] {
             assert!(!text.contains(absent), "unexpected {absent:?} in\n{text}");
         }
@@ -772,7 +779,7 @@ mod tests {
         ]);
         let text = conf(&o, None);
         assert_lines(&text, &[
-            "WSGIAccessScript \"/srv/hosts.py\"", "AuthType Digest", "AuthName \"localhost:8123\"", "AuthDigestProvider wsgi",
+            "WSGIAccessScript \"/srv/hosts.py\"", "AuthMerging And", "AuthType Digest", "AuthName \"localhost:8123\"", "AuthDigestProvider wsgi",
             "WSGIAuthUserScript \"/srv/users.py\"", "WSGIAuthGroupScript \"/srv/groups.py\"", "Require valid-user",
             "Require wsgi-group \"staff\"", "LoadModule auth_digest_module \"/usr/lib/apache2/modules/mod_auth_digest.so\"",
             "LoadModule authz_user_module \"/usr/lib/apache2/modules/mod_authz_user.so\"",
