@@ -365,6 +365,29 @@ fn setup_server_writes_an_apachectl_that_starts_and_stops_it() {
     assert!(root.join("startup_log").is_file());
 }
 
+/// `httpd.conf`, which may hold `--setenv` secrets, is for its owner alone; the scripts the
+/// daemons load (as another user, started as root) stay readable by all.
+#[test]
+fn httpd_conf_is_private_and_the_scripts_are_readable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("express-modes");
+    dir.write("app.wsgi", WHERE_AM_I);
+    dir.write("page.py", "def application(e, s):\n    s('200 OK', [])\n    return [b'page']\n");
+    let root = dir.path().join("root");
+    let out = Command::new(EXPRESS)
+        .args(["start-server", "app.wsgi", "--setup-only", "--server-root", "root", "--setenv", "API_KEY", "s3cret"])
+        .args(["--document-root", ".", "--add-handler", ".page", "page.py"])
+        .current_dir(dir.path())
+        .env("MOD_WSGI_MODULE", module_path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mode = |name: &str| std::fs::metadata(root.join(name)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("httpd.conf"), 0o600);
+    assert_eq!((mode("handler.wsgi"), mode("resource.wsgi")), (0o644, 0o644));
+    assert!(std::fs::read_to_string(root.join("httpd.conf")).unwrap().contains("s3cret"));
+}
+
 /// An app that says where Apache mounted it: `SCRIPT_NAME|PATH_INFO|url_scheme|pid`.
 const WHERE_AM_I: &str = r#"import os
 def application(e, s):

@@ -80,7 +80,8 @@ fn run(mut opts: ServerOptions, setup_server: bool) -> Result<(), String> {
     };
     let conf_text = template::httpd_conf(&site)?;
     let conf = server_root.join("httpd.conf");
-    write_world_readable(&conf, &conf_text)?;
+    // Only Apache's parent reads it, as the user who starts it; it may hold --setenv values.
+    write_file(&conf, &conf_text, 0o600)?;
 
     let mut args = vec!["-f".to_string(), path_str(&conf)?];
     if let Some(log) = crate::logs::startup_log(&opts, &server_root) {
@@ -199,13 +200,14 @@ fn document_root(opts: &ServerOptions, server_root: &Path) -> Result<PathBuf, St
     Ok(dir)
 }
 
-/// `handler.wsgi` and `resource.wsgi` in the server root, when the configuration uses them.
+/// `handler.wsgi` and `resource.wsgi` in the server root, when the configuration uses them:
+/// readable by all, for the daemons and children run as another user (`--user`) load them.
 fn write_scripts(opts: &ServerOptions, server_root: &Path) -> Result<(), String> {
     if opts.uses_handler_script() {
-        write_world_readable(&server_root.join("handler.wsgi"), &crate::scripts::handler(opts)?)?;
+        write_file(&server_root.join("handler.wsgi"), &crate::scripts::handler(opts)?, 0o644)?;
     }
     if !opts.docroot.handlers.is_empty() {
-        write_world_readable(&server_root.join("resource.wsgi"), &crate::scripts::resources(&opts.docroot.handlers)?)?;
+        write_file(&server_root.join("resource.wsgi"), &crate::scripts::resources(&opts.docroot.handlers)?, 0o644)?;
     }
     Ok(())
 }
@@ -470,14 +472,15 @@ fn make_dir(dir: &Path) -> Result<(), String> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(fail)
 }
 
-/// Writes a file 0644 regardless of the umask, replacing any old one atomically.
-fn write_world_readable(path: &Path, text: &str) -> Result<(), String> {
+/// Writes a file with `mode` regardless of the umask, replacing any old one atomically (a
+/// reader never sees it half written, nor with another mode).
+fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), String> {
     let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    let tmp = path.with_extension("conf.tmp");
+    let tmp = path.with_extension("express.tmp");
     let _ = fs::remove_file(&tmp);
-    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp).map_err(fail)?;
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).map_err(fail)?;
     file.write_all(text.as_bytes()).map_err(fail)?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).map_err(fail)?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(fail)?;
     fs::rename(&tmp, path).map_err(fail)
 }
 
@@ -504,8 +507,7 @@ fn apachectl(httpd: &Path, argv0: &str, args: &[String], locale: &str) -> Result
 }
 
 fn write_executable(path: &Path, text: &str) -> Result<(), String> {
-    write_world_readable(path, text)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(|e| format!("{}: {e}", path.display()))
+    write_file(path, text, 0o755)
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, String> {
