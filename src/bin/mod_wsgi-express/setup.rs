@@ -441,24 +441,58 @@ fn check_socket_path(dir: &Path) -> Result<(), String> {
 
 /// Creates the server root 0755 (children running as another user must traverse it) or checks
 /// an existing one. The default lives in the shared /tmp under a predictable name, so there it
-/// must be a real directory owned by us and writable by nobody else, or another local user
-/// could have planted it (and with it our config and logs).
+/// is created without following anything (`mkdir`, not the recursive kind, which accepts
+/// whatever is there), and then, created or found, must be a real directory (not a symlink)
+/// owned by us and writable by nobody else, or another local user could have planted it (and
+/// with it our config and logs).
 fn prepare_root(root: &Path, is_default: bool) -> Result<(), String> {
+    if is_default {
+        return prepare_shared_root(root);
+    }
     match fs::symlink_metadata(root) {
-        Ok(meta) if is_default => {
-            if !meta.file_type().is_dir() || meta.uid() != euid() || meta.mode() & 0o022 != 0 {
-                return Err(format!(
-                    "refusing to use server root {}: not a directory owned by you and writable only by you; remove it or pass --server-root",
-                    root.display()
-                ));
-            }
-            Ok(())
-        }
         Ok(_) if root.is_dir() => Ok(()),
         Ok(_) => Err(format!("server root {} exists and is not a directory", root.display())),
         Err(e) if e.kind() == ErrorKind::NotFound => make_dir(root),
         Err(e) => Err(format!("server root {}: {e}", root.display())),
     }
+}
+
+/// [`prepare_root`] for the default server root, in the shared /tmp.
+fn prepare_shared_root(root: &Path) -> Result<(), String> {
+    let created = match fs::DirBuilder::new().mode(0o755).create(root) {
+        Ok(()) => true,
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(format!("cannot create {}: {e}", root.display())),
+    };
+    let refuse = |why: &str| {
+        format!("refusing to use server root {}: {why}; it must be a directory owned by you and writable only by you: remove it or pass --server-root", root.display())
+    };
+    // Opened without following a symlink, then checked and changed through that descriptor:
+    // what is checked is what is used.
+    let dir = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(root)
+        .map_err(|e| match e.raw_os_error() {
+            // Linux says ENOTDIR for a symlink opened with both flags, ELOOP with O_NOFOLLOW alone.
+            Some(libc::ELOOP | libc::ENOTDIR) if fs::symlink_metadata(root).is_ok_and(|m| m.file_type().is_symlink()) => {
+                refuse("it is a symbolic link")
+            }
+            Some(libc::ELOOP | libc::ENOTDIR) => refuse("it is not a directory"),
+            _ => format!("server root {}: {e}", root.display()),
+        })?;
+    let meta = dir.metadata().map_err(|e| format!("server root {}: {e}", root.display()))?;
+    if meta.uid() != euid() {
+        return Err(refuse(&format!("it belongs to user id {}", meta.uid())));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(refuse(&format!("others may write to it (mode {:o})", meta.mode() & 0o7777)));
+    }
+    if created {
+        // The umask may have taken the search bits Apache's children need.
+        dir.set_permissions(fs::Permissions::from_mode(0o755)).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    }
+    Ok(())
 }
 
 /// Creates a directory (and its parents) 0755 regardless of the umask; an existing one is left
@@ -566,6 +600,39 @@ mod tests {
         fn drop(&mut self) {
             let _ = fs::remove_dir_all(&self.0);
         }
+    }
+
+    #[test]
+    fn the_shared_server_root_must_be_a_directory_of_ours_writable_only_by_us() {
+        let d = Scratch::new("root");
+        let mode = |p: &Path| fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+        // Created, 0755 whatever the umask.
+        let root = d.0.join("new");
+        prepare_root(&root, true).unwrap();
+        assert_eq!(mode(&root), 0o755);
+        // Found again: used as it is.
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
+        prepare_root(&root, true).unwrap();
+        assert_eq!(mode(&root), 0o700, "an existing root's mode is its owner's business");
+        // Writable by others, a symlink (even to a good directory), a file: refused.
+        let open = d.0.join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(prepare_root(&open, true).unwrap_err().contains("others may write"));
+        let link = d.0.join("link");
+        std::os::unix::fs::symlink(&root, &link).unwrap();
+        assert!(prepare_root(&link, true).unwrap_err().contains("symbolic link"));
+        let file = d.write("file", "");
+        assert!(prepare_root(&file, true).unwrap_err().contains("not a directory"));
+        // Another user's.
+        if euid() == 0 {
+            let theirs = d.0.join("theirs");
+            fs::create_dir(&theirs).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+            assert!(prepare_root(&theirs, true).unwrap_err().contains("belongs to user id 65534"));
+        }
+        // Under a directory that does not exist: not created (/tmp is always there).
+        assert!(prepare_root(&d.0.join("a/b"), true).unwrap_err().contains("cannot create"));
     }
 
     #[test]
