@@ -136,7 +136,10 @@ fn settings_section(site: &Site) -> Result<String, String> {
         seconds => text.push_str(&format!("KeepAlive On\nKeepAliveTimeout {seconds}\n")),
     }
     text.push_str(&format!("LimitRequestBody {}\n", o.number("limit-request-body")));
-    text.push_str(&format!("RequestReadTimeout {} {}\n", read_timeout(o, "header"), read_timeout(o, "body")));
+    let timeouts: Vec<String> = ["header", "body"].into_iter().filter_map(|part| read_timeout(o, part)).collect();
+    if !timeouts.is_empty() {
+        text.push_str(&format!("RequestReadTimeout {}\n", timeouts.join(" ")));
+    }
     if o.flag(Flag::Http2) {
         text.push_str("Protocols h2 h2c http/1.1\n");
     }
@@ -147,11 +150,11 @@ fn settings_section(site: &Site) -> Result<String, String> {
 }
 
 /// mod_reqtimeout's `header=` or `body=` word from `--header-timeout` and its friends, as the
-/// original builds it (`0`: no limit).
-fn read_timeout(o: &ServerOptions, part: &str) -> String {
+/// original builds it: none for a timeout of 0 (mod_reqtimeout's own default then applies).
+fn read_timeout(o: &ServerOptions, part: &str) -> Option<String> {
     let timeout = o.number(&format!("{part}-timeout"));
     if timeout == 0 {
-        return format!("{part}=0");
+        return None;
     }
     let mut word = format!("{part}={timeout}");
     match o.number(&format!("{part}-max-timeout")) {
@@ -162,7 +165,7 @@ fn read_timeout(o: &ServerOptions, part: &str) -> String {
         0 => {}
         rate => word.push_str(&format!(",MinRate={rate}")),
     }
-    word
+    Some(word)
 }
 
 /// What may be served from the file system: nothing by default, the document root, the
@@ -618,7 +621,10 @@ mod tests {
             assert!(!text.contains(absent), "unexpected {absent:?} in\n{text}");
         }
         let text = conf(&opts(&["start-server", "--keep-alive-timeout", "0", "--header-timeout", "0", "--body-max-timeout", "30", "--body-min-rate", "0", "x.wsgi"]), None);
-        assert_lines(&text, &["KeepAlive Off", "RequestReadTimeout header=0 body=15-30"]);
+        assert_lines(&text, &["KeepAlive Off", "RequestReadTimeout body=15-30"]);
+        // As the original: a timeout of 0 is left out, both and the directive is.
+        let text = conf(&opts(&["start-server", "--header-timeout", "0", "--body-timeout", "0", "x.wsgi"]), None);
+        assert!(!text.contains("RequestReadTimeout"), "{text}");
     }
 
     #[test]
