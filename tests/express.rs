@@ -388,6 +388,32 @@ fn httpd_conf_is_private_and_the_scripts_are_readable() {
     assert!(std::fs::read_to_string(root.join("httpd.conf")).unwrap().contains("s3cret"));
 }
 
+/// An option the original ignores without the one it completes is ignored here too, with a
+/// warning, not refused; `--rotate-logs` with `--log-to-terminal` needs no rotatelogs.
+#[test]
+fn options_ignored_by_the_original_are_ignored_with_a_warning() {
+    let dir = TempDir::new("express-ignored");
+    dir.write("app.wsgi", WHERE_AM_I);
+    let out = Command::new(EXPRESS)
+        .args(["start-server", "app.wsgi", "--setup-only", "--server-root", "root", "--server-alias", "a.example"])
+        .args(["--embedded-mode", "--max-clients", "50", "--rotate-logs", "--log-to-terminal", "--rotatelogs-executable", "/nonexistent"])
+        .current_dir(dir.path())
+        .env("MOD_WSGI_MODULE", module_path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for warning in [
+        "mod_wsgi-express: warning: --server-alias is ignored without --server-name\n",
+        "mod_wsgi-express: warning: --max-clients is ignored with --embedded-mode",
+        "mod_wsgi-express: warning: --rotate-logs is ignored with --log-to-terminal",
+    ] {
+        assert!(stderr.contains(warning), "{warning:?} missing from\n{stderr}");
+    }
+    let conf = std::fs::read_to_string(dir.path().join("root/httpd.conf")).unwrap();
+    assert!(!conf.contains("rotatelogs") && !conf.contains("a.example") && conf.contains("WSGIScriptReloading Off"), "{conf}");
+}
+
 /// An app that says where Apache mounted it: `SCRIPT_NAME|PATH_INFO|url_scheme|pid`.
 const WHERE_AM_I: &str = r#"import os
 def application(e, s):

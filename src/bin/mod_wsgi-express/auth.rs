@@ -21,15 +21,16 @@ pub struct Auth {
 
 impl Auth {
     pub fn parse(raw: &Raw) -> Result<Auth, UsageError> {
+        // --auth-type and --auth-group mean nothing without their scripts: the original ignores
+        // them then (cli.rs says so). A group script alone is refused: it would restrict nothing.
         let kind = raw.one("auth-type").unwrap_or_default();
         let digest = match kind.to_ascii_lowercase().as_str() {
             "basic" => false,
             "digest" => true,
+            _ if !raw.flag("auth-user-script") => false,
             _ => return Err(raw.error(format!("invalid --auth-type '{kind}': must be Basic or Digest"))),
         };
-        raw.needs("auth-type", "auth-user-script")?;
         raw.needs("auth-group-script", "auth-user-script")?;
-        raw.needs("auth-group", "auth-group-script")?;
         Ok(Auth {
             host_access_script: raw.path("host-access-script"),
             user_script: raw.path("auth-user-script"),

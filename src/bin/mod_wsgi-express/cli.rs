@@ -152,6 +152,9 @@ pub struct ServerOptions {
     /// The values of the repeatable one-value options that pass through as they are (see
     /// [`ServerOptions::list`]), as (option, value) in command-line order.
     pub lists: Vec<(List, String)>,
+    /// Options given that are ignored, as the original ignores them: one line each, for
+    /// stderr.
+    pub warnings: Vec<String>,
 }
 
 /// Switches kept in [`ServerOptions::flags`]: each turns one thing on. Typed, so that a
@@ -452,7 +455,7 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
     }
     let flags: Vec<Flag> = Flag::ALL.into_iter().filter(|f| raw.flag(f.name())).collect();
     let lists = List::ALL.into_iter().flat_map(|l| raw.all(l.name()).into_iter().map(move |v| (l, v[0].clone()))).collect();
-    let o = ServerOptions {
+    let mut o = ServerOptions {
         app,
         port,
         host: value("host"),
@@ -501,8 +504,9 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
         process_name: process_name(raw)?,
         flags,
         lists,
+        warnings: Vec::new(),
     };
-    check_combinations(raw, &o)?;
+    ignore_incomplete(raw, &mut o);
     Ok(o)
 }
 
@@ -546,7 +550,7 @@ fn setenv(raw: &Raw) -> Result<Vec<(String, String)>, UsageError> {
 }
 
 /// `--max-clients` and the spare-worker fractions: they size Apache's children in daemon
-/// mode only, so with `--embedded-mode` they are refused rather than ignored.
+/// mode only (with `--embedded-mode` they are ignored, see [`ignore_incomplete`]).
 fn child_sizing(raw: &Raw) -> Result<(Option<u32>, SpareWorkers), UsageError> {
     let max_clients = match raw.one("max-clients") {
         None => None,
@@ -563,13 +567,6 @@ fn child_sizing(raw: &Raw) -> Result<(Option<u32>, SpareWorkers), UsageError> {
         },
     };
     let spare = SpareWorkers { initial: fraction("initial-workers")?, minimum: fraction("minimum-spare-workers")?, maximum: fraction("maximum-spare-workers")? };
-    if raw.flag("embedded-mode") {
-        for name in ["max-clients", "initial-workers", "minimum-spare-workers", "maximum-spare-workers"] {
-            if raw.flag(name) {
-                return Err(raw.error(format!("--{name} sizes Apache's children in daemon mode; with --embedded-mode they are sized by --processes and --threads")));
-            }
-        }
-    }
     Ok((max_clients, spare))
 }
 
@@ -645,21 +642,60 @@ fn process_name(raw: &Raw) -> Result<Option<String>, UsageError> {
     }
 }
 
-/// Options that only mean something together with others, refused alone rather than
-/// silently ignored.
-fn check_combinations(raw: &Raw, o: &ServerOptions) -> Result<(), UsageError> {
-    if o.flag(Flag::ReloadOnChanges) && o.flag(Flag::DisableReloading) {
-        return Err(raw.error("--reload-on-changes and --disable-reloading contradict each other".to_string()));
-    }
-    if o.flag(Flag::ReloadOnChanges) && !o.daemon_mode() {
-        return Err(raw.error("--reload-on-changes restarts daemon processes; it needs daemon mode (not --embedded-mode or --application-type static)".to_string()));
-    }
-    if !o.server_name_given {
-        for name in ["server-alias", "allow-localhost"] {
-            raw.needs(name, "server-name")?;
+/// Options that mean something only with another, or that another overrides: the original
+/// accepts them and ignores them then, and so does this one, with a warning each (those whose
+/// silent omission would leave something open are refused instead, where they are parsed).
+/// `--embedded-mode` also turns script reloading off, as in the original.
+fn ignore_incomplete(raw: &Raw, o: &mut ServerOptions) {
+    let mut warnings = Vec::new();
+    let without = [
+        ("rotatelogs-executable", "rotate-logs"), ("max-log-size", "rotate-logs"),
+        ("access-log-format", "access-log"), ("access-log-name", "access-log"), ("startup-log-name", "startup-log"),
+        ("auth-type", "auth-user-script"), ("auth-group", "auth-group-script"),
+        ("server-alias", "server-name"), ("allow-localhost", "server-name"),
+        ("https-only", "https-port"), ("ssl-environment", "https-port"), ("hsts-policy", "https-only"),
+    ];
+    for (name, needed) in without {
+        if raw.flag(name) && !raw.flag(needed) {
+            warnings.push(format!("--{name} is ignored without --{needed}"));
         }
     }
-    Ok(())
+    if !o.server_name_given {
+        o.lists.retain(|(l, _)| *l != List::ServerAlias);
+        o.flags.retain(|f| *f != Flag::AllowLocalhost);
+    }
+    if o.logs.rotate && crate::logs::to_terminal(o) {
+        warnings.push("--rotate-logs is ignored with --log-to-terminal (without --log-directory, the logs go to the terminal)".to_string());
+        o.logs.rotate = false;
+    }
+    if o.embedded {
+        for name in ["max-clients", "initial-workers", "minimum-spare-workers", "maximum-spare-workers"] {
+            if raw.flag(name) {
+                warnings.push(format!("--{name} is ignored with --embedded-mode (Apache's children are sized by --processes and --threads)"));
+            }
+        }
+        o.max_clients = None;
+        o.spare_workers = SpareWorkers::default();
+    }
+    if o.flag(Flag::ReloadOnChanges) {
+        let overridden = if o.flag(Flag::DisableReloading) {
+            Some("--disable-reloading")
+        } else if o.embedded {
+            Some("--embedded-mode")
+        } else if matches!(o.app, App::Static(_)) {
+            Some("--application-type static")
+        } else {
+            None
+        };
+        if let Some(other) = overridden {
+            warnings.push(format!("--reload-on-changes is ignored with {other} (it restarts daemon processes running an application)"));
+            o.flags.retain(|f| *f != Flag::ReloadOnChanges);
+        }
+    }
+    if o.embedded && !o.flag(Flag::DisableReloading) {
+        o.flags.push(Flag::DisableReloading);
+    }
+    o.warnings = warnings;
 }
 
 /// A positive count (`--processes`, `--threads`), at most 100000: Apache's own ceiling for
@@ -763,7 +799,6 @@ mod tests {
         assert!(usage_error(&["start-server", "--request-timeout", "-1", "x"]).contains("--request-timeout"));
         assert!(usage_error(&["start-server", "--header-buffer-size", "100", "x"]).contains("at least 8192"));
         assert!(usage_error(&["start-server", "--process-group", "a/b", "x"]).contains("--process-group"));
-        assert!(usage_error(&["start-server", "--embedded-mode", "--max-clients", "5", "x"]).contains("--max-clients sizes"));
         assert!(usage_error(&["start-server", "--max-clients", "0", "x"]).contains("invalid --max-clients"));
         assert!(usage_error(&["start-server", "--setenv", "A=B", "c", "x"]).contains("invalid --setenv name"));
         assert!(usage_error(&["start-server", "--entry-point", "a.wsgi", "b.wsgi"]).contains("given twice"));
@@ -892,29 +927,56 @@ mod tests {
         assert_eq!(o.tls.map(|t| (t.port, t.certificate, t.key)), Some((8443, "c.pem".into(), "k.pem".into())));
         assert!(usage_error(&["start-server", "--https-port", "8443", "x"]).contains("needs a certificate"));
         assert!(usage_error(&["start-server", "--ssl-certificate", "/etc/site", "x"]).contains("--ssl-certificate needs --https-port"));
-        assert!(usage_error(&["start-server", "--https-only", "x"]).contains("--https-only needs --https-port"));
+        assert!(usage_error(&["start-server", "--ssl-verify-client", "/p", "x"]).contains("--ssl-verify-client needs --https-port"));
         assert!(usage_error(&["start-server", "--https-port", "8000", "--ssl-certificate", "c", "x"]).contains("also the HTTP --port"));
         let both = ["start-server", "--https-port", "1", "--ssl-certificate", "c", "--ssl-certificate-file", "d", "x"];
         assert!(usage_error(&both).contains("not both"));
-        let hsts = ["start-server", "--https-port", "1", "--ssl-certificate", "c", "--hsts-policy", "max-age=1", "x"];
-        assert!(usage_error(&hsts).contains("--hsts-policy needs --https-only"));
+        let verify = ["start-server", "--https-port", "1", "--ssl-certificate", "c", "--ssl-verify-client", "/p", "x"];
+        assert!(usage_error(&verify).contains("--ssl-verify-client needs --ssl-ca-certificate-file"));
     }
 
     #[test]
-    fn options_that_need_another_are_refused_alone() {
-        for (words, needs) in [
-            (&["--server-alias", "a.example"][..], "--server-alias needs --server-name"),
-            (&["--auth-group-script", "g.py"][..], "--auth-group-script needs --auth-user-script"),
-            (&["--auth-type", "Digest"][..], "--auth-type needs --auth-user-script"),
-            (&["--access-log-format", "combined"][..], "--access-log-format needs --access-log"),
-            (&["--max-log-size", "9"][..], "--max-log-size needs --rotate-logs"),
-            (&["--reload-on-changes", "--disable-reloading"][..], "contradict"),
-            (&["--reload-on-changes", "--embedded-mode"][..], "needs daemon mode"),
-            (&["--initial-workers", "0.5", "--embedded-mode"][..], "daemon mode"),
+    fn options_that_need_another_are_ignored_alone_with_a_warning_as_the_original() {
+        for (words, warning) in [
+            (&["--server-alias", "a.example"][..], "--server-alias is ignored without --server-name"),
+            (&["--allow-localhost"][..], "--allow-localhost is ignored without --server-name"),
+            (&["--auth-type", "Digest"][..], "--auth-type is ignored without --auth-user-script"),
+            (&["--auth-type", "NTLM"][..], "--auth-type is ignored without --auth-user-script"),
+            (&["--auth-group", "staff"][..], "--auth-group is ignored without --auth-group-script"),
+            (&["--access-log-format", "combined"][..], "--access-log-format is ignored without --access-log"),
+            (&["--access-log-name", "hits"][..], "--access-log-name is ignored without --access-log"),
+            (&["--startup-log-name", "boot"][..], "--startup-log-name is ignored without --startup-log"),
+            (&["--max-log-size", "9"][..], "--max-log-size is ignored without --rotate-logs"),
+            (&["--rotatelogs-executable", "/bin/rl"][..], "--rotatelogs-executable is ignored without --rotate-logs"),
+            (&["--rotate-logs", "--log-to-terminal"][..], "--rotate-logs is ignored with --log-to-terminal"),
+            (&["--https-only"][..], "--https-only is ignored without --https-port"),
+            (&["--ssl-environment"][..], "--ssl-environment is ignored without --https-port"),
+            (&["--https-port", "1", "--ssl-certificate", "c", "--hsts-policy", "max-age=1"][..], "--hsts-policy is ignored without --https-only"),
+            (&["--max-clients", "5", "--embedded-mode"][..], "--max-clients is ignored with --embedded-mode"),
+            (&["--initial-workers", "0.5", "--embedded-mode"][..], "--initial-workers is ignored with --embedded-mode"),
+            (&["--reload-on-changes", "--disable-reloading"][..], "--reload-on-changes is ignored with --disable-reloading"),
+            (&["--reload-on-changes", "--embedded-mode"][..], "--reload-on-changes is ignored with --embedded-mode"),
         ] {
-            let message = usage_error(&[&["start-server"][..], words, &["x"]].concat());
-            assert!(message.contains(needs), "{words:?}: {message}");
+            let o = server(&[&["start-server"][..], words, &["x"]].concat());
+            assert!(o.warnings.len() == 1 && o.warnings[0].starts_with(warning), "{words:?}: {:?}", o.warnings);
         }
+        assert!(server(&["start-server", "x"]).warnings.is_empty());
+        // What is ignored is not used.
+        let o = server(&["start-server", "--server-alias", "a", "--allow-localhost", "--reload-on-changes", "--embedded-mode", "--max-clients", "9", "x"]);
+        assert!(o.list(List::ServerAlias).is_empty() && !o.flag(Flag::AllowLocalhost) && !o.flag(Flag::ReloadOnChanges) && o.max_clients.is_none());
+        let o = server(&["start-server", "--application-type", "static", "--reload-on-changes"]);
+        assert!(!o.flag(Flag::ReloadOnChanges) && o.warnings[0].contains("--application-type static"), "{:?}", o.warnings);
+        let o = server(&["start-server", "--rotate-logs", "--log-to-terminal", "x"]);
+        assert!(!o.logs.rotate, "no rotatelogs is needed for the terminal");
+        assert!(server(&["start-server", "--rotate-logs", "--log-to-terminal", "--log-directory", "/l", "x"]).logs.rotate);
+        // Refused still: what would leave something open if it were ignored.
+        assert!(usage_error(&["start-server", "--auth-group-script", "g.py", "x"]).contains("--auth-group-script needs --auth-user-script"));
+    }
+
+    #[test]
+    fn embedded_mode_turns_script_reloading_off_as_the_original() {
+        assert!(server(&["start-server", "--embedded-mode", "x"]).flag(Flag::DisableReloading));
+        assert!(!server(&["start-server", "x"]).flag(Flag::DisableReloading));
     }
 
     #[test]

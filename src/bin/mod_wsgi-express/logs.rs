@@ -33,12 +33,6 @@ impl Logs {
             }
             Ok(name)
         };
-        for option in ["rotatelogs-executable", "max-log-size"] {
-            raw.needs(option, "rotate-logs")?;
-        }
-        raw.needs("access-log-format", "access-log")?;
-        raw.needs("access-log-name", "access-log")?;
-        raw.needs("startup-log-name", "startup-log")?;
         Ok(Logs {
             directory: raw.path("log-directory"),
             error_name: name("error-log-name")?,

@@ -93,7 +93,7 @@ pub const OPTIONS: &[OptSpec] = &[
         "NAME",
         "ServerName of the generated site. Given, as in the original, requests for other host names get 403 (see --server-alias, --allow-localhost), and a name starting with 'www.' gets its parent domain redirected to it.",
     ),
-    many("server-alias", Arity::One, "NAME", "Another host name of the site (ServerAlias; wildcards allowed); needs --server-name."),
+    many("server-alias", Arity::One, "NAME", "Another host name of the site (ServerAlias; wildcards allowed); with --server-name (ignored without it, as by the original)."),
     flag("allow-localhost", "With --server-name: requests from this machine under other host names are still served."),
     opt("https-port", Arity::One, None, "NUMBER", "Also listen for HTTPS on this port (mod_ssl), with --ssl-certificate-file and --ssl-certificate-key-file."),
     opt("ssl-certificate-file", Arity::One, None, "FILE", "The HTTPS certificate (SSLCertificateFile)."),

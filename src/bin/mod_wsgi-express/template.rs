@@ -503,6 +503,8 @@ mod tests {
             "WSGIPythonHome \"/opt/venv\"", "WSGIPythonPath \"/srv/work:/a:/b\"", "MaxConnectionsPerChild 50", "Alias \"/static\" \"/srv/static\"",
             "<Directory \"/srv/static\">", "LoadModule alias_module \"/usr/lib/apache2/modules/mod_alias.so\"",
             "User \"nobody\"", "Group \"nogroup\"", "ErrorLog /dev/stderr", "CustomLog /dev/stdout common",
+            // As the original, embedded: the script is not reloaded when it changes.
+            "WSGIScriptReloading Off",
         ] {
             assert!(l.contains(&want), "missing {want:?} in\n{text}");
         }

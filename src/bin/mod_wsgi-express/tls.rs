@@ -28,10 +28,13 @@ pub struct Tls {
     pub hsts_policy: Option<String>,
 }
 
-/// Options that mean nothing without `--https-port`.
+/// Options refused without `--https-port`: the certificates, as the original refuses them, and
+/// `--ssl-verify-client`, which the original ignores, but which would leave its URLs open
+/// over HTTP. (`--https-only`, `--ssl-environment`, `--hsts-policy` are ignored without it,
+/// as the original does: cli.rs says so.)
 const NEED_PORT: &[&str] = &[
     "ssl-certificate-file", "ssl-certificate-key-file", "ssl-certificate", "ssl-certificate-chain-file",
-    "ssl-ca-certificate-file", "ssl-verify-client", "ssl-environment", "https-only", "hsts-policy",
+    "ssl-ca-certificate-file", "ssl-verify-client",
 ];
 
 impl Tls {
@@ -58,7 +61,6 @@ impl Tls {
             }
         };
         raw.needs("ssl-verify-client", "ssl-ca-certificate-file")?;
-        raw.needs("hsts-policy", "https-only")?;
         let verify_urls: Vec<String> = raw.all("ssl-verify-client").into_iter().map(|v| v[0].clone()).collect();
         if let Some(url) = verify_urls.iter().find(|u| !u.starts_with('/')) {
             return Err(raw.error(format!("invalid --ssl-verify-client URL '{url}': must start with '/'")));
