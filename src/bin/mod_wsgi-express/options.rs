@@ -217,7 +217,7 @@ pub const OPTIONS: &[OptSpec] = &[
         "Run the application in Apache's child processes instead of a daemon process group.",
     ),
     opt("process-group", Arity::One, None, "NAME", "Name of the daemon process group (default HOST:PORT)."),
-    opt("max-clients", Arity::One, None, "NUMBER", "Most client connections Apache's children accept at once (daemon mode; default 10 + max(10, 1.5 x processes x threads))."),
+    opt("max-clients", Arity::One, None, "NUMBER", "Most client connections Apache's children accept at once (daemon mode; at least processes x threads; default 10 + max(10, 1.5 x processes x threads))."),
     opt("initial-workers", Arity::One, None, "FRACTION", "Daemon mode: Apache's workers started at first, as a fraction (0 to 1) of --max-clients (default 0.2; prefork 0.05)."),
     opt("minimum-spare-workers", Arity::One, None, "FRACTION", "Daemon mode: fewest idle Apache workers, as a fraction of --max-clients (default: --initial-workers)."),
     opt("maximum-spare-workers", Arity::One, None, "FRACTION", "Daemon mode: most idle Apache workers, as a fraction of --max-clients (default 0.6; prefork 0.1)."),
