@@ -416,7 +416,6 @@ fn split(sub: Sub, words: &[String]) -> Result<Raw, UsageError> {
 
 fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
     let value = |name: &str| raw.one(name).unwrap_or_default();
-    let app = entry_point(raw)?;
     let setenv = setenv(raw)?;
     let (max_clients, spare_workers) = child_sizing(raw)?;
     let port = port(raw, "port")?.unwrap_or(8000);
@@ -453,6 +452,17 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
         // The module accepts only a Python identifier; say so now rather than in Apache's log.
         return Err(raw.error(format!("invalid --callable-object '{callable_object}': must be a Python identifier")));
     }
+    let mpm = mpm(raw)?;
+    let application_group = application_group(raw)?;
+    let switch_interval = switch_interval(raw)?;
+    let map_head_to_get = map_head_to_get(raw)?;
+    let logs = Logs::parse(raw)?;
+    let docroot = DocRoot::parse(raw)?;
+    let tls = Tls::parse(raw, port)?;
+    let auth = Auth::parse(raw)?;
+    let process_name = process_name(raw)?;
+    // Last: a bad value (`--port app.wsgi`) is said as such, not as a missing entry point.
+    let app = entry_point(raw)?;
     let flags: Vec<Flag> = Flag::ALL.into_iter().filter(|f| raw.flag(f.name())).collect();
     let lists = List::ALL.into_iter().flat_map(|l| raw.all(l.name()).into_iter().map(move |v| (l, v[0].clone()))).collect();
     let mut o = ServerOptions {
@@ -474,34 +484,34 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
         numbers,
         locale: raw.one("locale").or_else(|| raw.one("lang")),
         socket_prefix: raw.path("socket-prefix"),
-        mpm: mpm(raw)?,
+        mpm,
         callable_object,
-        application_group: application_group(raw)?,
+        application_group,
         mount_point,
         url_aliases,
         python_home: raw.path("python-home"),
         python_path: raw.all("python-path").into_iter().map(|v| PathBuf::from(&v[0])).collect(),
         python_eggs: raw.path("python-eggs"),
-        switch_interval: switch_interval(raw)?,
-        map_head_to_get: map_head_to_get(raw)?,
+        switch_interval,
+        map_head_to_get,
         log_level,
         log_to_terminal: raw.flag("log-to-terminal"),
         access_log: raw.flag("access-log"),
         startup_log: raw.flag("startup-log"),
-        logs: Logs::parse(raw)?,
+        logs,
         setup_only: raw.flag("setup-only"),
         setenv,
         include_files: raw.all("include-file").into_iter().map(|v| PathBuf::from(&v[0])).collect(),
         compress_responses: raw.flag("compress-responses"),
         max_clients,
         spare_workers,
-        docroot: DocRoot::parse(raw)?,
-        tls: Tls::parse(raw, port)?,
-        auth: Auth::parse(raw)?,
+        docroot,
+        tls,
+        auth,
         mime_types: raw.path("mime-types"),
         httpd_executable: raw.path("httpd-executable"),
         modules_directory: raw.path("modules-directory"),
-        process_name: process_name(raw)?,
+        process_name,
         flags,
         lists,
         warnings: Vec::new(),
@@ -609,10 +619,15 @@ fn mpm(raw: &Raw) -> Result<Mpm, UsageError> {
     Ok(Mpm::ALL.into_iter().find(|m| named.iter().any(|n| n == m.name())).unwrap_or(Mpm::Event))
 }
 
-/// `--application-group`: a name, or one of mod_wsgi's `%{...}` forms (checked by Apache).
+/// `--application-group`: a name (written quoted), or one of mod_wsgi's `%{...}` forms
+/// (`%{GLOBAL}`, `%{ENV:NAME}`...), which is written as one bare word: no spaces, quotes or
+/// backslashes in it.
 fn application_group(raw: &Raw) -> Result<Option<String>, UsageError> {
     match raw.one("application-group") {
         Some(name) if name.is_empty() || name.contains('\0') => Err(raw.error(format!("invalid --application-group '{name}'"))),
+        Some(name) if name.starts_with("%{") && (!name.ends_with('}') || name.contains(|c: char| c.is_whitespace() || "\"'\\".contains(c))) => {
+            Err(raw.error(format!("invalid --application-group '{name}': a %{{...}} form is one word, with no spaces, quotes or backslashes")))
+        }
         other => Ok(other),
     }
 }
@@ -776,6 +791,15 @@ mod tests {
         assert!(usage_error(&["start-server", "--mount-point", "app", "x"]).contains("--mount-point"));
         assert!(usage_error(&["start-server", "--callable-object", "a.b", "x"]).contains("identifier"));
         assert!(usage_error(&["start-server"]).contains("no WSGI script given"));
+        // A value taken for the entry point is said as a bad value, not as a missing script.
+        assert!(usage_error(&["start-server", "--port", "app.wsgi"]).contains("invalid port 'app.wsgi'"));
+        assert!(usage_error(&["start-server", "--threads", "app.wsgi"]).contains("invalid --threads 'app.wsgi'"));
+        assert!(usage_error(&["start-server", "--log-level", "app.wsgi"]).contains("invalid --log-level"));
+        for group in ["%{ENV:A B}", "%{ENV:A\"}", "%{ENV:A'}", "%{ENV:A\\}", "%{ENV:A"] {
+            assert!(usage_error(&["start-server", "--application-group", group, "x"]).contains("invalid --application-group"), "{group}");
+        }
+        assert_eq!(server(&["start-server", "--application-group", "%{ENV:SITE}", "x"]).application_group.as_deref(), Some("%{ENV:SITE}"));
+        assert_eq!(server(&["start-server", "--application-group", "a b", "x"]).application_group.as_deref(), Some("a b"));
         assert!(usage_error(&["start-server", "a", "b"]).contains("unexpected argument 'b'"));
         assert!(usage_error(&["serve"]).contains("unknown command"));
     }
