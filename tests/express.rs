@@ -365,6 +365,55 @@ fn setup_server_writes_an_apachectl_that_starts_and_stops_it() {
     assert!(root.join("startup_log").is_file());
 }
 
+/// `httpd.conf`, which may hold `--setenv` secrets, is for its owner alone; the scripts the
+/// daemons load (as another user, started as root) stay readable by all.
+#[test]
+fn httpd_conf_is_private_and_the_scripts_are_readable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("express-modes");
+    dir.write("app.wsgi", WHERE_AM_I);
+    dir.write("page.py", "def application(e, s):\n    s('200 OK', [])\n    return [b'page']\n");
+    let root = dir.path().join("root");
+    let out = Command::new(EXPRESS)
+        .args(["start-server", "app.wsgi", "--setup-only", "--server-root", "root", "--setenv", "API_KEY", "s3cret"])
+        .args(["--document-root", ".", "--add-handler", ".page", "page.py"])
+        .current_dir(dir.path())
+        .env("MOD_WSGI_MODULE", module_path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mode = |name: &str| std::fs::metadata(root.join(name)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("httpd.conf"), 0o600);
+    assert_eq!((mode("handler.wsgi"), mode("resource.wsgi")), (0o644, 0o644));
+    assert!(std::fs::read_to_string(root.join("httpd.conf")).unwrap().contains("s3cret"));
+}
+
+/// An option the original ignores without the one it completes is ignored here too, with a
+/// warning, not refused; `--rotate-logs` with `--log-to-terminal` needs no rotatelogs.
+#[test]
+fn options_ignored_by_the_original_are_ignored_with_a_warning() {
+    let dir = TempDir::new("express-ignored");
+    dir.write("app.wsgi", WHERE_AM_I);
+    let out = Command::new(EXPRESS)
+        .args(["start-server", "app.wsgi", "--setup-only", "--server-root", "root", "--server-alias", "a.example"])
+        .args(["--embedded-mode", "--max-clients", "50", "--rotate-logs", "--log-to-terminal", "--rotatelogs-executable", "/nonexistent"])
+        .current_dir(dir.path())
+        .env("MOD_WSGI_MODULE", module_path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for warning in [
+        "mod_wsgi-express: warning: --server-alias is ignored without --server-name\n",
+        "mod_wsgi-express: warning: --max-clients is ignored with --embedded-mode",
+        "mod_wsgi-express: warning: --rotate-logs is ignored with --log-to-terminal",
+    ] {
+        assert!(stderr.contains(warning), "{warning:?} missing from\n{stderr}");
+    }
+    let conf = std::fs::read_to_string(dir.path().join("root/httpd.conf")).unwrap();
+    assert!(!conf.contains("rotatelogs") && !conf.contains("a.example") && conf.contains("WSGIScriptReloading Off"), "{conf}");
+}
+
 /// An app that says where Apache mounted it: `SCRIPT_NAME|PATH_INFO|url_scheme|pid`.
 const WHERE_AM_I: &str = r#"import os
 def application(e, s):
@@ -435,6 +484,26 @@ fn application_type_static_serves_only_files() {
     assert_eq!(express.get("/nothing").status, 404);
     let children = express.children();
     assert!(!children.iter().any(|(_, c)| c.starts_with("(wsgi:")), "no daemon for a static site: {children:?}");
+}
+
+/// `--application-type static` with `--add-handler`: files ending in the extension are run by
+/// the handler script (in a daemon process, as the original), never served as source.
+#[test]
+fn a_static_sites_add_handler_runs_the_script() {
+    let dir = TempDir::new("express-static-handler");
+    dir.write("site/index.html", "<p>index</p>\n");
+    dir.write("site/hello.page", "the page's own text\n");
+    let source = "import os\ndef handle_request(e, s):\n    s('200 OK', [('Content-Type', 'text/plain')])\n    return [('handled %s %d' % (os.path.basename(e['SCRIPT_FILENAME']), os.getpid())).encode()]\n";
+    dir.write("page.py", source);
+    let express = Express::start_in(dir, &["--application-type", "static", "--add-handler", ".page", "page.py", "site"]);
+    let r = express.get("/hello.page");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), express.error_log());
+    assert!(r.text().starts_with("handled hello.page "), "the script's source or the file was served: {}\n{}", r.text(), express.error_log());
+    let pid: i32 = r.text().rsplit(' ').next().unwrap().parse().unwrap();
+    let daemon = express.children().into_iter().find(|(p, _)| *p == pid).map(|(_, c)| c).unwrap_or_default();
+    assert!(daemon.starts_with("(wsgi:"), "served by {pid} {daemon:?}, not a daemon: {:?}", express.children());
+    let r = express.get("/");
+    assert_eq!((r.status, r.text().as_str()), (200, "<p>index</p>\n"), "{}", express.error_log());
 }
 
 /// `--reload-on-changes`: the daemon's monitor sees that a module the application imported
@@ -515,6 +584,28 @@ fn host_access_script_refuses_clients() {
     assert!(express.error_log().contains("denied"), "{}", express.error_log());
 }
 
+/// The document root's `.ht*` files are never served, an authenticated user's request
+/// included (the site's authentication must not replace that denial), and Apache names no
+/// version, as the original's `ServerTokens ProductOnly` and `ServerSignature Off`.
+#[test]
+fn ht_files_are_denied_and_apache_names_no_version() {
+    let dir = TempDir::new("express-ht");
+    dir.write("app.wsgi", WHERE_AM_I);
+    dir.write("www/.htpasswd", "u:secret\n");
+    dir.write("www/hello.txt", "hello\n");
+    dir.write("users.py", "def check_password(environ, user, password):\n    return password == 'secret'\n");
+    let express = Express::start_in(dir, &["app.wsgi", "--document-root", "www", "--auth-user-script", "users.py"]);
+    let user = [("Authorization", "Basic dTpzZWNyZXQ=")];
+    let r = http(express.port, "GET", "/hello.txt", &user, b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "hello\n"), "{}", express.error_log());
+    assert_eq!(r.header("Server"), Some("Apache"));
+    assert_eq!(express.get("/hello.txt").status, 401);
+    let r = http(express.port, "GET", "/.htpasswd", &user, b"");
+    assert_eq!(r.status, 403, "{}\n{}", r.text(), express.error_log());
+    assert!(!r.text().contains("secret") && !r.text().contains("Server at"), "{}", r.text());
+    assert_eq!(express.get("/.htpasswd").status, 403, "denied before any authentication");
+}
+
 /// `--application-type paste` loads the file with PasteDeploy (here a stand-in on
 /// `--python-path`); without PasteDeploy it is refused before Apache starts.
 #[test]
@@ -541,6 +632,29 @@ fn application_type_paste_needs_paste_deploy() {
     let express = Express::start_in(dir, &["--application-type", "paste", "--python-path", "fake", "site.ini"]);
     let r = express.get("/");
     assert_eq!((r.status, r.text().as_str()), (200, "paste site.ini"), "{}", express.error_log());
+}
+
+/// Looking for PasteDeploy runs nothing of the project's: express may be run as root, and an
+/// import from the working directory (or a `sitecustomize` there) would run its code as root.
+#[test]
+fn looking_for_paste_deploy_imports_nothing_from_the_project() {
+    let dir = TempDir::new("express-paste-safe");
+    dir.write("site.ini", "[app:main]\nuse = egg:demo\n");
+    let marker = dir.path().join("imported");
+    let plant = format!("open({:?}, 'a').write(__name__ + '\\n')\n", marker.to_str().unwrap());
+    dir.write("paste/__init__.py", &plant);
+    dir.write("paste/deploy.py", &plant);
+    dir.write("sitecustomize.py", &plant);
+    dir.write("lib/usercustomize.py", &plant);
+    let out = Command::new(EXPRESS)
+        .args(["start-server", "--application-type", "paste", "site.ini", "--server-root", "root", "--setup-only", "--python-path", "lib"])
+        .current_dir(dir.path())
+        .env("MOD_WSGI_MODULE", module_path())
+        .env("PYTHONPATH", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "PasteDeploy in the working directory is found: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!marker.exists(), "express ran the project's code: {}", std::fs::read_to_string(&marker).unwrap_or_default());
 }
 
 /// Every honoured option at once makes a configuration Apache accepts (`apachectl

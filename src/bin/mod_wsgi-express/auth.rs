@@ -5,7 +5,7 @@
 //! children, so they guard static files as well as the application.
 
 use crate::cli::{Raw, UsageError};
-use crate::template::{quote, quote_path};
+use crate::conf_syntax::{quote, quote_path};
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, Default)]
@@ -21,15 +21,16 @@ pub struct Auth {
 
 impl Auth {
     pub fn parse(raw: &Raw) -> Result<Auth, UsageError> {
+        // --auth-type and --auth-group mean nothing without their scripts: the original ignores
+        // them then (cli.rs says so). A group script alone is refused: it would restrict nothing.
         let kind = raw.one("auth-type").unwrap_or_default();
         let digest = match kind.to_ascii_lowercase().as_str() {
             "basic" => false,
             "digest" => true,
+            _ if !raw.flag("auth-user-script") => false,
             _ => return Err(raw.error(format!("invalid --auth-type '{kind}': must be Basic or Digest"))),
         };
-        raw.needs("auth-type", "auth-user-script")?;
         raw.needs("auth-group-script", "auth-user-script")?;
-        raw.needs("auth-group", "auth-group-script")?;
         Ok(Auth {
             host_access_script: raw.path("host-access-script"),
             user_script: raw.path("auth-user-script"),
@@ -71,7 +72,9 @@ impl Auth {
         }
         let Some(script) = &self.user_script else { return Ok(text) };
         let scheme = if self.digest { "Digest" } else { "Basic" };
-        text.push_str("<Location />\n");
+        // AuthMerging And: the user must also be allowed by what came before (the <Files ".ht*">
+        // denial, the <Directory> grants), which the Location would otherwise replace.
+        text.push_str("<Location />\n    AuthMerging And\n");
         text.push_str(&format!("    AuthType {scheme}\n    AuthName {}\n    Auth{scheme}Provider wsgi\n", quote(realm)?));
         text.push_str(&format!("    WSGIAuthUserScript {}\n", quote_path(script)?));
         if let Some(group_script) = &self.group_script {

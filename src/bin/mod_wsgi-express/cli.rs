@@ -148,20 +148,81 @@ pub struct ServerOptions {
     pub modules_directory: Option<PathBuf>,
     pub process_name: Option<String>,
     /// The switches given that map to one directive each (see [`ServerOptions::flag`]).
-    pub flags: Vec<&'static str>,
+    pub flags: Vec<Flag>,
     /// The values of the repeatable one-value options that pass through as they are (see
     /// [`ServerOptions::list`]), as (option, value) in command-line order.
-    pub lists: Vec<(&'static str, String)>,
+    pub lists: Vec<(List, String)>,
+    /// Options given that are ignored, as the original ignores them: one line each, for
+    /// stderr.
+    pub warnings: Vec<String>,
 }
 
-/// Switches kept by name in [`ServerOptions::flags`]: each turns one thing on.
-const FLAGS: &[&str] = &[
-    "chunked-request", "enable-sendfile", "error-override", "server-metrics", "server-status", "verbose-debugging",
-    "disable-reloading", "reload-on-changes", "orphan-interpreter", "http2", "allow-localhost",
-];
+/// Switches kept in [`ServerOptions::flags`]: each turns one thing on. Typed, so that a
+/// misspelt switch does not compile; `Flag::name` is the option's name in the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    ChunkedRequest,
+    EnableSendfile,
+    ErrorOverride,
+    ServerMetrics,
+    ServerStatus,
+    VerboseDebugging,
+    DisableReloading,
+    ReloadOnChanges,
+    OrphanInterpreter,
+    Http2,
+    AllowLocalhost,
+}
 
-/// Repeatable options kept by name in [`ServerOptions::lists`].
-const LISTS: &[&str] = &["server-alias", "ignore-activity", "trust-proxy-header", "trust-proxy", "passenv", "python-warnings"];
+impl Flag {
+    pub const ALL: [Flag; 11] = [
+        Flag::ChunkedRequest, Flag::EnableSendfile, Flag::ErrorOverride, Flag::ServerMetrics, Flag::ServerStatus,
+        Flag::VerboseDebugging, Flag::DisableReloading, Flag::ReloadOnChanges, Flag::OrphanInterpreter, Flag::Http2,
+        Flag::AllowLocalhost,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Flag::ChunkedRequest => "chunked-request",
+            Flag::EnableSendfile => "enable-sendfile",
+            Flag::ErrorOverride => "error-override",
+            Flag::ServerMetrics => "server-metrics",
+            Flag::ServerStatus => "server-status",
+            Flag::VerboseDebugging => "verbose-debugging",
+            Flag::DisableReloading => "disable-reloading",
+            Flag::ReloadOnChanges => "reload-on-changes",
+            Flag::OrphanInterpreter => "orphan-interpreter",
+            Flag::Http2 => "http2",
+            Flag::AllowLocalhost => "allow-localhost",
+        }
+    }
+}
+
+/// Repeatable one-value options kept in [`ServerOptions::lists`], typed as [`Flag`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum List {
+    ServerAlias,
+    IgnoreActivity,
+    TrustProxyHeader,
+    TrustProxy,
+    PassEnv,
+    PythonWarnings,
+}
+
+impl List {
+    pub const ALL: [List; 6] = [List::ServerAlias, List::IgnoreActivity, List::TrustProxyHeader, List::TrustProxy, List::PassEnv, List::PythonWarnings];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            List::ServerAlias => "server-alias",
+            List::IgnoreActivity => "ignore-activity",
+            List::TrustProxyHeader => "trust-proxy-header",
+            List::TrustProxy => "trust-proxy",
+            List::PassEnv => "passenv",
+            List::PythonWarnings => "python-warnings",
+        }
+    }
+}
 
 /// Numeric options of Apache itself (the daemon's are [`crate::daemon::NUMBERS`]).
 pub const SERVER_NUMBERS: &[&str] = &[
@@ -175,16 +236,14 @@ impl ServerOptions {
         self.numbers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).unwrap_or_else(|| panic!("--{name} is not a numeric option"))
     }
 
-    /// Whether the switch `name` (one of [`FLAGS`]) was given.
-    pub fn flag(&self, name: &str) -> bool {
-        assert!(FLAGS.contains(&name), "--{name} is not a switch kept by name");
-        self.flags.contains(&name)
+    /// Whether the switch was given.
+    pub fn flag(&self, flag: Flag) -> bool {
+        self.flags.contains(&flag)
     }
 
-    /// The values given to `name` (one of [`LISTS`]), in order.
-    pub fn list(&self, name: &str) -> Vec<&str> {
-        assert!(LISTS.contains(&name), "--{name} is not a list kept by name");
-        self.lists.iter().filter(|(n, _)| *n == name).map(|(_, v)| v.as_str()).collect()
+    /// The values given to the option, in order.
+    pub fn list(&self, list: List) -> Vec<&str> {
+        self.lists.iter().filter(|(l, _)| *l == list).map(|(_, v)| v.as_str()).collect()
     }
 
     /// Whether requests are served from a document root, the application getting what is
@@ -200,14 +259,20 @@ impl ServerOptions {
     pub fn uses_handler_script(&self) -> bool {
         match self.app {
             App::Static(_) => false,
-            App::Script(_) => self.serves_document_root() || self.flag("reload-on-changes"),
+            App::Script(_) => self.serves_document_root() || self.flag(Flag::ReloadOnChanges),
             App::Module(_) | App::Paste(_) => true,
         }
     }
 
-    /// Whether there is a daemon process group (not `--embedded-mode`, not static files only).
+    /// Whether Python serves anything: the application, or (for a static site too, as in the
+    /// original) the `--add-handler` scripts.
+    pub fn runs_python(&self) -> bool {
+        !matches!(self.app, App::Static(_)) || !self.docroot.handlers.is_empty()
+    }
+
+    /// Whether there is a daemon process group: Python runs, and not `--embedded-mode`.
     pub fn daemon_mode(&self) -> bool {
-        !self.embedded && !matches!(self.app, App::Static(_))
+        !self.embedded && self.runs_python()
     }
 }
 
@@ -351,7 +416,6 @@ fn split(sub: Sub, words: &[String]) -> Result<Raw, UsageError> {
 
 fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
     let value = |name: &str| raw.one(name).unwrap_or_default();
-    let app = entry_point(raw)?;
     let setenv = setenv(raw)?;
     let (max_clients, spare_workers) = child_sizing(raw)?;
     let port = port(raw, "port")?.unwrap_or(8000);
@@ -388,9 +452,20 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
         // The module accepts only a Python identifier; say so now rather than in Apache's log.
         return Err(raw.error(format!("invalid --callable-object '{callable_object}': must be a Python identifier")));
     }
-    let flags: Vec<&'static str> = FLAGS.iter().copied().filter(|name| raw.flag(name)).collect();
-    let lists = LISTS.iter().flat_map(|&name| raw.all(name).into_iter().map(move |v| (name, v[0].clone()))).collect();
-    let o = ServerOptions {
+    let mpm = mpm(raw)?;
+    let application_group = application_group(raw)?;
+    let switch_interval = switch_interval(raw)?;
+    let map_head_to_get = map_head_to_get(raw)?;
+    let logs = Logs::parse(raw)?;
+    let docroot = DocRoot::parse(raw)?;
+    let tls = Tls::parse(raw, port)?;
+    let auth = Auth::parse(raw)?;
+    let process_name = process_name(raw)?;
+    // Last: a bad value (`--port app.wsgi`) is said as such, not as a missing entry point.
+    let app = entry_point(raw)?;
+    let flags: Vec<Flag> = Flag::ALL.into_iter().filter(|f| raw.flag(f.name())).collect();
+    let lists = List::ALL.into_iter().flat_map(|l| raw.all(l.name()).into_iter().map(move |v| (l, v[0].clone()))).collect();
+    let mut o = ServerOptions {
         app,
         port,
         host: value("host"),
@@ -409,38 +484,39 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
         numbers,
         locale: raw.one("locale").or_else(|| raw.one("lang")),
         socket_prefix: raw.path("socket-prefix"),
-        mpm: mpm(raw)?,
+        mpm,
         callable_object,
-        application_group: application_group(raw)?,
+        application_group,
         mount_point,
         url_aliases,
         python_home: raw.path("python-home"),
         python_path: raw.all("python-path").into_iter().map(|v| PathBuf::from(&v[0])).collect(),
         python_eggs: raw.path("python-eggs"),
-        switch_interval: switch_interval(raw)?,
-        map_head_to_get: map_head_to_get(raw)?,
+        switch_interval,
+        map_head_to_get,
         log_level,
         log_to_terminal: raw.flag("log-to-terminal"),
         access_log: raw.flag("access-log"),
         startup_log: raw.flag("startup-log"),
-        logs: Logs::parse(raw)?,
+        logs,
         setup_only: raw.flag("setup-only"),
         setenv,
         include_files: raw.all("include-file").into_iter().map(|v| PathBuf::from(&v[0])).collect(),
         compress_responses: raw.flag("compress-responses"),
         max_clients,
         spare_workers,
-        docroot: DocRoot::parse(raw)?,
-        tls: Tls::parse(raw, port)?,
-        auth: Auth::parse(raw)?,
+        docroot,
+        tls,
+        auth,
         mime_types: raw.path("mime-types"),
         httpd_executable: raw.path("httpd-executable"),
         modules_directory: raw.path("modules-directory"),
-        process_name: process_name(raw)?,
+        process_name,
         flags,
         lists,
+        warnings: Vec::new(),
     };
-    check_combinations(raw, &o)?;
+    ignore_incomplete(raw, &mut o);
     Ok(o)
 }
 
@@ -484,7 +560,7 @@ fn setenv(raw: &Raw) -> Result<Vec<(String, String)>, UsageError> {
 }
 
 /// `--max-clients` and the spare-worker fractions: they size Apache's children in daemon
-/// mode only, so with `--embedded-mode` they are refused rather than ignored.
+/// mode only (with `--embedded-mode` they are ignored, see [`ignore_incomplete`]).
 fn child_sizing(raw: &Raw) -> Result<(Option<u32>, SpareWorkers), UsageError> {
     let max_clients = match raw.one("max-clients") {
         None => None,
@@ -501,13 +577,6 @@ fn child_sizing(raw: &Raw) -> Result<(Option<u32>, SpareWorkers), UsageError> {
         },
     };
     let spare = SpareWorkers { initial: fraction("initial-workers")?, minimum: fraction("minimum-spare-workers")?, maximum: fraction("maximum-spare-workers")? };
-    if raw.flag("embedded-mode") {
-        for name in ["max-clients", "initial-workers", "minimum-spare-workers", "maximum-spare-workers"] {
-            if raw.flag(name) {
-                return Err(raw.error(format!("--{name} sizes Apache's children in daemon mode; with --embedded-mode they are sized by --processes and --threads")));
-            }
-        }
-    }
     Ok((max_clients, spare))
 }
 
@@ -550,10 +619,15 @@ fn mpm(raw: &Raw) -> Result<Mpm, UsageError> {
     Ok(Mpm::ALL.into_iter().find(|m| named.iter().any(|n| n == m.name())).unwrap_or(Mpm::Event))
 }
 
-/// `--application-group`: a name, or one of mod_wsgi's `%{...}` forms (checked by Apache).
+/// `--application-group`: a name (written quoted), or one of mod_wsgi's `%{...}` forms
+/// (`%{GLOBAL}`, `%{ENV:NAME}`...), which is written as one bare word: no spaces, quotes or
+/// backslashes in it.
 fn application_group(raw: &Raw) -> Result<Option<String>, UsageError> {
     match raw.one("application-group") {
         Some(name) if name.is_empty() || name.contains('\0') => Err(raw.error(format!("invalid --application-group '{name}'"))),
+        Some(name) if name.starts_with("%{") && (!name.ends_with('}') || name.contains(|c: char| c.is_whitespace() || "\"'\\".contains(c))) => {
+            Err(raw.error(format!("invalid --application-group '{name}': a %{{...}} form is one word, with no spaces, quotes or backslashes")))
+        }
         other => Ok(other),
     }
 }
@@ -583,21 +657,60 @@ fn process_name(raw: &Raw) -> Result<Option<String>, UsageError> {
     }
 }
 
-/// Options that only mean something together with others, refused alone rather than
-/// silently ignored.
-fn check_combinations(raw: &Raw, o: &ServerOptions) -> Result<(), UsageError> {
-    if o.flag("reload-on-changes") && o.flag("disable-reloading") {
-        return Err(raw.error("--reload-on-changes and --disable-reloading contradict each other".to_string()));
-    }
-    if o.flag("reload-on-changes") && !o.daemon_mode() {
-        return Err(raw.error("--reload-on-changes restarts daemon processes; it needs daemon mode (not --embedded-mode or --application-type static)".to_string()));
-    }
-    if !o.server_name_given {
-        for name in ["server-alias", "allow-localhost"] {
-            raw.needs(name, "server-name")?;
+/// Options that mean something only with another, or that another overrides: the original
+/// accepts them and ignores them then, and so does this one, with a warning each (those whose
+/// silent omission would leave something open are refused instead, where they are parsed).
+/// `--embedded-mode` also turns script reloading off, as in the original.
+fn ignore_incomplete(raw: &Raw, o: &mut ServerOptions) {
+    let mut warnings = Vec::new();
+    let without = [
+        ("rotatelogs-executable", "rotate-logs"), ("max-log-size", "rotate-logs"),
+        ("access-log-format", "access-log"), ("access-log-name", "access-log"), ("startup-log-name", "startup-log"),
+        ("auth-type", "auth-user-script"), ("auth-group", "auth-group-script"),
+        ("server-alias", "server-name"), ("allow-localhost", "server-name"),
+        ("https-only", "https-port"), ("ssl-environment", "https-port"), ("hsts-policy", "https-only"),
+    ];
+    for (name, needed) in without {
+        if raw.flag(name) && !raw.flag(needed) {
+            warnings.push(format!("--{name} is ignored without --{needed}"));
         }
     }
-    Ok(())
+    if !o.server_name_given {
+        o.lists.retain(|(l, _)| *l != List::ServerAlias);
+        o.flags.retain(|f| *f != Flag::AllowLocalhost);
+    }
+    if o.logs.rotate && crate::logs::to_terminal(o) {
+        warnings.push("--rotate-logs is ignored with --log-to-terminal (without --log-directory, the logs go to the terminal)".to_string());
+        o.logs.rotate = false;
+    }
+    if o.embedded {
+        for name in ["max-clients", "initial-workers", "minimum-spare-workers", "maximum-spare-workers"] {
+            if raw.flag(name) {
+                warnings.push(format!("--{name} is ignored with --embedded-mode (Apache's children are sized by --processes and --threads)"));
+            }
+        }
+        o.max_clients = None;
+        o.spare_workers = SpareWorkers::default();
+    }
+    if o.flag(Flag::ReloadOnChanges) {
+        let overridden = if o.flag(Flag::DisableReloading) {
+            Some("--disable-reloading")
+        } else if o.embedded {
+            Some("--embedded-mode")
+        } else if matches!(o.app, App::Static(_)) {
+            Some("--application-type static")
+        } else {
+            None
+        };
+        if let Some(other) = overridden {
+            warnings.push(format!("--reload-on-changes is ignored with {other} (it restarts daemon processes running an application)"));
+            o.flags.retain(|f| *f != Flag::ReloadOnChanges);
+        }
+    }
+    if o.embedded && !o.flag(Flag::DisableReloading) {
+        o.flags.push(Flag::DisableReloading);
+    }
+    o.warnings = warnings;
 }
 
 /// A positive count (`--processes`, `--threads`), at most 100000: Apache's own ceiling for
@@ -678,6 +791,15 @@ mod tests {
         assert!(usage_error(&["start-server", "--mount-point", "app", "x"]).contains("--mount-point"));
         assert!(usage_error(&["start-server", "--callable-object", "a.b", "x"]).contains("identifier"));
         assert!(usage_error(&["start-server"]).contains("no WSGI script given"));
+        // A value taken for the entry point is said as a bad value, not as a missing script.
+        assert!(usage_error(&["start-server", "--port", "app.wsgi"]).contains("invalid port 'app.wsgi'"));
+        assert!(usage_error(&["start-server", "--threads", "app.wsgi"]).contains("invalid --threads 'app.wsgi'"));
+        assert!(usage_error(&["start-server", "--log-level", "app.wsgi"]).contains("invalid --log-level"));
+        for group in ["%{ENV:A B}", "%{ENV:A\"}", "%{ENV:A'}", "%{ENV:A\\}", "%{ENV:A"] {
+            assert!(usage_error(&["start-server", "--application-group", group, "x"]).contains("invalid --application-group"), "{group}");
+        }
+        assert_eq!(server(&["start-server", "--application-group", "%{ENV:SITE}", "x"]).application_group.as_deref(), Some("%{ENV:SITE}"));
+        assert_eq!(server(&["start-server", "--application-group", "a b", "x"]).application_group.as_deref(), Some("a b"));
         assert!(usage_error(&["start-server", "a", "b"]).contains("unexpected argument 'b'"));
         assert!(usage_error(&["serve"]).contains("unknown command"));
     }
@@ -701,7 +823,6 @@ mod tests {
         assert!(usage_error(&["start-server", "--request-timeout", "-1", "x"]).contains("--request-timeout"));
         assert!(usage_error(&["start-server", "--header-buffer-size", "100", "x"]).contains("at least 8192"));
         assert!(usage_error(&["start-server", "--process-group", "a/b", "x"]).contains("--process-group"));
-        assert!(usage_error(&["start-server", "--embedded-mode", "--max-clients", "5", "x"]).contains("--max-clients sizes"));
         assert!(usage_error(&["start-server", "--max-clients", "0", "x"]).contains("invalid --max-clients"));
         assert!(usage_error(&["start-server", "--setenv", "A=B", "c", "x"]).contains("invalid --setenv name"));
         assert!(usage_error(&["start-server", "--entry-point", "a.wsgi", "b.wsgi"]).contains("given twice"));
@@ -720,6 +841,18 @@ mod tests {
         assert!(matches!(parse(&args(&["module-config"])), Ok(Command::ModuleConfig { python_home: None })));
         let home = parse(&args(&["module-config", "--python-home=/opt/venv"]));
         assert!(matches!(home, Ok(Command::ModuleConfig { python_home: Some(h) }) if h == Path::new("/opt/venv")));
+    }
+
+    #[test]
+    fn typed_switches_and_lists_are_options_of_the_table() {
+        for flag in Flag::ALL {
+            let spec = options::find(Sub::StartServer, flag.name()).unwrap_or_else(|| panic!("--{} is not in the table", flag.name()));
+            assert_eq!(spec.arity, Arity::Flag, "--{}", flag.name());
+        }
+        for list in List::ALL {
+            let spec = options::find(Sub::StartServer, list.name()).unwrap_or_else(|| panic!("--{} is not in the table", list.name()));
+            assert!(spec.repeatable && spec.arity == Arity::One, "--{}", list.name());
+        }
     }
 
     #[test]
@@ -818,29 +951,56 @@ mod tests {
         assert_eq!(o.tls.map(|t| (t.port, t.certificate, t.key)), Some((8443, "c.pem".into(), "k.pem".into())));
         assert!(usage_error(&["start-server", "--https-port", "8443", "x"]).contains("needs a certificate"));
         assert!(usage_error(&["start-server", "--ssl-certificate", "/etc/site", "x"]).contains("--ssl-certificate needs --https-port"));
-        assert!(usage_error(&["start-server", "--https-only", "x"]).contains("--https-only needs --https-port"));
+        assert!(usage_error(&["start-server", "--ssl-verify-client", "/p", "x"]).contains("--ssl-verify-client needs --https-port"));
         assert!(usage_error(&["start-server", "--https-port", "8000", "--ssl-certificate", "c", "x"]).contains("also the HTTP --port"));
         let both = ["start-server", "--https-port", "1", "--ssl-certificate", "c", "--ssl-certificate-file", "d", "x"];
         assert!(usage_error(&both).contains("not both"));
-        let hsts = ["start-server", "--https-port", "1", "--ssl-certificate", "c", "--hsts-policy", "max-age=1", "x"];
-        assert!(usage_error(&hsts).contains("--hsts-policy needs --https-only"));
+        let verify = ["start-server", "--https-port", "1", "--ssl-certificate", "c", "--ssl-verify-client", "/p", "x"];
+        assert!(usage_error(&verify).contains("--ssl-verify-client needs --ssl-ca-certificate-file"));
     }
 
     #[test]
-    fn options_that_need_another_are_refused_alone() {
-        for (words, needs) in [
-            (&["--server-alias", "a.example"][..], "--server-alias needs --server-name"),
-            (&["--auth-group-script", "g.py"][..], "--auth-group-script needs --auth-user-script"),
-            (&["--auth-type", "Digest"][..], "--auth-type needs --auth-user-script"),
-            (&["--access-log-format", "combined"][..], "--access-log-format needs --access-log"),
-            (&["--max-log-size", "9"][..], "--max-log-size needs --rotate-logs"),
-            (&["--reload-on-changes", "--disable-reloading"][..], "contradict"),
-            (&["--reload-on-changes", "--embedded-mode"][..], "needs daemon mode"),
-            (&["--initial-workers", "0.5", "--embedded-mode"][..], "daemon mode"),
+    fn options_that_need_another_are_ignored_alone_with_a_warning_as_the_original() {
+        for (words, warning) in [
+            (&["--server-alias", "a.example"][..], "--server-alias is ignored without --server-name"),
+            (&["--allow-localhost"][..], "--allow-localhost is ignored without --server-name"),
+            (&["--auth-type", "Digest"][..], "--auth-type is ignored without --auth-user-script"),
+            (&["--auth-type", "NTLM"][..], "--auth-type is ignored without --auth-user-script"),
+            (&["--auth-group", "staff"][..], "--auth-group is ignored without --auth-group-script"),
+            (&["--access-log-format", "combined"][..], "--access-log-format is ignored without --access-log"),
+            (&["--access-log-name", "hits"][..], "--access-log-name is ignored without --access-log"),
+            (&["--startup-log-name", "boot"][..], "--startup-log-name is ignored without --startup-log"),
+            (&["--max-log-size", "9"][..], "--max-log-size is ignored without --rotate-logs"),
+            (&["--rotatelogs-executable", "/bin/rl"][..], "--rotatelogs-executable is ignored without --rotate-logs"),
+            (&["--rotate-logs", "--log-to-terminal"][..], "--rotate-logs is ignored with --log-to-terminal"),
+            (&["--https-only"][..], "--https-only is ignored without --https-port"),
+            (&["--ssl-environment"][..], "--ssl-environment is ignored without --https-port"),
+            (&["--https-port", "1", "--ssl-certificate", "c", "--hsts-policy", "max-age=1"][..], "--hsts-policy is ignored without --https-only"),
+            (&["--max-clients", "5", "--embedded-mode"][..], "--max-clients is ignored with --embedded-mode"),
+            (&["--initial-workers", "0.5", "--embedded-mode"][..], "--initial-workers is ignored with --embedded-mode"),
+            (&["--reload-on-changes", "--disable-reloading"][..], "--reload-on-changes is ignored with --disable-reloading"),
+            (&["--reload-on-changes", "--embedded-mode"][..], "--reload-on-changes is ignored with --embedded-mode"),
         ] {
-            let message = usage_error(&[&["start-server"][..], words, &["x"]].concat());
-            assert!(message.contains(needs), "{words:?}: {message}");
+            let o = server(&[&["start-server"][..], words, &["x"]].concat());
+            assert!(o.warnings.len() == 1 && o.warnings[0].starts_with(warning), "{words:?}: {:?}", o.warnings);
         }
+        assert!(server(&["start-server", "x"]).warnings.is_empty());
+        // What is ignored is not used.
+        let o = server(&["start-server", "--server-alias", "a", "--allow-localhost", "--reload-on-changes", "--embedded-mode", "--max-clients", "9", "x"]);
+        assert!(o.list(List::ServerAlias).is_empty() && !o.flag(Flag::AllowLocalhost) && !o.flag(Flag::ReloadOnChanges) && o.max_clients.is_none());
+        let o = server(&["start-server", "--application-type", "static", "--reload-on-changes"]);
+        assert!(!o.flag(Flag::ReloadOnChanges) && o.warnings[0].contains("--application-type static"), "{:?}", o.warnings);
+        let o = server(&["start-server", "--rotate-logs", "--log-to-terminal", "x"]);
+        assert!(!o.logs.rotate, "no rotatelogs is needed for the terminal");
+        assert!(server(&["start-server", "--rotate-logs", "--log-to-terminal", "--log-directory", "/l", "x"]).logs.rotate);
+        // Refused still: what would leave something open if it were ignored.
+        assert!(usage_error(&["start-server", "--auth-group-script", "g.py", "x"]).contains("--auth-group-script needs --auth-user-script"));
+    }
+
+    #[test]
+    fn embedded_mode_turns_script_reloading_off_as_the_original() {
+        assert!(server(&["start-server", "--embedded-mode", "x"]).flag(Flag::DisableReloading));
+        assert!(!server(&["start-server", "x"]).flag(Flag::DisableReloading));
     }
 
     #[test]
@@ -863,7 +1023,7 @@ mod tests {
         }
         let o = server(&["start-server", "--map-head-to-get", "off", "--switch-interval", "0.001", "--trust-proxy", "10.0.0.0/8", "--trust-proxy=::1", "--http2", "x"]);
         assert_eq!((o.map_head_to_get, o.switch_interval.as_deref()), ("Off", Some("0.001")));
-        assert_eq!(o.list("trust-proxy"), ["10.0.0.0/8", "::1"]);
-        assert!(o.flag("http2") && !o.flag("server-status"));
+        assert_eq!(o.list(List::TrustProxy), ["10.0.0.0/8", "::1"]);
+        assert!(o.flag(Flag::Http2) && !o.flag(Flag::ServerStatus));
     }
 }

@@ -3,8 +3,8 @@
 //! to it. This file names the group, writes its directives, and sizes Apache's children for
 //! that role (with `--embedded-mode` none of this is used).
 
-use crate::cli::{Mpm, ServerOptions};
-use crate::template::{quote, quote_path};
+use crate::cli::{Flag, Mpm, ServerOptions};
+use crate::conf_syntax::{quote, quote_path, utf8};
 use std::path::Path;
 
 /// The numeric options passed on to `WSGIDaemonProcess`: (express option, daemon option).
@@ -62,7 +62,7 @@ pub fn display_name(o: &ServerOptions, uid: u32) -> String {
 /// (for the display name).
 pub fn directives(o: &ServerOptions, home: &Path, socket_dir: &Path, uid: u32) -> Result<String, String> {
     let name = group_name(o);
-    let home = home.to_str().ok_or_else(|| format!("working directory '{}' is not valid UTF-8", home.display()))?;
+    let home = utf8(home)?;
     let mut words = vec![quote(&format!("display-name={}", display_name(o, uid)))?, quote(&format!("home={home}"))?];
     if o.processes_given {
         words.push(format!("processes={}", o.processes));
@@ -79,13 +79,12 @@ pub fn directives(o: &ServerOptions, home: &Path, socket_dir: &Path, uid: u32) -
         words.push(format!("{daemon}={}", o.number(express)));
     }
     if let Some(eggs) = &o.python_eggs {
-        let eggs = eggs.to_str().ok_or_else(|| format!("--python-eggs '{}' is not valid UTF-8", eggs.display()))?;
-        words.push(quote(&format!("python-eggs={eggs}"))?);
+        words.push(quote(&format!("python-eggs={}", utf8(eggs)?))?);
     }
     if let Some(seconds) = &o.switch_interval {
         words.push(format!("switch-interval={seconds}"));
     }
-    if o.flag("server-metrics") {
+    if o.flag(Flag::ServerMetrics) {
         words.push("server-metrics=On".to_string());
     }
     let mut text = format!("WSGISocketPrefix {}\n", quote_path(&socket_dir.join("wsgi"))?);
@@ -101,12 +100,13 @@ pub fn directives(o: &ServerOptions, home: &Path, socket_dir: &Path, uid: u32) -
 
 /// Apache's children in daemon mode: they only relay requests, so there are more request
 /// slots than daemon threads (queued requests wait in a child, not in the listen backlog).
-/// The original's arithmetic: `max_clients` is `10 + max(10, 1.5 * processes * threads)`,
+/// The original's arithmetic: `max_clients` is `--max-clients`, but never fewer than the
+/// daemons' threads (`processes * threads`), else `10 + max(10, 1.5 * processes * threads)`;
 /// and the children started and kept idle are fractions of it (`--initial-workers`,
 /// `--minimum-spare-workers`, `--maximum-spare-workers`), with its defaults per MPM.
 pub fn mpm_section(o: &ServerOptions) -> String {
     let total = u64::from(o.processes) * u64::from(o.threads);
-    let max_clients = o.max_clients.map_or(10 + 10.max(total * 3 / 2), u64::from);
+    let max_clients = o.max_clients.map_or(10 + 10.max(total * 3 / 2), |given| u64::from(given).max(total));
     let spare = o.spare_workers;
     // int(fraction * n), as the original truncates.
     let part = |fraction: f64, n: u64| (fraction * n as f64) as u64;
@@ -238,6 +238,20 @@ mod tests {
         for want in ["ServerLimit 20", "MaxRequestWorkers 20", "StartServers 1", "MinSpareServers 1", "MaxSpareServers 2"] {
             assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn max_clients_is_at_least_the_daemons_threads_as_the_original() {
+        // 4 x 10 threads: --max-clients 5 still gives 40 (4 children of 40 / 3 threads).
+        let text = mpm_section(&opts(&["start-server", "--processes", "4", "--threads", "10", "--max-clients", "5", "a.wsgi"]));
+        for want in ["ServerLimit 4", "ThreadsPerChild 13", "MaxRequestWorkers 52"] {
+            assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
+        }
+        let text = mpm_section(&opts(&["start-server", "--mpm", "prefork", "--threads", "10", "--max-clients", "3", "a.wsgi"]));
+        assert!(text.lines().any(|l| l == "MaxRequestWorkers 10"), "{text}");
+        // Given more, it is taken as it is.
+        let text = mpm_section(&opts(&["start-server", "--mpm", "prefork", "--max-clients", "33", "a.wsgi"]));
+        assert!(text.lines().any(|l| l == "MaxRequestWorkers 33"), "{text}");
     }
 
     #[test]

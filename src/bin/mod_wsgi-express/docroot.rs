@@ -5,8 +5,8 @@
 //! `--directory-index`, `--directory-listing`, `--allow-override`, `--rewrite-rules`,
 //! `--add-handler`, `--with-cgi`, and the site's `--error-document`s.
 
-use crate::cli::{App, Raw, ServerOptions, UsageError};
-use crate::template::{quote, quote_path};
+use crate::cli::{App, Flag, Raw, ServerOptions, UsageError};
+use crate::conf_syntax::{check_text, quote, quote_path, utf8};
 use std::path::{Path, PathBuf};
 
 /// The handler name the rewrite rule gives requests for the application, as the original's.
@@ -121,12 +121,12 @@ pub fn directives(o: &ServerOptions, document_root: &Path) -> Result<String, Str
 /// The original's fallback: under the mount point, a request that is not a file (nor, with a
 /// directory index, a directory) gets the application's handler.
 fn fallback(o: &ServerOptions, document_root: &Path) -> Result<String, String> {
-    let root = document_root.to_str().ok_or_else(|| format!("path '{}' is not valid UTF-8", document_root.display()))?;
+    let root = utf8(document_root)?;
     let mut rules = vec!["RewriteCond %{REQUEST_FILENAME} !-f".to_string()];
     if o.docroot.index.is_some() {
         rules.push("RewriteCond %{REQUEST_FILENAME} !-d".to_string());
     }
-    if o.flag("server-status") {
+    if o.flag(Flag::ServerStatus) {
         rules.push("RewriteCond %{REQUEST_URI} !^/server-status$".to_string());
     }
     rules.push(format!("RewriteRule .* - [H={APP_HANDLER}]"));
@@ -150,7 +150,7 @@ pub fn error_documents(o: &ServerOptions) -> Result<String, String> {
     for (status, document) in &o.docroot.error_documents {
         let plain = (document.starts_with('/') || document.starts_with("http://") || document.starts_with("https://"))
             && !document.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\');
-        let document = if plain { document.clone() } else { quote(document)? };
+        let document = if plain { check_text(document).map(|()| document.clone())? } else { quote(document)? };
         text.push_str(&format!("ErrorDocument {status} {document}\n"));
     }
     Ok(text)

@@ -3,7 +3,7 @@
 //! `--*-log-name`, `--*-log-format`, `--rotate-logs` and `--pid-file` arrange them.
 
 use crate::cli::{Raw, ServerOptions, UsageError};
-use crate::template::{quote, quote_escaped, quote_path};
+use crate::conf_syntax::{quote, quote_escaped, quote_path, utf8};
 use std::path::{Path, PathBuf};
 
 /// The log options other than the switches `ServerOptions` keeps (`--log-to-terminal`,
@@ -33,12 +33,6 @@ impl Logs {
             }
             Ok(name)
         };
-        for option in ["rotatelogs-executable", "max-log-size"] {
-            raw.needs(option, "rotate-logs")?;
-        }
-        raw.needs("access-log-format", "access-log")?;
-        raw.needs("access-log-name", "access-log")?;
-        raw.needs("startup-log-name", "startup-log")?;
         Ok(Logs {
             directory: raw.path("log-directory"),
             error_name: name("error-log-name")?,
@@ -121,13 +115,14 @@ fn target(o: &ServerOptions, root: &Path, name: &str, terminal: &str) -> Result<
         return quote_path(&file);
     }
     let program = o.logs.rotatelogs.as_deref().ok_or("the rotatelogs program was not resolved")?;
-    let word = |path: &Path| -> Result<String, String> {
-        let text = path.to_str().ok_or_else(|| format!("path '{}' is not valid UTF-8", path.display()))?;
+    let word = |text: &str| -> Result<String, String> {
         if text.contains('\'') {
             return Err(format!("'{text}' cannot be passed to rotatelogs (it holds a single quote)"));
         }
         Ok(format!("'{text}'"))
     };
-    let pattern = PathBuf::from(format!("{}.%Y-%m-%d-%H_%M_%S", file.display()));
-    quote(&format!("|{} {} {}M", word(program)?, word(&pattern)?, o.number("max-log-size")))
+    // rotatelogs passes the whole pattern through strftime: a '%' of the path is doubled to
+    // stay itself.
+    let pattern = format!("{}.%Y-%m-%d-%H_%M_%S", utf8(&file)?.replace('%', "%%"));
+    quote(&format!("|{} {} {}M", word(utf8(program)?)?, word(&pattern)?, o.number("max-log-size")))
 }

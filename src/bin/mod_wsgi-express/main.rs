@@ -10,6 +10,7 @@
 mod accounts;
 mod auth;
 mod cli;
+mod conf_syntax;
 mod daemon;
 mod docroot;
 mod locale;
@@ -23,6 +24,13 @@ mod tls;
 
 use cli::Command;
 use std::process::ExitCode;
+
+/// Options ignored as the original ignores them: said on stderr, one line each.
+fn warn(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("mod_wsgi-express: warning: {warning}");
+    }
+}
 
 fn main() -> ExitCode {
     let mut args = Vec::new();
@@ -45,8 +53,14 @@ fn main() -> ExitCode {
         Ok(Command::InstallModule { modules_directory, python_home }) => {
             module::install_module(modules_directory.as_deref(), python_home.as_deref()).map(|text| print!("{text}"))
         }
-        Ok(Command::StartServer(opts)) => setup::start_server(*opts),
-        Ok(Command::SetupServer(opts)) => setup::setup_server(*opts),
+        Ok(Command::StartServer(opts)) => {
+            warn(&opts.warnings);
+            setup::start_server(*opts)
+        }
+        Ok(Command::SetupServer(opts)) => {
+            warn(&opts.warnings);
+            setup::setup_server(*opts)
+        }
         Err(usage) => {
             eprintln!("mod_wsgi-express: {}\n{}", usage.message, usage.usage);
             return ExitCode::from(2);

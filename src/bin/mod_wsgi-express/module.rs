@@ -3,7 +3,7 @@
 //! `module-location`), and copying it into Apache's modules directory (`install-module`), as the
 //! original's commands of those names do.
 
-use crate::template;
+use crate::conf_syntax::quote_path;
 use std::env;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -71,13 +71,13 @@ pub fn module_config(python_home: Option<&Path>) -> Result<String, String> {
 
 /// `LoadModule` for `module`, and `WSGIPythonHome` (given, else this binary's environment).
 fn load_lines(module: &Path, python_home: Option<&Path>) -> Result<String, String> {
-    let mut out = format!("LoadModule wsgi_module {}\n", template::quote_path(module)?);
+    let mut out = format!("LoadModule wsgi_module {}\n", quote_path(module)?);
     let home = match python_home {
         Some(home) => Some(std::path::absolute(home).map_err(|e| format!("{}: {e}", home.display()))?),
         None => venv_home(),
     };
     if let Some(home) = home {
-        out.push_str(&format!("WSGIPythonHome {}\n", template::quote_path(&home)?));
+        out.push_str(&format!("WSGIPythonHome {}\n", quote_path(&home)?));
     }
     Ok(out)
 }

@@ -13,7 +13,7 @@
 //! `resource.wsgi` serves `--add-handler` extensions: each one's script, executed once, gets
 //! the requests for files ending in it, through its `handle_request` (else `application`).
 
-use crate::cli::{App, ServerOptions};
+use crate::cli::{App, Flag, List, ServerOptions};
 use std::path::{Path, PathBuf};
 
 /// A Python string literal of `text` (any Python from 2.7 on reads it the same way).
@@ -33,7 +33,7 @@ pub fn py_str(text: &str) -> String {
 }
 
 fn py_path(path: &Path) -> Result<String, String> {
-    path.to_str().map(py_str).ok_or_else(|| format!("path '{}' is not valid UTF-8", path.display()))
+    crate::conf_syntax::utf8(path).map(py_str)
 }
 
 fn py_bool(value: bool) -> &'static str {
@@ -52,19 +52,19 @@ pub fn handler(o: &ServerOptions) -> Result<String, String> {
         App::Paste(path) => ("paste", py_path(path)?),
         App::Static(_) => return Err("a static site has no handler script".to_string()),
     };
-    let aliases = o.list("server-alias").join(" ");
+    let aliases = o.list(List::ServerAlias).join(" ");
     let settings = format!(
         "ENTRY_TYPE = {}\nENTRY_POINT = {entry}\nCALLABLE_OBJECT = {}\nMOUNT_POINT = {}\n\
          WATCH_ENTRY_POINT = {}\nRELOAD_ON_CHANGES = {}\nSERVER_NAME = {}\nSERVER_ALIASES = {}\n",
         py_str(kind),
         py_str(&o.callable_object),
         py_str(&o.mount_point),
-        py_bool(!o.flag("disable-reloading")),
-        py_bool(o.flag("reload-on-changes")),
+        py_bool(!o.flag(Flag::DisableReloading)),
+        py_bool(o.flag(Flag::ReloadOnChanges)),
         py_str(&o.server_name),
         py_str(&aliases),
     );
-    Ok(format!("{HEADER}{settings}{HANDLER_BODY}"))
+    Ok(format!("{HEADER}{settings}{HANDLER_BODY}{MONITOR}{HANDLER_REST}"))
 }
 
 /// The text of `resource.wsgi` for the `--add-handler` scripts (absolute paths).
@@ -89,7 +89,91 @@ os.environ['MOD_WSGI_SERVER_NAME'] = SERVER_NAME
 os.environ['MOD_WSGI_SERVER_ALIASES'] = SERVER_ALIASES
 if RELOAD_ON_CHANGES:
     os.environ['MOD_WSGI_RELOADER_ENABLED'] = 'true'
+"#;
 
+/// The change monitor (and `_source`, which the loader uses too): needs `os`, `signal`, `sys`,
+/// `threading`, `RELOAD_ON_CHANGES` and, when it runs, `_entry_file`.
+const MONITOR: &str = r#"
+
+def _source(path):
+    """The source file of a module's file (a .pyc's .py beside it, as the original)."""
+    if path and path.endswith(('.pyc', '.pyo')):
+        return path[:-1]
+    return path
+
+
+class _Monitor(object):
+    """The original's change monitor, for a daemon process: on a change, SIGINT to itself.
+    A module that cannot be looked at (an odd __file__, a lazy module whose attributes raise)
+    is said once in the log and skipped: nothing may end the monitor's thread."""
+
+    def __init__(self):
+        self.times = {}
+        self.reported = set()
+        self.stopping = threading.Event()
+
+    def report(self, what, exc):
+        try:
+            key = '%s: %r' % (what, exc)
+            if key not in self.reported:
+                self.reported.add(key)
+                sys.stderr.write('mod_wsgi-express monitor (pid=%d): cannot check %s\n' % (os.getpid(), key))
+                sys.stderr.flush()
+        except Exception:
+            pass
+
+    def files(self):
+        if _entry_file:
+            yield _entry_file
+        if RELOAD_ON_CHANGES:
+            for name, module in list(sys.modules.items()):
+                try:
+                    path = _source(getattr(module, '__file__', None))
+                    if path and not isinstance(path, str):
+                        raise TypeError('__file__ is %r' % (path,))
+                except Exception as exc:
+                    self.report('module %s' % (name,), exc)
+                    continue
+                if path:
+                    yield path
+
+    def changed(self, path):
+        """A different modification time than first seen, or gone after being seen."""
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            return path in self.times
+        return self.times.setdefault(path, mtime) != mtime
+
+    def check(self):
+        """The first file that changed, if any."""
+        for path in self.files():
+            try:
+                if self.changed(path):
+                    return path
+            except Exception as exc:
+                self.report('file %r' % (path,), exc)
+        return None
+
+    def run(self):
+        while True:
+            try:
+                path = self.check()
+            except Exception as exc:
+                self.report('the loaded modules', exc)
+                path = None
+            if path:
+                prefix = 'mod_wsgi-express monitor (pid=%d):' % os.getpid()
+                sys.stderr.write('%s Change detected to "%s"; restarting the process.\n' % (prefix, path))
+                sys.stderr.flush()
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            self.stopping.wait(1.0)
+            if self.stopping.is_set():
+                return
+"#;
+
+const HANDLER_REST: &str = r#"
 
 def _load():
     """The application, and the file whose change means it must be loaded again."""
@@ -110,13 +194,6 @@ def _load():
     return getattr(module, CALLABLE_OBJECT), ENTRY_POINT
 
 
-def _source(path):
-    """The source file of a module's file (a .pyc's .py beside it, as the original)."""
-    if path and path.endswith(('.pyc', '.pyo')):
-        return path[:-1]
-    return path
-
-
 application, _entry_file = _load()
 
 
@@ -133,44 +210,6 @@ def handle_request(environ, start_response):
         environ['SCRIPT_NAME'] = prefix
     environ['PATH_INFO'] = path
     return application(environ, start_response)
-
-
-class _Monitor(object):
-    """The original's change monitor, for a daemon process: on a change, SIGINT to itself."""
-
-    def __init__(self):
-        self.times = {}
-        self.stopping = threading.Event()
-
-    def files(self):
-        if _entry_file:
-            yield _entry_file
-        if RELOAD_ON_CHANGES:
-            for module in list(sys.modules.values()):
-                path = _source(getattr(module, '__file__', None))
-                if path:
-                    yield path
-
-    def changed(self, path):
-        """A different modification time than first seen, or gone after being seen."""
-        try:
-            mtime = os.stat(path).st_mtime
-        except OSError:
-            return path in self.times
-        return self.times.setdefault(path, mtime) != mtime
-
-    def run(self):
-        while True:
-            for path in self.files():
-                if self.changed(path):
-                    prefix = 'mod_wsgi-express monitor (pid=%d):' % os.getpid()
-                    sys.stderr.write('%s Change detected to "%s"; restarting the process.\n' % (prefix, path))
-                    sys.stderr.flush()
-                    os.kill(os.getpid(), signal.SIGINT)
-                    return
-            self.stopping.wait(1.0)
-            if self.stopping.is_set():
-                return
 
 
 def _start_monitor():
@@ -248,6 +287,42 @@ mod tests {
         } else {
             Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
+    }
+
+    #[test]
+    fn an_odd_module_does_not_stop_the_monitor() {
+        let test = r#"
+import os, signal, sys, tempfile, threading, types
+RELOAD_ON_CHANGES = True
+_entry_file = None
+"#
+        .to_string()
+            + MONITOR
+            + r#"
+class Lazy(types.ModuleType):
+    def __getattr__(self, name):
+        raise RuntimeError('lazy module exploded')
+sys.modules['lazy'] = Lazy('lazy')
+odd = types.ModuleType('odd')
+odd.__file__ = 42
+sys.modules['odd'] = odd
+watched = tempfile.NamedTemporaryFile(suffix='.py', delete=False)
+good = types.ModuleType('good')
+good.__file__ = watched.name
+sys.modules['good'] = good
+monitor = _Monitor()
+assert monitor.check() is None
+assert monitor.check() is None
+os.utime(watched.name, (1, 1))
+assert monitor.check() == watched.name, 'a change after the odd modules is still seen'
+os.unlink(watched.name)
+"#;
+        let out = std::process::Command::new(env!("MOD_WSGI_DEFAULT_PYTHON")).args(["-c", &test]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("cannot check module lazy: RuntimeError('lazy module exploded')"), "{stderr}");
+        assert!(stderr.contains("cannot check module odd: "), "{stderr}");
+        assert_eq!(stderr.matches("module lazy").count(), 1, "said once: {stderr}");
     }
 
     #[test]

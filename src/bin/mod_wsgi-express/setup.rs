@@ -5,7 +5,7 @@
 //! pid is the pid the caller started: no supervisor in between to forward signals or lose them.
 
 use crate::accounts;
-use crate::cli::{App, ServerOptions};
+use crate::cli::{App, Flag, ServerOptions};
 use crate::template::{self, Site};
 use std::env;
 use std::fs;
@@ -80,7 +80,8 @@ fn run(mut opts: ServerOptions, setup_server: bool) -> Result<(), String> {
     };
     let conf_text = template::httpd_conf(&site)?;
     let conf = server_root.join("httpd.conf");
-    write_world_readable(&conf, &conf_text)?;
+    // Only Apache's parent reads it, as the user who starts it; it may hold --setenv values.
+    write_file(&conf, &conf_text, 0o600)?;
 
     let mut args = vec!["-f".to_string(), path_str(&conf)?];
     if let Some(log) = crate::logs::startup_log(&opts, &server_root) {
@@ -122,7 +123,7 @@ fn summary(opts: &ServerOptions, server_root: &Path, conf: &Path, document_root:
     if let Some(tls) = &opts.tls {
         summary.push_str(&format!("Server URL HTTPS : https://{}{}\n", template::listen_address(&opts.host, tls.port), opts.mount_point));
     }
-    if opts.flag("server-status") {
+    if opts.flag(Flag::ServerStatus) {
         summary.push_str(&format!("Server Status    : http://{}/server-status\n", template::listen_address(&opts.host, opts.port)));
     }
     summary.push_str(&format!("Server Root      : {}\nServer Conf      : {}\n", server_root.display(), conf.display()));
@@ -138,18 +139,18 @@ fn summary(opts: &ServerOptions, server_root: &Path, conf: &Path, document_root:
         summary.push_str(&format!("Startup Log File : {}\n", log.display()));
     }
     let (p, t) = (opts.processes, opts.threads);
-    let mode = match (&opts.app, opts.embedded) {
-        (App::Static(_), _) => "static files only",
-        (_, true) => "embedded",
-        (_, false) => "daemon",
+    let mode = match (opts.runs_python(), opts.embedded) {
+        (false, _) => "static files only",
+        (true, true) => "embedded",
+        (true, false) => "daemon",
     };
     summary.push_str(&format!("Operating Mode   : {mode}\n"));
-    if !matches!(opts.app, App::Static(_)) {
+    if opts.runs_python() {
         summary.push_str(&format!("Request Capacity : {} ({p} process{} * {t} threads)\n", p * t, if p == 1 { "" } else { "es" }));
     }
     if opts.daemon_mode() {
         summary.push_str(&format!("Process Group    : {}\nRequest Timeout  : {} (seconds)\n", crate::daemon::group_name(opts), opts.number("request-timeout")));
-        if opts.flag("reload-on-changes") {
+        if opts.flag(Flag::ReloadOnChanges) {
             summary.push_str("Reloading        : on changes of any loaded Python file\n");
         }
     }
@@ -199,13 +200,14 @@ fn document_root(opts: &ServerOptions, server_root: &Path) -> Result<PathBuf, St
     Ok(dir)
 }
 
-/// `handler.wsgi` and `resource.wsgi` in the server root, when the configuration uses them.
+/// `handler.wsgi` and `resource.wsgi` in the server root, when the configuration uses them:
+/// readable by all, for the daemons and children run as another user (`--user`) load them.
 fn write_scripts(opts: &ServerOptions, server_root: &Path) -> Result<(), String> {
     if opts.uses_handler_script() {
-        write_world_readable(&server_root.join("handler.wsgi"), &crate::scripts::handler(opts)?)?;
+        write_file(&server_root.join("handler.wsgi"), &crate::scripts::handler(opts)?, 0o644)?;
     }
     if !opts.docroot.handlers.is_empty() {
-        write_world_readable(&server_root.join("resource.wsgi"), &crate::scripts::resources(&opts.docroot.handlers)?)?;
+        write_file(&server_root.join("resource.wsgi"), &crate::scripts::resources(&opts.docroot.handlers)?, 0o644)?;
     }
     Ok(())
 }
@@ -313,24 +315,113 @@ fn existing_file(file: &mut PathBuf, option: &str) -> Result<(), String> {
 /// `--application-type paste` loads the file with PasteDeploy in the application's Python:
 /// without it every request would fail, so its absence is said now. The Python is the
 /// `--python-home`'s, else the engine's own, looking where the application will
-/// (`--python-path`, the working directory).
+/// (`--python-path`, the working directory, the interpreter's own path and site directories).
+///
+/// Nothing is imported to find it: express may run as root, and importing from the project's
+/// directories (or running a `sitecustomize`, a `.pth` file's code) would run the project's
+/// code as root. The interpreter is only asked for its own path, with `-I` (no `PYTHON*`
+/// variables, no current directory, no user site) and `-S` (no `site`: no `.pth` file run);
+/// the site directories' `.pth` files are read for their directory lines, as `site` would add
+/// them, and the directories are looked at for `paste/deploy`.
 fn check_paste_deploy(opts: &ServerOptions) -> Result<(), String> {
     let python = match &opts.python_home {
         Some(home) => ["bin/python3", "bin/python"].iter().map(|p| home.join(p)).find(|p| p.is_file()).unwrap_or_else(|| home.join("bin/python")),
         None => PathBuf::from(env!("MOD_WSGI_DEFAULT_PYTHON")),
     };
-    let mut path: Vec<PathBuf> = opts.python_path.clone();
-    path.extend(opts.working_directory.clone());
-    let joined = env::join_paths(&path).map_err(|e| format!("--python-path: {e}"))?;
-    let out = Command::new(&python).args(["-c", "import paste.deploy"]).env("PYTHONPATH", joined).output();
-    match out {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(_) => Err(format!(
-            "--application-type paste needs PasteDeploy, which {} cannot import: install it (pip install PasteDeploy) into the application's Python",
-            python.display()
-        )),
-        Err(e) => Err(format!("--application-type paste: cannot run {} to look for PasteDeploy: {e}", python.display())),
+    let out = Command::new(&python)
+        .args(["-I", "-S", "-c", INTERPRETER_PATH])
+        .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("--application-type paste: cannot run {} to look for PasteDeploy: {e}", python.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "--application-type paste: {} did not say where it looks for modules: {}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
+    let mut dirs: Vec<PathBuf> = opts.python_path.clone();
+    dirs.extend(opts.working_directory.clone());
+    dirs.extend(interpreter_dirs(&out.stdout, euid() != 0));
+    if dirs.iter().any(|dir| has_paste_deploy(dir)) {
+        return Ok(());
+    }
+    Err(format!(
+        "--application-type paste needs PasteDeploy, which {} cannot import: install it (pip install PasteDeploy) into the application's Python",
+        python.display()
+    ))
+}
+
+/// Run by `python -I -S`: its `sys.path` (the standard library's directories), then its site
+/// directories as `site` would add them (a virtual environment's first), each as `P<dir>` or
+/// `S<dir>` (site) or `U<dir>` (the user's site), separated by NULs. Only the standard
+/// library is imported.
+const INTERPRETER_PATH: &str = r#"
+import os, site, sys
+out = ['P' + d for d in sys.path if d]
+prefixes = [sys.prefix, sys.exec_prefix]
+venv = os.path.dirname(os.path.dirname(os.path.abspath(sys.executable)))
+if os.path.isfile(os.path.join(venv, 'pyvenv.cfg')):
+    prefixes.insert(0, venv)
+try:
+    out += ['S' + d for d in site.getsitepackages(prefixes)]
+except Exception:
+    pass
+try:
+    out.append('U' + site.getusersitepackages())
+except Exception:
+    pass
+sys.stdout.write('\0'.join(out))
+"#;
+
+/// The directories of [`INTERPRETER_PATH`]'s output, with those the site directories' `.pth`
+/// files name; the user's site only when `user_site` (the daemons run as this user).
+fn interpreter_dirs(output: &[u8], user_site: bool) -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut dirs = Vec::new();
+    for entry in output.split(|b| *b == 0).filter(|e| e.len() > 1) {
+        let dir = PathBuf::from(std::ffi::OsStr::from_bytes(&entry[1..]));
+        match entry[0] {
+            b'P' => dirs.push(dir),
+            b'S' => {
+                dirs.extend(pth_dirs(&dir));
+                dirs.push(dir);
+            }
+            b'U' if user_site => {
+                dirs.extend(pth_dirs(&dir));
+                dirs.push(dir);
+            }
+            _ => {}
+        }
+    }
+    dirs
+}
+
+/// The directories the `.pth` files of a site directory add, as `site.addpackage` reads them
+/// (their `import` lines, which it would run, are skipped).
+fn pth_dirs(site_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(site_dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "pth")).collect();
+    files.sort();
+    let mut dirs = Vec::new();
+    for file in files {
+        let Ok(text) = fs::read_to_string(&file) else { continue };
+        for line in text.lines() {
+            let line = line.trim_end();
+            if line.is_empty() || line.starts_with('#') || line.starts_with("import ") || line.starts_with("import\t") {
+                continue;
+            }
+            dirs.push(site_dir.join(line));
+        }
+    }
+    dirs
+}
+
+/// Whether `paste.deploy` would be found in `dir` (a package or a module).
+fn has_paste_deploy(dir: &Path) -> bool {
+    let paste = dir.join("paste");
+    paste.join("deploy").join("__init__.py").is_file() || paste.join("deploy.py").is_file()
 }
 
 /// The daemon sockets are `DIR/wsgi.PID.GENERATION.N.sock`; a Unix socket path has at most
@@ -350,24 +441,58 @@ fn check_socket_path(dir: &Path) -> Result<(), String> {
 
 /// Creates the server root 0755 (children running as another user must traverse it) or checks
 /// an existing one. The default lives in the shared /tmp under a predictable name, so there it
-/// must be a real directory owned by us and writable by nobody else, or another local user
-/// could have planted it (and with it our config and logs).
+/// is created without following anything (`mkdir`, not the recursive kind, which accepts
+/// whatever is there), and then, created or found, must be a real directory (not a symlink)
+/// owned by us and writable by nobody else, or another local user could have planted it (and
+/// with it our config and logs).
 fn prepare_root(root: &Path, is_default: bool) -> Result<(), String> {
+    if is_default {
+        return prepare_shared_root(root);
+    }
     match fs::symlink_metadata(root) {
-        Ok(meta) if is_default => {
-            if !meta.file_type().is_dir() || meta.uid() != euid() || meta.mode() & 0o022 != 0 {
-                return Err(format!(
-                    "refusing to use server root {}: not a directory owned by you and writable only by you; remove it or pass --server-root",
-                    root.display()
-                ));
-            }
-            Ok(())
-        }
         Ok(_) if root.is_dir() => Ok(()),
         Ok(_) => Err(format!("server root {} exists and is not a directory", root.display())),
         Err(e) if e.kind() == ErrorKind::NotFound => make_dir(root),
         Err(e) => Err(format!("server root {}: {e}", root.display())),
     }
+}
+
+/// [`prepare_root`] for the default server root, in the shared /tmp.
+fn prepare_shared_root(root: &Path) -> Result<(), String> {
+    let created = match fs::DirBuilder::new().mode(0o755).create(root) {
+        Ok(()) => true,
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(format!("cannot create {}: {e}", root.display())),
+    };
+    let refuse = |why: &str| {
+        format!("refusing to use server root {}: {why}; it must be a directory owned by you and writable only by you: remove it or pass --server-root", root.display())
+    };
+    // Opened without following a symlink, then checked and changed through that descriptor:
+    // what is checked is what is used.
+    let dir = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(root)
+        .map_err(|e| match e.raw_os_error() {
+            // Linux says ENOTDIR for a symlink opened with both flags, ELOOP with O_NOFOLLOW alone.
+            Some(libc::ELOOP | libc::ENOTDIR) if fs::symlink_metadata(root).is_ok_and(|m| m.file_type().is_symlink()) => {
+                refuse("it is a symbolic link")
+            }
+            Some(libc::ELOOP | libc::ENOTDIR) => refuse("it is not a directory"),
+            _ => format!("server root {}: {e}", root.display()),
+        })?;
+    let meta = dir.metadata().map_err(|e| format!("server root {}: {e}", root.display()))?;
+    if meta.uid() != euid() {
+        return Err(refuse(&format!("it belongs to user id {}", meta.uid())));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(refuse(&format!("others may write to it (mode {:o})", meta.mode() & 0o7777)));
+    }
+    if created {
+        // The umask may have taken the search bits Apache's children need.
+        dir.set_permissions(fs::Permissions::from_mode(0o755)).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    }
+    Ok(())
 }
 
 /// Creates a directory (and its parents) 0755 regardless of the umask; an existing one is left
@@ -381,14 +506,15 @@ fn make_dir(dir: &Path) -> Result<(), String> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(fail)
 }
 
-/// Writes a file 0644 regardless of the umask, replacing any old one atomically.
-fn write_world_readable(path: &Path, text: &str) -> Result<(), String> {
+/// Writes a file with `mode` regardless of the umask, replacing any old one atomically (a
+/// reader never sees it half written, nor with another mode).
+fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), String> {
     let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    let tmp = path.with_extension("conf.tmp");
+    let tmp = path.with_extension("express.tmp");
     let _ = fs::remove_file(&tmp);
-    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp).map_err(fail)?;
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).map_err(fail)?;
     file.write_all(text.as_bytes()).map_err(fail)?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).map_err(fail)?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(fail)?;
     fs::rename(&tmp, path).map_err(fail)
 }
 
@@ -415,8 +541,7 @@ fn apachectl(httpd: &Path, argv0: &str, args: &[String], locale: &str) -> Result
 }
 
 fn write_executable(path: &Path, text: &str) -> Result<(), String> {
-    write_world_readable(path, text)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(|e| format!("{}: {e}", path.display()))
+    write_file(path, text, 0o755)
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, String> {
@@ -424,7 +549,7 @@ fn absolute(path: &Path) -> Result<PathBuf, String> {
 }
 
 fn path_str(path: &Path) -> Result<String, String> {
-    path.to_str().map(str::to_string).ok_or_else(|| format!("path '{}' is not valid UTF-8", path.display()))
+    crate::conf_syntax::utf8(path).map(str::to_string)
 }
 
 /// Quotes a word for a POSIX shell, only when needed, so the printed command can be pasted.
@@ -447,4 +572,98 @@ fn uid() -> u32 {
 fn euid() -> u32 {
     // SAFETY: geteuid takes no arguments, cannot fail and touches no memory of ours.
     unsafe { libc::geteuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system's temporary directory, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir = env::temp_dir().join(format!("express-unit-{tag}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.0.join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, text).unwrap();
+            path
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn the_shared_server_root_must_be_a_directory_of_ours_writable_only_by_us() {
+        let d = Scratch::new("root");
+        let mode = |p: &Path| fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+        // Created, 0755 whatever the umask.
+        let root = d.0.join("new");
+        prepare_root(&root, true).unwrap();
+        assert_eq!(mode(&root), 0o755);
+        // Found again: used as it is.
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
+        prepare_root(&root, true).unwrap();
+        assert_eq!(mode(&root), 0o700, "an existing root's mode is its owner's business");
+        // Writable by others, a symlink (even to a good directory), a file: refused.
+        let open = d.0.join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(prepare_root(&open, true).unwrap_err().contains("others may write"));
+        let link = d.0.join("link");
+        std::os::unix::fs::symlink(&root, &link).unwrap();
+        assert!(prepare_root(&link, true).unwrap_err().contains("symbolic link"));
+        let file = d.write("file", "");
+        assert!(prepare_root(&file, true).unwrap_err().contains("not a directory"));
+        // Another user's.
+        if euid() == 0 {
+            let theirs = d.0.join("theirs");
+            fs::create_dir(&theirs).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+            assert!(prepare_root(&theirs, true).unwrap_err().contains("belongs to user id 65534"));
+        }
+        // Under a directory that does not exist: not created (/tmp is always there).
+        assert!(prepare_root(&d.0.join("a/b"), true).unwrap_err().contains("cannot create"));
+    }
+
+    #[test]
+    fn paste_deploy_is_found_by_its_files() {
+        let d = Scratch::new("paste");
+        d.write("pkg/paste/deploy/__init__.py", "");
+        d.write("mod/paste/deploy.py", "");
+        d.write("none/paste/__init__.py", "");
+        assert!(has_paste_deploy(&d.0.join("pkg")) && has_paste_deploy(&d.0.join("mod")));
+        assert!(!has_paste_deploy(&d.0.join("none")) && !has_paste_deploy(&d.0.join("missing")));
+    }
+
+    #[test]
+    fn site_directories_add_their_pth_directories_without_running_them() {
+        let d = Scratch::new("pth");
+        d.write("site/a.pth", "# a comment\n\nextra\nimport os; os.system('touch ran')\n/abs/dir\n");
+        let site = d.0.join("site");
+        assert_eq!(pth_dirs(&site), [site.join("extra"), PathBuf::from("/abs/dir")]);
+        let output = format!("P/usr/lib/python3.11\0S{}\0U/home/u/.local/lib/python3.11/site-packages", site.display());
+        let dirs = interpreter_dirs(output.as_bytes(), false);
+        assert_eq!(dirs, [PathBuf::from("/usr/lib/python3.11"), site.join("extra"), PathBuf::from("/abs/dir"), site.clone()]);
+        let dirs = interpreter_dirs(output.as_bytes(), true);
+        assert_eq!(dirs.last(), Some(&PathBuf::from("/home/u/.local/lib/python3.11/site-packages")));
+    }
+
+    #[test]
+    fn the_interpreter_says_its_path_without_the_current_directory() {
+        let out = Command::new(env!("MOD_WSGI_DEFAULT_PYTHON")).args(["-I", "-S", "-c", INTERPRETER_PATH]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let dirs = interpreter_dirs(&out.stdout, true);
+        assert!(dirs.iter().any(|d| d.join("os.py").is_file()), "no standard library in {dirs:?}");
+        assert!(dirs.iter().all(|d| d.is_absolute()), "{dirs:?}");
+    }
 }

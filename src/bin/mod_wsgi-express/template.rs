@@ -6,7 +6,8 @@
 //! come from their own files: `logs.rs`, `docroot.rs`, `tls.rs` (virtual hosts), `auth.rs`,
 //! `daemon.rs`.
 
-use crate::cli::{App, Mpm, ServerOptions};
+use crate::cli::{App, Flag, List, Mpm, ServerOptions};
+use crate::conf_syntax::{check_text, quote, quote_path, utf8};
 use crate::docroot;
 use std::path::Path;
 
@@ -28,30 +29,6 @@ pub struct Site<'a> {
     /// The document root: `--document-root`, the static directory, else `htdocs` in the
     /// server root (empty, as the original's).
     pub document_root: &'a Path,
-}
-
-/// Quotes a word for Apache's config parser. Quotes, backslashes and line breaks cannot be
-/// expressed safely in a quoted word, so they are refused instead of escaped.
-pub fn quote(text: &str) -> Result<String, String> {
-    if text.contains(['"', '\\', '\n', '\r', '\0']) {
-        return Err(format!("'{}' cannot be written into an Apache configuration (quote, backslash or line break)", text.escape_debug()));
-    }
-    Ok(format!("\"{text}\""))
-}
-
-/// Quotes a format (`LogFormat`, `ErrorLogFormat`), whose quotes and backslashes are part of
-/// the value: escaped as Apache's parser reads them back (`\"` and `\\`). Line breaks are
-/// refused.
-pub fn quote_escaped(text: &str) -> Result<String, String> {
-    if text.contains(['\n', '\r', '\0']) {
-        return Err(format!("'{}' cannot be written into an Apache configuration (line break)", text.escape_debug()));
-    }
-    Ok(format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")))
-}
-
-pub fn quote_path(path: &Path) -> Result<String, String> {
-    let text = path.to_str().ok_or_else(|| format!("path '{}' is not valid UTF-8", path.display()))?;
-    quote(text)
 }
 
 /// `Listen` address: IPv6 literals need brackets before the port.
@@ -92,6 +69,8 @@ fn server_section(site: &Site) -> Result<String, String> {
     let mut text = format!("ServerRoot {}\nDefaultRuntimeDir {}\n", quote_path(root)?, quote_path(root)?);
     text.push_str(&format!("PidFile {}\n", quote_path(&crate::logs::pid_file(o, root))?));
     text.push_str(&format!("ServerName {}\n", quote(&o.server_name)?));
+    // As the original: no version in the Server header, no signature on Apache's own pages.
+    text.push_str("ServerTokens ProductOnly\nServerSignature Off\n");
     text.push_str(&format!("Listen {}\n", quote(&listen_address(&o.host, o.port))?));
     Ok(text)
 }
@@ -106,18 +85,18 @@ fn standard_modules(site: &Site) -> Vec<(&'static str, &'static str)> {
     let wanted = [
         (!o.url_aliases.is_empty() || www, ("alias", "mod_alias.so")),
         (o.access_log, ("log_config", "mod_log_config.so")),
-        (!o.setenv.is_empty() || !o.list("passenv").is_empty(), ("env", "mod_env.so")),
+        (!o.setenv.is_empty() || !o.list(List::PassEnv).is_empty(), ("env", "mod_env.so")),
         (o.compress_responses, ("filter", "mod_filter.so")),
         (o.compress_responses, ("deflate", "mod_deflate.so")),
         (site.run_as.is_some(), ("unixd", "mod_unixd.so")),
         (o.serves_document_root() && has_app || o.docroot.rewrite_rules.is_some() || tls.is_some_and(|t| t.https_only), ("rewrite", "mod_rewrite.so")),
         (o.serves_document_root(), ("dir", "mod_dir.so")),
         (o.docroot.listing, ("autoindex", "mod_autoindex.so")),
-        (o.flag("server-status") || o.flag("allow-localhost"), ("authz_host", "mod_authz_host.so")),
-        (o.flag("server-status") || o.flag("server-metrics"), ("status", "mod_status.so")),
+        (o.flag(Flag::ServerStatus) || o.flag(Flag::AllowLocalhost), ("authz_host", "mod_authz_host.so")),
+        (o.flag(Flag::ServerStatus) || o.flag(Flag::ServerMetrics), ("status", "mod_status.so")),
         (tls.is_some(), ("ssl", "mod_ssl.so")),
         (tls.is_some_and(|t| t.hsts_policy.is_some()), ("headers", "mod_headers.so")),
-        (o.flag("http2"), ("http2", "mod_http2.so")),
+        (o.flag(Flag::Http2), ("http2", "mod_http2.so")),
         (o.docroot.with_cgi && o.mpm != Mpm::Prefork, ("cgid", "mod_cgid.so")),
         (o.docroot.with_cgi && o.mpm == Mpm::Prefork, ("cgi", "mod_cgi.so")),
     ];
@@ -157,22 +136,25 @@ fn settings_section(site: &Site) -> Result<String, String> {
         seconds => text.push_str(&format!("KeepAlive On\nKeepAliveTimeout {seconds}\n")),
     }
     text.push_str(&format!("LimitRequestBody {}\n", o.number("limit-request-body")));
-    text.push_str(&format!("RequestReadTimeout {} {}\n", read_timeout(o, "header"), read_timeout(o, "body")));
-    if o.flag("http2") {
+    let timeouts: Vec<String> = ["header", "body"].into_iter().filter_map(|part| read_timeout(o, part)).collect();
+    if !timeouts.is_empty() {
+        text.push_str(&format!("RequestReadTimeout {}\n", timeouts.join(" ")));
+    }
+    if o.flag(Flag::Http2) {
         text.push_str("Protocols h2 h2c http/1.1\n");
     }
-    if o.flag("enable-sendfile") {
+    if o.flag(Flag::EnableSendfile) {
         text.push_str("EnableSendfile On\n");
     }
     Ok(text)
 }
 
 /// mod_reqtimeout's `header=` or `body=` word from `--header-timeout` and its friends, as the
-/// original builds it (`0`: no limit).
-fn read_timeout(o: &ServerOptions, part: &str) -> String {
+/// original builds it: none for a timeout of 0 (mod_reqtimeout's own default then applies).
+fn read_timeout(o: &ServerOptions, part: &str) -> Option<String> {
     let timeout = o.number(&format!("{part}-timeout"));
     if timeout == 0 {
-        return format!("{part}=0");
+        return None;
     }
     let mut word = format!("{part}={timeout}");
     match o.number(&format!("{part}-max-timeout")) {
@@ -183,7 +165,7 @@ fn read_timeout(o: &ServerOptions, part: &str) -> String {
         0 => {}
         rate => word.push_str(&format!(",MinRate={rate}")),
     }
-    word
+    Some(word)
 }
 
 /// What may be served from the file system: nothing by default, the document root, the
@@ -191,6 +173,9 @@ fn read_timeout(o: &ServerOptions, part: &str) -> String {
 fn files_section(site: &Site) -> Result<String, String> {
     let o = site.opts;
     let mut text = String::from("<Directory />\n    AllowOverride None\n    Require all denied\n</Directory>\n");
+    // .htaccess and .htpasswd files of the document root (and of the aliased directories) are
+    // never served.
+    text.push_str("<Files \".ht*\">\n    Require all denied\n</Files>\n");
     if o.serves_document_root() {
         text.push_str(&docroot::directives(o, site.document_root)?);
     } else {
@@ -228,7 +213,7 @@ fn wsgi_section(site: &Site) -> Result<String, String> {
         text.push_str(&format!("WSGIPythonHome {}\n", quote_path(home)?));
     }
     let home = o.working_directory.as_deref().ok_or("the working directory was not resolved")?;
-    if matches!(o.app, App::Static(_)) {
+    if !o.runs_python() {
         // No application: Python starts only for the access scripts, if any.
         text.push_str("WSGIRestrictEmbedded On\n");
     } else if o.embedded {
@@ -248,26 +233,27 @@ fn wsgi_section(site: &Site) -> Result<String, String> {
     if !matches!(o.app, App::Static(_)) {
         text.push_str(&application(site)?);
     }
+    text.push_str(&resource_handler(site)?);
     Ok(text)
 }
 
 /// Directives of the interpreters, each from one option.
 fn interpreter_settings(o: &ServerOptions) -> Result<String, String> {
     let mut text = String::new();
-    for spec in o.list("python-warnings") {
+    for spec in o.list(List::PythonWarnings) {
         text.push_str(&format!("WSGIPythonWarnings {}\n", quote(spec)?));
     }
     if let Some(seconds) = &o.switch_interval {
         text.push_str(&format!("WSGISwitchInterval {seconds}\n"));
     }
     let switches = [
-        ("server-metrics", "WSGIServerMetrics On\nExtendedStatus On"),
-        ("verbose-debugging", "WSGIVerboseDebugging On"),
-        ("orphan-interpreter", "WSGIDestroyInterpreter Off"),
-        ("disable-reloading", "WSGIScriptReloading Off"),
+        (Flag::ServerMetrics, "WSGIServerMetrics On\nExtendedStatus On"),
+        (Flag::VerboseDebugging, "WSGIVerboseDebugging On"),
+        (Flag::OrphanInterpreter, "WSGIDestroyInterpreter Off"),
+        (Flag::DisableReloading, "WSGIScriptReloading Off"),
     ];
-    for (name, lines) in switches {
-        if o.flag(name) {
+    for (flag, lines) in switches {
+        if o.flag(flag) {
             text.push_str(lines);
             text.push('\n');
         }
@@ -285,6 +271,7 @@ fn application_group(o: &ServerOptions) -> &str {
 /// `%{ENV:NAME}`...) as they are, a name quoted.
 fn group_word(name: &str) -> Result<String, String> {
     if name.starts_with("%{") {
+        check_text(name)?;
         Ok(name.to_string())
     } else {
         quote(name)
@@ -324,12 +311,21 @@ fn application(site: &Site) -> Result<String, String> {
     if o.uses_handler_script() && (group == "%{GLOBAL}" || !group.starts_with("%{")) {
         text.push_str(&format!("WSGIImportScript {} {options}\n", quote_path(&handler)?));
     }
-    if !o.docroot.handlers.is_empty() {
-        let resource = root.join("resource.wsgi");
-        let options = format!("{} \"application-group=%{{GLOBAL}}\"", quote(&format!("process-group={process}"))?);
-        text.push_str(&format!("WSGIHandlerScript {} {} {options}\n", docroot::RESOURCE_HANDLER, quote_path(&resource)?));
-    }
     Ok(text)
+}
+
+/// The handler of the `--add-handler` extensions (whose `AddHandler`s are the document root's),
+/// in the daemon group, or embedded in Apache's children, as the original: static sites
+/// included, whose handler scripts would otherwise be served as text.
+fn resource_handler(site: &Site) -> Result<String, String> {
+    let o = site.opts;
+    if o.docroot.handlers.is_empty() {
+        return Ok(String::new());
+    }
+    let process = if o.embedded { "%{GLOBAL}".to_string() } else { crate::daemon::group_name(o) };
+    let resource = site.server_root.join("resource.wsgi");
+    let options = format!("{} \"application-group=%{{GLOBAL}}\"", quote(&format!("process-group={process}"))?);
+    Ok(format!("WSGIHandlerScript {} {} {options}\n", docroot::RESOURCE_HANDLER, quote_path(&resource)?))
 }
 
 /// Per-request directives: the WSGI switches, proxies, environment, compression, access
@@ -337,34 +333,34 @@ fn application(site: &Site) -> Result<String, String> {
 fn requests_section(site: &Site) -> Result<String, String> {
     let o = site.opts;
     let mut text = String::new();
-    let switches = [("chunked-request", "WSGIChunkedRequest On"), ("error-override", "WSGIErrorOverride On"), ("enable-sendfile", "WSGIEnableSendfile On")];
-    for (name, line) in switches {
-        if o.flag(name) {
+    let switches = [(Flag::ChunkedRequest, "WSGIChunkedRequest On"), (Flag::ErrorOverride, "WSGIErrorOverride On"), (Flag::EnableSendfile, "WSGIEnableSendfile On")];
+    for (flag, line) in switches {
+        if o.flag(flag) {
             text.push_str(line);
             text.push('\n');
         }
     }
-    for (option, directive) in [("trust-proxy-header", "WSGITrustedProxyHeaders"), ("trust-proxy", "WSGITrustedProxies")] {
+    for (option, directive) in [(List::TrustProxyHeader, "WSGITrustedProxyHeaders"), (List::TrustProxy, "WSGITrustedProxies")] {
         let values = o.list(option);
         if !values.is_empty() {
             let words: Result<Vec<String>, String> = values.iter().map(|v| quote(v)).collect();
             text.push_str(&format!("{directive} {}\n", words?.join(" ")));
         }
     }
-    for url in o.list("ignore-activity") {
+    for url in o.list(List::IgnoreActivity) {
         text.push_str(&format!("<Location {}>\n    WSGIIgnoreActivity On\n</Location>\n", quote(url)?));
     }
     for (key, value) in &o.setenv {
         text.push_str(&format!("SetEnv {} {}\n", quote(key)?, quote(value)?));
     }
-    for name in o.list("passenv") {
+    for name in o.list(List::PassEnv) {
         text.push_str(&format!("PassEnv {}\n", quote(name)?));
     }
     if o.compress_responses {
         text.push_str(&format!("AddOutputFilterByType DEFLATE {}\n", COMPRESSED_TYPES.join(" ")));
     }
     text.push_str(&o.auth.directives(&format!("{}:{}", crate::daemon::host_label(o), o.port))?);
-    if o.flag("server-status") {
+    if o.flag(Flag::ServerStatus) {
         text.push_str("<Location /server-status>\n    SetHandler server-status\n    Require all denied\n    Require host localhost\n</Location>\n");
     }
     Ok(text)
@@ -380,7 +376,7 @@ const COMPRESSED_TYPES: &[&str] = &[
 pub fn python_path(dirs: &[std::path::PathBuf]) -> Result<String, String> {
     let mut parts = Vec::new();
     for p in dirs {
-        let text = p.to_str().ok_or_else(|| format!("path '{}' is not valid UTF-8", p.display()))?;
+        let text = utf8(p)?;
         if text.contains(':') {
             return Err(format!("--python-path '{text}' contains ':', which separates WSGIPythonPath entries"));
         }
@@ -507,6 +503,8 @@ mod tests {
             "WSGIPythonHome \"/opt/venv\"", "WSGIPythonPath \"/srv/work:/a:/b\"", "MaxConnectionsPerChild 50", "Alias \"/static\" \"/srv/static\"",
             "<Directory \"/srv/static\">", "LoadModule alias_module \"/usr/lib/apache2/modules/mod_alias.so\"",
             "User \"nobody\"", "Group \"nogroup\"", "ErrorLog /dev/stderr", "CustomLog /dev/stdout common",
+            // As the original, embedded: the script is not reloaded when it changes.
+            "WSGIScriptReloading Off",
         ] {
             assert!(l.contains(&want), "missing {want:?} in\n{text}");
         }
@@ -589,6 +587,17 @@ mod tests {
         o.app = App::Script(PathBuf::from("/srv/app.wsgi"));
         o.python_path = vec![PathBuf::from("/a:b")];
         assert!(error(&o).contains("contains ':'"));
+        // Apache would replace ${NAME} with a variable's value, in any word, quoted or not.
+        for words in [
+            &["--setenv", "TOKEN", "a${HOME}b"][..],
+            &["--error-document", "404", "/${X}.html"],
+            &["--application-group", "%{ENV:${X}}"],
+            &["--access-log", "--access-log-format", "%h ${X}"],
+            &["--url-alias", "/s", "/srv/${X}"],
+        ] {
+            let o = opts(&[&["start-server"][..], words, &["/srv/app.wsgi"]].concat());
+            assert!(error(&o).contains("'${...}'"), "{words:?}");
+        }
     }
 
     /// Whether every line of `want` is a line of `text` (trimmed).
@@ -607,12 +616,17 @@ mod tests {
             "RequestReadTimeout header=15-30,MinRate=500 body=15,MinRate=500",
             "LoadModule reqtimeout_module \"/usr/lib/apache2/modules/mod_reqtimeout.so\"",
             "WSGIPassAuthorization On", "WSGIMapHEADToGET Auto", "DocumentRoot \"/tmp/root/htdocs\"",
+            "ServerTokens ProductOnly", "ServerSignature Off", "<Files \".ht*\">",
         ]);
+        assert!(text.contains("<Files \".ht*\">\n    Require all denied\n</Files>"), "{text}");
         for absent in ["WSGIHandlerScript", "WSGIImportScript", "RewriteEngine", "VirtualHost", "SSLEngine", "WSGIChunkedRequest"] {
             assert!(!text.contains(absent), "unexpected {absent:?} in\n{text}");
         }
         let text = conf(&opts(&["start-server", "--keep-alive-timeout", "0", "--header-timeout", "0", "--body-max-timeout", "30", "--body-min-rate", "0", "x.wsgi"]), None);
-        assert_lines(&text, &["KeepAlive Off", "RequestReadTimeout header=0 body=15-30"]);
+        assert_lines(&text, &["KeepAlive Off", "RequestReadTimeout body=15-30"]);
+        // As the original: a timeout of 0 is left out, both and the directive is.
+        let text = conf(&opts(&["start-server", "--header-timeout", "0", "--body-timeout", "0", "x.wsgi"]), None);
+        assert!(!text.contains("RequestReadTimeout"), "{text}");
     }
 
     #[test]
@@ -681,6 +695,29 @@ mod tests {
     }
 
     #[test]
+    fn a_static_sites_add_handler_scripts_run_in_python() {
+        // Without the handler's definition, Apache would serve the scripts' source as text.
+        let o = opts(&["start-server", "--application-type", "static", "--add-handler", ".page", "/srv/page.py", "/srv/www"]);
+        assert!(o.runs_python() && o.daemon_mode());
+        let text = httpd_conf(&Site { document_root: Path::new("/srv/www"), ..site(&o) }).unwrap();
+        assert_lines(&text, &[
+            "AddHandler wsgi-resource \".page\"", "WSGIDaemonProcess \"localhost:8000\" \\", "WSGIRestrictEmbedded On",
+            "WSGIHandlerScript wsgi-resource \"/tmp/root/resource.wsgi\" \"process-group=localhost:8000\" \"application-group=%{GLOBAL}\"",
+        ]);
+        for absent in ["WSGIScriptAlias", "wsgi-handler", "RewriteRule"] {
+            assert!(!text.contains(absent), "unexpected {absent:?} in\n{text}");
+        }
+        let o = opts(&["start-server", "--application-type", "static", "--embedded-mode", "--add-handler", ".page", "/srv/page.py", "/srv/www"]);
+        assert!(o.runs_python() && !o.daemon_mode());
+        let text = httpd_conf(&Site { document_root: Path::new("/srv/www"), ..site(&o) }).unwrap();
+        assert_lines(&text, &[
+            "AddHandler wsgi-resource \".page\"",
+            "WSGIHandlerScript wsgi-resource \"/tmp/root/resource.wsgi\" \"process-group=%{GLOBAL}\" \"application-group=%{GLOBAL}\"",
+        ]);
+        assert!(!text.contains("WSGIRestrictEmbedded") && !text.contains("WSGIDaemonProcess"), "{text}");
+    }
+
+    #[test]
     fn https_with_and_without_a_server_name() {
         let o = opts(&[
             "start-server", "--https-port", "8443", "--ssl-certificate", "/etc/s", "--https-only", "--hsts-policy", "max-age=9",
@@ -729,6 +766,15 @@ mod tests {
         o.logs.rotatelogs = Some(PathBuf::from("/usr/sbin/rotatelogs"));
         let text = conf(&o, None);
         assert_lines(&text, &["ErrorLog \"|'/usr/sbin/rotatelogs' '/var/log/x/errors.%Y-%m-%d-%H_%M_%S' 5M\""]);
+        // rotatelogs would read a '%' of the directory as a strftime conversion.
+        o.logs.directory = Some(PathBuf::from("/var/log/100%d"));
+        let text = conf(&o, None);
+        assert_lines(&text, &["ErrorLog \"|'/usr/sbin/rotatelogs' '/var/log/100%%d/errors.%Y-%m-%d-%H_%M_%S' 5M\""]);
+        // A path that is not UTF-8 is refused, not written changed.
+        use std::os::unix::ffi::OsStrExt;
+        o.logs.directory = Some(PathBuf::from(std::ffi::OsStr::from_bytes(b"/var/log/\xff")));
+        let site = Site { opts: &o, ..site(&o) };
+        assert!(httpd_conf(&site).unwrap_err().contains("not valid UTF-8"));
         let text = conf(&opts(&["start-server", "--access-log", "--access-log-format", "combined", "--log-to-terminal", "x.wsgi"]), None);
         assert_lines(&text, &["ErrorLog /dev/stderr", "CustomLog /dev/stdout combined"]);
     }
@@ -741,7 +787,7 @@ mod tests {
         ]);
         let text = conf(&o, None);
         assert_lines(&text, &[
-            "WSGIAccessScript \"/srv/hosts.py\"", "AuthType Digest", "AuthName \"localhost:8123\"", "AuthDigestProvider wsgi",
+            "WSGIAccessScript \"/srv/hosts.py\"", "AuthMerging And", "AuthType Digest", "AuthName \"localhost:8123\"", "AuthDigestProvider wsgi",
             "WSGIAuthUserScript \"/srv/users.py\"", "WSGIAuthGroupScript \"/srv/groups.py\"", "Require valid-user",
             "Require wsgi-group \"staff\"", "LoadModule auth_digest_module \"/usr/lib/apache2/modules/mod_auth_digest.so\"",
             "LoadModule authz_user_module \"/usr/lib/apache2/modules/mod_authz_user.so\"",

@@ -7,8 +7,9 @@
 //! Unlike the original, which listens for HTTPS only when `--server-name` is given too, HTTPS
 //! works with the default name as well.
 
-use crate::cli::{Raw, ServerOptions, UsageError};
-use crate::template::{listen_address, quote, quote_path};
+use crate::cli::{Flag, List, Raw, ServerOptions, UsageError};
+use crate::conf_syntax::{quote, quote_path};
+use crate::template::listen_address;
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,10 +28,13 @@ pub struct Tls {
     pub hsts_policy: Option<String>,
 }
 
-/// Options that mean nothing without `--https-port`.
+/// Options refused without `--https-port`: the certificates, as the original refuses them, and
+/// `--ssl-verify-client`, which the original ignores, but which would leave its URLs open
+/// over HTTP. (`--https-only`, `--ssl-environment`, `--hsts-policy` are ignored without it,
+/// as the original does: cli.rs says so.)
 const NEED_PORT: &[&str] = &[
     "ssl-certificate-file", "ssl-certificate-key-file", "ssl-certificate", "ssl-certificate-chain-file",
-    "ssl-ca-certificate-file", "ssl-verify-client", "ssl-environment", "https-only", "hsts-policy",
+    "ssl-ca-certificate-file", "ssl-verify-client",
 ];
 
 impl Tls {
@@ -57,7 +61,6 @@ impl Tls {
             }
         };
         raw.needs("ssl-verify-client", "ssl-ca-certificate-file")?;
-        raw.needs("hsts-policy", "https-only")?;
         let verify_urls: Vec<String> = raw.all("ssl-verify-client").into_iter().map(|v| v[0].clone()).collect();
         if let Some(url) = verify_urls.iter().find(|u| !u.starts_with('/')) {
             return Err(raw.error(format!("invalid --ssl-verify-client URL '{url}': must start with '/'")));
@@ -133,7 +136,7 @@ fn host(address: &str, lines: &[String]) -> String {
 /// The default host of a port with `--server-name`: it refuses every request (those whose
 /// host name no other host claims), or with `--allow-localhost` serves this machine's.
 fn refusing_host(o: &ServerOptions, port: u16, ssl: &[String]) -> String {
-    let require = if o.flag("allow-localhost") { "Require host localhost" } else { "Require all denied" };
+    let require = if o.flag(Flag::AllowLocalhost) { "Require host localhost" } else { "Require all denied" };
     let mut lines = vec!["ServerName _wsgi_".to_string(), "<Location />".to_string(), format!("    {require}"), "</Location>".to_string()];
     lines.extend(ssl.iter().cloned());
     host(&format!("_default_:{port}"), &lines)
@@ -142,7 +145,7 @@ fn refusing_host(o: &ServerOptions, port: u16, ssl: &[String]) -> String {
 /// `ServerName` and the `ServerAlias`es of the named host.
 fn names(o: &ServerOptions) -> Result<Vec<String>, String> {
     let mut lines = vec![format!("ServerName {}", quote(&o.server_name)?)];
-    let aliases = o.list("server-alias");
+    let aliases = o.list(List::ServerAlias);
     if !aliases.is_empty() {
         let words: Result<Vec<String>, String> = aliases.iter().map(|a| quote(a)).collect();
         lines.push(format!("ServerAlias {}", words?.join(" ")));
