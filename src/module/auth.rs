@@ -82,11 +82,8 @@ fn ask(r: &RequestRec, options: &AppOptions, script: &AuthScript, kind: c_int, u
             && k != super::daemon::IGNORE_ACTIVITY_KEY
             && k != abi::request_rec::ENVIRON_KEY
     });
-    // mod_ssl sets HTTPS in its fixups, after these phases: say it here, so that
-    // `wsgi.url_scheme` is right.
-    if r.scheme() == b"https" && !environ.iter().any(|(k, _)| k == b"HTTPS") {
-        environ.push((b"HTTPS".to_vec(), b"on".to_vec()));
-    }
+    // build_environ has set HTTPS from the connection (mod_ssl sets it only in its fixups, after
+    // these phases), so that `wsgi.url_scheme` is right.
     // SAFETY: every request has a live server_rec with our config.
     let server = unsafe { server_config(r.server()) };
     environ.extend(server.interpreter_entries("", &group));

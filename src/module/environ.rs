@@ -41,10 +41,7 @@ pub(super) fn build_environ(r: &RequestRec, options: &AppOptions, mapped: &Mappe
     // What ap_add_cgi_vars adds (its PATH_TRANSLATED by a quieter lookup, see path_translated),
     // and mod_wsgi's record of SCRIPT_NAME and PATH_INFO before proxy headers rewrite them.
     let translated = path_translated(r);
-    let mut set = |key: &str, value: &[u8]| {
-        environ.retain(|(k, _)| k != key.as_bytes());
-        environ.push((key.as_bytes().to_vec(), value.to_vec()));
-    };
+    let mut set = |key: &str, value: &[u8]| set_var(&mut environ, key, value);
     set("GATEWAY_INTERFACE", b"CGI/1.1");
     set("SERVER_PROTOCOL", r.protocol());
     set("REQUEST_METHOD", request_method(r, options));
@@ -57,8 +54,14 @@ pub(super) fn build_environ(r: &RequestRec, options: &AppOptions, mapped: &Mappe
     if let Some(translated) = &translated {
         set("PATH_TRANSLATED", translated);
     }
-    if let Some(headers) = &options.trusted_proxy_headers {
-        proxy::apply(&mut environ, r.client_ip(), headers, options.trusted_proxies.as_deref().unwrap_or(&[]));
+    let scheme_from_proxy = match &options.trusted_proxy_headers {
+        Some(headers) => proxy::apply(&mut environ, &proxy::Trust { headers, proxies: options.trusted_proxies.as_deref() }),
+        None => false,
+    };
+    // The connection's own scheme, unless a trusted proxy header said what the client's was
+    // (mod_wsgi 6.1). mod_ssl's fixups (which set HTTPS=on) have not run yet for an auth script.
+    if !scheme_from_proxy && r.scheme() == b"https" {
+        set_var(&mut environ, "HTTPS", b"1");
     }
     let (listener_host, listener_port) = r.listener();
     environ.push((b"mod_wsgi.listener_host".to_vec(), listener_host.into_bytes()));
@@ -74,6 +77,12 @@ pub(super) fn build_environ(r: &RequestRec, options: &AppOptions, mapped: &Mappe
     environ.push((b"mod_wsgi.script_reloading".to_vec(), reloading.to_vec()));
     environ.push((b"mod_wsgi.process_group".to_vec(), Vec::new()));
     environ
+}
+
+/// Sets `key` to `value`, replacing any value it had.
+fn set_var(environ: &mut Vec<(Vec<u8>, Vec<u8>)>, key: &str, value: &[u8]) {
+    environ.retain(|(k, _)| k != key.as_bytes());
+    environ.push((key.as_bytes().to_vec(), value.to_vec()));
 }
 
 /// A note on the request while its PATH_TRANSLATED sub-request runs.

@@ -66,10 +66,6 @@ impl RequestRec {
             (c_str(c.local_ip).unwrap_or("").to_string(), port)
         }
     }
-    /// The client's address (after mod_remoteip, if any).
-    pub fn client_ip(&self) -> Option<std::net::IpAddr> {
-        c_str(self.0.useragent_ip)?.parse().ok()
-    }
     /// Whether output filters beyond the protocol's are present (mod_deflate and the like),
     /// which may need a body even for HEAD (`WSGIMapHEADToGET Auto`).
     pub fn has_content_filters(&self) -> bool {

@@ -57,10 +57,6 @@ const fn take1(name: &'static CStr, func: RawFn, req_override: u32, errmsg: &'st
     command_rec { args_how: apache::TAKE1, ..raw_args(name, func, req_override, errmsg) }
 }
 
-const fn iterate(name: &'static CStr, func: RawFn, req_override: u32, errmsg: &'static CStr) -> command_rec {
-    command_rec { args_how: apache::ITERATE, ..raw_args(name, func, req_override, errmsg) }
-}
-
 const END: command_rec = command_rec {
     name: std::ptr::null(),
     func: cmd_func { raw_args: None },
@@ -112,8 +108,9 @@ pub static COMMANDS: CommandTable<55> = CommandTable([
     take1(c"WSGIChunkedRequest", chunked_request, FILEINFO, c"Accept chunked request bodies."),
     take1(c"WSGIMapHEADToGET", map_head, FILEINFO, c"Present HEAD requests to the application as GET: Off, On or Auto."),
     take1(c"WSGIErrorOverride", error_override, FILEINFO, c"Let Apache's error pages replace the application's error responses."),
-    iterate(c"WSGITrustedProxyHeaders", trusted_proxy_headers, FILEINFO, c"Proxy headers the application may believe."),
-    iterate(c"WSGITrustedProxies", trusted_proxies, FILEINFO, c"Addresses of the proxies those headers are believed from."),
+    // RAW_ARGS, as in mod_wsgi: a line without a word is allowed (an empty list).
+    raw_args(c"WSGITrustedProxyHeaders", trusted_proxy_headers, FILEINFO, c"Proxy headers the application may believe."),
+    raw_args(c"WSGITrustedProxies", trusted_proxies, FILEINFO, c"Addresses of the proxies those headers are believed from."),
     take1(c"WSGIScriptReloading", script_reloading, FILEINFO, c"Enable/Disable script reloading mechanism."),
     raw_args(c"WSGIDaemonProcess", daemon_process, SERVER, c"Specify details of daemon processes to start."),
     take1(c"WSGIProcessGroup", process_group, DIRECTORY, c"Name of the WSGI daemon process group (%{GLOBAL}: embedded)."),
@@ -715,18 +712,21 @@ unsafe extern "C" fn error_override(cmd: *mut cmd_parms, mconfig: *mut c_void, a
     option_flag(cmd, mconfig, arg, "WSGIErrorOverride", |o, on| o.error_override = Some(on))
 }
 
+/// `WSGITrustedProxyHeaders name...`: each line adds to the list of its context (a line
+/// without names makes it empty), which replaces an enclosing context's list.
 unsafe extern "C" fn trusted_proxy_headers(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
-        let name = environ_name(&d.arg)?;
-        d.options().trusted_proxy_headers.get_or_insert_with(Vec::new).push(name);
+        let names = split_words(&d.arg)?.iter().map(|w| environ_name(w)).collect::<Result<Vec<_>, _>>()?;
+        d.options().trusted_proxy_headers.get_or_insert_with(Vec::new).extend(names);
         Ok(())
     })
 }
 
+/// `WSGITrustedProxies address...`, added up and replaced as `WSGITrustedProxyHeaders`.
 unsafe extern "C" fn trusted_proxies(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
-        let network = Network::parse(&d.arg)?;
-        d.options().trusted_proxies.get_or_insert_with(Vec::new).push(network);
+        let networks = split_words(&d.arg)?.iter().map(|w| Network::parse(w)).collect::<Result<Vec<_>, _>>()?;
+        d.options().trusted_proxies.get_or_insert_with(Vec::new).extend(networks);
         Ok(())
     })
 }
