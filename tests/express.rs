@@ -725,3 +725,53 @@ fn curl(args: &[&str]) -> (u16, String, String) {
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, format!("{head}\r\n\r\n"), body.to_string())
 }
+
+/// The examples (README: "The two commands"), each started with one mod_wsgi-express command
+/// as `scripts/run-example` starts it, from a world-readable copy: hello, Flask (a POST to a
+/// JSON view) and Django (as `--application-type module mysite.wsgi`), on Debian's Python
+/// with Debian's Flask and Django.
+#[test]
+fn the_examples_start_with_one_command_each() {
+    let dir = TempDir::new("examples");
+    copy_tree(&repo().join("examples"), &dir, "examples");
+    let run = dir.path().join("examples");
+    let cases: [(&str, Vec<String>, &str, &[u8], &str); 4] = [
+        ("hello", vec![run.join("hello.wsgi").display().to_string()], "/", b"", "Hello World!"),
+        ("flask", vec![run.join("flask/app.py").display().to_string()], "/", b"", "Hello from Flask under mod_wsgi-rs"),
+        ("flask", vec![run.join("flask/app.py").display().to_string()], "/echo", b"12345", "\"received\":5"),
+        (
+            "django",
+            vec!["--application-type".into(), "module".into(), "mysite.wsgi".into(), "--working-directory".into(), run.join("django").display().to_string()],
+            "/info/",
+            b"",
+            "\"script_name\": \"\"",
+        ),
+    ];
+    for (name, args, path, body, want) in cases {
+        let port = free_port();
+        let root = dir.path().join(format!("root-{name}-{port}"));
+        let mut child = Command::new(EXPRESS)
+            .arg("start-server")
+            .args(&args)
+            .args(["--port", &port.to_string(), "--server-root", root.to_str().unwrap()])
+            .current_dir(dir.path())
+            .env("MOD_WSGI_MODULE", module_path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let log = || std::fs::read_to_string(root.join("error_log")).unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "{name} did not come up:\n{}", log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let method = if body.is_empty() { "GET" } else { "POST" };
+        let r = http(port, method, path, &[], body);
+        // SAFETY: signals only the process this test spawned (express execs Apache).
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap();
+        assert_eq!(r.status, 200, "{name} {path}: {}\n{}", r.text(), log());
+        assert!(r.text().contains(want), "{name} {path}: {}\n{}", r.text(), log());
+    }
+}
