@@ -3,6 +3,57 @@
 use super::py::{self, PyObj};
 use crate::pyffi as ffi;
 
+/// What the pending exception is, leaving it pending: its type's name and whether it is a
+/// `SystemExit` (`None` when there is none).
+pub fn pending_kind() -> Option<(String, bool)> {
+    let (mut kind, mut value, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: under the GIL; the exception is taken out (owned references) while its type is
+    // looked at, so that nothing done meanwhile can replace it, and put back as it was.
+    #[allow(deprecated)]
+    unsafe {
+        ffi::PyErr_Fetch(&mut kind, &mut value, &mut tb)
+    };
+    if kind.is_null() {
+        return None;
+    }
+    // SAFETY: a live type object (owned by us until restored); SystemExit is static.
+    let system_exit = unsafe { ffi::PyErr_GivenExceptionMatches(kind, ffi::PyExc_SystemExit) } != 0;
+    // SAFETY: a live type object, borrowed into a new reference.
+    let name = unsafe { PyObj::from_borrowed(kind) }.ok().and_then(|k| k.getattr("__name__").ok()).map(|n| n.to_text());
+    // SAFETY: under the GIL: a failed look-up's error is dropped, then the references taken
+    // above are given back (PyErr_Restore steals them).
+    #[allow(deprecated)]
+    unsafe {
+        ffi::PyErr_Clear();
+        ffi::PyErr_Restore(kind, value, tb);
+    }
+    Some((name.unwrap_or_else(|| "Exception".into()), system_exit))
+}
+
+/// Where an interpreter runs, as mod_wsgi 6 names it in its messages:
+/// `sub-interpreter 'site' in embedded mode`, `main interpreter of daemon process 'd'`.
+pub fn interpreter_context(group: &str) -> String {
+    let daemon = &super::settings::get().process_group;
+    let interpreter = if group.is_empty() { "main interpreter".to_string() } else { format!("sub-interpreter '{group}'") };
+    if daemon.is_empty() {
+        format!("{interpreter} in embedded mode")
+    } else {
+        format!("{interpreter} of daemon process '{daemon}'")
+    }
+}
+
+/// mod_wsgi 6's numbered headline for the pending exception raised by a WSGI script:
+/// `WSGI0175` for `SystemExit` (no traceback follows), else `WSGI0174` with its type; and
+/// whether a traceback should follow.
+pub fn headline(script: &str, group: &str) -> (String, bool) {
+    let context = interpreter_context(group);
+    match pending_kind() {
+        Some((_, true)) => (format!("WSGI0175: SystemExit exception raised by WSGI script '{script}' for {context}; ignored."), false),
+        Some((kind, false)) => (format!("WSGI0174: {kind} exception raised processing WSGI script '{script}' for {context}."), true),
+        None => (format!("WSGI0174: Exception raised processing WSGI script '{script}' for {context}."), true),
+    }
+}
+
 /// Takes (and clears) the current exception and formats it as `traceback` would print it.
 pub fn take_traceback() -> Vec<String> {
     let (mut kind, mut value, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());

@@ -182,6 +182,16 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
         }
         Err(LoadError::Raised) => {
             // The exception first: nothing else may run while it is set.
+            let context = error::interpreter_context(&group_name);
+            let (kind, system_exit) = error::pending_kind().unwrap_or_default();
+            let first = if system_exit {
+                format!("WSGI0107: SystemExit exception raised when doing exec of Python script file '{script}'.")
+            } else if kind == "SyntaxError" || kind == "IndentationError" || kind == "TabError" {
+                format!("WSGI0105: Could not read or compile WSGI script '{script}' for {context}.")
+            } else {
+                format!("WSGI0109: Unable to execute Python script file '{script}'.")
+            };
+            let (headline, with_traceback) = error::headline(&script, &group_name);
             let traceback = error::take_traceback();
             if let Some(before) = refused_before {
                 let refused = fallback::refused_extensions();
@@ -192,9 +202,9 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
             }
             let advice = fallback::advise(&group_name, &traceback);
             crate::gil::outside(|| {
-                ex.log(level::ERR, &format!("Failed to exec Python script file '{script}'."));
-                ex.log(level::ERR, &format!("Exception occurred processing WSGI script '{script}' in application group '{group_name}'."));
-                for line in &traceback {
+                ex.log(level::ERR, &first);
+                ex.log(level::ERR, &headline);
+                for line in traceback.iter().filter(|_| with_traceback) {
                     ex.log(level::ERR, line);
                 }
                 if let Some(advice) = &advice {
@@ -208,7 +218,7 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
         // The AttributeError (or whatever a module-level __getattr__ raised) is not left set
         // on this thread.
         error::take_traceback();
-        ex.log(level::ERR, &format!("Target WSGI script '{script}' does not contain WSGI application '{callable}'."));
+        ex.log(level::ERR, &format!("WSGI0089: Target WSGI script '{script}' does not contain WSGI application '{callable}'."));
         return Outcome::NOT_FOUND;
     };
     run(ex, group, &app, &script)
@@ -220,7 +230,7 @@ fn run(ex: &Exchange, group: &group::Group, app: &PyObj, script: &str) -> Outcom
     let (adapter, input) = match (group.types.adapter(ex), group.types.input(ex)) {
         (Ok(a), Ok(i)) => (a, i),
         _ => {
-            log_exception(ex, "Cannot create the request objects.");
+            log_exception(ex, script, &group.name);
             return Outcome::SERVER_ERROR;
         }
     };
@@ -329,7 +339,7 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
             return outcome;
         }
         fire_exception(events);
-        log_exception(ex, &format!("Exception occurred processing WSGI script '{script}'."));
+        log_exception(ex, script, &group.name);
         abandon(ex)
     };
     let environ = match environ::build(ex, group, input) {
@@ -375,12 +385,14 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
         match ex.send_headers() {
             Ok(()) => {}
             Err(SendError::NoStatus) => {
-                ex.log(level::ERR, &format!("Exception occurred processing WSGI script '{script}'."));
+                let context = error::interpreter_context(&group.name);
+                ex.log(level::ERR, &format!("WSGI0174: RuntimeError exception raised processing WSGI script '{script}' for {context}."));
                 ex.log(level::ERR, "RuntimeError: the application returned without calling start_response()");
                 return Outcome::SERVER_ERROR;
             }
             Err(SendError::BadContentLength(value)) => {
-                ex.log(level::ERR, &format!("Exception occurred processing WSGI script '{script}'."));
+                let context = error::interpreter_context(&group.name);
+                ex.log(level::ERR, &format!("WSGI0174: ValueError exception raised processing WSGI script '{script}' for {context}."));
                 ex.log(level::ERR, &format!("ValueError: invalid Content-Length header value: '{}'", String::from_utf8_lossy(&value)));
                 return Outcome::SERVER_ERROR;
             }
@@ -544,13 +556,15 @@ fn tell(filelike: &PyObj) -> Option<u64> {
     position.and_then(|p| u64::try_from(p).ok())
 }
 
-/// The headline and the pending exception's traceback, written together with the GIL
-/// released once (not once per line).
-fn log_exception(ex: &Exchange, headline: &str) {
+/// The pending exception as mod_wsgi 6 logs it (`WSGI0174` with its type and the
+/// interpreter, then the traceback; `WSGI0175` for `SystemExit`), written together with the
+/// GIL released once (not once per line).
+fn log_exception(ex: &Exchange, script: &str, group: &str) {
+    let (headline, with_traceback) = error::headline(script, group);
     let traceback = error::take_traceback();
     crate::gil::outside(|| {
-        ex.log(level::ERR, headline);
-        for line in &traceback {
+        ex.log(level::ERR, &headline);
+        for line in traceback.iter().filter(|_| with_traceback) {
             ex.log(level::ERR, line);
         }
     });
