@@ -85,24 +85,24 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
     // administrator's (never defined in `.htaccess`) and the requested file is only its
     // input: as in mod_wsgi, neither check applies.
     if handler_script.is_none() && !is_script_aliased(r) && !r.allows_exec_cgi() {
-        log::request(log::ERR, r.as_ptr(), &format!("Options ExecCGI is off in this directory: {script}"));
+        log::request(log::ERR, r.as_ptr(), &format!("WSGI0134: Options ExecCGI is off in this directory: {script}"));
         return apache::HTTP_FORBIDDEN as c_int;
     }
     match r.file_type() {
         _ if handler_script.is_some() => {}
         apache::APR_NOFILE => {
-            log::request(log::ERR, r.as_ptr(), &format!("Target WSGI script not found or unable to stat: {script}"));
+            log::request(log::ERR, r.as_ptr(), &format!("WSGI0135: Target WSGI script not found or unable to stat: {script}"));
             return apache::HTTP_NOT_FOUND as c_int;
         }
         apache::APR_DIR => {
-            log::request(log::ERR, r.as_ptr(), &format!("Attempt to invoke directory as WSGI application: {script}"));
+            log::request(log::ERR, r.as_ptr(), &format!("WSGI0136: Attempt to invoke directory as WSGI application: {script}"));
             return apache::HTTP_FORBIDDEN as c_int;
         }
         _ => {}
     }
     // AcceptPathInfo Off: a URL with more path than the script is not found (mod_wsgi).
     if handler_script.is_none() && r.rejects_path_info() && !r.path_info_bytes().is_empty() {
-        log::request(log::ERR, r.as_ptr(), &format!("AcceptPathInfo off disallows user's path: {script}"));
+        log::request(log::ERR, r.as_ptr(), &format!("WSGI0137: AcceptPathInfo off disallows user's path: {script}"));
         return apache::HTTP_NOT_FOUND as c_int;
     }
     let mut options = effective_options(r);
@@ -214,7 +214,7 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
     let outcome = if process_group.is_empty() {
         // SAFETY: every request has a live server_rec with our config.
         if unsafe { server_config(r.server()) }.restrict_embedded == Some(true) {
-            log::request(log::ERR, r.as_ptr(), &format!("Embedded mode of mod_wsgi disabled by runtime configuration: {script}"));
+            log::request(log::ERR, r.as_ptr(), &format!("WSGI0143: Embedded mode of mod_wsgi disabled by runtime configuration: {script}"));
             return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
         }
         let Some(engine) = engine() else {
