@@ -158,7 +158,14 @@ def application(environ, start_response):
     write = start_response('200 OK', [('Content-Type', 'text/plain')])
     write(b'started\n')
     seen = []
-    for exc_info in [(None, None, None), (ValueError('x'), None, None), (1, 2, 3), (ValueError, ValueError('x'), 'tb')]:
+    class Fake(object):
+        pass
+    fake = Fake()
+    fake.__bases__ = (BaseException,)
+    class traceback(object):
+        pass
+    for exc_info in [(None, None, None), (ValueError('x'), None, None), (1, 2, 3), (ValueError, ValueError('x'), 'tb'),
+                     (fake, 2, None), (ValueError, ValueError('x'), traceback())]:
         try:
             start_response('500 Oops', [], exc_info)
         except TypeError as e:
@@ -168,7 +175,7 @@ def application(environ, start_response):
     for mpm in [Mpm::Event, Mpm::Prefork] {
         let apache = server(mpm, &[("bogus", app)]);
         let r = apache.get("/bogus");
-        assert_eq!((r.status, r.text()), (200, "started\nTypeError TypeError TypeError TypeError".to_string()), "{}", apache.error_log());
+        assert_eq!((r.status, r.text()), (200, "started\nTypeError TypeError TypeError TypeError TypeError TypeError".to_string()), "{}", apache.error_log());
         assert!(crash_lines(&apache.error_log()).is_empty(), "{}", apache.error_log());
     }
 }

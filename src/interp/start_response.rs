@@ -141,14 +141,22 @@ fn reraise(exc_info: &PyObj) -> PyErrSet {
     }
     // SAFETY: a 3-tuple; the items are borrowed for the checks.
     let items: Vec<*mut ffi::PyObject> = (0..3).map(|i| unsafe { ffi::PyTuple_GetItem(exc_info.as_ptr(), i) }).collect();
-    // SAFETY: live objects; IsSubclass raises TypeError (cleared) when the first is no class.
+    // SAFETY: live objects. Only a real type (not any object with __bases__, which
+    // IsSubclass accepts and CPython's unwind would then crash on), then IsSubclass, which
+    // raises TypeError (cleared) when it cannot tell.
     let is_class = unsafe {
-        match ffi::PyObject_IsSubclass(items[0], ffi::PyExc_BaseException) {
+        let is_type = ffi::PyObject_IsInstance(items[0], std::ptr::addr_of_mut!(ffi::PyType_Type).cast());
+        if is_type != 1 {
+            ffi::PyErr_Clear();
+            false
+        } else {
+            match ffi::PyObject_IsSubclass(items[0], ffi::PyExc_BaseException) {
             1 => true,
             0 => false,
             _ => {
                 ffi::PyErr_Clear();
                 false
+            }
             }
         }
     };
@@ -158,7 +166,15 @@ fn reraise(exc_info: &PyObj) -> PyErrSet {
     // SAFETY: a live object, borrowed into a new reference.
     let traceback = unsafe { PyObj::from_borrowed(items[2]) };
     if let Ok(traceback) = traceback {
-        if !traceback.is_none() && py::type_name(&traceback) != "traceback" {
+        // The interpreter's own traceback type (types.TracebackType), compared by identity.
+        let kind = py::import("types").and_then(|t| t.getattr("TracebackType"));
+        // SAFETY: a live object's type, compared by address with a live type object.
+        let real = kind.map(|k| unsafe { ffi::Py_TYPE(traceback.as_ptr()).cast() == k.as_ptr() }).unwrap_or_else(|_| {
+            // SAFETY: under the GIL; the failed look-up is dropped (the tuple is refused).
+            unsafe { ffi::PyErr_Clear() };
+            false
+        });
+        if !traceback.is_none() && !real {
             return type_error("start_response() argument 'exc_info' must be (exception class, value, traceback)");
         }
     }

@@ -196,11 +196,16 @@ fn write_in_pieces(data: &[u8], max: usize, mut write: impl FnMut(&[u8]) -> c_in
 /// The EOS Apache sends when the handler returns ends the request.
 fn abort_response(r: &mut RequestRec) {
     r.set_no_cache();
+    // Flushed while keep-alive is still possible, so that Apache frames what went out
+    // (chunked) before the connection is marked to close: marked first, a body whose headers
+    // had not gone out yet (a daemon's response held for response-flush-delay) would go out
+    // unframed and end with the connection, looking complete.
+    // SAFETY: live request.
+    unsafe { apache::ap_rflush(r.as_ptr()) };
     r.close_connection();
     // SAFETY: live request; the brigade and the bucket come from its pool and allocator, and
     // the bucket is linked into the brigade before the brigade is passed.
     unsafe {
-        apache::ap_rflush(r.as_ptr());
         let bb = apache::apr_brigade_create(r.pool(), r.bucket_alloc());
         let error = apache::ap_bucket_error_create(apache::HTTP_BAD_GATEWAY as c_int, std::ptr::null(), r.pool(), r.bucket_alloc());
         insert_tail(bb, error);

@@ -101,7 +101,7 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
         _ => {}
     }
     // AcceptPathInfo Off: a URL with more path than the script is not found (mod_wsgi).
-    if handler_script.is_none() && r.rejects_path_info() && !r.path_info_bytes().is_empty() {
+    if r.rejects_path_info() && !r.path_info_bytes().is_empty() {
         log::request(log::ERR, r.as_ptr(), &format!("WSGI0137: AcceptPathInfo off disallows user's path: {script}"));
         return apache::HTTP_NOT_FOUND as c_int;
     }
