@@ -76,11 +76,7 @@ fn ask(r: &RequestRec, options: &AppOptions, script: &AuthScript, kind: c_int, u
         k != b"HTTP_AUTHORIZATION"
             && k != b"HTTP_PROXY_AUTHORIZATION"
             && !(unverified && (k == b"REMOTE_USER" || k == b"AUTH_TYPE"))
-            && k != abi::gil_mode::ENVIRON_KEY
-            && k != abi::replicas::ENVIRON_KEY
-            && k != abi::interpreter_options::ENVIRON_KEY
-            && k != super::daemon::IGNORE_ACTIVITY_KEY
-            && k != abi::request_rec::ENVIRON_KEY
+            && !super::environ::is_module_word(k)
     });
     // build_environ has set HTTPS from the connection (mod_ssl sets it only in its fixups, after
     // these phases), so that `wsgi.url_scheme` is right.

@@ -85,6 +85,18 @@ fn set_var(environ: &mut Vec<(Vec<u8>, Vec<u8>)>, key: &str, value: &[u8]) {
     environ.push((key.as_bytes().to_vec(), value.to_vec()));
 }
 
+/// Whether `key` is one of the module's words to the engine and the daemons, which only the
+/// module may write and a `SetEnv` copy must never pass for: the group's
+/// `WSGIPerInterpreterGIL`, replicas, other `<WSGIInterpreterOptions>` settings,
+/// WSGIIgnoreActivity's and WSGIPassApacheRequest's entries.
+pub(super) fn is_module_word(key: &[u8]) -> bool {
+    key == crate::abi::gil_mode::ENVIRON_KEY
+        || key == crate::abi::replicas::ENVIRON_KEY
+        || key == crate::abi::interpreter_options::ENVIRON_KEY
+        || key == super::daemon::IGNORE_ACTIVITY_KEY
+        || key == crate::abi::request_rec::ENVIRON_KEY
+}
+
 /// A note on the request while its PATH_TRANSLATED sub-request runs.
 const LOOKUP_NOTE: &str = "mod_wsgi.path_translated_lookup";
 

@@ -132,13 +132,7 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
     // the group's WSGIPerInterpreterGIL (`abi::gil_mode::ENVIRON_KEY`), its replicas
     // (`abi::replicas`), its other `<WSGIInterpreterOptions>` settings
     // (`abi::interpreter_options`), WSGIIgnoreActivity's and WSGIPassApacheRequest's entries.
-    environ.retain(|(k, _)| {
-        k != abi::gil_mode::ENVIRON_KEY
-            && k != abi::replicas::ENVIRON_KEY
-            && k != abi::interpreter_options::ENVIRON_KEY
-            && k != super::daemon::IGNORE_ACTIVITY_KEY
-            && k != abi::request_rec::ENVIRON_KEY
-    });
+    environ.retain(|(k, _)| !super::environ::is_module_word(k));
     // The group comes from the request as Apache mapped it: never from a proxy header, which
     // a client can send (WSGITrustedProxies may be unset, and X-Script-Name rewrites SCRIPT_NAME).
     let facts = Facts { r, script_name: &mapped.script_name };
