@@ -331,32 +331,9 @@ fn setup_server_writes_an_apachectl_that_starts_and_stops_it() {
     // Nothing runs yet: setup-server only writes.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     let log = || std::fs::read_to_string(root.join("error_log")).unwrap_or_default();
-
-    let ctl = |command: &str| Command::new(&apachectl).arg(command).output().unwrap();
-    let checked = ctl("configtest");
-    assert!(checked.status.success(), "configtest: {}", String::from_utf8_lossy(&checked.stderr));
-    assert!(ctl("start").status.success(), "{}", log());
-    let pid_file = root.join("httpd.pid");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || !pid_file.is_file() {
-        assert!(Instant::now() < deadline, "apachectl start did not bring the server up:\n{}", log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
-    let plain = http(port, "GET", "/", &[], b"");
-    let gzipped = http(port, "GET", "/", &[("Accept-Encoding", "gzip")], b"");
-    let stopped = ctl("stop");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    // SAFETY: probes (signal 0) only the Apache this test started, by its pidfile's PID.
-    while unsafe { libc::kill(pid, 0) } == 0 {
-        if Instant::now() > deadline {
-            // SAFETY: as above; the server did not stop: end it rather than leave it behind.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("apachectl stop did not stop Apache:\n{}", log());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(stopped.status.success(), "{}", String::from_utf8_lossy(&stopped.stderr));
+    let (plain, gzipped) = common::examples::with_apachectl(&root, port, || {
+        (http(port, "GET", "/", &[], b""), http(port, "GET", "/", &[("Accept-Encoding", "gzip")], b""))
+    });
     assert_eq!(plain.status, 200, "{}", log());
     assert_eq!(plain.text(), "STAGE=test INCLUDED=yes ".repeat(50));
     assert_eq!(plain.header("Content-Encoding"), None);
@@ -727,51 +704,18 @@ fn curl(args: &[&str]) -> (u16, String, String) {
 }
 
 /// The examples (README: "The two commands"), each started with one mod_wsgi-express command
-/// as `scripts/run-example` starts it, from a world-readable copy: hello, Flask (a POST to a
-/// JSON view) and Django (as `--application-type module mysite.wsgi`), on Debian's Python
-/// with Debian's Flask and Django.
+/// as `scripts/run-example` starts it, on Debian's Python with Debian's Flask and Django
+/// (`pip_install.rs` does the same from a venv).
 #[test]
 fn the_examples_start_with_one_command_each() {
     let dir = TempDir::new("examples");
-    copy_tree(&repo().join("examples"), &dir, "examples");
-    let run = dir.path().join("examples");
-    let cases: [(&str, Vec<String>, &str, &[u8], &str); 4] = [
-        ("hello", vec![run.join("hello.wsgi").display().to_string()], "/", b"", "Hello World!"),
-        ("flask", vec![run.join("flask/app.py").display().to_string()], "/", b"", "Hello from Flask under mod_wsgi-rs"),
-        ("flask", vec![run.join("flask/app.py").display().to_string()], "/echo", b"12345", "\"received\":5"),
-        (
-            "django",
-            vec!["--application-type".into(), "module".into(), "mysite.wsgi".into(), "--working-directory".into(), run.join("django").display().to_string()],
-            "/info/",
-            b"",
-            "\"script_name\": \"\"",
-        ),
-    ];
-    for (name, args, path, body, want) in cases {
-        let port = free_port();
-        let root = dir.path().join(format!("root-{name}-{port}"));
-        let mut child = Command::new(EXPRESS)
-            .arg("start-server")
-            .args(&args)
-            .args(["--port", &port.to_string(), "--server-root", root.to_str().unwrap()])
-            .current_dir(dir.path())
-            .env("MOD_WSGI_MODULE", module_path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let log = || std::fs::read_to_string(root.join("error_log")).unwrap_or_default();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "{name} did not come up:\n{}", log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let method = if body.is_empty() { "GET" } else { "POST" };
-        let r = http(port, method, path, &[], body);
-        // SAFETY: signals only the process this test spawned (express execs Apache).
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        child.wait().unwrap();
-        assert_eq!(r.status, 200, "{name} {path}: {}\n{}", r.text(), log());
-        assert!(r.text().contains(want), "{name} {path}: {}\n{}", r.text(), log());
-    }
+    common::examples::serve_examples(
+        &dir,
+        || {
+            let mut cmd = Command::new(EXPRESS);
+            cmd.env("MOD_WSGI_MODULE", module_path());
+            cmd
+        },
+        Some("3.11"),
+    );
 }

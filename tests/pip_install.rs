@@ -4,8 +4,9 @@
 //! `module-config` prints the `LoadModule` line and the environment's `WSGIPythonHome`, which a
 //! hand-written Apache configuration uses to serve an app in that Python; `module-location`
 //! prints the module's path; `install-module` copies the module and its engine into a modules
-//! directory and prints the lines to load them from there; `start-server` serves from the
-//! environment's Python.
+//! directory and prints the lines to load them from there; `setup-server` writes a server root
+//! whose `apachectl` starts and stops it; and `start-server` serves each of `examples/` (hello,
+//! Flask, Django, with Flask and Django pip-installed into the environment) in its Python.
 //!
 //! Environments of Debian's Python 3.11 and of pyenv's 3.8 and 3.12 (the world-readable copies
 //! `scripts/pythons` makes; skipped when not installed, required under `CI`). What is installed
@@ -16,8 +17,8 @@
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 const APP: &str = r#"
 import sys
@@ -93,48 +94,40 @@ fn serves_with(lines: &str, venv: &Path, version: &str) {
     assert!(crash_lines(&apache.error_log()).is_empty(), "{}", apache.error_log());
 }
 
-/// `start-server` from the environment, on a free port, until the app answers.
-fn start_server_serves(venv: &Path, version: &str) {
-    let dir = TempDir::new("pip-express");
+/// `setup-server` from the environment, then its `apachectl start` and `stop`: APP answers
+/// from the environment's Python.
+fn setup_server_serves(venv: &Path, version: &str) {
+    let dir = TempDir::new("pip-setup");
     let script = dir.write("app.wsgi", APP);
     let root = dir.path().join("root");
     let port = free_port();
-    let stderr = dir.path().join("express.stderr");
-    let child = Command::new(venv.join("bin/mod_wsgi-express"))
-        .args(["start-server", script.to_str().unwrap(), "--port", &port.to_string(), "--server-root", root.to_str().unwrap()])
-        // A working directory Apache's user can reach, wherever the checkout is.
+    let out = Command::new(venv.join("bin/mod_wsgi-express"))
+        .args(["setup-server", script.to_str().unwrap(), "--port", &port.to_string(), "--server-root", root.to_str().unwrap()])
         .current_dir(dir.path())
         .env_remove("MOD_WSGI_MODULE")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
+        .output()
         .unwrap();
-    // Stopped however this test ends (express execs Apache in place: the PID is Apache's).
-    let mut child = KillOnDrop(child);
-    let child = &mut child.0;
-    let log = || {
-        let express = std::fs::read_to_string(&stderr).unwrap_or_default();
-        format!("{express}{}", std::fs::read_to_string(root.join("error_log")).unwrap_or_default())
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "express did not come up:\n{}", log());
-        assert!(child.try_wait().unwrap().is_none(), "express exited:\n{}", log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let r = http(port, "GET", "/", &[], b"");
-    assert_eq!((r.status, r.text()), (200, format!("{} {version} True", venv.display())), "{}", log());
+    assert!(out.status.success(), "setup-server: {}", String::from_utf8_lossy(&out.stderr));
+    let r = common::examples::with_apachectl(&root, port, || http(port, "GET", "/", &[], b""));
+    let log = std::fs::read_to_string(root.join("error_log")).unwrap_or_default();
+    assert_eq!((r.status, r.text()), (200, format!("{} {version} True", venv.display())), "{log}");
 }
 
-/// Sends SIGTERM to the child (and waits for it) when dropped.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        // SAFETY: signals only the process this test spawned.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
+/// The examples, each started with `start-server` of the environment's `mod_wsgi-express`, with
+/// Flask and Django pip-installed into the environment (PyPI picks the releases for its Python).
+fn examples_serve(venv: &Path, version: &str) {
+    run(Command::new(venv.join("bin/pip")).args(["--disable-pip-version-check", "--no-input", "install", "--quiet", "flask", "django"]));
+    run(Command::new("chmod").args(["-R", "a+rX"]).arg(venv));
+    let dir = TempDir::new("pip-examples");
+    common::examples::serve_examples(
+        &dir,
+        || {
+            let mut cmd = Command::new(venv.join("bin/mod_wsgi-express"));
+            cmd.env_remove("MOD_WSGI_MODULE");
+            cmd
+        },
+        Some(version),
+    );
 }
 
 fn pip_install_round_trip(python: &Path, version: &str) {
@@ -167,7 +160,8 @@ fn pip_install_round_trip(python: &Path, version: &str) {
     run(Command::new("chmod").args(["-R", "a+rX"]).arg(modules.path()));
     serves_with(&installed, &venv, version);
 
-    start_server_serves(&venv, version);
+    setup_server_serves(&venv, version);
+    examples_serve(&venv, version);
 }
 
 #[test]

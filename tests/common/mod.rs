@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod examples;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
