@@ -93,6 +93,8 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     // Access and auth scripts (src/module/auth.rs).
     "ap_register_auth_provider", "ap_hook_check_access", "ap_get_remote_host", "ap_satisfies", "ap_some_authn_required",
     "ap_run_http_scheme",
+    // Telemetry datagrams name the MPM (src/module/metrics).
+    "ap_show_mpm",
 ];
 const ALLOWED_VARS: &[&str] = &[
     "MODULE_MAGIC_NUMBER_MAJOR", "MODULE_MAGIC_NUMBER_MINOR", "MODULE_MAGIC_COOKIE",

@@ -215,8 +215,15 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
             log::request(log::ERR, r.as_ptr(), "no Python engine is running in this process; see the child start-up lines in the error log");
             return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
         };
+        let tracker = super::metrics::begin(since_read(r), None, None, || describe(r, &mapped, &process_group, &group));
         // SAFETY: request and everything it points to (ctx, pairs, the strings) outlive the call.
-        unsafe { (engine.handle)(&request) }
+        let outcome = unsafe { (engine.handle)(&request) };
+        let status = ctx.status_of(outcome);
+        if let Some(tracker) = tracker {
+            let sent = if status == apache::OK as c_int { r.status() } else { status };
+            tracker.finish(sent, ctx.traffic, ctx.input_time.as_secs_f64(), ctx.output_time.as_secs_f64());
+        }
+        return status;
     } else {
         match daemon::client::serve(r.as_ptr(), &process_group, &request, error_override) {
             Ok(outcome) => outcome,
@@ -224,6 +231,29 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
         }
     };
     ctx.status_of(outcome)
+}
+
+/// Seconds since Apache read the request line (mod_wsgi's "server time" of a request).
+fn since_read(r: &RequestRec) -> f64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
+    (now - r.request_time()).max(0) as f64 / 1e6
+}
+
+/// A request as telemetry's slow-request reports describe it.
+fn describe(r: &RequestRec, mapped: &MappedPath, process_group: &str, group: &str) -> super::metrics::Describe {
+    super::metrics::Describe {
+        method: r.method().to_vec(),
+        scheme: r.scheme().to_vec(),
+        hostname: r.hostname().unwrap_or_default().into_bytes(),
+        script_name: mapped.script_name.clone(),
+        path_info: if mapped.path_info.is_empty() && mapped.script_name.is_empty() { r.uri_bytes().to_vec() } else { mapped.path_info.clone() },
+        protocol: r.protocol().to_vec(),
+        peer_ip: r.useragent_ip().to_vec(),
+        user_agent: r.headers_in().get("User-Agent").unwrap_or_default().into_bytes(),
+        log_id: r.log_id().to_vec(),
+        process_group: process_group.to_string(),
+        application_group: group.to_string(),
+    }
 }
 
 /// `WSGIRestrictProcess`: whether requests here may go to `process_group` (empty: embedded).

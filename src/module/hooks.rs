@@ -181,6 +181,10 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
             return log::server(log::ERR, s, "the Python engine failed to initialise; see the lines above");
         }
         let _ = ENGINE.set(engine);
+        if let Some(table) = self::engine() {
+            let threads = mpm_query(apache::AP_MPMQ_MAX_THREADS).max(1) as usize;
+            super::metrics::start(super::metrics::Settings::new(s, &config.telemetry, "", threads, config.switch_interval.unwrap_or(0.0), table));
+        }
         // SAFETY: pchild lives until the child exits; the cleanup finalises Python then.
         unsafe { apache::apr_pool_cleanup_register(pchild, std::ptr::null(), Some(child_exit), Some(apache::apr_pool_cleanup_null)) };
     })
@@ -217,6 +221,8 @@ unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
             mark_ending();
             return 0;
         }
+        // The last telemetry report, before Python ends (mod_wsgi's order).
+        super::metrics::stop();
         if let Some(engine) = engine() {
             // SAFETY: called once, when the child's pool is destroyed.
             unsafe { (engine.shutdown)() };

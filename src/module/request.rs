@@ -205,6 +205,21 @@ impl RequestRec {
         unsafe { apache::ap_satisfies(self.as_ptr()) != apache::SATISFY_ANY as c_int || apache::ap_some_authn_required(self.as_ptr()) == 0 }
     }
 
+    /// The client's address as Apache saw it (`useragent_ip`).
+    pub fn useragent_ip(&self) -> &[u8] {
+        c_bytes(self.0.useragent_ip)
+    }
+
+    /// The request's log id (`%L`), when a module or the error log's format made one.
+    pub fn log_id(&self) -> &[u8] {
+        c_bytes(self.0.log_id)
+    }
+
+    /// The status of the response as set so far.
+    pub fn status(&self) -> i32 {
+        self.0.status
+    }
+
     pub fn set_filename(&mut self, path: &[u8]) {
         self.0.filename = self.pool_bytes(path) as *mut c_char;
     }
