@@ -56,7 +56,8 @@ mod tests {
         assert_eq!(bucket(0.001), 0);
         assert_eq!(bucket(0.00125), 1);
         assert_eq!(bucket(0.002), 4);
-        assert_eq!(bucket(0.0035), 6);
+        assert_eq!(bucket(0.0034), 6);
+        assert_eq!(bucket(0.0035), 7);
         assert_eq!(bucket(65.535), 63);
         assert_eq!(bucket(65.536), 64);
         assert_eq!(bucket(1e9), 64);
