@@ -11,30 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The ingester's version the tests are written against.
-const INGESTER: &str = "mod-wsgi-telemetry==1.1.0";
-
-/// A venv of Debian's Python with the ingester, made once into the test cache.
-fn ingester_venv() -> PathBuf {
-    let venv = cache_dir("mod-wsgi-telemetry-1.1.0");
-    if venv.join("bin/mod_wsgi-telemetry").is_file() {
-        // Its scripts name the directory it was built in: run the module with its python.
-        return venv;
-    }
-    let aside = venv.with_extension(format!("building-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&aside);
-    let run = |program: &Path, args: &[&str]| {
-        let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{}: {e}", program.display()));
-        assert!(out.status.success(), "{} {args:?} failed (PyPI must be reachable):\n{}", program.display(), String::from_utf8_lossy(&out.stderr));
-    };
-    run(Path::new("/usr/bin/python3"), &["-m", "venv", aside.to_str().unwrap()]);
-    run(&aside.join("bin/pip"), &["install", "-q", "--disable-pip-version-check", INGESTER]);
-    if std::fs::rename(&aside, &venv).is_err() {
-        let _ = std::fs::remove_dir_all(&aside);
-    }
-    venv
-}
-
 /// A running `mod_wsgi-telemetry serve`, stopped (by its pid) when dropped.
 struct Ingester {
     child: Child,
@@ -45,7 +21,7 @@ struct Ingester {
 
 impl Ingester {
     fn start(dir: &Path) -> Ingester {
-        let venv = ingester_venv();
+        let venv = telemetry_tools();
         let socket = dir.join("telemetry.sock");
         let http_port = free_port();
         let child = Command::new(venv.join("bin/python"))

@@ -26,6 +26,8 @@ pub(super) struct CallbackContext {
     pub(super) traffic: super::metrics::Traffic,
     pub(super) input_time: Duration,
     pub(super) output_time: Duration,
+    /// What the engine says the request waited for Python.
+    pub(super) python_wait: abi::PythonWait,
 }
 
 impl CallbackContext {
@@ -41,6 +43,7 @@ impl CallbackContext {
             traffic: Default::default(),
             input_time: Duration::ZERO,
             output_time: Duration::ZERO,
+            python_wait: abi::PythonWait::default(),
         }
     }
 
@@ -60,6 +63,7 @@ impl CallbackContext {
             write: write_body,
             send_file: send_file_bucket,
             log: log_line,
+            python_wait: &mut self.python_wait,
         }
     }
 

@@ -215,6 +215,23 @@ impl RequestRec {
         c_bytes(self.0.log_id)
     }
 
+    /// Sets the response's Content-Type (copied into the request's pool).
+    pub fn set_content_type(&mut self, content_type: &str) {
+        let value = self.pool_str(content_type);
+        // SAFETY: live request; the value is a pool string that lives as long as it.
+        unsafe { apache::ap_set_content_type(self.as_ptr(), value) };
+    }
+
+    /// Writes `data` to the client (a handler's whole, small body). False when the client is
+    /// gone.
+    pub fn write(&mut self, data: &[u8]) -> bool {
+        data.chunks(1 << 30).all(|piece| {
+            // SAFETY: live request; the piece fits ap_rwrite's int length, and Apache copies or
+            // sends the bytes before returning.
+            unsafe { apache::ap_rwrite(piece.as_ptr().cast(), piece.len() as c_int, self.as_ptr()) >= 0 }
+        })
+    }
+
     /// The status of the response as set so far.
     pub fn status(&self) -> i32 {
         self.0.status

@@ -76,6 +76,7 @@ fn daemon_main(index: usize, n: u32) -> c_int {
     };
     reset_signals(signals.1);
     close_inherited(&registry, index);
+    metrics::board::detach();
     // `chroot=`: the engine (and the libpython it links) is mapped now, as root, while its
     // files are still reachable; no Python runs before `init`, after the chroot and the
     // switch to the group's user (see `engine_loader::load`).
@@ -645,6 +646,7 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     environ.push((b"mod_wsgi.daemon_start".to_vec(), daemon_start.to_string().into_bytes()));
     let phases = daemon_phases(&environ, daemon_start);
     let pairs: Vec<abi::Pair> = environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
+    let mut python_wait = abi::PythonWait::default();
     let request = abi::Request {
         ctx: Arc::as_ptr(&conn).cast_mut().cast(),
         environ: pairs.as_ptr(),
@@ -657,6 +659,7 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
         write: write_body,
         send_file,
         log: log_line,
+        python_wait: &mut python_wait,
     };
     let tracker = metrics::begin(phases.0, Some(phases.1), Some(phases.2), || describe_for_metrics(&shared.name, &hello.group, &environ));
     // SAFETY: the request and everything it points to outlive the call.
@@ -668,7 +671,7 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     drop(running);
     if let Some(tracker) = tracker {
         let (traffic, input, output) = conn.meter.totals();
-        tracker.finish(conn.meter.status(outcome), traffic, input, output);
+        tracker.finish(conn.meter.status(outcome), traffic, input, output, python_wait);
     }
     Ok(end(shared, conn, outcome))
 }

@@ -22,18 +22,19 @@ pub fn bucket(seconds: f64) -> usize {
     exp as usize * 4 + ((fraction * 4.0) as usize).min(3)
 }
 
-/// The lower bound of `bucket`, in seconds (the status page's labels).
-pub fn lower_bound(bucket: usize) -> f64 {
-    if bucket == 0 {
-        return 0.0;
-    }
-    let power = (2f64).powi((bucket / 4) as i32);
-    power * (1.0 + (bucket % 4) as f64 / 4.0) / 1000.0
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lower bound of `bucket`, in seconds.
+    fn lower_bound(bucket: usize) -> f64 {
+        if bucket == 0 {
+            return 0.0;
+        }
+        let power = (2f64).powi((bucket / 4) as i32);
+        power * (1.0 + (bucket % 4) as f64 / 4.0) / 1000.0
+    }
 
     /// mod_wsgi's formula, with a real frexp.
     fn reference(seconds: f64) -> usize {

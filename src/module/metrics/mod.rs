@@ -7,9 +7,11 @@
 //! one atomic load.
 
 mod active;
+pub mod board;
 pub mod histogram;
 mod reporter;
 mod slow;
+pub mod status;
 mod window;
 pub mod wire;
 
@@ -19,7 +21,8 @@ use std::ffi::CStr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use window::{Accumulator, Phases};
+use window::Accumulator;
+pub use window::Phases;
 
 /// Worker threads reported one by one (mod_wsgi's cap on its per-thread arrays).
 pub const MAX_SLOTS: usize = 128;
@@ -156,12 +159,14 @@ pub fn begin(server: f64, queue: Option<f64>, daemon: Option<f64>, describe: imp
 impl Tracker {
     /// The request ended with `status` (0: none was sent), after `traffic` and the seconds
     /// spent reading its body and writing its response.
-    pub fn finish(mut self, status: i32, traffic: Traffic, input_read: f64, output_write: f64) {
+    pub fn finish(mut self, status: i32, traffic: Traffic, input_read: f64, output_write: f64, python_wait: crate::abi::PythonWait) {
         let Some(state) = state() else { return };
         let ended = Instant::now();
         self.phases.application = ended.saturating_duration_since(self.began).as_secs_f64();
         self.phases.input_read = input_read;
         self.phases.output_write = output_write;
+        self.phases.python_wait = python_wait.nanos as f64 / 1e9;
+        self.phases.python_waits = python_wait.count;
         let elapsed = self.phases.application;
         if let (Some(slot), Some(running)) = (self.slot, self.slot.and_then(active::leave)) {
             match state.settings.slow_threshold() {
@@ -170,7 +175,7 @@ impl Tracker {
                         slow::log_completed(&state.settings, &running, elapsed, status, threshold);
                     }
                     let (began_epoch, describe) = (running.began_epoch, running.describe);
-                    slow::queue(slow::Completed { began_epoch, duration: elapsed, thread_slot: slot, status, traffic, describe });
+                    slow::queue(slow::Completed { began_epoch, duration: elapsed, thread_slot: slot, status, traffic, describe, phases: self.phases });
                 }
                 _ => {}
             }

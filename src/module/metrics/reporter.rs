@@ -261,13 +261,13 @@ fn tick() {
     d.u64(50, threads as u64).u64(51, active::threads_started() as u64).u64(52, active_threads as u64);
     let daemon = !s.process_group.is_empty();
     let mean = |stat: &Stat| if n > 0 { stat.sum / n as f64 } else { 0.0 };
-    d.f64(60, mean(&window.server)).f64(63, mean(&window.application)).f64(64, mean(&window.request));
+    d.f64(60, mean(&window.server)).f64(63, mean(&window.application)).f64(64, mean(&window.request)).f64(65, mean(&window.python_wait));
     d.f64(66, mean(&window.input_read)).f64(67, mean(&window.output_write));
     if daemon && n > 0 {
         d.f64(61, mean(&window.queue)).f64(62, mean(&window.daemon));
     }
     if n > 0 {
-        for (min, stat) in [(70, &window.server), (73, &window.application), (74, &window.request), (76, &window.input_read), (77, &window.output_write)] {
+        for (min, stat) in [(70, &window.server), (73, &window.application), (74, &window.request), (75, &window.python_wait), (76, &window.input_read), (77, &window.output_write)] {
             d.f64(min, stat.min).f64(min + 10, stat.max);
         }
         if daemon {
@@ -278,7 +278,7 @@ fn tick() {
     if daemon {
         d.i32s(91, &window.queue.buckets).i32s(92, &window.daemon.buckets);
     }
-    d.i32s(94, &window.request.buckets).i32s(96, &window.input_read.buckets).i32s(97, &window.output_write.buckets);
+    d.i32s(94, &window.request.buckets).i32s(95, &window.python_wait.buckets).i32s(96, &window.input_read.buckets).i32s(97, &window.output_write.buckets);
     let t = &window.traffic;
     d.u64(100, t.input_bytes).u64(101, t.input_reads).u64(102, t.output_bytes).u64(103, t.output_writes);
     for (i, count) in window.statuses.iter().enumerate() {
@@ -311,6 +311,12 @@ fn slow_datagrams(seq: u32) {
         let mut d = Datagram::new(kind::SLOW_REQUEST, r.pid, seq, stamp);
         d.u64(200, 1).f64(201, c.began_epoch).f64(202, c.duration).u64(203, c.thread_slot as u64 + 1).u64(205, r.pid as u64);
         d.u64(230, c.traffic.input_bytes).u64(231, c.traffic.input_reads).u64(232, c.traffic.output_bytes).u64(233, c.traffic.output_writes);
+        let p = &c.phases;
+        d.f64(220, p.server);
+        if let (Some(queue), Some(daemon)) = (p.queue, p.daemon) {
+            d.f64(221, queue).f64(222, daemon);
+        }
+        d.f64(223, p.application).f64(224, p.python_wait).u64(225, p.python_waits).f64(234, p.input_read).f64(235, p.output_write);
         d.u64(240, c.status.max(0) as u64);
         describe(&mut d, &c.describe, c.thread_slot, c.began_epoch);
         r.send(&d);

@@ -19,6 +19,7 @@ pub struct Completed {
     pub status: i32,
     pub traffic: Traffic,
     pub describe: Describe,
+    pub phases: super::Phases,
 }
 
 /// At most this many completed slow requests wait for a tick (mod_wsgi's smallest ring).

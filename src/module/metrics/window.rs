@@ -42,6 +42,9 @@ pub struct Phases {
     pub application: f64,
     pub input_read: f64,
     pub output_write: f64,
+    /// Waiting for a slot of the GIL scheduler and for the GIL, and how many waits.
+    pub python_wait: f64,
+    pub python_waits: u64,
 }
 
 /// The counts of a finished request's body traffic.
@@ -67,6 +70,8 @@ pub struct Window {
     pub request: Stat,
     pub input_read: Stat,
     pub output_write: Stat,
+    pub python_wait: Stat,
+    pub python_waits: u64,
     pub traffic: Traffic,
     /// Per worker thread (slot): requests completed, busy seconds, longest request.
     pub completed: Vec<i32>,
@@ -87,6 +92,8 @@ impl Window {
             request: Stat::default(),
             input_read: Stat::default(),
             output_write: Stat::default(),
+            python_wait: Stat::default(),
+            python_waits: 0,
             traffic: Traffic::default(),
             completed: vec![0; MAX_SLOTS],
             busy: vec![0.0; MAX_SLOTS],
@@ -129,6 +136,8 @@ impl Accumulator {
         w.request.add(request);
         w.input_read.add(phases.input_read);
         w.output_write.add(phases.output_write);
+        w.python_wait.add(phases.python_wait);
+        w.python_waits += phases.python_waits;
         w.traffic.input_bytes += traffic.input_bytes;
         w.traffic.input_reads += traffic.input_reads;
         w.traffic.output_bytes += traffic.output_bytes;
