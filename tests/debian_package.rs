@@ -189,7 +189,9 @@ impl Record {
         let _ = std::fs::remove_dir_all(&saved);
         std::fs::create_dir_all(&saved).unwrap();
         for file in wsgi_files() {
-            check("cp --parents", &run("cp", &["-a", "--parents", file.to_str().unwrap(), saved.to_str().unwrap()], &[]));
+            let copy = format!("{}{}", saved.display(), file.display());
+            std::fs::create_dir_all(Path::new(&copy).parent().unwrap()).unwrap();
+            check("cp", &run("cp", &["-a", "--no-dereference", file.to_str().unwrap(), &copy], &[]));
         }
         let (word, version) = self.debian.clone().unwrap_or(("-".into(), "-".into()));
         let aside = Self::path().with_extension("new");
