@@ -788,8 +788,28 @@ pub fn telemetry_tools() -> PathBuf {
     pypi_venv("telemetry-tools-1", &["mod-wsgi-telemetry==1.1.0", "prometheus_client==0.26.0"])
 }
 
-/// Debian's mod_wsgi 4.9 (`libapache2-mod-wsgi-py3`, installed by scripts/setup).
+/// Where Debian's mod_wsgi 4.9 (`libapache2-mod-wsgi-py3`, installed by scripts/setup) is.
+/// Our own Debian package installs the same path: load it through [`debian_mod_wsgi`].
 pub const DEBIAN_MOD_WSGI: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
+
+/// Debian's mod_wsgi 4.9, checked to be Debian's: `dpkg -S` must name
+/// `libapache2-mod-wsgi-py3` as its owner. mod-wsgi-rs's own package installs the same
+/// path (tests/debian_package.rs swaps it in), and a comparison with it would compare ours
+/// with ours.
+pub fn debian_mod_wsgi() -> &'static Path {
+    let path = Path::new(DEBIAN_MOD_WSGI);
+    assert!(path.is_file(), "Debian's mod_wsgi is missing: scripts/setup installs libapache2-mod-wsgi-py3");
+    let out = std::process::Command::new("dpkg").args(["-S", DEBIAN_MOD_WSGI]).output().expect("dpkg -S");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let owner = text.split(':').next().unwrap_or("").trim();
+    assert!(
+        out.status.success() && owner == "libapache2-mod-wsgi-py3",
+        "{DEBIAN_MOD_WSGI} is not Debian's mod_wsgi: it belongs to {owner:?} ({}). If that is mod-wsgi-rs \
+         (an interrupted tests/debian_package.rs leaves it installed), `apt install libapache2-mod-wsgi-py3` puts Debian's back",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    path
+}
 
 /// The version of mod_wsgi from PyPI the tests compare with.
 pub const MOD_WSGI_6: &str = "6.1.1";
