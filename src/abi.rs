@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 20;
+pub const ABI_VERSION: u32 = 21;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -328,7 +328,49 @@ pub struct EngineConfig {
     pub log: unsafe extern "C" fn(level: c_int, message: Bytes),
     /// Reads Apache's scoreboard for `mod_wsgi.server_metrics()` (see [`ScoreboardFn`]).
     pub scoreboard: ScoreboardFn,
+    /// The module's request metrics, for `mod_wsgi.start_recording_metrics()`,
+    /// `request_metrics()` and `process_metrics()` (see [`MetricsFn`]).
+    pub metrics: MetricsFn,
 }
+
+/// What [`MetricsFn`] is asked: to start recording, or for figures.
+pub mod metrics_query {
+    use std::ffi::c_int;
+    pub const START_RECORDING: c_int = 0;
+    /// mod_wsgi 6.1's `request_metrics()`: the figures since the last call (drained).
+    pub const REQUEST: c_int = 1;
+    /// mod_wsgi 6.1's `process_metrics()` keys: counts over the process's life.
+    pub const PROCESS: c_int = 2;
+}
+
+/// The kinds of a [`MetricValue`].
+pub mod metric_kind {
+    use std::ffi::c_int;
+    pub const NONE: c_int = 0;
+    pub const INT: c_int = 1;
+    pub const FLOAT: c_int = 2;
+    pub const INTS: c_int = 3;
+    pub const FLOATS: c_int = 4;
+}
+
+/// One named figure: `kind` says which field holds it (lists: `len` items at `ints` or
+/// `floats`, valid during the sink call).
+#[repr(C)]
+pub struct MetricValue {
+    pub kind: c_int,
+    pub int: i64,
+    pub float: f64,
+    pub ints: *const i64,
+    pub floats: *const f64,
+    pub len: usize,
+}
+
+/// The engine's receiver of one figure; it copies it before returning.
+pub type MetricsSink = unsafe extern "C" fn(ctx: *mut c_void, name: Bytes, value: *const MetricValue);
+
+/// Answers a [`metrics_query`]: each figure goes to `sink` with `ctx`; 1 when answered, 0 for
+/// Python's `None` (telemetry is on, which takes the figures, or nothing is recorded).
+pub type MetricsFn = unsafe extern "C" fn(query: c_int, sink: MetricsSink, ctx: *mut c_void) -> c_int;
 
 /// Outcome of [`Engine::handle`]: what the module's handler returns to Apache.
 ///

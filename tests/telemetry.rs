@@ -178,3 +178,61 @@ fn telemetry_directives_are_checked_as_mod_wsgi_6_checks_them() {
     assert!(ok, "{out}");
     assert!(!out.contains("not implemented"), "{out}");
 }
+
+const METRICS_APP: &str = r#"
+import json, mod_wsgi
+
+def application(environ, start_response):
+    path = environ['PATH_INFO']
+    if path == '/start':
+        before = mod_wsgi.request_metrics()
+        mod_wsgi.start_recording_metrics()
+        body = {'before': before}
+    elif path == '/metrics':
+        rm = mod_wsgi.request_metrics()
+        pm = mod_wsgi.process_metrics()
+        body = {'rm': rm, 'pm': {k: pm.get(k) for k in ('request_count', 'threads', 'python_concurrency_mode', 'restart_time')}}
+    else:
+        body = 'hello'
+    start_response('200 OK', [('Content-Type', 'application/json')])
+    return [json.dumps(body).encode()]
+"#;
+
+/// mod_wsgi 6.1's internal metrics API: `None` until `start_recording_metrics()`, then the
+/// requests since the last call (drained), mod_wsgi's 66 keys; `process_metrics()` gains 6.1's
+/// keys beside ours; with `WSGITelemetryService` on, `request_metrics()` stays `None`.
+#[test]
+fn the_internal_metrics_api_counts_what_was_sent() {
+    const SUMMARY: &str = r#"
+import json, sys
+first, second = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+rm, pm = first['rm'], first['pm']
+print('keys=%d count=%d 2xx=%d queue=%s waits_ok=%s buckets=%d' % (len(rm), rm['request_count'], rm['status_2xx'], rm['queue_time'], rm['gil_wait_count'] >= rm['request_count'], len(rm['request_time_buckets'])))
+print('lifetime=%d threads=%d ours=%s' % (pm['request_count'], sum(t['request_count'] for t in pm['threads']), pm['python_concurrency_mode'] is not None))
+print('drained=%d' % second['rm']['request_count'])
+"#;
+    let dir = TempDir::new("telemetry-api");
+    dir.write("app.wsgi", METRICS_APP);
+    let apache = Apache::start_in(dir, Mpm::Event, "WSGIScriptAlias /app {dir}/app.wsgi\n");
+    assert_eq!(apache.get("/app/metrics").text(), r#"{"rm": null, "pm": {"request_count": null, "threads": null, "python_concurrency_mode": "auto", "restart_time": null}}"#);
+    assert_eq!(apache.get("/app/start").text(), r#"{"before": null}"#);
+    let results = hammer(apache.port, 4, 10, |_| Request::get("/app/hello"));
+    assert!(results.iter().all(|(_, r)| matches!(r, Ok(r) if r.status == 200)));
+    let first = apache.get("/app/metrics").text();
+    let second = apache.get("/app/metrics").text();
+    let out = Command::new("/usr/bin/python3").args(["-c", SUMMARY, &first, &second]).output().unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{first}", String::from_utf8_lossy(&out.stderr));
+    assert!(summary.contains("keys=66 count=40 2xx=40 queue=None waits_ok=True buckets=65"), "{summary}\n{first}");
+    assert!(summary.contains("lifetime=40 threads=40 ours=True"), "{summary}\n{first}");
+    assert!(summary.contains("drained=1"), "{summary}\n{second}");
+
+    // With telemetry on, the reporter takes the figures.
+    let dir = TempDir::new("telemetry-api-on");
+    dir.write("app.wsgi", METRICS_APP);
+    let config = format!("WSGITelemetryService unix:{}/t.sock\nWSGIScriptAlias /app {{dir}}/app.wsgi\n", dir.path().display());
+    let apache = Apache::start_in(dir, Mpm::Event, &config);
+    apache.get("/app/start");
+    apache.get("/app/hello");
+    assert!(apache.get("/app/metrics").text().starts_with(r#"{"rm": null, "pm": {"request_count": null"#));
+}

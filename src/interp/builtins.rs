@@ -30,6 +30,20 @@ static SERVER_METRICS: Def = Def(ffi::method_args(
     c"server_metrics() -> dict of Apache's scoreboard, or None when WSGIServerMetrics (server-metrics= of a daemon group) is off",
 ));
 
+static REQUEST_METRICS: Def = Def(ffi::method_args(
+    c"request_metrics",
+    request_metrics,
+    ffi::METH_NOARGS,
+    c"request_metrics() -> dict of the requests since the last call, or None unless recording (start_recording_metrics()) or while WSGITelemetryService is on",
+));
+
+static START_RECORDING_METRICS: Def = Def(ffi::method_args(
+    c"start_recording_metrics",
+    start_recording_metrics,
+    ffi::METH_NOARGS,
+    c"start_recording_metrics(): record requests for request_metrics() and process_metrics() from now on",
+));
+
 static LOG: Def = Def(ffi::method_args(
     c"log",
     log,
@@ -56,6 +70,113 @@ pub fn process_metrics_function() -> PyResult<PyObj> {
 /// `mod_wsgi.server_metrics` for the current interpreter.
 pub fn server_metrics_function() -> PyResult<PyObj> {
     function(&SERVER_METRICS)
+}
+
+/// `mod_wsgi.request_metrics` and `mod_wsgi.start_recording_metrics` for the current
+/// interpreter.
+pub fn recording_functions() -> PyResult<[(&'static str, PyObj); 2]> {
+    Ok([("request_metrics", function(&REQUEST_METRICS)?), ("start_recording_metrics", function(&START_RECORDING_METRICS)?)])
+}
+
+/// One figure from the module, owned.
+enum Figure {
+    None,
+    Int(i64),
+    Float(f64),
+    Ints(Vec<i64>),
+    Floats(Vec<f64>),
+}
+
+/// The module's sink: copies each figure into the `Vec<(String, Figure)>` behind `ctx`.
+unsafe extern "C" fn collect_figure(ctx: *mut c_void, name: abi::Bytes, value: *const abi::MetricValue) {
+    // SAFETY: ctx is the Vec passed to the query below; name and value are valid for the call,
+    // and a list's `len` items are readable at its pointer.
+    unsafe {
+        let figures = &mut *ctx.cast::<Vec<(String, Figure)>>();
+        let v = &*value;
+        let list = |p: *const i64| if p.is_null() { Vec::new() } else { std::slice::from_raw_parts(p, v.len).to_vec() };
+        let figure = match v.kind {
+            abi::metric_kind::INT => Figure::Int(v.int),
+            abi::metric_kind::FLOAT => Figure::Float(v.float),
+            abi::metric_kind::INTS => Figure::Ints(list(v.ints)),
+            abi::metric_kind::FLOATS => Figure::Floats(if v.floats.is_null() { Vec::new() } else { std::slice::from_raw_parts(v.floats, v.len).to_vec() }),
+            _ => Figure::None,
+        };
+        figures.push((name.to_text(), figure));
+    }
+}
+
+/// Asks the module (`abi::MetricsFn`); `None` when it answers Python's None.
+fn query_metrics(query: c_int) -> Option<Vec<(String, Figure)>> {
+    let ask = super::settings::get().metrics;
+    let mut figures: Vec<(String, Figure)> = Vec::new();
+    // SAFETY: the module's function with our sink and the Vec it fills; it takes short locks
+    // no thread holds while waiting for the GIL, and never blocks on the network.
+    let answered = unsafe { ask(query, collect_figure, (&mut figures as *mut Vec<(String, Figure)>).cast()) };
+    (answered == 1).then_some(figures)
+}
+
+fn figure_object(figure: &Figure) -> PyResult<PyObj> {
+    match figure {
+        Figure::None => Ok(py::none()),
+        Figure::Int(v) => py::int(*v),
+        Figure::Float(v) => float(*v),
+        Figure::Ints(values) => {
+            let list = new_list()?;
+            for v in values {
+                append(&list, &py::int(*v)?)?;
+            }
+            Ok(list)
+        }
+        Figure::Floats(values) => {
+            let list = new_list()?;
+            for v in values {
+                append(&list, &float(*v)?)?;
+            }
+            Ok(list)
+        }
+    }
+}
+
+/// Puts `figures` into `d`: mod_wsgi 6.1's `threads` list of dicts comes as two parallel
+/// lists, `threads.thread_id` and `threads.request_count`.
+fn add_figures(d: &PyObj, figures: &[(String, Figure)]) -> PyResult<()> {
+    let mut ids: &[i64] = &[];
+    let mut counts: &[i64] = &[];
+    for (name, figure) in figures {
+        match (name.as_str(), figure) {
+            ("threads.thread_id", Figure::Ints(v)) => ids = v,
+            ("threads.request_count", Figure::Ints(v)) => counts = v,
+            _ => py::dict_set(d, name, &figure_object(figure)?)?,
+        }
+    }
+    if figures.iter().any(|(name, _)| name == "threads.thread_id") {
+        let threads = new_list()?;
+        for (id, count) in ids.iter().zip(counts) {
+            let t = py::dict()?;
+            py::dict_set(&t, "thread_id", &py::int(*id)?)?;
+            py::dict_set(&t, "request_count", &py::int(*count)?)?;
+            append(&threads, &t)?;
+        }
+        py::dict_set(d, "threads", &threads)?;
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn request_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    python_trampoline(|| -> PyResult<PyObj> {
+        let Some(figures) = query_metrics(abi::metrics_query::REQUEST) else { return Ok(py::none()) };
+        let d = py::dict()?;
+        add_figures(&d, &figures)?;
+        Ok(d)
+    })
+}
+
+unsafe extern "C" fn start_recording_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    python_trampoline(|| -> PyResult<PyObj> {
+        query_metrics(abi::metrics_query::START_RECORDING);
+        Ok(py::none())
+    })
 }
 
 /// The error-log writer for the current interpreter.
@@ -129,6 +250,11 @@ unsafe extern "C" fn process_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::
         }
         py::dict_set(&d, "thread_states", &states)?;
         py::dict_set(&d, "interpreters", &py::int(groups.len() as i64)?)?;
+        // mod_wsgi 6.1's keys, while requests are recorded (start_recording_metrics(), not
+        // while telemetry takes them).
+        if let Some(figures) = query_metrics(abi::metrics_query::PROCESS) {
+            add_figures(&d, &figures)?;
+        }
         Ok(d)
     };
     python_trampoline(build)

@@ -498,6 +498,11 @@ fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool, p: &Prepar
             &py::boolean(own_gil),
             &s.home_path.as_deref().map_or_else(|| Ok(py::none()), py::text)?,
         ])?;
+        // mod_wsgi 6.1's recording API, beside setup()'s attributes.
+        let module = py::import("mod_wsgi")?;
+        for (name, function) in super::builtins::recording_functions()? {
+            module.setattr(name, &function)?;
+        }
         // SAFETY: setup() returns a 5-tuple; each item is kept (one reference) for good.
         let item = |i| unsafe { PyObj::from_borrowed(ffi::PyTuple_GetItem(lists.as_ptr(), i)).map(PyObj::into_ptr) };
         let events = Events { requests: item(0)?, shutdown: item(1)?, fire: item(2)? };

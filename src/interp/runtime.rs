@@ -39,6 +39,7 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         apache_version: parse_apache_version(&unsafe { config.server_banner.to_text() }),
         log: config.log,
         scoreboard: config.scoreboard,
+        metrics: config.metrics,
         initial_environ: std::env::vars_os()
             .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
             .collect(),

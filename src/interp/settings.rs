@@ -41,6 +41,8 @@ pub struct Settings {
     pub log: unsafe extern "C" fn(level: i32, message: abi::Bytes),
     /// The module's scoreboard reader, for `mod_wsgi.server_metrics()`.
     pub scoreboard: abi::ScoreboardFn,
+    /// The module's request metrics, for `mod_wsgi.request_metrics()` and the rest.
+    pub metrics: abi::MetricsFn,
     /// The process environment as the child started, before any application changed it:
     /// every new interpreter starts its `os.environ` from this (see `group.rs`).
     pub initial_environ: Vec<(Vec<u8>, Vec<u8>)>,

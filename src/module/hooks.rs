@@ -193,6 +193,7 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
             process_group: abi::Bytes::EMPTY,
             log: process_log,
             scoreboard: super::scoreboard::read_for_engine,
+            metrics: super::metrics::api::query,
         };
         // SAFETY: the engine's init takes a config valid for the call.
         if unsafe { (engine.table.init)(&engine_config) } != 0 {

@@ -444,6 +444,7 @@ fn start_engine(registry: &Registry, group: &Group, mapped: Option<engine_loader
         process_group: abi::Bytes::new(spec.name.as_bytes()),
         log: engine_log,
         scoreboard: super::super::scoreboard::read_for_engine,
+        metrics: super::super::metrics::api::query,
     };
     // SAFETY: the engine's init takes a config valid for the call.
     if unsafe { (engine.table.init)(&config) } != 0 {

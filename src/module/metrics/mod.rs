@@ -7,9 +7,11 @@
 //! one atomic load.
 
 mod active;
+pub mod api;
 pub mod board;
 pub mod histogram;
 mod reporter;
+mod sample;
 mod slow;
 pub mod status;
 mod window;
@@ -19,6 +21,7 @@ pub use active::Describe;
 pub use window::Traffic;
 use std::ffi::CStr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use window::Accumulator;
@@ -98,25 +101,54 @@ impl Settings {
 struct State {
     settings: Settings,
     window: Accumulator,
+    lifetime: Lifetime,
+}
+
+/// Counts over the process's life (`process_metrics()`, STOPPED's count).
+struct Lifetime {
+    /// When the process started (epoch seconds).
+    started: f64,
+    requests: AtomicU64,
+    busy_ns: AtomicU64,
+    /// Requests completed per worker thread (slot).
+    per_thread: [AtomicU64; MAX_SLOTS],
+}
+
+impl Lifetime {
+    fn new() -> Lifetime {
+        Lifetime { started: epoch_now(), requests: AtomicU64::new(0), busy_ns: AtomicU64::new(0), per_thread: std::array::from_fn(|_| AtomicU64::new(0)) }
+    }
 }
 
 static STATE: OnceLock<State> = OnceLock::new();
 
-/// Starts recording, and the reporter thread, in this process (after Python started, once),
-/// when telemetry or slow-request reports are configured.
+/// Whether requests are recorded: telemetry or slow-request reports are configured, or the
+/// application called `mod_wsgi.start_recording_metrics()`.
+static RECORDING: AtomicBool = AtomicBool::new(false);
+
+/// Keeps this process's settings (after Python started, once) and, when telemetry or
+/// slow-request reports are configured, starts recording and the reporter thread.
 pub fn start(settings: Settings) {
-    if settings.target.is_none() && settings.slow_threshold().is_none() {
-        return;
-    }
-    if STATE.set(State { settings, window: Accumulator::new() }).is_ok() {
+    let report = settings.target.is_some() || settings.slow_threshold().is_some();
+    if STATE.set(State { settings, window: Accumulator::new(), lifetime: Lifetime::new() }).is_ok() && report {
+        start_recording();
         reporter::start();
+    }
+}
+
+/// Starts recording requests (once): the first window starts now.
+fn start_recording() {
+    if let Some(state) = state() {
+        if !RECORDING.swap(true, Ordering::AcqRel) {
+            sample::seed(state);
+        }
     }
 }
 
 /// Sends the last report and ends the reporter (the process is stopping; call once, from the
 /// thread that stops it).
 pub fn stop() {
-    if STATE.get().is_some() {
+    if RECORDING.load(Ordering::Acquire) {
         reporter::stop();
     }
 }
@@ -145,7 +177,9 @@ pub struct Tracker {
 /// since Apache read the request (seconds), `queue` and `daemon` daemon mode's phases.
 /// `describe` is called only when the request is tracked.
 pub fn begin(server: f64, queue: Option<f64>, daemon: Option<f64>, describe: impl FnOnce() -> Describe) -> Option<Tracker> {
-    state()?;
+    if !RECORDING.load(Ordering::Relaxed) {
+        return None;
+    }
     let slot = active::my_slot();
     let began = Instant::now();
     if let Some(slot) = slot {
@@ -181,5 +215,11 @@ impl Tracker {
             }
         }
         state.window.add(self.slot, self.began, ended, status, &self.phases, &traffic);
+        let lifetime = &state.lifetime;
+        lifetime.requests.fetch_add(1, Ordering::Relaxed);
+        lifetime.busy_ns.fetch_add(ended.saturating_duration_since(self.began).as_nanos() as u64, Ordering::Relaxed);
+        if let Some(slot) = self.slot {
+            lifetime.per_thread[slot].fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

@@ -13,10 +13,10 @@
 use super::super::log;
 use super::wire::{kind, Datagram};
 use super::window::Stat;
-use super::{active, epoch_now, slow, state, Settings, MAX_SLOTS};
+use super::{active, epoch_now, sample, slow, state, Settings};
 use std::sync::{Condvar, Mutex};
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,10 +36,6 @@ struct Reporter {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The periodic datagrams' sequence number.
     seq: AtomicU32,
-    /// Requests completed over the process's life (STOPPED's count).
-    lifetime: AtomicU64,
-    /// Where the last tick's figures started: its monotonic and CPU clocks.
-    last: Mutex<(Instant, f64, f64)>,
 }
 
 static REPORTER: OnceLock<Reporter> = OnceLock::new();
@@ -60,7 +56,6 @@ pub fn start() {
             }
         }
     });
-    let (user, system) = cpu_times();
     let new = Reporter {
         socket: socket.as_ref().map(|(socket, _)| socket.try_clone()).and_then(Result::ok),
         pid: std::process::id(),
@@ -70,8 +65,6 @@ pub fn start() {
         wake: Condvar::new(),
         thread: Mutex::new(None),
         seq: AtomicU32::new(1),
-        lifetime: AtomicU64::new(0),
-        last: Mutex::new((Instant::now(), user, system)),
     };
     if REPORTER.set(new).is_err() {
         return;
@@ -106,7 +99,7 @@ pub fn stop() {
     r.send(&header(kind::PROCESS_STOPPED, r.seq.load(Ordering::Relaxed)).with(|d| {
         common_identity(d, false);
         d.f64(131, epoch_now() - r.started);
-        d.u64(132, r.lifetime.load(Ordering::Relaxed));
+        d.u64(132, state().map_or(0, |s| s.lifetime.requests.load(Ordering::Relaxed)));
         d.u64(134, active_requests() as u64);
         d.u64(135, 1);
     }));
@@ -223,69 +216,48 @@ fn tick() {
     let Some(state) = state() else { return };
     let r = reporter();
     let s = &state.settings;
-    let now = Instant::now();
-    let window = state.window.drain(now);
-    let (user, system) = cpu_times();
-    let (period, cpu_user, cpu_system) = {
-        let mut last = super::lock(&r.last);
-        let before = *last;
-        *last = (now, user, system);
-        (now.saturating_duration_since(before.0).as_secs_f64().max(1e-6), user - before.1, system - before.2)
-    };
-    r.lifetime.fetch_add(window.requests, Ordering::Relaxed);
-    // The in-flight part of each busy thread's time in this window.
-    let threads = s.threads_maximum.clamp(1, MAX_SLOTS);
-    let mut busy = window.busy.clone();
-    let mut current = vec![0.0; MAX_SLOTS];
-    active::each(|slot, running| {
-        let since = if running.began > window.started { running.began } else { window.started };
-        busy[slot] += now.saturating_duration_since(since).as_secs_f64();
-        current[slot] = now.saturating_duration_since(running.began).as_secs_f64();
-    });
+    let sample = sample::take(state);
+    let w = &sample.window;
     let seq = r.seq.fetch_add(1, Ordering::Relaxed) + 1;
     let mut d = header(kind::REQUEST, seq);
     common_identity(&mut d, true);
     // SAFETY: getppid has no preconditions.
     d.u64(7, unsafe { libc::getppid() } as u64);
-    d.f64(10, period).f64(11, s.interval).f64(12, s.slow_threshold().unwrap_or(0.0));
+    d.f64(10, sample.period).f64(11, s.interval).f64(12, s.slow_threshold().unwrap_or(0.0));
     if s.switch_interval > 0.0 {
         d.f64(13, s.switch_interval);
     }
-    let n = window.requests;
-    d.u64(20, n).f64(21, n as f64 / period);
-    d.f64(22, busy.iter().sum::<f64>() / period / threads as f64);
-    d.f64(30, cpu_user / period).f64(31, cpu_system / period).f64(32, (cpu_user + cpu_system) / period);
-    let (rss, max_rss) = memory();
-    d.u64(40, rss).u64(41, max_rss);
-    let active_threads = (0..MAX_SLOTS).filter(|&i| window.completed[i] > 0 || current[i] > 0.0).count();
-    d.u64(50, threads as u64).u64(51, active::threads_started() as u64).u64(52, active_threads as u64);
-    let daemon = !s.process_group.is_empty();
-    let mean = |stat: &Stat| if n > 0 { stat.sum / n as f64 } else { 0.0 };
-    d.f64(60, mean(&window.server)).f64(63, mean(&window.application)).f64(64, mean(&window.request)).f64(65, mean(&window.python_wait));
-    d.f64(66, mean(&window.input_read)).f64(67, mean(&window.output_write));
-    if daemon && n > 0 {
-        d.f64(61, mean(&window.queue)).f64(62, mean(&window.daemon));
+    let (n, period) = (w.requests, sample.period);
+    d.u64(20, n).f64(21, n as f64 / period).f64(22, sample.capacity_utilization());
+    d.f64(30, sample.cpu_user / period).f64(31, sample.cpu_system / period).f64(32, (sample.cpu_user + sample.cpu_system) / period);
+    d.u64(40, sample.rss).u64(41, sample.max_rss);
+    d.u64(50, sample.threads as u64).u64(51, sample.threads_started as u64).u64(52, sample.threads_active as u64);
+    let mean = |stat: &Stat| sample.mean(stat.sum);
+    d.f64(60, mean(&w.server)).f64(63, mean(&w.application)).f64(64, mean(&w.request)).f64(65, mean(&w.python_wait));
+    d.f64(66, mean(&w.input_read)).f64(67, mean(&w.output_write));
+    if sample.daemon && n > 0 {
+        d.f64(61, mean(&w.queue)).f64(62, mean(&w.daemon));
     }
     if n > 0 {
-        for (min, stat) in [(70, &window.server), (73, &window.application), (74, &window.request), (75, &window.python_wait), (76, &window.input_read), (77, &window.output_write)] {
+        for (min, stat) in [(70, &w.server), (73, &w.application), (74, &w.request), (75, &w.python_wait), (76, &w.input_read), (77, &w.output_write)] {
             d.f64(min, stat.min).f64(min + 10, stat.max);
         }
-        if daemon {
-            d.f64(71, window.queue.min).f64(81, window.queue.max).f64(72, window.daemon.min).f64(82, window.daemon.max);
+        if sample.daemon {
+            d.f64(71, w.queue.min).f64(81, w.queue.max).f64(72, w.daemon.min).f64(82, w.daemon.max);
         }
     }
-    d.i32s(90, &window.server.buckets).i32s(93, &window.application.buckets);
-    if daemon {
-        d.i32s(91, &window.queue.buckets).i32s(92, &window.daemon.buckets);
+    d.i32s(90, &w.server.buckets).i32s(93, &w.application.buckets);
+    if sample.daemon {
+        d.i32s(91, &w.queue.buckets).i32s(92, &w.daemon.buckets);
     }
-    d.i32s(94, &window.request.buckets).i32s(95, &window.python_wait.buckets).i32s(96, &window.input_read.buckets).i32s(97, &window.output_write.buckets);
-    let t = &window.traffic;
+    d.i32s(94, &w.request.buckets).i32s(95, &w.python_wait.buckets).i32s(96, &w.input_read.buckets).i32s(97, &w.output_write.buckets);
+    let t = &w.traffic;
     d.u64(100, t.input_bytes).u64(101, t.input_reads).u64(102, t.output_bytes).u64(103, t.output_writes);
-    for (i, count) in window.statuses.iter().enumerate() {
+    for (i, count) in w.statuses.iter().enumerate() {
         d.u64(120 + i as u16, *count);
     }
-    d.i32s(110, &window.completed[..threads]).f64s(111, &busy[..threads]);
-    d.f64s(113, &current[..threads]).f64s(114, &window.longest[..threads]);
+    d.i32s(110, &w.completed[..sample.threads]).f64s(111, &sample.busy);
+    d.f64s(113, &sample.current).f64s(114, &w.longest[..sample.threads]);
     r.send(&d);
     if s.slow_threshold().is_some() {
         slow_datagrams(seq);
@@ -334,30 +306,6 @@ fn slow_datagrams(seq: u32) {
         describe(&mut d, &desc, slot, began);
         r.send(&d);
     }
-}
-
-/// This process's user and system CPU seconds.
-fn cpu_times() -> (f64, f64) {
-    // SAFETY: a zeroed rusage is a valid output buffer for getrusage.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF with a valid buffer.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return (0.0, 0.0);
-    }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (secs(usage.ru_utime), secs(usage.ru_stime))
-}
-
-/// Resident and peak resident memory, in bytes.
-fn memory() -> (u64, u64) {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
-    let rss = std::fs::read_to_string("/proc/self/statm").ok().and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok()).map_or(0, |p| p * page);
-    // SAFETY: as in cpu_times.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF with a valid buffer.
-    let max = if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 { usage.ru_maxrss as u64 * 1024 } else { 0 };
-    (rss, max.max(rss))
 }
 
 fn hostname() -> Vec<u8> {
