@@ -15,7 +15,8 @@ INFO = 6
 
 class Log(object):
     """A text stream whose complete lines go to Apache's error log (attributed to the
-    current request, if any): sys.stdout, sys.stderr and each request's wsgi.errors."""
+    current request, if any). On Python 3 only the binary layer below sys.stdout, sys.stderr
+    and wsgi.errors (see LogBuffer); on Python 2 those streams themselves."""
 
     encoding = 'utf-8'
     errors = 'backslashreplace'
@@ -68,23 +69,151 @@ class Log(object):
         return True
 
 
-class Restricted(object):
-    """sys.stdin (WSGIRestrictStdin On) or sys.stdout (WSGIRestrictStdout On): any use is an
-    error, as in mod_wsgi, because nothing sensible is connected to them."""
+_warned_str_write = []
 
-    def __init__(self, name):
-        self.name = name
 
-    def _refuse(self, *args, **kwargs):
-        raise IOError('%s access restricted by mod_wsgi' % self.name)
+class LogBuffer(object):
+    """mod_wsgi.Log (Python 3): the binary layer of sys.stdout, sys.stderr and wsgi.errors,
+    each of them an io.TextIOWrapper over one of these (utf-8, errors='replace', line
+    buffered, write-through), as in mod_wsgi 4.9 and 6. write() and writelines() take
+    bytes-like objects (bytes, bytearray, memoryview); each complete line goes to Apache's
+    error log, attributed to the request this thread serves.
 
-    read = readline = readlines = write = writelines = __iter__ = _refuse
+    sys.stdout and sys.stderr have one each for the interpreter, whose partial lines are kept
+    per thread; wsgi.errors has one per request, which ends (flushed, then refusing writes
+    with RuntimeError, as in mod_wsgi) when the request does."""
+
+    __slots__ = ('_log', '_level', '_name', '_ident', '_partial', '_expired')
+
+    def __init__(self, log, level, name, ident=None):
+        self._log = log
+        self._level = level
+        self._name = name
+        # The key of a partial line: the thread's ident for a shared stream, else always None.
+        self._ident = ident
+        self._partial = {}
+        self._expired = False
+
+    def write(self, data):
+        if self._expired:
+            raise RuntimeError('write() called on wsgi.errors after request completed')
+        if isinstance(data, str):
+            # As mod_wsgi 6: str is accepted on the binary layer, with one warning a process.
+            if not _warned_str_write:
+                _warned_str_write.append(True)
+                import warnings
+                warnings.warn('Writing str to wsgi.errors.buffer / sys.stderr.buffer is deprecated; '
+                              'write a bytes-like object instead.', DeprecationWarning, 2)
+            data = data.encode('utf-8', 'backslashreplace')
+        else:
+            try:
+                data = memoryview(data).tobytes()
+            except TypeError:
+                raise TypeError("a bytes-like object is required, not '%s'" % type(data).__name__)
+        key = self._ident() if self._ident is not None else None
+        if b'\n' not in data:
+            if data:
+                self._partial[key] = self._partial.get(key, b'') + data
+            return len(data)
+        lines = (self._partial.pop(key, b'') + data).split(b'\n')
+        rest = lines.pop()
+        if rest:
+            self._partial[key] = rest
+        for line in lines:
+            self._log(self._level, line)
+        return len(data)
+
+    def writelines(self, lines):
+        if self._expired:
+            raise RuntimeError('writelines() called on wsgi.errors after request completed')
+        try:
+            lines = iter(lines)
+        except TypeError:
+            raise TypeError('writelines() argument must be an iterable of bytes-like objects')
+        for line in lines:
+            self.write(line)
 
     def flush(self):
-        pass
+        if self._expired:
+            return
+        buffered = self._partial.pop(self._ident() if self._ident is not None else None, b'')
+        if buffered:
+            self._log(self._level, buffered)
+
+    def close(self):
+        """The end of a request's wsgi.errors: what is left is logged, and later writes
+        raise. A shared stream (sys.stdout, sys.stderr) only flushes."""
+        if self._expired:
+            return
+        self.flush()
+        if self._ident is None:
+            self._expired = True
+
+    # Always open (as mod_wsgi's): a TextIOWrapper over it keeps passing writes down, so
+    # that a request's ended stream says why it refuses them.
+    closed = property(lambda self: False)
+    name = property(lambda self: self._name)
+    encoding = property(lambda self: 'utf-8')
+    errors = property(lambda self: 'replace')
 
     def isatty(self):
         return False
+
+    def readable(self):
+        return False
+
+    def seekable(self):
+        return False
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        raise OSError('wsgi.errors log object has no file descriptor')
+
+
+
+LogBuffer.__name__ = 'Log'
+LogBuffer.__qualname__ = 'Log'
+LogBuffer.__module__ = 'mod_wsgi'
+
+
+def _text_stream(log, level, name, per_thread, _wrapper=[]):
+    """An io.TextIOWrapper over a new LogBuffer, as mod_wsgi makes its streams: utf-8,
+    errors='replace', universal newlines, line buffered, write-through."""
+    if not _wrapper:
+        import io
+        _wrapper.append(io.TextIOWrapper)
+    ident = None
+    if per_thread:
+        import _thread
+        ident = _thread.get_ident
+    return _wrapper[0](LogBuffer(log, level, name, ident), 'utf-8', 'replace', None, True, True)
+
+
+class Restricted(object):
+    """mod_wsgi.Restricted: sys.stdin (WSGIRestrictStdin On) or sys.stdout
+    (WSGIRestrictStdout On). Nothing sensible is connected to them, so any use, every
+    attribute and iteration, raises OSError naming the stream, as in mod_wsgi 6."""
+
+    __slots__ = ('_mod_wsgi_name',)
+
+    def __init__(self, name):
+        object.__setattr__(self, '_mod_wsgi_name', name)
+
+    def _refuse(self, *args, **kwargs):
+        raise IOError('%s access restricted by mod_wsgi' % object.__getattribute__(self, '_mod_wsgi_name'))
+
+    def __getattribute__(self, name):
+        object.__getattribute__(self, '_refuse')()
+
+    def __setattr__(self, name, value):
+        object.__getattribute__(self, '_refuse')()
+
+    __iter__ = __next__ = next = __enter__ = _refuse
+
+
+Restricted.__module__ = 'mod_wsgi'
 
 
 class FileWrapper(object):
@@ -208,8 +337,23 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
         # A daemon group's switch-interval= (Python 2 has no such setting).
         sys.setswitchinterval(switch_interval)
 
-    sys.stdout = Restricted('sys.stdout') if restrict_stdout else Log(log, ERR, '<stdout>')
-    sys.stderr = Log(log, ERR, '<stderr>')
+    if sys.version_info[0] >= 3:
+        # As mod_wsgi: io.TextIOWrapper streams over the error log.
+        def stream(name):
+            return _text_stream(log, ERR, name, True)
+
+        def new_errors():
+            return _text_stream(log, ERR, '<wsgi.errors>', False)
+    else:
+        # Python 2's print writes byte strings, which a TextIOWrapper refuses: the text
+        # streams of before, and one shared wsgi.errors (partial lines kept per thread).
+        stream = lambda name: Log(log, ERR, name)  # noqa: E731
+        shared_errors = Log(log, ERR, 'wsgi.errors')
+
+        def new_errors():
+            return shared_errors
+    sys.stdout = Restricted('sys.stdout') if restrict_stdout else stream('<stdout>')
+    sys.stderr = stream('<stderr>')
     if restrict_stdin:
         sys.stdin = Restricted('sys.stdin')
     if restrict_signal:
@@ -244,6 +388,7 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
 
     module = types.ModuleType("mod_wsgi")
     module.FileWrapper = FileWrapper
+    module.Restricted = Restricted
     module.RequestTimeout = RequestTimeout
     module.version = version
     module.process_group = process_group
@@ -257,7 +402,7 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
     # Extension modules refused in this own-GIL interpreter (single-phase init), by name.
     module.refused_extensions = refused_extensions
     sys.modules["mod_wsgi"] = module
-    return event_callbacks, shutdown_callbacks, fire, Log(log, ERR, 'wsgi.errors'), FileWrapper
+    return event_callbacks, shutdown_callbacks, fire, new_errors, FileWrapper
 
 
 def fire(callbacks, name, kwargs):

@@ -34,8 +34,9 @@ pub struct Group {
     /// `mod_wsgi.subscribe_events()` and `subscribe_shutdown()` callbacks, and the function
     /// that calls them (`bootstrap.py`'s `fire`).
     pub events: Events,
-    /// This interpreter's `wsgi.errors` stream and `wsgi.file_wrapper` class (owned for good).
-    pub errors: *mut ffi::PyObject,
+    /// What makes a request's `wsgi.errors` stream (`bootstrap.py`'s `new_errors`), and this
+    /// interpreter's `wsgi.file_wrapper` class (owned for good).
+    pub new_errors: *mut ffi::PyObject,
     pub file_wrapper: *mut ffi::PyObject,
     /// The interpreter has its own GIL (`WSGIPerInterpreterGIL`): its requests bypass the
     /// shared GIL's scheduler, and moving a thread in or out of it releases one GIL and takes
@@ -91,6 +92,41 @@ impl Events {
         };
         if call().is_err() {
             settings::log_lines(level::ERR, &error::take_traceback());
+        }
+    }
+}
+
+impl Group {
+    /// A new `wsgi.errors` stream for one request (GIL held, in this interpreter): on Python 3
+    /// an `io.TextIOWrapper` of its own, to be closed when the request ends
+    /// ([`ErrorsStream`]); on Python 2 the interpreter's shared stream.
+    pub fn new_errors(&self) -> PyResult<PyObj> {
+        // SAFETY: the group's own callable, alive for the interpreter's life.
+        unsafe { PyObj::from_borrowed(self.new_errors)? }.call(&[])
+    }
+}
+
+/// A request's `wsgi.errors`, closed when dropped (GIL held, in its interpreter): what is left
+/// of a line is logged, and later writes raise `RuntimeError`, as in mod_wsgi. An exception
+/// pending at that moment is kept as it was.
+pub struct ErrorsStream(pub PyObj);
+
+impl Drop for ErrorsStream {
+    fn drop(&mut self) {
+        let (mut t, mut v, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: under the GIL: any pending exception is taken out while close() runs, and
+        // put back afterwards (PyErr_Restore steals the references PyErr_Fetch gave).
+        #[allow(deprecated)]
+        unsafe {
+            ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
+        }
+        if self.0.call_method("close", &[]).is_err() {
+            settings::log_lines(level::ERR, &error::take_traceback());
+        }
+        // SAFETY: as above.
+        #[allow(deprecated)]
+        unsafe {
+            ffi::PyErr_Restore(t, v, tb);
         }
     }
 }
@@ -504,7 +540,7 @@ fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool, p: &Prepar
         Ok((request_objects::Types::create()?, events, [item(3)?, item(4)?]))
     };
     match run() {
-        Ok((types, events, [errors, file_wrapper])) => Ok(Box::leak(Box::new(Group {
+        Ok((types, events, [new_errors, file_wrapper])) => Ok(Box::leak(Box::new(Group {
             name: name.to_string(),
             replica,
             index,
@@ -512,7 +548,7 @@ fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool, p: &Prepar
             scripts: Mutex::new(HashMap::new()),
             types,
             events,
-            errors,
+            new_errors,
             file_wrapper,
             own_gil,
             gate: if own_gil { crate::gil::scheduler::own_gate() } else { None },

@@ -125,7 +125,7 @@ fn import_script(script: &str, group_name: &str, replica: u32, gil_mode: std::ff
     // Auto: only a first import that itself ran into a refused extension moves the group.
     let refused_before = (gil_mode == crate::abi::gil_mode::AUTO && group.own_gil && group.scripts.lock().is_empty())
         .then(|| super::fallback::refused_extensions().len());
-    match super::script::load(group, script, true) {
+    match super::script::load(group, script, super::script::Reloading::On { resource: None }) {
         Ok(_) => settings::log(level::INFO, &format!("Imported WSGI script '{script}' into application group '{group_name}'.")),
         Err(_) => {
             // The exception first: nothing else may run while it is set.

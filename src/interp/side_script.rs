@@ -106,7 +106,12 @@ impl Loaded<'_> {
 /// Loads the script (GIL held) and builds its environ.
 fn load<'a>(ex: &'a Exchange<'a>, group: &group::Group, group_name: &str, script: &'a str, what: &'a str) -> Result<Loaded<'a>, Failure> {
     // As WSGIScriptReloading says for the request's directory (default On).
-    let reloading = ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0");
+    // Side scripts are not asked reload_required() (mod_wsgi passes them no resource).
+    let reloading = if ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0") {
+        script::Reloading::On { resource: None }
+    } else {
+        script::Reloading::Off
+    };
     let module = match script::load(group, script, reloading) {
         Ok(module) => module,
         Err(LoadError::Unreadable(e)) => {
@@ -124,7 +129,8 @@ fn load<'a>(ex: &'a Exchange<'a>, group: &group::Group, group_name: &str, script
 /// empty (it runs in Apache's child), `mod_wsgi.application_group` naming its group, and no
 /// `mod_wsgi.callable_object` or `wsgi.input`.
 fn side_environ(ex: &Exchange, group: &group::Group, group_name: &str) -> py::PyResult<PyObj> {
-    let environ = environ::build(ex, group, &py::none())?;
+    // Its own wsgi.errors, closed (its last partial line logged) when the environ goes.
+    let environ = environ::build(ex, group, &py::none(), &group.new_errors()?)?;
     py::dict_set(&environ, "mod_wsgi.process_group", &py::text("")?)?;
     py::dict_set(&environ, "mod_wsgi.application_group", &py::latin1(group_name.as_bytes())?)?;
     for key in ["mod_wsgi.callable_object", "wsgi.input", "wsgi.input_terminated"] {
