@@ -228,3 +228,43 @@ def application(environ, start_response):
         assert!(crash_lines(&log).is_empty(), "{mpm:?}:\n{log}");
     }
 }
+
+/// Python 2.7 keeps its own text streams (its `print` writes byte strings, which a
+/// TextIOWrapper refuses): lines still reach the log attributed to the request, reloading's
+/// `__mtime__` is an integer there too, and a restricted stdin is a `mod_wsgi.Restricted`.
+#[test]
+fn python_2_7_streams_and_restricted_stdin() {
+    let Some(home) = python_home("2.7") else { return };
+    const APP_27: &str = r#"
+import sys
+
+def application(environ, start_response):
+    print 'py27 printed'
+    sys.stderr.write('py27 stderr\n')
+    environ['wsgi.errors'].write('py27 ')
+    environ['wsgi.errors'].write('errors\n')
+    try:
+        sys.stdin.read()
+        stdin = 'readable'
+    except IOError as e:
+        stdin = '%s: %s' % (type(e).__name__, e)
+    import mod_wsgi
+    body = 'stdin=%s class=%s.%s mtime=%s' % (stdin, type(sys.stdin).__module__, type(sys.stdin).__name__,
+                                             type(globals()['__mtime__']).__name__)
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body]
+"#;
+    let dir = TempDir::new("streams-27");
+    dir.write("app.wsgi", APP_27);
+    let apache = Apache::start_in(dir, Mpm::Worker, &format!("WSGIPythonHome {home}\nWSGIRestrictStdin On\nWSGIScriptAlias /app {{dir}}/app.wsgi\n"));
+    assert_eq!(
+        get(&apache, "/app"),
+        "stdin=IOError: sys.stdin access restricted by mod_wsgi class=mod_wsgi.Restricted mtime=long"
+    );
+    let log = apache.wait_for_log("py27 errors");
+    for marker in ["py27 printed", "py27 stderr", "py27 errors"] {
+        let line = log_line(&log, marker).unwrap_or_else(|| panic!("no '{marker}' line in\n{log}"));
+        assert!(line.contains("[client 127.0.0.1:"), "not attributed to the request: {line}");
+    }
+    assert!(crash_lines(&log).is_empty(), "{log}");
+}

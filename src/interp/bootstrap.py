@@ -83,12 +83,19 @@ class LogBuffer(object):
     per thread; wsgi.errors has one per request, which ends (flushed, then refusing writes
     with RuntimeError, as in mod_wsgi) when the request does."""
 
-    __slots__ = ('_log', '_level', '_name', '_ident', '_partial', '_expired')
+    __slots__ = ('_log', '_level', 'name', '_ident', '_partial', '_expired')
+
+    # Always open (as mod_wsgi's): a TextIOWrapper over it keeps passing writes down, so that
+    # a request's ended stream says why it refuses them. Plain class attributes: the wrapper
+    # reads `closed` on every write.
+    closed = False
+    encoding = 'utf-8'
+    errors = 'replace'
 
     def __init__(self, log, level, name, ident=None):
         self._log = log
         self._level = level
-        self._name = name
+        self.name = name
         # The key of a partial line: the thread's ident for a shared stream, else always None.
         self._ident = ident
         self._partial = {}
@@ -134,27 +141,18 @@ class LogBuffer(object):
             self.write(line)
 
     def flush(self):
-        if self._expired:
-            return
-        buffered = self._partial.pop(self._ident() if self._ident is not None else None, b'')
-        if buffered:
-            self._log(self._level, buffered)
+        if self._partial and not self._expired:
+            buffered = self._partial.pop(self._ident() if self._ident is not None else None, b'')
+            if buffered:
+                self._log(self._level, buffered)
 
     def close(self):
         """The end of a request's wsgi.errors: what is left is logged, and later writes
         raise. A shared stream (sys.stdout, sys.stderr) only flushes."""
-        if self._expired:
-            return
-        self.flush()
+        if self._partial:
+            self.flush()
         if self._ident is None:
             self._expired = True
-
-    # Always open (as mod_wsgi's): a TextIOWrapper over it keeps passing writes down, so
-    # that a request's ended stream says why it refuses them.
-    closed = property(lambda self: False)
-    name = property(lambda self: self._name)
-    encoding = property(lambda self: 'utf-8')
-    errors = property(lambda self: 'replace')
 
     def isatty(self):
         return False
