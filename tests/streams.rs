@@ -268,3 +268,20 @@ def application(environ, start_response):
     }
     assert!(crash_lines(&log).is_empty(), "{log}");
 }
+
+/// `WSGIRestrictStdout On` in the main interpreter: a child that ends does not log Python's
+/// complaint about flushing the restricted `sys.stdout` (mod_wsgi 6 logs `Exception ignored
+/// in: <mod_wsgi.Restricted object ...>` for every child).
+#[test]
+fn a_restricted_stdout_is_not_flushed_at_exit() {
+    let dir = TempDir::new("streams-stdout");
+    dir.write("app.wsgi", APP);
+    let mut apache = Apache::start_in(dir, Mpm::Event, "WSGIRestrictStdout On\nWSGIScriptAlias /report {dir}/app.wsgi callable-object=report application-group=%{GLOBAL}\n");
+    let r = apache.get("/report");
+    assert_eq!(r.status, 500, "print() to a restricted stdout");
+    assert!(apache.wait_for_log("sys.stdout access restricted by mod_wsgi").contains("OSError: sys.stdout access restricted by mod_wsgi"));
+    apache.stop();
+    let log = apache.error_log();
+    assert!(log.contains("caught SIGTERM"), "{log}");
+    assert!(!log.contains("Exception ignored"), "{log}");
+}
