@@ -93,10 +93,12 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     // Access and auth scripts (src/module/auth.rs).
     "ap_register_auth_provider", "ap_hook_check_access", "ap_get_remote_host", "ap_satisfies", "ap_some_authn_required",
     "ap_run_http_scheme",
+    // Telemetry datagrams name the MPM (src/module/metrics).
+    "ap_show_mpm",
 ];
 const ALLOWED_VARS: &[&str] = &[
     "MODULE_MAGIC_NUMBER_MAJOR", "MODULE_MAGIC_NUMBER_MINOR", "MODULE_MAGIC_COOKIE",
-    "APR_HOOK_MIDDLE", "APR_HOOK_REALLY_FIRST", "APR_HOOK_REALLY_LAST", "APR_HOOK_FIRST", "APLOG_.*", "OK", "DECLINED", "DONE",
+    "APR_HOOK_MIDDLE", "APR_HOOK_REALLY_FIRST", "APR_HOOK_REALLY_LAST", "APR_HOOK_FIRST", "APR_HOOK_LAST", "APLOG_.*", "OK", "DECLINED", "DONE",
     "HTTP_.*", "RSRC_CONF", "ACCESS_CONF", "OR_FILEINFO", "OR_AUTHCFG", "OR_NONE", "NOT_IN_.*", "GLOBAL_ONLY",
     "REQUEST_CHUNKED_ERROR", "REQUEST_CHUNKED_DECHUNK", "AP_MPMQ_.*", "M_GET", "M_HEAD",
     "APR_NOFILE", "APR_REG", "APR_DIR", "AP_MAX_REG_MATCH", "AP_REG_EXTENDED", "APR_FOPEN_READ", "APR_FOPEN_SENDFILE_ENABLED", "ITERATE",

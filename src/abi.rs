@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 19;
+pub const ABI_VERSION: u32 = 20;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -387,6 +387,18 @@ pub struct Request {
     pub send_file: unsafe extern "C" fn(ctx: *mut c_void, fd: c_int, offset: u64, len: u64) -> c_int,
     /// Logs a line to the error log, attributed to this request.
     pub log: unsafe extern "C" fn(ctx: *mut c_void, level: c_int, message: Bytes),
+    /// Where the engine writes, as [`Engine::handle`] returns, how long the request waited
+    /// for Python (telemetry); null when nobody asks.
+    pub python_wait: *mut PythonWait,
+}
+
+/// How long a request waited for Python: for a slot of the GIL scheduler and for the GIL,
+/// summed over its waits (at its start and after each release for Apache's I/O).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PythonWait {
+    pub nanos: u64,
+    pub count: u64,
 }
 
 /// What [`Engine::progress`] reports to a daemon's monitor: counters it compares between

@@ -115,10 +115,10 @@ fn every_mod_wsgi_directive_is_accepted_as_the_references_accept_it() {
         assert!(all.contains(&format!("{name} ")) || all.contains(&format!("<{name} ")), "{name} is missing from the test configuration");
     }
     accepts(&module_path(), "mod_wsgi-rs", &all);
-    accepts(Path::new(DEBIAN_MOD_WSGI), "Debian's mod_wsgi 4.9", &config(|has| matches!(has, Has::Both | Has::Only49)));
+    accepts(debian_mod_wsgi(), "Debian's mod_wsgi 4.9", &config(|has| matches!(has, Has::Both | Has::Only49)));
     accepts(&mod_wsgi_6_module(), &format!("mod_wsgi {MOD_WSGI_6}"), &config(|has| matches!(has, Has::Both | Has::Only61)));
     // The lines the references lack are theirs to refuse: a check that the split is right.
-    let (ok, _) = config_test_with(Path::new(DEBIAN_MOD_WSGI), "WSGIFreeThreading Off\n");
+    let (ok, _) = config_test_with(debian_mod_wsgi(), "WSGIFreeThreading Off\n");
     assert!(!ok, "Debian's mod_wsgi 4.9 accepts WSGIFreeThreading: update the lines above");
 }
 

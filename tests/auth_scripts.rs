@@ -10,7 +10,6 @@
 
 mod common;
 use common::*;
-use std::path::Path;
 use std::process::Command;
 
 
@@ -208,7 +207,7 @@ fn digest(apache: &Apache, user: &str, password: &str) -> String {
 #[test]
 fn django_users_groups_and_addresses_guard_static_files_as_in_debians_mod_wsgi() {
     let ours = Apache::start_in(site("auth-ours"), Mpm::Event, &config());
-    let theirs = Apache::start_with_module(site("auth-debian"), Mpm::Event, Path::new(DEBIAN_MOD_WSGI), &config());
+    let theirs = Apache::start_with_module(site("auth-debian"), Mpm::Event, debian_mod_wsgi(), &config());
     let cases: [(Case, &str); 17] = [
         (("/private/index.txt", None), "401 "),
         (("/private/index.txt", Some(("alice", "secret"))), "200 the private page"),

@@ -248,9 +248,9 @@ fn cases() -> Vec<Case<'static>> {
 
 #[test]
 fn same_answers_as_debian_mod_wsgi() {
-    assert!(Path::new(DEBIAN_MOD_WSGI).is_file(), "Debian's mod_wsgi is missing: scripts/setup installs libapache2-mod-wsgi-py3");
+    let debian = debian_mod_wsgi();
     let ours = server(&module_path());
-    let theirs = server(Path::new(DEBIAN_MOD_WSGI));
+    let theirs = server(debian);
     // /app/latin is compared below: its messages are mod_wsgi 6's.
     // mod_wsgi 6's own: its start_response messages, RequestTimeout, FileWrapper's checks.
     let cases: Vec<Case> = cases().into_iter().filter(|c| !["/app/latin", "/app/checks", "/app/facts"].contains(&c.1) && !c.1.starts_with("/app/rt")).collect();

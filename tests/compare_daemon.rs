@@ -79,8 +79,8 @@ fn server(module: &Path, options: &str) -> Apache {
 
 /// Both servers, ours first, after checking that Debian's module is installed.
 fn servers(options: &str) -> (Apache, Apache) {
-    assert!(Path::new(DEBIAN_MOD_WSGI).is_file(), "Debian's mod_wsgi is missing: scripts/setup installs libapache2-mod-wsgi-py3");
-    (server(&module_path(), options), server(Path::new(DEBIAN_MOD_WSGI), options))
+    let theirs = debian_mod_wsgi();
+    (server(&module_path(), options), server(theirs, options))
 }
 
 /// What a response looks like with the server's own port and directory taken out.

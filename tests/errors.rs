@@ -70,6 +70,9 @@ fn exceptions_and_misbehaving_apps_are_500_and_the_child_keeps_serving() {
         ("badname", "def application(e, s):\n    s('200 OK', [('Bad:Name', 'v')])\n    return [b'x']\n", "invalid character"),
         ("badstatus", "def application(e, s):\n    s('OK', [])\n    return [b'x']\n", "status code must be a 3 digit integer: b'OK'"),
         ("itererr", "def application(e, s):\n    s('200 OK', [])\n    def g():\n        raise KeyError('in iteration')\n        yield b''\n    return g()\n", "KeyError: 'in iteration'"),
+        // traceback itself failing (as in an interpreter whose abc caches a shared extension
+        // module corrupted): the frames are still logged, read off the traceback objects.
+        ("notb", "import traceback\ndef broken(*a, **k):\n    raise TypeError('traceback is broken')\ntraceback.format_exception = broken\ndef inner():\n    raise ValueError('deep')\ndef application(e, s):\n    inner()\n", "notb.wsgi\", line 6, in inner\n"),
     ];
     for mpm in ALL_MPMS {
         let scripts: Vec<(&str, &str)> = apps.iter().map(|(n, s, _)| (*n, *s)).collect();

@@ -179,7 +179,7 @@ fn same_keys_and_types_as_debian_mod_wsgi() {
     }
     let body = if is_root() { format!("WSGIServerMetrics On\n{DAEMONS}") } else { "WSGIServerMetrics On\n".to_string() };
     let ours = server(&module_path(), Mpm::Event, &body);
-    let theirs = server(Path::new(DEBIAN_MOD_WSGI), Mpm::Event, &body);
+    let theirs = server(debian_mod_wsgi(), Mpm::Event, &body);
     let paths: &[&str] = if is_root() { &["/app", "/on", "/off"] } else { &["/app"] };
     for path in paths {
         let (a, b) = (Report::get(&ours, path), Report::get(&theirs, path));

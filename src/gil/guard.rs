@@ -23,7 +23,7 @@ impl GilGuard {
         let tstate = thread_state(index);
         // SAFETY: tstate belongs to this thread and is not current (no guard is active on this
         // thread: guards do not nest across interpreters in this engine).
-        unsafe { ffi::PyEval_RestoreThread(tstate) };
+        super::wait::timed(|| unsafe { ffi::PyEval_RestoreThread(tstate) });
         HELD.with(|held| held.set(true));
         GilGuard { _not_send: PhantomData }
     }
@@ -48,11 +48,13 @@ pub fn released<R>(f: impl FnOnce() -> R) -> R {
     }
     impl Drop for Restore {
         fn drop(&mut self) {
-            if let Some(gate) = self.paused {
-                scheduler::resume(gate);
-            }
-            // SAFETY: the state saved below, on this thread; restored even if f panics.
-            unsafe { ffi::PyEval_RestoreThread(self.tstate) };
+            super::wait::timed(|| {
+                if let Some(gate) = self.paused {
+                    scheduler::resume(gate);
+                }
+                // SAFETY: the state saved below, on this thread; restored even if f panics.
+                unsafe { ffi::PyEval_RestoreThread(self.tstate) };
+            });
             HELD.with(|held| held.set(self.was_held));
         }
     }
@@ -72,7 +74,7 @@ pub fn outside<R>(f: impl FnOnce() -> R) -> R {
     impl Drop for Reenter {
         fn drop(&mut self) {
             // SAFETY: the state saved below, on this thread; restored even if f panics.
-            unsafe { ffi::PyEval_RestoreThread(self.0) };
+            super::wait::timed(|| unsafe { ffi::PyEval_RestoreThread(self.0) });
             HELD.with(|held| held.set(true));
         }
     }

@@ -15,6 +15,7 @@ pub mod heartbeat;
 pub mod scheduler;
 mod thread_state;
 mod tuner;
+pub mod wait;
 
 pub use admission::Refused;
 pub use guard::{outside, released, GilGuard};

@@ -147,7 +147,7 @@ pub fn enter() -> Result<Ticket, Refused> {
 pub fn enter_gate(gate: Option<&'static Gate>) -> Result<Ticket, Refused> {
     if let (Some(s), Some(gate)) = (scheduler(), gate) {
         debug_assert!(HOLDS_SLOT.with(|h| h.get()).is_none(), "a second slot taken on one thread without pausing the first");
-        gate.admission.acquire(s.queue_timeout)?;
+        super::wait::timed(|| gate.admission.acquire(s.queue_timeout))?;
         HOLDS_SLOT.with(|h| h.set(Some(gate)));
         gate.slot_taken();
     }

@@ -68,10 +68,10 @@ pub fn take_traceback() -> Vec<String> {
     }
     // SAFETY: owned references from PyErr_Fetch (value and tb may be null: use None).
     let own = |p: *mut ffi::PyObject| unsafe { if p.is_null() { Ok(py::none()) } else { PyObj::from_owned(p) } };
-    let (kind, value, tb) = (own(kind), own(value), own(tb));
+    let (kind, value, tb) = (own(kind).ok(), own(value).ok(), own(tb).ok());
     let formatted = (|| {
-        let (kind, value, tb) = (kind.ok()?, value.ok()?, tb.ok()?);
-        let lines = py::import("traceback").ok()?.call_method("format_exception", &[&kind, &value, &tb]).ok()?;
+        let (kind, value, tb) = (kind.as_ref()?, value.as_ref()?, tb.as_ref()?);
+        let lines = py::import("traceback").ok()?.call_method("format_exception", &[kind, value, tb]).ok()?;
         let joined = py::text("").ok()?.call_method("join", &[&lines]).ok()?;
         py::utf8(&joined)
     })();
@@ -80,7 +80,41 @@ pub fn take_traceback() -> Vec<String> {
         None => {
             // SAFETY: under the GIL: whatever failed while formatting is dropped.
             unsafe { ffi::PyErr_Clear() };
-            vec!["(the exception could not be formatted)".to_string()]
+            plain_traceback(kind.as_ref(), value.as_ref(), tb.as_ref())
         }
     }
+}
+
+/// The traceback read straight off the frame objects, for when `traceback` itself fails: an
+/// interpreter whose `abc` caches were corrupted (an extension module shared with another
+/// interpreter, as a PyO3 package is) raises from inside `format_exception`. Only attribute
+/// reads of built-in objects are used here, so the files and lines still reach the log (and
+/// `fallback::advise`, which looks for the package in them).
+fn plain_traceback(kind: Option<&PyObj>, value: Option<&PyObj>, tb: Option<&PyObj>) -> Vec<String> {
+    // A failed read is cleared at once: no Python call is made with an exception pending.
+    let get = |obj: &PyObj, name: &str| {
+        obj.getattr(name).ok().or_else(|| {
+            // SAFETY: under the GIL; drops the failed lookup's exception.
+            unsafe { ffi::PyErr_Clear() };
+            None
+        })
+    };
+    let mut lines = vec!["Traceback (most recent call last):".to_string()];
+    let mut next = tb.filter(|t| !t.is_none()).cloned();
+    // A bound, in case a traceback object was made to loop.
+    for _ in 0..200 {
+        let Some(t) = next.take() else { break };
+        let frame = (|| {
+            let code = get(&get(&t, "tb_frame")?, "f_code")?;
+            let (file, name) = (get(&code, "co_filename")?.to_text(), get(&code, "co_name")?.to_text());
+            Some(format!("  File \"{file}\", line {}, in {name}", get(&t, "tb_lineno")?.to_text()))
+        })();
+        lines.push(frame.unwrap_or_else(|| "  (a frame that could not be read)".to_string()));
+        next = get(&t, "tb_next").filter(|n| !n.is_none());
+    }
+    let name = kind.and_then(|k| get(k, "__name__")).map_or_else(|| "Exception".to_string(), |n| n.to_text());
+    let message = value.filter(|v| !v.is_none()).map(PyObj::to_text).unwrap_or_default();
+    lines.push(if message.is_empty() { name } else { format!("{name}: {message}") });
+    lines.push("(formatted without the traceback module, which failed on this exception)".to_string());
+    lines
 }

@@ -23,6 +23,18 @@ pub fn scripts_ready() -> u64 {
 }
 
 pub fn handle(request: &abi::Request) -> Outcome {
+    // Only this request's waits for Python are reported.
+    crate::gil::wait::take();
+    let outcome = handle_request(request);
+    let (nanos, count) = crate::gil::wait::take();
+    if !request.python_wait.is_null() {
+        // SAFETY: the module's PythonWait, valid for the handle call.
+        unsafe { *request.python_wait = abi::PythonWait { nanos, count } };
+    }
+    outcome
+}
+
+fn handle_request(request: &abi::Request) -> Outcome {
     let ex = Exchange::new(request);
     let _current = Current::set(request);
     // A panic after part of the response reached Apache must not become a 500 that Apache

@@ -9,6 +9,7 @@ use super::request::RequestRec;
 use super::trampoline::trampoline;
 use crate::abi;
 use std::ffi::{c_int, c_void, CString};
+use std::time::{Duration, Instant};
 
 /// The module's side of one request, passed to the engine as the opaque context of its
 /// callbacks.
@@ -21,12 +22,29 @@ pub(super) struct CallbackContext {
     override_status: Option<c_int>,
     /// `WSGIEnableSendfile On`: `wsgi.file_wrapper`'s files may go out with sendfile.
     sendfile: bool,
+    /// The body traffic, and the time spent reading and writing it, for telemetry.
+    pub(super) traffic: super::metrics::Traffic,
+    pub(super) input_time: Duration,
+    pub(super) output_time: Duration,
+    /// What the engine says the request waited for Python.
+    pub(super) python_wait: abi::PythonWait,
 }
 
 impl CallbackContext {
     /// `error_override`: `WSGIErrorOverride On` for this request.
     pub(super) fn new(r: &RequestRec, error_override: bool, sendfile: bool) -> CallbackContext {
-        CallbackContext { r: r.as_ptr(), body_checked: false, has_body: false, error_override, override_status: None, sendfile }
+        CallbackContext {
+            r: r.as_ptr(),
+            body_checked: false,
+            has_body: false,
+            error_override,
+            override_status: None,
+            sendfile,
+            traffic: Default::default(),
+            input_time: Duration::ZERO,
+            output_time: Duration::ZERO,
+            python_wait: abi::PythonWait::default(),
+        }
     }
 
     /// The request as the engine sees it, with this context and the callbacks below. Every
@@ -45,6 +63,7 @@ impl CallbackContext {
             write: write_body,
             send_file: send_file_bucket,
             log: log_line,
+            python_wait: &mut self.python_wait,
         }
     }
 
@@ -100,8 +119,12 @@ unsafe extern "C" fn read_body(ctx: *mut c_void, buf: *mut u8, len: usize) -> is
         if !x.has_body || len == 0 {
             return 0;
         }
+        let began = Instant::now();
         // SAFETY: buf has room for len bytes (engine contract).
         let n = unsafe { apache::ap_get_client_block(x.r, buf.cast(), len as apache::apr_size_t) };
+        x.input_time += began.elapsed();
+        x.traffic.input_reads += 1;
+        x.traffic.input_bytes += n.max(0) as u64;
         if n < 0 {
             -1
         } else {
@@ -155,6 +178,7 @@ unsafe extern "C" fn write_body(ctx: *mut c_void, data: abi::Bytes) -> c_int {
     trampoline("response write", -1, || {
         // SAFETY: see context(); data is valid for the call.
         let (x, data) = unsafe { (context(ctx), data.as_slice()) };
+        let began = Instant::now();
         let n = if data.is_empty() {
             // SAFETY: live request.
             unsafe { apache::ap_rflush(x.r) }
@@ -163,6 +187,11 @@ unsafe extern "C" fn write_body(ctx: *mut c_void, data: abi::Bytes) -> c_int {
             // or sends the bytes before returning.
             write_in_pieces(data, MAX_WRITE, |piece| unsafe { apache::ap_rwrite(piece.as_ptr().cast(), piece.len() as c_int, x.r) })
         };
+        x.output_time += began.elapsed();
+        if !data.is_empty() {
+            x.traffic.output_writes += 1;
+            x.traffic.output_bytes += data.len() as u64;
+        }
         if n < 0 {
             -1
         } else {

@@ -315,6 +315,23 @@ pub struct ServerConfig {
     pub free_threading: Option<bool>,
     /// `<WSGIInterpreterOptions>` containers, in configuration order (main server only).
     pub interpreter_options: Vec<InterpreterOptions>,
+    /// `WSGITelemetryService`, `WSGITelemetryOptions`, `WSGISlowRequests` (main server only).
+    pub telemetry: Telemetry,
+}
+
+/// mod_wsgi 6.1's telemetry settings, as the main server's directives set them.
+#[derive(Clone, Default, Debug, PartialEq)]
+pub struct Telemetry {
+    /// `WSGITelemetryService unix:PATH`: the socket's path.
+    pub target: Option<String>,
+    /// Its `interval=` (seconds), kept when a later line omits it, as in mod_wsgi.
+    pub interval: Option<f64>,
+    /// `WSGISlowRequests` (seconds; 0: off).
+    pub slow_requests: Option<f64>,
+    /// `WSGITelemetryOptions CaptureUserAgent`.
+    pub capture_user_agent: bool,
+    /// `WSGITelemetryOptions SlowRequestStacks` (ours).
+    pub slow_request_stacks: bool,
 }
 
 impl ServerConfig {
@@ -384,6 +401,8 @@ impl Merge for ServerConfig {
             free_threading: add.free_threading.or(base.free_threading),
             // Main server only: a virtual host sees the main server's containers.
             interpreter_options: base.interpreter_options.iter().chain(&add.interpreter_options).cloned().collect(),
+            // Main server only: the processes' settings.
+            telemetry: base.telemetry.clone(),
         }
     }
 }

@@ -31,6 +31,9 @@ pub unsafe extern "C" fn handler(r: *mut apache::request_rec) -> c_int {
         if HANDLERS.contains(&name) {
             return serve(request, None);
         }
+        if name == super::metrics::status::HANDLER {
+            return super::metrics::status::handle(request);
+        }
         // A WSGIHandlerScript of this name, defined here or in an enclosing context (looked
         // for only where some are defined: most requests with another handler are files).
         // SAFETY: live request; both config vectors hold our records.
@@ -205,6 +208,28 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
         ));
         return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
     }
+    let began = std::time::Instant::now();
+    let entry = super::metrics::board::begin(&process_group, &group);
+    let status = run(r, &mut ctx, &request, &script, &mapped, &process_group, &group, error_override);
+    if let Some(entry) = entry {
+        let sent = if status == apache::OK as c_int { r.status() } else { status };
+        entry.end(sent, began.elapsed().as_secs_f64(), ctx.python_wait.nanos as f64 / 1e9);
+    }
+    status
+}
+
+/// Runs the request in this process (embedded mode) or passes it to its daemon.
+#[allow(clippy::too_many_arguments)]
+fn run(
+    r: &mut RequestRec,
+    ctx: &mut CallbackContext,
+    request: &abi::Request,
+    script: &str,
+    mapped: &MappedPath,
+    process_group: &str,
+    group: &str,
+    error_override: bool,
+) -> c_int {
     let outcome = if process_group.is_empty() {
         // SAFETY: every request has a live server_rec with our config.
         if unsafe { server_config(r.server()) }.restrict_embedded == Some(true) {
@@ -215,15 +240,45 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
             log::request(log::ERR, r.as_ptr(), "no Python engine is running in this process; see the child start-up lines in the error log");
             return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
         };
+        let tracker = super::metrics::begin(since_read(r), None, None, || describe(r, mapped, process_group, group));
         // SAFETY: request and everything it points to (ctx, pairs, the strings) outlive the call.
-        unsafe { (engine.handle)(&request) }
+        let outcome = unsafe { (engine.handle)(request) };
+        let status = ctx.status_of(outcome);
+        if let Some(tracker) = tracker {
+            let sent = if status == apache::OK as c_int { r.status() } else { status };
+            tracker.finish(sent, ctx.traffic, ctx.input_time.as_secs_f64(), ctx.output_time.as_secs_f64(), ctx.python_wait);
+        }
+        return status;
     } else {
-        match daemon::client::serve(r.as_ptr(), &process_group, &request, error_override) {
+        match daemon::client::serve(r.as_ptr(), process_group, request, error_override) {
             Ok(outcome) => outcome,
             Err(status) => return status,
         }
     };
     ctx.status_of(outcome)
+}
+
+/// Seconds since Apache read the request line (mod_wsgi's "server time" of a request).
+fn since_read(r: &RequestRec) -> f64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
+    (now - r.request_time()).max(0) as f64 / 1e6
+}
+
+/// A request as telemetry's slow-request reports describe it.
+fn describe(r: &RequestRec, mapped: &MappedPath, process_group: &str, group: &str) -> super::metrics::Describe {
+    super::metrics::Describe {
+        method: r.method().to_vec(),
+        scheme: r.scheme().to_vec(),
+        hostname: r.hostname().unwrap_or_default().into_bytes(),
+        script_name: mapped.script_name.clone(),
+        path_info: if mapped.path_info.is_empty() && mapped.script_name.is_empty() { r.uri_bytes().to_vec() } else { mapped.path_info.clone() },
+        protocol: r.protocol().to_vec(),
+        peer_ip: r.useragent_ip().to_vec(),
+        user_agent: r.headers_in().get("User-Agent").unwrap_or_default().into_bytes(),
+        log_id: r.log_id().to_vec(),
+        process_group: process_group.to_string(),
+        application_group: group.to_string(),
+    }
 }
 
 /// `WSGIRestrictProcess`: whether requests here may go to `process_group` (empty: embedded).

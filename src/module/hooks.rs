@@ -56,6 +56,7 @@ pub unsafe extern "C" fn register_hooks(pool: *mut apache::apr_pool_t) {
             apache::ap_hook_check_config(Some(check_config), std::ptr::null(), std::ptr::null(), middle);
             apache::ap_hook_pre_config(Some(daemon::supervisor::pre_config), std::ptr::null(), std::ptr::null(), middle);
             apache::ap_hook_post_config(Some(daemon::supervisor::post_config), std::ptr::null(), std::ptr::null(), middle);
+            apache::ap_hook_post_config(Some(status_board), std::ptr::null(), std::ptr::null(), apache::APR_HOOK_LAST as c_int);
             apache::ap_hook_child_init(Some(child_init), std::ptr::null(), std::ptr::null(), middle);
             apache::ap_hook_child_stopping(Some(child_stopping), std::ptr::null(), std::ptr::null(), middle);
             apache::ap_hook_translate_name(
@@ -116,11 +117,28 @@ unsafe extern "C" fn process_log(level: c_int, message: abi::Bytes) {
     })
 }
 
+/// Maps this generation's status board (`metrics::board`) in the parent, before the MPM forks
+/// the children that share it.
+unsafe extern "C" fn status_board(_pconf: *mut apache::apr_pool_t, _plog: *mut apache::apr_pool_t, _ptemp: *mut apache::apr_pool_t, s: *mut apache::server_rec) -> c_int {
+    trampoline("post_config", apache::OK as c_int, || {
+        // SAFETY: ap_state_query has no preconditions.
+        if unsafe { apache::ap_state_query(apache::AP_SQ_MAIN_STATE as c_int) } == apache::AP_SQ_MS_CREATE_PRE_CONFIG as c_int {
+            return apache::OK as c_int;
+        }
+        if let Err(message) = super::metrics::board::create(mpm_query(apache::AP_MPMQ_HARD_LIMIT_DAEMONS).max(1) as usize) {
+            // Only the status page is lost: Apache starts.
+            log::server(log::WARNING, s, &message);
+        }
+        apache::OK as c_int
+    })
+}
+
 /// Loads the engine and starts Python, in the child, after fork.
 unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache::server_rec) {
     trampoline("child_init", (), || {
         MAIN_SERVER.store(s, Ordering::Relaxed);
         daemon::supervisor::close_listeners();
+        super::metrics::board::join();
         // SAFETY: s is the main server_rec.
         let config = unsafe { server_config(s) };
         // WSGIRestrictEmbedded On: no Python here, unless dispatch scripts must run here.
@@ -181,6 +199,10 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
             return log::server(log::ERR, s, "the Python engine failed to initialise; see the lines above");
         }
         let _ = ENGINE.set(engine);
+        if let Some(table) = self::engine() {
+            let threads = mpm_query(apache::AP_MPMQ_MAX_THREADS).max(1) as usize;
+            super::metrics::start(super::metrics::Settings::new(s, &config.telemetry, "", threads, config.switch_interval.unwrap_or(0.0), table));
+        }
         // SAFETY: pchild lives until the child exits; the cleanup finalises Python then.
         unsafe { apache::apr_pool_cleanup_register(pchild, std::ptr::null(), Some(child_exit), Some(apache::apr_pool_cleanup_null)) };
     })
@@ -217,6 +239,8 @@ unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
             mark_ending();
             return 0;
         }
+        // The last telemetry report, before Python ends (mod_wsgi's order).
+        super::metrics::stop();
         if let Some(engine) = engine() {
             // SAFETY: called once, when the child's pool is destroyed.
             unsafe { (engine.shutdown)() };

@@ -50,3 +50,5 @@ pub fn request(level: c_int, request: *const apache::request_rec, message: &str)
 }
 
 pub const ERR: c_int = apache::APLOG_ERR as c_int;
+pub const WARNING: c_int = apache::APLOG_WARNING as c_int;
+pub const INFO: c_int = apache::APLOG_INFO as c_int;

@@ -16,6 +16,7 @@ pub mod group_name;
 mod hooks;
 mod imports;
 mod log;
+mod metrics;
 pub mod proxy;
 mod record;
 mod request;

@@ -205,6 +205,38 @@ impl RequestRec {
         unsafe { apache::ap_satisfies(self.as_ptr()) != apache::SATISFY_ANY as c_int || apache::ap_some_authn_required(self.as_ptr()) == 0 }
     }
 
+    /// The client's address as Apache saw it (`useragent_ip`).
+    pub fn useragent_ip(&self) -> &[u8] {
+        c_bytes(self.0.useragent_ip)
+    }
+
+    /// The request's log id (`%L`), when a module or the error log's format made one.
+    pub fn log_id(&self) -> &[u8] {
+        c_bytes(self.0.log_id)
+    }
+
+    /// Sets the response's Content-Type (copied into the request's pool).
+    pub fn set_content_type(&mut self, content_type: &str) {
+        let value = self.pool_str(content_type);
+        // SAFETY: live request; the value is a pool string that lives as long as it.
+        unsafe { apache::ap_set_content_type(self.as_ptr(), value) };
+    }
+
+    /// Writes `data` to the client (a handler's whole, small body). False when the client is
+    /// gone.
+    pub fn write(&mut self, data: &[u8]) -> bool {
+        data.chunks(1 << 30).all(|piece| {
+            // SAFETY: live request; the piece fits ap_rwrite's int length, and Apache copies or
+            // sends the bytes before returning.
+            unsafe { apache::ap_rwrite(piece.as_ptr().cast(), piece.len() as c_int, self.as_ptr()) >= 0 }
+        })
+    }
+
+    /// The status of the response as set so far.
+    pub fn status(&self) -> i32 {
+        self.0.status
+    }
+
     pub fn set_filename(&mut self, path: &[u8]) {
         self.0.filename = self.pool_bytes(path) as *mut c_char;
     }

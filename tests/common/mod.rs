@@ -754,8 +754,62 @@ pub fn cache_dir(name: &str) -> PathBuf {
     base.join(name)
 }
 
-/// Debian's mod_wsgi 4.9 (`libapache2-mod-wsgi-py3`, installed by scripts/setup).
+/// A venv of Debian's Python 3.11 with `requirements` from PyPI, made once into the test cache
+/// under `name` and kept. Its console scripts name the directory it was built in: run
+/// modules with its `bin/python` instead.
+pub fn pypi_venv(name: &str, requirements: &[&str]) -> PathBuf {
+    let venv = cache_dir(name);
+    if venv.join("bin/python").exists() && venv.join(".complete").is_file() {
+        return venv;
+    }
+    // Built aside and renamed into place, so that test binaries running at once never see
+    // half a venv.
+    let aside = venv.with_extension(format!("building-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&aside);
+    let run = |program: &Path, args: &[&str]| {
+        let out = std::process::Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+        assert!(out.status.success(), "{} {args:?} failed (PyPI must be reachable):\n{}", program.display(), String::from_utf8_lossy(&out.stderr));
+    };
+    run(Path::new("/usr/bin/python3"), &["-m", "venv", aside.to_str().unwrap()]);
+    let mut args = vec!["-m", "pip", "install", "-q", "--disable-pip-version-check"];
+    args.extend_from_slice(requirements);
+    run(&aside.join("bin/python"), &args);
+    std::fs::write(aside.join(".complete"), requirements.join("\n")).unwrap();
+    if std::fs::rename(&aside, &venv).is_err() {
+        // Another test binary got there first.
+        let _ = std::fs::remove_dir_all(&aside);
+    }
+    venv
+}
+
+/// The telemetry tests' tools from PyPI: mod_wsgi 6.1's ingester (`mod-wsgi-telemetry`, whose
+/// parser is the wire format's specification) and Prometheus's own text-format parser.
+pub fn telemetry_tools() -> PathBuf {
+    pypi_venv("telemetry-tools-1", &["mod-wsgi-telemetry==1.1.0", "prometheus_client==0.26.0"])
+}
+
+/// Where Debian's mod_wsgi 4.9 (`libapache2-mod-wsgi-py3`, installed by scripts/setup) is.
+/// Our own Debian package installs the same path: load it through [`debian_mod_wsgi`].
 pub const DEBIAN_MOD_WSGI: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
+
+/// Debian's mod_wsgi 4.9, checked to be Debian's: `dpkg -S` must name
+/// `libapache2-mod-wsgi-py3` as its owner. mod-wsgi-rs's own package installs the same
+/// path (tests/debian_package.rs swaps it in), and a comparison with it would compare ours
+/// with ours.
+pub fn debian_mod_wsgi() -> &'static Path {
+    let path = Path::new(DEBIAN_MOD_WSGI);
+    assert!(path.is_file(), "Debian's mod_wsgi is missing: scripts/setup installs libapache2-mod-wsgi-py3");
+    let out = std::process::Command::new("dpkg").args(["-S", DEBIAN_MOD_WSGI]).output().expect("dpkg -S");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let owner = text.split(':').next().unwrap_or("").trim();
+    assert!(
+        out.status.success() && owner == "libapache2-mod-wsgi-py3",
+        "{DEBIAN_MOD_WSGI} is not Debian's mod_wsgi: it belongs to {owner:?} ({}). If that is mod-wsgi-rs \
+         (an interrupted tests/debian_package.rs leaves it installed), `apt install libapache2-mod-wsgi-py3` puts Debian's back",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    path
+}
 
 /// The version of mod_wsgi from PyPI the tests compare with.
 pub const MOD_WSGI_6: &str = "6.1.1";

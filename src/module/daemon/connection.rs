@@ -12,7 +12,7 @@ use crate::abi;
 use std::ffi::{c_int, c_void};
 use std::io::{BufReader, BufWriter, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,51 @@ pub(super) struct Conn {
     pub(super) server: *mut apache::server_rec,
     /// Request I/O resets its inactivity timer.
     pub(super) monitor: Arc<Monitor>,
+    /// The body traffic, for telemetry.
+    pub(super) meter: Meter,
+}
+
+/// What a request's body reads and response writes moved, and the time they took
+/// (nanoseconds), for telemetry (`metrics`).
+#[derive(Default)]
+pub(super) struct Meter {
+    input_bytes: AtomicU64,
+    input_reads: AtomicU64,
+    input_nanos: AtomicU64,
+    output_bytes: AtomicU64,
+    output_writes: AtomicU64,
+    output_nanos: AtomicU64,
+    /// The status the application gave `start_response` (0: none).
+    status: AtomicU64,
+}
+
+impl Meter {
+    fn add(count: &AtomicU64, n: u64) {
+        count.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The status the request ended with, as the client sees it, for an engine `outcome`.
+    pub(super) fn status(&self, outcome: abi::Outcome) -> i32 {
+        match outcome {
+            abi::Outcome::DONE | abi::Outcome::OVERRIDE | abi::Outcome::ABORTED => self.status.load(Ordering::Relaxed) as i32,
+            abi::Outcome::NOT_FOUND => 404,
+            abi::Outcome::UNAVAILABLE => 503,
+            abi::Outcome::GATEWAY_TIMEOUT => 504,
+            _ => 500,
+        }
+    }
+
+    /// The traffic, and the seconds spent reading and writing.
+    pub(super) fn totals(&self) -> (crate::module::metrics::Traffic, f64, f64) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let traffic = crate::module::metrics::Traffic {
+            input_bytes: get(&self.input_bytes),
+            input_reads: get(&self.input_reads),
+            output_bytes: get(&self.output_bytes),
+            output_writes: get(&self.output_writes),
+        };
+        (traffic, get(&self.input_nanos) as f64 / 1e9, get(&self.output_nanos) as f64 / 1e9)
+    }
 }
 
 // SAFETY: the server record is read-only configuration; everything else is Sync.
@@ -250,12 +295,17 @@ pub(super) unsafe extern "C" fn read_body(ctx: *mut c_void, buf: *mut u8, len: u
             return 0;
         }
         c.touch();
+        let began = Instant::now();
         let mut io = c.io.lock().unwrap_or_else(|e| e.into_inner());
         if !c.send_locked(&mut io, wire::READ, &(len as u32).to_le_bytes(), true) {
             return -1;
         }
-        match c.answer(&mut io, len) {
+        let answer = c.answer(&mut io, len);
+        Meter::add(&c.meter.input_nanos, began.elapsed().as_nanos() as u64);
+        Meter::add(&c.meter.input_reads, 1);
+        match answer {
             Some((wire::BODY, data)) => {
+                Meter::add(&c.meter.input_bytes, data.len() as u64);
                 // SAFETY: buf has room for len bytes (engine contract) and data.len() <= len.
                 unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf, data.len()) };
                 data.len() as isize
@@ -294,6 +344,7 @@ pub(super) unsafe extern "C" fn start_response(ctx: *mut c_void, status: abi::By
             }
             return -1;
         }
+        c.meter.status.store(code as u64, Ordering::Relaxed);
         c.queue_start(Start::encode(status, pairs.into_iter()));
         if error_overridden(c.error_override, code) {
             1
@@ -318,12 +369,19 @@ pub(super) unsafe extern "C" fn write_body(ctx: *mut c_void, data: abi::Bytes) -
         // SAFETY: see conn(); data is valid for the call.
         let (c, data) = unsafe { (conn(ctx), data.as_slice()) };
         c.touch();
+        let began = Instant::now();
         let mut io = c.io.lock().unwrap_or_else(|e| e.into_inner());
         let sent = if data.is_empty() {
             c.send_locked(&mut io, wire::FLUSH, &[], true)
         } else {
             data.chunks(wire::MAX_DATA).all(|chunk| c.send_locked(&mut io, wire::DATA, chunk, false))
         };
+        drop(io);
+        Meter::add(&c.meter.output_nanos, began.elapsed().as_nanos() as u64);
+        if !data.is_empty() {
+            Meter::add(&c.meter.output_writes, 1);
+            Meter::add(&c.meter.output_bytes, data.len() as u64);
+        }
         if sent {
             0
         } else {

@@ -15,6 +15,7 @@ use super::super::apache;
 use super::super::engine_loader;
 use super::super::hooks::{DEFAULT_PYTHON_CONCURRENCY, DEFAULT_QUEUE_TIMEOUT_MS};
 use super::super::log;
+use super::super::metrics;
 use super::super::record::server_config;
 use super::connection::{log_line, read_body, send_file, start_response, write_body, Conn, Io, Pending, Sock};
 use super::dispatch::{Connection, Dispatch};
@@ -75,6 +76,7 @@ fn daemon_main(index: usize, n: u32) -> c_int {
     };
     reset_signals(signals.1);
     close_inherited(&registry, index);
+    metrics::board::detach();
     // `chroot=`: the engine (and the libpython it links) is mapped now, as root, while its
     // files are still reachable; no Python runs before `init`, after the chroot and the
     // switch to the group's user (see `engine_loader::load`).
@@ -97,6 +99,10 @@ fn daemon_main(index: usize, n: u32) -> c_int {
         Ok(engine) => engine,
         Err(message) => return fail(group, Some(signals.0), &message),
     };
+    // SAFETY: the main server's configuration, read-only after start-up.
+    let main = unsafe { server_config(registry.main) };
+    let switch_interval = if group.spec.switch_interval_us > 0 { group.spec.switch_interval_us as f64 / 1e6 } else { main.switch_interval.unwrap_or(0.0) };
+    metrics::start(metrics::Settings::new(group.server, &main.telemetry, &group.spec.name, group.spec.threads as usize, switch_interval, engine));
     let jail = group.spec.chroot.as_ref().map(|root| format!(" in chroot '{root}'")).unwrap_or_default();
     log::server(level::INFO, group.server, &format!("Daemon process '{}' ({n}) is serving requests as uid {}{jail}.", group.spec.name, group.uid));
     let name: Arc<str> = Arc::from(group.spec.name.as_str());
@@ -271,6 +277,8 @@ fn finish(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, deadline: 
     for worker in workers {
         let _ = worker.join();
     }
+    // The last telemetry report, with every request of this process in it.
+    metrics::stop();
     // SAFETY: called once, on the thread that initialised Python, after the workers ended.
     unsafe { (shared.engine.shutdown)() };
     0
@@ -605,6 +613,7 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
         group: shared.name.clone(),
         server: shared.server,
         monitor: shared.monitor.clone(),
+        meter: Default::default(),
     });
     if let Err(message) = jailed {
         log::server(log::ERR, shared.server, &message);
@@ -633,8 +642,11 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     let main = unsafe { server_config(shared.main) };
     let application_group = String::from_utf8_lossy(&hello.group);
     environ.extend(main.interpreter_entries(&shared.name, &application_group));
-    environ.push((b"mod_wsgi.daemon_start".to_vec(), now_micros().to_string().into_bytes()));
+    let daemon_start = now_micros();
+    environ.push((b"mod_wsgi.daemon_start".to_vec(), daemon_start.to_string().into_bytes()));
+    let phases = daemon_phases(&environ, daemon_start);
     let pairs: Vec<abi::Pair> = environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
+    let mut python_wait = abi::PythonWait::default();
     let request = abi::Request {
         ctx: Arc::as_ptr(&conn).cast_mut().cast(),
         environ: pairs.as_ptr(),
@@ -647,7 +659,9 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
         write: write_body,
         send_file,
         log: log_line,
+        python_wait: &mut python_wait,
     };
+    let tracker = metrics::begin(phases.0, Some(phases.1), Some(phases.2), || describe_for_metrics(&shared.name, &hello.group, &environ));
     // SAFETY: the request and everything it points to outlive the call.
     let mut outcome = unsafe { (shared.engine.handle)(&request) };
     if running.timed_out() && outcome == abi::Outcome::SERVER_ERROR {
@@ -655,7 +669,41 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
         outcome = abi::Outcome::GATEWAY_TIMEOUT;
     }
     drop(running);
+    if let Some(tracker) = tracker {
+        let (traffic, input, output) = conn.meter.totals();
+        tracker.finish(conn.meter.status(outcome), traffic, input, output, python_wait);
+    }
     Ok(end(shared, conn, outcome))
+}
+
+/// Daemon mode's phases of a request until its application starts, in seconds (mod_wsgi's):
+/// from Apache reading it to the child queueing it for this group ("server"), from there to
+/// this process ("queue"), and from there to now ("daemon"), from the child's environ entries.
+fn daemon_phases(environ: &[(Vec<u8>, Vec<u8>)], daemon_start: u128) -> (f64, f64, f64) {
+    let micros = |key: &[u8]| environ.iter().find(|(k, _)| k == key).and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u128>().ok());
+    let now = now_micros();
+    let request = micros(b"mod_wsgi.request_start").unwrap_or(daemon_start);
+    let queue = micros(b"mod_wsgi.queue_start").unwrap_or(daemon_start).clamp(request, daemon_start.max(request));
+    let seconds = |from: u128, to: u128| to.saturating_sub(from) as f64 / 1e6;
+    (seconds(request, queue), seconds(queue, daemon_start), seconds(daemon_start, now))
+}
+
+/// A forwarded request as telemetry's slow-request reports describe it, from its environ.
+fn describe_for_metrics(process_group: &str, group: &[u8], environ: &[(Vec<u8>, Vec<u8>)]) -> metrics::Describe {
+    let get = |key: &[u8]| environ.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default();
+    metrics::Describe {
+        method: get(b"REQUEST_METHOD"),
+        scheme: get(b"REQUEST_SCHEME"),
+        hostname: get(b"HTTP_HOST"),
+        script_name: get(b"SCRIPT_NAME"),
+        path_info: get(b"PATH_INFO"),
+        protocol: get(b"SERVER_PROTOCOL"),
+        peer_ip: get(b"REMOTE_ADDR"),
+        user_agent: get(b"HTTP_USER_AGENT"),
+        log_id: get(b"mod_wsgi.request_id"),
+        process_group: process_group.to_string(),
+        application_group: String::from_utf8_lossy(group).into_owned(),
+    }
 }
 
 /// Ends a request with `outcome`: `maximum-requests` counts it, the END frame says whether

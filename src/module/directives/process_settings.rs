@@ -1,8 +1,8 @@
 //! Main-server directives of mod_wsgi that set how Python starts and ends in each process
 //! (`WSGIPythonHashSeed`, `WSGIPythonEggs`, `WSGIDestroyInterpreter`) or that mean nothing to
 //! this implementation and are accepted so that configurations written for mod_wsgi start
-//! (`WSGIVerboseDebugging`, `WSGICaseSensitivity`, and mod_wsgi 6's telemetry:
-//! `WSGITelemetryService`, `WSGITelemetryOptions`, `WSGISlowRequests`). Each checks its value
+//! (`WSGIVerboseDebugging`, `WSGICaseSensitivity`), and mod_wsgi 6's telemetry
+//! (`WSGITelemetryService`, `WSGITelemetryOptions`, `WSGISlowRequests`). Each checks its value
 //! with mod_wsgi's message; the accepted-only ones that ask for something say at config time
 //! that it is not done, rather than appear to work.
 
@@ -79,81 +79,126 @@ fn not_implemented(d: &Directive, name: &str, what: &str) {
     log::server(apache::APLOG_WARNING as c_int, server, &format!("{name}{place}: {what} is not implemented by mod_wsgi-rs; the directive is accepted and ignored."));
 }
 
-/// `WSGITelemetryService unix:/path [interval=N]` (mod_wsgi 6.1): checked as mod_wsgi checks
-/// it, then ignored with a warning.
+/// `WSGITelemetryService unix:/path [interval=N]` (mod_wsgi 6.1): where each process sends
+/// its telemetry datagrams (`metrics::reporter`); the last line wins, and keeps an earlier
+/// line's interval when it has none, as in mod_wsgi.
 pub(super) unsafe extern "C" fn telemetry_service(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
         d.global_only()?;
         let words = split_words(&d.arg)?;
-        match words.as_slice() {
+        let (target, interval) = match words.as_slice() {
             [] => return Err("WSGITelemetryService target required".into()),
             [target, ..] if !target.starts_with("unix:") => {
                 return Err("WSGITelemetryService target must be 'unix:/path' (remote 'udp:host:port' targets are no longer supported)".into())
             }
-            [_] => {}
-            [_, second] => match second.strip_prefix("interval=") {
-                Some(v) if v.parse::<f64>().is_ok_and(|v| v >= 0.5) => {}
-                Some(_) => return Err("WSGITelemetryService interval must be at least 0.5 seconds".into()),
+            [target] => (target, None),
+            [target, second] => match second.strip_prefix("interval=") {
+                Some(v) => match v.parse::<f64>() {
+                    Ok(v) if v >= 0.5 && v.is_finite() => (target, Some(v)),
+                    _ => return Err("WSGITelemetryService interval must be at least 0.5 seconds".into()),
+                },
                 None => return Err("WSGITelemetryService second argument must be 'interval=N'".into()),
             },
             _ => return Err("WSGITelemetryService takes one or two arguments".into()),
+        };
+        let path = &target["unix:".len()..];
+        if !path.starts_with('/') {
+            return Err(format!("WSGITelemetryService target 'unix:{path}' must be an absolute path"));
         }
-        not_implemented(d, "WSGITelemetryService", "mod_wsgi 6's telemetry");
+        // sockaddr_un's sun_path: 108 bytes with the NUL (mod_wsgi finds out only at run time).
+        if path.len() >= 108 {
+            return Err(format!("WSGITelemetryService target path is {} bytes long; a Unix socket path must be shorter than 108", path.len()));
+        }
+        let telemetry = &mut d.server().telemetry;
+        telemetry.target = Some(path.to_string());
+        if interval.is_some() {
+            telemetry.interval = interval;
+        }
         Ok(())
     })
 }
 
-/// `WSGITelemetryOptions [+|-]flag ...` (mod_wsgi 6.1): accepted with a warning.
+/// `WSGITelemetryOptions [+|-]flag ...` (mod_wsgi 6.1): `+`/`-` lines add to the current
+/// flags, a line of plain names replaces them.
 pub(super) unsafe extern "C" fn telemetry_options(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
         d.global_only()?;
-        check_telemetry_options(&split_words(&d.arg)?)?;
-        not_implemented(d, "WSGITelemetryOptions", "mod_wsgi 6's telemetry");
+        let words = split_words(&d.arg)?;
+        let telemetry = &mut d.server().telemetry;
+        let current = [telemetry.capture_user_agent, telemetry.slow_request_stacks];
+        let [agent, stacks] = apply_telemetry_options(&words, current)?;
+        telemetry.capture_user_agent = agent;
+        telemetry.slow_request_stacks = stacks;
         Ok(())
     })
 }
 
-/// `WSGITelemetryOptions`'s words as mod_wsgi 6.1 checks them: `None`, `All`, or its one flag
-/// `CaptureUserAgent`, all `+`/`-` or none.
-pub fn check_telemetry_options(words: &[String]) -> Result<(), String> {
+/// The flags of `WSGITelemetryOptions`: mod_wsgi 6.1's one, and ours.
+const TELEMETRY_FLAGS: [&str; 2] = ["CaptureUserAgent", "SlowRequestStacks"];
+
+/// `WSGITelemetryOptions`'s words applied to the `current` flags (in [`TELEMETRY_FLAGS`]
+/// order), checked as mod_wsgi 6.1 checks them: `None`, `All`, or flags, all `+`/`-` or none.
+pub fn apply_telemetry_options(words: &[String], current: [bool; 2]) -> Result<[bool; 2], String> {
     if words.is_empty() {
         return Err("WSGITelemetryOptions: at least one flag required".into());
     }
     let (mut incremental, mut absolute) = (false, false);
+    let mut flags = current;
+    let mut replaced = [false; 2];
     for word in words {
-        let (signed, name) = match word.strip_prefix(['+', '-']) {
+        let (sign, name) = match word.strip_prefix(['+', '-']) {
             Some("") => return Err("WSGITelemetryOptions: bare '+' / '-' is not a flag".into()),
-            Some(name) => (true, name),
-            None => (false, word.as_str()),
+            Some(name) => (Some(word.starts_with('+')), name),
+            None => (None, word.as_str()),
         };
-        incremental |= signed;
-        absolute |= !signed;
+        incremental |= sign.is_some();
+        absolute |= sign.is_none();
         if incremental && absolute {
             return Err("WSGITelemetryOptions: cannot mix +/- form with absolute names in a single directive".into());
         }
         for special in ["None", "All"] {
-            if name.eq_ignore_ascii_case(special) && signed {
+            if name.eq_ignore_ascii_case(special) && sign.is_some() {
                 return Err(format!("WSGITelemetryOptions: '{special}' may not have a +/- prefix"));
             }
         }
-        if !["None", "All", "CaptureUserAgent"].iter().any(|f| name.eq_ignore_ascii_case(f)) {
+        if name.eq_ignore_ascii_case("None") {
+            replaced = [false; 2];
+            flags = [false; 2];
+            continue;
+        }
+        if name.eq_ignore_ascii_case("All") {
+            replaced = [true; 2];
+            flags = [true; 2];
+            continue;
+        }
+        let Some(i) = TELEMETRY_FLAGS.iter().position(|f| name.eq_ignore_ascii_case(f)) else {
             return Err(format!("WSGITelemetryOptions: unknown flag '{name}'"));
+        };
+        match sign {
+            Some(on) => flags[i] = on,
+            None => {
+                if !replaced.iter().any(|&r| r) {
+                    flags = [false; 2];
+                }
+                replaced[i] = true;
+                flags[i] = true;
+            }
         }
     }
-    Ok(())
+    Ok(flags)
 }
 
-/// `WSGISlowRequests SECONDS` (mod_wsgi 6.1, reported through its telemetry): accepted with
-/// a warning.
+/// `WSGISlowRequests SECONDS` (mod_wsgi 6.1): requests running longer are logged and, with
+/// `WSGITelemetryService`, reported (`metrics::slow`). 0 is off, as in mod_wsgi's code.
 pub(super) unsafe extern "C" fn slow_requests(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
         d.global_only()?;
-        match d.arg.trim().parse::<f64>() {
+        let value = match d.arg.trim().parse::<f64>() {
             _ if d.arg.trim().is_empty() => return Err("WSGISlowRequests threshold (seconds) required".into()),
-            Ok(v) if v >= 0.0 => {}
+            Ok(v) if v >= 0.0 && v.is_finite() => v,
             _ => return Err("WSGISlowRequests threshold must be non-negative".into()),
-        }
-        not_implemented(d, "WSGISlowRequests", "slow-request reporting (part of mod_wsgi 6's telemetry)");
+        };
+        d.server().telemetry.slow_requests = Some(value);
         Ok(())
     })
 }
@@ -186,14 +231,23 @@ mod tests {
     #[test]
     fn telemetry_options_are_mod_wsgi_6s() {
         let words = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
-        for good in ["None", "All", "CaptureUserAgent", "+CaptureUserAgent", "-captureuseragent"] {
-            assert_eq!(check_telemetry_options(&words(good)), Ok(()), "{good}");
+        for (line, current, expected) in [
+            ("None", [true, true], [false, false]),
+            ("All", [false, false], [true, true]),
+            ("All None", [false, false], [false, false]),
+            ("CaptureUserAgent", [false, true], [true, false]),
+            ("+CaptureUserAgent", [false, true], [true, true]),
+            ("-captureuseragent", [true, true], [false, true]),
+            ("+SlowRequestStacks", [true, false], [true, true]),
+            ("CaptureUserAgent SlowRequestStacks", [false, false], [true, true]),
+        ] {
+            assert_eq!(apply_telemetry_options(&words(line), current), Ok(expected), "{line}");
         }
         for (bad, why) in [
             ("", "at least one flag"), ("+", "bare '+'"), ("+All", "'All' may not"), ("CaptureUserAgent -None", "cannot mix"),
             ("requests", "unknown flag 'requests'"),
         ] {
-            assert!(check_telemetry_options(&words(bad)).unwrap_err().contains(why), "{bad}");
+            assert!(apply_telemetry_options(&words(bad), [false; 2]).unwrap_err().contains(why), "{bad}");
         }
     }
 }

@@ -1,0 +1,185 @@
+//! Per-process request metrics for mod_wsgi 6.1's telemetry (`WSGITelemetryService`) and
+//! slow-request reports (`WSGISlowRequests`), kept by the module, not by Python: the process
+//! that runs the application (an Apache child in embedded mode, a daemon process in daemon
+//! mode) records each request at the edge of the engine call, and a reporter thread of its own
+//! (`reporter.rs`), which never takes the GIL, sends the datagrams and writes the slow-request
+//! lines. With neither directive, nothing is recorded: [`begin`] returns `None` at the cost of
+//! one atomic load.
+
+mod active;
+pub mod board;
+pub mod histogram;
+mod reporter;
+mod slow;
+pub mod status;
+mod window;
+pub mod wire;
+
+pub use active::Describe;
+pub use window::Traffic;
+use std::ffi::CStr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use window::Accumulator;
+pub use window::Phases;
+
+/// Worker threads reported one by one (mod_wsgi's cap on its per-thread arrays).
+pub const MAX_SLOTS: usize = 128;
+
+/// The process's telemetry settings, fixed when its reporter starts.
+pub struct Settings {
+    /// `WSGITelemetryService unix:PATH`: where datagrams go.
+    pub target: Option<PathBuf>,
+    /// Its `interval=`, in seconds.
+    pub interval: f64,
+    /// `WSGISlowRequests`, in seconds (`None`, or 0 as in mod_wsgi: off).
+    pub slow: Option<f64>,
+    /// Our `WSGITelemetryOptions +SlowRequestStacks`: a slow request's line is followed by its
+    /// Python stack.
+    pub slow_stacks: bool,
+    /// `WSGITelemetryOptions +CaptureUserAgent`: slow-request datagrams carry the User-Agent.
+    pub capture_user_agent: bool,
+    /// The daemon process group (empty: an Apache child).
+    pub process_group: String,
+    /// Request threads this process has (`ThreadsPerChild`, a daemon's `threads=`).
+    pub threads_maximum: usize,
+    /// The switch interval Python was configured with (seconds; 0: Python's default).
+    pub switch_interval: f64,
+    /// The Python version of the engine (`3.11.2`).
+    pub python_version: String,
+    /// `Apache/2.4.62`, and the MPM's name (`event`).
+    pub apache_version: String,
+    pub mpm_name: String,
+    /// The engine's `dump_stacks`, for `slow_stacks`.
+    pub dump_stacks: Option<unsafe extern "C" fn(idents: *const u64, len: usize)>,
+    /// The server whose error log (and `LogLevel`) the reporter's lines go to, as an address:
+    /// the main server of the configuration, which lives as long as the process.
+    pub log_server: usize,
+}
+
+impl Settings {
+    fn log(&self, level: std::ffi::c_int, message: &str) {
+        super::log::server(level, self.log_server as *const super::apache::server_rec, message);
+    }
+}
+
+impl Settings {
+    /// The settings of a process that runs applications with `engine`: an Apache child
+    /// (`process_group` empty) or a daemon process of that group.
+    pub fn new(server: *const super::apache::server_rec, telemetry: &super::config::Telemetry, process_group: &str, threads_maximum: usize, switch_interval: f64, engine: &crate::abi::Engine) -> Settings {
+        // SAFETY: both return static strings of httpd.
+        let (description, mpm) = unsafe { (CStr::from_ptr(super::apache::ap_get_server_description()), CStr::from_ptr(super::apache::ap_show_mpm())) };
+        let apache_version = description.to_string_lossy().split_whitespace().next().unwrap_or_default().to_string();
+        // SAFETY: the engine's table holds a static version string.
+        let python_version = unsafe { engine.python_version.to_text() };
+        Settings {
+            target: telemetry.target.as_ref().map(PathBuf::from),
+            interval: telemetry.interval.unwrap_or(1.0),
+            slow: telemetry.slow_requests,
+            slow_stacks: telemetry.slow_request_stacks,
+            capture_user_agent: telemetry.capture_user_agent,
+            process_group: process_group.to_string(),
+            threads_maximum,
+            switch_interval,
+            python_version,
+            apache_version,
+            mpm_name: mpm.to_string_lossy().into_owned(),
+            dump_stacks: Some(engine.dump_stacks),
+            log_server: server as usize,
+        }
+    }
+
+    fn slow_threshold(&self) -> Option<f64> {
+        self.slow.filter(|&s| s > 0.0)
+    }
+}
+
+struct State {
+    settings: Settings,
+    window: Accumulator,
+}
+
+static STATE: OnceLock<State> = OnceLock::new();
+
+/// Starts recording, and the reporter thread, in this process (after Python started, once),
+/// when telemetry or slow-request reports are configured.
+pub fn start(settings: Settings) {
+    if settings.target.is_none() && settings.slow_threshold().is_none() {
+        return;
+    }
+    if STATE.set(State { settings, window: Accumulator::new() }).is_ok() {
+        reporter::start();
+    }
+}
+
+/// Sends the last report and ends the reporter (the process is stopping; call once, from the
+/// thread that stops it).
+pub fn stop() {
+    if STATE.get().is_some() {
+        reporter::stop();
+    }
+}
+
+fn state() -> Option<&'static State> {
+    STATE.get()
+}
+
+/// Locks `m`; a panic elsewhere while it was held leaves figures, not invariants, behind.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub fn epoch_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A request being recorded, from the start of the application on this thread.
+pub struct Tracker {
+    slot: Option<usize>,
+    began: Instant,
+    phases: Phases,
+}
+
+/// Starts recording a request now, as its application is about to run: `server` is the time
+/// since Apache read the request (seconds), `queue` and `daemon` daemon mode's phases.
+/// `describe` is called only when the request is tracked.
+pub fn begin(server: f64, queue: Option<f64>, daemon: Option<f64>, describe: impl FnOnce() -> Describe) -> Option<Tracker> {
+    state()?;
+    let slot = active::my_slot();
+    let began = Instant::now();
+    if let Some(slot) = slot {
+        // SAFETY: pthread_self has no preconditions.
+        let thread = unsafe { libc::pthread_self() } as u64;
+        active::enter(slot, active::Running { began, began_epoch: epoch_now(), thread, describe: describe(), reported_slow: false });
+    }
+    Some(Tracker { slot, began, phases: Phases { server, queue, daemon, ..Phases::default() } })
+}
+
+impl Tracker {
+    /// The request ended with `status` (0: none was sent), after `traffic` and the seconds
+    /// spent reading its body and writing its response.
+    pub fn finish(mut self, status: i32, traffic: Traffic, input_read: f64, output_write: f64, python_wait: crate::abi::PythonWait) {
+        let Some(state) = state() else { return };
+        let ended = Instant::now();
+        self.phases.application = ended.saturating_duration_since(self.began).as_secs_f64();
+        self.phases.input_read = input_read;
+        self.phases.output_write = output_write;
+        self.phases.python_wait = python_wait.nanos as f64 / 1e9;
+        self.phases.python_waits = python_wait.count;
+        let elapsed = self.phases.application;
+        if let (Some(slot), Some(running)) = (self.slot, self.slot.and_then(active::leave)) {
+            match state.settings.slow_threshold() {
+                Some(threshold) if elapsed >= threshold => {
+                    if !running.reported_slow {
+                        slow::log_completed(&state.settings, &running, elapsed, status, threshold);
+                    }
+                    let (began_epoch, describe) = (running.began_epoch, running.describe);
+                    slow::queue(slow::Completed { began_epoch, duration: elapsed, thread_slot: slot, status, traffic, describe, phases: self.phases });
+                }
+                _ => {}
+            }
+        }
+        state.window.add(self.slot, self.began, ended, status, &self.phases, &traffic);
+    }
+}

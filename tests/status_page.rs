@@ -1,0 +1,115 @@
+//! `SetHandler wsgi-status` (issue 14, ours, like mod_status): every process of this Apache
+//! and each group in it, as HTML and as Prometheus text that Prometheus's own parser (PyPI's
+//! `prometheus_client`) reads; the counts add up, per group, to what the client sent, across
+//! children (worker with several, prefork with many) and for a daemon group's requests too.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+const APP: &str = r#"
+def application(environ, start_response):
+    status = '500 Internal Server Error' if environ['QUERY_STRING'] == 'fail' else '200 OK'
+    start_response(status, [('Content-Type', 'text/plain')])
+    return [environ['mod_wsgi.application_group'].encode()]
+"#;
+
+/// The Prometheus text summed per (process group, group) by `prometheus_client`'s parser:
+/// `pg|group requests=N 2xx=N 5xx=N count=N processes=N`.
+fn parse_prometheus(text: &str) -> String {
+    const SUM: &str = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+rows = {}
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        if 'group' not in s.labels:
+            continue
+        key = '%s|%s' % (s.labels['process_group'], s.labels['group'])
+        row = rows.setdefault(key, {'requests': 0, '2xx': 0, '5xx': 0, 'count': 0, 'processes': set()})
+        if s.name == 'mod_wsgi_requests_total':
+            row['requests'] += s.value
+            if s.labels['status'] in ('2xx', '5xx'):
+                row[s.labels['status']] += s.value
+            row['processes'].add(s.labels['process'])
+        elif s.name == 'mod_wsgi_request_duration_seconds_count':
+            row['count'] += s.value
+for key in sorted(rows):
+    r = rows[key]
+    print('%s requests=%d 2xx=%d 5xx=%d count=%d processes=%d' % (key, r['requests'], r['2xx'], r['5xx'], r['count'], len(r['processes'])))
+"#;
+    let mut child = Command::new(telemetry_tools().join("bin/python"))
+        .args(["-c", SUM])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "prometheus_client could not parse it: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn counts_add_up_per_group_across_processes() {
+    let config = "WSGIDaemonProcess site threads=4\n\
+                  WSGIScriptAlias /one {dir}/app.wsgi application-group=one\n\
+                  WSGIScriptAlias /two {dir}/app.wsgi application-group=two\n\
+                  WSGIScriptAlias /daemon {dir}/app.wsgi process-group=site application-group=%{GLOBAL}\n\
+                  <Location /wsgi-status>\n  SetHandler wsgi-status\n  Require all granted\n</Location>\n";
+    for mpm in [Mpm::Worker, Mpm::Prefork, Mpm::Event] {
+        let dir = TempDir::new("status-page");
+        dir.write("app.wsgi", APP);
+        // Several children (the harness's default is one).
+        let processes = match mpm {
+            Mpm::Prefork => "StartServers 4\nMinSpareServers 4\nMaxSpareServers 8\nServerLimit 8\nMaxRequestWorkers 8\n",
+            _ => "StartServers 2\nServerLimit 2\nMaxRequestWorkers 16\nMinSpareThreads 16\nMaxSpareThreads 16\n",
+        };
+        let mut apache = Apache::start_in(dir, mpm, &format!("{processes}{config}"));
+        let results = hammer(apache.port, 12, 20, |n| match n % 4 {
+            0 => Request::get("/one/"),
+            1 => Request::get("/two/?fail"),
+            2 => Request::get("/daemon/"),
+            _ => Request::get("/one/"),
+        });
+        assert!(results.iter().all(|(_, r)| r.is_ok()), "{mpm:?}\n{}", apache.error_log());
+        let text = apache.get("/wsgi-status?format=prometheus");
+        assert_eq!(text.status, 200);
+        assert!(text.header("Content-Type").is_some_and(|t| t.starts_with("text/plain; version=0.0.4")), "{:?}", text.headers);
+        let summary = parse_prometheus(&text.text());
+        let context = format!("{mpm:?}\n{summary}\n{}", text.text());
+        assert!(summary.contains("|one requests=120 2xx=120 5xx=0 count=120"), "{context}");
+        assert!(summary.contains("|two requests=60 2xx=0 5xx=60 count=60"), "{context}");
+        assert!(summary.contains("site| requests=60 2xx=60 5xx=0 count=60"), "{context}");
+        if mpm == Mpm::Prefork {
+            // Several children served (one connection at a time each): each is its own
+            // process on the page.
+            let processes: usize = summary.lines().find(|l| l.starts_with("|one")).unwrap().rsplit('=').next().unwrap().parse().unwrap();
+            assert!(processes > 1, "{context}");
+        }
+        let page = apache.get("/wsgi-status");
+        assert!(page.header("Content-Type").is_some_and(|t| t.starts_with("text/html")));
+        let html = page.text();
+        assert!(html.contains("<td class=n>one</td>") && html.contains("<td class=n>site</td>"), "{html}");
+        apache.stop_gracefully();
+        assert!(crash_lines(&apache.error_log()).is_empty(), "{}", apache.error_log());
+    }
+}
+
+/// Off unless configured, like mod_status; names are escaped on the page.
+#[test]
+fn only_where_configured_and_escaped() {
+    let dir = TempDir::new("status-none");
+    dir.write("app.wsgi", APP);
+    let apache = Apache::start_in(dir, Mpm::Event, "WSGIScriptAlias /app {dir}/app.wsgi application-group=<b>&\"x\"\n<Location />\n  Require all granted\n</Location>\n<Location /s>\n  SetHandler wsgi-status\n</Location>\n");
+    assert_eq!(apache.get("/app/").status, 200);
+    assert_eq!(apache.get("/wsgi-status").status, 404);
+    let html = apache.get("/s").text();
+    assert!(html.contains("&lt;b&gt;&amp;&quot;x&quot;") && !html.contains("<b>&"), "{html}");
+    let prom = apache.get("/s?format=prometheus").text();
+    assert!(prom.contains("group=\"<b>&\\\"x\\\"\""), "{prom}");
+    parse_prometheus(&prom);
+    assert_eq!(apache.request("POST", "/s", &[], b"").status, 405);
+}

@@ -1,0 +1,180 @@
+//! mod_wsgi 6.1's telemetry (issue 14): each process that runs applications sends its
+//! datagrams to `WSGITelemetryService`, and the `mod-wsgi-telemetry` ingester from PyPI (its
+//! parser is the wire format's specification) shows exactly the requests a known load made,
+//! per process, for Apache's children and a daemon group; `WSGISlowRequests` gives a slow
+//! request one error-log line (ours), its Python stack (`+SlowRequestStacks`, ours) and
+//! mod_wsgi's slow-request datagram, with the User-Agent under `+CaptureUserAgent`.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `mod_wsgi-telemetry serve`, stopped (by its pid) when dropped.
+struct Ingester {
+    child: Child,
+    http_port: u16,
+    socket: PathBuf,
+    venv: PathBuf,
+}
+
+impl Ingester {
+    fn start(dir: &Path) -> Ingester {
+        let venv = telemetry_tools();
+        let socket = dir.join("telemetry.sock");
+        let http_port = free_port();
+        let child = Command::new(venv.join("bin/python"))
+            .args(["-c", "import sys; from mod_wsgi.telemetry.cli import main; sys.argv[0] = 'mod_wsgi-telemetry'; sys.exit(main())"])
+            .args(["serve", "--listen", &format!("unix:{}", socket.display()), "--socket-mode", "0666", "--http-host", "127.0.0.1"])
+            .args(["--http-port", &http_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mod_wsgi-telemetry serve");
+        let ingester = Ingester { child, http_port, socket, venv };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(ingester.socket.exists() && try_http(http_port, "GET", "/api/state", &[], b"").is_ok_and(|r| r.status == 200)) {
+            assert!(Instant::now() < deadline, "the ingester did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ingester
+    }
+
+    /// What the ingester's `/api/state` holds, summed by its own Python: one line per fact.
+    fn summary(&self) -> String {
+        const SUMMARISE: &str = r#"
+import json, sys, urllib.request
+state = json.load(urllib.request.urlopen('http://127.0.0.1:%s/api/state' % sys.argv[1]))
+print('decode_errors=%d' % state['decode_errors'])
+total = {}
+for p in state['processes']:
+    group = p['process_group'] or '-'
+    for s in p['samples']:
+        if s['kind'] == 'request_metrics':
+            for key in ('request_count', 'status_2xx_total', 'status_4xx_total', 'status_5xx_total'):
+                total[(group, key)] = total.get((group, key), 0) + s['fields'].get(key, 0)
+    print('process pid=%s group=%s mpm=%s python=%s' % (p['pid'], group, p['mpm_name'], p['python_version']))
+for (group, key), value in sorted(total.items()):
+    print('%s %s=%d' % (group, key, value))
+for e in state['lifecycle_events']:
+    print('lifecycle %s pid=%s lifetime=%s' % (e['kind'], e['pid'], e.get('lifetime_request_count')))
+for s in state['slow_requests']:
+    e = s['entry']
+    print('slow state=%s method=%s script_name=%s path_info=%s status=%s duration=%.1f agent=%s' % (
+        e.get('state'), e.get('method'), e.get('script_name'), e.get('path_info'), e.get('status'), e.get('duration') or 0, e.get('user_agent')))
+"#;
+        let out = Command::new(self.venv.join("bin/python")).args(["-c", SUMMARISE, &self.http_port.to_string()]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Ingester {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const APP: &str = r#"
+import time
+
+def application(environ, start_response):
+    if environ['PATH_INFO'] == '/sleep':
+        time.sleep(1.0)
+    status = '404 Not Found' if environ['QUERY_STRING'] == 'missing' else '200 OK'
+    start_response(status, [('Content-Type', 'text/plain')])
+    return [b'hello']
+"#;
+
+fn line_with<'a>(summary: &'a str, prefix: &str) -> &'a str {
+    summary.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no '{prefix}' in:\n{summary}"))
+}
+
+#[test]
+fn the_pypi_ingester_counts_every_request_of_children_and_daemons() {
+    for mpm in [Mpm::Event, Mpm::Worker, Mpm::Prefork] {
+        let dir = TempDir::new("telemetry");
+        dir.write("app.wsgi", APP);
+        let ingester = Ingester::start(dir.path());
+        let config = format!(
+            "WSGITelemetryService unix:{} interval=0.5\n\
+             WSGISlowRequests 0.4\n\
+             WSGITelemetryOptions +CaptureUserAgent +SlowRequestStacks\n\
+             WSGIDaemonProcess site threads=4\n\
+             WSGIScriptAlias /app {{dir}}/app.wsgi\n\
+             WSGIScriptAlias /daemon {{dir}}/app.wsgi process-group=site application-group=%{{GLOBAL}}\n",
+            ingester.socket.display()
+        );
+        let mut apache = Apache::start_in(dir, mpm, &config);
+        apache.wait_for_log("Telemetry reporter started; target='unix:");
+        let results = hammer(apache.port, 8, 30, |n| match n % 6 {
+            0 => Request::get("/daemon/"),
+            1 => Request::get("/app/?missing"),
+            _ => Request::get("/app/"),
+        });
+        assert!(results.iter().all(|(_, r)| matches!(r, Ok(r) if r.status == 200 || r.status == 404)), "{mpm:?}\n{}", apache.error_log());
+        let slow = http(apache.port, "GET", "/app/sleep", &[("User-Agent", "telemetry-test/1.0")], b"");
+        assert_eq!(slow.status, 200);
+        // Stopped, every process sends its last window and STOPPED.
+        apache.stop_gracefully();
+        std::thread::sleep(Duration::from_millis(500));
+        let summary = ingester.summary();
+        let log = apache.error_log();
+        let context = format!("{mpm:?}\n{summary}\n{log}");
+        assert_eq!(line_with(&summary, "decode_errors="), "decode_errors=0", "{context}");
+        // 240 requests: 40 to the daemon, 40 of the rest 404s, plus the slow one.
+        assert_eq!(line_with(&summary, "- request_count="), "- request_count=201", "{context}");
+        assert_eq!(line_with(&summary, "- status_2xx_total="), "- status_2xx_total=161", "{context}");
+        assert_eq!(line_with(&summary, "- status_4xx_total="), "- status_4xx_total=40", "{context}");
+        assert_eq!(line_with(&summary, "site request_count="), "site request_count=40", "{context}");
+        assert!(summary.contains(&format!("mpm={}", mpm.name())), "{context}");
+        let lifetime: u64 = summary.lines().filter(|l| l.starts_with("lifecycle process_stopped")).map(|l| l.rsplit('=').next().unwrap().parse::<u64>().unwrap()).sum();
+        assert_eq!(lifetime, 241, "STOPPED's lifetime counts: {context}");
+        let slow = line_with(&summary, "slow state=1 ");
+        assert!(slow.contains("method=GET script_name=/app path_info=/sleep status=200 duration=1.0 agent=telemetry-test/1.0"), "{context}");
+        assert_eq!(log.matches("Slow request: GET /app/sleep (application group").count(), 1, "{context}");
+        assert!(log.contains("time.sleep(1.0)"), "no Python stack for the slow request: {context}");
+        assert!(crash_lines(&log).is_empty(), "{context}");
+    }
+}
+
+/// Without a receiver (the ingester not started yet, or gone), nothing waits and nothing is
+/// logged per datagram; requests are served as usual.
+#[test]
+fn a_missing_receiver_costs_nothing() {
+    let dir = TempDir::new("telemetry-none");
+    dir.write("app.wsgi", APP);
+    let socket = dir.path().join("nobody.sock");
+    let config = format!("WSGITelemetryService unix:{} interval=0.5\nWSGIScriptAlias /app {{dir}}/app.wsgi\n", socket.display());
+    let mut apache = Apache::start_in(dir, Mpm::Event, &config);
+    let results = hammer(apache.port, 4, 20, |_| Request::get("/app/"));
+    assert!(results.iter().all(|(_, r)| matches!(r, Ok(r) if r.status == 200)), "{}", apache.error_log());
+    std::thread::sleep(Duration::from_millis(1200));
+    apache.stop_gracefully();
+    let log = apache.error_log();
+    assert!(log.contains("Telemetry reporter started"), "{log}");
+    assert!(!log.contains("WSGI0132"), "{log}");
+    assert!(crash_lines(&log).is_empty(), "{log}");
+}
+
+#[test]
+fn telemetry_directives_are_checked_as_mod_wsgi_6_checks_them() {
+    for (line, why) in [
+        ("WSGITelemetryService udp:127.0.0.1:9", "remote 'udp:host:port' targets are no longer supported"),
+        ("WSGITelemetryService unix:/tmp/x.sock interval=0.4", "interval must be at least 0.5 seconds"),
+        ("WSGITelemetryService unix:/tmp/x.sock every=1", "second argument must be 'interval=N'"),
+        ("WSGITelemetryService unix:relative.sock", "must be an absolute path"),
+        ("WSGISlowRequests -1", "threshold must be non-negative"),
+        ("WSGITelemetryOptions Bogus", "unknown flag 'Bogus'"),
+        ("<VirtualHost *:80>\nWSGISlowRequests 1\n</VirtualHost>", "cannot occur within <VirtualHost> section"),
+    ] {
+        let (ok, out) = config_test(line);
+        assert!(!ok && out.contains(why), "{line}: {out}");
+        assert!(out.contains("line"), "{line}: no line number in {out}");
+    }
+    let (ok, out) = config_test("WSGITelemetryService unix:/tmp/x.sock interval=2\nWSGISlowRequests 0\nWSGITelemetryOptions None\n");
+    assert!(ok, "{out}");
+    assert!(!out.contains("not implemented"), "{out}");
+}
