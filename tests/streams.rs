@@ -229,6 +229,104 @@ def application(environ, start_response):
     }
 }
 
+/// A request that leaves a line unfinished on `sys.stdout` or `sys.stderr` (`print('x',
+/// end='')`) gets it logged when it ends, attributed to it, instead of kept for the thread's
+/// next write (another request's line, glued to it, or never).
+#[test]
+fn partial_lines_on_stdout_and_stderr_are_logged_when_their_request_ends() {
+    const PARTIAL_APP: &str = r#"
+import sys
+
+def partial(environ, start_response):
+    port = environ['REMOTE_PORT']
+    print('partial print from %s' % port, end='')
+    sys.stderr.write('partial stderr from %s' % port)
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [port.encode()]
+
+def whole(environ, start_response):
+    print('whole line')
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'whole']
+"#;
+    let dir = TempDir::new("streams-partial");
+    dir.write("app.wsgi", PARTIAL_APP);
+    // One process of one thread: every request runs where the last one left its fragment.
+    let apache = Apache::start_in(
+        dir,
+        Mpm::Prefork,
+        "WSGIScriptAlias /partial {dir}/app.wsgi callable-object=partial\nWSGIScriptAlias /whole {dir}/app.wsgi callable-object=whole\n",
+    );
+    let mut ports = Vec::new();
+    for _ in 0..3 {
+        let port = get(&apache, "/partial");
+        for what in ["print", "stderr"] {
+            let text = format!("partial {what} from {port}");
+            let log = apache.wait_for_log(&text);
+            let line = log_line(&log, &text).unwrap_or_else(|| panic!("'{text}' not logged when its request ended:\n{log}"));
+            assert!(line.contains(&format!("[client 127.0.0.1:{port}]")), "not attributed to its request: {line}");
+        }
+        assert_eq!(get(&apache, "/whole"), "whole");
+        ports.push(port);
+    }
+    let log = apache.wait_for_log("whole line");
+    let whole: Vec<&str> = log.lines().filter(|l| l.contains("whole line")).collect();
+    assert_eq!(whole.len(), 3, "{log}");
+    assert!(whole.iter().all(|l| l.ends_with("] whole line")), "a fragment glued to a later request's line:\n{log}");
+    assert_eq!(log.matches("partial ").count(), 6, "{ports:?}\n{log}");
+    assert!(crash_lines(&log).is_empty(), "{log}");
+}
+
+/// Threads of one request write to its `wsgi.errors` at once, one byte at a time (the GIL
+/// switching between them as often as it can): no byte is lost, and each line is logged once.
+#[test]
+fn threads_sharing_a_requests_wsgi_errors_lose_no_bytes() {
+    const THREADS_APP: &str = r#"
+import sys, threading
+
+EACH = 1000
+ROUNDS = 10
+
+def application(environ, start_response):
+    errors = environ['wsgi.errors']
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for n in range(ROUNDS):
+            def work(letter, layer):
+                for _ in range(EACH):
+                    layer.write(letter)
+            # The binary layer, and the text stream over it.
+            workers = [threading.Thread(target=work, args=(letter, errors.buffer)) for letter in (b'w', b'x')]
+            workers += [threading.Thread(target=work, args=(letter, errors)) for letter in ('y', 'z')]
+            for t in workers:
+                t.start()
+            for t in workers:
+                t.join()
+            errors.write(' round %d\n' % n)
+    finally:
+        sys.setswitchinterval(interval)
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'done']
+"#;
+    let dir = TempDir::new("streams-threads");
+    dir.write("app.wsgi", THREADS_APP);
+    let apache = Apache::start_in(dir, Mpm::Event, "WSGIScriptAlias /threads {dir}/app.wsgi\n");
+    assert_eq!(get(&apache, "/threads"), "done");
+    let log = apache.wait_for_log(" round 9");
+    for n in 0..10 {
+        let marker = format!(" round {n}");
+        let lines: Vec<&str> = log.lines().filter(|l| l.ends_with(&marker)).collect();
+        assert_eq!(lines.len(), 1, "'{marker}' {} times\n{log}", lines.len());
+        let line = lines[0];
+        assert!(line.contains("[client 127.0.0.1:"), "not attributed: {line}");
+        let message = line.rsplit_once("] ").map_or(line, |(_, m)| m);
+        let counts: Vec<usize> = ['w', 'x', 'y', 'z'].iter().map(|c| message.matches(*c).count()).collect();
+        assert_eq!(counts, [1000; 4], "round {n}: bytes lost ({} of 4000 logged)", message.len() - marker.len());
+    }
+    assert!(crash_lines(&log).is_empty(), "{log}");
+}
+
 /// Python 2.7 keeps its own text streams (its `print` writes byte strings, which a
 /// TextIOWrapper refuses): lines still reach the log attributed to the request, reloading's
 /// `__mtime__` is an integer there too, and a restricted stdin is a `mod_wsgi.Restricted`.
@@ -240,6 +338,7 @@ import sys
 
 def application(environ, start_response):
     print 'py27 printed'
+    print 'py27 partial',
     sys.stderr.write('py27 stderr\n')
     environ['wsgi.errors'].write('py27 ')
     environ['wsgi.errors'].write('errors\n')
@@ -262,7 +361,8 @@ def application(environ, start_response):
         "stdin=IOError: sys.stdin access restricted by mod_wsgi class=mod_wsgi.Restricted mtime=long"
     );
     let log = apache.wait_for_log("py27 errors");
-    for marker in ["py27 printed", "py27 stderr", "py27 errors"] {
+    // The unfinished print is logged when the request ends.
+    for marker in ["py27 printed", "py27 stderr", "py27 errors", "py27 partial"] {
         let line = log_line(&log, marker).unwrap_or_else(|| panic!("no '{marker}' line in\n{log}"));
         assert!(line.contains("[client 127.0.0.1:"), "not attributed to the request: {line}");
     }

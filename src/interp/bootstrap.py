@@ -3,6 +3,11 @@
 import sys
 
 try:
+    import _thread
+except ImportError:  # Python 2
+    import thread as _thread
+
+try:
     _string_types = (str, unicode)  # noqa: F821 (Python 2)
 except NameError:
     _string_types = (str,)
@@ -22,27 +27,22 @@ class Log(object):
     errors = 'backslashreplace'
 
     def __init__(self, log, level, name):
-        try:
-            import _thread
-        except ImportError:  # Python 2
-            import thread as _thread
         self._log = log
         self._level = level
         # Partial lines per thread: one object serves every request of the interpreter, and
-        # each thread's lines stay whole and attributed to its own request.
-        self._buffers = {}
-        self._ident = _thread.get_ident
+        # each thread's lines stay whole and attributed to its own request. A thread-local,
+        # so that what a thread left goes with it (a later thread reusing its ident starts
+        # afresh).
+        self._local = _thread._local()
         self.name = name
         self.closed = False
 
     def write(self, text):
         if not isinstance(text, _string_types):
             raise TypeError('write() argument must be str, not %s' % type(text).__name__)
-        ident = self._ident()
-        lines = (self._buffers.pop(ident, '') + text).split('\n')
-        rest = lines.pop()
-        if rest:
-            self._buffers[ident] = rest
+        local = self._local
+        lines = (getattr(local, 'partial', '') + text).split('\n')
+        local.partial = lines.pop()
         for line in lines:
             self._log(self._level, line)
         return len(text)
@@ -52,8 +52,10 @@ class Log(object):
             self.write(line)
 
     def flush(self):
-        buffered = self._buffers.pop(self._ident(), '')
+        local = self._local
+        buffered = getattr(local, 'partial', '')
         if buffered:
+            local.partial = ''
             self._log(self._level, buffered)
 
     def close(self):
@@ -80,10 +82,13 @@ class LogBuffer(object):
     error log, attributed to the request this thread serves.
 
     sys.stdout and sys.stderr have one each for the interpreter, whose partial lines are kept
-    per thread; wsgi.errors has one per request, which ends (flushed, then refusing writes
-    with RuntimeError, as in mod_wsgi) when the request does."""
+    per thread (flushed when the thread's request ends: see setup's end_request); wsgi.errors
+    has one per request, which ends (flushed, then refusing writes with RuntimeError, as in
+    mod_wsgi) when the request does. A request's threads may share its wsgi.errors: the
+    partial line is only touched under the stream's lock (re-entrant, for a __del__ that
+    prints on the same thread), the log calls are made outside it."""
 
-    __slots__ = ('_log', '_level', 'name', '_ident', '_partial', '_expired')
+    __slots__ = ('_log', '_level', 'name', '_local', '_partial', '_lock', '_expired')
 
     # Always open (as mod_wsgi's): a TextIOWrapper over it keeps passing writes down, so that
     # a request's ended stream says why it refuses them. Plain class attributes: the wrapper
@@ -92,20 +97,34 @@ class LogBuffer(object):
     encoding = 'utf-8'
     errors = 'replace'
 
-    def __init__(self, log, level, name, ident=None):
+    def __init__(self, log, level, name, per_thread):
         self._log = log
         self._level = level
         self.name = name
-        # The key of a partial line: the thread's ident for a shared stream, else always None.
-        self._ident = ident
-        self._partial = {}
+        # A shared stream's partial lines: one bytearray per thread, in a thread-local (gone
+        # with its thread). A request's stream: the one bytearray below.
+        self._local = _thread._local() if per_thread else None
+        self._partial = bytearray()
+        self._lock = _thread.RLock()
         self._expired = False
+
+    def _buffer(self):
+        """This thread's partial line (the lock held)."""
+        local = self._local
+        if local is None:
+            return self._partial
+        try:
+            return local.partial
+        except AttributeError:
+            local.partial = partial = bytearray()
+            return partial
 
     def write(self, data):
         if self._expired:
             raise RuntimeError('write() called on wsgi.errors after request completed')
         if isinstance(data, str):
-            # As mod_wsgi 6: str is accepted on the binary layer, with one warning a process.
+            # As mod_wsgi 6: str is accepted on the binary layer, with one warning per
+            # interpreter.
             if not _warned_str_write:
                 _warned_str_write.append(True)
                 import warnings
@@ -117,16 +136,19 @@ class LogBuffer(object):
                 data = memoryview(data).tobytes()
             except TypeError:
                 raise TypeError("a bytes-like object is required, not '%s'" % type(data).__name__)
-        key = self._ident() if self._ident is not None else None
-        if b'\n' not in data:
-            if data:
-                self._partial[key] = self._partial.get(key, b'') + data
-            return len(data)
-        lines = (self._partial.pop(key, b'') + data).split(b'\n')
-        rest = lines.pop()
-        if rest:
-            self._partial[key] = rest
-        for line in lines:
+        end = data.rfind(b'\n')
+        with self._lock:
+            partial = self._buffer()
+            if end < 0:
+                partial += data
+                return len(data)
+            if partial:
+                block = bytes(partial) + data[:end]
+                del partial[:]
+            else:
+                block = data[:end]
+            partial += data[end + 1:]
+        for line in block.split(b'\n'):
             self._log(self._level, line)
         return len(data)
 
@@ -141,18 +163,32 @@ class LogBuffer(object):
             self.write(line)
 
     def flush(self):
-        if self._partial and not self._expired:
-            buffered = self._partial.pop(self._ident() if self._ident is not None else None, b'')
-            if buffered:
-                self._log(self._level, buffered)
+        """Logs this thread's partial line (a request's stream: the request's)."""
+        if self._expired:
+            return
+        with self._lock:
+            local = self._local
+            partial = self._partial if local is None else getattr(local, 'partial', None)
+            if not partial:
+                return
+            buffered = bytes(partial)
+            del partial[:]
+        self._log(self._level, buffered)
 
     def close(self):
         """The end of a request's wsgi.errors: what is left is logged, and later writes
-        raise. A shared stream (sys.stdout, sys.stderr) only flushes."""
-        if self._partial:
-            self.flush()
-        if self._ident is None:
+        raise. A shared stream (sys.stdout, sys.stderr) only flushes. The wrapper closes it
+        once more when it goes (it never looks closed): nothing to do then."""
+        if self._expired:
+            return
+        self.flush()
+        if self._local is None:
             self._expired = True
+
+    def _dealloc_warn(self, source):
+        # Asked by a TextIOWrapper closed on deallocation: having it saves an AttributeError
+        # raised and cleared per request.
+        pass
 
     def isatty(self):
         return False
@@ -170,7 +206,6 @@ class LogBuffer(object):
         raise OSError('wsgi.errors log object has no file descriptor')
 
 
-
 LogBuffer.__name__ = 'Log'
 LogBuffer.__qualname__ = 'Log'
 LogBuffer.__module__ = 'mod_wsgi'
@@ -182,11 +217,7 @@ def _text_stream(log, level, name, per_thread, _wrapper=[]):
     if not _wrapper:
         import io
         _wrapper.append(io.TextIOWrapper)
-    ident = None
-    if per_thread:
-        import _thread
-        ident = _thread.get_ident
-    return _wrapper[0](LogBuffer(log, level, name, ident), 'utf-8', 'replace', None, True, True)
+    return _wrapper[0](LogBuffer(log, level, name, per_thread), 'utf-8', 'replace', None, True, True)
 
 
 class Restricted(object):
@@ -335,21 +366,36 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
         # A daemon group's switch-interval= (Python 2 has no such setting).
         sys.setswitchinterval(switch_interval)
 
+    # The Log objects under sys.stdout and sys.stderr, kept whatever the application makes
+    # of those names, for end_request.
+    shared_logs = []
     if sys.version_info[0] >= 3:
         # As mod_wsgi: io.TextIOWrapper streams over the error log.
         def stream(name):
-            return _text_stream(log, ERR, name, True)
+            wrapper = _text_stream(log, ERR, name, True)
+            shared_logs.append(wrapper.buffer)
+            return wrapper
 
         def new_errors():
             return _text_stream(log, ERR, '<wsgi.errors>', False)
     else:
         # Python 2's print writes byte strings, which a TextIOWrapper refuses: the text
         # streams of before, and one shared wsgi.errors (partial lines kept per thread).
-        stream = lambda name: Log(log, ERR, name)  # noqa: E731
+        def stream(name):
+            shared_logs.append(Log(log, ERR, name))
+            return shared_logs[-1]
+
         shared_errors = Log(log, ERR, 'wsgi.errors')
 
         def new_errors():
             return shared_errors
+
+    def end_request():
+        """A request (or side script) ends on this thread: what it left of a line on
+        sys.stdout or sys.stderr is logged now, attributed to it."""
+        for shared in shared_logs:
+            shared.flush()
+
     sys.stdout = Restricted('sys.stdout') if restrict_stdout else stream('<stdout>')
     sys.stderr = stream('<stderr>')
     if restrict_stdin:
@@ -400,7 +446,7 @@ def setup(group, is_main, initial_environ, python_path, version, process_metrics
     # Extension modules refused in this own-GIL interpreter (single-phase init), by name.
     module.refused_extensions = refused_extensions
     sys.modules["mod_wsgi"] = module
-    return event_callbacks, shutdown_callbacks, fire, new_errors, FileWrapper
+    return event_callbacks, shutdown_callbacks, fire, new_errors, FileWrapper, end_request
 
 
 def fire(callbacks, name, kwargs):

@@ -123,7 +123,7 @@ fn import_script(script: &str, group_name: &str, replica: u32, gil_mode: std::ff
     };
     let gil_guard = gil::GilGuard::acquire(group.index);
     // Auto: only a first import that itself ran into a refused extension moves the group.
-    let refused_before = (gil_mode == crate::abi::gil_mode::AUTO && group.own_gil && group.scripts.lock().is_empty())
+    let refused_before = (gil_mode == crate::abi::gil_mode::AUTO && group.own_gil && !group.ever_loaded.load(std::sync::atomic::Ordering::Acquire))
         .then(|| super::fallback::refused_extensions().len());
     match super::script::load(group, script, super::script::Reloading::On { resource: None }) {
         Ok(_) => settings::log(level::INFO, &format!("Imported WSGI script '{script}' into application group '{group_name}'.")),

@@ -37,9 +37,9 @@ pub enum LoadError {
 pub enum Reloading<'a> {
     /// `WSGIScriptReloading Off`: a loaded script is used as it is, without even a stat.
     Off,
-    /// Its `__mtime__` is checked; with a resource (a WSGI request: the file it maps to),
-    /// its `reload_required(resource)` is asked too.
-    On { resource: Option<&'a str> },
+    /// Its `__mtime__` is checked; with a resource (a WSGI request: the file it maps to, as
+    /// the request has it: bytes), its `reload_required(resource)` is asked too.
+    On { resource: Option<&'a [u8]> },
 }
 
 /// The script's module, loading or reloading it as needed. Called with the group's GIL held.
@@ -64,10 +64,31 @@ pub fn load(group: &Group, path: &str, reloading: Reloading) -> Result<PyObj, Lo
             return Ok(module.clone());
         }
     }
-    let (module, replaced) = load_exclusively(group, path, mtime, current.as_ref())?;
-    drop(current);
-    drop(replaced);
-    Ok(module)
+    match load_exclusively(group, path, mtime, current.as_ref()) {
+        Ok((module, replaced)) => {
+            drop(current);
+            drop(replaced);
+            Ok(module)
+        }
+        Err(e) => {
+            // A failed reload: `current` may be the old module's last reference, and its
+            // __del__ methods and weakref callbacks must not run with the exception set.
+            let (mut t, mut v, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+            // SAFETY: under the GIL: the pending exception (if any) is taken out while the
+            // module goes, then put back (PyErr_Restore steals the references PyErr_Fetch gave).
+            #[allow(deprecated)]
+            unsafe {
+                ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
+            }
+            drop(current);
+            // SAFETY: as above.
+            #[allow(deprecated)]
+            unsafe {
+                ffi::PyErr_Restore(t, v, tb);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// The file's mtime as mod_wsgi's `__mtime__` has it: microseconds since the epoch (APR's).
@@ -82,24 +103,26 @@ fn micros(mtime: SystemTime) -> i64 {
 /// reload) against the file's, then its `reload_required(resource)` when there is a resource.
 /// A callback that raises is logged with its traceback and does not reload (mod_wsgi 6: a
 /// systematically failing one must not reload on every request).
-fn reload_required(group: &Group, path: &str, module: &PyObj, mtime: i64, resource: Option<&str>) -> bool {
+fn reload_required(group: &Group, path: &str, module: &PyObj, mtime: i64, resource: Option<&[u8]>) -> bool {
     // SAFETY: a live module's dict, borrowed for this function (the module is held).
     let dict = unsafe { ffi::PyModule_GetDict(module.as_ptr()) };
     let key = py::cstring("__mtime__");
-    // SAFETY: live dict; a borrowed item or null (never an exception set).
-    let recorded = unsafe { ffi::PyDict_GetItemString(dict, key.as_ptr()) };
-    if recorded.is_null() {
+    // SAFETY: live dict; a borrowed item or null (never an exception set), turned into an
+    // owned reference: converting it may run its __index__, which may change the dict.
+    let Ok(object) = (unsafe { PyObj::from_borrowed(ffi::PyDict_GetItemString(dict, key.as_ptr())) }) else {
         return true;
-    }
+    };
     // SAFETY: a live object; -1 with an exception set means not an integer (or too large).
-    let recorded = unsafe { ffi::PyLong_AsLongLong(recorded) };
+    let recorded = unsafe { ffi::PyLong_AsLongLong(object.as_ptr()) };
     // SAFETY: under the GIL.
-    if recorded == -1 && unsafe { !ffi::PyErr_Occurred().is_null() } {
+    let integer = recorded != -1 || unsafe { ffi::PyErr_Occurred().is_null() };
+    if !integer {
         // SAFETY: under the GIL; the conversion's error is dropped.
         unsafe { ffi::PyErr_Clear() };
-        return true;
     }
-    if recorded != mtime {
+    // With no exception set (it may be the object's last reference).
+    drop(object);
+    if !integer || recorded != mtime {
         return true;
     }
     let Some(resource) = resource else { return false };
@@ -109,7 +132,7 @@ fn reload_required(group: &Group, path: &str, module: &PyObj, mtime: i64, resour
     let Ok(callback) = (unsafe { PyObj::from_borrowed(ffi::PyDict_GetItemString(dict, key.as_ptr())) }) else {
         return false;
     };
-    let answer = py::text(resource).and_then(|resource| callback.call(&[&resource])).and_then(|result| {
+    let answer = py::fs_path(resource).and_then(|resource| callback.call(&[&resource])).and_then(|result| {
         // SAFETY: a live object; -1 means its __bool__ raised.
         match unsafe { ffi::PyObject_IsTrue(result.as_ptr()) } {
             -1 => Err(PyErrSet),
@@ -119,10 +142,12 @@ fn reload_required(group: &Group, path: &str, module: &PyObj, mtime: i64, resour
     match answer {
         Ok(reload) => reload,
         Err(PyErrSet) => {
-            let (headline, _) = super::error::headline(path, &group.name);
+            let (headline, with_traceback) = super::error::headline(path, &group.name);
             let traceback = super::error::take_traceback();
-            log_current(level::ERR, &headline);
-            traceback.iter().for_each(|line| log_current(level::ERR, line));
+            crate::gil::outside(|| {
+                log_current(level::ERR, &headline);
+                traceback.iter().filter(|_| with_traceback).for_each(|line| log_current(level::ERR, line));
+            });
             false
         }
     }
@@ -161,8 +186,11 @@ fn load_exclusively(group: &Group, path: &str, mtime: i64, stale: Option<&PyObj>
             // request loads the script afresh. The old module is dropped once the `scripts`
             // guard is gone (only `loader` is held, as while the script ran).
             let removed = group.scripts.lock().remove(path);
-            // SAFETY: keep the pending exception while the old module goes (its __del__
-            // methods may run Python).
+            // SAFETY: under the GIL: the pending exception is taken out while the entry (a
+            // reference to the old module, which may be its last one should the caller hold
+            // none: its __del__ methods may run Python) is dropped, then put back
+            // (PyErr_Restore steals the references PyErr_Fetch gave). The caller drops its own
+            // reference the same way (`load`).
             #[allow(deprecated)]
             unsafe {
                 let (mut t, mut v, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
@@ -175,6 +203,7 @@ fn load_exclusively(group: &Group, path: &str, mtime: i64, stale: Option<&PyObj>
     };
     let loaded = Loaded { module_name, module: module.clone() };
     let replaced = group.scripts.lock().insert(path.to_string(), loaded);
+    group.ever_loaded.store(true, std::sync::atomic::Ordering::Release);
     Ok((module, replaced))
 }
 

@@ -180,15 +180,16 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
     let in_daemon = !settings::get().process_group.is_empty();
     // The module's reload_required() is asked about the file the request maps to (the script
     // itself, or the file a WSGIHandlerScript handles), as mod_wsgi passes r->filename.
-    let resource = ex.environ_value(b"SCRIPT_FILENAME").map(String::from_utf8_lossy);
+    let resource = ex.environ_value(b"SCRIPT_FILENAME").unwrap_or(script.as_bytes());
     let reloading = if !in_daemon && ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0") {
-        script::Reloading::On { resource: Some(resource.as_deref().unwrap_or(&script)) }
+        script::Reloading::On { resource: Some(resource) }
     } else {
         script::Reloading::Off
     };
     // Auto: only a first import that itself ran into a refused extension moves the group
-    // (a later failure, or a refusal the application got past earlier, does not).
-    let refused_before = (may_fall_back && gil_mode == abi::gil_mode::AUTO && group.own_gil && group.scripts.lock().is_empty())
+    // (a later failure, a failed reload among them, or a refusal the application got past
+    // earlier, does not).
+    let refused_before = (may_fall_back && gil_mode == abi::gil_mode::AUTO && group.own_gil && !group.ever_loaded.load(std::sync::atomic::Ordering::Acquire))
         .then(|| fallback::refused_extensions().len());
     let module = match script::load(group, &script, reloading) {
         Ok(module) => {
@@ -246,15 +247,23 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
 /// Calls the application and streams its response. The Python objects the application got
 /// are detached before the Exchange goes away, whatever happens ([`Detach`]).
 fn run(ex: &Exchange, group: &group::Group, app: &PyObj, script: &str) -> Outcome {
-    let (adapter, input, errors) = match (group.types.adapter(ex), group.types.input(ex), group.new_errors()) {
-        (Ok(a), Ok(i), Ok(e)) => (a, i, group::ErrorsStream(e)),
-        _ => {
-            log_exception(ex, script, &group.name);
-            return Outcome::SERVER_ERROR;
+    // One after another: nothing more is made (Python run) once one failed, its exception set.
+    let failed = || {
+        log_exception(ex, script, &group.name);
+        Outcome::SERVER_ERROR
+    };
+    let Ok(adapter) = group.types.adapter(ex) else { return failed() };
+    let input = match group.types.input(ex) {
+        Ok(input) => input,
+        Err(_) => {
+            let outcome = failed();
+            request_objects::detach(&adapter);
+            return outcome;
         }
     };
     let _detach = Detach([&adapter, &input]);
-    respond(ex, group, app, &adapter, &input, &errors.0, script)
+    let Ok(errors) = group.new_errors() else { return failed() };
+    respond(ex, group, app, &adapter, &input, &errors.stream, script)
 }
 
 /// Cuts the request objects (`start_response` and its `write`, `wsgi.input`) off from the
