@@ -251,11 +251,12 @@ def whole(environ, start_response):
 "#;
     let dir = TempDir::new("streams-partial");
     dir.write("app.wsgi", PARTIAL_APP);
-    // One process of one thread: every request runs where the last one left its fragment.
+    // One process of one thread, one interpreter: every request runs where the last one left
+    // its fragment.
     let apache = Apache::start_in(
         dir,
         Mpm::Prefork,
-        "WSGIScriptAlias /partial {dir}/app.wsgi callable-object=partial\nWSGIScriptAlias /whole {dir}/app.wsgi callable-object=whole\n",
+        "WSGIApplicationGroup streams\nWSGIScriptAlias /partial {dir}/app.wsgi callable-object=partial\nWSGIScriptAlias /whole {dir}/app.wsgi callable-object=whole\n",
     );
     let mut ports = Vec::new();
     for _ in 0..3 {
@@ -272,7 +273,7 @@ def whole(environ, start_response):
     let log = apache.wait_for_log("whole line");
     let whole: Vec<&str> = log.lines().filter(|l| l.contains("whole line")).collect();
     assert_eq!(whole.len(), 3, "{log}");
-    assert!(whole.iter().all(|l| l.ends_with("] whole line")), "a fragment glued to a later request's line:\n{log}");
+    assert!(whole.iter().all(|l| l.ends_with("): whole line")), "a fragment glued to a later request's line:\n{log}");
     assert_eq!(log.matches("partial ").count(), 6, "{ports:?}\n{log}");
     assert!(crash_lines(&log).is_empty(), "{log}");
 }
@@ -320,7 +321,7 @@ def application(environ, start_response):
         assert_eq!(lines.len(), 1, "'{marker}' {} times\n{log}", lines.len());
         let line = lines[0];
         assert!(line.contains("[client 127.0.0.1:"), "not attributed: {line}");
-        let message = line.rsplit_once("] ").map_or(line, |(_, m)| m);
+        let message = line.rsplit_once("): ").map_or(line, |(_, m)| m);
         let counts: Vec<usize> = ['w', 'x', 'y', 'z'].iter().map(|c| message.matches(*c).count()).collect();
         assert_eq!(counts, [1000; 4], "round {n}: bytes lost ({} of 4000 logged)", message.len() - marker.len());
     }
