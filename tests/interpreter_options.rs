@@ -55,6 +55,7 @@ fn containers_scope_path_switch_interval_and_restrictions() {
         "WSGIPythonHome {home}\n\
          WSGIPythonPath {{dir}}/lib-all\n\
          WSGISwitchInterval 0.004\n\
+         WSGIRestrictStdin On\n\
          WSGIPerInterpreterGIL On\n\
          <WSGIInterpreterOptions application-group=a>\n\
          \x20   WSGIPythonPath {{dir}}/lib-a\n\
@@ -89,8 +90,8 @@ fn containers_scope_path_switch_interval_and_restrictions() {
         expect(&apache, "/a/", "marks=all,a,embedded order=lib-embedded,lib-a,lib-all switch=0.0021 stdin=Restricted stdout=Restricted signal=signal leaked=False");
         // An application group's switch interval on the shared GIL would be every group's:
         // skipped, and WSGISwitchInterval stays.
-        expect(&apache, "/b/", "marks=all,embedded order=lib-embedded,lib-all switch=0.0040 stdin=TextIOWrapper stdout=Log signal=intercept leaked=False");
-        expect(&apache, "/c/", "marks=all,embedded order=lib-embedded,lib-all switch=0.0040 stdin=Restricted stdout=Log signal=intercept leaked=False");
+        expect(&apache, "/b/", "marks=all,embedded order=lib-embedded,lib-all switch=0.0040 stdin=TextIOWrapper stdout=TextIOWrapper signal=intercept leaked=False");
+        expect(&apache, "/c/", "marks=all,embedded order=lib-embedded,lib-all switch=0.0040 stdin=Restricted stdout=TextIOWrapper signal=intercept leaked=False");
         expect(&apache, "/g/", "marks=all,g,embedded order=lib-embedded,lib-g,lib-all switch=0.0040 stdin=Restricted stdout=Restricted signal=intercept leaked=False");
         let log = apache.error_log();
         assert!(log.contains("Skipping per-interpreter switch interval 0.003100s for 'b'"), "{log}");
@@ -113,6 +114,7 @@ fn containers_select_a_daemon_process_group() {
          WSGIPythonHome {home}\n\
          WSGIPythonPath {{dir}}/lib-all\n\
          WSGISwitchInterval 0.004\n\
+         WSGIRestrictStdin On\n\
          WSGIDaemonProcess site python-home={home} threads=4\n\
          <WSGIInterpreterOptions process-group=site>\n    WSGIPythonPath {{dir}}/lib-site\n    WSGISwitchInterval 0.0077\n</WSGIInterpreterOptions>\n\
          <WSGIInterpreterOptions process-group=site application-group=%{{GLOBAL}}>\n    WSGIRestrictStdout On\n</WSGIInterpreterOptions>\n\
@@ -126,9 +128,9 @@ fn containers_select_a_daemon_process_group() {
     );
     let apache = Apache::start_in(dir, Mpm::Event, &config);
     expect(&apache, "/site-g/", "marks=site order=lib-site switch=0.0077 stdin=Restricted stdout=Restricted signal=intercept leaked=False");
-    expect(&apache, "/site-x/", "marks=site order=lib-site switch=0.0077 stdin=Restricted stdout=Log signal=signal leaked=False");
-    expect(&apache, "/embedded-x/", "marks=all order=lib-all switch=0.0040 stdin=Restricted stdout=Log signal=intercept leaked=False");
-    expect(&apache, "/site-b/", "marks=site order=lib-site switch=0.0077 stdin=Restricted stdout=Log signal=intercept leaked=False");
+    expect(&apache, "/site-x/", "marks=site order=lib-site switch=0.0077 stdin=Restricted stdout=TextIOWrapper signal=signal leaked=False");
+    expect(&apache, "/embedded-x/", "marks=all order=lib-all switch=0.0040 stdin=Restricted stdout=TextIOWrapper signal=intercept leaked=False");
+    expect(&apache, "/site-b/", "marks=site order=lib-site switch=0.0077 stdin=Restricted stdout=TextIOWrapper signal=intercept leaked=False");
     expect(&apache, "/site-g/", "marks=site order=lib-site switch=0.0077 stdin=Restricted stdout=Restricted signal=intercept leaked=False");
     let log = apache.error_log();
     assert!(log.contains("Create interpreter 'x' with own GIL."), "{log}");

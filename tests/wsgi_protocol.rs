@@ -180,8 +180,12 @@ fn wsgiref_validate_finds_nothing_to_complain_about() {
 }
 
 #[test]
-fn stdout_stderr_and_wsgi_errors_go_to_the_error_log_and_stdin_is_restricted() {
+fn stdout_stderr_and_wsgi_errors_go_to_the_error_log_and_stdin_is_restricted_on_demand() {
+    // WSGIRestrictStdin is Off by default (mod_wsgi 4.9 and 6 alike): Apache's children have
+    // /dev/null there.
     let (apache, _) = server(Mpm::Event, "");
+    assert_eq!(apache.get("/app/logs").text(), "readable");
+    let (apache, _) = server(Mpm::Event, "WSGIRestrictStdin On\n");
     assert_eq!(apache.get("/app/logs").text(), "sys.stdin access restricted by mod_wsgi");
     for line in ["printed to stdout", "written to stderr", "written to wsgi.errors"] {
         let log = apache.wait_for_log(line);

@@ -48,7 +48,7 @@ static LOG: Def = Def(ffi::method_args(
     c"log",
     log,
     ffi::METH_VARARGS,
-    c"log(level, line): one line to Apache's error log, attributed to the current request",
+    c"log(level, line): one line (str or bytes) to Apache's error log, attributed to the current request",
 ));
 
 fn function(def: &'static Def) -> PyResult<PyObj> {
@@ -199,7 +199,11 @@ unsafe extern "C" fn log(_slf: *mut ffi::PyObject, args: *mut ffi::PyObject) -> 
         if level == -1 && unsafe { !ffi::PyErr_Occurred().is_null() } {
             return Err(py::PyErrSet);
         }
-        let text = py::utf8(&line).unwrap_or_else(|| line.to_text());
+        // A line of the streams' binary layer (bytes), or text.
+        let text = match py::as_bytes(&line) {
+            Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            None => py::utf8(&line).unwrap_or_else(|| line.to_text()),
+        };
         super::exchange::log_current(level as i32, &text);
         Ok(py::none())
     };

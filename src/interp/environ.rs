@@ -24,7 +24,7 @@ pub fn thread_id() -> u64 {
 }
 
 /// Builds the environ for one request (GIL held, in the request's interpreter).
-pub fn build(ex: &Exchange, group: &Group, input: &PyObj) -> PyResult<PyObj> {
+pub fn build(ex: &Exchange, group: &Group, input: &PyObj, errors: &PyObj) -> PyResult<PyObj> {
     let environ = py::dict()?;
     let request = ex.request;
     let pairs = if request.environ.is_null() {
@@ -78,9 +78,9 @@ pub fn build(ex: &Exchange, group: &Group, input: &PyObj) -> PyResult<PyObj> {
     py::dict_set(&environ, "wsgi.run_once", &py::boolean(false))?;
     py::dict_set(&environ, "wsgi.input", input)?;
     py::dict_set(&environ, "wsgi.input_terminated", &py::boolean(true))?;
-    // SAFETY: the group's own objects, alive for the interpreter's life.
-    let (errors, file_wrapper) = unsafe { (PyObj::from_borrowed(group.errors)?, PyObj::from_borrowed(group.file_wrapper)?) };
-    py::dict_set(&environ, "wsgi.errors", &errors)?;
+    // SAFETY: the group's own class, alive for the interpreter's life.
+    let file_wrapper = unsafe { PyObj::from_borrowed(group.file_wrapper)? };
+    py::dict_set(&environ, "wsgi.errors", errors)?;
     py::dict_set(&environ, "wsgi.file_wrapper", &file_wrapper)?;
     py::dict_set(&environ, "mod_wsgi.version", &settings::mod_wsgi_version()?)?;
     py::dict_set(&environ, "mod_wsgi.thread_id", &py::int(thread_id() as i64)?)?;

@@ -10,6 +10,7 @@
 //! interpreter through its cached state (`gil::GilGuard`) and leaves it before entering another.
 
 use super::py::{self, PyObj, PyResult};
+use super::exchange::log_current;
 use super::{error, request_objects, settings};
 use crate::abi::interpreter_options::GroupOptions;
 use crate::abi::level;
@@ -17,6 +18,7 @@ use crate::gil::{self, GilGuard, InterpIndex, MAIN_INTERP};
 use parking_lot::{Mutex, RwLock};
 use crate::pyffi as ffi;
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 
 /// One interpreter and what the engine keeps for it.
 pub struct Group {
@@ -29,14 +31,21 @@ pub struct Group {
     pub loader: Mutex<()>,
     /// Script path → its module name and the mtime it was loaded at.
     pub scripts: Mutex<HashMap<String, super::script::Loaded>>,
+    /// A script was loaded into this interpreter once (`scripts` may be empty again after a
+    /// failed reload): under `WSGIPerInterpreterGIL Auto` only a first import may move it.
+    pub ever_loaded: AtomicBool,
     /// This interpreter's own `wsgi.input` and `start_response` types.
     pub types: request_objects::Types,
     /// `mod_wsgi.subscribe_events()` and `subscribe_shutdown()` callbacks, and the function
     /// that calls them (`bootstrap.py`'s `fire`).
     pub events: Events,
-    /// This interpreter's `wsgi.errors` stream and `wsgi.file_wrapper` class (owned for good).
-    pub errors: *mut ffi::PyObject,
+    /// What makes a request's `wsgi.errors` stream (`bootstrap.py`'s `new_errors`), and this
+    /// interpreter's `wsgi.file_wrapper` class (owned for good).
+    pub new_errors: *mut ffi::PyObject,
     pub file_wrapper: *mut ffi::PyObject,
+    /// `bootstrap.py`'s `end_request`: logs what the thread's request left of a line on
+    /// `sys.stdout` and `sys.stderr` (owned for good).
+    end_request: *mut ffi::PyObject,
     /// The interpreter has its own GIL (`WSGIPerInterpreterGIL`): its requests bypass the
     /// shared GIL's scheduler, and moving a thread in or out of it releases one GIL and takes
     /// another (see [`leave_for`]).
@@ -91,6 +100,52 @@ impl Events {
         };
         if call().is_err() {
             settings::log_lines(level::ERR, &error::take_traceback());
+        }
+    }
+}
+
+impl Group {
+    /// A new `wsgi.errors` stream for one request (GIL held, in this interpreter): on Python 3
+    /// an `io.TextIOWrapper` of its own, on Python 2 the interpreter's shared stream; closed
+    /// when the request ends ([`ErrorsStream`]).
+    pub fn new_errors(&self) -> PyResult<ErrorsStream<'_>> {
+        // SAFETY: the group's own callable, alive for the interpreter's life.
+        let stream = unsafe { PyObj::from_borrowed(self.new_errors)? }.call(&[])?;
+        Ok(ErrorsStream { group: self, stream })
+    }
+}
+
+/// A request's `wsgi.errors`, ended when dropped (GIL held, in its interpreter): what the
+/// request left of a line on `sys.stdout` and `sys.stderr` (on this thread) is logged, then
+/// the stream is closed: what is left of its line is logged, and later writes raise
+/// `RuntimeError`, as in mod_wsgi. An exception pending at that moment is kept as it was.
+pub struct ErrorsStream<'a> {
+    group: &'a Group,
+    pub stream: PyObj,
+}
+
+impl Drop for ErrorsStream<'_> {
+    fn drop(&mut self) {
+        let (mut t, mut v, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: under the GIL: any pending exception is taken out while end_request() and
+        // close() run, and put back afterwards (PyErr_Restore steals the references
+        // PyErr_Fetch gave).
+        #[allow(deprecated)]
+        unsafe {
+            ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
+        }
+        // SAFETY: the group's own callable, alive for the interpreter's life.
+        let end_request = unsafe { PyObj::from_borrowed(self.group.end_request) };
+        for result in [end_request.and_then(|end| end.call(&[])), self.stream.call_method("close", &[])] {
+            if result.is_err() {
+                let traceback = error::take_traceback();
+                crate::gil::outside(|| traceback.iter().for_each(|line| log_current(level::ERR, line)));
+            }
+        }
+        // SAFETY: as above.
+        #[allow(deprecated)]
+        unsafe {
+            ffi::PyErr_Restore(t, v, tb);
         }
     }
 }
@@ -465,7 +520,7 @@ impl Prepared {
 
 /// Prepares a fresh interpreter (current on this thread, GIL held) for applications.
 fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool, p: &Prepared) -> Result<&'static Group, String> {
-    let run = || -> PyResult<(request_objects::Types, Events, [*mut ffi::PyObject; 2])> {
+    let run = || -> PyResult<(request_objects::Types, Events, [*mut ffi::PyObject; 3])> {
         let s = settings::get();
         let bootstrap = run_bootstrap()?;
         let environ: Vec<PyObj> = s
@@ -503,22 +558,24 @@ fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool, p: &Prepar
         for (name, function) in super::builtins::recording_functions()? {
             module.setattr(name, &function)?;
         }
-        // SAFETY: setup() returns a 5-tuple; each item is kept (one reference) for good.
+        // SAFETY: setup() returns a 6-tuple; each item is kept (one reference) for good.
         let item = |i| unsafe { PyObj::from_borrowed(ffi::PyTuple_GetItem(lists.as_ptr(), i)).map(PyObj::into_ptr) };
         let events = Events { requests: item(0)?, shutdown: item(1)?, fire: item(2)? };
-        Ok((request_objects::Types::create()?, events, [item(3)?, item(4)?]))
+        Ok((request_objects::Types::create()?, events, [item(3)?, item(4)?, item(5)?]))
     };
     match run() {
-        Ok((types, events, [errors, file_wrapper])) => Ok(Box::leak(Box::new(Group {
+        Ok((types, events, [new_errors, file_wrapper, end_request])) => Ok(Box::leak(Box::new(Group {
             name: name.to_string(),
             replica,
             index,
             loader: Mutex::new(()),
             scripts: Mutex::new(HashMap::new()),
+            ever_loaded: AtomicBool::new(false),
             types,
             events,
-            errors,
+            new_errors,
             file_wrapper,
+            end_request,
             own_gil,
             gate: if own_gil { crate::gil::scheduler::own_gate() } else { None },
         }))),

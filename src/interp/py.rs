@@ -161,6 +161,21 @@ pub fn text(s: &str) -> PyResult<PyObj> {
     unsafe { PyObj::from_owned(ffi::PyUnicode_FromStringAndSize(s.as_ptr().cast(), s.len() as _)) }
 }
 
+/// A file's path as Python's `os.fsdecode` makes it (the file system encoding, undecodable
+/// bytes as surrogates); on Python 2, `str`, the bytes as they are.
+#[cfg(not(Py_3))]
+pub fn fs_path(path: &[u8]) -> PyResult<PyObj> {
+    bytes(path)
+}
+
+/// A file's path as Python's `os.fsdecode` makes it (the file system encoding, undecodable
+/// bytes as surrogates).
+#[cfg(Py_3)]
+pub fn fs_path(path: &[u8]) -> PyResult<PyObj> {
+    // SAFETY: pointer and length describe `path`; CPython copies it.
+    unsafe { PyObj::from_owned(ffi::PyUnicode_DecodeFSDefaultAndSize(path.as_ptr().cast(), path.len() as _)) }
+}
+
 pub fn bytes(data: &[u8]) -> PyResult<PyObj> {
     // SAFETY: pointer and length describe `data`; CPython copies it.
     unsafe { PyObj::from_owned(ffi::PyBytes_FromStringAndSize(data.as_ptr().cast(), data.len() as _)) }

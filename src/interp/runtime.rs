@@ -124,9 +124,9 @@ fn import_script(script: &str, group_name: &str, replica: u32, gil_mode: std::ff
     };
     let gil_guard = gil::GilGuard::acquire(group.index);
     // Auto: only a first import that itself ran into a refused extension moves the group.
-    let refused_before = (gil_mode == crate::abi::gil_mode::AUTO && group.own_gil && group.scripts.lock().is_empty())
+    let refused_before = (gil_mode == crate::abi::gil_mode::AUTO && group.own_gil && !group.ever_loaded.load(std::sync::atomic::Ordering::Acquire))
         .then(|| super::fallback::refused_extensions().len());
-    match super::script::load(group, script, true) {
+    match super::script::load(group, script, super::script::Reloading::On { resource: None }) {
         Ok(_) => settings::log(level::INFO, &format!("Imported WSGI script '{script}' into application group '{group_name}'.")),
         Err(_) => {
             // The exception first: nothing else may run while it is set.
@@ -239,6 +239,7 @@ pub fn shutdown() {
     } else if left_running.is_empty() {
         // Py_FinalizeEx joins the main interpreter's non-daemon threads and stops its daemon
         // threads (they exit when they next ask for the GIL) before deleting their states.
+        unrestrict_stdout();
         // SAFETY: GIL held in the main interpreter on this thread.
         unsafe { ffi::Py_FinalizeEx() };
     } else {
@@ -419,6 +420,23 @@ unsafe fn other_thread_states(own: *mut ffi::PyThreadState) -> usize {
 /// was never there.
 fn join_non_daemon_threads() {
     call_if_imported("threading", &["current_thread", "_shutdown"]);
+}
+
+/// `WSGIRestrictStdout On`: `sys.stdout` becomes `None` before `Py_FinalizeEx` (GIL held, main
+/// interpreter), which flushes it and would log `Exception ignored in: <mod_wsgi.Restricted
+/// ...>` with its `OSError` for every child that ends (as mod_wsgi 6 does).
+fn unrestrict_stdout() {
+    let Ok(sys) = py::import("sys") else {
+        // SAFETY: GIL held; the failed import's exception is dropped.
+        unsafe { ffi::PyErr_Clear() };
+        return;
+    };
+    let restricted = sys.getattr("stdout").map(|out| py::type_name(&out) == "Restricted");
+    if restricted.unwrap_or(false) && sys.setattr("stdout", &py::none()).is_ok() {
+        return;
+    }
+    // SAFETY: GIL held; a failed look-up (or none) is dropped.
+    unsafe { ffi::PyErr_Clear() };
 }
 
 /// Runs (and clears) the current interpreter's atexit callbacks (GIL held).

@@ -21,7 +21,7 @@ pub struct Settings {
     pub multithread: bool,
     pub multiprocess: bool,
     pub maximum_processes: usize,
-    /// `WSGIRestrictStdin` (default On) and `WSGIRestrictStdout` (default Off).
+    /// `WSGIRestrictStdin` and `WSGIRestrictStdout` (both default Off, as mod_wsgi 4.9 and 6 behave).
     pub restrict_stdin: bool,
     pub restrict_stdout: bool,
     /// `WSGIRestrictSignal` (default On).

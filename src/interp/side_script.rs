@@ -79,6 +79,9 @@ pub struct Loaded<'a> {
     pub environ: PyObj,
     pub script: &'a str,
     pub what: &'a str,
+    /// The environ's `wsgi.errors`, ended (its last partial line, and this thread's on
+    /// `sys.stdout` and `sys.stderr`, logged) when this goes, with the GIL held.
+    _errors: group::ErrorsStream<'a>,
 }
 
 impl Loaded<'_> {
@@ -104,9 +107,14 @@ impl Loaded<'_> {
 }
 
 /// Loads the script (GIL held) and builds its environ.
-fn load<'a>(ex: &'a Exchange<'a>, group: &group::Group, group_name: &str, script: &'a str, what: &'a str) -> Result<Loaded<'a>, Failure> {
+fn load<'a>(ex: &'a Exchange<'a>, group: &'a group::Group, group_name: &str, script: &'a str, what: &'a str) -> Result<Loaded<'a>, Failure> {
     // As WSGIScriptReloading says for the request's directory (default On).
-    let reloading = ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0");
+    // Side scripts are not asked reload_required() (mod_wsgi passes them no resource).
+    let reloading = if ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0") {
+        script::Reloading::On { resource: None }
+    } else {
+        script::Reloading::Off
+    };
     let module = match script::load(group, script, reloading) {
         Ok(module) => module,
         Err(LoadError::Unreadable(e)) => {
@@ -116,15 +124,17 @@ fn load<'a>(ex: &'a Exchange<'a>, group: &group::Group, group_name: &str, script
         }
         Err(LoadError::Raised) => return Err(raised(ex, &format!("Failed to exec Python script file '{script}' ({what})."))),
     };
-    let environ = side_environ(ex, group, group_name).map_err(|_| raised(ex, &format!("Cannot build the environ for {what} '{script}'.")))?;
-    Ok(Loaded { ex, module, environ, script, what })
+    let cannot_build = || raised(ex, &format!("Cannot build the environ for {what} '{script}'."));
+    let errors = group.new_errors().map_err(|_| cannot_build())?;
+    let environ = side_environ(ex, group, group_name, &errors.stream).map_err(|_| cannot_build())?;
+    Ok(Loaded { ex, module, environ, script, what, _errors: errors })
 }
 
 /// The request's environ as a side script sees it (mod_wsgi's): `mod_wsgi.process_group`
 /// empty (it runs in Apache's child), `mod_wsgi.application_group` naming its group, and no
 /// `mod_wsgi.callable_object` or `wsgi.input`.
-fn side_environ(ex: &Exchange, group: &group::Group, group_name: &str) -> py::PyResult<PyObj> {
-    let environ = environ::build(ex, group, &py::none())?;
+fn side_environ(ex: &Exchange, group: &group::Group, group_name: &str, errors: &PyObj) -> py::PyResult<PyObj> {
+    let environ = environ::build(ex, group, &py::none(), errors)?;
     py::dict_set(&environ, "mod_wsgi.process_group", &py::text("")?)?;
     py::dict_set(&environ, "mod_wsgi.application_group", &py::latin1(group_name.as_bytes())?)?;
     for key in ["mod_wsgi.callable_object", "wsgi.input", "wsgi.input_terminated"] {

@@ -178,10 +178,18 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
     // request reaches Python, as mod_wsgi's process reloading): re-running just the script in
     // place there would mix it with the application's old modules.
     let in_daemon = !settings::get().process_group.is_empty();
-    let reloading = !in_daemon && ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0");
+    // The module's reload_required() is asked about the file the request maps to (the script
+    // itself, or the file a WSGIHandlerScript handles), as mod_wsgi passes r->filename.
+    let resource = ex.environ_value(b"SCRIPT_FILENAME").unwrap_or(script.as_bytes());
+    let reloading = if !in_daemon && ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0") {
+        script::Reloading::On { resource: Some(resource) }
+    } else {
+        script::Reloading::Off
+    };
     // Auto: only a first import that itself ran into a refused extension moves the group
-    // (a later failure, or a refusal the application got past earlier, does not).
-    let refused_before = (may_fall_back && gil_mode == abi::gil_mode::AUTO && group.own_gil && group.scripts.lock().is_empty())
+    // (a later failure, a failed reload among them, or a refusal the application got past
+    // earlier, does not).
+    let refused_before = (may_fall_back && gil_mode == abi::gil_mode::AUTO && group.own_gil && !group.ever_loaded.load(std::sync::atomic::Ordering::Acquire))
         .then(|| fallback::refused_extensions().len());
     let module = match script::load(group, &script, reloading) {
         Ok(module) => {
@@ -239,15 +247,23 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
 /// Calls the application and streams its response. The Python objects the application got
 /// are detached before the Exchange goes away, whatever happens ([`Detach`]).
 fn run(ex: &Exchange, group: &group::Group, app: &PyObj, script: &str) -> Outcome {
-    let (adapter, input) = match (group.types.adapter(ex), group.types.input(ex)) {
-        (Ok(a), Ok(i)) => (a, i),
-        _ => {
-            log_exception(ex, script, &group.name);
-            return Outcome::SERVER_ERROR;
+    // One after another: nothing more is made (Python run) once one failed, its exception set.
+    let failed = || {
+        log_exception(ex, script, &group.name);
+        Outcome::SERVER_ERROR
+    };
+    let Ok(adapter) = group.types.adapter(ex) else { return failed() };
+    let input = match group.types.input(ex) {
+        Ok(input) => input,
+        Err(_) => {
+            let outcome = failed();
+            request_objects::detach(&adapter);
+            return outcome;
         }
     };
     let _detach = Detach([&adapter, &input]);
-    respond(ex, group, app, &adapter, &input, script)
+    let Ok(errors) = group.new_errors() else { return failed() };
+    respond(ex, group, app, &adapter, &input, &errors.stream, script)
 }
 
 /// Cuts the request objects (`start_response` and its `write`, `wsgi.input`) off from the
@@ -343,7 +359,7 @@ fn abandon(ex: &Exchange) -> Outcome {
     }
 }
 
-fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, input: &PyObj, script: &str) -> Outcome {
+fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, input: &PyObj, errors: &PyObj, script: &str) -> Outcome {
     let started = std::time::Instant::now();
     let events = &group.events;
     let failed = |ex: &Exchange| {
@@ -354,7 +370,7 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
         log_exception(ex, script, &group.name);
         abandon(ex)
     };
-    let environ = match environ::build(ex, group, input) {
+    let environ = match environ::build(ex, group, input, errors) {
         Ok(environ) => environ,
         Err(_) => return failed(ex),
     };

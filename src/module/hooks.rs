@@ -176,7 +176,7 @@ unsafe extern "C" fn child_init(pchild: *mut apache::apr_pool_t, s: *mut apache:
             queue_timeout_ms: config.queue_timeout_ms.unwrap_or(DEFAULT_QUEUE_TIMEOUT_MS),
             threads_per_child: mpm_query(apache::AP_MPMQ_MAX_THREADS).max(1),
             python_optimize: config.python_optimize.unwrap_or(-1),
-            restrict_stdin: config.restrict_stdin.unwrap_or(true) as c_int,
+            restrict_stdin: config.restrict_stdin.unwrap_or(false) as c_int,
             restrict_stdout: config.restrict_stdout.unwrap_or(false) as c_int,
             restrict_signal: config.restrict_signal.unwrap_or(true) as c_int,
             dont_write_bytecode: config.dont_write_bytecode.unwrap_or(false) as c_int,

@@ -425,7 +425,7 @@ fn start_engine(registry: &Registry, group: &Group, mapped: Option<engine_loader
         python_concurrency: main.python_concurrency.unwrap_or(DEFAULT_PYTHON_CONCURRENCY),
         queue_timeout_ms: main.queue_timeout_ms.unwrap_or(DEFAULT_QUEUE_TIMEOUT_MS),
         threads_per_child: spec.threads as c_int,
-        restrict_stdin: main.restrict_stdin.unwrap_or(true) as c_int,
+        restrict_stdin: main.restrict_stdin.unwrap_or(false) as c_int,
         restrict_stdout: main.restrict_stdout.unwrap_or(false) as c_int,
         restrict_signal: main.restrict_signal.unwrap_or(true) as c_int,
         python_optimize: main.python_optimize.unwrap_or(-1),
