@@ -284,6 +284,8 @@ fn unsupported_options_are_refused_by_name() {
         (&["--proxy-mount-point", "/api", "http://127.0.0.1:9/"][..], "mod_proxy"),
         (&["--service-script", "worker", "w.py"][..], "threads=0"),
         (&["--free-threading"][..], "free-threaded"),
+        (&["--enable-telemetry"][..], "threads=0"),
+        (&["--telemetry-ui-port", "8888"][..], "--enable-telemetry"),
     ] {
         let out = Command::new(EXPRESS)
             .arg("start-server")
@@ -299,7 +301,10 @@ fn unsupported_options_are_refused_by_name() {
     }
     let out = Command::new(EXPRESS).args(["start-server", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for option in ["--embedded-mode", "--request-timeout SECONDS", "--process-group NAME", "--working-directory DIRECTORY"] {
+    for option in [
+        "--embedded-mode", "--request-timeout SECONDS", "--process-group NAME", "--working-directory DIRECTORY", "--telemetry-service unix:PATH",
+        "--telemetry-interval SECONDS", "--slow-requests SECONDS", "--telemetry-options FLAGS",
+    ] {
         assert!(help.contains(option), "{option} missing from\n{help}");
     }
 }
@@ -669,14 +674,20 @@ fn all_options_together_make_a_valid_configuration() {
         "errors", "--access-log-name", "hits", "--startup-log", "--rotate-logs", "--max-log-size", "2", "--pid-file", "run.pid",
         "--server-mpm", "worker", "--initial-workers", "0.5", "--minimum-spare-workers", "0.2", "--maximum-spare-workers", "0.8",
         "--response-flush-delay", "0", "--orphan-interpreter", "--verbose-debugging", "--process-name", "site-server",
-        "--mime-types", "/etc/mime.types", "--modules-directory", APACHE_MODULES, "--httpd-executable", APACHE, "app.wsgi",
+        "--mime-types", "/etc/mime.types", "--modules-directory", APACHE_MODULES, "--httpd-executable", APACHE,
+        "--telemetry-service", "unix:telemetry.sock", "--telemetry-interval", "2", "--slow-requests", "1",
+        "--telemetry-options", "+CaptureUserAgent", "--telemetry-options", "-CaptureUserAgent +SlowRequestStacks", "app.wsgi",
     ];
     let out = Command::new(EXPRESS).arg("setup-server").args(options).current_dir(dir.path()).env("MOD_WSGI_MODULE", module_path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let checked = Command::new(root.join("apachectl")).arg("configtest").output().unwrap();
     assert!(checked.status.success(), "{}\n{}", String::from_utf8_lossy(&checked.stderr), std::fs::read_to_string(root.join("httpd.conf")).unwrap());
     let conf = std::fs::read_to_string(root.join("httpd.conf")).unwrap();
-    for want in ["LoadModule mpm_worker_module", "SSLVerifyClient require", "AuthDigestProvider wsgi", "WSGIServerMetrics On", "rotatelogs"] {
+    let telemetry = format!("WSGITelemetryService \"unix:{}/telemetry.sock\" interval=2.0\n", dir.path().display());
+    for want in [
+        "LoadModule mpm_worker_module", "SSLVerifyClient require", "AuthDigestProvider wsgi", "WSGIServerMetrics On", "rotatelogs",
+        &telemetry, "WSGISlowRequests 1.0\n", "WSGITelemetryOptions +CaptureUserAgent\n", "WSGITelemetryOptions -CaptureUserAgent +SlowRequestStacks\n",
+    ] {
         assert!(conf.contains(want), "missing {want:?} in\n{conf}");
     }
     let control = std::fs::read_to_string(root.join("apachectl")).unwrap();
@@ -718,4 +729,114 @@ fn the_examples_start_with_one_command_each() {
         },
         Some("3.11"),
     );
+}
+
+/// The telemetry options are checked as the original checks them, before anything is
+/// written: `--slow-requests` needs `--telemetry-service`, which must be `unix:`; a
+/// `--telemetry-options` value is checked as `WSGITelemetryOptions` will check it.
+#[test]
+fn telemetry_options_are_refused_as_the_original_refuses_them() {
+    let dir = TempDir::new("express-telemetry-refused");
+    for (words, wanted) in [
+        (&["--slow-requests", "2"][..], "--slow-requests requires --telemetry-service"),
+        (&["--telemetry-service", "udp:127.0.0.1:9000"][..], "--telemetry-service must be 'unix:/path' (remote 'udp:host:port' targets are no longer supported)"),
+        (&["--telemetry-service", "unix:/t.sock", "--slow-requests", "-1"][..], "--slow-requests threshold must be non-negative"),
+        (&["--telemetry-service", "unix:/t.sock", "--telemetry-interval", "0.25"][..], "WSGITelemetryService interval must be at least 0.5 seconds"),
+        (&["--telemetry-service", "unix:/t.sock", "--telemetry-options", "+Bogus"][..], "WSGITelemetryOptions: unknown flag 'Bogus'"),
+    ] {
+        let out = Command::new(EXPRESS)
+            .arg("setup-server")
+            .args(words)
+            .args(["app.wsgi", "--server-root", dir.path().join("root").to_str().unwrap()])
+            .current_dir(dir.path())
+            .env("MOD_WSGI_MODULE", module_path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{words:?}: {stderr}");
+        assert!(stderr.contains(wanted), "{words:?}: {stderr}");
+        assert!(!dir.path().join("root").exists(), "nothing is written for a refused value");
+    }
+}
+
+/// `start-server --telemetry-service unix:PATH` (a relative path, from the current
+/// directory): the daemon process running the application sends mod_wsgi 6.1's datagrams to
+/// the socket, every `--telemetry-interval`, counting the requests it served, and with
+/// `--slow-requests` and `--telemetry-options +CaptureUserAgent` a slow request's datagram,
+/// with its User-Agent.
+#[test]
+fn start_server_sends_telemetry_to_the_service() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixDatagram;
+    let dir = TempDir::new("express-telemetry");
+    dir.write(
+        "app.wsgi",
+        "import os, time\ndef application(e, s):\n    if e['PATH_INFO'] == '/slow':\n        time.sleep(1.5)\n    s('200 OK', [('Content-Type', 'text/plain')])\n    return [str(os.getpid()).encode()]\n",
+    );
+    let socket = dir.path().join("telemetry.sock");
+    let receiver = UnixDatagram::bind(&socket).unwrap();
+    // The daemon runs as another user when the test runs as root.
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    receiver.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let args = [
+        "app.wsgi", "--telemetry-service", "unix:telemetry.sock", "--telemetry-interval", "0.5", "--slow-requests", "0.5",
+        "--telemetry-options", "+CaptureUserAgent",
+    ];
+    let express = Express::start_in(dir, &args);
+    let conf = std::fs::read_to_string(express.root.join("httpd.conf")).unwrap();
+    let line = format!("WSGITelemetryService \"unix:{}\" interval=0.5\n", socket.display());
+    assert!(conf.contains(&line) && conf.contains("WSGISlowRequests 0.5\n"), "{conf}");
+    let r = express.get("/");
+    assert_eq!(r.status, 200, "{}", express.error_log());
+    let daemon: u32 = r.text().parse().unwrap();
+    let r = http(express.port, "GET", "/slow", &[("User-Agent", "express-telemetry-test")], b"");
+    assert_eq!(r.status, 200, "{}", express.error_log());
+    // Every datagram is mod_wsgi's; the daemon's periodic ones count both requests, and one
+    // slow-request datagram names /slow and the User-Agent.
+    let (mut requests, mut slow) = (0, false);
+    let mut buf = [0u8; 65536];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while requests < 2 || !slow {
+        assert!(Instant::now() < deadline, "from daemon {daemon}: {requests} requests counted, slow datagram {slow}\n{}", express.error_log());
+        let Ok(n) = receiver.recv(&mut buf) else { continue };
+        let datagram = &buf[..n];
+        assert!(datagram.starts_with(b"WSGI") && n >= 24, "not a mod_wsgi datagram: {datagram:?}");
+        let (kind, pid) = (datagram[5], u32::from_le_bytes(datagram[8..12].try_into().unwrap()));
+        if pid != daemon {
+            continue;
+        }
+        let fields = tlv_fields(&datagram[24..]);
+        let field = |id: u16| fields.iter().find(|(i, _)| *i == id).map(|(_, v)| v.as_slice());
+        match kind {
+            // KIND_REQUEST: field 20 is request_count, a u64.
+            2 => requests += field(20).map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap())),
+            // KIND_SLOW_REQUEST: 214 path_info, 217 user_agent.
+            4 => slow |= field(214) == Some(b"/slow") && field(217) == Some(b"express-telemetry-test"),
+            _ => {}
+        }
+    }
+    assert_eq!(requests, 2, "{}", express.error_log());
+    assert!(express.error_log().contains("Slow request: GET /slow"), "{}", express.error_log());
+}
+
+/// The TLV records of a datagram's body (mod_wsgi 6.1's wire format): (id, value bytes), a
+/// BYTES value without its length.
+fn tlv_fields(mut body: &[u8]) -> Vec<(u16, Vec<u8>)> {
+    let mut fields = Vec::new();
+    while body.len() >= 3 {
+        let id = u16::from_le_bytes([body[0], body[1]]);
+        let kind = body[2];
+        body = &body[3..];
+        let count = |b: &[u8]| u16::from_le_bytes([b[0], b[1]]) as usize;
+        let (skip, len) = match kind {
+            1..=3 => (0, 8),
+            4 => (2, count(body)),
+            5 => (2, count(body) * 4),
+            6 => (2, count(body) * 8),
+            other => panic!("unknown TLV type {other}"),
+        };
+        fields.push((id, body[skip..skip + len].to_vec()));
+        body = &body[skip + len..];
+    }
+    fields
 }

@@ -23,3 +23,7 @@ mod request;
 mod scoreboard;
 mod trampoline;
 mod translate;
+
+/// How `WSGITelemetryOptions` reads its words, for `mod_wsgi-express --telemetry-options`,
+/// which checks each value as the directive will before writing it.
+pub use directives::apply_telemetry_options;

@@ -8,6 +8,7 @@ use crate::auth::Auth;
 use crate::docroot::DocRoot;
 use crate::logs::Logs;
 use crate::options::{self, Arity, OptSpec, Sub};
+use crate::telemetry::Telemetry;
 use crate::tls::Tls;
 use std::path::PathBuf;
 
@@ -147,6 +148,8 @@ pub struct ServerOptions {
     pub httpd_executable: Option<PathBuf>,
     pub modules_directory: Option<PathBuf>,
     pub process_name: Option<String>,
+    /// mod_wsgi 6.1's telemetry: `--telemetry-service` and the options that go with it.
+    pub telemetry: Telemetry,
     /// The switches given that map to one directive each (see [`ServerOptions::flag`]).
     pub flags: Vec<Flag>,
     /// The values of the repeatable one-value options that pass through as they are (see
@@ -455,6 +458,7 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
     let mpm = mpm(raw)?;
     let application_group = application_group(raw)?;
     let switch_interval = switch_interval(raw)?;
+    let telemetry = Telemetry::parse(raw)?;
     let map_head_to_get = map_head_to_get(raw)?;
     let logs = Logs::parse(raw)?;
     let docroot = DocRoot::parse(raw)?;
@@ -512,6 +516,7 @@ fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
         httpd_executable: raw.path("httpd-executable"),
         modules_directory: raw.path("modules-directory"),
         process_name,
+        telemetry,
         flags,
         lists,
         warnings: Vec::new(),
@@ -674,6 +679,10 @@ fn ignore_incomplete(raw: &Raw, o: &mut ServerOptions) {
         if raw.flag(name) && !raw.flag(needed) {
             warnings.push(format!("--{name} is ignored without --{needed}"));
         }
+    }
+    // An empty --telemetry-service is none, as in the original.
+    if raw.flag("telemetry-interval") && o.telemetry.service.is_none() {
+        warnings.push("--telemetry-interval is ignored without --telemetry-service".to_string());
     }
     if !o.server_name_given {
         o.lists.retain(|(l, _)| *l != List::ServerAlias);
@@ -1025,5 +1034,53 @@ mod tests {
         assert_eq!((o.map_head_to_get, o.switch_interval.as_deref()), ("Off", Some("0.001")));
         assert_eq!(o.list(List::TrustProxy), ["10.0.0.0/8", "::1"]);
         assert!(o.flag(Flag::Http2) && !o.flag(Flag::ServerStatus));
+    }
+
+    /// The telemetry options are checked as the original (6.1.1) checks them, and the rest as
+    /// the module's directives will.
+    #[test]
+    fn telemetry_options_are_checked_as_the_originals() {
+        let o = server(&["start-server", "x"]);
+        assert_eq!((o.telemetry.service.as_ref(), o.telemetry.interval, o.telemetry.slow_requests), (None, 1.0, None));
+        let o = server(&[
+            "start-server", "--telemetry-service", "unix:/run/t.sock", "--telemetry-interval", " 2_5 ", "--slow-requests", "1.5",
+            "--telemetry-options", "+CaptureUserAgent", "--telemetry-options=-captureuseragent +SlowRequestStacks", "x",
+        ]);
+        assert_eq!(o.telemetry.service.as_deref(), Some(Path::new("/run/t.sock")));
+        assert_eq!((o.telemetry.interval, o.telemetry.slow_requests), (25.0, Some(1.5)));
+        assert_eq!(o.telemetry.options, ["+CaptureUserAgent", "-captureuseragent +SlowRequestStacks"]);
+        assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+        fn tel<'a>(words: &[&'a str]) -> Vec<&'a str> {
+            [&["start-server", "--telemetry-service", "unix:/t"][..], words, &["x"]].concat()
+        }
+        for (words, wanted) in [
+            (vec!["start-server", "--telemetry-service", "udp:10.0.0.1:9000", "x"], "--telemetry-service must be 'unix:/path' (remote 'udp:host:port' targets are no longer supported)"),
+            (vec!["start-server", "--telemetry-service", "unix:", "x"], "no socket path"),
+            (vec!["start-server", "--slow-requests", "2", "x"], "--slow-requests requires --telemetry-service"),
+            // As the original: an empty target is none.
+            (vec!["start-server", "--telemetry-service", "", "--slow-requests", "2", "x"], "--slow-requests requires --telemetry-service"),
+            // The sign is checked first, as the original does.
+            (vec!["start-server", "--slow-requests", "-1", "x"], "--slow-requests threshold must be non-negative"),
+            (tel(&["--slow-requests", "-0.5"]), "--slow-requests threshold must be non-negative"),
+            (tel(&["--slow-requests", "soon"]), "invalid --slow-requests 'soon'"),
+            (tel(&["--slow-requests", "inf"]), "invalid --slow-requests 'inf'"),
+            (vec!["start-server", "--telemetry-interval", "often", "x"], "invalid --telemetry-interval 'often'"),
+            (tel(&["--telemetry-interval", "0.4"]), "WSGITelemetryService interval must be at least 0.5 seconds"),
+            (tel(&["--telemetry-interval", "nan"]), "WSGITelemetryService interval must be at least 0.5 seconds"),
+            (tel(&["--telemetry-options", ""]), "WSGITelemetryOptions: at least one flag required"),
+            (tel(&["--telemetry-options", "+Bogus"]), "WSGITelemetryOptions: unknown flag 'Bogus'"),
+            (tel(&["--telemetry-options", "+All"]), "'All' may not have a +/- prefix"),
+            (tel(&["--telemetry-options", "+CaptureUserAgent SlowRequestStacks"]), "cannot mix +/- form"),
+            (tel(&["--telemetry-options", "All\nListen 9"]), "--telemetry-options"),
+            (tel(&["--telemetry-options", "\"All"]), "unterminated"),
+        ] {
+            let message = usage_error(&words);
+            assert!(message.contains(wanted), "{words:?}: {message}");
+        }
+        // Without a service the interval means nothing: ignored with a warning, as the original
+        // ignores it (its value still read as a number); the options are still written.
+        let o = server(&["start-server", "--telemetry-interval", "0.1", "--telemetry-options", "All", "x"]);
+        assert_eq!(o.warnings, ["--telemetry-interval is ignored without --telemetry-service"]);
+        assert_eq!(o.telemetry.options, ["All"]);
     }
 }

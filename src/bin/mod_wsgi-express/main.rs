@@ -19,6 +19,7 @@ mod module;
 mod options;
 mod scripts;
 mod setup;
+mod telemetry;
 mod template;
 mod tls;
 

@@ -247,6 +247,27 @@ pub const OPTIONS: &[OptSpec] = &[
     flag("server-metrics", "mod_wsgi.server_metrics() returns Apache's scoreboard (WSGIServerMetrics, server-metrics= of the daemon group)."),
     flag("server-status", "Apache's server status at /server-status, for clients on this machine (mod_status)."),
     opt(
+        "telemetry-service",
+        Arity::One,
+        None,
+        "unix:PATH",
+        "Every process running the application sends mod_wsgi 6.1's telemetry datagrams to the Unix datagram socket PATH (WSGITelemetryService), where the mod_wsgi-telemetry ingester listens (mod_wsgi-telemetry serve --listen unix:PATH); with no one listening they are dropped.",
+    ),
+    opt("telemetry-interval", Arity::One, Some("1.0"), "SECONDS", "With --telemetry-service: how often each process sends its datagram (interval= of WSGITelemetryService; at least 0.5)."),
+    opt(
+        "slow-requests",
+        Arity::One,
+        None,
+        "SECONDS",
+        "Requests running longer than this are reported to the --telemetry-service (required, as by the original) and logged, one line each (WSGISlowRequests); 0: off.",
+    ),
+    many(
+        "telemetry-options",
+        Arity::One,
+        "FLAGS",
+        "One WSGITelemetryOptions line, as given: +CaptureUserAgent (slow-request datagrams carry the User-Agent), +SlowRequestStacks (a slow request's log line is followed by its Python stack), their - forms, plain names (replacing the flags), None or All.",
+    ),
+    opt(
         "locale",
         Arity::One,
         None,
@@ -298,12 +319,8 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("proxy-url-alias", PROXY),
     ("proxy-virtual-host", PROXY),
     ("proxy-timeout", PROXY),
-    ("telemetry-service", TELEMETRY),
-    ("telemetry-options", TELEMETRY),
-    ("telemetry-interval", TELEMETRY),
-    ("slow-requests", TELEMETRY),
     ("enable-telemetry", TELEMETRY),
-    ("telemetry-ui-port", TELEMETRY),
+    ("telemetry-ui-port", TELEMETRY_UI),
     ("free-threading", "no engine of mod_wsgi-rs runs a free-threaded (PEP 703) Python"),
     ("service-script", SERVICES),
     ("service-user", SERVICES),
@@ -327,7 +344,8 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
 ];
 
 const PROXY: &str = "proxying to other servers (mod_proxy) is not generated yet";
-const TELEMETRY: &str = "mod_wsgi 6.1's telemetry is not implemented (the module accepts its directives and ignores them)";
+const TELEMETRY: &str = "it runs the mod_wsgi-telemetry ingester and its web UI as a managed service, a WSGIDaemonProcess with threads=0, which mod_wsgi-rs refuses; run 'mod_wsgi-telemetry serve --listen unix:PATH' yourself and pass --telemetry-service unix:PATH";
+const TELEMETRY_UI: &str = "it is the port of the web UI that --enable-telemetry starts, and --enable-telemetry runs the mod_wsgi-telemetry ingester as a managed service (a WSGIDaemonProcess with threads=0), which mod_wsgi-rs refuses; run 'mod_wsgi-telemetry serve --listen unix:PATH' yourself and pass --telemetry-service unix:PATH";
 const SERVICES: &str = "managed services need a WSGIDaemonProcess with threads=0, which mod_wsgi-rs refuses";
 const DEBUG: &str = "there is no single-process debug mode (--debug-mode), which it belongs to";
 

@@ -250,6 +250,11 @@ fn resolve_paths(opts: &mut ServerOptions) -> Result<(), String> {
             *path = absolute(path)?;
         }
     }
+    if let Some(socket) = &mut opts.telemetry.service {
+        // Relative to the current directory, as the other paths (the daemons run elsewhere).
+        *socket = absolute(socket)?;
+    }
+    opts.telemetry.check_path()?;
     resolve_files(opts)?;
     if matches!(opts.app, App::Paste(_)) {
         check_paste_deploy(opts)?;

@@ -258,6 +258,7 @@ fn interpreter_settings(o: &ServerOptions) -> Result<String, String> {
             text.push('\n');
         }
     }
+    text.push_str(&o.telemetry.directives()?);
     Ok(text)
 }
 
@@ -818,9 +819,34 @@ mod tests {
             (&["--embedded-mode", "--python-eggs", "/srv/eggs"], &["WSGIPythonEggs \"/srv/eggs\""]),
             (&["--with-cgi"], &["AddHandler cgi-script .cgi", "Options +ExecCGI", "LoadModule cgid_module \"/usr/lib/apache2/modules/mod_cgid.so\""]),
             (&["--rewrite-rules", "/srv/rules.conf"], &["Include \"/srv/rules.conf\""]),
+            (&["--telemetry-service", "unix:/run/t.sock"], &["WSGITelemetryService \"unix:/run/t.sock\" interval=1.0"]),
+            (&["--telemetry-options", "All"], &["WSGITelemetryOptions All"]),
         ] {
             let text = conf(&opts(&[&["start-server"][..], words, &["/srv/app.wsgi"]].concat()), None);
             assert_lines(&text, want);
+        }
+    }
+
+    /// The telemetry options write the original's directives, in its order, at the top level
+    /// of the configuration (the module takes them in the main server only), the interval and
+    /// the threshold as Python writes a float.
+    #[test]
+    fn telemetry_directives() {
+        let o = opts(&[
+            "start-server", "--telemetry-service", "unix:/run/t.sock", "--telemetry-interval", "2", "--slow-requests", "0.25",
+            "--telemetry-options", "+CaptureUserAgent", "--telemetry-options", "None SlowRequestStacks", "--https-port", "8443",
+            "--ssl-certificate", "/srv/c", "/srv/app.wsgi",
+        ]);
+        let text = conf(&o, None);
+        let want = "WSGITelemetryService \"unix:/run/t.sock\" interval=2.0\nWSGISlowRequests 0.25\nWSGITelemetryOptions +CaptureUserAgent\nWSGITelemetryOptions None SlowRequestStacks\n";
+        let at = text.find(want).unwrap_or_else(|| panic!("{want:?} missing from\n{text}"));
+        assert!(text[..at].matches("<VirtualHost").count() == text[..at].matches("</VirtualHost>").count(), "inside a virtual host:\n{text}");
+        let o = opts(&["start-server", "--telemetry-service", "unix:/t", "--telemetry-interval", "1e16", "--slow-requests", "0", "x.wsgi"]);
+        assert_lines(&conf(&o, None), &["WSGITelemetryService \"unix:/t\" interval=1e+16", "WSGISlowRequests 0.0"]);
+        // Nothing of it by default, nor the interval alone.
+        for words in [&["start-server", "x.wsgi"][..], &["start-server", "--telemetry-interval", "5", "x.wsgi"]] {
+            let text = conf(&opts(words), None);
+            assert!(!text.contains("WSGITelemetry") && !text.contains("WSGISlowRequests"), "{text}");
         }
     }
 }

@@ -26,6 +26,7 @@ use process_settings::{
     case_sensitivity, destroy_interpreter, new_relic, python_eggs, python_hash_seed, slow_requests, telemetry_options,
     telemetry_service, verbose_debugging,
 };
+pub use process_settings::apply_telemetry_options;
 
 /// Apache reads this array up to the entry with a null name.
 #[repr(transparent)]
