@@ -27,3 +27,11 @@ pub fn timed<R>(f: impl FnOnce() -> R) -> R {
 pub fn take() -> (u64, u64) {
     WAITED.with(|w| w.replace((0, 0)))
 }
+
+/// Puts back waits taken out by [`take`] (an enclosing request's).
+pub fn add((nanos, count): (u64, u64)) {
+    WAITED.with(|w| {
+        let (total, n) = w.get();
+        w.set((total.saturating_add(nanos), n + count));
+    });
+}

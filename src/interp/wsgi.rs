@@ -23,10 +23,12 @@ pub fn scripts_ready() -> u64 {
 }
 
 pub fn handle(request: &abi::Request) -> Outcome {
-    // Only this request's waits for Python are reported.
-    crate::gil::wait::take();
+    // Only this request's waits for Python are reported; a request handled inside another on
+    // this thread (a subrequest from an output filter) leaves the outer one's waits as they were.
+    let outer = crate::gil::wait::take();
     let outcome = handle_request(request);
     let (nanos, count) = crate::gil::wait::take();
+    crate::gil::wait::add(outer);
     if !request.python_wait.is_null() {
         // SAFETY: the module's PythonWait, valid for the handle call.
         unsafe { *request.python_wait = abi::PythonWait { nanos, count } };

@@ -26,8 +26,6 @@ pub(super) struct CallbackContext {
     pub(super) traffic: super::metrics::Traffic,
     pub(super) input_time: Duration,
     pub(super) output_time: Duration,
-    /// What the engine says the request waited for Python.
-    pub(super) python_wait: abi::PythonWait,
 }
 
 impl CallbackContext {
@@ -43,14 +41,14 @@ impl CallbackContext {
             traffic: Default::default(),
             input_time: Duration::ZERO,
             output_time: Duration::ZERO,
-            python_wait: abi::PythonWait::default(),
         }
     }
 
     /// The request as the engine sees it, with this context and the callbacks below. Every
     /// pointer in it borrows `self` or the arguments: use it only while they live, and do
     /// not move `self` meanwhile.
-    pub(super) fn engine_request(&mut self, environ: &[abi::Pair], script: &[u8], callable: &[u8], group: &[u8]) -> abi::Request {
+    /// `python_wait` receives what the engine measured of the request's waits for Python.
+    pub(super) fn engine_request(&mut self, environ: &[abi::Pair], script: &[u8], callable: &[u8], group: &[u8], python_wait: Option<&mut abi::PythonWait>) -> abi::Request {
         abi::Request {
             ctx: (self as *mut CallbackContext).cast(),
             environ: environ.as_ptr(),
@@ -63,7 +61,7 @@ impl CallbackContext {
             write: write_body,
             send_file: send_file_bucket,
             log: log_line,
-            python_wait: &mut self.python_wait,
+            python_wait: python_wait.map_or(std::ptr::null_mut(), |w| w as *mut abi::PythonWait),
         }
     }
 

@@ -200,37 +200,20 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
         environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
 
     let error_override = options.error_override == Some(true);
-    let mut ctx = CallbackContext::new(r, error_override, options.enable_sendfile == Some(true));
-    let request = ctx.engine_request(&pairs, &script_path, callable.as_bytes(), group.as_bytes());
     if !may_select(options.restrict_process.as_deref(), &process_group) {
         log::request(log::ERR, r.as_ptr(), &format!(
             "Daemon process called '{process_group}' cannot be accessed by this WSGI application as not a member of allowed groups."
         ));
         return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
     }
+    // Written by the engine through the request during its call, read after it.
+    let mut python_wait = abi::PythonWait::default();
+    let mut ctx = CallbackContext::new(r, error_override, options.enable_sendfile == Some(true));
+    let request = ctx.engine_request(&pairs, &script_path, callable.as_bytes(), group.as_bytes(), Some(&mut python_wait));
     let began = std::time::Instant::now();
+    // On the status board from here; a return without `end` counts as a 500 (its drop).
     let entry = super::metrics::board::begin(&process_group, &group);
-    let status = run(r, &mut ctx, &request, &script, &mapped, &process_group, &group, error_override);
-    if let Some(entry) = entry {
-        let sent = if status == apache::OK as c_int { r.status() } else { status };
-        entry.end(sent, began.elapsed().as_secs_f64(), ctx.python_wait.nanos as f64 / 1e9);
-    }
-    status
-}
-
-/// Runs the request in this process (embedded mode) or passes it to its daemon.
-#[allow(clippy::too_many_arguments)]
-fn run(
-    r: &mut RequestRec,
-    ctx: &mut CallbackContext,
-    request: &abi::Request,
-    script: &str,
-    mapped: &MappedPath,
-    process_group: &str,
-    group: &str,
-    error_override: bool,
-) -> c_int {
-    let outcome = if process_group.is_empty() {
+    let (outcome, tracker) = if process_group.is_empty() {
         // SAFETY: every request has a live server_rec with our config.
         if unsafe { server_config(r.server()) }.restrict_embedded == Some(true) {
             log::request(log::ERR, r.as_ptr(), &format!("WSGI0143: Embedded mode of mod_wsgi disabled by runtime configuration: {script}"));
@@ -240,22 +223,30 @@ fn run(
             log::request(log::ERR, r.as_ptr(), "no Python engine is running in this process; see the child start-up lines in the error log");
             return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
         };
-        let tracker = super::metrics::begin(since_read(r), None, None, || describe(r, mapped, process_group, group));
-        // SAFETY: request and everything it points to (ctx, pairs, the strings) outlive the call.
-        let outcome = unsafe { (engine.handle)(request) };
-        let status = ctx.status_of(outcome);
-        if let Some(tracker) = tracker {
-            let sent = if status == apache::OK as c_int { r.status() } else { status };
-            tracker.finish(sent, ctx.traffic, ctx.input_time.as_secs_f64(), ctx.output_time.as_secs_f64(), ctx.python_wait);
-        }
-        return status;
+        let tracker = super::metrics::begin(since_read(r), None, None, || describe(r, &mapped, &process_group, &group));
+        // SAFETY: request and everything it points to (ctx, python_wait, pairs, the strings)
+        // outlive the call; neither ctx nor python_wait is touched during it but through it.
+        (unsafe { (engine.handle)(&request) }, tracker)
     } else {
-        match daemon::client::serve(r.as_ptr(), process_group, request, error_override) {
-            Ok(outcome) => outcome,
-            Err(status) => return status,
+        match daemon::client::serve(r.as_ptr(), &process_group, &request, error_override) {
+            Ok(outcome) => (outcome, None),
+            Err(status) => {
+                if let Some(entry) = entry {
+                    entry.end(status, began.elapsed().as_secs_f64(), 0.0);
+                }
+                return status;
+            }
         }
     };
-    ctx.status_of(outcome)
+    let status = ctx.status_of(outcome);
+    let sent = if status == apache::OK as c_int { r.status() } else { status };
+    if let Some(tracker) = tracker {
+        tracker.finish(sent, ctx.traffic, ctx.input_time.as_secs_f64(), ctx.output_time.as_secs_f64(), python_wait);
+    }
+    if let Some(entry) = entry {
+        entry.end(sent, began.elapsed().as_secs_f64(), python_wait.nanos as f64 / 1e9);
+    }
+    status
 }
 
 /// Seconds since Apache read the request line (mod_wsgi's "server time" of a request).

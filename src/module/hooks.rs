@@ -242,6 +242,7 @@ unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
         }
         // The last telemetry report, before Python ends (mod_wsgi's order).
         super::metrics::stop();
+        super::metrics::board::leave();
         if let Some(engine) = engine() {
             // SAFETY: called once, when the child's pool is destroyed.
             unsafe { (engine.shutdown)() };

@@ -265,20 +265,7 @@ impl Apache {
 
     /// PIDs of this Apache's children.
     pub fn children(&self) -> Vec<i32> {
-        let parent = self.pid();
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .ok()
-                    .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string)))
-                    .flatten()
-                    .and_then(|ppid| ppid.parse::<i32>().ok())
-                    == Some(parent)
-            })
-            .collect()
+        children_of(self.pid())
     }
 
     /// Stops Apache (SIGTERM to the pidfile's PID) and waits until it is gone.
@@ -333,10 +320,7 @@ impl Apache {
     /// close. Connections still exchanging data are not waited for (stopping busy children is
     /// what some tests do); half-closed ones end within Apache's 2 s lingering time.
     pub fn wait_for_closing_connections(&self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline && self.children().into_iter().any(closing_connection) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for_closing_connections_of(self.pid(), limit);
     }
 
     /// For a test that crashes or kills children on purpose: its drop does not fail on
@@ -359,6 +343,32 @@ impl Drop for Apache {
             let crashes = crash_lines(&log);
             assert!(crashes.is_empty(), "the error log shows a crash ({} MPM, port {}):\n{}\n{banner}", self.mpm.name(), self.port, crashes.join("\n"));
         }
+    }
+}
+
+/// The processes whose parent is `parent`.
+pub fn children_of(parent: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string)))
+                .flatten()
+                .and_then(|ppid| ppid.parse::<i32>().ok())
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// [`Apache::wait_for_closing_connections`] for an Apache whose parent is `parent` (one that
+/// `mod_wsgi-express` started).
+pub fn wait_for_closing_connections_of(parent: i32, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline && children_of(parent).into_iter().any(closing_connection) {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

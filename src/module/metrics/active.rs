@@ -3,7 +3,6 @@
 //! time are made from. Each slot has its own lock, taken briefly by its own thread at the
 //! start and end of a request and by the reporter when it looks; no Python runs under it.
 
-use super::MAX_SLOTS;
 use std::sync::Mutex;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,37 +37,67 @@ pub struct Running {
     pub reported_slow: bool,
 }
 
+/// Room for this many request threads at once (more than the wire's per-thread arrays hold:
+/// a daemon may have thousands of threads, and mod_http2's workers come and go).
+const TABLE: usize = 4096;
+
 fn table() -> &'static [Mutex<Option<Running>>] {
-    static TABLE: OnceLock<Vec<Mutex<Option<Running>>>> = OnceLock::new();
-    TABLE.get_or_init(|| (0..MAX_SLOTS).map(|_| Mutex::new(None)).collect())
+    static TABLE_SLOTS: OnceLock<Vec<Mutex<Option<Running>>>> = OnceLock::new();
+    TABLE_SLOTS.get_or_init(|| (0..TABLE).map(|_| Mutex::new(None)).collect())
 }
 
-/// How many slots threads have taken.
+/// Slots never taken start at NEXT; slots of threads that ended are in FREE.
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// How many threads have taken a slot (for `request_threads_started`).
 static TAKEN: AtomicUsize = AtomicUsize::new(0);
 
-thread_local! {
-    /// This thread's slot plus one (0: none taken yet).
-    static SLOT: Cell<usize> = const { Cell::new(0) };
+/// A thread's slot, given back when the thread ends.
+struct Held(Cell<Option<usize>>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0.get() {
+            // No request of this thread can be running: its entry is stale if any.
+            super::lock(&table()[slot]).take();
+            super::lock(&FREE).push(slot);
+        }
+    }
 }
 
-/// The calling thread's slot, taken on its first request; `None` past [`MAX_SLOTS`] threads
-/// (their requests are counted, but not per thread).
+thread_local! {
+    static SLOT: Held = const { Held(Cell::new(None)) };
+}
+
+/// The calling thread's slot, taken on its first request (the lowest free one, so that the
+/// per-thread figures, which cover the first slots, describe live threads, see `super::MAX_SLOTS`); `None`
+/// past [`TABLE`] threads at once (their requests are counted, but not seen running).
 pub fn my_slot() -> Option<usize> {
-    SLOT.with(|slot| {
-        if slot.get() == 0 {
-            let taken = TAKEN.fetch_add(1, Ordering::Relaxed);
-            slot.set(if taken < MAX_SLOTS { taken + 1 } else { usize::MAX });
+    SLOT.try_with(|held| {
+        if held.0.get().is_none() {
+            let reused = {
+                let mut free = super::lock(&FREE);
+                free.sort_unstable_by(|a, b| b.cmp(a));
+                free.pop()
+            };
+            let slot = reused.or_else(|| {
+                let next = NEXT.fetch_add(1, Ordering::Relaxed);
+                (next < TABLE).then_some(next)
+            });
+            if slot.is_some() {
+                TAKEN.fetch_add(1, Ordering::Relaxed);
+            }
+            held.0.set(slot);
         }
-        match slot.get() {
-            usize::MAX => None,
-            n => Some(n - 1),
-        }
+        held.0.get()
     })
+    .ok()
+    .flatten()
 }
 
 /// How many worker threads have served a request.
 pub fn threads_started() -> usize {
-    TAKEN.load(Ordering::Relaxed).min(MAX_SLOTS)
+    TAKEN.load(Ordering::Relaxed)
 }
 
 pub fn enter(slot: usize, running: Running) {

@@ -154,7 +154,7 @@ fn process_metrics(out: &Out, state: &super::State) {
     active::each(|_, _| running += 1);
     out.int("active_requests", running);
     // `threads`: a list of {thread_id, request_count}, as two parallel lists.
-    let started = active::threads_started();
+    let started = active::threads_started().min(super::MAX_SLOTS);
     let ids: Vec<i64> = (1..=started as i64).collect();
     let counts: Vec<i64> = life.per_thread[..started].iter().map(|c| c.load(Ordering::Relaxed) as i64).collect();
     out.ints("threads.thread_id", &ids);

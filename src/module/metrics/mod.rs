@@ -185,9 +185,20 @@ pub fn begin(server: f64, queue: Option<f64>, daemon: Option<f64>, describe: imp
     if let Some(slot) = slot {
         // SAFETY: pthread_self has no preconditions.
         let thread = unsafe { libc::pthread_self() } as u64;
-        active::enter(slot, active::Running { began, began_epoch: epoch_now(), thread, describe: describe(), reported_slow: false });
+        // What describes the request is needed only for slow-request reports.
+        let describe = if state().is_some_and(|s| s.settings.slow_threshold().is_some()) { describe() } else { Describe::default() };
+        active::enter(slot, active::Running { began, began_epoch: epoch_now(), thread, describe, reported_slow: false });
     }
     Some(Tracker { slot, began, phases: Phases { server, queue, daemon, ..Phases::default() } })
+}
+
+impl Drop for Tracker {
+    /// A request that ended without [`Tracker::finish`] (a panic) is no longer running.
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            active::leave(slot);
+        }
+    }
 }
 
 impl Tracker {
@@ -202,7 +213,8 @@ impl Tracker {
         self.phases.python_wait = python_wait.nanos as f64 / 1e9;
         self.phases.python_waits = python_wait.count;
         let elapsed = self.phases.application;
-        if let (Some(slot), Some(running)) = (self.slot, self.slot.and_then(active::leave)) {
+        let slot = self.slot.take();
+        if let (Some(slot), Some(running)) = (slot, slot.and_then(active::leave)) {
             match state.settings.slow_threshold() {
                 Some(threshold) if elapsed >= threshold => {
                     if !running.reported_slow {
@@ -214,11 +226,11 @@ impl Tracker {
                 _ => {}
             }
         }
-        state.window.add(self.slot, self.began, ended, status, &self.phases, &traffic);
+        state.window.add(slot, self.began, ended, status, &self.phases, &traffic);
         let lifetime = &state.lifetime;
         lifetime.requests.fetch_add(1, Ordering::Relaxed);
         lifetime.busy_ns.fetch_add(ended.saturating_duration_since(self.began).as_nanos() as u64, Ordering::Relaxed);
-        if let Some(slot) = self.slot {
+        if let Some(slot) = slot.filter(|&s| s < MAX_SLOTS) {
             lifetime.per_thread[slot].fetch_add(1, Ordering::Relaxed);
         }
     }

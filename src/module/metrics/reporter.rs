@@ -74,7 +74,22 @@ pub fn start() {
         r.send(&started());
         s.log(log::INFO, &format!("Telemetry reporter started; target='unix:{}', interval={:.3}s.", path.display(), s.interval));
     }
-    match std::thread::Builder::new().name("wsgi-telemetry".into()).spawn(run) {
+    // Started with every signal blocked, as httpd starts its own threads: a prefork child's
+    // exit signals (whose handler ends the process from the thread it runs on) must go to
+    // the thread that serves requests, never to this one.
+    // SAFETY: a zeroed sigset_t is valid for sigfillset, which fills it; pthread_sigmask
+    // swaps this thread's mask (restored right after the spawn) and writes the old one.
+    let mut old_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old_mask);
+    }
+    let spawned = std::thread::Builder::new().name("wsgi-telemetry".into()).spawn(run);
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
+    match spawned {
         Ok(handle) => *super::lock(&r.thread) = Some(handle),
         Err(e) => s.log(log::WARNING, &format!("WSGI0133: Unable to create telemetry reporter thread; metrics will not be sent ({e}).")),
     }
@@ -110,11 +125,13 @@ fn run() {
     let r = reporter();
     let interval = Duration::from_secs_f64(s.interval.max(0.1));
     let mut next_tick = Instant::now() + interval;
+    // Without WSGISlowRequests, nothing to look at between ticks.
+    let scan = if s.slow_threshold().is_some() { SCAN } else { interval };
     loop {
         {
             let mut stop = super::lock(&r.stop);
             if !*stop {
-                let wait = SCAN.min(next_tick.saturating_duration_since(Instant::now()));
+                let wait = scan.min(next_tick.saturating_duration_since(Instant::now()));
                 stop = r.wake.wait_timeout(stop, wait).unwrap_or_else(std::sync::PoisonError::into_inner).0;
             }
             if *stop {
@@ -143,10 +160,14 @@ fn scan_slow(threshold: f64) {
         let elapsed = running.began.elapsed().as_secs_f64();
         if !running.reported_slow && elapsed >= threshold {
             running.reported_slow = true;
-            slow::log_running(settings(), running, elapsed, threshold);
-            newly.push(running.thread);
+            newly.push((running.thread, elapsed, running.describe.clone()));
         }
     });
+    // Logged with no slot locked: a stalled piped logger must not hold up the requests.
+    for (_, elapsed, describe) in &newly {
+        slow::log_running(settings(), describe, *elapsed, threshold);
+    }
+    let newly: Vec<u64> = newly.into_iter().map(|(thread, _, _)| thread).collect();
     if settings().slow_stacks && !newly.is_empty() {
         if let Some(dump) = settings().dump_stacks {
             // SAFETY: the engine is initialised; called without a Rust lock, from a thread
@@ -216,6 +237,12 @@ fn tick() {
     let Some(state) = state() else { return };
     let r = reporter();
     let s = &state.settings;
+    if r.socket.is_none() {
+        // Slow-request lines only: the figures go nowhere (and the window is not kept).
+        state.window.drain(Instant::now());
+        slow::take_completed();
+        return;
+    }
     let sample = sample::take(state);
     let w = &sample.window;
     let seq = r.seq.fetch_add(1, Ordering::Relaxed) + 1;

@@ -52,6 +52,9 @@ pub fn take(state: &State) -> Sample {
     let mut busy = window.busy.clone();
     let mut current = vec![0.0; MAX_SLOTS];
     active::each(|slot, running| {
+        if slot >= MAX_SLOTS {
+            return;
+        }
         let since = if running.began > window.started { running.began } else { window.started };
         busy[slot] += now.saturating_duration_since(since).as_secs_f64();
         current[slot] = now.saturating_duration_since(running.began).as_secs_f64();

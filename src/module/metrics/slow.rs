@@ -50,11 +50,8 @@ fn what(d: &Describe) -> String {
 }
 
 /// The line for a request still running past the threshold.
-pub fn log_running(settings: &Settings, running: &Running, elapsed: f64, threshold: f64) {
-    settings.log(
-        log::WARNING,
-        &format!("Slow request: {} has been running for {elapsed:.3} seconds (WSGISlowRequests {threshold}).", what(&running.describe)),
-    );
+pub fn log_running(settings: &Settings, describe: &Describe, elapsed: f64, threshold: f64) {
+    settings.log(log::WARNING, &format!("Slow request: {} has been running for {elapsed:.3} seconds (WSGISlowRequests {threshold}).", what(describe)));
 }
 
 /// The line for a request that ended past the threshold before the reporter saw it.

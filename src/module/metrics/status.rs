@@ -17,7 +17,7 @@ pub fn handle(r: &mut RequestRec) -> i32 {
         return apache::HTTP_METHOD_NOT_ALLOWED as i32;
     }
     let Some(processes) = board::read() else {
-        super::super::log::request(super::super::log::ERR, r.as_ptr(), "wsgi-status: this process has no status board (Apache's one-process mode, -X, has none)");
+        super::super::log::request(super::super::log::ERR, r.as_ptr(), "wsgi-status: this process has no status board (it could not be mapped at start; see the warning there)");
         return apache::HTTP_SERVICE_UNAVAILABLE as i32;
     };
     let prometheus = r.args().split(|&b| b == b'&').any(|p| p == b"format=prometheus");
@@ -107,8 +107,8 @@ pub fn html(processes: &[Process]) -> String {
          <style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:right}td.n{text-align:left}</style></head><body>\n\
          <h1>mod_wsgi status</h1>\n",
     );
-    let total: u64 = processes.iter().flat_map(|p| &p.rows).map(|r| r.requests).sum();
-    let active: u64 = processes.iter().flat_map(|p| &p.rows).map(|r| r.active).sum();
+    let total = processes.iter().flat_map(|p| &p.rows).fold(0u64, |n, r| n.saturating_add(r.requests));
+    let active = processes.iter().flat_map(|p| &p.rows).fold(0u64, |n, r| n.saturating_add(r.active));
     let _ = writeln!(out, "<p>{} processes; {total} requests handled, {active} running. <a href=\"?format=prometheus\">Prometheus</a></p>", processes.len());
     out.push_str(
         "<table>\n<tr><th>Process</th><th class=n>Process group</th><th class=n>Application group</th><th>Requests</th>\

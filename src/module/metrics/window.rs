@@ -142,7 +142,7 @@ impl Accumulator {
         w.traffic.input_reads += traffic.input_reads;
         w.traffic.output_bytes += traffic.output_bytes;
         w.traffic.output_writes += traffic.output_writes;
-        if let Some(slot) = slot {
+        if let Some(slot) = slot.filter(|&s| s < MAX_SLOTS) {
             let since = if began > w.started { began } else { w.started };
             w.completed[slot] += 1;
             w.busy[slot] += ended.saturating_duration_since(since).as_secs_f64();
