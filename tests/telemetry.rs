@@ -236,3 +236,31 @@ print('drained=%d' % second['rm']['request_count'])
     apache.get("/app/hello");
     assert!(apache.get("/app/metrics").text().starts_with(r#"{"rm": null, "pm": {"request_count": null"#));
 }
+
+/// `start_recording_metrics()` called at import by a script loaded as the process starts
+/// (`WSGIImportScript`), before the module knows the process's settings, still starts recording.
+#[test]
+fn recording_started_by_a_preloaded_script() {
+    const APP: &str = r#"
+import json, mod_wsgi
+mod_wsgi.start_recording_metrics()
+
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    rm = mod_wsgi.request_metrics() if environ['PATH_INFO'] == '/metrics' else None
+    return [json.dumps(rm and rm['request_count']).encode()]
+"#;
+    let dir = TempDir::new("telemetry-preload");
+    dir.write("app.wsgi", APP);
+    let apache = Apache::start_in(
+        dir,
+        Mpm::Event,
+        "WSGIImportScript {dir}/app.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}\n\
+         WSGIScriptAlias /app {dir}/app.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}\n",
+    );
+    apache.wait_for_log("Imported WSGI script");
+    for _ in 0..5 {
+        assert_eq!(apache.get("/app/").text(), "null");
+    }
+    assert_eq!(apache.get("/app/metrics").text(), "5", "{}", apache.error_log());
+}

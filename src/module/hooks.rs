@@ -236,6 +236,8 @@ pub(super) fn set_egg_cache(eggs: Option<&str>) {
 /// [`in_prefork_exit_signal_handler`]); otherwise the process just ends.
 unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
     trampoline("child exit", 0, || {
+        // First: thread-local destructors that run from here on must not take locks.
+        super::metrics::process_ending();
         if in_prefork_exit_signal_handler() {
             mark_ending();
             return 0;

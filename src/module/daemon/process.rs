@@ -76,7 +76,6 @@ fn daemon_main(index: usize, n: u32) -> c_int {
     };
     reset_signals(signals.1);
     close_inherited(&registry, index);
-    metrics::board::detach();
     // `chroot=`: the engine (and the libpython it links) is mapped now, as root, while its
     // files are still reachable; no Python runs before `init`, after the chroot and the
     // switch to the group's user (see `engine_loader::load`).

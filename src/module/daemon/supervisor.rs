@@ -417,6 +417,9 @@ fn fork(registry: &Arc<Registry>, instance: *mut Instance) {
     // SAFETY: forks the parent; the child never returns into Apache (process::run exits).
     let status = unsafe { apache::apr_proc_fork(process, registry.pconf) };
     if status == apache::APR_INCHILD as apache::apr_status_t {
+        // The status board, which only Apache's children write, before anything else runs
+        // here (the unmapping of inherited shared memory below would find it too).
+        super::super::metrics::board::detach();
         // First of all, while nothing but Apache's code has run: the scoreboard is unmapped,
         // or read-only with server-metrics=On (see scoreboard.rs).
         let metrics = match scoreboard::confine_in_daemon(group.spec.server_metrics) {

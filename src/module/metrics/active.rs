@@ -41,8 +41,8 @@ pub struct Running {
 /// a daemon may have thousands of threads, and mod_http2's workers come and go).
 const TABLE: usize = 4096;
 
-fn table() -> &'static [Mutex<Option<Running>>] {
-    static TABLE_SLOTS: OnceLock<Vec<Mutex<Option<Running>>>> = OnceLock::new();
+fn table() -> &'static [Mutex<Option<Box<Running>>>] {
+    static TABLE_SLOTS: OnceLock<Vec<Mutex<Option<Box<Running>>>>> = OnceLock::new();
     TABLE_SLOTS.get_or_init(|| (0..TABLE).map(|_| Mutex::new(None)).collect())
 }
 
@@ -57,6 +57,11 @@ struct Held(Cell<Option<usize>>);
 
 impl Drop for Held {
     fn drop(&mut self) {
+        // Not while the process exits: prefork's exit runs thread-local destructors from its
+        // signal handler, on a thread that may hold this very lock.
+        if super::ending() {
+            return;
+        }
         if let Some(slot) = self.0.get() {
             // No request of this thread can be running: its entry is stale if any.
             super::lock(&table()[slot]).take();
@@ -100,11 +105,24 @@ pub fn threads_started() -> usize {
     TAKEN.load(Ordering::Relaxed)
 }
 
-pub fn enter(slot: usize, running: Running) {
-    *super::lock(&table()[slot]) = Some(running);
+/// How many slots have ever been used (the highest one plus one).
+pub fn slots_used() -> usize {
+    NEXT.load(Ordering::Relaxed).min(TABLE)
 }
 
-pub fn leave(slot: usize) -> Option<Running> {
+/// Marks `slot` running `running`; false (and nothing changed) when it already runs one: a
+/// request handled inside another on its thread (a subrequest from an output filter) is not
+/// tracked, and the outer one stays.
+pub fn enter(slot: usize, running: Running) -> bool {
+    let mut entry = super::lock(&table()[slot]);
+    if entry.is_some() {
+        return false;
+    }
+    *entry = Some(Box::new(running));
+    true
+}
+
+pub fn leave(slot: usize) -> Option<Box<Running>> {
     super::lock(&table()[slot]).take()
 }
 

@@ -5,7 +5,7 @@
 
 use super::super::trampoline::trampoline;
 use super::window::Stat;
-use super::{active, epoch_now, sample, start_recording, state, RECORDING};
+use super::{active, epoch_now, sample, start_recording, state, API_RECORDING};
 use crate::abi::{self, metric_kind, metrics_query, MetricValue};
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
@@ -41,7 +41,14 @@ impl Out {
 
 pub unsafe extern "C" fn query(which: c_int, sink: abi::MetricsSink, ctx: *mut c_void) -> c_int {
     trampoline("mod_wsgi metrics", 0, || {
-        let Some(state) = state() else { return 0 };
+        let Some(state) = state() else {
+            // A script imported as the process starts, before its settings are known: recording
+            // starts with them (`metrics::start`).
+            if which == metrics_query::START_RECORDING {
+                API_RECORDING.store(true, Ordering::Release);
+            }
+            return 0;
+        };
         // The reporter owns the figures while telemetry is on.
         if state.settings.target.is_some() {
             return 0;
@@ -49,10 +56,11 @@ pub unsafe extern "C" fn query(which: c_int, sink: abi::MetricsSink, ctx: *mut c
         let out = Out { sink, ctx };
         match which {
             metrics_query::START_RECORDING => {
+                API_RECORDING.store(true, Ordering::Release);
                 start_recording();
                 1
             }
-            _ if !RECORDING.load(Ordering::Acquire) => 0,
+            _ if !API_RECORDING.load(Ordering::Acquire) => 0,
             metrics_query::REQUEST => {
                 request_metrics(&out, state);
                 1
@@ -139,7 +147,10 @@ fn process_metrics(out: &Out, state: &super::State) {
     let (user, system) = sample::cpu_times();
     let (rss, max_rss) = sample::memory();
     out.int("pid", std::process::id() as i64);
-    out.float("request_busy_time", life.busy_ns.load(Ordering::Relaxed) as f64 / 1e9);
+    // Finished requests' time, and so far of the running ones.
+    let mut running_busy = 0.0;
+    active::each(|_, running| running_busy += running.began.elapsed().as_secs_f64());
+    out.float("request_busy_time", life.busy_ns.load(Ordering::Relaxed) as f64 / 1e9 + running_busy);
     out.int("request_count", life.requests.load(Ordering::Relaxed) as i64);
     out.int("memory_max_rss", max_rss as i64);
     out.int("memory_rss", rss as i64);
@@ -149,12 +160,12 @@ fn process_metrics(out: &Out, state: &super::State) {
     out.float("restart_time", life.started);
     out.float("current_time", now);
     out.int("running_time", (now - life.started).max(0.0) as i64);
-    out.int("request_threads", state.settings.threads_maximum as i64);
+    out.int("request_threads", active::threads_started() as i64);
     let mut running = 0;
     active::each(|_, _| running += 1);
     out.int("active_requests", running);
     // `threads`: a list of {thread_id, request_count}, as two parallel lists.
-    let started = active::threads_started().min(super::MAX_SLOTS);
+    let started = active::slots_used().min(super::MAX_SLOTS);
     let ids: Vec<i64> = (1..=started as i64).collect();
     let counts: Vec<i64> = life.per_thread[..started].iter().map(|c| c.load(Ordering::Relaxed) as i64).collect();
     out.ints("threads.thread_id", &ids);

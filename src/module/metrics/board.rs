@@ -93,14 +93,16 @@ pub fn leave() {
     }
 }
 
-/// In a daemon right after its fork: the board is not its business (see the top).
+/// In a daemon right after its fork: the board is not its business (see the top). Unmapped
+/// first thing after the fork, so that nothing can have been mapped into its range.
 pub fn detach() {
     let old = BOARD.swap(std::ptr::null_mut(), Ordering::AcqRel);
     MINE.store(std::ptr::null_mut(), Ordering::Relaxed);
+    let len = LEN.swap(0, Ordering::Relaxed) as usize;
     if !old.is_null() {
-        // SAFETY: the mapping inherited from the parent, of the length it recorded; no thread
-        // of this freshly forked process uses it.
-        unsafe { libc::munmap(old.cast(), LEN.load(Ordering::Relaxed) as usize * std::mem::size_of::<Slot>()) };
+        // SAFETY: the mapping inherited from the parent, of the length it recorded; nothing
+        // in this freshly forked process has used it.
+        unsafe { libc::munmap(old.cast(), len * std::mem::size_of::<Slot>()) };
     }
 }
 
@@ -184,7 +186,9 @@ fn name(group: &Group) -> Vec<u8> {
 }
 
 fn find_or_add(slot: &'static Slot, key: &[u8]) -> &'static Group {
-    for (i, group) in slot.groups.iter().enumerate() {
+    let mut i = 0;
+    while i < GROUPS {
+        let group = &slot.groups[i];
         let mut state = group.state.load(Ordering::Acquire);
         // Being named by another thread of this child (a few instructions): it may be this
         // very group, which must not get a second entry.
@@ -192,22 +196,24 @@ fn find_or_add(slot: &'static Slot, key: &[u8]) -> &'static Group {
             std::hint::spin_loop();
             state = group.state.load(Ordering::Acquire);
         }
-        match state {
-            2 if name(group) == key => return group,
-            2 => continue,
-            _ => {
-                if group.state.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_err() {
-                    continue;
-                }
-                let key = if i == GROUPS - 1 { OTHER } else { key };
-                for (byte, &b) in group.name.iter().zip(key) {
-                    byte.store(b, Ordering::Relaxed);
-                }
-                group.name_len.store(key.len().min(NAME_MAX) as u32, Ordering::Relaxed);
-                group.state.store(2, Ordering::Release);
+        if state == 2 {
+            if name(group) == key {
                 return group;
             }
+            i += 1;
+            continue;
         }
+        // Free: name it, unless another thread took it first (then look at what it named).
+        if group.state.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            continue;
+        }
+        let key = if i == GROUPS - 1 { OTHER } else { key };
+        for (byte, &b) in group.name.iter().zip(key) {
+            byte.store(b, Ordering::Relaxed);
+        }
+        group.name_len.store(key.len().min(NAME_MAX) as u32, Ordering::Relaxed);
+        group.state.store(2, Ordering::Release);
+        return group;
     }
     &slot.groups[GROUPS - 1]
 }

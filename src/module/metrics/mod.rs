@@ -125,23 +125,41 @@ static STATE: OnceLock<State> = OnceLock::new();
 /// Whether requests are recorded: telemetry or slow-request reports are configured, or the
 /// application called `mod_wsgi.start_recording_metrics()`.
 static RECORDING: AtomicBool = AtomicBool::new(false);
+/// Whether the application called `mod_wsgi.start_recording_metrics()` (perhaps before this
+/// process's settings were known: from a script imported at start).
+static API_RECORDING: AtomicBool = AtomicBool::new(false);
+/// The process is exiting (see `active::Held`).
+static ENDING: AtomicBool = AtomicBool::new(false);
+
+/// Says the process is exiting: async-signal-safe (one store).
+pub fn process_ending() {
+    ENDING.store(true, Ordering::Relaxed);
+}
+
+fn ending() -> bool {
+    ENDING.load(Ordering::Relaxed)
+}
 
 /// Keeps this process's settings (after Python started, once) and, when telemetry or
 /// slow-request reports are configured, starts recording and the reporter thread.
 pub fn start(settings: Settings) {
     let report = settings.target.is_some() || settings.slow_threshold().is_some();
-    if STATE.set(State { settings, window: Accumulator::new(), lifetime: Lifetime::new() }).is_ok() && report {
-        start_recording();
-        reporter::start();
+    if STATE.set(State { settings, window: Accumulator::new(), lifetime: Lifetime::new() }).is_ok() {
+        if report || API_RECORDING.load(Ordering::Acquire) {
+            start_recording();
+        }
+        if report {
+            reporter::start();
+        }
     }
 }
 
 /// Starts recording requests (once): the first window starts now.
 fn start_recording() {
     if let Some(state) = state() {
-        if !RECORDING.swap(true, Ordering::AcqRel) {
-            sample::seed(state);
-        }
+        // The first window starts before any request is recorded into it.
+        sample::seed_once(state);
+        RECORDING.store(true, Ordering::Release);
     }
 }
 
@@ -168,7 +186,9 @@ pub fn epoch_now() -> f64 {
 
 /// A request being recorded, from the start of the application on this thread.
 pub struct Tracker {
+    /// Its thread's slot, and whether it is marked running there (not when nested).
     slot: Option<usize>,
+    entered: bool,
     began: Instant,
     phases: Phases,
 }
@@ -182,20 +202,21 @@ pub fn begin(server: f64, queue: Option<f64>, daemon: Option<f64>, describe: imp
     }
     let slot = active::my_slot();
     let began = Instant::now();
+    let mut entered = false;
     if let Some(slot) = slot {
         // SAFETY: pthread_self has no preconditions.
         let thread = unsafe { libc::pthread_self() } as u64;
         // What describes the request is needed only for slow-request reports.
         let describe = if state().is_some_and(|s| s.settings.slow_threshold().is_some()) { describe() } else { Describe::default() };
-        active::enter(slot, active::Running { began, began_epoch: epoch_now(), thread, describe, reported_slow: false });
+        entered = active::enter(slot, active::Running { began, began_epoch: epoch_now(), thread, describe, reported_slow: false });
     }
-    Some(Tracker { slot, began, phases: Phases { server, queue, daemon, ..Phases::default() } })
+    Some(Tracker { slot, entered, began, phases: Phases { server, queue, daemon, ..Phases::default() } })
 }
 
 impl Drop for Tracker {
     /// A request that ended without [`Tracker::finish`] (a panic) is no longer running.
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
+        if let (Some(slot), true) = (self.slot.take(), self.entered) {
             active::leave(slot);
         }
     }
@@ -214,7 +235,8 @@ impl Tracker {
         self.phases.python_waits = python_wait.count;
         let elapsed = self.phases.application;
         let slot = self.slot.take();
-        if let (Some(slot), Some(running)) = (slot, slot.and_then(active::leave)) {
+        let running = slot.filter(|_| self.entered).and_then(active::leave);
+        if let (Some(slot), Some(running)) = (slot, running) {
             match state.settings.slow_threshold() {
                 Some(threshold) if elapsed >= threshold => {
                     if !running.reported_slow {

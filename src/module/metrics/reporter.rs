@@ -238,8 +238,7 @@ fn tick() {
     let r = reporter();
     let s = &state.settings;
     if r.socket.is_none() {
-        // Slow-request lines only: the figures go nowhere (and the window is not kept).
-        state.window.drain(Instant::now());
+        // Slow-request lines only: no datagram; the window stays for request_metrics().
         slow::take_completed();
         return;
     }

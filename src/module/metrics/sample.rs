@@ -33,20 +33,27 @@ pub struct Sample {
 /// Where the last window ended: monotonic time, epoch seconds, CPU user and system seconds.
 static LAST: Mutex<Option<(Instant, f64, f64, f64)>> = Mutex::new(None);
 
-/// Starts the first window now (recording starts).
-pub fn seed(state: &State) {
-    let (user, system) = cpu_times();
-    *lock(&LAST) = Some((Instant::now(), epoch_now(), user, system));
-    state.window.drain(Instant::now());
+/// Starts the first window now, once (recording starts).
+pub fn seed_once(state: &State) {
+    let mut last = lock(&LAST);
+    if last.is_none() {
+        let (user, system) = cpu_times();
+        state.window.drain(Instant::now());
+        *last = Some((Instant::now(), epoch_now(), user, system));
+    }
 }
 
 /// Takes the window out and starts the next.
 pub fn take(state: &State) -> Sample {
+    // One take at a time (two interpreters may ask at once): the window and its baseline
+    // move together.
+    let mut last = lock(&LAST);
     let now = Instant::now();
     let stop_epoch = epoch_now();
     let window = state.window.drain(now);
     let (user, system) = cpu_times();
-    let (before, start_epoch, user_before, system_before) = lock(&LAST).replace((now, stop_epoch, user, system)).unwrap_or((window.started, stop_epoch, user, system));
+    let (before, start_epoch, user_before, system_before) = last.replace((now, stop_epoch, user, system)).unwrap_or((window.started, stop_epoch, user, system));
+    drop(last);
     let period = now.saturating_duration_since(before).as_secs_f64().max(1e-6);
     let threads = state.settings.threads_maximum.clamp(1, MAX_SLOTS);
     let mut busy = window.busy.clone();
@@ -59,7 +66,7 @@ pub fn take(state: &State) -> Sample {
         busy[slot] += now.saturating_duration_since(since).as_secs_f64();
         current[slot] = now.saturating_duration_since(running.began).as_secs_f64();
     });
-    let threads_active = (0..MAX_SLOTS).filter(|&i| window.completed[i] > 0 || current[i] > 0.0).count();
+    let threads_active = (0..threads).filter(|&i| window.completed[i] > 0 || current[i] > 0.0).count();
     busy.truncate(threads);
     current.truncate(threads);
     let (rss, max_rss) = memory();
