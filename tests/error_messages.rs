@@ -1,7 +1,8 @@
 //! Side by side with mod_wsgi 6.1.1 from PyPI (`mod_wsgi_6_module()`): the failures of a WSGI
 //! script and its application, through both modules on the same scripts, compared on the HTTP
 //! status and on the error-log lines each request (and each child's start) writes, with the
-//! pids, times, client ports, paths and addresses taken out. Any difference fails the test
+//! pids, times, client ports, paths and addresses taken out (and our lines' leading
+//! `mod_wsgi (pid=N): `, 4.9's, which 6.1 dropped: README). Any difference fails the test
 //! unless [`ALLOWED`] lists it with its reason (the README's "Differences from mod_wsgi 6.1"
 //! says the same); an entry that no longer matches anything fails it too, so the list stays true.
 
