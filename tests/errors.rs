@@ -48,7 +48,9 @@ fn script_raising_on_import_is_500_and_imported_again() {
         let log = apache.wait_for_log("ValueError: broken on purpose");
         // mod_wsgi 6's numbered lines, naming the exception's type and the interpreter.
         assert!(log.contains("WSGI0109: Unable to execute Python script file"), "{log}");
-        assert!(log.contains(&format!("WSGI0174: ValueError exception raised processing WSGI script '{}/broken.wsgi' for sub-interpreter 'localhost:{}|/broken' in embedded mode.", apache.dir.path().display(), apache.port)), "{log}");
+        let dir = apache.dir.path().display();
+        assert!(log.contains(&format!("[script {dir}/broken.wsgi] WSGI0109: Unable to execute Python script file '{dir}/broken.wsgi'.")), "{log}");
+        assert!(log.contains(&format!("WSGI0174: [script {dir}/broken.wsgi] ValueError exception raised processing WSGI script '{dir}/broken.wsgi' for sub-interpreter 'localhost:{}|/broken' in embedded mode.", apache.port)), "{log}");
         assert!(log.contains("Traceback (most recent call last):"), "{log}");
         same_child_still_serves(&apache, &before);
         // Fixed on disk: imported again on the next request, no restart.
@@ -63,9 +65,9 @@ fn script_raising_on_import_is_500_and_imported_again() {
 fn exceptions_and_misbehaving_apps_are_500_and_the_child_keeps_serving() {
     let apps = [
         ("raises", "def application(e, s):\n    raise RuntimeError('app failed on purpose')\n", "RuntimeError: app failed on purpose"),
-        ("exits", "import sys\ndef application(e, s):\n    sys.exit(3)\n", "WSGI0175: SystemExit exception raised by WSGI script"),
+        ("exits", "import sys\ndef application(e, s):\n    sys.exit(3)\n", "SystemExit exception raised by WSGI script"),
         ("nostart", "def application(e, s):\n    return [b'x']\n", "start_response"),
-        ("strbody", "def application(e, s):\n    s('200 OK', [])\n    return ['text, not bytes']\n", "value of type str found"),
+        ("strbody", "def application(e, s):\n    s('200 OK', [])\n    return ['text, not bytes']\n", "response iterable must yield bytes, not str"),
         ("split", "def application(e, s):\n    s('200 OK', [('X-A', 'a\\r\\nSet-Cookie: evil=1')])\n    return [b'x']\n", "carriage return/line feed character in header value"),
         ("badname", "def application(e, s):\n    s('200 OK', [('Bad:Name', 'v')])\n    return [b'x']\n", "invalid character"),
         ("badstatus", "def application(e, s):\n    s('OK', [])\n    return [b'x']\n", "status code must be a 3 digit integer: b'OK'"),

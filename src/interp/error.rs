@@ -43,15 +43,49 @@ pub fn interpreter_context(group: &str) -> String {
 }
 
 /// mod_wsgi 6's numbered headline for the pending exception raised by a WSGI script:
-/// `WSGI0175` for `SystemExit` (no traceback follows), else `WSGI0174` with its type; and
-/// whether a traceback should follow.
-pub fn headline(script: &str, group: &str) -> (String, bool) {
+/// `WSGI0175` for `SystemExit`, else `WSGI0174` with its type; a request's (`request_file`,
+/// the file the request maps to: Apache's `r->filename`) begins with `[script FILE]`, as 6.1's.
+/// The traceback follows either (6.1 prints it with `traceback.print_exception`, which on
+/// Python 3.11 and older shows only the exception's last line: its value lacks
+/// `__traceback__`; the whole traceback is what 6.1 logs on 3.12).
+pub fn headline(script: &str, group: &str, request_file: Option<&str>) -> String {
     let context = interpreter_context(group);
+    let tag = request_file.map(|file| format!("[script {file}] ")).unwrap_or_default();
     match pending_kind() {
-        Some((_, true)) => (format!("WSGI0175: SystemExit exception raised by WSGI script '{script}' for {context}; ignored."), false),
-        Some((kind, false)) => (format!("WSGI0174: {kind} exception raised processing WSGI script '{script}' for {context}."), true),
-        None => (format!("WSGI0174: Exception raised processing WSGI script '{script}' for {context}."), true),
+        Some((kind, true)) => format!("WSGI0175: {tag}{kind} exception raised by WSGI script '{script}' for {context}; ignored."),
+        Some((kind, false)) => format!("WSGI0174: {tag}{kind} exception raised processing WSGI script '{script}' for {context}."),
+        None => format!("WSGI0174: {tag}Exception exception raised processing WSGI script '{script}' for {context}."),
     }
+}
+
+/// mod_wsgi 6's lines for a script that failed to load, the exception pending (and taken):
+/// the numbered lines, then the traceback (returned apart: the caller also reads it). With a
+/// request (`request_file`): `WSGI0105` (it did not compile, or could not be read),
+/// `WSGI0107` (it raised `SystemExit`) or `WSGI0109` (it raised), then the `WSGI0174`/`WSGI0175`
+/// [`headline`]; without one (`WSGIImportScript`): `WSGI0106`, `WSGI0108` or `WSGI0110`, then the
+/// headline except after `WSGI0108` (6.1 logs none there; the traceback still follows here, with
+/// the value `SystemExit` was given).
+pub fn load_failure(script: &str, group: &str, request_file: Option<&str>, compiling: bool) -> (Vec<String>, Vec<String>) {
+    let context = interpreter_context(group);
+    let system_exit = pending_kind().is_some_and(|(_, system_exit)| system_exit);
+    let request = request_file.is_some();
+    // A request's line begins with `[script FILE]`, as every line 6.1 logs for a request
+    // through its own logger (not the traceback, nor the WSGI0174 line, which has it after
+    // the number).
+    let tag = request_file.map(|file| format!("[script {file}] ")).unwrap_or_default();
+    let first = match (compiling, system_exit, request) {
+        (true, _, true) => format!("{tag}WSGI0105: Could not read or compile WSGI script '{script}' for {context}."),
+        (true, _, false) => format!("WSGI0106: Could not read or compile WSGI script '{script}' for {context}."),
+        (false, true, true) => format!("{tag}WSGI0107: SystemExit exception raised when doing exec of Python script file '{script}'."),
+        (false, true, false) => format!("WSGI0108: SystemExit exception raised when doing exec of Python script file '{script}'."),
+        (false, false, true) => format!("{tag}WSGI0109: Unable to execute Python script file '{script}'."),
+        (false, false, false) => format!("WSGI0110: Unable to execute Python script file '{script}'."),
+    };
+    let mut lines = vec![first];
+    if compiling || !system_exit || request {
+        lines.push(headline(script, group, request_file));
+    }
+    (lines, take_traceback())
 }
 
 /// Takes (and clears) the current exception and formats it as `traceback` would print it.

@@ -128,9 +128,14 @@ fn import_script(script: &str, group_name: &str, replica: u32, gil_mode: std::ff
         .then(|| super::fallback::refused_extensions().len());
     match super::script::load(group, script, super::script::Reloading::On { resource: None }) {
         Ok(_) => settings::log(level::INFO, &format!("Imported WSGI script '{script}' into application group '{group_name}'.")),
-        Err(_) => {
+        Err(super::script::LoadError::Unreadable(e)) => {
+            drop(gil_guard);
+            settings::log(level::ERR, &format!("Failed to import WSGI script '{script}' into application group '{group_name}' (WSGIImportScript): it cannot be read: {e}"));
+        }
+        Err(failure) => {
             // The exception first: nothing else may run while it is set.
-            let traceback = error::take_traceback();
+            let compiling = matches!(failure, super::script::LoadError::Uncompiled);
+            let (lines, traceback) = error::load_failure(script, group_name, None, compiling);
             let refused = refused_before.map(|before| (before, super::fallback::refused_extensions()));
             drop(gil_guard);
             if let Some((before, refused)) = refused.filter(|(before, refused)| refused.len() > *before) {
@@ -139,8 +144,7 @@ fn import_script(script: &str, group_name: &str, replica: u32, gil_mode: std::ff
                 super::fallback::fall_back(group_name, &refused[before..], &traceback);
                 return import_script(script, group_name, 0, gil_mode, options);
             }
-            settings::log(level::ERR, &format!("Failed to import WSGI script '{script}' into application group '{group_name}' (WSGIImportScript)."));
-            settings::log_lines(level::ERR, &traceback);
+            settings::log_lines(level::ERR, &[lines, traceback.clone()].concat());
             if let Some(advice) = super::fallback::advise(group_name, &traceback) {
                 settings::log(level::ERR, &advice);
             }

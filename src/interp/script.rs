@@ -30,6 +30,9 @@ pub enum LoadError {
     Unreadable(std::io::Error),
     /// The script raised; the exception is set.
     Raised,
+    /// The script could not be read or compiled (mod_wsgi's `WSGI0105`: a `SyntaxError` of its
+    /// own, not one an import it runs raises); the exception is set.
+    Uncompiled,
 }
 
 /// When a loaded script is looked at again before it is used.
@@ -142,11 +145,11 @@ fn reload_required(group: &Group, path: &str, module: &PyObj, mtime: i64, resour
     match answer {
         Ok(reload) => reload,
         Err(PyErrSet) => {
-            let (headline, with_traceback) = super::error::headline(path, &group.name);
+            let headline = super::error::headline(path, &group.name, Some(&String::from_utf8_lossy(resource)));
             let traceback = super::error::take_traceback();
             crate::gil::outside(|| {
                 log_current(level::ERR, &headline);
-                traceback.iter().filter(|_| with_traceback).for_each(|line| log_current(level::ERR, line));
+                traceback.iter().for_each(|line| log_current(level::ERR, line));
             });
             false
         }
@@ -181,7 +184,7 @@ fn load_exclusively(group: &Group, path: &str, mtime: i64, stale: Option<&PyObj>
     log_current(level::INFO, &format!("{verb} WSGI script '{path}' into {context}."));
     let module = match execute(path, &module_name, mtime) {
         Ok(module) => module,
-        Err(_) => {
+        Err(failure) => {
             // As mod_wsgi, whose failed reload leaves no module in sys.modules: the next
             // request loads the script afresh. The old module is dropped once the `scripts`
             // guard is gone (only `loader` is held, as while the script ran).
@@ -198,7 +201,7 @@ fn load_exclusively(group: &Group, path: &str, mtime: i64, stale: Option<&PyObj>
                 drop(removed);
                 ffi::PyErr_Restore(t, v, tb);
             }
-            return Err(LoadError::Raised);
+            return Err(failure);
         }
     };
     let loaded = Loaded { module_name, module: module.clone() };
@@ -219,22 +222,31 @@ fn module_name(path: &str) -> PyResult<String> {
     Ok(format!("_mod_wsgi_{}", py::utf8(&digest).unwrap_or_default()))
 }
 
-/// Compiles and runs the file in a fresh module registered under `name`.
-fn execute(path: &str, name: &str, mtime: i64) -> PyResult<PyObj> {
+/// Compiles and runs the file in a fresh module registered under `name`: `Uncompiled` when it
+/// cannot be read or compiled, `Raised` when running it (or making its module) raised.
+fn execute(path: &str, name: &str, mtime: i64) -> Result<PyObj, LoadError> {
     let source = match std::fs::read(path) {
         Ok(source) => source,
-        // SAFETY: static exception type.
-        Err(e) => return Err(py::raise(unsafe { ffi::PyExc_OSError }, &format!("cannot read {path}: {e}"))),
+        Err(e) => {
+            // SAFETY: static exception type.
+            py::raise(unsafe { ffi::PyExc_OSError }, &format!("cannot read {path}: {e}"));
+            return Err(LoadError::Uncompiled);
+        }
     };
-    let builtins = py::builtins()?;
-    let code = builtins.call_method("compile", &[&py::bytes(&source)?, &py::text(path)?, &py::text("exec")?])?;
+    let builtins = py::builtins().map_err(|_| LoadError::Raised)?;
+    let code = (|| builtins.call_method("compile", &[&py::bytes(&source)?, &py::text(path)?, &py::text("exec")?]))().map_err(|_| LoadError::Uncompiled)?;
+    run_code(path, name, mtime, &builtins, &code).map_err(|_| LoadError::Raised)
+}
+
+/// Runs compiled `code` in a fresh module registered under `name`.
+fn run_code(path: &str, name: &str, mtime: i64, builtins: &PyObj, code: &PyObj) -> PyResult<PyObj> {
     let c_name = py::cstring(name);
     // SAFETY: a new module object.
     let module = unsafe { PyObj::from_owned(ffi::PyModule_New(c_name.as_ptr()))? };
     module.setattr("__file__", &py::text(path)?)?;
     // SAFETY: the module dict is borrowed from a live module; builtins are set for exec.
     let globals = unsafe { PyObj::from_borrowed(ffi::PyModule_GetDict(module.as_ptr()))? };
-    py::dict_set(&globals, "__builtins__", &builtins)?;
+    py::dict_set(&globals, "__builtins__", builtins)?;
     // SAFETY: the interpreter's module dict (borrowed).
     let modules = unsafe { ffi::PyImport_GetModuleDict() };
     // SAFETY: live dict, key and value.

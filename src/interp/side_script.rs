@@ -79,6 +79,8 @@ pub struct Loaded<'a> {
     pub environ: PyObj,
     pub script: &'a str,
     pub what: &'a str,
+    /// The application group the script runs in (`""`: the main interpreter).
+    pub group_name: String,
     /// The environ's `wsgi.errors`, ended (its last partial line, and this thread's on
     /// `sys.stdout` and `sys.stderr`, logged) when this goes, with the GIL held.
     _errors: group::ErrorsStream<'a>,
@@ -94,9 +96,12 @@ impl Loaded<'_> {
         }
     }
 
-    /// Logs the pending exception's traceback after `message`, without the GIL.
+    /// Logs `message`, mod_wsgi 6's `WSGI0174`/`WSGI0175` line for the pending exception and
+    /// its traceback, without the GIL.
     pub fn raised(&self, message: &str) -> Failure {
-        raised(self.ex, message)
+        let file = super::wsgi::request_file(self.ex, self.script);
+        let headline = error::headline(self.script, &self.group_name, Some(&file));
+        raised(self.ex, message, Some(headline))
     }
 
     /// Logs `message` (no exception pending), without the GIL.
@@ -122,12 +127,19 @@ fn load<'a>(ex: &'a Exchange<'a>, group: &'a group::Group, group_name: &str, scr
             crate::gil::outside(|| ex.log(level::ERR, &message));
             return Err(Failure::Error);
         }
-        Err(LoadError::Raised) => return Err(raised(ex, &format!("Failed to exec Python script file '{script}' ({what})."))),
+        Err(failure @ (LoadError::Raised | LoadError::Uncompiled)) => {
+            // mod_wsgi 6's lines (WSGI0105/0107/0109, then WSGI0174/0175 naming the request's
+            // file and the script's own interpreter), then the traceback.
+            let file = super::wsgi::request_file(ex, script);
+            let (lines, traceback) = error::load_failure(script, group_name, Some(&file), matches!(failure, LoadError::Uncompiled));
+            crate::gil::outside(|| lines.iter().chain(&traceback).for_each(|line| ex.log(level::ERR, line)));
+            return Err(Failure::Error);
+        }
     };
-    let cannot_build = || raised(ex, &format!("Cannot build the environ for {what} '{script}'."));
+    let cannot_build = || raised(ex, &format!("Cannot build the environ for {what} '{script}'."), None);
     let errors = group.new_errors().map_err(|_| cannot_build())?;
     let environ = side_environ(ex, group, group_name, &errors.stream).map_err(|_| cannot_build())?;
-    Ok(Loaded { ex, module, environ, script, what, _errors: errors })
+    Ok(Loaded { ex, module, environ, script, what, group_name: group_name.to_string(), _errors: errors })
 }
 
 /// The request's environ as a side script sees it (mod_wsgi's): `mod_wsgi.process_group`
@@ -143,11 +155,12 @@ fn side_environ(ex: &Exchange, group: &group::Group, group_name: &str, errors: &
     Ok(environ)
 }
 
-/// Logs the pending exception's traceback after `message`, without the GIL.
-fn raised(ex: &Exchange, message: &str) -> Failure {
+/// Logs the pending exception's traceback after `message` (and `headline`), without the GIL.
+fn raised(ex: &Exchange, message: &str, headline: Option<String>) -> Failure {
     let traceback = error::take_traceback();
     crate::gil::outside(|| {
         ex.log(level::ERR, message);
+        headline.iter().for_each(|line| ex.log(level::ERR, line));
         traceback.iter().for_each(|line| ex.log(level::ERR, line));
     });
     Failure::Error

@@ -202,19 +202,10 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
             ex.log(level::ERR, &format!("Target WSGI script '{script}' cannot be read: {e}"));
             return Outcome::NOT_FOUND;
         }
-        Err(LoadError::Raised) => {
+        Err(failure @ (LoadError::Raised | LoadError::Uncompiled)) => {
             // The exception first: nothing else may run while it is set.
-            let context = error::interpreter_context(&group_name);
-            let (kind, system_exit) = error::pending_kind().unwrap_or_default();
-            let first = if system_exit {
-                format!("WSGI0107: SystemExit exception raised when doing exec of Python script file '{script}'.")
-            } else if kind == "SyntaxError" || kind == "IndentationError" || kind == "TabError" {
-                format!("WSGI0105: Could not read or compile WSGI script '{script}' for {context}.")
-            } else {
-                format!("WSGI0109: Unable to execute Python script file '{script}'.")
-            };
-            let (headline, with_traceback) = error::headline(&script, &group_name);
-            let traceback = error::take_traceback();
+            let file = String::from_utf8_lossy(resource).into_owned();
+            let (lines, traceback) = error::load_failure(&script, &group_name, Some(&file), matches!(failure, LoadError::Uncompiled));
             if let Some(before) = refused_before {
                 let refused = fallback::refused_extensions();
                 if refused.len() > before {
@@ -224,9 +215,7 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
             }
             let advice = fallback::advise(&group_name, &traceback);
             crate::gil::outside(|| {
-                ex.log(level::ERR, &first);
-                ex.log(level::ERR, &headline);
-                for line in traceback.iter().filter(|_| with_traceback) {
+                for line in lines.iter().chain(&traceback) {
                     ex.log(level::ERR, line);
                 }
                 if let Some(advice) = &advice {
@@ -240,7 +229,7 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
         // The AttributeError (or whatever a module-level __getattr__ raised) is not left set
         // on this thread.
         error::take_traceback();
-        ex.log(level::ERR, &format!("WSGI0089: Target WSGI script '{script}' does not contain WSGI application '{callable}'."));
+        ex.log(level::ERR, &format!("[script {}] WSGI0089: Target WSGI script '{script}' does not contain WSGI application '{callable}'.", request_file(ex, &script)));
         return Outcome::NOT_FOUND;
     };
     run(ex, group, &app, &script)
@@ -330,7 +319,7 @@ fn request_timeout(ex: &Exchange, script: &str) -> Option<Outcome> {
         ex.log(level::INFO, &format!("Request interrupted by RequestTimeout after headers sent; response truncated: {script}"));
         return Some(Outcome::ABORTED);
     }
-    ex.log(level::INFO, &format!("Request interrupted by RequestTimeout; thread recovered: {script}"));
+    ex.log(level::INFO, &format!("[script {}] Request interrupted by RequestTimeout; thread recovered.", request_file(ex, script)));
     ex.discard_output();
     let mut state = ex.state.borrow_mut();
     if state.headers_sent {
@@ -415,14 +404,14 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
         match ex.send_headers() {
             Ok(()) => {}
             Err(SendError::NoStatus) => {
-                let context = error::interpreter_context(&group.name);
-                ex.log(level::ERR, &format!("WSGI0174: RuntimeError exception raised processing WSGI script '{script}' for {context}."));
+                let (context, file) = (error::interpreter_context(&group.name), request_file(ex, script));
+                ex.log(level::ERR, &format!("WSGI0174: [script {file}] RuntimeError exception raised processing WSGI script '{script}' for {context}."));
                 ex.log(level::ERR, "RuntimeError: the application returned without calling start_response()");
                 return Outcome::SERVER_ERROR;
             }
             Err(SendError::BadContentLength(value)) => {
-                let context = error::interpreter_context(&group.name);
-                ex.log(level::ERR, &format!("WSGI0174: ValueError exception raised processing WSGI script '{script}' for {context}."));
+                let (context, file) = (error::interpreter_context(&group.name), request_file(ex, script));
+                ex.log(level::ERR, &format!("WSGI0174: [script {file}] ValueError exception raised processing WSGI script '{script}' for {context}."));
                 ex.log(level::ERR, &format!("ValueError: invalid Content-Length header value: '{}'", String::from_utf8_lossy(&value)));
                 return Outcome::SERVER_ERROR;
             }
@@ -480,7 +469,7 @@ fn stream(ex: &Exchange, group: &group::Group, result: &PyObj) -> Result<Outcome
                 t.getattr("__name__").map(|n| n.to_text()).unwrap_or_default()
             };
             // SAFETY: static exception type.
-            py::raise(unsafe { ffi::PyExc_TypeError }, &format!("sequence of byte string values expected, value of type {kind} found"));
+            py::raise(unsafe { ffi::PyExc_TypeError }, &format!("response iterable must yield bytes, not {kind}"));
             return Err(());
         };
         start_response::send(ex, data, flush).map_err(|_| ())?;
@@ -586,15 +575,21 @@ fn tell(filelike: &PyObj) -> Option<u64> {
     position.and_then(|p| u64::try_from(p).ok())
 }
 
+/// The file the request maps to (Apache's `r->filename`, as `SCRIPT_FILENAME` has it), which
+/// mod_wsgi 6 names in `[script ...]`; the script when the environ has none.
+pub(crate) fn request_file(ex: &Exchange, script: &str) -> String {
+    ex.environ_value(b"SCRIPT_FILENAME").map_or_else(|| script.to_string(), |file| String::from_utf8_lossy(file).into_owned())
+}
+
 /// The pending exception as mod_wsgi 6 logs it (`WSGI0174` with its type and the
 /// interpreter, then the traceback; `WSGI0175` for `SystemExit`), written together with the
 /// GIL released once (not once per line).
 fn log_exception(ex: &Exchange, script: &str, group: &str) {
-    let (headline, with_traceback) = error::headline(script, group);
+    let headline = error::headline(script, group, Some(&request_file(ex, script)));
     let traceback = error::take_traceback();
     crate::gil::outside(|| {
         ex.log(level::ERR, &headline);
-        for line in traceback.iter().filter(|_| with_traceback) {
+        for line in &traceback {
             ex.log(level::ERR, line);
         }
     });
