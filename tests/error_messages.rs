@@ -155,7 +155,7 @@ const ALLOWED: &[Allowed] = &[
         "start",
         Side::Ours,
         Lines::Containing("SystemExit: import script exits"),
-        "after WSGI0108 (SystemExit from a WSGIImportScript) the traceback follows, ending with the value SystemExit was given; 6.1 logs nothing more",
+        "after WSGI0108 (SystemExit from a WSGIImportScript) the value SystemExit was given follows; 6.1 logs nothing more",
     ),
     allow(
         "missing",
@@ -273,7 +273,8 @@ fn normalise(apache: &Apache, line: &str) -> String {
             _ => {} // the time, the pid and thread
         }
     }
-    let mut message = rest.replace(&apache.dir.path().display().to_string(), "{dir}").replace(&apache.port.to_string(), "PORT");
+    // The port only as ":PORT" (a pid or an address may hold its digits).
+    let mut message = rest.replace(&apache.dir.path().display().to_string(), "{dir}").replace(&format!(":{}", apache.port), ":PORT");
     for marker in ["0x", "pid="] {
         let mut out = String::new();
         let mut text = message.as_str();
@@ -340,7 +341,7 @@ struct Run {
 fn run(apache: &Apache) -> Run {
     // The children's start: wait for both import scripts' lines.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && !(apache.error_log().contains("import script failed") && apache.error_log().contains("import_script_exit")) {
+    while Instant::now() < deadline && !(apache.error_log().contains("import script failed") && apache.error_log().contains("WSGI0108")) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut offset = settled_log_len(apache);

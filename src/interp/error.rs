@@ -103,20 +103,29 @@ pub fn take_traceback() -> Vec<String> {
     // SAFETY: owned references from PyErr_Fetch (value and tb may be null: use None).
     let own = |p: *mut ffi::PyObject| unsafe { if p.is_null() { Ok(py::none()) } else { PyObj::from_owned(p) } };
     let (kind, value, tb) = (own(kind).ok(), own(value).ok(), own(tb).ok());
+    // SAFETY: a live type object (or None); SystemExit is static.
+    let system_exit = kind.as_ref().is_some_and(|k| unsafe { ffi::PyErr_GivenExceptionMatches(k.as_ptr(), ffi::PyExc_SystemExit) } != 0);
     let formatted = (|| {
         let (kind, value, tb) = (kind.as_ref()?, value.as_ref()?, tb.as_ref()?);
         let lines = py::import("traceback").ok()?.call_method("format_exception", &[kind, value, tb]).ok()?;
         let joined = py::text("").ok()?.call_method("join", &[&lines]).ok()?;
         py::utf8(&joined)
     })();
-    match formatted {
+    let lines = match formatted {
         Some(text) => text.lines().map(str::to_string).collect(),
         None => {
             // SAFETY: under the GIL: whatever failed while formatting is dropped.
             unsafe { ffi::PyErr_Clear() };
             plain_traceback(kind.as_ref(), value.as_ref(), tb.as_ref())
         }
+    };
+    if system_exit {
+        // A SystemExit's value line only, as mod_wsgi 6.1 logs it: its frames say where it
+        // was raised, which for the one we raise to interrupt a request (request-timeout, a
+        // stop) is wherever the request happened to be, not an error of the application.
+        return lines.into_iter().filter(|l| !l.starts_with("Traceback (most recent call last):") && !l.starts_with(' ')).collect();
     }
+    lines
 }
 
 /// The traceback read straight off the frame objects, for when `traceback` itself fails: an

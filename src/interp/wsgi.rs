@@ -316,7 +316,7 @@ fn request_timeout(ex: &Exchange, script: &str) -> Option<Outcome> {
         return None;
     }
     if ex.output_passed() {
-        ex.log(level::INFO, &format!("Request interrupted by RequestTimeout after headers sent; response truncated: {script}"));
+        ex.log(level::INFO, &format!("[script {}] Request interrupted by RequestTimeout after headers sent; response truncated.", request_file(ex, script)));
         return Some(Outcome::ABORTED);
     }
     ex.log(level::INFO, &format!("[script {}] Request interrupted by RequestTimeout; thread recovered.", request_file(ex, script)));
