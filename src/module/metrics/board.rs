@@ -230,13 +230,7 @@ impl Entry {
         let (g, status) = (self.group, self.status);
         g.active.fetch_sub(1, Ordering::Relaxed);
         g.requests.fetch_add(1, Ordering::Relaxed);
-        let class = match status {
-            100..=199 => 0,
-            200..=299 => 1,
-            300..=399 => 2,
-            400..=499 => 3,
-            _ => 4,
-        };
+        let class = super::status_class(status);
         g.statuses[class].fetch_add(1, Ordering::Relaxed);
         g.duration_us.fetch_add((seconds.max(0.0) * 1e6) as u64, Ordering::Relaxed);
         g.wait_us.fetch_add((wait.max(0.0) * 1e6) as u64, Ordering::Relaxed);

@@ -175,6 +175,18 @@ fn state() -> Option<&'static State> {
     STATE.get()
 }
 
+/// The index of a status's class, 1xx to 5xx (0 to 4); a request without a status (0), or
+/// with one out of range, counts as 5xx, as in mod_wsgi.
+pub fn status_class(status: i32) -> usize {
+    match status {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
+    }
+}
+
 /// Locks `m`; a panic elsewhere while it was held leaves figures, not invariants, behind.
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -117,13 +117,7 @@ impl Accumulator {
     pub fn add(&self, slot: Option<usize>, began: Instant, ended: Instant, status: i32, phases: &Phases, traffic: &Traffic) {
         let mut w = super::lock(&self.window);
         w.requests += 1;
-        let class = match status {
-            100..=199 => 0,
-            200..=299 => 1,
-            300..=399 => 2,
-            400..=499 => 3,
-            _ => 4,
-        };
+        let class = super::status_class(status);
         w.statuses[class] += 1;
         w.server.add(phases.server);
         let mut request = phases.server + phases.application;
