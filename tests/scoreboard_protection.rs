@@ -4,8 +4,9 @@
 //! read-only ("r--s"): a write faults. `mod_wsgi.server_metrics()` still reads it through the
 //! read-only mapping, and is `None` without it. Daemons forked later (after a restart) are
 //! confined the same way. Nor does a daemon keep any other shared memory it could write that
-//! Apache's parent set up (modules' caches, slots and mutexes): Apache's children have such
-//! mappings, daemons none. The maps are read by this test (root) from /proc/PID/maps.
+//! Apache's parent set up (modules' caches, slots and mutexes, the children's and the other
+//! daemon groups' status boards): Apache's children have such mappings, a daemon only its own
+//! group's status board. The maps are read by this test (root) from /proc/PID/maps.
 
 mod common;
 use common::*;
@@ -221,28 +222,39 @@ fn shared_writable(m: &&Mapping) -> bool {
     m.perms.as_bytes()[1] == b'w' && m.perms.ends_with('s')
 }
 
-/// Neither daemon (`on`, `off`: their pids) has a shared writable mapping, and each logged what
-/// it unmapped.
+/// Each daemon (`on`, `off`: their pids) has one shared writable mapping only, its own group's
+/// status board (the first slot of which is its own: its pid is there), not the other's, and
+/// each logged what it unmapped.
 fn no_shared_writable_memory(apache: &Apache, when: &str, on: i32, off: i32) {
+    let mut boards = Vec::new();
     for (group, pid) in [("on", on), ("off", off)] {
         let daemon_maps = maps(pid);
         let left: Vec<Mapping> = daemon_maps.iter().filter(shared_writable).cloned().collect();
-        assert!(
-            left.is_empty(),
-            "{when}: the daemon of group '{group}' (pid {pid}) has no shared writable mapping:\n{}\nall of its mappings:\n{}\n{}",
-            show(&left),
-            show(&daemon_maps),
-            apache.error_log()
-        );
+        let context = format!("{when}: the daemon of group '{group}' (pid {pid}):\n{}\nall of its mappings:\n{}\n{}", show(&left), show(&daemon_maps), apache.error_log());
+        assert_eq!(left.len(), 1, "one shared writable mapping, its group's status board: {context}");
+        assert_eq!(first_i32(pid, left[0].start), pid, "the mapping is a status board with its slot: {context}");
+        boards.push(left[0].start);
         let line = format!("mod_wsgi (pid={pid}): Daemon process '{group}' unmapped ");
         let log = apache.wait_for_log(&line);
         assert!(log.contains(&line), "{when}: the daemon of group '{group}' says what it unmapped ({line}...)\n{log}");
     }
+    assert_ne!(boards[0], boards[1], "{when}: each daemon group has a board of its own");
+}
+
+/// The i32 at `address` in process `pid` (read as root through /proc/PID/mem): a status board's
+/// first field is its first slot's pid.
+fn first_i32(pid: i32, address: u64) -> i32 {
+    use std::io::{Read, Seek};
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    mem.seek(std::io::SeekFrom::Start(address)).unwrap();
+    let mut bytes = [0u8; 4];
+    mem.read_exact(&mut bytes).unwrap();
+    i32::from_ne_bytes(bytes)
 }
 
 /// Apache's children have shared writable memory besides the scoreboard (the modules'); the
-/// daemons, whether they read the scoreboard or not, have none at all, serve, and say what
-/// they unmapped; the balancer still works in Apache's children.
+/// daemons, whether they read the scoreboard or not, have none but their group's status
+/// board, serve, and say what they unmapped; the balancer still works in Apache's children.
 #[test]
 fn daemons_inherit_no_shared_writable_memory() {
     if !is_root() {

@@ -1,7 +1,8 @@
 //! `SetHandler wsgi-status` (issue 14, ours, like mod_status): every process of this Apache
 //! and each group in it, as HTML and as Prometheus text that Prometheus's own parser (PyPI's
 //! `prometheus_client`) reads; the counts add up, per group, to what the client sent, across
-//! children (worker with several, prefork with many) and for a daemon group's requests too.
+//! children (worker with several, prefork with many) and for a daemon group's requests too,
+//! which its daemons count on their group's own board.
 
 mod common;
 use common::*;
@@ -15,28 +16,45 @@ def application(environ, start_response):
 "#;
 
 /// The Prometheus text summed per (process group, group) by `prometheus_client`'s parser:
-/// `pg|group requests=N 2xx=N 5xx=N count=N processes=N`.
+/// `pg|group requests=N 2xx=N 5xx=N count=N processes=N threads=N objects=N` for requests run,
+/// the same prefixed by `proxied ` for those Apache's children passed to daemons, then
+/// `daemon GROUP PID` for each daemon process.
 fn parse_prometheus(text: &str) -> String {
     const SUM: &str = r#"
 import sys
 from prometheus_client.parser import text_string_to_metric_families
+text = sys.stdin.read()
 rows = {}
-for family in text_string_to_metric_families(sys.stdin.read()):
+for family in text_string_to_metric_families(text):
     for s in family.samples:
         if 'group' not in s.labels:
             continue
+        name = s.name
         key = '%s|%s' % (s.labels['process_group'], s.labels['group'])
-        row = rows.setdefault(key, {'requests': 0, '2xx': 0, '5xx': 0, 'count': 0, 'processes': set()})
-        if s.name == 'mod_wsgi_requests_total':
+        if name.startswith('mod_wsgi_proxied_'):
+            key, name = 'proxied ' + key, name.replace('_proxied', '')
+        row = rows.setdefault(key, {'requests': 0, '2xx': 0, '5xx': 0, 'count': 0, 'processes': set(), 'threads': 0, 'objects': 0})
+        if name == 'mod_wsgi_requests_total':
             row['requests'] += s.value
             if s.labels['status'] in ('2xx', '5xx'):
                 row[s.labels['status']] += s.value
             row['processes'].add(s.labels['process'])
-        elif s.name == 'mod_wsgi_request_duration_seconds_count':
+        elif name == 'mod_wsgi_request_duration_seconds_count':
             row['count'] += s.value
+        elif name == 'mod_wsgi_thread_states':
+            row['threads'] += s.value
+        elif name == 'mod_wsgi_python_objects':
+            row['objects'] += s.value
+daemons = set()
+for family in text_string_to_metric_families(text):
+    for s in family.samples:
+        if s.name == 'mod_wsgi_process_start_time_seconds' and s.labels['kind'] == 'daemon':
+            daemons.add((s.labels['process_group'], s.labels['process']))
 for key in sorted(rows):
     r = rows[key]
-    print('%s requests=%d 2xx=%d 5xx=%d count=%d processes=%d' % (key, r['requests'], r['2xx'], r['5xx'], r['count'], len(r['processes'])))
+    print('%s requests=%d 2xx=%d 5xx=%d count=%d processes=%d threads=%d objects=%d' % (key, r['requests'], r['2xx'], r['5xx'], r['count'], len(r['processes']), r['threads'], r['objects']))
+for group, pid in sorted(daemons):
+    print('daemon %s %s' % (group, pid))
 "#;
     let mut child = Command::new(telemetry_tools().join("bin/python"))
         .args(["-c", SUM])
@@ -82,7 +100,18 @@ fn counts_add_up_per_group_across_processes() {
         let context = format!("{mpm:?}\n{summary}\n{}", text.text());
         assert!(summary.contains("|one requests=120 2xx=120 5xx=0 count=120"), "{context}");
         assert!(summary.contains("|two requests=60 2xx=0 5xx=60 count=60"), "{context}");
-        assert!(summary.contains("site| requests=60 2xx=60 5xx=0 count=60"), "{context}");
+        // Run by the daemons (their rows), and passed on by the children (apart: never
+        // counted twice in mod_wsgi_requests_total).
+        assert!(summary.contains("\nsite| requests=60 2xx=60 5xx=0 count=60 processes=1 "), "{context}");
+        assert!(summary.contains("proxied site| requests=60 2xx=60 5xx=0 count=60"), "{context}");
+        let daemon_pid = summary.lines().find_map(|l| l.strip_prefix("daemon site ")).expect("the daemon's row");
+        assert!(std::path::Path::new(&format!("/proc/{daemon_pid}")).exists(), "{context}");
+        // Every group's interpreter has thread states: up to 4 in the daemon (threads=4).
+        for key in ["|one", "|two", "site|"] {
+            let line = summary.lines().find(|l| l.starts_with(key)).unwrap();
+            let threads: u64 = line.split("threads=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+            assert!(threads >= 1, "{context}");
+        }
         if mpm == Mpm::Prefork {
             // Several children served (one connection at a time each): each is its own
             // process on the page.

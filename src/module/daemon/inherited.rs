@@ -15,7 +15,9 @@
 //! mapping shown read-only (`r--s`) whose file was opened for writing can be `mprotect`ed
 //! writable again, so it goes too. What stays: read-only shared mappings that cannot become
 //! writable (glibc's nscd cache), the scoreboard of `server-metrics=On` (sealed read-only by
-//! then: `sl`), and private memory, the daemon's own copy of the parent's.
+//! then: `sl`), the daemon's own group's status board (`metrics::board`: written only by the
+//! daemons of its group, read by Apache's children as untrusted), and private memory, the
+//! daemon's own copy of the parent's.
 //! If one cannot be unmapped, the daemon does not run the application (fail safe).
 
 use super::super::log;
@@ -28,12 +30,14 @@ use std::ffi::c_void;
 const WHAT: &str = "the shared memory inherited from Apache's parent";
 
 /// In a daemon right after its fork (single-threaded, before it drops privileges or loads
-/// Python), after the scoreboard's confinement: unmaps every shared writable mapping, logs
+/// Python), after the scoreboard's confinement: unmaps every shared writable mapping but
+/// `keep` (its group's status board, which only its group writes: `metrics::board`), logs
 /// how many (INFO, with their sizes and backing) and each one (DEBUG). An error says which
 /// could not be unmapped, and the caller must not go on to run the application.
-pub fn unmap_shared_writable(group: &Group) -> Result<(), String> {
+pub fn unmap_shared_writable(group: &Group, keep: Option<(usize, usize)>) -> Result<(), String> {
+    let kept = |m: &Mapping| keep.is_some_and(|(start, end)| m.start >= start && m.end <= end);
     let maps = read_proc_self("smaps", WHAT)?;
-    let removed = shared_writable(&maps);
+    let removed: Vec<Mapping> = shared_writable(&maps).into_iter().filter(|m| !kept(m)).collect();
     for mapping in &removed {
         // SAFETY: the range is exactly one mapping of this process, shared memory that Apache's
         // parent set up for its MPM and modules, whose code never runs in a daemon; this
@@ -44,7 +48,7 @@ pub fn unmap_shared_writable(group: &Group) -> Result<(), String> {
     }
     // Checked, not assumed: what the kernel now says.
     let now = read_proc_self("smaps", WHAT)?;
-    let left = shared_writable(&now);
+    let left: Vec<Mapping> = shared_writable(&now).into_iter().filter(|m| !kept(m)).collect();
     if !left.is_empty() {
         return Err(format!("{WHAT} is still mapped writable after munmap: {}", left.iter().map(describe).collect::<Vec<_>>().join(", ")));
     }

@@ -278,6 +278,7 @@ fn finish(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, deadline: 
     }
     // The last telemetry report, with every request of this process in it.
     metrics::stop();
+    metrics::board::leave();
     // SAFETY: called once, on the thread that initialised Python, after the workers ended.
     unsafe { (shared.engine.shutdown)() };
     0
@@ -662,6 +663,10 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
         python_wait: &mut python_wait,
     };
     let tracker = metrics::begin(phases.0, Some(phases.1), Some(phases.2), || describe_for_metrics(&shared.name, &hello.group, &environ));
+    // On the group's status board from here (see metrics::board); a return without `end`
+    // counts as a 500.
+    let began = std::time::Instant::now();
+    let entry = metrics::board::begin(&shared.name, &application_group);
     // SAFETY: the request and everything it points to outlive the call.
     let mut outcome = unsafe { (shared.engine.handle)(&request) };
     if running.timed_out() && outcome == abi::Outcome::SERVER_ERROR {
@@ -669,9 +674,13 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
         outcome = abi::Outcome::GATEWAY_TIMEOUT;
     }
     drop(running);
+    let status = conn.meter.status(outcome);
     if let Some(tracker) = tracker {
         let (traffic, input, output) = conn.meter.totals();
-        tracker.finish(conn.meter.status(outcome), traffic, input, output, python_wait);
+        tracker.finish(status, traffic, input, output, python_wait);
+    }
+    if let Some(entry) = entry {
+        entry.end(status, began.elapsed().as_secs_f64(), python_wait.nanos as f64 / 1e9);
     }
     Ok(end(shared, conn, outcome))
 }

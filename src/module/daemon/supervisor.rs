@@ -173,6 +173,11 @@ fn start(pconf: *mut apache::apr_pool_t, main: *mut apache::server_rec) -> Resul
         // SAFETY: as above.
         server = unsafe { (*server).next };
     }
+    let boards: Vec<(String, usize)> = specs.iter().map(|(spec, _)| (spec.name.clone(), spec.processes as usize)).collect();
+    if let Err(message) = super::super::metrics::board::create_daemon_boards(&boards) {
+        // Only the daemons' rows of the status page are lost.
+        log::server(log::WARNING, main, &message);
+    }
     if specs.is_empty() {
         return Ok(());
     }
@@ -417,9 +422,10 @@ fn fork(registry: &Arc<Registry>, instance: *mut Instance) {
     // SAFETY: forks the parent; the child never returns into Apache (process::run exits).
     let status = unsafe { apache::apr_proc_fork(process, registry.pconf) };
     if status == apache::APR_INCHILD as apache::apr_status_t {
-        // The status board, which only Apache's children write, before anything else runs
-        // here (the unmapping of inherited shared memory below would find it too).
-        super::super::metrics::board::detach();
+        // The status boards, before anything else runs here: the children's and the other
+        // groups' are unmapped, this group's kept (the unmapping of inherited shared memory
+        // below is told to leave it).
+        let own_board = super::super::metrics::board::enter_daemon(index);
         // First of all, while nothing but Apache's code has run: the scoreboard is unmapped,
         // or read-only with server-metrics=On (see scoreboard.rs).
         let metrics = match scoreboard::confine_in_daemon(group.spec.server_metrics) {
@@ -440,7 +446,7 @@ fn fork(registry: &Arc<Registry>, instance: *mut Instance) {
         scoreboard::set_enabled(metrics);
         // Then every other shared memory it could write: its modules' and its MPM's (see
         // inherited.rs); the scoreboard kept for server-metrics=On is read-only by now.
-        if let Err(message) = inherited::unmap_shared_writable(group) {
+        if let Err(message) = inherited::unmap_shared_writable(group, own_board) {
             refuse_to_start(group, &message, "the shared memory of Apache's parent writable");
         }
         process::run(index, n);

@@ -1,16 +1,24 @@
-//! The status board behind `SetHandler wsgi-status`: a small shared-memory segment that
-//! Apache's parent maps in `post_config`, for each generation, before it forks the children,
-//! so that every child of the generation sees every other's counts. A child takes a slot
-//! (by its pid) as it starts and counts, per process group and application group, the
-//! requests it handles: embedded ones, and daemon-mode ones it passes on (a daemon unmaps the
-//! board right after its fork: the applications it runs, perhaps a customer's under the
-//! customer's user, get no writable memory that Apache's children read).
+//! The status board behind `SetHandler wsgi-status`: small shared-memory segments that
+//! Apache's parent maps in `post_config`, for each generation, before it forks, so that every
+//! child of the generation sees every other process's counts.
 //!
-//! Everything in the segment is atomics and bytes published by them: a reader never trusts
-//! more than what it checks (names are bounded copies, counts are only shown).
+//! - The children's board: a child takes a slot (by its pid) as it starts and counts, per
+//!   process group and application group, the requests it handles: embedded ones, which its
+//!   Python ran, and daemon-mode ones it passed on (shown apart, as "proxied").
+//! - One board per daemon process group, which only that group's daemons write: each counts
+//!   the requests its Python ran, with its own wait for Python and its interpreters' gauges.
+//!   A daemon keeps its own group's board and unmaps the children's and every other group's
+//!   right after its fork: the applications it runs, perhaps a customer's under the
+//!   customer's user, can write nothing that another site's figures come from.
+//!
+//! Everything in a segment is atomics and bytes published by them: a reader never trusts more
+//! than what it checks (names are bounded copies, counts are only shown, a pid is only given
+//! to `kill(pid, 0)`), since a daemon's board is written by code the administrator may not
+//! trust.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
 
 /// Groups counted per process; later ones share the last entry, named [`OTHER`].
 const GROUPS: usize = 32;
@@ -37,6 +45,11 @@ struct Group {
     duration_us: AtomicU64,
     wait_us: AtomicU64,
     buckets: [AtomicU64; BOUNDS.len()],
+    /// Gauges the engine reports with each request (see [`Entry::gauges`]): the group
+    /// interpreter's thread states, and the objects its garbage collector tracks (-1: the
+    /// Python cannot tell them apart per interpreter). Stored, not added.
+    thread_states: AtomicU64,
+    objects: AtomicI64,
 }
 
 #[repr(C)]
@@ -46,44 +59,97 @@ struct Slot {
     groups: [Group; GROUPS],
 }
 
-struct Board {
+/// A mapped board of `len` slots.
+#[derive(Clone, Copy)]
+struct Region {
     slots: *mut Slot,
     len: usize,
 }
 
-/// The board of this process's generation (null: none, as in a daemon or `apache2 -X`).
-static BOARD: AtomicPtr<Slot> = AtomicPtr::new(std::ptr::null_mut());
-static LEN: AtomicU64 = AtomicU64::new(0);
-/// This child's slot in it.
-static MINE: AtomicPtr<Slot> = AtomicPtr::new(std::ptr::null_mut());
+// SAFETY: a Region is the address of shared memory made of atomics, mapped for as long as the
+// process keeps it in one of the statics below; any thread may read and update it.
+unsafe impl Send for Region {}
 
-fn board() -> Option<Board> {
-    let slots = BOARD.load(Ordering::Acquire);
-    (!slots.is_null()).then(|| Board { slots, len: LEN.load(Ordering::Relaxed) as usize })
+impl Region {
+    /// Maps `len` zeroed slots (all-zero is a valid Slot: free slots, free groups, zero counts).
+    fn map(len: usize) -> Result<Region, String> {
+        let len = len.clamp(1, 20000);
+        let bytes = len * std::mem::size_of::<Slot>();
+        // SAFETY: an anonymous shared mapping of `bytes`, zero-filled by the kernel.
+        let map = unsafe { libc::mmap(std::ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0) };
+        if map == libc::MAP_FAILED {
+            return Err(format!("cannot map the wsgi-status board ({bytes} bytes): {}", std::io::Error::last_os_error()));
+        }
+        Ok(Region { slots: map.cast(), len })
+    }
+
+    /// Unmaps it; nothing may use it afterwards (the callers drop it from their static first).
+    fn unmap(self) {
+        // SAFETY: a mapping made by `map` with this length (or inherited from the parent
+        // that made it), no longer reachable from the statics.
+        unsafe { libc::munmap(self.slots.cast(), self.len * std::mem::size_of::<Slot>()) };
+    }
+
+    /// The address range it covers, whole pages (as the kernel lists the mapping).
+    fn range(&self) -> (usize, usize) {
+        // SAFETY: sysconf has no preconditions.
+        let page = (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(1) as usize;
+        let bytes = (self.len * std::mem::size_of::<Slot>()).div_ceil(page) * page;
+        (self.slots as usize, self.slots as usize + bytes)
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &'static Slot> + '_ {
+        // SAFETY: i < len: a slot of the mapping, which lives as long as the process keeps
+        // the region (children and daemons never unmap the one they write or read).
+        (0..self.len).map(|i| unsafe { &*self.slots.add(i) })
+    }
 }
 
-/// In the parent: maps a new board with room for `processes` (the MPM's hard limit), and
-/// unmaps the previous generation's (its children keep their own mapping).
+/// The children's board of this process's generation (null: none, as in a daemon or `apache2 -X`).
+static BOARD: AtomicPtr<Slot> = AtomicPtr::new(std::ptr::null_mut());
+static LEN: AtomicU64 = AtomicU64::new(0);
+/// The daemon process groups' boards, by group name, in the order of the groups.
+static DAEMON_BOARDS: Mutex<Vec<(String, Region)>> = Mutex::new(Vec::new());
+/// This process's slot, in the children's board or in its daemon group's.
+static MINE: AtomicPtr<Slot> = AtomicPtr::new(std::ptr::null_mut());
+
+fn board() -> Option<Region> {
+    let slots = BOARD.load(Ordering::Acquire);
+    (!slots.is_null()).then(|| Region { slots, len: LEN.load(Ordering::Relaxed) as usize })
+}
+
+fn daemon_boards() -> std::sync::MutexGuard<'static, Vec<(String, Region)>> {
+    DAEMON_BOARDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// In the parent: maps a new children's board with room for `processes` (the MPM's hard
+/// limit), and unmaps the previous generation's (its children keep their own mapping).
 pub fn create(processes: usize) -> Result<(), String> {
-    let len = processes.clamp(1, 20000);
-    let bytes = len * std::mem::size_of::<Slot>();
-    // SAFETY: an anonymous shared mapping of `bytes`, zero-filled by the kernel: all-zero is
-    // a valid Slot (free slots, free groups, zero counts).
-    let map = unsafe { libc::mmap(std::ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0) };
-    if map == libc::MAP_FAILED {
-        return Err(format!("cannot map the wsgi-status board ({bytes} bytes): {}", std::io::Error::last_os_error()));
-    }
-    let old = BOARD.swap(map.cast(), Ordering::AcqRel);
-    let old_len = LEN.swap(len as u64, Ordering::Relaxed) as usize;
+    let region = Region::map(processes)?;
+    let old = BOARD.swap(region.slots, Ordering::AcqRel);
+    let old_len = LEN.swap(region.len as u64, Ordering::Relaxed) as usize;
     if !old.is_null() {
-        // SAFETY: the previous mapping, made above with this length; nothing in the parent
-        // refers to it any more.
-        unsafe { libc::munmap(old.cast(), old_len * std::mem::size_of::<Slot>()) };
+        Region { slots: old, len: old_len }.unmap();
     }
     Ok(())
 }
 
-/// In a child as it exits (not from a signal handler): its slot is free again at once, rather
+/// In the parent, before the daemons of a generation are forked: one board per daemon
+/// process group (`name`, `processes`), with room for a replacement starting while the
+/// process it replaces drains. The previous generation's are unmapped (its daemons keep
+/// their own). A group whose board cannot be mapped is only missing from the page.
+pub fn create_daemon_boards(groups: &[(String, usize)]) -> Result<(), String> {
+    let mut boards = daemon_boards();
+    for (_, region) in boards.drain(..) {
+        region.unmap();
+    }
+    for (name, processes) in groups {
+        boards.push((name.clone(), Region::map(processes.saturating_mul(2).saturating_add(1))?));
+    }
+    Ok(())
+}
+
+/// In a child or daemon as it exits (not from a signal handler): its slot is free again at once, rather
 /// than when its pid is found gone (which a new process with the same pid would hide).
 pub fn leave() {
     let slot = MINE.swap(std::ptr::null_mut(), Ordering::AcqRel);
@@ -93,36 +159,54 @@ pub fn leave() {
     }
 }
 
-/// In a daemon right after its fork: the board is not its business (see the top). Unmapped
-/// first thing after the fork, so that nothing can have been mapped into its range.
-pub fn detach() {
+/// In a daemon right after its fork, first thing (single-threaded, before anything could be
+/// mapped into the ranges): unmaps the children's board and every other daemon group's, and
+/// takes a slot in the board of its own group (`index`). Returns that board's address range,
+/// which must survive the unmapping of inherited shared memory that follows.
+pub fn enter_daemon(index: usize) -> Option<(usize, usize)> {
     let old = BOARD.swap(std::ptr::null_mut(), Ordering::AcqRel);
     MINE.store(std::ptr::null_mut(), Ordering::Relaxed);
     let len = LEN.swap(0, Ordering::Relaxed) as usize;
     if !old.is_null() {
-        // SAFETY: the mapping inherited from the parent, of the length it recorded; nothing
-        // in this freshly forked process has used it.
-        unsafe { libc::munmap(old.cast(), len * std::mem::size_of::<Slot>()) };
+        Region { slots: old, len }.unmap();
+    }
+    let mut boards = daemon_boards();
+    let mut own = None;
+    for (i, (name, region)) in std::mem::take(&mut *boards).into_iter().enumerate() {
+        if i == index {
+            own = Some((name, region));
+        } else {
+            region.unmap();
+        }
+    }
+    let (name, region) = own?;
+    take_slot(&region);
+    let range = region.range();
+    boards.push((name, region));
+    Some(range)
+}
+
+/// In a child as it starts: takes a slot in the children's board.
+pub fn join() {
+    if let Some(region) = board() {
+        take_slot(&region);
     }
 }
 
-/// In a child as it starts: takes a free slot, or one whose process is gone, and clears it.
-pub fn join() {
-    let Some(b) = board() else { return };
+/// Takes a free slot of `region`, or one whose process is gone, clears it and makes it this
+/// process's.
+fn take_slot(region: &Region) {
     let me = std::process::id() as i32;
-    for i in 0..b.len {
-        // SAFETY: i < len: a slot of the mapping, which lives as long as the process.
-        let slot = unsafe { &*b.slots.add(i) };
+    for slot in region.slots() {
         let pid = slot.pid.load(Ordering::Acquire);
-        // SAFETY: signal 0 only checks whether the process exists.
-        let gone = pid != 0 && unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
         // Taken as -me while it is cleared (readers skip pids <= 0), then published as me.
-        if (pid == 0 || gone) && slot.pid.compare_exchange(pid, -me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        if (pid == 0 || gone(pid)) && slot.pid.compare_exchange(pid, -me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             for group in &slot.groups {
                 group.state.store(0, Ordering::Relaxed);
-                for counter in [&group.requests, &group.active, &group.duration_us, &group.wait_us].into_iter().chain(&group.statuses).chain(&group.buckets) {
+                for counter in [&group.requests, &group.active, &group.duration_us, &group.wait_us, &group.thread_states].into_iter().chain(&group.statuses).chain(&group.buckets) {
                     counter.store(0, Ordering::Relaxed);
                 }
+                group.objects.store(-1, Ordering::Relaxed);
             }
             slot.started.store(super::epoch_now() as u64, Ordering::Relaxed);
             slot.pid.store(me, Ordering::Release);
@@ -130,6 +214,13 @@ pub fn join() {
             return;
         }
     }
+}
+
+/// Whether process `pid` (> 0) is gone. A pid read from a daemon's board is only given to
+/// signal 0, which checks that it exists (EPERM: it does, under another user).
+fn gone(pid: i32) -> bool {
+    // SAFETY: signal 0 sends nothing.
+    pid > 0 && unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 /// A group's name on the board: its process group's and its own, each cut to its share.
@@ -219,6 +310,15 @@ fn find_or_add(slot: &'static Slot, key: &[u8]) -> &'static Group {
 }
 
 impl Entry {
+    /// What the engine reported of the group's interpreter with the request: its thread
+    /// states, and the objects its collector tracks (-1: not known).
+    pub fn gauges(&self, thread_states: u64, objects: i64) {
+        self.group.thread_states.store(thread_states, Ordering::Relaxed);
+        if objects >= 0 {
+            self.group.objects.store(objects, Ordering::Relaxed);
+        }
+    }
+
     /// The request ended with `status` after `seconds`, having waited `wait` for Python.
     pub fn end(mut self, status: i32, seconds: f64, wait: f64) {
         self.status = status;
@@ -258,6 +358,9 @@ pub struct Row {
     pub wait: f64,
     /// Requests at or under each of [`BOUNDS`] (cumulative, as Prometheus has them).
     pub buckets: [u64; BOUNDS.len()],
+    pub thread_states: u64,
+    /// None: not known.
+    pub objects: Option<u64>,
 }
 
 impl Row {
@@ -272,6 +375,14 @@ impl Row {
         for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
             *a = a.saturating_add(b);
         }
+        self.thread_states = self.thread_states.max(other.thread_states);
+        self.objects = self.objects.max(other.objects);
+    }
+
+    /// Whether Apache's child passed these requests on to a daemon process group, rather than
+    /// running them (a child's row with a process group).
+    pub fn proxied(&self, process: &Process) -> bool {
+        process.daemon.is_none() && !self.process_group.is_empty() && self.process_group != "*"
     }
 }
 
@@ -279,55 +390,78 @@ impl Row {
 pub struct Process {
     pub pid: i32,
     pub started: u64,
+    /// The daemon process group it belongs to; None for an Apache child.
+    pub daemon: Option<String>,
     pub rows: Vec<Row>,
 }
 
-/// Everything on the board now: the live processes of this generation.
+/// Everything on the boards now: the live children of this generation, then the live daemons
+/// of each daemon process group.
 pub fn read() -> Option<Vec<Process>> {
-    let b = board()?;
+    let children = board()?;
+    let mut processes = read_region(&children, None);
+    let daemons: Vec<(String, Region)> = daemon_boards().iter().map(|(name, region)| (name.clone(), *region)).collect();
+    for (name, region) in daemons {
+        // What a daemon wrote of its process group is not trusted: the group is the board's.
+        let mut found = read_region(&region, Some(&name));
+        for p in &mut found {
+            for row in &mut p.rows {
+                row.process_group = name.clone();
+            }
+        }
+        processes.extend(found);
+    }
+    Some(processes)
+}
+
+fn read_region(region: &Region, daemon: Option<&str>) -> Vec<Process> {
     let mut processes = Vec::new();
-    for i in 0..b.len {
-        // SAFETY: i < len: a slot of the mapping.
-        let slot = unsafe { &*b.slots.add(i) };
+    for slot in region.slots() {
         let pid = slot.pid.load(Ordering::Acquire);
-        // SAFETY: signal 0 only checks whether the process exists.
-        if pid <= 0 || (unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)) {
+        if pid <= 0 || gone(pid) {
             continue;
         }
-        let mut rows = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
         for g in &slot.groups {
             if g.state.load(Ordering::Acquire) != 2 {
                 continue;
             }
-            let key = String::from_utf8_lossy(&name(g)).into_owned();
-            let (process_group, group) = key.split_once('\u{1f}').map_or(("*".to_string(), key.clone()), |(p, a)| (p.to_string(), a.to_string()));
-            let mut buckets = [0u64; BOUNDS.len()];
-            let mut running = 0u64;
-            for (i, b) in g.buckets.iter().enumerate() {
-                running = running.saturating_add(b.load(Ordering::Relaxed));
-                buckets[i] = running;
-            }
-            // Counts only grow but are read one by one: the total is at least what the
-            // buckets hold. A count past i64 (a write gone wrong) reads as 0.
-            let sane = |v: u64| if v > i64::MAX as u64 { 0 } else { v };
-            let row = Row {
-                process_group,
-                group,
-                requests: sane(g.requests.load(Ordering::Relaxed)).max(running),
-                statuses: std::array::from_fn(|i| sane(g.statuses[i].load(Ordering::Relaxed))),
-                active: sane(g.active.load(Ordering::Relaxed)),
-                duration: g.duration_us.load(Ordering::Relaxed) as f64 / 1e6,
-                wait: g.wait_us.load(Ordering::Relaxed) as f64 / 1e6,
-                buckets,
-            };
+            let row = read_group(g);
             // One row per group: a second entry with the same name (a slot being re-used) is
             // added in.
-            match rows.iter_mut().find(|r: &&mut Row| r.process_group == row.process_group && r.group == row.group) {
+            match rows.iter_mut().find(|r| r.process_group == row.process_group && r.group == row.group) {
                 Some(r) => r.add(&row),
                 None => rows.push(row),
             }
         }
-        processes.push(Process { pid, started: slot.started.load(Ordering::Relaxed), rows });
+        processes.push(Process { pid, started: slot.started.load(Ordering::Relaxed), daemon: daemon.map(str::to_string), rows });
     }
-    Some(processes)
+    processes
+}
+
+fn read_group(g: &Group) -> Row {
+    let key = String::from_utf8_lossy(&name(g)).into_owned();
+    let (process_group, group) = key.split_once('\u{1f}').map_or(("*".to_string(), key.clone()), |(p, a)| (p.to_string(), a.to_string()));
+    let mut buckets = [0u64; BOUNDS.len()];
+    let mut running = 0u64;
+    for (i, b) in g.buckets.iter().enumerate() {
+        running = running.saturating_add(b.load(Ordering::Relaxed));
+        buckets[i] = running;
+    }
+    // Counts only grow but are read one by one: the total is at least what the buckets
+    // hold. A count past i64 (a write gone wrong) reads as 0.
+    let sane = |v: u64| if v > i64::MAX as u64 { 0 } else { v };
+    let seconds = |us: &AtomicU64| sane(us.load(Ordering::Relaxed)) as f64 / 1e6;
+    Row {
+        process_group,
+        group,
+        requests: sane(g.requests.load(Ordering::Relaxed)).max(running),
+        statuses: std::array::from_fn(|i| sane(g.statuses[i].load(Ordering::Relaxed))),
+        active: sane(g.active.load(Ordering::Relaxed)),
+        duration: seconds(&g.duration_us),
+        wait: seconds(&g.wait_us),
+        buckets,
+        thread_states: sane(g.thread_states.load(Ordering::Relaxed)),
+        objects: u64::try_from(g.objects.load(Ordering::Relaxed)).ok(),
+    }
 }
