@@ -279,6 +279,7 @@ unsafe extern "C" fn send_file_bucket(ctx: *mut c_void, fd: c_int, offset: u64, 
         if status != 0 {
             return -1;
         }
+        let began = Instant::now();
         // SAFETY: a brigade from the request pool; the file bucket(s) refer to `file`.
         let rc = unsafe {
             let bb = apache::apr_brigade_create(r.pool(), r.bucket_alloc());
@@ -292,7 +293,11 @@ unsafe extern "C" fn send_file_bucket(ctx: *mut c_void, fd: c_int, offset: u64, 
             apache::apr_brigade_destroy(bb);
             rc
         };
+        // Metered as one write of the file's bytes, as telemetry counts the body's writes.
+        x.output_time += began.elapsed();
         if rc == 0 {
+            x.traffic.output_writes += 1;
+            x.traffic.output_bytes += len as u64;
             0
         } else {
             -1

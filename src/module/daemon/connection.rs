@@ -412,9 +412,15 @@ pub(super) unsafe extern "C" fn send_file(ctx: *mut c_void, fd: c_int, offset: u
                 c.kill(&io);
                 return -1;
             }
-            if !c.send_locked(&mut io, wire::DATA, &buffer[..n as usize], false) {
+            let began = std::time::Instant::now();
+            let sent = c.send_locked(&mut io, wire::DATA, &buffer[..n as usize], false);
+            // Metered as the body's writes are (see write_body).
+            Meter::add(&c.meter.output_nanos, began.elapsed().as_nanos() as u64);
+            if !sent {
                 return -1;
             }
+            Meter::add(&c.meter.output_writes, 1);
+            Meter::add(&c.meter.output_bytes, n as u64);
             offset += n as u64;
             left -= n as u64;
         }
