@@ -3,7 +3,9 @@
 //! parser is the wire format's specification) shows exactly the requests a known load made,
 //! per process, for Apache's children and a daemon group; `WSGISlowRequests` gives a slow
 //! request one error-log line (ours), its Python stack (`+SlowRequestStacks`, ours) and
-//! mod_wsgi's slow-request datagram, with the User-Agent under `+CaptureUserAgent`.
+//! mod_wsgi's slow-request datagram, with the User-Agent under `+CaptureUserAgent`, its CPU
+//! times and concurrency; the periodic datagrams carry each thread's CPU time and Python's
+//! switch interval, and a daemon's STOPPING and STOPPED its shutdown reason.
 
 mod common;
 use common::*;
@@ -48,21 +50,29 @@ import json, sys, urllib.request
 state = json.load(urllib.request.urlopen('http://127.0.0.1:%s/api/state' % sys.argv[1]))
 print('decode_errors=%d' % state['decode_errors'])
 total = {}
+switch = set()
 for p in state['processes']:
     group = p['process_group'] or '-'
     for s in p['samples']:
         if s['kind'] == 'request_metrics':
+            f = s['fields']
             for key in ('request_count', 'status_2xx_total', 'status_4xx_total', 'status_5xx_total'):
-                total[(group, key)] = total.get((group, key), 0) + s['fields'].get(key, 0)
+                total[(group, key)] = total.get((group, key), 0) + f.get(key, 0)
+            cpu = f.get('request_threads_cpu_time')
+            total[(group, 'no_thread_cpu')] = total.get((group, 'no_thread_cpu'), 0) + (cpu is None or len(cpu) != len(f['request_threads_busy_time']))
+            total[(group, 'thread_cpu_ms')] = total.get((group, 'thread_cpu_ms'), 0) + round(1000 * sum(cpu or []))
+            switch.add(f.get('switch_interval'))
     print('process pid=%s group=%s mpm=%s python=%s' % (p['pid'], group, p['mpm_name'], p['python_version']))
 for (group, key), value in sorted(total.items()):
     print('%s %s=%d' % (group, key, value))
+print('switch_intervals=%s' % sorted(switch, key=str))
 for e in state['lifecycle_events']:
-    print('lifecycle %s pid=%s lifetime=%s' % (e['kind'], e['pid'], e.get('lifetime_request_count')))
+    print('lifecycle %s pid=%s group=%s reason=%s lifetime=%s' % (e['kind'], e['pid'], e['process_group'] or '-', e['shutdown_reason'] or '-', e.get('lifetime_request_count')))
 for s in state['slow_requests']:
     e = s['entry']
-    print('slow state=%s method=%s script_name=%s path_info=%s status=%s duration=%.1f agent=%s' % (
-        e.get('state'), e.get('method'), e.get('script_name'), e.get('path_info'), e.get('status'), e.get('duration') or 0, e.get('user_agent')))
+    print('slow state=%s method=%s script_name=%s path_info=%s status=%s duration=%.1f agent=%s cpu=%.2f active=%d/%d' % (
+        e.get('state'), e.get('method'), e.get('script_name'), e.get('path_info'), e.get('status'), e.get('duration') or 0, e.get('user_agent'),
+        e['cpu_user_time'] + e['cpu_system_time'], e['active_at_start'], e['active_at_completion']))
 "#;
         let out = Command::new(self.venv.join("bin/python")).args(["-c", SUMMARISE, &self.http_port.to_string()]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -82,7 +92,11 @@ import time
 
 def application(environ, start_response):
     if environ['PATH_INFO'] == '/sleep':
-        time.sleep(1.0)
+        # Asleep when first seen past the threshold (its stack), then on the CPU until 1 s.
+        began = time.monotonic()
+        time.sleep(0.7)
+        while time.monotonic() - began < 1.0:
+            pass
     status = '404 Not Found' if environ['QUERY_STRING'] == 'missing' else '200 OK'
     start_response(status, [('Content-Type', 'text/plain')])
     return [b'hello']
@@ -134,10 +148,60 @@ fn the_pypi_ingester_counts_every_request_of_children_and_daemons() {
         assert_eq!(lifetime, 241, "STOPPED's lifetime counts: {context}");
         let slow = line_with(&summary, "slow state=1 ");
         assert!(slow.contains("method=GET script_name=/app path_info=/sleep status=200 duration=1.0 agent=telemetry-test/1.0"), "{context}");
+        // Fields 250/251: its thread's CPU time (0.3 s of spinning, less on a loaded host);
+        // 260/261: alone at start and at completion.
+        let cpu: f64 = slow.split(" cpu=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        assert!((0.1..1.0).contains(&cpu), "{context}");
+        assert!(slow.ends_with(" active=1/1"), "{context}");
+        // Field 112: the threads' CPU time, the slow request's included, in every window.
+        assert_eq!(line_with(&summary, "- no_thread_cpu="), "- no_thread_cpu=0", "{context}");
+        assert_eq!(line_with(&summary, "site no_thread_cpu="), "site no_thread_cpu=0", "{context}");
+        let thread_cpu: f64 = line_with(&summary, "- thread_cpu_ms=").rsplit('=').next().unwrap().parse().unwrap();
+        assert!(thread_cpu >= cpu * 1000.0 - 1.0, "{context}");
+        // Field 13: Python's default switch interval, none being configured.
+        assert_eq!(line_with(&summary, "switch_intervals="), "switch_intervals=[0.005]", "{context}");
+        // Field 130: the daemon's reason, on STOPPING and STOPPED; the children give none.
+        for line in summary.lines().filter(|l| l.starts_with("lifecycle process_stopp")) {
+            let expected = if line.contains(" group=site ") { " reason=shutdown_signal " } else { " reason=- " };
+            assert!(line.contains(expected), "{line}: {context}");
+        }
+        assert_eq!(summary.matches("lifecycle process_stopping").count(), summary.matches("lifecycle process_stopped").count(), "{context}");
         assert_eq!(log.matches("Slow request: GET /app/sleep (application group").count(), 1, "{context}");
-        assert!(log.contains("time.sleep(1.0)"), "no Python stack for the slow request: {context}");
+        assert!(log.contains("time.sleep(0.7)"), "no Python stack for the slow request: {context}");
         assert!(crash_lines(&log).is_empty(), "{context}");
     }
+}
+
+/// A daemon that reaches `maximum-requests` says so in its STOPPING (sent as it decides to
+/// stop) and STOPPED, as mod_wsgi 6.1 does (field 130, `maximum_requests`).
+#[test]
+fn a_daemon_s_shutdown_reason_reaches_the_ingester() {
+    let dir = TempDir::new("telemetry-reason");
+    dir.write("app.wsgi", APP);
+    let ingester = Ingester::start(dir.path());
+    let config = format!(
+        "WSGITelemetryService unix:{} interval=0.5\n\
+         WSGIDaemonProcess site threads=1 maximum-requests=2\n\
+         WSGIScriptAlias /daemon {{dir}}/app.wsgi process-group=site application-group=%{{GLOBAL}}\n",
+        ingester.socket.display()
+    );
+    let mut apache = Apache::start_in(dir, Mpm::Event, &config);
+    for _ in 0..2 {
+        assert_eq!(apache.get("/daemon/").status, 200);
+    }
+    apache.wait_for_log("Maximum requests reached");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let summary = loop {
+        let summary = ingester.summary();
+        if summary.contains("lifecycle process_stopped") || Instant::now() > deadline {
+            break summary;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    apache.stop_gracefully();
+    let context = format!("{summary}\n{}", apache.error_log());
+    assert!(line_with(&summary, "lifecycle process_stopping").contains(" group=site reason=maximum_requests "), "{context}");
+    assert!(line_with(&summary, "lifecycle process_stopped").contains(" group=site reason=maximum_requests lifetime=2"), "{context}");
 }
 
 /// Without a receiver (the ingester not started yet, or gone), nothing waits and nothing is

@@ -185,6 +185,8 @@ fn stop_for(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, signals:
         monitor::RESTART_INTERVAL | monitor::REQUEST_TIMEOUT => Some(t.graceful),
         _ => None,
     };
+    // Telemetry's STOPPING goes out now, before the requests drain (mod_wsgi's moment).
+    metrics::stopping(shutdown_reason(shared, kind));
     let stop_grace = match kind {
         monitor::INACTIVITY | monitor::DEADLOCK => Duration::ZERO,
         _ => STOP_GRACE.min(seconds(t.shutdown)),
@@ -854,4 +856,21 @@ fn describe(hello: &Hello) -> String {
 
 fn now_micros() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0)
+}
+
+/// mod_wsgi's `shutdown_reason` for a stop for `kind` (telemetry's field 130).
+fn shutdown_reason(shared: &Shared, kind: u8) -> &'static str {
+    match kind {
+        b'G' if shared.maximum_requests > 0 && shared.completed.load(Ordering::SeqCst) >= shared.maximum_requests => "maximum_requests",
+        b'G' if shared.timeouts.eviction > 0 => "eviction_signal",
+        b'G' => "graceful_signal",
+        CPU_LIMIT => "cpu_time_limit",
+        reloading::SCRIPT_CHANGED => "script_reload",
+        monitor::RESTART_INTERVAL => "restart_interval",
+        monitor::REQUEST_TIMEOUT => "request_timeout",
+        monitor::INACTIVITY => "inactivity_timeout",
+        monitor::DEADLOCK => "deadlock_timeout",
+        monitor::STARTUP => "startup_timeout",
+        _ => "shutdown_signal",
+    }
 }

@@ -35,6 +35,8 @@ pub struct Running {
     pub describe: Describe,
     /// Whether its slow-request line was logged.
     pub reported_slow: bool,
+    /// Requests in flight when it started, itself included.
+    pub active_at_start: u64,
 }
 
 /// Room for this many request threads at once (more than the wire's per-thread arrays hold:

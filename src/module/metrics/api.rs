@@ -101,7 +101,7 @@ fn request_metrics(out: &Out, state: &super::State) {
     out.ints("request_threads_completed", &completed);
     out.ints("request_threads_buckets", &completed);
     out.floats("request_threads_busy_time", &s.busy);
-    out.floats("request_threads_cpu_time", &vec![0.0; s.threads]);
+    out.floats("request_threads_cpu_time", &w.cpu[..s.threads]);
     out.floats("request_threads_current_elapsed", &s.current);
     out.floats("request_threads_max_duration", &w.longest[..s.threads]);
     let phases: [(&str, &Stat, bool); 8] = [

@@ -21,7 +21,7 @@ pub use active::Describe;
 pub use window::Traffic;
 use std::ffi::CStr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use window::Accumulator;
@@ -47,7 +47,8 @@ pub struct Settings {
     pub process_group: String,
     /// Request threads this process has (`ThreadsPerChild`, a daemon's `threads=`).
     pub threads_maximum: usize,
-    /// The switch interval Python was configured with (seconds; 0: Python's default).
+    /// The switch interval in effect (seconds): the one configured, or CPython's default
+    /// (0: none, a Python before 3.2, which has no switch interval).
     pub switch_interval: f64,
     /// The Python version of the engine (`3.11.2`).
     pub python_version: String,
@@ -59,6 +60,17 @@ pub struct Settings {
     /// The server whose error log (and `LogLevel`) the reporter's lines go to, as an address:
     /// the main server of the configuration, which lives as long as the process.
     pub log_server: usize,
+}
+
+/// What `sys.getswitchinterval()` answers when nothing set it, which mod_wsgi sends as field 13
+/// (it asks Python, under the GIL; the reporter never takes it): 5 ms since Python 3.2,
+/// nothing before.
+fn default_switch_interval(python_version: &str) -> f64 {
+    let mut parts = python_version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) if (major, minor) >= (3, 2) => 0.005,
+        _ => 0.0,
+    }
 }
 
 impl Settings {
@@ -84,7 +96,7 @@ impl Settings {
             capture_user_agent: telemetry.capture_user_agent,
             process_group: process_group.to_string(),
             threads_maximum,
-            switch_interval,
+            switch_interval: if switch_interval > 0.0 { switch_interval } else { default_switch_interval(&python_version) },
             python_version,
             apache_version,
             mpm_name: mpm.to_string_lossy().into_owned(),
@@ -130,6 +142,10 @@ static RECORDING: AtomicBool = AtomicBool::new(false);
 static API_RECORDING: AtomicBool = AtomicBool::new(false);
 /// The process is exiting (see `active::Held`).
 static ENDING: AtomicBool = AtomicBool::new(false);
+/// Requests being recorded now (mod_wsgi's `active_requests`: nested ones and those of
+/// threads without a slot included), for a slow request's concurrency (260, 261) and the
+/// lifecycle datagrams' in-flight counts.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// Says the process is exiting: async-signal-safe (one store).
 pub fn process_ending() {
@@ -163,8 +179,18 @@ fn start_recording() {
     }
 }
 
+/// Says the process is stopping, for `reason` (one of mod_wsgi's `shutdown_reason` strings,
+/// or empty): mod_wsgi's STOPPING datagram goes out now, as the decision is made, before the
+/// running requests drain; [`stop`] later repeats the reason in STOPPED. Only the first call
+/// counts.
+pub fn stopping(reason: &'static str) {
+    if RECORDING.load(Ordering::Acquire) {
+        reporter::stopping(reason);
+    }
+}
+
 /// Sends the last report and ends the reporter (the process is stopping; call once, from the
-/// thread that stops it).
+/// thread that stops it). STOPPING goes first if [`stopping`] did not send it.
 pub fn stop() {
     if RECORDING.load(Ordering::Acquire) {
         reporter::stop();
@@ -196,6 +222,35 @@ pub fn epoch_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// Requests being recorded now.
+fn active_requests() -> usize {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
+/// The calling thread's user and system CPU seconds (`getrusage(RUSAGE_THREAD)`, as mod_wsgi
+/// reads them at the start and end of each request); `None` if the kernel says no.
+fn thread_cpu() -> Option<(f64, f64)> {
+    // SAFETY: a zeroed rusage is a valid output buffer for getrusage.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_THREAD with a valid buffer; it reads the calling thread only.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
+        return None;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some((secs(usage.ru_utime), secs(usage.ru_stime)))
+}
+
+/// What a request used of its thread's CPU, and how many requests ran beside it.
+#[derive(Default, Clone, Copy)]
+pub struct Usage {
+    /// User and system CPU seconds of its thread from start to end (0 if unknown).
+    pub cpu_user: f64,
+    pub cpu_system: f64,
+    /// Requests in flight when it started and when it ended, itself included.
+    pub active_at_start: u64,
+    pub active_at_completion: u64,
+}
+
 /// A request being recorded, from the start of the application on this thread.
 pub struct Tracker {
     /// Its thread's slot, and whether it is marked running there (not when nested).
@@ -203,6 +258,11 @@ pub struct Tracker {
     entered: bool,
     began: Instant,
     phases: Phases,
+    /// Its thread's CPU times when it began.
+    cpu_at_start: Option<(f64, f64)>,
+    active_at_start: u64,
+    /// Whether it still counts in [`ACTIVE`].
+    counted: bool,
 }
 
 /// Starts recording a request now, as its application is about to run: `server` is the time
@@ -212,6 +272,8 @@ pub fn begin(server: f64, queue: Option<f64>, daemon: Option<f64>, describe: imp
     if !RECORDING.load(Ordering::Relaxed) {
         return None;
     }
+    let active_at_start = ACTIVE.fetch_add(1, Ordering::Relaxed) as u64 + 1;
+    let cpu_at_start = thread_cpu();
     let slot = active::my_slot();
     let began = Instant::now();
     let mut entered = false;
@@ -220,9 +282,9 @@ pub fn begin(server: f64, queue: Option<f64>, daemon: Option<f64>, describe: imp
         let thread = unsafe { libc::pthread_self() } as u64;
         // What describes the request is needed only for slow-request reports.
         let describe = if state().is_some_and(|s| s.settings.slow_threshold().is_some()) { describe() } else { Describe::default() };
-        entered = active::enter(slot, active::Running { began, began_epoch: epoch_now(), thread, describe, reported_slow: false });
+        entered = active::enter(slot, active::Running { began, began_epoch: epoch_now(), thread, describe, reported_slow: false, active_at_start });
     }
-    Some(Tracker { slot, entered, began, phases: Phases { server, queue, daemon, ..Phases::default() } })
+    Some(Tracker { slot, entered, began, phases: Phases { server, queue, daemon, ..Phases::default() }, cpu_at_start, active_at_start, counted: true })
 }
 
 impl Drop for Tracker {
@@ -230,6 +292,9 @@ impl Drop for Tracker {
     fn drop(&mut self) {
         if let (Some(slot), true) = (self.slot.take(), self.entered) {
             active::leave(slot);
+        }
+        if std::mem::take(&mut self.counted) {
+            ACTIVE.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -239,12 +304,22 @@ impl Tracker {
     /// spent reading its body and writing its response.
     pub fn finish(mut self, status: i32, traffic: Traffic, input_read: f64, output_write: f64, python_wait: crate::abi::PythonWait) {
         let Some(state) = state() else { return };
+        let cpu = match (self.cpu_at_start, thread_cpu()) {
+            (Some((user0, system0)), Some((user, system))) => ((user - user0).max(0.0), (system - system0).max(0.0)),
+            _ => (0.0, 0.0),
+        };
+        // Itself included: it leaves the count below.
+        let usage = Usage { cpu_user: cpu.0, cpu_system: cpu.1, active_at_start: self.active_at_start, active_at_completion: active_requests() as u64 };
+        if std::mem::take(&mut self.counted) {
+            ACTIVE.fetch_sub(1, Ordering::Relaxed);
+        }
         let ended = Instant::now();
         self.phases.application = ended.saturating_duration_since(self.began).as_secs_f64();
         self.phases.input_read = input_read;
         self.phases.output_write = output_write;
         self.phases.python_wait = python_wait.nanos as f64 / 1e9;
         self.phases.python_waits = python_wait.count;
+        self.phases.cpu = usage.cpu_user + usage.cpu_system;
         let elapsed = self.phases.application;
         let slot = self.slot.take();
         let running = slot.filter(|_| self.entered).and_then(active::leave);
@@ -255,7 +330,7 @@ impl Tracker {
                         slow::log_completed(&state.settings, &running, elapsed, status, threshold);
                     }
                     let (began_epoch, describe) = (running.began_epoch, running.describe);
-                    slow::queue(slow::Completed { began_epoch, duration: elapsed, thread_slot: slot, status, traffic, describe, phases: self.phases });
+                    slow::queue(slow::Completed { began_epoch, duration: elapsed, thread_slot: slot, status, traffic, describe, phases: self.phases, usage });
                 }
                 _ => {}
             }
@@ -267,5 +342,41 @@ impl Tracker {
         if let Some(slot) = slot.filter(|&s| s < MAX_SLOTS) {
             lifetime.per_thread[slot].fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_s_default_switch_interval() {
+        assert_eq!(default_switch_interval("3.11.2"), 0.005);
+        assert_eq!(default_switch_interval("3.14.0rc1"), 0.005);
+        assert_eq!(default_switch_interval("3.1.5"), 0.0);
+        assert_eq!(default_switch_interval("2.7.18"), 0.0);
+        assert_eq!(default_switch_interval(""), 0.0);
+    }
+
+    #[test]
+    fn a_thread_s_cpu_time_is_its_own() {
+        let (user, system) = thread_cpu().expect("RUSAGE_THREAD");
+        let spin = Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed().as_millis() < 50 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let (user2, system2) = thread_cpu().unwrap();
+        assert!(user2 + system2 - user - system > 0.02, "{user} {system} -> {user2} {system2}");
+        // Another thread's spinning is not ours.
+        let before = thread_cpu().unwrap();
+        std::thread::spawn(|| {
+            let spin = Instant::now();
+            while spin.elapsed().as_millis() < 50 {}
+        })
+        .join()
+        .unwrap();
+        let after = thread_cpu().unwrap();
+        assert!(after.0 + after.1 - before.0 - before.1 < 0.02);
     }
 }

@@ -13,10 +13,10 @@
 use super::super::log;
 use super::wire::{kind, Datagram};
 use super::window::Stat;
-use super::{active, epoch_now, sample, slow, state, Settings};
+use super::{active, active_requests, epoch_now, sample, slow, state, Settings};
 use std::sync::{Condvar, Mutex};
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,6 +36,9 @@ struct Reporter {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The periodic datagrams' sequence number.
     seq: AtomicU32,
+    /// STOPPING was sent, with this shutdown reason (for STOPPED too).
+    stopping: AtomicBool,
+    reason: OnceLock<&'static str>,
 }
 
 static REPORTER: OnceLock<Reporter> = OnceLock::new();
@@ -65,6 +68,8 @@ pub fn start() {
         wake: Condvar::new(),
         thread: Mutex::new(None),
         seq: AtomicU32::new(1),
+        stopping: AtomicBool::new(false),
+        reason: OnceLock::new(),
     };
     if REPORTER.set(new).is_err() {
         return;
@@ -99,24 +104,41 @@ fn reporter() -> &'static Reporter {
     REPORTER.get().expect("reporter started")
 }
 
-/// STOPPING, then the thread ends, then the last window and STOPPED, as mod_wsgi sends them.
-pub fn stop() {
+/// STOPPING, with the shutdown reason and the requests in flight, as the process decides to
+/// stop (once; the reporter keeps ticking while they drain).
+pub fn stopping(reason: &'static str) {
     let Some(r) = REPORTER.get() else { return };
-    let Some(handle) = super::lock(&r.thread).take() else { return };
+    if super::lock(&r.thread).is_none() || r.stopping.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let _ = r.reason.set(reason);
     r.send(&header(kind::PROCESS_STOPPING, r.seq.load(Ordering::Relaxed)).with(|d| {
         common_identity(d, false);
+        d.text(130, reason.as_bytes(), 63);
         d.u64(133, active_requests() as u64);
     }));
+}
+
+/// STOPPING (unless [`stopping`] sent it), then the thread ends, then the last window and
+/// STOPPED, as mod_wsgi sends them.
+pub fn stop() {
+    let Some(r) = REPORTER.get() else { return };
+    // An Apache child: no reason, as mod_wsgi's children give none.
+    stopping("");
+    let Some(handle) = super::lock(&r.thread).take() else { return };
     *super::lock(&r.stop) = true;
     r.wake.notify_all();
     let _ = handle.join();
     tick();
+    let active = active_requests() as u64;
     r.send(&header(kind::PROCESS_STOPPED, r.seq.load(Ordering::Relaxed)).with(|d| {
         common_identity(d, false);
+        d.text(130, r.reason.get().unwrap_or(&"").as_bytes(), 63);
         d.f64(131, epoch_now() - r.started);
         d.u64(132, state().map_or(0, |s| s.lifetime.requests.load(Ordering::Relaxed)));
-        d.u64(134, active_requests() as u64);
-        d.u64(135, 1);
+        d.u64(134, active);
+        // The running requests drained (none is cut off).
+        d.u64(135, u64::from(active == 0));
     }));
 }
 
@@ -175,12 +197,6 @@ fn scan_slow(threshold: f64) {
             unsafe { dump(newly.as_ptr(), newly.len()) };
         }
     }
-}
-
-fn active_requests() -> usize {
-    let mut n = 0;
-    active::each(|_, _| n += 1);
-    n
 }
 
 impl Reporter {
@@ -282,7 +298,7 @@ fn tick() {
     for (i, count) in w.statuses.iter().enumerate() {
         d.u64(120 + i as u16, *count);
     }
-    d.i32s(110, &w.completed[..sample.threads]).f64s(111, &sample.busy);
+    d.i32s(110, &w.completed[..sample.threads]).f64s(111, &sample.busy).f64s(112, &w.cpu[..sample.threads]);
     d.f64s(113, &sample.current).f64s(114, &w.longest[..sample.threads]);
     r.send(&d);
     if s.slow_threshold().is_some() {
@@ -316,6 +332,8 @@ fn slow_datagrams(seq: u32) {
         }
         d.f64(223, p.application).f64(224, p.python_wait).u64(225, p.python_waits).f64(234, p.input_read).f64(235, p.output_write);
         d.u64(240, c.status.max(0) as u64);
+        let u = &c.usage;
+        d.f64(250, u.cpu_user).f64(251, u.cpu_system).u64(260, u.active_at_start).u64(261, u.active_at_completion);
         describe(&mut d, &c.describe, c.thread_slot, c.began_epoch);
         r.send(&d);
     }
@@ -323,12 +341,15 @@ fn slow_datagrams(seq: u32) {
     active::each(|slot, run| {
         let elapsed = run.began.elapsed().as_secs_f64();
         if elapsed >= threshold && running.len() < RUNNING_REPORTS {
-            running.push((slot, run.began_epoch, elapsed, run.describe.clone()));
+            running.push((slot, run.began_epoch, elapsed, run.describe.clone(), run.active_at_start));
         }
     });
-    for (slot, began, elapsed, desc) in running {
+    for (slot, began, elapsed, desc, active_at_start) in running {
         let mut d = Datagram::new(kind::SLOW_REQUEST, r.pid, seq, stamp);
         d.u64(200, 0).f64(201, began).f64(202, elapsed).u64(203, slot as u64 + 1).u64(205, r.pid as u64).u64(240, 0);
+        // A running request's CPU times are not known yet (only its own thread can read
+        // them), nor its concurrency at completion: zeros, as mod_wsgi sends.
+        d.f64(250, 0.0).f64(251, 0.0).u64(260, active_at_start).u64(261, 0);
         describe(&mut d, &desc, slot, began);
         r.send(&d);
     }

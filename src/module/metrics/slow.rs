@@ -20,6 +20,7 @@ pub struct Completed {
     pub traffic: Traffic,
     pub describe: Describe,
     pub phases: super::Phases,
+    pub usage: super::Usage,
 }
 
 /// At most this many completed slow requests wait for a tick (mod_wsgi's smallest ring).

@@ -45,6 +45,9 @@ pub struct Phases {
     /// Waiting for a slot of the GIL scheduler and for the GIL, and how many waits.
     pub python_wait: f64,
     pub python_waits: u64,
+    /// CPU seconds (user and system) its thread used meanwhile (not a phase: it adds to the
+    /// thread's figure).
+    pub cpu: f64,
 }
 
 /// The counts of a finished request's body traffic.
@@ -73,10 +76,13 @@ pub struct Window {
     pub python_wait: Stat,
     pub python_waits: u64,
     pub traffic: Traffic,
-    /// Per worker thread (slot): requests completed, busy seconds, longest request.
+    /// Per worker thread (slot): requests completed, busy seconds, longest request, and the
+    /// CPU seconds (user and system) of its requests that completed in the window (mod_wsgi's:
+    /// a running request's CPU time counts in the window it ends in).
     pub completed: Vec<i32>,
     pub busy: Vec<f64>,
     pub longest: Vec<f64>,
+    pub cpu: Vec<f64>,
 }
 
 impl Window {
@@ -98,6 +104,7 @@ impl Window {
             completed: vec![0; MAX_SLOTS],
             busy: vec![0.0; MAX_SLOTS],
             longest: vec![0.0; MAX_SLOTS],
+            cpu: vec![0.0; MAX_SLOTS],
         }
     }
 }
@@ -141,6 +148,7 @@ impl Accumulator {
             w.completed[slot] += 1;
             w.busy[slot] += ended.saturating_duration_since(since).as_secs_f64();
             w.longest[slot] = w.longest[slot].max(ended.saturating_duration_since(began).as_secs_f64());
+            w.cpu[slot] += phases.cpu;
         }
     }
 
@@ -160,17 +168,20 @@ mod tests {
         let acc = Accumulator::new();
         let t0 = Instant::now();
         let phases = Phases { server: 0.001, application: 0.010, ..Phases::default() };
-        acc.add(Some(0), t0, t0 + Duration::from_millis(11), 200, &phases, &Traffic { output_bytes: 5, output_writes: 1, ..Traffic::default() });
+        let cpu = |cpu| Phases { cpu, ..phases };
+        acc.add(Some(0), t0, t0 + Duration::from_millis(11), 200, &cpu(0.25), &Traffic { output_bytes: 5, output_writes: 1, ..Traffic::default() });
         acc.add(Some(1), t0, t0 + Duration::from_millis(11), 0, &phases, &Traffic::default());
-        acc.add(None, t0, t0 + Duration::from_millis(11), 404, &phases, &Traffic::default());
+        acc.add(Some(0), t0, t0 + Duration::from_millis(11), 200, &cpu(0.5), &Traffic::default());
+        acc.add(None, t0, t0 + Duration::from_millis(11), 404, &cpu(1.0), &Traffic::default());
         let w = acc.drain(Instant::now());
-        assert_eq!(w.requests, 3);
-        assert_eq!(w.statuses, [0, 1, 0, 1, 1]);
+        assert_eq!(w.requests, 4);
+        assert_eq!(w.statuses, [0, 2, 0, 1, 1]);
         assert_eq!(w.statuses.iter().sum::<u64>(), w.requests);
-        assert_eq!(w.completed[..2], [1, 1]);
+        assert_eq!(w.completed[..2], [2, 1]);
+        assert_eq!(w.cpu[..2], [0.75, 0.0]);
         assert_eq!(w.traffic.output_bytes, 5);
-        assert!((w.request.sum - 0.033).abs() < 1e-9);
-        assert_eq!(w.request.buckets.iter().sum::<i32>(), 3);
+        assert!((w.request.sum - 0.044).abs() < 1e-9);
+        assert_eq!(w.request.buckets.iter().sum::<i32>(), 4);
         assert_eq!(acc.drain(Instant::now()).requests, 0);
     }
 }
