@@ -328,3 +328,53 @@ def application(environ, start_response):
     }
     assert_eq!(apache.get("/app/metrics").text(), "5", "{}", apache.error_log());
 }
+
+/// `wsgi.file_wrapper` output is metered like any body: its bytes are in `request_metrics()`'
+/// output counts, in embedded mode (a file bucket) and in daemon mode (DATA frames).
+#[test]
+fn file_wrapper_output_is_metered() {
+    const APP: &str = r#"
+import json, os, mod_wsgi
+
+DATA = os.path.join(os.path.dirname(__file__), 'data.bin')
+
+def application(environ, start_response):
+    path = environ['PATH_INFO']
+    if path == '/start':
+        mod_wsgi.start_recording_metrics()
+        body = [b'started']
+    elif path == '/metrics':
+        rm = mod_wsgi.request_metrics()
+        body = [json.dumps([rm['request_count'], rm['output_bytes'], rm['output_writes']]).encode()]
+    else:
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        return environ['wsgi.file_wrapper'](open(DATA, 'rb'), 65536)
+    start_response('200 OK', [('Content-Type', 'application/json')])
+    return body
+"#;
+    let dir = TempDir::new("telemetry-file");
+    dir.write("app.wsgi", APP);
+    dir.write("data.bin", &"x".repeat(300_000));
+    let apache = Apache::start_in(
+        dir,
+        Mpm::Event,
+        "WSGIDaemonProcess site threads=2\n\
+         WSGIScriptAlias /embedded {dir}/app.wsgi\n\
+         WSGIScriptAlias /daemon {dir}/app.wsgi process-group=site\n",
+    );
+    for mode in ["embedded", "daemon"] {
+        assert_eq!(apache.get(&format!("/{mode}/start")).text(), "started");
+        for _ in 0..2 {
+            let r = apache.get(&format!("/{mode}/file"));
+            assert_eq!((r.status, r.body.len()), (200, 300_000), "{mode}\n{}", apache.error_log());
+        }
+        // The two file responses (and /start's 7 bytes, counted with the window it ended in).
+        let counts: Vec<u64> = serde_free_list(&apache.get(&format!("/{mode}/metrics")).text());
+        assert!(counts[0] >= 2 && counts[1] >= 600_000 && counts[2] >= 2, "{mode}: {counts:?}\n{}", apache.error_log());
+    }
+}
+
+/// `[1, 2, 3]` as numbers.
+fn serde_free_list(text: &str) -> Vec<u64> {
+    text.trim_matches(|c| c == '[' || c == ']').split(',').map(|n| n.trim().parse().unwrap_or_else(|_| panic!("{text}"))).collect()
+}
