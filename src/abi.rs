@@ -341,6 +341,9 @@ pub mod metrics_query {
     pub const REQUEST: c_int = 1;
     /// mod_wsgi 6.1's `process_metrics()` keys: counts over the process's life.
     pub const PROCESS: c_int = 2;
+    /// Ours: this process's application groups as its status board has them (always kept),
+    /// one figure per group and key, named `GROUP` 0x1f `KEY`.
+    pub const GROUPS: c_int = 3;
 }
 
 /// The kinds of a [`MetricValue`].

@@ -142,3 +142,41 @@ fn only_where_configured_and_escaped() {
     parse_prometheus(&prom);
     assert_eq!(apache.request("POST", "/s", &[], b"").status, 405);
 }
+
+/// Ours in the internal metrics API: `mod_wsgi.process_metrics()['application_groups']` has
+/// this process's groups as the status page shows them, in an Apache child and in a daemon,
+/// with no `start_recording_metrics()` needed.
+#[test]
+fn process_metrics_has_the_groups() {
+    const APP: &str = r#"
+import json, mod_wsgi
+
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'application/json')])
+    groups = mod_wsgi.process_metrics()['application_groups']
+    g = groups[environ['mod_wsgi.application_group']]
+    return [json.dumps([g['request_count'], g['status_2xx'], g['active_requests'], g['thread_states'], g['python_objects'], len(g['request_time_buckets']), sorted(groups)]).encode()]
+"#;
+    let dir = TempDir::new("status-groups");
+    dir.write("app.wsgi", APP);
+    let apache = Apache::start_in(
+        dir,
+        Mpm::Event,
+        "WSGIDaemonProcess site threads=2\n\
+         WSGIScriptAlias /one {dir}/app.wsgi application-group=one\n\
+         WSGIScriptAlias /daemon {dir}/app.wsgi process-group=site application-group=d\n",
+    );
+    for (path, group) in [("/one/", "one"), ("/daemon/", "d")] {
+        for _ in 0..3 {
+            assert_eq!(apache.get(path).status, 200, "{}", apache.error_log());
+        }
+        let text = apache.get(path).text();
+        // 3 ended before this one, which is running; the interpreter has a thread state; the
+        // collector tracks objects (Python 3.11); 11 buckets; only this process's run groups.
+        let expected_groups = format!("[\"{group}\"]");
+        assert!(text.starts_with("[3, 3, 1, ") && text.ends_with(&format!(", 11, {expected_groups}]")), "{path}: {text}\n{}", apache.error_log());
+        let fields: Vec<&str> = text.trim_matches(|c| c == '[' || c == ']').split(", ").collect();
+        assert!(fields[3].parse::<u64>().unwrap() >= 1, "{path}: thread states: {text}");
+        assert!(fields[4].parse::<u64>().unwrap() > 1000, "{path}: objects: {text}");
+    }
+}

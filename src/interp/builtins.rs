@@ -163,6 +163,26 @@ fn add_figures(d: &PyObj, figures: &[(String, Figure)]) -> PyResult<()> {
     Ok(())
 }
 
+/// `GROUP` 0x1f `KEY` figures as a dict of dicts.
+fn nested_figures(figures: &[(String, Figure)]) -> PyResult<PyObj> {
+    let outer = py::dict()?;
+    let mut inner: Vec<(&str, PyObj)> = Vec::new();
+    for (name, figure) in figures {
+        let Some((group, key)) = name.split_once('\u{1f}') else { continue };
+        let d = match inner.iter().find(|(g, _)| *g == group) {
+            Some((_, d)) => d,
+            None => {
+                let d = py::dict()?;
+                py::dict_set(&outer, group, &d)?;
+                inner.push((group, d));
+                &inner.last().expect("just pushed").1
+            }
+        };
+        py::dict_set(d, key, &figure_object(figure)?)?;
+    }
+    Ok(outer)
+}
+
 unsafe extern "C" fn request_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
     python_trampoline(|| -> PyResult<PyObj> {
         let Some(figures) = query_metrics(abi::metrics_query::REQUEST) else { return Ok(py::none()) };
@@ -254,6 +274,10 @@ unsafe extern "C" fn process_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::
         }
         py::dict_set(&d, "thread_states", &states)?;
         py::dict_set(&d, "interpreters", &py::int(groups.len() as i64)?)?;
+        // Ours: each application group's requests as the status page has them.
+        if let Some(figures) = query_metrics(abi::metrics_query::GROUPS) {
+            py::dict_set(&d, "application_groups", &nested_figures(&figures)?)?;
+        }
         // mod_wsgi 6.1's keys, while requests are recorded (start_recording_metrics(), not
         // while telemetry takes them).
         if let Some(figures) = query_metrics(abi::metrics_query::PROCESS) {

@@ -49,6 +49,11 @@ pub unsafe extern "C" fn query(which: c_int, sink: abi::MetricsSink, ctx: *mut c
             }
             return 0;
         };
+        // The status board's figures are always kept, whoever takes the others.
+        if which == metrics_query::GROUPS {
+            groups(&Out { sink, ctx });
+            return 1;
+        }
         // The reporter owns the figures while telemetry is on.
         if state.settings.target.is_some() {
             return 0;
@@ -170,4 +175,27 @@ fn process_metrics(out: &Out, state: &super::State) {
     let counts: Vec<i64> = life.per_thread[..started].iter().map(|c| c.load(Ordering::Relaxed) as i64).collect();
     out.ints("threads.thread_id", &ids);
     out.ints("threads.request_count", &counts);
+}
+
+/// Ours: this process's application groups (`process_metrics()['application_groups']`), as
+/// its entry on the status board has them: what `SetHandler wsgi-status` shows of it.
+fn groups(out: &Out) {
+    for row in super::board::own_rows() {
+        let key = |k: &str| format!("{}\u{1f}{k}", row.group);
+        out.int(&key("request_count"), row.requests as i64);
+        for (i, count) in row.statuses.iter().enumerate() {
+            out.int(&key(&format!("status_{}xx", i + 1)), *count as i64);
+        }
+        out.int(&key("active_requests"), row.active as i64);
+        out.float(&key("request_time_total"), row.duration);
+        out.float(&key("python_wait_total"), row.wait);
+        out.floats(&key("request_time_bounds"), &super::board::BOUNDS);
+        let buckets: Vec<i64> = row.buckets.iter().map(|&b| b as i64).collect();
+        out.ints(&key("request_time_buckets"), &buckets);
+        out.int(&key("thread_states"), row.thread_states as i64);
+        match row.objects {
+            Some(objects) => out.int(&key("python_objects"), objects as i64),
+            None => out.none(&key("python_objects")),
+        }
+    }
 }

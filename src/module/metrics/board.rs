@@ -17,7 +17,7 @@
 //! trust.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 /// Groups counted per process; later ones share the last entry, named [`OTHER`].
@@ -112,6 +112,8 @@ static LEN: AtomicU64 = AtomicU64::new(0);
 static DAEMON_BOARDS: Mutex<Vec<(String, Region)>> = Mutex::new(Vec::new());
 /// This process's slot, in the children's board or in its daemon group's.
 static MINE: AtomicPtr<Slot> = AtomicPtr::new(std::ptr::null_mut());
+/// Whether this process is a daemon (its rows are all requests it ran).
+static DAEMON: AtomicBool = AtomicBool::new(false);
 
 fn board() -> Option<Region> {
     let slots = BOARD.load(Ordering::Acquire);
@@ -180,6 +182,7 @@ pub fn enter_daemon(index: usize) -> Option<(usize, usize)> {
         }
     }
     let (name, region) = own?;
+    DAEMON.store(true, Ordering::Relaxed);
     take_slot(&region);
     let range = region.range();
     boards.push((name, region));
@@ -412,6 +415,30 @@ pub fn read() -> Option<Vec<Process>> {
         processes.extend(found);
     }
     Some(processes)
+}
+
+/// This process's rows of requests it ran (not those an Apache child passed on to daemons),
+/// cumulative cut: one row per application group.
+pub fn own_rows() -> Vec<Row> {
+    let slot = MINE.load(Ordering::Acquire);
+    if slot.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: this process's slot in a board, mapped for the life of the process.
+    let slot: &Slot = unsafe { &*slot };
+    let daemon = DAEMON.load(Ordering::Relaxed);
+    let mut rows: Vec<Row> = Vec::new();
+    for g in slot.groups.iter().filter(|g| g.state.load(Ordering::Acquire) == 2) {
+        let row = read_group(g);
+        if !daemon && !row.process_group.is_empty() {
+            continue;
+        }
+        match rows.iter_mut().find(|r| r.group == row.group) {
+            Some(r) => r.add(&row),
+            None => rows.push(row),
+        }
+    }
+    rows
 }
 
 fn read_region(region: &Region, daemon: Option<&str>) -> Vec<Process> {
