@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 21;
+pub const ABI_VERSION: u32 = 22;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -435,6 +435,32 @@ pub struct Request {
     /// Where the engine writes, as [`Engine::handle`] returns, how long the request waited
     /// for Python (telemetry); null when nobody asks.
     pub python_wait: *mut PythonWait,
+    /// Where the engine writes, as [`Engine::handle`] returns, the figures of the interpreter
+    /// that served the request (its application group's, for the status page); null when
+    /// nobody asks. Left as it was when no interpreter was reached (the group could not be
+    /// created, no Python slot).
+    pub figures: *mut GroupFigures,
+}
+
+/// Figures of one application group's interpreter in this process, as the engine knows them
+/// at the end of a request it served (see [`Request::figures`]). The engine fills them from
+/// atomics, without a lock; only the occasional `objects` sample runs Python.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupFigures {
+    /// Python thread states the engine keeps for the interpreter (one per Apache thread that
+    /// has served it, while the thread lives).
+    pub thread_states: u64,
+    /// Objects tracked by the interpreter's garbage collector (`len(gc.get_objects())`),
+    /// sampled at most every few seconds; -1 when not known: before Python 3.9 the collector
+    /// is the process's, not the interpreter's, and it is not sampled then.
+    pub objects: i64,
+}
+
+impl Default for GroupFigures {
+    fn default() -> GroupFigures {
+        GroupFigures { thread_states: 0, objects: -1 }
+    }
 }
 
 /// How long a request waited for Python: for a slot of the GIL scheduler and for the GIL,

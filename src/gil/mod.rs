@@ -10,6 +10,7 @@
 //! at once, the others queue in FIFO order outside Python (`WSGIPythonConcurrency`).
 
 mod admission;
+pub mod gauges;
 mod guard;
 pub mod heartbeat;
 pub mod scheduler;
@@ -19,7 +20,7 @@ pub mod wait;
 
 pub use admission::Refused;
 pub use guard::{outside, released, GilGuard};
-pub use thread_state::{adopt_current, forget_interpreter, interpreter_of, is_cached, process_ending, register_interpreter, stop_reaping, thread_state, thread_state_counts, InterpIndex, MAIN_INTERP};
+pub use thread_state::{adopt_current, forget_interpreter, interpreter_of, is_cached, process_ending, register_interpreter, stop_reaping, thread_state, thread_state_count, thread_state_counts, InterpIndex, MAIN_INTERP};
 
 #[cfg(test)]
 mod tests;

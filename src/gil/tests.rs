@@ -82,5 +82,14 @@ proptest! {
             let before = before.get(index).copied().unwrap_or(0);
             prop_assert!(now <= before.max(1), "index {}: {} states before, {} after; plans {:?}", index, before, now, plans);
         }
+        // The lock-free count each request reports is the cache's (read between two equal
+        // looks at the cache, in case another test's thread ends meanwhile).
+        for index in 0..=SUB_INTERPRETERS {
+            let matched = (0..100).any(|_| {
+                let (first, gauge, second) = (thread_state_counts(), thread_state_count(InterpIndex(index)), thread_state_counts());
+                first == second && first.get(index).copied().unwrap_or(0) == gauge
+            });
+            prop_assert!(matched, "index {}: gauge {} but the cache has {:?}", index, thread_state_count(InterpIndex(index)), thread_state_counts());
+        }
     }
 }

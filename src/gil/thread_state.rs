@@ -8,6 +8,7 @@
 //! rely on that state being the main interpreter's, even on a thread that has served a named
 //! group before. (From 3.12 the binding follows the state a thread made current last.)
 
+use super::gauges;
 use crate::pyffi as ffi;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -50,6 +51,8 @@ thread_local! {
 /// (requests, the child's start and stop), so these are the states an interpreter's end may
 /// delete: by then their threads have stopped. Any other state of an interpreter belongs to a
 /// thread the application or an extension started, which may still be running.
+/// Each change of an index's list stores its length in the index's gauge (under this lock),
+/// for [`thread_state_count`].
 static OWNED: parking_lot::Mutex<Vec<Vec<usize>>> = parking_lot::Mutex::new(Vec::new());
 
 /// Forgets `tstate` (one entry) before it is deleted, unless it is the last state the cache
@@ -62,6 +65,7 @@ fn disown_unless_last(index: InterpIndex, tstate: *mut ffi::PyThreadState) -> bo
     match states.iter().position(|&owned| owned == tstate as usize) {
         Some(i) if states.len() > 1 => {
             states.swap_remove(i);
+            gauges::set_thread_states(index, states.len());
             true
         }
         _ => false,
@@ -74,11 +78,18 @@ fn own(index: InterpIndex, tstate: *mut ffi::PyThreadState) {
         owned.resize(index.0 + 1, Vec::new());
     }
     owned[index.0].push(tstate as usize);
+    gauges::set_thread_states(index, owned[index.0].len());
 }
 
 /// Thread states per index, for `mod_wsgi.process_metrics()` and the tests.
 pub fn thread_state_counts() -> Vec<usize> {
     OWNED.lock().iter().map(Vec::len).collect()
+}
+
+/// Thread states of one index, for the figures each request reports: read from its gauge,
+/// without the lock (under it only for an index past the gauges).
+pub fn thread_state_count(index: InterpIndex) -> usize {
+    gauges::thread_states(index).unwrap_or_else(|| OWNED.lock().get(index.0).map_or(0, Vec::len))
 }
 
 /// Whether `tstate` is one the cache made or adopted for `index` (an Apache thread's).
@@ -119,6 +130,11 @@ pub fn register_interpreter(index: InterpIndex, interp: *mut ffi::PyInterpreterS
         table.resize(index.0 + 1, UNREGISTERED);
     }
     table[index.0] = Registered { interp: interp as usize, generation };
+    drop(table);
+    // The index may have served an interpreter that ended: its figures are not this one's.
+    let owned = OWNED.lock();
+    gauges::reset(index);
+    gauges::set_thread_states(index, owned.get(index.0).map_or(0, Vec::len));
 }
 
 /// This thread's cache entry for `index`, the cache grown as needed.
@@ -145,8 +161,12 @@ pub fn adopt_current(index: InterpIndex, tstate: *mut ffi::PyThreadState) {
 /// interpreter; states other threads may still cache for this one are never used again (see
 /// [`Registered`]).
 pub fn forget_interpreter(index: InterpIndex) {
-    if let Some(states) = OWNED.lock().get_mut(index.0) {
-        states.clear();
+    {
+        let mut owned = OWNED.lock();
+        if let Some(states) = owned.get_mut(index.0) {
+            states.clear();
+        }
+        gauges::reset(index);
     }
     if let Some(entry) = INTERPRETERS.write().get_mut(index.0) {
         *entry = UNREGISTERED;

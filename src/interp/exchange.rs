@@ -90,6 +90,9 @@ pub struct State {
     /// Request body bytes read from Apache but not yet handed to the application.
     pub input_buffer: Vec<u8>,
     pub input_done: bool,
+    /// The interpreter that served the request (the last one, after a fall-back), whose
+    /// figures go back to the module (`abi::Request::figures`); none when none was reached.
+    pub interpreter: Option<crate::gil::InterpIndex>,
 }
 
 /// Why a response could not be written.

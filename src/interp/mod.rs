@@ -8,6 +8,7 @@ mod environ;
 mod error;
 mod exchange;
 mod fallback;
+mod figures;
 pub mod group;
 pub mod headers;
 mod input;

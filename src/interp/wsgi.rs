@@ -7,7 +7,7 @@ use super::py::{self, PyObj};
 use super::script::{self, LoadError};
 use super::busy::Busy;
 use super::group::Subscribers;
-use super::{environ, error, fallback, group, replicas, request_objects, settings, start_response};
+use super::{environ, error, fallback, figures, group, replicas, request_objects, settings, start_response};
 use crate::abi::{self, level, Outcome};
 use crate::gil::scheduler;
 use crate::gil::{GilGuard, Refused};
@@ -26,17 +26,22 @@ pub fn handle(request: &abi::Request) -> Outcome {
     // Only this request's waits for Python are reported; a request handled inside another on
     // this thread (a subrequest from an output filter) leaves the outer one's waits as they were.
     let outer = crate::gil::wait::take();
-    let outcome = handle_request(request);
+    let (outcome, interpreter) = handle_request(request);
     let (nanos, count) = crate::gil::wait::take();
     crate::gil::wait::add(outer);
     if !request.python_wait.is_null() {
         // SAFETY: the module's PythonWait, valid for the handle call.
         unsafe { *request.python_wait = abi::PythonWait { nanos, count } };
     }
+    if let (Some(index), false) = (interpreter, request.figures.is_null()) {
+        // SAFETY: the module's GroupFigures, valid for the handle call.
+        unsafe { *request.figures = figures::of(index) };
+    }
     outcome
 }
 
-fn handle_request(request: &abi::Request) -> Outcome {
+/// Serves the request; the outcome, and the interpreter that served it when one was reached.
+fn handle_request(request: &abi::Request) -> (Outcome, Option<crate::gil::InterpIndex>) {
     let ex = Exchange::new(request);
     let _current = Current::set(request);
     // A panic after part of the response reached Apache must not become a 500 that Apache
@@ -58,13 +63,14 @@ fn handle_request(request: &abi::Request) -> Outcome {
         Ok(outcome) => outcome,
         Err(_) => {
             ex.log(level::ERR, "internal error in mod_wsgi-rs while serving this request (a Rust panic)");
-            return if ex.output_passed() { Outcome::ABORTED } else { Outcome::SERVER_ERROR };
+            return (if ex.output_passed() { Outcome::ABORTED } else { Outcome::SERVER_ERROR }, None);
         }
     };
     // What is still gathered goes to Apache now that the GIL and the Python slot are given
     // back: this write can block on a slow client.
     ex.finish();
-    outcome
+    let interpreter = ex.state.borrow().interpreter;
+    (outcome, interpreter)
 }
 
 /// Why a group's import failed in its own-GIL interpreter under `WSGIPerInterpreterGIL Auto`.
@@ -80,6 +86,8 @@ struct FallBack {
 /// group and serves again (without `may_fall_back`).
 fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -> Outcome {
     let request = ex.request;
+    // Not the interpreter a first attempt reached (see `State::interpreter`).
+    ex.state.borrow_mut().interpreter = None;
     // SAFETY: byte strings valid for the call.
     let (script, callable, group_name) = unsafe { (request.script.to_text(), request.callable.to_text(), request.group.to_text()) };
     let gil_mode = ex.environ_value(abi::gil_mode::ENVIRON_KEY).map_or(abi::gil_mode::SHARED, abi::gil_mode::from_environ_value);
@@ -175,6 +183,7 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
         ex.log(level::ERR, &format!("Request for '{script}' refused with 503: this process is shutting down."));
         return Outcome::UNAVAILABLE;
     };
+    ex.state.borrow_mut().interpreter = Some(group.index);
 
     // In a daemon process, a changed script restarts the process (the daemon checks before the
     // request reaches Python, as mod_wsgi's process reloading): re-running just the script in
@@ -232,7 +241,12 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
         ex.log(level::ERR, &format!("[script {}] WSGI0089: Target WSGI script '{script}' does not contain WSGI application '{callable}'.", request_file(ex, &script)));
         return Outcome::NOT_FOUND;
     };
-    run(ex, group, &app, &script)
+    let outcome = run(ex, group, &app, &script);
+    // The response is complete (its iterable closed), the GIL still held through this
+    // thread's state in the group's interpreter: the moment to count its objects, now and
+    // then (see `figures`).
+    figures::sample(group.index);
+    outcome
 }
 
 /// Calls the application and streams its response. The Python objects the application got

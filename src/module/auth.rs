@@ -85,7 +85,7 @@ fn ask(r: &RequestRec, options: &AppOptions, script: &AuthScript, kind: c_int, u
     environ.extend(server.interpreter_entries("", &group));
     let pairs: Vec<abi::Pair> = environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
     let mut ctx = CallbackContext::new(r, false, false);
-    let request = ctx.engine_request(&pairs, script.script.as_bytes(), b"", group.as_bytes(), None);
+    let request = ctx.engine_request(&pairs, script.script.as_bytes(), b"", group.as_bytes(), None, None);
     let question = abi::AuthQuestion { kind, user: abi::Bytes::new(user), secret: abi::Bytes::new(secret), host: abi::Bytes::new(host) };
     let mut answer = failed(auth::ERROR);
     // SAFETY: request, question and everything they point to (ctx, pairs, the strings) and

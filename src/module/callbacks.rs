@@ -47,8 +47,17 @@ impl CallbackContext {
     /// The request as the engine sees it, with this context and the callbacks below. Every
     /// pointer in it borrows `self` or the arguments: use it only while they live, and do
     /// not move `self` meanwhile.
-    /// `python_wait` receives what the engine measured of the request's waits for Python.
-    pub(super) fn engine_request(&mut self, environ: &[abi::Pair], script: &[u8], callable: &[u8], group: &[u8], python_wait: Option<&mut abi::PythonWait>) -> abi::Request {
+    /// `python_wait` receives what the engine measured of the request's waits for Python;
+    /// `figures`, the figures of the interpreter that served it (for the status page).
+    pub(super) fn engine_request(
+        &mut self,
+        environ: &[abi::Pair],
+        script: &[u8],
+        callable: &[u8],
+        group: &[u8],
+        python_wait: Option<&mut abi::PythonWait>,
+        figures: Option<&mut abi::GroupFigures>,
+    ) -> abi::Request {
         abi::Request {
             ctx: (self as *mut CallbackContext).cast(),
             environ: environ.as_ptr(),
@@ -62,6 +71,7 @@ impl CallbackContext {
             send_file: send_file_bucket,
             log: log_line,
             python_wait: python_wait.map_or(std::ptr::null_mut(), |w| w as *mut abi::PythonWait),
+            figures: figures.map_or(std::ptr::null_mut(), |f| f as *mut abi::GroupFigures),
         }
     }
 

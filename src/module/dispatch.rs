@@ -63,7 +63,7 @@ pub fn run(r: &RequestRec, facts: &impl RequestFacts, environ: &[(Vec<u8>, Vec<u
     environ.extend(server.interpreter_entries("", &group));
     let pairs: Vec<abi::Pair> = environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
     let mut ctx = CallbackContext::new(r, false, false);
-    let request = ctx.engine_request(&pairs, dispatch.script.as_bytes(), b"", group.as_bytes(), None);
+    let request = ctx.engine_request(&pairs, dispatch.script.as_bytes(), b"", group.as_bytes(), None, None);
     let mut answers = Answers::default();
     // SAFETY: request and everything it points to (ctx, pairs, the strings) and `answers`
     // outlive the call; `set_answer` is given `answers` as its context.

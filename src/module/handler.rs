@@ -208,8 +208,10 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
     }
     // Written by the engine through the request during its call, read after it.
     let mut python_wait = abi::PythonWait::default();
+    // The serving interpreter's figures (embedded mode; a daemon's stay at their defaults).
+    let mut figures = abi::GroupFigures::default();
     let mut ctx = CallbackContext::new(r, error_override, options.enable_sendfile == Some(true));
-    let request = ctx.engine_request(&pairs, &script_path, callable.as_bytes(), group.as_bytes(), Some(&mut python_wait));
+    let request = ctx.engine_request(&pairs, &script_path, callable.as_bytes(), group.as_bytes(), Some(&mut python_wait), Some(&mut figures));
     let began = std::time::Instant::now();
     // On the status board from here; a return without `end` counts as a 500 (its drop).
     let entry = super::metrics::board::begin(&process_group, &group);
@@ -224,8 +226,9 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
             return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
         };
         let tracker = super::metrics::begin(since_read(r), None, None, || describe(r, &mapped, &process_group, &group));
-        // SAFETY: request and everything it points to (ctx, python_wait, pairs, the strings)
-        // outlive the call; neither ctx nor python_wait is touched during it but through it.
+        // SAFETY: request and everything it points to (ctx, python_wait, figures, pairs, the
+        // strings) outlive the call; none of ctx, python_wait and figures is touched during it
+        // but through it.
         (unsafe { (engine.handle)(&request) }, tracker)
     } else {
         match daemon::client::serve(r.as_ptr(), &process_group, &request, error_override) {

@@ -650,6 +650,8 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     let phases = daemon_phases(&environ, daemon_start);
     let pairs: Vec<abi::Pair> = environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
     let mut python_wait = abi::PythonWait::default();
+    // The serving interpreter's figures, written by the engine as it returns.
+    let mut figures = abi::GroupFigures::default();
     let request = abi::Request {
         ctx: Arc::as_ptr(&conn).cast_mut().cast(),
         environ: pairs.as_ptr(),
@@ -663,6 +665,7 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
         send_file,
         log: log_line,
         python_wait: &mut python_wait,
+        figures: &mut figures,
     };
     let tracker = metrics::begin(phases.0, Some(phases.1), Some(phases.2), || describe_for_metrics(&shared.name, &hello.group, &environ));
     // On the group's status board from here (see metrics::board); a return without `end`
