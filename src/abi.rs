@@ -455,11 +455,14 @@ pub struct GroupFigures {
     /// sampled at most every few seconds; -1 when not known: before Python 3.9 the collector
     /// is the process's, not the interpreter's, and it is not sampled then.
     pub objects: i64,
+    /// Which of the group's replicas the interpreter is (0 without replicas): the module adds
+    /// up a group's replicas.
+    pub replica: u32,
 }
 
 impl Default for GroupFigures {
     fn default() -> GroupFigures {
-        GroupFigures { thread_states: 0, objects: -1 }
+        GroupFigures { thread_states: 0, objects: -1, replica: 0 }
     }
 }
 

@@ -91,8 +91,9 @@ pub struct State {
     pub input_buffer: Vec<u8>,
     pub input_done: bool,
     /// The interpreter that served the request (the last one, after a fall-back), whose
-    /// figures go back to the module (`abi::Request::figures`); none when none was reached.
-    pub interpreter: Option<crate::gil::InterpIndex>,
+    /// figures go back to the module (`abi::Request::figures`), with its replica number;
+    /// none when none was reached.
+    pub interpreter: Option<(crate::gil::InterpIndex, u32)>,
 }
 
 /// Why a response could not be written.

@@ -53,7 +53,8 @@ fn count_objects() -> super::py::PyResult<i64> {
     Ok(len as i64)
 }
 
-/// The figures of the interpreter in `index` as they stand: no lock, no GIL.
-pub fn of(index: InterpIndex) -> abi::GroupFigures {
-    abi::GroupFigures { thread_states: gil::thread_state_count(index) as u64, objects: gil::gauges::objects(index) }
+/// The figures of the interpreter in `index` (its group's replica `replica`) as they stand: no
+/// lock, no GIL.
+pub fn of(index: InterpIndex, replica: u32) -> abi::GroupFigures {
+    abi::GroupFigures { thread_states: gil::thread_state_count(index) as u64, objects: gil::gauges::objects(index), replica }
 }

@@ -33,15 +33,15 @@ pub fn handle(request: &abi::Request) -> Outcome {
         // SAFETY: the module's PythonWait, valid for the handle call.
         unsafe { *request.python_wait = abi::PythonWait { nanos, count } };
     }
-    if let (Some(index), false) = (interpreter, request.figures.is_null()) {
+    if let (Some((index, replica)), false) = (interpreter, request.figures.is_null()) {
         // SAFETY: the module's GroupFigures, valid for the handle call.
-        unsafe { *request.figures = figures::of(index) };
+        unsafe { *request.figures = figures::of(index, replica) };
     }
     outcome
 }
 
 /// Serves the request; the outcome, and the interpreter that served it when one was reached.
-fn handle_request(request: &abi::Request) -> (Outcome, Option<crate::gil::InterpIndex>) {
+fn handle_request(request: &abi::Request) -> (Outcome, Option<(crate::gil::InterpIndex, u32)>) {
     let ex = Exchange::new(request);
     let _current = Current::set(request);
     // A panic after part of the response reached Apache must not become a 500 that Apache
@@ -183,7 +183,7 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
         ex.log(level::ERR, &format!("Request for '{script}' refused with 503: this process is shutting down."));
         return Outcome::UNAVAILABLE;
     };
-    ex.state.borrow_mut().interpreter = Some(group.index);
+    ex.state.borrow_mut().interpreter = Some((group.index, group.replica));
 
     // In a daemon process, a changed script restarts the process (the daemon checks before the
     // request reaches Python, as mod_wsgi's process reloading): re-running just the script in

@@ -247,6 +247,7 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
         tracker.finish(sent, ctx.traffic, ctx.input_time.as_secs_f64(), ctx.output_time.as_secs_f64(), python_wait);
     }
     if let Some(entry) = entry {
+        entry.gauges(&figures);
         entry.end(sent, began.elapsed().as_secs_f64(), python_wait.nanos as f64 / 1e9);
     }
     status

@@ -685,6 +685,7 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
         tracker.finish(status, traffic, input, output, python_wait);
     }
     if let Some(entry) = entry {
+        entry.gauges(&figures);
         entry.end(status, began.elapsed().as_secs_f64(), python_wait.nanos as f64 / 1e9);
     }
     Ok(end(shared, conn, outcome))

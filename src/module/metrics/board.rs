@@ -45,12 +45,16 @@ struct Group {
     duration_us: AtomicU64,
     wait_us: AtomicU64,
     buckets: [AtomicU64; BOUNDS.len()],
-    /// Gauges the engine reports with each request (see [`Entry::gauges`]): the group
-    /// interpreter's thread states, and the objects its garbage collector tracks (-1: the
-    /// Python cannot tell them apart per interpreter). Stored, not added.
-    thread_states: AtomicU64,
-    objects: AtomicI64,
+    /// Gauges the engine reports with each request (see [`Entry::gauges`]), per replica of
+    /// the group (later replicas share the last): its interpreter's thread states, and the
+    /// objects its garbage collector tracks (-1: not known). Stored, not added; the reader
+    /// adds the replicas up.
+    thread_states: [AtomicU64; REPLICAS],
+    objects: [AtomicI64; REPLICAS],
 }
+
+/// Replicas of a group whose gauges are kept apart.
+const REPLICAS: usize = 8;
 
 #[repr(C)]
 struct Slot {
@@ -206,10 +210,12 @@ fn take_slot(region: &Region) {
         if (pid == 0 || gone(pid)) && slot.pid.compare_exchange(pid, -me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             for group in &slot.groups {
                 group.state.store(0, Ordering::Relaxed);
-                for counter in [&group.requests, &group.active, &group.duration_us, &group.wait_us, &group.thread_states].into_iter().chain(&group.statuses).chain(&group.buckets) {
+                for counter in [&group.requests, &group.active, &group.duration_us, &group.wait_us].into_iter().chain(&group.statuses).chain(&group.buckets).chain(&group.thread_states) {
                     counter.store(0, Ordering::Relaxed);
                 }
-                group.objects.store(-1, Ordering::Relaxed);
+                for objects in &group.objects {
+                    objects.store(-1, Ordering::Relaxed);
+                }
             }
             slot.started.store(super::epoch_now() as u64, Ordering::Relaxed);
             slot.pid.store(me, Ordering::Release);
@@ -313,12 +319,17 @@ fn find_or_add(slot: &'static Slot, key: &[u8]) -> &'static Group {
 }
 
 impl Entry {
-    /// What the engine reported of the group's interpreter with the request: its thread
-    /// states, and the objects its collector tracks (-1: not known).
-    pub fn gauges(&self, thread_states: u64, objects: i64) {
-        self.group.thread_states.store(thread_states, Ordering::Relaxed);
-        if objects >= 0 {
-            self.group.objects.store(objects, Ordering::Relaxed);
+    /// What the engine reported of the group's interpreter (replica) that served the
+    /// request: its thread states, and the objects its collector tracks (-1: not known).
+    pub fn gauges(&self, figures: &crate::abi::GroupFigures) {
+        // No interpreter was reached (a served request always has a thread state).
+        if figures.thread_states == 0 {
+            return;
+        }
+        let replica = (figures.replica as usize).min(REPLICAS - 1);
+        self.group.thread_states[replica].store(figures.thread_states, Ordering::Relaxed);
+        if figures.objects >= 0 {
+            self.group.objects[replica].store(figures.objects, Ordering::Relaxed);
         }
     }
 
@@ -488,7 +499,35 @@ fn read_group(g: &Group) -> Row {
         duration: seconds(&g.duration_us),
         wait: seconds(&g.wait_us),
         buckets,
-        thread_states: sane(g.thread_states.load(Ordering::Relaxed)),
-        objects: u64::try_from(g.objects.load(Ordering::Relaxed)).ok(),
+        thread_states: g.thread_states.iter().fold(0u64, |n, t| n.saturating_add(sane(t.load(Ordering::Relaxed)))),
+        // The replicas' counts that are known, added up; None when none is.
+        objects: g.objects.iter().filter_map(|o| u64::try_from(o.load(Ordering::Relaxed)).ok()).fold(None, |n: Option<u64>, o| Some(n.unwrap_or(0).saturating_add(o))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::GroupFigures;
+
+    /// A group's replicas report their gauges apart; the reader adds them up, and a replica
+    /// whose objects are not known (-1) leaves the others' count alone.
+    #[test]
+    fn replicas_gauges_add_up() {
+        let region = Region::map(1).unwrap();
+        take_slot(&region);
+        for (thread_states, objects, replica) in [(2, 100, 0), (3, -1, 1), (4, 50, 9)] {
+            let entry = begin("", "g").unwrap();
+            entry.gauges(&GroupFigures { thread_states, objects, replica });
+            entry.end(200, 0.001, 0.0);
+        }
+        // A request that reached no interpreter changes nothing.
+        let entry = begin("", "g").unwrap();
+        entry.gauges(&GroupFigures::default());
+        entry.end(503, 0.001, 0.0);
+        let rows = own_rows();
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!((row.requests, row.statuses[1], row.statuses[4], row.thread_states, row.objects), (4, 3, 1, 9, Some(150)));
     }
 }
