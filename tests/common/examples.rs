@@ -7,6 +7,9 @@
 use super::*;
 use std::process::Stdio;
 
+/// One example app's case: name, express arguments, path, request body, expected text.
+type Case<'a> = (&'a str, Vec<String>, &'a str, &'a [u8], String);
+
 /// Copies `examples/` into `dir` (world-readable: Apache's children run as nobody) and serves
 /// each example in turn with `express` (a `Command` for `mod_wsgi-express` with its
 /// environment set), checking the answer. `python`, when given, is the `X.Y` the Flask and
@@ -19,7 +22,7 @@ pub fn serve_examples(dir: &TempDir, express: impl Fn() -> Command, python: Opti
         None => format!("Hello from {framework} under mod_wsgi-rs"),
     };
     let django = || vec!["--application-type".to_string(), "module".into(), "mysite.wsgi".into(), "--working-directory".into(), run.join("django").display().to_string()];
-    let cases: [(&str, Vec<String>, &str, &[u8], String); 5] = [
+    let cases: [Case; 5] = [
         ("hello", vec![run.join("hello.wsgi").display().to_string()], "/", b"", "Hello World!".into()),
         ("flask", vec![run.join("flask/app.py").display().to_string()], "/", b"", on_python("Flask")),
         ("flask", vec![run.join("flask/app.py").display().to_string()], "/echo", b"12345", "\"received\":5".into()),

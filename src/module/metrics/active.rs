@@ -131,7 +131,7 @@ pub fn leave(slot: usize) -> Option<Box<Running>> {
 /// Calls `f` on each running request (slot, entry), one slot locked at a time.
 pub fn each(mut f: impl FnMut(usize, &mut Running)) {
     for (i, entry) in table().iter().enumerate() {
-        if let Some(running) = super::lock(&entry).as_mut() {
+        if let Some(running) = super::lock(entry).as_mut() {
             f(i, running);
         }
     }
