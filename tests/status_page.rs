@@ -25,8 +25,13 @@ import sys
 from prometheus_client.parser import text_string_to_metric_families
 text = sys.stdin.read()
 rows = {}
+seen = set()
 for family in text_string_to_metric_families(text):
     for s in family.samples:
+        series = (s.name, tuple(sorted(s.labels.items())))
+        if series in seen:
+            sys.exit('series written twice: %r' % (series,))
+        seen.add(series)
         if 'group' not in s.labels:
             continue
         name = s.name

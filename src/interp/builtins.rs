@@ -168,7 +168,7 @@ fn nested_figures(figures: &[(String, Figure)]) -> PyResult<PyObj> {
     let outer = py::dict()?;
     let mut inner: Vec<(&str, PyObj)> = Vec::new();
     for (name, figure) in figures {
-        let Some((group, key)) = name.split_once('\u{1f}') else { continue };
+        let Some((group, key)) = name.rsplit_once('\u{1f}') else { continue };
         let d = match inner.iter().find(|(g, _)| *g == group) {
             Some((_, d)) => d,
             None => {

@@ -238,13 +238,14 @@ unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
     trampoline("child exit", 0, || {
         // First: thread-local destructors that run from here on must not take locks.
         super::metrics::process_ending();
+        // Two atomic stores: safe in prefork's signal handler too.
+        super::metrics::board::leave();
         if in_prefork_exit_signal_handler() {
             mark_ending();
             return 0;
         }
         // The last telemetry report, before Python ends (mod_wsgi's order).
         super::metrics::stop();
-        super::metrics::board::leave();
         if let Some(engine) = engine() {
             // SAFETY: called once, when the child's pool is destroyed.
             unsafe { (engine.shutdown)() };

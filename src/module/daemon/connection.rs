@@ -398,34 +398,41 @@ pub(super) unsafe extern "C" fn send_file(ctx: *mut c_void, fd: c_int, offset: u
         // SAFETY: see conn().
         let c = unsafe { conn(ctx) };
         c.touch();
-        let mut io = c.io.lock().unwrap_or_else(|e| e.into_inner());
-        let mut buffer = vec![0u8; 256 << 10];
-        let (mut offset, mut left) = (offset, len);
-        while left > 0 {
-            let want = buffer.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            // SAFETY: reads at most `want` bytes into the buffer from the engine's open file.
-            let n = unsafe { libc::pread(fd, buffer.as_mut_ptr().cast(), want, offset as libc::off_t) };
-            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            if n <= 0 {
-                c.kill(&io);
-                return -1;
-            }
-            let began = std::time::Instant::now();
-            let sent = c.send_locked(&mut io, wire::DATA, &buffer[..n as usize], false);
-            // Metered as the body's writes are (see write_body).
-            Meter::add(&c.meter.output_nanos, began.elapsed().as_nanos() as u64);
-            if !sent {
-                return -1;
-            }
+        // Metered as one write of the file's bytes, as in Apache's children (a file bucket).
+        let began = std::time::Instant::now();
+        let sent = send_file_frames(c, fd, offset, len);
+        Meter::add(&c.meter.output_nanos, began.elapsed().as_nanos() as u64);
+        if sent == 0 {
             Meter::add(&c.meter.output_writes, 1);
-            Meter::add(&c.meter.output_bytes, n as u64);
-            offset += n as u64;
-            left -= n as u64;
+            Meter::add(&c.meter.output_bytes, len);
         }
-        0
+        sent
     })
+}
+
+/// The file's bytes as DATA frames: 0, or -1 when the file or the connection failed.
+fn send_file_frames(c: &Conn, fd: c_int, offset: u64, len: u64) -> c_int {
+    let mut io = c.io.lock().unwrap_or_else(|e| e.into_inner());
+    let mut buffer = vec![0u8; 256 << 10];
+    let (mut offset, mut left) = (offset, len);
+    while left > 0 {
+        let want = buffer.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        // SAFETY: reads at most `want` bytes into the buffer from the engine's open file.
+        let n = unsafe { libc::pread(fd, buffer.as_mut_ptr().cast(), want, offset as libc::off_t) };
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        if n <= 0 {
+            c.kill(&io);
+            return -1;
+        }
+        if !c.send_locked(&mut io, wire::DATA, &buffer[..n as usize], false) {
+            return -1;
+        }
+        offset += n as u64;
+        left -= n as u64;
+    }
+    0
 }
 
 /// Called with the GIL held: queues the line for the child, which logs it against the

@@ -425,7 +425,7 @@ fn fork(registry: &Arc<Registry>, instance: *mut Instance) {
         // The status boards, before anything else runs here: the children's and the other
         // groups' are unmapped, this group's kept (the unmapping of inherited shared memory
         // below is told to leave it).
-        let own_board = super::super::metrics::board::enter_daemon(index);
+        let own_board = super::super::metrics::board::enter_daemon(index, n as usize);
         // First of all, while nothing but Apache's code has run: the scoreboard is unmapped,
         // or read-only with server-metrics=On (see scoreboard.rs).
         let metrics = match scoreboard::confine_in_daemon(group.spec.server_metrics) {

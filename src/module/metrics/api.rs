@@ -41,6 +41,11 @@ impl Out {
 
 pub unsafe extern "C" fn query(which: c_int, sink: abi::MetricsSink, ctx: *mut c_void) -> c_int {
     trampoline("mod_wsgi metrics", 0, || {
+        // The status board's figures are always kept, whoever takes the others.
+        if which == metrics_query::GROUPS {
+            groups(&Out { sink, ctx });
+            return 1;
+        }
         let Some(state) = state() else {
             // A script imported as the process starts, before its settings are known: recording
             // starts with them (`metrics::start`).
@@ -49,11 +54,6 @@ pub unsafe extern "C" fn query(which: c_int, sink: abi::MetricsSink, ctx: *mut c
             }
             return 0;
         };
-        // The status board's figures are always kept, whoever takes the others.
-        if which == metrics_query::GROUPS {
-            groups(&Out { sink, ctx });
-            return 1;
-        }
         // The reporter owns the figures while telemetry is on.
         if state.settings.target.is_some() {
             return 0;

@@ -20,15 +20,20 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
-/// Groups counted per process; later ones share the last entry, named [`OTHER`].
+/// Entries per process: the first `GROUPS - 2` are named by the first groups a process
+/// counts; the last two take the requests of any later group, those run here
+/// ([`OVERFLOW_RUN`]) and those an Apache child passed on ([`OVERFLOW_PROXIED`]), so that
+/// the two kinds never mix.
 const GROUPS: usize = 32;
-/// The most bytes of a process group's name and of an application group's name kept.
-const PROCESS_GROUP_MAX: usize = 40;
-const GROUP_MAX: usize = 80;
+const OVERFLOW_RUN: usize = GROUPS - 1;
+const OVERFLOW_PROXIED: usize = GROUPS - 2;
+/// The most bytes of a process group's name and of an application group's name kept (the
+/// rest is cut: the page and `application_groups` show the first bytes of a longer name).
+pub const PROCESS_GROUP_MAX: usize = 64;
+pub const GROUP_MAX: usize = 160;
 const NAME_MAX: usize = PROCESS_GROUP_MAX + 1 + GROUP_MAX;
-/// The name of the last entry once a process has more groups: not a valid key (a key always
-/// holds the 0x1f separator), so no group can have it.
-const OTHER: &[u8] = b"(other groups)";
+/// The application group of the overflow entries, and the process group of the proxied one.
+const OTHER: &str = "(other groups)";
 /// The upper bounds (seconds) of the request-duration histogram, Prometheus's defaults.
 pub const BOUNDS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
@@ -102,10 +107,19 @@ impl Region {
         (self.slots as usize, self.slots as usize + bytes)
     }
 
+    /// Its slots. `'static` rests on who unmaps what: the parent unmaps boards (`create`,
+    /// `create_daemon_boards`) single-threaded and never reads them; a daemon unmaps the
+    /// ones it does not keep in `enter_daemon`, single-threaded, before anything reads them;
+    /// a child or daemon never unmaps the boards it keeps, which are those in the statics.
     fn slots(&self) -> impl Iterator<Item = &'static Slot> + '_ {
-        // SAFETY: i < len: a slot of the mapping, which lives as long as the process keeps
-        // the region (children and daemons never unmap the one they write or read).
+        // SAFETY: i < len: a slot of the mapping, mapped for as long as it is reachable from
+        // the statics (see above).
         (0..self.len).map(|i| unsafe { &*self.slots.add(i) })
+    }
+
+    /// Slot `i`, if there is one.
+    fn slot(&self, i: usize) -> Option<&'static Slot> {
+        self.slots().nth(i)
     }
 }
 
@@ -130,33 +144,40 @@ fn daemon_boards() -> std::sync::MutexGuard<'static, Vec<(String, Region)>> {
 
 /// In the parent: maps a new children's board with room for `processes` (the MPM's hard
 /// limit), and unmaps the previous generation's (its children keep their own mapping).
+/// The parent is single-threaded here and never reads the board: the pointer and the length
+/// need not change as one. Children forked after a failure have no board (never the previous
+/// generation's, which its own children still write).
 pub fn create(processes: usize) -> Result<(), String> {
-    let region = Region::map(processes)?;
-    let old = BOARD.swap(region.slots, Ordering::AcqRel);
-    let old_len = LEN.swap(region.len as u64, Ordering::Relaxed) as usize;
+    let old = BOARD.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    let old_len = LEN.swap(0, Ordering::Relaxed) as usize;
     if !old.is_null() {
         Region { slots: old, len: old_len }.unmap();
     }
+    let region = Region::map(processes)?;
+    LEN.store(region.len as u64, Ordering::Relaxed);
+    BOARD.store(region.slots, Ordering::Release);
     Ok(())
 }
 
 /// In the parent, before the daemons of a generation are forked: one board per daemon
-/// process group (`name`, `processes`), with room for a replacement starting while the
-/// process it replaces drains. The previous generation's are unmapped (its daemons keep
-/// their own). A group whose board cannot be mapped is only missing from the page.
+/// process group (`name`, `processes`), a slot per daemon of the group (daemon `n` always
+/// has slot `n`: the parent forks its replacement only once it is gone). The previous
+/// generation's are unmapped (its daemons keep their own). A group whose board cannot be
+/// mapped is only missing from the page.
 pub fn create_daemon_boards(groups: &[(String, usize)]) -> Result<(), String> {
     let mut boards = daemon_boards();
     for (_, region) in boards.drain(..) {
         region.unmap();
     }
     for (name, processes) in groups {
-        boards.push((name.clone(), Region::map(processes.saturating_mul(2).saturating_add(1))?));
+        boards.push((name.clone(), Region::map(*processes)?));
     }
     Ok(())
 }
 
-/// In a child or daemon as it exits (not from a signal handler): its slot is free again at once, rather
-/// than when its pid is found gone (which a new process with the same pid would hide).
+/// In a child or daemon as it exits: its slot is free again at once, rather than when its pid
+/// is found gone (which a new process with the same pid would hide). Two atomic operations:
+/// safe from prefork's exit signal handler too.
 pub fn leave() {
     let slot = MINE.swap(std::ptr::null_mut(), Ordering::AcqRel);
     if !slot.is_null() {
@@ -167,9 +188,10 @@ pub fn leave() {
 
 /// In a daemon right after its fork, first thing (single-threaded, before anything could be
 /// mapped into the ranges): unmaps the children's board and every other daemon group's, and
-/// takes a slot in the board of its own group (`index`). Returns that board's address range,
+/// takes slot `n` (its number in the group) of its own group's (`index`): the parent decides
+/// the slot, so no daemon can crowd its siblings out. Returns that board's address range,
 /// which must survive the unmapping of inherited shared memory that follows.
-pub fn enter_daemon(index: usize) -> Option<(usize, usize)> {
+pub fn enter_daemon(index: usize, n: usize) -> Option<(usize, usize)> {
     let old = BOARD.swap(std::ptr::null_mut(), Ordering::AcqRel);
     MINE.store(std::ptr::null_mut(), Ordering::Relaxed);
     let len = LEN.swap(0, Ordering::Relaxed) as usize;
@@ -187,42 +209,59 @@ pub fn enter_daemon(index: usize) -> Option<(usize, usize)> {
     }
     let (name, region) = own?;
     DAEMON.store(true, Ordering::Relaxed);
-    take_slot(&region);
+    if let Some(slot) = region.slot(n) {
+        let me = std::process::id() as i32;
+        slot.pid.store(-me, Ordering::Release);
+        claim(slot, me);
+    }
     let range = region.range();
     boards.push((name, region));
     Some(range)
 }
 
-/// In a child as it starts: takes a slot in the children's board.
+/// In a child as it starts: takes a slot in the children's board, and makes the daemon
+/// groups' boards read-only here (a child only reads them: an embedded application cannot
+/// forge a daemon's figures, nor stall its requests).
 pub fn join() {
     if let Some(region) = board() {
         take_slot(&region);
     }
+    for (_, region) in daemon_boards().iter() {
+        let (start, end) = region.range();
+        // SAFETY: exactly the board's own mapping (page-aligned by mmap), which nothing in
+        // this process writes.
+        unsafe { libc::mprotect(start as *mut libc::c_void, end - start, libc::PROT_READ) };
+    }
 }
 
-/// Takes a free slot of `region`, or one whose process is gone, clears it and makes it this
-/// process's.
+/// Takes a free slot of `region`, or one whose process is gone (or was an earlier process
+/// with this pid, which ended without leaving), clears it and makes it this process's.
 fn take_slot(region: &Region) {
     let me = std::process::id() as i32;
     for slot in region.slots() {
         let pid = slot.pid.load(Ordering::Acquire);
         // Taken as -me while it is cleared (readers skip pids <= 0), then published as me.
-        if (pid == 0 || gone(pid)) && slot.pid.compare_exchange(pid, -me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-            for group in &slot.groups {
-                group.state.store(0, Ordering::Relaxed);
-                for counter in [&group.requests, &group.active, &group.duration_us, &group.wait_us].into_iter().chain(&group.statuses).chain(&group.buckets).chain(&group.thread_states) {
-                    counter.store(0, Ordering::Relaxed);
-                }
-                for objects in &group.objects {
-                    objects.store(-1, Ordering::Relaxed);
-                }
-            }
-            slot.started.store(super::epoch_now() as u64, Ordering::Relaxed);
-            slot.pid.store(me, Ordering::Release);
-            MINE.store(slot as *const Slot as *mut Slot, Ordering::Release);
+        if (pid == 0 || pid == me || gone(pid)) && slot.pid.compare_exchange(pid, -me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            claim(slot, me);
             return;
         }
     }
+}
+
+/// Clears `slot` (held as -me) and publishes it as this process's.
+fn claim(slot: &'static Slot, me: i32) {
+    for group in &slot.groups {
+        group.state.store(0, Ordering::Relaxed);
+        for counter in [&group.requests, &group.active, &group.duration_us, &group.wait_us].into_iter().chain(&group.statuses).chain(&group.buckets).chain(&group.thread_states) {
+            counter.store(0, Ordering::Relaxed);
+        }
+        for objects in &group.objects {
+            objects.store(-1, Ordering::Relaxed);
+        }
+    }
+    slot.started.store(super::epoch_now() as u64, Ordering::Relaxed);
+    slot.pid.store(me, Ordering::Release);
+    MINE.store(slot as *const Slot as *mut Slot, Ordering::Release);
 }
 
 /// Whether process `pid` (> 0) is gone. A pid read from a daemon's board is only given to
@@ -264,7 +303,9 @@ pub fn begin(process_group: &str, group: &str) -> Option<Entry> {
     let slot: &'static Slot = unsafe { &*slot };
     let cached = CACHE.with(|c| c.borrow().iter().find(|(p, g, _)| p == process_group && g == group).map(|(_, _, e)| *e));
     let entry = cached.unwrap_or_else(|| {
-        let entry = find_or_add(slot, &key(process_group, group));
+        // A child's daemon-mode requests (never a daemon's own) are the proxied kind.
+        let proxied = !process_group.is_empty() && !DAEMON.load(Ordering::Relaxed);
+        let entry = find_or_add(slot, &key(process_group, group), proxied);
         CACHE.with(|c| {
             let mut c = c.borrow_mut();
             if c.len() == 8 {
@@ -285,37 +326,61 @@ fn name(group: &Group) -> Vec<u8> {
     group.name[..len].iter().map(|b| b.load(Ordering::Relaxed)).collect()
 }
 
-fn find_or_add(slot: &'static Slot, key: &[u8]) -> &'static Group {
+fn find_or_add(slot: &'static Slot, key: &[u8], proxied: bool) -> &'static Group {
     let mut i = 0;
-    while i < GROUPS {
+    while i < OVERFLOW_PROXIED {
         let group = &slot.groups[i];
-        let mut state = group.state.load(Ordering::Acquire);
-        // Being named by another thread of this child (a few instructions): it may be this
-        // very group, which must not get a second entry.
-        while state == 1 {
-            std::hint::spin_loop();
-            state = group.state.load(Ordering::Acquire);
-        }
-        if state == 2 {
-            if name(group) == key {
-                return group;
+        match name_or_wait(group) {
+            Some(name) if name == key => return group,
+            Some(_) => i += 1,
+            // Free: name it, unless another thread took it first (then look at what it named).
+            None => {
+                if publish(group, key) {
+                    return group;
+                }
             }
-            i += 1;
-            continue;
         }
-        // Free: name it, unless another thread took it first (then look at what it named).
-        if group.state.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_err() {
-            continue;
-        }
-        let key = if i == GROUPS - 1 { OTHER } else { key };
-        for (byte, &b) in group.name.iter().zip(key) {
-            byte.store(b, Ordering::Relaxed);
-        }
-        group.name_len.store(key.len().min(NAME_MAX) as u32, Ordering::Relaxed);
-        group.state.store(2, Ordering::Release);
-        return group;
     }
-    &slot.groups[GROUPS - 1]
+    // Every entry is named: the overflow entry of the request's kind.
+    let (i, overflow) = if proxied { (OVERFLOW_PROXIED, self::key(OTHER, OTHER)) } else { (OVERFLOW_RUN, self::key("", OTHER)) };
+    let group = &slot.groups[i];
+    if name_or_wait(group).is_none() {
+        publish(group, &overflow);
+    }
+    group
+}
+
+/// An entry's name once it is named (None: free). Another thread of this process may be
+/// naming it (a few instructions; it may be the very group being looked for, which must not
+/// get a second entry): waited for, within a bound (a daemon's board is its own
+/// application's to write, and a state stuck at 1 must not stall its requests for good).
+fn name_or_wait(group: &Group) -> Option<Vec<u8>> {
+    let mut state = group.state.load(Ordering::Acquire);
+    let mut spins = 0u32;
+    while state == 1 && spins < 1 << 20 {
+        std::hint::spin_loop();
+        spins += 1;
+        state = group.state.load(Ordering::Acquire);
+    }
+    match state {
+        0 => None,
+        2 => Some(name(group)),
+        // Stuck: an entry no key matches.
+        _ => Some(Vec::new()),
+    }
+}
+
+/// Names a free entry `key`; false when another thread took it first.
+fn publish(group: &Group, key: &[u8]) -> bool {
+    if group.state.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+        return false;
+    }
+    for (byte, &b) in group.name.iter().zip(key) {
+        byte.store(b, Ordering::Relaxed);
+    }
+    group.name_len.store(key.len().min(NAME_MAX) as u32, Ordering::Relaxed);
+    group.state.store(2, Ordering::Release);
+    true
 }
 
 impl Entry {
@@ -396,7 +461,7 @@ impl Row {
     /// Whether Apache's child passed these requests on to a daemon process group, rather than
     /// running them (a child's row with a process group).
     pub fn proxied(&self, process: &Process) -> bool {
-        process.daemon.is_none() && !self.process_group.is_empty() && self.process_group != "*"
+        process.daemon.is_none() && !self.process_group.is_empty()
     }
 }
 
@@ -416,14 +481,7 @@ pub fn read() -> Option<Vec<Process>> {
     let mut processes = read_region(&children, None);
     let daemons: Vec<(String, Region)> = daemon_boards().iter().map(|(name, region)| (name.clone(), *region)).collect();
     for (name, region) in daemons {
-        // What a daemon wrote of its process group is not trusted: the group is the board's.
-        let mut found = read_region(&region, Some(&name));
-        for p in &mut found {
-            for row in &mut p.rows {
-                row.process_group = name.clone();
-            }
-        }
-        processes.extend(found);
+        processes.extend(read_region(&region, Some(&name)));
     }
     Some(processes)
 }
@@ -459,20 +517,31 @@ fn read_region(region: &Region, daemon: Option<&str>) -> Vec<Process> {
         if pid <= 0 || gone(pid) {
             continue;
         }
-        let mut rows: Vec<Row> = Vec::new();
+        // One process per pid: a second slot with the same pid (a daemon's forgery; a slot
+        // being re-used) is added in, so that no series is written twice.
+        let at = match processes.iter().position(|p: &Process| p.pid == pid) {
+            Some(at) => at,
+            None => {
+                processes.push(Process { pid, started: slot.started.load(Ordering::Relaxed), daemon: daemon.map(str::to_string), rows: Vec::new() });
+                processes.len() - 1
+            }
+        };
+        let rows = &mut processes[at].rows;
         for g in &slot.groups {
             if g.state.load(Ordering::Acquire) != 2 {
                 continue;
             }
-            let row = read_group(g);
-            // One row per group: a second entry with the same name (a slot being re-used) is
-            // added in.
+            let mut row = read_group(g);
+            // What a daemon wrote of its process group is not trusted: the group is the board's.
+            if let Some(name) = daemon {
+                row.process_group = name.to_string();
+            }
+            // One row per group: a second entry with the same name is added in.
             match rows.iter_mut().find(|r| r.process_group == row.process_group && r.group == row.group) {
                 Some(r) => r.add(&row),
                 None => rows.push(row),
             }
         }
-        processes.push(Process { pid, started: slot.started.load(Ordering::Relaxed), daemon: daemon.map(str::to_string), rows });
     }
     processes
 }
@@ -529,5 +598,30 @@ mod tests {
         assert_eq!(rows.len(), 1);
         let row = &rows[0];
         assert_eq!((row.requests, row.statuses[1], row.statuses[4], row.thread_states, row.objects), (4, 3, 1, 9, Some(150)));
+    }
+}
+
+#[cfg(test)]
+mod reading {
+    use super::*;
+
+    /// Two slots that claim one pid (a daemon's forgery, or a slot being re-used) and two
+    /// entries of one name read as one process with one row; a daemon board's rows carry the
+    /// board's process group, whatever the daemon wrote.
+    #[test]
+    fn one_process_per_pid_and_one_row_per_group() {
+        let region = Region::map(2).unwrap();
+        for slot in region.slots() {
+            slot.pid.store(std::process::id() as i32, Ordering::Release);
+            for (i, n) in [(0, 3), (1, 4)] {
+                assert!(publish(&slot.groups[i], &key("forged", "g")));
+                slot.groups[i].requests.store(n, Ordering::Relaxed);
+            }
+        }
+        let processes = read_region(&region, Some("site"));
+        assert_eq!(processes.len(), 1);
+        let rows = &processes[0].rows;
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].process_group.as_str(), rows[0].group.as_str(), rows[0].requests), ("site", "g", 14));
     }
 }
