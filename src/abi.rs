@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_void};
 /// Version of the records below: the one place it is written. Bumped on every incompatible
 /// change; the engine's marker ([`MARKER`]) and its table ([`Engine::abi_version`]) are
 /// derived from it.
-pub const ABI_VERSION: u32 = 22;
+pub const ABI_VERSION: u32 = 23;
 
 /// Every engine file carries this text followed by its [`ABI_VERSION`] as four digits, so the
 /// module can check an engine at config time by reading the file, without loading it (which
@@ -459,6 +459,9 @@ pub struct GroupFigures {
     /// up a group's replicas.
     pub replica: u32,
 }
+
+// The layout both sides compile against (a change here bumps ABI_VERSION).
+const _: () = assert!(std::mem::size_of::<GroupFigures>() == 24 && std::mem::offset_of!(GroupFigures, replica) == 16);
 
 impl Default for GroupFigures {
     fn default() -> GroupFigures {

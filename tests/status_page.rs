@@ -164,12 +164,15 @@ def application(environ, start_response):
 "#;
     let dir = TempDir::new("status-groups");
     dir.write("app.wsgi", APP);
+    // A group whose import leaves 200000 more objects for its collector to track.
+    dir.write("big.wsgi", &format!("KEPT = [[] for _ in range(200000)]\n{APP}"));
     let apache = Apache::start_in(
         dir,
         Mpm::Event,
         "WSGIDaemonProcess site threads=2\n\
          WSGIScriptAlias /one {dir}/app.wsgi application-group=one\n\
-         WSGIScriptAlias /daemon {dir}/app.wsgi process-group=site application-group=d\n",
+         WSGIScriptAlias /daemon {dir}/app.wsgi process-group=site application-group=d\n\
+         WSGIScriptAlias /big {dir}/big.wsgi application-group=big\n",
     );
     for (path, group) in [("/one/", "one"), ("/daemon/", "d")] {
         for _ in 0..3 {
@@ -184,4 +187,13 @@ def application(environ, start_response):
         assert!(fields[3].parse::<u64>().unwrap() >= 1, "{path}: thread states: {text}");
         assert!(fields[4].parse::<u64>().unwrap() > 1000, "{path}: objects: {text}");
     }
+    // Each group's count is its own interpreter's: the big one's is larger by its 200000
+    // lists (its first request counts at once, as it ends: the second one reports it).
+    let objects = |path: &str| -> u64 {
+        apache.get(path);
+        let text = apache.get(path).text();
+        text.trim_matches(|c| c == '[' || c == ']').split(", ").nth(4).unwrap().parse().unwrap_or_else(|_| panic!("{path}: {text}"))
+    };
+    let (one, big) = (objects("/one/"), objects("/big/"));
+    assert!(big >= one + 190_000, "one {one}, big {big}");
 }

@@ -24,7 +24,7 @@ struct Slot {
     thread_states: AtomicUsize,
     /// The last sampled count of objects the interpreter's collector tracks; -1: none yet.
     objects: AtomicI64,
-    /// When that sample was claimed, in milliseconds since [`epoch`] plus one; 0: never.
+    /// When that sample was claimed, in milliseconds since the epoch (`millis_since_epoch`) plus one; 0: never.
     sampled_at: AtomicU64,
 }
 

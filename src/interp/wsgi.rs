@@ -244,8 +244,9 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
     let outcome = run(ex, group, &app, &script);
     // The response is complete (its iterable closed), the GIL still held through this
     // thread's state in the group's interpreter: the moment to count its objects, now and
-    // then (see `figures`).
-    figures::sample(group.index);
+    // then (see `figures`). A panic there costs the figure, never the response.
+    let index = group.index;
+    let _ = std::panic::catch_unwind(move || figures::sample(index));
     outcome
 }
 

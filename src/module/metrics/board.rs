@@ -58,8 +58,8 @@ struct Group {
     objects: [AtomicI64; REPLICAS],
 }
 
-/// Replicas of a group whose gauges are kept apart.
-const REPLICAS: usize = 8;
+/// Replicas of a group whose gauges are kept apart: as many as a group may have.
+const REPLICAS: usize = crate::abi::replicas::MAX as usize;
 
 #[repr(C)]
 struct Slot {
