@@ -23,13 +23,14 @@ use super::environment;
 use super::monitor::{self, Monitor};
 use super::options::Timeouts;
 use super::reloading::{self, ScriptTimes};
+use super::read_hello::read_hello;
+use super::request_figures::{daemon_phases, describe_for_metrics, now_micros};
 use super::supervisor::{self, Group, Registry};
 use super::wire::{self, Hello};
 use crate::abi::{self, level};
 use std::ffi::c_int;
 use std::io::{BufReader, BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -691,36 +692,6 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     Ok(end(shared, conn, outcome))
 }
 
-/// Daemon mode's phases of a request until its application starts, in seconds (mod_wsgi's):
-/// from Apache reading it to the child queueing it for this group ("server"), from there to
-/// this process ("queue"), and from there to now ("daemon"), from the child's environ entries.
-fn daemon_phases(environ: &[(Vec<u8>, Vec<u8>)], daemon_start: u128) -> (f64, f64, f64) {
-    let micros = |key: &[u8]| environ.iter().find(|(k, _)| k == key).and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u128>().ok());
-    let now = now_micros();
-    let request = micros(b"mod_wsgi.request_start").unwrap_or(daemon_start);
-    let queue = micros(b"mod_wsgi.queue_start").unwrap_or(daemon_start).clamp(request, daemon_start.max(request));
-    let seconds = |from: u128, to: u128| to.saturating_sub(from) as f64 / 1e6;
-    (seconds(request, queue), seconds(queue, daemon_start), seconds(daemon_start, now))
-}
-
-/// A forwarded request as telemetry's slow-request reports describe it, from its environ.
-fn describe_for_metrics(process_group: &str, group: &[u8], environ: &[(Vec<u8>, Vec<u8>)]) -> metrics::Describe {
-    let get = |key: &[u8]| environ.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default();
-    metrics::Describe {
-        method: get(b"REQUEST_METHOD"),
-        scheme: get(b"REQUEST_SCHEME"),
-        hostname: get(b"HTTP_HOST"),
-        script_name: get(b"SCRIPT_NAME"),
-        path_info: get(b"PATH_INFO"),
-        protocol: get(b"SERVER_PROTOCOL"),
-        peer_ip: get(b"REMOTE_ADDR"),
-        user_agent: get(b"HTTP_USER_AGENT"),
-        log_id: get(b"mod_wsgi.request_id"),
-        process_group: process_group.to_string(),
-        application_group: String::from_utf8_lossy(group).into_owned(),
-    }
-}
-
 /// Ends a request with `outcome`: `maximum-requests` counts it, the END frame says whether
 /// the daemon keeps the connection, and lines the child could not take go to the log here.
 /// True when the connection may carry the child's next request.
@@ -730,87 +701,6 @@ fn end(shared: &Shared, conn: Arc<Conn>, outcome: abi::Outcome) -> bool {
     conn.send(wire::END, &wire::end(outcome.0, keep), true);
     conn.log_pending_locally();
     keep && conn.finished()
-}
-
-/// How long a connection may take to send its whole hello: Apache's children send it at
-/// once, so this only bounds a local process of Apache's user that connects and stalls (it
-/// would hold a worker thread for as long).
-const HELLO_LIMIT: Duration = Duration::from_secs(5);
-/// The largest hello accepted (the environ: request headers, at most about 800 KiB with
-/// Apache's default request limits, and the CGI variables).
-const HELLO_MAX: usize = 4 << 20;
-
-/// Reads and checks the hello within [`HELLO_LIMIT`] (or `socket-timeout`, if shorter): the
-/// frame header and the fixed prefix (magic, version, token) first, so that a connection
-/// without the token costs no more than those bytes. `None`: a kept connection (`reused`)
-/// closed by its child before a new hello, which is how a child lets one go.
-fn read_hello(stream: &UnixStream, token: &[u8; 16], socket_timeout: Option<Duration>, reused: bool) -> Result<Option<Hello>, String> {
-    let limit = socket_timeout.map_or(HELLO_LIMIT, |t| t.min(HELLO_LIMIT));
-    let mut input = Deadline { stream, deadline: Instant::now() + limit };
-    let refused = |why: &str| format!("Request origin could not be validated ({why}).");
-    let mut header = [0u8; 5];
-    match input.read_some(&mut header) {
-        Ok(0) if reused => return Ok(None),
-        Err(e) if reused && e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(None),
-        Ok(n) => input.read_exact(&mut header[n..]).map_err(|e| refused(&format!("no hello: {e}")))?,
-        Err(e) => return Err(refused(&format!("no hello: {e}"))),
-    }
-    let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;
-    if header[0] != wire::HELLO || !(wire::HELLO_PREFIX..=HELLO_MAX).contains(&len) {
-        return Err(refused("no hello"));
-    }
-    let mut payload = vec![0u8; wire::HELLO_PREFIX];
-    input.read_exact(&mut payload).map_err(|e| refused(&format!("no hello: {e}")))?;
-    if !wire::hello_prefix_matches(&payload, token) {
-        return Err("Request origin could not be validated.".into());
-    }
-    payload.resize(len, 0);
-    input.read_exact(&mut payload[wire::HELLO_PREFIX..]).map_err(|e| format!("daemon request failed: {e}"))?;
-    Hello::decode(&payload).map(Some).map_err(|e| format!("daemon request failed: {e}"))
-}
-
-/// Reads from a socket until an overall deadline, without touching its timeouts (a kept
-/// connection's stay as set once): each read that would block waits in `poll` for what is
-/// left. A hello usually arrives whole before its connection is readable, so this is one
-/// `recv` per part.
-struct Deadline<'a> {
-    stream: &'a UnixStream,
-    deadline: Instant,
-}
-
-impl Deadline<'_> {
-    /// One read of at least a byte (0: end of stream).
-    fn read_some(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let fd = std::os::fd::AsRawFd::as_raw_fd(self.stream);
-        loop {
-            // SAFETY: reads at most buf.len() bytes into buf.
-            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let error = std::io::Error::last_os_error();
-            match error.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => {}
-                _ => return Err(error),
-            }
-            let left = self.deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero());
-            let left = left.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::TimedOut, "hello not received in time"))?;
-            let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-            // SAFETY: one valid pollfd; the result is read by the recv above.
-            unsafe { libc::poll(&mut poll, 1, left.as_millis().clamp(1, c_int::MAX as u128) as c_int) };
-        }
-    }
-
-    fn read_exact(&mut self, mut buf: &mut [u8]) -> std::io::Result<()> {
-        while !buf.is_empty() {
-            match self.read_some(buf)? {
-                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                n => buf = &mut buf[n..],
-            }
-        }
-        Ok(())
-    }
 }
 
 /// `queue-timeout=`: a request that waited longer than this since Apache read it (in the
@@ -856,10 +746,6 @@ fn script_changed(shared: &Shared, hello: &Hello) -> bool {
 fn describe(hello: &Hello) -> String {
     let uri = hello.environ.iter().find(|(k, _)| k == b"REQUEST_URI").map(|(_, v)| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
     format!("'{uri}' (script '{}', application group '{}')", String::from_utf8_lossy(&hello.script), String::from_utf8_lossy(&hello.group))
-}
-
-fn now_micros() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0)
 }
 
 /// mod_wsgi's `shutdown_reason` for a stop for `kind` (telemetry's field 130).
