@@ -3,9 +3,9 @@
 //! the thread-state cache's `OWNED` list is locked by threads that start and end, and a
 //! request must not queue behind them to read one number.
 //!
-//! Only the first [`COUNTED`] indexes have gauges (a process rarely has more than a few
-//! groups); past them, the thread-state count is read under the cache's lock and the object
-//! count is not known.
+//! Only the first [`COUNTED`] indexes have gauges (24 KiB: more than the groups, replicas
+//! (up to 32 each) and fallbacks of any real process); past them, the thread-state count is
+//! read under the cache's lock and the object count is not known.
 //!
 //! An index's gauges go back to "nothing known" when an interpreter is registered in it or
 //! forgotten ([`reset`]): an index is reused after an interpreter ends.
@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Indexes with gauges.
-pub const COUNTED: usize = 256;
+pub const COUNTED: usize = 1024;
 
 struct Slot {
     /// The cache's thread states in the interpreter: stored (under the cache's lock) each
