@@ -17,6 +17,8 @@
 #   BENCH_VENV=target/bench-venv-X.Y   venv with mod_wsgi (6.x) and Django (made when missing)
 #   BENCH_DJANGO_PYTHON=3.13 the Python of part 2 (its venv: target/bench-venv-X.Y as well)
 #   BENCH_DURATION=8s        wrk -d per measurement
+#   BENCH_ROUNDS=3           rounds: the servers of a part run side by side, measured in turn
+#                            once per round; medians are printed
 #   BENCH_WARMUP=3s          wrk -d of the warm-up
 #   BENCH_SKIP_BUILD=1       do not run scripts/build first
 #   BENCH_KEEP=1             keep the temp dirs
@@ -33,6 +35,7 @@ DJANGO_PY=${BENCH_DJANGO_PYTHON:-3.13}
 DJANGO_VENV=$REPO/target/bench-venv-$DJANGO_PY
 DURATION=${BENCH_DURATION:-8s}
 WARMUP=${BENCH_WARMUP:-3s}
+ROUNDS=${BENCH_ROUNDS:-3}
 PY=/usr/bin/python3
 HTTPD=/usr/sbin/apache2
 MODULES=/usr/lib/apache2/modules
@@ -132,52 +135,77 @@ CONF
   echo "$dir $port"
 }
 
-declare -A RATE
-# measure NAME THREADS MODULE URLPATH CONFIG [HOME]: starts the server, warms up, measures,
-# stops.
-measure() {
+declare -A RATE SAMPLES PORTS PATHS
+ORDER=()
+# serve NAME THREADS MODULE URLPATH CONFIG [HOME]: starts the server and warms it up; it is
+# measured in the rounds below, alternately with the others of its part.
+serve() {
   local name=$1 threads=$2 dir port
   read -r dir port < <(make_server "$name" "$threads" "$3" "$5" "${6:-}")
   DIRS+=("$dir")
   start_server "$dir" "http://127.0.0.1:$port$4"
-  CONNECTIONS=$threads
-  wrk -t2 -c"$CONNECTIONS" -d"$WARMUP" "http://127.0.0.1:$port$4" >/dev/null
-  read -r rps _ <<<"$(run_wrk "http://127.0.0.1:$port$4" "$DURATION")"
-  RATE[$name]=$rps
-  log "$name: $rps req/s ($(grep -c "with own GIL" "$dir/error.log" || true) own-GIL interpreters)"
-  if grep -E "Segmentation fault|Fatal Python error|exit signal|panicked" "$dir/error.log" >&2; then
-    log "warning: crash lines in $dir/error.log"
-  fi
-  kill "$(cat "$dir/httpd.pid")"
-  for _ in $(seq 100); do [ -f "$dir/httpd.pid" ] || break; sleep 0.1; done
+  PORTS[$name]=$port; PATHS[$name]=$4; SAMPLES[$name]=""; CONNS[$name]=$threads
+  ORDER+=("$name")
+  wrk -t2 -c"$threads" -d"$WARMUP" "http://127.0.0.1:$port$4" >/dev/null
+  log "$name: started ($(grep -c "with own GIL" "$dir/error.log" || true) own-GIL interpreters)"
+}
+declare -A CONNS
+
+# rounds: BENCH_ROUNDS rounds over the servers started (one wrk run each, in turn: a load
+# change on the machine hits them all alike), then their medians, and the servers stopped.
+rounds() {
+  local r name rps
+  for r in $(seq "$ROUNDS"); do
+    for name in "${ORDER[@]}"; do
+      CONNECTIONS=${CONNS[$name]}
+      read -r rps _ <<<"$(run_wrk "http://127.0.0.1:${PORTS[$name]}${PATHS[$name]}" "$DURATION")"
+      SAMPLES[$name]+=" $rps"
+      log "round $r/$ROUNDS $name: $rps req/s"
+    done
+  done
+  for name in "${ORDER[@]}"; do
+    # shellcheck disable=SC2086
+    RATE[$name]=$(median ${SAMPLES[$name]})
+  done
+  for dir in "${DIRS[@]}"; do
+    [ -f "$dir/httpd.pid" ] || continue
+    if grep -E "Segmentation fault|Fatal Python error|exit signal|panicked" "$dir/error.log" >&2; then
+      log "warning: crash lines in $dir/error.log"
+    fi
+    kill "$(cat "$dir/httpd.pid")"
+    for _ in $(seq 100); do [ -f "$dir/httpd.pid" ] || break; sleep 0.1; done
+  done
+  ORDER=()
 }
 
 CPU_ALIAS="WSGIScriptAlias /cpu $SHARE/cpu.wsgi"
 for k in ours-one ours-replicas theirs-one theirs-recipe django-shared django-replicas; do RATE[$k]=0; done
 if [ "${BENCH_ONLY:-cpu}" = cpu ] || [ -z "${BENCH_ONLY:-}" ]; then
 log "1. CPU-bound page, one child x 16 threads"
-measure ours-one 16 "$SHARE/modules/mod_wsgi.so" /cpu "WSGIPerInterpreterGIL On
+serve ours-one 16 "$SHARE/modules/mod_wsgi.so" /cpu "WSGIPerInterpreterGIL On
 $CPU_ALIAS application-group=cpu"
-measure ours-replicas 16 "$SHARE/modules/mod_wsgi.so" /cpu "WSGIPerInterpreterGIL On
+serve ours-replicas 16 "$SHARE/modules/mod_wsgi.so" /cpu "WSGIPerInterpreterGIL On
 $CPU_ALIAS application-group=cpu replicas=2"
-measure theirs-one 16 "$THEIR_MODULE" /cpu "WSGIPerInterpreterGIL On
+serve theirs-one 16 "$THEIR_MODULE" /cpu "WSGIPerInterpreterGIL On
 $CPU_ALIAS application-group=cpu"
-measure theirs-recipe 16 "$THEIR_MODULE" /cpu "WSGIPerInterpreterGIL On
+serve theirs-recipe 16 "$THEIR_MODULE" /cpu "WSGIPerInterpreterGIL On
 WSGIDispatchScript $SHARE/dispatch.py
 $CPU_ALIAS"
+rounds
 fi
 
 if [ "${BENCH_ONLY:-django}" = django ]; then
 log "2. Django page, one child x 32 threads"
 DJANGO_ALIAS="WSGIScriptAlias / $SHARE/django/benchsite/wsgi.py"
-measure django-shared 32 "$SHARE/modules/mod_wsgi.so" / "$DJANGO_ALIAS application-group=site" "$DJANGO_VENV_COPY"
-measure django-replicas 32 "$SHARE/modules/mod_wsgi.so" / "WSGIPerInterpreterGIL On
+serve django-shared 32 "$SHARE/modules/mod_wsgi.so" / "$DJANGO_ALIAS application-group=site" "$DJANGO_VENV_COPY"
+serve django-replicas 32 "$SHARE/modules/mod_wsgi.so" / "WSGIPerInterpreterGIL On
 $DJANGO_ALIAS application-group=site replicas=2" "$DJANGO_VENV_COPY"
+rounds
 fi
 
 ratio() { "$PY" -c "import sys; b = float(sys.argv[2]); print('%.2f' % (float(sys.argv[1]) / b) if b else '-')" "$1" "$2"; }
 echo
-echo "Replicas, one Apache child, Python $VERSION (Django: $DJANGO_PY), wrk -t2 -c(threads) -d$DURATION ($(nproc) cores); mod_wsgi $THEIR_VERSION, Django $DJANGO_VERSION"
+echo "Replicas, one Apache child, Python $VERSION (Django: $DJANGO_PY), wrk -t2 -c(threads), medians of $ROUNDS alternating rounds of $DURATION ($(nproc) cores); mod_wsgi $THEIR_VERSION, Django $DJANGO_VERSION"
 [ -n "${BENCH_OURS_CONFIG:-}" ] && echo "ours with: ${BENCH_OURS_CONFIG}"
 printf '%-52s %10s\n' "" "req/s"
 printf '%-52s %10s\n' "CPU page, ours, one own-GIL group" "${RATE[ours-one]}"
