@@ -5,7 +5,8 @@
 #       draining the datagrams (a Python loop on the Unix socket, as the ingester reads them)
 #   (c) Debian's mod_wsgi 4.9, for scale
 # Each in its own Apache with one child, measured alternately (BENCH_ROUNDS rounds of
-# a -> b -> c after a warm-up); medians printed with the ratio b / a.
+# a -> b -> c after a warm-up); medians printed with the ratio b / a, and the CPU time Apache's
+# child spent per request in each (from /proc: steadier than the rate on a shared machine).
 #
 # Environment: BENCH_THREADS=16, BENCH_CONNECTIONS=16, BENCH_DURATION=5s, BENCH_ROUNDS=3,
 # BENCH_WARMUP=2s, BENCH_SKIP_BUILD=1, BENCH_KEEP=1 (as bench/hello.sh).
@@ -96,15 +97,25 @@ start_server "$DIR_A" "${URLS[0]}"
 start_server "$DIR_B" "${URLS[1]}"
 start_server "$DIR_C" "${URLS[2]}"
 WRK_LOG=$DIR_A/wrk.log
-declare -A RPS
+declare -A RPS CPU
+# The CPU time (user + system, clock ticks) Apache's child has used: what a request costs it,
+# a steadier figure than the rate when other tenants share the machine.
+cpu_ticks() { local stat; stat=$(cat "/proc/$1/stat"); read -r -a f <<<"${stat##*) }"; echo $((f[11] + f[12])); }
+CHILDREN=("$(child_pid "$(cat "$DIR_A/httpd.pid")")" "$(child_pid "$(cat "$DIR_B/httpd.pid")")" "$(child_pid "$(cat "$DIR_C/httpd.pid")")")
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 log "warm-up ($WARMUP each)"
 for i in 0 1 2; do run_wrk "${URLS[$i]}" "$WARMUP" >/dev/null; done
 for r in $(seq "$ROUNDS"); do
   for i in 0 1 2; do
+    before=$(cpu_ticks "${CHILDREN[$i]}")
     read -r rps p99 errs _ <<<"$(run_wrk "${URLS[$i]}" "$DURATION")"
+    used=$(( ($(cpu_ticks "${CHILDREN[$i]}") - before) * TICK_US ))
     RPS[${NAMES[$i]}]+="$rps "
-    log "round $r/$ROUNDS ${NAMES[$i]}: $rps req/s, p99 $p99 ms"
+    # µs of the child's CPU per request (the rate times the duration is the request count).
+    per=$("$PY" -c 'import sys; r, d, u = float(sys.argv[1]), float(sys.argv[2].rstrip("s")), float(sys.argv[3]); print("%.1f" % (u / (r * d)) if r > 0 else 0)' "$rps" "$DURATION" "$used")
+    CPU[${NAMES[$i]}]+="$per "
+    log "round $r/$ROUNDS ${NAMES[$i]}: $rps req/s, p99 $p99 ms, child CPU $per us/request"
   done
 done
 kill "$RECEIVER"; wait "$RECEIVER" 2>/dev/null || true; RECEIVER=""
@@ -119,4 +130,14 @@ awk -v a="$OFF" -v b="$ON" -v c="$DEB" -v n="$received" 'BEGIN {
   printf "%-34s%10.1f req/s  (%d datagrams received)\n", "mod_wsgi-rs, telemetry on", b, n
   printf "%-34s%10.1f req/s\n", "Debian mod_wsgi 4.9", c
   printf "ratio on / off:  %5.3f (target >= 0.97)\n", (a > 0 ? b / a : 0)
+}'
+# The same ratio taken within each round (the two measured a few seconds apart, so a change in
+# the machine's load hits both): their median is the steadier figure on a busy machine.
+# shellcheck disable=SC2086
+PAIRED=$("$PY" -c 'import sys, statistics; a, b = sys.argv[1].split(), sys.argv[2].split(); print("%.3f" % statistics.median(float(y) / float(x) for x, y in zip(a, b) if float(x) > 0))' "${RPS[off]}" "${RPS[on]}")
+echo "ratio on / off, median of the rounds' own ratios:  $PAIRED"
+# shellcheck disable=SC2086
+{ COFF=$(median ${CPU[off]}); CON=$(median ${CPU[on]}); CDEB=$(median ${CPU[debian]}); }
+awk -v a="$COFF" -v b="$CON" -v c="$CDEB" 'BEGIN {
+  printf "Apache child CPU per request (medians): off %.1f us, on %.1f us, Debian %.1f us; on / off %.3f\n", a, b, c, (a > 0 ? b / a : 0)
 }'

@@ -261,19 +261,22 @@ fn since_read(r: &RequestRec) -> f64 {
 
 /// A request as telemetry's slow-request reports describe it.
 fn describe(r: &RequestRec, mapped: &MappedPath, process_group: &str, group: &str) -> super::metrics::Describe {
-    super::metrics::Describe {
-        method: r.method().to_vec(),
-        scheme: r.scheme().to_vec(),
-        hostname: r.hostname().unwrap_or_default().into_bytes(),
-        script_name: mapped.script_name.clone(),
-        path_info: if mapped.path_info.is_empty() && mapped.script_name.is_empty() { r.uri_bytes().to_vec() } else { mapped.path_info.clone() },
-        protocol: r.protocol().to_vec(),
-        peer_ip: r.useragent_ip().to_vec(),
-        user_agent: r.headers_in().get("User-Agent").unwrap_or_default().into_bytes(),
-        log_id: r.log_id().to_vec(),
-        process_group: process_group.to_string(),
-        application_group: group.to_string(),
-    }
+    let hostname = r.hostname().unwrap_or_default();
+    let user_agent = r.headers_in().get("User-Agent").unwrap_or_default();
+    let path_info = if mapped.path_info.is_empty() && mapped.script_name.is_empty() { r.uri_bytes() } else { &mapped.path_info };
+    super::metrics::Describe::new([
+        r.method(),
+        r.scheme(),
+        hostname.as_bytes(),
+        &mapped.script_name,
+        path_info,
+        r.protocol(),
+        r.useragent_ip(),
+        user_agent.as_bytes(),
+        r.log_id(),
+        process_group.as_bytes(),
+        group.as_bytes(),
+    ])
 }
 
 /// `WSGIRestrictProcess`: whether requests here may go to `process_group` (empty: embedded).

@@ -18,20 +18,20 @@ pub(super) fn daemon_phases(environ: &[(Vec<u8>, Vec<u8>)], daemon_start: u128) 
 
 /// A forwarded request as telemetry's slow-request reports describe it, from its environ.
 pub(super) fn describe_for_metrics(process_group: &str, group: &[u8], environ: &[(Vec<u8>, Vec<u8>)]) -> metrics::Describe {
-    let get = |key: &[u8]| environ.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default();
-    metrics::Describe {
-        method: get(b"REQUEST_METHOD"),
-        scheme: get(b"REQUEST_SCHEME"),
-        hostname: get(b"HTTP_HOST"),
-        script_name: get(b"SCRIPT_NAME"),
-        path_info: get(b"PATH_INFO"),
-        protocol: get(b"SERVER_PROTOCOL"),
-        peer_ip: get(b"REMOTE_ADDR"),
-        user_agent: get(b"HTTP_USER_AGENT"),
-        log_id: get(b"mod_wsgi.request_id"),
-        process_group: process_group.to_string(),
-        application_group: String::from_utf8_lossy(group).into_owned(),
-    }
+    let get = |key: &[u8]| environ.iter().find(|(k, _)| k == key).map_or(&[][..], |(_, v)| v.as_slice());
+    metrics::Describe::new([
+        get(b"REQUEST_METHOD"),
+        get(b"REQUEST_SCHEME"),
+        get(b"HTTP_HOST"),
+        get(b"SCRIPT_NAME"),
+        get(b"PATH_INFO"),
+        get(b"SERVER_PROTOCOL"),
+        get(b"REMOTE_ADDR"),
+        get(b"HTTP_USER_AGENT"),
+        get(b"mod_wsgi.request_id"),
+        process_group.as_bytes(),
+        group,
+    ])
 }
 
 /// Microseconds since the epoch, as the child's `mod_wsgi.request_start` and `queue_start`.

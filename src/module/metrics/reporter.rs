@@ -314,11 +314,11 @@ fn slow_datagrams(seq: u32) {
     let threshold = s.slow_threshold().unwrap_or(f64::INFINITY);
     let stamp = epoch_now();
     let describe = |d: &mut Datagram, desc: &super::Describe, slot: usize, began: f64| {
-        let log_id = if desc.log_id.is_empty() { format!("{}-{}-{}", r.pid, slot + 1, (began * 1e6) as u64).into_bytes() } else { desc.log_id.clone() };
-        d.text(204, &log_id, 63).text(210, &desc.method, 15).text(211, &desc.scheme, 15).text(212, &desc.hostname, 255);
-        d.text(213, &desc.script_name, 255).text(214, &desc.path_info, 511).text(215, &desc.protocol, 15).text(216, &desc.peer_ip, 45);
+        let log_id = if desc.log_id().is_empty() { format!("{}-{}-{}", r.pid, slot + 1, (began * 1e6) as u64).into_bytes() } else { desc.log_id().to_vec() };
+        d.text(204, &log_id, 63).text(210, desc.method(), 15).text(211, desc.scheme(), 15).text(212, desc.hostname(), 255);
+        d.text(213, desc.script_name(), 255).text(214, desc.path_info(), 511).text(215, desc.protocol(), 15).text(216, desc.peer_ip(), 45);
         if s.capture_user_agent {
-            d.text(217, &desc.user_agent, 511);
+            d.text(217, desc.user_agent(), 511);
         }
     };
     for c in slow::take_completed() {

@@ -42,12 +42,12 @@ pub fn take_completed() -> Vec<Completed> {
 
 fn what(d: &Describe) -> String {
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let group = if d.process_group.is_empty() {
-        format!("application group '{}'", d.application_group)
+    let group = if d.process_group().is_empty() {
+        format!("application group '{}'", d.application_group())
     } else {
-        format!("application group '{}' of daemon process group '{}'", d.application_group, d.process_group)
+        format!("application group '{}' of daemon process group '{}'", d.application_group(), d.process_group())
     };
-    format!("{} {}{} ({group})", text(&d.method), text(&d.script_name), text(&d.path_info))
+    format!("{} {}{} ({group})", text(d.method()), text(d.script_name()), text(d.path_info()))
 }
 
 /// The line for a request still running past the threshold.

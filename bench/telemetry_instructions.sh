@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Benchmark (not a test) of what telemetry costs per request, in instructions: the hello app in
+# one Apache process (`apache2 -X`) under valgrind's callgrind, telemetry off and on (with a
+# receiver, as bench/telemetry.sh), each serving N1 and then N2 requests; the instructions per
+# request are (I(N2) - I(N1)) / (N2 - N1), so start-up and shutdown cancel out. Instruction
+# counts do not move with other tenants' load, where req/s on this shared 2-core machine moves
+# by +-30% between rounds (bench/telemetry.sh). About 3 minutes.
+#
+# Environment: BENCH_N1=300, BENCH_N2=1300 (requests), BENCH_SKIP_BUILD=1.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PY=/usr/bin/python3
+HTTPD=/usr/sbin/apache2
+MODULES=/usr/lib/apache2/modules
+OUR_MODULE=$REPO/target/modules/mod_wsgi.so
+N1=${BENCH_N1:-300}
+N2=${BENCH_N2:-1300}
+THREADS=4
+
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
+
+need=()
+[ -x "$HTTPD" ] || need+=(apache2)
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+install_packages "${need[@]}"
+build_module
+
+DIRS=()
+RECEIVER=""
+stop_all() {
+  [ -n "$RECEIVER" ] && kill "$RECEIVER" 2>/dev/null || true
+  cleanup
+}
+trap stop_all EXIT
+
+# instructions EXTRA N -> the instructions callgrind counted for an `apache2 -X` that served N
+# hello requests (one keep-alive connection) with EXTRA configuration (@DIR@: its directory).
+instructions() {
+  local extra=$1 n=$2 dir port pid
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-telemetry-ir.XXXXXX")
+  chmod 755 "$dir"
+  port=$(free_port)
+  cat >"$dir/hello.wsgi" <<'EOF'
+def application(environ, start_response):
+    body = b"Hello World!\n"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+EOF
+  cat >"$dir/httpd.conf" <<EOF
+$(httpd_base_conf "$dir" "$port" "$OUR_MODULE")
+KeepAlive On
+MaxKeepAliveRequests 0
+<Directory $dir>
+    Require all granted
+</Directory>
+${extra//@DIR@/$dir}
+WSGIScriptAlias /hello $dir/hello.wsgi
+EOF
+  chmod 644 "$dir"/*
+  # Apache's process runs as nobody when started as root, and callgrind writes its file at
+  # the end as that user: a file it may open, made now (an existing file keeps its mode).
+  : >"$dir/callgrind.out"
+  chmod 666 "$dir/callgrind.out"
+  if [[ $extra == *WSGITelemetryService* ]]; then
+    "$PY" -c '
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666)
+while True: s.recv(65536)' "$dir/telemetry.sock" &
+    RECEIVER=$!
+  fi
+  valgrind --tool=callgrind --vgdb=no --callgrind-out-file="$dir/callgrind.out" --trace-children=no \
+    "$HTTPD" -X -f "$dir/httpd.conf" 2>"$dir/valgrind.log" &
+  pid=$!
+  wait_ready "$dir" "http://127.0.0.1:$port/hello" >/dev/null
+  # N requests on one connection (the wait_ready ones are in both counts alike).
+  local args=()
+  for _ in $(seq "$n"); do args+=(-o /dev/null "http://127.0.0.1:$port/hello"); done
+  curl -s "${args[@]}"
+  kill -TERM "$pid"
+  wait "$pid" 2>/dev/null || true
+  if [ -n "$RECEIVER" ]; then kill "$RECEIVER" 2>/dev/null || true; wait "$RECEIVER" 2>/dev/null || true; RECEIVER=""; fi
+  # The whole process's instructions, and those of the request handler (inclusive): the
+  # reporter thread's work goes with time, which valgrind stretches some 50-fold, so the
+  # handler's is the per-request cost.
+  local all handler
+  all=$(grep -o 'summary: [0-9]*' "$dir/callgrind.out" | awk '{ s += $2 } END { print s }')
+  handler=$(callgrind_annotate --inclusive=yes "$dir/callgrind.out" 2>/dev/null \
+    | awk '/:mod_wsgi::module::handler::handler / { gsub(",", "", $1); if ($1 > m) m = $1 } END { print m + 0 }')
+  [ "$handler" -gt 0 ] || log "warning: no request handler figure in $dir/callgrind.out (BENCH_KEEP=1 keeps it)"
+  echo "$all $handler"
+  # Removed here: this runs in a $(...) subshell, whose DIRS the EXIT trap does not see.
+  [ "${BENCH_KEEP:-}" = 1 ] || rm -rf "$dir"
+}
+
+TELEMETRY=$'WSGITelemetryService unix:@DIR@/telemetry.sock interval=1\nWSGISlowRequests 5'
+log "telemetry off: $N1 and $N2 requests under callgrind"
+read -r OFF1 HOFF1 <<<"$(instructions "" "$N1")"; read -r OFF2 HOFF2 <<<"$(instructions "" "$N2")"
+log "telemetry on: $N1 and $N2 requests under callgrind"
+read -r ON1 HON1 <<<"$(instructions "$TELEMETRY" "$N1")"; read -r ON2 HON2 <<<"$(instructions "$TELEMETRY" "$N2")"
+echo
+echo "hello-world in one apache2 -X process under callgrind, instructions per request ((I($N2) - I($N1)) / $((N2 - N1)))"
+awk -v a1="$OFF1" -v a2="$OFF2" -v b1="$ON1" -v b2="$ON2" -v h1="$HOFF1" -v h2="$HOFF2" -v k1="$HON1" -v k2="$HON2" -v n="$((N2 - N1))" 'BEGIN {
+  off = (a2 - a1) / n; on = (b2 - b1) / n; hoff = (h2 - h1) / n; hon = (k2 - k1) / n
+  printf "%-44s %10s %10s\n", "", "off", "on"
+  printf "%-44s %10.0f %10.0f\n", "whole process (reporter thread included)", off, on
+  printf "%-44s %10.0f %10.0f\n", "request handler (inclusive)", hoff, hon
+  printf "telemetry adds %.0f instructions per request in the handler (%.1f%% of the process'"'"'s %.0f):\n", hon - hoff, (hon - hoff) * 100 / off, off
+  printf "req/s on / off at equal cost per instruction: %.3f (target >= 0.97; whole process: %.3f)\n", off / (off + hon - hoff), off / on
+}'
