@@ -36,6 +36,7 @@ DJANGO_VENV=$REPO/target/bench-venv-$DJANGO_PY
 DURATION=${BENCH_DURATION:-8s}
 WARMUP=${BENCH_WARMUP:-3s}
 ROUNDS=${BENCH_ROUNDS:-3}
+[ "$ROUNDS" -ge 1 ] || { echo "bench: BENCH_ROUNDS must be at least 1" >&2; exit 1; }
 PY=/usr/bin/python3
 HTTPD=/usr/sbin/apache2
 MODULES=/usr/lib/apache2/modules
@@ -154,7 +155,7 @@ declare -A CONNS
 # rounds: BENCH_ROUNDS rounds over the servers started (one wrk run each, in turn: a load
 # change on the machine hits them all alike), then their medians, and the servers stopped.
 rounds() {
-  local r name rps
+  local r name rps dir
   for r in $(seq "$ROUNDS"); do
     for name in "${ORDER[@]}"; do
       CONNECTIONS=${CONNS[$name]}
@@ -218,3 +219,15 @@ echo "  CPU: 2 replicas / one group:               $(ratio "${RATE[ours-replicas
 echo "  CPU: 2 replicas / mod_wsgi's recipe:        $(ratio "${RATE[ours-replicas]}" "${RATE[theirs-recipe]}")   (target 1.15)"
 echo "  CPU: mod_wsgi's recipe / its one group:     $(ratio "${RATE[theirs-recipe]}" "${RATE[theirs-one]}")"
 echo "  Django: 2 replicas / one shared-GIL group:  $(ratio "${RATE[django-replicas]}" "${RATE[django-shared]}")   (target 1.8)"
+# The same ratios within each round (measured seconds apart, so a change in the machine's load
+# hits both): each round's, then their median.
+round_ratios() {
+  "$PY" -c 'import sys, statistics
+a, b = sys.argv[1].split(), sys.argv[2].split()
+r = [float(x) / float(y) for x, y in zip(a, b) if float(y) > 0]
+print(" ".join("%.2f" % v for v in r), "(median %.2f)" % statistics.median(r) if r else "-")' "$1" "$2"
+}
+echo "Per round:"
+echo "  CPU: 2 replicas / one group:               $(round_ratios "${SAMPLES[ours-replicas]:-}" "${SAMPLES[ours-one]:-}")"
+echo "  CPU: 2 replicas / mod_wsgi's recipe:        $(round_ratios "${SAMPLES[ours-replicas]:-}" "${SAMPLES[theirs-recipe]:-}")"
+echo "  Django: 2 replicas / one shared-GIL group:  $(round_ratios "${SAMPLES[django-replicas]:-}" "${SAMPLES[django-shared]:-}")"

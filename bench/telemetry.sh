@@ -17,6 +17,8 @@ THREADS=${BENCH_THREADS:-16}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
 DURATION=${BENCH_DURATION:-5s}
 ROUNDS=${BENCH_ROUNDS:-3}
+[ "$ROUNDS" -ge 1 ] || { echo "bench: BENCH_ROUNDS must be at least 1" >&2; exit 1; }
+[[ $DURATION =~ ^[0-9]+s$ ]] || { echo "bench: BENCH_DURATION must be in seconds (e.g. 5s)" >&2; exit 1; }
 WARMUP=${BENCH_WARMUP:-2s}
 PY=/usr/bin/python3
 HTTPD=/usr/sbin/apache2
@@ -100,17 +102,17 @@ WRK_LOG=$DIR_A/wrk.log
 declare -A RPS CPU
 # The CPU time (user + system, clock ticks) Apache's child has used: what a request costs it,
 # a steadier figure than the rate when other tenants share the machine.
-cpu_ticks() { local stat; stat=$(cat "/proc/$1/stat"); read -r -a f <<<"${stat##*) }"; echo $((f[11] + f[12])); }
-CHILDREN=("$(child_pid "$(cat "$DIR_A/httpd.pid")")" "$(child_pid "$(cat "$DIR_B/httpd.pid")")" "$(child_pid "$(cat "$DIR_C/httpd.pid")")")
+cpu_ticks() { local stat; local -a f; stat=$(cat "/proc/$1/stat"); read -r -a f <<<"${stat##*) }"; echo $((f[11] + f[12])); }
+CHILD_PIDS=("$(child_pid "$(cat "$DIR_A/httpd.pid")")" "$(child_pid "$(cat "$DIR_B/httpd.pid")")" "$(child_pid "$(cat "$DIR_C/httpd.pid")")")
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 log "warm-up ($WARMUP each)"
 for i in 0 1 2; do run_wrk "${URLS[$i]}" "$WARMUP" >/dev/null; done
 for r in $(seq "$ROUNDS"); do
   for i in 0 1 2; do
-    before=$(cpu_ticks "${CHILDREN[$i]}")
+    before=$(cpu_ticks "${CHILD_PIDS[$i]}")
     read -r rps p99 errs _ <<<"$(run_wrk "${URLS[$i]}" "$DURATION")"
-    used=$(( ($(cpu_ticks "${CHILDREN[$i]}") - before) * TICK_US ))
+    used=$(( ($(cpu_ticks "${CHILD_PIDS[$i]}") - before) * TICK_US ))
     RPS[${NAMES[$i]}]+="$rps "
     # µs of the child's CPU per request (the rate times the duration is the request count).
     per=$("$PY" -c 'import sys; r, d, u = float(sys.argv[1]), float(sys.argv[2].rstrip("s")), float(sys.argv[3]); print("%.1f" % (u / (r * d)) if r > 0 else 0)' "$rps" "$DURATION" "$used")

@@ -261,18 +261,17 @@ fn since_read(r: &RequestRec) -> f64 {
 
 /// A request as telemetry's slow-request reports describe it.
 fn describe(r: &RequestRec, mapped: &MappedPath, process_group: &str, group: &str) -> super::metrics::Describe {
-    let hostname = r.hostname().unwrap_or_default();
-    let user_agent = r.headers_in().get("User-Agent").unwrap_or_default();
+    let user_agent = r.headers_in().get_bytes(c"User-Agent").unwrap_or_default();
     let path_info = if mapped.path_info.is_empty() && mapped.script_name.is_empty() { r.uri_bytes() } else { &mapped.path_info };
     super::metrics::Describe::new([
         r.method(),
         r.scheme(),
-        hostname.as_bytes(),
+        r.hostname_bytes(),
         &mapped.script_name,
         path_info,
         r.protocol(),
         r.useragent_ip(),
-        user_agent.as_bytes(),
+        user_agent,
         r.log_id(),
         process_group.as_bytes(),
         group.as_bytes(),

@@ -214,6 +214,10 @@ impl RequestRec {
     pub fn log_id(&self) -> &[u8] {
         c_bytes(self.0.log_id)
     }
+    /// The request's host name, as bytes without a copy (empty when none).
+    pub fn hostname_bytes(&self) -> &[u8] {
+        c_bytes(self.0.hostname)
+    }
 
     /// Sets the response's Content-Type (copied into the request's pool).
     pub fn set_content_type(&mut self, content_type: &str) {
@@ -279,6 +283,15 @@ impl RequestRec {
 pub struct Table(*mut apache::apr_table_t);
 
 impl Table {
+    /// A value as bytes without a copy; it lives in the request's pool, hence `'a` (the
+    /// request's).
+    pub fn get_bytes<'a>(&self, key: &CStr) -> Option<&'a [u8]> {
+        // SAFETY: live table; apr_table_get returns null or a NUL-terminated pool string.
+        let v = unsafe { apache::apr_table_get(self.0, key.as_ptr()) };
+        // SAFETY: as above; the pool outlives the request's handler.
+        (!v.is_null()).then(|| unsafe { CStr::from_ptr(v) }.to_bytes())
+    }
+
     pub fn get(&self, key: &str) -> Option<String> {
         let key = CString::new(key).ok()?;
         // SAFETY: live table; apr_table_get returns null or a pool string.

@@ -10,20 +10,27 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 /// What is known of a running request, for reports about it: its fields one after another in
-/// one buffer. Made for every request while slow requests are reported, so one allocation,
-/// not one per field (measured: eleven allocations and their frees were most of what
-/// telemetry added to a hello request, `bench/telemetry_instructions.sh`).
+/// one buffer, copied from borrowed bytes. Made for every request while slow requests are
+/// reported, so one allocation, not one per field (measured: eleven allocations and their
+/// frees were most of what telemetry added to a hello request,
+/// `bench/telemetry_instructions.sh`).
 #[derive(Clone, Default)]
 pub struct Describe {
+    /// At most 11 x [`FIELD_MAX`] bytes: its offsets fit in u32.
     buf: Vec<u8>,
     /// Where each field ends in `buf`, in the order of [`Describe::new`]'s arguments.
     ends: [u32; 11],
 }
 
+/// The most bytes of a field kept (the datagram's longest text field is 511 bytes).
+const FIELD_MAX: usize = 8192;
+
 impl Describe {
     /// method, scheme, hostname, SCRIPT_NAME, PATH_INFO, protocol, peer address, User-Agent,
     /// log id, process group, application group.
+    /// Each field is kept to its first [`FIELD_MAX`] bytes (reports show less).
     pub fn new(fields: [&[u8]; 11]) -> Describe {
+        let fields = fields.map(|f| &f[..f.len().min(FIELD_MAX)]);
         let mut buf = Vec::with_capacity(fields.iter().map(|f| f.len()).sum());
         let mut ends = [0u32; 11];
         for (end, field) in ends.iter_mut().zip(fields) {
