@@ -171,3 +171,48 @@ child_pid() {
   [ "${#kids[@]}" -eq 1 ] || die "expected 1 child of apache2 $parent, found ${#kids[@]}: ${kids[*]}"
   echo "${kids[0]}"
 }
+
+# cpu_ticks PID -> the CPU time (user + system, clock ticks) process PID has used: what a
+# request costs it, a steadier figure than the rate when other tenants share the machine.
+cpu_ticks() { local stat; local -a f; stat=$(cat "/proc/$1/stat"); read -r -a f <<<"${stat##*) }"; echo $((f[11] + f[12])); }
+
+# machine_ticks -> "busy total": the whole machine's CPU time (clock ticks, all cores) from
+# /proc/stat, busy (everything but idle and iowait) and in all; two readings give how busy
+# the cores were in between.
+machine_ticks() {
+  local _cpu user nice system idle iowait irq softirq steal _rest
+  read -r _cpu user nice system idle iowait irq softirq steal _rest </proc/stat
+  echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
+}
+
+# cores_begin PID ; (a wrk run) ; cores_end PID REQ_PER_S SECONDS -> "us_per_request cores busy%"
+# Where the cores went during a measurement: the CPU time process PID (Apache's child) spent
+# per request, how many cores it kept busy, and how busy the whole machine was (wrk, other
+# tenants). A ratio of two rates is bounded by these: a child that keeps 1.15 cores busy
+# with one GIL can gain at most 2 / 1.15 on two cores.
+cores_begin() {
+  CORES_CHILD0=$(cpu_ticks "$1")
+  read -r CORES_BUSY0 CORES_ALL0 <<<"$(machine_ticks)"
+}
+cores_end() {
+  local busy1 all1 child1
+  read -r busy1 all1 <<<"$(machine_ticks)"
+  child1=$(cpu_ticks "$1")
+  "$PY" -c 'import sys, os
+rps, dur, child, busy, total, tick = (float(v) for v in sys.argv[1:7])
+n = os.cpu_count()
+print("%.0f %.2f %.0f" % (child * tick / (rps * dur) if rps else 0, child / (total / n) if total else 0, 100 * busy / total if total else 0))' \
+    "$2" "${3%s}" "$((child1 - CORES_CHILD0))" "$((busy1 - CORES_BUSY0))" "$((all1 - CORES_ALL0))" "$((1000000 / $(getconf CLK_TCK)))"
+}
+
+# make_venv VERSION DIR : a venv of /opt/mod_wsgi-rs/python/VERSION (made by scripts/pythons)
+# with mod_wsgi (6.x, built by pip against Debian's Apache) and Django 4.2, made when missing.
+make_venv() {
+  if [ ! -x "$2/bin/mod_wsgi-express" ] || ! "$2/bin/python" -c 'import django' 2>/dev/null; then
+    [ -x "/opt/mod_wsgi-rs/python/$1/bin/python$1" ] && [ -f "$REPO/target/modules/mod_wsgi-engine-py$1.so" ] \
+      || die "no Python $1 engine: run scripts/pythons $1"
+    log "making $2: pip install mod_wsgi 'django<5' (builds mod_wsgi against Debian's Apache)"
+    "/opt/mod_wsgi-rs/python/$1/bin/python$1" -m venv "$2" >&2 || die "cannot create $2"
+    "$2/bin/pip" install -q mod_wsgi 'django<5' >&2 || die "pip install mod_wsgi django failed"
+  fi
+}

@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): WSGIPerInterpreterGIL, one Apache child with 16 threads serving two
 # application groups of the same app, load split evenly between them (two wrk processes at
-# once, one per group's URL), with the groups on their own GILs (WSGIPerInterpreterGIL On)
-# and on the shared GIL (Off), in one run:
-#   - a CPU-bound page (pure-Python loop): own-GIL / shared-GIL throughput (issue 11: >= 1.8 on 2 cores)
+# once, one per group's URL), in one run, the servers side by side, measured in alternating
+# rounds:
+#   ours with the groups on their own GILs (WSGIPerInterpreterGIL On), ours on the shared GIL
+#   (Off), and mod_wsgi 6.1.1 (pip install mod_wsgi for the same Python) with On:
+#   - a CPU-bound page (pure-Python loop): own-GIL / shared-GIL throughput (issue 11: >= 1.8 on
+#     2 cores), and ours / mod_wsgi 6.1.1's own-GIL groups (>= 1.15)
 #   - hello world: own-GIL / shared-GIL (>= 0.95)
-# Prints the figures and ratios; no pass/fail.
+# With each rate, where the cores went: the child's CPU per request, the cores it kept busy,
+# how busy the machine was. Prints the figures and ratios; no pass/fail.
 #
 # Environment:
-#   BENCH_PYTHON=3.12        the engine (WSGIPythonHome /opt/mod_wsgi-rs/python/X.Y; scripts/pythons X.Y)
+#   BENCH_PYTHON=3.12        the Python (/opt/mod_wsgi-rs/python/X.Y; scripts/pythons X.Y)
+#   BENCH_VENV=target/bench-venv-X.Y   venv with mod_wsgi 6.x (made when missing)
 #   BENCH_THREADS=16         ThreadsPerChild
 #   BENCH_CONNECTIONS=8      wrk -c per group (two wrk processes)
 #   BENCH_DURATION=8s        wrk -d per measurement
 #   BENCH_WARMUP=2s          wrk -d of the warm-up per URL
+#   BENCH_ROUNDS=3           rounds over the servers (medians printed)
 #   BENCH_SKIP_BUILD=1       do not run scripts/build first
 #   BENCH_KEEP=1             keep the temp dirs
 set -euo pipefail
@@ -20,6 +26,9 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VERSION=${BENCH_PYTHON:-3.12}
 HOME_DIR=/opt/mod_wsgi-rs/python/$VERSION
+VENV=${BENCH_VENV:-$REPO/target/bench-venv-$VERSION}
+ROUNDS=${BENCH_ROUNDS:-3}
+[ "$ROUNDS" -ge 1 ] || { echo "bench: BENCH_ROUNDS must be at least 1" >&2; exit 1; }
 THREADS=${BENCH_THREADS:-16}
 CONNECTIONS=${BENCH_CONNECTIONS:-8}
 DURATION=${BENCH_DURATION:-8s}
@@ -35,20 +44,25 @@ WRK_LOG=$(mktemp "${TMPDIR:-/tmp}/bench-own-gil-wrk.XXXXXX")
 
 need=()
 [ -x "$HTTPD" ] || need+=(apache2)
+command -v apxs >/dev/null 2>&1 || need+=(apache2-dev)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 install_packages "${need[@]}"
 build_module
 [ -d "$HOME_DIR" ] && [ -f "$REPO/target/modules/mod_wsgi-engine-py$VERSION.so" ] \
   || die "no Python $VERSION engine: run scripts/pythons $VERSION"
+make_venv "$VERSION" "$VENV"
+THEIR_MODULE=$("$VENV/bin/mod_wsgi-express" module-location)
+THEIR_VERSION=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mod_wsgi"))')
 
 DIRS=()
 trap 'cleanup; rm -f "$WRK_LOG"' EXIT
 # A private copy of the modules: a rebuild during the run cannot pull a file from under Apache.
 MODDIR=$(mktemp -d "${TMPDIR:-/tmp}/bench-own-gil-modules.XXXXXX")
 DIRS+=("$MODDIR")
-cp "$REPO"/target/modules/*.so "$MODDIR/"
+cp "$REPO"/target/modules/*.so "$THEIR_MODULE" "$MODDIR/"
 chmod 755 "$MODDIR" "$MODDIR"/*.so
+THEIR_MODULE=$MODDIR/$(basename "$THEIR_MODULE")
 
 APP='
 def work():
@@ -66,16 +80,16 @@ def application(environ, start_response):
     return [body]
 '
 
-# make_server On|Off -> prints "dir port"
+# make_server MODULE On|Off -> prints "dir port"
 make_server() {
-  local mode=$1 dir port
+  local module=$1 mode=$2 dir port
   dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-own-gil.XXXXXX")
   chmod 755 "$dir"
   port=$(free_port)
   printf '%s' "$APP" >"$dir/app.wsgi"
   chmod 644 "$dir/app.wsgi"
   {
-    httpd_base_conf "$dir" "$port" "$MODDIR/mod_wsgi.so" info
+    httpd_base_conf "$dir" "$port" "$module" info
     cat <<CONF
 <Directory $dir>
   Require all granted
@@ -106,29 +120,66 @@ pair() {
   rm -f "$a" "$b"
 }
 
-declare -A RATE
-for mode in On Off; do
-  read -r dir port < <(make_server "$mode")
+# The three servers run side by side; each round measures each in turn (a change in the
+# machine's load then hits them all alike).
+NAMES=(ours-own ours-shared theirs-own)
+declare -A MODULE_OF=([ours-own]="$MODDIR/mod_wsgi.so" [ours-shared]="$MODDIR/mod_wsgi.so" [theirs-own]="$THEIR_MODULE")
+declare -A MODE_OF=([ours-own]=On [ours-shared]=Off [theirs-own]=On)
+declare -A PORT CHILD SAMPLES CPU_PER CORES BUSY
+for name in "${NAMES[@]}"; do
+  read -r dir port < <(make_server "${MODULE_OF[$name]}" "${MODE_OF[$name]}")
   DIRS+=("$dir")
   start_server "$dir" "http://127.0.0.1:$port/one/hello"
   wait_ready "$dir" "http://127.0.0.1:$port/two/hello"
-  for page in cpu hello; do
+  PORT[$name]=$port
+  CHILD[$name]=$(child_pid "$(cat "$dir/httpd.pid")")
+  for page in ${BENCH_PAGES:-cpu hello}; do
     wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "http://127.0.0.1:$port/one/$page" >/dev/null
     wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "http://127.0.0.1:$port/two/$page" >/dev/null
-    RATE[$mode-$page]=$(pair "http://127.0.0.1:$port/one/$page" "http://127.0.0.1:$port/two/$page")
-    log "WSGIPerInterpreterGIL $mode, $page: ${RATE[$mode-$page]} req/s"
   done
-  log "$mode: $(grep -c "with own GIL" "$dir/error.log" || true) interpreter(s) created with own GIL"
+  log "$name: started ($(grep -ci "own GIL" "$dir/error.log" || true) own-GIL log lines)"
+done
+for r in $(seq "$ROUNDS"); do
+  for page in ${BENCH_PAGES:-cpu hello}; do
+    for name in "${NAMES[@]}"; do
+      port=${PORT[$name]}
+      cores_begin "${CHILD[$name]}"
+      rps=$(pair "http://127.0.0.1:$port/one/$page" "http://127.0.0.1:$port/two/$page")
+      read -r per cores busy <<<"$(cores_end "${CHILD[$name]}" "$rps" "$DURATION")"
+      SAMPLES[$name-$page]+=" $rps"; CPU_PER[$name-$page]+=" $per"
+      CORES[$name-$page]+=" $cores"; BUSY[$name-$page]+=" $busy"
+      log "round $r/$ROUNDS $name $page: $rps req/s, child CPU $per us/request on $cores cores, machine $busy% busy"
+    done
+  done
+done
+for dir in "${DIRS[@]}"; do
+  [ -f "$dir/error.log" ] || continue
   if grep -E "Segmentation fault|Fatal Python error|exit signal|panicked" "$dir/error.log" >&2; then
     log "warning: crash lines in $dir/error.log"
   fi
-  kill "$(cat "$dir/httpd.pid")"
-  for _ in $(seq 100); do [ -f "$dir/httpd.pid" ] || break; sleep 0.1; done
 done
 
-ratio() { "$PY" -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
+# shellcheck disable=SC2086
+med() { median ${1}; }
+ratio() { "$PY" -c "import sys; b = float(sys.argv[2]); print('%.2f' % (float(sys.argv[1]) / b) if b else '-')" "$1" "$2"; }
+# round_ratios "A samples" "B samples" -> each round's own A/B, then their median
+round_ratios() {
+  "$PY" -c 'import sys, statistics
+a, b = sys.argv[1].split(), sys.argv[2].split()
+r = [float(x) / float(y) for x, y in zip(a, b) if float(y) > 0]
+print(" ".join("%.2f" % v for v in r), "(median %.2f)" % statistics.median(r) if r else "-")' "$1" "$2"
+}
 echo
-echo "One child x $THREADS threads, two groups, Python $VERSION, 2 x wrk -c$CONNECTIONS -d$DURATION ($(nproc) cores)"
-printf '%-22s %12s %12s %8s\n' "" "own GIL" "shared GIL" "ratio"
-printf '%-22s %12s %12s %8s\n' "CPU-bound page req/s" "${RATE[On-cpu]}" "${RATE[Off-cpu]}" "$(ratio "${RATE[On-cpu]}" "${RATE[Off-cpu]}")"
-printf '%-22s %12s %12s %8s\n' "hello world req/s" "${RATE[On-hello]}" "${RATE[Off-hello]}" "$(ratio "${RATE[On-hello]}" "${RATE[Off-hello]}")"
+echo "One child x $THREADS threads, two groups, Python $VERSION, 2 x wrk -c$CONNECTIONS, medians of $ROUNDS alternating rounds of $DURATION ($(nproc) cores); mod_wsgi $THEIR_VERSION"
+printf '%-34s %10s %12s %8s %6s\n' "" "req/s" "us/request" "cores" "busy"
+for page in cpu hello; do
+  for name in "${NAMES[@]}"; do
+    printf '%-34s %10.1f %12.0f %8.2f %5.0f%%\n' "$page, $name" "$(med "${SAMPLES[$name-$page]}")" \
+      "$(med "${CPU_PER[$name-$page]}")" "$(med "${CORES[$name-$page]}")" "$(med "${BUSY[$name-$page]}")"
+  done
+done
+echo "Ratios of the medians (and each round's own ratio):"
+echo "  CPU page, own GIL / shared GIL:           $(ratio "$(med "${SAMPLES[ours-own-cpu]}")" "$(med "${SAMPLES[ours-shared-cpu]}")")   (target 1.8)   $(round_ratios "${SAMPLES[ours-own-cpu]}" "${SAMPLES[ours-shared-cpu]}")"
+echo "  CPU page, ours / mod_wsgi $THEIR_VERSION, own GIL:  $(ratio "$(med "${SAMPLES[ours-own-cpu]}")" "$(med "${SAMPLES[theirs-own-cpu]}")")   (target 1.15)  $(round_ratios "${SAMPLES[ours-own-cpu]}" "${SAMPLES[theirs-own-cpu]}")"
+echo "  hello, own GIL / shared GIL:              $(ratio "$(med "${SAMPLES[ours-own-hello]}")" "$(med "${SAMPLES[ours-shared-hello]}")")   (target 0.95)  $(round_ratios "${SAMPLES[ours-own-hello]}" "${SAMPLES[ours-shared-hello]}")"
+echo "  hello, ours / mod_wsgi $THEIR_VERSION, own GIL:     $(ratio "$(med "${SAMPLES[ours-own-hello]}")" "$(med "${SAMPLES[theirs-own-hello]}")")                 $(round_ratios "${SAMPLES[ours-own-hello]}" "${SAMPLES[theirs-own-hello]}")"

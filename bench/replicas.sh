@@ -56,16 +56,6 @@ build_module
 [ -x "$PYHOME/bin/python$VERSION" ] && [ -f "$REPO/target/modules/mod_wsgi-engine-py$VERSION.so" ] \
   || die "no Python $VERSION engine: run scripts/pythons $VERSION"
 
-# make_venv VERSION DIR: a venv of /opt/mod_wsgi-rs/python/VERSION with mod_wsgi and Django.
-make_venv() {
-  if [ ! -x "$2/bin/mod_wsgi-express" ] || ! "$2/bin/python" -c 'import django' 2>/dev/null; then
-    [ -x "/opt/mod_wsgi-rs/python/$1/bin/python$1" ] && [ -f "$REPO/target/modules/mod_wsgi-engine-py$1.so" ] \
-      || die "no Python $1 engine: run scripts/pythons $1"
-    log "making $2: pip install mod_wsgi 'django<5' (builds mod_wsgi against Debian's Apache)"
-    "/opt/mod_wsgi-rs/python/$1/bin/python$1" -m venv "$2" >&2 || die "cannot create $2"
-    "$2/bin/pip" install -q mod_wsgi 'django<5' >&2 || die "pip install mod_wsgi django failed"
-  fi
-}
 make_venv "$VERSION" "$VENV"
 make_venv "$DJANGO_PY" "$DJANGO_VENV"
 THEIR_MODULE=$("$VENV/bin/mod_wsgi-express" module-location)
@@ -146,11 +136,12 @@ serve() {
   DIRS+=("$dir")
   start_server "$dir" "http://127.0.0.1:$port$4"
   PORTS[$name]=$port; PATHS[$name]=$4; SAMPLES[$name]=""; CONNS[$name]=$threads
+  CHILD[$name]=$(child_pid "$(cat "$dir/httpd.pid")"); CPU_PER[$name]=""; CORES[$name]=""; BUSY[$name]=""
   ORDER+=("$name")
   wrk -t2 -c"$threads" -d"$WARMUP" "http://127.0.0.1:$port$4" >/dev/null
   log "$name: started ($(grep -c "with own GIL" "$dir/error.log" || true) own-GIL interpreters)"
 }
-declare -A CONNS
+declare -A CONNS CHILD CPU_PER CORES BUSY
 
 # rounds: BENCH_ROUNDS rounds over the servers started (one wrk run each, in turn: a load
 # change on the machine hits them all alike), then their medians, and the servers stopped.
@@ -159,9 +150,12 @@ rounds() {
   for r in $(seq "$ROUNDS"); do
     for name in "${ORDER[@]}"; do
       CONNECTIONS=${CONNS[$name]}
+      cores_begin "${CHILD[$name]}"
       read -r rps _ <<<"$(run_wrk "http://127.0.0.1:${PORTS[$name]}${PATHS[$name]}" "$DURATION")"
       SAMPLES[$name]+=" $rps"
-      log "round $r/$ROUNDS $name: $rps req/s"
+      read -r per cores busy <<<"$(cores_end "${CHILD[$name]}" "$rps" "$DURATION")"
+      CPU_PER[$name]+=" $per"; CORES[$name]+=" $cores"; BUSY[$name]+=" $busy"
+      log "round $r/$ROUNDS $name: $rps req/s, child CPU $per us/request on $cores cores, machine $busy% busy"
     done
   done
   for name in "${ORDER[@]}"; do
@@ -227,6 +221,12 @@ a, b = sys.argv[1].split(), sys.argv[2].split()
 r = [float(x) / float(y) for x, y in zip(a, b) if float(y) > 0]
 print(" ".join("%.2f" % v for v in r), "(median %.2f)" % statistics.median(r) if r else "-")' "$1" "$2"
 }
+echo "Where the cores went (medians): Apache child's CPU per request, cores it used, machine busy"
+for name in ours-one ours-replicas theirs-one theirs-recipe django-shared django-replicas; do
+  [ -n "${CPU_PER[$name]:-}" ] || continue
+  # shellcheck disable=SC2086
+  printf '  %-16s %6.0f us/request  %5.2f cores  %3.0f%% busy\n' "$name" "$(median ${CPU_PER[$name]})" "$(median ${CORES[$name]})" "$(median ${BUSY[$name]})"
+done
 echo "Per round:"
 echo "  CPU: 2 replicas / one group:               $(round_ratios "${SAMPLES[ours-replicas]:-}" "${SAMPLES[ours-one]:-}")"
 echo "  CPU: 2 replicas / mod_wsgi's recipe:        $(round_ratios "${SAMPLES[ours-replicas]:-}" "${SAMPLES[theirs-recipe]:-}")"

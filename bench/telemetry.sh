@@ -100,9 +100,6 @@ start_server "$DIR_B" "${URLS[1]}"
 start_server "$DIR_C" "${URLS[2]}"
 WRK_LOG=$DIR_A/wrk.log
 declare -A RPS CPU
-# The CPU time (user + system, clock ticks) Apache's child has used: what a request costs it,
-# a steadier figure than the rate when other tenants share the machine.
-cpu_ticks() { local stat; local -a f; stat=$(cat "/proc/$1/stat"); read -r -a f <<<"${stat##*) }"; echo $((f[11] + f[12])); }
 CHILD_PIDS=("$(child_pid "$(cat "$DIR_A/httpd.pid")")" "$(child_pid "$(cat "$DIR_B/httpd.pid")")" "$(child_pid "$(cat "$DIR_C/httpd.pid")")")
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
