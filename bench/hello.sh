@@ -52,37 +52,6 @@ DEBIAN_LABEL="Debian mod_wsgi ${DEBIAN_VERSION:-?}"
 DIRS=()
 trap cleanup EXIT
 
-# make_server MODULE_PATH -> prints "dir port"
-make_server() {
-  local module=$1 extra=${2:-} dir port
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-hello.XXXXXX")
-  chmod 755 "$dir"
-  port=$(free_port)
-  cat >"$dir/hello.wsgi" <<'EOF'
-def application(environ, start_response):
-    body = b"Hello World!\n"
-    start_response("200 OK", [("Content-Type", "text/plain"),
-                              ("Content-Length", str(len(body)))])
-    return [body]
-EOF
-  printf 'Hello World!\n' >"$dir/hello.txt"
-  cat >"$dir/httpd.conf" <<EOF
-$(httpd_base_conf "$dir" "$port" "$module")
-# Unlimited keep-alive requests: otherwise Apache closes each connection after 100 requests and
-# wrk reports those closes as socket read errors (same for all three measurements).
-KeepAlive On
-MaxKeepAliveRequests 0
-<Directory $dir>
-    Require all granted
-</Directory>
-$extra
-WSGIScriptAlias /hello $dir/hello.wsgi
-Alias /static/hello.txt $dir/hello.txt
-EOF
-  chmod 644 "$dir"/*
-  echo "$dir $port"
-}
-
 check_body() {
   local url=$1 body
   body=$(curl -s --max-time 5 "$url"; echo x)   # keep the trailing newline
@@ -90,8 +59,8 @@ check_body() {
   [ "$body" = "$EXPECTED" ] || die "unexpected body from $url: $(printf %q "$body")"
 }
 
-out=$(make_server "$OUR_MODULE" "${BENCH_OURS_DIRECTIVES:-}");    read -r DIR_A PORT_A <<<"$out"; DIRS+=("$DIR_A")
-out=$(make_server "$DEBIAN_MODULE"); read -r DIR_B PORT_B <<<"$out"; DIRS+=("$DIR_B")
+out=$(make_hello_server bench-hello "$OUR_MODULE" "${BENCH_OURS_DIRECTIVES:-}");    read -r DIR_A PORT_A <<<"$out"; DIRS+=("$DIR_A")
+out=$(make_hello_server bench-hello "$DEBIAN_MODULE"); read -r DIR_B PORT_B <<<"$out"; DIRS+=("$DIR_B")
 URL_A=http://127.0.0.1:$PORT_A/hello
 URL_B=http://127.0.0.1:$PORT_B/hello
 URL_C=http://127.0.0.1:$PORT_A/static/hello.txt

@@ -216,3 +216,36 @@ make_venv() {
     "$2/bin/pip" install -q mod_wsgi 'django<5' >&2 || die "pip install mod_wsgi django failed"
   fi
 }
+
+# make_hello_server PREFIX MODULE [EXTRA] -> prints "dir port": a new server directory
+# (mktemp PREFIX.XXXXXX) holding the hello-world app at /hello, Apache's own static copy of its
+# body at /static/hello.txt, and an httpd.conf (httpd_base_conf with MODULE, unlimited
+# keep-alive, then EXTRA with @DIR@ replaced by the directory). Not started.
+make_hello_server() {
+  local prefix=$1 module=$2 extra=${3:-} dir port
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/$prefix.XXXXXX")
+  chmod 755 "$dir"
+  port=$(free_port)
+  cat >"$dir/hello.wsgi" <<'EOF'
+def application(environ, start_response):
+    body = b"Hello World!\n"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+EOF
+  printf 'Hello World!\n' >"$dir/hello.txt"
+  cat >"$dir/httpd.conf" <<EOF
+$(httpd_base_conf "$dir" "$port" "$module")
+# Unlimited keep-alive requests: otherwise Apache closes each connection after 100 requests and
+# wrk reports those closes as socket read errors (the same for every server measured).
+KeepAlive On
+MaxKeepAliveRequests 0
+<Directory $dir>
+    Require all granted
+</Directory>
+${extra//@DIR@/$dir}
+WSGIScriptAlias /hello $dir/hello.wsgi
+Alias /static/hello.txt $dir/hello.txt
+EOF
+  chmod 644 "$dir"/*
+  echo "$dir $port"
+}

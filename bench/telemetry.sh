@@ -45,34 +45,9 @@ stop_all() {
 }
 trap stop_all EXIT
 
-make_server() {
-  local module=$1 extra=${2:-} dir port
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-telemetry.XXXXXX")
-  chmod 755 "$dir"
-  port=$(free_port)
-  cat >"$dir/hello.wsgi" <<'EOF'
-def application(environ, start_response):
-    body = b"Hello World!\n"
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
-EOF
-  cat >"$dir/httpd.conf" <<EOF
-$(httpd_base_conf "$dir" "$port" "$module")
-KeepAlive On
-MaxKeepAliveRequests 0
-<Directory $dir>
-    Require all granted
-</Directory>
-${extra//@DIR@/$dir}
-WSGIScriptAlias /hello $dir/hello.wsgi
-EOF
-  chmod 644 "$dir"/*
-  echo "$dir $port"
-}
-
-out=$(make_server "$OUR_MODULE");                 read -r DIR_A PORT_A <<<"$out"; DIRS+=("$DIR_A")
-out=$(make_server "$OUR_MODULE" $'WSGITelemetryService unix:@DIR@/telemetry.sock interval=1\nWSGISlowRequests 5'); read -r DIR_B PORT_B <<<"$out"; DIRS+=("$DIR_B")
-out=$(make_server "$DEBIAN_MODULE");              read -r DIR_C PORT_C <<<"$out"; DIRS+=("$DIR_C")
+out=$(make_hello_server bench-telemetry "$OUR_MODULE");                 read -r DIR_A PORT_A <<<"$out"; DIRS+=("$DIR_A")
+out=$(make_hello_server bench-telemetry "$OUR_MODULE" $'WSGITelemetryService unix:@DIR@/telemetry.sock interval=1\nWSGISlowRequests 5'); read -r DIR_B PORT_B <<<"$out"; DIRS+=("$DIR_B")
+out=$(make_hello_server bench-telemetry "$DEBIAN_MODULE");              read -r DIR_C PORT_C <<<"$out"; DIRS+=("$DIR_C")
 
 # The receiver: drains datagrams and counts them (printed at the end).
 "$PY" - "$DIR_B/telemetry.sock" "$DIR_B/received" <<'EOF' &

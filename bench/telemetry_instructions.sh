@@ -46,28 +46,10 @@ trap stop_all EXIT
 # 50-fold, so the handler's is the per-request cost). Runs in this shell (no subshell), so
 # that a failure stops the script and the EXIT trap stops what it started.
 instructions() {
-  local extra=$1 n=$2 dir port pid receiver="" args=()
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-telemetry-ir.XXXXXX")
-  chmod 755 "$dir"
+  local extra=$1 n=$2 out dir port pid receiver="" args=()
+  out=$(make_hello_server bench-telemetry-ir "$OUR_MODULE" "$extra")
+  read -r dir port <<<"$out"
   DIRS+=("$dir")
-  port=$(free_port)
-  cat >"$dir/hello.wsgi" <<'EOF2'
-def application(environ, start_response):
-    body = b"Hello World!\n"
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
-EOF2
-  cat >"$dir/httpd.conf" <<EOF2
-$(httpd_base_conf "$dir" "$port" "$OUR_MODULE")
-KeepAlive On
-MaxKeepAliveRequests 0
-<Directory $dir>
-    Require all granted
-</Directory>
-${extra//@DIR@/$dir}
-WSGIScriptAlias /hello $dir/hello.wsgi
-EOF2
-  chmod 644 "$dir"/*
   # Apache's process runs as nobody when started as root, and callgrind writes its file at
   # the end as that user: a file it may open, made now (an existing file keeps its mode).
   : >"$dir/callgrind.out"
