@@ -22,7 +22,7 @@ pub struct Auth {
 impl Auth {
     pub fn parse(raw: &Raw) -> Result<Auth, UsageError> {
         // --auth-type and --auth-group mean nothing without their scripts: the original ignores
-        // them then (cli.rs says so). A group script alone is refused: it would restrict nothing.
+        // them then (cli/ignored.rs says so). A group script alone is refused: it would restrict nothing.
         let kind = raw.one("auth-type").unwrap_or_default();
         let digest = match kind.to_ascii_lowercase().as_str() {
             "basic" => false,

@@ -1,7 +1,7 @@
 //! The one table of command-line options.
 //!
 //! Each option is declared once, here: its name, how many values it takes, its default and its
-//! help text. The parser (`cli.rs`) looks options up in this table and reads defaults from it, and
+//! help text. The parser (`cli/`) looks options up in this table and reads defaults from it, and
 //! the help screens are printed from it, so the three can never disagree.
 
 /// How many values an option takes.

@@ -31,7 +31,7 @@ pub struct Tls {
 /// Options refused without `--https-port`: the certificates, as the original refuses them, and
 /// `--ssl-verify-client`, which the original ignores, but which would leave its URLs open
 /// over HTTP. (`--https-only`, `--ssl-environment`, `--hsts-policy` are ignored without it,
-/// as the original does: cli.rs says so.)
+/// as the original does: cli/ignored.rs says so.)
 const NEED_PORT: &[&str] = &[
     "ssl-certificate-file", "ssl-certificate-key-file", "ssl-certificate", "ssl-certificate-chain-file",
     "ssl-ca-certificate-file", "ssl-verify-client",
