@@ -1,5 +1,5 @@
 //! `WSGIImportScript`, and the `WSGIScriptAlias` scripts preloaded as mod_wsgi preloads
-//! them (see `directives::preload_entry`): the scripts each process imports when it starts,
+//! them (see `directives::startup_imports::preload_entry`): the scripts each process imports when it starts,
 //! before its first request. One list in configuration order, across the main server and the virtual hosts (as
 //! mod_wsgi's): each entry names the process group it is for, the empty name for Apache's own
 //! children (embedded mode), else a daemon group, so a process imports only its own entries.
