@@ -5,7 +5,10 @@
 //! `pip_install.rs` (the `mod_wsgi-express` a `pip install` put into a fresh venv).
 
 use super::*;
-use std::process::Stdio;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// One example app's case: name, express arguments, path, request body, expected text.
 type Case<'a> = (&'a str, Vec<String>, &'a str, &'a [u8], String);

@@ -1,0 +1,74 @@
+//! The Pythons and Python packages the tests need: an installed Python's home and engine
+//! ([`python_home`]), wheels from PyPI for another Python ([`pip_install_for`]), and venvs of
+//! Debian's Python with packages from PyPI, made once and kept ([`pypi_venv`],
+//! [`telemetry_tools`]).
+
+use super::*;
+use std::path::{Path, PathBuf};
+
+/// The `WSGIPythonHome` of Python `version`, or `None` (skipped) when it is not installed and
+/// neither `MOD_WSGI_TEST_PYTHONS` nor `CI` says it must be.
+pub fn python_home(version: &str) -> Option<String> {
+    let home = format!("/opt/mod_wsgi-rs/python/{version}");
+    let engine = module_path().parent().unwrap().join(format!("mod_wsgi-engine-py{version}.so"));
+    if std::path::Path::new(&home).is_dir() && engine.is_file() {
+        return Some(home);
+    }
+    let expected = std::env::var("MOD_WSGI_TEST_PYTHONS").unwrap_or_default();
+    let required = std::env::var_os("CI").is_some() || expected.split_whitespace().any(|v| v == version);
+    assert!(!required, "Python {version} is required here, but {home} or {} is missing: run scripts/pythons {version}", engine.display());
+    eprintln!("SKIPPED: Python {version} is not installed (scripts/pythons {version})");
+    None
+}
+
+/// Installs `packages` from PyPI as wheels for CPython `version` (manylinux x86_64) into
+/// `target`, with whichever `python3` on PATH has pip, and makes them readable by Apache's
+/// user. Panics with pip's output when that fails (PyPI must be reachable).
+pub fn pip_install_for(version: &str, target: &Path, packages: &[&str]) {
+    let abi = format!("cp{}", version.replace('.', ""));
+    let out = std::process::Command::new("python3")
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--target"])
+        .arg(target)
+        .args(["--only-binary=:all:", "--python-version", version, "--implementation", "cp", "--abi", &abi, "--platform", "manylinux_2_17_x86_64"])
+        .args(packages)
+        .output()
+        .expect("python3 -m pip");
+    assert!(out.status.success(), "pip install {packages:?} for Python {version} (PyPI) failed: {}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::process::Command::new("chmod").args(["-R", "a+rX"]).arg(target).status();
+}
+
+/// A venv of Debian's Python 3.11 with `requirements` from PyPI, made once into the test cache
+/// under `name` and kept, readable by Apache's user. Its console scripts name the directory it
+/// was built in: run modules with its `bin/python` instead. A failure to build it names what
+/// building it needs (`needs`, such as "PyPI must be reachable").
+pub fn pypi_venv(name: &str, requirements: &[&str], needs: &str) -> PathBuf {
+    let venv = cache_dir(name);
+    if venv.join("bin/python").exists() && venv.join(".complete").is_file() {
+        return venv;
+    }
+    // Built aside and renamed into place, so that test binaries running at once never see
+    // half a venv.
+    let aside = venv.with_extension(format!("building-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&aside);
+    let run = |program: &Path, args: &[&str]| {
+        let out = std::process::Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+        assert!(out.status.success(), "{} {args:?} failed ({needs}):\n{}", program.display(), String::from_utf8_lossy(&out.stderr));
+    };
+    run(Path::new("/usr/bin/python3"), &["-m", "venv", aside.to_str().unwrap()]);
+    let mut args = vec!["-m", "pip", "install", "-q", "--disable-pip-version-check"];
+    args.extend_from_slice(requirements);
+    run(&aside.join("bin/python"), &args);
+    let _ = std::process::Command::new("chmod").args(["-R", "a+rX"]).arg(&aside).status();
+    std::fs::write(aside.join(".complete"), requirements.join("\n")).unwrap();
+    if std::fs::rename(&aside, &venv).is_err() {
+        // Another test binary got there first.
+        let _ = std::fs::remove_dir_all(&aside);
+    }
+    venv
+}
+
+/// The telemetry tests' tools from PyPI: mod_wsgi 6.1's ingester (`mod-wsgi-telemetry`, whose
+/// parser is the wire format's specification) and Prometheus's own text-format parser.
+pub fn telemetry_tools() -> PathBuf {
+    pypi_venv("telemetry-tools-1", &["mod-wsgi-telemetry==1.1.0", "prometheus_client==0.26.0"], "PyPI must be reachable")
+}
