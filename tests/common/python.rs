@@ -46,9 +46,12 @@ pub fn pypi_venv(name: &str, requirements: &[&str], needs: &str) -> PathBuf {
     if venv.join("bin/python").exists() && venv.join(".complete").is_file() {
         return venv;
     }
-    // Built aside and renamed into place, so that test binaries running at once never see
-    // half a venv.
-    let aside = venv.with_extension(format!("building-{}", std::process::id()));
+    // Built aside and renamed into place, so that tests running at once never see half a
+    // venv: aside in a directory of this thread's own (two tests of one binary may both
+    // find the venv missing).
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let build = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let aside = venv.with_extension(format!("building-{}-{build}", std::process::id()));
     let _ = std::fs::remove_dir_all(&aside);
     let run = |program: &Path, args: &[&str]| {
         let out = std::process::Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{}: {e}", program.display()));
@@ -61,8 +64,16 @@ pub fn pypi_venv(name: &str, requirements: &[&str], needs: &str) -> PathBuf {
     let _ = std::process::Command::new("chmod").args(["-R", "a+rX"]).arg(&aside).status();
     std::fs::write(aside.join(".complete"), requirements.join("\n")).unwrap();
     if std::fs::rename(&aside, &venv).is_err() {
-        // Another test binary got there first.
-        let _ = std::fs::remove_dir_all(&aside);
+        if venv.join(".complete").is_file() {
+            // Another test got there first.
+            let _ = std::fs::remove_dir_all(&aside);
+        } else {
+            // What is there was never completed (an interrupted run): ours replaces it.
+            let _ = std::fs::remove_dir_all(&venv);
+            if std::fs::rename(&aside, &venv).is_err() {
+                let _ = std::fs::remove_dir_all(&aside);
+            }
+        }
     }
     venv
 }
