@@ -194,26 +194,32 @@ cores_begin() {
   CORES_CHILD0=$(cpu_ticks "$1")
   read -r CORES_BUSY0 CORES_ALL0 <<<"$(machine_ticks)"
 }
+# Prints nothing (and fails) when a figure cannot be had (the child gone, a bad duration):
+# callers check for an empty answer, as a failure inside $(...) does not stop the script.
 cores_end() {
   local busy1 all1 child1
-  read -r busy1 all1 <<<"$(machine_ticks)"
-  child1=$(cpu_ticks "$1")
+  read -r busy1 all1 <<<"$(machine_ticks)" || return 1
+  child1=$(cpu_ticks "$1") || return 1
+  [ -n "$child1" ] && [ -n "$CORES_CHILD0" ] || return 1
   "$PY" -c 'import sys, os
-rps, dur, child, busy, total, tick = (float(v) for v in sys.argv[1:7])
+rps, child, busy, total, tick = (float(v) for v in sys.argv[1:6])
+d = sys.argv[6]
+dur = float(d[:-1]) * {"s": 1, "m": 60, "h": 3600}[d[-1]] if d[-1:] in ("s", "m", "h") else float(d)
 n = os.cpu_count()
 print("%.0f %.2f %.0f" % (child * tick / (rps * dur) if rps else 0, child / (total / n) if total else 0, 100 * busy / total if total else 0))' \
-    "$2" "${3%s}" "$((child1 - CORES_CHILD0))" "$((busy1 - CORES_BUSY0))" "$((all1 - CORES_ALL0))" "$((1000000 / $(getconf CLK_TCK)))"
+    "$2" "$((child1 - CORES_CHILD0))" "$((busy1 - CORES_BUSY0))" "$((all1 - CORES_ALL0))" "$((1000000 / $(getconf CLK_TCK)))" "$3"
 }
 
 # make_venv VERSION DIR : a venv of /opt/mod_wsgi-rs/python/VERSION (made by scripts/pythons)
-# with mod_wsgi (6.x, built by pip against Debian's Apache) and Django 4.2, made when missing.
+# with mod_wsgi 6.1.1 (built by pip against Debian's Apache) and Django 4.2, made when missing
+# (an existing venv is kept whatever its mod_wsgi: the scripts print the version they ran).
 make_venv() {
   if [ ! -x "$2/bin/mod_wsgi-express" ] || ! "$2/bin/python" -c 'import django' 2>/dev/null; then
     [ -x "/opt/mod_wsgi-rs/python/$1/bin/python$1" ] && [ -f "$REPO/target/modules/mod_wsgi-engine-py$1.so" ] \
       || die "no Python $1 engine: run scripts/pythons $1"
     log "making $2: pip install mod_wsgi 'django<5' (builds mod_wsgi against Debian's Apache)"
     "/opt/mod_wsgi-rs/python/$1/bin/python$1" -m venv "$2" >&2 || die "cannot create $2"
-    "$2/bin/pip" install -q mod_wsgi 'django<5' >&2 || die "pip install mod_wsgi django failed"
+    "$2/bin/pip" install -q 'mod_wsgi==6.1.1' 'django<5' >&2 || die "pip install mod_wsgi django failed"
   fi
 }
 
@@ -221,18 +227,24 @@ make_venv() {
 # (mktemp PREFIX.XXXXXX) holding the hello-world app at /hello, Apache's own static copy of its
 # body at /static/hello.txt, and an httpd.conf (httpd_base_conf with MODULE, unlimited
 # keep-alive, then EXTRA with @DIR@ replaced by the directory). Not started.
+#
+# Callers run it in a command substitution, where `set -e` does not hold: every step checks
+# its own failure, and nothing is written before the directory is known to exist (an empty
+# one would put the files in / and chmod what is there).
 make_hello_server() {
   local prefix=$1 module=$2 extra=${3:-} dir port
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/$prefix.XXXXXX")
-  chmod 755 "$dir"
-  port=$(free_port)
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/$prefix.XXXXXX") || return 1
+  [ -n "$dir" ] && [ -d "$dir" ] || return 1
+  chmod 755 "$dir" || return 1
+  port=$(free_port) || return 1
   cat >"$dir/hello.wsgi" <<'EOF'
 def application(environ, start_response):
     body = b"Hello World!\n"
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 EOF
-  printf 'Hello World!\n' >"$dir/hello.txt"
+  [ $? -eq 0 ] || return 1
+  printf 'Hello World!\n' >"$dir/hello.txt" || return 1
   cat >"$dir/httpd.conf" <<EOF
 $(httpd_base_conf "$dir" "$port" "$module")
 # Unlimited keep-alive requests: otherwise Apache closes each connection after 100 requests and
@@ -246,6 +258,7 @@ ${extra//@DIR@/$dir}
 WSGIScriptAlias /hello $dir/hello.wsgi
 Alias /static/hello.txt $dir/hello.txt
 EOF
-  chmod 644 "$dir"/*
+  [ $? -eq 0 ] || return 1
+  chmod 644 "$dir/hello.wsgi" "$dir/hello.txt" "$dir/httpd.conf" || return 1
   echo "$dir $port"
 }

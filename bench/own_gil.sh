@@ -18,7 +18,9 @@
 #   BENCH_CONNECTIONS=8      wrk -c per group (two wrk processes)
 #   BENCH_DURATION=8s        wrk -d per measurement
 #   BENCH_WARMUP=2s          wrk -d of the warm-up per URL
-#   BENCH_ROUNDS=3           rounds over the servers (medians printed)
+#   BENCH_ROUNDS=3           rounds over the servers (medians printed); each round starts one
+#                            server later
+#   BENCH_PAGES="cpu hello"  the pages measured, in this order within a round
 #   BENCH_SKIP_BUILD=1       do not run scripts/build first
 #   BENCH_KEEP=1             keep the temp dirs
 set -euo pipefail
@@ -103,15 +105,21 @@ CONF
   echo "$dir $port"
 }
 
-# pair URL1 URL2 -> total req/s of two wrk processes run at the same time
+# pair URL1 URL2 -> total req/s of two wrk processes run at the same time; nothing (and a
+# failure) when either wrk fails.
 pair() {
-  local a b
+  local a b pa pb ok=1
   a=$(mktemp) b=$(mktemp)
   wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$1" >"$a" &
-  local pa=$!
+  pa=$!
   wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$2" >"$b" &
-  local pb=$!
-  wait "$pa" "$pb"
+  pb=$!
+  wait "$pa" || ok=0
+  wait "$pb" || ok=0
+  if [ "$ok" = 0 ] || [ "$(grep -c 'Requests/sec:' "$a" "$b" | awk -F: '{ s += $2 } END { print s }')" != 2 ]; then
+    rm -f "$a" "$b"
+    return 1
+  fi
   cat "$a" "$b" >>"$WRK_LOG"
   for f in "$a" "$b"; do
     if grep -q "Non-2xx" "$f"; then log "warning: $(grep Non-2xx "$f") from ${f}"; fi
@@ -126,6 +134,10 @@ NAMES=(ours-own ours-shared theirs-own)
 declare -A MODULE_OF=([ours-own]="$MODDIR/mod_wsgi.so" [ours-shared]="$MODDIR/mod_wsgi.so" [theirs-own]="$THEIR_MODULE")
 declare -A MODE_OF=([ours-own]=On [ours-shared]=Off [theirs-own]=On)
 declare -A PORT CHILD SAMPLES CPU_PER CORES BUSY
+# The ratio lines need a figure for each page, measured or not.
+for name in "${NAMES[@]}"; do
+  for page in cpu hello; do SAMPLES[$name-$page]=""; CPU_PER[$name-$page]=""; CORES[$name-$page]=""; BUSY[$name-$page]=""; done
+done
 for name in "${NAMES[@]}"; do
   read -r dir port < <(make_server "${MODULE_OF[$name]}" "${MODE_OF[$name]}")
   DIRS+=("$dir")
@@ -133,19 +145,27 @@ for name in "${NAMES[@]}"; do
   wait_ready "$dir" "http://127.0.0.1:$port/two/hello"
   PORT[$name]=$port
   CHILD[$name]=$(child_pid "$(cat "$dir/httpd.pid")")
-  for page in ${BENCH_PAGES:-cpu hello}; do
+  for page in cpu hello; do
     wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "http://127.0.0.1:$port/one/$page" >/dev/null
     wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "http://127.0.0.1:$port/two/$page" >/dev/null
   done
   log "$name: started ($(grep -ci "own GIL" "$dir/error.log" || true) own-GIL log lines)"
 done
+PAGES=(${BENCH_PAGES:-cpu hello})
+for page in "${PAGES[@]}"; do
+  [ "$page" = cpu ] || [ "$page" = hello ] || die "BENCH_PAGES: unknown page '$page' (cpu, hello)"
+done
 for r in $(seq "$ROUNDS"); do
-  for page in ${BENCH_PAGES:-cpu hello}; do
-    for name in "${NAMES[@]}"; do
+  for page in "${PAGES[@]}"; do
+    for i in 0 1 2; do
+      # Each round starts one server later, so that no server always follows the same one.
+      name=${NAMES[$(( (i + r - 1) % 3 ))]}
       port=${PORT[$name]}
       cores_begin "${CHILD[$name]}"
-      rps=$(pair "http://127.0.0.1:$port/one/$page" "http://127.0.0.1:$port/two/$page")
+      rps=$(pair "http://127.0.0.1:$port/one/$page" "http://127.0.0.1:$port/two/$page") \
+        || die "wrk failed against $name /$page (round $r)"
       read -r per cores busy <<<"$(cores_end "${CHILD[$name]}" "$rps" "$DURATION")"
+      [ -n "$busy" ] || die "no CPU figures for $name (round $r): is its child gone?"
       SAMPLES[$name-$page]+=" $rps"; CPU_PER[$name-$page]+=" $per"
       CORES[$name-$page]+=" $cores"; BUSY[$name-$page]+=" $busy"
       log "round $r/$ROUNDS $name $page: $rps req/s, child CPU $per us/request on $cores cores, machine $busy% busy"
@@ -172,14 +192,18 @@ print(" ".join("%.2f" % v for v in r), "(median %.2f)" % statistics.median(r) if
 echo
 echo "One child x $THREADS threads, two groups, Python $VERSION, 2 x wrk -c$CONNECTIONS, medians of $ROUNDS alternating rounds of $DURATION ($(nproc) cores); mod_wsgi $THEIR_VERSION"
 printf '%-34s %10s %12s %8s %6s\n' "" "req/s" "us/request" "cores" "busy"
-for page in cpu hello; do
+for page in "${PAGES[@]}"; do
   for name in "${NAMES[@]}"; do
     printf '%-34s %10.1f %12.0f %8.2f %5.0f%%\n' "$page, $name" "$(med "${SAMPLES[$name-$page]}")" \
       "$(med "${CPU_PER[$name-$page]}")" "$(med "${CORES[$name-$page]}")" "$(med "${BUSY[$name-$page]}")"
   done
 done
 echo "Ratios of the medians (and each round's own ratio):"
-echo "  CPU page, own GIL / shared GIL:           $(ratio "$(med "${SAMPLES[ours-own-cpu]}")" "$(med "${SAMPLES[ours-shared-cpu]}")")   (target 1.8)   $(round_ratios "${SAMPLES[ours-own-cpu]}" "${SAMPLES[ours-shared-cpu]}")"
-echo "  CPU page, ours / mod_wsgi $THEIR_VERSION, own GIL:  $(ratio "$(med "${SAMPLES[ours-own-cpu]}")" "$(med "${SAMPLES[theirs-own-cpu]}")")   (target 1.15)  $(round_ratios "${SAMPLES[ours-own-cpu]}" "${SAMPLES[theirs-own-cpu]}")"
-echo "  hello, own GIL / shared GIL:              $(ratio "$(med "${SAMPLES[ours-own-hello]}")" "$(med "${SAMPLES[ours-shared-hello]}")")   (target 0.95)  $(round_ratios "${SAMPLES[ours-own-hello]}" "${SAMPLES[ours-shared-hello]}")"
-echo "  hello, ours / mod_wsgi $THEIR_VERSION, own GIL:     $(ratio "$(med "${SAMPLES[ours-own-hello]}")" "$(med "${SAMPLES[theirs-own-hello]}")")                 $(round_ratios "${SAMPLES[ours-own-hello]}" "${SAMPLES[theirs-own-hello]}")"
+for page in "${PAGES[@]}"; do
+  if [ "$page" = cpu ]; then label="CPU page" target_shared="(target 1.8) " target_theirs="(target 1.15)"
+  else label="hello" target_shared="(target 0.95)" target_theirs="             "
+  fi
+  own=${SAMPLES[ours-own-$page]} shared=${SAMPLES[ours-shared-$page]} theirs=${SAMPLES[theirs-own-$page]}
+  printf '  %-44s %5s   %s  %s\n' "$label, own GIL / shared GIL:" "$(ratio "$(med "$own")" "$(med "$shared")")" "$target_shared" "$(round_ratios "$own" "$shared")"
+  printf '  %-44s %5s   %s  %s\n' "$label, ours / mod_wsgi $THEIR_VERSION, own GIL:" "$(ratio "$(med "$own")" "$(med "$theirs")")" "$target_theirs" "$(round_ratios "$own" "$theirs")"
+done

@@ -146,14 +146,19 @@ declare -A CONNS CHILD CPU_PER CORES BUSY
 # rounds: BENCH_ROUNDS rounds over the servers started (one wrk run each, in turn: a load
 # change on the machine hits them all alike), then their medians, and the servers stopped.
 rounds() {
-  local r name rps dir
+  local r name rps dir per cores busy
+  local n=${#ORDER[@]} i
   for r in $(seq "$ROUNDS"); do
-    for name in "${ORDER[@]}"; do
+    # Each round starts one server later, so that no server always follows the same one.
+    for i in $(seq 0 $((n - 1))); do
+      name=${ORDER[$(( (i + r - 1) % n ))]}
       CONNECTIONS=${CONNS[$name]}
       cores_begin "${CHILD[$name]}"
       read -r rps _ <<<"$(run_wrk "http://127.0.0.1:${PORTS[$name]}${PATHS[$name]}" "$DURATION")"
+      [ -n "$rps" ] || die "wrk failed against $name (round $r)"
       SAMPLES[$name]+=" $rps"
       read -r per cores busy <<<"$(cores_end "${CHILD[$name]}" "$rps" "$DURATION")"
+      [ -n "$busy" ] || die "no CPU figures for $name (round $r): is its child gone?"
       CPU_PER[$name]+=" $per"; CORES[$name]+=" $cores"; BUSY[$name]+=" $busy"
       log "round $r/$ROUNDS $name: $rps req/s, child CPU $per us/request on $cores cores, machine $busy% busy"
     done

@@ -43,16 +43,21 @@ pub fn pip_install_for(version: &str, target: &Path, packages: &[&str]) {
 /// building it needs (`needs`, such as "PyPI must be reachable").
 pub fn pypi_venv(name: &str, requirements: &[&str], needs: &str) -> PathBuf {
     let venv = cache_dir(name);
-    if venv.join("bin/python").exists() && venv.join(".complete").is_file() {
+    let complete = |venv: &Path| venv.join("bin/python").exists() && venv.join(".complete").is_file();
+    if complete(&venv) {
         return venv;
     }
-    // Built aside and renamed into place, so that tests running at once never see half a
-    // venv: aside in a directory of this thread's own (two tests of one binary may both
-    // find the venv missing).
-    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let build = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let aside = venv.with_extension(format!("building-{}-{build}", std::process::id()));
+    // One builder at a time, across the threads and the processes of a test run (flock on a
+    // file beside the venv): the others wait, then find it complete. A venv is built aside
+    // and renamed into place, so the fast path above never sees half of one.
+    let _lock = BuildLock::take(&cache_dir(&format!("{name}.lock")));
+    if complete(&venv) {
+        return venv;
+    }
+    let aside = cache_dir(&format!("{name}.building"));
+    // What an earlier, interrupted build left.
     let _ = std::fs::remove_dir_all(&aside);
+    let _ = std::fs::remove_dir_all(&venv);
     let run = |program: &Path, args: &[&str]| {
         let out = std::process::Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{}: {e}", program.display()));
         assert!(out.status.success(), "{} {args:?} failed ({needs}):\n{}", program.display(), String::from_utf8_lossy(&out.stderr));
@@ -63,19 +68,32 @@ pub fn pypi_venv(name: &str, requirements: &[&str], needs: &str) -> PathBuf {
     run(&aside.join("bin/python"), &args);
     let _ = std::process::Command::new("chmod").args(["-R", "a+rX"]).arg(&aside).status();
     std::fs::write(aside.join(".complete"), requirements.join("\n")).unwrap();
-    if std::fs::rename(&aside, &venv).is_err() {
-        if venv.join(".complete").is_file() {
-            // Another test got there first.
-            let _ = std::fs::remove_dir_all(&aside);
-        } else {
-            // What is there was never completed (an interrupted run): ours replaces it.
-            let _ = std::fs::remove_dir_all(&venv);
-            if std::fs::rename(&aside, &venv).is_err() {
-                let _ = std::fs::remove_dir_all(&aside);
-            }
-        }
-    }
+    std::fs::rename(&aside, &venv).unwrap_or_else(|e| panic!("renaming {} to {}: {e}", aside.display(), venv.display()));
     venv
+}
+
+/// An exclusive `flock` on a file, held until dropped (or the process ends).
+struct BuildLock(std::fs::File);
+
+impl BuildLock {
+    fn take(path: &Path) -> BuildLock {
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor this File owns; it blocks until the lock is ours.
+        while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            let err = std::io::Error::last_os_error();
+            assert_eq!(err.kind(), std::io::ErrorKind::Interrupted, "flock {}: {err}", path.display());
+        }
+        BuildLock(file)
+    }
+}
+
+impl Drop for BuildLock {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: unlocks the lock taken in `take` on the descriptor this File still owns.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
 }
 
 /// The telemetry tests' tools from PyPI: mod_wsgi 6.1's ingester (`mod-wsgi-telemetry`, whose
