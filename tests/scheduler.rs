@@ -179,7 +179,10 @@ fn auto_keeps_n_low_for_a_cpu_bound_app() {
     let apache = server("WSGIPythonConcurrency auto");
     load(&apache, "/app/cpu", 16, Duration::from_secs(5));
     let n: usize = metrics(&apache).get("python_concurrency").parse().unwrap();
-    assert!(n <= 4, "auto should keep N low for a CPU-bound app (now {n})");
+    // Quiet, N stays at 1-4. When other processes load the machine, a slot holder waits for
+    // a core, its GIL looks idle and N may grow by a step (5 seen in a CI run beside a
+    // benchmark); an app waiting without the GIL gets all 16.
+    assert!(n <= 6, "auto should keep N low for a CPU-bound app (now {n})");
 }
 
 #[test]
