@@ -48,12 +48,7 @@ CURL_TIMEOUT=900
 SIZE=$((SIZE_MB * 1048576))
 
 # --- prerequisites ---------------------------------------------------------------------------
-need=()
-[ -x "$HTTPD" ] || need+=(apache2)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-[ -e "$DEBIAN_MODULE" ] || need+=(libapache2-mod-wsgi-py3)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-install_packages "${need[@]}"
+require_packages apache2 wrk libapache2-mod-wsgi-py3 curl
 [ -x "$PY" ] || die "$PY not found"
 command -v sha256sum >/dev/null 2>&1 || die "sha256sum not found"
 build_module

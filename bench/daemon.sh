@@ -53,14 +53,8 @@ EXPECTED=$'Hello World!\n'
 . "$REPO/bench/lib.sh"
 
 # --- prerequisites ---------------------------------------------------------------------------
-need=()
-[ -x "$HTTPD" ] || need+=(apache2)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-[ -e "$DEBIAN_MODULE" ] || need+=(libapache2-mod-wsgi-py3)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-[ -d /usr/lib/python3/dist-packages/django ] || need+=(python3-django)
-[ -x "$VENV/bin/granian" ] || "$PY" -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
-install_packages "${need[@]}"
+require_packages apache2 wrk libapache2-mod-wsgi-py3 curl python3-django
+[ -x "$VENV/bin/granian" ] || require_packages python3-venv
 [ -x "$PY" ] || die "$PY not found"
 build_module
 

@@ -43,12 +43,7 @@ DEBIAN_MODULE=$MODULES/mod_wsgi.so
 . "$REPO/bench/lib.sh"
 
 # --- prerequisites ---------------------------------------------------------------------------
-need=()
-[ -x "$HTTPD" ] || need+=(apache2)
-[ -e "$DEBIAN_MODULE" ] || need+=(libapache2-mod-wsgi-py3)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-[ -d /usr/lib/python3/dist-packages/django ] || need+=(python3-django)
-install_packages "${need[@]}"
+require_packages apache2 libapache2-mod-wsgi-py3 curl python3-django
 [ -x "$PY" ] || die "$PY not found"
 build_module
 

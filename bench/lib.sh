@@ -3,6 +3,7 @@
 #   REPO         the repository root
 #   PY           the Python used for small helpers (/usr/bin/python3)
 #   HTTPD        the apache2 binary
+#   MODULES      Apache's module directory (/usr/lib/apache2/modules)
 #   OUR_MODULE   target/modules/mod_wsgi.so
 #   CONNECTIONS  wrk -c
 #   WRK_LOG      file that collects every wrk output
@@ -22,6 +23,25 @@ install_packages() {
     apt-get update >&2
     apt-get install -y "$@" >&2
   fi
+}
+
+# require_packages PKG... : installs the Debian packages of PKG... that are missing, each
+# known by what it puts on the machine: apache2 ($HTTPD), apache2-dev (apxs),
+# libapache2-mod-wsgi-py3 ($MODULES/mod_wsgi.so), python3-django (Debian's Django),
+# python3-venv (ensurepip for $PY); any other by the command of its name.
+require_packages() {
+  local need=() p
+  for p in "$@"; do
+    case $p in
+      apache2) [ -x "$HTTPD" ] || need+=("$p") ;;
+      apache2-dev) command -v apxs >/dev/null 2>&1 || need+=("$p") ;;
+      libapache2-mod-wsgi-py3) [ -e "$MODULES/mod_wsgi.so" ] || need+=("$p") ;;
+      python3-django) [ -d /usr/lib/python3/dist-packages/django ] || need+=("$p") ;;
+      python3-venv) "$PY" -c 'import ensurepip' 2>/dev/null || need+=("$p") ;;
+      *) command -v "$p" >/dev/null 2>&1 || need+=("$p") ;;
+    esac
+  done
+  install_packages "${need[@]}"
 }
 
 # build_module : runs scripts/build unless BENCH_SKIP_BUILD=1, then checks OUR_MODULE exists.
@@ -261,4 +281,59 @@ EOF
   [ $? -eq 0 ] || return 1
   chmod 644 "$dir/hello.wsgi" "$dir/hello.txt" "$dir/httpd.conf" || return 1
   echo "$dir $port"
+}
+
+# instructions MODULE EXTRA N: sets IR_ALL and IR_HANDLER to the instructions callgrind counted
+# for an `apache2 -X` with MODULE as wsgi_module that served exactly N hello requests (one
+# keep-alive connection) with EXTRA configuration (@DIR@: its directory): the whole process's,
+# and those of our request handler (inclusive; the reporter thread's work goes with time,
+# which valgrind stretches some 50-fold, so the handler's is the per-request cost; 0 for
+# another module). Runs in this shell (no subshell), so that a failure stops the script; the
+# caller keeps a PIDS array, which its EXIT trap kills, and DIRS (cleanup).
+# With WSGITelemetryService in EXTRA, a receiver drains @DIR@/telemetry.sock.
+instructions() {
+  local module=$1 extra=$2 n=$3 out dir port pid receiver="" args=()
+  out=$(make_hello_server bench-ir "$module" "$extra")
+  read -r dir port <<<"$out"
+  DIRS+=("$dir")
+  # Apache's process runs as nobody when started as root, and callgrind writes its file at
+  # the end as that user: a file it may open, made now (an existing file keeps its mode).
+  : >"$dir/callgrind.out"
+  chmod 666 "$dir/callgrind.out"
+  if [[ $extra == *WSGITelemetryService* ]]; then
+    "$PY" -c '
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666)
+while True: s.recv(65536)' "$dir/telemetry.sock" >/dev/null 2>&1 &
+    receiver=$!
+    PIDS+=("$receiver")
+  fi
+  valgrind --tool=callgrind --vgdb=no --callgrind-out-file="$dir/callgrind.out" --trace-children=no \
+    "$HTTPD" -X -f "$dir/httpd.conf" >/dev/null 2>"$dir/valgrind.log" &
+  pid=$!
+  PIDS+=("$pid")
+  # Ready when it accepts connections: no HTTP request before the N counted ones.
+  for _ in $(seq 600); do
+    "$PY" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$port" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || { cat "$dir/valgrind.log" "$dir/error.log" >&2 2>/dev/null; die "apache2 -X under callgrind exited ($dir)"; }
+    sleep 0.1
+  done
+  for _ in $(seq "$n"); do args+=(-o /dev/null "http://127.0.0.1:$port/hello"); done
+  curl -sf "${args[@]}" || die "a request failed ($dir/error.log)"
+  kill -TERM "$pid"
+  # callgrind writes its counts when the process exits. (Debian's mod_wsgi 4.9 never exits
+  # on SIGTERM under valgrind: measured here it would hang.)
+  for _ in $(seq 1200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null || true
+    die "apache2 -X with $module did not exit within 120 s of SIGTERM under callgrind ($dir)"
+  fi
+  wait "$pid" 2>/dev/null || true
+  if [ -n "$receiver" ]; then kill "$receiver" 2>/dev/null || true; wait "$receiver" 2>/dev/null || true; fi
+  IR_ALL=$(grep -o 'summary: [0-9]*' "$dir/callgrind.out" | awk '{ s += $2 } END { print s + 0 }')
+  IR_HANDLER=$(callgrind_annotate --inclusive=yes "$dir/callgrind.out" 2>/dev/null \
+    | awk '/:mod_wsgi::module::handler::handler / { gsub(",", "", $1); if ($1 > m) m = $1 } END { print m + 0 }')
+  [ "$IR_ALL" -gt 0 ] || die "no instruction counts in $dir/callgrind.out (BENCH_KEEP=1 keeps it)"
+  [ "$module" != "$OUR_MODULE" ] || [ "$IR_HANDLER" -gt 0 ] || die "no count for our handler in $dir/callgrind.out (BENCH_KEEP=1 keeps it)"
 }

@@ -44,12 +44,7 @@ WRK_LOG=$(mktemp "${TMPDIR:-/tmp}/bench-own-gil-wrk.XXXXXX")
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
 
-need=()
-[ -x "$HTTPD" ] || need+=(apache2)
-command -v apxs >/dev/null 2>&1 || need+=(apache2-dev)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-install_packages "${need[@]}"
+require_packages apache2 apache2-dev wrk curl
 build_module
 [ -d "$HOME_DIR" ] && [ -f "$REPO/target/modules/mod_wsgi-engine-py$VERSION.so" ] \
   || die "no Python $VERSION engine: run scripts/pythons $VERSION"

@@ -29,12 +29,7 @@ DEBIAN_MODULE=$MODULES/mod_wsgi.so
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
 
-need=()
-[ -x "$HTTPD" ] || need+=(apache2)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-[ -e "$DEBIAN_MODULE" ] || need+=(libapache2-mod-wsgi-py3)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-install_packages "${need[@]}"
+require_packages apache2 wrk libapache2-mod-wsgi-py3 curl
 build_module
 
 DIRS=()
