@@ -47,7 +47,8 @@ trap stop_all EXIT
 # Apache's process runs as nobody when started as root: a readable copy of their module.
 MODDIR=$(mktemp -d "${TMPDIR:-/tmp}/bench-ir-modules.XXXXXX")
 DIRS+=("$MODDIR")
-cp "$("$VENV/bin/mod_wsgi-express" module-location)" "$MODDIR/"
+THEIR_SOURCE=$("$VENV/bin/mod_wsgi-express" module-location)
+cp "$THEIR_SOURCE" "$MODDIR/"
 chmod -R a+rX "$MODDIR"
 THEIR_MODULE=$MODDIR/$(ls "$MODDIR")
 

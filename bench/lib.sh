@@ -194,7 +194,14 @@ child_pid() {
 
 # cpu_ticks PID -> the CPU time (user + system, clock ticks) process PID has used: what a
 # request costs it, a steadier figure than the rate when other tenants share the machine.
-cpu_ticks() { local stat; local -a f; stat=$(cat "/proc/$1/stat"); read -r -a f <<<"${stat##*) }"; echo $((f[11] + f[12])); }
+# Fails (prints nothing) when the process is gone.
+cpu_ticks() {
+  local stat; local -a f
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -r -a f <<<"${stat##*) }"
+  [ "${#f[@]}" -ge 13 ] || return 1
+  echo $((f[11] + f[12]))
+}
 
 # machine_ticks -> "busy total": the whole machine's CPU time (clock ticks, all cores) from
 # /proc/stat, busy (everything but idle and iowait) and in all; two readings give how busy
@@ -211,7 +218,7 @@ machine_ticks() {
 # tenants). A ratio of two rates is bounded by these: a child that keeps 1.15 cores busy
 # with one GIL can gain at most 2 / 1.15 on two cores.
 cores_begin() {
-  CORES_CHILD0=$(cpu_ticks "$1")
+  CORES_CHILD0=$(cpu_ticks "$1") || die "process $1 (Apache's child) is gone"
   read -r CORES_BUSY0 CORES_ALL0 <<<"$(machine_ticks)"
 }
 # Prints nothing (and fails) when a figure cannot be had (the child gone, a bad duration):
@@ -220,7 +227,7 @@ cores_end() {
   local busy1 all1 child1
   read -r busy1 all1 <<<"$(machine_ticks)" || return 1
   child1=$(cpu_ticks "$1") || return 1
-  [ -n "$child1" ] && [ -n "$CORES_CHILD0" ] || return 1
+  [ -n "$child1" ] && [ -n "$CORES_CHILD0" ] && [ "$child1" -ge "$CORES_CHILD0" ] || return 1
   "$PY" -c 'import sys, os
 rps, child, busy, total, tick = (float(v) for v in sys.argv[1:6])
 d = sys.argv[6]
@@ -231,10 +238,11 @@ print("%.0f %.2f %.0f" % (child * tick / (rps * dur) if rps else 0, child / (tot
 }
 
 # make_venv VERSION DIR : a venv of /opt/mod_wsgi-rs/python/VERSION (made by scripts/pythons)
-# with mod_wsgi 6.1.1 (built by pip against Debian's Apache) and Django 4.2, made when missing
-# (an existing venv is kept whatever its mod_wsgi: the scripts print the version they ran).
+# with mod_wsgi 6.1.1 (built by pip against Debian's Apache) and Django 4.2, made (or brought
+# to mod_wsgi 6.1.1) when missing.
 make_venv() {
-  if [ ! -x "$2/bin/mod_wsgi-express" ] || ! "$2/bin/python" -c 'import django' 2>/dev/null; then
+  if [ ! -x "$2/bin/mod_wsgi-express" ] || ! "$2/bin/python" -c 'import django' 2>/dev/null \
+    || [ "$("$2/bin/python" -c 'import importlib.metadata as m; print(m.version("mod_wsgi"))' 2>/dev/null)" != 6.1.1 ]; then
     [ -x "/opt/mod_wsgi-rs/python/$1/bin/python$1" ] && [ -f "$REPO/target/modules/mod_wsgi-engine-py$1.so" ] \
       || die "no Python $1 engine: run scripts/pythons $1"
     log "making $2: pip install mod_wsgi 'django<5' (builds mod_wsgi against Debian's Apache)"
@@ -253,20 +261,23 @@ make_venv() {
 # one would put the files in / and chmod what is there).
 make_hello_server() {
   local prefix=$1 module=$2 extra=${3:-} dir port
+  local base
   dir=$(mktemp -d "${TMPDIR:-/tmp}/$prefix.XXXXXX") || return 1
   [ -n "$dir" ] && [ -d "$dir" ] || return 1
-  chmod 755 "$dir" || return 1
-  port=$(free_port) || return 1
+  # From here a failure removes the directory (known to be a new one) and fails.
+  if ! { chmod 755 "$dir" && port=$(free_port) && base=$(httpd_base_conf "$dir" "$port" "$module"); }; then
+    rm -rf "$dir"; return 1
+  fi
   cat >"$dir/hello.wsgi" <<'EOF'
 def application(environ, start_response):
     body = b"Hello World!\n"
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 EOF
-  [ $? -eq 0 ] || return 1
-  printf 'Hello World!\n' >"$dir/hello.txt" || return 1
+  [ $? -eq 0 ] || { rm -rf "$dir"; return 1; }
+  printf 'Hello World!\n' >"$dir/hello.txt" || { rm -rf "$dir"; return 1; }
   cat >"$dir/httpd.conf" <<EOF
-$(httpd_base_conf "$dir" "$port" "$module")
+$base
 # Unlimited keep-alive requests: otherwise Apache closes each connection after 100 requests and
 # wrk reports those closes as socket read errors (the same for every server measured).
 KeepAlive On
@@ -278,8 +289,8 @@ ${extra//@DIR@/$dir}
 WSGIScriptAlias /hello $dir/hello.wsgi
 Alias /static/hello.txt $dir/hello.txt
 EOF
-  [ $? -eq 0 ] || return 1
-  chmod 644 "$dir/hello.wsgi" "$dir/hello.txt" "$dir/httpd.conf" || return 1
+  [ $? -eq 0 ] || { rm -rf "$dir"; return 1; }
+  chmod 644 "$dir/hello.wsgi" "$dir/hello.txt" "$dir/httpd.conf" || { rm -rf "$dir"; return 1; }
   echo "$dir $port"
 }
 
@@ -331,6 +342,10 @@ while True: s.recv(65536)' "$dir/telemetry.sock" >/dev/null 2>&1 &
   fi
   wait "$pid" 2>/dev/null || true
   if [ -n "$receiver" ]; then kill "$receiver" 2>/dev/null || true; wait "$receiver" 2>/dev/null || true; fi
+  # Reaped: their numbers may be another process's by the time the EXIT trap runs.
+  local kept=() p
+  for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || [ "$p" = "$receiver" ] || kept+=("$p"); done
+  PIDS=("${kept[@]}")
   IR_ALL=$(grep -o 'summary: [0-9]*' "$dir/callgrind.out" | awk '{ s += $2 } END { print s + 0 }')
   IR_HANDLER=$(callgrind_annotate --inclusive=yes "$dir/callgrind.out" 2>/dev/null \
     | awk '/:mod_wsgi::module::handler::handler / { gsub(",", "", $1); if ($1 > m) m = $1 } END { print m + 0 }')

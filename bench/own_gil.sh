@@ -13,13 +13,13 @@
 #
 # Environment:
 #   BENCH_PYTHON=3.12        the Python (/opt/mod_wsgi-rs/python/X.Y; scripts/pythons X.Y)
-#   BENCH_VENV=target/bench-venv-X.Y   venv with mod_wsgi 6.x (made when missing)
+#   BENCH_VENV=target/bench-venv-X.Y   venv with mod_wsgi 6.1.1 (made when missing)
 #   BENCH_THREADS=16         ThreadsPerChild
 #   BENCH_CONNECTIONS=8      wrk -c per group (two wrk processes)
 #   BENCH_DURATION=8s        wrk -d per measurement
 #   BENCH_WARMUP=2s          wrk -d of the warm-up per URL
-#   BENCH_ROUNDS=3           rounds over the servers (medians printed); each round starts one
-#                            server later
+#   BENCH_ROUNDS=3           rounds over the servers (medians printed); every other round in
+#                            the reverse order
 #   BENCH_PAGES="cpu hello"  the pages measured, in this order within a round
 #   BENCH_SKIP_BUILD=1       do not run scripts/build first
 #   BENCH_KEEP=1             keep the temp dirs
@@ -48,6 +48,11 @@ require_packages apache2 apache2-dev wrk curl
 build_module
 [ -d "$HOME_DIR" ] && [ -f "$REPO/target/modules/mod_wsgi-engine-py$VERSION.so" ] \
   || die "no Python $VERSION engine: run scripts/pythons $VERSION"
+read -r -a PAGES <<<"${BENCH_PAGES:-cpu hello}"
+[ "${#PAGES[@]}" -ge 1 ] || die "BENCH_PAGES: no page (cpu, hello)"
+for page in "${PAGES[@]}"; do
+  [ "$page" = cpu ] || [ "$page" = hello ] || die "BENCH_PAGES: unknown page '$page' (cpu, hello)"
+done
 make_venv "$VERSION" "$VENV"
 THEIR_MODULE=$("$VENV/bin/mod_wsgi-express" module-location)
 THEIR_VERSION=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mod_wsgi"))')
@@ -129,10 +134,7 @@ NAMES=(ours-own ours-shared theirs-own)
 declare -A MODULE_OF=([ours-own]="$MODDIR/mod_wsgi.so" [ours-shared]="$MODDIR/mod_wsgi.so" [theirs-own]="$THEIR_MODULE")
 declare -A MODE_OF=([ours-own]=On [ours-shared]=Off [theirs-own]=On)
 declare -A PORT CHILD SAMPLES CPU_PER CORES BUSY
-# The ratio lines need a figure for each page, measured or not.
-for name in "${NAMES[@]}"; do
-  for page in cpu hello; do SAMPLES[$name-$page]=""; CPU_PER[$name-$page]=""; CORES[$name-$page]=""; BUSY[$name-$page]=""; done
-done
+
 for name in "${NAMES[@]}"; do
   read -r dir port < <(make_server "${MODULE_OF[$name]}" "${MODE_OF[$name]}")
   DIRS+=("$dir")
@@ -146,15 +148,12 @@ for name in "${NAMES[@]}"; do
   done
   log "$name: started ($(grep -ci "own GIL" "$dir/error.log" || true) own-GIL log lines)"
 done
-PAGES=(${BENCH_PAGES:-cpu hello})
-for page in "${PAGES[@]}"; do
-  [ "$page" = cpu ] || [ "$page" = hello ] || die "BENCH_PAGES: unknown page '$page' (cpu, hello)"
-done
 for r in $(seq "$ROUNDS"); do
   for page in "${PAGES[@]}"; do
-    for i in 0 1 2; do
-      # Each round starts one server later, so that no server always follows the same one.
-      name=${NAMES[$(( (i + r - 1) % 3 ))]}
+    for i in $(seq 0 $((${#NAMES[@]} - 1))); do
+      # Every other round runs the servers in the reverse order, so that none always
+      # follows the same one.
+      if [ $((r % 2)) = 1 ]; then name=${NAMES[$i]}; else name=${NAMES[$((${#NAMES[@]} - 1 - i))]}; fi
       port=${PORT[$name]}
       cores_begin "${CHILD[$name]}"
       rps=$(pair "http://127.0.0.1:$port/one/$page" "http://127.0.0.1:$port/two/$page") \

@@ -14,7 +14,7 @@
 #
 # Environment:
 #   BENCH_PYTHON=3.12        the Python (/opt/mod_wsgi-rs/python/X.Y; scripts/pythons X.Y)
-#   BENCH_VENV=target/bench-venv-X.Y   venv with mod_wsgi (6.x) and Django (made when missing)
+#   BENCH_VENV=target/bench-venv-X.Y   venv with mod_wsgi 6.1.1 and Django (made when missing)
 #   BENCH_DJANGO_PYTHON=3.13 the Python of part 2 (its venv: target/bench-venv-X.Y as well)
 #   BENCH_DURATION=8s        wrk -d per measurement
 #   BENCH_ROUNDS=3           rounds: the servers of a part run side by side, measured in turn
@@ -144,9 +144,10 @@ rounds() {
   local r name rps dir per cores busy
   local n=${#ORDER[@]} i
   for r in $(seq "$ROUNDS"); do
-    # Each round starts one server later, so that no server always follows the same one.
+    # Every other round runs the servers in the reverse order, so that none always follows
+    # the same one, and the pairs compared stay next to each other.
     for i in $(seq 0 $((n - 1))); do
-      name=${ORDER[$(( (i + r - 1) % n ))]}
+      if [ $((r % 2)) = 1 ]; then name=${ORDER[$i]}; else name=${ORDER[$((n - 1 - i))]}; fi
       CONNECTIONS=${CONNS[$name]}
       cores_begin "${CHILD[$name]}"
       read -r rps _ <<<"$(run_wrk "http://127.0.0.1:${PORTS[$name]}${PATHS[$name]}" "$DURATION")"

@@ -177,12 +177,29 @@ fn auto_raises_n_for_an_app_waiting_without_the_gil() {
 #[test]
 fn auto_keeps_n_low_for_a_cpu_bound_app() {
     let apache = server("WSGIPythonConcurrency auto");
-    load(&apache, "/app/cpu", 16, Duration::from_secs(5));
-    let n: usize = metrics(&apache).get("python_concurrency").parse().unwrap();
-    // Quiet, N stays at 1-4. When other processes load the machine, a slot holder waits for
-    // a core, its GIL looks idle and N may grow by a step (5 seen in a CI run beside a
-    // benchmark); an app waiting without the GIL gets all 16.
-    assert!(n <= 6, "auto should keep N low for a CPU-bound app (now {n})");
+    // N read eight times over the last 2 s of the load, not once: one reading catches a
+    // passing step of the hill climb.
+    let samples: Vec<usize> = std::thread::scope(|scope| {
+        let began = Instant::now();
+        let loader = scope.spawn(|| load(&apache, "/app/cpu", 16, Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_secs(3));
+        let mut samples = Vec::new();
+        while samples.len() < 8 && began.elapsed() < Duration::from_secs(5) {
+            samples.push(metrics(&apache).get("python_concurrency").parse().unwrap());
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        assert!(loader.join().unwrap().iter().all(|r| r.status == 200));
+        samples
+    });
+    let mut sorted = samples.clone();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2];
+    // Quiet, N stays at 1-4 (a busy GIL: more threads add nothing). When other processes load
+    // the machine, a slot holder waits for a core and the hill climb may step up for a while
+    // (5 was read once in a CI run beside a benchmark). It never reaches the top,
+    // ThreadsPerChild (8 in these tests), where a sleeping app goes within 2 s (see
+    // auto_is_the_default_and_reaches_the_top_within_a_second_or_two).
+    assert!(median <= 5 && sorted.iter().all(|&n| n < 8), "auto should keep N low for a CPU-bound app: {samples:?}");
 }
 
 #[test]
