@@ -12,8 +12,10 @@
 //! - `reference.rs`: the reference modules (Debian's mod_wsgi 4.9, mod_wsgi 6.1 from PyPI);
 //! - `python.rs`: installed Pythons, wheels and venvs from PyPI;
 //! - `gil_race.rs`: the race that shows two GILs running at once;
-//! - `daemon.rs`, `examples.rs` (used as `common::daemon::`, `common::examples::`): helpers of
-//!   the daemon-mode tests, and the examples served by `mod_wsgi-express`.
+//! - `daemon.rs`, `examples.rs`, `express.rs` (used as `common::daemon::`, `common::examples::`,
+//!   `common::express::`): helpers of the daemon-mode tests, the examples served by
+//!   `mod_wsgi-express`, and a running `mod_wsgi-express start-server` with the helpers of its
+//!   tests.
 #![allow(dead_code)]
 
 mod answers;
@@ -22,6 +24,7 @@ mod comparison;
 pub mod daemon;
 mod dirs;
 pub mod examples;
+pub mod express;
 mod gil_race;
 mod http;
 mod processes;
