@@ -54,6 +54,13 @@ pub fn pypi_venv(name: &str, requirements: &[&str], needs: &str) -> PathBuf {
     if complete(&venv) {
         return venv;
     }
+    // A build that failed in this test binary is not tried again by each waiting test (pip
+    // against an unreachable PyPI takes minutes): they fail at once.
+    static FAILED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    if FAILED.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|n| n == name) {
+        panic!("building the venv {name} failed earlier in this test binary ({needs})");
+    }
+    let failed = FailedOnPanic(&FAILED, name);
     let aside = cache_dir(&format!("{name}.building"));
     // What an earlier, interrupted build left.
     let _ = std::fs::remove_dir_all(&aside);
@@ -69,7 +76,18 @@ pub fn pypi_venv(name: &str, requirements: &[&str], needs: &str) -> PathBuf {
     let _ = std::process::Command::new("chmod").args(["-R", "a+rX"]).arg(&aside).status();
     std::fs::write(aside.join(".complete"), requirements.join("\n")).unwrap();
     std::fs::rename(&aside, &venv).unwrap_or_else(|e| panic!("renaming {} to {}: {e}", aside.display(), venv.display()));
+    std::mem::forget(failed);
     venv
+}
+
+/// Records `name` in the list when dropped: dropped only when the build panics (it is
+/// forgotten once the build succeeds).
+struct FailedOnPanic<'a>(&'a std::sync::Mutex<Vec<String>>, &'a str);
+
+impl Drop for FailedOnPanic<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(self.1.to_string());
+    }
 }
 
 /// An exclusive `flock` on a file, held until dropped (or the process ends).
