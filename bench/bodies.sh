@@ -308,14 +308,8 @@ for s in "${SERVERS[@]}"; do
 done
 
 # --- report ----------------------------------------------------------------------------------
-med() {   # med "v1 v2 ..." -> median, or "" when there are no values
-  [ -n "${1// /}" ] || { echo ""; return 0; }
-  # shellcheck disable=SC2086
-  median $1
-}
 fmt_mbs() { [ -n "$1" ] && printf '%.1f' "$1" || printf 'FAIL'; }
 fmt_mem() { awk -v h="$1" -v r="$2" 'BEGIN { printf "%.1f / %.1f", h / 1024, r / 1024 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b <= 0) printf "-"; else printf "%.2f", a / b }'; }
 
 declare -A M
 for s in "${SERVERS[@]}"; do

@@ -38,12 +38,7 @@ THEIR_VERSION=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.v
 
 DIRS=()
 PIDS=()
-stop_all() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  cleanup
-}
-trap stop_all EXIT
+trap stop_pids_and_cleanup EXIT
 # Apache's process runs as nobody when started as root: a readable copy of their module.
 MODDIR=$(mktemp -d "${TMPDIR:-/tmp}/bench-ir-modules.XXXXXX")
 DIRS+=("$MODDIR")
@@ -54,15 +49,12 @@ THEIR_MODULE=$MODDIR/$(ls "$MODDIR")
 
 CONF="WSGIPythonHome $HOME_DIR"
 log "mod_wsgi-rs: $N1 and $N2 requests under callgrind"
-instructions "$OUR_MODULE" "$CONF" "$N1"; OURS1=$IR_ALL
-instructions "$OUR_MODULE" "$CONF" "$N2"; OURS2=$IR_ALL
+instructions_per_request "$OUR_MODULE" "$CONF"; OURS=$PER_ALL
 log "mod_wsgi $THEIR_VERSION: $N1 and $N2 requests under callgrind"
-instructions "$THEIR_MODULE" "$CONF" "$N1"; THEIRS1=$IR_ALL
-instructions "$THEIR_MODULE" "$CONF" "$N2"; THEIRS2=$IR_ALL
+instructions_per_request "$THEIR_MODULE" "$CONF"; THEIRS=$PER_ALL
 echo
 echo "hello world in one apache2 -X process under callgrind, Python $VERSION, instructions per request ((I($N2) - I($N1)) / $((N2 - N1)))"
-awk -v a1="$OURS1" -v a2="$OURS2" -v b1="$THEIRS1" -v b2="$THEIRS2" -v n="$((N2 - N1))" -v v="$THEIR_VERSION" 'BEGIN {
-  ours = (a2 - a1) / n; theirs = (b2 - b1) / n
+awk -v ours="$OURS" -v theirs="$THEIRS" -v v="$THEIR_VERSION" 'BEGIN {
   printf "%-24s %10.0f\n", "mod_wsgi-rs", ours
   printf "%-24s %10.0f\n", "mod_wsgi " v, theirs
   printf "ours / theirs: %.3f (fewer is better; req/s at equal cost per instruction: %.2f)\n", ours / theirs, theirs / ours

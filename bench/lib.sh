@@ -147,6 +147,14 @@ setup_django_page() {
 
 median() { "$PY" -c 'import sys, statistics; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 
+# med "v1 v2 ..." -> median of the words of one string (the samples scripts collect), or ""
+# when there are none.
+med() {
+  [ -n "${1// /}" ] || { echo ""; return 0; }
+  # shellcheck disable=SC2086
+  median $1
+}
+
 # httpd_base_conf DIR PORT MODULE [LOGLEVEL]: what every bench server's httpd.conf starts with:
 # its paths in DIR, 127.0.0.1:PORT, one event-MPM child with $THREADS threads (CHILDREN=N:
 # N children, all kept), the modules (MODULE as wsgi_module), and User nobody when run as root.
@@ -235,6 +243,40 @@ dur = float(d[:-1]) * {"s": 1, "m": 60, "h": 3600}[d[-1]] if d[-1:] in ("s", "m"
 n = os.cpu_count()
 print("%.0f %.2f %.0f" % (child * tick / (rps * dur) if rps else 0, child / (total / n) if total else 0, 100 * busy / total if total else 0))' \
     "$2" "$((child1 - CORES_CHILD0))" "$((busy1 - CORES_BUSY0))" "$((all1 - CORES_ALL0))" "$((1000000 / $(getconf CLK_TCK)))" "$3"
+}
+
+# cores_record KEY PID REQ_PER_S DURATION : cores_end for PID, its figures appended to the
+# caller's associative arrays CPU_PER, CORES and BUSY under KEY (medians are taken of them),
+# and CORES_LINE set to them in words for the log. Stops the script when they cannot be had.
+cores_record() {
+  local per cores busy
+  read -r per cores busy <<<"$(cores_end "$2" "$3" "$4")"
+  [ -n "$busy" ] || die "no CPU figures for $1: is its child (pid $2) gone?"
+  CPU_PER[$1]+=" $per"; CORES[$1]+=" $cores"; BUSY[$1]+=" $busy"
+  CORES_LINE="child CPU $per us/request on $cores cores, machine $busy% busy"
+}
+
+# round_order ROUND NAME... -> the names in the order to measure them in round ROUND (from 1):
+# as given in odd rounds, reversed in even ones, so that no server always follows the same
+# one and neighbours stay neighbours.
+round_order() {
+  local r=$1; shift
+  local names=("$@") i
+  for i in $(seq 0 $(($# - 1))); do
+    if [ $((r % 2)) = 1 ]; then echo "${names[$i]}"; else echo "${names[$(($# - 1 - i))]}"; fi
+  done
+}
+
+# ratio A B -> A / B to two decimals, "-" when either is missing or B is not above 0.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b <= 0) printf "-"; else printf "%.2f", a / b }'; }
+
+# round_ratios "A samples" "B samples" -> each round's own A/B (measured seconds apart, so a
+# change in the machine's load hits both), then their median.
+round_ratios() {
+  "$PY" -c 'import sys, statistics
+a, b = sys.argv[1].split(), sys.argv[2].split()
+r = [float(x) / float(y) for x, y in zip(a, b) if float(y) > 0]
+print(" ".join("%.2f" % v for v in r), "(median %.2f)" % statistics.median(r) if r else "-")' "$1" "$2"
 }
 
 # make_venv VERSION DIR : a venv of /opt/mod_wsgi-rs/python/VERSION (made by scripts/pythons)
@@ -351,4 +393,23 @@ while True: s.recv(65536)' "$dir/telemetry.sock" >/dev/null 2>&1 &
     | awk '/:mod_wsgi::module::handler::handler / { gsub(",", "", $1); if ($1 > m) m = $1 } END { print m + 0 }')
   [ "$IR_ALL" -gt 0 ] || die "no instruction counts in $dir/callgrind.out (BENCH_KEEP=1 keeps it)"
   [ "$module" != "$OUR_MODULE" ] || [ "$IR_HANDLER" -gt 0 ] || die "no count for our handler in $dir/callgrind.out (BENCH_KEEP=1 keeps it)"
+}
+
+# instructions_per_request MODULE EXTRA : sets PER_ALL and PER_HANDLER to what one request
+# costs, (I(N2) - I(N1)) / (N2 - N1) of `instructions` run with N1 and then N2 requests (the
+# caller's N1 < N2), so that start-up and shutdown cancel out.
+instructions_per_request() {
+  local all1 handler1
+  instructions "$1" "$2" "$N1"; all1=$IR_ALL handler1=$IR_HANDLER
+  instructions "$1" "$2" "$N2"
+  PER_ALL=$(awk -v a="$all1" -v b="$IR_ALL" -v n="$((N2 - N1))" 'BEGIN { printf "%.1f", (b - a) / n }')
+  PER_HANDLER=$(awk -v a="$handler1" -v b="$IR_HANDLER" -v n="$((N2 - N1))" 'BEGIN { printf "%.1f", (b - a) / n }')
+}
+
+# stop_pids_and_cleanup : the EXIT trap of a script that runs `instructions`: kills what is
+# left in PIDS, then cleanup.
+stop_pids_and_cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  cleanup
 }

@@ -150,19 +150,14 @@ for name in "${NAMES[@]}"; do
 done
 for r in $(seq "$ROUNDS"); do
   for page in "${PAGES[@]}"; do
-    for i in $(seq 0 $((${#NAMES[@]} - 1))); do
-      # Every other round runs the servers in the reverse order, so that none always
-      # follows the same one.
-      if [ $((r % 2)) = 1 ]; then name=${NAMES[$i]}; else name=${NAMES[$((${#NAMES[@]} - 1 - i))]}; fi
+    for name in $(round_order "$r" "${NAMES[@]}"); do
       port=${PORT[$name]}
       cores_begin "${CHILD[$name]}"
       rps=$(pair "http://127.0.0.1:$port/one/$page" "http://127.0.0.1:$port/two/$page") \
         || die "wrk failed against $name /$page (round $r)"
-      read -r per cores busy <<<"$(cores_end "${CHILD[$name]}" "$rps" "$DURATION")"
-      [ -n "$busy" ] || die "no CPU figures for $name (round $r): is its child gone?"
-      SAMPLES[$name-$page]+=" $rps"; CPU_PER[$name-$page]+=" $per"
-      CORES[$name-$page]+=" $cores"; BUSY[$name-$page]+=" $busy"
-      log "round $r/$ROUNDS $name $page: $rps req/s, child CPU $per us/request on $cores cores, machine $busy% busy"
+      cores_record "$name-$page" "${CHILD[$name]}" "$rps" "$DURATION"
+      SAMPLES[$name-$page]+=" $rps"
+      log "round $r/$ROUNDS $name $page: $rps req/s, $CORES_LINE"
     done
   done
 done
@@ -173,16 +168,6 @@ for dir in "${DIRS[@]}"; do
   fi
 done
 
-# shellcheck disable=SC2086
-med() { median ${1}; }
-ratio() { "$PY" -c "import sys; b = float(sys.argv[2]); print('%.2f' % (float(sys.argv[1]) / b) if b else '-')" "$1" "$2"; }
-# round_ratios "A samples" "B samples" -> each round's own A/B, then their median
-round_ratios() {
-  "$PY" -c 'import sys, statistics
-a, b = sys.argv[1].split(), sys.argv[2].split()
-r = [float(x) / float(y) for x, y in zip(a, b) if float(y) > 0]
-print(" ".join("%.2f" % v for v in r), "(median %.2f)" % statistics.median(r) if r else "-")' "$1" "$2"
-}
 echo
 echo "One child x $THREADS threads, two groups, Python $VERSION, 2 x wrk -c$CONNECTIONS, medians of $ROUNDS alternating rounds of $DURATION ($(nproc) cores); mod_wsgi $THEIR_VERSION"
 printf '%-34s %10s %12s %8s %6s\n' "" "req/s" "us/request" "cores" "busy"

@@ -141,22 +141,16 @@ declare -A CONNS CHILD CPU_PER CORES BUSY
 # rounds: BENCH_ROUNDS rounds over the servers started (one wrk run each, in turn: a load
 # change on the machine hits them all alike), then their medians, and the servers stopped.
 rounds() {
-  local r name rps dir per cores busy
-  local n=${#ORDER[@]} i
+  local r name rps dir
   for r in $(seq "$ROUNDS"); do
-    # Every other round runs the servers in the reverse order, so that none always follows
-    # the same one, and the pairs compared stay next to each other.
-    for i in $(seq 0 $((n - 1))); do
-      if [ $((r % 2)) = 1 ]; then name=${ORDER[$i]}; else name=${ORDER[$((n - 1 - i))]}; fi
+    for name in $(round_order "$r" "${ORDER[@]}"); do
       CONNECTIONS=${CONNS[$name]}
       cores_begin "${CHILD[$name]}"
       read -r rps _ <<<"$(run_wrk "http://127.0.0.1:${PORTS[$name]}${PATHS[$name]}" "$DURATION")"
       [ -n "$rps" ] || die "wrk failed against $name (round $r)"
       SAMPLES[$name]+=" $rps"
-      read -r per cores busy <<<"$(cores_end "${CHILD[$name]}" "$rps" "$DURATION")"
-      [ -n "$busy" ] || die "no CPU figures for $name (round $r): is its child gone?"
-      CPU_PER[$name]+=" $per"; CORES[$name]+=" $cores"; BUSY[$name]+=" $busy"
-      log "round $r/$ROUNDS $name: $rps req/s, child CPU $per us/request on $cores cores, machine $busy% busy"
+      cores_record "$name" "${CHILD[$name]}" "$rps" "$DURATION"
+      log "round $r/$ROUNDS $name: $rps req/s, $CORES_LINE"
     done
   done
   for name in "${ORDER[@]}"; do
@@ -199,7 +193,6 @@ $DJANGO_ALIAS application-group=site replicas=2" "$DJANGO_VENV_COPY"
 rounds
 fi
 
-ratio() { "$PY" -c "import sys; b = float(sys.argv[2]); print('%.2f' % (float(sys.argv[1]) / b) if b else '-')" "$1" "$2"; }
 echo
 echo "Replicas, one Apache child, Python $VERSION (Django: $DJANGO_PY), wrk -t2 -c(threads), medians of $ROUNDS alternating rounds of $DURATION ($(nproc) cores); mod_wsgi $THEIR_VERSION, Django $DJANGO_VERSION"
 [ -n "${BENCH_OURS_CONFIG:-}" ] && echo "ours with: ${BENCH_OURS_CONFIG}"
@@ -214,14 +207,6 @@ echo "  CPU: 2 replicas / one group:               $(ratio "${RATE[ours-replicas
 echo "  CPU: 2 replicas / mod_wsgi's recipe:        $(ratio "${RATE[ours-replicas]}" "${RATE[theirs-recipe]}")   (target 1.15)"
 echo "  CPU: mod_wsgi's recipe / its one group:     $(ratio "${RATE[theirs-recipe]}" "${RATE[theirs-one]}")"
 echo "  Django: 2 replicas / one shared-GIL group:  $(ratio "${RATE[django-replicas]}" "${RATE[django-shared]}")   (target 1.8)"
-# The same ratios within each round (measured seconds apart, so a change in the machine's load
-# hits both): each round's, then their median.
-round_ratios() {
-  "$PY" -c 'import sys, statistics
-a, b = sys.argv[1].split(), sys.argv[2].split()
-r = [float(x) / float(y) for x, y in zip(a, b) if float(y) > 0]
-print(" ".join("%.2f" % v for v in r), "(median %.2f)" % statistics.median(r) if r else "-")' "$1" "$2"
-}
 echo "Where the cores went (medians): Apache child's CPU per request, cores it used, machine busy"
 for name in ours-one ours-replicas theirs-one theirs-recipe django-shared django-replicas; do
   [ -n "${CPU_PER[$name]:-}" ] || continue

@@ -28,24 +28,16 @@ build_module
 
 DIRS=()
 PIDS=()
-stop_all() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  cleanup
-}
-trap stop_all EXIT
+trap stop_pids_and_cleanup EXIT
 
 TELEMETRY=$'WSGITelemetryService unix:@DIR@/telemetry.sock interval=1\nWSGISlowRequests 5'
 log "telemetry off: $N1 and $N2 requests under callgrind"
-instructions "$OUR_MODULE" "" "$N1"; OFF1=$IR_ALL HOFF1=$IR_HANDLER
-instructions "$OUR_MODULE" "" "$N2"; OFF2=$IR_ALL HOFF2=$IR_HANDLER
+instructions_per_request "$OUR_MODULE" ""; OFF=$PER_ALL HOFF=$PER_HANDLER
 log "telemetry on: $N1 and $N2 requests under callgrind"
-instructions "$OUR_MODULE" "$TELEMETRY" "$N1"; ON1=$IR_ALL HON1=$IR_HANDLER
-instructions "$OUR_MODULE" "$TELEMETRY" "$N2"; ON2=$IR_ALL HON2=$IR_HANDLER
+instructions_per_request "$OUR_MODULE" "$TELEMETRY"; ON=$PER_ALL HON=$PER_HANDLER
 echo
 echo "hello-world in one apache2 -X process under callgrind, instructions per request ((I($N2) - I($N1)) / $((N2 - N1)))"
-awk -v a1="$OFF1" -v a2="$OFF2" -v b1="$ON1" -v b2="$ON2" -v h1="$HOFF1" -v h2="$HOFF2" -v k1="$HON1" -v k2="$HON2" -v n="$((N2 - N1))" 'BEGIN {
-  off = (a2 - a1) / n; on = (b2 - b1) / n; hoff = (h2 - h1) / n; hon = (k2 - k1) / n
+awk -v off="$OFF" -v on="$ON" -v hoff="$HOFF" -v hon="$HON" 'BEGIN {
   printf "%-44s %10s %10s\n", "", "off", "on"
   printf "%-44s %10.0f %10.0f\n", "whole process (reporter thread included)", off, on
   printf "%-44s %10.0f %10.0f\n", "request handler (inclusive)", hoff, hon
