@@ -84,6 +84,8 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     "ap_hook_pre_config", "ap_state_query", "ap_runtime_dir_relative", "ap_close_listeners", "apr_proc_fork",
     "apr_pool_note_subprocess", "apr_proc_other_child_register", "apr_proc_other_child_unregister",
     "ap_get_conn_socket", "apr_socket_timeout_get", "apr_socket_timeout_set",
+    // A daemon's error log as its standard error (src/module/daemon/descriptors.rs).
+    "apr_os_file_get",
     // mod_wsgi.server_metrics() (src/module/scoreboard.rs), and forking the daemons once the
     // scoreboard exists (src/module/daemon/supervisor.rs).
     "ap_exists_scoreboard_image", "ap_get_scoreboard_global", "ap_get_scoreboard_process",
@@ -101,7 +103,7 @@ const ALLOWED_VARS: &[&str] = &[
     "APR_HOOK_MIDDLE", "APR_HOOK_REALLY_FIRST", "APR_HOOK_REALLY_LAST", "APR_HOOK_FIRST", "APR_HOOK_LAST", "APLOG_.*", "OK", "DECLINED", "DONE",
     "HTTP_.*", "RSRC_CONF", "ACCESS_CONF", "OR_FILEINFO", "OR_AUTHCFG", "OR_NONE", "NOT_IN_.*", "GLOBAL_ONLY",
     "REQUEST_CHUNKED_ERROR", "REQUEST_CHUNKED_DECHUNK", "AP_MPMQ_.*", "M_GET", "M_HEAD",
-    "APR_NOFILE", "APR_REG", "APR_DIR", "AP_MAX_REG_MATCH", "AP_REG_EXTENDED", "APR_FOPEN_READ", "APR_FOPEN_SENDFILE_ENABLED", "ITERATE",
+    "APR_NOFILE", "APR_REG", "APR_DIR", "AP_MAX_REG_MATCH", "AP_REG_EXTENDED", "APR_FOPEN_READ", "APR_FOPEN_SENDFILE_ENABLED", "APR_FOPEN_WRITE", "APR_FOPEN_APPEND", "ITERATE",
     "OPT_EXECCGI",
     "ap_unixd_config", "AP_SQ_.*", "APR_OC_REASON_.*", "APR_INCHILD", "APR_INPARENT",
     "SERVER_NUM_STATUS",

@@ -330,7 +330,6 @@ if grep -qiE 'traceback|error|panic' "$GDIR/error.log"; then
 fi
 
 # --- report ----------------------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 row() { printf '%-34s%10.1f  %8.2f\n' "$1" "${RPS[$2]}" "${P99[$2]}"; }
 echo
 echo "daemon mode, one run; Apache: event MPM, 1 child x $THREADS threads, WSGIRestrictEmbedded On;"

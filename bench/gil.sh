@@ -265,7 +265,6 @@ for w in "${WORKLOADS[@]}"; do
 done
 
 # --- report ----------------------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 echo
 echo "one child x $THREADS threads (django 2x: two children x $((THREADS / 2))), wrk -t2 -c$CONNECTIONS, $ROUNDS rounds of $DURATION (medians)"
 for w in "${WORKLOADS[@]}"; do

@@ -9,6 +9,7 @@
 //! Python). Nothing under `src/module/` is compiled into an engine.
 
 pub mod abi;
+pub mod headers;
 pub mod gil;
 pub mod interp;
 pub mod pyffi;

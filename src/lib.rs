@@ -15,4 +15,5 @@
 #![doc = include_str!("../README.md")]
 
 pub mod abi;
+pub mod headers;
 pub mod module;

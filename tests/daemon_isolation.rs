@@ -4,6 +4,8 @@
 //! - two sites in two daemon groups, as two unprivileged users, cannot read each other's files
 //!   or reach each other's daemon socket, and a process of Apache's own user that can reach a
 //!   socket cannot get a request run without the group's secret token;
+//! - a daemon keeps none of the descriptors of Apache's parent but its own listener and its
+//!   host's error log: no other host's logs, no logger pipe, no pipe of the MPM;
 //! - daemon groups on three Pythons in one Apache serve a concurrent load side by side;
 //! - 100 MiB bodies stream both ways through a daemon in bounded memory, and chunked request
 //!   bodies, HEAD, keep-alive and an application's exception behave as when embedded.
@@ -84,6 +86,14 @@ def application(environ, start_response):
         # No Content-Length: Apache chunks the response on a keep-alive connection.
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return (('line %d\n' % i).encode() for i in range(int(query)))
+    elif path == '/fds':
+        lines = []
+        for fd in sorted(os.listdir('/proc/self/fd'), key=int):
+            try:
+                lines.append('%s %s' % (fd, os.readlink('/proc/self/fd/' + fd)))
+            except OSError:
+                pass
+        body = ('pid %d\n' % os.getpid() + '\n'.join(lines)).encode()
     elif path == '/raise':
         raise RuntimeError('boom from daemon %d' % os.getpid())
     else:
@@ -141,7 +151,9 @@ fn socket_inode(path: &Path) -> u64 {
         .lines()
         .skip(1)
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.len() > 7 && Path::new(f[7]) == path)
+        // The listening one (flags __SO_ACCEPTCON): a daemon's accepted connections list the
+        // same path.
+        .find(|f| f.len() > 7 && Path::new(f[7]) == path && f[3] == "00010000")
         .and_then(|f| f[6].parse().ok())
         .unwrap_or_else(|| panic!("{} is not a listening socket", path.display()))
 }
@@ -309,6 +321,150 @@ fn two_sites_as_two_users_cannot_reach_each_other() {
     assert_eq!(json(&apache, "/b/id").get("pid").parse::<i32>().unwrap(), pid_b);
     assert_eq!(text(&apache, "/a/mark"), "marked");
     assert!(apache.dir.path().join("marked-a").exists());
+}
+
+/// The descriptors of process `pid`: number and what it points at.
+fn descriptors(pid: i32) -> Vec<(String, String)> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_string_lossy().into_owned(), std::fs::read_link(e.path()).ok()?.display().to_string())))
+        .collect()
+}
+
+#[test]
+fn daemons_keep_only_their_own_descriptors_of_the_parent() {
+    if !is_root() {
+        return eprintln!("skipped: needs root to switch daemons to their users");
+    }
+    ensure_user(USER_A);
+    ensure_user(USER_B);
+    let dir = TempDir::new("isolation-descriptors");
+    dir.write("app.wsgi", APP);
+    dir.write("run/.keep", "");
+    // A socket directory everyone may write (no sticky bit): started anyway, with a warning.
+    std::fs::set_permissions(dir.path().join("run"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    // Two hosts, each with its own error and access logs; b's access log is a piped logger,
+    // whose pipe a daemon of a could otherwise read b's log lines from.
+    let config = format!(
+        "WSGIRestrictEmbedded On\nWSGISocketPrefix {{dir}}/run/wsgi\n\
+         <VirtualHost *>\n  ServerName a.test\n  ErrorLog {{dir}}/error-a.log\n  CustomLog {{dir}}/access-a.log \"%h %r %>s\"\n\
+           WSGIDaemonProcess a user={USER_A} threads=2\n\
+           WSGIScriptAlias / {{dir}}/app.wsgi process-group=a application-group=%{{GLOBAL}}\n</VirtualHost>\n\
+         <VirtualHost *>\n  ServerName b.test\n  ErrorLog {{dir}}/error-b.log\n  CustomLog \"|$/bin/cat >> {{dir}}/access-b.log\" \"%h %r %>s\"\n\
+           WSGIDaemonProcess b user={USER_B} threads=2\n\
+           WSGIScriptAlias / {{dir}}/app.wsgi process-group=b application-group=%{{GLOBAL}}\n</VirtualHost>\n"
+    );
+    let apache = Apache::start_in(dir, Mpm::Event, &config);
+    let d = apache.dir.path().display().to_string();
+    let parent: Vec<String> = descriptors(apache.pid()).into_iter().map(|(_, target)| target).collect();
+    for target in [format!("{d}/error-b.log"), format!("{d}/access-a.log")] {
+        assert!(parent.contains(&target), "Apache's parent holds {target}: {parent:?}");
+    }
+    assert!(parent.iter().any(|t| t.starts_with("pipe:")), "Apache's parent holds pipes (the piped logger's, the MPM's): {parent:?}");
+    let sockets = sockets_by_group(&apache.dir.path().join("run"));
+    assert_eq!(sockets.len(), 2, "{sockets:?}");
+    for host in ["a.test", "b.test"] {
+        let name = &host[..1];
+        let response = apache.request("GET", "/fds", &[("Host", host)], b"");
+        assert_eq!(response.status, 200, "{}\n{}", response.text(), apache.error_log());
+        let text = response.text();
+        let pid: i32 = text.lines().next().and_then(|l| l.strip_prefix("pid ")).and_then(|p| p.parse().ok()).unwrap();
+        // Read as root from outside too (the application's own listing runs after Python
+        // started, so it also proves nothing was reopened).
+        let held = descriptors(pid);
+        let target_of = |fd: &str| held.iter().find(|(n, _)| n == fd).map(|(_, t)| t.clone());
+        let own_log = format!("{d}/error-{name}.log");
+        assert_eq!(target_of("2").as_deref(), Some(own_log.as_str()), "daemon {name}'s standard error is its host's error log: {held:?}");
+        // Its own listener, and not the other group's (which one is whose: the numbering of
+        // groups defined in virtual hosts is the supervisor's affair).
+        let listeners: Vec<String> = sockets.iter().map(|(_, path)| format!("socket:[{}]", socket_inode(path))).collect();
+        let own: Vec<&String> = listeners.iter().filter(|l| held.iter().any(|(_, t)| t == *l)).collect();
+        assert_eq!(own.len(), 1, "daemon {name} holds one group listener: {held:?}, listeners {listeners:?}");
+        let allowed = [own_log.as_str(), own[0].as_str(), "/dev/null"];
+        let shared: Vec<&(String, String)> = held.iter().filter(|(_, t)| parent.contains(t) && !allowed.contains(&t.as_str())).collect();
+        assert!(shared.is_empty(), "daemon {name} holds descriptors of Apache's parent: {shared:?}\nall: {held:?}\nparent: {parent:?}");
+        for (_, target) in &held {
+            assert!(!target.starts_with(&d) || target == &own_log || target.starts_with(&format!("{d}/run/")) || target.ends_with("app.wsgi"), "daemon {name} holds {target}");
+        }
+    }
+    let log_of = |name: &str| std::fs::read_to_string(apache.dir.path().join(name)).unwrap_or_default();
+    let logs = [log_of("error.log"), log_of("error-a.log"), log_of("error-b.log")].join("");
+    assert!(logs.contains("is writable by every user without the sticky bit"), "the open socket directory was warned about:\n{logs}");
+    // Each daemon logs to its host's error log (the start line), and the requests still reach
+    // the access logs through Apache's children.
+    let log_a = log_of("error-a.log");
+    assert!(log_a.contains("Daemon process 'a' (0) is serving requests"), "{log_a}");
+    assert!(!log_a.contains("Daemon process 'b'"), "{log_a}");
+    let access_a = log_of("access-a.log");
+    assert!(access_a.contains("GET /fds HTTP/1.1 200"), "{access_a}");
+}
+
+/// Writes frames of the daemon protocol (wire.rs: kind u8, u32 length, payload) straight to
+/// its connection from Apache's child, as a site's code can: a START whose status or headers
+/// `start_response` would refuse (query `te`: an unframed body that smuggles a second
+/// response; `1xx`: an interim status as the final one), a DATA, an END.
+const FORGED_FRAMES: &str = r#"
+import os, socket, struct
+
+def frame(kind, payload):
+    return struct.pack('<BI', kind, len(payload)) + payload
+
+def b(v):
+    return struct.pack('<I', len(v)) + v
+
+def connection():
+    for fd in os.listdir('/proc/self/fd'):
+        try:
+            if not os.readlink('/proc/self/fd/' + fd).startswith('socket:'):
+                continue
+            s = socket.fromfd(int(fd), socket.AF_UNIX, socket.SOCK_STREAM)
+        except OSError:
+            continue
+        try:
+            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0 and s.getsockname().endswith('.sock'):
+                return s
+        except OSError:
+            pass
+        s.close()
+
+def application(environ, start_response):
+    case = environ['QUERY_STRING']
+    if case == 'te':
+        status, headers = b'200 OK', [(b'Transfer-Encoding', b'chunked')]
+        body = b'5\r\nhello\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nINJ'
+    elif case == '1xx':
+        status, headers, body = b'100 Continue', [(b'Content-Length', b'5')], b'body\n'
+    else:
+        status, headers, body = b'200 OK', [(b'Content-Length', b'3')], b'yes'
+    start = b(status) + struct.pack('<I', len(headers)) + b''.join(b(k) + b(v) for k, v in headers)
+    s = connection()
+    s.sendall(frame(18, start) + frame(19, body) + frame(22, struct.pack('<iB', 0, 0)))
+    s.close()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'']
+"#;
+
+/// A site's code cannot make Apache's child send a response that `start_response` refuses by
+/// writing the protocol's frames itself: the child checks the status and headers again.
+#[test]
+fn forged_response_frames_from_a_daemon_are_checked_in_apache() {
+    let dir = TempDir::new("isolation-forged-frames");
+    dir.write("forge.wsgi", FORGED_FRAMES);
+    let config = "WSGIRestrictEmbedded On\nWSGISocketPrefix {dir}/wsgi\n\
+                  WSGIDaemonProcess forge threads=1\n\
+                  WSGIScriptAlias /forge {dir}/forge.wsgi process-group=forge application-group=%{GLOBAL}\n";
+    let apache = Apache::start_in(dir, Mpm::Event, config);
+    // The probe: a well-formed forged START goes through, so the frames reach the child.
+    let fine = apache.get("/forge?ok");
+    assert_eq!((fine.status, fine.text().as_str()), (200, "yes"), "{}", apache.error_log());
+    for (case, reason) in [("te", "hop-by-hop header b'Transfer-Encoding'"), ("1xx", "1xx is an interim response")] {
+        let response = apache.get(&format!("/forge?{case}"));
+        assert_eq!(response.status, 500, "{case}: {:?}\n{}", response.text(), apache.error_log());
+        assert!(!response.text().contains("INJ") && !response.text().contains("body\n"), "{case}: {}", response.text());
+        let log = apache.wait_for_log(reason);
+        assert!(log.contains("Invalid response status or headers from daemon process 'forge'"), "{log}");
+    }
 }
 
 /// What `python-home` names, and the engine it needs, or `None` when `scripts/pythons` did not

@@ -327,3 +327,30 @@ fn behind_http2_a_failed_response_is_an_error_and_files_arrive_whole() {
     assert_eq!(curl_h2(apache.port, "/app/hello").1, b"hello");
     assert_no_crash(&apache);
 }
+
+/// HEAD answers with the headers GET would have, Content-Length included, embedded and in a
+/// daemon: the application's own (here 1000 for a body it cuts short at 10 bytes, which Apache
+/// would otherwise rewrite to the 10 it saw), `wsgi.file_wrapper`'s, and Apache's count for a
+/// body without one.
+#[test]
+fn head_has_the_content_length_of_get() {
+    let apache = server(
+        Mpm::Event,
+        "WSGISocketPrefix {dir}/wsgi\nWSGIDaemonProcess d threads=2\n\
+         WSGIScriptAlias /dapp {dir}/app.wsgi process-group=d application-group=%{GLOBAL}\n",
+    );
+    let expected_file = (data().len() - 10).to_string();
+    for prefix in ["/app", "/dapp"] {
+        for (page, length) in [("short", "1000"), ("wrapped", expected_file.as_str()), ("hello", "5")] {
+            let path = format!("{prefix}/{page}");
+            let head = http(apache.port, "HEAD", &path, &[], b"");
+            assert_eq!(head.status, 200, "HEAD {path}\n{}", apache.error_log());
+            assert_eq!(head.header("Content-Length"), Some(length), "HEAD {path}: {:?}", head.headers);
+            if page != "short" {
+                let get = http(apache.port, "GET", &path, &[], b"");
+                assert_eq!(get.header("Content-Length"), Some(length), "GET {path}");
+            }
+        }
+    }
+    assert_no_crash(&apache);
+}

@@ -192,3 +192,66 @@ fn unrestricted_signal_registration_goes_through() {
     assert!(answer.starts_with("False True "), "{answer}");
     assert!(!apache.error_log().contains("Callback registration"), "{}", apache.error_log());
 }
+
+/// The environ the spoofing test reads back: the values of the module's keys as the
+/// application sees them, and the Authorization header as bytes (latin-1 in the environ).
+const ENVIRON_VALUES: &str = r#"
+def application(environ, start_response):
+    keys = ['mod_wsgi.process_group', 'mod_wsgi.request_start', 'mod_wsgi.script_reloading', 'mod_wsgi.application_group']
+    lines = ['%s=%s' % (k, environ.get(k)) for k in keys]
+    lines.append('auth=%s' % environ.get('HTTP_AUTHORIZATION', '').encode('latin-1').hex())
+    body = '\n'.join(lines).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body]
+"#;
+
+/// A `SetEnv` (here from a customer's `.htaccess` with FileInfo) cannot pass for the module's
+/// own `mod_wsgi.*` values, embedded or in a daemon (whose queue-timeout reads
+/// `mod_wsgi.request_start`: a forged start of 1 made every request a 504); and with
+/// `WSGIPassAuthorization On` the Authorization header's bytes arrive unchanged.
+#[test]
+fn setenv_cannot_forge_the_modules_values_and_authorization_keeps_its_bytes() {
+    let dir = TempDir::new("setenv-spoof");
+    for site in ["embedded", "daemon"] {
+        dir.write(&format!("{site}/app.wsgi"), ENVIRON_VALUES);
+        dir.write(
+            &format!("{site}/.htaccess"),
+            "SetEnv mod_wsgi.process_group spoof\nSetEnv mod_wsgi.request_start 1\nSetEnv mod_wsgi.script_reloading 0\n\
+             SetEnv mod_wsgi.application_group spoof\n",
+        );
+    }
+    let apache = Apache::start_in(
+        dir,
+        Mpm::Event,
+        "WSGISocketPrefix {dir}/wsgi\nWSGIDaemonProcess site threads=2 queue-timeout=5\nWSGIPassAuthorization On\n\
+         <Directory {dir}/embedded>\n  AllowOverride FileInfo\n</Directory>\n<Directory {dir}/daemon>\n  AllowOverride FileInfo\n</Directory>\n\
+         WSGIScriptAlias /embedded {dir}/embedded/app.wsgi application-group=%{GLOBAL}\n\
+         WSGIScriptAlias /daemon {dir}/daemon/app.wsgi process-group=site application-group=%{GLOBAL}\n",
+    );
+    let credential = b"Custom \xe9t\xe9";
+    for (path, group) in [("/embedded", ""), ("/daemon", "site")] {
+        let mut raw = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: ").into_bytes();
+        raw.extend_from_slice(credential);
+        raw.extend_from_slice(b"\r\n\r\n");
+        let response = raw_request(apache.port, &raw);
+        assert_eq!(response.status, 200, "{path}: {}\n{}", response.text(), apache.error_log());
+        let text = response.text();
+        let value = |key: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).unwrap_or_default().to_string();
+        assert_eq!(value("mod_wsgi.process_group"), group, "{path}: {text}");
+        assert_eq!(value("mod_wsgi.application_group"), "", "{path}: {text}");
+        assert_ne!(value("mod_wsgi.request_start"), "1", "{path}: {text}");
+        assert_eq!(value("mod_wsgi.script_reloading"), "1", "{path}: {text}");
+        assert_eq!(value("auth"), credential.iter().map(|b| format!("{b:02x}")).collect::<String>(), "{path}: {text}");
+    }
+}
+
+/// Sends `raw` as it is (bytes no `&str` header can carry) and reads the whole response.
+fn raw_request(port: u16, raw: &[u8]) -> Response {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    stream.write_all(raw).unwrap();
+    let mut got = Vec::new();
+    stream.read_to_end(&mut got).unwrap();
+    parse_response(&got, false)
+}

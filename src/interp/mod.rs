@@ -10,7 +10,6 @@ mod exchange;
 mod fallback;
 mod figures;
 pub mod group;
-pub mod headers;
 mod input;
 mod py;
 mod replicas;

@@ -3,7 +3,7 @@
 //! the first step of the response.
 
 use super::exchange::{Exchange, SendError};
-use super::headers;
+use crate::headers;
 use super::py::{self, PyErrSet, PyObj, PyResult};
 use super::request_objects::{arg, exchange, exchange_or, type_error, value_error, Methods, END};
 use super::trampoline::python_trampoline;

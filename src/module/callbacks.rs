@@ -22,6 +22,11 @@ pub(super) struct CallbackContext {
     override_status: Option<c_int>,
     /// `WSGIEnableSendfile On`: `wsgi.file_wrapper`'s files may go out with sendfile.
     sendfile: bool,
+    /// A HEAD request whose application set Content-Length: its body is not passed to Apache,
+    /// whose content-length filter would otherwise set the header to the bytes it saw (fewer,
+    /// for an application that writes none or a part), while it keeps the application's
+    /// header when no byte came. A GET of the same URL then has the same headers.
+    head_with_length: bool,
     /// The body traffic, and the time spent reading and writing it, for telemetry.
     pub(super) traffic: super::metrics::Traffic,
     pub(super) input_time: Duration,
@@ -38,6 +43,7 @@ impl CallbackContext {
             error_override,
             override_status: None,
             sendfile,
+            head_with_length: false,
             traffic: Default::default(),
             input_time: Duration::ZERO,
             output_time: Duration::ZERO,
@@ -174,6 +180,8 @@ unsafe extern "C" fn set_head(ctx: *mut c_void, status: abi::Bytes, headers: *co
                 let Some(length) = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<i64>().ok()) else { return -1 };
                 // SAFETY: live request.
                 unsafe { apache::ap_set_content_length(x.r, length) };
+                // SAFETY: live request; header_only is set by Apache before the handler runs.
+                x.head_with_length = unsafe { (*x.r).header_only } != 0;
             } else {
                 r.headers_out().add(&name, value);
             }
@@ -186,6 +194,9 @@ unsafe extern "C" fn write_body(ctx: *mut c_void, data: abi::Bytes) -> c_int {
     trampoline("response write", -1, || {
         // SAFETY: see context(); data is valid for the call.
         let (x, data) = unsafe { (context(ctx), data.as_slice()) };
+        if x.head_with_length && !data.is_empty() {
+            return 0;
+        }
         let began = Instant::now();
         let n = if data.is_empty() {
             // SAFETY: live request.
@@ -275,6 +286,9 @@ unsafe extern "C" fn send_file_bucket(ctx: *mut c_void, fd: c_int, offset: u64, 
     trampoline("wsgi.file_wrapper", -1, || {
         // SAFETY: see context().
         let x = unsafe { context(ctx) };
+        if x.head_with_length {
+            return 0;
+        }
         // SAFETY: x.r is the live request.
         let r = unsafe { RequestRec::from_raw(x.r) };
         let (Ok(offset), Ok(len)) = (apache::apr_off_t::try_from(offset), apache::apr_off_t::try_from(len)) else { return -1 };

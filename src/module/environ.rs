@@ -33,11 +33,16 @@ pub(super) fn build_environ(r: &RequestRec, options: &AppOptions, mapped: &Mappe
     unsafe { apache::ap_add_common_vars(r.as_ptr()) };
     let env = r.subprocess_env();
     if options.pass_authorization == Some(true) {
-        if let Some(auth) = r.headers_in().get("Authorization") {
-            env.set("HTTP_AUTHORIZATION", auth.as_bytes());
+        // As bytes: a credential in latin-1 (or any non-UTF-8 byte) arrives as it was sent.
+        if let Some(auth) = r.headers_in().get_bytes(c"Authorization") {
+            env.set("HTTP_AUTHORIZATION", auth);
         }
     }
     let mut environ = env.entries();
+    // A `SetEnv` (or `RewriteRule [E=...]`, or an `.htaccess` with FileInfo) must not pass for
+    // the module's own values: the application would see a second copy, and a daemon reads
+    // some of them (`request_start` for queue-timeout=, `script_reloading`).
+    environ.retain(|(k, _)| !MODULE_VALUES.contains(&k.as_slice()));
     // What ap_add_cgi_vars adds (its PATH_TRANSLATED by a quieter lookup, see path_translated),
     // and mod_wsgi's record of SCRIPT_NAME and PATH_INFO before proxy headers rewrite them.
     let translated = path_translated(r);
@@ -78,6 +83,26 @@ pub(super) fn build_environ(r: &RequestRec, options: &AppOptions, mapped: &Mappe
     environ.push((b"mod_wsgi.process_group".to_vec(), Vec::new()));
     environ
 }
+
+/// The `mod_wsgi.*` values the module (or a daemon, or Apache's child on the way to it) sets
+/// itself, always: none may come from the request's variables.
+const MODULE_VALUES: &[&[u8]] = &[
+    b"mod_wsgi.listener_host",
+    b"mod_wsgi.listener_port",
+    b"mod_wsgi.request_start",
+    b"mod_wsgi.queue_start",
+    b"mod_wsgi.daemon_start",
+    b"mod_wsgi.request_id",
+    b"mod_wsgi.handler_script",
+    b"mod_wsgi.ignore_activity",
+    b"mod_wsgi.request_handler",
+    b"mod_wsgi.script_reloading",
+    b"mod_wsgi.process_group",
+    b"mod_wsgi.application_group",
+    b"mod_wsgi.callable_object",
+    b"mod_wsgi.script_name",
+    b"mod_wsgi.path_info",
+];
 
 /// Sets `key` to `value`, replacing any value it had.
 fn set_var(environ: &mut Vec<(Vec<u8>, Vec<u8>)>, key: &str, value: &[u8]) {

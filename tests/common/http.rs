@@ -32,7 +32,11 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
 pub fn try_http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    // A Host of the caller's (a name-based virtual host) replaces the default: two are a 400.
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: localhost:{port}\r\n"));
+    }
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding")) && (!body.is_empty() || method == "POST") {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }

@@ -43,7 +43,10 @@ pub fn pip_install_for(version: &str, target: &Path, packages: &[&str]) {
 /// building it needs (`needs`, such as "PyPI must be reachable").
 pub fn pypi_venv(name: &str, requirements: &[&str], needs: &str) -> PathBuf {
     let venv = cache_dir(name);
-    let complete = |venv: &Path| venv.join("bin/python").exists() && venv.join(".complete").is_file();
+    // Complete means built to the end for these requirements: `.complete` holds them, so a
+    // venv kept from a run that asked for other versions under the same name is rebuilt.
+    let wanted = requirements.join("\n");
+    let complete = |venv: &Path| venv.join("bin/python").exists() && std::fs::read_to_string(venv.join(".complete")).is_ok_and(|had| had == wanted);
     if complete(&venv) {
         return venv;
     }
@@ -74,7 +77,7 @@ pub fn pypi_venv(name: &str, requirements: &[&str], needs: &str) -> PathBuf {
     args.extend_from_slice(requirements);
     run(&aside.join("bin/python"), &args);
     let _ = std::process::Command::new("chmod").args(["-R", "a+rX"]).arg(&aside).status();
-    std::fs::write(aside.join(".complete"), requirements.join("\n")).unwrap();
+    std::fs::write(aside.join(".complete"), &wanted).unwrap();
     std::fs::rename(&aside, &venv).unwrap_or_else(|e| panic!("renaming {} to {}: {e}", aside.display(), venv.display()));
     std::mem::forget(failed);
     venv
@@ -94,13 +97,30 @@ impl Drop for FailedOnPanic<'_> {
 struct BuildLock(std::fs::File);
 
 impl BuildLock {
+    /// How long a test waits for another builder of the same venv: longer than any pip run
+    /// seen here (a cold build of the largest venv takes about 3 minutes), short enough that a
+    /// hung pip fails the waiting tests with a message instead of holding them to CI's limit.
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+
     fn take(path: &Path) -> BuildLock {
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         use std::os::fd::AsRawFd;
-        // SAFETY: flock on a descriptor this File owns; it blocks until the lock is ours.
-        while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        let deadline = std::time::Instant::now() + Self::WAIT;
+        // SAFETY: a non-blocking flock on a descriptor this File owns.
+        while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let err = std::io::Error::last_os_error();
-            assert_eq!(err.kind(), std::io::ErrorKind::Interrupted, "flock {}: {err}", path.display());
+            assert!(
+                matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted),
+                "flock {}: {err}",
+                path.display()
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "another process has been building the venv locked by {} for {} s: its pip looks stuck",
+                path.display(),
+                Self::WAIT.as_secs()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
         BuildLock(file)
     }

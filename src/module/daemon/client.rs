@@ -410,8 +410,18 @@ impl Exchange<'_> {
     /// `WSGIErrorOverride` takeover (1) for the outcome the daemon will send. No answer: the
     /// daemon made the same decision itself. False when Apache refused them (-1), which the
     /// daemon could not foresee: the request becomes a 500, as when embedded.
+    ///
+    /// The status and headers are checked again here, as the engine checks them at
+    /// `start_response`: the daemon runs the site's code, which can write a START frame to its
+    /// socket itself (an unframed body, a 1xx status, a header Apache would pass as it is), so
+    /// nothing in them is trusted. A failed check is a 500, as when Apache refuses them.
     fn start(&mut self, payload: &[u8]) -> io::Result<bool> {
-        let start = Start::decode(payload)?;
+        let mut start = Start::decode(payload)?;
+        if let Err(reason) = checked(&mut start) {
+            log::request(log::ERR, self.r, &format!("Invalid response status or headers from daemon process '{}' ({reason}): {}", self.name, self.script()));
+            self.started = false;
+            return Ok(false);
+        }
         let pairs: Vec<abi::Pair> =
             start.headers.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
         // SAFETY: the handler's callback; the status and pairs are valid for the call.
@@ -543,6 +553,24 @@ impl Drop for ClientTimeout {
         // SAFETY: the exchange ends within the request, on the connection's live socket.
         unsafe { apache::apr_socket_timeout_set(self.socket, self.previous) };
     }
+}
+
+/// What the engine's `start_response` would have let through of a daemon's START: the status
+/// and each header checked, `Connection` and `Keep-Alive` as Apache must see them, a
+/// `Content-Length` that is a number.
+fn checked(start: &mut Start) -> Result<(), String> {
+    crate::headers::check_status(&start.status)?;
+    let headers = std::mem::take(&mut start.headers);
+    for (name, value) in headers {
+        crate::headers::check_header(&name, &value)?;
+        if name.eq_ignore_ascii_case(b"Content-Length") && std::str::from_utf8(&value).ok().and_then(|v| v.trim().parse::<u64>().ok()).is_none() {
+            return Err(format!("Content-Length is not a number: {}", crate::headers::bytes_repr(&value)));
+        }
+        if let Some(value) = crate::headers::for_apache(&name, value) {
+            start.headers.push((name, value));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

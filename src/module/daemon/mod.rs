@@ -6,6 +6,8 @@
 //! - `supervisor.rs`: Apache's parent: sockets, forks, re-forks;
 //! - `inherited.rs`: a daemon's start-up: the shared writable memory of Apache's parent
 //!   (its modules', its MPM's) that it must not keep;
+//! - `descriptors.rs`: a daemon's start-up: the parent's descriptors (other hosts' logs,
+//!   logger pipes, the MPM's pipes) that it must not keep, and its error log as stderr;
 //! - `environment.rs`: a daemon's start-up: display name, priority, user and
 //!   groups, umask, resource limits, language;
 //! - `process.rs`: inside a daemon: the engine, worker threads;
@@ -24,6 +26,7 @@ mod dispatch;
 mod monitor;
 pub mod options;
 mod pool;
+mod descriptors;
 mod environment;
 mod inherited;
 mod process;

@@ -19,6 +19,7 @@ use super::super::metrics;
 use super::super::record::server_config;
 use super::connection::{log_line, read_body, send_file, start_response, write_body, Conn, Io, Pending, Sock};
 use super::dispatch::{Connection, Dispatch};
+use super::descriptors;
 use super::environment;
 use super::monitor::{self, Monitor};
 use super::options::Timeouts;
@@ -77,6 +78,13 @@ fn daemon_main(index: usize, n: u32) -> c_int {
     };
     reset_signals(signals.1);
     close_inherited(&registry, index);
+    // SAFETY: single-threaded right after fork, nothing but Apache's code has run; the
+    // records are this generation's configuration and pconf outlives the process.
+    let kept = unsafe { descriptors::keep_only(registry.main, group.server, registry.pconf, &[signals.0, signals.1, stop.0, stop.1, group.listener]) };
+    if let Err(message) = kept {
+        return fail(group, Some(signals.0), &message);
+    }
+    descriptors::log_kept(group.server, &group.spec.name);
     // `chroot=`: the engine (and the libpython it links) is mapped now, as root, while its
     // files are still reachable; no Python runs before `init`, after the chroot and the
     // switch to the group's user (see `engine_loader::load`).
@@ -358,7 +366,8 @@ fn reset_signals(pipe_write: c_int) {
     }
 }
 
-/// Closes Apache's listeners and the other groups' sockets, inherited from the parent.
+/// Closes Apache's listeners (through Apache, which forgets them) and the other groups'
+/// sockets, inherited from the parent; `descriptors::keep_only` then closes the rest.
 fn close_inherited(registry: &Registry, index: usize) {
     // SAFETY: Apache's own function for a process that must not accept its connections.
     unsafe { apache::ap_close_listeners() };

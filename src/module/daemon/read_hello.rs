@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 /// once, so this only bounds a local process of Apache's user that connects and stalls (it
 /// would hold a worker thread for as long).
 const HELLO_LIMIT: Duration = Duration::from_secs(5);
-/// The largest hello accepted (the environ: request headers, at most about 800 KiB with
-/// Apache's default request limits, and the CGI variables).
-const HELLO_MAX: usize = 4 << 20;
+/// The largest hello accepted from a sender with the token (the environ: request headers,
+/// at most about 800 KiB with Apache's default request limits, more when an administrator
+/// raised `LimitRequestFieldSize` or `LimitRequestFields`, and the CGI variables). Its length
+/// is checked only after the token: a connection without it allocates nothing.
+const HELLO_MAX: usize = wire::MAX_FRAME;
 
 /// Reads and checks the hello within [`HELLO_LIMIT`] (or `socket-timeout`, if shorter): the
 /// frame header and the fixed prefix (magic, version, token) first, so that a connection
@@ -31,13 +33,19 @@ pub(super) fn read_hello(stream: &UnixStream, token: &[u8; 16], socket_timeout: 
         Err(e) => return Err(refused(&format!("no hello: {e}"))),
     }
     let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;
-    if header[0] != wire::HELLO || !(wire::HELLO_PREFIX..=HELLO_MAX).contains(&len) {
+    if header[0] != wire::HELLO || len < wire::HELLO_PREFIX {
         return Err(refused("no hello"));
     }
     let mut payload = vec![0u8; wire::HELLO_PREFIX];
     input.read_exact(&mut payload).map_err(|e| refused(&format!("no hello: {e}")))?;
     if !wire::hello_prefix_matches(&payload, token) {
         return Err("Request origin could not be validated.".into());
+    }
+    if len > HELLO_MAX {
+        return Err(format!(
+            "daemon request failed: the request's environ is {len} bytes, over the limit of {HELLO_MAX} \
+             (its headers: see LimitRequestFields and LimitRequestFieldSize)"
+        ));
     }
     payload.resize(len, 0);
     input.read_exact(&mut payload[wire::HELLO_PREFIX..]).map_err(|e| format!("daemon request failed: {e}"))?;

@@ -318,6 +318,7 @@ impl Listener {
     /// users, such as ITK): only they and root can connect.
     fn open(path: &Path, spec: &DaemonSpec, server: *mut apache::server_rec) -> Result<Listener, String> {
         let fail = |what: &str| format!("cannot {what} the daemon socket {}: {}", path.display(), std::io::Error::last_os_error());
+        warn_if_others_can_replace(path, server);
         // SAFETY: sockaddr_un is plain old data.
         let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
         let bytes = path.as_os_str().as_bytes();
@@ -370,12 +371,48 @@ impl Listener {
             let c_path = CString::new(bytes).map_err(|_| "socket path has a NUL byte".to_string())?;
             // SAFETY: as above.
             let owner = spec.socket_user.as_ref().map_or(unsafe { apache::ap_unixd_config.user_id }, |user| user.uid);
+            // lchown: should the name have been swapped for a symbolic link since the bind
+            // (a directory others can write), the link's owner changes, never its target's.
             // SAFETY: c_path is a valid C string; -1 leaves the group unchanged.
-            if unsafe { libc::chown(c_path.as_ptr(), owner, u32::MAX) } != 0 {
+            if unsafe { libc::lchown(c_path.as_ptr(), owner, u32::MAX) } != 0 {
                 return Err(fail(&format!("change the owner (to uid={owner}) of")));
             }
         }
         Ok(listener)
+    }
+}
+
+/// Warns when a user other than root and Apache's `User` could replace the socket's name
+/// (`WSGISocketPrefix` in a directory such a user owns, or that its group or everyone may
+/// write without the sticky bit): Apache's children connect by name and would then send
+/// requests, and the group's token, to whoever listens there. mod_wsgi does not check;
+/// refusing would break configurations it accepts, so this is a warning at every start.
+fn warn_if_others_can_replace(path: &Path, server: *mut apache::server_rec) {
+    use std::os::unix::fs::MetadataExt;
+    let Some(dir) = path.parent() else { return };
+    let Ok(meta) = std::fs::metadata(dir) else { return };
+    // SAFETY: ap_unixd_config is read-only by now.
+    let apache_user = unsafe { apache::ap_unixd_config.user_id };
+    let sticky = meta.mode() & libc::S_ISVTX != 0;
+    let why = if meta.uid() != 0 && meta.uid() != apache_user {
+        Some(format!("is owned by uid {}", meta.uid()))
+    } else if meta.mode() & 0o002 != 0 && !sticky {
+        Some("is writable by every user without the sticky bit".to_string())
+    } else if meta.mode() & 0o020 != 0 && meta.gid() != 0 && !sticky {
+        Some(format!("is writable by group {} without the sticky bit", meta.gid()))
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        log::server(
+            level::WARNING,
+            server,
+            &format!(
+                "The directory of the daemon socket {} {why}: a local user who can replace the socket could receive this group's requests. \
+                 Set WSGISocketPrefix to a directory only root can write, such as /var/run/wsgi.",
+                path.display()
+            ),
+        );
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Nothing an application says may become an invalid or split response: a status or header
 //! that fails here is a Python exception in the application (and so a 500 with a traceback),
-//! never a panic and never bytes on the wire.
+//! never a panic and never bytes on the wire. The engine checks at the call; Apache's child
+//! checks again what a daemon sends it (`module::daemon::client`), because a daemon runs the
+//! site's own code, which can write frames to its socket without `start_response`.
 
 /// `"200 OK"`: three digits, a space, then a reason without control characters. The messages
 /// are mod_wsgi 6's (each ending with the status as Python shows bytes); a bare `"200"`,
@@ -22,6 +24,12 @@ pub fn check_status(status: &[u8]) -> Result<u16, String> {
     let code = (status[0] - b'0') as u16 * 100 + (status[1] - b'0') as u16 * 10 + (status[2] - b'0') as u16;
     if code < 100 {
         return Err(format!("status code must be between 100 and 999: {shown}"));
+    }
+    if code < 200 {
+        // An interim response: the client would take the body that follows for the next
+        // response on the connection (101: a proxy would switch to a tunnel). WSGI has no
+        // interim responses; mod_wsgi sends them as final ones.
+        return Err(format!("status code of a final response must be 200 or above (1xx is an interim response): {shown}"));
     }
     Ok(code)
 }
@@ -121,7 +129,7 @@ mod tests {
     fn statuses() {
         assert_eq!(check_status(b"200 OK"), Ok(200));
         assert_eq!(check_status(b"404 Not Found"), Ok(404));
-        for bad in [&b"200"[..], b"20 OK", b"abc OK", b"200OK", b"200 OK\r\nX: y", b"099 Low"] {
+        for bad in [&b"200"[..], b"20 OK", b"abc OK", b"200OK", b"200 OK\r\nX: y", b"099 Low", b"100 Continue", b"101 Switching Protocols", b"103 Early Hints"] {
             assert!(check_status(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }
