@@ -20,12 +20,16 @@ const CRASH_LINES: [&str; 6] = ["Segmentation fault", "Fatal Python error", "exi
 
 /// GET `path` with a bounded wait for the answer; `Err` when none came in time.
 fn get_within(port: u16, path: &str) -> Result<Response, String> {
-    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), ANSWER_WITHIN).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(ANSWER_WITHIN)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(ANSWER_WITHIN)).map_err(|e| e.to_string())?;
+    get_within_for(port, path, ANSWER_WITHIN)
+}
+
+fn get_within_for(port: u16, path: &str, bound: Duration) -> Result<Response, String> {
+    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), bound).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(bound)).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(bound)).map_err(|e| e.to_string())?;
     write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| format!("GET {path}: no answer within {ANSWER_WITHIN:?}: {e}"))?;
+    stream.read_to_end(&mut raw).map_err(|e| format!("GET {path}: no answer within {bound:?}: {e}"))?;
     if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
         return Err(format!("GET {path}: connection closed without a response"));
     }
@@ -284,4 +288,121 @@ fn prefork_child_at_max_connections_still_finalises_python() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_no_crash(&apache, "MaxConnectionsPerChild");
+}
+
+/// An application thread that writes to `sys.stderr` faster than Apache's error log can take
+/// it (here: a piped logger that never reads) blocks in the write. It must do so without the
+/// GIL: with it, every request of the child would wait for the logger.
+const STALLED_LOG_APP: &str = r#"import sys, threading
+
+written = [0]
+
+def flood():
+    for i in range(3000):
+        sys.stderr.write('flood line %d %s\n' % (i, 'x' * 200))
+        sys.stderr.flush()
+        written[0] += 1
+
+def application(environ, start_response):
+    if environ['PATH_INFO'] == '/start':
+        threading.Thread(target=flood, daemon=True).start()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'pong %d' % written[0]]
+"#;
+
+#[test]
+fn an_application_thread_blocked_on_the_error_log_does_not_hold_the_gil() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = TempDir::new("stalled-log");
+    dir.write("app.wsgi", STALLED_LOG_APP);
+    // The error log is a FIFO this test holds open and does not read until the pings are
+    // done: Apache's writes to it block once its 64 KiB are full, as with a stalled logger.
+    let fifo = dir.path().join("log.fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path; mkfifo creates the node.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo: {}", std::io::Error::last_os_error());
+    let mut reader = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
+    // The base config's ErrorLog comes first; this one, later, wins for the main server.
+    // LogLevel warn: the pings themselves log nothing (a line of theirs would wait too).
+    let mut apache =
+        Apache::start_in(dir, Mpm::Event, "ErrorLog {dir}/log.fifo\nLogLevel warn\nWSGIScriptAlias / {dir}/app.wsgi application-group=site\n");
+    assert_eq!(get_within(apache.port, "/ping").expect("first ping").text(), "pong 0");
+    assert!(get_within_for(apache.port, "/start", Duration::from_secs(5)).expect("/start").text().starts_with("pong"));
+    // The flood fills the FIFO within milliseconds and then blocks.
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..3 {
+        // A child whose GIL the blocked writer holds would answer only once the log drains.
+        let answer = get_within_for(apache.port, "/ping", Duration::from_secs(5)).unwrap_or_else(|e| panic!("ping {i} while the log is stalled: {e}"));
+        let written: usize = answer.text().trim_start_matches("pong ").parse().unwrap();
+        // The premise: the flood is stuck on the full FIFO (3000 lines are about 640 KiB).
+        assert!(written < 3000, "the log never stalled ({written} lines written)");
+    }
+    // Drain the log while Apache stops (its writers then close the FIFO: end of file).
+    let drain = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match reader.read(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => panic!("reading the log FIFO: {e}"),
+            }
+        }
+    });
+    apache.stop();
+    drain.join().unwrap();
+}
+
+/// At the child's exit the engine deletes the states it made for Apache's threads. Clearing
+/// one runs its `threading.local` values' finalisers, which may release the GIL: here one
+/// waits for an application thread to end, whose own state Python then frees. The deletion
+/// must not walk on from that freed state (it did, and crashed in some runs).
+const EXIT_JOIN_APP: &str = r#"import threading, time
+
+stop = threading.Event()
+
+def loop():
+    while not stop.is_set():
+        time.sleep(0.001)
+
+worker = threading.Thread(target=loop)
+worker.start()
+local = threading.local()
+
+class JoinOnDel:
+    def __del__(self):
+        stop.set()
+        worker.join()
+
+def application(environ, start_response):
+    if environ['PATH_INFO'] == '/keep':
+        local.value = JoinOnDel()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'ok']
+"#;
+
+#[test]
+fn states_deleted_at_exit_whose_finalisers_end_threads_crash_nothing() {
+    for round in 0..4 {
+        let dir = TempDir::new("exit-join");
+        dir.write("app.wsgi", EXIT_JOIN_APP);
+        let mut apache = Apache::start_in(
+            dir,
+            Mpm::Event,
+            "ServerLimit 1\nThreadsPerChild 2\nMaxRequestWorkers 2\nWSGIScriptAlias / {dir}/app.wsgi application-group=x\n",
+        );
+        assert_eq!(get_within(apache.port, "/").expect("first request").text(), "ok");
+        for _ in 0..3 {
+            let a = std::thread::spawn({
+                let port = apache.port;
+                move || get_within(port, "/keep")
+            });
+            let b = get_within(apache.port, "/");
+            assert_eq!(a.join().unwrap().expect("/keep").text(), "ok");
+            assert_eq!(b.expect("/").text(), "ok");
+        }
+        apache.stop();
+        assert_no_crash(&apache, &format!("round {round}"));
+    }
 }

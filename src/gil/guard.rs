@@ -87,6 +87,37 @@ pub fn outside<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f` without the GIL, for a function Python called on this thread, whether it holds
+/// the GIL through a [`GilGuard`] (a request) or not (a thread the application started, a
+/// finaliser run while a state is cleared): [`outside`] releases it only for the first. An
+/// error-log write can block (a piped logger that stalls), and holding the GIL across it
+/// would stop every Python thread of the process.
+///
+/// Once Python is being finalised, a thread that takes the GIL back is ended by CPython with
+/// `pthread_exit`, which must never unwind through Rust frames. So the release is announced
+/// to the process's end ([`super::thread_state::stop_reaping`] waits a while for it to be
+/// taken back before finalising), and once the end has begun the line is written with the GIL
+/// held, as it always was.
+///
+/// # Safety
+/// This thread must hold the GIL of the interpreter whose state is current.
+pub unsafe fn outside_from_python<R>(f: impl FnOnce() -> R) -> R {
+    if held_here() {
+        return outside(f);
+    }
+    let Some(_announced) = super::thread_state::OutsideWrite::announce() else { return f() };
+    struct Reenter(*mut ffi::PyThreadState);
+    impl Drop for Reenter {
+        fn drop(&mut self) {
+            // SAFETY: the state saved below, on this thread; restored even if f panics.
+            unsafe { ffi::PyEval_RestoreThread(self.0) };
+        }
+    }
+    // SAFETY: the caller holds the GIL through the current state (the function's contract).
+    let _reenter = Reenter(unsafe { ffi::PyEval_SaveThread() });
+    f()
+}
+
 /// Whether this thread holds the GIL through a [`GilGuard`] (outside [`released`]).
 pub(super) fn held_here() -> bool {
     HELD.with(Cell::get)

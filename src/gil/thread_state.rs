@@ -260,12 +260,48 @@ pub fn process_ending() {
     PROCESS_ENDING.store(true, Ordering::SeqCst);
 }
 
+/// Threads that released the GIL around an error-log write from Python without a
+/// [`super::GilGuard`] ([`super::guard::outside_from_python`]) and have not taken it back.
+static OUTSIDE_WRITES: AtomicUsize = AtomicUsize::new(0);
+/// How long the process's end waits for those writes: a write stuck on a stalled logger for
+/// longer is left, and its thread must not come back to a Python being finalised (it would
+/// be ended with `pthread_exit` through Rust frames); one that is stuck for good never does.
+const OUTSIDE_WRITES_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One such write, announced until dropped (after the GIL was taken back).
+pub(super) struct OutsideWrite(());
+
+impl OutsideWrite {
+    /// `None` once the process's end has begun: then the GIL stays held.
+    pub(super) fn announce() -> Option<OutsideWrite> {
+        // The same Dekker-style hand-shake as reap's: either stop_reaping() sees this write
+        // counted, or this thread sees the flag (both SeqCst).
+        OUTSIDE_WRITES.fetch_add(1, Ordering::SeqCst);
+        if PROCESS_ENDING.load(Ordering::SeqCst) {
+            OUTSIDE_WRITES.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(OutsideWrite(()))
+    }
+}
+
+impl Drop for OutsideWrite {
+    fn drop(&mut self) {
+        OUTSIDE_WRITES.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Ends the deleting of states by ending threads, waiting for any in progress, before the
 /// process ends its interpreters (which then delete what is left, their threads having
-/// stopped). Called without the GIL: a thread in [`reap`] may be waiting for it.
+/// stopped); and waits (a while) for error-log writes made without the GIL to take it back.
+/// Called without the GIL: a thread in [`reap`], or back from such a write, may be waiting for it.
 pub fn stop_reaping() {
     process_ending();
     while REAPING.load(Ordering::SeqCst) > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let deadline = std::time::Instant::now() + OUTSIDE_WRITES_WAIT;
+    while OUTSIDE_WRITES.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }

@@ -224,7 +224,8 @@ unsafe extern "C" fn log(_slf: *mut ffi::PyObject, args: *mut ffi::PyObject) -> 
             Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
             None => py::utf8(&line).unwrap_or_else(|| line.to_text()),
         };
-        super::exchange::log_current(level as i32, &text);
+        // SAFETY: a function Python called: this thread holds the GIL of the current state.
+        unsafe { crate::gil::outside_from_python(|| super::exchange::log_current(level as i32, &text)) };
         Ok(py::none())
     };
     python_trampoline(write)

@@ -26,6 +26,18 @@ struct Record {
     ident: std::ffi::c_long,
     depth: AtomicUsize,
     interps: [AtomicUsize; DEPTH],
+    /// `SystemExit` was raised in this thread and may still be pending on its state: set and
+    /// read only with the GIL of the thread's interpreter held (see [`raise_in`]).
+    raised: AtomicBool,
+}
+
+impl Record {
+    /// Whether the thread is serving a request in `index` now (read under that GIL, which
+    /// the thread holds whenever it enters or leaves one).
+    fn busy_in(&self, index: InterpIndex) -> bool {
+        let depth = self.depth.load(Ordering::SeqCst).min(DEPTH);
+        self.interps[..depth].iter().any(|i| i.load(Ordering::SeqCst) == index.0 + 1)
+    }
 }
 
 /// Every thread that served a request here. Records live as long as the process; a thread
@@ -45,7 +57,7 @@ thread_local! {
         if let Some(old) = records.iter().find(|r| r.ident == ident && r.depth.load(Ordering::SeqCst) == 0) {
             return old;
         }
-        let record: &'static Record = Box::leak(Box::new(Record { ident, depth: AtomicUsize::new(0), interps: Default::default() }));
+        let record: &'static Record = Box::leak(Box::new(Record { ident, depth: AtomicUsize::new(0), interps: Default::default(), raised: AtomicBool::new(false) }));
         records.push(record);
         record
     };
@@ -56,7 +68,8 @@ pub struct Stopping;
 
 /// Marks the calling thread busy in `index` until dropped. A thread can be busy twice (a
 /// sub-request served while its parent request waits, possibly in another group): each
-/// guard removes its own entry, the innermost first.
+/// guard removes its own entry, the innermost first. Made and dropped with the GIL of
+/// `index` held through this thread's state there.
 pub struct Busy(std::marker::PhantomData<*mut ()>);
 
 impl Busy {
@@ -91,17 +104,28 @@ fn leave(record: &Record) {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        MINE.with(|record| leave(record));
+        MINE.with(|record| {
+            // A SystemExit raised after the request ran its last bytecode (its body iterated
+            // in C, its last write to Apache) would stay pending on this thread's cached
+            // state and fire in whatever Python runs on it next: another request, or a
+            // finaliser while the state is cleared. Cleared here, where the request ends.
+            if record.raised.swap(false, Ordering::SeqCst) {
+                // SAFETY: the GIL of this request's interpreter is held (Busy's contract);
+                // a null exception clears this thread's pending one there.
+                unsafe { ffi::PyThreadState_SetAsyncExc(record.ident as _, std::ptr::null_mut()) };
+            }
+            leave(record)
+        });
     }
 }
 
 /// (thread, interpreter) of every request being served now, a thread's nested requests each
 /// (outer first): interrupting only the innermost would let the outer one run on.
-fn busy_now() -> Vec<(std::ffi::c_long, InterpIndex)> {
+fn busy_now() -> Vec<(&'static Record, InterpIndex)> {
     let mut busy = Vec::new();
     for r in RECORDS.lock().iter() {
         let depth = r.depth.load(Ordering::SeqCst).min(DEPTH);
-        busy.extend((0..depth).filter_map(|i| r.interps[i].load(Ordering::SeqCst).checked_sub(1)).map(|i| (r.ident, InterpIndex(i))));
+        busy.extend((0..depth).filter_map(|i| r.interps[i].load(Ordering::SeqCst).checked_sub(1)).map(|i| (*r, InterpIndex(i))));
     }
     busy
 }
@@ -110,7 +134,7 @@ fn busy_now() -> Vec<(std::ffi::c_long, InterpIndex)> {
 /// request: a daemon's `request-timeout` interrupts the stuck requests only. Called without
 /// the GIL, from a thread that serves no request. Returns how many were interrupted.
 pub fn interrupt(idents: &[std::ffi::c_long]) -> usize {
-    let targets: Vec<(std::ffi::c_long, InterpIndex)> = busy_now().into_iter().filter(|(ident, _)| idents.contains(ident)).collect();
+    let targets: Vec<(&'static Record, InterpIndex)> = busy_now().into_iter().filter(|(r, _)| idents.contains(&r.ident)).collect();
     raise_in(&targets)
 }
 
@@ -122,8 +146,10 @@ pub fn interrupt_all() -> usize {
 }
 
 /// Raises `SystemExit` in each (thread, interpreter) of `targets`, taking the GIL once per
-/// interpreter (no Rust lock held meanwhile).
-fn raise_in(targets: &[(std::ffi::c_long, InterpIndex)]) -> usize {
+/// interpreter (no Rust lock held meanwhile). Under that GIL a thread whose request has ended
+/// since the snapshot is skipped, and each one raised in is marked, so that its request's end
+/// clears what was not delivered (see [`Busy`]'s drop).
+fn raise_in(targets: &[(&'static Record, InterpIndex)]) -> usize {
     let mut indexes: Vec<InterpIndex> = targets.iter().map(|(_, s)| *s).collect();
     indexes.sort_by_key(|s| s.0);
     indexes.dedup();
@@ -131,9 +157,10 @@ fn raise_in(targets: &[(std::ffi::c_long, InterpIndex)]) -> usize {
     for index in indexes {
         // PyThreadState_SetAsyncExc looks the thread up in the current interpreter.
         let _gil = GilGuard::acquire(index);
-        for (ident, _) in targets.iter().filter(|(_, s)| *s == index) {
+        for (record, _) in targets.iter().filter(|(r, s)| *s == index && r.busy_in(index)) {
+            record.raised.store(true, Ordering::SeqCst);
             // SAFETY: GIL held in the thread's interpreter; SystemExit is a static type.
-            interrupted += unsafe { ffi::PyThreadState_SetAsyncExc(*ident as _, ffi::PyExc_SystemExit) } as usize;
+            interrupted += unsafe { ffi::PyThreadState_SetAsyncExc(record.ident as _, ffi::PyExc_SystemExit) } as usize;
         }
     }
     interrupted

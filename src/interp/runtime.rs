@@ -338,17 +338,28 @@ fn park(interp: *mut ffi::PyInterpreterState) {
 /// The GIL must be held in the interpreter of `index` (through `keep`, or a state that the
 /// cache does not know).
 unsafe fn delete_apache_thread_states(index: InterpIndex, keep: *mut ffi::PyThreadState) {
-    // SAFETY: forwarded from the caller; the list is walked under the GIL, and each state
-    // deleted is one the cache made for a thread that has stopped.
+    // The states are listed first, while no Python runs, and deleted after: clearing one runs
+    // its thread-locals' finalisers, which may release the GIL, and meanwhile a thread the
+    // application started may end and free its own state, the one a walk would go on from.
+    // The listed states are the cache's, which nothing else frees once the child is exiting.
+    let mut cached = Vec::new();
+    // SAFETY: forwarded from the caller; the list is walked under the GIL, with no call in
+    // the walk that could release it.
     unsafe {
         let mut other = ffi::PyInterpreterState_ThreadHead(ffi::compat::current_interpreter());
         while !other.is_null() {
-            let next = ffi::PyThreadState_Next(other);
             if other != keep && gil::is_cached(index, other) {
-                ffi::PyThreadState_Clear(other);
-                ffi::PyThreadState_Delete(other);
+                cached.push(other);
             }
-            other = next;
+            other = ffi::PyThreadState_Next(other);
+        }
+    }
+    for state in cached {
+        // SAFETY: a state the cache made for an Apache thread that has stopped, still in this
+        // interpreter (only its own thread, or this loop, deletes it); the GIL is held.
+        unsafe {
+            ffi::PyThreadState_Clear(state);
+            ffi::PyThreadState_Delete(state);
         }
     }
 }
