@@ -423,6 +423,14 @@ def connection():
             continue
         try:
             if s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0 and s.getsockname().endswith('.sock'):
+                # Not an earlier request's connection that its child has closed (end of
+                # stream): this request's child is waiting, with nothing to read.
+                try:
+                    if s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b'':
+                        s.close()
+                        continue
+                except BlockingIOError:
+                    pass
                 return s
         except OSError:
             pass

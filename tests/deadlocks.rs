@@ -339,19 +339,26 @@ fn an_application_thread_blocked_on_the_error_log_does_not_hold_the_gil() {
     }
     // Drain the log while Apache stops (its writers then close the FIFO: end of file).
     let drain = std::thread::spawn(move || {
-        let mut buf = vec![0u8; 65536];
+        let (mut log, mut buf) = (Vec::new(), vec![0u8; 65536]);
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             match reader.read(&mut buf) {
-                Ok(0) => return,
-                Ok(_) => {}
+                Ok(0) => break,
+                Ok(n) => log.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(10)),
                 Err(e) => panic!("reading the log FIFO: {e}"),
             }
         }
+        String::from_utf8_lossy(&log).into_owned()
     });
     apache.stop();
-    drain.join().unwrap();
+    // The writers came back while the child was ending: nothing crashed on the way.
+    let log = drain.join().unwrap();
+    for line in CRASH_LINES {
+        let found: Vec<&str> = log.lines().filter(|l| l.contains(line)).collect();
+        assert!(found.is_empty(), "{line:?} in the error log: {found:?}");
+    }
+    assert!(log.contains("flood line"), "the flood reached the log");
 }
 
 /// At the child's exit the engine deletes the states it made for Apache's threads. Clearing

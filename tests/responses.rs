@@ -63,6 +63,12 @@ def fails_before_output(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain')])
     return [b'partial', 'not bytes']
 
+def sized(environ, start_response):
+    # Large enough for mod_deflate to compress (it leaves a response of a few bytes alone).
+    body = b'hello, sized\n' * 200
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    return [body]
+
 def short(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '1000')])
     return [b'0123456789']
@@ -337,7 +343,9 @@ fn head_has_the_content_length_of_get() {
     let apache = server(
         Mpm::Event,
         "WSGISocketPrefix {dir}/wsgi\nWSGIDaemonProcess d threads=2\n\
-         WSGIScriptAlias /dapp {dir}/app.wsgi process-group=d application-group=%{GLOBAL}\n",
+         WSGIScriptAlias /dapp {dir}/app.wsgi process-group=d application-group=%{GLOBAL}\n\
+         LoadModule deflate_module /usr/lib/apache2/modules/mod_deflate.so\n\
+         <Location /app/sized>\n  SetOutputFilter DEFLATE\n</Location>\n<Location /dapp/sized>\n  SetOutputFilter DEFLATE\n</Location>\n",
     );
     let expected_file = (data().len() - 10).to_string();
     for prefix in ["/app", "/dapp"] {
@@ -351,6 +359,14 @@ fn head_has_the_content_length_of_get() {
                 assert_eq!(get.header("Content-Length"), Some(length), "GET {path}");
             }
         }
+        // Behind a filter that decides from the body (mod_deflate), HEAD gets what GET gets:
+        // the body goes through it, and the filter's own headers come out.
+        let path = format!("{prefix}/sized");
+        let gzip = [("Accept-Encoding", "gzip")];
+        let (get, head) = (http(apache.port, "GET", &path, &gzip, b""), http(apache.port, "HEAD", &path, &gzip, b""));
+        assert_eq!(get.header("Content-Encoding"), Some("gzip"), "GET {path}: {:?}", get.headers);
+        assert_eq!(head.header("Content-Encoding"), Some("gzip"), "HEAD {path}: {:?}", head.headers);
+        assert_eq!(head.header("Content-Length"), get.header("Content-Length"), "HEAD {path}: {:?}\nGET: {:?}", head.headers, get.headers);
     }
     assert_no_crash(&apache);
 }

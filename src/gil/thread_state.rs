@@ -295,7 +295,8 @@ impl Drop for OutsideWrite {
 /// process ends its interpreters (which then delete what is left, their threads having
 /// stopped); and waits (a while) for error-log writes made without the GIL to take it back.
 /// Called without the GIL: a thread in [`reap`], or back from such a write, may be waiting for it.
-pub fn stop_reaping() {
+/// Returns how many such writes are still out: then Python must not be finalised.
+pub fn stop_reaping() -> usize {
     process_ending();
     while REAPING.load(Ordering::SeqCst) > 0 {
         std::thread::sleep(std::time::Duration::from_millis(1));
@@ -304,6 +305,7 @@ pub fn stop_reaping() {
     while OUTSIDE_WRITES.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+    OUTSIDE_WRITES.load(Ordering::SeqCst)
 }
 
 fn is_main_thread() -> bool {

@@ -26,17 +26,17 @@ struct Record {
     ident: std::ffi::c_long,
     depth: AtomicUsize,
     interps: [AtomicUsize; DEPTH],
-    /// `SystemExit` was raised in this thread and may still be pending on its state: set and
-    /// read only with the GIL of the thread's interpreter held (see [`raise_in`]).
-    raised: AtomicBool,
+    /// Per entry of `interps`: `SystemExit` was raised in that request and may still be
+    /// pending on the thread's state there; set and read only with that interpreter's GIL
+    /// held (see [`raise_in`]).
+    raised: [AtomicBool; DEPTH],
 }
 
 impl Record {
-    /// Whether the thread is serving a request in `index` now (read under that GIL, which
-    /// the thread holds whenever it enters or leaves one).
-    fn busy_in(&self, index: InterpIndex) -> bool {
-        let depth = self.depth.load(Ordering::SeqCst).min(DEPTH);
-        self.interps[..depth].iter().any(|i| i.load(Ordering::SeqCst) == index.0 + 1)
+    /// Whether the thread's request at `slot` is (still) one in `index` (read under that
+    /// GIL, which the thread holds whenever it enters or leaves one).
+    fn busy_at(&self, slot: usize, index: InterpIndex) -> bool {
+        slot < self.depth.load(Ordering::SeqCst).min(DEPTH) && self.interps[slot].load(Ordering::SeqCst) == index.0 + 1
     }
 }
 
@@ -57,7 +57,7 @@ thread_local! {
         if let Some(old) = records.iter().find(|r| r.ident == ident && r.depth.load(Ordering::SeqCst) == 0) {
             return old;
         }
-        let record: &'static Record = Box::leak(Box::new(Record { ident, depth: AtomicUsize::new(0), interps: Default::default(), raised: AtomicBool::new(false) }));
+        let record: &'static Record = Box::leak(Box::new(Record { ident, depth: AtomicUsize::new(0), interps: Default::default(), raised: Default::default() }));
         records.push(record);
         record
     };
@@ -109,32 +109,80 @@ impl Drop for Busy {
             // in C, its last write to Apache) would stay pending on this thread's cached
             // state and fire in whatever Python runs on it next: another request, or a
             // finaliser while the state is cleared. Cleared here, where the request ends.
-            if record.raised.swap(false, Ordering::SeqCst) {
-                // SAFETY: the GIL of this request's interpreter is held (Busy's contract);
-                // a null exception clears this thread's pending one there.
-                unsafe { ffi::PyThreadState_SetAsyncExc(record.ident as _, std::ptr::null_mut()) };
+            let slot = record.depth.load(Ordering::Relaxed).saturating_sub(1);
+            if record.raised.get(slot).is_some_and(|raised| raised.swap(false, Ordering::SeqCst)) {
+                // SAFETY: the GIL of this request's interpreter is held (Busy's contract).
+                unsafe { drop_pending_exit(record.ident) };
             }
             leave(record)
         });
     }
 }
 
+/// Lets this thread's pending asynchronous exception (if it is still pending) fire and drops
+/// it. On Python 3 a tiny evaluation passes the eval loop's check, which delivers it: setting
+/// it to NULL instead would leave 3.9 to 3.11's "asynchronous exception pending" signal on,
+/// sending every thread of the interpreter through the slow path of the loop's checks until
+/// the next one. Python 2.7 checks only every hundred instructions and has no such signal:
+/// there the pending exception is set to NULL. An error already set is left as it is.
+///
+/// # Safety
+/// The GIL must be held, in the interpreter of the thread's state that is current.
+unsafe fn drop_pending_exit(ident: std::ffi::c_long) {
+    // SAFETY: the caller holds the GIL.
+    if unsafe { !ffi::PyErr_Occurred().is_null() } {
+        return;
+    }
+    #[cfg(Py_3)]
+    {
+        let _ = ident;
+        // SAFETY: GIL held; a static source, a fresh globals dict (CPython adds
+        // `__builtins__`); the result or the delivered exception is dropped.
+        unsafe {
+            let globals = ffi::PyDict_New();
+            if globals.is_null() {
+                ffi::PyErr_Clear();
+                return;
+            }
+            let result = ffi::PyRun_StringFlags(c"pass".as_ptr(), ffi::Py_file_input, globals, globals, std::ptr::null_mut());
+            if result.is_null() {
+                ffi::PyErr_Clear();
+            } else {
+                ffi::Py_DECREF(result);
+            }
+            ffi::Py_DECREF(globals);
+        }
+    }
+    #[cfg(not(Py_3))]
+    // SAFETY: GIL held; a null exception clears this thread's pending one.
+    unsafe {
+        ffi::PyThreadState_SetAsyncExc(ident as _, std::ptr::null_mut());
+    }
+}
+
 /// (thread, interpreter) of every request being served now, a thread's nested requests each
 /// (outer first): interrupting only the innermost would let the outer one run on.
-fn busy_now() -> Vec<(&'static Record, InterpIndex)> {
+fn busy_now() -> Vec<Target> {
     let mut busy = Vec::new();
     for r in RECORDS.lock().iter() {
         let depth = r.depth.load(Ordering::SeqCst).min(DEPTH);
-        busy.extend((0..depth).filter_map(|i| r.interps[i].load(Ordering::SeqCst).checked_sub(1)).map(|i| (*r, InterpIndex(i))));
+        busy.extend((0..depth).filter_map(|slot| Some(Target { record: r, slot, index: InterpIndex(r.interps[slot].load(Ordering::SeqCst).checked_sub(1)?) })));
     }
     busy
+}
+
+/// One request of [`busy_now`]: its thread's record, its entry there, its interpreter.
+struct Target {
+    record: &'static Record,
+    slot: usize,
+    index: InterpIndex,
 }
 
 /// Raises `SystemExit` in those of `idents` (`pthread_self` values) that are serving a
 /// request: a daemon's `request-timeout` interrupts the stuck requests only. Called without
 /// the GIL, from a thread that serves no request. Returns how many were interrupted.
 pub fn interrupt(idents: &[std::ffi::c_long]) -> usize {
-    let targets: Vec<(&'static Record, InterpIndex)> = busy_now().into_iter().filter(|(r, _)| idents.contains(&r.ident)).collect();
+    let targets: Vec<Target> = busy_now().into_iter().filter(|t| idents.contains(&t.record.ident)).collect();
     raise_in(&targets)
 }
 
@@ -149,18 +197,18 @@ pub fn interrupt_all() -> usize {
 /// interpreter (no Rust lock held meanwhile). Under that GIL a thread whose request has ended
 /// since the snapshot is skipped, and each one raised in is marked, so that its request's end
 /// clears what was not delivered (see [`Busy`]'s drop).
-fn raise_in(targets: &[(&'static Record, InterpIndex)]) -> usize {
-    let mut indexes: Vec<InterpIndex> = targets.iter().map(|(_, s)| *s).collect();
+fn raise_in(targets: &[Target]) -> usize {
+    let mut indexes: Vec<InterpIndex> = targets.iter().map(|t| t.index).collect();
     indexes.sort_by_key(|s| s.0);
     indexes.dedup();
     let mut interrupted = 0;
     for index in indexes {
         // PyThreadState_SetAsyncExc looks the thread up in the current interpreter.
         let _gil = GilGuard::acquire(index);
-        for (record, _) in targets.iter().filter(|(r, s)| *s == index && r.busy_in(index)) {
-            record.raised.store(true, Ordering::SeqCst);
+        for t in targets.iter().filter(|t| t.index == index && t.record.busy_at(t.slot, index)) {
+            t.record.raised[t.slot].store(true, Ordering::SeqCst);
             // SAFETY: GIL held in the thread's interpreter; SystemExit is a static type.
-            interrupted += unsafe { ffi::PyThreadState_SetAsyncExc(record.ident as _, ffi::PyExc_SystemExit) } as usize;
+            interrupted += unsafe { ffi::PyThreadState_SetAsyncExc(t.record.ident as _, ffi::PyExc_SystemExit) } as usize;
         }
     }
     interrupted

@@ -181,7 +181,7 @@ pub fn shutdown() {
     // No beat may ask for the GIL once Python is being finalised.
     gil::heartbeat::stop();
     // From here on, states of threads that end are deleted below, not by those threads.
-    gil::stop_reaping();
+    let writes_out = gil::stop_reaping();
     let main = gil::thread_state(MAIN_INTERP);
     // SAFETY: takes the GIL through this thread's main-interpreter state.
     unsafe { ffi::PyEval_RestoreThread(main) };
@@ -236,7 +236,12 @@ pub fn shutdown() {
     // an interpreter is left running (its threads joined, its atexit callbacks run), but not
     // finalised: whenever an own-GIL interpreter was created at all, set up or not.
     let own_gil_on_3_12 = cfg!(all(Py_3_12, not(Py_3_13))) && group::OWN_GIL_CREATED.load(std::sync::atomic::Ordering::SeqCst);
-    if own_gil_on_3_12 && left_running.is_empty() {
+    if writes_out > 0 {
+        // A thread blocked in an error-log write without the GIL would take it back during
+        // finalisation, and be ended by CPython with pthread_exit through Rust frames.
+        run_atexit();
+        settings::log(level::INFO, &format!("Python is not finalised: {writes_out} error-log write(s) from Python threads are still blocked."));
+    } else if own_gil_on_3_12 && left_running.is_empty() {
         join_non_daemon_threads();
         run_atexit();
         settings::log(level::INFO, "Python is not finalised: Python 3.12 cannot finalise after an interpreter with its own GIL ran.");

@@ -181,7 +181,11 @@ unsafe extern "C" fn set_head(ctx: *mut c_void, status: abi::Bytes, headers: *co
                 // SAFETY: live request.
                 unsafe { apache::ap_set_content_length(x.r, length) };
                 // SAFETY: live request; header_only is set by Apache before the handler runs.
-                x.head_with_length = unsafe { (*x.r).header_only } != 0;
+                // Not behind a filter that may change the body (mod_deflate, mod_include, ...):
+                // such a filter decides from the body what headers the response gets
+                // (mod_deflate, seeing none, leaves out its Content-Encoding and Vary), so
+                // there the body goes through, as for GET.
+                x.head_with_length = unsafe { (*x.r).header_only } != 0 && !r.has_content_filters();
             } else {
                 r.headers_out().add(&name, value);
             }
@@ -292,6 +296,14 @@ unsafe extern "C" fn send_file_bucket(ctx: *mut c_void, fd: c_int, offset: u64, 
         // SAFETY: x.r is the live request.
         let r = unsafe { RequestRec::from_raw(x.r) };
         let (Ok(offset), Ok(len)) = (apache::apr_off_t::try_from(offset), apache::apr_off_t::try_from(len)) else { return -1 };
+        // A file opened for writing only would fail in Apache's output filter, after this
+        // returned, with nothing in the log but a dropped connection: said here instead.
+        // SAFETY: F_GETFL on a descriptor the engine holds open for the call.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags >= 0 && flags & libc::O_ACCMODE == libc::O_WRONLY {
+            log::request(log::ERR, x.r, "wsgi.file_wrapper: the file is not open for reading (opened write-only); the response is cut short.");
+            return -1;
+        }
         let Some(mut own_fd) = duplicate_for_request(r, fd) else { return -1 };
         let mut file: *mut apache::apr_file_t = std::ptr::null_mut();
         // As mod_wsgi: the file may go out through sendfile only under WSGIEnableSendfile On

@@ -92,7 +92,6 @@ const MODULE_VALUES: &[&[u8]] = &[
     b"mod_wsgi.request_start",
     b"mod_wsgi.queue_start",
     b"mod_wsgi.daemon_start",
-    b"mod_wsgi.request_id",
     b"mod_wsgi.handler_script",
     b"mod_wsgi.ignore_activity",
     b"mod_wsgi.request_handler",

@@ -89,6 +89,7 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, er
         timeout,
         ready: false,
         started: false,
+        start_seen: false,
         flusher: Flusher::new(group.spec.response_buffer_size),
         response_timeout,
         client_timeout: None,
@@ -204,6 +205,9 @@ struct Exchange<'a> {
     ready: bool,
     /// Response headers were handed to Apache.
     started: bool,
+    /// A START came (whatever became of it): a daemon sends one per request, so a second is
+    /// a site's own frames, after headers and maybe body went out.
+    start_seen: bool,
     /// `response-buffer-size=`.
     flusher: Flusher,
     /// `response-socket-timeout=` (else `socket-timeout=`), set on the client connection once
@@ -312,6 +316,12 @@ impl Exchange<'_> {
                     self.read(Decoder(&payload).u32()? as usize)?
                 }
                 wire::START => {
+                    if std::mem::replace(&mut self.start_seen, true) {
+                        log::request(log::ERR, self.r, &format!("Daemon process '{}' sent a second response start: {}", self.name, self.script()));
+                        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+                        // What went out must not look complete.
+                        return Ok(Some(abi::Outcome::ABORTED));
+                    }
                     self.response_begins();
                     if !self.start(&payload)? {
                         // The daemon, which took the headers as sent, finds the connection

@@ -423,6 +423,10 @@ fn send_file_frames(c: &Conn, fd: c_int, offset: u64, len: u64) -> c_int {
             continue;
         }
         if n <= 0 {
+            // Said here: the child only sees the connection end, and would report a cut
+            // response without the cause.
+            let cause = if n < 0 { std::io::Error::last_os_error().to_string() } else { format!("the file ended {left} bytes early (truncated while sent?)") };
+            log::server(log::ERR, c.server, &format!("wsgi.file_wrapper: reading the file at offset {offset} failed: {cause}; the response is cut short."));
             c.kill(&io);
             return -1;
         }

@@ -31,15 +31,20 @@ use std::ffi::c_int;
 /// (Apache's records, which nothing else is changing); `own` is the group's server, in that
 /// chain; `pool` is a pool that outlives the process (pconf).
 pub unsafe fn keep_only(main: *mut apache::server_rec, own: *mut apache::server_rec, pool: *mut apache::apr_pool_t, keep: &[c_int]) -> Result<(), String> {
-    // glibc's syslog keeps its socket in a static; closed behind its back, the number could be
-    // reused and a log line sent to whatever then holds it. closelog forgets it, and the next
-    // syslog line (a host logging to syslog) opens a new one.
-    // SAFETY: single-threaded; closelog has no preconditions.
-    unsafe { libc::closelog() };
     // SAFETY: `own` is a live server record (the caller's contract).
     let own_log = unsafe { (*own).error_log };
     let mut kept: Vec<c_int> = keep.to_vec();
     kept.extend([0, 1, 2]);
+    // glibc's syslog keeps its socket in a static, opened by Apache (LOG_NDELAY) for a host
+    // that logs to syslog. It is kept: closed behind glibc's back, its number could be reused
+    // and log lines sent to whatever then holds it, and a new one could not be opened inside
+    // `chroot=`. Without one, closelog makes sure glibc holds no number at all.
+    let syslog = syslog_sockets();
+    if syslog.is_empty() {
+        // SAFETY: single-threaded; closelog has no preconditions.
+        unsafe { libc::closelog() };
+    }
+    kept.extend(syslog);
     let target = if own_log.is_null() {
         stderr_file(pool)?
     } else {
@@ -63,7 +68,26 @@ pub unsafe fn keep_only(main: *mut apache::server_rec, own: *mut apache::server_
             server = (*server).next;
         }
     }
-    close_all_but(&kept).map_err(|e| format!("cannot close the descriptors inherited from Apache's parent: {e}"))
+    close_all_but(&kept);
+    Ok(())
+}
+
+/// This process's descriptors that are datagram sockets connected to `/dev/log`: glibc's
+/// syslog connection (from `/proc/self/fd`, read before any `chroot=`).
+fn syslog_sockets() -> Vec<c_int> {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return Vec::new() };
+    let fds: Vec<c_int> = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    fds.into_iter()
+        .filter(|&fd| {
+            // SAFETY: sockaddr_un is plain old data; getpeername writes at most `len` bytes.
+            let mut peer: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+            // SAFETY: as above; a descriptor that is no socket (or gone) makes it fail.
+            let named = unsafe { libc::getpeername(fd, (&mut peer as *mut libc::sockaddr_un).cast(), &mut len) } == 0;
+            let path: Vec<u8> = peer.sun_path.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+            named && peer.sun_family == libc::AF_UNIX as libc::sa_family_t && path == b"/dev/log"
+        })
+        .collect()
 }
 
 /// An APR file for standard error, in `pool`.
@@ -92,7 +116,7 @@ fn file_descriptor(file: *mut apache::apr_file_t) -> Result<c_int, String> {
 
 /// Closes every descriptor from 0 up that is not in `keep`: with `close_range` over the gaps
 /// between the kept ones (Linux 5.9), else one by one up to the process's limit.
-pub fn close_all_but(keep: &[c_int]) -> std::io::Result<()> {
+pub fn close_all_but(keep: &[c_int]) {
     let mut kept: Vec<u32> = keep.iter().filter(|&&fd| fd >= 0).map(|&fd| fd as u32).collect();
     kept.sort_unstable();
     kept.dedup();
@@ -108,15 +132,12 @@ pub fn close_all_but(keep: &[c_int]) -> std::io::Result<()> {
     for (from, to) in gaps {
         // SAFETY: close_range closes descriptors of this process only; the kept ones are
         // outside every range.
+        // Any failure (ENOSYS before Linux 5.9, EPERM from a seccomp filter older than the
+        // call) falls back to closing one by one, as CPython and systemd do.
         if unsafe { libc::syscall(libc::SYS_close_range, from, to, 0) } != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::ENOSYS) {
-                return Err(err);
-            }
             close_one_by_one(from, to);
         }
     }
-    Ok(())
 }
 
 /// Without `close_range`: each descriptor of the range below the process's limit.
@@ -163,11 +184,11 @@ mod tests {
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
         if pid == 0 {
-            let ok = close_all_but(&[0, 1, 2, b]).is_ok();
+            close_all_but(&[0, 1, 2, b]);
             // SAFETY: fcntl on descriptor numbers; _exit ends the child.
             unsafe {
                 let open = |fd| libc::fcntl(fd, libc::F_GETFD) >= 0;
-                let code = if ok && open(b) && !open(a) && !open(c) && open(2) { 0 } else { 1 };
+                let code = if open(b) && !open(a) && !open(c) && open(2) { 0 } else { 1 };
                 libc::_exit(code);
             }
         }
