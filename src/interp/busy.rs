@@ -136,21 +136,17 @@ unsafe fn drop_pending_exit(ident: std::ffi::c_long) {
     #[cfg(Py_3)]
     {
         let _ = ident;
-        // SAFETY: GIL held; a static source, a fresh globals dict (CPython adds
-        // `__builtins__`); the result or the delivered exception is dropped.
-        unsafe {
-            let globals = ffi::PyDict_New();
-            if globals.is_null() {
-                ffi::PyErr_Clear();
-                return;
-            }
-            let result = ffi::PyRun_StringFlags(c"pass".as_ptr(), ffi::Py_file_input, globals, globals, std::ptr::null_mut());
-            if result.is_null() {
-                ffi::PyErr_Clear();
-            } else {
-                ffi::Py_DECREF(result);
-            }
-            ffi::Py_DECREF(globals);
+        let Ok(globals) = super::py::dict() else {
+            // SAFETY: GIL held; the MemoryError is dropped.
+            unsafe { ffi::PyErr_Clear() };
+            return;
+        };
+        // SAFETY: GIL held; a static source and a live globals dict (CPython adds
+        // `__builtins__`); the result is owned by the PyObj.
+        let result = unsafe { super::py::PyObj::from_owned(ffi::PyRun_StringFlags(c"pass".as_ptr(), ffi::Py_file_input, globals.as_ptr(), globals.as_ptr(), std::ptr::null_mut())) };
+        if result.is_err() {
+            // SAFETY: GIL held; the delivered SystemExit is dropped.
+            unsafe { ffi::PyErr_Clear() };
         }
     }
     #[cfg(not(Py_3))]
