@@ -76,7 +76,9 @@ mod legacy {
         let mut v = version.split(' ').map(|n| n.parse::<u32>().unwrap_or(0));
         let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
         if !(major == 3 && minor <= 6 || major == 2 && minor == 7) {
-            fail(&format!("{python} is Python {major}.{minor}: the legacy-abi engine is for 2.7 and 3.6 (3.7 and later build with pyo3-ffi, the default)"));
+            fail(&format!(
+                "{python} is Python {major}.{minor}: the legacy-abi engine is for 2.7 and 3.6 (3.7 and later build with pyo3-ffi, the default)"
+            ));
         }
         let header = std::path::Path::new(include).join("Python.h");
         if !header.is_file() {
@@ -107,13 +109,38 @@ mod legacy {
         for f in functions {
             builder = builder.allowlist_function(f);
         }
-        for t in ["PyObject", "PyTypeObject", "PyMethodDef", "PyType_Spec", "PyType_Slot", "PyThreadState", "PyInterpreterState", "PyCFunction", "Py_ssize_t", "PyCodeObject"] {
+        for t in [
+            "PyObject",
+            "PyTypeObject",
+            "PyMethodDef",
+            "PyType_Spec",
+            "PyType_Slot",
+            "PyThreadState",
+            "PyInterpreterState",
+            "PyCFunction",
+            "Py_ssize_t",
+            "PyCodeObject",
+        ] {
             builder = builder.allowlist_type(t);
         }
-        for var in ["METH_.*", "Py_tp_.*", "Py_file_input", "PyExc_.*", "_Py_NoneStruct", "PyList_Type", "PyTuple_Type", "PyType_Type", "Py_OptimizeFlag", "Py_DontWriteBytecodeFlag", "Py_TPFLAGS_.*"] {
+        for var in [
+            "METH_.*",
+            "Py_tp_.*",
+            "Py_file_input",
+            "PyExc_.*",
+            "_Py_NoneStruct",
+            "PyList_Type",
+            "PyTuple_Type",
+            "PyType_Type",
+            "Py_OptimizeFlag",
+            "Py_DontWriteBytecodeFlag",
+            "Py_TPFLAGS_.*",
+        ] {
             builder = builder.allowlist_var(var);
         }
-        let bindings = builder.generate().unwrap_or_else(|e| fail(&format!("bindgen could not read {}: {e} (Debian: apt-get install libclang-dev)", header.display())));
+        let bindings = builder
+            .generate()
+            .unwrap_or_else(|e| fail(&format!("bindgen could not read {}: {e} (Debian: apt-get install libclang-dev)", header.display())));
         let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("python.rs");
         bindings.write_to_file(out).expect("write python.rs");
     }

@@ -207,11 +207,7 @@ pub mod replicas {
 
     /// N from the environ value (1 when absent or not a number in range).
     pub fn from_environ_value(value: Option<&[u8]>) -> u32 {
-        value
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.parse::<u32>().ok())
-            .filter(|n| (1..=MAX).contains(n))
-            .unwrap_or(1)
+        value.and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.parse::<u32>().ok()).filter(|n| (1..=MAX).contains(n)).unwrap_or(1)
     }
 }
 

@@ -9,8 +9,8 @@
 //! Python). Nothing under `src/module/` is compiled into an engine.
 
 pub mod abi;
-pub mod headers;
 pub mod gil;
+pub mod headers;
 pub mod interp;
 pub mod pyffi;
 
@@ -19,10 +19,7 @@ use interp::trampoline::trampoline;
 
 static ENGINE: Engine = Engine {
     abi_version: abi::ABI_VERSION,
-    python_version: abi::Bytes {
-        ptr: env!("MOD_WSGI_ENGINE_PYTHON_VERSION").as_ptr(),
-        len: env!("MOD_WSGI_ENGINE_PYTHON_VERSION").len(),
-    },
+    python_version: abi::Bytes { ptr: env!("MOD_WSGI_ENGINE_PYTHON_VERSION").as_ptr(), len: env!("MOD_WSGI_ENGINE_PYTHON_VERSION").len() },
     init,
     handle,
     stopping,

@@ -129,7 +129,17 @@ mod tests {
     fn statuses() {
         assert_eq!(check_status(b"200 OK"), Ok(200));
         assert_eq!(check_status(b"404 Not Found"), Ok(404));
-        for bad in [&b"200"[..], b"20 OK", b"abc OK", b"200OK", b"200 OK\r\nX: y", b"099 Low", b"100 Continue", b"101 Switching Protocols", b"103 Early Hints"] {
+        for bad in [
+            &b"200"[..],
+            b"20 OK",
+            b"abc OK",
+            b"200OK",
+            b"200 OK\r\nX: y",
+            b"099 Low",
+            b"100 Continue",
+            b"101 Switching Protocols",
+            b"103 Early Hints",
+        ] {
             assert!(check_status(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }

@@ -12,7 +12,6 @@ mod common;
 use common::*;
 use std::process::Command;
 
-
 const SETTINGS: &str = r#"
 SECRET_KEY = 'auth-test'
 INSTALLED_APPS = ['django.contrib.auth', 'django.contrib.contenttypes']
@@ -144,7 +143,9 @@ fn config() -> String {
     conf.push_str("CustomLog {dir}/access.log \"%U %{HTTP_AUTHORIZATION}e\"\n");
     conf.push_str("Alias /private {dir}/static/private\nAlias /staff {dir}/static/staff\nAlias /digest {dir}/static/digest\n");
     for area in ["refused", "allowed", "neutral", "broken", "wrongtype"] {
-        conf.push_str(&format!("Alias /{area} {{dir}}/static/{area}\n<Directory {{dir}}/static/{area}>\n  WSGIAccessScript {{dir}}/access.wsgi\n</Directory>\n"));
+        conf.push_str(&format!(
+            "Alias /{area} {{dir}}/static/{area}\n<Directory {{dir}}/static/{area}>\n  WSGIAccessScript {{dir}}/access.wsgi\n</Directory>\n"
+        ));
     }
     conf.push_str(
         "<Directory {dir}/static/private>

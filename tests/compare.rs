@@ -8,7 +8,6 @@ use common::*;
 use std::io::{Read, Write};
 use std::path::Path;
 
-
 const APP: &str = r#"
 import json
 
@@ -253,7 +252,8 @@ fn same_answers_as_debian_mod_wsgi() {
     let theirs = server(debian);
     // /app/latin is compared below: its messages are mod_wsgi 6's.
     // mod_wsgi 6's own: its start_response messages, RequestTimeout, FileWrapper's checks.
-    let cases: Vec<Case> = cases().into_iter().filter(|c| !["/app/latin", "/app/checks", "/app/facts"].contains(&c.1) && !c.1.starts_with("/app/rt")).collect();
+    let cases: Vec<Case> =
+        cases().into_iter().filter(|c| !["/app/latin", "/app/checks", "/app/facts"].contains(&c.1) && !c.1.starts_with("/app/rt")).collect();
     let mut differences = common::differences(&ours, &theirs, &cases, summary);
     // The same, with the byte 0xE9 raw in the request line.
     let raw_caf = |apache: &Apache| summary(apache, &raw_get(apache, b"/app/environ/caf\xe9", &format!("localhost:{}", apache.port)));
@@ -266,7 +266,10 @@ fn same_answers_as_debian_mod_wsgi() {
         let dir = apache.dir.path().display();
         apache.wait_for_log("WSGIApplicationGroup not allowed here");
         let log = apache.wait_for_log("Options ExecCGI is off in this directory");
-        for line in [format!("Options ExecCGI is off in this directory: {dir}/noexec/app.wsgi"), format!("{dir}/group/.htaccess: WSGIApplicationGroup not allowed here")] {
+        for line in [
+            format!("Options ExecCGI is off in this directory: {dir}/noexec/app.wsgi"),
+            format!("{dir}/group/.htaccess: WSGIApplicationGroup not allowed here"),
+        ] {
             assert!(log.contains(&line), "{line:?} is not in the log of {dir}:\n{log}");
         }
     }

@@ -10,7 +10,6 @@ use common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-
 const APP: &str = r#"
 import json, os, time
 

@@ -262,7 +262,10 @@ fn option_errors_stop_the_config_test_with_file_and_line() {
     let cases = [
         ("WSGIDaemonProcess a\nWSGIDaemonProcess a\n", "Name duplicates previous WSGI daemon definition."),
         ("WSGIDaemonProcess a user=root\n", "WSGI process blocked from running as root."),
-        ("WSGIDaemonProcess a chroot=/nonexistent/jail\n", "WSGIDaemonProcess a: chroot directory '/nonexistent/jail' does not exist or is not a directory"),
+        (
+            "WSGIDaemonProcess a chroot=/nonexistent/jail\n",
+            "WSGIDaemonProcess a: chroot directory '/nonexistent/jail' does not exist or is not a directory",
+        ),
         ("WSGIDaemonProcess a colour=blue\n", "Invalid option to WSGI daemon process definition. Unknown option 'colour'"),
         ("WSGIDaemonProcess a python-home=/nonexistent/python\n", "is not a directory"),
         ("WSGIDaemonProcess a processes=0\n", "Invalid process count for WSGI daemon process."),
@@ -291,7 +294,8 @@ fn graceful_restart_replaces_daemons_and_sockets() {
     let mut after = before;
     while after == before && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
-        after = apache.request("GET", "/id", &[], b"").text().split("\"pid\": ").nth(1).and_then(|s| s.split(',').next()?.parse().ok()).unwrap_or(before);
+        after =
+            apache.request("GET", "/id", &[], b"").text().split("\"pid\": ").nth(1).and_then(|s| s.split(',').next()?.parse().ok()).unwrap_or(before);
     }
     assert_ne!(before, after, "a new daemon serves after the restart\n{}", apache.error_log());
     assert!(is_gone(before));
@@ -319,7 +323,11 @@ fn an_idle_daemon_ends_at_once_on_a_restart_whatever_its_timeouts() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(is_gone(before), "the old daemon is still there\n{}", apache.error_log());
-    assert!(apache.dir.path().join(format!("atexit-{before}")).is_file(), "the old daemon finalised Python before APR's SIGKILL\n{}", apache.error_log());
+    assert!(
+        apache.dir.path().join(format!("atexit-{before}")).is_file(),
+        "the old daemon finalised Python before APR's SIGKILL\n{}",
+        apache.error_log()
+    );
     let log = apache.error_log();
     assert!(!log.contains("still did not exit"), "APR had to kill a daemon:\n{log}");
     assert_ne!(daemon_pid(&apache), before);
@@ -409,8 +417,7 @@ fn a_stalled_apache_child_does_not_freeze_the_daemon_when_its_response_starts() 
         return eprintln!("skipped: needs root to switch users");
     }
     // Two Apache children: one is stopped, the other serves the requests that must get through.
-    let config = site_config("threads=4")
-        + "ServerLimit 2\nStartServers 2\nMinSpareThreads 16\nMaxSpareThreads 16\nMaxRequestWorkers 16\n";
+    let config = site_config("threads=4") + "ServerLimit 2\nStartServers 2\nMinSpareThreads 16\nMaxSpareThreads 16\nMaxRequestWorkers 16\n";
     let apache = Apache::start_in(site_dir(Mpm::Event), Mpm::Event, &config);
     let mut held = send_head(&apache, "GET /slow-start HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let marker = apache.dir.path().join("slow-start");

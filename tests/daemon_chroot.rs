@@ -122,7 +122,11 @@ fn chroot_daemon_serves_from_inside_its_jail() {
     assert_eq!(seen.get("file"), "/app/app.wsgi", "the script is loaded by its path inside the jail");
     assert_eq!(seen.get("script_filename"), "/app/app.wsgi", "SCRIPT_FILENAME as the jail sees it (mod_wsgi)");
     assert_eq!(seen.get("document_root"), "/www", "DOCUMENT_ROOT as the jail sees it (mod_wsgi)");
-    assert_eq!((seen.get("prefix"), seen.get("os_file")), ("/usr".to_string(), "/usr/lib/python3.11/os.py".to_string()), "the jail's standard library");
+    assert_eq!(
+        (seen.get("prefix"), seen.get("os_file")),
+        ("/usr".to_string(), "/usr/lib/python3.11/os.py".to_string()),
+        "the jail's standard library"
+    );
     // Preloaded (both groups named on the alias), by its path inside the jail.
     let line = "Imported WSGI script '/app/app.wsgi' into application group ''.";
     assert!(apache.error_log().contains(line), "{line}\n{}", apache.error_log());
@@ -144,7 +148,10 @@ fn chroot_daemon_serves_from_inside_its_jail() {
 #[test]
 fn chroot_must_be_an_existing_absolute_directory() {
     for (body, reason) in [
-        ("WSGIDaemonProcess site chroot=/nonexistent\n", "WSGIDaemonProcess site: chroot directory '/nonexistent' does not exist or is not a directory"),
+        (
+            "WSGIDaemonProcess site chroot=/nonexistent\n",
+            "WSGIDaemonProcess site: chroot directory '/nonexistent' does not exist or is not a directory",
+        ),
         ("WSGIDaemonProcess site chroot=relative/jail\n", "Invalid chroot directory for WSGI daemon process."),
         ("WSGIDaemonProcess site chroot=/etc/passwd\n", "does not exist or is not a directory"),
         // python-home= is looked for inside the jail.

@@ -264,7 +264,9 @@ fn a_deferred_flush_goes_out_before_the_body_is_read_and_within_the_delay() {
         // once it has the prompt: the flush cannot wait for more output that never comes.
         let mut stream = TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        stream.write_all(format!("POST {prefix}/prompt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+        stream
+            .write_all(format!("POST {prefix}/prompt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nConnection: close\r\n\r\n").as_bytes())
+            .unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         read_until(&mut reader, "prompt").unwrap_or_else(|e| panic!("{prefix}/prompt: {e}\n{}", apache.error_log()));
         stream.write_all(b"hello").unwrap();
@@ -275,7 +277,9 @@ fn a_deferred_flush_goes_out_before_the_body_is_read_and_within_the_delay() {
         let flag = apache.dir.path().join(format!("seen{}", prefix.replace('/', "-")));
         let mut stream = TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        stream.write_all(format!("GET {prefix}/ticking?{} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", flag.display()).as_bytes()).unwrap();
+        stream
+            .write_all(format!("GET {prefix}/ticking?{} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", flag.display()).as_bytes())
+            .unwrap();
         let mut reader = BufReader::new(stream);
         read_until(&mut reader, "first line").unwrap_or_else(|e| panic!("{prefix}/ticking: {e}\n{}", apache.error_log()));
         std::fs::write(&flag, "").unwrap();

@@ -161,10 +161,7 @@ fn socket_inode(path: &Path) -> u64 {
 /// Whether process `pid` has a descriptor for socket `inode`.
 fn holds_socket(pid: i32, inode: u64) -> bool {
     let link = format!("socket:[{inode}]");
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .flatten()
-        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == link))
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == link))
 }
 
 /// The inodes of the TCP sockets in the LISTEN state (Apache's `Listen` ports among them).
@@ -312,7 +309,8 @@ fn two_sites_as_two_users_cannot_reach_each_other() {
     let children: Vec<i32> = apache.children().into_iter().filter(|p| *p != pid_a && *p != pid_b).collect();
     assert!(!children.is_empty());
     for child in children {
-        let read_mem = "import sys\ntry:\n    open('/proc/%s/mem' % sys.argv[1], 'rb')\n    print('opened')\nexcept OSError as e:\n    print(type(e).__name__)";
+        let read_mem =
+            "import sys\ntry:\n    open('/proc/%s/mem' % sys.argv[1], 'rb')\n    print('opened')\nexcept OSError as e:\n    print(type(e).__name__)";
         assert_eq!(python_as("nobody", read_mem, &[&child.to_string()]), "PermissionError", "nobody can read Apache child {child}'s memory");
     }
 
@@ -385,7 +383,10 @@ fn daemons_keep_only_their_own_descriptors_of_the_parent() {
         let shared: Vec<&(String, String)> = held.iter().filter(|(_, t)| parent.contains(t) && !allowed.contains(&t.as_str())).collect();
         assert!(shared.is_empty(), "daemon {name} holds descriptors of Apache's parent: {shared:?}\nall: {held:?}\nparent: {parent:?}");
         for (_, target) in &held {
-            assert!(!target.starts_with(&d) || target == &own_log || target.starts_with(&format!("{d}/run/")) || target.ends_with("app.wsgi"), "daemon {name} holds {target}");
+            assert!(
+                !target.starts_with(&d) || target == &own_log || target.starts_with(&format!("{d}/run/")) || target.ends_with("app.wsgi"),
+                "daemon {name} holds {target}"
+            );
         }
     }
     let log_of = |name: &str| std::fs::read_to_string(apache.dir.path().join(name)).unwrap_or_default();
@@ -484,7 +485,11 @@ fn other_python(version: &str) -> Option<String> {
         return Some(home);
     }
     let expected = std::env::var("MOD_WSGI_TEST_PYTHONS").unwrap_or_default();
-    assert!(!expected.split_whitespace().any(|v| v == version), "MOD_WSGI_TEST_PYTHONS names {version}, but {home} or {} is missing", engine.display());
+    assert!(
+        !expected.split_whitespace().any(|v| v == version),
+        "MOD_WSGI_TEST_PYTHONS names {version}, but {home} or {} is missing",
+        engine.display()
+    );
     None
 }
 

@@ -318,7 +318,8 @@ def application(environ, start_response):
 
 /// The pids named by the import failures logged so far, in order.
 fn failed_pids(log: &str) -> Vec<i32> {
-    let mut pids: Vec<i32> = log.split("database down in pid ").skip(1).filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).collect();
+    let mut pids: Vec<i32> =
+        log.split("database down in pid ").skip(1).filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).collect();
     pids.dedup();
     pids
 }

@@ -160,9 +160,8 @@ def application(environ, start_response):
 /// child's worker threads serve it.
 fn burst(apache: &Apache, path: &str, clients: usize, rounds: usize) -> Vec<Response> {
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..clients)
-            .map(|_| scope.spawn(|| (0..rounds).map(|_| get_within(apache.port, path).unwrap()).collect::<Vec<_>>()))
-            .collect();
+        let workers: Vec<_> =
+            (0..clients).map(|_| scope.spawn(|| (0..rounds).map(|_| get_within(apache.port, path).unwrap()).collect::<Vec<_>>())).collect();
         workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
     })
 }
@@ -332,7 +331,8 @@ fn an_application_thread_blocked_on_the_error_log_does_not_hold_the_gil() {
     std::thread::sleep(Duration::from_millis(500));
     for i in 0..3 {
         // A child whose GIL the blocked writer holds would answer only once the log drains.
-        let answer = get_within_for(apache.port, "/ping", Duration::from_secs(5)).unwrap_or_else(|e| panic!("ping {i} while the log is stalled: {e}"));
+        let answer =
+            get_within_for(apache.port, "/ping", Duration::from_secs(5)).unwrap_or_else(|e| panic!("ping {i} while the log is stalled: {e}"));
         let written: usize = answer.text().trim_start_matches("pong ").parse().unwrap();
         // The premise: the flood is stuck on the full FIFO (3000 lines are about 640 KiB).
         assert!(written < 3000, "the log never stalled ({written} lines written)");

@@ -58,7 +58,18 @@ fn dpkg(args: &[&str]) -> Output {
 
 fn apt_install(deb: &Path) -> Output {
     let deb = deb.to_str().unwrap();
-    let args = ["install", "-y", "-q", "-o", "DPkg::Lock::Timeout=120", "-o", "Dpkg::Options::=--force-confold", "-o", "Dpkg::Options::=--force-confdef", deb];
+    let args = [
+        "install",
+        "-y",
+        "-q",
+        "-o",
+        "DPkg::Lock::Timeout=120",
+        "-o",
+        "Dpkg::Options::=--force-confold",
+        "-o",
+        "Dpkg::Options::=--force-confdef",
+        deb,
+    ];
     run("apt-get", &args, &NONINTERACTIVE)
 }
 
@@ -110,7 +121,11 @@ fn manifest() -> String {
         let what = if meta.file_type().is_symlink() {
             format!("-> {}", std::fs::read_link(&path).unwrap().display())
         } else {
-            format!("{:o} {:?}", std::os::unix::fs::PermissionsExt::mode(&meta.permissions()), String::from_utf8_lossy(&std::fs::read(&path).unwrap()))
+            format!(
+                "{:o} {:?}",
+                std::os::unix::fs::PermissionsExt::mode(&meta.permissions()),
+                String::from_utf8_lossy(&std::fs::read(&path).unwrap())
+            )
         };
         lines.push_str(&format!("{} {what}\n", path.display()));
     }
@@ -303,12 +318,15 @@ fn may_run() -> bool {
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
     let opted_in = std::env::var("MOD_WSGI_TEST_DEB").is_ok_and(|v| v == "1");
     if !ci && !opted_in {
-        eprintln!("SKIPPED: the Debian package test swaps this machine's mod_wsgi package and restarts its Apache; MOD_WSGI_TEST_DEB=1 runs it (as root)");
+        eprintln!(
+            "SKIPPED: the Debian package test swaps this machine's mod_wsgi package and restarts its Apache; MOD_WSGI_TEST_DEB=1 runs it (as root)"
+        );
         return false;
     }
     assert!(is_root(), "the Debian package test installs packages: run it as root (it runs whenever CI or MOD_WSGI_TEST_DEB=1 is set)");
     if !ci {
-        let systemd_active = Path::new("/run/systemd/system").exists() && run("systemctl", &["is-active", "--quiet", "apache2"], &[]).status.success();
+        let systemd_active =
+            Path::new("/run/systemd/system").exists() && run("systemctl", &["is-active", "--quiet", "apache2"], &[]).status.success();
         let pidfile_live = std::fs::read_to_string("/var/run/apache2/apache2.pid")
             .ok()
             .and_then(|p| p.trim().parse::<i32>().ok())
@@ -333,9 +351,7 @@ fn debian_deb(version: Option<&str>) -> PathBuf {
         }
     };
     let dir = cache_dir("debian-packages").join(version.replace(':', "%3a"));
-    let find = || {
-        std::fs::read_dir(&dir).ok()?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "deb"))
-    };
+    let find = || std::fs::read_dir(&dir).ok()?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "deb"));
     if let Some(deb) = find() {
         return deb;
     }
@@ -370,7 +386,11 @@ fn recover() {
         );
         eprintln!("{OURS} is {state:?}: putting Debian's mod_wsgi back");
         check("dpkg --purge", &dpkg(&["--purge", OURS]));
-        let out = run("apt-get", &["install", "-y", "-q", "-o", "DPkg::Lock::Timeout=120", "-o", "Dpkg::Options::=--force-confmiss", DEBIAN], &NONINTERACTIVE);
+        let out = run(
+            "apt-get",
+            &["install", "-y", "-q", "-o", "DPkg::Lock::Timeout=120", "-o", "Dpkg::Options::=--force-confmiss", DEBIAN],
+            &NONINTERACTIVE,
+        );
         check("apt-get install libapache2-mod-wsgi-py3", &out);
     }
     for dir in [CONFDIR, RUN_DIR, LOG_DIR, LOCK_DIR, STATE] {
@@ -408,7 +428,8 @@ fn the_deb_replaces_debians_mod_wsgi_and_serves_its_configuration() {
         debian_before.as_ref().map_or(true, |(word, _)| word == "installed" || word == "config-files"),
         "{DEBIAN} is {debian_before:?}: fix its state first (apt-get install -f)"
     );
-    let record = Record { debian_deb: debian_deb(debian_before.as_ref().map(|(_, v)| v.as_str())), debian: debian_before.clone(), manifest: manifest() };
+    let record =
+        Record { debian_deb: debian_deb(debian_before.as_ref().map(|(_, v)| v.as_str())), debian: debian_before.clone(), manifest: manifest() };
     std::fs::create_dir_all(STATE).unwrap();
     record.save();
     let _restore = Restore(record);
@@ -427,7 +448,9 @@ fn the_deb_replaces_debians_mod_wsgi_and_serves_its_configuration() {
     let api = check("dpkg-query", &run("dpkg-query", &["-W", "-f=${Provides}", "apache2-bin"], &[]));
     let api = api.split(',').map(str::trim).find(|p| p.starts_with("apache2-api-")).expect("apache2-bin provides its module API").to_string();
     let depends = field("Depends");
-    for want in [api, format!("python3 (>= {py})"), format!("python3 (<< {next})"), format!("libpython{py} (>= "), "libc6 (>= ".into(), "libgcc-s1".into()] {
+    for want in
+        [api, format!("python3 (>= {py})"), format!("python3 (<< {next})"), format!("libpython{py} (>= "), "libc6 (>= ".into(), "libgcc-s1".into()]
+    {
         assert!(depends.contains(&want), "Depends lacks {want}: {depends}");
     }
     for name in ["Conflicts", "Replaces", "Provides"] {

@@ -300,11 +300,7 @@ fn normalise(apache: &Apache, line: &str) -> String {
 fn lines(apache: &Apache, from: usize, to: usize) -> Vec<String> {
     let log = apache.error_log();
     let chunk = &log.as_bytes()[from.min(log.len())..to.min(log.len())];
-    String::from_utf8_lossy(chunk)
-        .lines()
-        .filter(|l| l.contains("[wsgi:"))
-        .map(|l| normalise(apache, l))
-        .collect()
+    String::from_utf8_lossy(chunk).lines().filter(|l| l.contains("[wsgi:")).map(|l| normalise(apache, l)).collect()
 }
 
 /// The lines only in `a` and only in `b` (a longest common subsequence kept in order).
@@ -399,7 +395,8 @@ fn failures_log_what_mod_wsgi_6_logs() {
         }
     }
     eprintln!("{report}");
-    let stale: Vec<String> = ALLOWED.iter().zip(&used).filter(|(_, u)| !**u).map(|(e, _)| format!("{} ({:?}): {:?}", e.case, e.side, e.lines)).collect();
+    let stale: Vec<String> =
+        ALLOWED.iter().zip(&used).filter(|(_, u)| !**u).map(|(e, _)| format!("{} ({:?}): {:?}", e.case, e.side, e.lines)).collect();
     assert!(differences.is_empty(), "differences from mod_wsgi {MOD_WSGI_6} not in ALLOWED:\n{}", differences.join("\n"));
     assert!(stale.is_empty(), "ALLOWED entries that match nothing any more:\n{}", stale.join("\n"));
     // The reasons are there to be read.

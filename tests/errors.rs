@@ -180,7 +180,12 @@ def application(environ, start_response):
     for mpm in [Mpm::Event, Mpm::Prefork] {
         let apache = server(mpm, &[("bogus", app)]);
         let r = apache.get("/bogus");
-        assert_eq!((r.status, r.text()), (200, "started\nTypeError TypeError TypeError TypeError TypeError TypeError".to_string()), "{}", apache.error_log());
+        assert_eq!(
+            (r.status, r.text()),
+            (200, "started\nTypeError TypeError TypeError TypeError TypeError TypeError".to_string()),
+            "{}",
+            apache.error_log()
+        );
         assert!(crash_lines(&apache.error_log()).is_empty(), "{}", apache.error_log());
     }
 }

@@ -25,7 +25,10 @@ fn module_config_prints_the_load_module_line() {
 #[test]
 fn start_server_serves_a_script_in_the_foreground() {
     let dir = TempDir::new("express");
-    let script = dir.write("app.wsgi", "def application(e, s):\n    s('200 OK', [('Content-Type', 'text/plain')])\n    return [b'express says hi ' + e['PATH_INFO'].encode()]\n");
+    let script = dir.write(
+        "app.wsgi",
+        "def application(e, s):\n    s('200 OK', [('Content-Type', 'text/plain')])\n    return [b'express says hi ' + e['PATH_INFO'].encode()]\n",
+    );
     let port = free_port();
     let root = dir.path().join("root");
     let mut child = Command::new(EXPRESS)

@@ -30,7 +30,8 @@ fn start_server_runs_the_app_in_a_daemon_process_by_default() {
     // The daemon's socket is under the server root, owned by the child user, for it alone.
     let conf = std::fs::read_to_string(express.root.join("httpd.conf")).unwrap();
     assert!(conf.contains(&format!("WSGISocketPrefix \"{}/wsgi\"", express.root.display())), "{conf}");
-    let sockets: Vec<_> = std::fs::read_dir(&express.root).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".sock")).collect();
+    let sockets: Vec<_> =
+        std::fs::read_dir(&express.root).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".sock")).collect();
     assert_eq!(sockets.len(), 1, "{sockets:?}");
     if is_root() {
         use std::os::unix::fs::MetadataExt;
@@ -135,8 +136,15 @@ fn start_server_sends_telemetry_to_the_service() {
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     receiver.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let args = [
-        "app.wsgi", "--telemetry-service", "unix:telemetry.sock", "--telemetry-interval", "0.5", "--slow-requests", "0.5",
-        "--telemetry-options", "+CaptureUserAgent",
+        "app.wsgi",
+        "--telemetry-service",
+        "unix:telemetry.sock",
+        "--telemetry-interval",
+        "0.5",
+        "--slow-requests",
+        "0.5",
+        "--telemetry-options",
+        "+CaptureUserAgent",
     ];
     let express = Express::start_in(dir, &args);
     let conf = std::fs::read_to_string(express.root.join("httpd.conf")).unwrap();

@@ -36,8 +36,14 @@ fn unsupported_options_are_refused_by_name() {
     let out = Command::new(EXPRESS).args(["start-server", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for option in [
-        "--embedded-mode", "--request-timeout SECONDS", "--process-group NAME", "--working-directory DIRECTORY", "--telemetry-service unix:PATH",
-        "--telemetry-interval SECONDS", "--slow-requests SECONDS", "--telemetry-options FLAGS",
+        "--embedded-mode",
+        "--request-timeout SECONDS",
+        "--process-group NAME",
+        "--working-directory DIRECTORY",
+        "--telemetry-service unix:PATH",
+        "--telemetry-interval SECONDS",
+        "--slow-requests SECONDS",
+        "--telemetry-options FLAGS",
     ] {
         assert!(help.contains(option), "{option} missing from\n{help}");
     }
@@ -76,7 +82,10 @@ fn all_options_together_make_a_valid_configuration() {
     let dir = TempDir::new("express-all");
     dir.write("app.wsgi", WHERE_AM_I);
     dir.write("www/index.html", "index\n");
-    dir.write("users.py", "def check_password(environ, user, password):\n    return password == 'secret'\ndef groups_for_user(environ, user):\n    return ['staff']\n");
+    dir.write(
+        "users.py",
+        "def check_password(environ, user, password):\n    return password == 'secret'\ndef groups_for_user(environ, user):\n    return ['staff']\n",
+    );
     dir.write("rules.conf", "RewriteRule ^old$ new [R]\n");
     dir.write("page.py", "def application(e, s):\n    s('200 OK', [])\n    return [b'page']\n");
     let made = Command::new("/usr/bin/openssl")
@@ -115,8 +124,15 @@ fn all_options_together_make_a_valid_configuration() {
     let conf = std::fs::read_to_string(root.join("httpd.conf")).unwrap();
     let telemetry = format!("WSGITelemetryService \"unix:{}/telemetry.sock\" interval=2.0\n", dir.path().display());
     for want in [
-        "LoadModule mpm_worker_module", "SSLVerifyClient require", "AuthDigestProvider wsgi", "WSGIServerMetrics On", "rotatelogs",
-        &telemetry, "WSGISlowRequests 1.0\n", "WSGITelemetryOptions +CaptureUserAgent\n", "WSGITelemetryOptions -CaptureUserAgent +SlowRequestStacks\n",
+        "LoadModule mpm_worker_module",
+        "SSLVerifyClient require",
+        "AuthDigestProvider wsgi",
+        "WSGIServerMetrics On",
+        "rotatelogs",
+        &telemetry,
+        "WSGISlowRequests 1.0\n",
+        "WSGITelemetryOptions +CaptureUserAgent\n",
+        "WSGITelemetryOptions -CaptureUserAgent +SlowRequestStacks\n",
     ] {
         assert!(conf.contains(want), "missing {want:?} in\n{conf}");
     }
@@ -132,7 +148,10 @@ fn telemetry_options_are_refused_as_the_original_refuses_them() {
     let dir = TempDir::new("express-telemetry-refused");
     for (words, wanted) in [
         (&["--slow-requests", "2"][..], "--slow-requests requires --telemetry-service"),
-        (&["--telemetry-service", "udp:127.0.0.1:9000"][..], "--telemetry-service must be 'unix:/path' (remote 'udp:host:port' targets are no longer supported)"),
+        (
+            &["--telemetry-service", "udp:127.0.0.1:9000"][..],
+            "--telemetry-service must be 'unix:/path' (remote 'udp:host:port' targets are no longer supported)",
+        ),
         (&["--telemetry-service", "unix:/t.sock", "--slow-requests", "-1"][..], "--slow-requests threshold must be non-negative"),
         (&["--telemetry-service", "unix:/t.sock", "--telemetry-interval", "0.25"][..], "WSGITelemetryService interval must be at least 0.5 seconds"),
         (&["--telemetry-service", "unix:/t.sock", "--telemetry-options", "+Bogus"][..], "WSGITelemetryOptions: unknown flag 'Bogus'"),

@@ -94,7 +94,12 @@ fn falls_back(version: &str) {
         let r = apache.get("/pinned");
         assert_eq!(r.status, 500, "{mpm:?}: {}", r.text());
         let log = apache.error_log();
-        assert!(log.contains("module readline does not support loading in subinterpreters (single-phase init): mod_wsgi-rs refused it before its init could run"), "{mpm:?}\n{log}");
+        assert!(
+            log.contains(
+                "module readline does not support loading in subinterpreters (single-phase init): mod_wsgi-rs refused it before its init could run"
+            ),
+            "{mpm:?}\n{log}"
+        );
         assert!(!log.contains("Application group 'pinned' moves"), "{mpm:?}\n{log}");
 
         // zoneinfo (on 3.12 through the single-phase _datetime) works under Auto.
@@ -102,7 +107,11 @@ fn falls_back(version: &str) {
 
         // Under load from every thread, both groups answer.
         let results = hammer(apache.port, 12, 10, |n| Request::get(if n % 2 == 0 { "/needs" } else { "/fine" }));
-        let failures: Vec<_> = results.iter().filter(|(_, o)| !matches!(o, Ok(r) if r.status == 200)).map(|(r, o)| format!("{}: {:?}", r.path, o.as_ref().map(|r| r.status))).collect();
+        let failures: Vec<_> = results
+            .iter()
+            .filter(|(_, o)| !matches!(o, Ok(r) if r.status == 200))
+            .map(|(r, o)| format!("{}: {:?}", r.path, o.as_ref().map(|r| r.status)))
+            .collect();
         assert!(failures.is_empty(), "{mpm:?}: {failures:?}\n{}", apache.error_log());
 
         apache.stop_gracefully();

@@ -95,7 +95,10 @@ fn events_reach_subscribers() {
     assert!(events.contains("[\"request_finished\", [\"application_time\", \"output_length\"]]"), "{events}");
     assert!(events.contains("[\"request_exception\", [\"exception_info\"]]"), "{events}");
     // Another group subscribed separately and saw only its own requests.
-    assert_eq!(Json::parse(&apache.get("/two/events").text()).get("events"), "[[\"request_started\", [\"application_object\", \"request_environ\"]]]");
+    assert_eq!(
+        Json::parse(&apache.get("/two/events").text()).get("events"),
+        "[[\"request_started\", [\"application_object\", \"request_environ\"]]]"
+    );
 }
 
 #[test]
@@ -211,15 +214,17 @@ fn reloading_under_concurrent_load_never_fails() {
     let end = Instant::now() + Duration::from_secs(4);
     let bodies: Vec<String> = std::thread::scope(|scope| {
         let clients: Vec<_> = (0..6)
-            .map(|_| scope.spawn(|| {
-                let mut seen = Vec::new();
-                while Instant::now() < end {
-                    let r = apache.get("/app");
-                    assert_eq!(r.status, 200, "{}", r.text());
-                    seen.push(r.text());
-                }
-                seen
-            }))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut seen = Vec::new();
+                    while Instant::now() < end {
+                        let r = apache.get("/app");
+                        assert_eq!(r.status, 200, "{}", r.text());
+                        seen.push(r.text());
+                    }
+                    seen
+                })
+            })
             .collect();
         for n in 2..5 {
             std::thread::sleep(Duration::from_millis(1050));
@@ -309,6 +314,10 @@ fn graceful_stop_under_load_finishes_requests_and_runs_atexit() {
         assert_eq!((r.status, r.text()), (200, "finished".to_string()));
     }
     apache.stop();
-    let markers: Vec<_> = std::fs::read_dir(apache.dir.path().join("markers")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("atexit-")).collect();
+    let markers: Vec<_> = std::fs::read_dir(apache.dir.path().join("markers"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("atexit-"))
+        .collect();
     assert!(!markers.is_empty(), "atexit did not run on graceful stop:\n{}", apache.error_log());
 }

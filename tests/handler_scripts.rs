@@ -73,11 +73,7 @@ fn htaccess_cannot_define_one_and_bad_definitions_stop_the_configuration() {
     dir.write("handler.wsgi", HANDLER);
     dir.write("pages/hello.page", "hello\n");
     dir.write("pages/.htaccess", &format!("WSGIHandlerScript evil {}/handler.wsgi\nSetHandler evil\n", dir.path().display()));
-    let apache = Apache::start_in(
-        dir,
-        Mpm::Event,
-        "Alias /pages {dir}/pages\n<Directory {dir}/pages>\n    AllowOverride All\n</Directory>\n",
-    );
+    let apache = Apache::start_in(dir, Mpm::Event, "Alias /pages {dir}/pages\n<Directory {dir}/pages>\n    AllowOverride All\n</Directory>\n");
     let r = apache.get("/pages/hello.page");
     assert_eq!(r.status, 500, "{}", r.text());
     assert!(apache.error_log().contains("WSGIHandlerScript not allowed here"), "{}", apache.error_log());

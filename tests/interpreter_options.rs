@@ -87,12 +87,28 @@ fn containers_scope_path_switch_interval_and_restrictions() {
         apache.wait_for_log("Imported WSGI script");
         // Containers' paths layered over WSGIPythonPath, least specific first, then in order;
         // each layer in front of the ones before.
-        expect(&apache, "/a/", "marks=all,a,embedded order=lib-embedded,lib-a,lib-all switch=0.0021 stdin=Restricted stdout=Restricted signal=signal leaked=False");
+        expect(
+            &apache,
+            "/a/",
+            "marks=all,a,embedded order=lib-embedded,lib-a,lib-all switch=0.0021 stdin=Restricted stdout=Restricted signal=signal leaked=False",
+        );
         // An application group's switch interval on the shared GIL would be every group's:
         // skipped, and WSGISwitchInterval stays.
-        expect(&apache, "/b/", "marks=all,embedded order=lib-embedded,lib-all switch=0.0040 stdin=TextIOWrapper stdout=TextIOWrapper signal=intercept leaked=False");
-        expect(&apache, "/c/", "marks=all,embedded order=lib-embedded,lib-all switch=0.0040 stdin=Restricted stdout=TextIOWrapper signal=intercept leaked=False");
-        expect(&apache, "/g/", "marks=all,g,embedded order=lib-embedded,lib-g,lib-all switch=0.0040 stdin=Restricted stdout=Restricted signal=intercept leaked=False");
+        expect(
+            &apache,
+            "/b/",
+            "marks=all,embedded order=lib-embedded,lib-all switch=0.0040 stdin=TextIOWrapper stdout=TextIOWrapper signal=intercept leaked=False",
+        );
+        expect(
+            &apache,
+            "/c/",
+            "marks=all,embedded order=lib-embedded,lib-all switch=0.0040 stdin=Restricted stdout=TextIOWrapper signal=intercept leaked=False",
+        );
+        expect(
+            &apache,
+            "/g/",
+            "marks=all,g,embedded order=lib-embedded,lib-g,lib-all switch=0.0040 stdin=Restricted stdout=Restricted signal=intercept leaked=False",
+        );
         let log = apache.error_log();
         assert!(log.contains("Skipping per-interpreter switch interval 0.003100s for 'b'"), "{log}");
         assert!(log.contains("Create interpreter 'a' with own GIL.") && log.contains("Create interpreter 'b'."), "{log}");
@@ -146,7 +162,10 @@ fn configuration_errors_and_warnings() {
         ("WSGISwitchInterval 1e30\n", "WSGISwitchInterval must be at most 3600 seconds."),
         ("<VirtualHost *:80>\nWSGISwitchInterval 0.01\n</VirtualHost>\n", "WSGISwitchInterval cannot occur within <VirtualHost> section"),
         ("<VirtualHost *:80>\nWSGIPythonPath /tmp\n</VirtualHost>\n", "WSGIPythonPath cannot occur within <VirtualHost> section"),
-        ("<WSGIInterpreterOptions application-group=a>\nWSGIRestrictStdin Maybe\n</WSGIInterpreterOptions>\n", "WSGIRestrictStdin must be one of: Off | On"),
+        (
+            "<WSGIInterpreterOptions application-group=a>\nWSGIRestrictStdin Maybe\n</WSGIInterpreterOptions>\n",
+            "WSGIRestrictStdin must be one of: Off | On",
+        ),
         ("<WSGIInterpreterOptions application-group=a>\nWSGIPythonHome /tmp\n</WSGIInterpreterOptions>\n", "WSGIPythonHome ("),
         ("WSGIFreeThreading Sometimes\n", "WSGIFreeThreading must be one of: Off | On"),
     ] {

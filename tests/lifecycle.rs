@@ -48,13 +48,9 @@ fn stop_runs_atexit_in_every_interpreter_and_needs_no_sigkill() {
         let took = started.elapsed();
         let log = apache.error_log();
         assert!(!log.contains("SIGKILL") && !log.contains("still did not exit"), "{mpm:?}: a child had to be killed:\n{log}");
-        let mut found: Vec<String> = std::fs::read_dir(&markers)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().split('.').next().unwrap().to_string())
-            .collect();
+        let mut found: Vec<String> =
+            std::fs::read_dir(&markers).unwrap().flatten().map(|e| e.file_name().to_string_lossy().split('.').next().unwrap().to_string()).collect();
         found.sort();
         assert_eq!(found, ["GLOBAL", "one", "two"], "{mpm:?}: atexit callbacks missing (stop took {took:?})\n{log}");
     }
 }
-

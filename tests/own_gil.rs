@@ -126,7 +126,12 @@ fn serves_own_gil_groups(version: &str) {
             expect(&apache, &format!("/{g}/environ"), &format!("key=False group={}", if g == "g" { "" } else { g }));
         }
         let log = apache.error_log();
-        for line in ["Create interpreter 'a' with own GIL.", "Create interpreter 'b' with own GIL.", "Create interpreter 'd' with own GIL.", "Create interpreter 'c'."] {
+        for line in [
+            "Create interpreter 'a' with own GIL.",
+            "Create interpreter 'b' with own GIL.",
+            "Create interpreter 'd' with own GIL.",
+            "Create interpreter 'c'.",
+        ] {
             assert!(log.contains(line), "{mpm:?}: no line {line:?}\n{log}");
         }
         assert!(!log.contains("Create interpreter '' "), "%{{GLOBAL}} is the main interpreter\n{log}");
@@ -167,7 +172,14 @@ fn serves_own_gil_groups(version: &str) {
                 Err(e) => failures.push(format!("{}: {e}", request.path)),
             }
         }
-        assert!(failures.is_empty(), "{mpm:?}: {} of {} failed: {:?}\n{}", failures.len(), results.len(), &failures[..failures.len().min(10)], apache.error_log());
+        assert!(
+            failures.is_empty(),
+            "{mpm:?}: {} of {} failed: {:?}\n{}",
+            failures.len(),
+            results.len(),
+            &failures[..failures.len().min(10)],
+            apache.error_log()
+        );
 
         // The child's exit: group a's daemon thread keeps it from ending (it is left running,
         // its GIL parked), the others end; no crash (the harness checks the log).
@@ -216,7 +228,8 @@ fn configuration_errors_and_warnings() {
     let (ok, out) = config_test(&format!("WSGIPerInterpreterGIL On\n{alias}"));
     assert!(ok, "{out}");
     assert!(out.contains("WSGIPerInterpreterGIL requires Python 3.12 or later; directive has no effect on this build (Python 3.11"), "{out}");
-    let (ok, out) = config_test(&format!("<WSGIInterpreterOptions application-group=a>\n  WSGIPerInterpreterGIL Auto\n</WSGIInterpreterOptions>\n{alias}"));
+    let (ok, out) =
+        config_test(&format!("<WSGIInterpreterOptions application-group=a>\n  WSGIPerInterpreterGIL Auto\n</WSGIInterpreterOptions>\n{alias}"));
     assert!(ok && out.contains("requires Python 3.12 or later"), "{out}");
     let (ok, out) = config_test("WSGIPerInterpreterGIL Off\n");
     assert!(ok && !out.contains("requires Python"), "{out}");
@@ -227,11 +240,17 @@ fn configuration_errors_and_warnings() {
     for (body, message) in [
         ("WSGIPerInterpreterGIL Maybe\n", "WSGIPerInterpreterGIL must be one of: Off | On | Auto"),
         ("<VirtualHost *:80>\nWSGIPerInterpreterGIL On\n</VirtualHost>\n", "WSGIPerInterpreterGIL cannot occur within <VirtualHost> section"),
-        ("<WSGIInterpreterOptions user=a>\nWSGIPerInterpreterGIL On\n</WSGIInterpreterOptions>\n", "unknown selector 'user', expected process-group or application-group"),
+        (
+            "<WSGIInterpreterOptions user=a>\nWSGIPerInterpreterGIL On\n</WSGIInterpreterOptions>\n",
+            "unknown selector 'user', expected process-group or application-group",
+        ),
         ("<WSGIInterpreterOptions application-group=a application-group=b>\n</WSGIInterpreterOptions>\n", "application-group given more than once"),
         ("<WSGIInterpreterOptions a>\n</WSGIInterpreterOptions>\n", "argument 'a' is not of the form key=value"),
         ("<WSGIInterpreterOptions application-group=a>\nWSGIPythonHome /tmp\n</WSGIInterpreterOptions>\n", "is not allowed inside this container"),
-        ("<VirtualHost *:80>\n<WSGIInterpreterOptions application-group=a>\n</WSGIInterpreterOptions>\n</VirtualHost>\n", "cannot occur within <VirtualHost> section"),
+        (
+            "<VirtualHost *:80>\n<WSGIInterpreterOptions application-group=a>\n</WSGIInterpreterOptions>\n</VirtualHost>\n",
+            "cannot occur within <VirtualHost> section",
+        ),
     ] {
         let (ok, out) = config_test(body);
         assert!(!ok, "accepted: {body}\n{out}");

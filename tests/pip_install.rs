@@ -31,7 +31,8 @@ def application(environ, start_response):
 "#;
 
 /// What a `pip install .` needs: the sources of the two crates and of the Python package.
-const SOURCES: &[&str] = &["Cargo.toml", "Cargo.lock", "build.rs", "src", "engine", "pyproject.toml", "setup.py", "MANIFEST.in", "mod_wsgi_rs", "README.md"];
+const SOURCES: &[&str] =
+    &["Cargo.toml", "Cargo.lock", "build.rs", "src", "engine", "pyproject.toml", "setup.py", "MANIFEST.in", "mod_wsgi_rs", "README.md"];
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -139,10 +140,7 @@ fn pip_install_round_trip(python: &Path, version: &str) {
 
     // module-config: the original's two lines, for this environment.
     let config = express(&venv, &["module-config"]);
-    assert_eq!(
-        config,
-        format!("LoadModule wsgi_module \"{}\"\nWSGIPythonHome \"{}\"\n", site.join("mod_wsgi.so").display(), venv.display())
-    );
+    assert_eq!(config, format!("LoadModule wsgi_module \"{}\"\nWSGIPythonHome \"{}\"\n", site.join("mod_wsgi.so").display(), venv.display()));
     assert_eq!(express(&venv, &["module-location"]).trim(), site.join("mod_wsgi.so").display().to_string());
     // The Python side knows where too (mod_wsgi.server.where() of the original).
     // (Run from the environment: in the checkout, the sources' own package would be found.)
@@ -189,7 +187,11 @@ fn install_module_refuses_a_missing_directory() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("modules directory '/nonexistent/modules' does not exist"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("modules directory '/nonexistent/modules' does not exist"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_mod_wsgi-express")).args(["module-location", "extra"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

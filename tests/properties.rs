@@ -7,8 +7,8 @@
 mod common;
 use common::*;
 use proptest::prelude::*;
-use std::io::{Read, Write};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use std::io::{Read, Write};
 
 const APP: &str = r#"
 import json, urllib.parse
@@ -24,7 +24,6 @@ def application(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain'), ('X-Echo', value)])
     return [b'ok']
 "#;
-
 
 /// Raw request/response, so that nothing in a client library normalises either side.
 fn raw(port: u16, request: &[u8]) -> Vec<u8> {

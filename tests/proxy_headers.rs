@@ -97,7 +97,9 @@ fn rows() -> Vec<Row> {
     let every = || EVERY.iter().map(|(k, v)| (*k, v.to_string())).collect::<Vec<_>>();
     let one = |k: &'static str, v: &str| vec![(k, v.to_string())];
     let mut rows: Vec<Row> = Vec::new();
-    for location in ["server", "none", "nobody", "bogus", "all", "allt", "host", "xhost", "port", "portt", "script", "fscript", "proto", "ssl", "realip", "lines"] {
+    for location in
+        ["server", "none", "nobody", "bogus", "all", "allt", "host", "xhost", "port", "portt", "script", "fscript", "proto", "ssl", "realip", "lines"]
+    {
         rows.push((location, every(), "127.0.0.1"));
     }
     rows.push(("allt", every(), "127.0.0.2"));
@@ -231,21 +233,39 @@ fn same_answers_as_mod_wsgi_6() {
         .filter(|(_, (a, b))| a != b)
         .map(|(row, (a, b))| format!("{}\n  mod_wsgi-rs: {a}\n  mod_wsgi:    {b}", describe(row)))
         .collect();
-    assert!(differences.is_empty(), "{} of {} requests differ from mod_wsgi {MOD_WSGI_6}:\n{}", differences.len(), rows.len(), differences.join("\n"));
+    assert!(
+        differences.is_empty(),
+        "{} of {} requests differ from mod_wsgi {MOD_WSGI_6}:\n{}",
+        differences.len(),
+        rows.len(),
+        differences.join("\n")
+    );
 
     // A few answers spelled out, so that a change in both would be seen too.
     let find = |location: &str, source: &str, first: Option<(&str, &str)>| {
-        let i = rows.iter().position(|(l, h, s)| *l == location && *s == source && first.map_or(true, |(k, v)| h.first().is_some_and(|(hk, hv)| *hk == k && hv == v))).unwrap();
+        let i = rows
+            .iter()
+            .position(|(l, h, s)| {
+                *l == location && *s == source && first.map_or(true, |(k, v)| h.first().is_some_and(|(hk, hv)| *hk == k && hv == v))
+            })
+            .unwrap();
         Json::parse(&a[i])
     };
     let all = find("all", "127.0.0.1", None);
-    let got: Vec<String> = ["REMOTE_ADDR", "SERVER_NAME", "HTTP_HOST", "SERVER_PORT", "SCRIPT_NAME", "mod_wsgi.mount_point", "mod_wsgi.script_name", "wsgi.url_scheme"].iter().map(|k| all.get(k)).collect();
+    let got: Vec<String> =
+        ["REMOTE_ADDR", "SERVER_NAME", "HTTP_HOST", "SERVER_PORT", "SCRIPT_NAME", "mod_wsgi.mount_point", "mod_wsgi.script_name", "wsgi.url_scheme"]
+            .iter()
+            .map(|k| all.get(k))
+            .collect();
     assert_eq!(got, ["198.51.100.2", "fwdserver.example", "xhost.example", "8443", "/fmount", "/fmount", "/all", "http"]);
     let server = find("server", "127.0.0.1", None);
     assert_eq!((server.get("SERVER_NAME"), server.get("mod_wsgi.mount_point")), ("fwdserver.example".to_string(), "null".to_string()));
     assert_eq!(find("none", "127.0.0.1", None).get("SERVER_NAME"), "localhost");
     let walked = find("fft", "127.0.0.1", Some(("X-Forwarded-For", "198.51.100.1, 203.0.113.9, 10.0.0.2")));
-    assert_eq!((walked.get("REMOTE_ADDR"), walked.get("X")), ("203.0.113.9".to_string(), r#"{"HTTP_X_FORWARDED_FOR": "203.0.113.9, 10.0.0.2"}"#.to_string()));
+    assert_eq!(
+        (walked.get("REMOTE_ADDR"), walked.get("X")),
+        ("203.0.113.9".to_string(), r#"{"HTTP_X_FORWARDED_FOR": "203.0.113.9, 10.0.0.2"}"#.to_string())
+    );
     let spoofed = find("fft", "127.0.0.2", None);
     assert_eq!((spoofed.get("REMOTE_ADDR"), spoofed.get("X")), ("127.0.0.2".to_string(), r#"{"HTTP_X_FORWARDED_HOST": "evil.example"}"#.to_string()));
     assert_eq!(find("proto", "127.0.0.1", Some(("X-Forwarded-Proto", "HTTPS"))).get("wsgi.url_scheme"), "https");
@@ -307,7 +327,21 @@ fn scheme_over_https_as_mod_wsgi_6() {
         let dir = TempDir::new("proxy-headers-tls");
         dir.write("app.wsgi", APP);
         let made = std::process::Command::new("/usr/bin/openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", "site.key", "-out", "site.crt"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "site.key",
+                "-out",
+                "site.crt",
+            ])
             .current_dir(dir.path())
             .output()
             .unwrap();

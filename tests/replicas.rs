@@ -208,7 +208,8 @@ fn bad_replicas_stop_the_configuration() {
         assert!(out.contains(message), "{body}: expected {message:?} in\n{out}");
         assert!(out.contains("httpd.conf"), "no file and line: {out}");
     }
-    let (ok, out) = config_test("WSGIApplicationGroup a replicas=4\n<WSGIInterpreterOptions application-group=a replicas=2>\n</WSGIInterpreterOptions>\n");
+    let (ok, out) =
+        config_test("WSGIApplicationGroup a replicas=4\n<WSGIInterpreterOptions application-group=a replicas=2>\n</WSGIInterpreterOptions>\n");
     assert!(ok, "{out}");
 }
 

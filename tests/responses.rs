@@ -138,11 +138,7 @@ fn server(mpm: Mpm, extra: &str) -> Apache {
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     // A long keep-alive timeout: a connection that is still open after the 10 s read bound
     // below was kept alive, not closed by the idle timer.
-    Apache::start_in(
-        dir,
-        mpm,
-        &format!("KeepAliveTimeout 60\nSetEnv DATA_FILE {{dir}}/data.bin\nWSGIScriptAlias /app {{dir}}/app.wsgi\n{extra}"),
-    )
+    Apache::start_in(dir, mpm, &format!("KeepAliveTimeout 60\nSetEnv DATA_FILE {{dir}}/data.bin\nWSGIScriptAlias /app {{dir}}/app.wsgi\n{extra}"))
 }
 
 /// What a client saw of one request on a keep-alive connection: every byte until the server

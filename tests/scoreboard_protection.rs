@@ -96,7 +96,6 @@ fn show(maps: &[Mapping]) -> String {
     maps.iter().map(|m| m.line.as_str()).collect::<Vec<_>>().join("\n")
 }
 
-
 /// What [`check`] found: the processes that answered, and the scoreboard's mapping.
 struct Checked {
     on: i32,
@@ -142,7 +141,11 @@ fn check(apache: &Apache, when: &str) -> Checked {
     assert_eq!(probe.pid(), on_pid, "{when}: the same On daemon answers");
     assert_eq!(probe.field("limits_found"), "True", "{when}: the mapping {} holds the scoreboard's limits", board.line);
     assert_eq!(probe.field("write"), format!("signal {}", libc::SIGSEGV), "{when}: writing to the read-only scoreboard faults");
-    assert_eq!(probe.field("reprotect"), format!("errno {}", libc::EPERM), "{when}: the application cannot make the scoreboard writable again (sealed)");
+    assert_eq!(
+        probe.field("reprotect"),
+        format!("errno {}", libc::EPERM),
+        "{when}: the application cannot make the scoreboard writable again (sealed)"
+    );
 
     // The Off daemon has no shared mapping there (the range, once unmapped, may be reused for
     // the daemon's own private memory, such as Python's).
@@ -230,7 +233,12 @@ fn no_shared_writable_memory(apache: &Apache, when: &str, on: i32, off: i32) {
     for (group, pid) in [("on", on), ("off", off)] {
         let daemon_maps = maps(pid);
         let left: Vec<Mapping> = daemon_maps.iter().filter(shared_writable).cloned().collect();
-        let context = format!("{when}: the daemon of group '{group}' (pid {pid}):\n{}\nall of its mappings:\n{}\n{}", show(&left), show(&daemon_maps), apache.error_log());
+        let context = format!(
+            "{when}: the daemon of group '{group}' (pid {pid}):\n{}\nall of its mappings:\n{}\n{}",
+            show(&left),
+            show(&daemon_maps),
+            apache.error_log()
+        );
         assert_eq!(left.len(), 1, "one shared writable mapping, its group's status board: {context}");
         assert_eq!(first_i32(pid, left[0].start), pid, "the mapping is a status board with its slot: {context}");
         boards.push(left[0].start);
@@ -274,7 +282,13 @@ fn daemons_inherit_no_shared_writable_memory() {
         );
         no_shared_writable_memory(&apache, when, on, off);
         let r = apache.get("/balanced/");
-        assert!(r.status == 503 || r.status == 502, "{when}: the balancer answers for its unreachable member: {} {}\n{}", r.status, r.text(), apache.error_log());
+        assert!(
+            r.status == 503 || r.status == 502,
+            "{when}: the balancer answers for its unreachable member: {} {}\n{}",
+            r.status,
+            r.text(),
+            apache.error_log()
+        );
         let again = Report::get(&apache, "/embedded");
         assert_eq!(again.pid(), child, "{when}: the same Apache child serves after the proxy request\n{}", apache.error_log());
         assert!(!apache.error_log().contains("cannot start"), "{when}: no daemon failed to start\n{}", apache.error_log());

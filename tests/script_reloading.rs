@@ -65,7 +65,9 @@ fn load_lines(apache: &Apache, script: &str) -> Vec<String> {
         .error_log()
         .lines()
         .filter_map(|line| {
-            ["Loading", "Reloading"].into_iter().find(|verb| line.contains(&format!("{verb} WSGI script '{script}' into main interpreter in embedded mode.")))
+            ["Loading", "Reloading"]
+                .into_iter()
+                .find(|verb| line.contains(&format!("{verb} WSGI script '{script}' into main interpreter in embedded mode.")))
         })
         .map(str::to_string)
         .collect()
@@ -162,7 +164,10 @@ fn changed_and_broken_scripts_log_their_loads_as_mod_wsgi_6() {
          WSGIScriptAlias /app {dir}/app.wsgi application-group=%{GLOBAL}\n",
     );
     let log = apache.wait_for_log("Imported WSGI script");
-    let line = log.lines().find(|l| l.contains(&format!("Loading WSGI script '{script}' into main interpreter in embedded mode."))).unwrap_or_else(|| panic!("{log}"));
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("Loading WSGI script '{script}' into main interpreter in embedded mode.")))
+        .unwrap_or_else(|| panic!("{log}"));
     assert!(!line.contains("[client "), "{line}");
     // Loaded already: the first request asks the module, and finds it current.
     assert_eq!(apache.get("/app").text(), "loads=1 mtime=int(file) asked={dir}/app.wsgi");
@@ -170,9 +175,8 @@ fn changed_and_broken_scripts_log_their_loads_as_mod_wsgi_6() {
 
     // WSGIScriptReloading Off: the module is used as it is, reload_required is never asked.
     let apache = start(&module_path(), "WSGIApplicationGroup %{GLOBAL}\nWSGIScriptReloading Off\n");
-    assert_eq!(run(&apache, &["yes", "delete", "yes"]), [
-        "[yes] 200 loads=1 mtime=int(file) asked=",
-        "[delete] 200 loads=1 mtime=int(file) asked=",
-        "[yes] 200 loads=1 mtime=int(file) asked=",
-    ]);
+    assert_eq!(
+        run(&apache, &["yes", "delete", "yes"]),
+        ["[yes] 200 loads=1 mtime=int(file) asked=", "[delete] 200 loads=1 mtime=int(file) asked=", "[yes] 200 loads=1 mtime=int(file) asked=",]
+    );
 }

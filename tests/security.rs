@@ -175,7 +175,8 @@ fn restricted_signal_registration_is_ignored_and_apache_keeps_its_signals() {
     let mut served_by = pid.to_string();
     while served_by == pid && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
-        served_by = try_http(apache.port, "GET", "/app?SIGTERM", &[], b"").map(|r| r.text().rsplit(' ').next().unwrap().to_string()).unwrap_or_default();
+        served_by =
+            try_http(apache.port, "GET", "/app?SIGTERM", &[], b"").map(|r| r.text().rsplit(' ').next().unwrap().to_string()).unwrap_or_default();
     }
     assert_ne!(served_by, pid, "no new child after a graceful restart:\n{}", apache.error_log());
     // Stop (SIGTERM): each child goes at once, none has to be killed.

@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-
 /// Reports, one `key=value` per line: its own pid; the dict's shape (each level's keys with
 /// their types, in order; `None` when off); then the pids in the scoreboard, the status flag
 /// and access count of each worker slot of each process, and the limits.
@@ -165,7 +164,11 @@ fn daemons_report_with_server_metrics_on_from_the_first_start_and_after_restarts
         let mut after = before;
         while after == before && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(200));
-            after = common::try_http(apache.port, "GET", "/on", &[], b"").ok().filter(|r| r.status == 200).map(|r| Report(r.text()).pid()).unwrap_or(before);
+            after = common::try_http(apache.port, "GET", "/on", &[], b"")
+                .ok()
+                .filter(|r| r.status == 200)
+                .map(|r| Report(r.text()).pid())
+                .unwrap_or(before);
         }
         assert_ne!(after, before, "a new daemon serves after the {name}\n{}", apache.error_log());
         assert_ne!(check_daemons(&apache, name), first);

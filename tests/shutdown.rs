@@ -125,7 +125,6 @@ fn threads_server(mpm: Mpm, paths: &[&str]) -> Apache {
     apache
 }
 
-
 /// The groups whose atexit callbacks left their marker.
 fn atexit_markers(apache: &Apache) -> Vec<String> {
     let mut found: Vec<String> = std::fs::read_dir(apache.dir.path().join("markers"))

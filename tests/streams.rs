@@ -357,10 +357,7 @@ def application(environ, start_response):
     let dir = TempDir::new("streams-27");
     dir.write("app.wsgi", APP_27);
     let apache = Apache::start_in(dir, Mpm::Worker, &format!("WSGIPythonHome {home}\nWSGIRestrictStdin On\nWSGIScriptAlias /app {{dir}}/app.wsgi\n"));
-    assert_eq!(
-        get(&apache, "/app"),
-        "stdin=IOError: sys.stdin access restricted by mod_wsgi class=mod_wsgi.Restricted mtime=long"
-    );
+    assert_eq!(get(&apache, "/app"), "stdin=IOError: sys.stdin access restricted by mod_wsgi class=mod_wsgi.Restricted mtime=long");
     let log = apache.wait_for_log("py27 errors");
     // The unfinished print is logged when the request ends.
     for marker in ["py27 printed", "py27 stderr", "py27 errors", "py27 partial"] {
@@ -377,7 +374,11 @@ def application(environ, start_response):
 fn a_restricted_stdout_is_not_flushed_at_exit() {
     let dir = TempDir::new("streams-stdout");
     dir.write("app.wsgi", APP);
-    let mut apache = Apache::start_in(dir, Mpm::Event, "WSGIRestrictStdout On\nWSGIScriptAlias /report {dir}/app.wsgi callable-object=report application-group=%{GLOBAL}\n");
+    let mut apache = Apache::start_in(
+        dir,
+        Mpm::Event,
+        "WSGIRestrictStdout On\nWSGIScriptAlias /report {dir}/app.wsgi callable-object=report application-group=%{GLOBAL}\n",
+    );
     let r = apache.get("/report");
     assert_eq!(r.status, 500, "print() to a restricted stdout");
     assert!(apache.wait_for_log("sys.stdout access restricted by mod_wsgi").contains("OSError: sys.stdout access restricted by mod_wsgi"));

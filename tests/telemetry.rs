@@ -144,7 +144,11 @@ fn the_pypi_ingester_counts_every_request_of_children_and_daemons() {
         assert_eq!(line_with(&summary, "- status_4xx_total="), "- status_4xx_total=40", "{context}");
         assert_eq!(line_with(&summary, "site request_count="), "site request_count=40", "{context}");
         assert!(summary.contains(&format!("mpm={}", mpm.name())), "{context}");
-        let lifetime: u64 = summary.lines().filter(|l| l.starts_with("lifecycle process_stopped")).map(|l| l.rsplit('=').next().unwrap().parse::<u64>().unwrap()).sum();
+        let lifetime: u64 = summary
+            .lines()
+            .filter(|l| l.starts_with("lifecycle process_stopped"))
+            .map(|l| l.rsplit('=').next().unwrap().parse::<u64>().unwrap())
+            .sum();
         assert_eq!(lifetime, 241, "STOPPED's lifetime counts: {context}");
         let slow = line_with(&summary, "slow state=1 ");
         assert!(slow.contains("method=GET script_name=/app path_info=/sleep status=200 duration=1.0 agent=telemetry-test/1.0"), "{context}");
@@ -278,7 +282,10 @@ print('drained=%d' % second['rm']['request_count'])
     let dir = TempDir::new("telemetry-api");
     dir.write("app.wsgi", METRICS_APP);
     let apache = Apache::start_in(dir, Mpm::Event, "WSGIScriptAlias /app {dir}/app.wsgi\n");
-    assert_eq!(apache.get("/app/metrics").text(), r#"{"rm": null, "pm": {"request_count": null, "threads": null, "python_concurrency_mode": "auto", "restart_time": null}}"#);
+    assert_eq!(
+        apache.get("/app/metrics").text(),
+        r#"{"rm": null, "pm": {"request_count": null, "threads": null, "python_concurrency_mode": "auto", "restart_time": null}}"#
+    );
     assert_eq!(apache.get("/app/start").text(), r#"{"before": null}"#);
     let results = hammer(apache.port, 4, 10, |_| Request::get("/app/hello"));
     assert!(results.iter().all(|(_, r)| matches!(r, Ok(r) if r.status == 200)));

@@ -125,12 +125,19 @@ fn threads_that_end_take_their_thread_states_with_them() {
         let bound = MAX_H2_WORKERS + 8 + 1;
         for path in ["/global/states", "/site/states"] {
             let n = states(&apache, path);
-            assert!(n <= bound, "Python {python}: {path}: {n} thread states after five rounds of h2 workers (at most {bound} expected)\n{}", apache.error_log());
+            assert!(
+                n <= bound,
+                "Python {python}: {path}: {n} thread states after five rounds of h2 workers (at most {bound} expected)\n{}",
+                apache.error_log()
+            );
         }
         // The child's exit: its atexit hook's PyGILState_Ensure finds the GIL held.
         apache.stop_gracefully();
         let log = apache.error_log();
-        assert!(log.contains("atexit: PyGILState_Ensure returned 0"), "Python {python}: the atexit hook did not run, or found the GIL not held (not PyGILState_LOCKED)\n{log}");
+        assert!(
+            log.contains("atexit: PyGILState_Ensure returned 0"),
+            "Python {python}: the atexit hook did not run, or found the GIL not held (not PyGILState_LOCKED)\n{log}"
+        );
         assert!(crash_lines(&log).is_empty(), "Python {python}: {:?}\n{log}", crash_lines(&log));
     }
 }

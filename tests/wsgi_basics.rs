@@ -76,11 +76,7 @@ def application(environ, start_response):
 fn server(mpm: Mpm) -> Apache {
     let dir = TempDir::new("basics");
     dir.write("app.wsgi", APP);
-    Apache::start_in(
-        dir,
-        mpm,
-        "WSGIScriptAlias /app {dir}/app.wsgi\nWSGIScriptAlias / {dir}/app.wsgi\nSetEnv FROM_SETENV yes\n",
-    )
+    Apache::start_in(dir, mpm, "WSGIScriptAlias /app {dir}/app.wsgi\nWSGIScriptAlias / {dir}/app.wsgi\nSetEnv FROM_SETENV yes\n")
 }
 
 fn json(r: &Response) -> Json {
@@ -145,7 +141,10 @@ fn environ_follows_the_mount_point() {
 #[test]
 fn authorization_only_with_pass_authorization() {
     let dir = TempDir::new("auth");
-    dir.write("env.wsgi", "import json\ndef application(e, s):\n    s('200 OK', [])\n    return [json.dumps(e.get('HTTP_AUTHORIZATION')).encode()]\n");
+    dir.write(
+        "env.wsgi",
+        "import json\ndef application(e, s):\n    s('200 OK', [])\n    return [json.dumps(e.get('HTTP_AUTHORIZATION')).encode()]\n",
+    );
     let apache = Apache::start_in(
         dir,
         Mpm::Event,
@@ -193,7 +192,9 @@ fn write_callable_close_and_content_length() {
 fn changed_script_is_reloaded_without_a_restart() {
     for mpm in ALL_MPMS {
         let dir = TempDir::new("reload");
-        let version = |n: u32| format!("import os\nVERSION = {n}\ndef application(e, s):\n    s('200 OK', [])\n    return [b'v%d %d' % (VERSION, os.getpid())]\n");
+        let version = |n: u32| {
+            format!("import os\nVERSION = {n}\ndef application(e, s):\n    s('200 OK', [])\n    return [b'v%d %d' % (VERSION, os.getpid())]\n")
+        };
         dir.write("app.wsgi", &version(1));
         let apache = Apache::start_in(dir, mpm, "WSGIScriptAlias /app {dir}/app.wsgi\n");
         let first = apache.get("/app").text();
@@ -255,7 +256,8 @@ fn pipelined(apache: &Apache, requests: &[(&str, &str)]) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
     stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
-    let all: String = requests.iter().map(|(path, connection)| format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: {connection}\r\n\r\n")).collect();
+    let all: String =
+        requests.iter().map(|(path, connection)| format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: {connection}\r\n\r\n")).collect();
     stream.write_all(all.as_bytes()).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();

@@ -155,11 +155,7 @@ fn server(mpm: Mpm, extra: &str) -> (Apache, Vec<u8>) {
     let path = dir.path().join("data.bin");
     std::fs::write(&path, &data).unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    let apache = Apache::start_in(
-        dir,
-        mpm,
-        &format!("SetEnv DATA_FILE {{dir}}/data.bin\nWSGIScriptAlias /app {{dir}}/app.wsgi\n{extra}"),
-    );
+    let apache = Apache::start_in(dir, mpm, &format!("SetEnv DATA_FILE {{dir}}/data.bin\nWSGIScriptAlias /app {{dir}}/app.wsgi\n{extra}"));
     (apache, data)
 }
 
@@ -251,7 +247,8 @@ fn head_requests_and_wsgi_map_head_to_get() {
 
 #[test]
 fn error_override_hands_error_statuses_to_apache() {
-    let (apache, _) = server(Mpm::Event, "ErrorDocument 404 \"custom page from Apache\"\n<Location /app/missing>\nWSGIErrorOverride On\n</Location>\n");
+    let (apache, _) =
+        server(Mpm::Event, "ErrorDocument 404 \"custom page from Apache\"\n<Location /app/missing>\nWSGIErrorOverride On\n</Location>\n");
     let r = apache.get("/app/missing");
     assert_eq!((r.status, r.text().as_str()), (404, "custom page from Apache"));
     let (apache, _) = server(Mpm::Event, "ErrorDocument 404 \"custom page from Apache\"\n");

@@ -20,7 +20,10 @@ pub mod wait;
 
 pub use admission::Refused;
 pub use guard::{outside, outside_from_python, released, GilGuard};
-pub use thread_state::{adopt_current, forget_interpreter, interpreter_of, is_cached, process_ending, register_interpreter, stop_reaping, thread_state, thread_state_count, thread_state_counts, InterpIndex, MAIN_INTERP};
+pub use thread_state::{
+    adopt_current, forget_interpreter, interpreter_of, is_cached, process_ending, register_interpreter, stop_reaping, thread_state,
+    thread_state_count, thread_state_counts, InterpIndex, MAIN_INTERP,
+};
 
 #[cfg(test)]
 mod tests;

@@ -192,7 +192,11 @@ impl Drop for Ticket {
 fn log_step(step: &Step, counts: Counts) {
     crate::interp::log_debug(&format!(
         "WSGIPythonConcurrency auto: {} -> {} threads ({:.0} requests/s, GIL busy {:.0}%, {} queued)",
-        step.from, step.to, step.rate, step.busy * 100.0, counts.queued
+        step.from,
+        step.to,
+        step.rate,
+        step.busy * 100.0,
+        counts.queued
     ));
 }
 
@@ -252,10 +256,8 @@ pub fn metrics() -> Metrics {
             counts: s.shared.admission.counts(),
             queue_timeout: s.queue_timeout,
         },
-        None => Metrics {
-            mode: "off",
-            counts: Counts { limit: 0, active: 0, queued: 0, peak_active: 0, peak_queued: 0 },
-            queue_timeout: Duration::ZERO,
-        },
+        None => {
+            Metrics { mode: "off", counts: Counts { limit: 0, active: 0, queued: 0, peak_active: 0, peak_queued: 0 }, queue_timeout: Duration::ZERO }
+        }
     }
 }

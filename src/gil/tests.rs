@@ -5,8 +5,8 @@
 //! main-interpreter one, whatever interpreter it entered first.
 
 use super::*;
-use proptest::prelude::*;
 use crate::pyffi as ffi;
+use proptest::prelude::*;
 use std::sync::OnceLock;
 
 const SUB_INTERPRETERS: usize = 3;

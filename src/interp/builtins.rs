@@ -5,8 +5,8 @@
 
 use super::py::{self, PyObj, PyResult};
 use super::trampoline::python_trampoline;
-use crate::gil::scheduler;
 use crate::abi;
+use crate::gil::scheduler;
 use crate::pyffi as ffi;
 use std::ffi::{c_int, c_void};
 
@@ -16,12 +16,8 @@ struct Def(ffi::PyMethodDef);
 // SAFETY: immutable; CPython only reads it.
 unsafe impl Sync for Def {}
 
-static PROCESS_METRICS: Def = Def(ffi::method_args(
-    c"process_metrics",
-    process_metrics,
-    ffi::METH_NOARGS,
-    c"process_metrics() -> dict of this process's metrics",
-));
+static PROCESS_METRICS: Def =
+    Def(ffi::method_args(c"process_metrics", process_metrics, ffi::METH_NOARGS, c"process_metrics() -> dict of this process's metrics"));
 
 static SERVER_METRICS: Def = Def(ffi::method_args(
     c"server_metrics",
@@ -99,7 +95,9 @@ unsafe extern "C" fn collect_figure(ctx: *mut c_void, name: abi::Bytes, value: *
             abi::metric_kind::INT => Figure::Int(v.int),
             abi::metric_kind::FLOAT => Figure::Float(v.float),
             abi::metric_kind::INTS => Figure::Ints(list(v.ints)),
-            abi::metric_kind::FLOATS => Figure::Floats(if v.floats.is_null() { Vec::new() } else { std::slice::from_raw_parts(v.floats, v.len).to_vec() }),
+            abi::metric_kind::FLOATS => {
+                Figure::Floats(if v.floats.is_null() { Vec::new() } else { std::slice::from_raw_parts(v.floats, v.len).to_vec() })
+            }
             _ => Figure::None,
         };
         figures.push((name.to_text(), figure));
@@ -328,7 +326,14 @@ unsafe extern "C" fn copy_board(ctx: *mut c_void, board: *const abi::Scoreboard)
         let workers = workers
             .iter()
             // SAFETY: the strings are valid for this call.
-            .map(|w| unsafe { Worker { record: *w, client: w.client.as_slice().to_vec(), request: w.request.as_slice().to_vec(), vhost: w.vhost.as_slice().to_vec() } })
+            .map(|w| unsafe {
+                Worker {
+                    record: *w,
+                    client: w.client.as_slice().to_vec(),
+                    request: w.request.as_slice().to_vec(),
+                    vhost: w.vhost.as_slice().to_vec(),
+                }
+            })
             .collect();
         *out = Some(Board {
             server_limit: b.server_limit,

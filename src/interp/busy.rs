@@ -8,9 +8,9 @@
 //! (running its `finally` blocks), the request ends, and the child exits normally.
 
 use crate::gil::{GilGuard, InterpIndex};
+use crate::pyffi as ffi;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use crate::pyffi as ffi;
 
 /// The most requests one thread serves at once (a request, and sub-requests nested in it while
 /// it waits); deeper ones are served but not recorded (so not interruptible).
@@ -143,7 +143,15 @@ unsafe fn drop_pending_exit(ident: std::ffi::c_long) {
         };
         // SAFETY: GIL held; a static source and a live globals dict (CPython adds
         // `__builtins__`); the result is owned by the PyObj.
-        let result = unsafe { super::py::PyObj::from_owned(ffi::PyRun_StringFlags(c"pass".as_ptr(), ffi::Py_file_input, globals.as_ptr(), globals.as_ptr(), std::ptr::null_mut())) };
+        let result = unsafe {
+            super::py::PyObj::from_owned(ffi::PyRun_StringFlags(
+                c"pass".as_ptr(),
+                ffi::Py_file_input,
+                globals.as_ptr(),
+                globals.as_ptr(),
+                std::ptr::null_mut(),
+            ))
+        };
         if result.is_err() {
             // SAFETY: GIL held; the delivered SystemExit is dropped.
             unsafe { ffi::PyErr_Clear() };
@@ -162,7 +170,10 @@ fn busy_now() -> Vec<Target> {
     let mut busy = Vec::new();
     for r in RECORDS.lock().iter() {
         let depth = r.depth.load(Ordering::SeqCst).min(DEPTH);
-        busy.extend((0..depth).filter_map(|slot| Some(Target { record: r, slot, index: InterpIndex(r.interps[slot].load(Ordering::SeqCst).checked_sub(1)?) })));
+        busy.extend(
+            (0..depth)
+                .filter_map(|slot| Some(Target { record: r, slot, index: InterpIndex(r.interps[slot].load(Ordering::SeqCst).checked_sub(1)?) })),
+        );
     }
     busy
 }

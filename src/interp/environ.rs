@@ -1,8 +1,8 @@
 //! The WSGI environ dict: the module's CGI variables as native strings, plus `wsgi.*`.
 
 use super::exchange::Exchange;
-use super::py::{self, PyObj, PyResult};
 use super::group::Group;
+use super::py::{self, PyObj, PyResult};
 use super::settings;
 
 /// This thread's number in the process (`mod_wsgi.thread_id`), as mod_wsgi hands them out: in

@@ -101,7 +101,13 @@ pub fn take_traceback() -> Vec<String> {
         ffi::PyErr_NormalizeException(&mut kind, &mut value, &mut tb);
     }
     // SAFETY: owned references from PyErr_Fetch (value and tb may be null: use None).
-    let own = |p: *mut ffi::PyObject| unsafe { if p.is_null() { Ok(py::none()) } else { PyObj::from_owned(p) } };
+    let own = |p: *mut ffi::PyObject| unsafe {
+        if p.is_null() {
+            Ok(py::none())
+        } else {
+            PyObj::from_owned(p)
+        }
+    };
     let (kind, value, tb) = (own(kind).ok(), own(value).ok(), own(tb).ok());
     // SAFETY: a live type object (or None); SystemExit is static.
     let system_exit = kind.as_ref().is_some_and(|k| unsafe { ffi::PyErr_GivenExceptionMatches(k.as_ptr(), ffi::PyExc_SystemExit) } != 0);

@@ -141,11 +141,7 @@ impl<'a> Exchange<'a> {
         if let Some(value) = &state.bad_content_length {
             return Err(SendError::BadContentLength(value.clone()));
         }
-        let pairs: Vec<abi::Pair> = state
-            .headers
-            .iter()
-            .map(|(n, v)| abi::Pair { name: abi::Bytes::new(n), value: abi::Bytes::new(v) })
-            .collect();
+        let pairs: Vec<abi::Pair> = state.headers.iter().map(|(n, v)| abi::Pair { name: abi::Bytes::new(n), value: abi::Bytes::new(v) }).collect();
         // SAFETY: status and pairs outlive the call; Apache copies what it keeps.
         let rc = unsafe { (self.request.start)(self.request.ctx, abi::Bytes::new(&status), pairs.as_ptr(), pairs.len()) };
         match rc {

@@ -68,13 +68,8 @@ pub fn advise(group: &str, traceback: &[String]) -> Option<String> {
         return None;
     }
     let refused = traceback.iter().any(|l| l.contains("PyO3 modules"));
-    let files: Vec<&str> = traceback
-        .iter()
-        .rev()
-        .filter_map(|l| l.trim().strip_prefix("File \"")?.split('"').next())
-        .filter(|f| f.starts_with('/'))
-        .take(3)
-        .collect();
+    let files: Vec<&str> =
+        traceback.iter().rev().filter_map(|l| l.trim().strip_prefix("File \"")?.split('"').next()).filter(|f| f.starts_with('/')).take(3).collect();
     let module = files.iter().find_map(|f| pyo3_module_beside(std::path::Path::new(f)));
     if !refused && module.is_none() {
         return None;

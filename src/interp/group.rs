@@ -9,14 +9,14 @@
 //! main interpreter and of other such groups. A thread only ever holds one GIL: it enters an
 //! interpreter through its cached state (`gil::GilGuard`) and leaves it before entering another.
 
-use super::py::{self, PyObj, PyResult};
 use super::exchange::log_current;
+use super::py::{self, PyObj, PyResult};
 use super::{error, request_objects, settings};
 use crate::abi::interpreter_options::GroupOptions;
 use crate::abi::level;
 use crate::gil::{self, GilGuard, InterpIndex, MAIN_INTERP};
-use parking_lot::{Mutex, RwLock};
 use crate::pyffi as ffi;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
@@ -523,11 +523,7 @@ fn setup(name: &str, replica: u32, index: InterpIndex, own_gil: bool, p: &Prepar
     let run = || -> PyResult<(request_objects::Types, Events, [*mut ffi::PyObject; 3])> {
         let s = settings::get();
         let bootstrap = run_bootstrap()?;
-        let environ: Vec<PyObj> = s
-            .initial_environ
-            .iter()
-            .map(|(k, v)| py::tuple(&[&py::bytes(k)?, &py::bytes(v)?]))
-            .collect::<PyResult<_>>()?;
+        let environ: Vec<PyObj> = s.initial_environ.iter().map(|(k, v)| py::tuple(&[&py::bytes(k)?, &py::bytes(v)?])).collect::<PyResult<_>>()?;
         let environ = list(&environ)?;
         let layer = |dirs: &Vec<String>| list(&dirs.iter().map(|d| py::text(d)).collect::<PyResult<Vec<_>>>()?);
         let path = list(&p.python_path.iter().map(layer).collect::<PyResult<Vec<_>>>()?)?;
@@ -596,13 +592,7 @@ fn run_bootstrap() -> PyResult<PyObj> {
         let source = py::cstring(text);
         // SAFETY: C source string and a live globals dict; the result is a new reference.
         let _ = unsafe {
-            PyObj::from_owned(ffi::PyRun_StringFlags(
-                source.as_ptr(),
-                ffi::Py_file_input,
-                globals.as_ptr(),
-                globals.as_ptr(),
-                std::ptr::null_mut(),
-            ))?
+            PyObj::from_owned(ffi::PyRun_StringFlags(source.as_ptr(), ffi::Py_file_input, globals.as_ptr(), globals.as_ptr(), std::ptr::null_mut()))?
         };
     }
     let key = py::cstring("setup");

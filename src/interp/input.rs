@@ -14,7 +14,6 @@ pub(super) static METHODS: Methods<4> = Methods([
     END,
 ]);
 
-
 fn read_error() -> PyErrSet {
     // SAFETY: static exception type.
     py::raise(unsafe { ffi::PyExc_OSError }, "request data read error")

@@ -2,8 +2,8 @@
 
 pub mod auth;
 mod builtins;
-pub mod dispatch;
 pub mod busy;
+pub mod dispatch;
 mod environ;
 mod error;
 mod exchange;
@@ -13,12 +13,12 @@ pub mod group;
 mod input;
 mod py;
 mod replicas;
+mod request_objects;
 pub mod runtime;
 mod script;
 mod settings;
 mod side_script;
 pub mod stacks;
-mod request_objects;
 mod start_response;
 pub mod trampoline;
 pub mod wsgi;

@@ -128,10 +128,13 @@ mod tests {
 
     #[test]
     fn the_first_request_fixes_the_number_of_replicas() {
-        let seen: std::collections::HashSet<u32> = (0..8).map(|_| choose("t-fixed", 3)).map(|(r, guard)| {
-            std::mem::forget(guard);
-            r
-        }).collect();
+        let seen: std::collections::HashSet<u32> = (0..8)
+            .map(|_| choose("t-fixed", 3))
+            .map(|(r, guard)| {
+                std::mem::forget(guard);
+                r
+            })
+            .collect();
         assert_eq!(seen.len(), 3);
         let (r, _g) = choose("t-fixed", 5);
         assert!(r < 3);

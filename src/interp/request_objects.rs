@@ -173,5 +173,6 @@ pub(super) fn value_error(message: &str) -> PyErrSet {
 
 // The exchange pointer and its thread are the only fields after the object header.
 const _: () = assert!(
-    std::mem::size_of::<Handle>() == std::mem::size_of::<ffi::PyObject>() + std::mem::size_of::<*const c_char>() + std::mem::size_of::<libc::pthread_t>()
+    std::mem::size_of::<Handle>()
+        == std::mem::size_of::<ffi::PyObject>() + std::mem::size_of::<*const c_char>() + std::mem::size_of::<libc::pthread_t>()
 );

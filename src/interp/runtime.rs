@@ -8,15 +8,14 @@ use crate::gil::scheduler::{self, Concurrency};
 use crate::gil::{self, InterpIndex, MAIN_INTERP};
 use crate::pyffi as ffi;
 use parking_lot::Mutex;
-use std::time::Duration;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::Duration;
 
 /// Initialises Python in this process: called once, in the child, after fork.
 pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
     // SAFETY: the module's byte strings are valid for the call.
-    let (home, path, version) =
-        unsafe { (config.python_home.to_text(), config.python_path.to_text(), config.module_version.to_text()) };
+    let (home, path, version) = unsafe { (config.python_home.to_text(), config.python_path.to_text(), config.module_version.to_text()) };
     settings::set(settings::Settings {
         python_path: path.split(':').filter(|p| !p.is_empty()).map(str::to_string).collect(),
         // SAFETY: the module's byte string is valid for the call.
@@ -40,9 +39,7 @@ pub fn init(config: &abi::EngineConfig) -> Result<(), String> {
         log: config.log,
         scoreboard: config.scoreboard,
         metrics: config.metrics,
-        initial_environ: std::env::vars_os()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-            .collect(),
+        initial_environ: std::env::vars_os().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect(),
     });
 
     // The thread starting Python is thread 0 (mod_wsgi.thread_id), as in mod_wsgi.
@@ -130,7 +127,10 @@ fn import_script(script: &str, group_name: &str, replica: u32, gil_mode: std::ff
         Ok(_) => settings::log(level::INFO, &format!("Imported WSGI script '{script}' into application group '{group_name}'.")),
         Err(super::script::LoadError::Unreadable(e)) => {
             drop(gil_guard);
-            settings::log(level::ERR, &format!("Failed to import WSGI script '{script}' into application group '{group_name}' (WSGIImportScript): it cannot be read: {e}"));
+            settings::log(
+                level::ERR,
+                &format!("Failed to import WSGI script '{script}' into application group '{group_name}' (WSGIImportScript): it cannot be read: {e}"),
+            );
         }
         Err(failure) => {
             // The exception first: nothing else may run while it is set.
@@ -295,7 +295,9 @@ pub(super) unsafe fn end_interpreter(index: InterpIndex, own: *mut ffi::PyThread
         run_atexit();
         settings::log(
             level::INFO,
-            &format!("Interpreter '{name}' is left running: {running} thread(s) it started are still alive (daemon threads); its atexit callbacks ran."),
+            &format!(
+                "Interpreter '{name}' is left running: {running} thread(s) it started are still alive (daemon threads); its atexit callbacks ran."
+            ),
         );
         LEFT_RUNNING.lock().push(name.to_string());
         if own_gil {
@@ -490,4 +492,3 @@ fn parse_apache_version(banner: &str) -> (i64, i64, i64) {
         .collect();
     (numbers.first().copied().unwrap_or(0), numbers.get(1).copied().unwrap_or(0), numbers.get(2).copied().unwrap_or(0))
 }
-

@@ -234,7 +234,8 @@ fn execute(path: &str, name: &str, mtime: i64) -> Result<PyObj, LoadError> {
         }
     };
     let builtins = py::builtins().map_err(|_| LoadError::Raised)?;
-    let code = (|| builtins.call_method("compile", &[&py::bytes(&source)?, &py::text(path)?, &py::text("exec")?]))().map_err(|_| LoadError::Uncompiled)?;
+    let code =
+        (|| builtins.call_method("compile", &[&py::bytes(&source)?, &py::text(path)?, &py::text("exec")?]))().map_err(|_| LoadError::Uncompiled)?;
     run_code(path, name, mtime, &builtins, &code).map_err(|_| LoadError::Raised)
 }
 

@@ -32,17 +32,16 @@ pub fn run<T>(ex: &Exchange, request: &abi::Request, what: &str, body: impl FnOn
     let gil_mode = ex.environ_value(abi::gil_mode::ENVIRON_KEY).map_or(abi::gil_mode::SHARED, abi::gil_mode::from_environ_value);
     let options = ex.environ_value(abi::interpreter_options::ENVIRON_KEY).unwrap_or_default();
     let no_slot = || {
-        ex.log(level::ERR, &format!("{what} '{script}' got no Python slot (WSGIPythonQueueTimeout, or this process is shutting down); returning 503."));
+        ex.log(
+            level::ERR,
+            &format!("{what} '{script}' got no Python slot (WSGIPythonQueueTimeout, or this process is shutting down); returning 503."),
+        );
         Failure::NoSlot
     };
     // As for a request: a shared-GIL slot before the group is looked up or created, else a
     // slot of the group's own GIL once it exists.
     let own_gil = group::lookup(&group_name).map_or_else(|| group::wants_own_gil(&group_name, gil_mode), |g| g.own_gil);
-    let mut ticket = if own_gil {
-        None
-    } else {
-        Some(scheduler::enter().map_err(|_| no_slot())?)
-    };
+    let mut ticket = if own_gil { None } else { Some(scheduler::enter().map_err(|_| no_slot())?) };
     let group = match group::get_or_create(&group_name, 0, gil_mode, options) {
         Ok(group) => group,
         Err(message) => {
@@ -115,11 +114,8 @@ impl Loaded<'_> {
 fn load<'a>(ex: &'a Exchange<'a>, group: &'a group::Group, group_name: &str, script: &'a str, what: &'a str) -> Result<Loaded<'a>, Failure> {
     // As WSGIScriptReloading says for the request's directory (default On).
     // Side scripts are not asked reload_required() (mod_wsgi passes them no resource).
-    let reloading = if ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0") {
-        script::Reloading::On { resource: None }
-    } else {
-        script::Reloading::Off
-    };
+    let reloading =
+        if ex.environ_value(b"mod_wsgi.script_reloading") != Some(b"0") { script::Reloading::On { resource: None } } else { script::Reloading::Off };
     let module = match script::load(group, script, reloading) {
         Ok(module) => module,
         Err(LoadError::Unreadable(e)) => {

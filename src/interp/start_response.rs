@@ -3,10 +3,10 @@
 //! the first step of the response.
 
 use super::exchange::{Exchange, SendError};
-use crate::headers;
 use super::py::{self, PyErrSet, PyObj, PyResult};
 use super::request_objects::{arg, exchange, exchange_or, type_error, value_error, Methods, END};
 use super::trampoline::python_trampoline;
+use crate::headers;
 use crate::pyffi::{self as ffi, method_kw};
 
 pub(super) static METHODS: Methods<3> = Methods([
@@ -14,7 +14,6 @@ pub(super) static METHODS: Methods<3> = Methods([
     method_kw(c"write", write, c"write(data): send bytes before the returned iterable"),
     END,
 ]);
-
 
 unsafe extern "C" fn start_response(slf: *mut ffi::PyObject, args: *mut ffi::PyObject, kwargs: *mut ffi::PyObject) -> *mut ffi::PyObject {
     python_trampoline(|| {
@@ -151,12 +150,12 @@ fn reraise(exc_info: &PyObj) -> PyErrSet {
             false
         } else {
             match ffi::PyObject_IsSubclass(items[0], ffi::PyExc_BaseException) {
-            1 => true,
-            0 => false,
-            _ => {
-                ffi::PyErr_Clear();
-                false
-            }
+                1 => true,
+                0 => false,
+                _ => {
+                    ffi::PyErr_Clear();
+                    false
+                }
             }
         }
     };
@@ -186,7 +185,16 @@ fn reraise(exc_info: &PyObj) -> PyErrSet {
         let (value, traceback) = (items[1], items[2]);
         let none = ffi::Py_None();
         #[allow(deprecated)]
-        ffi::PyErr_Restore(items[0], value, if traceback == none { ffi::Py_DecRef(none); std::ptr::null_mut() } else { traceback });
+        ffi::PyErr_Restore(
+            items[0],
+            value,
+            if traceback == none {
+                ffi::Py_DecRef(none);
+                std::ptr::null_mut()
+            } else {
+                traceback
+            },
+        );
     }
     PyErrSet
 }

@@ -9,11 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// Runs an entry's body; a panic is logged and turned into `fallback`.
 pub fn trampoline<R>(what: &str, fallback: R, body: impl FnOnce() -> R) -> R {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
-        let reason = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let reason = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_default();
         let _ = catch_unwind(|| eprintln!("mod_wsgi (pid={}): internal error in the engine's {what}: {reason}", std::process::id()));
         fallback
     })

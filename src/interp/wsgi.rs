@@ -1,17 +1,17 @@
 //! One WSGI request, from the group's interpreter to the last body byte: load the script,
 //! call the application, send each chunk as it is produced, always call `close()`.
 
-use std::os::fd::{AsRawFd, FromRawFd};
+use super::busy::Busy;
 use super::exchange::{Current, Exchange, SendError};
+use super::group::Subscribers;
 use super::py::{self, PyObj};
 use super::script::{self, LoadError};
-use super::busy::Busy;
-use super::group::Subscribers;
 use super::{environ, error, fallback, figures, group, replicas, request_objects, settings, start_response};
 use crate::abi::{self, level, Outcome};
 use crate::gil::scheduler;
 use crate::gil::{GilGuard, Refused};
 use crate::pyffi as ffi;
+use std::os::fd::{AsRawFd, FromRawFd};
 
 /// Requests that found their script loaded (see `abi::Progress::scripts_ready`).
 static SCRIPTS_READY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -133,7 +133,10 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
         for line in message.lines() {
             ex.log(level::ERR, line);
         }
-        ex.log(level::ERR, &format!("Replica {} of application group '{group_name}' could not be created; its requests go to the others.", replica + 1));
+        ex.log(
+            level::ERR,
+            &format!("Replica {} of application group '{group_name}' could not be created; its requests go to the others.", replica + 1),
+        );
         replicas::retire(&group_name, replica);
         group::get_or_create(&group_name, 0, gil_mode, options)
     });
@@ -200,8 +203,9 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
     // Auto: only a first import that itself ran into a refused extension moves the group
     // (a later failure, a failed reload among them, or a refusal the application got past
     // earlier, does not).
-    let refused_before = (may_fall_back && gil_mode == abi::gil_mode::AUTO && group.own_gil && !group.ever_loaded.load(std::sync::atomic::Ordering::Acquire))
-        .then(|| fallback::refused_extensions().len());
+    let refused_before =
+        (may_fall_back && gil_mode == abi::gil_mode::AUTO && group.own_gil && !group.ever_loaded.load(std::sync::atomic::Ordering::Acquire))
+            .then(|| fallback::refused_extensions().len());
     let module = match script::load(group, &script, reloading) {
         Ok(module) => {
             SCRIPTS_READY.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -238,7 +242,13 @@ fn serve(ex: &Exchange, may_fall_back: bool, fall_back: &mut Option<FallBack>) -
         // The AttributeError (or whatever a module-level __getattr__ raised) is not left set
         // on this thread.
         error::take_traceback();
-        ex.log(level::ERR, &format!("[script {}] WSGI0089: Target WSGI script '{script}' does not contain WSGI application '{callable}'.", request_file(ex, &script)));
+        ex.log(
+            level::ERR,
+            &format!(
+                "[script {}] WSGI0089: Target WSGI script '{script}' does not contain WSGI application '{callable}'.",
+                request_file(ex, &script)
+            ),
+        );
         return Outcome::NOT_FOUND;
     };
     let outcome = run(ex, group, &app, &script);
@@ -331,7 +341,10 @@ fn request_timeout(ex: &Exchange, script: &str) -> Option<Outcome> {
         return None;
     }
     if ex.output_passed() {
-        ex.log(level::INFO, &format!("[script {}] Request interrupted by RequestTimeout after headers sent; response truncated.", request_file(ex, script)));
+        ex.log(
+            level::INFO,
+            &format!("[script {}] Request interrupted by RequestTimeout after headers sent; response truncated.", request_file(ex, script)),
+        );
         return Some(Outcome::ABORTED);
     }
     ex.log(level::INFO, &format!("[script {}] Request interrupted by RequestTimeout; thread recovered.", request_file(ex, script)));
@@ -420,13 +433,19 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
             Ok(()) => {}
             Err(SendError::NoStatus) => {
                 let (context, file) = (error::interpreter_context(&group.name), request_file(ex, script));
-                ex.log(level::ERR, &format!("WSGI0174: [script {file}] RuntimeError exception raised processing WSGI script '{script}' for {context}."));
+                ex.log(
+                    level::ERR,
+                    &format!("WSGI0174: [script {file}] RuntimeError exception raised processing WSGI script '{script}' for {context}."),
+                );
                 ex.log(level::ERR, "RuntimeError: the application returned without calling start_response()");
                 return Outcome::SERVER_ERROR;
             }
             Err(SendError::BadContentLength(value)) => {
                 let (context, file) = (error::interpreter_context(&group.name), request_file(ex, script));
-                ex.log(level::ERR, &format!("WSGI0174: [script {file}] ValueError exception raised processing WSGI script '{script}' for {context}."));
+                ex.log(
+                    level::ERR,
+                    &format!("WSGI0174: [script {file}] ValueError exception raised processing WSGI script '{script}' for {context}."),
+                );
                 ex.log(level::ERR, &format!("ValueError: invalid Content-Length header value: '{}'", String::from_utf8_lossy(&value)));
                 return Outcome::SERVER_ERROR;
             }
@@ -440,9 +459,10 @@ fn respond(ex: &Exchange, group: &group::Group, app: &PyObj, adapter: &PyObj, in
     // client must not take it for the whole one (Apache would even rewrite the header to the
     // length it saw).
     if let (Outcome::DONE, Some((declared, sent))) = (outcome, ex.shortfall()) {
-        ex.log(level::ERR, &format!(
-            "Truncated response from WSGI script '{script}': Content-Length was {declared} but only {sent} bytes were sent."
-        ));
+        ex.log(
+            level::ERR,
+            &format!("Truncated response from WSGI script '{script}': Content-Length was {declared} but only {sent} bytes were sent."),
+        );
         return Outcome::ABORTED;
     }
     outcome
@@ -609,4 +629,3 @@ fn log_exception(ex: &Exchange, script: &str, group: &str) {
         }
     });
 }
-

@@ -40,17 +40,22 @@ struct Answer {
 fn ask(r: &RequestRec, options: &AppOptions, script: &AuthScript, kind: c_int, user: &[u8], secret: &[u8], host: &[u8]) -> Answer {
     let failed = |result| Answer { result, user_name: None, realm_hash: None, groups: Vec::new() };
     if script.from_htaccess && !r.allows_exec_cgi() {
-        log::request(log::ERR, r.as_ptr(), &format!(
-            "Options ExecCGI is off in this directory: '{}', named in a .htaccess file, may not run here.",
-            script.script
-        ));
+        log::request(
+            log::ERR,
+            r.as_ptr(),
+            &format!("Options ExecCGI is off in this directory: '{}', named in a .htaccess file, may not run here.", script.script),
+        );
         return failed(auth::ERROR);
     }
     let Some(engine) = engine() else {
-        log::request(log::ERR, r.as_ptr(), &format!(
-            "'{}' needs Python in Apache's children, which is not running here (WSGIRestrictEmbedded On, or see the child start-up lines).",
-            script.script
-        ));
+        log::request(
+            log::ERR,
+            r.as_ptr(),
+            &format!(
+                "'{}' needs Python in Apache's children, which is not running here (WSGIRestrictEmbedded On, or see the child start-up lines).",
+                script.script
+            ),
+        );
         return failed(auth::ERROR);
     };
     let mapped = MappedPath::of(r);
@@ -182,7 +187,12 @@ unsafe extern "C" fn check_password(r: *mut apache::request_rec, user: *const c_
 }
 
 /// The `wsgi` authentication provider, Digest: `get_realm_hash(environ, user, realm)`.
-unsafe extern "C" fn get_realm_hash(r: *mut apache::request_rec, user: *const c_char, realm: *const c_char, hash: *mut *mut c_char) -> apache::authn_status {
+unsafe extern "C" fn get_realm_hash(
+    r: *mut apache::request_rec,
+    user: *const c_char,
+    realm: *const c_char,
+    hash: *mut *mut c_char,
+) -> apache::authn_status {
     trampoline("the wsgi auth provider", apache::AUTH_GENERAL_ERROR, || {
         // SAFETY: Apache passes the live request and NUL-terminated strings.
         let (request, user, realm) = unsafe { (RequestRec::from_raw(r), c_bytes(user), c_bytes(realm)) };
@@ -224,7 +234,11 @@ unsafe extern "C" fn check_authorization(r: *mut apache::request_rec, require_ar
         let user = String::from_utf8_lossy(&user).into_owned();
         let uri = String::from_utf8_lossy(request.uri_bytes()).into_owned();
         if answer.groups.is_empty() {
-            log::request(log::ERR, request.as_ptr(), &format!("Authorization of user '{user}' to access '{uri}' failed. User is not a member of any groups."));
+            log::request(
+                log::ERR,
+                request.as_ptr(),
+                &format!("Authorization of user '{user}' to access '{uri}' failed. User is not a member of any groups."),
+            );
             return apache::AUTHZ_DENIED;
         }
         // SAFETY: Apache passes the Require line's arguments, NUL-terminated.
@@ -232,7 +246,11 @@ unsafe extern "C" fn check_authorization(r: *mut apache::request_rec, require_ar
         if required_groups(required).iter().any(|wanted| answer.groups.iter().any(|g| g == wanted)) {
             return apache::AUTHZ_GRANTED;
         }
-        log::request(log::ERR, request.as_ptr(), &format!("Authorization of user '{user}' to access '{uri}' failed. User is not a member of designated groups."));
+        log::request(
+            log::ERR,
+            request.as_ptr(),
+            &format!("Authorization of user '{user}' to access '{uri}' failed. User is not a member of designated groups."),
+        );
         apache::AUTHZ_DENIED
     })
 }
@@ -258,10 +276,8 @@ fn required_groups(line: &[u8]) -> Vec<&[u8]> {
 }
 
 /// The provider records Apache keeps pointers to for the life of the process.
-static AUTHN_PROVIDER: apache::authn_provider =
-    apache::authn_provider { check_password: Some(check_password), get_realm_hash: Some(get_realm_hash) };
-static AUTHZ_PROVIDER: apache::authz_provider =
-    apache::authz_provider { check_authorization: Some(check_authorization), parse_require_line: None };
+static AUTHN_PROVIDER: apache::authn_provider = apache::authn_provider { check_password: Some(check_password), get_realm_hash: Some(get_realm_hash) };
+static AUTHZ_PROVIDER: apache::authz_provider = apache::authz_provider { check_authorization: Some(check_authorization), parse_require_line: None };
 
 /// Like mod_wsgi: after mod_ssl, before mod_authz_host.
 #[repr(transparent)]
@@ -281,9 +297,29 @@ pub fn register(pool: *mut apache::apr_pool_t) {
     // SAFETY: static records and functions, registered in the configuration pool Apache
     // passes to register_hooks; the group and version names are static strings.
     unsafe {
-        apache::ap_hook_check_access(Some(access_checker), ACCESS_AFTER.0.as_ptr(), ACCESS_BEFORE.0.as_ptr(), apache::APR_HOOK_MIDDLE as c_int, per_conf);
-        apache::ap_register_auth_provider(pool, apache::AUTHN_PROVIDER_GROUP.as_ptr().cast(), c"wsgi".as_ptr(), apache::AUTHN_PROVIDER_VERSION.as_ptr().cast(), (&AUTHN_PROVIDER as *const apache::authn_provider).cast(), per_conf);
-        apache::ap_register_auth_provider(pool, apache::AUTHZ_PROVIDER_GROUP.as_ptr().cast(), c"wsgi-group".as_ptr(), apache::AUTHZ_PROVIDER_VERSION.as_ptr().cast(), (&AUTHZ_PROVIDER as *const apache::authz_provider).cast(), per_conf);
+        apache::ap_hook_check_access(
+            Some(access_checker),
+            ACCESS_AFTER.0.as_ptr(),
+            ACCESS_BEFORE.0.as_ptr(),
+            apache::APR_HOOK_MIDDLE as c_int,
+            per_conf,
+        );
+        apache::ap_register_auth_provider(
+            pool,
+            apache::AUTHN_PROVIDER_GROUP.as_ptr().cast(),
+            c"wsgi".as_ptr(),
+            apache::AUTHN_PROVIDER_VERSION.as_ptr().cast(),
+            (&AUTHN_PROVIDER as *const apache::authn_provider).cast(),
+            per_conf,
+        );
+        apache::ap_register_auth_provider(
+            pool,
+            apache::AUTHZ_PROVIDER_GROUP.as_ptr().cast(),
+            c"wsgi-group".as_ptr(),
+            apache::AUTHZ_PROVIDER_VERSION.as_ptr().cast(),
+            (&AUTHZ_PROVIDER as *const apache::authz_provider).cast(),
+            per_conf,
+        );
     }
 }
 

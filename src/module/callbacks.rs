@@ -370,7 +370,6 @@ unsafe extern "C" fn log_line(ctx: *mut c_void, level: c_int, message: abi::Byte
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,8 +11,8 @@ use super::apache;
 use super::daemon::options::DaemonSpec;
 use super::group_name::GroupSpec;
 use super::proxy::Network;
-use std::ffi::c_void;
 use crate::abi::interpreter_options::GroupOptions;
+use std::ffi::c_void;
 
 /// How a configuration of one level inherits from the enclosing one.
 pub trait Merge: Default {
@@ -99,11 +99,8 @@ pub fn resolve_replicas(blocks: &[InterpreterOptions], process_group: &str, appl
 /// container that sets it (the later of equal specificity); `WSGIPythonPath` from every one
 /// that sets it, least specific first, then in configuration order.
 pub fn resolve_group_options(blocks: &[InterpreterOptions], process_group: &str, application_group: &str) -> GroupOptions {
-    let mut layers: Vec<(i32, usize, String)> = blocks
-        .iter()
-        .enumerate()
-        .filter_map(|(i, b)| Some((specificity(b, process_group, application_group)?, i, b.python_path.clone()?)))
-        .collect();
+    let mut layers: Vec<(i32, usize, String)> =
+        blocks.iter().enumerate().filter_map(|(i, b)| Some((specificity(b, process_group, application_group)?, i, b.python_path.clone()?))).collect();
     layers.sort_by_key(|(specificity, index, _)| (*specificity, *index));
     let switch = most_specific(blocks, process_group, application_group, |b| b.switch_interval.map(|s| (s, b.application_group.is_some())));
     GroupOptions {
@@ -131,7 +128,12 @@ fn specificity(block: &InterpreterOptions, process_group: &str, application_grou
 
 /// What `field` says in the most specific container whose selectors all match (the later of
 /// equal specificity), among those that set it.
-fn most_specific<T>(blocks: &[InterpreterOptions], process_group: &str, application_group: &str, field: impl Fn(&InterpreterOptions) -> Option<T>) -> Option<T> {
+fn most_specific<T>(
+    blocks: &[InterpreterOptions],
+    process_group: &str,
+    application_group: &str,
+    field: impl Fn(&InterpreterOptions) -> Option<T>,
+) -> Option<T> {
     let mut found = None;
     let mut best = -1;
     for block in blocks {
@@ -451,11 +453,7 @@ pub unsafe extern "C" fn create<T: Merge + 'static>(pool: *mut apache::apr_pool_
 }
 
 /// The generic `merge_*_config` shim over a [`Merge`] implementation.
-pub unsafe extern "C" fn merge<T: Merge + 'static>(
-    pool: *mut apache::apr_pool_t,
-    base: *mut c_void,
-    add: *mut c_void,
-) -> *mut c_void {
+pub unsafe extern "C" fn merge<T: Merge + 'static>(pool: *mut apache::apr_pool_t, base: *mut c_void, add: *mut c_void) -> *mut c_void {
     super::trampoline::trampoline("config merge", base, || {
         // SAFETY: Apache passes two records this module created with `create::<T>`.
         let (base, add) = unsafe { (&*base.cast::<T>(), &*add.cast::<T>()) };
@@ -520,10 +518,8 @@ mod tests {
     #[test]
     fn replicas_come_from_the_directory_else_the_most_specific_container() {
         let block = |ag: Option<&str>, replicas| InterpreterOptions { application_group: ag.map(str::to_string), replicas, ..Default::default() };
-        let server = ServerConfig {
-            interpreter_options: vec![block(None, Some(4)), block(Some("a"), Some(2)), block(Some("b"), None)],
-            ..Default::default()
-        };
+        let server =
+            ServerConfig { interpreter_options: vec![block(None, Some(4)), block(Some("a"), Some(2)), block(Some("b"), None)], ..Default::default() };
         assert_eq!(server.replicas(None, "", "a"), 2);
         // A container without replicas= leaves the less specific one's.
         assert_eq!(server.replicas(None, "", "b"), 4);
@@ -539,7 +535,14 @@ mod tests {
         let base = ServerConfig { aliases: vec![alias("/main")], python_home: Some("/opt/py".into()), ..Default::default() };
         let add = ServerConfig { aliases: vec![alias("/vhost")], ..Default::default() };
         let merged = ServerConfig::merge(&base, &add);
-        let urls: Vec<_> = merged.aliases.iter().map(|a| match &a.url { UrlMatch::Prefix(p) => p.clone(), _ => unreachable!() }).collect();
+        let urls: Vec<_> = merged
+            .aliases
+            .iter()
+            .map(|a| match &a.url {
+                UrlMatch::Prefix(p) => p.clone(),
+                _ => unreachable!(),
+            })
+            .collect();
         assert_eq!(urls, ["/vhost", "/main"]);
         assert_eq!(merged.python_home.as_deref(), Some("/opt/py"));
     }
@@ -554,7 +557,12 @@ mod tests {
         let blocks = vec![
             InterpreterOptions { python_path: Some("/both".into()), restrict_stdin: Some(false), ..block(Some("site"), Some("a")) },
             InterpreterOptions { python_path: Some("/app".into()), switch_interval: Some(0.01), ..block(None, Some("a")) },
-            InterpreterOptions { python_path: Some("/site".into()), switch_interval: Some(0.02), restrict_stdin: Some(true), ..block(Some("site"), None) },
+            InterpreterOptions {
+                python_path: Some("/site".into()),
+                switch_interval: Some(0.02),
+                restrict_stdin: Some(true),
+                ..block(Some("site"), None)
+            },
             InterpreterOptions { python_path: Some("/app-later".into()), restrict_signal: Some(false), ..block(None, Some("a")) },
         ];
         let a = resolve_group_options(&blocks, "site", "a");
@@ -569,6 +577,9 @@ mod tests {
         assert_eq!((b.switch_interval, b.switch_interval_app_scoped), (Some(0.02), false));
         assert!(resolve_group_options(&blocks, "", "b").is_empty());
         // %{GLOBAL} is selected by the empty name.
-        assert_eq!(resolve_group_options(&[InterpreterOptions { python_path: Some("/g".into()), ..block(None, Some("")) }], "", "").python_path, ["/g"]);
+        assert_eq!(
+            resolve_group_options(&[InterpreterOptions { python_path: Some("/g".into()), ..block(None, Some("")) }], "", "").python_path,
+            ["/g"]
+        );
     }
 }

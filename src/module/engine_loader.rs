@@ -122,10 +122,7 @@ pub fn locate(home: Option<&Path>) -> Result<PathBuf, String> {
 pub fn check_abi(path: &Path) -> Result<(), String> {
     let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let prefix = abi::MARKER_PREFIX;
-    let found = data
-        .windows(prefix.len() + 4)
-        .find(|w| w.starts_with(prefix))
-        .map(|w| String::from_utf8_lossy(&w[prefix.len()..]).into_owned());
+    let found = data.windows(prefix.len() + 4).find(|w| w.starts_with(prefix)).map(|w| String::from_utf8_lossy(&w[prefix.len()..]).into_owned());
     match found {
         Some(version) if version.parse::<u32>() == Ok(abi::ABI_VERSION) => Ok(()),
         Some(version) => Err(format!(

@@ -170,4 +170,3 @@ fn request_method<'a>(r: &'a RequestRec, options: &AppOptions) -> &'a [u8] {
         method
     }
 }
-

@@ -6,8 +6,8 @@
 use super::apache;
 use super::callbacks::CallbackContext;
 use super::config::{AppOptions, HandlerScript, Merge};
-use super::environ::{build_environ, MappedPath};
 use super::daemon;
+use super::environ::{build_environ, MappedPath};
 use super::group_name::{expand_callable, GroupSpec, RequestFacts};
 use super::hooks::engine;
 use super::log;
@@ -151,7 +151,11 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
         let expand = |name: &str, value: &[u8]| {
             let text = latin1(value);
             if text.contains('\0') {
-                log::request(log::ERR, r.as_ptr(), &format!("WSGIDispatchScript '{}': the {name} it returned holds a NUL character.", dispatch.script));
+                log::request(
+                    log::ERR,
+                    r.as_ptr(),
+                    &format!("WSGIDispatchScript '{}': the {name} it returned holds a NUL character.", dispatch.script),
+                );
                 return Err(apache::HTTP_INTERNAL_SERVER_ERROR as c_int);
             }
             GroupSpec::parse(&text).map(|spec| GroupSpec::expand(Some(&spec), &facts)).map_err(|e| {
@@ -159,7 +163,9 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
                 apache::HTTP_INTERNAL_SERVER_ERROR as c_int
             })
         };
-        for (value, slot, name) in [(&answers.process_group, &mut process_group, "process group"), (&answers.application_group, &mut group, "application group")] {
+        for (value, slot, name) in
+            [(&answers.process_group, &mut process_group, "process group"), (&answers.application_group, &mut group, "application group")]
+        {
             if let Some(value) = value {
                 match expand(name, value) {
                     Ok(expanded) => *slot = expanded,
@@ -196,14 +202,15 @@ fn serve(r: &mut RequestRec, handler_script: Option<HandlerScript>) -> c_int {
     if replicas > 1 {
         environ.push((abi::replicas::ENVIRON_KEY.to_vec(), replicas.to_string().into_bytes()));
     }
-    let pairs: Vec<abi::Pair> =
-        environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
+    let pairs: Vec<abi::Pair> = environ.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
 
     let error_override = options.error_override == Some(true);
     if !may_select(options.restrict_process.as_deref(), &process_group) {
-        log::request(log::ERR, r.as_ptr(), &format!(
-            "Daemon process called '{process_group}' cannot be accessed by this WSGI application as not a member of allowed groups."
-        ));
+        log::request(
+            log::ERR,
+            r.as_ptr(),
+            &format!("Daemon process called '{process_group}' cannot be accessed by this WSGI application as not a member of allowed groups."),
+        );
         return apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
     }
     // Written by the engine through the request during its call, read after it.
@@ -311,7 +318,6 @@ impl RequestFacts for Facts<'_> {
         self.r.notes().get(name).or_else(|| self.r.subprocess_env().get(name)).or_else(|| std::env::var(name).ok())
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -45,8 +45,7 @@ unsafe impl<const N: usize> Sync for ModuleNames<N> {}
 /// Like mod_wsgi: after mod_alias (so `Alias /static` wins over `WSGIScriptAlias /`), before
 /// mod_userdir and mod_vhost_alias.
 static TRANSLATE_AFTER: ModuleNames<2> = ModuleNames([c"mod_alias.c".as_ptr(), std::ptr::null()]);
-static TRANSLATE_BEFORE: ModuleNames<3> =
-    ModuleNames([c"mod_userdir.c".as_ptr(), c"mod_vhost_alias.c".as_ptr(), std::ptr::null()]);
+static TRANSLATE_BEFORE: ModuleNames<3> = ModuleNames([c"mod_userdir.c".as_ptr(), c"mod_vhost_alias.c".as_ptr(), std::ptr::null()]);
 
 pub unsafe extern "C" fn register_hooks(pool: *mut apache::apr_pool_t) {
     trampoline("register_hooks", (), || {
@@ -59,15 +58,15 @@ pub unsafe extern "C" fn register_hooks(pool: *mut apache::apr_pool_t) {
             apache::ap_hook_post_config(Some(status_board), std::ptr::null(), std::ptr::null(), apache::APR_HOOK_LAST as c_int);
             apache::ap_hook_child_init(Some(child_init), std::ptr::null(), std::ptr::null(), middle);
             apache::ap_hook_child_stopping(Some(child_stopping), std::ptr::null(), std::ptr::null(), middle);
-            apache::ap_hook_translate_name(
-                Some(translate::translate_name),
-                TRANSLATE_AFTER.0.as_ptr(),
-                TRANSLATE_BEFORE.0.as_ptr(),
-                middle,
-            );
+            apache::ap_hook_translate_name(Some(translate::translate_name), TRANSLATE_AFTER.0.as_ptr(), TRANSLATE_BEFORE.0.as_ptr(), middle);
             apache::ap_hook_handler(Some(handler::handler), std::ptr::null(), std::ptr::null(), middle);
             // First, so that our PATH_TRANSLATED lookups end before any other module's hook.
-            apache::ap_hook_post_perdir_config(Some(environ::post_perdir_config), std::ptr::null(), std::ptr::null(), apache::APR_HOOK_REALLY_FIRST as c_int);
+            apache::ap_hook_post_perdir_config(
+                Some(environ::post_perdir_config),
+                std::ptr::null(),
+                std::ptr::null(),
+                apache::APR_HOOK_REALLY_FIRST as c_int,
+            );
         }
         super::auth::register(pool);
     })
@@ -119,7 +118,12 @@ unsafe extern "C" fn process_log(level: c_int, message: abi::Bytes) {
 
 /// Maps this generation's status board (`metrics::board`) in the parent, before the MPM forks
 /// the children that share it.
-unsafe extern "C" fn status_board(_pconf: *mut apache::apr_pool_t, _plog: *mut apache::apr_pool_t, _ptemp: *mut apache::apr_pool_t, s: *mut apache::server_rec) -> c_int {
+unsafe extern "C" fn status_board(
+    _pconf: *mut apache::apr_pool_t,
+    _plog: *mut apache::apr_pool_t,
+    _ptemp: *mut apache::apr_pool_t,
+    s: *mut apache::server_rec,
+) -> c_int {
     trampoline("post_config", apache::OK as c_int, || {
         // SAFETY: ap_state_query has no preconditions.
         if unsafe { apache::ap_state_query(apache::AP_SQ_MAIN_STATE as c_int) } == apache::AP_SQ_MS_CREATE_PRE_CONFIG as c_int {

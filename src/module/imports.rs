@@ -75,10 +75,8 @@ pub fn to_abi(entries: &[ImportScript]) -> AbiImports {
     // SAFETY: read after the configuration is read (in a child or a daemon), when Apache has
     // set it; our record is attached to every server_rec.
     let main = unsafe { (!ap_server_conf.is_null()).then(|| super::record::server_config(ap_server_conf)) };
-    let options: Vec<Vec<u8>> = entries
-        .iter()
-        .map(|e| main.map_or_else(Vec::new, |m| m.group_options(&e.process_group, &e.application_group).encode()))
-        .collect();
+    let options: Vec<Vec<u8>> =
+        entries.iter().map(|e| main.map_or_else(Vec::new, |m| m.group_options(&e.process_group, &e.application_group).encode())).collect();
     let records = entries
         .iter()
         .zip(&options)

@@ -17,36 +17,14 @@ pub fn server(level: c_int, server: *const apache::server_rec, message: &str) {
     let text = line(message);
     // SAFETY: the format is a static "%s" with one C-string argument that lives across the call;
     // Apache accepts a null server (it then logs to the main server's log).
-    unsafe {
-        apache::ap_log_error_(
-            c"mod_wsgi".as_ptr(),
-            0,
-            module_index(),
-            level,
-            0,
-            server,
-            c"%s".as_ptr(),
-            text.as_ptr(),
-        )
-    }
+    unsafe { apache::ap_log_error_(c"mod_wsgi".as_ptr(), 0, module_index(), level, 0, server, c"%s".as_ptr(), text.as_ptr()) }
 }
 
 /// Logs against a request, so that the line carries the client address.
 pub fn request(level: c_int, request: *const apache::request_rec, message: &str) {
     let text = line(message);
     // SAFETY: as above; `request` is the live request_rec of the current handler call.
-    unsafe {
-        apache::ap_log_rerror_(
-            c"mod_wsgi".as_ptr(),
-            0,
-            module_index(),
-            level,
-            0,
-            request,
-            c"%s".as_ptr(),
-            text.as_ptr(),
-        )
-    }
+    unsafe { apache::ap_log_rerror_(c"mod_wsgi".as_ptr(), 0, module_index(), level, 0, request, c"%s".as_ptr(), text.as_ptr()) }
 }
 
 pub const ERR: c_int = apache::APLOG_ERR as c_int;

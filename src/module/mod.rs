@@ -2,8 +2,8 @@
 
 mod alias;
 mod apache;
-mod auth;
 pub mod args;
+mod auth;
 mod callbacks;
 mod config;
 mod daemon;
@@ -11,8 +11,8 @@ mod directives;
 mod dispatch;
 pub mod engine_loader;
 mod environ;
-mod handler;
 pub mod group_name;
+mod handler;
 mod hooks;
 mod imports;
 mod log;

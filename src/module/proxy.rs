@@ -393,7 +393,8 @@ mod tests {
     /// Applies `names` (and `proxies`, if any) to an environ of REMOTE_ADDR=`peer` and these
     /// request headers; returns the environ and whether a scheme header was applied.
     fn run(names: &str, proxies: Option<&str>, peer: &str, request: &[(&str, &str)]) -> (Environ, bool) {
-        let mut e = env(&[("REMOTE_ADDR", peer), ("HTTP_HOST", "localhost"), ("SERVER_NAME", "localhost"), ("SERVER_PORT", "80"), ("SCRIPT_NAME", "/app")]);
+        let mut e =
+            env(&[("REMOTE_ADDR", peer), ("HTTP_HOST", "localhost"), ("SERVER_NAME", "localhost"), ("SERVER_PORT", "80"), ("SCRIPT_NAME", "/app")]);
         e.extend(env(request));
         let names = headers(names);
         let proxies = proxies.map(networks);
@@ -469,7 +470,9 @@ mod tests {
     #[test]
     fn addresses_as_getaddrinfo_reads_them() {
         let v4 = |t: &str| parse_address(t.as_bytes()).map(|ip| ip.to_string());
-        for (text, ip) in [("127.1", "127.0.0.1"), ("10.2", "10.0.0.2"), ("167772162", "10.0.0.2"), ("0x0a.0.0.2", "10.0.0.2"), ("0X0A000002", "10.0.0.2")] {
+        for (text, ip) in
+            [("127.1", "127.0.0.1"), ("10.2", "10.0.0.2"), ("167772162", "10.0.0.2"), ("0x0a.0.0.2", "10.0.0.2"), ("0X0A000002", "10.0.0.2")]
+        {
             assert_eq!(v4(text).as_deref(), Some(ip), "{text}");
         }
         assert_eq!(v4("010.0.0.2").as_deref(), Some("8.0.0.2"), "octal");
@@ -477,7 +480,22 @@ mod tests {
         assert_eq!(v4("localhost").as_deref(), Some("127.0.0.1"));
         assert_eq!(v4("::FFFF:10.0.0.2").as_deref(), Some("::ffff:10.0.0.2"));
         assert_eq!(v4("fe80::1%1").as_deref(), Some("fe80::1"));
-        for bad in ["10.0.0.09", "10.0.0.2.", "10.0.0.2 x", "[::1]", "10.0.0.2%1", "203.0.113.9:1234", "unknown", "1.2.3.4.5", "256.0.0.1", "1.2.65536", "0x", "4294967296", "", "ip6-localhost"] {
+        for bad in [
+            "10.0.0.09",
+            "10.0.0.2.",
+            "10.0.0.2 x",
+            "[::1]",
+            "10.0.0.2%1",
+            "203.0.113.9:1234",
+            "unknown",
+            "1.2.3.4.5",
+            "256.0.0.1",
+            "1.2.65536",
+            "0x",
+            "4294967296",
+            "",
+            "ip6-localhost",
+        ] {
             assert_eq!(v4(bad), None, "{bad}");
         }
     }
@@ -539,7 +557,8 @@ mod tests {
         ("HTTP_X_HTTPS", "0"),
     ];
     fn proxy_headers(e: &Environ) -> Vec<String> {
-        let mut names: Vec<String> = e.iter().filter(|(k, _)| k.starts_with(b"HTTP_X_")).map(|(k, _)| String::from_utf8_lossy(&k[7..]).into_owned()).collect();
+        let mut names: Vec<String> =
+            e.iter().filter(|(k, _)| k.starts_with(b"HTTP_X_")).map(|(k, _)| String::from_utf8_lossy(&k[7..]).into_owned()).collect();
         names.sort();
         names
     }
@@ -548,7 +567,10 @@ mod tests {
     fn the_last_applied_header_of_a_category_wins_and_the_others_go() {
         let (e, applied) = run(ALL, None, "127.0.0.1", &EVERY);
         assert!(applied);
-        let got: Vec<Option<String>> = ["REMOTE_ADDR", "SERVER_NAME", "HTTP_HOST", "SERVER_PORT", "SCRIPT_NAME", "mod_wsgi.mount_point", "HTTPS"].iter().map(|k| value(&e, k)).collect();
+        let got: Vec<Option<String>> = ["REMOTE_ADDR", "SERVER_NAME", "HTTP_HOST", "SERVER_PORT", "SCRIPT_NAME", "mod_wsgi.mount_point", "HTTPS"]
+            .iter()
+            .map(|k| value(&e, k))
+            .collect();
         let want = [Some("198.51.100.2"), Some("fwdserver.example"), Some("xhost.example"), Some("8443"), Some("/fmount"), Some("/fmount"), None];
         assert_eq!(got, want.map(|v| v.map(str::to_string)));
         assert_eq!(proxy_headers(&e), ["FORWARDED_PORT", "FORWARDED_SCRIPT_NAME", "FORWARDED_SERVER", "HOST", "HTTPS", "REAL_IP"]);
@@ -558,7 +580,8 @@ mod tests {
         assert_eq!((value(&e, "REMOTE_ADDR").unwrap(), proxy_headers(&e)), ("198.51.100.2".into(), vec!["REAL_IP".to_string()]));
         let (e, _) = run("X-Real-IP X-Forwarded-For", None, "127.0.0.1", &order);
         assert_eq!((value(&e, "REMOTE_ADDR").unwrap(), proxy_headers(&e)), ("203.0.113.9".into(), vec!["FORWARDED_FOR".to_string()]));
-        let (e, applied) = run("X-Forwarded-Proto X-Forwarded-SSL", None, "127.0.0.1", &[("HTTP_X_FORWARDED_PROTO", "https"), ("HTTP_X_FORWARDED_SSL", "off")]);
+        let (e, applied) =
+            run("X-Forwarded-Proto X-Forwarded-SSL", None, "127.0.0.1", &[("HTTP_X_FORWARDED_PROTO", "https"), ("HTTP_X_FORWARDED_SSL", "off")]);
         assert_eq!((value(&e, "HTTPS"), proxy_headers(&e), applied), (None, vec!["FORWARDED_SSL".to_string()], true));
     }
 
@@ -568,7 +591,12 @@ mod tests {
         assert!(!applied);
         assert_eq!((value(&e, "REMOTE_ADDR").unwrap(), value(&e, "HTTP_HOST").unwrap()), ("127.0.0.2".into(), "localhost".into()));
         assert!(proxy_headers(&e).is_empty());
-        let (e, _) = run("X-Forwarded-For", Some("127.0.0.1"), "127.0.0.2", &[("HTTP_X_FORWARDED_FOR", "1.2.3.4"), ("HTTP_X_FORWARDED_HOST", "evil.example"), ("HTTP_X_REAL_IP", "1.2.3.4")]);
+        let (e, _) = run(
+            "X-Forwarded-For",
+            Some("127.0.0.1"),
+            "127.0.0.2",
+            &[("HTTP_X_FORWARDED_FOR", "1.2.3.4"), ("HTTP_X_FORWARDED_HOST", "evil.example"), ("HTTP_X_REAL_IP", "1.2.3.4")],
+        );
         assert_eq!(proxy_headers(&e), ["FORWARDED_HOST"], "unconfigured categories stay");
         let (e, _) = run("X-Forwarded-Port", Some("10.0.0.0/8"), "127.0.0.1", &[("HTTP_X_FORWARDED_PORT", "8443")]);
         assert_eq!((value(&e, "SERVER_PORT").unwrap(), proxy_headers(&e)), ("80".into(), vec![]));

@@ -190,7 +190,9 @@ impl RequestRec {
     /// The client's host name where `HostnameLookups` gives one, else its address.
     pub fn remote_host(&self) -> &[u8] {
         // SAFETY: live request and connection; the result is a pool string or null.
-        let name = unsafe { apache::ap_get_remote_host(self.0.connection, self.0.per_dir_config.cast(), apache::REMOTE_HOST as c_int, std::ptr::null_mut()) };
+        let name = unsafe {
+            apache::ap_get_remote_host(self.0.connection, self.0.per_dir_config.cast(), apache::REMOTE_HOST as c_int, std::ptr::null_mut())
+        };
         if name.is_null() {
             c_bytes(self.0.useragent_ip)
         } else {

@@ -124,7 +124,11 @@ pub fn confine_in_daemon(readable: bool) -> Result<Confined, String> {
     if !ok {
         return Err(format!(
             "Apache's scoreboard ({start:#x}-{end:#x}) is still {} after {}",
-            if left.is_empty() { "unmapped".to_string() } else { left.iter().map(|m| String::from_utf8_lossy(&m.perms).into_owned()).collect::<Vec<_>>().join(",") },
+            if left.is_empty() {
+                "unmapped".to_string()
+            } else {
+                left.iter().map(|m| String::from_utf8_lossy(&m.perms).into_owned()).collect::<Vec<_>>().join(",")
+            },
             if readable { "mprotect" } else { "munmap" }
         ));
     }

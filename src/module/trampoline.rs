@@ -15,9 +15,7 @@ pub fn trampoline<R>(what: &str, fallback: R, body: impl FnOnce() -> R) -> R {
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_string());
             // Logging itself must not unwind out of here either.
-            let _ = catch_unwind(|| {
-                super::log::server(super::log::ERR, std::ptr::null(), &format!("internal error in {what}: {reason}"))
-            });
+            let _ = catch_unwind(|| super::log::server(super::log::ERR, std::ptr::null(), &format!("internal error in {what}: {reason}")));
             fallback
         }
     }

@@ -71,4 +71,3 @@ fn regex_target(r: &RequestRec, regex: *mut apache::ap_regex_t, target: &str, ur
     let expanded = unsafe { CStr::from_ptr(expanded) }.to_bytes().to_vec();
     Some((expanded, usize::try_from(matches[0].rm_eo).ok()?))
 }
-

@@ -28,9 +28,9 @@ pub const Py_tp_methods: c_int = bindings::Py_tp_methods as c_int;
 pub const Py_TPFLAGS_DEFAULT: std::ffi::c_ulong = 1 << 18; // Py_TPFLAGS_HAVE_VERSION_TAG
 #[cfg(not(Py_3))]
 pub use python2::{
-    PyBytes_AsString, PyBytes_FromStringAndSize, PyBytes_Size, PyEval_EvalCode, PyType_FromSpec, PyType_Slot, PyType_Spec,
-    PyUnicode_AsLatin1String, PyUnicode_AsUTF8String, PyUnicode_DecodeLatin1, PyUnicode_FromStringAndSize, Py_FinalizeEx,
-    Py_TPFLAGS_DEFAULT, Py_tp_iter, Py_tp_iternext, Py_tp_methods, _PyBytes_Resize,
+    _PyBytes_Resize, PyBytes_AsString, PyBytes_FromStringAndSize, PyBytes_Size, PyEval_EvalCode, PyType_FromSpec, PyType_Slot, PyType_Spec,
+    PyUnicode_AsLatin1String, PyUnicode_AsUTF8String, PyUnicode_DecodeLatin1, PyUnicode_FromStringAndSize, Py_FinalizeEx, Py_TPFLAGS_DEFAULT,
+    Py_tp_iter, Py_tp_iternext, Py_tp_methods,
 };
 
 const TPFLAGS_LIST_SUBCLASS: std::ffi::c_ulong = 1 << 25;

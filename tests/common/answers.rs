@@ -14,17 +14,15 @@ pub struct Json(Vec<(String, String)>);
 impl Json {
     pub fn parse(text: &str) -> Json {
         let out = Command::new("/usr/bin/python3")
-            .args(["-c", "import json,sys\nfor k,v in json.loads(sys.argv[1]).items(): print(k + '\\t' + (v if isinstance(v, str) else json.dumps(v)))", text])
+            .args([
+                "-c",
+                "import json,sys\nfor k,v in json.loads(sys.argv[1]).items(): print(k + '\\t' + (v if isinstance(v, str) else json.dumps(v)))",
+                text,
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "not JSON: {text}");
-        Json(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| l.split_once('\t'))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Json(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_once('\t')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     pub fn get(&self, key: &str) -> String {

@@ -41,7 +41,9 @@ impl Mpm {
     fn directives(self) -> String {
         match self {
             Mpm::Prefork => "StartServers 1\nMinSpareServers 1\nMaxSpareServers 1\nServerLimit 1\nMaxRequestWorkers 1\n".into(),
-            _ => "StartServers 1\nServerLimit 1\nThreadLimit 8\nThreadsPerChild 8\nMaxRequestWorkers 8\nMinSpareThreads 1\nMaxSpareThreads 8\n".into(),
+            _ => {
+                "StartServers 1\nServerLimit 1\nThreadLimit 8\nThreadsPerChild 8\nMaxRequestWorkers 8\nMinSpareThreads 1\nMaxSpareThreads 8\n".into()
+            }
         }
     }
 }
@@ -271,7 +273,13 @@ impl Drop for Apache {
             eprintln!("{banner}");
         } else if !self.crashes_expected.load(std::sync::atomic::Ordering::Relaxed) {
             let crashes = crash_lines(&log);
-            assert!(crashes.is_empty(), "the error log shows a crash ({} MPM, port {}):\n{}\n{banner}", self.mpm.name(), self.port, crashes.join("\n"));
+            assert!(
+                crashes.is_empty(),
+                "the error log shows a crash ({} MPM, port {}):\n{}\n{banner}",
+                self.mpm.name(),
+                self.port,
+                crashes.join("\n")
+            );
         }
     }
 }

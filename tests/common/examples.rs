@@ -24,7 +24,15 @@ pub fn serve_examples(dir: &TempDir, express: impl Fn() -> Command, python: Opti
         Some(version) => format!("Hello from {framework} under mod_wsgi-rs (Python {version}."),
         None => format!("Hello from {framework} under mod_wsgi-rs"),
     };
-    let django = || vec!["--application-type".to_string(), "module".into(), "mysite.wsgi".into(), "--working-directory".into(), run.join("django").display().to_string()];
+    let django = || {
+        vec![
+            "--application-type".to_string(),
+            "module".into(),
+            "mysite.wsgi".into(),
+            "--working-directory".into(),
+            run.join("django").display().to_string(),
+        ]
+    };
     let cases: [Case; 5] = [
         ("hello", vec![run.join("hello.wsgi").display().to_string()], "/", b"", "Hello World!".into()),
         ("flask", vec![run.join("flask/app.py").display().to_string()], "/", b"", on_python("Flask")),
@@ -46,7 +54,9 @@ pub fn serve_examples(dir: &TempDir, express: impl Fn() -> Command, python: Opti
             .spawn()
             .unwrap();
         let mut child = StopOnDrop(child);
-        let log = || format!("{}{}", std::fs::read_to_string(&stderr).unwrap_or_default(), std::fs::read_to_string(root.join("error_log")).unwrap_or_default());
+        let log = || {
+            format!("{}{}", std::fs::read_to_string(&stderr).unwrap_or_default(), std::fs::read_to_string(root.join("error_log")).unwrap_or_default())
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "{name} did not come up:\n{}", log());

@@ -62,7 +62,8 @@ fn closing_connection(pid: i32) -> bool {
             .collect()
     };
     let tcp: Vec<(u64, u8)> = [table("tcp", 9), table("tcp6", 9)].concat();
-    let others: Vec<u64> = [table("unix", 6), table("udp", 9), table("udp6", 9), table("netlink", 9)].concat().into_iter().map(|(inode, _)| inode).collect();
+    let others: Vec<u64> =
+        [table("unix", 6), table("udp", 9), table("udp6", 9), table("netlink", 9)].concat().into_iter().map(|(inode, _)| inode).collect();
     sockets.iter().any(|inode| match tcp.iter().find(|(i, _)| i == inode) {
         Some((_, state)) => CLOSING.contains(state),
         None => !others.contains(inode),

@@ -103,17 +103,14 @@ impl BuildLock {
     const WAIT: std::time::Duration = std::time::Duration::from_secs(20 * 60);
 
     fn take(path: &Path) -> BuildLock {
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let file =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         use std::os::fd::AsRawFd;
         let deadline = std::time::Instant::now() + Self::WAIT;
         // SAFETY: a non-blocking flock on a descriptor this File owns.
         while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let err = std::io::Error::last_os_error();
-            assert!(
-                matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted),
-                "flock {}: {err}",
-                path.display()
-            );
+            assert!(matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted), "flock {}: {err}", path.display());
             assert!(
                 std::time::Instant::now() < deadline,
                 "another process has been building the venv locked by {} for {} s: its pip looks stuck",

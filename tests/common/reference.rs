@@ -40,9 +40,11 @@ pub fn mod_wsgi_6_module() -> PathBuf {
     let name = format!("mod_wsgi-{MOD_WSGI_6}-py3.11");
     let find = |venv: &Path| -> Option<PathBuf> {
         let server = venv.join("lib/python3.11/site-packages/mod_wsgi/server");
-        std::fs::read_dir(server).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("mod_wsgi-py311") && n.ends_with(".so"))
-        })
+        std::fs::read_dir(server)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("mod_wsgi-py311") && n.ends_with(".so")))
     };
     if let Some(module) = find(&cache_dir(&name)) {
         return module;

@@ -129,11 +129,8 @@ fn two_django_sites_answer(apache: &Apache, mpm: Mpm) {
             for t in 0..4 {
                 scope.spawn(move || {
                     for i in 0..10 {
-                        let (path, expected) = if (t + i) % 2 == 0 {
-                            ("/django-a/", "Site A|project.settings_a")
-                        } else {
-                            ("/django-b/", "Site B|project.settings_b")
-                        };
+                        let (path, expected) =
+                            if (t + i) % 2 == 0 { ("/django-a/", "Site A|project.settings_a") } else { ("/django-b/", "Site B|project.settings_b") };
                         let r = apache.get(path);
                         assert_eq!((r.status, r.text().as_str()), (200, expected), "{mpm:?}");
                     }
@@ -217,9 +214,9 @@ fn twenty_django_sites_in_one_child_each_keep_their_own_state() {
         }
         for n in 1..=SITES {
             let marker = apache.dir.path().join(format!("sites/atexit-site{n:02}"));
-            let group = std::fs::read_to_string(&marker).unwrap_or_else(|_| panic!("{mpm:?}: site{n:02}'s atexit did not run\n{}", apache.error_log()));
+            let group =
+                std::fs::read_to_string(&marker).unwrap_or_else(|_| panic!("{mpm:?}: site{n:02}'s atexit did not run\n{}", apache.error_log()));
             assert_eq!(group, format!("site{n:02}"), "{mpm:?}: an atexit callback ran in another group");
         }
     }
 }
-

@@ -206,17 +206,53 @@ mod tests {
     #[test]
     fn options_reach_the_daemon_line() {
         let o = opts(&[
-            "start-server", "--processes", "2", "--threads", "3", "--maximum-requests", "100", "--request-timeout=7",
-            "--daemon-backlog", "9", "--header-buffer-size", "9000", "--python-path", "/a", "--python-path", "/b",
-            "--locale", "C.UTF-8", "--process-group", "g", "--python-eggs", "/eggs", "--switch-interval", "0.01",
-            "--server-metrics", "--response-flush-delay", "0", "a.wsgi",
+            "start-server",
+            "--processes",
+            "2",
+            "--threads",
+            "3",
+            "--maximum-requests",
+            "100",
+            "--request-timeout=7",
+            "--daemon-backlog",
+            "9",
+            "--header-buffer-size",
+            "9000",
+            "--python-path",
+            "/a",
+            "--python-path",
+            "/b",
+            "--locale",
+            "C.UTF-8",
+            "--process-group",
+            "g",
+            "--python-eggs",
+            "/eggs",
+            "--switch-interval",
+            "0.01",
+            "--server-metrics",
+            "--response-flush-delay",
+            "0",
+            "a.wsgi",
         ]);
         let text = directives(&o, Path::new("/w d"), Path::new("/s"), 0).unwrap();
         for want in [
-            "processes=2", "threads=3", "maximum-requests=100", "request-timeout=7", "listen-backlog=9",
-            "header-buffer-size=9000", "\"python-path=/a:/b\"", "\"lang=C.UTF-8\"", "\"locale=C.UTF-8\"",
-            "\"home=/w d\"", "WSGIProcessGroup \"g\"", "WSGISocketPrefix \"/s/wsgi\"", "\"python-eggs=/eggs\"",
-            "switch-interval=0.01", "server-metrics=On", "response-flush-delay=0",
+            "processes=2",
+            "threads=3",
+            "maximum-requests=100",
+            "request-timeout=7",
+            "listen-backlog=9",
+            "header-buffer-size=9000",
+            "\"python-path=/a:/b\"",
+            "\"lang=C.UTF-8\"",
+            "\"locale=C.UTF-8\"",
+            "\"home=/w d\"",
+            "WSGIProcessGroup \"g\"",
+            "WSGISocketPrefix \"/s/wsgi\"",
+            "\"python-eggs=/eggs\"",
+            "switch-interval=0.01",
+            "server-metrics=On",
+            "response-flush-delay=0",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
@@ -258,15 +294,26 @@ mod tests {
     fn spare_worker_fractions_size_the_children_as_the_original() {
         // 4 x 10: 5 children of 17 threads; 0.6 of 5 children start, 0.4 and 1.0 of them idle.
         let o = opts(&[
-            "start-server", "--processes", "4", "--threads", "10", "--initial-workers", "0.6", "--minimum-spare-workers", "0.4",
-            "--maximum-spare-workers", "1", "a.wsgi",
+            "start-server",
+            "--processes",
+            "4",
+            "--threads",
+            "10",
+            "--initial-workers",
+            "0.6",
+            "--minimum-spare-workers",
+            "0.4",
+            "--maximum-spare-workers",
+            "1",
+            "a.wsgi",
         ]);
         let text = mpm_section(&o);
         for want in ["StartServers 3", "MinSpareThreads 34", "MaxSpareThreads 85"] {
             assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
         }
         // Prefork, 20 clients: the minimum follows --initial-workers when not given.
-        let text = mpm_section(&opts(&["start-server", "--server-mpm", "prefork", "--initial-workers", "0.5", "--maximum-spare-workers", "1.0", "a.wsgi"]));
+        let text =
+            mpm_section(&opts(&["start-server", "--server-mpm", "prefork", "--initial-workers", "0.5", "--maximum-spare-workers", "1.0", "a.wsgi"]));
         for want in ["StartServers 10", "MinSpareServers 10", "MaxSpareServers 20"] {
             assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
         }

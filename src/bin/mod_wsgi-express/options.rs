@@ -59,13 +59,7 @@ pub struct OptSpec {
     pub commands: &'static [Sub],
 }
 
-const fn opt(
-    name: &'static str,
-    arity: Arity,
-    default: Option<&'static str>,
-    metavar: &'static str,
-    help: &'static str,
-) -> OptSpec {
+const fn opt(name: &'static str, arity: Arity, default: Option<&'static str>, metavar: &'static str, help: &'static str) -> OptSpec {
     OptSpec { name, arity, repeatable: false, default, metavar, help, commands: SERVER }
 }
 
@@ -397,7 +391,10 @@ pub fn help(sub: Sub) -> String {
     }
     if SERVER.contains(&sub) {
         let names: Vec<String> = UNSUPPORTED.iter().map(|(n, _)| format!("--{n}")).collect();
-        out.push_str(&format!("\nOptions of the original mod_wsgi-express not supported by mod_wsgi-rs yet (refused by name):\n  {}\n", names.join(", ")));
+        out.push_str(&format!(
+            "\nOptions of the original mod_wsgi-express not supported by mod_wsgi-rs yet (refused by name):\n  {}\n",
+            names.join(", ")
+        ));
     }
     out
 }

@@ -335,9 +335,12 @@ os.unlink(watched.name)
 
     #[test]
     fn the_generated_scripts_compile() {
-        let o = opts(&["start-server", "--application-type", "module", "--reload-on-changes", "--server-alias", "x", "--server-name", "n", "pkg.wsgi"]);
+        let o =
+            opts(&["start-server", "--application-type", "module", "--reload-on-changes", "--server-alias", "x", "--server-name", "n", "pkg.wsgi"]);
         let text = handler(&o).unwrap();
-        for want in ["ENTRY_TYPE = u'module'", "ENTRY_POINT = u'pkg.wsgi'", "RELOAD_ON_CHANGES = True", "WATCH_ENTRY_POINT = True", "SERVER_ALIASES = u'x'"] {
+        for want in
+            ["ENTRY_TYPE = u'module'", "ENTRY_POINT = u'pkg.wsgi'", "RELOAD_ON_CHANGES = True", "WATCH_ENTRY_POINT = True", "SERVER_ALIASES = u'x'"]
+        {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
         compiles(&text).unwrap();

@@ -132,7 +132,11 @@ fn summary(opts: &ServerOptions, server_root: &Path, conf: &Path, document_root:
     }
     summary.push_str(&format!("Error Log File   : {} ({})\n", crate::logs::error_log_display(opts, server_root), opts.log_level));
     if opts.access_log {
-        let access = if crate::logs::to_terminal(opts) { "(terminal)".to_string() } else { crate::logs::directory(opts, server_root).join(&opts.logs.access_name).display().to_string() };
+        let access = if crate::logs::to_terminal(opts) {
+            "(terminal)".to_string()
+        } else {
+            crate::logs::directory(opts, server_root).join(&opts.logs.access_name).display().to_string()
+        };
         summary.push_str(&format!("Access Log File  : {access}\n"));
     }
     if let Some(log) = crate::logs::startup_log(opts, server_root) {
@@ -149,7 +153,11 @@ fn summary(opts: &ServerOptions, server_root: &Path, conf: &Path, document_root:
         summary.push_str(&format!("Request Capacity : {} ({p} process{} * {t} threads)\n", p * t, if p == 1 { "" } else { "es" }));
     }
     if opts.daemon_mode() {
-        summary.push_str(&format!("Process Group    : {}\nRequest Timeout  : {} (seconds)\n", crate::daemon::group_name(opts), opts.number("request-timeout")));
+        summary.push_str(&format!(
+            "Process Group    : {}\nRequest Timeout  : {} (seconds)\n",
+            crate::daemon::group_name(opts),
+            opts.number("request-timeout")
+        ));
         if opts.flag(Flag::ReloadOnChanges) {
             summary.push_str("Reloading        : on changes of any loaded Python file\n");
         }
@@ -217,8 +225,7 @@ fn write_scripts(opts: &ServerOptions, server_root: &Path) -> Result<(), String>
 fn resolve_paths(opts: &mut ServerOptions) -> Result<(), String> {
     resolve_entry_point(opts)?;
     for alias in &mut opts.url_aliases {
-        alias.path = fs::canonicalize(&alias.path)
-            .map_err(|e| format!("--url-alias {} '{}': {e}", alias.url, alias.path.display()))?;
+        alias.path = fs::canonicalize(&alias.path).map_err(|e| format!("--url-alias {} '{}': {e}", alias.url, alias.path.display()))?;
         alias.is_file = alias.path.is_file();
     }
     // Installed with pip into a virtual environment: that environment's Python, as the
@@ -290,7 +297,11 @@ fn resolve_files(opts: &mut ServerOptions) -> Result<(), String> {
     for (_, script) in &mut opts.docroot.handlers {
         existing_file(script, "--add-handler")?;
     }
-    for (option, file) in [("--rewrite-rules", &mut opts.docroot.rewrite_rules), ("--mime-types", &mut opts.mime_types), ("--httpd-executable", &mut opts.httpd_executable)] {
+    for (option, file) in [
+        ("--rewrite-rules", &mut opts.docroot.rewrite_rules),
+        ("--mime-types", &mut opts.mime_types),
+        ("--httpd-executable", &mut opts.httpd_executable),
+    ] {
         if let Some(file) = file {
             existing_file(file, option)?;
         }
@@ -470,22 +481,23 @@ fn prepare_shared_root(root: &Path) -> Result<(), String> {
         Err(e) => return Err(format!("cannot create {}: {e}", root.display())),
     };
     let refuse = |why: &str| {
-        format!("refusing to use server root {}: {why}; it must be a directory owned by you and writable only by you: remove it or pass --server-root", root.display())
+        format!(
+            "refusing to use server root {}: {why}; it must be a directory owned by you and writable only by you: remove it or pass --server-root",
+            root.display()
+        )
     };
     // Opened without following a symlink, then checked and changed through that descriptor:
     // what is checked is what is used.
-    let dir = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(root)
-        .map_err(|e| match e.raw_os_error() {
+    let dir = fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY | libc::O_CLOEXEC).open(root).map_err(|e| {
+        match e.raw_os_error() {
             // Linux says ENOTDIR for a symlink opened with both flags, ELOOP with O_NOFOLLOW alone.
             Some(libc::ELOOP | libc::ENOTDIR) if fs::symlink_metadata(root).is_ok_and(|m| m.file_type().is_symlink()) => {
                 refuse("it is a symbolic link")
             }
             Some(libc::ELOOP | libc::ENOTDIR) => refuse("it is not a directory"),
             _ => format!("server root {}: {e}", root.display()),
-        })?;
+        }
+    })?;
     let meta = dir.metadata().map_err(|e| format!("server root {}: {e}", root.display()))?;
     if meta.uid() != euid() {
         return Err(refuse(&format!("it belongs to user id {}", meta.uid())));

@@ -38,7 +38,9 @@ impl Telemetry {
             None => None,
             Some(target) => match target.strip_prefix("unix:") {
                 None => {
-                    return Err(raw.error("--telemetry-service must be 'unix:/path' (remote 'udp:host:port' targets are no longer supported)".to_string()))
+                    return Err(
+                        raw.error("--telemetry-service must be 'unix:/path' (remote 'udp:host:port' targets are no longer supported)".to_string())
+                    )
                 }
                 Some("") => return Err(raw.error("invalid --telemetry-service 'unix:': no socket path after 'unix:'".to_string())),
                 Some(path) => Some(PathBuf::from(path)),
@@ -52,7 +54,9 @@ impl Telemetry {
                 return Err(raw.error("--slow-requests requires --telemetry-service".to_string()));
             }
             if !threshold.is_finite() {
-                return Err(raw.error(format!("invalid --slow-requests '{}': must be a number of seconds", raw.one("slow-requests").unwrap_or_default())));
+                return Err(
+                    raw.error(format!("invalid --slow-requests '{}': must be a number of seconds", raw.one("slow-requests").unwrap_or_default()))
+                );
             }
         }
         if service.is_some() && !(interval >= 0.5 && interval.is_finite()) {
@@ -156,8 +160,18 @@ mod tests {
         }
         // What Python 3's str() gives for each.
         for (value, python) in [
-            (1.0, "1.0"), (2.0, "2.0"), (0.75, "0.75"), (1e15, "1000000000000000.0"), (1e16, "1e+16"), (1.5e16, "1.5e+16"),
-            (0.0001, "0.0001"), (0.00001, "1e-05"), (1.5e-7, "1.5e-07"), (1e100, "1e+100"), (0.1 + 0.2, "0.30000000000000004"), (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (2.0, "2.0"),
+            (0.75, "0.75"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e+16"),
+            (1.5e16, "1.5e+16"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.5e-7, "1.5e-07"),
+            (1e100, "1e+100"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (-0.0, "-0.0"),
         ] {
             assert_eq!(python_float(value), python);
         }

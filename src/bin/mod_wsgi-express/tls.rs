@@ -33,8 +33,12 @@ pub struct Tls {
 /// over HTTP. (`--https-only`, `--ssl-environment`, `--hsts-policy` are ignored without it,
 /// as the original does: cli/ignored.rs says so.)
 const NEED_PORT: &[&str] = &[
-    "ssl-certificate-file", "ssl-certificate-key-file", "ssl-certificate", "ssl-certificate-chain-file",
-    "ssl-ca-certificate-file", "ssl-verify-client",
+    "ssl-certificate-file",
+    "ssl-certificate-key-file",
+    "ssl-certificate",
+    "ssl-certificate-chain-file",
+    "ssl-ca-certificate-file",
+    "ssl-verify-client",
 ];
 
 impl Tls {

@@ -15,8 +15,8 @@ use std::ffi::{c_int, CStr};
 use std::io::{self, BufReader, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::PathBuf;
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -248,7 +248,11 @@ impl Exchange<'_> {
             }
             restarts += 1;
             if restarts >= maximum {
-                log::request(log::ERR, self.r, &format!("Maximum number of WSGI daemon process '{}' restart attempts reached: {maximum}.", self.name));
+                log::request(
+                    log::ERR,
+                    self.r,
+                    &format!("Maximum number of WSGI daemon process '{}' restart attempts reached: {maximum}.", self.name),
+                );
                 return Err(apache::HTTP_SERVICE_UNAVAILABLE as c_int);
             }
             log::request(abi::level::INFO, self.r, &format!("Reconnecting after WSGI daemon process '{}' restart, attempt #{restarts}.", self.name));
@@ -428,18 +432,25 @@ impl Exchange<'_> {
     fn start(&mut self, payload: &[u8]) -> io::Result<bool> {
         let mut start = Start::decode(payload)?;
         if let Err(reason) = checked(&mut start) {
-            log::request(log::ERR, self.r, &format!("Invalid response status or headers from daemon process '{}' ({reason}): {}", self.name, self.script()));
+            log::request(
+                log::ERR,
+                self.r,
+                &format!("Invalid response status or headers from daemon process '{}' ({reason}): {}", self.name, self.script()),
+            );
             self.started = false;
             return Ok(false);
         }
-        let pairs: Vec<abi::Pair> =
-            start.headers.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
+        let pairs: Vec<abi::Pair> = start.headers.iter().map(|(k, v)| abi::Pair { name: abi::Bytes::new(k), value: abi::Bytes::new(v) }).collect();
         // SAFETY: the handler's callback; the status and pairs are valid for the call.
         let rc = unsafe { (self.request.start)(self.request.ctx, abi::Bytes::new(&start.status), pairs.as_ptr(), pairs.len()) };
         self.started = rc == 0;
         if rc < 0 {
             let status = String::from_utf8_lossy(&start.status);
-            log::request(log::ERR, self.r, &format!("Apache refused the response status or headers from daemon process '{}' (status '{status}'): {}", self.name, self.script()));
+            log::request(
+                log::ERR,
+                self.r,
+                &format!("Apache refused the response status or headers from daemon process '{}' (status '{status}'): {}", self.name, self.script()),
+            );
         }
         Ok(rc >= 0)
     }
@@ -458,30 +469,44 @@ impl Exchange<'_> {
         let timed_out = matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut);
         let (status, message) = if !self.ready && timed_out {
             let waited = self.timeout.map_or(0, |t| t.as_secs());
-            (apache::HTTP_SERVICE_UNAVAILABLE, format!(
-                "Daemon process '{name}' did not take the request within {waited} s (socket-timeout=, else Timeout): its \
+            (
+                apache::HTTP_SERVICE_UNAVAILABLE,
+                format!(
+                    "Daemon process '{name}' did not take the request within {waited} s (socket-timeout=, else Timeout): its \
                  processes are all busy, stuck, or cannot start: {script}"
-            ))
+                ),
+            )
         } else if !self.ready {
-            (apache::HTTP_SERVICE_UNAVAILABLE, format!("Daemon process '{name}' closed the connection before handling the request ({error}): {script}"))
+            (
+                apache::HTTP_SERVICE_UNAVAILABLE,
+                format!("Daemon process '{name}' closed the connection before handling the request ({error}): {script}"),
+            )
         } else if self.started {
             let message = if timed_out {
                 format!("Timeout when reading the rest of the response from daemon process '{name}'; the response is cut short: {script}")
             } else {
-                format!("Daemon process '{name}' went away mid-response (it died or closed the connection: {error}); the response is cut short: {script}")
+                format!(
+                    "Daemon process '{name}' went away mid-response (it died or closed the connection: {error}); the response is cut short: {script}"
+                )
             };
             log::request(log::ERR, self.r, &message);
             return Ok(abi::Outcome::ABORTED);
         } else if timed_out {
             (apache::HTTP_GATEWAY_TIME_OUT, format!("Timeout when reading response headers from daemon process '{name}': {script}"))
         } else if let Some(oversized) = wire::Oversized::of(&error).filter(|o| o.kind == wire::START) {
-            (apache::HTTP_INTERNAL_SERVER_ERROR, format!(
-                "Truncated or oversized response headers received from daemon process '{name}': {} bytes of status and headers, \
+            (
+                apache::HTTP_INTERNAL_SERVER_ERROR,
+                format!(
+                    "Truncated or oversized response headers received from daemon process '{name}': {} bytes of status and headers, \
                  over the limit of {} bytes: {script}",
-                oversized.len, oversized.max
-            ))
+                    oversized.len, oversized.max
+                ),
+            )
         } else {
-            (apache::HTTP_INTERNAL_SERVER_ERROR, format!("Truncated or oversized response headers received from daemon process '{name}' ({error}): {script}"))
+            (
+                apache::HTTP_INTERNAL_SERVER_ERROR,
+                format!("Truncated or oversized response headers received from daemon process '{name}' ({error}): {script}"),
+            )
         };
         log::request(log::ERR, self.r, &message);
         Err(status as c_int)
@@ -493,7 +518,11 @@ impl Exchange<'_> {
 fn closed(error: &io::Error) -> bool {
     matches!(
         error.kind(),
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::NotConnected
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
     )
 }
 

@@ -326,9 +326,8 @@ pub(super) unsafe extern "C" fn read_body(ctx: *mut c_void, buf: *mut u8, len: u
 pub(super) unsafe extern "C" fn start_response(ctx: *mut c_void, status: abi::Bytes, headers: *const abi::Pair, len: usize) -> c_int {
     super::super::trampoline::trampoline("daemon start_response", -1, || {
         // SAFETY: see conn(); the engine's strings and `len` pairs are valid for the call.
-        let (c, status, headers) = unsafe {
-            (conn(ctx), status.as_slice(), if headers.is_null() { &[][..] } else { std::slice::from_raw_parts(headers, len) })
-        };
+        let (c, status, headers) =
+            unsafe { (conn(ctx), status.as_slice(), if headers.is_null() { &[][..] } else { std::slice::from_raw_parts(headers, len) }) };
         let Some(code) = status_code(status) else { return -1 };
         // SAFETY: as above.
         let pairs: Vec<(&[u8], &[u8])> = headers.iter().map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) }).collect();
@@ -425,8 +424,16 @@ fn send_file_frames(c: &Conn, fd: c_int, offset: u64, len: u64) -> c_int {
         if n <= 0 {
             // Said here: the child only sees the connection end, and would report a cut
             // response without the cause.
-            let cause = if n < 0 { std::io::Error::last_os_error().to_string() } else { format!("the file ended {left} bytes early (truncated while sent?)") };
-            log::server(log::ERR, c.server, &format!("wsgi.file_wrapper: reading the file at offset {offset} failed: {cause}; the response is cut short."));
+            let cause = if n < 0 {
+                std::io::Error::last_os_error().to_string()
+            } else {
+                format!("the file ended {left} bytes early (truncated while sent?)")
+            };
+            log::server(
+                log::ERR,
+                c.server,
+                &format!("wsgi.file_wrapper: reading the file at offset {offset} failed: {cause}; the response is cut short."),
+            );
             c.kill(&io);
             return -1;
         }

@@ -30,7 +30,12 @@ use std::ffi::c_int;
 /// other thread runs: `main` is the configuration's first server record and the chain from it
 /// (Apache's records, which nothing else is changing); `own` is the group's server, in that
 /// chain; `pool` is a pool that outlives the process (pconf).
-pub unsafe fn keep_only(main: *mut apache::server_rec, own: *mut apache::server_rec, pool: *mut apache::apr_pool_t, keep: &[c_int]) -> Result<(), String> {
+pub unsafe fn keep_only(
+    main: *mut apache::server_rec,
+    own: *mut apache::server_rec,
+    pool: *mut apache::apr_pool_t,
+    keep: &[c_int],
+) -> Result<(), String> {
     // SAFETY: `own` is a live server record (the caller's contract).
     let own_log = unsafe { (*own).error_log };
     let mut kept: Vec<c_int> = keep.to_vec();

@@ -91,7 +91,14 @@ impl Drop for Active {
 
 impl Dispatch {
     /// The epoll set over `listener` (non-blocking) and the stop pipe's read end.
-    pub(super) fn new(listener: c_int, stop: (c_int, c_int), threads: usize, socket_timeout: Option<Duration>, name: Arc<str>, server: *mut apache::server_rec) -> std::io::Result<Dispatch> {
+    pub(super) fn new(
+        listener: c_int,
+        stop: (c_int, c_int),
+        threads: usize,
+        socket_timeout: Option<Duration>,
+        name: Arc<str>,
+        server: *mut apache::server_rec,
+    ) -> std::io::Result<Dispatch> {
         // SAFETY: creates a new descriptor, owned below.
         let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if epoll < 0 {
@@ -184,11 +191,15 @@ impl Dispatch {
                 // The connection stays queued and epoll says so again at once: without a
                 // pause this would spin.
                 if !self.starved.swap(true, Ordering::Relaxed) {
-                    log::server(log::ERR, self.server, &format!(
-                        "Daemon process '{}' cannot accept connections ({error}); retrying every {} ms.",
-                        self.name,
-                        ACCEPT_RETRY.as_millis()
-                    ));
+                    log::server(
+                        log::ERR,
+                        self.server,
+                        &format!(
+                            "Daemon process '{}' cannot accept connections ({error}); retrying every {} ms.",
+                            self.name,
+                            ACCEPT_RETRY.as_millis()
+                        ),
+                    );
                 }
                 std::thread::sleep(ACCEPT_RETRY);
             }

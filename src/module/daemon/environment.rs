@@ -17,8 +17,8 @@
 use super::super::log;
 use super::options::{Accounts, SystemAccounts};
 use super::supervisor::{Group, Registry};
-use crate::abi::level;
 use super::wire::Hello;
+use crate::abi::level;
 use std::ffi::CString;
 use std::sync::OnceLock;
 
@@ -73,11 +73,15 @@ fn set_priority(group: &Group) {
     }
     // SAFETY: setpriority has no memory preconditions; `who` 0 is this process.
     if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, priority) } != 0 {
-        log::server(level::WARNING, group.server, &format!(
-            "Unable to set CPU priority of {priority} for daemon process '{}'; daemon will run with default priority: {}",
-            group.spec.name,
-            std::io::Error::last_os_error()
-        ));
+        log::server(
+            level::WARNING,
+            group.server,
+            &format!(
+                "Unable to set CPU priority of {priority} for daemon process '{}'; daemon will run with default priority: {}",
+                group.spec.name,
+                std::io::Error::last_os_error()
+            ),
+        );
     }
 }
 
@@ -94,7 +98,8 @@ fn limits(group: &Group) -> Vec<Limit> {
     let mut limits = Vec::new();
     if spec.cpu_time_limit > 0 {
         let soft = spec.cpu_time_limit;
-        let message = format!("Unable to set CPU time limit of {soft} seconds for daemon process '{name}'; daemon will run without the configured limit.");
+        let message =
+            format!("Unable to set CPU time limit of {soft} seconds for daemon process '{name}'; daemon will run without the configured limit.");
         limits.push((libc::RLIMIT_CPU, soft, soft + 1 + spec.timeouts.shutdown, message));
     }
     if spec.memory_limit > 0 {
@@ -104,7 +109,8 @@ fn limits(group: &Group) -> Vec<Limit> {
     }
     if spec.virtual_memory_limit > 0 {
         let limit = spec.virtual_memory_limit;
-        let message = format!("Unable to set virtual memory limit of {limit} for daemon process '{name}'; daemon will run without the configured limit.");
+        let message =
+            format!("Unable to set virtual memory limit of {limit} for daemon process '{name}'; daemon will run without the configured limit.");
         limits.push((libc::RLIMIT_AS, limit, limit, message));
     }
     limits
@@ -164,7 +170,10 @@ fn change_root(group: &Group) -> Result<(), String> {
     }
     // SAFETY: as above, with a static C string.
     if unsafe { libc::chdir(c"/".as_ptr()) } != 0 {
-        return Err(format!("Unable to change working directory to '/' in chroot '{root}': {}. Daemon process will exit.", std::io::Error::last_os_error()));
+        return Err(format!(
+            "Unable to change working directory to '/' in chroot '{root}': {}. Daemon process will exit.",
+            std::io::Error::last_os_error()
+        ));
     }
     let _ = JAIL.set(root.clone());
     Ok(())
@@ -203,7 +212,10 @@ pub fn jail_request(hello: &mut Hello) -> Result<(), String> {
 
 fn rewrite(root: &str, hello: &mut Hello) -> Result<(), String> {
     let Some(script) = inside(root, &hello.script) else {
-        return Err(format!("WSGI script '{}' is not located within chroot directory '{root}'; rejecting request.", String::from_utf8_lossy(&hello.script)));
+        return Err(format!(
+            "WSGI script '{}' is not located within chroot directory '{root}'; rejecting request.",
+            String::from_utf8_lossy(&hello.script)
+        ));
     };
     hello.environ.retain_mut(|(name, value)| match &name[..] {
         b"SCRIPT_FILENAME" => {
@@ -305,10 +317,14 @@ fn set_language(group: &Group) {
             !unsafe { libc::setlocale(libc::LC_ALL, c_locale.as_ptr()) }.is_null()
         });
         if !set {
-            log::server(level::WARNING, group.server, &format!(
-                "Unsupported locale setting '{locale}' specified for daemon process group '{name}'; daemon will run with the \
+            log::server(
+                level::WARNING,
+                group.server,
+                &format!(
+                    "Unsupported locale setting '{locale}' specified for daemon process group '{name}'; daemon will run with the \
                  inherited locale. Consider 'C.UTF-8' as a fallback."
-            ));
+                ),
+            );
         }
     }
 }

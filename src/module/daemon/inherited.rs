@@ -185,7 +185,10 @@ VmFlags: rd wr mr mw me ac sd
             "5 shared writable mappings inherited from Apache's parent: 516 KiB /dev/zero (deleted), \
              4 KiB /dev/shm/ShM.e13f6a9fH709f5c33, 1.5 MiB SYSV00000000 (deleted), 64 KiB anonymous, 4 KiB /dev/zero (deleted)"
         );
-        assert_eq!(summary(&shared_writable(MAPS)[1..2]), "1 shared writable mapping inherited from Apache's parent: 4 KiB /dev/shm/ShM.e13f6a9fH709f5c33");
+        assert_eq!(
+            summary(&shared_writable(MAPS)[1..2]),
+            "1 shared writable mapping inherited from Apache's parent: 4 KiB /dev/shm/ShM.e13f6a9fH709f5c33"
+        );
         assert!(summary(&[]).starts_with("no shared writable mapping"));
         assert_eq!((size(4096), size(1 << 20), size(3 << 20)), ("4 KiB".into(), "1 MiB".into(), "3 MiB".into()));
     }

@@ -22,13 +22,13 @@
 
 pub mod client;
 mod connection;
+mod descriptors;
 mod dispatch;
+mod environment;
+mod inherited;
 mod monitor;
 pub mod options;
 mod pool;
-mod descriptors;
-mod environment;
-mod inherited;
 mod process;
 pub use process::IGNORE_ACTIVITY_KEY;
 mod read_hello;

@@ -153,13 +153,21 @@ impl Monitor {
             if unsafe { (self.engine.start_heartbeat)() } == 0 {
                 self.heartbeat.store(true, Ordering::SeqCst);
             } else {
-                log::server(log::ERR, self.server, &format!("Unable to create deadlock-detection thread in daemon process '{}'; deadlock timeouts will not be enforced.", self.name));
+                log::server(
+                    log::ERR,
+                    self.server,
+                    &format!("Unable to create deadlock-detection thread in daemon process '{}'; deadlock timeouts will not be enforced.", self.name),
+                );
             }
         }
         let monitor = self.clone();
         let started = std::thread::Builder::new().name("wsgi-monitor".into()).spawn(move || monitor.run());
         if let Err(e) = started {
-            log::server(log::ERR, self.server, &format!("Daemon process '{}' cannot start its monitor thread ({e}): its timeouts are not enforced.", self.name));
+            log::server(
+                log::ERR,
+                self.server,
+                &format!("Daemon process '{}' cannot start its monitor thread ({e}): its timeouts are not enforced.", self.name),
+            );
         }
     }
 
@@ -284,7 +292,11 @@ impl Monitor {
                 // The stacks are logged by the main thread's stop (see `process.rs`), with a
                 // time limit on it: a request stuck in C code holding the GIL must not keep
                 // the monitor from stopping the process.
-                log::server(level::INFO, self.server, &format!("Daemon process request time limit exceeded, stopping daemon process '{}'.", self.name));
+                log::server(
+                    level::INFO,
+                    self.server,
+                    &format!("Daemon process request time limit exceeded, stopping daemon process '{}'.", self.name),
+                );
                 return Some(REQUEST_TIMEOUT);
             }
         }
@@ -339,7 +351,10 @@ impl Monitor {
             log::server(level::INFO, self.server, &format!("Daemon process deadlock timer expired, stopping daemon process '{}'.", self.name));
             let serving: Vec<String> = {
                 let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-                requests.iter().map(|e| format!("thread {} ({:#x}) for {:.1} s: {}", e.ident, e.ident, e.started.elapsed().as_secs_f64(), e.what)).collect()
+                requests
+                    .iter()
+                    .map(|e| format!("thread {} ({:#x}) for {:.1} s: {}", e.ident, e.ident, e.started.elapsed().as_secs_f64(), e.what))
+                    .collect()
             };
             for line in &serving {
                 log::server(log::ERR, self.server, &format!("Daemon process '{}' was serving a request in {line}", self.name));

@@ -311,7 +311,8 @@ impl DaemonSpec {
                 self.header_buffer_size = if size == 0 { 32768 } else { size.min(1 << 30) as usize };
             }
             "processes" => {
-                self.processes = number("Invalid process count for WSGI daemon process.", 1)?.try_into().map_err(|_| "processes= is too large".to_string())?;
+                self.processes =
+                    number("Invalid process count for WSGI daemon process.", 1)?.try_into().map_err(|_| "processes= is too large".to_string())?;
                 self.multiprocess = true;
             }
             "threads" => {
@@ -388,14 +389,18 @@ impl DaemonSpec {
             }
             "socket-user" => {
                 let user = match value.strip_prefix('#') {
-                    Some(id) => Some(id.parse().ok().and_then(|uid| accounts.user_by_id(uid)).ok_or("Couldn't determine user name from socket user.")?),
+                    Some(id) => {
+                        Some(id.parse().ok().and_then(|uid| accounts.user_by_id(uid)).ok_or("Couldn't determine user name from socket user.")?)
+                    }
                     None => accounts.user_by_name(value),
                 };
                 self.socket_user = Some(user.ok_or("Invalid socket user for WSGI daemon process.")?);
             }
             "script-user" => {
                 let name = match value.strip_prefix('#') {
-                    Some(id) => id.parse().ok().and_then(|uid| accounts.user_by_id(uid)).map(|u| u.name).ok_or("Couldn't determine uid from script user.")?,
+                    Some(id) => {
+                        id.parse().ok().and_then(|uid| accounts.user_by_id(uid)).map(|u| u.name).ok_or("Couldn't determine uid from script user.")?
+                    }
                     None => accounts.user_by_name(value).map(|u| u.name).ok_or("Invalid script user for WSGI daemon process.")?,
                 };
                 if matches!(self.script_owner, Some(ScriptOwner::Group(_))) {
@@ -515,7 +520,9 @@ mod tests {
     fn defaults_and_slice_one_options() {
         let spec = parse("site").unwrap();
         assert_eq!((spec.processes, spec.threads, spec.multiprocess, spec.maximum_requests), (1, 15, false, 0));
-        let spec = parse("site processes=2 threads=4 user=site home=/srv python-path=/a:/b display-name=%{GROUP} maximum-requests=9 python-home=/opt/py/").unwrap();
+        let spec =
+            parse("site processes=2 threads=4 user=site home=/srv python-path=/a:/b display-name=%{GROUP} maximum-requests=9 python-home=/opt/py/")
+                .unwrap();
         assert_eq!((spec.processes, spec.threads, spec.multiprocess, spec.maximum_requests), (2, 4, true, 9));
         assert_eq!(spec.user.as_ref().map(|u| u.uid), Some(1001));
         assert_eq!(spec.gid, Some(1002), "the user's primary group by default");
@@ -561,8 +568,10 @@ mod tests {
 
     #[test]
     fn slice_two_environment_options_are_accepted() {
-        let spec = parse("site umask=0027 lang=C.UTF-8 locale=C.UTF-8 supplementary-groups=staff,#7 listen-backlog=0 \
-                          maximum-requests=10 maximum-requests-jitter=5 connect-timeout=2 socket-timeout=3 header-buffer-size=65536")
+        let spec = parse(
+            "site umask=0027 lang=C.UTF-8 locale=C.UTF-8 supplementary-groups=staff,#7 listen-backlog=0 \
+                          maximum-requests=10 maximum-requests-jitter=5 connect-timeout=2 socket-timeout=3 header-buffer-size=65536",
+        )
         .unwrap();
         assert_eq!(spec.umask, Some(0o027));
         assert_eq!((spec.lang.as_deref(), spec.locale.as_deref()), (Some("C.UTF-8"), Some("C.UTF-8")));
@@ -619,7 +628,10 @@ mod tests {
     fn chroot_is_an_existing_absolute_directory() {
         let err = |line| parse(line).unwrap_err();
         assert_eq!(err("site chroot=jail"), "Invalid chroot directory for WSGI daemon process.");
-        assert_eq!(err("site chroot=/nonexistent/jail"), "WSGIDaemonProcess site: chroot directory '/nonexistent/jail' does not exist or is not a directory");
+        assert_eq!(
+            err("site chroot=/nonexistent/jail"),
+            "WSGIDaemonProcess site: chroot directory '/nonexistent/jail' does not exist or is not a directory"
+        );
         let file = std::env::temp_dir().join(format!("mwrs-chroot-file-{}", std::process::id()));
         std::fs::write(&file, "").unwrap();
         assert!(err(&format!("site chroot={}", file.display())).contains("is not a directory"));

@@ -18,13 +18,13 @@ use super::super::log;
 use super::super::metrics;
 use super::super::record::server_config;
 use super::connection::{log_line, read_body, send_file, start_response, write_body, Conn, Io, Pending, Sock};
-use super::dispatch::{Connection, Dispatch};
 use super::descriptors;
+use super::dispatch::{Connection, Dispatch};
 use super::environment;
 use super::monitor::{self, Monitor};
 use super::options::Timeouts;
-use super::reloading::{self, ScriptTimes};
 use super::read_hello::read_hello;
+use super::reloading::{self, ScriptTimes};
 use super::request_figures::{daemon_phases, describe_for_metrics, now_micros};
 use super::supervisor::{self, Group, Registry};
 use super::wire::{self, Hello};
@@ -80,7 +80,8 @@ fn daemon_main(index: usize, n: u32) -> c_int {
     close_inherited(&registry, index);
     // SAFETY: single-threaded right after fork, nothing but Apache's code has run; the
     // records are this generation's configuration and pconf outlives the process.
-    let kept = unsafe { descriptors::keep_only(registry.main, group.server, registry.pconf, &[signals.0, signals.1, stop.0, stop.1, group.listener]) };
+    let kept =
+        unsafe { descriptors::keep_only(registry.main, group.server, registry.pconf, &[signals.0, signals.1, stop.0, stop.1, group.listener]) };
     if let Err(message) = kept {
         return fail(group, Some(signals.0), &message);
     }
@@ -109,7 +110,8 @@ fn daemon_main(index: usize, n: u32) -> c_int {
     };
     // SAFETY: the main server's configuration, read-only after start-up.
     let main = unsafe { server_config(registry.main) };
-    let switch_interval = if group.spec.switch_interval_us > 0 { group.spec.switch_interval_us as f64 / 1e6 } else { main.switch_interval.unwrap_or(0.0) };
+    let switch_interval =
+        if group.spec.switch_interval_us > 0 { group.spec.switch_interval_us as f64 / 1e6 } else { main.switch_interval.unwrap_or(0.0) };
     metrics::start(metrics::Settings::new(group.server, &main.telemetry, &group.spec.name, group.spec.threads as usize, switch_interval, engine));
     let jail = group.spec.chroot.as_ref().map(|root| format!(" in chroot '{root}'")).unwrap_or_default();
     log::server(level::INFO, group.server, &format!("Daemon process '{}' ({n}) is serving requests as uid {}{jail}.", group.spec.name, group.uid));
@@ -141,7 +143,16 @@ fn daemon_main(index: usize, n: u32) -> c_int {
             let shared = shared.clone();
             let spawned = std::thread::Builder::new().name(format!("wsgi-{i}")).stack_size(stack_size).spawn(move || worker(&shared));
             spawned
-                .map_err(|e| log::server(log::ERR, group.server, &format!("Daemon process '{}' cannot start worker thread {i} ({e}): it runs with fewer threads than threads= says.", group.spec.name)))
+                .map_err(|e| {
+                    log::server(
+                        log::ERR,
+                        group.server,
+                        &format!(
+                            "Daemon process '{}' cannot start worker thread {i} ({e}): it runs with fewer threads than threads= says.",
+                            group.spec.name
+                        ),
+                    )
+                })
                 .ok()
         })
         .collect();
@@ -177,7 +188,10 @@ fn stop_for(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>, signals:
         }
         b'G' => {
             let grace = if t.eviction > 0 { t.eviction } else { t.graceful };
-            info(format!("Graceful stop requested, stopping daemon process '{name}' gracefully ({} timeout {grace} s).", if t.eviction > 0 { "eviction" } else { "graceful" }));
+            info(format!(
+                "Graceful stop requested, stopping daemon process '{name}' gracefully ({} timeout {grace} s).",
+                if t.eviction > 0 { "eviction" } else { "graceful" }
+            ));
             Some(grace)
         }
         CPU_LIMIT => {
@@ -444,7 +458,11 @@ fn start_engine(registry: &Registry, group: &Group, mapped: Option<engine_loader
         dont_write_bytecode: main.dont_write_bytecode.unwrap_or(false) as c_int,
         python_warnings: abi::Bytes::new(warnings.as_bytes()),
         // The group's switch-interval=, else WSGISwitchInterval.
-        switch_interval_us: if spec.switch_interval_us > 0 { spec.switch_interval_us } else { main.switch_interval.map_or(0, super::super::hooks::switch_interval_us) },
+        switch_interval_us: if spec.switch_interval_us > 0 {
+            spec.switch_interval_us
+        } else {
+            main.switch_interval.map_or(0, super::super::hooks::switch_interval_us)
+        },
         main_options: abi::Bytes::new(&main_options),
         hash_seed: abi::Bytes::new(hash_seed.as_bytes()),
         destroy_interpreter: main.destroy_interpreter.unwrap_or(true) as c_int,
@@ -581,7 +599,11 @@ fn worker(shared: &Shared) {
                 false
             }
             Err(_) => {
-                log::server(log::ERR, shared.server, &format!("internal error in mod_wsgi-rs serving a request in daemon process '{}' (a Rust panic)", shared.name));
+                log::server(
+                    log::ERR,
+                    shared.server,
+                    &format!("internal error in mod_wsgi-rs serving a request in daemon process '{}' (a Rust panic)", shared.name),
+                );
                 false
             }
         };
@@ -648,9 +670,7 @@ fn serve(shared: &Shared, connection: &Connection) -> Result<bool, String> {
     // only there.
     // So are its other container settings (`abi::interpreter_options`).
     // And never a request_rec address (`abi::request_rec`): that is of another process.
-    environ.retain(|(k, _)| {
-        k != abi::gil_mode::ENVIRON_KEY && k != abi::interpreter_options::ENVIRON_KEY && k != abi::request_rec::ENVIRON_KEY
-    });
+    environ.retain(|(k, _)| k != abi::gil_mode::ENVIRON_KEY && k != abi::interpreter_options::ENVIRON_KEY && k != abi::request_rec::ENVIRON_KEY);
     // SAFETY: the main server's configuration, read-only after start-up.
     let main = unsafe { server_config(shared.main) };
     let application_group = String::from_utf8_lossy(&hello.group);
@@ -719,7 +739,8 @@ fn queue_timed_out(shared: &Shared, hello: &Hello) -> bool {
     if limit == 0 {
         return false;
     }
-    let started = hello.environ.iter().find(|(k, _)| k == b"mod_wsgi.request_start").and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u128>().ok());
+    let started =
+        hello.environ.iter().find(|(k, _)| k == b"mod_wsgi.request_start").and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u128>().ok());
     let Some(started) = started else { return false };
     if now_micros().saturating_sub(started) <= u128::from(limit) * 1_000_000 {
         return false;
@@ -740,11 +761,15 @@ fn script_changed(shared: &Shared, hello: &Hello) -> bool {
     }
     shared.stop_accepting();
     if !shared.restarting.swap(true, Ordering::SeqCst) {
-        log::server(level::INFO, shared.server, &format!(
-            "Forcing restart of daemon process '{}' due to modification of script '{}'.",
-            shared.name,
-            String::from_utf8_lossy(&hello.script)
-        ));
+        log::server(
+            level::INFO,
+            shared.server,
+            &format!(
+                "Forcing restart of daemon process '{}' due to modification of script '{}'.",
+                shared.name,
+                String::from_utf8_lossy(&hello.script)
+            ),
+        );
         // SAFETY: writes one byte to our own signal pipe.
         unsafe { libc::write(shared.signals, [reloading::SCRIPT_CHANGED].as_ptr().cast(), 1) };
     }

@@ -42,7 +42,8 @@ pub fn check_stats(rule: &ScriptOwner, file: Option<Stat>, parent: &str, dir: Op
     match rule {
         ScriptOwner::Group(required) => {
             let file = file.ok_or("Group information not available for WSGI script file.")?;
-            let name = accounts.group_by_id(file.gid).ok_or_else(|| format!("Unable to determine group of WSGI script file from gid {}.", file.gid))?;
+            let name =
+                accounts.group_by_id(file.gid).ok_or_else(|| format!("Unable to determine group of WSGI script file from gid {}.", file.gid))?;
             if &name != required {
                 return Err(format!("WSGI script file group '{name}' does not match group required for daemon process."));
             }
@@ -54,7 +55,9 @@ pub fn check_stats(rule: &ScriptOwner, file: Option<Stat>, parent: &str, dir: Op
                 .group_by_id(dir.gid)
                 .ok_or_else(|| format!("Unable to determine group of parent directory of WSGI script file from gid {}.", dir.gid))?;
             if &name != required {
-                return Err(format!("Parent directory of WSGI script file has group '{name}' which does not match group required for daemon process."));
+                return Err(format!(
+                    "Parent directory of WSGI script file has group '{name}' which does not match group required for daemon process."
+                ));
             }
             if dir.mode & WORLD_WRITE != 0 {
                 return Err("Parent directory of WSGI script file is writable to world.".into());
@@ -81,7 +84,9 @@ pub fn check_stats(rule: &ScriptOwner, file: Option<Stat>, parent: &str, dir: Op
                 .map(|u| u.name)
                 .ok_or_else(|| format!("Unable to determine owner of parent directory of WSGI script file from uid {}.", dir.uid))?;
             if &name != required {
-                return Err(format!("Parent directory of WSGI script file has owner '{name}' which does not match user required for daemon process."));
+                return Err(format!(
+                    "Parent directory of WSGI script file has owner '{name}' which does not match user required for daemon process."
+                ));
             }
             if dir.mode & WORLD_WRITE != 0 {
                 return Err("Parent directory of WSGI script file is writable to world.".into());
@@ -133,7 +138,10 @@ mod tests {
         let user = ScriptOwner::User("site".into());
         let check = |file, dir| check_stats(&user, file, "/srv/", dir, &Names);
         assert_eq!(check(stat(1, 10, 0o644), stat(1, 10, 0o755)), Ok(()));
-        assert_eq!(check(stat(2, 10, 0o644), stat(1, 10, 0o755)).unwrap_err(), "WSGI script file owner 'other' does not match user required for daemon process.");
+        assert_eq!(
+            check(stat(2, 10, 0o644), stat(1, 10, 0o755)).unwrap_err(),
+            "WSGI script file owner 'other' does not match user required for daemon process."
+        );
         assert_eq!(check(stat(9, 10, 0o644), stat(1, 10, 0o755)).unwrap_err(), "Unable to determine owner of WSGI script file from uid 9.");
         assert_eq!(check(stat(1, 10, 0o664), stat(1, 10, 0o755)).unwrap_err(), "WSGI script file is writable to group.");
         assert_eq!(check(stat(1, 10, 0o646), stat(1, 10, 0o755)).unwrap_err(), "WSGI script file is writable to world.");
@@ -152,7 +160,10 @@ mod tests {
         let group = ScriptOwner::Group("web".into());
         let check = |file, dir| check_stats(&group, file, "/srv/", dir, &Names);
         assert_eq!(check(stat(2, 10, 0o664), stat(1, 10, 0o775)), Ok(()), "group-writable is allowed");
-        assert_eq!(check(stat(1, 11, 0o644), stat(1, 10, 0o755)).unwrap_err(), "WSGI script file group 'staff' does not match group required for daemon process.");
+        assert_eq!(
+            check(stat(1, 11, 0o644), stat(1, 10, 0o755)).unwrap_err(),
+            "WSGI script file group 'staff' does not match group required for daemon process."
+        );
         assert_eq!(check(stat(1, 12, 0o644), stat(1, 10, 0o755)).unwrap_err(), "Unable to determine group of WSGI script file from gid 12.");
         assert_eq!(check(stat(1, 10, 0o646), stat(1, 10, 0o755)).unwrap_err(), "WSGI script file is writable to world.");
         assert_eq!(

@@ -23,10 +23,10 @@ use super::super::log;
 use super::super::record::server_config;
 use super::super::scoreboard;
 use super::super::trampoline::trampoline;
-use crate::abi::level;
 use super::inherited;
 use super::options::DaemonSpec;
 use super::process;
+use crate::abi::level;
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -424,12 +424,14 @@ fn set_buffer_size(fd: c_int, option: c_int, size: u32, what: &str, server: *mut
     }
     let value = size as c_int;
     // SAFETY: fd is our socket; the option value is one int, of the size given.
-    let rc = unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, option, (&value as *const c_int).cast(), std::mem::size_of::<c_int>() as libc::socklen_t) };
+    let rc =
+        unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, option, (&value as *const c_int).cast(), std::mem::size_of::<c_int>() as libc::socklen_t) };
     if rc != 0 {
-        log::server(level::WARNING, server, &format!(
-            "Unable to set {what} buffer size on daemon process socket; default size will be used: {}",
-            std::io::Error::last_os_error()
-        ));
+        log::server(
+            level::WARNING,
+            server,
+            &format!("Unable to set {what} buffer size on daemon process socket; default size will be used: {}", std::io::Error::last_os_error()),
+        );
     }
 }
 
@@ -467,11 +469,15 @@ fn fork(registry: &Arc<Registry>, instance: *mut Instance) {
         // or read-only with server-metrics=On (see scoreboard.rs).
         let metrics = match scoreboard::confine_in_daemon(group.spec.server_metrics) {
             Ok(scoreboard::Confined::Unsealable(reason)) => {
-                log::server(crate::abi::level::WARNING, group.server, &format!(
-                    "Daemon process '{}': server-metrics=On but Apache's scoreboard cannot be mapped read-only for good ({reason}): \
+                log::server(
+                    crate::abi::level::WARNING,
+                    group.server,
+                    &format!(
+                        "Daemon process '{}': server-metrics=On but Apache's scoreboard cannot be mapped read-only for good ({reason}): \
                      it is unmapped, and mod_wsgi.server_metrics() returns None in this group.",
-                    group.spec.name
-                ));
+                        group.spec.name
+                    ),
+                );
                 false
             }
             Ok(_) => group.spec.server_metrics,
@@ -498,7 +504,11 @@ fn fork(registry: &Arc<Registry>, instance: *mut Instance) {
     }
     // SAFETY: apr_proc_fork filled in the pid.
     let pid = unsafe { (*process).pid };
-    log::server(level::INFO, group.server, &format!("Starting process '{}' with uid={}, gid={} and threads={}; pid {pid}.", group.spec.name, group.uid, group.gid, group.spec.threads));
+    log::server(
+        level::INFO,
+        group.server,
+        &format!("Starting process '{}' with uid={}, gid={} and threads={}; pid {pid}.", group.spec.name, group.uid, group.gid, group.spec.threads),
+    );
 }
 
 /// How long a daemon that cannot confine the scoreboard or unmap the parent's shared memory
@@ -511,10 +521,11 @@ const CONFINE_FAILURE_DELAY: std::time::Duration = std::time::Duration::from_sec
 /// without running the application. Apache's signal handlers, inherited from its parent, are
 /// put back to the default first, so that a stop or restart ends the wait.
 fn refuse_to_start(group: &Group, message: &str, kept: &str) -> ! {
-    log::server(log::ERR, group.server, &format!(
-        "Daemon process '{}' cannot start: {message}; it will not run the application with {kept}.",
-        group.spec.name
-    ));
+    log::server(
+        log::ERR,
+        group.server,
+        &format!("Daemon process '{}' cannot start: {message}; it will not run the application with {kept}.", group.spec.name),
+    );
     // SAFETY: single-threaded right after fork; plain sigaction/sigprocmask calls with
     // initialised structures.
     unsafe {
@@ -553,11 +564,23 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
         match reason {
             apache::APR_OC_REASON_DEATH if !stopping => {
                 let level = if status > 1 { log::ERR } else { level::INFO };
-                log::server(level, group.server, &format!("Process '{}' (pid {pid}) has died, deregister and restart it (status {status}{}).", group.spec.name, death_cause(status)));
+                log::server(
+                    level,
+                    group.server,
+                    &format!(
+                        "Process '{}' (pid {pid}) has died, deregister and restart it (status {status}{}).",
+                        group.spec.name,
+                        death_cause(status)
+                    ),
+                );
                 fork(&registry, instance);
             }
             apache::APR_OC_REASON_LOST if !stopping => {
-                log::server(level::INFO, group.server, &format!("Process '{}' (pid {pid}) has been lost, deregister and restart it.", group.spec.name));
+                log::server(
+                    level::INFO,
+                    group.server,
+                    &format!("Process '{}' (pid {pid}) has been lost, deregister and restart it.", group.spec.name),
+                );
                 fork(&registry, instance);
             }
             _ => {}
@@ -603,4 +626,3 @@ mod tests {
         assert_eq!(socket_path("/run/wsgi", false, 3, 33, 2).to_str().unwrap(), format!("/run/wsgi.{pid}.u33.2.sock"));
     }
 }
-

@@ -110,7 +110,10 @@ mod tests {
         assert_eq!(parse_auth_script(Kind::Access, "/a.wsgi", false).unwrap().group, None);
         assert_eq!(parse_auth_script(Kind::Access, "", false).unwrap_err(), "Location of access script not supplied.");
         assert_eq!(parse_auth_script(Kind::AuthGroup, "/a application-group=", false).unwrap_err(), "Invalid name for WSGI application group.");
-        assert_eq!(parse_auth_script(Kind::AuthUser, "/a process-group=x", false).unwrap_err(), "Invalid option to WSGI auth user script definition.");
+        assert_eq!(
+            parse_auth_script(Kind::AuthUser, "/a process-group=x", false).unwrap_err(),
+            "Invalid option to WSGI auth user script definition."
+        );
         assert!(parse_auth_script(Kind::AuthUser, "/a application-group=%{GLOBAL}", true).unwrap_err().contains("not allowed in .htaccess"));
         assert!(parse_auth_script(Kind::AuthUser, "/a", true).unwrap().from_htaccess);
     }

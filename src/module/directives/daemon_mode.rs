@@ -22,7 +22,9 @@ pub(super) fn check_daemon_group_reachable(name: &str, server: *mut apache::serv
         return Ok(());
     }
     match (here, there) {
-        (Some(a), Some(b)) if a != b => Err(format!("WSGI process group not accessible. ('{name}' belongs to virtual host {}.)", b.to_string_lossy())),
+        (Some(a), Some(b)) if a != b => {
+            Err(format!("WSGI process group not accessible. ('{name}' belongs to virtual host {}.)", b.to_string_lossy()))
+        }
         (None, Some(_)) | (Some(_), None) => Err(format!("WSGI process group not matchable. ('{name}' belongs to another virtual host.)")),
         _ => Ok(()),
     }
@@ -40,12 +42,16 @@ pub(super) unsafe extern "C" fn daemon_process(cmd: *mut cmd_parms, mconfig: *mu
         if !spec.ignored.is_empty() && !NEW_RELIC_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
             // SAFETY: cmd is the live cmd_parms of this directive call.
             let server = unsafe { (*d.cmd).server };
-            log::server(apache::APLOG_WARNING as c_int, server, &format!(
-                "WSGIDaemonProcess {}: {} ignored: mod_wsgi-rs has no New Relic agent hook (import 'newrelic.agent' and \
+            log::server(
+                apache::APLOG_WARNING as c_int,
+                server,
+                &format!(
+                    "WSGIDaemonProcess {}: {} ignored: mod_wsgi-rs has no New Relic agent hook (import 'newrelic.agent' and \
                  call newrelic.agent.initialize() in the WSGI script instead).",
-                spec.name,
-                spec.ignored.join(" and ")
-            ));
+                    spec.name,
+                    spec.ignored.join(" and ")
+                ),
+            );
         }
         // SAFETY: geteuid has no preconditions.
         if spec.chroot.is_some() && unsafe { libc::geteuid() } != 0 {

@@ -110,7 +110,13 @@ pub(super) fn global_flag(
 }
 
 /// An `On`/`Off` option of the current level (server, virtual host or directory).
-pub(super) fn option_flag(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char, name: &str, set: impl FnOnce(&mut AppOptions, bool)) -> *const c_char {
+pub(super) fn option_flag(
+    cmd: *mut cmd_parms,
+    mconfig: *mut c_void,
+    arg: *const c_char,
+    name: &str,
+    set: impl FnOnce(&mut AppOptions, bool),
+) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
         let on = parse_on_off(name, &d.arg)?;
         set(d.options(), on);

@@ -136,9 +136,13 @@ pub(super) unsafe extern "C" fn free_threading(cmd: *mut cmd_parms, mconfig: *mu
             server.free_threading = Some(on);
         }
         if on {
-            log::server(apache::APLOG_WARNING as c_int, s, &format!(
-                "WSGIFreeThreading On has no effect: mod_wsgi-rs has no engine for a free-threaded Python (PEP 703); the GIL stays on ({place})."
-            ));
+            log::server(
+                apache::APLOG_WARNING as c_int,
+                s,
+                &format!(
+                    "WSGIFreeThreading On has no effect: mod_wsgi-rs has no engine for a free-threaded Python (PEP 703); the GIL stays on ({place})."
+                ),
+            );
         }
         Ok(())
     })
@@ -174,10 +178,14 @@ pub(super) unsafe extern "C" fn per_interpreter_gil(cmd: *mut cmd_parms, mconfig
             if !version.is_empty() && !has_per_interpreter_gil(&version) {
                 // SAFETY: cmd is the live cmd_parms of this directive call.
                 let s = unsafe { (*d.cmd).server };
-                log::server(apache::APLOG_WARNING as c_int, s, &format!(
-                    "WSGIPerInterpreterGIL requires Python 3.12 or later; directive has no effect on this build (Python {version}, {}).",
-                    where_is(d.cmd)
-                ));
+                log::server(
+                    apache::APLOG_WARNING as c_int,
+                    s,
+                    &format!(
+                        "WSGIPerInterpreterGIL requires Python 3.12 or later; directive has no effect on this build (Python {version}, {}).",
+                        where_is(d.cmd)
+                    ),
+                );
             }
         }
         Ok(())

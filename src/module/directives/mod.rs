@@ -13,12 +13,15 @@
 use super::apache::{self, cmd_func, cmd_parms, command_rec};
 use super::args::{split_option, split_words};
 use super::config::{AppOptions, DirConfig, DispatchScript, GilMode, HandlerScript, InterpreterOptions, MapHead, ScriptAlias, UrlMatch};
-use super::proxy::{environ_name, Network};
-use super::daemon::{self, options::{DaemonSpec, SystemAccounts}};
+use super::daemon::{
+    self,
+    options::{DaemonSpec, SystemAccounts},
+};
 use super::engine_loader;
-use super::log;
 use super::group_name::GroupSpec;
 use super::imports::{self, ImportScript};
+use super::log;
+use super::proxy::{environ_name, Network};
 use super::record::server_config_mut;
 use super::trampoline::trampoline;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -34,17 +37,17 @@ mod script_arguments;
 mod startup_imports;
 mod values;
 use auth_scripts::{access_script, auth_group_script, auth_user_script, group_authoritative};
-use command_table::{raw_args, take1, END};
 pub use command_table::CommandTable;
+use command_table::{raw_args, take1, END};
 use daemon_mode::{accept_mutex, check_daemon_group_reachable, daemon_process, process_group, restrict_process, socket_prefix, socket_rotation};
-use directive_call::{directive, global_flag, option_flag, Directive};
 pub(super) use directive_call::where_is;
+use directive_call::{directive, global_flag, option_flag, Directive};
 use interpreter_options::{free_threading, interpreter_options, per_interpreter_gil, scoped, switch_interval};
-use process_settings::{
-    case_sensitivity, destroy_interpreter, new_relic, python_eggs, python_hash_seed, slow_requests, telemetry_options,
-    telemetry_service, verbose_debugging,
-};
 pub use process_settings::apply_telemetry_options;
+use process_settings::{
+    case_sensitivity, destroy_interpreter, new_relic, python_eggs, python_hash_seed, slow_requests, telemetry_options, telemetry_service,
+    verbose_debugging,
+};
 pub use script_arguments::{parse_alias_words, parse_application_group, parse_dispatch_script, parse_handler_script, parse_import_script};
 use startup_imports::{import_script, preload};
 use values::check_identifier;
@@ -103,7 +106,12 @@ pub static COMMANDS: CommandTable<55> = CommandTable([
     take1(c"WSGIAcceptMutex", accept_mutex, SERVER, c"Set accept mutex type for daemon processes (accepted; not needed)."),
     raw_args(c"WSGIRestrictProcess", restrict_process, DIRECTORY, c"Limit selectable WSGI process groups."),
     take1(c"WSGIServerMetrics", server_metrics, SERVER, c"Enabled/Disable access to server metrics."),
-    take1(c"WSGIPerInterpreterGIL", per_interpreter_gil, SERVER, c"Enable/Disable per-interpreter GIL for sub-interpreters (Python 3.12+): Off, On or Auto."),
+    take1(
+        c"WSGIPerInterpreterGIL",
+        per_interpreter_gil,
+        SERVER,
+        c"Enable/Disable per-interpreter GIL for sub-interpreters (Python 3.12+): Off, On or Auto.",
+    ),
     take1(c"WSGISwitchInterval", switch_interval, SERVER, c"Override Python GIL switch interval (seconds)."),
     take1(c"WSGIFreeThreading", free_threading, SERVER, c"Accepted: no engine runs a free-threaded Python (no effect)."),
     take1(c"WSGIPythonHashSeed", python_hash_seed, SERVER, c"Python hash seed (PYTHONHASHSEED): random or a number."),
@@ -119,7 +127,12 @@ pub static COMMANDS: CommandTable<55> = CommandTable([
     take1(c"WSGISlowRequests", slow_requests, SERVER, c"Enable slow-request reporting. Arg: threshold in seconds."),
     take1(c"WSGINewRelicConfigFile", new_relic, SERVER, c"Accepted and ignored: New Relic agent configuration file."),
     take1(c"WSGINewRelicEnvironment", new_relic, SERVER, c"Accepted and ignored: New Relic agent environment."),
-    raw_args(c"<WSGIInterpreterOptions", interpreter_options, SERVER, c"Container scoping per-interpreter options to a named process-group and/or application-group."),
+    raw_args(
+        c"<WSGIInterpreterOptions",
+        interpreter_options,
+        SERVER,
+        c"Container scoping per-interpreter options to a named process-group and/or application-group.",
+    ),
     END,
 ]);
 
@@ -212,9 +225,14 @@ unsafe extern "C" fn python_home(cmd: *mut cmd_parms, mconfig: *mut c_void, arg:
 /// layered over it for the groups selected (its directories in front: see
 /// `abi::interpreter_options`).
 unsafe extern "C" fn python_path(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
-    scoped(cmd, mconfig, arg, |v| Ok(v.to_string()), |b, v| b.python_path = Some(v), |s, v| {
-        s.python_path.extend(v.split(':').filter(|p| !p.is_empty()).map(str::to_string))
-    })
+    scoped(
+        cmd,
+        mconfig,
+        arg,
+        |v| Ok(v.to_string()),
+        |b, v| b.python_path = Some(v),
+        |s, v| s.python_path.extend(v.split(':').filter(|p| !p.is_empty()).map(str::to_string)),
+    )
 }
 
 unsafe extern "C" fn python_concurrency(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {

@@ -56,7 +56,11 @@ pub(super) unsafe extern "C" fn verbose_debugging(cmd: *mut cmd_parms, mconfig: 
         parse_on_off("WSGIVerboseDebugging", &d.arg)?;
         // SAFETY: cmd is the live cmd_parms of this directive call.
         let server = unsafe { (*d.cmd).server };
-        log::server(apache::APLOG_INFO as c_int, server, "WSGIVerboseDebugging is deprecated and has no effect. Use 'LogLevel info wsgi:debug' for the engine's lifecycle messages.");
+        log::server(
+            apache::APLOG_INFO as c_int,
+            server,
+            "WSGIVerboseDebugging is deprecated and has no effect. Use 'LogLevel info wsgi:debug' for the engine's lifecycle messages.",
+        );
         Ok(())
     })
 }
@@ -76,7 +80,11 @@ fn not_implemented(d: &Directive, name: &str, what: &str) {
     };
     // SAFETY: cmd is the live cmd_parms of this directive call.
     let server = unsafe { (*d.cmd).server };
-    log::server(apache::APLOG_WARNING as c_int, server, &format!("{name}{place}: {what} is not implemented by mod_wsgi-rs; the directive is accepted and ignored."));
+    log::server(
+        apache::APLOG_WARNING as c_int,
+        server,
+        &format!("{name}{place}: {what} is not implemented by mod_wsgi-rs; the directive is accepted and ignored."),
+    );
 }
 
 /// `WSGITelemetryService unix:/path [interval=N]` (mod_wsgi 6.1): where each process sends
@@ -208,7 +216,11 @@ pub(super) unsafe extern "C" fn slow_requests(cmd: *mut cmd_parms, mconfig: *mut
 pub(super) unsafe extern "C" fn new_relic(cmd: *mut cmd_parms, mconfig: *mut c_void, arg: *const c_char) -> *const c_char {
     directive(cmd, mconfig, arg, |d| {
         d.global_only()?;
-        not_implemented(d, "WSGINewRelicConfigFile/WSGINewRelicEnvironment", "starting the New Relic agent from the configuration (initialise it in the WSGI script)");
+        not_implemented(
+            d,
+            "WSGINewRelicConfigFile/WSGINewRelicEnvironment",
+            "starting the New Relic agent from the configuration (initialise it in the WSGI script)",
+        );
         Ok(())
     })
 }
@@ -244,7 +256,10 @@ mod tests {
             assert_eq!(apply_telemetry_options(&words(line), current), Ok(expected), "{line}");
         }
         for (bad, why) in [
-            ("", "at least one flag"), ("+", "bare '+'"), ("+All", "'All' may not"), ("CaptureUserAgent -None", "cannot mix"),
+            ("", "at least one flag"),
+            ("+", "bare '+'"),
+            ("+All", "'All' may not"),
+            ("CaptureUserAgent -None", "cannot mix"),
             ("requests", "unknown flag 'requests'"),
         ] {
             assert!(apply_telemetry_options(&words(bad), [false; 2]).unwrap_err().contains(why), "{bad}");

@@ -59,7 +59,8 @@ pub fn parse_handler_script(line: &str) -> Result<HandlerScript, String> {
             "application-group" if value.is_empty() => return Err("Invalid name for WSGI application group.".into()),
             "application-group" => options.group = Some(GroupSpec::parse(value)?),
             "pass-authorization" => {
-                options.pass_authorization = Some(parse_on_off("pass-authorization", value).map_err(|_| "Invalid value for authorization flag.".to_string())?)
+                options.pass_authorization =
+                    Some(parse_on_off("pass-authorization", value).map_err(|_| "Invalid value for authorization flag.".to_string())?)
             }
             _ => return Err(invalid()),
         }
@@ -93,7 +94,9 @@ pub fn parse_application_group(line: &str) -> Result<(GroupSpec, Option<u32>), S
     let mut replicas = None;
     for word in rest {
         match split_option(word) {
-            Some(("replicas", value)) if replicas.is_none() => replicas = Some(parse_replicas(value).map_err(|e| format!("WSGIApplicationGroup: {e}"))?),
+            Some(("replicas", value)) if replicas.is_none() => {
+                replicas = Some(parse_replicas(value).map_err(|e| format!("WSGIApplicationGroup: {e}"))?)
+            }
             _ => return Err(format!("WSGIApplicationGroup: unexpected '{word}' after the group name; the only option is replicas=N")),
         }
     }
@@ -142,8 +145,7 @@ mod tests {
 
     #[test]
     fn alias_words_and_options() {
-        let (url, target, o) =
-            parse_alias_words("WSGIScriptAlias", "/app /srv/app.wsgi application-group=%{GLOBAL} callable-object=app").unwrap();
+        let (url, target, o) = parse_alias_words("WSGIScriptAlias", "/app /srv/app.wsgi application-group=%{GLOBAL} callable-object=app").unwrap();
         assert_eq!((url.as_str(), target.as_str()), ("/app", "/srv/app.wsgi"));
         assert_eq!(o.group, Some(GroupSpec::Global));
         assert_eq!(o.callable.as_deref(), Some("app"));
@@ -157,7 +159,10 @@ mod tests {
         assert!(err("/app /x.wsgi oops").contains("expected key=value"));
         assert!(err("/app /x.wsgi callable-object=1abc").contains("Python identifier"));
         assert!(err("/app /x.wsgi application-group=%{NOPE}").contains("invalid application group"));
-        assert_eq!(parse_alias_words("WSGIScriptAlias", "/a /x.wsgi process-group=site1").unwrap().2.process_group, Some(GroupSpec::Literal("site1".into())));
+        assert_eq!(
+            parse_alias_words("WSGIScriptAlias", "/a /x.wsgi process-group=site1").unwrap().2.process_group,
+            Some(GroupSpec::Literal("site1".into()))
+        );
         assert_eq!(parse_alias_words("WSGIScriptAlias", "/a /x.wsgi process-group=%{GLOBAL}").unwrap().2.process_group, Some(GroupSpec::Global));
     }
 

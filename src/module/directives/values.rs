@@ -79,7 +79,10 @@ pub fn parse_accept_mutex(value: &str) -> Result<(), String> {
     if ACCEPT_MUTEXES.iter().any(|m| m.eq_ignore_ascii_case(value)) {
         return Ok(());
     }
-    Err(format!("Accept mutex lock mechanism '{value}' is invalid. Valid accept mutex mechanisms for this platform are: {}.", ACCEPT_MUTEXES.join(", ")))
+    Err(format!(
+        "Accept mutex lock mechanism '{value}' is invalid. Valid accept mutex mechanisms for this platform are: {}.",
+        ACCEPT_MUTEXES.join(", ")
+    ))
 }
 
 #[cfg(test)]

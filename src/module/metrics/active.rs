@@ -3,9 +3,9 @@
 //! time are made from. Each slot has its own lock, taken briefly by its own thread at the
 //! start and end of a request and by the reporter when it looks; no Python runs under it.
 
-use std::sync::Mutex;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -199,7 +199,10 @@ mod tests {
     #[test]
     fn a_description_gives_each_field_back() {
         let d = Describe::new([b"GET", b"https", b"example.com", b"/app", b"/x", b"HTTP/1.1", b"10.0.0.1", b"", b"id", b"site", b"example.com|/app"]);
-        assert_eq!((d.method(), d.scheme(), d.hostname(), d.script_name(), d.path_info()), (&b"GET"[..], &b"https"[..], &b"example.com"[..], &b"/app"[..], &b"/x"[..]));
+        assert_eq!(
+            (d.method(), d.scheme(), d.hostname(), d.script_name(), d.path_info()),
+            (&b"GET"[..], &b"https"[..], &b"example.com"[..], &b"/app"[..], &b"/x"[..])
+        );
         assert_eq!((d.protocol(), d.peer_ip(), d.user_agent(), d.log_id()), (&b"HTTP/1.1"[..], &b"10.0.0.1"[..], &b""[..], &b"id"[..]));
         assert_eq!((d.process_group(), d.application_group()), ("site".into(), "example.com|/app".into()));
         assert!(Describe::default().method().is_empty() && Describe::default().application_group().is_empty());

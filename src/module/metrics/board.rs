@@ -85,7 +85,8 @@ impl Region {
         let len = len.clamp(1, 20000);
         let bytes = len * std::mem::size_of::<Slot>();
         // SAFETY: an anonymous shared mapping of `bytes`, zero-filled by the kernel.
-        let map = unsafe { libc::mmap(std::ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0) };
+        let map =
+            unsafe { libc::mmap(std::ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0) };
         if map == libc::MAP_FAILED {
             return Err(format!("cannot map the wsgi-status board ({bytes} bytes): {}", std::io::Error::last_os_error()));
         }
@@ -252,7 +253,12 @@ fn take_slot(region: &Region) {
 fn claim(slot: &'static Slot, me: i32) {
     for group in &slot.groups {
         group.state.store(0, Ordering::Relaxed);
-        for counter in [&group.requests, &group.active, &group.duration_us, &group.wait_us].into_iter().chain(&group.statuses).chain(&group.buckets).chain(&group.thread_states) {
+        for counter in [&group.requests, &group.active, &group.duration_us, &group.wait_us]
+            .into_iter()
+            .chain(&group.statuses)
+            .chain(&group.buckets)
+            .chain(&group.thread_states)
+        {
             counter.store(0, Ordering::Relaxed);
         }
         for objects in &group.objects {
@@ -570,7 +576,11 @@ fn read_group(g: &Group) -> Row {
         buckets,
         thread_states: g.thread_states.iter().fold(0u64, |n, t| n.saturating_add(sane(t.load(Ordering::Relaxed)))),
         // The replicas' counts that are known, added up; None when none is.
-        objects: g.objects.iter().filter_map(|o| u64::try_from(o.load(Ordering::Relaxed)).ok()).fold(None, |n: Option<u64>, o| Some(n.unwrap_or(0).saturating_add(o))),
+        objects: g
+            .objects
+            .iter()
+            .filter_map(|o| u64::try_from(o.load(Ordering::Relaxed)).ok())
+            .fold(None, |n: Option<u64>, o| Some(n.unwrap_or(0).saturating_add(o))),
     }
 }
 

@@ -22,7 +22,6 @@ pub fn bucket(seconds: f64) -> usize {
     exp as usize * 4 + ((fraction * 4.0) as usize).min(3)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

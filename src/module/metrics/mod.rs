@@ -18,7 +18,6 @@ mod window;
 pub mod wire;
 
 pub use active::Describe;
-pub use window::Traffic;
 use std::ffi::CStr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -26,6 +25,7 @@ use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use window::Accumulator;
 pub use window::Phases;
+pub use window::Traffic;
 
 /// Worker threads reported one by one (mod_wsgi's cap on its per-thread arrays).
 pub const MAX_SLOTS: usize = 128;
@@ -82,9 +82,17 @@ impl Settings {
 impl Settings {
     /// The settings of a process that runs applications with `engine`: an Apache child
     /// (`process_group` empty) or a daemon process of that group.
-    pub fn new(server: *const super::apache::server_rec, telemetry: &super::config::Telemetry, process_group: &str, threads_maximum: usize, switch_interval: f64, engine: &crate::abi::Engine) -> Settings {
+    pub fn new(
+        server: *const super::apache::server_rec,
+        telemetry: &super::config::Telemetry,
+        process_group: &str,
+        threads_maximum: usize,
+        switch_interval: f64,
+        engine: &crate::abi::Engine,
+    ) -> Settings {
         // SAFETY: both return static strings of httpd.
-        let (description, mpm) = unsafe { (CStr::from_ptr(super::apache::ap_get_server_description()), CStr::from_ptr(super::apache::ap_show_mpm())) };
+        let (description, mpm) =
+            unsafe { (CStr::from_ptr(super::apache::ap_get_server_description()), CStr::from_ptr(super::apache::ap_show_mpm())) };
         let apache_version = description.to_string_lossy().split_whitespace().next().unwrap_or_default().to_string();
         // SAFETY: the engine's table holds a static version string.
         let python_version = unsafe { engine.python_version.to_text() };
@@ -128,7 +136,12 @@ struct Lifetime {
 
 impl Lifetime {
     fn new() -> Lifetime {
-        Lifetime { started: epoch_now(), requests: AtomicU64::new(0), busy_ns: AtomicU64::new(0), per_thread: std::array::from_fn(|_| AtomicU64::new(0)) }
+        Lifetime {
+            started: epoch_now(),
+            requests: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+            per_thread: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
     }
 }
 
@@ -284,7 +297,15 @@ pub fn begin(server: f64, queue: Option<f64>, daemon: Option<f64>, describe: imp
         let describe = if state().is_some_and(|s| s.settings.slow_threshold().is_some()) { describe() } else { Describe::default() };
         entered = active::enter(slot, active::Running { began, began_epoch: epoch_now(), thread, describe, reported_slow: false, active_at_start });
     }
-    Some(Tracker { slot, entered, began, phases: Phases { server, queue, daemon, ..Phases::default() }, cpu_at_start, active_at_start, counted: true })
+    Some(Tracker {
+        slot,
+        entered,
+        began,
+        phases: Phases { server, queue, daemon, ..Phases::default() },
+        cpu_at_start,
+        active_at_start,
+        counted: true,
+    })
 }
 
 impl Drop for Tracker {
@@ -309,7 +330,8 @@ impl Tracker {
             _ => (0.0, 0.0),
         };
         // Itself included: it leaves the count below.
-        let usage = Usage { cpu_user: cpu.0, cpu_system: cpu.1, active_at_start: self.active_at_start, active_at_completion: active_requests() as u64 };
+        let usage =
+            Usage { cpu_user: cpu.0, cpu_system: cpu.1, active_at_start: self.active_at_start, active_at_completion: active_requests() as u64 };
         if std::mem::take(&mut self.counted) {
             ACTIVE.fetch_sub(1, Ordering::Relaxed);
         }
@@ -330,7 +352,16 @@ impl Tracker {
                         slow::log_completed(&state.settings, &running, elapsed, status, threshold);
                     }
                     let (began_epoch, describe) = (running.began_epoch, running.describe);
-                    slow::queue(slow::Completed { began_epoch, duration: elapsed, thread_slot: slot, status, traffic, describe, phases: self.phases, usage });
+                    slow::queue(slow::Completed {
+                        began_epoch,
+                        duration: elapsed,
+                        thread_slot: slot,
+                        status,
+                        traffic,
+                        describe,
+                        phases: self.phases,
+                        usage,
+                    });
                 }
                 _ => {}
             }

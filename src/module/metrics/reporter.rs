@@ -11,13 +11,13 @@
 //! (mod_wsgi numbers every datagram, so each slow-request report there counts as a drop).
 
 use super::super::log;
-use super::wire::{kind, Datagram};
 use super::window::Stat;
+use super::wire::{kind, Datagram};
 use super::{active, active_requests, epoch_now, sample, slow, state, Settings};
-use std::sync::{Condvar, Mutex};
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -54,7 +54,10 @@ pub fn start() {
         match socket {
             Ok(socket) => Some((socket, path)),
             Err(e) => {
-                s.log(log::WARNING, &format!("WSGI0132: Telemetry reporter could not open target 'unix:{}'; metrics will not be sent ({e}).", path.display()));
+                s.log(
+                    log::WARNING,
+                    &format!("WSGI0132: Telemetry reporter could not open target 'unix:{}'; metrics will not be sent ({e}).", path.display()),
+                );
                 None
             }
         }
@@ -281,7 +284,8 @@ fn tick() {
         d.f64(61, mean(&w.queue)).f64(62, mean(&w.daemon));
     }
     if n > 0 {
-        for (min, stat) in [(70, &w.server), (73, &w.application), (74, &w.request), (75, &w.python_wait), (76, &w.input_read), (77, &w.output_write)] {
+        for (min, stat) in [(70, &w.server), (73, &w.application), (74, &w.request), (75, &w.python_wait), (76, &w.input_read), (77, &w.output_write)]
+        {
             d.f64(min, stat.min).f64(min + 10, stat.max);
         }
         if sample.daemon {
@@ -314,7 +318,8 @@ fn slow_datagrams(seq: u32) {
     let threshold = s.slow_threshold().unwrap_or(f64::INFINITY);
     let stamp = epoch_now();
     let describe = |d: &mut Datagram, desc: &super::Describe, slot: usize, began: f64| {
-        let log_id = if desc.log_id().is_empty() { format!("{}-{}-{}", r.pid, slot + 1, (began * 1e6) as u64).into_bytes() } else { desc.log_id().to_vec() };
+        let log_id =
+            if desc.log_id().is_empty() { format!("{}-{}-{}", r.pid, slot + 1, (began * 1e6) as u64).into_bytes() } else { desc.log_id().to_vec() };
         d.text(204, &log_id, 63).text(210, desc.method(), 15).text(211, desc.scheme(), 15).text(212, desc.hostname(), 255);
         d.text(213, desc.script_name(), 255).text(214, desc.path_info(), 511).text(215, desc.protocol(), 15).text(216, desc.peer_ip(), 45);
         if s.capture_user_agent {

@@ -52,7 +52,8 @@ pub fn take(state: &State) -> Sample {
     let stop_epoch = epoch_now();
     let window = state.window.drain(now);
     let (user, system) = cpu_times();
-    let (before, start_epoch, user_before, system_before) = last.replace((now, stop_epoch, user, system)).unwrap_or((window.started, stop_epoch, user, system));
+    let (before, start_epoch, user_before, system_before) =
+        last.replace((now, stop_epoch, user, system)).unwrap_or((window.started, stop_epoch, user, system));
     drop(last);
     let period = now.saturating_duration_since(before).as_secs_f64().max(1e-6);
     let threads = state.settings.threads_maximum.clamp(1, MAX_SLOTS);

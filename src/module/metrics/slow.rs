@@ -8,8 +8,8 @@
 use super::super::log;
 use super::active::{Describe, Running};
 use super::{Settings, Traffic};
-use std::sync::Mutex;
 use std::collections::VecDeque;
+use std::sync::Mutex;
 
 /// A slow request that completed, for the next tick's datagrams.
 pub struct Completed {
@@ -52,7 +52,8 @@ fn what(d: &Describe) -> String {
 
 /// The line for a request still running past the threshold.
 pub fn log_running(settings: &Settings, describe: &Describe, elapsed: f64, threshold: f64) {
-    settings.log(log::WARNING, &format!("Slow request: {} has been running for {elapsed:.3} seconds (WSGISlowRequests {threshold}).", what(describe)));
+    settings
+        .log(log::WARNING, &format!("Slow request: {} has been running for {elapsed:.3} seconds (WSGISlowRequests {threshold}).", what(describe)));
 }
 
 /// The line for a request that ended past the threshold before the reporter saw it.

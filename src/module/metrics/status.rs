@@ -3,9 +3,9 @@
 //! mod_status it exists only where the administrator puts the handler (and protects its
 //! `<Location>`): nothing answers for it otherwise.
 
-use super::board::{self, Process, Row, BOUNDS};
 use super::super::apache;
 use super::super::request::RequestRec;
+use super::board::{self, Process, Row, BOUNDS};
 use std::fmt::Write;
 
 /// The handler's name.
@@ -17,7 +17,11 @@ pub fn handle(r: &mut RequestRec) -> i32 {
         return apache::HTTP_METHOD_NOT_ALLOWED as i32;
     }
     let Some(processes) = board::read() else {
-        super::super::log::request(super::super::log::ERR, r.as_ptr(), "wsgi-status: this process has no status board (it could not be mapped at start; see the warning there)");
+        super::super::log::request(
+            super::super::log::ERR,
+            r.as_ptr(),
+            "wsgi-status: this process has no status board (it could not be mapped at start; see the warning there)",
+        );
         return apache::HTTP_SERVICE_UNAVAILABLE as i32;
     };
     let prometheus = r.args().split(|&b| b == b'&').any(|p| p == b"format=prometheus");
@@ -61,16 +65,25 @@ pub fn prometheus_text(processes: &[Process]) -> String {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         lines(&mut out);
     };
-    let labels = |p: &Process, row: &Row| format!("process=\"{}\",process_group=\"{}\",group=\"{}\"", p.pid, label(&row.process_group), label(&row.group));
+    let labels =
+        |p: &Process, row: &Row| format!("process=\"{}\",process_group=\"{}\",group=\"{}\"", p.pid, label(&row.process_group), label(&row.group));
     // The rows of one kind: run here (false) or passed on (true).
     let rows = |proxied: bool| processes.iter().flat_map(move |p| p.rows.iter().filter(move |r| r.proxied(p) == proxied).map(move |r| (p, r)));
     family("mod_wsgi_process_start_time_seconds", "gauge", "When the process started, in seconds since the epoch.", &mut |out| {
         for p in processes {
             let (kind, process_group) = kind(p);
-            let _ = writeln!(out, "mod_wsgi_process_start_time_seconds{{process=\"{}\",kind=\"{kind}\",process_group=\"{}\"}} {}", p.pid, label(process_group), p.started);
+            let _ = writeln!(
+                out,
+                "mod_wsgi_process_start_time_seconds{{process=\"{}\",kind=\"{kind}\",process_group=\"{}\"}} {}",
+                p.pid,
+                label(process_group),
+                p.started
+            );
         }
     });
-    for (prefix, proxied, what) in [("mod_wsgi", false, "run by this process's Python"), ("mod_wsgi_proxied", true, "this Apache child passed to a daemon process group")] {
+    for (prefix, proxied, what) in
+        [("mod_wsgi", false, "run by this process's Python"), ("mod_wsgi_proxied", true, "this Apache child passed to a daemon process group")]
+    {
         family(&format!("{prefix}_requests_total"), "counter", &format!("Requests {what}, by status class."), &mut |out| {
             for (p, row) in rows(proxied) {
                 for (i, n) in row.statuses.iter().enumerate() {
@@ -96,16 +109,26 @@ pub fn prometheus_text(processes: &[Process]) -> String {
             }
         });
     }
-    family("mod_wsgi_python_wait_seconds_total", "counter", "Time requests waited for Python: for a slot of the GIL scheduler and for the GIL.", &mut |out| {
-        for (p, row) in rows(false) {
-            let _ = writeln!(out, "mod_wsgi_python_wait_seconds_total{{{}}} {}", labels(p, row), row.wait);
-        }
-    });
-    family("mod_wsgi_thread_states", "gauge", "Python thread states of the group's interpreter (one per thread that ran a request of it), as of its last request.", &mut |out| {
-        for (p, row) in rows(false) {
-            let _ = writeln!(out, "mod_wsgi_thread_states{{{}}} {}", labels(p, row), row.thread_states);
-        }
-    });
+    family(
+        "mod_wsgi_python_wait_seconds_total",
+        "counter",
+        "Time requests waited for Python: for a slot of the GIL scheduler and for the GIL.",
+        &mut |out| {
+            for (p, row) in rows(false) {
+                let _ = writeln!(out, "mod_wsgi_python_wait_seconds_total{{{}}} {}", labels(p, row), row.wait);
+            }
+        },
+    );
+    family(
+        "mod_wsgi_thread_states",
+        "gauge",
+        "Python thread states of the group's interpreter (one per thread that ran a request of it), as of its last request.",
+        &mut |out| {
+            for (p, row) in rows(false) {
+                let _ = writeln!(out, "mod_wsgi_thread_states{{{}}} {}", labels(p, row), row.thread_states);
+            }
+        },
+    );
     family(
         "mod_wsgi_python_objects",
         "gauge",
@@ -133,7 +156,8 @@ pub fn html(processes: &[Process]) -> String {
     let total = run().fold(0u64, |n, r| n.saturating_add(r.requests));
     let active = run().fold(0u64, |n, r| n.saturating_add(r.active));
     let now = super::epoch_now() as u64;
-    let _ = writeln!(out, "<p>{} processes; {total} requests run, {active} running. <a href=\"?format=prometheus\">Prometheus</a></p>", processes.len());
+    let _ =
+        writeln!(out, "<p>{} processes; {total} requests run, {active} running. <a href=\"?format=prometheus\">Prometheus</a></p>", processes.len());
     out.push_str("<h2>Processes</h2>\n<table>\n<tr><th>Process</th><th class=n>Kind</th><th class=n>Daemon process group</th><th>Up (s)</th><th>Requests run</th></tr>\n");
     for p in processes {
         let (kind, process_group) = kind(p);

@@ -15,8 +15,8 @@ use crate::tls::Tls;
 use std::path::PathBuf;
 
 const LOG_LEVELS: &[&str] = &[
-    "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug", "trace1", "trace2", "trace3", "trace4",
-    "trace5", "trace6", "trace7", "trace8",
+    "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug", "trace1", "trace2", "trace3", "trace4", "trace5", "trace6", "trace7",
+    "trace8",
 ];
 
 pub(super) fn server_options(raw: &Raw) -> Result<ServerOptions, UsageError> {
@@ -143,7 +143,9 @@ fn entry_point(raw: &Raw) -> Result<App, UsageError> {
         ("script", Some(path)) => Ok(App::Script(PathBuf::from(path))),
         ("paste", Some(path)) => Ok(App::Paste(PathBuf::from(path))),
         ("module", Some(name)) if name.split('.').all(is_identifier) => Ok(App::Module(name)),
-        ("module", Some(name)) => Err(raw.error(format!("invalid module name '{name}' for --application-type module: must be a dotted name such as pkg.wsgi"))),
+        ("module", Some(name)) => {
+            Err(raw.error(format!("invalid module name '{name}' for --application-type module: must be a dotted name such as pkg.wsgi")))
+        }
         (other, _) => Err(raw.error(format!("invalid --application-type '{other}': must be script, module, static or paste"))),
     }
 }
@@ -183,7 +185,11 @@ fn child_sizing(raw: &Raw) -> Result<(Option<u32>, SpareWorkers), UsageError> {
             _ => Err(raw.error(format!("invalid --{name} '{text}': must be a fraction from 0 to 1"))),
         },
     };
-    let spare = SpareWorkers { initial: fraction("initial-workers")?, minimum: fraction("minimum-spare-workers")?, maximum: fraction("maximum-spare-workers")? };
+    let spare = SpareWorkers {
+        initial: fraction("initial-workers")?,
+        minimum: fraction("minimum-spare-workers")?,
+        maximum: fraction("maximum-spare-workers")?,
+    };
     Ok((max_clients, spare))
 }
 
@@ -296,9 +302,18 @@ mod tests {
         let o = server(&["start-server", "x"]);
         assert!(!o.embedded && !o.processes_given && o.process_group.is_none() && o.working_directory.is_none());
         for (name, default) in [
-            ("maximum-requests", 0), ("request-timeout", 60), ("inactivity-timeout", 0), ("restart-interval", 0),
-            ("graceful-timeout", 15), ("shutdown-timeout", 5), ("connect-timeout", 15), ("socket-timeout", 60),
-            ("queue-timeout", 45), ("daemon-backlog", 100), ("server-backlog", 500), ("header-buffer-size", 0),
+            ("maximum-requests", 0),
+            ("request-timeout", 60),
+            ("inactivity-timeout", 0),
+            ("restart-interval", 0),
+            ("graceful-timeout", 15),
+            ("shutdown-timeout", 5),
+            ("connect-timeout", 15),
+            ("socket-timeout", 60),
+            ("queue-timeout", 45),
+            ("daemon-backlog", 100),
+            ("server-backlog", 500),
+            ("header-buffer-size", 0),
         ] {
             assert_eq!(o.number(name), default, "--{name}");
         }
@@ -348,7 +363,8 @@ mod tests {
 
     #[test]
     fn https_options() {
-        let o = server(&["start-server", "--https-port", "8443", "--ssl-certificate", "/etc/site", "--https-only", "--hsts-policy", "max-age=60", "x"]);
+        let o =
+            server(&["start-server", "--https-port", "8443", "--ssl-certificate", "/etc/site", "--https-only", "--hsts-policy", "max-age=60", "x"]);
         let tls = o.tls.expect("https");
         assert_eq!((tls.port, tls.certificate.as_path(), tls.key.as_path()), (8443, Path::new("/etc/site.crt"), Path::new("/etc/site.key")));
         assert!(tls.https_only && tls.hsts_policy.as_deref() == Some("max-age=60"));
@@ -382,7 +398,18 @@ mod tests {
             let message = usage_error(&[&["start-server"][..], words, &["x"]].concat());
             assert!(message.contains(wanted), "{words:?}: {message}");
         }
-        let o = server(&["start-server", "--map-head-to-get", "off", "--switch-interval", "0.001", "--trust-proxy", "10.0.0.0/8", "--trust-proxy=::1", "--http2", "x"]);
+        let o = server(&[
+            "start-server",
+            "--map-head-to-get",
+            "off",
+            "--switch-interval",
+            "0.001",
+            "--trust-proxy",
+            "10.0.0.0/8",
+            "--trust-proxy=::1",
+            "--http2",
+            "x",
+        ]);
         assert_eq!((o.map_head_to_get, o.switch_interval.as_deref()), ("Off", Some("0.001")));
         assert_eq!(o.list(List::TrustProxy), ["10.0.0.0/8", "::1"]);
         assert!(o.flag(Flag::Http2) && !o.flag(Flag::ServerStatus));
@@ -395,8 +422,17 @@ mod tests {
         let o = server(&["start-server", "x"]);
         assert_eq!((o.telemetry.service.as_ref(), o.telemetry.interval, o.telemetry.slow_requests), (None, 1.0, None));
         let o = server(&[
-            "start-server", "--telemetry-service", "unix:/run/t.sock", "--telemetry-interval", " 2_5 ", "--slow-requests", "1.5",
-            "--telemetry-options", "+CaptureUserAgent", "--telemetry-options=-captureuseragent +SlowRequestStacks", "x",
+            "start-server",
+            "--telemetry-service",
+            "unix:/run/t.sock",
+            "--telemetry-interval",
+            " 2_5 ",
+            "--slow-requests",
+            "1.5",
+            "--telemetry-options",
+            "+CaptureUserAgent",
+            "--telemetry-options=-captureuseragent +SlowRequestStacks",
+            "x",
         ]);
         assert_eq!(o.telemetry.service.as_deref(), Some(Path::new("/run/t.sock")));
         assert_eq!((o.telemetry.interval, o.telemetry.slow_requests), (25.0, Some(1.5)));
@@ -406,7 +442,10 @@ mod tests {
             [&["start-server", "--telemetry-service", "unix:/t"][..], words, &["x"]].concat()
         }
         for (words, wanted) in [
-            (vec!["start-server", "--telemetry-service", "udp:10.0.0.1:9000", "x"], "--telemetry-service must be 'unix:/path' (remote 'udp:host:port' targets are no longer supported)"),
+            (
+                vec!["start-server", "--telemetry-service", "udp:10.0.0.1:9000", "x"],
+                "--telemetry-service must be 'unix:/path' (remote 'udp:host:port' targets are no longer supported)",
+            ),
             (vec!["start-server", "--telemetry-service", "unix:", "x"], "no socket path"),
             (vec!["start-server", "--slow-requests", "2", "x"], "--slow-requests requires --telemetry-service"),
             // As the original: an empty target is none.

@@ -11,11 +11,18 @@ use super::server_options::{App, Flag, List, ServerOptions, SpareWorkers};
 pub(super) fn ignore_incomplete(raw: &Raw, o: &mut ServerOptions) {
     let mut warnings = Vec::new();
     let without = [
-        ("rotatelogs-executable", "rotate-logs"), ("max-log-size", "rotate-logs"),
-        ("access-log-format", "access-log"), ("access-log-name", "access-log"), ("startup-log-name", "startup-log"),
-        ("auth-type", "auth-user-script"), ("auth-group", "auth-group-script"),
-        ("server-alias", "server-name"), ("allow-localhost", "server-name"),
-        ("https-only", "https-port"), ("ssl-environment", "https-port"), ("hsts-policy", "https-only"),
+        ("rotatelogs-executable", "rotate-logs"),
+        ("max-log-size", "rotate-logs"),
+        ("access-log-format", "access-log"),
+        ("access-log-name", "access-log"),
+        ("startup-log-name", "startup-log"),
+        ("auth-type", "auth-user-script"),
+        ("auth-group", "auth-group-script"),
+        ("server-alias", "server-name"),
+        ("allow-localhost", "server-name"),
+        ("https-only", "https-port"),
+        ("ssl-environment", "https-port"),
+        ("hsts-policy", "https-only"),
     ];
     for (name, needed) in without {
         if raw.flag(name) && !raw.flag(needed) {
@@ -96,7 +103,17 @@ mod tests {
         }
         assert!(server(&["start-server", "x"]).warnings.is_empty());
         // What is ignored is not used.
-        let o = server(&["start-server", "--server-alias", "a", "--allow-localhost", "--reload-on-changes", "--embedded-mode", "--max-clients", "9", "x"]);
+        let o = server(&[
+            "start-server",
+            "--server-alias",
+            "a",
+            "--allow-localhost",
+            "--reload-on-changes",
+            "--embedded-mode",
+            "--max-clients",
+            "9",
+            "x",
+        ]);
         assert!(o.list(List::ServerAlias).is_empty() && !o.flag(Flag::AllowLocalhost) && !o.flag(Flag::ReloadOnChanges) && o.max_clients.is_none());
         let o = server(&["start-server", "--application-type", "static", "--reload-on-changes"]);
         assert!(!o.flag(Flag::ReloadOnChanges) && o.warnings[0].contains("--application-type static"), "{:?}", o.warnings);

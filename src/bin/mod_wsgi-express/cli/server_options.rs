@@ -157,8 +157,16 @@ pub enum Flag {
 
 impl Flag {
     pub const ALL: [Flag; 11] = [
-        Flag::ChunkedRequest, Flag::EnableSendfile, Flag::ErrorOverride, Flag::ServerMetrics, Flag::ServerStatus,
-        Flag::VerboseDebugging, Flag::DisableReloading, Flag::ReloadOnChanges, Flag::OrphanInterpreter, Flag::Http2,
+        Flag::ChunkedRequest,
+        Flag::EnableSendfile,
+        Flag::ErrorOverride,
+        Flag::ServerMetrics,
+        Flag::ServerStatus,
+        Flag::VerboseDebugging,
+        Flag::DisableReloading,
+        Flag::ReloadOnChanges,
+        Flag::OrphanInterpreter,
+        Flag::Http2,
         Flag::AllowLocalhost,
     ];
 
@@ -191,7 +199,8 @@ pub enum List {
 }
 
 impl List {
-    pub const ALL: [List; 6] = [List::ServerAlias, List::IgnoreActivity, List::TrustProxyHeader, List::TrustProxy, List::PassEnv, List::PythonWarnings];
+    pub const ALL: [List; 6] =
+        [List::ServerAlias, List::IgnoreActivity, List::TrustProxyHeader, List::TrustProxy, List::PassEnv, List::PythonWarnings];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -207,8 +216,16 @@ impl List {
 
 /// Numeric options of Apache itself (the daemon's are [`crate::daemon::NUMBERS`]).
 pub const SERVER_NUMBERS: &[&str] = &[
-    "server-backlog", "keep-alive-timeout", "limit-request-body", "header-timeout", "header-max-timeout", "header-min-rate",
-    "body-timeout", "body-max-timeout", "body-min-rate", "max-log-size",
+    "server-backlog",
+    "keep-alive-timeout",
+    "limit-request-body",
+    "header-timeout",
+    "header-max-timeout",
+    "header-min-rate",
+    "body-timeout",
+    "body-max-timeout",
+    "body-min-rate",
+    "max-log-size",
 ];
 
 impl ServerOptions {

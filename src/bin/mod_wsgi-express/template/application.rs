@@ -45,7 +45,10 @@ pub(super) fn application(site: &Site) -> Result<String, String> {
         }
         (_, _, false) => {
             text.push_str(&format!("WSGIScriptAlias {} {}\n", quote(&o.mount_point)?, quote_path(&handler)?));
-            text.push_str(&format!("<Directory {}>\n    <Files \"handler.wsgi\">\n        Require all granted\n    </Files>\n</Directory>\n", quote_path(root)?));
+            text.push_str(&format!(
+                "<Directory {}>\n    <Files \"handler.wsgi\">\n        Require all granted\n    </Files>\n</Directory>\n",
+                quote_path(root)?
+            ));
         }
         (_, _, true) => {
             text.push_str(&format!("WSGIHandlerScript {} {} {options}\n", docroot::APP_HANDLER, quote_path(&handler)?));
@@ -82,37 +85,57 @@ mod tests {
 
     #[test]
     fn a_document_root_serves_files_and_falls_back_to_the_application() {
-        let mut o = opts(&["start-server", "--document-root", "/srv/www", "--mount-point", "/app", "--directory-index", "index.html", "/srv/app.wsgi"]);
+        let mut o =
+            opts(&["start-server", "--document-root", "/srv/www", "--mount-point", "/app", "--directory-index", "index.html", "/srv/app.wsgi"]);
         let site_root = Path::new("/srv/www");
         let text = httpd_conf(&Site { document_root: site_root, ..site(&o) }).unwrap();
-        assert_lines(&text, &[
-            "DocumentRoot \"/srv/www\"", "<Directory \"/srv/www\">", "DirectoryIndex \"index.html\"", "RewriteEngine On",
-            "<Directory \"/srv/www/app\">", "RewriteCond %{REQUEST_FILENAME} !-f", "RewriteCond %{REQUEST_FILENAME} !-d",
-            "RewriteRule .* - [H=wsgi-handler]",
-            "WSGIHandlerScript wsgi-handler \"/tmp/root/handler.wsgi\" \"process-group=localhost:8000\" \"application-group=%{GLOBAL}\"",
-            "WSGIImportScript \"/tmp/root/handler.wsgi\" \"process-group=localhost:8000\" \"application-group=%{GLOBAL}\"",
-            "LoadModule rewrite_module \"/usr/lib/apache2/modules/mod_rewrite.so\"", "LoadModule dir_module \"/usr/lib/apache2/modules/mod_dir.so\"",
-        ]);
+        assert_lines(
+            &text,
+            &[
+                "DocumentRoot \"/srv/www\"",
+                "<Directory \"/srv/www\">",
+                "DirectoryIndex \"index.html\"",
+                "RewriteEngine On",
+                "<Directory \"/srv/www/app\">",
+                "RewriteCond %{REQUEST_FILENAME} !-f",
+                "RewriteCond %{REQUEST_FILENAME} !-d",
+                "RewriteRule .* - [H=wsgi-handler]",
+                "WSGIHandlerScript wsgi-handler \"/tmp/root/handler.wsgi\" \"process-group=localhost:8000\" \"application-group=%{GLOBAL}\"",
+                "WSGIImportScript \"/tmp/root/handler.wsgi\" \"process-group=localhost:8000\" \"application-group=%{GLOBAL}\"",
+                "LoadModule rewrite_module \"/usr/lib/apache2/modules/mod_rewrite.so\"",
+                "LoadModule dir_module \"/usr/lib/apache2/modules/mod_dir.so\"",
+            ],
+        );
         assert!(!text.contains("WSGIScriptAlias"), "{text}");
         // Embedded, the handler runs in Apache's children; --add-handler gets its own handler.
         o = opts(&["start-server", "--embedded-mode", "--add-handler", ".page", "/srv/page.py", "--application-group", "site", "/srv/app.wsgi"]);
         let text = conf(&o, None);
-        assert_lines(&text, &[
-            "DocumentRoot \"/tmp/root/htdocs\"", "<Directory \"/tmp/root/htdocs/\">",
-            "WSGIHandlerScript wsgi-handler \"/tmp/root/handler.wsgi\" \"process-group=%{GLOBAL}\" \"application-group=site\"",
-            "WSGIHandlerScript wsgi-resource \"/tmp/root/resource.wsgi\" \"process-group=%{GLOBAL}\" \"application-group=%{GLOBAL}\"",
-            "AddHandler wsgi-resource \".page\"", "WSGIApplicationGroup \"site\"",
-        ]);
+        assert_lines(
+            &text,
+            &[
+                "DocumentRoot \"/tmp/root/htdocs\"",
+                "<Directory \"/tmp/root/htdocs/\">",
+                "WSGIHandlerScript wsgi-handler \"/tmp/root/handler.wsgi\" \"process-group=%{GLOBAL}\" \"application-group=site\"",
+                "WSGIHandlerScript wsgi-resource \"/tmp/root/resource.wsgi\" \"process-group=%{GLOBAL}\" \"application-group=%{GLOBAL}\"",
+                "AddHandler wsgi-resource \".page\"",
+                "WSGIApplicationGroup \"site\"",
+            ],
+        );
     }
 
     #[test]
     fn a_module_is_served_through_the_generated_handler() {
         let o = opts(&["start-server", "--application-type", "module", "--callable-object", "app", "pkg.wsgi"]);
         let text = conf(&o, None);
-        assert_lines(&text, &[
-            "WSGIScriptAlias \"/\" \"/tmp/root/handler.wsgi\"", "<Directory \"/tmp/root\">", "<Files \"handler.wsgi\">",
-            "WSGIImportScript \"/tmp/root/handler.wsgi\" \"process-group=localhost:8000\" \"application-group=%{GLOBAL}\"",
-        ]);
+        assert_lines(
+            &text,
+            &[
+                "WSGIScriptAlias \"/\" \"/tmp/root/handler.wsgi\"",
+                "<Directory \"/tmp/root\">",
+                "<Files \"handler.wsgi\">",
+                "WSGIImportScript \"/tmp/root/handler.wsgi\" \"process-group=localhost:8000\" \"application-group=%{GLOBAL}\"",
+            ],
+        );
         // The handler binds the callable to `application` itself.
         assert!(!text.contains("WSGICallableObject") && !text.contains("RewriteRule"), "{text}");
         // A group chosen per request cannot be preloaded.
@@ -137,20 +160,28 @@ mod tests {
         let o = opts(&["start-server", "--application-type", "static", "--add-handler", ".page", "/srv/page.py", "/srv/www"]);
         assert!(o.runs_python() && o.daemon_mode());
         let text = httpd_conf(&Site { document_root: Path::new("/srv/www"), ..site(&o) }).unwrap();
-        assert_lines(&text, &[
-            "AddHandler wsgi-resource \".page\"", "WSGIDaemonProcess \"localhost:8000\" \\", "WSGIRestrictEmbedded On",
-            "WSGIHandlerScript wsgi-resource \"/tmp/root/resource.wsgi\" \"process-group=localhost:8000\" \"application-group=%{GLOBAL}\"",
-        ]);
+        assert_lines(
+            &text,
+            &[
+                "AddHandler wsgi-resource \".page\"",
+                "WSGIDaemonProcess \"localhost:8000\" \\",
+                "WSGIRestrictEmbedded On",
+                "WSGIHandlerScript wsgi-resource \"/tmp/root/resource.wsgi\" \"process-group=localhost:8000\" \"application-group=%{GLOBAL}\"",
+            ],
+        );
         for absent in ["WSGIScriptAlias", "wsgi-handler", "RewriteRule"] {
             assert!(!text.contains(absent), "unexpected {absent:?} in\n{text}");
         }
         let o = opts(&["start-server", "--application-type", "static", "--embedded-mode", "--add-handler", ".page", "/srv/page.py", "/srv/www"]);
         assert!(o.runs_python() && !o.daemon_mode());
         let text = httpd_conf(&Site { document_root: Path::new("/srv/www"), ..site(&o) }).unwrap();
-        assert_lines(&text, &[
-            "AddHandler wsgi-resource \".page\"",
-            "WSGIHandlerScript wsgi-resource \"/tmp/root/resource.wsgi\" \"process-group=%{GLOBAL}\" \"application-group=%{GLOBAL}\"",
-        ]);
+        assert_lines(
+            &text,
+            &[
+                "AddHandler wsgi-resource \".page\"",
+                "WSGIHandlerScript wsgi-resource \"/tmp/root/resource.wsgi\" \"process-group=%{GLOBAL}\" \"application-group=%{GLOBAL}\"",
+            ],
+        );
         assert!(!text.contains("WSGIRestrictEmbedded") && !text.contains("WSGIDaemonProcess"), "{text}");
     }
 }

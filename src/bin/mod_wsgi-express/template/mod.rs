@@ -187,19 +187,55 @@ mod tests {
     #[test]
     fn event_counts_and_options() {
         let o = opts(&[
-            "start-server", "--processes", "3", "--threads=4", "--host", "::1", "--port", "9000",
-            "--callable-object", "app", "--mount-point", "/app", "--python-home", "/opt/venv",
-            "--python-path", "/a", "--python-path", "/b", "--url-alias", "/static", "/srv/static",
-            "--log-to-terminal", "--access-log", "--embedded-mode", "--maximum-requests", "50", "/srv/app.wsgi",
+            "start-server",
+            "--processes",
+            "3",
+            "--threads=4",
+            "--host",
+            "::1",
+            "--port",
+            "9000",
+            "--callable-object",
+            "app",
+            "--mount-point",
+            "/app",
+            "--python-home",
+            "/opt/venv",
+            "--python-path",
+            "/a",
+            "--python-path",
+            "/b",
+            "--url-alias",
+            "/static",
+            "/srv/static",
+            "--log-to-terminal",
+            "--access-log",
+            "--embedded-mode",
+            "--maximum-requests",
+            "50",
+            "/srv/app.wsgi",
         ]);
         let text = conf(&o, Some(("nobody", "nogroup")));
         let l = lines(&text);
         for want in [
-            "ServerLimit 3", "StartServers 3", "ThreadsPerChild 4", "MaxRequestWorkers 12", "MaxSpareThreads 12",
-            "Listen \"[::1]:9000\"", "WSGICallableObject \"app\"", "WSGIScriptAlias \"/app\" \"/srv/app.wsgi\"",
-            "WSGIPythonHome \"/opt/venv\"", "WSGIPythonPath \"/srv/work:/a:/b\"", "MaxConnectionsPerChild 50", "Alias \"/static\" \"/srv/static\"",
-            "<Directory \"/srv/static\">", "LoadModule alias_module \"/usr/lib/apache2/modules/mod_alias.so\"",
-            "User \"nobody\"", "Group \"nogroup\"", "ErrorLog /dev/stderr", "CustomLog /dev/stdout common",
+            "ServerLimit 3",
+            "StartServers 3",
+            "ThreadsPerChild 4",
+            "MaxRequestWorkers 12",
+            "MaxSpareThreads 12",
+            "Listen \"[::1]:9000\"",
+            "WSGICallableObject \"app\"",
+            "WSGIScriptAlias \"/app\" \"/srv/app.wsgi\"",
+            "WSGIPythonHome \"/opt/venv\"",
+            "WSGIPythonPath \"/srv/work:/a:/b\"",
+            "MaxConnectionsPerChild 50",
+            "Alias \"/static\" \"/srv/static\"",
+            "<Directory \"/srv/static\">",
+            "LoadModule alias_module \"/usr/lib/apache2/modules/mod_alias.so\"",
+            "User \"nobody\"",
+            "Group \"nogroup\"",
+            "ErrorLog /dev/stderr",
+            "CustomLog /dev/stdout common",
             // As the original, embedded: the script is not reloaded when it changes.
             "WSGIScriptReloading Off",
         ] {
@@ -213,16 +249,32 @@ mod tests {
     #[test]
     fn setenv_include_compress_and_max_clients() {
         let mut o = opts(&[
-            "start-server", "--setenv", "STAGE", "test", "--setenv=MODE", "a b", "--compress-responses",
-            "--include-file", "/etc/extra.conf", "--max-clients", "60", "--entry-point", "/srv/app.wsgi",
+            "start-server",
+            "--setenv",
+            "STAGE",
+            "test",
+            "--setenv=MODE",
+            "a b",
+            "--compress-responses",
+            "--include-file",
+            "/etc/extra.conf",
+            "--max-clients",
+            "60",
+            "--entry-point",
+            "/srv/app.wsgi",
         ]);
         o.include_files = vec![PathBuf::from("/etc/extra.conf")];
         let text = conf(&o, None);
         let l = lines(&text);
         for want in [
-            "SetEnv \"STAGE\" \"test\"", "SetEnv \"MODE\" \"a b\"", "LoadModule env_module \"/usr/lib/apache2/modules/mod_env.so\"",
-            "LoadModule deflate_module \"/usr/lib/apache2/modules/mod_deflate.so\"", "LoadModule filter_module \"/usr/lib/apache2/modules/mod_filter.so\"",
-            "WSGIScriptAlias \"/\" \"/srv/app.wsgi\"", "ThreadsPerChild 15", "MaxRequestWorkers 60",
+            "SetEnv \"STAGE\" \"test\"",
+            "SetEnv \"MODE\" \"a b\"",
+            "LoadModule env_module \"/usr/lib/apache2/modules/mod_env.so\"",
+            "LoadModule deflate_module \"/usr/lib/apache2/modules/mod_deflate.so\"",
+            "LoadModule filter_module \"/usr/lib/apache2/modules/mod_filter.so\"",
+            "WSGIScriptAlias \"/\" \"/srv/app.wsgi\"",
+            "ThreadsPerChild 15",
+            "MaxRequestWorkers 60",
         ] {
             assert!(l.contains(&want), "missing {want:?} in\n{text}");
         }
@@ -267,18 +319,41 @@ mod tests {
     #[test]
     fn the_originals_defaults_for_requests() {
         let text = conf(&opts(&["start-server", "/srv/app/app.wsgi"]), None);
-        assert_lines(&text, &[
-            "KeepAlive On", "KeepAliveTimeout 2", "LimitRequestBody 10485760",
-            "RequestReadTimeout header=15-30,MinRate=500 body=15,MinRate=500",
-            "LoadModule reqtimeout_module \"/usr/lib/apache2/modules/mod_reqtimeout.so\"",
-            "WSGIPassAuthorization On", "WSGIMapHEADToGET Auto", "DocumentRoot \"/tmp/root/htdocs\"",
-            "ServerTokens ProductOnly", "ServerSignature Off", "<Files \".ht*\">",
-        ]);
+        assert_lines(
+            &text,
+            &[
+                "KeepAlive On",
+                "KeepAliveTimeout 2",
+                "LimitRequestBody 10485760",
+                "RequestReadTimeout header=15-30,MinRate=500 body=15,MinRate=500",
+                "LoadModule reqtimeout_module \"/usr/lib/apache2/modules/mod_reqtimeout.so\"",
+                "WSGIPassAuthorization On",
+                "WSGIMapHEADToGET Auto",
+                "DocumentRoot \"/tmp/root/htdocs\"",
+                "ServerTokens ProductOnly",
+                "ServerSignature Off",
+                "<Files \".ht*\">",
+            ],
+        );
         assert!(text.contains("<Files \".ht*\">\n    Require all denied\n</Files>"), "{text}");
         for absent in ["WSGIHandlerScript", "WSGIImportScript", "RewriteEngine", "VirtualHost", "SSLEngine", "WSGIChunkedRequest"] {
             assert!(!text.contains(absent), "unexpected {absent:?} in\n{text}");
         }
-        let text = conf(&opts(&["start-server", "--keep-alive-timeout", "0", "--header-timeout", "0", "--body-max-timeout", "30", "--body-min-rate", "0", "x.wsgi"]), None);
+        let text = conf(
+            &opts(&[
+                "start-server",
+                "--keep-alive-timeout",
+                "0",
+                "--header-timeout",
+                "0",
+                "--body-max-timeout",
+                "30",
+                "--body-min-rate",
+                "0",
+                "x.wsgi",
+            ]),
+            None,
+        );
         assert_lines(&text, &["KeepAlive Off", "RequestReadTimeout body=15-30"]);
         // As the original: a timeout of 0 is left out, both and the directive is.
         let text = conf(&opts(&["start-server", "--header-timeout", "0", "--body-timeout", "0", "x.wsgi"]), None);
@@ -288,31 +363,77 @@ mod tests {
     #[test]
     fn https_with_and_without_a_server_name() {
         let o = opts(&[
-            "start-server", "--https-port", "8443", "--ssl-certificate", "/etc/s", "--https-only", "--hsts-policy", "max-age=9",
-            "--ssl-environment", "--ssl-ca-certificate-file", "/etc/ca.pem", "--ssl-verify-client", "/private", "x.wsgi",
+            "start-server",
+            "--https-port",
+            "8443",
+            "--ssl-certificate",
+            "/etc/s",
+            "--https-only",
+            "--hsts-policy",
+            "max-age=9",
+            "--ssl-environment",
+            "--ssl-ca-certificate-file",
+            "/etc/ca.pem",
+            "--ssl-verify-client",
+            "/private",
+            "x.wsgi",
         ]);
         let text = conf(&o, None);
-        assert_lines(&text, &[
-            "Listen \"127.0.0.1:8443\" https", "<VirtualHost *:8443>", "ServerName \"localhost\"", "SSLEngine On",
-            "SSLCertificateFile \"/etc/s.crt\"", "SSLCertificateKeyFile \"/etc/s.key\"", "SSLCACertificateFile \"/etc/ca.pem\"",
-            "SSLVerifyClient none", "SSLOptions +StdEnvVars", "Header always set Strict-Transport-Security \"max-age=9\"",
-            "<Location \"/private\">", "SSLVerifyClient require",
-            // No virtual host for HTTP: the main server redirects.
-            "RewriteCond %{HTTPS} off", "RewriteRule (.*) \"https://localhost:8443%{REQUEST_URI}\" [R=302,L]",
-            "LoadModule ssl_module \"/usr/lib/apache2/modules/mod_ssl.so\"", "LoadModule headers_module \"/usr/lib/apache2/modules/mod_headers.so\"",
-        ]);
+        assert_lines(
+            &text,
+            &[
+                "Listen \"127.0.0.1:8443\" https",
+                "<VirtualHost *:8443>",
+                "ServerName \"localhost\"",
+                "SSLEngine On",
+                "SSLCertificateFile \"/etc/s.crt\"",
+                "SSLCertificateKeyFile \"/etc/s.key\"",
+                "SSLCACertificateFile \"/etc/ca.pem\"",
+                "SSLVerifyClient none",
+                "SSLOptions +StdEnvVars",
+                "Header always set Strict-Transport-Security \"max-age=9\"",
+                "<Location \"/private\">",
+                "SSLVerifyClient require",
+                // No virtual host for HTTP: the main server redirects.
+                "RewriteCond %{HTTPS} off",
+                "RewriteRule (.*) \"https://localhost:8443%{REQUEST_URI}\" [R=302,L]",
+                "LoadModule ssl_module \"/usr/lib/apache2/modules/mod_ssl.so\"",
+                "LoadModule headers_module \"/usr/lib/apache2/modules/mod_headers.so\"",
+            ],
+        );
         assert!(!text.contains("_default_"), "{text}");
         let o = opts(&[
-            "start-server", "--server-name", "www.example.com", "--server-alias", "*.example.org", "--allow-localhost",
-            "--https-port", "8443", "--ssl-certificate-file", "/c", "--ssl-certificate-key-file", "/k", "x.wsgi",
+            "start-server",
+            "--server-name",
+            "www.example.com",
+            "--server-alias",
+            "*.example.org",
+            "--allow-localhost",
+            "--https-port",
+            "8443",
+            "--ssl-certificate-file",
+            "/c",
+            "--ssl-certificate-key-file",
+            "/k",
+            "x.wsgi",
         ]);
         let text = conf(&o, None);
-        assert_lines(&text, &[
-            "<VirtualHost _default_:8000>", "ServerName _wsgi_", "Require host localhost", "<VirtualHost *:8000>",
-            "ServerName \"www.example.com\"", "ServerAlias \"*.example.org\"", "ServerName \"example.com\"",
-            "Redirect permanent / \"http://www.example.com:8000/\"", "<VirtualHost _default_:8443>",
-            "Redirect permanent / \"https://www.example.com:8443/\"", "SSLCertificateFile \"/c\"",
-        ]);
+        assert_lines(
+            &text,
+            &[
+                "<VirtualHost _default_:8000>",
+                "ServerName _wsgi_",
+                "Require host localhost",
+                "<VirtualHost *:8000>",
+                "ServerName \"www.example.com\"",
+                "ServerAlias \"*.example.org\"",
+                "ServerName \"example.com\"",
+                "Redirect permanent / \"http://www.example.com:8000/\"",
+                "<VirtualHost _default_:8443>",
+                "Redirect permanent / \"https://www.example.com:8443/\"",
+                "SSLCertificateFile \"/c\"",
+            ],
+        );
         assert!(!text.contains("Strict-Transport-Security") && !text.contains("SSLVerifyClient"), "{text}");
         let text = conf(&opts(&["start-server", "--server-name", "example.com", "x.wsgi"]), None);
         assert_lines(&text, &["Require all denied", "ServerName \"example.com\""]);
@@ -322,14 +443,34 @@ mod tests {
     #[test]
     fn log_files() {
         let mut o = opts(&[
-            "start-server", "--access-log", "--access-log-format", "%h \"%r\"", "--error-log-format", "%M", "--log-directory", "/var/log/x",
-            "--error-log-name", "errors", "--access-log-name", "hits", "--pid-file", "/run/x.pid", "--log-to-terminal", "x.wsgi",
+            "start-server",
+            "--access-log",
+            "--access-log-format",
+            "%h \"%r\"",
+            "--error-log-format",
+            "%M",
+            "--log-directory",
+            "/var/log/x",
+            "--error-log-name",
+            "errors",
+            "--access-log-name",
+            "hits",
+            "--pid-file",
+            "/run/x.pid",
+            "--log-to-terminal",
+            "x.wsgi",
         ]);
         let text = conf(&o, None);
-        assert_lines(&text, &[
-            "ErrorLog \"/var/log/x/errors\"", "ErrorLogFormat \"%M\"", "LogFormat \"%h \\\"%r\\\"\" custom",
-            "CustomLog \"/var/log/x/hits\" custom", "PidFile \"/run/x.pid\"",
-        ]);
+        assert_lines(
+            &text,
+            &[
+                "ErrorLog \"/var/log/x/errors\"",
+                "ErrorLogFormat \"%M\"",
+                "LogFormat \"%h \\\"%r\\\"\" custom",
+                "CustomLog \"/var/log/x/hits\" custom",
+                "PidFile \"/run/x.pid\"",
+            ],
+        );
         o.logs.rotate = true;
         o.logs.rotatelogs = Some(PathBuf::from("/usr/sbin/rotatelogs"));
         let text = conf(&o, None);
@@ -350,16 +491,38 @@ mod tests {
     #[test]
     fn access_scripts() {
         let o = opts(&[
-            "start-server", "--host-access-script", "/srv/hosts.py", "--auth-user-script", "/srv/users.py", "--auth-type", "digest",
-            "--auth-group-script", "/srv/groups.py", "--auth-group", "staff", "--port", "8123", "x.wsgi",
+            "start-server",
+            "--host-access-script",
+            "/srv/hosts.py",
+            "--auth-user-script",
+            "/srv/users.py",
+            "--auth-type",
+            "digest",
+            "--auth-group-script",
+            "/srv/groups.py",
+            "--auth-group",
+            "staff",
+            "--port",
+            "8123",
+            "x.wsgi",
         ]);
         let text = conf(&o, None);
-        assert_lines(&text, &[
-            "WSGIAccessScript \"/srv/hosts.py\"", "AuthMerging And", "AuthType Digest", "AuthName \"localhost:8123\"", "AuthDigestProvider wsgi",
-            "WSGIAuthUserScript \"/srv/users.py\"", "WSGIAuthGroupScript \"/srv/groups.py\"", "Require valid-user",
-            "Require wsgi-group \"staff\"", "LoadModule auth_digest_module \"/usr/lib/apache2/modules/mod_auth_digest.so\"",
-            "LoadModule authz_user_module \"/usr/lib/apache2/modules/mod_authz_user.so\"",
-        ]);
+        assert_lines(
+            &text,
+            &[
+                "WSGIAccessScript \"/srv/hosts.py\"",
+                "AuthMerging And",
+                "AuthType Digest",
+                "AuthName \"localhost:8123\"",
+                "AuthDigestProvider wsgi",
+                "WSGIAuthUserScript \"/srv/users.py\"",
+                "WSGIAuthGroupScript \"/srv/groups.py\"",
+                "Require valid-user",
+                "Require wsgi-group \"staff\"",
+                "LoadModule auth_digest_module \"/usr/lib/apache2/modules/mod_auth_digest.so\"",
+                "LoadModule authz_user_module \"/usr/lib/apache2/modules/mod_authz_user.so\"",
+            ],
+        );
     }
 
     #[test]
@@ -369,15 +532,27 @@ mod tests {
             (&["--enable-sendfile"], &["EnableSendfile On", "WSGIEnableSendfile On"]),
             (&["--error-override"], &["WSGIErrorOverride On"]),
             (&["--map-head-to-get", "on"], &["WSGIMapHEADToGET On"]),
-            (&["--python-warnings", "error", "--python-warnings", "ignore::DeprecationWarning"], &["WSGIPythonWarnings \"error\"", "WSGIPythonWarnings \"ignore::DeprecationWarning\""]),
+            (
+                &["--python-warnings", "error", "--python-warnings", "ignore::DeprecationWarning"],
+                &["WSGIPythonWarnings \"error\"", "WSGIPythonWarnings \"ignore::DeprecationWarning\""],
+            ),
             (&["--switch-interval", "0.002"], &["WSGISwitchInterval 0.002"]),
             (&["--server-metrics"], &["WSGIServerMetrics On", "ExtendedStatus On"]),
             (&["--server-status"], &["SetHandler server-status", "Require host localhost"]),
-            (&["--trust-proxy", "10.0.0.0/8", "--trust-proxy-header", "X-Forwarded-For"], &["WSGITrustedProxies \"10.0.0.0/8\"", "WSGITrustedProxyHeaders \"X-Forwarded-For\""]),
+            (
+                &["--trust-proxy", "10.0.0.0/8", "--trust-proxy-header", "X-Forwarded-For"],
+                &["WSGITrustedProxies \"10.0.0.0/8\"", "WSGITrustedProxyHeaders \"X-Forwarded-For\""],
+            ),
             (&["--ignore-activity", "/health"], &["<Location \"/health\">", "WSGIIgnoreActivity On"]),
             (&["--limit-request-body", "0"], &["LimitRequestBody 0"]),
-            (&["--allow-override", "AuthConfig", "--allow-override", "FileInfo", "--url-alias", "/s", "/srv/s"], &["AllowOverride AuthConfig FileInfo"]),
-            (&["--error-document", "404", "/missing.html", "--error-document", "500", "Oops, sorry"], &["ErrorDocument 404 /missing.html", "ErrorDocument 500 \"Oops, sorry\""]),
+            (
+                &["--allow-override", "AuthConfig", "--allow-override", "FileInfo", "--url-alias", "/s", "/srv/s"],
+                &["AllowOverride AuthConfig FileInfo"],
+            ),
+            (
+                &["--error-document", "404", "/missing.html", "--error-document", "500", "Oops, sorry"],
+                &["ErrorDocument 404 /missing.html", "ErrorDocument 500 \"Oops, sorry\""],
+            ),
             (&["--passenv", "HOME"], &["PassEnv \"HOME\"", "LoadModule env_module \"/usr/lib/apache2/modules/mod_env.so\""]),
             (&["--http2"], &["Protocols h2 h2c http/1.1", "LoadModule http2_module \"/usr/lib/apache2/modules/mod_http2.so\""]),
             (&["--verbose-debugging"], &["WSGIVerboseDebugging On"]),

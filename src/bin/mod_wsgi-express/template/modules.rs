@@ -19,7 +19,10 @@ fn standard_modules(site: &Site) -> Vec<(&'static str, &'static str)> {
         (o.compress_responses, ("filter", "mod_filter.so")),
         (o.compress_responses, ("deflate", "mod_deflate.so")),
         (site.run_as.is_some(), ("unixd", "mod_unixd.so")),
-        (o.serves_document_root() && has_app || o.docroot.rewrite_rules.is_some() || tls.is_some_and(|t| t.https_only), ("rewrite", "mod_rewrite.so")),
+        (
+            o.serves_document_root() && has_app || o.docroot.rewrite_rules.is_some() || tls.is_some_and(|t| t.https_only),
+            ("rewrite", "mod_rewrite.so"),
+        ),
         (o.serves_document_root(), ("dir", "mod_dir.so")),
         (o.docroot.listing, ("autoindex", "mod_autoindex.so")),
         (o.flag(Flag::ServerStatus) || o.flag(Flag::AllowLocalhost), ("authz_host", "mod_authz_host.so")),

@@ -33,7 +33,11 @@ mod tests {
         let l = lines(&text);
         for want in [
             "LoadModule mpm_prefork_module \"/usr/lib/apache2/modules/mod_mpm_prefork.so\"",
-            "StartServers 2", "MinSpareServers 2", "MaxSpareServers 2", "ServerLimit 2", "MaxRequestWorkers 2",
+            "StartServers 2",
+            "MinSpareServers 2",
+            "MaxSpareServers 2",
+            "ServerLimit 2",
+            "MaxRequestWorkers 2",
         ] {
             assert!(l.contains(&want), "missing {want:?} in\n{text}");
         }

@@ -10,7 +10,11 @@ use crate::conf_syntax::quote;
 pub(super) fn requests_section(site: &Site) -> Result<String, String> {
     let o = site.opts;
     let mut text = String::new();
-    let switches = [(Flag::ChunkedRequest, "WSGIChunkedRequest On"), (Flag::ErrorOverride, "WSGIErrorOverride On"), (Flag::EnableSendfile, "WSGIEnableSendfile On")];
+    let switches = [
+        (Flag::ChunkedRequest, "WSGIChunkedRequest On"),
+        (Flag::ErrorOverride, "WSGIErrorOverride On"),
+        (Flag::EnableSendfile, "WSGIEnableSendfile On"),
+    ];
     for (flag, line) in switches {
         if o.flag(flag) {
             text.push_str(line);
@@ -45,6 +49,14 @@ pub(super) fn requests_section(site: &Site) -> Result<String, String> {
 
 /// What `--compress-responses` compresses: text, as the original's list.
 const COMPRESSED_TYPES: &[&str] = &[
-    "text/plain", "text/html", "text/xml", "text/css", "application/xml", "application/xhtml+xml",
-    "application/rss+xml", "application/javascript", "application/x-javascript", "application/json",
+    "text/plain",
+    "text/html",
+    "text/xml",
+    "text/css",
+    "application/xml",
+    "application/xhtml+xml",
+    "application/rss+xml",
+    "application/javascript",
+    "application/x-javascript",
+    "application/json",
 ];

@@ -101,9 +101,22 @@ mod tests {
     #[test]
     fn telemetry_directives() {
         let o = opts(&[
-            "start-server", "--telemetry-service", "unix:/run/t.sock", "--telemetry-interval", "2", "--slow-requests", "0.25",
-            "--telemetry-options", "+CaptureUserAgent", "--telemetry-options", "None SlowRequestStacks", "--https-port", "8443",
-            "--ssl-certificate", "/srv/c", "/srv/app.wsgi",
+            "start-server",
+            "--telemetry-service",
+            "unix:/run/t.sock",
+            "--telemetry-interval",
+            "2",
+            "--slow-requests",
+            "0.25",
+            "--telemetry-options",
+            "+CaptureUserAgent",
+            "--telemetry-options",
+            "None SlowRequestStacks",
+            "--https-port",
+            "8443",
+            "--ssl-certificate",
+            "/srv/c",
+            "/srv/app.wsgi",
         ]);
         let text = conf(&o, None);
         let want = "WSGITelemetryService \"unix:/run/t.sock\" interval=2.0\nWSGISlowRequests 0.25\nWSGITelemetryOptions +CaptureUserAgent\nWSGITelemetryOptions None SlowRequestStacks\n";
