@@ -71,6 +71,11 @@ def application(environ, start_response):
             os.kill(os.getpid(), 9)
             yield b'never sent\n'
         return die()
+    elif path.endswith('/not-found-in-blocks'):
+        # An error body in several blocks, each flushed: under WSGIErrorOverride each makes
+        # the daemon send the (overridden) start again.
+        start_response('404 Not Found', [('Content-Type', 'text/plain')])
+        return iter([b'the application says ', b'not found ', b'in blocks'])
     elif path.endswith('/not-found'):
         body = b'the application says not found'
         start_response('404 Not Found', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
@@ -405,6 +410,8 @@ fn error_override_is_decided_in_the_daemon_as_in_the_child() {
     let apache = Apache::start_in(site_dir(Mpm::Event), Mpm::Event, &config);
     let r = apache.get("/override/not-found");
     assert_eq!((r.status, r.text().as_str()), (404, "custom page from Apache"));
+    let r = apache.get("/override/not-found-in-blocks");
+    assert_eq!((r.status, r.text().as_str()), (404, "custom page from Apache"), "{}", apache.error_log());
     let r = apache.get("/not-found");
     assert_eq!((r.status, r.text().as_str()), (404, "the application says not found"));
     assert_eq!(daemon_pid(&apache), daemon_pid(&apache), "the daemon serves on after an override");

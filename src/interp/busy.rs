@@ -120,45 +120,50 @@ impl Drop for Busy {
 }
 
 /// Lets this thread's pending asynchronous exception (if it is still pending) fire and drops
-/// it. On Python 3 a tiny evaluation passes the eval loop's check, which delivers it: setting
-/// it to NULL instead would leave 3.9 to 3.11's "asynchronous exception pending" signal on,
-/// sending every thread of the interpreter through the slow path of the loop's checks until
-/// the next one. Python 2.7 checks only every hundred instructions and has no such signal:
-/// there the pending exception is set to NULL. An error already set is left as it is.
+/// it. On Python 3 a tiny evaluation passes the eval loop's check, which delivers it (at the
+/// first instruction of a code object on every version): setting it to NULL instead would
+/// leave 3.9 to 3.11's "asynchronous exception pending" signal on, sending every thread of
+/// the interpreter through the slow path of the loop's checks until the next one. When that
+/// cannot be used (an error is already set) or does not end in the SystemExit (a signal
+/// handler or pending call raised first), the exception is set to NULL as on Python 2.7,
+/// which checks only every hundred instructions and has no such signal.
 ///
 /// # Safety
 /// The GIL must be held, in the interpreter of the thread's state that is current.
 unsafe fn drop_pending_exit(ident: std::ffi::c_long) {
     // SAFETY: the caller holds the GIL.
-    if unsafe { !ffi::PyErr_Occurred().is_null() } {
-        return;
-    }
+    let error_set = unsafe { !ffi::PyErr_Occurred().is_null() };
     #[cfg(Py_3)]
-    {
-        let _ = ident;
-        let Ok(globals) = super::py::dict() else {
-            // SAFETY: GIL held; the MemoryError is dropped.
-            unsafe { ffi::PyErr_Clear() };
-            return;
-        };
-        // SAFETY: GIL held; a static source and a live globals dict (CPython adds
-        // `__builtins__`); the result is owned by the PyObj.
-        let result = unsafe {
-            super::py::PyObj::from_owned(ffi::PyRun_StringFlags(
-                c"pass".as_ptr(),
-                ffi::Py_file_input,
-                globals.as_ptr(),
-                globals.as_ptr(),
-                std::ptr::null_mut(),
-            ))
-        };
-        if result.is_err() {
-            // SAFETY: GIL held; the delivered SystemExit is dropped.
-            unsafe { ffi::PyErr_Clear() };
+    if !error_set {
+        if let Ok(globals) = super::py::dict() {
+            // SAFETY: GIL held; a static source and a live globals dict (CPython adds
+            // `__builtins__`); the result is owned by the PyObj.
+            let result = unsafe {
+                super::py::PyObj::from_owned(ffi::PyRun_StringFlags(
+                    c"pass".as_ptr(),
+                    ffi::Py_file_input,
+                    globals.as_ptr(),
+                    globals.as_ptr(),
+                    std::ptr::null_mut(),
+                ))
+            };
+            match result {
+                Ok(_) => return,
+                // SAFETY: GIL held, an exception set: SystemExit is the one delivered.
+                Err(_) if unsafe { ffi::PyErr_ExceptionMatches(ffi::PyExc_SystemExit) } != 0 => {
+                    // SAFETY: GIL held.
+                    unsafe { ffi::PyErr_Clear() };
+                    return;
+                }
+                Err(_) => {}
+            }
         }
+        // SAFETY: GIL held: what the evaluation raised instead (or a MemoryError) is dropped.
+        unsafe { ffi::PyErr_Clear() };
     }
-    #[cfg(not(Py_3))]
-    // SAFETY: GIL held; a null exception clears this thread's pending one.
+    let _ = error_set;
+    // SAFETY: GIL held; a null exception clears this thread's pending one (an error already
+    // set is left as it is).
     unsafe {
         ffi::PyThreadState_SetAsyncExc(ident as _, std::ptr::null_mut());
     }

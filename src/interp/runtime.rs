@@ -185,7 +185,11 @@ pub fn shutdown() {
     let main = gil::thread_state(MAIN_INTERP);
     // SAFETY: takes the GIL through this thread's main-interpreter state.
     unsafe { ffi::PyEval_RestoreThread(main) };
-    if !settings::get().destroy_interpreter {
+    // A thread blocked in an error-log write without the GIL would take it back while
+    // interpreters end or Python is finalised (CPython ends it then with pthread_exit,
+    // through Rust frames), and ending an interpreter may wait for it: Python is left as it
+    // is, as with WSGIDestroyInterpreter Off.
+    if !settings::get().destroy_interpreter || writes_out > 0 {
         // WSGIDestroyInterpreter Off: the subscribers hear that the process stops, as in
         // mod_wsgi, and Python is left as it is (the process exits without finalising it).
         for group in group::all() {
@@ -204,7 +208,11 @@ pub fn shutdown() {
         gil::process_ending();
         // SAFETY: releases the GIL taken above through `main`; nothing of Python runs after.
         unsafe { ffi::PyEval_SaveThread() };
-        settings::log(level::INFO, "Python is not finalised: WSGIDestroyInterpreter Off.");
+        if writes_out > 0 {
+            settings::log(level::INFO, &format!("Python is not finalised: {writes_out} error-log write(s) from Python threads are still blocked."));
+        } else {
+            settings::log(level::INFO, "Python is not finalised: WSGIDestroyInterpreter Off.");
+        }
         return;
     }
     for group in group::all() {
@@ -236,12 +244,7 @@ pub fn shutdown() {
     // an interpreter is left running (its threads joined, its atexit callbacks run), but not
     // finalised: whenever an own-GIL interpreter was created at all, set up or not.
     let own_gil_on_3_12 = cfg!(all(Py_3_12, not(Py_3_13))) && group::OWN_GIL_CREATED.load(std::sync::atomic::Ordering::SeqCst);
-    if writes_out > 0 {
-        // A thread blocked in an error-log write without the GIL would take it back during
-        // finalisation, and be ended by CPython with pthread_exit through Rust frames.
-        run_atexit();
-        settings::log(level::INFO, &format!("Python is not finalised: {writes_out} error-log write(s) from Python threads are still blocked."));
-    } else if own_gil_on_3_12 && left_running.is_empty() {
+    if own_gil_on_3_12 && left_running.is_empty() {
         join_non_daemon_threads();
         run_atexit();
         settings::log(level::INFO, "Python is not finalised: Python 3.12 cannot finalise after an interpreter with its own GIL ran.");

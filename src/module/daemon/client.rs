@@ -89,7 +89,6 @@ pub fn serve(r: *mut apache::request_rec, name: &str, request: &abi::Request, er
         timeout,
         ready: false,
         started: false,
-        start_seen: false,
         flusher: Flusher::new(group.spec.response_buffer_size),
         response_timeout,
         client_timeout: None,
@@ -205,9 +204,6 @@ struct Exchange<'a> {
     ready: bool,
     /// Response headers were handed to Apache.
     started: bool,
-    /// A START came (whatever became of it): a daemon sends one per request, so a second is
-    /// a site's own frames, after headers and maybe body went out.
-    start_seen: bool,
     /// `response-buffer-size=`.
     flusher: Flusher,
     /// `response-socket-timeout=` (else `socket-timeout=`), set on the client connection once
@@ -320,7 +316,11 @@ impl Exchange<'_> {
                     self.read(Decoder(&payload).u32()? as usize)?
                 }
                 wire::START => {
-                    if std::mem::replace(&mut self.start_seen, true) {
+                    // A daemon sends one START per request (again for each block of a response
+                    // that WSGIErrorOverride hands to Apache, whose `start` answers 1 each
+                    // time); one after headers Apache took is a site's own frames, after
+                    // headers and maybe body went out.
+                    if self.started {
                         log::request(log::ERR, self.r, &format!("Daemon process '{}' sent a second response start: {}", self.name, self.script()));
                         let _ = self.stream.shutdown(std::net::Shutdown::Both);
                         // What went out must not look complete.

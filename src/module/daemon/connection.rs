@@ -429,12 +429,15 @@ fn send_file_frames(c: &Conn, fd: c_int, offset: u64, len: u64) -> c_int {
             } else {
                 format!("the file ended {left} bytes early (truncated while sent?)")
             };
+            c.kill(&io);
+            // After letting go of the connection: a stalled error log must not hold up the
+            // monitor's abort of this request.
+            drop(io);
             log::server(
                 log::ERR,
                 c.server,
                 &format!("wsgi.file_wrapper: reading the file at offset {offset} failed: {cause}; the response is cut short."),
             );
-            c.kill(&io);
             return -1;
         }
         if !c.send_locked(&mut io, wire::DATA, &buffer[..n as usize], false) {

@@ -77,9 +77,15 @@ pub unsafe fn keep_only(
     Ok(())
 }
 
-/// This process's descriptors that are datagram sockets connected to `/dev/log`: glibc's
-/// syslog connection (from `/proc/self/fd`, read before any `chroot=`).
+/// This process's descriptors that are sockets connected to `/dev/log`: glibc's syslog
+/// connection (from `/proc/self/fd`, read before any `chroot=`).
 fn syslog_sockets() -> Vec<c_int> {
+    // A socket's peer name is the path its server bound: journald binds
+    // /run/systemd/journal/dev-log, to which /dev/log is a link.
+    let mut paths: Vec<Vec<u8>> = vec![b"/dev/log".to_vec()];
+    if let Ok(target) = std::fs::canonicalize("/dev/log") {
+        paths.push(std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()).to_vec());
+    }
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return Vec::new() };
     let fds: Vec<c_int> = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
     fds.into_iter()
@@ -90,7 +96,7 @@ fn syslog_sockets() -> Vec<c_int> {
             // SAFETY: as above; a descriptor that is no socket (or gone) makes it fail.
             let named = unsafe { libc::getpeername(fd, (&mut peer as *mut libc::sockaddr_un).cast(), &mut len) } == 0;
             let path: Vec<u8> = peer.sun_path.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-            named && peer.sun_family == libc::AF_UNIX as libc::sa_family_t && path == b"/dev/log"
+            named && peer.sun_family == libc::AF_UNIX as libc::sa_family_t && paths.contains(&path)
         })
         .collect()
 }
