@@ -10,7 +10,7 @@
 use crate::gil::{GilGuard, InterpIndex};
 use crate::pyffi as ffi;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// The most requests one thread serves at once (a request, and sub-requests nested in it while
 /// it waits); deeper ones are served but not recorded (so not interruptible).
@@ -30,13 +30,19 @@ struct Record {
     /// pending on the thread's state there; set and read only with that interpreter's GIL
     /// held (see [`raise_in`]).
     raised: [AtomicBool; DEPTH],
+    /// Per entry of `interps`: how many requests have used it, so that an interruption aimed
+    /// at a request that ended since tells it from the thread's next one there.
+    entered: [AtomicU64; DEPTH],
 }
 
 impl Record {
-    /// Whether the thread's request at `slot` is (still) one in `index` (read under that
-    /// GIL, which the thread holds whenever it enters or leaves one).
-    fn busy_at(&self, slot: usize, index: InterpIndex) -> bool {
-        slot < self.depth.load(Ordering::SeqCst).min(DEPTH) && self.interps[slot].load(Ordering::SeqCst) == index.0 + 1
+    /// Whether the thread's request at `slot` is still the one `target` saw, in `index`
+    /// (read under that GIL, which the thread holds whenever it enters or leaves one).
+    fn still_busy(&self, target: &Target) -> bool {
+        let slot = target.slot;
+        slot < self.depth.load(Ordering::SeqCst).min(DEPTH)
+            && self.interps[slot].load(Ordering::SeqCst) == target.index.0 + 1
+            && self.entered[slot].load(Ordering::SeqCst) == target.entered
     }
 }
 
@@ -57,7 +63,7 @@ thread_local! {
         if let Some(old) = records.iter().find(|r| r.ident == ident && r.depth.load(Ordering::SeqCst) == 0) {
             return old;
         }
-        let record: &'static Record = Box::leak(Box::new(Record { ident, depth: AtomicUsize::new(0), interps: Default::default(), raised: Default::default() }));
+        let record: &'static Record = Box::leak(Box::new(Record { ident, depth: AtomicUsize::new(0), interps: Default::default(), raised: Default::default(), entered: Default::default() }));
         records.push(record);
         record
     };
@@ -82,6 +88,7 @@ impl Busy {
         MINE.with(|record| {
             let depth = record.depth.load(Ordering::Relaxed);
             if let Some(slot) = record.interps.get(depth) {
+                record.entered[depth].fetch_add(1, Ordering::SeqCst);
                 slot.store(index.0 + 1, Ordering::SeqCst);
             }
             record.depth.store(depth + 1, Ordering::SeqCst);
@@ -175,10 +182,10 @@ fn busy_now() -> Vec<Target> {
     let mut busy = Vec::new();
     for r in RECORDS.lock().iter() {
         let depth = r.depth.load(Ordering::SeqCst).min(DEPTH);
-        busy.extend(
-            (0..depth)
-                .filter_map(|slot| Some(Target { record: r, slot, index: InterpIndex(r.interps[slot].load(Ordering::SeqCst).checked_sub(1)?) })),
-        );
+        busy.extend((0..depth).filter_map(|slot| {
+            let entered = r.entered[slot].load(Ordering::SeqCst);
+            Some(Target { record: r, slot, index: InterpIndex(r.interps[slot].load(Ordering::SeqCst).checked_sub(1)?), entered })
+        }));
     }
     busy
 }
@@ -188,6 +195,8 @@ struct Target {
     record: &'static Record,
     slot: usize,
     index: InterpIndex,
+    /// The slot's `entered` count when seen: which request of the slot this is.
+    entered: u64,
 }
 
 /// Raises `SystemExit` in those of `idents` (`pthread_self` values) that are serving a
@@ -217,7 +226,7 @@ fn raise_in(targets: &[Target]) -> usize {
     for index in indexes {
         // PyThreadState_SetAsyncExc looks the thread up in the current interpreter.
         let _gil = GilGuard::acquire(index);
-        for t in targets.iter().filter(|t| t.index == index && t.record.busy_at(t.slot, index)) {
+        for t in targets.iter().filter(|t| t.index == index && t.record.still_busy(t)) {
             t.record.raised[t.slot].store(true, Ordering::SeqCst);
             // SAFETY: GIL held in the thread's interpreter; SystemExit is a static type.
             interrupted += unsafe { ffi::PyThreadState_SetAsyncExc(t.record.ident as _, ffi::PyExc_SystemExit) } as usize;
