@@ -389,26 +389,28 @@ impl Listener {
 /// refusing would break configurations it accepts, so this is a warning at every start.
 fn warn_if_others_can_replace(path: &Path, server: *mut apache::server_rec) {
     use std::os::unix::fs::MetadataExt;
-    let Some(dir) = path.parent() else { return };
-    let Ok(meta) = std::fs::metadata(dir) else { return };
     // SAFETY: ap_unixd_config is read-only by now.
     let apache_user = unsafe { apache::ap_unixd_config.user_id };
-    let sticky = meta.mode() & libc::S_ISVTX != 0;
-    let why = if meta.uid() != 0 && meta.uid() != apache_user {
-        Some(format!("is owned by uid {}", meta.uid()))
-    } else if meta.mode() & 0o002 != 0 && !sticky {
-        Some("is writable by every user without the sticky bit".to_string())
-    } else if meta.mode() & 0o020 != 0 && meta.gid() != 0 && !sticky {
-        Some(format!("is writable by group {} without the sticky bit", meta.gid()))
-    } else {
-        None
-    };
-    if let Some(why) = why {
-        log::server(
+    // Its directory, and every directory above: renaming any component of the path replaces
+    // the socket as well.
+    for dir in path.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(dir) else { return };
+        let sticky = meta.mode() & libc::S_ISVTX != 0;
+        let why = if meta.uid() != 0 && meta.uid() != apache_user {
+            format!("is owned by uid {}", meta.uid())
+        } else if meta.mode() & 0o002 != 0 && !sticky {
+            "is writable by every user without the sticky bit".to_string()
+        } else if meta.mode() & 0o020 != 0 && meta.gid() != 0 && !sticky {
+            format!("is writable by group {} without the sticky bit", meta.gid())
+        } else {
+            continue;
+        };
+        let which = if Some(dir) == path.parent() { String::new() } else { format!(" ({} above it)", dir.display()) };
+        return log::server(
             level::WARNING,
             server,
             &format!(
-                "The directory of the daemon socket {} {why}: a local user who can replace the socket could receive this group's requests. \
+                "The directory of the daemon socket {}{which} {why}: a local user who can replace the socket could receive this group's requests. \
                  Set WSGISocketPrefix to a directory only root can write, such as /var/run/wsgi.",
                 path.display()
             ),
