@@ -5,7 +5,6 @@
 
 mod common;
 use common::*;
-use std::io::{Read, Write};
 use std::path::Path;
 
 const APP: &str = r#"
@@ -186,13 +185,8 @@ fn server(module: &Path) -> Apache {
 /// A GET whose request target is sent as these bytes (not necessarily UTF-8), with this Host
 /// header, one per connection.
 fn raw_get(apache: &Apache, target: &[u8], host: &str) -> Response {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
     let head = format!(" HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    let request = [&b"GET "[..], target, head.as_bytes()].concat();
-    stream.write_all(&request).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    parse_response(&raw, false)
+    raw_http(apache.port, &[&b"GET "[..], target, head.as_bytes()].concat())
 }
 
 /// What a response looks like with the server's own port taken out.

@@ -161,7 +161,7 @@ fn socket_inode(path: &Path) -> u64 {
 /// Whether process `pid` has a descriptor for socket `inode`.
 fn holds_socket(pid: i32, inode: u64) -> bool {
     let link = format!("socket:[{inode}]");
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == link))
+    descriptors(pid).iter().any(|(_, target)| *target == link)
 }
 
 /// The inodes of the TCP sockets in the LISTEN state (Apache's `Listen` ports among them).

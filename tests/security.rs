@@ -234,7 +234,7 @@ fn setenv_cannot_forge_the_modules_values_and_authorization_keeps_its_bytes() {
         let mut raw = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: ").into_bytes();
         raw.extend_from_slice(credential);
         raw.extend_from_slice(b"\r\n\r\n");
-        let response = raw_request(apache.port, &raw);
+        let response = raw_http(apache.port, &raw);
         assert_eq!(response.status, 200, "{path}: {}\n{}", response.text(), apache.error_log());
         let text = response.text();
         let value = |key: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).unwrap_or_default().to_string();
@@ -244,15 +244,4 @@ fn setenv_cannot_forge_the_modules_values_and_authorization_keeps_its_bytes() {
         assert_eq!(value("mod_wsgi.script_reloading"), "1", "{path}: {text}");
         assert_eq!(value("auth"), credential.iter().map(|b| format!("{b:02x}")).collect::<String>(), "{path}: {text}");
     }
-}
-
-/// Sends `raw` as it is (bytes no `&str` header can carry) and reads the whole response.
-fn raw_request(port: u16, raw: &[u8]) -> Response {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
-    stream.write_all(raw).unwrap();
-    let mut got = Vec::new();
-    stream.read_to_end(&mut got).unwrap();
-    parse_response(&got, false)
 }

@@ -28,6 +28,17 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
     try_http(port, method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
+/// Sends `raw` as it is (bytes a `&str` header cannot carry: a request target or a header
+/// value that is not UTF-8) on a new connection and reads the whole response.
+pub fn raw_http(port: u16, raw: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream.write_all(raw).unwrap();
+    let mut got = Vec::new();
+    stream.read_to_end(&mut got).unwrap();
+    parse_response(&got, false)
+}
+
 /// As [`http`], but a connection that fails or closes without a response is an `Err`.
 pub fn try_http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
